@@ -1,0 +1,153 @@
+// The byte-level formats of docs/protocol.md that the enclave (TypeScript) and DTMC (Solidity) must
+// agree on bit for bit: identifiers, the attestation quote, the signed ResultInfo, the grouping key.
+// Pure functions over ethers only, so both the enclave and the chain client import this file.
+// Every hex string returned is 0x-prefixed lowercase.
+import { AbiCoder, SigningKey, Signature, getAddress, keccak256, toUtf8Bytes, recoverAddress } from 'ethers'
+
+const abi = AbiCoder.defaultAbiCoder()
+
+/** keccak256("SDTE.Quote.v1"): domain tag of the attestation root's quote signature. */
+export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v1'))
+/** keccak256("SDTE.ResultInfo.v1"): domain tag of the enclave's result signature. */
+export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v1'))
+
+/** ResultInfo.status values (docs/protocol.md). */
+export const ResultStatus = {
+  Ok: 0,
+  Reverted: 1,
+  OutOfGas: 2,
+  Forbidden: 3,
+  OutputOverCap: 4,
+  InputInvalid: 5,
+  Internal: 6
+} as const
+export type ResultStatusCode = typeof ResultStatus[keyof typeof ResultStatus]
+
+/** What an enclave signs with its task key after running a task (step 8). */
+export interface ResultInfo {
+  tradeId: string
+  taskId: string
+  inputHash: string
+  resultHash: string
+  resultSize: bigint
+  gasUsed: bigint
+  status: number
+}
+
+/** A quote as it travels on the wire and into DTMC.openTrade (step 4). */
+export interface Quote {
+  measurement: string
+  enclaveAddress: string
+  taskId: string
+  nonce: string
+  signature: string
+}
+
+/** The largest values the on-chain ResultInfo fields hold (uint64, uint64, uint8). */
+export const MAX_UINT64 = (1n << 64n) - 1n
+
+function lower (hex: string): string { return hex.toLowerCase() }
+
+/** tradeId = keccak256(abi.encode(address buyer, bytes32 salt)). */
+export function tradeIdOf (buyer: string, salt: string): string {
+  return lower(keccak256(abi.encode(['address', 'bytes32'], [buyer, salt])))
+}
+
+/** taskId = keccak256(abi.encode(bytes32 tradeId, bytes32 codeHash, address enclaveAddress)). */
+export function taskIdOf (tradeId: string, codeHash: string, enclaveAddress: string): string {
+  return lower(keccak256(abi.encode(['bytes32', 'bytes32', 'address'], [tradeId, codeHash, enclaveAddress])))
+}
+
+/** reportData = keccak256(abi.encode(address enclaveAddress, bytes32 taskId, bytes32 tradeId, bytes32 codeHash, bytes32 nonce)). */
+export function reportDataOf (enclaveAddress: string, taskId: string, tradeId: string, codeHash: string, nonce: string): string {
+  return lower(keccak256(abi.encode(
+    ['address', 'bytes32', 'bytes32', 'bytes32', 'bytes32'],
+    [enclaveAddress, taskId, tradeId, codeHash, nonce]
+  )))
+}
+
+/** quoteDigest = keccak256(abi.encode(bytes32 QUOTE_TAG, bytes32 measurement, bytes32 reportData)). */
+export function quoteDigestOf (measurement: string, reportData: string): string {
+  return lower(keccak256(abi.encode(['bytes32', 'bytes32', 'bytes32'], [QUOTE_TAG, measurement, reportData])))
+}
+
+function checkResultInfo (info: ResultInfo): void {
+  if (info.resultSize < 0n || info.resultSize > MAX_UINT64) throw new RangeError('resultSize out of uint64 range')
+  if (info.gasUsed < 0n || info.gasUsed > MAX_UINT64) throw new RangeError('gasUsed out of uint64 range')
+  if (!Number.isInteger(info.status) || info.status < 0 || info.status > 255) throw new RangeError('status out of uint8 range')
+}
+
+/** resultDigest = keccak256(abi.encode(RESULT_TAG, tradeId, taskId, inputHash, resultHash, uint64 resultSize, uint64 gasUsed, uint8 status)). */
+export function resultDigestOf (info: ResultInfo): string {
+  checkResultInfo(info)
+  return lower(keccak256(abi.encode(
+    ['bytes32', 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
+    [RESULT_TAG, info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
+  )))
+}
+
+/**
+ * The key DTMC groups results by: two results are identical when
+ * (inputHash, resultHash, resultSize, gasUsed, status) are equal.
+ * groupKey = keccak256(abi.encode(inputHash, resultHash, uint64 resultSize, uint64 gasUsed, uint8 status)).
+ */
+export function groupKeyOf (info: Pick<ResultInfo, 'inputHash' | 'resultHash' | 'resultSize' | 'gasUsed' | 'status'>): string {
+  return lower(keccak256(abi.encode(
+    ['bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
+    [info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
+  )))
+}
+
+/** inputHash = keccak256(abi.encode(bytes32[] commitments)), the sellers' data commitments in trade order. */
+export function inputHashOf (commitments: string[]): string {
+  return lower(keccak256(abi.encode(['bytes32[]'], [commitments])))
+}
+
+/** Signs a raw 32-byte digest (no EIP-191 prefix): 65 bytes r ‖ s ‖ v, v = 27 or 28, low s. */
+export function signDigest (privateKey: string | SigningKey, digest: string): string {
+  const key = typeof privateKey === 'string' ? new SigningKey(privateKey) : privateKey
+  return lower(key.sign(digest).serialized)
+}
+
+/** Recovers the signer of a raw digest; throws on a malformed or high-s signature (as DTMC reverts). */
+export function recoverDigest (digest: string, signature: string): string {
+  const bytes = signature.startsWith('0x') ? signature.slice(2) : signature
+  if (bytes.length !== 130) throw new Error('signature must be 65 bytes r ‖ s ‖ v')
+  const s = BigInt('0x' + bytes.slice(64, 128))
+  if (s > SECP256K1_HALF_N) throw new Error('high-s signature')
+  const v = Number.parseInt(bytes.slice(128, 130), 16)
+  if (v !== 27 && v !== 28) throw new Error('signature v must be 27 or 28')
+  return getAddress(recoverAddress(digest, Signature.from('0x' + bytes)))
+}
+
+/** secp256k1 n / 2: signatures with s above it are rejected (malleability), on chain and off. */
+export const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
+
+/** The address that signed a quote for (tradeId, codeHash), recomputing taskId and reportData from the context. */
+export function quoteSignerOf (quote: Quote, tradeId: string, codeHash: string): string {
+  const reportData = reportDataOf(quote.enclaveAddress, quote.taskId, tradeId, codeHash, quote.nonce)
+  return recoverDigest(quoteDigestOf(quote.measurement, reportData), quote.signature)
+}
+
+/** Why a quote fails the checks DTMC makes; the names are DTMC's custom errors. */
+export type QuoteProblem = 'QuoteCodeHashMismatch' | 'MeasurementNotAccepted' | 'InvalidSignature' | 'QuoteNotFromRoot'
+
+/**
+ * The on-chain checks of one quote, off chain: taskId bound to (tradeId, codeHash, enclaveAddress),
+ * measurement accepted (when a list is given), a well-formed low-s signature by the attestation root.
+ * Returns null when the quote passes. The nonce check (the verifier's own, never seen before) is the caller's.
+ */
+export function quoteProblemOf (
+  quote: Quote,
+  expect: { tradeId: string, codeHash: string, attestationRoot: string, measurements?: string[] }
+): QuoteProblem | null {
+  if (lower(quote.taskId) !== taskIdOf(expect.tradeId, expect.codeHash, quote.enclaveAddress)) return 'QuoteCodeHashMismatch'
+  if (expect.measurements !== undefined && !expect.measurements.some(m => lower(m) === lower(quote.measurement))) return 'MeasurementNotAccepted'
+  let signer: string
+  try {
+    signer = quoteSignerOf(quote, expect.tradeId, expect.codeHash)
+  } catch {
+    return 'InvalidSignature'
+  }
+  return signer === getAddress(expect.attestationRoot) ? null : 'QuoteNotFromRoot'
+}
