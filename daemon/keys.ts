@@ -1,0 +1,123 @@
+// The daemon's long-lived keys, created on first start and kept in the datadir, owner-only:
+// - `peer-key`: the libp2p Ed25519 peer key (protobuf), which fixes the peer id;
+// - `keystore.json`: the Ethereum account, an encrypted JSON keystore (scrypt + AES-128-CTR, ethers).
+//   Its password comes from `keys.passwordFile`, else SDTE_PASSWORD, else a random password that the
+//   daemon generates once into `keystore-password` (mode 0600) — convenient on a devnet, and no worse
+//   than an unencrypted key file; production users should pass a password file kept elsewhere.
+// Keys are never printed or logged.
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson } from 'ethers'
+import { logger } from './log.ts'
+
+const log = logger('sdte:keys')
+
+export const PEER_KEY_FILE = 'peer-key'
+export const KEYSTORE_FILE = 'keystore.json'
+export const GENERATED_PASSWORD_FILE = 'keystore-password'
+
+export class KeyStoreError extends Error {
+  override name = 'KeyStoreError'
+  readonly code: string
+  constructor (message: string, code = 'KEYSTORE_ERROR') {
+    super(message)
+    this.code = code
+  }
+}
+
+export interface KeyOptions { passwordFile: string | null, scryptN: number }
+
+export interface DaemonKeys {
+  peerKey: PrivateKey
+  peerId: string
+  ethWallet: Wallet
+  ethAddress: string
+}
+
+/** Writes a file readable by its owner only, atomically (temp file + rename). */
+export function writeSecretFile (path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' })
+  chmodSync(tmp, 0o600)
+  renameSync(tmp, path)
+}
+
+function checkOwnerOnly (path: string): void {
+  const mode = statSync(path).mode & 0o777
+  if ((mode & 0o077) !== 0) {
+    throw new KeyStoreError(`${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`, 'KEY_FILE_PERMISSIONS')
+  }
+}
+
+export async function loadOrCreatePeerKey (datadir: string): Promise<PrivateKey> {
+  const path = join(datadir, PEER_KEY_FILE)
+  if (existsSync(path)) {
+    checkOwnerOnly(path)
+    try {
+      return privateKeyFromProtobuf(readFileSync(path))
+    } catch (err) {
+      throw new KeyStoreError(`${path}: not a libp2p private key (${(err as Error).message})`, 'PEER_KEY_INVALID')
+    }
+  }
+  const key = await generateKeyPair('Ed25519')
+  writeSecretFile(path, privateKeyToProtobuf(key))
+  log.info('created peer key', { peerId: peerIdFromPrivateKey(key).toString() })
+  return key
+}
+
+function readPassword (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv, creating: boolean): string {
+  if (opts.passwordFile !== null) {
+    try {
+      return readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new KeyStoreError(`cannot read password file ${opts.passwordFile}: ${(err as NodeJS.ErrnoException).code}`, 'PASSWORD_UNAVAILABLE')
+    }
+  }
+  if (env.SDTE_PASSWORD !== undefined && env.SDTE_PASSWORD !== '') return env.SDTE_PASSWORD
+  const generated = join(datadir, GENERATED_PASSWORD_FILE)
+  if (existsSync(generated)) {
+    checkOwnerOnly(generated)
+    return readFileSync(generated, 'utf8')
+  }
+  if (!creating) {
+    throw new KeyStoreError(`${join(datadir, KEYSTORE_FILE)} exists but no password was given: use --password-file or SDTE_PASSWORD`, 'PASSWORD_UNAVAILABLE')
+  }
+  const password = randomBytes(32).toString('base64url')
+  writeSecretFile(generated, password)
+  return password
+}
+
+export async function loadOrCreateEthWallet (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv = process.env): Promise<Wallet> {
+  const path = join(datadir, KEYSTORE_FILE)
+  if (existsSync(path)) {
+    checkOwnerOnly(path)
+    const json = readFileSync(path, 'utf8')
+    if (!isKeystoreJson(json)) throw new KeyStoreError(`${path}: not an encrypted JSON keystore`, 'KEYSTORE_INVALID')
+    const password = readPassword(datadir, opts, env, false)
+    let account
+    try {
+      account = await decryptKeystoreJson(json, password)
+    } catch {
+      throw new KeyStoreError(`${path}: wrong password or corrupt keystore`, 'KEYSTORE_DECRYPT_FAILED')
+    }
+    return new Wallet(account.privateKey)
+  }
+  const password = readPassword(datadir, opts, env, true)
+  const wallet = Wallet.createRandom()
+  const json = await encryptKeystoreJson({ address: wallet.address, privateKey: wallet.privateKey }, password, {
+    scrypt: { N: opts.scryptN }
+  })
+  writeSecretFile(path, json)
+  log.info('created Ethereum account', { address: wallet.address })
+  return new Wallet(wallet.privateKey)
+}
+
+export async function loadOrCreateKeys (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv = process.env): Promise<DaemonKeys> {
+  const peerKey = await loadOrCreatePeerKey(datadir)
+  const ethWallet = await loadOrCreateEthWallet(datadir, opts, env)
+  return { peerKey, peerId: peerIdFromPrivateKey(peerKey).toString(), ethWallet, ethAddress: ethWallet.address }
+}

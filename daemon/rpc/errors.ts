@@ -1,0 +1,68 @@
+// JSON-RPC 2.0 errors. The standard codes, plus the application's own in -32000..-32099, each with a
+// stable `data.name` that clients match on. Errors survive serialisation: `RpcError.fromJSON` on the
+// client rebuilds what the server threw.
+
+export const RPC_PARSE_ERROR = -32700
+export const RPC_INVALID_REQUEST = -32600
+export const RPC_METHOD_NOT_FOUND = -32601
+export const RPC_INVALID_PARAMS = -32602
+export const RPC_INTERNAL_ERROR = -32603
+
+/** Application error codes (-32000..-32099). Keep them stable: clients depend on them. */
+export const APP_ERRORS = {
+  NotFound: -32001,
+  Conflict: -32002,
+  RoleNotEnabled: -32003,
+  ChainUnavailable: -32004,
+  ChainReverted: -32005,
+  PeerUnreachable: -32006,
+  Unavailable: -32007,
+  Rejected: -32008
+} as const
+export type AppErrorName = keyof typeof APP_ERRORS
+
+export interface RpcErrorObject { code: number, message: string, data?: { name: string, [k: string]: unknown } }
+
+export class RpcError extends Error {
+  override name = 'RpcError'
+  readonly code: number
+  readonly data?: { name: string, [k: string]: unknown }
+  constructor (code: number, message: string, data?: { name: string, [k: string]: unknown }) {
+    super(message)
+    this.code = code
+    this.data = data
+  }
+
+  toJSON (): RpcErrorObject {
+    return this.data === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, data: this.data }
+  }
+
+  static fromJSON (o: RpcErrorObject): RpcError {
+    return new RpcError(o.code, o.message, o.data)
+  }
+}
+
+export function parseError (why: string): RpcError {
+  return new RpcError(RPC_PARSE_ERROR, `parse error: ${why}`, { name: 'ParseError' })
+}
+
+export function invalidRequest (why: string): RpcError {
+  return new RpcError(RPC_INVALID_REQUEST, `invalid request: ${why}`, { name: 'InvalidRequest' })
+}
+
+export function methodNotFound (method: string): RpcError {
+  return new RpcError(RPC_METHOD_NOT_FOUND, `method not found: ${method}`, { name: 'MethodNotFound' })
+}
+
+export function invalidParams (param: string, why: string): RpcError {
+  return new RpcError(RPC_INVALID_PARAMS, `invalid params: ${param}: ${why}`, { name: 'InvalidParams', param })
+}
+
+export function internalError (): RpcError {
+  return new RpcError(RPC_INTERNAL_ERROR, 'internal error (see the daemon log)', { name: 'InternalError' })
+}
+
+/** An application error for a handler to throw: `throw appError('NotFound', 'no trade 0x12…')`. */
+export function appError (name: AppErrorName, message: string, extra: Record<string, unknown> = {}): RpcError {
+  return new RpcError(APP_ERRORS[name], message, { name, ...extra })
+}

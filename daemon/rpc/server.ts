@@ -1,0 +1,219 @@
+// The control API: JSON-RPC 2.0 over HTTP POST on 127.0.0.1, behind a bearer token.
+// Limits: request body size (413), batch length (-32600), per-request timeout. A bad request gets
+// its HTTP status or JSON-RPC error and changes nothing; a handler's unexpected exception becomes
+// -32603 with the details in the log only. Methods are added with `register()` and their param
+// schema; `rpc_discover` returns the OpenRPC document of every registered method.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { timingSafeEqual } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { logger } from '../log.ts'
+import { RpcError, invalidRequest, methodNotFound, parseError, internalError } from './errors.ts'
+import { checkParams, describeParam, type ParamSpec } from './params.ts'
+
+const log = logger('sdte:rpc')
+
+export interface RpcServerOptions {
+  host: '127.0.0.1'
+  port: number
+  token: string
+  maxBodyBytes: number
+  maxBatchLength: number
+  requestTimeoutMs: number
+  version: string
+}
+
+export interface MethodContext { signal: AbortSignal }
+
+export interface MethodDef<P extends Record<string, unknown> = any> {
+  name: string
+  summary: string
+  params: readonly ParamSpec[]
+  /** A short description of the result, for the OpenRPC document. */
+  result: string
+  handler: (params: P, ctx: MethodContext) => Promise<unknown> | unknown
+}
+
+interface Request { jsonrpc: '2.0', id?: string | number | null, method: string, params?: unknown }
+type Response = { jsonrpc: '2.0', id: string | number | null, result: unknown } | { jsonrpc: '2.0', id: string | number | null, error: object }
+
+function isValidId (id: unknown): id is string | number | null {
+  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
+}
+
+/** JSON with bigints as decimal strings and bytes as 0x-hex. */
+export function toJson (value: unknown): string {
+  return JSON.stringify(value, (_k, v) => {
+    if (typeof v === 'bigint') return v.toString()
+    if (v instanceof Uint8Array) return '0x' + Buffer.from(v).toString('hex')
+    return v
+  })
+}
+
+export class RpcServer {
+  private readonly options: RpcServerOptions
+  private readonly methods = new Map<string, MethodDef>()
+  private server: Server | null = null
+  private url = ''
+  private readonly token: Buffer
+
+  constructor (options: RpcServerOptions) {
+    this.options = options
+    this.token = Buffer.from(options.token)
+    this.register({
+      name: 'rpc_discover',
+      summary: 'The OpenRPC document of every method this daemon serves.',
+      params: [],
+      result: 'an OpenRPC 1.2 document',
+      handler: () => this.openRpcDocument()
+    })
+  }
+
+  register (def: MethodDef): void {
+    if (this.methods.has(def.name)) throw new Error(`method ${def.name} registered twice`)
+    if (!/^[a-z]+_[A-Za-z]+$/.test(def.name)) throw new Error(`method name ${def.name} is not namespace_method`)
+    this.methods.set(def.name, def)
+  }
+
+  methodNames (): string[] { return [...this.methods.keys()].sort() }
+
+  openRpcDocument (): object {
+    return {
+      openrpc: '1.2.6',
+      info: { title: 'sdte control API', version: this.options.version },
+      methods: this.methodNames().map(name => {
+        const m = this.methods.get(name)!
+        return {
+          name,
+          summary: m.summary,
+          paramStructure: 'either',
+          params: m.params.map(describeParam),
+          result: { name: 'result', description: m.result, schema: {} }
+        }
+      })
+    }
+  }
+
+  async start (): Promise<string> {
+    const server = createServer((req, res) => { void this.onRequest(req, res) })
+    server.requestTimeout = this.options.requestTimeoutMs
+    server.headersTimeout = Math.min(this.options.requestTimeoutMs, 30_000)
+    server.maxHeadersCount = 64
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.options.port, this.options.host, () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+    const addr = server.address() as AddressInfo
+    this.url = `http://${this.options.host}:${addr.port}/`
+    log.info('control API listening', { url: this.url })
+    return this.url
+  }
+
+  get address (): string { return this.url }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === null) return
+    this.server = null
+    await new Promise<void>(resolve => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
+
+  private authorized (req: IncomingMessage): boolean {
+    const header = req.headers.authorization
+    if (typeof header !== 'string' || !header.startsWith('Bearer ')) return false
+    const given = Buffer.from(header.slice('Bearer '.length).trim())
+    return given.length === this.token.length && timingSafeEqual(given, this.token)
+  }
+
+  private send (res: ServerResponse, status: number, body: string | null, headers: Record<string, string> = {}): void {
+    if (res.headersSent) return
+    res.writeHead(status, { ...(body !== null && { 'content-type': 'application/json' }), ...headers })
+    res.end(body ?? undefined)
+  }
+
+  private async onRequest (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (req.method !== 'POST') {
+        this.send(res, 405, toJson({ error: 'the control API accepts POST only' }), { allow: 'POST' })
+        req.resume()
+        return
+      }
+      if (!this.authorized(req)) {
+        this.send(res, 401, toJson({ error: 'missing or wrong bearer token (see <datadir>/api-token)' }), { 'www-authenticate': 'Bearer' })
+        req.resume()
+        return
+      }
+      const declared = Number(req.headers['content-length'] ?? 0)
+      if (declared > this.options.maxBodyBytes) {
+        this.send(res, 413, toJson({ error: `request body over ${this.options.maxBodyBytes} bytes` }), { connection: 'close' })
+        req.destroy()
+        return
+      }
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length
+        if (size > this.options.maxBodyBytes) {
+          this.send(res, 413, toJson({ error: `request body over ${this.options.maxBodyBytes} bytes` }), { connection: 'close' })
+          req.destroy()
+          return
+        }
+        chunks.push(chunk as Buffer)
+      }
+      const body = await this.handleBody(Buffer.concat(chunks).toString('utf8'))
+      if (body === null) this.send(res, 204, null)
+      else this.send(res, 200, body)
+    } catch (err) {
+      log.error('control API request failed', { err: err as Error })
+      this.send(res, 500, toJson({ error: 'internal error' }))
+    }
+  }
+
+  /** Handles one HTTP body: a request or a batch. Returns the response text, or null if nothing is due. */
+  async handleBody (text: string): Promise<string | null> {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch (err) {
+      return toJson({ jsonrpc: '2.0', id: null, error: parseError((err as Error).message).toJSON() })
+    }
+    if (Array.isArray(parsed)) {
+      if (parsed.length === 0) return toJson({ jsonrpc: '2.0', id: null, error: invalidRequest('empty batch').toJSON() })
+      if (parsed.length > this.options.maxBatchLength) {
+        return toJson({ jsonrpc: '2.0', id: null, error: invalidRequest(`batch of ${parsed.length} over the limit of ${this.options.maxBatchLength}`).toJSON() })
+      }
+      const responses = (await Promise.all(parsed.map(async r => await this.handleOne(r)))).filter((r): r is Response => r !== null)
+      return responses.length === 0 ? null : toJson(responses)
+    }
+    const response = await this.handleOne(parsed)
+    return response === null ? null : toJson(response)
+  }
+
+  private async handleOne (raw: unknown): Promise<Response | null> {
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      return { jsonrpc: '2.0', id: null, error: invalidRequest('a request must be a JSON object').toJSON() }
+    }
+    const r = raw as Partial<Request> & Record<string, unknown>
+    const id = isValidId(r.id) ? r.id : null
+    if (r.jsonrpc !== '2.0') return { jsonrpc: '2.0', id, error: invalidRequest('"jsonrpc" must be "2.0"').toJSON() }
+    if ('id' in r && !isValidId(r.id)) return { jsonrpc: '2.0', id: null, error: invalidRequest('"id" must be a string, a number or null').toJSON() }
+    if (typeof r.method !== 'string' || r.method === '') return { jsonrpc: '2.0', id, error: invalidRequest('"method" must be a string').toJSON() }
+    const isNotification = !('id' in r)
+    try {
+      const method = this.methods.get(r.method)
+      if (method === undefined) throw methodNotFound(r.method.slice(0, 100))
+      const params = checkParams(method.params, r.params)
+      const signal = AbortSignal.timeout(this.options.requestTimeoutMs)
+      const result = await method.handler(params, { signal })
+      return isNotification ? null : { jsonrpc: '2.0', id, result: result ?? null }
+    } catch (err) {
+      if (isNotification) return null
+      if (err instanceof RpcError) return { jsonrpc: '2.0', id, error: err.toJSON() }
+      log.error('method failed', { method: r.method, err: err as Error })
+      return { jsonrpc: '2.0', id, error: internalError().toJSON() }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+// The daemon's store: one level database in DIR/store, one sublevel (short prefix) per repository.
+// JSON repositories hold records (trades, datasets, peers); `sealed` holds opaque bytes that only
+// the enclave can open. A schema version in `meta` lets a later release migrate the data: opening
+// a store written by a newer release is refused rather than misread.
+import { Level } from 'level'
+import { join } from 'node:path'
+import { logger } from './log.ts'
+
+const log = logger('sdte:store')
+
+export const STORE_SCHEMA_VERSION = 1
+export const STORE_DIR = 'store'
+
+/** Repository prefixes. Short and stable: renaming one is a migration. */
+export const REPOSITORIES = { meta: 'm', trades: 't', datasets: 'd', peers: 'p', sealed: 's' } as const
+
+export class StoreError extends Error {
+  override name = 'StoreError'
+  readonly code: string
+  constructor (message: string, code = 'STORE_ERROR') {
+    super(message)
+    this.code = code
+  }
+}
+
+type Sub<V> = ReturnType<Level<string, unknown>['sublevel']> & { get: (k: string) => Promise<V | undefined> }
+
+/** A keyed collection of JSON records. */
+export class Repository<V> {
+  readonly name: string
+  private readonly db: Sub<V>
+  constructor (name: string, db: Sub<V>) {
+    this.name = name
+    this.db = db
+  }
+
+  async get (key: string): Promise<V | undefined> {
+    return await this.db.get(key) as V | undefined
+  }
+
+  async put (key: string, value: V): Promise<void> {
+    await this.db.put(key, value as unknown)
+  }
+
+  async delete (key: string): Promise<void> {
+    await this.db.del(key)
+  }
+
+  async has (key: string): Promise<boolean> {
+    return (await this.db.get(key)) !== undefined
+  }
+
+  /** All records in key order (or reverse), optionally only keys starting with `prefix`. */
+  async list (opts: { prefix?: string, reverse?: boolean, limit?: number } = {}): Promise<Array<[string, V]>> {
+    const range = opts.prefix === undefined ? {} : { gte: opts.prefix, lt: opts.prefix + '\xff' }
+    const out: Array<[string, V]> = []
+    for await (const [k, v] of this.db.iterator({ ...range, reverse: opts.reverse ?? false, limit: opts.limit ?? -1 })) {
+      out.push([k as string, v as V])
+    }
+    return out
+  }
+}
+
+/** Opaque bytes, stored base64 (sealed blobs from the enclave). */
+export class BlobRepository {
+  private readonly repo: Repository<string>
+  constructor (repo: Repository<string>) { this.repo = repo }
+  async get (key: string): Promise<Uint8Array | undefined> {
+    const v = await this.repo.get(key)
+    return v === undefined ? undefined : new Uint8Array(Buffer.from(v, 'base64'))
+  }
+
+  async put (key: string, blob: Uint8Array): Promise<void> { await this.repo.put(key, Buffer.from(blob).toString('base64')) }
+  async delete (key: string): Promise<void> { await this.repo.delete(key) }
+  async keys (): Promise<string[]> { return (await this.repo.list()).map(([k]) => k) }
+}
+
+/** Migrations from version N to N+1, applied in order at open. Empty while the schema is at 1. */
+const MIGRATIONS: Record<number, (store: Store) => Promise<void>> = {}
+
+export class Store {
+  readonly path: string
+  private readonly db: Level<string, unknown>
+  readonly meta: Repository<unknown>
+  readonly trades: Repository<unknown>
+  readonly datasets: Repository<unknown>
+  readonly peers: Repository<unknown>
+  readonly sealed: BlobRepository
+
+  private constructor (path: string) {
+    this.path = path
+    this.db = new Level<string, unknown>(path, { valueEncoding: 'json' })
+    const sub = <V>(name: keyof typeof REPOSITORIES): Repository<V> =>
+      new Repository<V>(name, this.db.sublevel<string, unknown>(REPOSITORIES[name], { valueEncoding: 'json' }) as unknown as Sub<V>)
+    this.meta = sub('meta')
+    this.trades = sub('trades')
+    this.datasets = sub('datasets')
+    this.peers = sub('peers')
+    this.sealed = new BlobRepository(sub<string>('sealed'))
+  }
+
+  /** Opens (creating if needed) the store in `datadir/store` and brings its schema to the current version. */
+  static async open (datadir: string): Promise<Store> {
+    const store = new Store(join(datadir, STORE_DIR))
+    try {
+      await store.db.open()
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause
+      throw new StoreError(`cannot open store at ${store.path}: ${cause?.message ?? (err as Error).message}`, 'STORE_OPEN_FAILED')
+    }
+    const version = await store.meta.get('schemaVersion')
+    if (version === undefined) {
+      await store.meta.put('schemaVersion', STORE_SCHEMA_VERSION)
+    } else if (typeof version !== 'number' || version > STORE_SCHEMA_VERSION) {
+      await store.close()
+      throw new StoreError(`store at ${store.path} has schema version ${String(version)}, newer than this release (${STORE_SCHEMA_VERSION})`, 'STORE_TOO_NEW')
+    } else {
+      for (let v = version; v < STORE_SCHEMA_VERSION; v++) {
+        const migrate = MIGRATIONS[v]
+        if (migrate === undefined) throw new StoreError(`no migration from schema ${v}`, 'STORE_NO_MIGRATION')
+        log.info('migrating store', { from: v, to: v + 1 })
+        await migrate(store)
+        await store.meta.put('schemaVersion', v + 1)
+      }
+    }
+    return store
+  }
+
+  async schemaVersion (): Promise<number> {
+    return await this.meta.get('schemaVersion') as number
+  }
+
+  async close (): Promise<void> {
+    await this.db.close()
+  }
+}
