@@ -1,0 +1,17 @@
+// Limits of the demand topic (PROTOCOL.md step 2). Every one is explicit.
+
+/** The gossipsub topic of buyer demands (BDBC). */
+export const DEMAND_TOPIC = '/sdte/bdbc/1'
+/** Largest demand message accepted or published, in bytes of JSON. */
+export const MAX_DEMAND_BYTES = 8 * 1024
+/** A demand may not ask for offers further ahead than this (seconds). */
+export const MAX_DEMAND_TTL_SECONDS = 3600
+/** Longest trade a demand may ask for, from escrow to deadline (seconds). */
+export const MAX_TRADE_SECONDS = 7 * 24 * 3600
+/** Upper bounds of a trade's shape; DTMC holds the same (MAX_NODES, MAX_SELLERS). */
+export const MAX_DEMAND_NODES = 9
+export const MAX_DEMAND_SELLERS = 8
+/** Demand ids remembered to refuse duplicates; older ones have expired anyway. */
+export const MAX_SEEN_DEMANDS = 10_000
+/** Clock skew tolerated between peers when checking expiry (seconds). */
+export const CLOCK_SKEW_SECONDS = 30

@@ -1,0 +1,99 @@
+// The buyer's demand (PROTOCOL.md step 2): what it wants analysed, by how many enclaves, at which
+// prices and caps, signed by the buyer's Ethereum key. Only `codeHash` of the algorithm is ever
+// public. The demand hash is what the buyer also posts to the BDBC contract.
+import { AbiCoder, keccak256, toUtf8Bytes, hexlify, randomBytes } from 'ethers'
+import { object, literal, number, string, hex, bigintString, type Infer } from '../messages/schema.ts'
+import { encodeJsonMessage, decodeJsonMessage } from '../messages/channel.ts'
+import { signDigest, recoverDigest } from '../../contracts/formats.ts'
+import { MessageSchemaError } from '../errors.ts'
+import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECONDS } from './constants.ts'
+
+const abi = AbiCoder.defaultAbiCoder()
+
+/** keccak256("SDTE.Demand.v1"): domain tag of the buyer's demand signature. */
+export const DEMAND_TAG = keccak256(toUtf8Bytes('SDTE.Demand.v1'))
+/** Dataset tags: what sellers announce in the DHT as sdte:dataset:<tag>. */
+export const TAG_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
+
+const wei = bigintString()
+export const DemandSchema = object({
+  version: literal('1'),
+  chainId: number({ min: 1 }),
+  dtmc: hex({ bytes: 20 }),
+  demandId: hex({ bytes: 32 }),
+  buyer: hex({ bytes: 20 }),
+  buyerPeer: string({ maxLength: 128, pattern: /^[1-9A-HJ-NP-Za-km-z]{32,128}$/ }),
+  tag: string({ maxLength: 64, pattern: TAG_PATTERN }),
+  codeHash: hex({ bytes: 32 }),
+  nodes: number({ min: 1, max: MAX_DEMAND_NODES }),
+  sellers: number({ min: 1, max: MAX_DEMAND_SELLERS }),
+  sellerPrice: wei,
+  sellerCap: wei,
+  nodePrice: wei,
+  nodeCap: wei,
+  outputPrice: wei,
+  outputCap: bigintString({ max: (1n << 64n) - 1n }),
+  expiresAt: number({ min: 0 }),
+  tradeSeconds: number({ min: 60, max: MAX_TRADE_SECONDS }),
+  signature: hex({ bytes: 65 })
+})
+export type Demand = Infer<typeof DemandSchema>
+export type DemandTerms = Omit<Demand, 'version' | 'demandId' | 'buyer' | 'signature'>
+
+export function demandHashOf (d: Omit<Demand, 'signature'>): string {
+  return keccak256(abi.encode(
+    ['bytes32', 'uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'bytes32', 'uint8', 'uint8',
+      'uint256', 'uint256', 'uint256', 'uint256', 'uint256', 'uint64', 'uint64', 'uint64'],
+    [DEMAND_TAG, d.chainId, d.dtmc, d.demandId, d.buyer, keccak256(toUtf8Bytes(d.buyerPeer)), keccak256(toUtf8Bytes(d.tag)),
+      d.codeHash, d.nodes, d.sellers, d.sellerPrice, d.sellerCap, d.nodePrice, d.nodeCap, d.outputPrice, d.outputCap,
+      d.expiresAt, d.tradeSeconds]
+  )).toLowerCase()
+}
+
+/** The deposit DTMC will ask for this demand (docs/protocol.md): every cap, for `sellers` sellers. */
+export function depositOf (d: Pick<Demand, 'sellers' | 'nodes' | 'sellerCap' | 'nodeCap' | 'outputPrice' | 'outputCap'>, sellers = d.sellers): bigint {
+  return BigInt(sellers) * d.sellerCap + BigInt(d.nodes) * d.nodeCap + d.outputPrice * d.outputCap
+}
+
+/** Builds and signs a demand with the buyer's key. */
+export function signDemand (terms: DemandTerms, buyer: { address: string, privateKey: string }): Demand {
+  const unsigned = { version: '1' as const, ...terms, demandId: hexlify(randomBytes(32)).toLowerCase(), buyer: buyer.address.toLowerCase() }
+  return { ...unsigned, signature: signDigest(buyer.privateKey, demandHashOf(unsigned)) }
+}
+
+export class DemandInvalidError extends Error {
+  override name = 'DemandInvalidError'
+  readonly code = 'ERR_DEMAND_INVALID'
+  readonly reason: 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate'
+  constructor (reason: DemandInvalidError['reason'], message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+export function encodeDemand (d: Demand): Uint8Array {
+  const bytes = encodeJsonMessage(d)
+  if (bytes.length > MAX_DEMAND_BYTES) throw new DemandInvalidError('size', `demand of ${bytes.length} bytes over ${MAX_DEMAND_BYTES}`)
+  return bytes
+}
+
+/** Decodes and checks the form and the signature of a demand (not its freshness: see the validator). */
+export function decodeDemand (bytes: Uint8Array): { demand: Demand, demandHash: string } {
+  if (bytes.length > MAX_DEMAND_BYTES) throw new DemandInvalidError('size', `demand of ${bytes.length} bytes over ${MAX_DEMAND_BYTES}`)
+  let demand: Demand
+  try {
+    demand = decodeJsonMessage(bytes, DemandSchema)
+  } catch (err) {
+    throw new DemandInvalidError('schema', err instanceof MessageSchemaError ? err.message : 'not a JSON demand')
+  }
+  const { signature, ...unsigned } = demand
+  const demandHash = demandHashOf(unsigned)
+  let signer: string
+  try {
+    signer = recoverDigest(demandHash, signature)
+  } catch (err) {
+    throw new DemandInvalidError('signature', `bad signature: ${(err as Error).message}`)
+  }
+  if (signer.toLowerCase() !== demand.buyer) throw new DemandInvalidError('signature', 'signature is not the buyer\'s')
+  return { demand, demandHash }
+}
