@@ -119,3 +119,12 @@ export class P2PStateError extends P2PError {
     this.name = 'P2PStateError'
   }
 }
+
+/** The remote sent a well-formed message that breaks the protocol (wrong step, wrong id, extra frame). */
+export class ProtocolViolationError extends P2PError {
+  static readonly code = 'ERR_PROTOCOL_VIOLATION'
+  constructor (message: string) {
+    super(message, ProtocolViolationError.code)
+    this.name = 'ProtocolViolationError'
+  }
+}

@@ -1,0 +1,52 @@
+// Defaults of the p2p host. Every one is an option of createP2PHost (see P2PHostOptions).
+
+export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+/** Prefix of every protocol id we own: the DHT is `${prefix}/kad/1.0.0`, streams `${prefix}/<name>/<version>`. */
+export const DEFAULT_PROTOCOL_PREFIX = '/sdte'
+export const DHT_PROTOCOL_NAME = 'kad'
+export const DHT_PROTOCOL_VERSION = '1.0.0'
+
+// Connection manager
+export const DEFAULT_MAX_CONNECTIONS = 100
+export const DEFAULT_MAX_INCOMING_PENDING_CONNECTIONS = 10
+export const DEFAULT_MAX_PARALLEL_DIALS = 50
+/** Incoming connection attempts allowed per remote host per second. */
+export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 5
+export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
+
+// Bootstrap: @libp2p/bootstrap dials its list once; we redial while we have no peer at all.
+export const DEFAULT_BOOTSTRAP_REDIAL_INTERVAL_MS = 5_000
+
+// Gossip
+/** Largest gossip message data we publish or accept. */
+export const DEFAULT_MAX_GOSSIP_MESSAGE_BYTES = 64 * 1024
+/** Largest gossipsub RPC frame accepted from a peer (several messages plus control). */
+export const DEFAULT_MAX_GOSSIP_RPC_BYTES = 1024 * 1024
+export const MAX_TOPIC_LENGTH = 256
+/**
+ * Per-topic score weight of a rejected message: the penalty is weight × (invalid count)², so one
+ * reject costs 5, two cost 20 (below gossipsub's gossip threshold of -10), four reach -80
+ * (graylisted). Decays by this factor per second: about a minute of memory.
+ */
+export const GOSSIP_INVALID_MESSAGE_WEIGHT = -5
+export const GOSSIP_INVALID_MESSAGE_DECAY = 0.99
+
+// DHT
+export const MAX_DHT_KEY_LENGTH = 256
+/** `sdte:<kind>:<value>`, printable ASCII without spaces. */
+export const DHT_KEY_PATTERN = /^sdte:[a-z][a-z0-9-]*:[\x21-\x7e]+$/
+export const DEFAULT_PROVIDE_TIMEOUT_MS = 30_000
+export const DEFAULT_FIND_PROVIDERS_TIMEOUT_MS = 10_000
+export const DEFAULT_FIND_PROVIDERS_LIMIT = 20
+/** Pause between findProviders passes while nothing is found yet. */
+export const DEFAULT_FIND_PROVIDERS_RETRY_MS = 500
+/** Keys we re-announce when new DHT peers appear. */
+export const DEFAULT_MAX_PROVIDED_KEYS = 1024
+/** Re-announce provided keys this long after the last new DHT peer (batches a burst of joins). */
+export const REPROVIDE_DEBOUNCE_MS = 1_000
+
+// Protocol streams
+export const DEFAULT_MAX_INBOUND_STREAMS = 32
+export const DEFAULT_MAX_OUTBOUND_STREAMS = 64
+/** Whole-exchange deadline of one inbound stream handler. */
+export const DEFAULT_HANDLER_TIMEOUT_MS = 60_000
