@@ -1,0 +1,63 @@
+// The admin_* namespace: who this daemon is, its peers, connecting to a peer, stopping it.
+import type { SdteDaemon } from '../node.ts'
+import type { RpcServer } from '../rpc/server.ts'
+import { appError } from '../rpc/errors.ts'
+
+/** How long admin_connect waits for a dial before answering PeerUnreachable. */
+export const CONNECT_TIMEOUT_MS = 15_000
+
+export function registerAdminMethods (rpc: RpcServer, daemon: SdteDaemon): void {
+  rpc.register({
+    name: 'admin_info',
+    summary: 'Identity and configuration of this daemon.',
+    params: [],
+    result: '{ peerId, addresses, roles, ethAddress, chainId, contracts, version }',
+    handler: () => ({
+      peerId: daemon.keys.peerId,
+      addresses: daemon.p2p.addresses(),
+      roles: daemon.options.roles,
+      ethAddress: daemon.keys.ethAddress,
+      chainId: daemon.network?.chainId ?? null,
+      contracts: daemon.network?.contracts ?? null,
+      network: daemon.network?.name ?? null,
+      version: daemon.version
+    })
+  })
+
+  rpc.register({
+    name: 'admin_peers',
+    summary: 'Connected peers with their addresses.',
+    params: [],
+    result: 'array of { peerId, addresses }',
+    handler: () => daemon.p2p.peers()
+  })
+
+  rpc.register({
+    name: 'admin_connect',
+    summary: 'Dials a peer by multiaddr (which must end in /p2p/<peer id>).',
+    params: [{ name: 'multiaddr', type: 'multiaddr', description: 'e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo…' }],
+    result: '{ ok: true, peerId }',
+    handler: async (p: { multiaddr: string }, ctx) => {
+      const peerId = /\/p2p\/([^/]+)$/.exec(p.multiaddr)?.[1]
+      if (peerId === undefined) throw appError('Rejected', 'multiaddr must end in /p2p/<peer id>', { param: 'multiaddr' })
+      try {
+        await daemon.p2p.connect(p.multiaddr, { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(CONNECT_TIMEOUT_MS)]) })
+      } catch (err) {
+        throw appError('PeerUnreachable', `cannot connect to ${p.multiaddr}: ${(err as Error).message}`)
+      }
+      return { ok: true, peerId }
+    }
+  })
+
+  rpc.register({
+    name: 'admin_shutdown',
+    summary: 'Answers, then stops the daemon gracefully.',
+    params: [],
+    result: '{ ok: true }',
+    handler: () => {
+      // Answer first: the stop runs after this response is written.
+      setTimeout(() => { void daemon.stop() }, 50)
+      return { ok: true }
+    }
+  })
+}
