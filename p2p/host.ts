@@ -341,7 +341,8 @@ export async function createP2PHost (options: P2PHostOptions, components: { priv
   let redialTimer: ReturnType<typeof setInterval> | undefined
   let reprovideTimer: ReturnType<typeof setTimeout> | undefined
   let reproviding: Promise<void> | undefined
-  const lifetime = new AbortController()
+  // Aborted by stop(): ends in-flight DHT work and bootstrap dials. Renewed by start().
+  let lifetime = new AbortController()
 
   node.addEventListener('peer:identify', (evt) => {
     listenAddrsByPeer.set(evt.detail.peerId.toString(), evt.detail.listenAddrs.map(String))
@@ -421,6 +422,7 @@ export async function createP2PHost (options: P2PHostOptions, components: { priv
     async start () {
       if (status !== 'stopped') throw new P2PStateError(`start: host is ${status}`)
       status = 'starting'
+      lifetime = new AbortController()
       try {
         await node.start()
       } catch (err) {
@@ -428,7 +430,7 @@ export async function createP2PHost (options: P2PHostOptions, components: { priv
         throw err
       }
       status = 'started'
-      log.info('p2p host started', { peerId: selfId, addresses: host.addresses() })
+      log.debug('p2p host started', { peerId: selfId, addresses: host.addresses() })
       if (opts.bootstrap.length > 0) {
         redialTimer = setInterval(() => { void redialBootstrap() }, opts.bootstrapRedialIntervalMs)
         redialTimer.unref()
@@ -445,7 +447,7 @@ export async function createP2PHost (options: P2PHostOptions, components: { priv
       await reproviding?.catch(() => {})
       await node.stop()
       status = 'stopped'
-      log.info('p2p host stopped', { peerId: selfId })
+      log.debug('p2p host stopped', { peerId: selfId })
     },
 
     addresses () {

@@ -138,6 +138,15 @@ test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', 
   try { await ch2.write({ type: 'echo-request', id: 2, text: 'x'.repeat(20_000) }); assert.unreachable() } catch (e) { assert.instance(e, FrameTooLargeError) }
   ch2.abort(new Error('done'))
 
+  // A handler that never answers is cut off at its deadline: the client sees its stream reset.
+  await b.handle('/sdte/stall/1', async (_stream, ctx) => {
+    await new Promise<void>(resolve => { ctx.signal.addEventListener('abort', () => { resolve() }) })
+  }, { timeoutMs: 300 })
+  const stalled = messageChannel(await a.dialProtocol(b.peerId, '/sdte/stall/1'), { messageTimeoutMs: 10_000 })
+  await stalled.write({ hello: 1 })
+  try { await stalled.readBytes(); assert.unreachable() } catch (e) { assert.ok(e instanceof Error) }
+  assert.is(stalled.stream.status, 'reset')
+
   // Bad input to the host API.
   try { await a.connect('garbage'); assert.unreachable() } catch (e) { assert.instance(e, InvalidP2PInputError) }
   try { await a.dialProtocol('not-a-peer', '/sdte/echo/1'); assert.unreachable() } catch (e) { assert.instance(e, InvalidP2PInputError) }
