@@ -67,9 +67,8 @@ test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', 
   await eventually('a sees b and c', () => a.peers().length >= 2)
   assert.ok(b.peers().some(p => p.peerId === a.peerId))
   await eventually('identify listen addresses', () => a.peers().every(p => p.addresses.some(x => x.startsWith('/ip4/127.0.0.1/tcp/'))))
-  // b and c connect directly too (a real network finds this through the DHT; here we dial).
-  const cAddr = c.addresses()[0]
-  assert.is((await b.connect(cAddr)).peerId, c.peerId)
+  // A star around the bootstrap host, as a fresh network starts: b and c are not connected.
+  assert.not.ok(b.peers().some(p => p.peerId === c.peerId))
 
   // Gossip: c publishes; a and b receive. The validator rejects messages starting with "bad".
   const received = new Map<string, GossipMessage[]>()
@@ -79,7 +78,7 @@ test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', 
       (msg) => new TextDecoder().decode(msg.data).startsWith('bad') ? 'reject' : 'accept')
   }
   assert.throws(() => a.subscribe(TOPIC, () => {}), (e: Error) => e.name === 'P2PStateError')
-  await eventually('subscriptions propagate', () => hosts.every(h => h.topicPeers(TOPIC).length === 2))
+  await eventually('subscriptions propagate', () => a.topicPeers(TOPIC).length === 2 && b.topicPeers(TOPIC).length === 1 && c.topicPeers(TOPIC).length === 1)
   const scoreBefore = a.gossipScore(c.peerId)
   await c.publish(TOPIC, new TextEncoder().encode('bad: rejected by the validator'))
   await c.publish(TOPIC, new TextEncoder().encode('hello from c'))
@@ -96,7 +95,7 @@ test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', 
   try { await a.publish('/sdte/nobody/1', new Uint8Array(1)); assert.unreachable() } catch (e) { assert.is((e as Error).name, 'NoTopicPeersError') }
   try { await a.publish(TOPIC, new Uint8Array(a.options.maxGossipMessageBytes + 1)); assert.unreachable() } catch (e) { assert.instance(e, InvalidP2PInputError) }
 
-  // DHT: b provides a dataset key, c finds b (and not itself or a).
+  // DHT: b provides a dataset key, c finds b (and not itself or a), across the star.
   const key = 'sdte:dataset:weather-2026'
   const { announcedTo } = await b.provide(key)
   assert.ok(announcedTo >= 1, `announced to ${announcedTo}`)
@@ -146,6 +145,10 @@ test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', 
   await stalled.write({ hello: 1 })
   try { await stalled.readBytes(); assert.unreachable() } catch (e) { assert.ok(e instanceof Error) }
   assert.is(stalled.stream.status, 'reset')
+
+  // Direct connection by multiaddr.
+  assert.is((await b.connect(c.addresses()[0])).peerId, c.peerId)
+  assert.ok(b.peers().some(p => p.peerId === c.peerId))
 
   // Bad input to the host API.
   try { await a.connect('garbage'); assert.unreachable() } catch (e) { assert.instance(e, InvalidP2PInputError) }
