@@ -1,0 +1,62 @@
+// Every bound of the enclave in one place. The ones that shape execution (hardfork, gas and memory
+// pricing, caps, the precompile table) are part of the EVM configuration and therefore of the
+// measurement: changing one is a new enclave build, and sealed state of the old build stays sealed.
+
+/** Hardfork of the confined EVM; matches the compiler's evmVersion in contracts/compile.ts. */
+export const EVM_HARDFORK = 'cancun'
+
+/**
+ * Default gas cap of one analysis. 1 Ggas: a 64 MiB CSV through the precompiles costs about
+ * 0.2-0.3 Ggas (see docs/enclave.md), while a runaway plain-EVM loop stops after about a minute of CPU.
+ */
+export const DEFAULT_GAS_CAP = 1_000_000_000n
+/** The largest gas cap a buyer may ask for (fits the uint64 of ResultInfo.gasUsed with room). */
+export const MAX_GAS_CAP = 4_000_000_000n
+/** Default output cap in bytes when neither the buyer nor a seller sets a lower one. */
+export const DEFAULT_OUTPUT_CAP = 64n * 1024n
+/** The largest output cap in bytes. */
+export const MAX_OUTPUT_CAP = 16n * 1024n * 1024n
+
+/**
+ * Memory expansion price: the EVM's words * 3 + words^2 / divisor, with the divisor raised from 512
+ * to 2^18, so that copying a 64 MiB input into memory costs tens of Mgas instead of ~8 Ggas, while
+ * 512 MiB of memory still costs more than the default gas cap (memory stays bounded by gas).
+ */
+export const MEMORY_QUAD_COEFF_DIV = 262_144n
+
+/** Largest runtime bytecode a buyer may deliver. */
+export const MAX_CODE_SIZE = 256 * 1024
+/** Largest single seller dataset, in plaintext bytes. */
+export const MAX_DATASET_SIZE = 128 * 1024 * 1024
+/** Largest sum of all sellers' datasets of one task. */
+export const MAX_TOTAL_INPUT_SIZE = 128 * 1024 * 1024
+/** Default and largest plaintext size of a data chunk. */
+export const DEFAULT_CHUNK_SIZE = 64 * 1024
+export const MAX_CHUNK_SIZE = 4 * 1024 * 1024
+/** Largest number of sellers in one task. */
+export const MAX_SELLERS = 64
+/** Largest number of live tasks one enclave keeps. */
+export const MAX_TASKS = 1024
+/** Largest ECIES envelope the enclave opens (code envelope: code plus header). */
+export const MAX_ENVELOPE_SIZE = MAX_CODE_SIZE + 4096
+/** How long the host waits for the worker to answer one request, other than execute. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
+/** How long the host waits for one execution (the gas cap bounds it too). */
+export const DEFAULT_EXECUTE_TIMEOUT_MS = 30 * 60_000
+
+/** Fixed-point scale of the analytics precompiles' derived values (mean, variance, slope). */
+export const FIXED_POINT_DECIMALS = 6
+export const FIXED_POINT_SCALE = 10n ** BigInt(FIXED_POINT_DECIMALS)
+
+/** Domain labels: each ECIES envelope and each AES-GCM chunk is bound to what it is for. */
+export const ECIES_INFO = 'SDTE.ECIES.v1'
+export const CODE_ENVELOPE_TAG = 'SDTE.CodeEnvelope.v1'
+export const DATA_KEY_ENVELOPE_TAG = 'SDTE.DataKeyEnvelope.v1'
+export const RESULT_ENVELOPE_TAG = 'SDTE.ResultEnvelope.v1'
+export const DATA_CHUNK_TAG = 'SDTE.DataChunk.v1'
+export const SEAL_INFO = 'SDTE.Seal.v1'
+export const MEASUREMENT_TAG = 'SDTE.Measurement.v1'
+
+/** Envelope and chunk format versions (first byte on the wire). */
+export const ENVELOPE_VERSION = 1
+export const SEALED_BLOB_VERSION = 1

@@ -1,0 +1,231 @@
+// The confined EVM: runs the buyer's `analyze(bytes[] inputs) returns (bytes)` on the sellers'
+// plaintext inside the enclave, and nothing else.
+//  - Refused, not executed (status 3, Forbidden): CALL, CALLCODE, DELEGATECALL, CREATE, CREATE2,
+//    SELFDESTRUCT, SSTORE, TSTORE, and STATICCALL to anything but the standard precompiles
+//    0x01..0x09 and the analytics precompiles (enclave/precompiles.ts). The refusal replaces the
+//    opcode's handler, so the opcode never runs; the frame halts exceptionally and consumes its gas.
+//  - Allowed: everything that only reads the empty, throw-away state (SLOAD, BALANCE, ...) and LOG*:
+//    logs are dropped with the EVM after the run, so they reach nobody (only the return value leaves,
+//    encrypted to the buyer).
+//  - A fresh EVM and empty state per run: nothing survives the call.
+//  - Gas cap, output cap: status 2 (OutOfGas) and 4 (OutputOverCap). Any other exceptional halt
+//    (REVERT, invalid opcode or jump, stack errors) is status 1 (Reverted).
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { Common, Hardfork, Mainnet } from '@ethereumjs/common'
+import { createEVM, EVMError, getOpcodesForHF, paramsEVM } from '@ethereumjs/evm'
+import type { EVM, EVMOpts } from '@ethereumjs/evm'
+import { createAddressFromString } from '@ethereumjs/util'
+import { getBytes, keccak256, toUtf8Bytes } from 'ethers'
+import { ResultStatus } from '../contracts/formats.ts'
+import type { ResultStatusCode } from '../contracts/formats.ts'
+import {
+  DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP, EVM_HARDFORK, MAX_GAS_CAP, MAX_OUTPUT_CAP, MAX_TOTAL_INPUT_SIZE, MEMORY_QUAD_COEFF_DIV
+} from './constants.ts'
+import { makePrecompile, PRECOMPILE_ADDRESSES, precompileTable } from './precompiles.ts'
+import type { PrecompileName } from './precompiles.ts'
+
+/** Opcodes refused by the confined EVM, by number. */
+export const FORBIDDEN_OPCODES: Record<number, string> = {
+  0x55: 'SSTORE',
+  0x5d: 'TSTORE',
+  0xf0: 'CREATE',
+  0xf1: 'CALL',
+  0xf2: 'CALLCODE',
+  0xf4: 'DELEGATECALL',
+  0xf5: 'CREATE2',
+  0xff: 'SELFDESTRUCT'
+}
+const STATICCALL = 0xfa
+/** Standard precompiles a STATICCALL may reach (ecrecover .. blake2f; 0x0a KZG needs a trusted setup we do not load). */
+export const STANDARD_PRECOMPILES = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+/** `analyze(bytes[])` selector. */
+export const ANALYZE_SELECTOR = getBytes(keccak256(toUtf8Bytes('analyze(bytes[])'))).subarray(0, 4)
+/** Where the analysis code runs (its ADDRESS); a fixed value so runs are identical across nodes. */
+export const ANALYSIS_ADDRESS = '0x00000000000000000000000000000000005d7e00'
+
+export interface RunLimits { gasCap: bigint, outputCap: bigint }
+
+export interface RunOutcome {
+  status: ResultStatusCode
+  /** The decoded `bytes` the analysis returned; empty unless status is Ok. */
+  output: Uint8Array
+  gasUsed: bigint
+  /** Why it stopped, for logs and the host (no data in it): e.g. 'CALL', 'revert', 'out of gas'. */
+  reason: string
+}
+
+const evmPackageVersion: string = (() => {
+  const require = createRequire(import.meta.url)
+  let dir = dirname(require.resolve('@ethereumjs/evm'))
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+      if (pkg.name === '@ethereumjs/evm') return String(pkg.version)
+    } catch {}
+    dir = dirname(dir)
+  }
+  return 'unknown'
+})()
+
+/** The EVM configuration: hashed into the measurement together with the enclave's code. */
+export function evmConfiguration (): Record<string, unknown> {
+  return {
+    engine: `@ethereumjs/evm@${evmPackageVersion}`,
+    hardfork: EVM_HARDFORK,
+    memoryQuadCoeffDiv: String(MEMORY_QUAD_COEFF_DIV),
+    forbiddenOpcodes: Object.values(FORBIDDEN_OPCODES),
+    staticcallTargets: STANDARD_PRECOMPILES,
+    precompiles: precompileTable(),
+    caps: {
+      defaultGas: String(DEFAULT_GAS_CAP),
+      maxGas: String(MAX_GAS_CAP),
+      defaultOutput: String(DEFAULT_OUTPUT_CAP),
+      maxOutput: String(MAX_OUTPUT_CAP),
+      maxInput: MAX_TOTAL_INPUT_SIZE
+    },
+    entry: 'analyze(bytes[])',
+    address: ANALYSIS_ADDRESS
+  }
+}
+
+function makeCommon (): Common {
+  const params = JSON.parse(JSON.stringify(paramsEVM, (_k, v) => typeof v === 'bigint' ? Number(v) : v))
+  params['1'].quadCoefficientDivGas = Number(MEMORY_QUAD_COEFF_DIV)
+  return new Common({ chain: Mainnet, hardfork: EVM_HARDFORK as Hardfork, params })
+}
+
+let memoryPatched = false
+
+/**
+ * @ethereumjs/evm's Memory grows by re-copying the whole buffer in 8 KiB steps, which makes a
+ * contract that grows memory word by word cost O(n²) time for O(n) gas (a CPU DoS, and slow for
+ * honest large inputs). Inside the enclave we replace its growth with amortised doubling; the
+ * visible EVM semantics (MSIZE, gas) are unchanged, since they are tracked apart from the buffer.
+ */
+async function patchMemoryGrowth (evm: EVM): Promise<void> {
+  if (memoryPatched) return
+  const probe = await evm.runCode({ code: Uint8Array.of(0x00), gasLimit: 100n })
+  const proto = Object.getPrototypeOf(probe.runState!.memory) as { extend: (offset: number, size: number) => void }
+  const HEADROOM = 64 * 1024 * 1024
+  proto.extend = function (this: { _store: Uint8Array }, offset: number, size: number): void {
+    if (size === 0) return
+    const needed = Math.ceil((offset + size) / 32) * 32
+    if (needed <= this._store.length) return
+    let cap = Math.min(Math.max(needed, this._store.length * 2), needed + HEADROOM)
+    cap = Math.ceil(cap / 8192) * 8192
+    const next = new Uint8Array(cap)
+    next.set(this._store)
+    this._store = next
+  }
+  memoryPatched = true
+}
+
+type CustomOpcode = NonNullable<EVMOpts['customOpcodes']>[number]
+interface RunContext { violation?: string }
+
+async function makeEvm (ctx: RunContext): Promise<EVM> {
+  const common = makeCommon()
+  const base = getOpcodesForHF(common)
+  const allowed = new Set<bigint>([...STANDARD_PRECOMPILES.map(BigInt), ...Object.values(PRECOMPILE_ADDRESSES).map(a => BigInt(a))])
+  const refuse = (name: string) => () => {
+    ctx.violation = name
+    throw new EVMError(EVMError.errorMessages.INVALID_OPCODE)
+  }
+  const customOpcodes: CustomOpcode[] = Object.entries(FORBIDDEN_OPCODES).map(([op, name]) => ({
+    opcode: Number(op), opcodeName: name, baseFee: 0, logicFunction: refuse(name)
+  }))
+  const staticcall = base.opcodeMap[STATICCALL]
+  const gasHandler = staticcall.gasHandler as (runState: any, gas: bigint, common: Common) => Promise<bigint> | bigint
+  customOpcodes.push({
+    opcode: STATICCALL,
+    opcodeName: 'STATICCALL',
+    baseFee: staticcall.opcodeInfo.fee,
+    // The check runs in the gas handler, which runs before anything of the call happens.
+    gasFunction: async (runState: any, gas: bigint, c: Common) => {
+      const [, target] = runState.stack.peek(2) as bigint[]
+      if (!allowed.has(target)) {
+        ctx.violation = 'STATICCALL'
+        throw new EVMError(EVMError.errorMessages.INVALID_OPCODE)
+      }
+      return await gasHandler(runState, gas, c)
+    },
+    logicFunction: staticcall.opHandler as any
+  })
+  const evm = await createEVM({
+    common,
+    customOpcodes,
+    customPrecompiles: (Object.keys(PRECOMPILE_ADDRESSES) as PrecompileName[]).map(name => ({
+      address: createAddressFromString(PRECOMPILE_ADDRESSES[name]),
+      function: makePrecompile(name)
+    }))
+  })
+  await patchMemoryGrowth(evm)
+  return evm
+}
+
+/** Call data of `analyze(bytes[] inputs)`, encoded directly (the inputs may be tens of MiB). */
+export function encodeAnalyzeCall (inputs: Uint8Array[]): Uint8Array {
+  const padded = (n: number) => Math.ceil(n / 32) * 32
+  const headSize = 32 + 32 * inputs.length
+  let size = 4 + 32 + headSize
+  for (const input of inputs) size += 32 + padded(input.length)
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  const word = (at: number, v: number) => { view.setUint32(at + 28, v) }
+  out.set(ANALYZE_SELECTOR, 0)
+  word(4, 32)
+  word(36, inputs.length)
+  let tail = 32 * inputs.length
+  let at = 4 + 32 + 32
+  inputs.forEach((input, i) => {
+    word(at + 32 * i, tail)
+    const pos = 4 + 32 + 32 + tail
+    word(pos, input.length)
+    out.set(input, pos + 32)
+    tail += 32 + padded(input.length)
+  })
+  return out
+}
+
+/** Decodes return data that must be `abi.encode(bytes)`; undefined when it is not. */
+export function decodeBytesReturn (ret: Uint8Array): Uint8Array | undefined {
+  if (ret.length < 64) return undefined
+  const view = new DataView(ret.buffer, ret.byteOffset, ret.byteLength)
+  for (let i = 0; i < 28; i++) if (ret[i] !== 0 || ret[32 + i] !== 0) return undefined
+  const off = view.getUint32(28)
+  if (off !== 32) return undefined
+  const len = view.getUint32(60)
+  if (64 + len > ret.length) return undefined
+  return ret.subarray(64, 64 + len)
+}
+
+/** Runs the analysis. Never throws for anything the code does; a failure of the engine is status Internal. */
+export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limits: RunLimits): Promise<RunOutcome> {
+  const ctx: RunContext = {}
+  try {
+    const evm = await makeEvm(ctx)
+    const res = await evm.runCode({
+      code,
+      data: encodeAnalyzeCall(inputs),
+      gasLimit: limits.gasCap,
+      to: createAddressFromString(ANALYSIS_ADDRESS)
+    })
+    const gasUsed = res.executionGasUsed
+    const empty = new Uint8Array(0)
+    if (ctx.violation !== undefined) return { status: ResultStatus.Forbidden, output: empty, gasUsed, reason: ctx.violation }
+    const err = res.exceptionError
+    if (err !== undefined) {
+      if (err.error === EVMError.errorMessages.OUT_OF_GAS) return { status: ResultStatus.OutOfGas, output: empty, gasUsed, reason: err.error }
+      return { status: ResultStatus.Reverted, output: empty, gasUsed, reason: err.error }
+    }
+    const output = decodeBytesReturn(res.returnValue)
+    if (output === undefined) return { status: ResultStatus.Reverted, output: empty, gasUsed, reason: 'return data is not abi-encoded bytes' }
+    if (BigInt(output.length) > limits.outputCap) return { status: ResultStatus.OutputOverCap, output: empty, gasUsed, reason: `output of ${output.length} bytes over the cap` }
+    return { status: ResultStatus.Ok, output: Uint8Array.from(output), gasUsed, reason: 'ok' }
+  } catch (err) {
+    return { status: ResultStatus.Internal, output: new Uint8Array(0), gasUsed: 0n, reason: `engine error: ${(err as Error).message}` }
+  }
+}

@@ -1,0 +1,206 @@
+// The host side of the simulated enclave: starts the worker, forwards typed requests to it, serves
+// its store ocalls from the daemon's SealedBlobStore, and never sees a secret it did not already
+// hold (the simulated platform's keys, passed in at start as SGX would have them fused in hardware).
+import { Worker } from 'node:worker_threads'
+import type { ResourceLimits } from 'node:worker_threads'
+import { getBytes } from 'ethers'
+import { logger } from '../daemon/log.ts'
+import { DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.ts'
+import { EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, deserializeError } from './errors.ts'
+import type {
+  AttestRequest, AttestResponse, ExecuteResponse, HostMessage, Request, ResponseMap, SellerDataStatus, TaskSummary,
+  WorkerInit, WorkerMessage
+} from './messages.ts'
+import { MemoryBlobStore } from './store.ts'
+import type { SealedBlobStore } from './store.ts'
+
+const log = logger('sdte:enclave')
+
+export interface EnclaveOptions {
+  /** Private key (hex) of the simulated attestation service, the "attestation root". Required. */
+  attestationKey: string
+  /** The per-machine 32-byte platform secret (bytes or hex). Required. */
+  platformSecret: Uint8Array | string
+  /** Where sealed state goes. Default: a MemoryBlobStore (lost on exit). */
+  store?: SealedBlobStore
+  /** Per-request timeout, except execute. Default DEFAULT_REQUEST_TIMEOUT_MS. */
+  requestTimeoutMs?: number
+  /** Timeout of one execute request. Default DEFAULT_EXECUTE_TIMEOUT_MS. */
+  executeTimeoutMs?: number
+  /** Simulates another enclave build (tests only): mixed into the measurement. Default ''. */
+  variant?: string
+  /** V8 heap limits of the worker thread. Default: Node's. */
+  resourceLimits?: ResourceLimits
+}
+
+/** One seller's data delivery (step 7): announced commitment, wrapped data key, encrypted chunks. */
+export interface DataDelivery {
+  sellerIndex: number
+  commitment: string
+  /** The data key wrapped to the task key (wrapDataKey). */
+  wrappedKey: Uint8Array | string
+  /** Encrypted chunks in order (encryptDataset / encryptChunks); a stream is fine. */
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
+}
+
+export interface ExecuteOptions {
+  /** Sellers of the trade, in trade order 0..n-1. Default: every delivered seller. */
+  sellerCount?: number
+  /** The node's own upper limits on gas and output; the run uses the smallest of the node's, buyer's and sellers'. */
+  gasCap?: bigint
+  outputCap?: bigint
+}
+
+/**
+ * What any enclave backend provides (docs/enclave.md): the simulation here, or an SGX enclave
+ * under a library OS with DCAP quotes. Everything outside enclave/ depends only on this.
+ */
+export interface EnclaveBackend {
+  readonly mode: 'sim' | 'sgx'
+  /** keccak256 measurement of the enclave build (bytes32 hex). */
+  readonly measurement: string
+  /** Address of the attestation root that signs this enclave's quotes. */
+  readonly attestationRoot: string
+  /** Step 4 / 7: quote for the task bound to (tradeId, codeHash); creates the task key on first call. */
+  attest: (req: AttestRequest) => Promise<AttestResponse>
+  /** Step 4: the buyer's code envelope (encryptCodeForEnclave). */
+  deliverCode: (taskId: string, envelope: Uint8Array | string) => Promise<void>
+  /** Step 7: a seller's data; resolves when all chunks are in and match the commitment. */
+  deliverData: (taskId: string, delivery: DataDelivery) => Promise<SellerDataStatus>
+  /** Step 8: runs the analysis once; later calls return the same signed result. */
+  execute: (taskId: string, opts?: ExecuteOptions) => Promise<ExecuteResponse>
+  /** The tasks this enclave holds, with their delivery progress. */
+  tasks: () => Promise<TaskSummary[]>
+  /** The tasks recovered from sealed state at start (and their progress), to continue them. */
+  resume: () => Promise<TaskSummary[]>
+  /** Forgets a task and deletes its sealed state (after the trade is over). */
+  dropTask: (taskId: string) => Promise<void>
+  /** Stops the enclave; pending requests fail with EnclaveClosedError. Sealed state stays. */
+  close: () => Promise<void>
+}
+
+export type EnclaveHost = EnclaveBackend
+
+interface Pending { resolve: (v: any) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
+
+/** Starts a simulated enclave (a worker thread) and resolves once it has loaded its sealed state. */
+export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHost> {
+  if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
+  const platformSecret = typeof options.platformSecret === 'string' ? getBytes(options.platformSecret) : options.platformSecret
+  if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
+  const store = options.store ?? new MemoryBlobStore()
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
+
+  const init: WorkerInit = { attestationKey: options.attestationKey, platformSecret: Uint8Array.from(platformSecret), variant: options.variant ?? '' }
+  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: init, resourceLimits: options.resourceLimits })
+  const pending = new Map<number, Pending>()
+  let nextId = 1
+  let closed = false
+  let ready: { measurement: string, attestationRoot: string, tasks: TaskSummary[] } | undefined
+
+  const failAll = (err: Error): void => {
+    for (const p of pending.values()) { clearTimeout(p.timer); p.reject(err) }
+    pending.clear()
+  }
+
+  const readyPromise = new Promise<void>((resolve, reject) => {
+    worker.on('message', (msg: WorkerMessage) => {
+      switch (msg.kind) {
+        case 'ready':
+          ready = { measurement: msg.measurement, attestationRoot: msg.attestationRoot, tasks: msg.tasks }
+          resolve()
+          return
+        case 'startFailed':
+          reject(deserializeError(msg.error))
+          return
+        case 'response': {
+          const p = pending.get(msg.id)
+          if (p === undefined) return
+          pending.delete(msg.id)
+          clearTimeout(p.timer)
+          if (msg.ok) p.resolve(msg.value)
+          else p.reject(deserializeError(msg.error))
+          return
+        }
+        case 'ocall':
+          void serveOcall(msg)
+      }
+    })
+    worker.on('error', (err) => {
+      log.error('enclave worker failed', { error: err })
+      failAll(new EnclaveClosedError(`enclave worker failed: ${err.message}`))
+      reject(err)
+    })
+    worker.on('exit', (code) => {
+      closed = true
+      failAll(new EnclaveClosedError(`enclave worker exited (${code})`))
+      reject(new EnclaveClosedError(`enclave worker exited (${code}) before it was ready`))
+    })
+  })
+
+  async function serveOcall (msg: Extract<WorkerMessage, { kind: 'ocall' }>): Promise<void> {
+    let reply: HostMessage
+    try {
+      if (msg.op === 'get') reply = { kind: 'ocallResult', id: msg.id, blob: await store.get(msg.key) }
+      else if (msg.op === 'put') { await store.put(msg.key, msg.blob!); reply = { kind: 'ocallResult', id: msg.id } }
+      else { await store.delete(msg.key); reply = { kind: 'ocallResult', id: msg.id } }
+    } catch (err) {
+      reply = { kind: 'ocallResult', id: msg.id, error: (err as Error).message }
+    }
+    if (!closed) worker.postMessage(reply)
+  }
+
+  function call<O extends Request['op']> (op: O, params: Extract<Request, { op: O }>['params'], timeoutMs = requestTimeoutMs): Promise<ResponseMap[O]> {
+    if (closed) return Promise.reject(new EnclaveClosedError('enclave is closed'))
+    const id = nextId++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id)
+        reject(new EnclaveTimeoutError(`enclave did not answer ${op} within ${timeoutMs} ms`))
+      }, timeoutMs)
+      pending.set(id, { resolve, reject, timer })
+      const msg: HostMessage = { kind: 'request', id, request: { op, params } as Request }
+      worker.postMessage(msg)
+    })
+  }
+
+  try {
+    await readyPromise
+  } catch (err) {
+    await worker.terminate()
+    throw err
+  }
+  const started = ready!
+  log.info('enclave started', { mode: 'sim', measurement: started.measurement, tasks: started.tasks.length })
+
+  const host: EnclaveHost = {
+    mode: 'sim',
+    measurement: started.measurement,
+    attestationRoot: started.attestationRoot,
+    attest: async (req) => await call('attest', { tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }),
+    deliverCode: async (taskId, envelope) => {
+      await call('deliverCode', { taskId, envelope: typeof envelope === 'string' ? getBytes(envelope) : envelope })
+    },
+    deliverData: async (taskId, d) => {
+      const wrappedKey = typeof d.wrappedKey === 'string' ? getBytes(d.wrappedKey) : d.wrappedKey
+      let status = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey })
+      for await (const chunk of d.chunks) {
+        if (status.complete) break
+        status = await call('dataChunk', { taskId, sellerIndex: d.sellerIndex, chunk })
+      }
+      return await call('closeData', { taskId, sellerIndex: d.sellerIndex })
+    },
+    execute: async (taskId, opts = {}) => await call('execute', { taskId, ...opts }, executeTimeoutMs),
+    tasks: async () => await call('tasks', {}),
+    resume: async () => await call('tasks', {}),
+    dropTask: async (taskId) => { await call('dropTask', { taskId }) },
+    close: async () => {
+      if (closed) return
+      closed = true
+      failAll(new EnclaveClosedError('enclave closed'))
+      await worker.terminate()
+    }
+  }
+  return host
+}

@@ -1,0 +1,26 @@
+// The enclave: a simulated SGX enclave (worker thread) that runs a buyer's EVM analysis on sellers'
+// data, with attestation, sealing and a confined EVM with analytics precompiles; plus the helpers
+// buyers and sellers use outside it. See docs/enclave.md.
+//
+// Node side (trusted node role):   createEnclave(options) -> EnclaveHost (the EnclaveBackend interface)
+// Buyer side:   verifyQuote, encryptCodeForEnclave, generateKeyPair (one-time result key), decryptResult
+// Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey
+export { createEnclave } from './host.ts'
+export type { EnclaveBackend, EnclaveHost, EnclaveOptions, DataDelivery, ExecuteOptions } from './host.ts'
+export type { AttestRequest, AttestResponse, ExecuteResponse, SellerDataStatus, TaskSummary } from './messages.ts'
+export { MemoryBlobStore } from './store.ts'
+export type { SealedBlobStore } from './store.ts'
+export {
+  verifyQuote, QuoteError, QuoteFormatError, QuoteNonceError, QuoteReplayError, QuoteEnclaveKeyError, QuoteTaskError,
+  QuoteCodeHashError, QuoteSignatureError, QuoteMeasurementError
+} from './quote.ts'
+export type { QuoteExpectations } from './quote.ts'
+export {
+  encryptCodeForEnclave, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, decryptResult,
+  generateKeyPair, eciesEncrypt, eciesDecrypt
+} from './crypto.ts'
+export type { CodeDelivery, DataKeyDelivery, EncryptedDataset, KeyPair } from './crypto.ts'
+export { computeMeasurement, ENCLAVE_CODE_FILES } from './measurement.ts'
+export { PRECOMPILE_ADDRESSES, PRECOMPILE_GAS } from './precompiles.ts'
+export * from './errors.ts'
+export * from './constants.ts'

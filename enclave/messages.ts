@@ -1,0 +1,107 @@
+// The typed message interface between the host and the enclave worker: the only way in or out.
+// Requests carry public values, ciphertext (envelopes, chunks) and public parameters; responses
+// carry quotes, public keys, signed result info and ciphertext. Nothing secret crosses, except
+// at start the simulated platform's own secrets (the attestation root key and the platform
+// secret), which stand in for the CPU's fused keys and the quoting enclave.
+//
+// Bytes travel as Uint8Array (structured clone; chunk buffers are transferred), ids as 0x hex.
+import type { ResultInfo, Quote } from '../contracts/formats.ts'
+import type { SerializedError } from './errors.ts'
+
+export interface WorkerInit {
+  /** Simulated attestation service's private key (hex): signs quotes. */
+  attestationKey: string
+  /** Per-machine 32-byte secret: the seal key is derived from it and the measurement. */
+  platformSecret: Uint8Array
+  /** Non-empty only to simulate another enclave build (tests): changes the measurement. */
+  variant: string
+}
+
+export interface AttestRequest { tradeId: string, codeHash: string, nonce: string }
+export interface AttestResponse {
+  quote: Quote
+  /** The task key's public key, compressed secp256k1 (33 bytes hex): encrypt code and data keys to it. */
+  enclavePublicKey: string
+  taskId: string
+}
+
+export interface OpenDataRequest { taskId: string, sellerIndex: number, commitment: string, wrappedKey: Uint8Array }
+export interface DataChunkRequest { taskId: string, sellerIndex: number, chunk: Uint8Array }
+export interface SellerDataStatus {
+  sellerIndex: number
+  commitment: string
+  size: number
+  /** Index of the next chunk the enclave expects (chunks below it are stored). */
+  nextChunk: number
+  received: number
+  complete: boolean
+  /** Why the delivery was refused, if it was; a new delivery starts it over. */
+  invalid?: string
+}
+
+export interface ExecuteRequest {
+  taskId: string
+  /** How many sellers the trade has; inputs are sellers 0..n-1 in trade order. Default: all delivered. */
+  sellerCount?: number
+  /** The node's own upper limits; the run uses the smallest of these, the buyer's and the sellers'. */
+  gasCap?: bigint
+  outputCap?: bigint
+}
+export interface ExecuteResponse {
+  resultInfo: ResultInfo
+  /** Task key's signature over resultDigestOf(resultInfo) (65 bytes hex). */
+  signature: string
+  /** The output, ECIES-encrypted to the buyer's one-time result key; empty unless status is Ok. */
+  encryptedResult: Uint8Array
+  /** Plaintext input size in bytes (all sellers), and the caps the run used: not signed, informative. */
+  inputSize: number
+  gasCap: bigint
+  outputCap: bigint
+  /** Why the run stopped (no data in it): 'ok', an opcode name, 'revert', 'out of gas', ... */
+  reason: string
+}
+
+export interface TaskSummary {
+  taskId: string
+  tradeId: string
+  codeHash: string
+  enclaveAddress: string
+  enclavePublicKey: string
+  hasCode: boolean
+  sellers: SellerDataStatus[]
+  executed: boolean
+}
+
+export type Request =
+  | { op: 'attest', params: AttestRequest }
+  | { op: 'deliverCode', params: { taskId: string, envelope: Uint8Array } }
+  | { op: 'openData', params: OpenDataRequest }
+  | { op: 'dataChunk', params: DataChunkRequest }
+  | { op: 'closeData', params: { taskId: string, sellerIndex: number } }
+  | { op: 'execute', params: ExecuteRequest }
+  | { op: 'tasks', params: Record<string, never> }
+  | { op: 'dropTask', params: { taskId: string } }
+
+export interface ResponseMap {
+  attest: AttestResponse
+  deliverCode: { taskId: string }
+  openData: SellerDataStatus
+  dataChunk: SellerDataStatus
+  closeData: SellerDataStatus
+  execute: ExecuteResponse
+  tasks: TaskSummary[]
+  dropTask: { taskId: string }
+}
+
+/** Host -> worker. */
+export type HostMessage =
+  | { kind: 'request', id: number, request: Request }
+  | { kind: 'ocallResult', id: number, blob?: Uint8Array, error?: string }
+
+/** Worker -> host. */
+export type WorkerMessage =
+  | { kind: 'ready', measurement: string, attestationRoot: string, tasks: TaskSummary[] }
+  | { kind: 'startFailed', error: SerializedError }
+  | { kind: 'response', id: number, ok: true, value: unknown }
+  | { kind: 'response', id: number, ok: false, error: SerializedError }
+  | { kind: 'ocall', id: number, op: 'get' | 'put' | 'delete', key: string, blob?: Uint8Array }

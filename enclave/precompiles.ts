@@ -1,0 +1,386 @@
+// The analytics precompiles of the confined EVM: the heavy loops of data analysis (parse a numeric
+// CSV column, sum / mean / variance / min / max, sort, histogram, range count, least-squares line),
+// run natively and priced in gas per input byte or element. Deterministic: integer arithmetic only,
+// every rounding rule fixed below. Each takes `abi.encode(...)` of its arguments as call data and
+// returns `abi.encode(...)` of its results, so Solidity calls them with
+// `address(0x0a00).staticcall(abi.encode(...))` and `abi.decode(ret, (...))`.
+//
+// Fixed point: derived values (mean, variance, slope, intercept) are scaled by 10^6
+// (FIXED_POINT_SCALE) relative to the unit of the input values; division truncates toward zero
+// (Solidity's signed division). A CSV column is parsed with `decimals` digits of fraction
+// (value = round-toward-zero(x * 10^decimals)), so 12.5 with decimals = 2 is 1250.
+//
+// A failing call (malformed input, a value outside int256, too many buckets) consumes all the gas
+// passed to it and returns nothing, like the standard precompiles; the contract's staticcall
+// returns false.
+import { EVMError } from '@ethereumjs/evm'
+import type { ExecResult, PrecompileInput } from '@ethereumjs/evm'
+import { FIXED_POINT_SCALE } from './constants.ts'
+
+export const PRECOMPILE_ADDRESSES = {
+  csvColumn: '0x0000000000000000000000000000000000000a00',
+  stats: '0x0000000000000000000000000000000000000a01',
+  sort: '0x0000000000000000000000000000000000000a02',
+  histogram: '0x0000000000000000000000000000000000000a03',
+  countInRange: '0x0000000000000000000000000000000000000a04',
+  linearFit: '0x0000000000000000000000000000000000000a05'
+} as const
+export type PrecompileName = keyof typeof PRECOMPILE_ADDRESSES
+
+/**
+ * Gas prices. `base` per call, `perByte` per byte of call data, `perItem` per record/element
+ * (for sort: per element times ceil(log2(n + 1))). Chosen from bench/enclave so that a precompile
+ * burns gas at roughly the rate the interpreter does (about 10-30 Mgas/s on these machines): gas
+ * stays a fair measure of the node's work, which is what nodes are paid for.
+ */
+export const PRECOMPILE_GAS = {
+  csvColumn: { base: 200n, perByte: 1n, perItem: 8n },
+  stats: { base: 200n, perByte: 0n, perItem: 6n },
+  sort: { base: 200n, perByte: 0n, perItem: 4n },
+  histogram: { base: 200n, perByte: 0n, perItem: 4n },
+  countInRange: { base: 200n, perByte: 0n, perItem: 2n },
+  linearFit: { base: 200n, perByte: 0n, perItem: 8n }
+} as const satisfies Record<PrecompileName, { base: bigint, perByte: bigint, perItem: bigint }>
+
+/** Most buckets a histogram call may ask for. */
+export const MAX_HISTOGRAM_BUCKETS = 4096
+/** Most decimals a CSV column may be parsed with. */
+export const MAX_CSV_DECIMALS = 18
+
+const INT256_MAX = (1n << 255n) - 1n
+const INT256_MIN = -(1n << 255n)
+const UINT256_MAX = (1n << 256n) - 1n
+
+/** A precompile input the function refuses; the call fails and consumes its gas. */
+export class PrecompileInputError extends Error {
+  override name = 'PrecompileInputError'
+}
+
+// ---- ABI helpers (strict: the offsets must be canonical and in bounds) ----
+
+class Reader {
+  readonly view: DataView
+  readonly bytes: Uint8Array
+  constructor (bytes: Uint8Array) { this.bytes = bytes; this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) }
+  /** Word at byte offset as a small non-negative integer (offsets, lengths, counts). */
+  uint (at: number, max = 0xffffffff): number {
+    if (at + 32 > this.bytes.length) throw new PrecompileInputError('input too short')
+    for (let i = at; i < at + 24; i++) if (this.bytes[i] !== 0) throw new PrecompileInputError('integer out of range')
+    const v = this.view.getBigUint64(at + 24)
+    if (v > BigInt(max)) throw new PrecompileInputError('integer out of range')
+    return Number(v)
+  }
+  int (at: number): bigint {
+    if (at + 32 > this.bytes.length) throw new PrecompileInputError('input too short')
+    return readInt256(this.bytes, this.view, at)
+  }
+  bytesAt (headAt: number): Uint8Array {
+    const off = this.uint(headAt)
+    const len = this.uint(off)
+    if (off + 32 + len > this.bytes.length) throw new PrecompileInputError('bytes out of bounds')
+    return this.bytes.subarray(off + 32, off + 32 + len)
+  }
+  intArrayAt (headAt: number): Column {
+    const off = this.uint(headAt)
+    const len = this.uint(off)
+    const start = off + 32
+    if (start + len * 32 > this.bytes.length) throw new PrecompileInputError('array out of bounds')
+    return readColumn(this.bytes, this.view, start, len)
+  }
+}
+
+function readInt256 (bytes: Uint8Array, view: DataView, at: number): bigint {
+  const fill = bytes[at] === 0xff ? 0xff : 0
+  let small = bytes[at] === 0 || bytes[at] === 0xff
+  if (small) for (let i = at + 1; i < at + 24; i++) if (bytes[i] !== fill) { small = false; break }
+  if (small && ((bytes[at + 24] & 0x80) !== 0) === (fill === 0xff)) return view.getBigInt64(at + 24)
+  let v = 0n
+  for (let i = at; i < at + 32; i += 8) v = (v << 64n) | view.getBigUint64(i)
+  return v > INT256_MAX ? v - (1n << 256n) : v
+}
+
+/** A column of int256 values: int64 values in a BigInt64Array (the common case), others as bigint[]. */
+export type Column = BigInt64Array | bigint[]
+
+function readColumn (bytes: Uint8Array, view: DataView, start: number, len: number): Column {
+  const small = new BigInt64Array(len)
+  for (let i = 0; i < len; i++) {
+    const v = readInt256(bytes, view, start + i * 32)
+    if (v !== BigInt.asIntN(64, v)) {
+      const big: bigint[] = Array.from(small.subarray(0, i))
+      for (let j = i; j < len; j++) big.push(readInt256(bytes, view, start + j * 32))
+      return big
+    }
+    small[i] = v
+  }
+  return small
+}
+
+class Writer {
+  readonly bytes: Uint8Array
+  readonly view: DataView
+  constructor (size: number) { this.bytes = new Uint8Array(size); this.view = new DataView(this.bytes.buffer) }
+  int (at: number, v: bigint): void {
+    if (v > INT256_MAX || v < INT256_MIN) throw new PrecompileInputError('result out of int256 range')
+    if (v === BigInt.asIntN(64, v)) {
+      if (v < 0n) this.bytes.fill(0xff, at, at + 24)
+      this.view.setBigInt64(at + 24, v)
+      return
+    }
+    let u = v < 0n ? v + (1n << 256n) : v
+    for (let i = at + 24; i >= at; i -= 8) { this.view.setBigUint64(i, BigInt.asUintN(64, u)); u >>= 64n }
+  }
+  uint (at: number, v: bigint): void {
+    if (v < 0n || v > UINT256_MAX) throw new PrecompileInputError('result out of uint256 range')
+    let u = v
+    for (let i = at + 24; i >= at; i -= 8) { this.view.setBigUint64(i, BigInt.asUintN(64, u)); u >>= 64n }
+  }
+}
+
+/** abi.encode(int256[] values) (or uint256[] when all values are non-negative). */
+export function encodeIntArray (values: ArrayLike<bigint>): Uint8Array {
+  const w = new Writer(64 + values.length * 32)
+  w.uint(0, 32n)
+  w.uint(32, BigInt(values.length))
+  for (let i = 0; i < values.length; i++) w.int(64 + i * 32, values[i])
+  return w.bytes
+}
+
+function encodeWords (values: bigint[]): Uint8Array {
+  const w = new Writer(values.length * 32)
+  values.forEach((v, i) => w.int(i * 32, v))
+  return w.bytes
+}
+
+// ---- the functions themselves (pure; also used by tests and the benchmark's baseline) ----
+
+/** Truncating signed division (Solidity's `/` on int256). */
+export function divTrunc (a: bigint, b: bigint): bigint { return a / b }
+
+const NL = 10
+const CR = 13
+const COMMA = 44
+const SPACE = 32
+const TAB = 9
+const MINUS = 45
+const PLUS = 43
+const DOT = 46
+const ZERO = 48
+
+/**
+ * Parses column `column` (0-based) of CSV-like text: records end with \n (a \r before it is
+ * dropped), fields are split by ',', no quoting; empty lines are skipped; with `skipHeader` the
+ * first non-empty line is skipped. A field is [spaces] [+|-] digits [. digits] [spaces]; fraction
+ * digits beyond `decimals` are truncated. Any other field, or a record without that column, fails.
+ */
+export function parseCsvColumn (csv: Uint8Array, column: number, decimals: number, skipHeader: boolean): bigint[] {
+  if (!Number.isInteger(decimals) || decimals < 0 || decimals > MAX_CSV_DECIMALS) throw new PrecompileInputError('decimals out of range')
+  const out: bigint[] = []
+  const n = csv.length
+  let pos = 0
+  let headerPending = skipHeader
+  while (pos < n) {
+    let end = csv.indexOf(NL, pos)
+    if (end === -1) end = n
+    let lineEnd = end
+    if (lineEnd > pos && csv[lineEnd - 1] === CR) lineEnd--
+    if (lineEnd === pos) { pos = end + 1; continue }
+    if (headerPending) { headerPending = false; pos = end + 1; continue }
+    // find the field
+    let f = pos
+    for (let c = 0; c < column; c++) {
+      const comma = csv.indexOf(COMMA, f)
+      if (comma === -1 || comma >= lineEnd) throw new PrecompileInputError(`record has no column ${column}`)
+      f = comma + 1
+    }
+    let fe = csv.indexOf(COMMA, f)
+    if (fe === -1 || fe > lineEnd) fe = lineEnd
+    out.push(parseNumber(csv, f, fe, decimals))
+    pos = end + 1
+  }
+  return out
+}
+
+function parseNumber (b: Uint8Array, start: number, end: number, decimals: number): bigint {
+  while (start < end && (b[start] === SPACE || b[start] === TAB)) start++
+  while (end > start && (b[end - 1] === SPACE || b[end - 1] === TAB)) end--
+  let neg = false
+  if (start < end && (b[start] === MINUS || b[start] === PLUS)) { neg = b[start] === MINUS; start++ }
+  let digits = 0
+  let fracDigits = 0
+  let accumulated = 0
+  let inFrac = false
+  // Up to 15 digits accumulate in a double exactly; longer numbers go through bigint.
+  let small = 0
+  let big = 0n
+  let useBig = false
+  for (let i = start; i < end; i++) {
+    const c = b[i]
+    if (c === DOT && !inFrac) { inFrac = true; continue }
+    const d = c - ZERO
+    if (d < 0 || d > 9) throw new PrecompileInputError('field is not a number')
+    digits++
+    if (inFrac) { if (fracDigits >= decimals) continue; fracDigits++ }
+    accumulated++
+    if (!useBig && accumulated > 15) { useBig = true; big = BigInt(small) }
+    if (useBig) big = big * 10n + BigInt(d)
+    else small = small * 10 + d
+  }
+  if (digits === 0) throw new PrecompileInputError('field is not a number')
+  let v = useBig ? big : BigInt(small)
+  if (fracDigits < decimals) v *= 10n ** BigInt(decimals - fracDigits)
+  if (neg) v = -v
+  if (v > INT256_MAX || v < INT256_MIN) throw new PrecompileInputError('number out of int256 range')
+  return v
+}
+
+export interface Stats { count: bigint, sum: bigint, min: bigint, max: bigint, mean: bigint, variance: bigint }
+
+/**
+ * count, sum, min, max; mean = trunc(sum * 10^6 / count);
+ * variance (population) = (count * Σx² - (Σx)²) * 10^6 / count², truncated. All zero when empty.
+ */
+export function computeStats (values: ArrayLike<bigint>): Stats {
+  const n = values.length
+  if (n === 0) return { count: 0n, sum: 0n, min: 0n, max: 0n, mean: 0n, variance: 0n }
+  let sum = 0n
+  let sumSq = 0n
+  let min = values[0]
+  let max = values[0]
+  for (let i = 0; i < n; i++) {
+    const v = values[i]
+    sum += v
+    sumSq += v * v
+    if (v < min) min = v
+    if (v > max) max = v
+  }
+  const count = BigInt(n)
+  return { count, sum, min, max, mean: (sum * FIXED_POINT_SCALE) / count, variance: ((count * sumSq - sum * sum) * FIXED_POINT_SCALE) / (count * count) }
+}
+
+export function sortValues (values: Column): bigint[] {
+  const copy = Array.from(values as ArrayLike<bigint>)
+  return copy.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+}
+
+/** counts[i] = #{x : lo + i*width <= x < lo + (i+1)*width}; values below lo count in bucket 0, values above in the last. */
+export function histogram (values: ArrayLike<bigint>, lo: bigint, width: bigint, buckets: number): bigint[] {
+  if (width <= 0n) throw new PrecompileInputError('histogram width must be positive')
+  if (!Number.isInteger(buckets) || buckets < 1 || buckets > MAX_HISTOGRAM_BUCKETS) throw new PrecompileInputError('bucket count out of range')
+  const counts = new Array<number>(buckets).fill(0)
+  const last = BigInt(buckets - 1)
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    let b = v < lo ? 0n : (v - lo) / width
+    if (b > last) b = last
+    counts[Number(b)]++
+  }
+  return counts.map(BigInt)
+}
+
+/** #{x : lo <= x <= hi}. */
+export function countInRange (values: ArrayLike<bigint>, lo: bigint, hi: bigint): bigint {
+  let c = 0
+  for (let i = 0; i < values.length; i++) { const v = values[i]; if (v >= lo && v <= hi) c++ }
+  return BigInt(c)
+}
+
+export interface LinearFit { count: bigint, slope: bigint, intercept: bigint }
+
+/**
+ * Least squares y = slope·x + intercept over pairs (xs[i], ys[i]), both scaled by 10^6:
+ * slope = trunc((nΣxy − ΣxΣy)·10^6 / (nΣx² − (Σx)²)), intercept = trunc((Σy·10^6 − slope·Σx) / n).
+ * When n < 2 or all x are equal the fit is undefined: slope = intercept = 0.
+ */
+export function linearFit (xs: ArrayLike<bigint>, ys: ArrayLike<bigint>): LinearFit {
+  if (xs.length !== ys.length) throw new PrecompileInputError('x and y columns differ in length')
+  const n = BigInt(xs.length)
+  let sx = 0n; let sy = 0n; let sxx = 0n; let sxy = 0n
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i]; const y = ys[i]
+    sx += x; sy += y; sxx += x * x; sxy += x * y
+  }
+  const den = n * sxx - sx * sx
+  if (n < 2n || den === 0n) return { count: n, slope: 0n, intercept: 0n }
+  const slope = ((n * sxy - sx * sy) * FIXED_POINT_SCALE) / den
+  const intercept = (sy * FIXED_POINT_SCALE - slope * sx) / n
+  return { count: n, slope, intercept }
+}
+
+// ---- the EVM wrappers ----
+
+interface Priced { returnValue: Uint8Array, items: number }
+
+function price (name: PrecompileName, inputBytes: number, items: number): bigint {
+  const p = PRECOMPILE_GAS[name]
+  let perItem = p.perItem * BigInt(items)
+  if (name === 'sort') perItem *= BigInt(Math.max(1, Math.ceil(Math.log2(items + 1))))
+  return p.base + p.perByte * BigInt(inputBytes) + perItem
+}
+
+const IMPLEMENTATIONS: Record<PrecompileName, (r: Reader) => Priced> = {
+  csvColumn: (r) => {
+    const csv = r.bytesAt(0)
+    const column = r.uint(32, 1 << 20)
+    const decimals = r.uint(64, MAX_CSV_DECIMALS)
+    const flags = r.uint(96, 1)
+    const values = parseCsvColumn(csv, column, decimals, (flags & 1) === 1)
+    return { returnValue: encodeIntArray(values), items: values.length }
+  },
+  stats: (r) => {
+    const values = r.intArrayAt(0)
+    const s = computeStats(values)
+    return { returnValue: encodeWords([s.count, s.sum, s.min, s.max, s.mean, s.variance]), items: values.length }
+  },
+  sort: (r) => {
+    const values = r.intArrayAt(0)
+    return { returnValue: encodeIntArray(sortValues(values)), items: values.length }
+  },
+  histogram: (r) => {
+    const values = r.intArrayAt(0)
+    const counts = histogram(values, r.int(32), r.int(64), r.uint(96, MAX_HISTOGRAM_BUCKETS))
+    return { returnValue: encodeIntArray(counts), items: values.length + counts.length }
+  },
+  countInRange: (r) => {
+    const values = r.intArrayAt(0)
+    return { returnValue: encodeWords([countInRange(values, r.int(32), r.int(64))]), items: values.length }
+  },
+  linearFit: (r) => {
+    const xs = r.intArrayAt(0)
+    const ys = r.intArrayAt(32)
+    const f = linearFit(xs, ys)
+    return { returnValue: encodeWords([f.count, f.slope, f.intercept]), items: xs.length }
+  }
+}
+
+function failed (gasLimit: bigint): ExecResult {
+  return { returnValue: new Uint8Array(0), executionGasUsed: gasLimit, exceptionError: new EVMError(EVMError.errorMessages.REVERT) }
+}
+
+/** Wraps one analytics function as an @ethereumjs/evm precompile. */
+export function makePrecompile (name: PrecompileName): (input: PrecompileInput) => ExecResult {
+  const impl = IMPLEMENTATIONS[name]
+  return (input: PrecompileInput): ExecResult => {
+    // Refuse early when even the byte price exceeds the gas given: no work for an underfunded call.
+    if (price(name, input.data.length, 0) > input.gasLimit) return failed(input.gasLimit)
+    let result: Priced
+    try {
+      result = impl(new Reader(input.data))
+    } catch (err) {
+      if (err instanceof PrecompileInputError || err instanceof RangeError) return failed(input.gasLimit)
+      throw err
+    }
+    const gas = price(name, input.data.length, result.items)
+    if (gas > input.gasLimit) return failed(input.gasLimit)
+    return { returnValue: result.returnValue, executionGasUsed: gas }
+  }
+}
+
+/** The precompile table as data: part of the EVM configuration, hence of the measurement. */
+export function precompileTable (): Array<{ name: PrecompileName, address: string, gas: { base: string, perByte: string, perItem: string } }> {
+  return (Object.keys(PRECOMPILE_ADDRESSES) as PrecompileName[]).map(name => ({
+    name,
+    address: PRECOMPILE_ADDRESSES[name],
+    gas: { base: String(PRECOMPILE_GAS[name].base), perByte: String(PRECOMPILE_GAS[name].perByte), perItem: String(PRECOMPILE_GAS[name].perItem) }
+  }))
+}

@@ -1,0 +1,95 @@
+// Quote verification for buyers and sellers (steps 4 and 7), checking what DTMC checks on chain —
+// the root's signature over quoteDigest(measurement, reportData(enclaveAddress, taskId, tradeId,
+// codeHash, nonce)), an accepted measurement, and taskId = keccak(abi.encode(tradeId, codeHash,
+// enclaveAddress)) — plus what only the verifier knows: the nonce it sent, that the nonce was not
+// seen before, and (for a seller) the enclave key and task recorded on DTMC. Each failure has its
+// own error class.
+import { getAddress } from 'ethers'
+import { quoteSignerOf, taskIdOf } from '../contracts/formats.ts'
+import type { Quote } from '../contracts/formats.ts'
+
+export class QuoteError extends Error {
+  override name = 'QuoteError'
+  code = 'QUOTE_INVALID'
+}
+/** The quote is not a well-formed (measurement, enclaveAddress, taskId, nonce, signature) tuple. */
+export class QuoteFormatError extends QuoteError { override name = 'QuoteFormatError'; override code = 'QUOTE_FORMAT' }
+/** The nonce is not the one this verifier sent. */
+export class QuoteNonceError extends QuoteError { override name = 'QuoteNonceError'; override code = 'QUOTE_NONCE' }
+/** The nonce was already used: a replayed quote. */
+export class QuoteReplayError extends QuoteError { override name = 'QuoteReplayError'; override code = 'QUOTE_REPLAY' }
+/** The enclave key is not the expected one (the one on DTMC for this trade). */
+export class QuoteEnclaveKeyError extends QuoteError { override name = 'QuoteEnclaveKeyError'; override code = 'QUOTE_ENCLAVE_KEY' }
+/** The task id is not the expected one (the one on DTMC for this trade). */
+export class QuoteTaskError extends QuoteError { override name = 'QuoteTaskError'; override code = 'QUOTE_TASK' }
+/** The quote's task is not bound to this (tradeId, codeHash) and its enclave key: another codeHash or trade. */
+export class QuoteCodeHashError extends QuoteError { override name = 'QuoteCodeHashError'; override code = 'QUOTE_CODE_HASH' }
+/** The signature is not the attestation root's over this quote. */
+export class QuoteSignatureError extends QuoteError { override name = 'QuoteSignatureError'; override code = 'QUOTE_SIGNATURE' }
+/** The measurement is not one the verifier accepts. */
+export class QuoteMeasurementError extends QuoteError { override name = 'QuoteMeasurementError'; override code = 'QUOTE_MEASUREMENT' }
+
+export interface QuoteExpectations {
+  /** Address of the attestation root (network.json / DTMC). */
+  expectedRoot: string
+  /** Measurements of enclave builds the verifier accepts (DTMC's set). */
+  acceptedMeasurements: Iterable<string>
+  tradeId: string
+  codeHash: string
+  /** The nonce this verifier sent with its attestation request. */
+  nonce: string
+  /** Nonces already used; a valid quote's nonce is added to it. Pass one set per verifier, kept across trades. */
+  seenNonces?: Set<string>
+  /** For a seller: the enclave address DTMC holds for this trade. */
+  enclaveAddress?: string
+  /** For a seller: the task id DTMC holds for this trade. */
+  taskId?: string
+}
+
+const HEX32 = /^0x[0-9a-fA-F]{64}$/
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/
+const SIG = /^0x[0-9a-fA-F]{130}$/
+
+function same (a: string, b: string): boolean { return a.toLowerCase() === b.toLowerCase() }
+
+/**
+ * Verifies a quote; returns it normalised (lowercase hex) or throws the QuoteError subclass of the
+ * first check that fails, in this order: format, nonce, replay, enclave key, task, binding to
+ * (tradeId, codeHash), root signature, measurement.
+ */
+export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
+  if (quote === null || typeof quote !== 'object' ||
+    typeof quote.measurement !== 'string' || !HEX32.test(quote.measurement) ||
+    typeof quote.enclaveAddress !== 'string' || !ADDRESS.test(quote.enclaveAddress) ||
+    typeof quote.taskId !== 'string' || !HEX32.test(quote.taskId) ||
+    typeof quote.nonce !== 'string' || !HEX32.test(quote.nonce) ||
+    typeof quote.signature !== 'string' || !SIG.test(quote.signature)) {
+    throw new QuoteFormatError('quote must be { measurement, taskId, nonce: bytes32, enclaveAddress: address, signature: 65 bytes }')
+  }
+  const q: Quote = {
+    measurement: quote.measurement.toLowerCase(),
+    enclaveAddress: quote.enclaveAddress.toLowerCase(),
+    taskId: quote.taskId.toLowerCase(),
+    nonce: quote.nonce.toLowerCase(),
+    signature: quote.signature.toLowerCase()
+  }
+  if (!same(q.nonce, ex.nonce)) throw new QuoteNonceError('quote is not for the nonce this verifier sent')
+  if (ex.seenNonces?.has(q.nonce) === true) throw new QuoteReplayError('quote nonce was already used')
+  if (ex.enclaveAddress !== undefined && !same(q.enclaveAddress, ex.enclaveAddress)) throw new QuoteEnclaveKeyError('quote is for another enclave key')
+  if (ex.taskId !== undefined && !same(q.taskId, ex.taskId)) throw new QuoteTaskError('quote is for another task')
+  if (q.taskId !== taskIdOf(ex.tradeId, ex.codeHash, q.enclaveAddress)) {
+    throw new QuoteCodeHashError('quote task is not bound to this tradeId, codeHash and enclave key')
+  }
+  let signer: string
+  try {
+    signer = quoteSignerOf(q, ex.tradeId, ex.codeHash)
+  } catch (err) {
+    throw new QuoteSignatureError(`quote signature is malformed (${(err as Error).message})`)
+  }
+  if (getAddress(signer) !== getAddress(ex.expectedRoot)) throw new QuoteSignatureError('quote is not signed by the attestation root')
+  let accepted = false
+  for (const m of ex.acceptedMeasurements) if (same(m, q.measurement)) { accepted = true; break }
+  if (!accepted) throw new QuoteMeasurementError('quote is from an enclave build that is not accepted')
+  ex.seenNonces?.add(q.nonce)
+  return q
+}

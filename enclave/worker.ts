@@ -1,0 +1,507 @@
+// The enclave worker (simulation mode): a worker_threads thread that holds every secret of the
+// enclave — the seal key, each task's key pair, the buyer's code and result key, the sellers' data
+// keys and plaintext, plaintext results — and talks to the host only through enclave/messages.ts.
+// Its persistent state goes out sealed, through "ocalls" to the host's SealedBlobStore.
+//
+// Store layout (all under `enclave/`; every blob sealed to (platform secret, measurement, key name)
+// except chunks, which are the seller's AES-GCM ciphertext, authenticated by the sealed data key):
+//   enclave/index                       { tasks: taskId[] }
+//   enclave/task/<taskId>               { tradeId, codeHash, privateKey }
+//   enclave/code/<taskId>               { code, resultPublicKey, gasCap, outputCap }
+//   enclave/data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid? }
+//   enclave/chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
+//   enclave/result/<taskId>             the execute response (signed result info, encrypted result)
+import { parentPort, workerData } from 'node:worker_threads'
+import { keccak_256 } from '@noble/hashes/sha3.js'
+import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
+import {
+  inputHashOf, quoteDigestOf, reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf
+} from '../contracts/formats.ts'
+import type { ResultInfo } from '../contracts/formats.ts'
+import {
+  MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
+  MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE
+} from './constants.ts'
+import {
+  CHUNK_HEADER_BYTES, decryptChunk, deriveSealKey, encryptResult, generateKeyPair, openCodeEnvelope,
+  readChunkHeader, sealBlob, unsealBlob, unwrapDataKey
+} from './crypto.ts'
+import {
+  ChunkAuthError, ChunkOrderError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
+  InvalidRequestError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
+} from './errors.ts'
+import { runAnalysis } from './evm.ts'
+import { computeMeasurement } from './measurement.ts'
+import type {
+  AttestRequest, AttestResponse, DataChunkRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
+  Request, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
+} from './messages.ts'
+
+if (parentPort === null) throw new Error('enclave/worker.ts must run as a worker thread')
+const port = parentPort
+
+function send (msg: WorkerMessage, transfer: ArrayBuffer[] = []): void { port.postMessage(msg, transfer) }
+
+// ---- ocalls: the host's store ----
+
+let nextOcall = 1
+const pendingOcalls = new Map<number, { resolve: (b: Uint8Array | undefined) => void, reject: (e: Error) => void }>()
+
+function ocall (op: 'get' | 'put' | 'delete', key: string, blob?: Uint8Array): Promise<Uint8Array | undefined> {
+  const id = nextOcall++
+  return new Promise((resolve, reject) => {
+    pendingOcalls.set(id, { resolve, reject })
+    send({ kind: 'ocall', id, op, key, blob })
+  })
+}
+
+// ---- sealed JSON ----
+
+let sealKey: Uint8Array
+const enc = new TextEncoder()
+const dec = new TextDecoder()
+
+async function putSealed (key: string, value: unknown): Promise<void> {
+  await ocall('put', key, sealBlob(sealKey, key, enc.encode(JSON.stringify(value))))
+}
+
+async function getSealed<T> (key: string): Promise<T | undefined> {
+  const blob = await ocall('get', key)
+  if (blob === undefined) return undefined
+  return JSON.parse(dec.decode(unsealBlob(sealKey, key, blob))) as T
+}
+
+// ---- state ----
+
+interface CodeState { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint }
+interface SellerSlot {
+  key: Uint8Array
+  commitment: string
+  size: number
+  outputCap: bigint
+  nextChunk: number
+  received: number
+  complete: boolean
+  invalid?: string
+  /** Running keccak of the plaintext; rebuilt from the stored chunks after a restart. */
+  hasher?: ReturnType<typeof keccak_256.create>
+}
+interface Task {
+  taskId: string
+  tradeId: string
+  codeHash: string
+  signingKey: SigningKey
+  privateKey: Uint8Array
+  address: string
+  publicKey: string
+  code?: CodeState
+  sellers: Map<number, SellerSlot>
+  result?: ExecuteResponse
+}
+
+const tasks = new Map<string, Task>()
+let measurement = ''
+let attestationKey: SigningKey
+
+const K = {
+  index: 'enclave/index',
+  task: (t: string) => `enclave/task/${t}`,
+  code: (t: string) => `enclave/code/${t}`,
+  data: (t: string, s: number) => `enclave/data/${t}/${s}`,
+  chunk: (t: string, s: number, n: number) => `enclave/chunk/${t}/${s}/${n}`,
+  result: (t: string) => `enclave/result/${t}`
+}
+
+// ---- validation ----
+
+const HEX32 = /^0x[0-9a-fA-F]{64}$/
+function bytes32 (v: unknown, what: string): string {
+  if (typeof v !== 'string' || !HEX32.test(v)) throw new InvalidRequestError(`${what} must be 32 bytes of 0x hex`)
+  return v.toLowerCase()
+}
+function sellerIndexOf (v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= MAX_SELLERS) throw new InvalidRequestError(`sellerIndex must be an integer 0..${MAX_SELLERS - 1}`)
+  return v
+}
+function bytesParam (v: unknown, what: string, max: number): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new InvalidRequestError(`${what} must be bytes`)
+  if (v.length > max) throw new InvalidRequestError(`${what} is over ${max} bytes`)
+  return v
+}
+function taskOf (taskId: unknown): Task {
+  const t = tasks.get(bytes32(taskId, 'taskId'))
+  if (t === undefined) throw new UnknownTaskError(`no task ${String(taskId)}`)
+  return t
+}
+
+// ---- persistence helpers ----
+
+async function saveIndex (): Promise<void> { await putSealed(K.index, { tasks: [...tasks.keys()] }) }
+
+function slotJson (s: SellerSlot): Record<string, unknown> {
+  return { key: hexlify(s.key), commitment: s.commitment, size: s.size, outputCap: String(s.outputCap), nextChunk: s.nextChunk, received: s.received, complete: s.complete, invalid: s.invalid }
+}
+
+async function saveSlot (t: Task, index: number, s: SellerSlot): Promise<void> { await putSealed(K.data(t.taskId, index), slotJson(s)) }
+
+function resultJson (r: ExecuteResponse): Record<string, unknown> {
+  return {
+    ...r,
+    resultInfo: { ...r.resultInfo, resultSize: String(r.resultInfo.resultSize), gasUsed: String(r.resultInfo.gasUsed) },
+    encryptedResult: hexlify(r.encryptedResult),
+    gasCap: String(r.gasCap),
+    outputCap: String(r.outputCap)
+  }
+}
+
+function resultFromJson (j: any): ExecuteResponse {
+  return {
+    ...j,
+    resultInfo: { ...j.resultInfo, resultSize: BigInt(j.resultInfo.resultSize), gasUsed: BigInt(j.resultInfo.gasUsed) },
+    encryptedResult: getBytes(j.encryptedResult),
+    gasCap: BigInt(j.gasCap),
+    outputCap: BigInt(j.outputCap)
+  }
+}
+
+function newTask (tradeId: string, codeHash: string, privateKey: Uint8Array): Task {
+  const signingKey = new SigningKey(privateKey)
+  const address = computeAddress(signingKey.publicKey).toLowerCase()
+  return {
+    taskId: taskIdOf(tradeId, codeHash, address),
+    tradeId,
+    codeHash,
+    signingKey,
+    privateKey,
+    address,
+    publicKey: signingKey.compressedPublicKey.toLowerCase(),
+    sellers: new Map()
+  }
+}
+
+/** Rebuilds a partly delivered slot's running hash from its stored chunks. */
+async function rehash (t: Task, index: number, s: SellerSlot): Promise<void> {
+  const h = keccak_256.create()
+  for (let n = 0; n < s.nextChunk; n++) {
+    const chunk = await ocall('get', K.chunk(t.taskId, index, n))
+    if (chunk === undefined) throw new UnsealError(`chunk ${n} of seller ${index} is missing from the store`)
+    h.update(decryptChunk(s.key, s.commitment, chunk).plaintext)
+  }
+  s.hasher = h
+}
+
+/** Loads every task from sealed state (after a restart). A task that does not unseal is skipped. */
+async function loadSealedState (): Promise<void> {
+  const index = await getSealed<{ tasks: string[] }>(K.index)
+  for (const taskId of index?.tasks ?? []) {
+    try {
+      const tj = await getSealed<{ tradeId: string, codeHash: string, privateKey: string }>(K.task(taskId))
+      if (tj === undefined) continue
+      const t = newTask(tj.tradeId, tj.codeHash, getBytes(tj.privateKey))
+      if (t.taskId !== taskId) continue
+      const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string }>(K.code(taskId))
+      if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap) }
+      for (let i = 0; i < MAX_SELLERS; i++) {
+        const sj = await getSealed<any>(K.data(taskId, i))
+        if (sj === undefined) continue
+        const s: SellerSlot = { key: getBytes(sj.key), commitment: sj.commitment, size: sj.size, outputCap: BigInt(sj.outputCap), nextChunk: sj.nextChunk, received: sj.received, complete: sj.complete, invalid: sj.invalid }
+        if (!s.complete && s.invalid === undefined) await rehash(t, i, s)
+        t.sellers.set(i, s)
+      }
+      const rj = await getSealed<any>(K.result(taskId))
+      if (rj !== undefined) t.result = resultFromJson(rj)
+      tasks.set(taskId, t)
+    } catch (err) {
+      if (!(err instanceof UnsealError)) throw err
+      // Sealed by another build or platform, or damaged: this enclave cannot use it.
+    }
+  }
+}
+
+function slotStatus (index: number, s: SellerSlot): SellerDataStatus {
+  const st: SellerDataStatus = { sellerIndex: index, commitment: s.commitment, size: s.size, nextChunk: s.nextChunk, received: s.received, complete: s.complete }
+  if (s.invalid !== undefined) st.invalid = s.invalid
+  return st
+}
+
+function summary (t: Task): TaskSummary {
+  return {
+    taskId: t.taskId,
+    tradeId: t.tradeId,
+    codeHash: t.codeHash,
+    enclaveAddress: t.address,
+    enclavePublicKey: t.publicKey,
+    hasCode: t.code !== undefined,
+    sellers: [...t.sellers.entries()].sort((a, b) => a[0] - b[0]).map(([i, s]) => slotStatus(i, s)),
+    executed: t.result !== undefined
+  }
+}
+
+// ---- step 4: attestation ----
+
+async function attest (p: AttestRequest): Promise<AttestResponse> {
+  const tradeId = bytes32(p.tradeId, 'tradeId')
+  const codeHash = bytes32(p.codeHash, 'codeHash')
+  const nonce = bytes32(p.nonce, 'nonce')
+  // One task per (trade, code) in this enclave: the seller's attestation (step 7) gets a fresh
+  // quote over the same task key the buyer attested.
+  let t = [...tasks.values()].find(x => x.tradeId === tradeId && x.codeHash === codeHash)
+  if (t === undefined) {
+    if (tasks.size >= MAX_TASKS) throw new TaskStateError(`enclave holds ${MAX_TASKS} tasks already`)
+    t = newTask(tradeId, codeHash, generateKeyPair().privateKey)
+    await putSealed(K.task(t.taskId), { tradeId, codeHash, privateKey: hexlify(t.privateKey) })
+    tasks.set(t.taskId, t)
+    await saveIndex()
+  }
+  const reportData = reportDataOf(t.address, t.taskId, tradeId, codeHash, nonce)
+  const signature = signDigest(attestationKey, quoteDigestOf(measurement, reportData))
+  return {
+    quote: { measurement, enclaveAddress: t.address, taskId: t.taskId, nonce, signature },
+    enclavePublicKey: t.publicKey,
+    taskId: t.taskId
+  }
+}
+
+// ---- step 4: code delivery ----
+
+async function deliverCode (p: { taskId: string, envelope: Uint8Array }): Promise<{ taskId: string }> {
+  const t = taskOf(p.taskId)
+  if (t.result !== undefined) throw new TaskStateError('task already executed')
+  const envelope = bytesParam(p.envelope, 'envelope', MAX_ENVELOPE_SIZE)
+  const opened = openCodeEnvelope(t.privateKey, t.taskId, envelope)
+  if (opened.code.length === 0 || opened.code.length > MAX_CODE_SIZE) throw new InvalidRequestError(`code must be 1..${MAX_CODE_SIZE} bytes`)
+  if (keccak256(opened.code) !== t.codeHash) throw new CodeHashMismatchError('code does not hash to the task codeHash')
+  if (opened.gasCap === 0n || opened.gasCap > MAX_GAS_CAP) throw new InvalidRequestError(`gasCap must be 1..${MAX_GAS_CAP}`)
+  if (opened.outputCap > MAX_OUTPUT_CAP) throw new InvalidRequestError(`outputCap must be at most ${MAX_OUTPUT_CAP}`)
+  await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap) })
+  t.code = opened
+  return { taskId: t.taskId }
+}
+
+// ---- step 7: data delivery ----
+
+async function deleteChunks (t: Task, index: number, upTo: number): Promise<void> {
+  for (let n = 0; n < upTo; n++) await ocall('delete', K.chunk(t.taskId, index, n))
+}
+
+async function openData (p: OpenDataRequest): Promise<SellerDataStatus> {
+  const t = taskOf(p.taskId)
+  if (t.result !== undefined) throw new TaskStateError('task already executed')
+  const index = sellerIndexOf(p.sellerIndex)
+  const commitment = bytes32(p.commitment, 'commitment')
+  const wrapped = bytesParam(p.wrappedKey, 'wrappedKey', 4096)
+  const d = unwrapDataKey(t.privateKey, t.taskId, index, wrapped)
+  if (d.commitment !== commitment) throw new CommitmentMismatchError('wrapped commitment differs from the announced one')
+  if (d.size > MAX_DATASET_SIZE) throw new InvalidRequestError(`dataset over ${MAX_DATASET_SIZE} bytes`)
+  const old = t.sellers.get(index)
+  // The same delivery again (after a restart of either side): continue where it stopped.
+  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment) return slotStatus(index, old)
+  if (old !== undefined) await deleteChunks(t, index, old.nextChunk)
+  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, hasher: keccak_256.create() }
+  t.sellers.set(index, s)
+  await saveSlot(t, index, s)
+  return slotStatus(index, s)
+}
+
+async function refuse (t: Task, index: number, s: SellerSlot, err: EnclaveError): Promise<never> {
+  s.invalid = `${err.name}: ${err.message}`
+  s.hasher = undefined
+  await saveSlot(t, index, s)
+  throw err
+}
+
+async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
+  const t = taskOf(p.taskId)
+  const index = sellerIndexOf(p.sellerIndex)
+  const s = t.sellers.get(index)
+  if (s === undefined) throw new TaskStateError(`no data delivery open for seller ${index}`)
+  if (s.invalid !== undefined) throw new TaskStateError(`delivery of seller ${index} was refused (${s.invalid}); open it again`)
+  const chunk = bytesParam(p.chunk, 'chunk', MAX_CHUNK_SIZE + CHUNK_HEADER_BYTES + 16)
+  let header
+  try { header = readChunkHeader(chunk) } catch (err) { return await refuse(t, index, s, err as EnclaveError) }
+  if (s.complete || header.index < s.nextChunk) return slotStatus(index, s) // a chunk we already hold
+  if (header.index > s.nextChunk) return await refuse(t, index, s, new ChunkOrderError(`expected chunk ${s.nextChunk}, got ${header.index}`))
+  let plain: Uint8Array
+  try { plain = decryptChunk(s.key, s.commitment, chunk).plaintext } catch (err) {
+    if (err instanceof ChunkAuthError) return await refuse(t, index, s, err)
+    throw err
+  }
+  if (s.received + plain.length > s.size) return await refuse(t, index, s, new CommitmentMismatchError('more data than the declared size'))
+  await ocall('put', K.chunk(t.taskId, index, header.index), chunk)
+  s.hasher!.update(plain)
+  s.received += plain.length
+  s.nextChunk++
+  if (header.last) {
+    const digest = hexlify(s.hasher!.digest())
+    s.hasher = undefined
+    if (s.received !== s.size) return await refuse(t, index, s, new CommitmentMismatchError(`data is ${s.received} bytes, ${s.size} declared`))
+    if (digest !== s.commitment) return await refuse(t, index, s, new CommitmentMismatchError('data does not match its commitment'))
+    s.complete = true
+    await saveSlot(t, index, s)
+  } else if (s.nextChunk % 64 === 0) {
+    // Progress note for `tasks()` after a restart; the chunks themselves are what count.
+    await saveSlot(t, index, s)
+  }
+  return slotStatus(index, s)
+}
+
+async function closeData (p: { taskId: string, sellerIndex: number }): Promise<SellerDataStatus> {
+  const t = taskOf(p.taskId)
+  const index = sellerIndexOf(p.sellerIndex)
+  const s = t.sellers.get(index)
+  if (s === undefined) throw new TaskStateError(`no data delivery open for seller ${index}`)
+  if (s.invalid !== undefined) throw new TaskStateError(`delivery of seller ${index} was refused (${s.invalid})`)
+  // The seller's stream ended cleanly but without its last chunk: truncated. (A stream that breaks,
+  // or a worker that dies, never gets here: that delivery can continue where it stopped.)
+  if (!s.complete) return await refuse(t, index, s, new TruncatedDataError(`data ended after chunk ${s.nextChunk - 1} without its last chunk`))
+  return slotStatus(index, s)
+}
+
+// ---- step 8: execution ----
+
+function minCap (...caps: Array<bigint | undefined>): bigint {
+  return caps.filter((c): c is bigint => c !== undefined).reduce((a, b) => (b < a ? b : a))
+}
+
+async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
+  const t = taskOf(p.taskId)
+  if (t.result !== undefined) return t.result
+  if (t.code === undefined) throw new TaskStateError('no code delivered')
+  if (p.gasCap !== undefined && (typeof p.gasCap !== 'bigint' || p.gasCap <= 0n)) throw new InvalidRequestError('gasCap must be a positive bigint')
+  if (p.outputCap !== undefined && (typeof p.outputCap !== 'bigint' || p.outputCap < 0n)) throw new InvalidRequestError('outputCap must be a non-negative bigint')
+  let count = p.sellerCount
+  if (count === undefined) count = t.sellers.size
+  if (!Number.isInteger(count) || count < 0 || count > MAX_SELLERS) throw new InvalidRequestError(`sellerCount must be 0..${MAX_SELLERS}`)
+  const slots: SellerSlot[] = []
+  for (let i = 0; i < count; i++) {
+    const s = t.sellers.get(i)
+    if (s === undefined || (!s.complete && s.invalid === undefined)) throw new TaskStateError(`data of seller ${i} is not complete`)
+    slots.push(s)
+  }
+  const inputHash = inputHashOf(slots.map(s => s.commitment))
+  const gasCap = minCap(t.code.gasCap, p.gasCap, MAX_GAS_CAP)
+  const outputCap = minCap(t.code.outputCap, p.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
+  const inputSize = slots.reduce((a, s) => a + s.size, 0)
+
+  let status: number
+  let output: Uint8Array = new Uint8Array(0)
+  let gasUsed = 0n
+  let reason: string
+  if (slots.some(s => s.invalid !== undefined)) {
+    status = ResultStatus.InputInvalid
+    reason = 'input invalid: ' + slots.filter(s => s.invalid !== undefined).map(s => s.invalid).join('; ')
+  } else if (inputSize > MAX_TOTAL_INPUT_SIZE) {
+    status = ResultStatus.InputInvalid
+    reason = `input of ${inputSize} bytes over ${MAX_TOTAL_INPUT_SIZE}`
+  } else {
+    const inputs: Uint8Array[] = []
+    for (let i = 0; i < slots.length; i++) inputs.push(await loadPlaintext(t, i, slots[i]))
+    const outcome = await runAnalysis(t.code.code, inputs, { gasCap, outputCap })
+    status = outcome.status
+    output = outcome.output
+    gasUsed = outcome.gasUsed
+    reason = outcome.reason
+  }
+  const { envelope, resultHash } = status === ResultStatus.Ok
+    ? encryptResult(t.code.resultPublicKey, t.taskId, output)
+    : { envelope: new Uint8Array(0), resultHash: keccak256(new Uint8Array(0)) }
+  const resultInfo: ResultInfo = {
+    tradeId: t.tradeId,
+    taskId: t.taskId,
+    inputHash,
+    resultHash: resultHash.toLowerCase(),
+    resultSize: status === ResultStatus.Ok ? BigInt(output.length) : 0n,
+    gasUsed,
+    status
+  }
+  const signature = signDigest(t.signingKey, resultDigestOf(resultInfo))
+  const result: ExecuteResponse = { resultInfo, signature, encryptedResult: envelope, inputSize, gasCap, outputCap, reason }
+  await putSealed(K.result(t.taskId), resultJson(result))
+  t.result = result
+  return result
+}
+
+async function loadPlaintext (t: Task, index: number, s: SellerSlot): Promise<Uint8Array> {
+  const out = new Uint8Array(s.size)
+  let at = 0
+  for (let n = 0; n < s.nextChunk; n++) {
+    const chunk = await ocall('get', K.chunk(t.taskId, index, n))
+    if (chunk === undefined) throw new UnsealError(`chunk ${n} of seller ${index} is missing from the store`)
+    const { plaintext } = decryptChunk(s.key, s.commitment, chunk)
+    if (at + plaintext.length > out.length) throw new UnsealError(`stored data of seller ${index} is longer than declared`)
+    out.set(plaintext, at)
+    at += plaintext.length
+  }
+  if (at !== s.size) throw new UnsealError(`stored data of seller ${index} is shorter than declared`)
+  return out
+}
+
+async function dropTask (p: { taskId: string }): Promise<{ taskId: string }> {
+  const t = taskOf(p.taskId)
+  for (const [i, s] of t.sellers) {
+    await deleteChunks(t, i, s.nextChunk)
+    await ocall('delete', K.data(t.taskId, i))
+  }
+  await ocall('delete', K.code(t.taskId))
+  await ocall('delete', K.result(t.taskId))
+  await ocall('delete', K.task(t.taskId))
+  tasks.delete(t.taskId)
+  await saveIndex()
+  return { taskId: t.taskId }
+}
+
+// ---- dispatch ----
+
+async function handle (r: Request): Promise<unknown> {
+  switch (r.op) {
+    case 'attest': return await attest(r.params)
+    case 'deliverCode': return await deliverCode(r.params)
+    case 'openData': return await openData(r.params)
+    case 'dataChunk': return await dataChunk(r.params)
+    case 'closeData': return await closeData(r.params)
+    case 'execute': return await execute(r.params)
+    case 'tasks': return [...tasks.values()].map(summary)
+    case 'dropTask': return await dropTask(r.params)
+    default: throw new InvalidRequestError(`unknown request ${(r as { op: string }).op}`)
+  }
+}
+
+// Requests run one at a time, in arrival order: each sees the state the previous one left sealed.
+let queue: Promise<void> = Promise.resolve()
+
+port.on('message', (msg: HostMessage) => {
+  if (msg.kind === 'ocallResult') {
+    const p = pendingOcalls.get(msg.id)
+    if (p === undefined) return
+    pendingOcalls.delete(msg.id)
+    if (msg.error !== undefined) p.reject(new EnclaveError(`store: ${msg.error}`))
+    else p.resolve(msg.blob)
+    return
+  }
+  if (msg.kind === 'request') {
+    queue = queue.then(async () => {
+      try {
+        const value = await handle(msg.request)
+        send({ kind: 'response', id: msg.id, ok: true, value })
+      } catch (err) {
+        send({ kind: 'response', id: msg.id, ok: false, error: serializeError(err) })
+      }
+    })
+  }
+})
+
+async function start (): Promise<void> {
+  const init = workerData as WorkerInit
+  try {
+    attestationKey = new SigningKey(init.attestationKey)
+    if (!(init.platformSecret instanceof Uint8Array) || init.platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
+    measurement = computeMeasurement(init.variant)
+    sealKey = deriveSealKey(init.platformSecret, measurement)
+    await loadSealedState()
+    send({ kind: 'ready', measurement, attestationRoot: computeAddress(attestationKey.publicKey), tasks: [...tasks.values()].map(summary) })
+  } catch (err) {
+    send({ kind: 'startFailed', error: serializeError(err) })
+  }
+}
+
+void start()
