@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { streamPair } from '@libp2p/utils'
 import {
-  messageChannel, encodeVarint, encodeFrame, encodeJsonMessage, schema as s,
+  messageChannel, encodeVarint, decodeVarint, encodeFrame, encodeJsonMessage, schema as s,
   FrameTooLargeError, MalformedFrameError, TruncatedFrameError, MessageSchemaError, StreamTimeoutError, StreamEndedError
 } from '../../p2p/messages/index.ts'
 import type { Stream } from '@libp2p/interface'
@@ -188,6 +188,18 @@ test('frames at exactly the limit pass; bulk frames flow with backpressure', asy
   }
   await writer
   assert.is(received, count)
+})
+
+test('varints: round trip, canonical form, bounds', () => {
+  for (const n of [0, 1, 127, 128, 300, 16383, 16384, 1 << 20, 2 ** 40, 2 ** 53 - 1]) {
+    const enc = encodeVarint(n)
+    const dec = decodeVarint(enc)
+    assert.equal(dec, { kind: 'value', value: n, bytes: enc.length })
+  }
+  assert.equal(decodeVarint(Uint8Array.of(0x80)), { kind: 'incomplete' })
+  assert.equal(decodeVarint(Uint8Array.of(0x80, 0x00)), { kind: 'non-canonical' })
+  assert.equal(decodeVarint(new Uint8Array(9).fill(0xff)), { kind: 'overlong' })
+  assert.throws(() => encodeVarint(-1))
 })
 
 test('schema helpers: optional, tagged, arrays, bounds', () => {

@@ -92,6 +92,9 @@ test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', 
   assert.is(received.get(c.peerId)?.length, 0, 'no echo to the publisher')
   // The rejected message lowered c's score at a (a penalised the peer that sent it).
   await eventually('c penalised at a', () => a.gossipScore(c.peerId) < scoreBefore - 1, 5000)
+  // The rejected message was published first on the same path: had a forwarded it, b would have it by now.
+  assert.is(received.get(a.peerId)?.length, 1)
+  assert.is(received.get(b.peerId)?.length, 1)
   try { await a.publish('/sdte/nobody/1', new Uint8Array(1)); assert.unreachable() } catch (e) { assert.is((e as Error).name, 'NoTopicPeersError') }
   try { await a.publish(TOPIC, new Uint8Array(a.options.maxGossipMessageBytes + 1)); assert.unreachable() } catch (e) { assert.instance(e, InvalidP2PInputError) }
 
