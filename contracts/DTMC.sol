@@ -1,0 +1,544 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @notice What DTMC needs from CISC.
+interface ICISC {
+    function dtmc() external view returns (address);
+    function offerForTrade(uint256 offerId, bytes32 codeHash, uint64 outputCap)
+        external
+        view
+        returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
+    function recordFeedback(
+        address seller, bytes32 tradeId, uint8 score, bytes32 resultHash, uint64 resultSize, uint8 status, string calldata comment
+    ) external;
+}
+
+/// @title DTMC, the data trading management contract (PROTOCOL.md steps 5, 9 and 11; formats in docs/protocol.md)
+/// @notice Escrow, attestation check, result consensus, payment, refunds and feedback of SDTE trades.
+/// A buyer opens a trade with a deposit equal to the sum of its caps, the sellers' CISC offers and the chosen
+/// nodes with their enclave quotes (checked here against the attestation root and the accepted measurements).
+/// Each node's enclave submits a signed ResultInfo. When all results are in, or after the deadline, a strict
+/// majority of identical results is final: sellers and the majority's nodes are credited within their caps and
+/// the rest goes back to the buyer; without one the buyer gets everything back. Credits are withdrawn (pull).
+/// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
+/// never searches. One trade occupies 6 slots, plus 1 per seller, 2 per node and 3 per distinct result.
+contract DTMC {
+    /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
+    uint256 public constant MAX_SELLERS = 8;
+    /// @notice Most nodes in one trade (the node bitmasks are uint16).
+    uint256 public constant MAX_NODES = 9;
+    bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v1");
+    bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v1");
+    /// @notice Highest ResultInfo.status (6, internal error).
+    uint8 public constant MAX_STATUS = 6;
+    /// @dev secp256k1 n / 2: signatures with a larger s are malleable twins and refused.
+    uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    enum State { None, Open, Settled, Refunded }
+
+    /// @notice A buyer's terms for one trade. Prices and caps in wei; output sizes in bytes.
+    struct Terms {
+        bytes32 salt; // tradeId = keccak256(abi.encode(buyer, salt))
+        bytes32 codeHash; // keccak256 of the analysis runtime bytecode
+        uint40 deadline; // unix seconds; results are accepted up to and including it
+        uint96 sellerCap; // most a seller is paid for its data (the output fee comes on top)
+        uint96 nodePrice; // wei per unit of enclave gas
+        uint96 nodeCap; // most a node is paid
+        uint96 outputPrice; // wei per output byte, shared by the sellers
+        uint64 outputCap; // most output bytes
+    }
+
+    /// @notice An attestation quote, docs/protocol.md.
+    struct Quote {
+        bytes32 measurement;
+        address enclave;
+        bytes32 taskId;
+        bytes32 nonce;
+        bytes signature;
+    }
+
+    struct NodeInput {
+        address payee; // the node's account, credited when it is in the final group
+        Quote quote;
+    }
+
+    /// @notice What a node's enclave signs with its task key, docs/protocol.md.
+    struct ResultInfo {
+        bytes32 tradeId;
+        bytes32 taskId;
+        bytes32 inputHash;
+        bytes32 resultHash;
+        uint64 resultSize;
+        uint64 gasUsed;
+        uint8 status;
+    }
+
+    struct Trade {
+        address buyer;
+        uint40 deadline;
+        uint8 nSellers;
+        uint8 nNodes;
+        uint8 nResults;
+        State state;
+        uint8 ratedMask;
+        uint8 nGroups;
+        uint8 leader; // index of the largest group so far (the first to reach its size)
+        bytes32 codeHash;
+        bytes32 inputHash;
+        uint96 nodePrice;
+        uint96 nodeCap;
+        uint64 outputCap;
+        uint96 outputPrice;
+        uint128 deposit;
+        uint16 submittedMask;
+    }
+
+    struct Party {
+        address account;
+        uint96 fee; // a seller's data fee: min(unitPrice * size, sellerCap)
+    }
+
+    struct NodeSlot {
+        address payee;
+        address enclave;
+    }
+
+    /// @notice Identical results: same key = keccak256(abi.encode(inputHash, resultHash, resultSize, gasUsed, status)).
+    struct Group {
+        bytes32 key;
+        bytes32 resultHash;
+        uint64 resultSize;
+        uint64 gasUsed;
+        uint8 status;
+        uint8 count;
+        uint16 members; // bit i: node i reported this result
+    }
+
+    struct NodeView {
+        address payee;
+        address enclave;
+        bool submitted;
+        uint8 group; // index into TradeView.groups when submitted
+    }
+
+    struct TradeView {
+        address buyer;
+        State state;
+        uint40 deadline;
+        uint8 nResults;
+        uint8 ratedMask;
+        uint8 leader;
+        bytes32 codeHash;
+        bytes32 inputHash;
+        uint96 nodePrice;
+        uint96 nodeCap;
+        uint96 outputPrice;
+        uint64 outputCap;
+        uint128 deposit;
+        Party[] sellers;
+        NodeView[] nodes;
+        Group[] groups;
+    }
+
+    ICISC public immutable cisc;
+    address public admin;
+    address public pendingAdmin;
+    /// @notice The simulated attestation service's key: every quote must recover to it.
+    address public attestationRoot;
+    mapping(bytes32 => bool) public acceptedMeasurement;
+    /// @notice Credited wei, withdrawn with `withdraw`.
+    mapping(address => uint256) public balanceOf;
+
+    mapping(bytes32 => Trade) private _trades;
+    mapping(bytes32 => Party[MAX_SELLERS]) private _sellers;
+    mapping(bytes32 => NodeSlot[MAX_NODES]) private _nodes;
+    mapping(bytes32 => Group[MAX_NODES]) private _groups;
+
+    event TradeOpened(
+        bytes32 indexed tradeId, address indexed buyer, bytes32 indexed codeHash, uint40 deadline, uint256 deposit,
+        bytes32 inputHash, uint96 nodePrice, uint96 nodeCap, uint96 outputPrice, uint64 outputCap
+    );
+    event TradeSeller(
+        bytes32 indexed tradeId, address indexed seller, uint256 indexed offerId, uint8 index, uint96 fee, bytes32 commitment
+    );
+    event TradeNode(
+        bytes32 indexed tradeId, address indexed payee, address indexed enclave, uint8 index, bytes32 measurement, bytes32 taskId
+    );
+    event ResultSubmitted(
+        bytes32 indexed tradeId, uint8 indexed node, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize,
+        uint64 gasUsed, uint8 status
+    );
+    event TradeSettled(
+        bytes32 indexed tradeId, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize, uint64 gasUsed,
+        uint8 status, uint8 agreeing, uint256 buyerRefund
+    );
+    event TradeRefunded(bytes32 indexed tradeId, uint256 amount, uint8 results);
+    event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+    event Rated(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 score);
+    event AttestationRootChanged(address indexed previous, address indexed root);
+    event MeasurementSet(bytes32 indexed measurement, bool accepted);
+    event AdminTransferStarted(address indexed admin, address indexed pending);
+    event AdminTransferred(address indexed previous, address indexed admin);
+
+    // administration
+    error NotAdmin();
+    error NotPendingAdmin();
+    error ZeroAddress();
+    error CiscNotBound();
+    // openTrade
+    error BadSellerCount(uint256 count);
+    error BadNodeCount(uint256 count);
+    error DeadlineNotInFuture(uint256 deadline);
+    error DepositMismatch(uint256 required, uint256 sent);
+    error TradeExists(bytes32 tradeId);
+    error DuplicateOffer(uint256 offerId);
+    error DuplicateEnclave(address enclave);
+    error QuoteCodeHashMismatch(uint256 node); // the quote's taskId is not bound to this (trade, codeHash, enclave)
+    error MeasurementNotAccepted(uint256 node, bytes32 measurement);
+    error QuoteNotFromRoot(uint256 node);
+    error InvalidSignature(); // not 65 bytes, v not 27/28, high s, or unrecoverable
+    // submitResult
+    error UnknownTrade(bytes32 tradeId);
+    error AlreadyFinalized(bytes32 tradeId);
+    error ResultAfterDeadline(uint256 deadline);
+    error UnknownNode(uint256 node);
+    error AlreadySubmitted(uint256 node);
+    error WrongTask(uint256 node);
+    error NotAttestedEnclave(uint256 node);
+    error InputHashMismatch(bytes32 expected, bytes32 reported);
+    error InvalidResultInfo();
+    error PayoutAboveCap(uint256 resultSize, uint256 outputCap); // an output fee above outputPrice * outputCap
+    // finalize, withdraw, rate
+    error FinalizeTooEarly(uint256 deadline);
+    error NothingToWithdraw();
+    error WithdrawFailed();
+    error NotBuyer(bytes32 tradeId);
+    error TradeNotSettled(bytes32 tradeId);
+    error UnknownSeller(uint256 index);
+    error AlreadyRated(bytes32 tradeId, uint256 index);
+    error InvalidScore(uint8 score);
+
+    modifier onlyAdmin() {
+        if (msg.sender != admin) revert NotAdmin();
+        _;
+    }
+
+    /// @param cisc_ the CISC deployed with this contract's address as its `dtmc`
+    /// @param root the attestation root (the simulated attestation service's address)
+    /// @param measurements the enclave measurements accepted from the start
+    constructor(ICISC cisc_, address root, bytes32[] memory measurements) {
+        if (address(cisc_) == address(0) || root == address(0)) revert ZeroAddress();
+        if (cisc_.dtmc() != address(this)) revert CiscNotBound();
+        cisc = cisc_;
+        admin = msg.sender;
+        attestationRoot = root;
+        emit AdminTransferred(address(0), msg.sender);
+        emit AttestationRootChanged(address(0), root);
+        for (uint256 i; i < measurements.length; ++i) {
+            acceptedMeasurement[measurements[i]] = true;
+            emit MeasurementSet(measurements[i], true);
+        }
+    }
+
+    // ---- administration: the attestation root and the accepted measurements ----
+
+    function setAttestationRoot(address root) external onlyAdmin {
+        if (root == address(0)) revert ZeroAddress();
+        emit AttestationRootChanged(attestationRoot, root);
+        attestationRoot = root;
+    }
+
+    function setMeasurement(bytes32 measurement, bool accepted) external onlyAdmin {
+        acceptedMeasurement[measurement] = accepted;
+        emit MeasurementSet(measurement, accepted);
+    }
+
+    /// @notice First step of handing the admin role over; the new admin completes it with `acceptAdmin`.
+    function transferAdmin(address next) external onlyAdmin {
+        pendingAdmin = next;
+        emit AdminTransferStarted(msg.sender, next);
+    }
+
+    function acceptAdmin() external {
+        if (msg.sender != pendingAdmin || msg.sender == address(0)) revert NotPendingAdmin();
+        emit AdminTransferred(admin, msg.sender);
+        admin = msg.sender;
+        pendingAdmin = address(0);
+    }
+
+    // ---- step 5: escrow ----
+
+    /// @notice Opens a trade. `msg.value` must equal
+    /// sellers * sellerCap + nodes * nodeCap + outputPrice * outputCap exactly.
+    function openTrade(Terms calldata terms, uint256[] calldata offerIds, NodeInput[] calldata nodes)
+        external
+        payable
+        returns (bytes32 tradeId)
+    {
+        uint256 ns = offerIds.length;
+        uint256 nn = nodes.length;
+        if (ns == 0 || ns > MAX_SELLERS) revert BadSellerCount(ns);
+        if (nn == 0 || nn > MAX_NODES) revert BadNodeCount(nn);
+        if (terms.deadline <= block.timestamp) revert DeadlineNotInFuture(terms.deadline);
+        uint256 required = ns * terms.sellerCap + nn * terms.nodeCap + uint256(terms.outputPrice) * terms.outputCap;
+        if (msg.value != required) revert DepositMismatch(required, msg.value);
+
+        tradeId = keccak256(abi.encode(msg.sender, terms.salt));
+        Trade storage t = _trades[tradeId];
+        if (t.state != State.None) revert TradeExists(tradeId);
+        t.buyer = msg.sender;
+        t.deadline = terms.deadline;
+        t.nSellers = uint8(ns);
+        t.nNodes = uint8(nn);
+        t.state = State.Open;
+        t.codeHash = terms.codeHash;
+        t.nodePrice = terms.nodePrice;
+        t.nodeCap = terms.nodeCap;
+        t.outputCap = terms.outputCap;
+        t.outputPrice = terms.outputPrice;
+        t.deposit = uint128(msg.value); // msg.value is far below 2^128
+        bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
+        t.inputHash = inputHash;
+        _addNodes(tradeId, terms.codeHash, nodes);
+        _emitOpened(tradeId, terms, inputHash);
+    }
+
+    function _emitOpened(bytes32 tradeId, Terms calldata terms, bytes32 inputHash) private {
+        emit TradeOpened(
+            tradeId, msg.sender, terms.codeHash, terms.deadline, msg.value, inputHash, terms.nodePrice, terms.nodeCap,
+            terms.outputPrice, terms.outputCap
+        );
+    }
+
+    /// @dev Reads each offer from CISC (which enforces its policy) and returns the trade's inputHash.
+    function _addSellers(bytes32 tradeId, Terms calldata terms, uint256[] calldata offerIds) private returns (bytes32) {
+        bytes32[] memory commitments = new bytes32[](offerIds.length);
+        for (uint256 i; i < offerIds.length; ++i) {
+            for (uint256 j; j < i; ++j) if (offerIds[j] == offerIds[i]) revert DuplicateOffer(offerIds[i]);
+            commitments[i] = _addSeller(tradeId, terms, i, offerIds[i]);
+        }
+        return keccak256(abi.encode(commitments));
+    }
+
+    function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId) private returns (bytes32) {
+        (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) =
+            cisc.offerForTrade(offerId, terms.codeHash, terms.outputCap);
+        uint256 fee = uint256(unitPrice) * size;
+        if (fee > terms.sellerCap) fee = terms.sellerCap;
+        _sellers[tradeId][i] = Party(seller, uint96(fee));
+        emit TradeSeller(tradeId, seller, offerId, uint8(i), uint96(fee), commitment);
+        return commitment;
+    }
+
+    function _addNodes(bytes32 tradeId, bytes32 codeHash, NodeInput[] calldata nodes) private {
+        NodeSlot[MAX_NODES] storage slots = _nodes[tradeId];
+        address root = attestationRoot;
+        for (uint256 i; i < nodes.length; ++i) {
+            NodeInput calldata n = nodes[i];
+            address enclave = n.quote.enclave;
+            if (n.payee == address(0) || enclave == address(0)) revert ZeroAddress();
+            for (uint256 j; j < i; ++j) if (nodes[j].quote.enclave == enclave) revert DuplicateEnclave(enclave);
+            _checkQuote(i, tradeId, codeHash, n.quote, root);
+            slots[i] = NodeSlot(n.payee, enclave);
+            emit TradeNode(tradeId, n.payee, enclave, uint8(i), n.quote.measurement, n.quote.taskId);
+        }
+    }
+
+    /// @dev The quote checks of docs/protocol.md, in the order the custom errors report them.
+    function _checkQuote(uint256 i, bytes32 tradeId, bytes32 codeHash, Quote calldata q, address root) private view {
+        if (q.taskId != keccak256(abi.encode(tradeId, codeHash, q.enclave))) revert QuoteCodeHashMismatch(i);
+        if (!acceptedMeasurement[q.measurement]) revert MeasurementNotAccepted(i, q.measurement);
+        bytes32 reportData = keccak256(abi.encode(q.enclave, q.taskId, tradeId, codeHash, q.nonce));
+        bytes32 digest = keccak256(abi.encode(QUOTE_TAG, q.measurement, reportData));
+        if (_recover(digest, q.signature) != root) revert QuoteNotFromRoot(i);
+    }
+
+    // ---- step 9: results, consensus, payment ----
+
+    /// @notice Submits node `node`'s signed result. Anyone may relay it: the signature must recover to the
+    /// enclave attested for that node, and the result must be for this trade's task and inputs.
+    function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature) external {
+        bytes32 tradeId = info.tradeId;
+        Trade storage t = _openTrade(tradeId);
+        if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
+        if (node >= t.nNodes) revert UnknownNode(node);
+        uint16 bit = uint16(1) << node;
+        if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
+        address enclave = _nodes[tradeId][node].enclave;
+        if (info.taskId != keccak256(abi.encode(tradeId, t.codeHash, enclave))) revert WrongTask(node);
+        // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
+        if (_recover(keccak256(abi.encode(RESULT_TAG, info)), signature) != enclave) revert NotAttestedEnclave(node);
+        if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
+        if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
+        if (info.resultSize > t.outputCap) revert PayoutAboveCap(info.resultSize, t.outputCap);
+
+        t.submittedMask |= bit;
+        t.nResults += 1;
+        bytes32 key = keccak256(abi.encode(info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status));
+        _joinGroup(t, _groups[tradeId], key, info, bit);
+        emit ResultSubmitted(tradeId, node, key, info.resultHash, info.resultSize, info.gasUsed, info.status);
+    }
+
+    function _joinGroup(Trade storage t, Group[MAX_NODES] storage groups, bytes32 key, ResultInfo calldata info, uint16 bit)
+        private
+    {
+        uint256 ng = t.nGroups;
+        uint256 g;
+        while (g < ng && groups[g].key != key) ++g;
+        Group storage grp = groups[g];
+        if (g == ng) {
+            grp.key = key;
+            grp.resultHash = info.resultHash;
+            grp.resultSize = info.resultSize;
+            grp.gasUsed = info.gasUsed;
+            grp.status = info.status;
+            t.nGroups = uint8(ng + 1);
+        }
+        uint8 count = grp.count + 1;
+        grp.count = count;
+        grp.members |= bit;
+        if (g != t.leader && count > groups[t.leader].count) t.leader = uint8(g);
+    }
+
+    /// @notice Settles a trade once all results are in or its deadline has passed. Anyone may call it.
+    /// A strict majority of the trade's nodes with identical results is final; otherwise a full refund.
+    function finalize(bytes32 tradeId) external {
+        Trade storage t = _openTrade(tradeId);
+        if (t.nResults < t.nNodes && block.timestamp <= t.deadline) revert FinalizeTooEarly(t.deadline);
+        Group storage win = _groups[tradeId][t.leader];
+        if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win);
+        else _refund(tradeId, t);
+    }
+
+    function _settle(bytes32 tradeId, Trade storage t, Group storage win) private {
+        t.state = State.Settled;
+        uint256 paid = _paySellers(tradeId, t, win) + _payNodes(tradeId, t, win);
+        uint256 refund = t.deposit - paid; // cannot underflow: every payout is within its cap
+        _credit(t.buyer, tradeId, refund);
+        emit TradeSettled(tradeId, win.key, win.resultHash, win.resultSize, win.gasUsed, win.status, win.count, refund);
+    }
+
+    /// @dev Each seller: its data fee plus an equal share of the output fee; the remainder to the first seller.
+    function _paySellers(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
+        uint256 outputFee = win.status == 0 ? uint256(t.outputPrice) * win.resultSize : 0;
+        uint256 ns = t.nSellers;
+        uint256 share = outputFee / ns;
+        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
+        for (uint256 i; i < ns; ++i) {
+            uint256 amount = sellers[i].fee + share;
+            if (i == 0) amount += outputFee - share * ns;
+            paid += amount;
+            _credit(sellers[i].account, tradeId, amount);
+        }
+    }
+
+    /// @dev Each node of the final group: min(nodePrice * gasUsed, nodeCap); the others nothing.
+    function _payNodes(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
+        uint256 nodeFee = uint256(t.nodePrice) * win.gasUsed;
+        if (nodeFee > t.nodeCap) nodeFee = t.nodeCap;
+        uint256 members = win.members;
+        NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
+        for (uint256 i; i < t.nNodes; ++i) {
+            if (members & (1 << i) == 0) continue;
+            paid += nodeFee;
+            _credit(nodes[i].payee, tradeId, nodeFee);
+        }
+    }
+
+    function _refund(bytes32 tradeId, Trade storage t) private {
+        t.state = State.Refunded;
+        _credit(t.buyer, tradeId, t.deposit);
+        emit TradeRefunded(tradeId, t.deposit, t.nResults);
+    }
+
+    function _credit(address account, bytes32 tradeId, uint256 amount) private {
+        if (amount == 0) return;
+        balanceOf[account] += amount;
+        emit Credited(account, tradeId, amount);
+    }
+
+    /// @notice Sends the caller everything credited to it. The balance is zeroed before the transfer,
+    /// so a payee that re-enters finds nothing.
+    function withdraw() external {
+        uint256 amount = balanceOf[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        balanceOf[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = payable(msg.sender).call{value: amount}("");
+        if (!ok) revert WithdrawFailed();
+    }
+
+    // ---- step 11: feedback ----
+
+    /// @notice The buyer rates seller `index` of a settled trade, once; the rating and the final result info go to CISC.
+    function rate(bytes32 tradeId, uint8 index, uint8 score, string calldata comment) external {
+        Trade storage t = _trade(tradeId);
+        if (msg.sender != t.buyer) revert NotBuyer(tradeId);
+        if (t.state != State.Settled) revert TradeNotSettled(tradeId);
+        if (index >= t.nSellers) revert UnknownSeller(index);
+        uint8 bit = uint8(1) << index;
+        if (t.ratedMask & bit != 0) revert AlreadyRated(tradeId, index);
+        if (score == 0 || score > 5) revert InvalidScore(score);
+        t.ratedMask |= bit;
+        address seller = _sellers[tradeId][index].account;
+        Group storage win = _groups[tradeId][t.leader];
+        emit Rated(tradeId, seller, index, score);
+        cisc.recordFeedback(seller, tradeId, score, win.resultHash, win.resultSize, win.status, comment);
+    }
+
+    // ---- views ----
+
+    /// @notice Everything about one trade: terms, sellers with their fees, nodes with their groups, result groups.
+    /// When `state` is Settled, `groups[leader]` is the final result.
+    function trade(bytes32 tradeId) external view returns (TradeView memory v) {
+        Trade storage t = _trade(tradeId);
+        v.buyer = t.buyer;
+        v.state = t.state;
+        v.deadline = t.deadline;
+        v.nResults = t.nResults;
+        v.ratedMask = t.ratedMask;
+        v.leader = t.leader;
+        v.codeHash = t.codeHash;
+        v.inputHash = t.inputHash;
+        v.nodePrice = t.nodePrice;
+        v.nodeCap = t.nodeCap;
+        v.outputPrice = t.outputPrice;
+        v.outputCap = t.outputCap;
+        v.deposit = t.deposit;
+        v.sellers = new Party[](t.nSellers);
+        for (uint256 i; i < v.sellers.length; ++i) v.sellers[i] = _sellers[tradeId][i];
+        v.groups = new Group[](t.nGroups);
+        for (uint256 g; g < v.groups.length; ++g) v.groups[g] = _groups[tradeId][g];
+        v.nodes = new NodeView[](t.nNodes);
+        for (uint256 i; i < v.nodes.length; ++i) {
+            NodeSlot storage s = _nodes[tradeId][i];
+            NodeView memory n = v.nodes[i];
+            n.payee = s.payee;
+            n.enclave = s.enclave;
+            n.submitted = t.submittedMask & (1 << i) != 0;
+            for (uint256 g; g < v.groups.length; ++g) if (v.groups[g].members & (1 << i) != 0) n.group = uint8(g);
+        }
+    }
+
+    function _trade(bytes32 tradeId) private view returns (Trade storage t) {
+        t = _trades[tradeId];
+        if (t.state == State.None) revert UnknownTrade(tradeId);
+    }
+
+    function _openTrade(bytes32 tradeId) private view returns (Trade storage t) {
+        t = _trade(tradeId);
+        if (t.state != State.Open) revert AlreadyFinalized(tradeId);
+    }
+
+    /// @dev ecrecover over a raw digest with a 65-byte r ‖ s ‖ v signature; refuses high s and bad v.
+    function _recover(bytes32 digest, bytes calldata sig) private pure returns (address signer) {
+        if (sig.length != 65) revert InvalidSignature();
+        bytes32 r = bytes32(sig[0:32]);
+        bytes32 s = bytes32(sig[32:64]);
+        uint8 v = uint8(sig[64]);
+        if (uint256(s) > HALF_N || (v != 27 && v != 28)) revert InvalidSignature();
+        signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert InvalidSignature();
+    }
+}

@@ -1,0 +1,637 @@
+// The chain client the daemon uses: typed ethers v6 wrappers over CISC, BDBC and DTMC, built from the
+// committed artifacts (contracts/artifacts).
+//
+//   const chain = await ChainClient.connect({ network, signer: privateKey })
+//   await chain.cisc.registerSeller(peerId)
+//   const { tradeId } = await chain.dtmc.openTrade({ ... })
+//
+// Every send waits for its receipt. A revert, before sending (gas estimation) or after mining, becomes a
+// ChainRevertError with the contract's custom error name in `.errorName` and its arguments in `.args`.
+// Sends from one client are serialised through one queue with a local nonce counter, re-read from the
+// chain after any failed send, so concurrent calls never collide on nonces.
+import {
+  Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Signer,
+  type TransactionReceipt, type TransactionRequest, type TransactionResponse
+} from 'ethers'
+import { loadArtifact } from './compile.ts'
+import { tradeIdOf, type Quote, type ResultInfo } from './formats.ts'
+import type { ContractAddresses, NetworkFile } from './network.ts'
+
+export type ContractName = keyof ContractAddresses
+
+const ABIS: Record<ContractName, Interface> = {
+  CISC: new Interface(loadArtifact('CISC').abi as any[]),
+  BDBC: new Interface(loadArtifact('BDBC').abi as any[]),
+  DTMC: new Interface(loadArtifact('DTMC').abi as any[])
+}
+
+/** Every custom error of the three contracts (DTMC bubbles CISC's up), plus Error(string) and Panic(uint256). */
+const ERRORS = new Interface([
+  ...new Map(Object.values(ABIS).flatMap(i => i.fragments.filter(f => f.type === 'error').map(f => [f.format('sighash'), f]))).values()
+])
+
+/** A transaction or call that reverted: `errorName` is the custom error ("NotBuyer"), `args` its arguments. */
+export class ChainRevertError extends Error {
+  override name = 'ChainRevertError'
+  readonly errorName: string
+  readonly args: unknown[]
+  readonly contract: string
+  readonly method: string
+  readonly data?: string
+  readonly txHash?: string
+
+  constructor (contract: string, method: string, errorName: string, args: unknown[], data?: string, txHash?: string) {
+    super(`${contract}.${method} reverted: ${errorName}(${args.map(a => String(a)).join(', ')})`)
+    this.contract = contract
+    this.method = method
+    this.errorName = errorName
+    this.args = args
+    this.data = data
+    this.txHash = txHash
+  }
+}
+
+/** The chain is not the one the network file names, or a contract is missing. */
+export class ChainConfigError extends Error {
+  override name = 'ChainConfigError'
+}
+
+function plain (v: unknown): unknown {
+  if (v !== null && typeof v === 'object' && typeof (v as any).toArray === 'function') return (v as any).toArray().map(plain)
+  return v
+}
+
+/** Decodes revert data into (name, args); undefined when it is not one of ours. */
+export function decodeRevert (data: string | undefined): { errorName: string, args: unknown[] } | undefined {
+  if (data === undefined || data === '0x' || data.length < 10) return undefined
+  try {
+    const parsed = ERRORS.parseError(data)
+    if (parsed !== null) return { errorName: parsed.name, args: plain(parsed.args) as unknown[] }
+  } catch {}
+  return undefined
+}
+
+function revertData (err: unknown): string | undefined {
+  const e = err as any
+  for (const d of [e?.data, e?.info?.error?.data, e?.error?.data, e?.info?.error?.data?.data]) {
+    if (typeof d === 'string' && d.startsWith('0x')) return d
+  }
+  return undefined
+}
+
+function toRevertError (err: unknown, contract: string, method: string, txHash?: string): Error {
+  if (!isError(err, 'CALL_EXCEPTION')) return err as Error
+  const data = revertData(err)
+  const decoded = decodeRevert(data)
+  if (decoded !== undefined) return new ChainRevertError(contract, method, decoded.errorName, decoded.args, data, txHash)
+  return new ChainRevertError(contract, method, 'Reverted', [], data, txHash)
+}
+
+/** Serialises sends of one account: one nonce counter, re-read from the chain after a failure. */
+class TxQueue {
+  private tail: Promise<unknown> = Promise.resolve()
+  private nonce: number | undefined
+  private readonly signer: Signer
+
+  constructor (signer: Signer) {
+    this.signer = signer
+  }
+
+  /** Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). */
+  broadcast (tx: TransactionRequest): Promise<TransactionResponse> {
+    const run = this.tail.then(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (this.nonce === undefined) this.nonce = await this.signer.getNonce('pending')
+          const response = await this.signer.sendTransaction({ ...tx, nonce: this.nonce })
+          this.nonce++
+          return response
+        } catch (err) {
+          this.nonce = undefined
+          // Someone else used this account's nonce: re-read it once and try again.
+          if (attempt === 0 && (isError(err, 'NONCE_EXPIRED') || isError(err, 'REPLACEMENT_UNDERPRICED'))) continue
+          throw err
+        }
+      }
+    })
+    this.tail = run.catch(() => {})
+    return run
+  }
+}
+
+interface SendContext {
+  provider: JsonRpcProvider
+  signer?: Signer
+  queue?: TxQueue
+  receiptTimeoutMs: number
+}
+
+/** Common base: one contract, its calls and its sends. */
+class Bound {
+  readonly address: string
+  readonly contract: Contract
+  readonly iface: Interface
+  protected readonly name: ContractName
+  protected readonly ctx: SendContext
+
+  constructor (name: ContractName, address: string, ctx: SendContext) {
+    this.name = name
+    this.address = getAddress(address)
+    this.iface = ABIS[name]
+    this.ctx = ctx
+    this.contract = new Contract(this.address, this.iface, ctx.provider)
+  }
+
+  /** A read-only call; reverts become ChainRevertError. */
+  protected async call<T = any> (method: string, ...args: unknown[]): Promise<T> {
+    try {
+      return await this.contract.getFunction(method).staticCall(...args) as T
+    } catch (err) {
+      throw toRevertError(err, this.name, method)
+    }
+  }
+
+  /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. */
+  protected async send (method: string, args: unknown[], value?: bigint): Promise<TransactionReceipt> {
+    const { signer, queue } = this.ctx
+    if (signer === undefined || queue === undefined) throw new Error(`${this.name}.${method}: this client has no signer`)
+    const tx: TransactionRequest = {
+      to: this.address,
+      data: this.iface.encodeFunctionData(method, args),
+      value: value ?? 0n
+    }
+    let response: TransactionResponse
+    try {
+      response = await queue.broadcast(tx) // gas estimation inside catches most reverts before sending
+    } catch (err) {
+      throw toRevertError(err, this.name, method)
+    }
+    let receipt: TransactionReceipt | null
+    try {
+      receipt = await response.wait(1, this.ctx.receiptTimeoutMs)
+    } catch (err) {
+      if (!isError(err, 'CALL_EXCEPTION')) throw err
+      receipt = err.receipt as TransactionReceipt | null
+      // Mined but reverted: replay it on the state before its block to learn why.
+      const replayed = await this.ctx.provider.call({ ...tx, from: response.from, blockTag: (receipt?.blockNumber ?? 1) - 1 })
+        .then(() => undefined, (e: unknown) => e)
+      throw toRevertError(replayed ?? err, this.name, method, response.hash)
+    }
+    if (receipt === null) throw new Error(`${this.name}.${method}: no receipt for ${response.hash}`)
+    return receipt
+  }
+
+  /** The decoded events of this contract in a receipt. */
+  eventsIn (receipt: TransactionReceipt, eventName?: string): ChainEvent[] {
+    return decodeLogs(receipt.logs, { [this.address]: this.name })
+      .filter(e => eventName === undefined || e.name === eventName)
+  }
+}
+
+// ---- CISC ----
+
+export interface SellerRecord {
+  address: string
+  peerId: string
+  registeredAt: number
+  ratingCount: number
+  ratingSum: number
+}
+
+export interface NodeRecord {
+  address: string
+  peerId: string
+  measurement: string
+  pricePerGas: bigint
+  maxGas: bigint
+  registeredAt: number
+}
+
+export interface DatasetPolicy {
+  /** Code hashes allowed to run on the data; empty: any. */
+  allowedCodeHashes: string[]
+  /** Largest output (bytes) a trade on the offer may set. */
+  outputCap: bigint
+}
+
+export interface OfferRecord {
+  offerId: bigint
+  seller: string
+  tag: string
+  size: bigint
+  unitPrice: bigint
+  commitment: string
+  outputCap: bigint
+  active: boolean
+  /** Filled from the DatasetListed event by `offersByTag`; the contract keeps only a lookup. */
+  allowedCodeHashes?: string[]
+}
+
+export interface Feedback {
+  tradeId: string
+  resultHash: string
+  resultSize: bigint
+  score: number
+  status: number
+  ratedAt: number
+}
+
+export class CiscClient extends Bound {
+  constructor (address: string, ctx: SendContext) { super('CISC', address, ctx) }
+
+  async registerSeller (peerId: string): Promise<TransactionReceipt> {
+    return await this.send('registerSeller', [peerId])
+  }
+
+  async registerNode (p: { peerId: string, measurement: string, pricePerGas: bigint, maxGas: bigint }): Promise<TransactionReceipt> {
+    return await this.send('registerNode', [p.peerId, p.measurement, p.pricePerGas, p.maxGas])
+  }
+
+  /** Lists a dataset; returns the new offer id. */
+  async listDataset (p: { tag: string, size: bigint, unitPrice: bigint, commitment: string, policy: DatasetPolicy }): Promise<{ offerId: bigint, receipt: TransactionReceipt }> {
+    const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [p.policy.allowedCodeHashes, p.policy.outputCap]])
+    const [event] = this.eventsIn(receipt, 'DatasetListed')
+    return { offerId: event.args.offerId as bigint, receipt }
+  }
+
+  async delistDataset (offerId: bigint): Promise<TransactionReceipt> {
+    return await this.send('delistDataset', [offerId])
+  }
+
+  /** The seller's record, or null when it never registered. */
+  async seller (address: string): Promise<SellerRecord | null> {
+    const s = await this.call('seller', address)
+    if (s.registeredAt === 0n) return null
+    return { address: getAddress(address), peerId: s.peerId, registeredAt: Number(s.registeredAt), ratingCount: Number(s.ratingCount), ratingSum: Number(s.ratingSum) }
+  }
+
+  /** The node's record, or null when it never registered. */
+  async node (address: string): Promise<NodeRecord | null> {
+    const n = await this.call('node', address)
+    if (n.registeredAt === 0n) return null
+    return { address: getAddress(address), peerId: n.peerId, measurement: n.measurement, pricePerGas: n.pricePerGas, maxGas: n.maxGas, registeredAt: Number(n.registeredAt) }
+  }
+
+  async offer (offerId: bigint): Promise<OfferRecord> {
+    const o = await this.call('offer', offerId)
+    return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, active: o.active }
+  }
+
+  async offerCount (): Promise<bigint> {
+    return await this.call('offerCount')
+  }
+
+  async isCodeAllowed (offerId: bigint, codeHash: string): Promise<boolean> {
+    return await this.call('isCodeAllowed', offerId, codeHash)
+  }
+
+  /** Offers ever listed under `tag` (active or not), with their allowed code hashes, oldest first. */
+  async offersByTag (tag: string, fromBlock = 0): Promise<OfferRecord[]> {
+    const filter = this.contract.filters.DatasetListed(null, null, tagHashOf(tag))
+    const logs = await this.contract.queryFilter(filter, fromBlock)
+    const out: OfferRecord[] = []
+    for (const log of logs) {
+      const e = this.iface.parseLog(log)!
+      const offer = await this.offer(e.args.offerId as bigint)
+      out.push({ ...offer, allowedCodeHashes: plain(e.args.allowedCodeHashes) as string[] })
+    }
+    return out
+  }
+
+  async feedbackCount (seller: string): Promise<number> {
+    return Number(await this.call('feedbackCount', seller))
+  }
+
+  /** A page of a seller's feedback (at most 100), oldest first. */
+  async feedback (seller: string, offset = 0, limit = 100): Promise<Feedback[]> {
+    const page = await this.call('feedbackOf', seller, offset, limit)
+    return (page as any[]).map(f => ({
+      tradeId: f.tradeId, resultHash: f.resultHash, resultSize: f.resultSize, score: Number(f.score), status: Number(f.status), ratedAt: Number(f.ratedAt)
+    }))
+  }
+}
+
+/** The indexed topic of a dataset tag in DatasetListed: keccak256 of its UTF-8 bytes. */
+export function tagHashOf (tag: string): string {
+  return id(tag)
+}
+
+// ---- BDBC ----
+
+export interface DemandRecord { buyer: string, demandHash: string, blockNumber: number, txHash: string }
+
+export class BdbcClient extends Bound {
+  constructor (address: string, ctx: SendContext) { super('BDBC', address, ctx) }
+
+  /** Puts a gossiped demand's hash on the record, with the sender as its buyer. */
+  async postDemand (demandHash: string): Promise<TransactionReceipt> {
+    return await this.send('postDemand', [demandHash])
+  }
+
+  /** Demands on the record, optionally of one buyer or one hash. */
+  async demands (q: { buyer?: string, demandHash?: string, fromBlock?: number } = {}): Promise<DemandRecord[]> {
+    const logs = await this.contract.queryFilter(this.contract.filters.DemandPosted(q.buyer ?? null, q.demandHash ?? null), q.fromBlock ?? 0)
+    return logs.map(log => {
+      const e = this.iface.parseLog(log)!
+      return { buyer: e.args.buyer, demandHash: e.args.demandHash, blockNumber: log.blockNumber, txHash: log.transactionHash }
+    })
+  }
+}
+
+// ---- DTMC ----
+
+export const TradeState = { None: 0, Open: 1, Settled: 2, Refunded: 3 } as const
+export type TradeStateName = 'open' | 'settled' | 'refunded'
+const STATE_NAMES: Record<number, TradeStateName> = { 1: 'open', 2: 'settled', 3: 'refunded' }
+
+/** The constants DTMC bounds every trade with. */
+export const MAX_SELLERS = 8
+export const MAX_NODES = 9
+
+export interface TradeTerms {
+  salt: string
+  codeHash: string
+  /** unix seconds; results are accepted up to and including it */
+  deadline: number | bigint
+  sellerCap: bigint
+  nodePrice: bigint
+  nodeCap: bigint
+  outputPrice: bigint
+  outputCap: bigint
+}
+
+export interface OpenTradeParams extends TradeTerms {
+  offerIds: bigint[]
+  nodes: Array<{ payee: string, quote: Quote }>
+}
+
+/** The exact deposit openTrade requires: sellers × sellerCap + nodes × nodeCap + outputPrice × outputCap. */
+export function depositOf (p: { sellers: number, nodes: number, sellerCap: bigint, nodeCap: bigint, outputPrice: bigint, outputCap: bigint }): bigint {
+  return BigInt(p.sellers) * p.sellerCap + BigInt(p.nodes) * p.nodeCap + p.outputPrice * p.outputCap
+}
+
+export interface ResultGroup {
+  key: string
+  resultHash: string
+  resultSize: bigint
+  gasUsed: bigint
+  status: number
+  count: number
+  /** indices of the nodes that reported this result */
+  members: number[]
+}
+
+export interface TradeView {
+  tradeId: string
+  buyer: string
+  state: TradeStateName
+  deadline: number
+  nResults: number
+  codeHash: string
+  inputHash: string
+  nodePrice: bigint
+  nodeCap: bigint
+  outputPrice: bigint
+  outputCap: bigint
+  deposit: bigint
+  sellers: Array<{ account: string, fee: bigint, rated: boolean }>
+  nodes: Array<{ payee: string, enclave: string, submitted: boolean, group: number | null }>
+  groups: ResultGroup[]
+  /** The final result when settled. */
+  final: ResultGroup | null
+}
+
+export class DtmcClient extends Bound {
+  constructor (address: string, ctx: SendContext) { super('DTMC', address, ctx) }
+
+  /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
+  async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
+    const deposit = depositOf({ ...p, sellers: p.offerIds.length, nodes: p.nodes.length })
+    const terms = [p.salt, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap]
+    const nodes = p.nodes.map(n => [n.payee, [n.quote.measurement, n.quote.enclaveAddress, n.quote.taskId, n.quote.nonce, n.quote.signature]])
+    const receipt = await this.send('openTrade', [terms, p.offerIds, nodes], deposit)
+    const [opened] = this.eventsIn(receipt, 'TradeOpened')
+    return { tradeId: (opened.args.tradeId as string).toLowerCase(), deposit, receipt }
+  }
+
+  /** The id openTrade will give a trade of `buyer` with `salt`. */
+  tradeIdOf (buyer: string, salt: string): string {
+    return tradeIdOf(buyer, salt)
+  }
+
+  /** Submits node `nodeIndex`'s ResultInfo with its enclave's signature (anyone may relay it). */
+  async submitResult (info: ResultInfo, nodeIndex: number, signature: string): Promise<TransactionReceipt> {
+    const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
+    return await this.send('submitResult', [tuple, nodeIndex, signature])
+  }
+
+  /** Settles (strict majority) or refunds a trade whose results are all in or whose deadline has passed. */
+  async finalize (tradeId: string): Promise<{ outcome: 'settled' | 'refunded', receipt: TransactionReceipt }> {
+    const receipt = await this.send('finalize', [tradeId])
+    return { outcome: this.eventsIn(receipt, 'TradeSettled').length > 0 ? 'settled' : 'refunded', receipt }
+  }
+
+  /** Withdraws everything credited to this client's account. */
+  async withdraw (): Promise<{ amount: bigint, receipt: TransactionReceipt }> {
+    const receipt = await this.send('withdraw', [])
+    const [event] = this.eventsIn(receipt, 'Withdrawn')
+    return { amount: event.args.amount as bigint, receipt }
+  }
+
+  /** The buyer rates seller `sellerIndex` of a settled trade (score 1..5), once. */
+  async rate (tradeId: string, sellerIndex: number, score: number, comment = ''): Promise<TransactionReceipt> {
+    return await this.send('rate', [tradeId, sellerIndex, score, comment])
+  }
+
+  /** Wei credited to `address` and not yet withdrawn. */
+  async creditOf (address: string): Promise<bigint> {
+    return await this.call('balanceOf', address)
+  }
+
+  /** A trade, or null when there is none with this id. */
+  async trade (tradeId: string): Promise<TradeView | null> {
+    let v: any
+    try {
+      v = await this.call('trade', tradeId)
+    } catch (err) {
+      if (err instanceof ChainRevertError && err.errorName === 'UnknownTrade') return null
+      throw err
+    }
+    const groups: ResultGroup[] = (v.groups as any[]).map(g => ({
+      key: g.key,
+      resultHash: g.resultHash,
+      resultSize: g.resultSize,
+      gasUsed: g.gasUsed,
+      status: Number(g.status),
+      count: Number(g.count),
+      members: bits(Number(g.members))
+    }))
+    const state = STATE_NAMES[Number(v.state)]
+    const ratedMask = Number(v.ratedMask)
+    return {
+      tradeId: tradeId.toLowerCase(),
+      buyer: v.buyer,
+      state,
+      deadline: Number(v.deadline),
+      nResults: Number(v.nResults),
+      codeHash: v.codeHash,
+      inputHash: v.inputHash,
+      nodePrice: v.nodePrice,
+      nodeCap: v.nodeCap,
+      outputPrice: v.outputPrice,
+      outputCap: v.outputCap,
+      deposit: v.deposit,
+      sellers: (v.sellers as any[]).map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
+      nodes: (v.nodes as any[]).map(n => ({ payee: n.payee, enclave: n.enclave, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
+      groups,
+      final: state === 'settled' ? groups[Number(v.leader)] : null
+    }
+  }
+
+  /** Ids of trades in which `account` is the buyer, a seller or a node's payee, oldest first. */
+  async tradesOf (account: string, role: 'buyer' | 'seller' | 'node', fromBlock = 0): Promise<string[]> {
+    const f = this.contract.filters
+    const filter = role === 'buyer' ? f.TradeOpened(null, account) : role === 'seller' ? f.TradeSeller(null, account) : f.TradeNode(null, account)
+    const logs = await this.contract.queryFilter(filter, fromBlock)
+    return [...new Set(logs.map(l => (this.iface.parseLog(l)!.args.tradeId as string).toLowerCase()))]
+  }
+
+  async attestationRoot (): Promise<string> { return await this.call('attestationRoot') }
+  async admin (): Promise<string> { return await this.call('admin') }
+  async isMeasurementAccepted (measurement: string): Promise<boolean> { return await this.call('acceptedMeasurement', measurement) }
+
+  async setAttestationRoot (root: string): Promise<TransactionReceipt> { return await this.send('setAttestationRoot', [root]) }
+  async setMeasurement (measurement: string, accepted: boolean): Promise<TransactionReceipt> { return await this.send('setMeasurement', [measurement, accepted]) }
+  async transferAdmin (next: string): Promise<TransactionReceipt> { return await this.send('transferAdmin', [next]) }
+  async acceptAdmin (): Promise<TransactionReceipt> { return await this.send('acceptAdmin', []) }
+}
+
+function bits (mask: number): number[] {
+  const out: number[] = []
+  for (let i = 0; mask >> i !== 0; i++) if ((mask >> i) & 1) out.push(i)
+  return out
+}
+
+// ---- events ----
+
+export interface ChainEvent {
+  contract: ContractName
+  name: string
+  /** arguments by name (bigint for integers, checksummed addresses, 0x hex for bytes) */
+  args: Record<string, unknown>
+  blockNumber: number
+  txHash: string
+  logIndex: number
+}
+
+/** Decodes logs of the given contracts (address -> name); other logs are skipped. */
+export function decodeLogs (logs: readonly Log[], contracts: Record<string, ContractName>): ChainEvent[] {
+  const byAddress = new Map(Object.entries(contracts).map(([a, n]) => [getAddress(a), n]))
+  const out: ChainEvent[] = []
+  for (const log of logs) {
+    const name = byAddress.get(getAddress(log.address))
+    if (name === undefined) continue
+    const parsed = ABIS[name].parseLog(log)
+    if (parsed === null) continue
+    const args: Record<string, unknown> = {}
+    parsed.fragment.inputs.forEach((input, i) => { args[input.name] = plain(parsed.args[i]) })
+    out.push({ contract: name, name: parsed.name, args, blockNumber: log.blockNumber, txHash: log.transactionHash, logIndex: log.index })
+  }
+  return out
+}
+
+// ---- the client ----
+
+export interface ChainClientOptions {
+  network: Pick<NetworkFile, 'chainId' | 'contracts'> & Partial<NetworkFile>
+  /** Defaults to network.rpcUrl. */
+  rpcUrl?: string
+  /** A private key or an ethers Signer; absent: a read-only client. */
+  signer?: string | Signer
+  /** How often to poll for blocks and receipts (default 100 ms on a devnet, 1 s elsewhere). */
+  pollingIntervalMs?: number
+  /** How long to wait for a receipt (default 120 s). */
+  receiptTimeoutMs?: number
+  /** Skip the chain id and contract code checks (default false). */
+  skipChecks?: boolean
+}
+
+export class ChainClient {
+  readonly provider: JsonRpcProvider
+  readonly signer?: Signer
+  readonly cisc: CiscClient
+  readonly bdbc: BdbcClient
+  readonly dtmc: DtmcClient
+  readonly network: ChainClientOptions['network']
+
+  private constructor (opts: ChainClientOptions, provider: JsonRpcProvider, signer?: Signer) {
+    this.provider = provider
+    this.signer = signer
+    this.network = opts.network
+    const ctx: SendContext = {
+      provider,
+      signer,
+      queue: signer !== undefined ? new TxQueue(signer) : undefined,
+      receiptTimeoutMs: opts.receiptTimeoutMs ?? 120_000
+    }
+    this.cisc = new CiscClient(opts.network.contracts.CISC, ctx)
+    this.bdbc = new BdbcClient(opts.network.contracts.BDBC, ctx)
+    this.dtmc = new DtmcClient(opts.network.contracts.DTMC, ctx)
+  }
+
+  /** Connects to the network's chain; checks that its chain id and contracts are the network file's. */
+  static async connect (opts: ChainClientOptions): Promise<ChainClient> {
+    const rpcUrl = opts.rpcUrl ?? opts.network.rpcUrl
+    if (rpcUrl === undefined) throw new ChainConfigError('no rpcUrl given and none in the network file')
+    const provider = new JsonRpcProvider(rpcUrl, Network.from(opts.network.chainId), { staticNetwork: true, cacheTimeout: -1 })
+    provider.pollingInterval = opts.pollingIntervalMs ?? (opts.network.devnet === true ? 100 : 1000)
+    let signer: Signer | undefined
+    if (typeof opts.signer === 'string') signer = new Wallet(opts.signer, provider)
+    else if (opts.signer !== undefined) signer = opts.signer.provider === provider ? opts.signer : opts.signer.connect(provider)
+    const client = new ChainClient(opts, provider, signer)
+    if (opts.skipChecks !== true) {
+      try {
+        const chainId = Number(await provider.send('eth_chainId', []))
+        if (chainId !== opts.network.chainId) throw new ChainConfigError(`${rpcUrl} is chain ${chainId}, the network file says ${opts.network.chainId}`)
+        for (const [name, address] of Object.entries(opts.network.contracts)) {
+          if (await provider.getCode(address) === '0x') throw new ChainConfigError(`no ${name} contract at ${address} on chain ${chainId} (${rpcUrl})`)
+        }
+      } catch (err) {
+        provider.destroy()
+        if (err instanceof ChainConfigError) throw err
+        throw new ChainConfigError(`cannot reach ${rpcUrl}: ${(err as Error).message}`)
+      }
+    }
+    return client
+  }
+
+  /** This client's account. */
+  async address (): Promise<string> {
+    if (this.signer === undefined) throw new Error('this client has no signer')
+    return getAddress(await this.signer.getAddress())
+  }
+
+  /** Ether balance (wei) of `address`, default this client's account. */
+  async balance (address?: string): Promise<bigint> {
+    return await this.provider.getBalance(address ?? await this.address())
+  }
+
+  async blockNumber (): Promise<number> {
+    return await this.provider.getBlockNumber()
+  }
+
+  /** The decoded events of all three contracts in a block range (default: from the deploy block). */
+  async events (fromBlock?: number, toBlock?: number | 'latest'): Promise<ChainEvent[]> {
+    const contracts = this.network.contracts
+    const logs = await this.provider.getLogs({
+      address: [contracts.CISC, contracts.BDBC, contracts.DTMC],
+      fromBlock: toBeHex(fromBlock ?? this.network.deployBlock ?? 0),
+      toBlock: toBlock === undefined || toBlock === 'latest' ? 'latest' : toBeHex(toBlock)
+    })
+    return decodeLogs(logs, { [contracts.CISC]: 'CISC', [contracts.BDBC]: 'BDBC', [contracts.DTMC]: 'DTMC' })
+  }
+
+  close (): void {
+    this.provider.destroy()
+  }
+}

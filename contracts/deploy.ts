@@ -1,0 +1,169 @@
+// Deploys CISC, BDBC and DTMC from the committed artifacts.
+//
+// CISC trusts exactly one DTMC, fixed in its constructor, and DTMC checks that CISC names it: so CISC is
+// deployed first with the address DTMC will get (the deployer's nonce + 2), then BDBC, then DTMC.
+//
+//   deploy({ rpcUrl, signer, attestationRoot, measurements })        -> addresses (devnetUp uses it)
+//   deployFromKeystore({ rpcUrl, keystorePath, password, attestationRoot, measurements, out })
+//                                                                    -> a network.json for a public chain
+//   node contracts/deploy.ts --rpc URL --keystore FILE --root ADDRESS [--measurement 0x..]... --out FILE [--name NAME]
+//     (the keystore password is read from SDTE_KEYSTORE_PASSWORD)
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import {
+  ContractFactory, JsonRpcProvider, Wallet, getCreateAddress, getAddress, isAddress, Network, type Signer,
+  type TransactionReceipt
+} from 'ethers'
+import { loadArtifact } from './compile.ts'
+import { writeNetworkFile, type ContractAddresses, type NetworkFile } from './network.ts'
+
+export class DeployError extends Error {
+  override name = 'DeployError'
+}
+
+export interface DeployOptions {
+  rpcUrl: string
+  /** The deployer: an ethers Signer (connected or not) or a private key. It becomes DTMC's admin. */
+  signer: Signer | string
+  attestationRoot: string
+  measurements: string[]
+}
+
+export interface Deployment {
+  contracts: ContractAddresses
+  chainId: number
+  deployBlock: number
+  /** Gas of each deployment transaction. */
+  gas: Record<keyof ContractAddresses, bigint>
+}
+
+const BYTES32 = /^0x[0-9a-fA-F]{64}$/
+
+function factory (name: string, signer: Signer): ContractFactory {
+  const a = loadArtifact(name)
+  return new ContractFactory(a.abi as any[], a.bytecode, signer)
+}
+
+/** Deploys the three contracts; returns their addresses once all three are mined. */
+export async function deploy (opts: DeployOptions): Promise<Deployment> {
+  if (!isAddress(opts.attestationRoot)) throw new DeployError(`attestationRoot ${opts.attestationRoot} is not an address`)
+  for (const m of opts.measurements) if (!BYTES32.test(m)) throw new DeployError(`measurement ${m} is not a 0x bytes32`)
+  let provider: JsonRpcProvider | undefined
+  let signer: Signer
+  if (typeof opts.signer === 'string' || opts.signer.provider === null) {
+    provider = new JsonRpcProvider(opts.rpcUrl, undefined, { batchMaxCount: 1, cacheTimeout: -1 })
+    provider.pollingInterval = 250
+    signer = typeof opts.signer === 'string' ? new Wallet(opts.signer, provider) : opts.signer.connect(provider)
+  } else {
+    signer = opts.signer
+  }
+  try {
+    const from = await signer.getAddress()
+    const chainId = Number((await signer.provider!.getNetwork()).chainId)
+    const nonce = await signer.provider!.getTransactionCount(from, 'pending')
+    const dtmcAddress = getCreateAddress({ from, nonce: nonce + 2 })
+    // Sent back to back with explicit nonces, then awaited: three transactions, one or two blocks.
+    const cisc = await factory('CISC', signer).deploy(dtmcAddress, { nonce })
+    const bdbc = await factory('BDBC', signer).deploy({ nonce: nonce + 1 })
+    const dtmc = await factory('DTMC', signer).deploy(await cisc.getAddress(), getAddress(opts.attestationRoot), opts.measurements, { nonce: nonce + 2 })
+    const receipts: TransactionReceipt[] = []
+    for (const c of [cisc, bdbc, dtmc]) {
+      const receipt = await c.deploymentTransaction()!.wait()
+      if (receipt === null || receipt.status !== 1) throw new DeployError(`deployment transaction ${c.deploymentTransaction()!.hash} failed`)
+      receipts.push(receipt)
+    }
+    const contracts = {
+      CISC: getAddress(await cisc.getAddress()),
+      BDBC: getAddress(await bdbc.getAddress()),
+      DTMC: getAddress(await dtmc.getAddress())
+    }
+    if (contracts.DTMC !== getAddress(dtmcAddress)) {
+      throw new DeployError(`DTMC landed at ${contracts.DTMC}, not ${dtmcAddress}: another transaction used the deployer's nonce; deploy again`)
+    }
+    return {
+      contracts,
+      chainId,
+      deployBlock: Math.min(...receipts.map(r => r.blockNumber)),
+      gas: { CISC: receipts[0].gasUsed, BDBC: receipts[1].gasUsed, DTMC: receipts[2].gasUsed }
+    }
+  } finally {
+    provider?.destroy()
+  }
+}
+
+export interface KeystoreDeployOptions {
+  rpcUrl: string
+  /** An encrypted JSON keystore (geth / ethers format). */
+  keystorePath: string
+  password: string
+  attestationRoot: string
+  measurements: string[]
+  /** Where to write network.json. */
+  out: string
+  /** The network's name in the file (default: "chain-<chainId>"). */
+  name?: string
+  bootstrap?: string[]
+}
+
+/** Deploys to any chain (a public testnet) with a keystore account and writes the network file. */
+export async function deployFromKeystore (opts: KeystoreDeployOptions): Promise<NetworkFile> {
+  let wallet: Wallet
+  try {
+    wallet = await Wallet.fromEncryptedJson(readFileSync(opts.keystorePath, 'utf8'), opts.password) as Wallet
+  } catch (err) {
+    throw new DeployError(`cannot open keystore ${opts.keystorePath}: ${(err as Error).message}`)
+  }
+  const provider = new JsonRpcProvider(opts.rpcUrl, undefined, { batchMaxCount: 1, cacheTimeout: -1 })
+  try {
+    const chainId = Number((await provider.getNetwork()).chainId)
+    const staticProvider = new JsonRpcProvider(opts.rpcUrl, Network.from(chainId), { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 })
+    try {
+      const d = await deploy({ ...opts, signer: wallet.connect(staticProvider) })
+      const network: NetworkFile = {
+        name: opts.name ?? `chain-${d.chainId}`,
+        devnet: false,
+        chainId: d.chainId,
+        rpcUrl: opts.rpcUrl,
+        contracts: d.contracts,
+        attestationRoot: getAddress(opts.attestationRoot),
+        measurements: opts.measurements.map(m => m.toLowerCase()),
+        bootstrap: opts.bootstrap ?? [],
+        deployBlock: d.deployBlock
+      }
+      writeNetworkFile(opts.out, network)
+      return network
+    } finally {
+      staticProvider.destroy()
+    }
+  } finally {
+    provider.destroy()
+  }
+}
+
+if (process.argv[1] === new URL(import.meta.url).pathname) {
+  const { values } = parseArgs({
+    options: {
+      rpc: { type: 'string' },
+      keystore: { type: 'string' },
+      root: { type: 'string' },
+      measurement: { type: 'string', multiple: true },
+      out: { type: 'string', default: 'network.json' },
+      name: { type: 'string' }
+    }
+  })
+  const password = process.env.SDTE_KEYSTORE_PASSWORD
+  if (values.rpc === undefined || values.keystore === undefined || values.root === undefined || password === undefined) {
+    console.error('usage: SDTE_KEYSTORE_PASSWORD=... node contracts/deploy.ts --rpc URL --keystore FILE --root ADDRESS [--measurement 0x..]... [--out FILE] [--name NAME]')
+    process.exit(2)
+  }
+  const network = await deployFromKeystore({
+    rpcUrl: values.rpc,
+    keystorePath: values.keystore,
+    password,
+    attestationRoot: values.root,
+    measurements: values.measurement ?? [],
+    out: values.out,
+    name: values.name
+  })
+  console.log(`deployed to chain ${network.chainId}: CISC ${network.contracts.CISC}, BDBC ${network.contracts.BDBC}, DTMC ${network.contracts.DTMC}; wrote ${values.out}`)
+}
