@@ -1,0 +1,122 @@
+// The trades this daemon takes part in, one record per (role, trade), kept in the store's `trades`
+// repository. Every step is written here before the daemon acts on it, with a timeline entry, so
+// that a daemon killed at any point restarts from the last recorded state (the roles' step
+// functions are idempotent and check the chain before repeating a transaction).
+import type { Repository } from './store.ts'
+
+/** Trade states, in order (CONTROL-API.md), then the two ends that are not success. */
+export const TRADE_STATES = ['demanded', 'attesting', 'escrowed', 'delivering', 'executing', 'submitted', 'finalized', 'delivered', 'rated', 'refunded', 'failed'] as const
+export type TradeState = typeof TRADE_STATES[number]
+export type TradeRole = 'buyer' | 'seller' | 'node'
+export const TERMINAL_STATES: readonly TradeState[] = ['rated', 'refunded', 'failed']
+
+export interface TimelineEntry {
+  state: TradeState
+  /** ISO time. */
+  at: string
+  note?: string
+}
+
+export interface TradeRecord<D = Record<string, unknown>> {
+  role: TradeRole
+  tradeId: string
+  state: TradeState
+  /** Why the trade was refunded or failed. */
+  reason?: string
+  createdAt: string
+  updatedAt: string
+  timeline: TimelineEntry[]
+  /** Role-specific data: terms, parties, hashes, payments. Never a secret. */
+  data: D
+}
+
+export class TradeNotFoundError extends Error {
+  override name = 'TradeNotFoundError'
+  readonly code = 'TRADE_NOT_FOUND'
+}
+
+const keyOf = (role: TradeRole, tradeId: string): string => `${role}/${tradeId.toLowerCase()}`
+
+/** Caps the timeline so a long-lived trade cannot grow its record without bound. */
+export const MAX_TIMELINE_ENTRIES = 200
+
+export class TradeBook {
+  private readonly repo: Repository<unknown>
+  /** Listeners for state changes (progress output, tests). */
+  private readonly listeners = new Set<(t: TradeRecord) => void>()
+
+  constructor (repo: Repository<unknown>) {
+    this.repo = repo
+  }
+
+  onChange (fn: (t: TradeRecord) => void): () => void {
+    this.listeners.add(fn)
+    return () => { this.listeners.delete(fn) }
+  }
+
+  async get<D> (role: TradeRole, tradeId: string): Promise<TradeRecord<D> | undefined> {
+    return await this.repo.get(keyOf(role, tradeId)) as TradeRecord<D> | undefined
+  }
+
+  async require<D> (role: TradeRole, tradeId: string): Promise<TradeRecord<D>> {
+    const t = await this.get<D>(role, tradeId)
+    if (t === undefined) throw new TradeNotFoundError(`no ${role} trade ${tradeId}`)
+    return t
+  }
+
+  /** Creates a trade in its first state; returns the existing record if it is already there. */
+  async create<D> (role: TradeRole, tradeId: string, state: TradeState, data: D, note?: string): Promise<TradeRecord<D>> {
+    const existing = await this.get<D>(role, tradeId)
+    if (existing !== undefined) return existing
+    const now = new Date().toISOString()
+    const record: TradeRecord<D> = {
+      role,
+      tradeId: tradeId.toLowerCase(),
+      state,
+      createdAt: now,
+      updatedAt: now,
+      timeline: [{ state, at: now, ...(note !== undefined && { note }) }],
+      data
+    }
+    await this.save(record)
+    return record
+  }
+
+  /** Records a new state (and data changes) before the caller acts on it. */
+  async transition<D> (record: TradeRecord<D>, state: TradeState, opts: { note?: string, reason?: string, data?: Partial<D> } = {}): Promise<TradeRecord<D>> {
+    const now = new Date().toISOString()
+    const next: TradeRecord<D> = {
+      ...record,
+      state,
+      updatedAt: now,
+      data: { ...record.data, ...opts.data },
+      timeline: [...record.timeline, { state, at: now, ...(opts.note !== undefined && { note: opts.note }) }].slice(-MAX_TIMELINE_ENTRIES),
+      ...(opts.reason !== undefined && { reason: opts.reason })
+    }
+    await this.save(next)
+    return next
+  }
+
+  /** Updates data without a change of state (e.g. a progress counter). */
+  async update<D> (record: TradeRecord<D>, data: Partial<D>): Promise<TradeRecord<D>> {
+    const next = { ...record, updatedAt: new Date().toISOString(), data: { ...record.data, ...data } }
+    await this.save(next)
+    return next
+  }
+
+  private async save<D> (record: TradeRecord<D>): Promise<void> {
+    await this.repo.put(keyOf(record.role, record.tradeId), record)
+    for (const fn of this.listeners) fn(record as TradeRecord)
+  }
+
+  /** Trades, newest first, optionally of one role. */
+  async list (role?: TradeRole): Promise<TradeRecord[]> {
+    const all = (await this.repo.list(role === undefined ? {} : { prefix: `${role}/` })).map(([, v]) => v as TradeRecord)
+    return all.sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+  }
+
+  /** Trades not in a terminal state: what a restarted daemon must resume. */
+  async active (role?: TradeRole): Promise<TradeRecord[]> {
+    return (await this.list(role)).filter(t => !TERMINAL_STATES.includes(t.state))
+  }
+}

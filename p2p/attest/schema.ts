@@ -1,0 +1,39 @@
+// The wire messages of /sdte/attest/1. One request and one reply per stream:
+//   buyer or seller -> node   Attest -> QuoteReply | Refused   (a fresh quote for the task of (tradeId, codeHash))
+//   buyer -> node             Code   -> CodeAck | Refused      (bytecode + result key, ECIES to the task key)
+import { schema as s, type Infer } from '../messages/index.ts'
+import { MAX_CODE_ENVELOPE_BYTES } from './constants.ts'
+
+export const Attest = s.object({
+  type: s.literal('attest'),
+  tradeId: s.hex({ bytes: 32 }),
+  codeHash: s.hex({ bytes: 32 }),
+  nonce: s.hex({ bytes: 32 })
+})
+export type Attest = Infer<typeof Attest>
+
+export const QuoteSchema = s.object({
+  measurement: s.hex({ bytes: 32 }),
+  enclaveAddress: s.hex({ bytes: 20 }),
+  taskId: s.hex({ bytes: 32 }),
+  nonce: s.hex({ bytes: 32 }),
+  signature: s.hex({ bytes: 65 })
+})
+
+export const QuoteReply = s.object({
+  type: s.literal('quote'),
+  quote: QuoteSchema,
+  /** The task key, compressed secp256k1. */
+  enclavePublicKey: s.hex({ bytes: 33 })
+})
+export type QuoteReply = Infer<typeof QuoteReply>
+
+export const Code = s.object({
+  type: s.literal('code'),
+  taskId: s.hex({ bytes: 32 }),
+  envelope: s.hex({ maxBytes: MAX_CODE_ENVELOPE_BYTES })
+})
+export type Code = Infer<typeof Code>
+
+export const AttestRequest = s.tagged({ attest: Attest, code: Code })
+export const CodeAck = s.object({ type: s.literal('code-ack') })

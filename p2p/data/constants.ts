@@ -1,0 +1,16 @@
+// /sdte/data/1 (PROTOCOL.md step 7): the seller's encrypted data, streamed to an attested enclave.
+export const PROTOCOL_NAME = 'data'
+export const PROTOCOL_VERSION = '1'
+/** Largest encrypted chunk frame: the enclave's largest chunk (4 MiB) plus header and tag. */
+export const MAX_CHUNK_FRAME_BYTES = 4 * 1024 * 1024 + 64
+/** Most chunks in one delivery (64 KiB chunks: a 128 MiB dataset). */
+export const MAX_CHUNKS = 1 << 20
+/** The wrapped data key envelope is small: ECIES overhead plus a 32-byte key and a commitment. */
+export const MAX_WRAPPED_KEY_BYTES = 1024
+export const MESSAGE_TIMEOUT_MS = 30_000
+/** A whole delivery; large datasets at loopback speed take seconds, a slow link minutes. */
+export const EXCHANGE_TIMEOUT_MS = 15 * 60_000
+export const MAX_INBOUND_STREAMS = 16
+export const MAX_OUTBOUND_STREAMS = 16
+/** The seller reports progress every this many chunks. */
+export const PROGRESS_EVERY_CHUNKS = 64

@@ -1,0 +1,98 @@
+// /sdte/data/1: the seller streams its encrypted dataset to an enclave, resuming where the enclave
+// left off. Chunks travel as raw frames (no hex, no JSON): this is the bulk path. Shaped like p2p/echo.
+import { messageChannel } from '../messages/index.ts'
+import { openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { ProtocolViolationError } from '../errors.ts'
+import * as C from './constants.ts'
+import { DataOpen, DataStatus } from './schema.ts'
+import type { P2PHost } from '../host.ts'
+
+export { DataOpen, DataStatus } from './schema.ts'
+export * as dataConstants from './constants.ts'
+
+/** The node's side. Each may throw RefuseRequest to stop the delivery with a reason. */
+export interface DataHandlers {
+  /** Checks the delivery against the chain and opens it in the enclave; returns where to resume. */
+  open: (remotePeer: string, req: DataOpen) => Promise<{ nextChunk: number, complete: boolean }>
+  chunk: (req: DataOpen, index: number, chunk: Uint8Array) => Promise<void>
+  /** After the last chunk: whether the enclave holds the whole dataset. */
+  close: (req: DataOpen) => Promise<{ nextChunk: number, complete: boolean }>
+}
+
+export interface DataOptions {
+  maxChunkFrameBytes?: number
+  messageTimeoutMs?: number
+  exchangeTimeoutMs?: number
+  maxInboundStreams?: number
+  maxOutboundStreams?: number
+}
+
+export interface DeliveryProgress { sentChunks: number, totalChunks: number, sentBytes: number }
+
+export interface DataProtocol {
+  readonly protocol: string
+  start: (handlers: DataHandlers) => Promise<void>
+  stop: () => Promise<void>
+  /** Sends a dataset; `chunkAt(i)` gives encrypted chunk i. Resolves with the node's final status. */
+  deliver: (nodePeer: string, open: Omit<DataOpen, 'type'>, chunkAt: (index: number) => Promise<Uint8Array> | Uint8Array,
+    o?: { signal?: AbortSignal, onProgress?: (p: DeliveryProgress) => void }) => Promise<DataStatus>
+}
+
+export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataProtocol {
+  const maxMessageBytes = options.maxChunkFrameBytes ?? C.MAX_CHUNK_FRAME_BYTES
+  const messageTimeoutMs = options.messageTimeoutMs ?? C.MESSAGE_TIMEOUT_MS
+  const exchangeTimeoutMs = options.exchangeTimeoutMs ?? C.EXCHANGE_TIMEOUT_MS
+  const protocol = host.protocolId(C.PROTOCOL_NAME, C.PROTOCOL_VERSION)
+  let started = false
+
+  return {
+    protocol,
+    async start (handlers) {
+      started = true
+      await host.handle(protocol, async (stream, context) => {
+        const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
+        const req = await channel.read(DataOpen)
+        try {
+          const at = await handlers.open(context.remotePeer, req)
+          await channel.write({ type: 'data-status', ...at })
+          if (!at.complete) {
+            for (let i = at.nextChunk; i < req.chunks; i++) {
+              const chunk = await channel.readBytesOrEnd()
+              if (chunk === undefined) throw new ProtocolViolationError(`delivery ended after chunk ${i} of ${req.chunks}`)
+              await handlers.chunk(req, i, chunk)
+            }
+          }
+          if (await channel.readBytesOrEnd() !== undefined) throw new ProtocolViolationError(`more than ${req.chunks} chunks`)
+          await channel.write({ type: 'data-status', ...await handlers.close(req) })
+        } catch (err) {
+          if (!(err instanceof RefuseRequest)) throw err
+          await channel.write(refusal(err))
+        }
+        await channel.close()
+      }, {
+        maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
+        maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
+        timeoutMs: exchangeTimeoutMs
+      })
+    },
+    async stop () { if (started) await host.unhandle(protocol) },
+    async deliver (nodePeer, open, chunkAt, o = {}) {
+      const channel = await openExchange(host, nodePeer, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal: o.signal })
+      await channel.write({ type: 'data-open', ...open })
+      const at = await readReply(channel, 'data-status', DataStatus)
+      if (!at.complete) {
+        let sentBytes = 0
+        for (let i = at.nextChunk; i < open.chunks; i++) {
+          const chunk = await chunkAt(i)
+          await channel.writeBytes(chunk)
+          sentBytes += chunk.length
+          if (o.onProgress !== undefined && ((i + 1) % C.PROGRESS_EVERY_CHUNKS === 0 || i + 1 === open.chunks)) {
+            o.onProgress({ sentChunks: i + 1, totalChunks: open.chunks, sentBytes })
+          }
+        }
+      }
+      await channel.close()
+      return await readReply(channel, 'data-status', DataStatus)
+    }
+  }
+}

@@ -1,0 +1,69 @@
+// The pieces every request/response protocol shares: open a message channel to a peer under one
+// whole-exchange deadline, and the `refused` reply a handler sends when it understands a request
+// but will not serve it (unknown trade, not chosen, ...), so the caller gets a reason, not a reset.
+import { messageChannel, type MessageChannel } from './channel.ts'
+import * as s from './schema.ts'
+import { P2PError } from '../errors.ts'
+import type { P2PHost } from '../host.ts'
+
+export interface ExchangeOptions {
+  maxMessageBytes: number
+  messageTimeoutMs: number
+  exchangeTimeoutMs: number
+  signal?: AbortSignal
+}
+
+/** Dials `protocol` on `peerId` and wraps the stream; every operation is bounded by the exchange deadline. */
+export async function openExchange (host: P2PHost, peerId: string, protocol: string, o: ExchangeOptions): Promise<MessageChannel> {
+  const deadline = AbortSignal.timeout(o.exchangeTimeoutMs)
+  const signal = o.signal === undefined ? deadline : AbortSignal.any([o.signal, deadline])
+  const stream = await host.dialProtocol(peerId, protocol, { signal })
+  return messageChannel(stream, { maxMessageBytes: o.maxMessageBytes, messageTimeoutMs: o.messageTimeoutMs, signal })
+}
+
+export const Refused = s.object({
+  type: s.literal('refused'),
+  code: s.string({ maxLength: 64, pattern: /^[A-Za-z][A-Za-z0-9_]*$/ }),
+  message: s.string({ maxLength: 512 })
+})
+export type Refused = s.Infer<typeof Refused>
+
+/** A request the remote understood and declined; `code` is its stable reason. */
+export class RequestRefusedError extends P2PError {
+  static readonly code = 'ERR_REQUEST_REFUSED'
+  readonly reason: string
+  constructor (reason: string, message: string) {
+    super(`refused (${reason}): ${message}`, RequestRefusedError.code)
+    this.name = 'RequestRefusedError'
+    this.reason = reason
+  }
+}
+
+/** What a handler throws to send a `refused` reply; the stream then closes normally. */
+export class RefuseRequest extends Error {
+  override name = 'RefuseRequest'
+  readonly reason: string
+  constructor (reason: string, message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+export function refusal (err: RefuseRequest): Refused {
+  return { type: 'refused', code: err.reason, message: err.message.slice(0, 512) }
+}
+
+/** Turns a `refused` reply into a RequestRefusedError; passes anything else through. */
+export function unlessRefused<T extends { type: string }> (reply: T | Refused): Exclude<T, Refused> {
+  if (reply.type === 'refused') {
+    const r = reply as Refused
+    throw new RequestRefusedError(r.code, r.message)
+  }
+  return reply as Exclude<T, Refused>
+}
+
+/** Reads the one reply of type `replyType` (or a `refused`, thrown as RequestRefusedError). */
+export async function readReply<T> (channel: MessageChannel, replyType: string, reply: s.Schema<T>): Promise<T> {
+  const answer = await channel.read(s.tagged({ refused: Refused, [replyType]: reply }))
+  return unlessRefused(answer as { type: string }) as T
+}

@@ -1,0 +1,98 @@
+// /sdte/offer/1: offers from sellers and nodes to a buyer, the buyer's solicitations of peers it
+// found in the DHT, and the buyer's trade notice to its sellers. Shaped like p2p/echo.
+import { messageChannel, schema as s } from '../messages/index.ts'
+import { openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import * as C from './constants.ts'
+import { Offer, OfferAck, OfferRequest, TradeAck, type Solicit, type TradeNotice } from './schema.ts'
+import type { P2PHost } from '../host.ts'
+import type { Demand } from '../demand/demand.ts'
+
+export { Offer, TradeNotice, OfferRequest } from './schema.ts'
+export * as offerConstants from './constants.ts'
+
+/** What the roles answer. A handler throws RefuseRequest to decline with a reason. */
+export interface OfferHandlers {
+  /** Buyer: an offer for one of its demands. Returns whether it was taken into account. */
+  onOffer?: (remotePeer: string, offer: Offer) => Promise<boolean>
+  /** Seller or node: the buyer asks for an offer on a demand. */
+  onSolicit?: (remotePeer: string, demand: Demand) => Promise<Offer>
+  /** Seller: the buyer says a trade with our offer is escrowed. */
+  onTrade?: (remotePeer: string, notice: TradeNotice) => Promise<void>
+}
+
+export interface OfferOptions {
+  maxMessageBytes?: number
+  messageTimeoutMs?: number
+  exchangeTimeoutMs?: number
+  maxInboundStreams?: number
+  maxOutboundStreams?: number
+}
+
+export interface OfferProtocol {
+  readonly protocol: string
+  /** Serves the protocol with the roles' handlers. */
+  start: (handlers: OfferHandlers) => Promise<void>
+  stop: () => Promise<void>
+  sendOffer: (buyerPeer: string, offer: Offer, o?: { signal?: AbortSignal }) => Promise<boolean>
+  solicit: (peerId: string, demand: Demand, o?: { signal?: AbortSignal }) => Promise<Offer>
+  notifyTrade: (sellerPeer: string, notice: TradeNotice, o?: { signal?: AbortSignal }) => Promise<void>
+}
+
+export function offerProtocol (host: P2PHost, options: OfferOptions = {}): OfferProtocol {
+  const maxMessageBytes = options.maxMessageBytes ?? C.MAX_MESSAGE_BYTES
+  const messageTimeoutMs = options.messageTimeoutMs ?? C.MESSAGE_TIMEOUT_MS
+  const exchangeTimeoutMs = options.exchangeTimeoutMs ?? C.EXCHANGE_TIMEOUT_MS
+  const protocol = host.protocolId(C.PROTOCOL_NAME, C.PROTOCOL_VERSION)
+  let started = false
+
+  async function request<T> (peerId: string, message: unknown, replyType: string, reply: s.Schema<T>, signal?: AbortSignal): Promise<T> {
+    const channel = await openExchange(host, peerId, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal })
+    await channel.write(message)
+    await channel.close()
+    return await readReply(channel, replyType, reply)
+  }
+
+  return {
+    protocol,
+    async start (handlers) {
+      started = true
+      await host.handle(protocol, async (stream, context) => {
+        const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
+        const req = await channel.read(OfferRequest)
+        let answer: unknown
+        try {
+          if (req.type === 'offer') {
+            if (handlers.onOffer === undefined) throw new RefuseRequest('NotBuyer', 'this peer takes no offers')
+            answer = { type: 'offer-ack', accepted: await handlers.onOffer(context.remotePeer, req) }
+          } else if (req.type === 'solicit') {
+            if (handlers.onSolicit === undefined) throw new RefuseRequest('NoOffer', 'this peer makes no offers')
+            answer = await handlers.onSolicit(context.remotePeer, (req as Solicit).demand)
+          } else {
+            if (handlers.onTrade === undefined) throw new RefuseRequest('NotSeller', 'this peer is not a seller')
+            await handlers.onTrade(context.remotePeer, req)
+            answer = { type: 'trade-ack' }
+          }
+        } catch (err) {
+          if (!(err instanceof RefuseRequest)) throw err
+          answer = refusal(err)
+        }
+        await channel.write(answer)
+        await channel.close()
+      }, {
+        maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
+        maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
+        timeoutMs: exchangeTimeoutMs
+      })
+    },
+    async stop () { if (started) await host.unhandle(protocol) },
+    async sendOffer (buyerPeer, offer, o = {}) {
+      return (await request(buyerPeer, offer, 'offer-ack', OfferAck, o.signal)).accepted
+    },
+    async solicit (peerId, demand, o = {}) {
+      return await request(peerId, { type: 'solicit', demand }, 'offer', Offer, o.signal)
+    },
+    async notifyTrade (sellerPeer, notice, o = {}) {
+      await request(sellerPeer, notice, 'trade-ack', TradeAck, o.signal)
+    }
+  }
+}
