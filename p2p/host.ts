@@ -381,10 +381,20 @@ export async function createP2PHost (options: P2PHostOptions, components: { priv
     }
   }
 
+  /** Sends our provider record for `cid`; returns how many peers stored it (partial on timeout). */
   async function announce (key: string, cid: CID, signal?: AbortSignal): Promise<number> {
     let announcedTo = 0
-    for await (const event of node.services.dht.provide(cid, { signal: withTimeout(opts.provideTimeoutMs, AbortSignal.any([lifetime.signal, ...(signal == null ? [] : [signal])])) })) {
-      if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') announcedTo++
+    const timeout = AbortSignal.timeout(opts.provideTimeoutMs)
+    const stopping = lifetime.signal
+    try {
+      for await (const event of node.services.dht.provide(cid, { signal: AbortSignal.any([timeout, stopping, ...(signal == null ? [] : [signal])]) })) {
+        if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') announcedTo++
+      }
+    } catch (err) {
+      signal?.throwIfAborted()
+      // Out of time or stopping: the record is stored locally and reached `announcedTo` peers.
+      if (!timeout.aborted && !stopping.aborted) throw err
+      log.debug('provide cut short', { dhtKey: key, announcedTo })
     }
     log.debug('provided', { dhtKey: key, announcedTo })
     return announcedTo
