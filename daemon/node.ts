@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync, unlinkSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { DaemonOptions } from '../config/options.ts'
-import { loadNetworkFile, type NetworkFile } from '../config/network.ts'
+import { readNetworkFile, type NetworkFile } from '../contracts/network.ts'
 import { createP2PHost, type P2PHost } from '../p2p/host.ts'
 import { logger } from './log.ts'
 import { lockDatadir } from './lock.ts'
@@ -58,7 +58,7 @@ export class SdteDaemon {
       this.closers.push({ name: 'store', close: async () => await this.store.close() })
 
       if (o.network !== null) {
-        this.network = loadNetworkFile(o.network)
+        this.network = readNetworkFile(o.network)
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
       }
 

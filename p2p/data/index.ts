@@ -14,9 +14,8 @@ export * as dataConstants from './constants.ts'
 export interface DataHandlers {
   /** Checks the delivery against the chain and opens it in the enclave; returns where to resume. */
   open: (remotePeer: string, req: DataOpen) => Promise<{ nextChunk: number, complete: boolean }>
-  chunk: (req: DataOpen, index: number, chunk: Uint8Array) => Promise<void>
-  /** After the last chunk: whether the enclave holds the whole dataset. */
-  close: (req: DataOpen) => Promise<{ nextChunk: number, complete: boolean }>
+  /** Consumes chunks `from`..chunks-1 (into the enclave); returns whether it now holds the whole dataset. */
+  receive: (req: DataOpen, from: number, chunks: AsyncIterable<Uint8Array>) => Promise<{ nextChunk: number, complete: boolean }>
 }
 
 export interface DataOptions {
@@ -53,17 +52,20 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
         const req = await channel.read(DataOpen)
         try {
-          const at = await handlers.open(context.remotePeer, req)
+          let at = await handlers.open(context.remotePeer, req)
           await channel.write({ type: 'data-status', ...at })
           if (!at.complete) {
-            for (let i = at.nextChunk; i < req.chunks; i++) {
-              const chunk = await channel.readBytesOrEnd()
-              if (chunk === undefined) throw new ProtocolViolationError(`delivery ended after chunk ${i} of ${req.chunks}`)
-              await handlers.chunk(req, i, chunk)
-            }
+            const from = at.nextChunk
+            at = await handlers.receive(req, from, (async function * () {
+              for (let i = from; i < req.chunks; i++) {
+                const chunk = await channel.readBytesOrEnd()
+                if (chunk === undefined) throw new ProtocolViolationError(`delivery ended at chunk ${i} of ${req.chunks}`)
+                yield chunk
+              }
+            })())
           }
           if (await channel.readBytesOrEnd() !== undefined) throw new ProtocolViolationError(`more than ${req.chunks} chunks`)
-          await channel.write({ type: 'data-status', ...await handlers.close(req) })
+          await channel.write({ type: 'data-status', ...at })
         } catch (err) {
           if (!(err instanceof RefuseRequest)) throw err
           await channel.write(refusal(err))

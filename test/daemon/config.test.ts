@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defaultOptions, mergeOptions, optionsFromEnv, resolveOptions, validateConfigFile, ConfigError } from '../../config/options.ts'
-import { parseNetworkFile, NetworkFileError } from '../../config/network.ts'
+import { parseNetworkFile, NetworkFileError } from '../../contracts/network.ts'
 
 test('defaults: relay role, loopback listen, free rpc port', () => {
   const o = defaultOptions('/x')
@@ -88,7 +88,7 @@ test('network file: valid one parses, each bad field is named', () => {
   const n = parseNetworkFile(good)
   assert.is(n.chainId, 31337)
   assert.equal(n.measurements, ['0x' + 'a'.repeat(64)])
-  for (const [field, value] of [['chainId', -1], ['rpcUrl', 'ftp://x'], ['attestationRoot', '0x12'], ['measurements', ['0x1']], ['bootstrap', ['x']]] as const) {
+  for (const [field, value] of [['chainId', -1], ['rpcUrl', 'ftp://x'], ['attestationRoot', '0x12'], ['measurements', ['0x1']], ['bootstrap', [1]], ['name', '']] as const) {
     assert.throws(() => parseNetworkFile({ ...good, [field]: value }), (e: Error) => e instanceof NetworkFileError && e.message.includes(field), field)
   }
   assert.throws(() => parseNetworkFile({ ...good, contracts: { ...good.contracts, DTMC: 'nope' } }), /contracts.DTMC/)
