@@ -1,13 +1,13 @@
 // /sdte/offer/1: offers from sellers and nodes to a buyer, the buyer's solicitations of peers it
-// found in the DHT, and the buyer's trade notice to its sellers. Shaped like p2p/echo.
+// found in the DHT. (Sellers and nodes learn that they were chosen from DTMC's events.) Shaped like p2p/echo.
 import { messageChannel, schema as s } from '../messages/index.ts'
 import { openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
 import * as C from './constants.ts'
-import { Offer, OfferAck, OfferRequest, TradeAck, type Solicit, type TradeNotice } from './schema.ts'
+import { Offer, OfferAck, OfferRequest, type Solicit } from './schema.ts'
 import type { P2PHost } from '../host.ts'
 import type { Demand } from '../demand/demand.ts'
 
-export { Offer, TradeNotice, OfferRequest } from './schema.ts'
+export { Offer, OfferRequest } from './schema.ts'
 export * as offerConstants from './constants.ts'
 
 /** What the roles answer. A handler throws RefuseRequest to decline with a reason. */
@@ -16,8 +16,6 @@ export interface OfferHandlers {
   onOffer?: (remotePeer: string, offer: Offer) => Promise<boolean>
   /** Seller or node: the buyer asks for an offer on a demand. */
   onSolicit?: (remotePeer: string, demand: Demand) => Promise<Offer>
-  /** Seller: the buyer says a trade with our offer is escrowed. */
-  onTrade?: (remotePeer: string, notice: TradeNotice) => Promise<void>
 }
 
 export interface OfferOptions {
@@ -35,7 +33,6 @@ export interface OfferProtocol {
   stop: () => Promise<void>
   sendOffer: (buyerPeer: string, offer: Offer, o?: { signal?: AbortSignal }) => Promise<boolean>
   solicit: (peerId: string, demand: Demand, o?: { signal?: AbortSignal }) => Promise<Offer>
-  notifyTrade: (sellerPeer: string, notice: TradeNotice, o?: { signal?: AbortSignal }) => Promise<void>
 }
 
 export function offerProtocol (host: P2PHost, options: OfferOptions = {}): OfferProtocol {
@@ -64,13 +61,9 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
           if (req.type === 'offer') {
             if (handlers.onOffer === undefined) throw new RefuseRequest('NotBuyer', 'this peer takes no offers')
             answer = { type: 'offer-ack', accepted: await handlers.onOffer(context.remotePeer, req) }
-          } else if (req.type === 'solicit') {
+          } else {
             if (handlers.onSolicit === undefined) throw new RefuseRequest('NoOffer', 'this peer makes no offers')
             answer = await handlers.onSolicit(context.remotePeer, (req as Solicit).demand)
-          } else {
-            if (handlers.onTrade === undefined) throw new RefuseRequest('NotSeller', 'this peer is not a seller')
-            await handlers.onTrade(context.remotePeer, req)
-            answer = { type: 'trade-ack' }
           }
         } catch (err) {
           if (!(err instanceof RefuseRequest)) throw err
@@ -90,9 +83,6 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
     },
     async solicit (peerId, demand, o = {}) {
       return await request(peerId, { type: 'solicit', demand }, 'offer', Offer, o.signal)
-    },
-    async notifyTrade (sellerPeer, notice, o = {}) {
-      await request(sellerPeer, notice, 'trade-ack', TradeAck, o.signal)
     }
   }
 }
