@@ -71,6 +71,7 @@ async function cmdDaemon (argv: string[]): Promise<void> {
   await daemon.start()
   process.stdout.write(`sdte daemon ${VERSION} started\n  peer id:     ${daemon.keys.peerId}\n  eth address: ${daemon.keys.ethAddress}\n  roles:       ${options.roles.join(', ')}\n  listening:   ${daemon.p2p.addresses().join('\n               ')}\n  control API: ${daemon.rpc.address} (token in ${options.datadir}/api-token)\n`)
   await daemon.stopped
+  process.stdout.write('sdte daemon stopped\n')
   // Whatever a library left open must not keep a stopped daemon alive.
   setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref()
 }

@@ -140,7 +140,7 @@ test('restart: admin_shutdown stops gracefully; the same datadir gives the same 
 test('SIGTERM stops a daemon gracefully with exit code 0', async () => {
   const code = await daemons[1].stop('SIGTERM')
   assert.is(code, 0, daemons[1].output())
-  assert.match(daemons[1].output(), /stopped/)
+  assert.match(daemons[1].output(), /sdte daemon stopped/)
 })
 
 test.run()
