@@ -3,14 +3,15 @@
 // keys and plaintext, plaintext results — and talks to the host only through enclave/messages.ts.
 // Its persistent state goes out sealed, through "ocalls" to the host's SealedBlobStore.
 //
-// Store layout (all under `enclave/`; every blob sealed to (platform secret, measurement, key name)
-// except chunks, which are the seller's AES-GCM ciphertext, authenticated by the sealed data key):
-//   enclave/index                       { tasks: taskId[] }
-//   enclave/task/<taskId>               { tradeId, codeHash, privateKey }
-//   enclave/code/<taskId>               { code, resultPublicKey, gasCap, outputCap }
-//   enclave/data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid? }
-//   enclave/chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
-//   enclave/result/<taskId>             the execute response (signed result info, encrypted result)
+// Store layout: everything under `enclave/<measurement without 0x>/`, so that two builds on one
+// machine (an upgrade) keep apart; every blob is sealed to (platform secret, measurement, its key)
+// except chunks, which are the seller's AES-GCM ciphertext, authenticated by the sealed data key:
+//   index                       { tasks: taskId[] }
+//   task/<taskId>               { tradeId, codeHash, privateKey }
+//   code/<taskId>               { code, resultPublicKey, gasCap, outputCap }
+//   data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid? }
+//   chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
+//   result/<taskId>             the execute response (signed result info, encrypted result)
 import { parentPort, workerData } from 'node:worker_threads'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
@@ -103,13 +104,14 @@ const tasks = new Map<string, Task>()
 let measurement = ''
 let attestationKey: SigningKey
 
+let prefix = 'enclave/'
 const K = {
-  index: 'enclave/index',
-  task: (t: string) => `enclave/task/${t}`,
-  code: (t: string) => `enclave/code/${t}`,
-  data: (t: string, s: number) => `enclave/data/${t}/${s}`,
-  chunk: (t: string, s: number, n: number) => `enclave/chunk/${t}/${s}/${n}`,
-  result: (t: string) => `enclave/result/${t}`
+  index: () => `${prefix}index`,
+  task: (t: string) => `${prefix}task/${t}`,
+  code: (t: string) => `${prefix}code/${t}`,
+  data: (t: string, s: number) => `${prefix}data/${t}/${s}`,
+  chunk: (t: string, s: number, n: number) => `${prefix}chunk/${t}/${s}/${n}`,
+  result: (t: string) => `${prefix}result/${t}`
 }
 
 // ---- validation ----
@@ -136,7 +138,7 @@ function taskOf (taskId: unknown): Task {
 
 // ---- persistence helpers ----
 
-async function saveIndex (): Promise<void> { await putSealed(K.index, { tasks: [...tasks.keys()] }) }
+async function saveIndex (): Promise<void> { await putSealed(K.index(), { tasks: [...tasks.keys()] }) }
 
 function slotJson (s: SellerSlot): Record<string, unknown> {
   return { key: hexlify(s.key), commitment: s.commitment, size: s.size, outputCap: String(s.outputCap), nextChunk: s.nextChunk, received: s.received, complete: s.complete, invalid: s.invalid }
@@ -179,20 +181,31 @@ function newTask (tradeId: string, codeHash: string, privateKey: Uint8Array): Ta
   }
 }
 
-/** Rebuilds a partly delivered slot's running hash from its stored chunks. */
+/**
+ * Rebuilds a partly delivered slot from its stored chunks: the running hash, the next chunk index
+ * and the byte count (the sealed slot notes progress only now and then; the chunks are the truth).
+ */
 async function rehash (t: Task, index: number, s: SellerSlot): Promise<void> {
   const h = keccak_256.create()
-  for (let n = 0; n < s.nextChunk; n++) {
+  let n = 0
+  let received = 0
+  for (;;) {
     const chunk = await ocall('get', K.chunk(t.taskId, index, n))
-    if (chunk === undefined) throw new UnsealError(`chunk ${n} of seller ${index} is missing from the store`)
-    h.update(decryptChunk(s.key, s.commitment, chunk).plaintext)
+    if (chunk === undefined) break
+    const { plaintext, last } = decryptChunk(s.key, s.commitment, chunk)
+    if (last || received + plaintext.length > s.size) break
+    h.update(plaintext)
+    received += plaintext.length
+    n++
   }
   s.hasher = h
+  s.nextChunk = n
+  s.received = received
 }
 
 /** Loads every task from sealed state (after a restart). A task that does not unseal is skipped. */
 async function loadSealedState (): Promise<void> {
-  const index = await getSealed<{ tasks: string[] }>(K.index)
+  const index = await getSealed<{ tasks: string[] }>(K.index())
   for (const taskId of index?.tasks ?? []) {
     try {
       const tj = await getSealed<{ tradeId: string, codeHash: string, privateKey: string }>(K.task(taskId))
@@ -496,6 +509,7 @@ async function start (): Promise<void> {
     attestationKey = new SigningKey(init.attestationKey)
     if (!(init.platformSecret instanceof Uint8Array) || init.platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
     measurement = computeMeasurement(init.variant)
+    prefix = `enclave/${measurement.slice(2)}/`
     sealKey = deriveSealKey(init.platformSecret, measurement)
     await loadSealedState()
     send({ kind: 'ready', measurement, attestationRoot: computeAddress(attestationKey.publicKey), tasks: [...tasks.values()].map(summary) })
