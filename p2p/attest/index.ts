@@ -1,6 +1,6 @@
 // /sdte/attest/1: the enclave's quote for a task, and the buyer's encrypted code. Shaped like p2p/echo.
 import { messageChannel } from '../messages/index.ts'
-import { openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { clientExchange, expectEnd, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { AttestRequest, CodeAck, QuoteReply, type Attest, type Code } from './schema.ts'
 import type { P2PHost } from '../host.ts'
@@ -47,6 +47,8 @@ export function attestProtocol (host: P2PHost, options: AttestOptions = {}): Att
       await host.handle(protocol, async (stream, context) => {
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
         const req = await channel.read(AttestRequest)
+        // The client closes its side after its one request; check that before acting on it.
+        await expectEnd(channel, 'one attest request')
         let answer: unknown
         try {
           if (req.type === 'attest') {
@@ -69,16 +71,18 @@ export function attestProtocol (host: P2PHost, options: AttestOptions = {}): Att
     },
     async stop () { if (started) await host.unhandle(protocol) },
     async attest (nodePeer, req, o = {}) {
-      const channel = await open(nodePeer, o.signal)
-      await channel.write({ type: 'attest', ...req })
-      await channel.close()
-      return await readReply(channel, 'quote', QuoteReply)
+      return await clientExchange(await open(nodePeer, o.signal), async (channel) => {
+        await channel.write({ type: 'attest', ...req })
+        await channel.close()
+        return await readReply(channel, 'quote', QuoteReply)
+      })
     },
     async sendCode (nodePeer, req, o = {}) {
-      const channel = await open(nodePeer, o.signal)
-      await channel.write({ type: 'code', ...req })
-      await channel.close()
-      await readReply(channel, 'code-ack', CodeAck)
+      await clientExchange(await open(nodePeer, o.signal), async (channel) => {
+        await channel.write({ type: 'code', ...req })
+        await channel.close()
+        await readReply(channel, 'code-ack', CodeAck)
+      })
     }
   }
 }

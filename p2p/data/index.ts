@@ -1,7 +1,7 @@
 // /sdte/data/1: the seller streams its encrypted dataset to an enclave, resuming where the enclave
 // left off. Chunks travel as raw frames (no hex, no JSON): this is the bulk path. Shaped like p2p/echo.
 import { messageChannel } from '../messages/index.ts'
-import { openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { clientExchange, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { DataOpen, DataStatus } from './schema.ts'
@@ -51,6 +51,7 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
       await host.handle(protocol, async (stream, context) => {
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
         const req = await channel.read(DataOpen)
+        const extraChunk = (): ProtocolViolationError => new ProtocolViolationError(`more than the ${req.chunks} chunks announced`)
         try {
           let at = await handlers.open(context.remotePeer, req)
           await channel.write({ type: 'data-status', ...at })
@@ -62,13 +63,27 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
                 if (chunk === undefined) throw new ProtocolViolationError(`delivery ended at chunk ${i} of ${req.chunks}`)
                 yield chunk
               }
+              // The seller closes after its last chunk. Check it here, inside the iteration, so
+              // that a delivery with extra chunks fails for the receiver too, before it counts as complete.
+              if (await channel.readBytesOrEnd() !== undefined) throw extraChunk()
             })())
           }
-          if (await channel.readBytesOrEnd() !== undefined) throw new ProtocolViolationError(`more than ${req.chunks} chunks`)
+          if (await channel.readBytesOrEnd() !== undefined) throw extraChunk()
           await channel.write({ type: 'data-status', ...at })
         } catch (err) {
           if (!(err instanceof RefuseRequest)) throw err
           await channel.write(refusal(err))
+          await channel.close()
+          // The seller reads our answer only after sending all its chunks: take (and drop) the rest,
+          // at most the announced count, so it is not stalled by backpressure and gets the reason.
+          // It may also reset once it has the refusal; either way the exchange is over.
+          try {
+            for (let n = 0; n <= req.chunks; n++) {
+              if (await channel.readBytesOrEnd() === undefined) return
+            }
+            channel.abort(extraChunk())
+          } catch {}
+          return
         }
         await channel.close()
       }, {
@@ -80,21 +95,23 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
     async stop () { if (started) await host.unhandle(protocol) },
     async deliver (nodePeer, open, chunkAt, o = {}) {
       const channel = await openExchange(host, nodePeer, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal: o.signal })
-      await channel.write({ type: 'data-open', ...open })
-      const at = await readReply(channel, 'data-status', DataStatus)
-      if (!at.complete) {
-        let sentBytes = 0
-        for (let i = at.nextChunk; i < open.chunks; i++) {
-          const chunk = await chunkAt(i)
-          await channel.writeBytes(chunk)
-          sentBytes += chunk.length
-          if (o.onProgress !== undefined && ((i + 1) % C.PROGRESS_EVERY_CHUNKS === 0 || i + 1 === open.chunks)) {
-            o.onProgress({ sentChunks: i + 1, totalChunks: open.chunks, sentBytes })
+      return await clientExchange(channel, async () => {
+        await channel.write({ type: 'data-open', ...open })
+        const at = await readReply(channel, 'data-status', DataStatus)
+        if (!at.complete) {
+          let sentBytes = 0
+          for (let i = at.nextChunk; i < open.chunks; i++) {
+            const chunk = await chunkAt(i)
+            await channel.writeBytes(chunk)
+            sentBytes += chunk.length
+            if (o.onProgress !== undefined && ((i + 1) % C.PROGRESS_EVERY_CHUNKS === 0 || i + 1 === open.chunks)) {
+              o.onProgress({ sentChunks: i + 1, totalChunks: open.chunks, sentBytes })
+            }
           }
         }
-      }
-      await channel.close()
-      return await readReply(channel, 'data-status', DataStatus)
+        await channel.close()
+        return await readReply(channel, 'data-status', DataStatus)
+      })
     }
   }
 }

@@ -3,7 +3,7 @@
 // but will not serve it (unknown trade, not chosen, ...), so the caller gets a reason, not a reset.
 import { messageChannel, type MessageChannel } from './channel.ts'
 import * as s from './schema.ts'
-import { P2PError } from '../errors.ts'
+import { P2PError, ProtocolViolationError } from '../errors.ts'
 import type { P2PHost } from '../host.ts'
 
 export interface ExchangeOptions {
@@ -66,4 +66,31 @@ export function unlessRefused<T extends { type: string }> (reply: T | Refused): 
 export async function readReply<T> (channel: MessageChannel, replyType: string, reply: s.Schema<T>): Promise<T> {
   const answer = await channel.read(s.tagged({ refused: Refused, [replyType]: reply }))
   return unlessRefused(answer as { type: string }) as T
+}
+
+/**
+ * Runs the client side of an exchange on `channel`. Any failure (a refusal, a bad reply, the
+ * caller's own error) resets the stream before it is rethrown: a stream left half-open would hold
+ * one of the connection's per-protocol stream slots (maxInboundStreams / maxOutboundStreams) until
+ * the connection closes, and after a few refusals no new stream of that protocol could be opened.
+ */
+export async function clientExchange<T> (channel: MessageChannel, run: (channel: MessageChannel) => Promise<T>): Promise<T> {
+  try {
+    return await run(channel)
+  } catch (err) {
+    channel.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+}
+
+/**
+ * Requires the remote's clean end of stream next (one request per stream). Anything else, another
+ * frame or bytes, is a protocol violation: the stream is reset and the error thrown.
+ */
+export async function expectEnd (channel: MessageChannel, what: string): Promise<void> {
+  if (await channel.readBytesOrEnd() !== undefined) {
+    const err = new ProtocolViolationError(`more than ${what} on one stream`)
+    channel.abort(err)
+    throw err
+  }
 }

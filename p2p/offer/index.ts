@@ -1,7 +1,7 @@
 // /sdte/offer/1: offers from sellers and nodes to a buyer, the buyer's solicitations of peers it
 // found in the DHT. (Sellers and nodes learn that they were chosen from DTMC's events.) Shaped like p2p/echo.
 import { messageChannel, schema as s } from '../messages/index.ts'
-import { openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { clientExchange, expectEnd, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { Offer, OfferAck, OfferRequest, type Solicit } from './schema.ts'
 import type { P2PHost } from '../host.ts'
@@ -44,9 +44,11 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
 
   async function request<T> (peerId: string, message: unknown, replyType: string, reply: s.Schema<T>, signal?: AbortSignal): Promise<T> {
     const channel = await openExchange(host, peerId, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal })
-    await channel.write(message)
-    await channel.close()
-    return await readReply(channel, replyType, reply)
+    return await clientExchange(channel, async () => {
+      await channel.write(message)
+      await channel.close()
+      return await readReply(channel, replyType, reply)
+    })
   }
 
   return {
@@ -56,6 +58,8 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
       await host.handle(protocol, async (stream, context) => {
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
         const req = await channel.read(OfferRequest)
+        // The client closes its side after its one request; check that before acting on it.
+        await expectEnd(channel, 'one offer request')
         let answer: unknown
         try {
           if (req.type === 'offer') {

@@ -1,6 +1,6 @@
 // /sdte/result/1: the buyer fetches the encrypted result from a node. Shaped like p2p/echo.
 import { messageChannel } from '../messages/index.ts'
-import { openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { clientExchange, expectEnd, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { ResultHeader, ResultRequest } from './schema.ts'
@@ -42,6 +42,8 @@ export function resultProtocol (host: P2PHost, options: ResultOptions = {}): Res
       await host.handle(protocol, async (stream, context) => {
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
         const req = await channel.read(ResultRequest)
+        // The client closes its side after its one request; check that before acting on it.
+        await expectEnd(channel, 'one result request')
         let envelope: Uint8Array
         try {
           envelope = await handlers.get(context.remotePeer, req)
@@ -65,22 +67,23 @@ export function resultProtocol (host: P2PHost, options: ResultOptions = {}): Res
     async stop () { if (started) await host.unhandle(protocol) },
     async fetch (nodePeer, req, o = {}) {
       const channel = await openExchange(host, nodePeer, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal: o.signal })
-      await channel.write({ type: 'result-request', ...req })
-      await channel.close()
-      const header = await readReply(channel, 'result', ResultHeader)
-      const out = new Uint8Array(header.size)
-      let got = 0
-      while (got < header.size) {
-        const frame = await channel.readBytes()
-        if (got + frame.length > header.size) {
-          const err = new ProtocolViolationError(`result larger than its header's ${header.size} bytes`)
-          channel.abort(err)
-          throw err
+      return await clientExchange(channel, async () => {
+        await channel.write({ type: 'result-request', ...req })
+        await channel.close()
+        const header = await readReply(channel, 'result', ResultHeader)
+        const out = new Uint8Array(header.size)
+        let got = 0
+        while (got < header.size) {
+          const frame = await channel.readBytes()
+          if (got + frame.length > header.size) throw new ProtocolViolationError(`result larger than its header's ${header.size} bytes`)
+          // An empty frame carries nothing: a node sending them would spin this loop until the deadline.
+          if (frame.length === 0) throw new ProtocolViolationError('empty result frame')
+          out.set(frame, got)
+          got += frame.length
         }
-        out.set(frame, got)
-        got += frame.length
-      }
-      return out
+        await expectEnd(channel, `the ${header.size} result bytes`)
+        return out
+      })
     }
   }
 }
