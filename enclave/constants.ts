@@ -11,7 +11,7 @@ export const EVM_HARDFORK = 'cancun'
  */
 export const DEFAULT_GAS_CAP = 1_000_000_000n
 /** The largest gas cap a buyer may ask for (fits the uint64 of ResultInfo.gasUsed with room). */
-export const MAX_GAS_CAP = 4_000_000_000n
+export const MAX_GAS_CAP = 2_000_000_000n
 /** Default output cap in bytes when neither the buyer nor a seller sets a lower one. */
 export const DEFAULT_OUTPUT_CAP = 64n * 1024n
 /** The largest output cap in bytes. */
@@ -19,10 +19,15 @@ export const MAX_OUTPUT_CAP = 16n * 1024n * 1024n
 
 /**
  * Memory expansion price: the EVM's words * 3 + words^2 / divisor, with the divisor raised from 512
- * to 2^18, so that copying a 64 MiB input into memory costs tens of Mgas instead of ~8 Ggas, while
- * 512 MiB of memory still costs more than the default gas cap (memory stays bounded by gas).
+ * to 2^20, so that the few hundred MiB an analysis of a 64 MiB dataset holds in memory (the CSV,
+ * its parsed columns) cost about 0.1-0.3 Ggas instead of hundreds of Ggas.
  */
-export const MEMORY_QUAD_COEFF_DIV = 262_144n
+export const MEMORY_QUAD_COEFF_DIV = 1_048_576n
+/**
+ * Hard bound on the EVM memory of one run, whatever the gas: growing past it halts the run as
+ * out of gas. Keeps a worker's memory bounded (1 GiB at 2 Ggas would otherwise be affordable).
+ */
+export const MAX_EVM_MEMORY = 1024 * 1024 * 1024
 
 /** Largest runtime bytecode a buyer may deliver. */
 export const MAX_CODE_SIZE = 256 * 1024

@@ -21,7 +21,7 @@ import { getBytes, keccak256, toUtf8Bytes } from 'ethers'
 import { ResultStatus } from '../contracts/formats.ts'
 import type { ResultStatusCode } from '../contracts/formats.ts'
 import {
-  DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP, EVM_HARDFORK, MAX_GAS_CAP, MAX_OUTPUT_CAP, MAX_TOTAL_INPUT_SIZE, MEMORY_QUAD_COEFF_DIV
+  DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP, EVM_HARDFORK, MAX_EVM_MEMORY, MAX_GAS_CAP, MAX_OUTPUT_CAP, MAX_TOTAL_INPUT_SIZE, MEMORY_QUAD_COEFF_DIV
 } from './constants.ts'
 import { makePrecompile, PRECOMPILE_ADDRESSES, precompileTable } from './precompiles.ts'
 import type { PrecompileName } from './precompiles.ts'
@@ -38,6 +38,7 @@ export const FORBIDDEN_OPCODES: Record<number, string> = {
   0xff: 'SELFDESTRUCT'
 }
 const STATICCALL = 0xfa
+const CALLDATACOPY = 0x37
 /** Standard precompiles a STATICCALL may reach (ecrecover .. blake2f; 0x0a KZG needs a trusted setup we do not load). */
 export const STANDARD_PRECOMPILES = [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
@@ -76,6 +77,8 @@ export function evmConfiguration (): Record<string, unknown> {
     engine: `@ethereumjs/evm@${evmPackageVersion}`,
     hardfork: EVM_HARDFORK,
     memoryQuadCoeffDiv: String(MEMORY_QUAD_COEFF_DIV),
+    maxMemory: MAX_EVM_MEMORY,
+    engineFixes: ['memory growth doubling', 'CALLDATACOPY zero padding without array spread'],
     forbiddenOpcodes: Object.values(FORBIDDEN_OPCODES),
     staticcallTargets: STANDARD_PRECOMPILES,
     precompiles: precompileTable(),
@@ -91,9 +94,14 @@ export function evmConfiguration (): Record<string, unknown> {
   }
 }
 
-function makeCommon (): Common {
+/** The EVM's parameter table with our memory pricing (the EVM applies it over the Common's). */
+function makeParams (): typeof paramsEVM {
   const params = JSON.parse(JSON.stringify(paramsEVM, (_k, v) => typeof v === 'bigint' ? Number(v) : v))
   params['1'].quadCoefficientDivGas = Number(MEMORY_QUAD_COEFF_DIV)
+  return params
+}
+
+function makeCommon (params: typeof paramsEVM): Common {
   return new Common({ chain: Mainnet, hardfork: EVM_HARDFORK as Hardfork, params })
 }
 
@@ -104,6 +112,7 @@ let memoryPatched = false
  * contract that grows memory word by word cost O(n²) time for O(n) gas (a CPU DoS, and slow for
  * honest large inputs). Inside the enclave we replace its growth with amortised doubling; the
  * visible EVM semantics (MSIZE, gas) are unchanged, since they are tracked apart from the buffer.
+ * Growth past MAX_EVM_MEMORY halts the frame as out of gas (the gas was charged just before).
  */
 async function patchMemoryGrowth (evm: EVM): Promise<void> {
   if (memoryPatched) return
@@ -114,7 +123,8 @@ async function patchMemoryGrowth (evm: EVM): Promise<void> {
     if (size === 0) return
     const needed = Math.ceil((offset + size) / 32) * 32
     if (needed <= this._store.length) return
-    let cap = Math.min(Math.max(needed, this._store.length * 2), needed + HEADROOM)
+    if (needed > MAX_EVM_MEMORY) throw new EVMError(EVMError.errorMessages.OUT_OF_GAS)
+    let cap = Math.min(Math.max(needed, this._store.length * 2), needed + HEADROOM, MAX_EVM_MEMORY)
     cap = Math.ceil(cap / 8192) * 8192
     const next = new Uint8Array(cap)
     next.set(this._store)
@@ -127,7 +137,8 @@ type CustomOpcode = NonNullable<EVMOpts['customOpcodes']>[number]
 interface RunContext { violation?: string }
 
 async function makeEvm (ctx: RunContext): Promise<EVM> {
-  const common = makeCommon()
+  const params = makeParams()
+  const common = makeCommon(params)
   const base = getOpcodesForHF(common)
   const allowed = new Set<bigint>([...STANDARD_PRECOMPILES.map(BigInt), ...Object.values(PRECOMPILE_ADDRESSES).map(a => BigInt(a))])
   const refuse = (name: string) => () => {
@@ -154,8 +165,31 @@ async function makeEvm (ctx: RunContext): Promise<EVM> {
     },
     logicFunction: staticcall.opHandler as any
   })
+  // CALLDATACOPY past the end of the call data (Solidity zero-fills new memory that way) pads with
+  // an array spread in @ethereumjs/util that is slow and fails ("Invalid array length") beyond a
+  // few hundred MB; same semantics and the same gas, with a plain zeroed buffer.
+  const calldatacopy = base.opcodeMap[CALLDATACOPY]
+  customOpcodes.push({
+    opcode: CALLDATACOPY,
+    opcodeName: 'CALLDATACOPY',
+    baseFee: calldatacopy.opcodeInfo.fee,
+    gasFunction: calldatacopy.gasHandler as any,
+    logicFunction: (runState: any) => {
+      const [memOffset, dataOffset, dataLength] = runState.stack.popN(3) as bigint[]
+      if (dataLength === 0n) return
+      const callData = runState.interpreter.getCallData() as Uint8Array
+      const length = Number(dataLength)
+      const out = new Uint8Array(length)
+      if (dataOffset < BigInt(callData.length)) {
+        const start = Number(dataOffset)
+        out.set(callData.subarray(start, Math.min(callData.length, start + length)))
+      }
+      runState.memory.write(Number(memOffset), length, out)
+    }
+  })
   const evm = await createEVM({
     common,
+    params,
     customOpcodes,
     customPrecompiles: (Object.keys(PRECOMPILE_ADDRESSES) as PrecompileName[]).map(name => ({
       address: createAddressFromString(PRECOMPILE_ADDRESSES[name]),
@@ -226,6 +260,7 @@ export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limit
     if (BigInt(output.length) > limits.outputCap) return { status: ResultStatus.OutputOverCap, output: empty, gasUsed, reason: `output of ${output.length} bytes over the cap` }
     return { status: ResultStatus.Ok, output: Uint8Array.from(output), gasUsed, reason: 'ok' }
   } catch (err) {
+    if (process.env.SDTE_ENCLAVE_DEBUG === "1") process.stderr.write(String((err as Error).stack) + "\n")
     return { status: ResultStatus.Internal, output: new Uint8Array(0), gasUsed: 0n, reason: `engine error: ${(err as Error).message}` }
   }
 }

@@ -42,6 +42,20 @@ for (const [name, p] of Object.entries(PROGRAMS)) {
   })
 }
 
+test('memory beyond MAX_EVM_MEMORY halts as out of gas even when the gas would pay for it', async () => {
+  // mstore(0x44000000, 1): 1.06 GiB of memory costs about 1.3 Ggas under the enclave's pricing.
+  const r = await runAnalysis(hex('6001 6344000000 52 00'), input, { gasCap: 2_000_000_000n, outputCap: 10n })
+  assert.is(r.status, ResultStatus.OutOfGas)
+  assert.is(r.gasUsed, 2_000_000_000n)
+})
+
+test('CALLDATACOPY past the end of the call data zero-fills, as the EVM specifies', async () => {
+  // mstore(0, 0x20) mstore(0x20, 0x40) calldatacopy(0x40, calldatasize, 0x40) return(0, 0x80)
+  const r = await runAnalysis(hex('6020600052 6040602052 6040 36 6040 37 60806000f3'), input, { gasCap: 100_000n, outputCap: 100n })
+  assert.is(r.status, ResultStatus.Ok, r.reason)
+  assert.equal([...r.output], new Array(64).fill(0))
+})
+
 // Echoes its whole call data (all sellers' raw data) as the output: the "bug" of the SDTE notes.
 // mstore(0, 0x20) mstore(0x20, calldatasize) calldatacopy(0x40, 0, calldatasize) return(0, calldatasize + 0x40)
 const EXFILTRATE = hex('6020600052 36602052 3660006040 37 36604001 6000 f3')
