@@ -79,6 +79,10 @@ function revertData (err: unknown): string | undefined {
   return undefined
 }
 
+function makeCallException (): Error {
+  return Object.assign(new Error('reverted'), { code: 'CALL_EXCEPTION' })
+}
+
 function toRevertError (err: unknown, contract: string, method: string, txHash?: string): Error {
   if (!isError(err, 'CALL_EXCEPTION')) return err as Error
   const data = revertData(err)
@@ -166,16 +170,23 @@ class Bound {
     } catch (err) {
       throw toRevertError(err, this.name, method)
     }
-    let receipt: TransactionReceipt | null
-    try {
-      receipt = await response.wait(1, this.ctx.receiptTimeoutMs)
-    } catch (err) {
-      if (!isError(err, 'CALL_EXCEPTION')) throw err
-      receipt = err.receipt as TransactionReceipt | null
-      // Mined but reverted: replay it on the state before its block to learn why.
-      const replayed = await this.ctx.provider.call({ ...tx, from: response.from, blockTag: (receipt?.blockNumber ?? 1) - 1 })
-        .then(() => undefined, (e: unknown) => e)
-      throw toRevertError(replayed ?? err, this.name, method, response.hash)
+    // On an automining devnet the receipt exists as soon as the node accepted the transaction.
+    let receipt = await this.ctx.provider.getTransactionReceipt(response.hash)
+    if (receipt === null) {
+      try {
+        receipt = await response.wait(1, this.ctx.receiptTimeoutMs)
+      } catch (err) {
+        if (!isError(err, 'CALL_EXCEPTION')) throw err
+        receipt = err.receipt as TransactionReceipt | null
+      }
+    }
+    if (receipt !== null && receipt.status !== 1) {
+      // Mined but reverted: replay it on the state before its block to learn why (exact when it was the
+      // block's only transaction of this account; otherwise also try the state after the block).
+      const replay = async (blockTag: number): Promise<unknown> =>
+        await this.ctx.provider.call({ ...tx, from: response.from, blockTag }).then(() => undefined, (e: unknown) => e)
+      const why = (await replay(receipt.blockNumber - 1)) ?? (await replay(receipt.blockNumber))
+      throw toRevertError(why ?? makeCallException(), this.name, method, response.hash)
     }
     if (receipt === null) throw new Error(`${this.name}.${method}: no receipt for ${response.hash}`)
     return receipt
@@ -363,6 +374,8 @@ export interface TradeTerms {
 export interface OpenTradeParams extends TradeTerms {
   offerIds: bigint[]
   nodes: Array<{ payee: string, quote: Quote }>
+  /** The value to send; default (and the only one DTMC accepts): depositOf the terms. */
+  deposit?: bigint
 }
 
 /** The exact deposit openTrade requires: sellers × sellerCap + nodes × nodeCap + outputPrice × outputCap. */
@@ -406,7 +419,7 @@ export class DtmcClient extends Bound {
 
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
   async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
-    const deposit = depositOf({ ...p, sellers: p.offerIds.length, nodes: p.nodes.length })
+    const deposit = p.deposit ?? depositOf({ ...p, sellers: p.offerIds.length, nodes: p.nodes.length })
     const terms = [p.salt, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap]
     const nodes = p.nodes.map(n => [n.payee, [n.quote.measurement, n.quote.enclaveAddress, n.quote.taskId, n.quote.nonce, n.quote.signature]])
     const receipt = await this.send('openTrade', [terms, p.offerIds, nodes], deposit)

@@ -74,12 +74,15 @@ function isAlive (pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
-  // Where /proc exists, also make sure the pid still belongs to an anvil (pids are reused).
-  const cmdline = `/proc/${pid}/cmdline`
-  if (existsSync(cmdline)) {
-    try { return readFileSync(cmdline, 'utf8').includes('anvil') } catch { return false }
+  // Where /proc exists, also make sure the pid is still an anvil (pids are reused) and not a zombie
+  // waiting to be reaped.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return false
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('anvil')
+  } catch {
+    return !existsSync('/proc/self/stat') // no /proc: trust kill(pid, 0)
   }
-  return true
 }
 
 function readPid (dir: string): number | undefined {

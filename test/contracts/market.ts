@@ -169,8 +169,11 @@ export interface OpenedTrade {
   receipt: TransactionReceipt
 }
 
-/** The buyer opens a trade over every seller's offer with every node, each with a fresh enclave and quote. */
-export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> = {}): Promise<OpenedTrade> {
+/**
+ * The buyer opens a trade over every seller's offer with every node, each with a fresh enclave and quote.
+ * `payees` replaces the nodes' payee addresses (default: the node accounts).
+ */
+export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> = {}, payees?: string[]): Promise<OpenedTrade> {
   const salt = overrides.salt ?? rand32()
   const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
   const codeHash = overrides.codeHash ?? CODE_HASH
@@ -181,7 +184,7 @@ export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> 
     deadline: (await latestTimestamp(m.chain)) + 3600,
     ...DEFAULT_TERMS,
     offerIds: m.sellers.map(s => s.offerId),
-    nodes: m.nodes.map((n, i) => ({ payee: n.address, quote: enclaves[i].quote })),
+    nodes: m.nodes.map((n, i) => ({ payee: payees?.[i] ?? n.address, quote: enclaves[i].quote })),
     ...overrides
   }
   const { tradeId: opened, deposit, receipt } = await m.buyer.client.dtmc.openTrade(params)
