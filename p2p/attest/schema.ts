@@ -1,4 +1,5 @@
-// The wire messages of /sdte/attest/1. One request and one reply per stream:
+// The wire messages of /sdte/attest/1. One request and one reply per stream; the client closes its
+// side after the request (the server answers only then) and the server after its reply:
 //   buyer or seller -> node   Attest -> QuoteReply | Refused   (a fresh quote for the task of (tradeId, codeHash))
 //   buyer -> node             Code   -> CodeAck | Refused      (bytecode + result key, ECIES to the task key)
 import { schema as s, type Infer } from '../messages/index.ts'

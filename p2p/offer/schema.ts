@@ -1,4 +1,5 @@
-// The wire messages of /sdte/offer/1. One request and one reply per stream:
+// The wire messages of /sdte/offer/1. One request and one reply per stream; the client closes its
+// side after the request (the server answers only then) and the server after its reply:
 //   seller/node -> buyer   Offer        -> OfferAck | Refused     (answer to a gossiped demand)
 //   buyer -> provider      Solicit      -> Offer | Refused        (the buyer asks a peer found in the DHT)
 import { schema as s, type Infer } from '../messages/index.ts'

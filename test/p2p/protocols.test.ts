@@ -540,6 +540,45 @@ test('data: chunk frames that break the announced delivery reset it, and the han
   assert.equal(await datas.deliver(server.peerId, dataOpen(3), chunkAt), { type: 'data-status', nextChunk: 3, complete: true })
 })
 
+test('result client: a misbehaving node gets a typed error and no stream is left open', async () => {
+  // A third host plays a node that answers /sdte/result/1 by a script instead of resultProtocol.
+  const rogue = await createP2PHost({}, { privateKey: await generateKeyPair('Ed25519') })
+  hosts.push(rogue)
+  await rogue.start()
+  await client.connect(rogue.addresses()[0])
+  let script: Uint8Array[] = []
+  await rogue.handle(results.protocol, async (stream) => {
+    const ch = messageChannel(stream)
+    await ch.read((v: unknown) => v)
+    for (const f of script) stream.send(f)
+    await ch.close()
+  })
+  const header = (size: number): Uint8Array => jsonFrame({ type: 'result', size })
+  const scripts: Array<[string, Uint8Array[], string]> = [
+    ['more bytes than the header says', [header(3), frame(new Uint8Array(5))], 'ProtocolViolationError'],
+    ['an empty frame', [header(3), frame(new Uint8Array(0))], 'ProtocolViolationError'],
+    ['a frame after the announced size', [header(3), frame(new Uint8Array(3)), frame(new Uint8Array(1))], 'ProtocolViolationError'],
+    ['an end before the announced size', [header(10), frame(new Uint8Array(3))], 'StreamEndedError'],
+    ['a size over the limit', [header(resultConstants.MAX_RESULT_ENVELOPE_BYTES + 1)], 'MessageSchemaError'],
+    ['a reply of another protocol', [jsonFrame({ type: 'offer-ack', accepted: true })], 'MessageSchemaError'],
+    ['a frame over the result frame size', [header(3), encodeVarint(resultConstants.RESULT_FRAME_BYTES + 1)], 'FrameTooLargeError']
+  ]
+  const openResultStreams = (): number => client.node.getConnections(rogue.node.peerId)
+    .flatMap(conn => conn.streams).filter(st => st.protocol === results.protocol && st.status === 'open').length
+  for (const [what, frames, expected] of scripts) {
+    script = frames
+    try {
+      await results.fetch(rogue.peerId, resultReq())
+      assert.unreachable(what)
+    } catch (e) {
+      assert.is((e as Error).name, expected, `${what}: ${(e as Error).message}`)
+    }
+    assert.is(openResultStreams(), 0, `${what}: the client's stream is closed`)
+  }
+  script = [header(3), frame(Uint8Array.of(7, 8)), frame(Uint8Array.of(9))]
+  assert.equal(await results.fetch(rogue.peerId, resultReq()), Uint8Array.of(7, 8, 9))
+})
+
 test('the hosts survived all of it', async () => {
   assert.is(client.status, 'started')
   assert.is(server.status, 'started')
