@@ -52,9 +52,11 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
         const req = await channel.read(DataOpen)
         const extraChunk = (): ProtocolViolationError => new ProtocolViolationError(`more than the ${req.chunks} chunks announced`)
+        // Only the two fields: the seller's schema is strict, and a handler may return a richer object.
+        const status = (at: { nextChunk: number, complete: boolean }): DataStatus => ({ type: 'data-status', nextChunk: at.nextChunk, complete: at.complete })
         try {
           let at = await handlers.open(context.remotePeer, req)
-          await channel.write({ type: 'data-status', ...at })
+          await channel.write(status(at))
           if (!at.complete) {
             const from = at.nextChunk
             at = await handlers.receive(req, from, (async function * () {
@@ -69,15 +71,15 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
             })())
           }
           if (await channel.readBytesOrEnd() !== undefined) throw extraChunk()
-          await channel.write({ type: 'data-status', ...at })
+          await channel.write(status(at))
         } catch (err) {
           if (!(err instanceof RefuseRequest)) throw err
           await channel.write(refusal(err))
-          await channel.close()
           // The seller reads our answer only after sending all its chunks: take (and drop) the rest,
           // at most the announced count, so it is not stalled by backpressure and gets the reason.
           // It may also reset once it has the refusal; either way the exchange is over.
           try {
+            await channel.close()
             for (let n = 0; n <= req.chunks; n++) {
               if (await channel.readBytesOrEnd() === undefined) return
             }
