@@ -34,6 +34,26 @@ export interface KeyOptions {
 
 export interface LogOptions { level: LogLevel, debug: string }
 
+/** How the roles trade. Prices are wei as decimal strings. */
+export interface TradeOptions {
+  /** How often each role looks at its active trades and the chain. */
+  tickMs: number
+  /** Buyer: how long offers are collected after a demand goes out. */
+  offerWindowMs: number
+  /** Buyer: how long one attestation may take before the node is passed over. */
+  attestTimeoutMs: number
+  /** Node: the price it asks per unit of enclave gas, and the most gas it runs for one task. */
+  nodePricePerGas: string
+  nodeMaxGas: string
+}
+
+export interface EnclaveConfig {
+  /** The simulated attestation service's key (a devnet's attestation-root.key); default: beside a devnet's network file. */
+  attestationKeyFile: string | null
+  /** Test-only fault switch, refused outside a devnet: the node's result is replaced by a wrong one. */
+  faultWrongResult: boolean
+}
+
 export interface DaemonOptions {
   datadir: string
   roles: Role[]
@@ -43,6 +63,8 @@ export interface DaemonOptions {
   rpc: RpcOptions
   keys: KeyOptions
   log: LogOptions
+  trade: TradeOptions
+  enclave: EnclaveConfig
   /** Grace period for a graceful stop before the process is forced out. */
   shutdownTimeoutMs: number
 }
@@ -62,6 +84,8 @@ export function defaultOptions (datadir: string): DaemonOptions {
     rpc: { port: 0, host: '127.0.0.1', maxBodyBytes: 1024 * 1024, maxBatchLength: 32, requestTimeoutMs: 120_000 },
     keys: { passwordFile: null, scryptN: 131072 },
     log: { level: 'info', debug: '' },
+    trade: { tickMs: 500, offerWindowMs: 3000, attestTimeoutMs: 10_000, nodePricePerGas: '1', nodeMaxGas: '2000000000' },
+    enclave: { attestationKeyFile: null, faultWrongResult: false },
     shutdownTimeoutMs: 15_000
   }
 }
@@ -116,6 +140,8 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   rpc: ['port', 'maxBodyBytes', 'maxBatchLength', 'requestTimeoutMs'],
   keys: ['passwordFile', 'scryptN'],
   log: ['level', 'debug'],
+  trade: ['tickMs', 'offerWindowMs', 'attestTimeoutMs', 'nodePricePerGas', 'nodeMaxGas'],
+  enclave: ['attestationKeyFile', 'faultWrongResult'],
   shutdownTimeoutMs: null
 }
 
@@ -194,6 +220,31 @@ export function validateConfigFile (raw: unknown, file: string): PartialOptions 
       out.log.debug = log.debug
     }
   }
+  const trade = obj.trade as Record<string, unknown> | undefined
+  if (trade !== undefined) {
+    out.trade = {}
+    for (const k of ['tickMs', 'offerWindowMs', 'attestTimeoutMs'] as const) {
+      if (trade[k] !== undefined) out.trade[k] = positiveInt(trade[k], `${file}: trade.${k}`)
+    }
+    for (const k of ['nodePricePerGas', 'nodeMaxGas'] as const) {
+      if (trade[k] !== undefined) {
+        if (typeof trade[k] !== 'string' || !/^[0-9]{1,38}$/.test(trade[k])) throw new ConfigError(`${file}: trade.${k} must be a decimal string`)
+        out.trade[k] = trade[k]
+      }
+    }
+  }
+  const enclave = obj.enclave as Record<string, unknown> | undefined
+  if (enclave !== undefined) {
+    out.enclave = {}
+    if (enclave.attestationKeyFile !== undefined) {
+      if (enclave.attestationKeyFile !== null && typeof enclave.attestationKeyFile !== 'string') throw new ConfigError(`${file}: "enclave.attestationKeyFile" must be a path`)
+      out.enclave.attestationKeyFile = enclave.attestationKeyFile
+    }
+    if (enclave.faultWrongResult !== undefined) {
+      if (typeof enclave.faultWrongResult !== 'boolean') throw new ConfigError(`${file}: "enclave.faultWrongResult" must be true or false`)
+      out.enclave.faultWrongResult = enclave.faultWrongResult
+    }
+  }
   return out
 }
 
@@ -210,6 +261,7 @@ export function readConfigFile (datadir: string): PartialOptions {
   // Paths in config.json are relative to the datadir; those from flags and env to the working directory.
   if (typeof opts.network === 'string') opts.network = resolve(datadir, opts.network)
   if (typeof opts.keys?.passwordFile === 'string') opts.keys.passwordFile = resolve(datadir, opts.keys.passwordFile)
+  if (typeof opts.enclave?.attestationKeyFile === 'string') opts.enclave.attestationKeyFile = resolve(datadir, opts.enclave.attestationKeyFile)
   return opts
 }
 

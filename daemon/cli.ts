@@ -15,6 +15,10 @@ Usage:
               [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
               [--log-level error|warn|info|debug|trace] [--debug PATTERNS]
   sdte rpc [--datadir DIR] METHOD [JSON-PARAMS]   call the control API of the daemon in DIR
+  sdte devnet up --dir DIR [--port N] [--bootstrap MULTIADDR]...   start anvil, deploy, write DIR/network.json
+  sdte devnet down --dir DIR | status --dir DIR
+  sdte deploy --rpc URL --keystore FILE --password-file FILE --attestation-root ADDRESS
+              [--measurement 0x..]... --out network.json [--name NAME] [--bootstrap MULTIADDR]...
   sdte help | version
 
 Options may also come from DIR/config.json and SDTE_* environment variables (flags win).
@@ -99,12 +103,76 @@ async function cmdRpc (argv: string[]): Promise<void> {
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 }
 
+async function cmdDevnet (argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { dir: { type: 'string' }, port: { type: 'string' }, bootstrap: { type: 'string', multiple: true } },
+    strict: true,
+    allowPositionals: true
+  })
+  const [action, ...rest] = positionals
+  if (!['up', 'down', 'status'].includes(action) || rest.length > 0) throw new UsageError('usage: sdte devnet up|down|status --dir DIR')
+  if (values.dir === undefined) throw new UsageError('--dir DIR is required')
+  const dir = resolve(values.dir)
+  const { devnetUp, devnetDown, devnetStatus } = await import('../contracts/devnet.ts')
+  if (action === 'up') {
+    const { computeMeasurement } = await import('../enclave/index.ts')
+    const network = await devnetUp({
+      dir,
+      port: values.port === undefined ? undefined : parsePort(values.port, '--port'),
+      measurements: [computeMeasurement()],
+      bootstrap: values.bootstrap
+    })
+    process.stdout.write(`devnet up: chain ${network.chainId} at ${network.rpcUrl}\n  CISC ${network.contracts.CISC}\n  BDBC ${network.contracts.BDBC}\n  DTMC ${network.contracts.DTMC}\n  attestation root ${network.attestationRoot}\n  accepted enclave ${network.measurements.join(', ')}\n  network file ${dir}/network.json\n`)
+  } else if (action === 'down') {
+    process.stdout.write(await devnetDown(dir) ? 'devnet stopped\n' : 'no devnet running there\n')
+  } else {
+    process.stdout.write(JSON.stringify(await devnetStatus(dir), null, 2) + '\n')
+  }
+}
+
+async function cmdDeploy (argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rpc: { type: 'string' },
+      keystore: { type: 'string' },
+      'password-file': { type: 'string' },
+      'attestation-root': { type: 'string' },
+      measurement: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      name: { type: 'string' },
+      bootstrap: { type: 'string', multiple: true }
+    },
+    strict: true
+  })
+  for (const k of ['rpc', 'keystore', 'password-file', 'attestation-root', 'out'] as const) {
+    if (values[k] === undefined) throw new UsageError(`--${k} is required`)
+  }
+  const { readFileSync } = await import('node:fs')
+  const { deployFromKeystore } = await import('../contracts/deploy.ts')
+  const { computeMeasurement } = await import('../enclave/index.ts')
+  const network = await deployFromKeystore({
+    rpcUrl: values.rpc!,
+    keystorePath: resolve(values.keystore!),
+    password: readFileSync(resolve(values['password-file']!), 'utf8').replace(/\r?\n$/, ''),
+    attestationRoot: values['attestation-root']!,
+    measurements: values.measurement ?? [computeMeasurement()],
+    out: resolve(values.out!),
+    name: values.name,
+    bootstrap: values.bootstrap
+  })
+  process.stdout.write(`deployed on chain ${network.chainId}: DTMC ${network.contracts.DTMC}; network file ${resolve(values.out!)}\n`)
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
     switch (command) {
       case 'daemon': await cmdDaemon(rest); return 0
       case 'rpc': await cmdRpc(rest); return 0
+      case 'devnet': await cmdDevnet(rest); return 0
+      case 'deploy': await cmdDeploy(rest); return 0
       case 'version': case '--version': process.stdout.write(VERSION + '\n'); return 0
       case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0
       default: throw new UsageError(`unknown command "${command}"`)

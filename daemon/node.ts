@@ -6,7 +6,22 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { DaemonOptions } from '../config/options.ts'
 import { readNetworkFile, type NetworkFile } from '../contracts/network.ts'
+import { ChainClient } from '../contracts/client.ts'
+import { fundDevAccount } from '../contracts/devnet.ts'
 import { createP2PHost, type P2PHost } from '../p2p/host.ts'
+import { offerProtocol } from '../p2p/offer/index.ts'
+import { attestProtocol } from '../p2p/attest/index.ts'
+import { dataProtocol } from '../p2p/data/index.ts'
+import { resultProtocol } from '../p2p/result/index.ts'
+import { DEMAND_TOPIC, createDemandValidator } from '../p2p/demand/index.ts'
+import { ConfigError } from '../config/options.ts'
+import { TradeBook } from './trades.ts'
+import type { Role, RoleContext } from './roles/context.ts'
+import { BuyerRole } from './roles/buyer.ts'
+import { SellerRole } from './roles/seller.ts'
+import { NodeRole } from './roles/node.ts'
+import { registerChainMethods } from './methods/chain.ts'
+import { registerTradeMethods } from './methods/trade.ts'
 import { logger } from './log.ts'
 import { lockDatadir } from './lock.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
@@ -16,8 +31,13 @@ import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
 import { VERSION } from './version.ts'
+import { RefuseRequest } from '../p2p/messages/exchange.ts'
+import { decodeDemand } from '../p2p/demand/index.ts'
 
 const log = logger('sdte:daemon')
+
+/** What a daemon on a devnet tops its own account up to at start (anvil_setBalance). */
+export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
 
 export type DaemonStatus = 'created' | 'starting' | 'started' | 'stopping' | 'stopped'
 
@@ -27,8 +47,11 @@ export class SdteDaemon {
   keys!: DaemonKeys
   store!: Store
   network: NetworkFile | null = null
+  chain: ChainClient | null = null
   p2p!: P2PHost
   rpc!: RpcServer
+  trades!: TradeBook
+  roles: Role[] = []
   /** Resolves once the daemon has stopped (after `stop()` or `admin_shutdown`). */
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
@@ -57,9 +80,18 @@ export class SdteDaemon {
       this.store = await Store.open(o.datadir)
       this.closers.push({ name: 'store', close: async () => await this.store.close() })
 
+      this.trades = new TradeBook(this.store.trades)
+
+      const trading = o.roles.filter(r => r !== 'relay')
       if (o.network !== null) {
         this.network = readNetworkFile(o.network)
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
+        if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
+        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey })
+        this.chain = chain
+        this.closers.push({ name: 'chain', close: () => chain.close() })
+      } else if (trading.length > 0) {
+        throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
       }
 
       this.p2p = await createP2PHost({
@@ -71,6 +103,7 @@ export class SdteDaemon {
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })
 
+      if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain)
       await this.startControlApi()
       this.status = 'started'
       log.info('daemon started', { version: VERSION })
@@ -82,12 +115,69 @@ export class SdteDaemon {
     }
   }
 
+  /** The roles, the trade protocols they serve, the demand topic, and the ticker that advances trades. */
+  private async startRoles (network: NetworkFile, chain: ChainClient): Promise<void> {
+    const ctx: RoleContext = {
+      options: this.options,
+      keys: this.keys,
+      store: this.store,
+      trades: this.trades,
+      network,
+      chain,
+      p2p: this.p2p,
+      offer: offerProtocol(this.p2p),
+      attest: attestProtocol(this.p2p),
+      data: dataProtocol(this.p2p),
+      result: resultProtocol(this.p2p)
+    }
+    for (const name of this.options.roles) {
+      const role = name === 'buyer' ? new BuyerRole(ctx) : name === 'seller' ? new SellerRole(ctx) : name === 'node' ? new NodeRole(ctx) : null
+      if (role === null) continue
+      await role.start()
+      this.roles.push(role)
+      this.closers.push({ name: `${name} role`, close: async () => await role.stop() })
+    }
+    await ctx.offer.start({
+      onOffer: this.roles.find(r => r.onOffer !== undefined)?.onOffer?.bind(this.roles.find(r => r.onOffer !== undefined)),
+      onSolicit: async (remote, demand) => {
+        for (const role of this.roles) {
+          const offer = await role.onSolicit?.(remote, demand)
+          if (offer !== undefined && offer !== null) return offer
+        }
+        throw new RefuseRequest('NoOffer', 'nothing to offer for this demand')
+      }
+    })
+    this.closers.push({ name: 'offer protocol', close: async () => await ctx.offer.stop() })
+
+    // Every daemon on a network relays demands, and validates them before it does.
+    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC })
+    const unsubscribe = this.p2p.subscribe(DEMAND_TOPIC, async (msg) => {
+      const { demand, demandHash } = decodeDemand(msg.data)
+      for (const role of this.roles) {
+        role.onDemand?.(demand, demandHash).catch((err: unknown) => { log.warn('demand handling failed', { role: role.name, err: err as Error }) })
+      }
+    }, (msg) => validator.validate(msg))
+    this.closers.push({ name: 'demand topic', close: () => unsubscribe() })
+
+    let ticking = false
+    const timer = setInterval(() => {
+      if (ticking) return
+      ticking = true
+      Promise.all(this.roles.map(async r => await r.tick().catch((err: unknown) => { log.warn('tick failed', { role: r.name, err: err as Error }) })))
+        .finally(() => { ticking = false })
+    }, this.options.trade.tickMs)
+    this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
+  }
+
   private async startControlApi (): Promise<void> {
     const o = this.options
     const token = randomBytes(32).toString('base64url')
     this.rpc = new RpcServer({ ...o.rpc, token, version: VERSION })
     registerAdminMethods(this.rpc, this)
     registerNetMethods(this.rpc, this)
+    if (this.chain !== null) registerChainMethods(this.rpc, this.chain, this.keys.ethAddress)
+    registerTradeMethods(this.rpc, this)
+    for (const role of this.roles) role.registerMethods(this.rpc)
     const url = await this.rpc.start()
     const apiFile = join(o.datadir, API_FILE)
     const tokenFile = join(o.datadir, API_TOKEN_FILE)

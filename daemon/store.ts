@@ -1,6 +1,6 @@
 // The daemon's store: one level database in DIR/store, one sublevel (short prefix) per repository.
 // JSON repositories hold records (trades, datasets, peers); `sealed` holds opaque bytes that only
-// the enclave can open. A schema version in `meta` lets a later release migrate the data: opening
+// the enclave can open, `results` the buyer's encrypted results. A schema version in `meta` lets a later release migrate the data: opening
 // a store written by a newer release is refused rather than misread.
 import { Level } from 'level'
 import { join } from 'node:path'
@@ -12,7 +12,7 @@ export const STORE_SCHEMA_VERSION = 1
 export const STORE_DIR = 'store'
 
 /** Repository prefixes. Short and stable: renaming one is a migration. */
-export const REPOSITORIES = { meta: 'm', trades: 't', datasets: 'd', peers: 'p', sealed: 's' } as const
+export const REPOSITORIES = { meta: 'm', trades: 't', datasets: 'd', peers: 'p', sealed: 's', results: 'r' } as const
 
 export class StoreError extends Error {
   override name = 'StoreError'
@@ -86,6 +86,8 @@ export class Store {
   readonly datasets: Repository<unknown>
   readonly peers: Repository<unknown>
   readonly sealed: BlobRepository
+  /** The buyer's results, as received (encrypted to its result key) and sealed again under its local key. */
+  readonly results: BlobRepository
 
   private constructor (path: string) {
     this.path = path
@@ -97,6 +99,7 @@ export class Store {
     this.datasets = sub('datasets')
     this.peers = sub('peers')
     this.sealed = new BlobRepository(sub<string>('sealed'))
+    this.results = new BlobRepository(sub<string>('results'))
   }
 
   /** Opens (creating if needed) the store in `datadir/store` and brings its schema to the current version. */

@@ -8,7 +8,12 @@ import type { Repository } from './store.ts'
 export const TRADE_STATES = ['demanded', 'attesting', 'escrowed', 'delivering', 'executing', 'submitted', 'finalized', 'delivered', 'rated', 'refunded', 'failed'] as const
 export type TradeState = typeof TRADE_STATES[number]
 export type TradeRole = 'buyer' | 'seller' | 'node'
-export const TERMINAL_STATES: readonly TradeState[] = ['rated', 'refunded', 'failed']
+/** Where each role's part of a trade ends: nothing more for its daemon to do on its own. */
+export const TERMINAL_STATES: Record<TradeRole, readonly TradeState[]> = {
+  buyer: ['delivered', 'rated', 'refunded', 'failed'],
+  seller: ['finalized', 'refunded', 'failed'],
+  node: ['finalized', 'delivered', 'refunded', 'failed']
+}
 
 export interface TimelineEntry {
   state: TradeState
@@ -42,6 +47,8 @@ export const MAX_TIMELINE_ENTRIES = 200
 
 export class TradeBook {
   private readonly repo: Repository<unknown>
+  /** Per-trade chains of pending read-modify-write sections. */
+  private readonly locks = new Map<string, Promise<unknown>>()
   /** Listeners for state changes (progress output, tests). */
   private readonly listeners = new Set<(t: TradeRecord) => void>()
 
@@ -62,6 +69,23 @@ export class TradeBook {
     const t = await this.get<D>(role, tradeId)
     if (t === undefined) throw new TradeNotFoundError(`no ${role} trade ${tradeId}`)
     return t
+  }
+
+  /**
+   * Runs `fn` alone for this trade: concurrent handlers (offers arriving together, a tick) that read,
+   * change and write the record would otherwise lose each other's updates.
+   */
+  async locked<T> (role: TradeRole, tradeId: string, fn: () => Promise<T>): Promise<T> {
+    const key = keyOf(role, tradeId)
+    const previous = this.locks.get(key) ?? Promise.resolve()
+    const run = previous.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.locks.set(key, tail)
+    try {
+      return await run
+    } finally {
+      if (this.locks.get(key) === tail) this.locks.delete(key)
+    }
   }
 
   /** Creates a trade in its first state; returns the existing record if it is already there. */
@@ -110,13 +134,13 @@ export class TradeBook {
   }
 
   /** Trades, newest first, optionally of one role. */
-  async list (role?: TradeRole): Promise<TradeRecord[]> {
-    const all = (await this.repo.list(role === undefined ? {} : { prefix: `${role}/` })).map(([, v]) => v as TradeRecord)
+  async list<D = Record<string, unknown>> (role?: TradeRole): Promise<Array<TradeRecord<D>>> {
+    const all = (await this.repo.list(role === undefined ? {} : { prefix: `${role}/` })).map(([, v]) => v as TradeRecord<D>)
     return all.sort((a, b) => b.createdAt.localeCompare(a.createdAt))
   }
 
   /** Trades not in a terminal state: what a restarted daemon must resume. */
-  async active (role?: TradeRole): Promise<TradeRecord[]> {
-    return (await this.list(role)).filter(t => !TERMINAL_STATES.includes(t.state))
+  async active<D = Record<string, unknown>> (role?: TradeRole): Promise<Array<TradeRecord<D>>> {
+    return (await this.list<D>(role)).filter(t => !TERMINAL_STATES[t.role].includes(t.state))
   }
 }

@@ -1,0 +1,50 @@
+// The chain_* and cisc_* namespaces: balances, and the CISC records buyers filter by.
+import type { ChainClient } from '../../contracts/client.ts'
+import type { RpcServer } from '../rpc/server.ts'
+import { appError } from '../rpc/errors.ts'
+
+export const MAX_FEEDBACK_RETURNED = 100
+
+export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAddress: string): void {
+  rpc.register({
+    name: 'chain_balance',
+    summary: 'Ether balance of an account (default this daemon\'s), and what DTMC holds for it to withdraw.',
+    params: [{ name: 'address', type: 'address', required: false, description: 'default: this daemon\'s account' }],
+    result: '{ address, wei, credit } (decimal strings)',
+    handler: async (p: { address?: string }) => {
+      const address = p.address ?? ownAddress
+      try {
+        const [wei, credit] = await Promise.all([chain.balance(address), chain.dtmc.creditOf(address)])
+        return { address, wei: wei.toString(), credit: credit.toString() }
+      } catch (err) {
+        throw appError('ChainUnavailable', `cannot read the chain: ${(err as Error).message}`)
+      }
+    }
+  })
+
+  rpc.register({
+    name: 'cisc_seller',
+    summary: "A seller's CISC record: peer id, ratings, and past result info (never a result).",
+    params: [{ name: 'address', type: 'address', description: "the seller's account" }],
+    result: '{ address, peerId, registeredAt, ratingCount, ratingAverage, feedback[] }',
+    handler: async (p: { address: string }) => {
+      const s = await chain.cisc.seller(p.address)
+      if (s === null) throw appError('NotFound', `${p.address} is not a registered seller`)
+      const count = await chain.cisc.feedbackCount(p.address)
+      const feedback = await chain.cisc.feedback(p.address, Math.max(0, count - MAX_FEEDBACK_RETURNED), MAX_FEEDBACK_RETURNED)
+      return { ...s, ratingAverage: s.ratingCount === 0 ? null : s.ratingSum / s.ratingCount, feedback }
+    }
+  })
+
+  rpc.register({
+    name: 'cisc_node',
+    summary: "A trusted node's CISC record: peer id, enclave measurement, prices.",
+    params: [{ name: 'address', type: 'address', description: "the node's account" }],
+    result: '{ address, peerId, measurement, pricePerGas, maxGas, registeredAt }',
+    handler: async (p: { address: string }) => {
+      const n = await chain.cisc.node(p.address)
+      if (n === null) throw appError('NotFound', `${p.address} is not a registered node`)
+      return n
+    }
+  })
+}

@@ -1,0 +1,106 @@
+// What every role is built from: the daemon's parts (keys, store, trades, chain, p2p and the trade
+// protocols), plus a few chain reads the roles share.
+import type { DaemonOptions } from '../../config/options.ts'
+import type { NetworkFile } from '../../contracts/network.ts'
+import type { ChainClient } from '../../contracts/client.ts'
+import type { P2PHost } from '../../p2p/host.ts'
+import type { OfferProtocol } from '../../p2p/offer/index.ts'
+import type { AttestProtocol } from '../../p2p/attest/index.ts'
+import type { DataProtocol } from '../../p2p/data/index.ts'
+import type { ResultProtocol } from '../../p2p/result/index.ts'
+import type { Demand } from '../../p2p/demand/index.ts'
+import type { Offer } from '../../p2p/offer/index.ts'
+import type { DaemonKeys } from '../keys.ts'
+import type { Store } from '../store.ts'
+import type { TradeBook } from '../trades.ts'
+import type { RpcServer } from '../rpc/server.ts'
+import type { Log } from 'ethers'
+
+export interface RoleContext {
+  options: DaemonOptions
+  keys: DaemonKeys
+  store: Store
+  trades: TradeBook
+  network: NetworkFile
+  chain: ChainClient
+  p2p: P2PHost
+  offer: OfferProtocol
+  attest: AttestProtocol
+  data: DataProtocol
+  result: ResultProtocol
+}
+
+/** A role: started after the daemon's parts, ticked to advance its trades, stopped before them. */
+export interface Role {
+  readonly name: 'buyer' | 'seller' | 'node'
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** Advances every active trade one step where it can; must be idempotent. */
+  tick: () => Promise<void>
+  registerMethods: (rpc: RpcServer) => void
+  /** A valid demand seen on the gossip topic. */
+  onDemand?: (demand: Demand, demandHash: string) => Promise<void>
+  /** The buyer's side of /sdte/offer/1. */
+  onOffer?: (remotePeer: string, offer: Offer) => Promise<boolean>
+  /** A seller's or node's answer to a solicitation; null when it has nothing to offer. */
+  onSolicit?: (remotePeer: string, demand: Demand) => Promise<Offer | null>
+}
+
+export interface TradeSellerEvent { index: number, account: string, offerId: bigint, fee: bigint, commitment: string }
+export interface TradeNodeEvent { index: number, payee: string, enclave: string, measurement: string, taskId: string }
+
+/** The sellers and nodes of a trade as DTMC recorded them when it opened (TradeSeller / TradeNode events). */
+export async function tradeParties (chain: ChainClient, tradeId: string, fromBlock = 0): Promise<{ sellers: TradeSellerEvent[], nodes: TradeNodeEvent[] }> {
+  const c = chain.dtmc.contract
+  const [sl, nl] = await Promise.all([
+    c.queryFilter(c.filters.TradeSeller(tradeId), fromBlock),
+    c.queryFilter(c.filters.TradeNode(tradeId), fromBlock)
+  ])
+  const args = (log: Log): Record<string, any> => dtmcLogArgs(chain, log)
+  const sellers = sl.map(l => args(l)).map(a => ({
+    index: Number(a.index), account: String(a.seller).toLowerCase(), offerId: a.offerId as bigint, fee: a.fee as bigint, commitment: String(a.commitment).toLowerCase()
+  })).sort((a, b) => a.index - b.index)
+  const nodes = nl.map(l => args(l)).map(a => ({
+    index: Number(a.index), payee: String(a.payee).toLowerCase(), enclave: String(a.enclave).toLowerCase(), measurement: String(a.measurement).toLowerCase(), taskId: String(a.taskId).toLowerCase()
+  })).sort((a, b) => a.index - b.index)
+  return { sellers, nodes }
+}
+
+/** The decoded arguments of a DTMC event log. */
+export function dtmcLogArgs (chain: ChainClient, log: Log): Record<string, any> {
+  const parsed = chain.dtmc.iface.parseLog(log)
+  if (parsed === null) throw new Error('not a DTMC event')
+  return parsed.args as unknown as Record<string, any>
+}
+
+/** Wei DTMC credited to `account` for one trade (its Credited events). */
+export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = 0): Promise<bigint> {
+  const c = chain.dtmc.contract
+  const logs = await c.queryFilter(c.filters.Credited(account, tradeId), fromBlock)
+  return logs.reduce((sum, l) => sum + (dtmcLogArgs(chain, l).amount as bigint), 0n)
+}
+
+/** Ids of trades in which `account` took part in `role` since `fromBlock`, with the block scanned up to. */
+export async function newTradesOf (chain: ChainClient, account: string, role: 'seller' | 'node', fromBlock: number): Promise<{ tradeIds: string[], toBlock: number }> {
+  const toBlock = await chain.blockNumber()
+  if (toBlock < fromBlock) return { tradeIds: [], toBlock: fromBlock - 1 }
+  const c = chain.dtmc.contract
+  const filter = role === 'seller' ? c.filters.TradeSeller(null, account) : c.filters.TradeNode(null, account)
+  const logs = await c.queryFilter(filter, fromBlock, toBlock)
+  const ids = logs.map(l => String(dtmcLogArgs(chain, l).tradeId).toLowerCase())
+  return { tradeIds: [...new Set(ids)], toBlock }
+}
+
+/** Seconds since the epoch of the chain's latest block (deadlines are judged by the chain's clock). */
+export async function chainTime (chain: ChainClient): Promise<number> {
+  const block = await chain.provider.getBlock('latest')
+  return block?.timestamp ?? Math.floor(Date.now() / 1000)
+}
+
+/** Wei credited to us on DTMC; withdrawn when there is any. Returns the amount withdrawn. */
+export async function withdrawCredit (ctx: RoleContext): Promise<bigint> {
+  const credit = await ctx.chain.dtmc.creditOf(ctx.keys.ethAddress)
+  if (credit === 0n) return 0n
+  const { amount } = await ctx.chain.dtmc.withdraw()
+  return amount
+}

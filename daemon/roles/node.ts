@@ -1,0 +1,306 @@
+// The trusted node (PROTOCOL.md steps 1, 3, 4, 7, 8, 9, 10): registers its enclave in CISC and the
+// DHT, offers itself for demands it can serve, lets buyers and sellers attest its enclave, takes
+// the buyer's code and the sellers' data into the enclave, runs the analysis there, submits the
+// signed result info to DTMC, serves the encrypted result to the buyer, and withdraws its pay.
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { createEnclave, EnclaveError, type EnclaveHost, type TaskSummary } from '../../enclave/index.ts'
+import { readKeyFile } from '../../contracts/devnet.ts'
+import { ChainRevertError } from '../../contracts/client.ts'
+import { RefuseRequest } from '../../p2p/messages/exchange.ts'
+import type { Demand } from '../../p2p/demand/index.ts'
+import type { Offer } from '../../p2p/offer/index.ts'
+import type { DataOpen } from '../../p2p/data/index.ts'
+import { logger } from '../log.ts'
+import { writeSecretFile } from '../keys.ts'
+import type { RpcServer } from '../rpc/server.ts'
+import type { TradeRecord } from '../trades.ts'
+import { chainTime, creditedFor, newTradesOf, tradeParties, withdrawCredit, type Role, type RoleContext } from './context.ts'
+
+const log = logger('sdte:node')
+
+export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
+const SCAN_KEY = 'node:scannedBlock'
+
+export class NodeConfigError extends Error {
+  override name = 'NodeConfigError'
+  readonly code = 'NODE_CONFIG'
+}
+
+export interface NodeTradeData {
+  nodeIndex: number
+  taskId: string
+  enclave: string
+  codeHash: string
+  sellers: number
+  deadline: number
+  resultHash?: string
+  resultSize?: string
+  gasUsed?: string
+  status?: number
+  reason?: string
+  payment?: string
+}
+
+export class NodeRole implements Role {
+  readonly name = 'node' as const
+  private readonly ctx: RoleContext
+  enclave!: EnclaveHost
+  private readonly running = new Set<string>()
+
+  constructor (ctx: RoleContext) {
+    this.ctx = ctx
+  }
+
+  private get address (): string { return this.ctx.keys.ethAddress.toLowerCase() }
+
+  private attestationKey (): string {
+    const o = this.ctx.options
+    let file = o.enclave.attestationKeyFile
+    if (file === null && this.ctx.network.devnet && o.network !== null) file = join(dirname(o.network), 'attestation-root.key')
+    if (file === null) throw new NodeConfigError('the node role needs enclave.attestationKeyFile (the simulated attestation service key)')
+    try {
+      return readKeyFile(file)
+    } catch (err) {
+      throw new NodeConfigError(`cannot read the attestation key ${file}: ${(err as Error).message}`)
+    }
+  }
+
+  private platformSecret (): Uint8Array {
+    const path = join(this.ctx.options.datadir, PLATFORM_SECRET_FILE)
+    if (!existsSync(path)) writeSecretFile(path, randomBytes(32))
+    const secret = new Uint8Array(readFileSync(path))
+    if (secret.length !== 32) throw new NodeConfigError(`${path} must hold 32 bytes`)
+    return secret
+  }
+
+  async start (): Promise<void> {
+    if (this.ctx.options.enclave.faultWrongResult && !this.ctx.network.devnet) {
+      throw new NodeConfigError('enclave.faultWrongResult is a test-only fault switch and is refused outside a devnet')
+    }
+    this.enclave = await createEnclave({
+      attestationKey: this.attestationKey(),
+      platformSecret: this.platformSecret(),
+      store: this.ctx.store.sealed
+    })
+    const m = this.enclave.measurement.toLowerCase()
+    if (!this.ctx.network.measurements.includes(m)) {
+      log.warn('this enclave build is not among the network\'s accepted measurements: buyers and DTMC will refuse it', { measurement: m })
+    }
+    await this.ensureRegistered()
+    await this.ctx.attest.start({
+      onAttest: async (_remote, req) => {
+        const r = await enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
+        return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
+      },
+      onCode: async (_remote, req) => {
+        await enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope) })
+      }
+    })
+    await this.ctx.data.start({
+      open: async (remote, req) => await this.openDelivery(remote, req),
+      receive: async (req, _from, chunks) => {
+        const status = await enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
+          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, chunks
+        }))
+        if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
+        log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
+        return { nextChunk: status.nextChunk, complete: status.complete }
+      }
+    })
+    await this.ctx.result.start({ get: async (_remote, req) => await this.encryptedResult(req.tradeId, req.taskId) })
+    void this.ctx.p2p.provide(`sdte:node:${m}`).catch((err: unknown) => { log.warn('DHT announcement failed', { err: err as Error }) })
+  }
+
+  async stop (): Promise<void> {
+    await this.ctx.result.stop()
+    await this.ctx.data.stop()
+    await this.ctx.attest.stop()
+    await this.enclave?.close()
+  }
+
+  private get pricePerGas (): bigint { return BigInt(this.ctx.options.trade.nodePricePerGas) }
+  private get maxGas (): bigint { return BigInt(this.ctx.options.trade.nodeMaxGas) }
+
+  /** Step 1: peer id, enclave measurement and prices in CISC. */
+  private async ensureRegistered (): Promise<void> {
+    const r = await this.ctx.chain.cisc.node(this.ctx.keys.ethAddress)
+    if (r !== null && r.peerId === this.ctx.p2p.peerId && r.measurement.toLowerCase() === this.enclave.measurement.toLowerCase() &&
+      r.pricePerGas === this.pricePerGas && r.maxGas === this.maxGas) return
+    await this.ctx.chain.cisc.registerNode({ peerId: this.ctx.p2p.peerId, measurement: this.enclave.measurement, pricePerGas: this.pricePerGas, maxGas: this.maxGas })
+    log.info('registered as trusted node in CISC', { measurement: this.enclave.measurement })
+  }
+
+  private offerFor (d: Demand): Offer | null {
+    if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
+    return { type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() }
+  }
+
+  async onDemand (d: Demand): Promise<void> {
+    const offer = this.offerFor(d)
+    if (offer === null) return
+    try {
+      const accepted = await this.ctx.offer.sendOffer(d.buyerPeer, offer)
+      log.info('offered enclave', { demandId: d.demandId, accepted })
+    } catch (err) {
+      log.debug('offer not delivered', { demandId: d.demandId, err: err as Error })
+    }
+  }
+
+  async onSolicit (_remote: string, d: Demand): Promise<Offer | null> {
+    return this.offerFor(d)
+  }
+
+  /** Step 7, the node's checks before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
+  private async openDelivery (remote: string, req: DataOpen): Promise<{ nextChunk: number, complete: boolean }> {
+    const view = await this.ctx.chain.dtmc.trade(req.tradeId)
+    if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
+    const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, this.ctx.network.deployBlock)
+    if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
+    const seller = sellers.find(s => s.index === req.sellerIndex)
+    if (seller === undefined || seller.commitment !== req.commitment) throw new RefuseRequest('WrongSeller', 'no such seller / commitment in the trade')
+    const record = await this.ctx.chain.cisc.seller(seller.account)
+    if (record?.peerId !== remote) throw new RefuseRequest('WrongSeller', 'this peer is not the seller registered for that account')
+    const task = (await this.enclave.tasks()).find(t => t.taskId === req.taskId)
+    if (task === undefined) throw new RefuseRequest('UnknownTask', 'the enclave holds no such task')
+    const status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
+    return { nextChunk: status?.invalid === undefined ? status?.nextChunk ?? 0 : 0, complete: status?.complete ?? false }
+  }
+
+  private async encryptedResult (tradeId: string, taskId: string): Promise<Uint8Array> {
+    const t = await this.ctx.trades.get<NodeTradeData>('node', tradeId)
+    if (t === undefined || t.data.taskId !== taskId) throw new RefuseRequest('UnknownTrade', 'no such task here')
+    if (t.data.resultHash === undefined) throw new RefuseRequest('NotReady', 'the task has not run yet')
+    const r = await enclaveCall(async () => await this.enclave.execute(taskId))
+    if (r.encryptedResult.length === 0) throw new RefuseRequest('NoResult', `the run ended with status ${r.resultInfo.status}`)
+    if (t.state === 'finalized') await this.ctx.trades.transition(t, 'delivered', { note: 'encrypted result sent to the buyer' })
+    return r.encryptedResult
+  }
+
+  async tick (): Promise<void> {
+    await this.discoverTrades()
+    for (const t of await this.ctx.trades.active<NodeTradeData>('node')) {
+      try {
+        await this.advance(t)
+      } catch (err) {
+        log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
+      }
+    }
+  }
+
+  /** Trades DTMC opened with our enclave. */
+  private async discoverTrades (): Promise<void> {
+    const from = ((await this.ctx.store.meta.get(SCAN_KEY)) as number | undefined) ?? this.ctx.network.deployBlock
+    const { tradeIds, toBlock } = await newTradesOf(this.ctx.chain, this.ctx.keys.ethAddress, 'node', from)
+    if (tradeIds.length > 0) {
+      const tasks = new Map((await this.enclave.tasks()).map(t => [t.taskId, t]))
+      for (const tradeId of tradeIds) {
+        if (await this.ctx.trades.get('node', tradeId) !== undefined) continue
+        const view = await this.ctx.chain.dtmc.trade(tradeId)
+        if (view === null) continue
+        const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
+        const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
+        if (mine === undefined) continue
+        await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
+          nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline
+        }, `chosen as node ${mine.index} of ${nodes.length}`)
+      }
+    }
+    await this.ctx.store.meta.put(SCAN_KEY, toBlock + 1)
+  }
+
+  private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
+    const view = await this.ctx.chain.dtmc.trade(t.tradeId)
+    if (view === null) return
+    if (view.state === 'settled' || view.state === 'refunded') {
+      const credited = await creditedFor(this.ctx.chain, this.ctx.keys.ethAddress, t.tradeId, this.ctx.network.deployBlock)
+      await withdrawCredit(this.ctx)
+      await this.ctx.trades.transition(t, view.state === 'settled' ? 'finalized' : 'refunded', {
+        data: { payment: credited.toString() }, note: `${view.state}: paid ${credited} wei`
+      })
+      return
+    }
+    const now = await chainTime(this.ctx.chain)
+    if (t.state === 'escrowed' || t.state === 'delivering') {
+      const task = (await this.enclave.tasks()).find(x => x.taskId === t.data.taskId)
+      if (task === undefined) return
+      if (readyToRun(task, t.data.sellers)) {
+        await this.ctx.trades.transition(t, 'executing', { note: 'code and all data are in the enclave' })
+      } else if (t.state === 'escrowed' && task.sellers.length > 0) {
+        await this.ctx.trades.transition(t, 'delivering')
+      }
+      return
+    }
+    if (t.state === 'executing' && !this.running.has(t.tradeId)) {
+      this.running.add(t.tradeId)
+      try {
+        await this.executeAndSubmit(t, view.nodes[t.data.nodeIndex]?.submitted === true)
+      } finally {
+        this.running.delete(t.tradeId)
+      }
+      return
+    }
+    if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {
+      await this.finalize(t.tradeId)
+    }
+  }
+
+  /** Steps 8 and 9: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
+  private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
+    const started = Date.now()
+    const r = await enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
+    log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
+    if (!alreadySubmitted) await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
+    await this.ctx.trades.transition(t, 'submitted', {
+      data: {
+        resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), gasUsed: r.resultInfo.gasUsed.toString(), status: r.resultInfo.status, reason: r.reason
+      },
+      note: `result info submitted (status ${r.resultInfo.status}, ${r.resultInfo.gasUsed} gas)`
+    })
+  }
+
+  private async finalize (tradeId: string): Promise<void> {
+    try {
+      await this.ctx.chain.dtmc.finalize(tradeId)
+    } catch (err) {
+      // Another party finalized first: that is fine, the next tick sees the outcome.
+      if (!(err instanceof ChainRevertError)) throw err
+      log.debug('finalize not needed', { tradeId, error: err.errorName })
+    }
+  }
+
+  registerMethods (rpc: RpcServer): void {
+    rpc.register({
+      name: 'node_enclave',
+      summary: "This node's enclave: mode, measurement, attestation root, and whether the network accepts it.",
+      params: [],
+      result: '{ mode, measurement, attestationRoot, accepted, tasks }',
+      handler: async () => ({
+        mode: this.enclave.mode,
+        measurement: this.enclave.measurement,
+        attestationRoot: this.enclave.attestationRoot,
+        accepted: this.ctx.network.measurements.includes(this.enclave.measurement.toLowerCase()),
+        tasks: (await this.enclave.tasks()).length
+      })
+    })
+  }
+}
+
+function readyToRun (task: TaskSummary, sellers: number): boolean {
+  if (!task.hasCode) return false
+  for (let i = 0; i < sellers; i++) {
+    if (task.sellers.find(s => s.sellerIndex === i)?.complete !== true) return false
+  }
+  return true
+}
+
+/** Enclave refusals (bad envelope, bad chunk, wrong state) become protocol refusals with the error's name. */
+async function enclaveCall<T> (fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof EnclaveError) throw new RefuseRequest(err.name, err.message)
+    throw err
+  }
+}

@@ -1,0 +1,305 @@
+// The seller (PROTOCOL.md steps 1, 3, 6, 7, 9): lists datasets in CISC and the DHT, answers
+// matching demands with offers, and for every trade DTMC opens with one of its offers checks the
+// terms, attests each chosen enclave, and streams its encrypted data to it; then withdraws its pay.
+import { readFileSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE, DEFAULT_OUTPUT_CAP } from '../../enclave/index.ts'
+import { TAG_PATTERN, type Demand } from '../../p2p/demand/index.ts'
+import type { Offer } from '../../p2p/offer/index.ts'
+import { hexlify, randomBytes } from 'ethers'
+import { logger } from '../log.ts'
+import { appError } from '../rpc/errors.ts'
+import type { RpcServer } from '../rpc/server.ts'
+import type { TradeRecord } from '../trades.ts'
+import { deriveSecret } from '../local-secrets.ts'
+import { chainTime, creditedFor, newTradesOf, tradeParties, withdrawCredit, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
+
+const log = logger('sdte:seller')
+
+export interface DatasetRecord {
+  datasetId: string
+  tag: string
+  path: string
+  size: number
+  commitment: string
+  unitPrice: string
+  policy: { allowedCodeHashes: string[], outputCap: string }
+  addedAt: string
+}
+
+export interface SellerTradeData {
+  offerId: string
+  sellerIndex: number
+  fee: string
+  commitment: string
+  codeHash: string
+  deadline: number
+  nodes: Array<TradeNodeEvent & { peerId?: string, delivered: boolean, sentBytes: number }>
+  payment?: string
+}
+
+const DATA_KEY_PURPOSE = 'seller-data-key'
+const SCAN_KEY = 'seller:scannedBlock'
+
+export class SellerRole implements Role {
+  readonly name = 'seller' as const
+  private readonly ctx: RoleContext
+  private readonly delivering = new Set<string>()
+
+  constructor (ctx: RoleContext) {
+    this.ctx = ctx
+  }
+
+  private get address (): string { return this.ctx.keys.ethAddress.toLowerCase() }
+
+  async start (): Promise<void> {
+    await this.ensureRegistered()
+    for (const d of await this.datasets()) void this.announce(d.tag)
+  }
+
+  async stop (): Promise<void> {}
+
+  /** Step 1: our peer id in CISC, so buyers can tie our offers to this connection. */
+  private async ensureRegistered (): Promise<void> {
+    const record = await this.ctx.chain.cisc.seller(this.ctx.keys.ethAddress)
+    if (record?.peerId === this.ctx.p2p.peerId) return
+    await this.ctx.chain.cisc.registerSeller(this.ctx.p2p.peerId)
+    log.info('registered as seller in CISC', { peerId: this.ctx.p2p.peerId })
+  }
+
+  private async announce (tag: string): Promise<void> {
+    try {
+      await this.ctx.p2p.provide(`sdte:dataset:${tag}`)
+    } catch (err) {
+      log.warn('DHT announcement failed', { tag, err: err as Error })
+    }
+  }
+
+  async datasets (): Promise<DatasetRecord[]> {
+    return (await this.ctx.store.datasets.list()).map(([, v]) => v as DatasetRecord)
+  }
+
+  /** seller_addDataset: reads the file, commits to it, lists it in CISC and announces its tag. */
+  async addDataset (p: { path: string, tag: string, unitPrice: bigint, policy?: Record<string, unknown> }): Promise<DatasetRecord> {
+    if (!TAG_PATTERN.test(p.tag)) throw appError('Rejected', 'tag must be 1..64 of letters, digits, . _ -', { param: 'tag' })
+    const path = resolve(p.path)
+    let size: number
+    try {
+      const st = statSync(path)
+      if (!st.isFile()) throw new Error('not a regular file')
+      size = st.size
+    } catch (err) {
+      throw appError('Rejected', `cannot read dataset ${path}: ${(err as Error).message}`, { param: 'path' })
+    }
+    if (size === 0 || size > MAX_DATASET_SIZE) throw appError('Rejected', `dataset must be 1..${MAX_DATASET_SIZE} bytes, is ${size}`, { param: 'path' })
+    const policy = parsePolicy(p.policy)
+    const commitment = datasetCommitment(readFileSync(path))
+    const { offerId } = await this.ctx.chain.cisc.listDataset({
+      tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap) }
+    })
+    const record: DatasetRecord = {
+      datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString()
+    }
+    await this.ctx.store.datasets.put(record.datasetId, record)
+    log.info('dataset listed', { datasetId: record.datasetId, tag: p.tag, size })
+    void this.announce(p.tag)
+    return record
+  }
+
+  /** Which of our datasets a demand can use. */
+  private async matching (d: Demand): Promise<DatasetRecord[]> {
+    return (await this.datasets()).filter(ds => ds.tag === d.tag &&
+      BigInt(ds.unitPrice) <= d.sellerPrice &&
+      (ds.policy.allowedCodeHashes.length === 0 || ds.policy.allowedCodeHashes.includes(d.codeHash)) &&
+      d.outputCap <= BigInt(ds.policy.outputCap) &&
+      d.chainId === this.ctx.network.chainId)
+  }
+
+  private offerFor (d: Demand, ds: DatasetRecord): Offer {
+    return { type: 'offer', demandId: d.demandId, kind: 'seller', account: this.address, offerId: BigInt(ds.datasetId) }
+  }
+
+  /** Step 3: answer a matching demand on /sdte/offer/1. */
+  async onDemand (d: Demand): Promise<void> {
+    for (const ds of await this.matching(d)) {
+      try {
+        const accepted = await this.ctx.offer.sendOffer(d.buyerPeer, this.offerFor(d, ds))
+        log.info('offered dataset', { demandId: d.demandId, datasetId: ds.datasetId, accepted })
+      } catch (err) {
+        log.debug('offer not delivered', { demandId: d.demandId, err: err as Error })
+      }
+    }
+  }
+
+  async onSolicit (_remotePeer: string, d: Demand): Promise<Offer | null> {
+    const [ds] = await this.matching(d)
+    return ds === undefined ? null : this.offerFor(d, ds)
+  }
+
+  async tick (): Promise<void> {
+    await this.discoverTrades()
+    for (const t of await this.ctx.trades.active<SellerTradeData>('seller')) {
+      try {
+        await this.advance(t)
+      } catch (err) {
+        log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
+      }
+    }
+  }
+
+  /** Step 6: trades DTMC opened with our offers; each is checked before anything is delivered. */
+  private async discoverTrades (): Promise<void> {
+    const from = ((await this.ctx.store.meta.get(SCAN_KEY)) as number | undefined) ?? this.ctx.network.deployBlock
+    const { tradeIds, toBlock } = await newTradesOf(this.ctx.chain, this.ctx.keys.ethAddress, 'seller', from)
+    for (const tradeId of tradeIds) {
+      if (await this.ctx.trades.get('seller', tradeId) !== undefined) continue
+      await this.check(tradeId)
+    }
+    await this.ctx.store.meta.put(SCAN_KEY, toBlock + 1)
+  }
+
+  private async check (tradeId: string): Promise<void> {
+    const view = await this.ctx.chain.dtmc.trade(tradeId)
+    if (view === null) return
+    const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
+    const mine = sellers.find(s => s.account === this.address)
+    if (mine === undefined) return
+    const ds = await this.ctx.store.datasets.get(mine.offerId.toString()) as DatasetRecord | undefined
+    const data: SellerTradeData = {
+      offerId: mine.offerId.toString(),
+      sellerIndex: mine.index,
+      fee: mine.fee.toString(),
+      commitment: mine.commitment,
+      codeHash: view.codeHash.toLowerCase(),
+      deadline: view.deadline,
+      nodes: nodes.map(n => ({ ...n, delivered: false, sentBytes: 0 }))
+    }
+    const problem = ds === undefined ? 'the offer is not one of our datasets'
+      : ds.commitment !== mine.commitment ? 'the trade commits to other data'
+        : ds.policy.allowedCodeHashes.length > 0 && !ds.policy.allowedCodeHashes.includes(data.codeHash) ? 'the code is not allowed by the dataset policy'
+          : view.outputCap > BigInt(ds.policy.outputCap) ? 'the output cap is above the dataset policy'
+            : view.state !== 'open' ? `the trade is ${view.state}` : null
+    const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
+    if (problem !== null) {
+      log.warn('trade refused', { tradeId, problem })
+      await this.ctx.trades.transition(t, 'failed', { reason: `checks: ${problem}` })
+    }
+  }
+
+  private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
+    const view = await this.ctx.chain.dtmc.trade(t.tradeId)
+    if (view === null) return
+    if (view.state === 'settled' || view.state === 'refunded') {
+      const credited = await creditedFor(this.ctx.chain, this.ctx.keys.ethAddress, t.tradeId, this.ctx.network.deployBlock)
+      await withdrawCredit(this.ctx)
+      await this.ctx.trades.transition(t, view.state === 'settled' ? 'finalized' : 'refunded', {
+        data: { payment: credited.toString() },
+        note: `${view.state}: paid ${credited} wei`
+      })
+      return
+    }
+    if (t.state === 'escrowed' || t.state === 'delivering') {
+      if (await chainTime(this.ctx.chain) > t.data.deadline) return // too late to deliver; wait for the refund
+      if (!this.delivering.has(t.tradeId)) {
+        this.delivering.add(t.tradeId)
+        this.deliverAll(t).finally(() => this.delivering.delete(t.tradeId)).catch((err: unknown) => {
+          log.warn('delivery failed (will retry)', { tradeId: t.tradeId, err: err as Error })
+        })
+      }
+    }
+  }
+
+  /** Step 7, for every node of the trade not served yet. */
+  private async deliverAll (t0: TradeRecord<SellerTradeData>): Promise<void> {
+    let t = t0.state === 'delivering' ? t0 : await this.ctx.trades.transition(t0, 'delivering')
+    const ds = await this.ctx.store.datasets.get(t.data.offerId) as DatasetRecord
+    const plain = readFileSync(ds.path)
+    if (datasetCommitment(plain) !== ds.commitment) {
+      await this.ctx.trades.transition(t, 'failed', { reason: `dataset file ${ds.path} changed since it was listed` })
+      return
+    }
+    const key = deriveSecret(this.ctx.keys.ethWallet.privateKey, DATA_KEY_PURPOSE, `${t.tradeId}/${t.data.offerId}`)
+    const chunkSize = DEFAULT_CHUNK_SIZE
+    const chunks = Math.max(1, Math.ceil(plain.length / chunkSize))
+    const chunkAt = (i: number): Uint8Array => encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize))
+    const nodes = [...t.data.nodes]
+    await Promise.all(nodes.map(async (n, i) => {
+      if (n.delivered) return
+      const record = await this.ctx.chain.cisc.node(n.payee)
+      if (record === null) throw new Error(`node ${n.payee} is not registered in CISC`)
+      // Attest the enclave ourselves (our own nonce): it must be the key and task DTMC holds.
+      const nonce = hexlify(randomBytes(32))
+      const reply = await this.ctx.attest.attest(record.peerId, { tradeId: t.tradeId, codeHash: t.data.codeHash, nonce })
+      verifyQuote(reply.quote, {
+        expectedRoot: this.ctx.network.attestationRoot,
+        acceptedMeasurements: this.ctx.network.measurements,
+        tradeId: t.tradeId,
+        codeHash: t.data.codeHash,
+        nonce,
+        enclaveAddress: n.enclave,
+        taskId: n.taskId
+      })
+      const wrappedKey = hexlify(wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
+        key, commitment: ds.commitment, size: plain.length, outputCap: BigInt(ds.policy.outputCap)
+      }))
+      const status = await this.ctx.data.deliver(record.peerId, {
+        tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, wrappedKey, size: plain.length, chunks
+      }, chunkAt, {
+        onProgress: (p) => { log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes }) }
+      })
+      nodes[i] = { ...n, peerId: record.peerId, delivered: status.complete, sentBytes: plain.length }
+      t = await this.ctx.trades.update(t, { nodes: [...nodes] })
+    }))
+    if (nodes.every(n => n.delivered)) {
+      await this.ctx.trades.transition(t, 'executing', { note: `data delivered to ${nodes.length} enclaves (${plain.length} bytes each)` })
+    }
+  }
+
+  registerMethods (rpc: RpcServer): void {
+    rpc.register({
+      name: 'seller_addDataset',
+      summary: 'Lists a dataset file (CSV-like records) in CISC and announces its tag in the DHT.',
+      params: [
+        { name: 'path', type: 'path', description: 'the dataset file on this machine' },
+        { name: 'tag', type: 'string', maxLength: 64, description: 'dataset tag buyers ask for' },
+        { name: 'unitPrice', type: 'wei', description: 'wei per byte' },
+        { name: 'policy', type: 'object', required: false, description: '{ allowedCodeHashes?: bytes32[], outputCap?: bytes (decimal) }' }
+      ],
+      result: '{ datasetId, size, commitment }',
+      handler: async (p: { path: string, tag: string, unitPrice: bigint, policy?: Record<string, unknown> }) => {
+        const r = await this.addDataset(p)
+        return { datasetId: r.datasetId, size: r.size, commitment: r.commitment }
+      }
+    })
+    rpc.register({
+      name: 'seller_datasets',
+      summary: "The seller's datasets.",
+      params: [],
+      result: 'array of { datasetId, tag, path, size, commitment, unitPrice, policy, addedAt }',
+      handler: async () => await this.datasets()
+    })
+  }
+}
+
+function parsePolicy (raw: Record<string, unknown> | undefined): DatasetRecord['policy'] {
+  const policy = { allowedCodeHashes: [] as string[], outputCap: DEFAULT_OUTPUT_CAP.toString() }
+  if (raw === undefined) return policy
+  for (const k of Object.keys(raw)) {
+    if (k !== 'allowedCodeHashes' && k !== 'outputCap') throw appError('Rejected', `policy: unknown field ${k}`, { param: 'policy' })
+  }
+  if (raw.allowedCodeHashes !== undefined) {
+    const list = raw.allowedCodeHashes
+    if (!Array.isArray(list) || list.length > 32 || !list.every(h => typeof h === 'string' && /^0x[0-9a-fA-F]{64}$/.test(h))) {
+      throw appError('Rejected', 'policy.allowedCodeHashes must be at most 32 bytes32 hex strings', { param: 'policy' })
+    }
+    policy.allowedCodeHashes = list.map(h => (h as string).toLowerCase())
+  }
+  if (raw.outputCap !== undefined) {
+    const v = raw.outputCap
+    if (!((typeof v === 'string' && /^[0-9]{1,20}$/.test(v)) || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0))) {
+      throw appError('Rejected', 'policy.outputCap must be a byte count', { param: 'policy' })
+    }
+    policy.outputCap = String(v)
+  }
+  return policy
+}
