@@ -1,6 +1,7 @@
 // /sdte/offer/1: offers from sellers and nodes to a buyer, the buyer's solicitations of peers it
 // found in the DHT. (Sellers and nodes learn that they were chosen from DTMC's events.) Shaped like p2p/echo.
 import { messageChannel, schema as s } from '../messages/index.ts'
+import { ProtocolViolationError } from '../errors.ts'
 import { clientExchange, expectEnd, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { Offer, OfferAck, OfferRequest, type Solicit } from './schema.ts'
@@ -86,7 +87,12 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
       return (await request(buyerPeer, offer, 'offer-ack', OfferAck, o.signal)).accepted
     },
     async solicit (peerId, demand, o = {}) {
-      return await request(peerId, { type: 'solicit', demand }, 'offer', Offer, o.signal)
+      const offer = await request(peerId, { type: 'solicit', demand }, 'offer', Offer, o.signal)
+      // An offer for another demand is no answer to this one (a confused or replaying peer).
+      if (offer.demandId !== demand.demandId.toLowerCase()) {
+        throw new ProtocolViolationError(`solicited an offer for demand ${demand.demandId}, got one for ${offer.demandId}`)
+      }
+      return offer
     }
   }
 }

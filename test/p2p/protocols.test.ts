@@ -27,6 +27,8 @@ const enc = (text: string): Uint8Array => new TextEncoder().encode(text)
 
 let client: P2PHost
 let server: P2PHost
+/** Plays a misbehaving peer with scripted raw handlers instead of the protocol implementations. */
+let rogue: P2PHost
 const hosts: P2PHost[] = []
 
 /** What the server-side handlers got, and how they behave next (tests set `refuse`/`resumeAt`). */
@@ -70,13 +72,14 @@ let datas: ReturnType<typeof dataProtocol>
 let results: ReturnType<typeof resultProtocol>
 
 test.before(async () => {
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < 3; i++) {
     const h = await createP2PHost({}, { privateKey: await generateKeyPair('Ed25519') })
     hosts.push(h)
     await h.start()
   }
-  [client, server] = hosts
+  [client, server, rogue] = hosts
   await client.connect(server.addresses()[0])
+  await client.connect(rogue.addresses()[0])
 
   offers = offerProtocol(client)
   attests = attestProtocol(client)
@@ -544,11 +547,6 @@ test('data: chunk frames that break the announced delivery reset it, and the han
 })
 
 test('result client: a misbehaving node gets a typed error and no stream is left open', async () => {
-  // A third host plays a node that answers /sdte/result/1 by a script instead of resultProtocol.
-  const rogue = await createP2PHost({}, { privateKey: await generateKeyPair('Ed25519') })
-  hosts.push(rogue)
-  await rogue.start()
-  await client.connect(rogue.addresses()[0])
   let script: Uint8Array[] = []
   await rogue.handle(results.protocol, async (stream) => {
     const ch = messageChannel(stream)
@@ -580,6 +578,20 @@ test('result client: a misbehaving node gets a typed error and no stream is left
   }
   script = [header(3), frame(Uint8Array.of(7, 8)), frame(Uint8Array.of(9))]
   assert.equal(await results.fetch(rogue.peerId, resultReq()), Uint8Array.of(7, 8, 9))
+})
+
+test('offer client: a solicited offer for another demand is a protocol violation', async () => {
+  let reply: Offer = sellerOffer()
+  await rogue.handle(offers.protocol, async (stream) => {
+    const ch = messageChannel(stream)
+    await ch.read((v: unknown) => v)
+    await ch.write(reply)
+    await ch.close()
+  })
+  const d = demand()
+  try { await offers.solicit(rogue.peerId, d); assert.unreachable() } catch (e) { assert.instance(e, ProtocolViolationError) }
+  reply = { ...sellerOffer(), demandId: d.demandId.toUpperCase().replace('0X', '0x') }
+  assert.is((await offers.solicit(rogue.peerId, d)).demandId, d.demandId)
 })
 
 test('the hosts survived all of it', async () => {
