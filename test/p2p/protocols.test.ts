@@ -546,6 +546,29 @@ test('data: chunk frames that break the announced delivery reset it, and the han
   assert.equal(await datas.deliver(server.peerId, dataOpen(3), chunkAt), { type: 'data-status', nextChunk: 3, complete: true })
 })
 
+test('bad streams on every protocol beside a delivery in flight leave the delivery alone', async () => {
+  let openGate = (): void => {}
+  const gate = new Promise<void>(resolve => { openGate = resolve })
+  let reachedGate = (): void => {}
+  const atGate = new Promise<void>(resolve => { reachedGate = resolve })
+  const N = 6
+  const big = (i: number): Uint8Array => new Uint8Array(512 * 1024).fill(i + 10)
+  const delivery = datas.deliver(server.peerId, dataOpen(N), async (i) => {
+    if (i === 3) { reachedGate(); await gate }
+    return big(i)
+  })
+  await atGate
+  for (const c of cases) {
+    const stream = await rawStream(c.protocol())
+    stream.send(frame(enc('not json')))
+    await expectReset(stream, `${c.name} beside a delivery`)
+  }
+  openGate()
+  assert.equal(await delivery, { type: 'data-status', nextChunk: N, complete: true })
+  assert.equal(seen.receives[0].chunks.map(c => [c.length, c[0]]), Array.from({ length: N }, (_, i) => [512 * 1024, i + 10]))
+  assert.is(seen.receives[0].error, undefined)
+})
+
 test('result client: a misbehaving node gets a typed error and no stream is left open', async () => {
   let script: Uint8Array[] = []
   await rogue.handle(results.protocol, async (stream) => {
