@@ -3,7 +3,7 @@
 // they got. Besides the happy paths and refusals, this checks the property "a malformed or
 // oversized message on each protocol resets that stream and nothing else": a raw client sends bad
 // frames, the server resets that stream without calling its handler, and the next request over
-// the same connection still succeeds.
+// the same connection still succeeds. A third host plays a misbehaving server for the clients.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -380,7 +380,7 @@ interface ProtocolCase {
   valid: () => Record<string, unknown>
   /** Schema-invalid variants of it: an unknown field, a wrong type. */
   invalid: () => Array<Record<string, unknown>>
-  /** How many handler calls a normal request makes, and the request itself. */
+  /** A normal request through the protocol client; it asserts its own answer. */
   normalRequest: () => Promise<void>
 }
 
@@ -540,8 +540,18 @@ test('data: chunk frames that break the announced delivery reset it, and the han
     await expectReset(stream, 'truncated chunk frame')
     assert.is(seen.receives[0].error?.name, 'TruncatedFrameError')
   }
-  // A second data-open instead of a chunk is just a chunk of JSON bytes to the node: it counts, and
-  // the delivery continues. (Chunks are opaque here; the enclave rejects what does not decrypt.)
+  // Chunks are opaque to the protocol: a second data-open in place of a chunk is one more chunk of
+  // bytes (the enclave rejects what does not decrypt). Nothing else was disturbed.
+  {
+    seen.receives.length = 0
+    const { stream, write } = await openRaw(1)
+    const impostor = encodeJsonMessage({ type: 'data-open', ...dataOpen(1) })
+    write(frame(impostor))
+    await stream.close()
+    const ch = messageChannel(stream)
+    assert.equal(await ch.read((v: unknown) => v), { type: 'data-status', nextChunk: 1, complete: true })
+    assert.equal(bytes(seen.receives[0].chunks), bytes([impostor]))
+  }
   assert.equal(serverConnections(), connections)
   assert.equal(await datas.deliver(server.peerId, dataOpen(3), chunkAt), { type: 'data-status', nextChunk: 3, complete: true })
 })
