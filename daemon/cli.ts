@@ -15,6 +15,8 @@ Usage:
               [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
               [--log-level error|warn|info|debug|trace] [--debug PATTERNS]
   sdte rpc [--datadir DIR] METHOD [JSON-PARAMS]   call the control API of the daemon in DIR
+  sdte demo [--keep] [--dir DIR] [--analysis Stats|Histogram|FilterCount|LinearFit] [--plain]
+            [--records N] [--nodes N]    a whole trade on a local testnet it starts itself (npm start)
   sdte devnet up --dir DIR [--port N] [--bootstrap MULTIADDR]...   start anvil, deploy, write DIR/network.json
   sdte devnet down --dir DIR | status --dir DIR
   sdte deploy --rpc URL --keystore FILE --password-file FILE --attestation-root ADDRESS
@@ -165,6 +167,48 @@ async function cmdDeploy (argv: string[]): Promise<void> {
   process.stdout.write(`deployed on chain ${network.chainId}: DTMC ${network.contracts.DTMC}; network file ${resolve(values.out!)}\n`)
 }
 
+async function cmdDemo (argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      keep: { type: 'boolean', default: false },
+      dir: { type: 'string' },
+      analysis: { type: 'string' },
+      plain: { type: 'boolean', default: false },
+      records: { type: 'string', default: '2000' },
+      nodes: { type: 'string', default: '3' }
+    },
+    strict: true
+  })
+  const { runDemo, parseAnalysis } = await import('./demo.ts')
+  const records = Number(values.records)
+  const nodes = Number(values.nodes)
+  if (!Number.isInteger(records) || records < 1 || records > 1_000_000) throw new UsageError('--records must be 1..1000000')
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new UsageError('--nodes must be 1..9')
+  let analysis
+  try { analysis = parseAnalysis(values.analysis) } catch (err) { throw new UsageError((err as Error).message) }
+  let stopping = false
+  await runDemo({
+    keep: values.keep,
+    dir: values.dir,
+    analysis,
+    build: values.plain ? 'Plain' : 'Fast',
+    records,
+    nodes,
+    out: (line) => { process.stdout.write(line + '\n') },
+    onTestnet: (net) => {
+      process.once('SIGINT', () => {
+        if (stopping) return
+        stopping = true
+        process.stdout.write('\ninterrupted: stopping the testnet\n')
+        void net.stop().finally(() => process.exit(130))
+      })
+    }
+  })
+  // Daemons left running (--keep) are not ours to wait for.
+  process.exit(0)
+}
+
 export async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   try {
@@ -172,6 +216,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'daemon': await cmdDaemon(rest); return 0
       case 'rpc': await cmdRpc(rest); return 0
       case 'devnet': await cmdDevnet(rest); return 0
+      case 'demo': await cmdDemo(rest); return 0
       case 'deploy': await cmdDeploy(rest); return 0
       case 'version': case '--version': process.stdout.write(VERSION + '\n'); return 0
       case undefined: case 'help': case '--help': case '-h': process.stdout.write(USAGE + '\n'); return 0

@@ -1,17 +1,20 @@
-// Starts sdte daemons as separate OS processes for end-to-end tests, and stops them for sure.
+// Starts sdte daemons as separate OS processes (for the demo, the end-to-end tests and the
+// benchmarks), and stops them for sure.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { RpcClient } from '../../daemon/rpc/client.ts'
+import { RpcClient } from './rpc/client.ts'
 
-export const ROOT = new URL('../..', import.meta.url).pathname
+export const ROOT = new URL('..', import.meta.url).pathname
 export const CLI = join(ROOT, 'daemon', 'cli.ts')
+/** Where a daemon started here writes its output, in its datadir. */
+export const LOG_FILE = 'daemon.log'
 
 export interface DaemonProcess {
   datadir: string
   child: ChildProcess
   rpc: RpcClient
-  /** Everything the process wrote to stdout and stderr so far. */
+  /** Everything the process wrote to stdout and stderr so far (from DIR/daemon.log). */
   output: () => string
   exited: Promise<number | null>
   stop: (signal?: NodeJS.Signals) => Promise<number | null>
@@ -20,6 +23,8 @@ export interface DaemonProcess {
 export interface StartOptions {
   args?: string[]
   env?: Record<string, string>
+  /** In its own process group, so it can outlive its parent. Default false. */
+  detached?: boolean
   /** Written to DIR/config.json before start (only if given). */
   config?: Record<string, unknown>
   timeoutMs?: number
@@ -55,14 +60,21 @@ export async function runCli (args: string[], env: Record<string, string> = {}):
 export async function startDaemon (datadir: string, opts: StartOptions = {}): Promise<DaemonProcess> {
   mkdirSync(datadir, { recursive: true, mode: 0o700 })
   if (opts.config !== undefined) writeFileSync(join(datadir, 'config.json'), JSON.stringify(opts.config))
+  // Output goes to DIR/daemon.log, not a pipe: a daemon outlives a parent that exits (sdte demo --keep).
+  const logPath = join(datadir, LOG_FILE)
+  const fd = openSync(logPath, 'a', 0o600)
   const child = spawn(process.execPath, [CLI, 'daemon', '--datadir', datadir, ...(opts.args ?? [])], {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', fd, fd],
+    detached: opts.detached ?? false
   })
+  closeSync(fd)
+  const start = statSync(logPath).size
+  const readOutput = (): string => {
+    try { return readFileSync(logPath).subarray(start).toString() } catch { return '' }
+  }
   let out = ''
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString() })
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
   let exitCode: number | null | undefined
   void exited.then(c => { exitCode = c })
@@ -76,6 +88,7 @@ export async function startDaemon (datadir: string, opts: StartOptions = {}): Pr
   }
   try {
     await waitFor(`daemon in ${datadir} to start`, () => {
+      out = readOutput()
       if (exitCode !== undefined) throw new Error(`daemon exited with ${exitCode}:\n${out}`)
       return out.includes('control API:') && existsSync(join(datadir, 'api'))
     }, opts.timeoutMs ?? 30_000)
@@ -83,5 +96,5 @@ export async function startDaemon (datadir: string, opts: StartOptions = {}): Pr
     await stop('SIGKILL')
     throw err
   }
-  return { datadir, child, rpc: RpcClient.fromDatadir(datadir), output: () => out, exited, stop }
+  return { datadir, child, rpc: RpcClient.fromDatadir(datadir), output: readOutput, exited, stop }
 }
