@@ -21,10 +21,14 @@ export async function openExchange (host: P2PHost, peerId: string, protocol: str
   return messageChannel(stream, { maxMessageBytes: o.maxMessageBytes, messageTimeoutMs: o.messageTimeoutMs, signal })
 }
 
+/** Bounds of a refusal's reason code and human-readable message. */
+export const MAX_REFUSAL_CODE_LENGTH = 64
+export const MAX_REFUSAL_MESSAGE_LENGTH = 512
+
 export const Refused = s.object({
   type: s.literal('refused'),
-  code: s.string({ maxLength: 64, pattern: /^[A-Za-z][A-Za-z0-9_]*$/ }),
-  message: s.string({ maxLength: 512 })
+  code: s.string({ maxLength: MAX_REFUSAL_CODE_LENGTH, pattern: /^[A-Za-z][A-Za-z0-9_]*$/ }),
+  message: s.string({ maxLength: MAX_REFUSAL_MESSAGE_LENGTH })
 })
 export type Refused = s.Infer<typeof Refused>
 
@@ -50,7 +54,17 @@ export class RefuseRequest extends Error {
 }
 
 export function refusal (err: RefuseRequest): Refused {
-  return { type: 'refused', code: err.reason, message: err.message.slice(0, 512) }
+  return { type: 'refused', code: refusalCode(err.reason), message: err.message.slice(0, MAX_REFUSAL_MESSAGE_LENGTH) }
+}
+
+/**
+ * The reason as a code the remote's Refused schema accepts. A handler passing some other string
+ * (an error's name with a dash, a long sentence) must still produce a refusal, not a reply the
+ * client rejects as schema-invalid; the characters that are not allowed become '_'.
+ */
+function refusalCode (reason: string): string {
+  const code = reason.replace(/[^A-Za-z0-9_]/g, '_').slice(0, MAX_REFUSAL_CODE_LENGTH)
+  return /^[A-Za-z]/.test(code) ? code : ('R' + code).slice(0, MAX_REFUSAL_CODE_LENGTH)
 }
 
 /** Turns a `refused` reply into a RequestRefusedError; passes anything else through. */

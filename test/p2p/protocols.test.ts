@@ -340,6 +340,28 @@ test('refusals: a handler throwing RefuseRequest makes every client call reject 
   assert.is(seen.receives.length, 0)
 })
 
+test('refusals: a reason that is not a valid code still arrives as a refusal', async () => {
+  const bare = attestProtocol(client)
+  await bare.start({
+    onAttest: async () => { throw new RefuseRequest('enclave-busy!', 'x'.repeat(2000)) },
+    onCode: async () => { throw new RefuseRequest('9' + 'Z'.repeat(100), 'no') }
+  })
+  try {
+    const peerSide = attestProtocol(server)
+    try { await peerSide.attest(client.peerId, attestReq()); assert.unreachable() } catch (e) {
+      assert.instance(e, RequestRefusedError)
+      assert.is((e as RequestRefusedError).reason, 'enclave_busy_')
+      assert.ok((e as RequestRefusedError).message.length < 600)
+    }
+    try { await peerSide.sendCode(client.peerId, { taskId: hex(32), envelope: '0x' }); assert.unreachable() } catch (e) {
+      assert.instance(e, RequestRefusedError)
+      assert.is((e as RequestRefusedError).reason, 'R9' + 'Z'.repeat(62))
+    }
+  } finally {
+    await bare.stop()
+  }
+})
+
 test('refusals: a delivery refused mid-stream reports the reason to the seller', async () => {
   behaviour.refuseAfterChunks = 2
   await expectRefused('deliver', async () => await datas.deliver(server.peerId, dataOpen(6), chunkAt), 'BadChunk')
