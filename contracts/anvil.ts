@@ -51,6 +51,16 @@ export async function freePort (): Promise<number> {
   })
 }
 
+/** Whether nothing listens on 127.0.0.1:port (so an anvil started there is the one that answers). */
+export async function portIsFree (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const server = createServer()
+    server.unref()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
 export interface AnvilOptions {
   /** TCP port on 127.0.0.1; 0 or absent picks a free one. */
   port?: number
@@ -111,7 +121,9 @@ export interface AnvilNode {
 export async function startAnvil (opts: AnvilOptions & { logFile?: string } = {}): Promise<AnvilNode> {
   // A port picked free can be taken before anvil binds it: try a few.
   for (let attempt = 0; ; attempt++) {
-    const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()
+    const fixed = opts.port !== undefined && opts.port !== 0
+    const port = fixed ? opts.port as number : await freePort()
+    if (fixed && !await portIsFree(port)) throw new AnvilError(`port ${port} on 127.0.0.1 is in use`)
     const out = opts.logFile !== undefined ? openSync(opts.logFile, 'a') : 'ignore'
     const child = spawn(anvilBinary(), anvilArgs(port, opts), { stdio: ['ignore', out, out] })
     if (typeof out === 'number') closeSync(out)
@@ -123,7 +135,7 @@ export async function startAnvil (opts: AnvilOptions & { logFile?: string } = {}
       return { rpcUrl, port, chainId, pid: child.pid as number, stop: async () => await stopChild(child) }
     } catch (err) {
       await stopChild(child)
-      if (attempt >= 2 || (opts.port !== undefined && opts.port !== 0)) throw err
+      if (attempt >= 2 || fixed) throw err
     }
   }
 }

@@ -91,6 +91,11 @@ function toRevertError (err: unknown, contract: string, method: string, txHash?:
   return new ChainRevertError(contract, method, 'Reverted', [], data, txHash)
 }
 
+/** 25% over a gas estimate. */
+function withMargin (gas: bigint): bigint {
+  return gas + gas / 4n
+}
+
 /** Serialises sends of one account: one nonce counter, re-read from the chain after a failure. */
 class TxQueue {
   private tail: Promise<unknown> = Promise.resolve()
@@ -107,7 +112,10 @@ class TxQueue {
       for (let attempt = 0; ; attempt++) {
         try {
           if (this.nonce === undefined) this.nonce = await this.signer.getNonce('pending')
-          const response = await this.signer.sendTransaction({ ...tx, nonce: this.nonce })
+          // A margin over the estimate: what a call costs can depend on the transactions mined before it
+          // in the same block (e.g. which result group leads). Unused gas is not paid.
+          const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx))
+          const response = await this.signer.sendTransaction({ ...tx, gasLimit, nonce: this.nonce })
           this.nonce++
           return response
         } catch (err) {

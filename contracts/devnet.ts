@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Wallet, getAddress, isAddress, parseEther, toQuantity } from 'ethers'
-import { anvilArgs, anvilBinary, freePort, rpc, waitForRpc, AnvilError } from './anvil.ts'
+import { anvilArgs, anvilBinary, freePort, portIsFree, rpc, waitForRpc, AnvilError } from './anvil.ts'
 import { deploy } from './deploy.ts'
 import { readNetworkFile, writeNetworkFile, type NetworkFile } from './network.ts'
 
@@ -104,6 +104,7 @@ export async function devnetUp (opts: DevnetOptions): Promise<NetworkFile> {
   for (const m of opts.measurements ?? []) if (!/^0x[0-9a-fA-F]{64}$/.test(m)) throw new DevnetError(`measurement ${m} is not a 0x bytes32`)
   const chainId = opts.chainId ?? DEVNET_CHAIN_ID
   const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()
+  if (!await portIsFree(port)) throw new DevnetError(`port ${port} on 127.0.0.1 is in use`)
   const rpcUrl = `http://127.0.0.1:${port}`
 
   const log = openSync(p.log, 'a')

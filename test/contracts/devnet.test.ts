@@ -86,6 +86,12 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
 test('deployFromKeystore writes the same network file shape, devnet false', async () => {
   const dir = tempDir()
   const dev = await devnetUp({ dir, measurements: [MEASUREMENT] })
+  // another devnet on the same port is refused before anything starts
+  const port = Number(new URL(dev.rpcUrl).port)
+  const other = tempDir()
+  await devnetUp({ dir: other, port }).then(() => assert.unreachable(), (err: Error) => assert.match(err.message, /port \d+ on 127\.0\.0\.1 is in use/))
+  assert.not.ok(existsSync(join(other, 'anvil.pid')))
+
   const wallet = Wallet.createRandom()
   await fundDevAccount(dev.rpcUrl, wallet.address, parseEther('10'))
   const keystore = join(dir, 'keystore.json')
