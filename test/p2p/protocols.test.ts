@@ -362,6 +362,28 @@ test('refusals: a reason that is not a valid code still arrives as a refusal', a
   }
 })
 
+test('a handler that fails (not a refusal) or overruns its deadline resets the stream; the client gets no answer', async () => {
+  const failing = attestProtocol(rogue)
+  await failing.start({
+    onAttest: async () => { throw new Error('enclave crashed') },
+    onCode: async () => {}
+  })
+  const stalling = offerProtocol(rogue, { exchangeTimeoutMs: 300 })
+  await stalling.start({ onOffer: async () => await new Promise<boolean>(() => {}) })
+  try {
+    try { await attests.attest(rogue.peerId, attestReq()); assert.unreachable() } catch (e) {
+      assert.is((e as Error).name, 'StreamResetError')
+    }
+    try { await offers.sendOffer(rogue.peerId, sellerOffer()); assert.unreachable() } catch (e) {
+      assert.is((e as Error).name, 'StreamResetError')
+    }
+    assert.is(client.node.getConnections(rogue.node.peerId).filter(c => c.status === 'open').length, 1)
+  } finally {
+    await failing.stop()
+    await stalling.stop()
+  }
+})
+
 test('refusals: a delivery refused mid-stream reports the reason to the seller', async () => {
   behaviour.refuseAfterChunks = 2
   await expectRefused('deliver', async () => await datas.deliver(server.peerId, dataOpen(6), chunkAt), 'BadChunk')
