@@ -13,14 +13,15 @@
 // so a chunk moved to another position, a dropped or reordered chunk, a stream cut before its last
 // chunk, or a chunk of another dataset all fail authentication or the enclave's order check.
 //
-// Commitment of a dataset = keccak256(plaintext bytes): the seller computes it once when it adds the
-// dataset (it is what CISC records), independent of how the data is later chunked.
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+// Commitment of a dataset = SHA-256(plaintext bytes): the seller computes it once when it adds the
+// dataset (it is what CISC records), independent of how the data is later chunked. SHA-256 rather
+// than keccak256 because node:crypto has it natively (~1 GB/s against ~20 MB/s for keccak in JS),
+// and the enclave hashes every byte it receives.
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { keccak_256 } from '@noble/hashes/sha3.js'
-import { AbiCoder, getBytes, hexlify, keccak256, toUtf8Bytes } from 'ethers'
+import { AbiCoder, getBytes, keccak256, toUtf8Bytes } from 'ethers'
 import {
   CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO
@@ -171,7 +172,7 @@ export function openCodeEnvelope (taskPrivateKey: Uint8Array, taskId: string, en
 export interface DataKeyDelivery {
   /** The one-time AES-256 data key (32 bytes). */
   key: Uint8Array
-  /** keccak256 of the dataset's plaintext. */
+  /** SHA-256 of the dataset's plaintext (datasetCommitment). */
   commitment: string
   /** Plaintext size in bytes. */
   size: number
@@ -254,9 +255,15 @@ export function decryptChunk (key: Uint8Array, commitment: string, chunk: Uint8A
   return { index, last, plaintext: out }
 }
 
-/** keccak256 of a dataset's plaintext: its commitment. */
+/** SHA-256 of a dataset's plaintext: its commitment (bytes32 hex). */
 export function datasetCommitment (data: Uint8Array): string {
-  return hexlify(keccak_256(data))
+  return '0x' + createHash('sha256').update(data).digest('hex')
+}
+
+/** An incremental commitment, for data that arrives or is read in parts. */
+export function commitmentHasher (): { update: (part: Uint8Array) => void, digest: () => string } {
+  const h = createHash('sha256')
+  return { update: (part) => { h.update(part) }, digest: () => '0x' + h.digest('hex') }
 }
 
 export interface EncryptedDataset {
@@ -264,7 +271,7 @@ export interface EncryptedDataset {
   key: Uint8Array
   /** Encrypted chunks in order; the last one carries the last-chunk flag. */
   chunks: Uint8Array[]
-  /** keccak256(plaintext). */
+  /** datasetCommitment(plaintext). */
   commitment: string
   size: number
 }

@@ -260,7 +260,6 @@ export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limit
     if (BigInt(output.length) > limits.outputCap) return { status: ResultStatus.OutputOverCap, output: empty, gasUsed, reason: `output of ${output.length} bytes over the cap` }
     return { status: ResultStatus.Ok, output: Uint8Array.from(output), gasUsed, reason: 'ok' }
   } catch (err) {
-    if (process.env.SDTE_ENCLAVE_DEBUG === "1") process.stderr.write(String((err as Error).stack) + "\n")
     return { status: ResultStatus.Internal, output: new Uint8Array(0), gasUsed: 0n, reason: `engine error: ${(err as Error).message}` }
   }
 }

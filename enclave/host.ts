@@ -178,7 +178,11 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
     mode: 'sim',
     measurement: started.measurement,
     attestationRoot: started.attestationRoot,
-    attest: async (req) => await call('attest', { tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }),
+    attest: async (req) => {
+      const r = await call('attest', { tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce })
+      log.debug('attested', { tradeId: req.tradeId, taskId: r.taskId, enclaveAddress: r.quote.enclaveAddress })
+      return r
+    },
     deliverCode: async (taskId, envelope) => {
       await call('deliverCode', { taskId, envelope: typeof envelope === 'string' ? getBytes(envelope) : envelope })
     },
@@ -191,7 +195,11 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
       }
       return await call('closeData', { taskId, sellerIndex: d.sellerIndex })
     },
-    execute: async (taskId, opts = {}) => await call('execute', { taskId, ...opts }, executeTimeoutMs),
+    execute: async (taskId, opts = {}) => {
+      const r = await call('execute', { taskId, ...opts }, executeTimeoutMs)
+      log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, resultSize: r.resultInfo.resultSize })
+      return r
+    },
     tasks: async () => await call('tasks', {}),
     resume: async () => await call('tasks', {}),
     dropTask: async (taskId) => { await call('dropTask', { taskId }) },

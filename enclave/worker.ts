@@ -13,7 +13,6 @@
 //   chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
 //   result/<taskId>             the execute response (signed result info, encrypted result)
 import { parentPort, workerData } from 'node:worker_threads'
-import { keccak_256 } from '@noble/hashes/sha3.js'
 import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
 import {
   inputHashOf, quoteDigestOf, reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf
@@ -24,7 +23,7 @@ import {
   MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE
 } from './constants.ts'
 import {
-  CHUNK_HEADER_BYTES, decryptChunk, deriveSealKey, encryptResult, generateKeyPair, openCodeEnvelope,
+  CHUNK_HEADER_BYTES, commitmentHasher, decryptChunk, deriveSealKey, encryptResult, generateKeyPair, openCodeEnvelope,
   readChunkHeader, sealBlob, unsealBlob, unwrapDataKey
 } from './crypto.ts'
 import {
@@ -84,8 +83,8 @@ interface SellerSlot {
   received: number
   complete: boolean
   invalid?: string
-  /** Running keccak of the plaintext; rebuilt from the stored chunks after a restart. */
-  hasher?: ReturnType<typeof keccak_256.create>
+  /** Running commitment hash of the plaintext; rebuilt from the stored chunks after a restart. */
+  hasher?: ReturnType<typeof commitmentHasher>
 }
 interface Task {
   taskId: string
@@ -186,7 +185,7 @@ function newTask (tradeId: string, codeHash: string, privateKey: Uint8Array): Ta
  * and the byte count (the sealed slot notes progress only now and then; the chunks are the truth).
  */
 async function rehash (t: Task, index: number, s: SellerSlot): Promise<void> {
-  const h = keccak_256.create()
+  const h = commitmentHasher()
   let n = 0
   let received = 0
   for (;;) {
@@ -310,7 +309,7 @@ async function openData (p: OpenDataRequest): Promise<SellerDataStatus> {
   // The same delivery again (after a restart of either side): continue where it stopped.
   if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment) return slotStatus(index, old)
   if (old !== undefined) await deleteChunks(t, index, old.nextChunk)
-  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, hasher: keccak_256.create() }
+  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, hasher: commitmentHasher() }
   t.sellers.set(index, s)
   await saveSlot(t, index, s)
   return slotStatus(index, s)
@@ -345,7 +344,7 @@ async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
   s.received += plain.length
   s.nextChunk++
   if (header.last) {
-    const digest = hexlify(s.hasher!.digest())
+    const digest = s.hasher!.digest()
     s.hasher = undefined
     if (s.received !== s.size) return await refuse(t, index, s, new CommitmentMismatchError(`data is ${s.received} bytes, ${s.size} declared`))
     if (digest !== s.commitment) return await refuse(t, index, s, new CommitmentMismatchError('data does not match its commitment'))

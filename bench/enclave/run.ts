@@ -16,8 +16,9 @@ import { runAnalysis } from '../../enclave/evm.ts'
 import { EXAMPLE_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/examples.ts'
 import type { ExampleAnalysis } from '../../enclave/examples.ts'
 import {
-  createEnclave, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, wrapDataKey
+  createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, wrapDataKey
 } from '../../enclave/index.ts'
+import { keccak_256 } from '@noble/hashes/sha3.js'
 import { decryptChunk as decryptOne } from '../../enclave/crypto.ts'
 
 const args = process.argv.slice(2)
@@ -123,14 +124,21 @@ if (big) {
   c.update(data); c.final(); c.getAuthTag()
   const oneShot = (performance.now() - t) / 1000
   t = performance.now()
-  const ds = encryptDataset(data, { chunkSize: 64 * 1024, key })
+  const commitment = datasetCommitment(data)
+  const commit = (performance.now() - t) / 1000
+  t = performance.now()
+  const chunkSize = 64 * 1024
+  const count = size / chunkSize
+  for (let i = 0; i < count; i++) encryptChunk(key, commitment, i, i === count - 1, data.subarray(i * chunkSize, (i + 1) * chunkSize))
   const chunked = (performance.now() - t) / 1000
+  const ds = encryptDataset(data, { chunkSize, key })
   t = performance.now()
   for (const chunk of ds.chunks) decryptOne(ds.key, ds.commitment, chunk)
+  void commitment
   const dechunk = (performance.now() - t) / 1000
   t = performance.now()
-  keccak256(data)
-  const commit = (performance.now() - t) / 1000
+  keccak_256(data.subarray(0, 16 * 1024 * 1024))
+  const keccak = (performance.now() - t) / 1000 * 4
 
   // One delivery of the same 64 MiB through the worker, with the in-memory store.
   const root = Wallet.createRandom()
@@ -153,12 +161,13 @@ if (big) {
   out('| operation | MiB/s |')
   out('|---|---:|')
   out(`| node:crypto AES-256-GCM, one buffer | ${rate(oneShot)} |`)
-  out(`| encryptDataset, 64 KiB chunks (seller) | ${rate(chunked)} |`)
+  out(`| encryptChunk, 64 KiB chunks (seller) | ${rate(chunked)} |`)
   out(`| decryptChunk, 64 KiB chunks (enclave) | ${rate(dechunk)} |`)
-  out(`| keccak256 commitment (@noble/hashes via ethers) | ${rate(commit)} |`)
+  out(`| commitment: SHA-256, node:crypto | ${rate(commit)} |`)
+  out(`| (keccak256 in JS, @noble/hashes, for comparison) | ${rate(keccak)} |`)
   out(`| deliverData through the worker: decrypt, hash, store each chunk (MemoryBlobStore) | ${rate(delivery)} |`)
   out()
-  out(`Chunking costs ${fmt(chunked / oneShot)}× one-buffer GCM; the delivery is bound by the keccak commitment check in the worker (pure JS), not by AES.`)
+  out(`64 KiB chunks cost ${fmt(chunked / oneShot)}× one-buffer GCM. The commitment is SHA-256 because keccak256 in JS would bound the delivery at the keccak rate above; the delivery through the worker also pays a structured-clone copy and a store round trip per chunk.`)
 }
 
 if (write) {
