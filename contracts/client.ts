@@ -10,19 +10,43 @@
 // Sends from one client are serialised through one queue with a local nonce counter, re-read from the
 // chain after any failed send, so concurrent calls never collide on nonces.
 import {
-  Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Signer,
+  Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
   type TransactionReceipt, type TransactionRequest, type TransactionResponse
 } from 'ethers'
-import { loadArtifact } from './compile.ts'
 import { tradeIdOf, type Quote, type ResultInfo } from './formats.ts'
 import type { ContractAddresses, NetworkFile } from './network.ts'
+// The committed artifacts, imported as JSON: the client never loads the compiler.
+import CISC_ARTIFACT from './artifacts/CISC.json' with { type: 'json' }
+import BDBC_ARTIFACT from './artifacts/BDBC.json' with { type: 'json' }
+import DTMC_ARTIFACT from './artifacts/DTMC.json' with { type: 'json' }
 
 export type ContractName = keyof ContractAddresses
 
+/** ABI and creation bytecode of the three contracts, from contracts/artifacts. */
+export const ARTIFACTS: Record<ContractName, { abi: any[], bytecode: string }> = {
+  CISC: CISC_ARTIFACT,
+  BDBC: BDBC_ARTIFACT,
+  DTMC: DTMC_ARTIFACT
+}
+
 const ABIS: Record<ContractName, Interface> = {
-  CISC: new Interface(loadArtifact('CISC').abi as any[]),
-  BDBC: new Interface(loadArtifact('BDBC').abi as any[]),
-  DTMC: new Interface(loadArtifact('DTMC').abi as any[])
+  CISC: new Interface(ARTIFACTS.CISC.abi),
+  BDBC: new Interface(ARTIFACTS.BDBC.abi),
+  DTMC: new Interface(ARTIFACTS.DTMC.abi)
+}
+
+/**
+ * Polls for a transaction's receipt (ethers' own wait() leaves block pollers that reject once the
+ * provider is destroyed). Resolves with the receipt whatever its status; throws after `timeoutMs`.
+ */
+export async function waitForReceipt (provider: Provider, hash: string, timeoutMs = 120_000, pollMs = 1000): Promise<TransactionReceipt> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    const receipt = await provider.getTransactionReceipt(hash)
+    if (receipt !== null) return receipt
+    if (Date.now() > until) throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, pollMs))
+  }
 }
 
 /** Every custom error of the three contracts (DTMC bubbles CISC's up), plus Error(string) and Panic(uint256). */
@@ -178,17 +202,8 @@ class Bound {
     } catch (err) {
       throw toRevertError(err, this.name, method)
     }
-    // On an automining devnet the receipt exists as soon as the node accepted the transaction.
-    let receipt = await this.ctx.provider.getTransactionReceipt(response.hash)
-    if (receipt === null) {
-      try {
-        receipt = await response.wait(1, this.ctx.receiptTimeoutMs)
-      } catch (err) {
-        if (!isError(err, 'CALL_EXCEPTION')) throw err
-        receipt = err.receipt as TransactionReceipt | null
-      }
-    }
-    if (receipt !== null && receipt.status !== 1) {
+    const receipt = await waitForReceipt(this.ctx.provider, response.hash, this.ctx.receiptTimeoutMs, this.ctx.provider.pollingInterval)
+    if (receipt.status !== 1) {
       // Mined but reverted: replay it on the state before its block to learn why (exact when it was the
       // block's only transaction of this account; otherwise also try the state after the block).
       const replay = async (blockTag: number): Promise<unknown> =>
@@ -196,7 +211,6 @@ class Bound {
       const why = (await replay(receipt.blockNumber - 1)) ?? (await replay(receipt.blockNumber))
       throw toRevertError(why ?? makeCallException(), this.name, method, response.hash)
     }
-    if (receipt === null) throw new Error(`${this.name}.${method}: no receipt for ${response.hash}`)
     return receipt
   }
 

@@ -12,9 +12,9 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import {
   ContractFactory, JsonRpcProvider, Wallet, getCreateAddress, getAddress, isAddress, Network, type Signer,
-  type TransactionReceipt
+  type TransactionReceipt, type ContractTransactionResponse
 } from 'ethers'
-import { loadArtifact } from './compile.ts'
+import { ARTIFACTS, waitForReceipt, type ContractName } from './client.ts'
 import { writeNetworkFile, type ContractAddresses, type NetworkFile } from './network.ts'
 
 export class DeployError extends Error {
@@ -27,6 +27,8 @@ export interface DeployOptions {
   signer: Signer | string
   attestationRoot: string
   measurements: string[]
+  /** How often to look for the receipts (default 250 ms). */
+  pollingIntervalMs?: number
 }
 
 export interface Deployment {
@@ -39,9 +41,8 @@ export interface Deployment {
 
 const BYTES32 = /^0x[0-9a-fA-F]{64}$/
 
-function factory (name: string, signer: Signer): ContractFactory {
-  const a = loadArtifact(name)
-  return new ContractFactory(a.abi as any[], a.bytecode, signer)
+function factory (name: ContractName, signer: Signer): ContractFactory {
+  return new ContractFactory(ARTIFACTS[name].abi, ARTIFACTS[name].bytecode, signer)
 }
 
 /** Deploys the three contracts; returns their addresses once all three are mined. */
@@ -52,26 +53,29 @@ export async function deploy (opts: DeployOptions): Promise<Deployment> {
   let signer: Signer
   if (typeof opts.signer === 'string' || opts.signer.provider === null) {
     provider = new JsonRpcProvider(opts.rpcUrl, undefined, { batchMaxCount: 1, cacheTimeout: -1 })
-    provider.pollingInterval = 250
     signer = typeof opts.signer === 'string' ? new Wallet(opts.signer, provider) : opts.signer.connect(provider)
   } else {
     signer = opts.signer
   }
   try {
+    const pollMs = opts.pollingIntervalMs ?? 250
     const from = await signer.getAddress()
     const chainId = Number((await signer.provider!.getNetwork()).chainId)
     const nonce = await signer.provider!.getTransactionCount(from, 'pending')
     const dtmcAddress = getCreateAddress({ from, nonce: nonce + 2 })
-    // Sent back to back with explicit nonces, then awaited: three transactions, one or two blocks.
+    const mined = async (c: { deploymentTransaction: () => ContractTransactionResponse | null }): Promise<TransactionReceipt> => {
+      const hash = c.deploymentTransaction()!.hash
+      const receipt = await waitForReceipt(signer.provider!, hash, 300_000, pollMs)
+      if (receipt.status !== 1) throw new DeployError(`deployment transaction ${hash} failed`)
+      return receipt
+    }
+    // CISC and BDBC back to back with explicit nonces; DTMC once CISC is mined, since its constructor
+    // (and so its gas estimate) calls CISC.
     const cisc = await factory('CISC', signer).deploy(dtmcAddress, { nonce })
     const bdbc = await factory('BDBC', signer).deploy({ nonce: nonce + 1 })
+    const ciscReceipt = await mined(cisc)
     const dtmc = await factory('DTMC', signer).deploy(await cisc.getAddress(), getAddress(opts.attestationRoot), opts.measurements, { nonce: nonce + 2 })
-    const receipts: TransactionReceipt[] = []
-    for (const c of [cisc, bdbc, dtmc]) {
-      const receipt = await c.deploymentTransaction()!.wait()
-      if (receipt === null || receipt.status !== 1) throw new DeployError(`deployment transaction ${c.deploymentTransaction()!.hash} failed`)
-      receipts.push(receipt)
-    }
+    const receipts = [ciscReceipt, await mined(bdbc), await mined(dtmc)]
     const contracts = {
       CISC: getAddress(await cisc.getAddress()),
       BDBC: getAddress(await bdbc.getAddress()),

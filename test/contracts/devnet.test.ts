@@ -83,9 +83,10 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
   assert.is(await devnetDown(dir), false)
 })
 
-test('deployFromKeystore writes the same network file shape, devnet false', async () => {
+test('deployFromKeystore writes the same network file shape, devnet false (on a chain that mines every second)', async () => {
   const dir = tempDir()
-  const dev = await devnetUp({ dir, measurements: [MEASUREMENT] })
+  // blocks every second, like a public chain: deployments wait for receipts instead of automining
+  const dev = await devnetUp({ dir, measurements: [MEASUREMENT], blockTime: 1 })
   // another devnet on the same port is refused before anything starts
   const port = Number(new URL(dev.rpcUrl).port)
   const other = tempDir()
