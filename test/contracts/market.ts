@@ -25,6 +25,8 @@ export interface Chain {
   root: Wallet
   deployer: Wallet
   admin: ChainClient
+  /** Every client opened on this chain, closed by stop(). */
+  clients: ChainClient[]
   stop: () => Promise<void>
 }
 
@@ -50,24 +52,21 @@ export async function startChain (): Promise<Chain> {
   }
   const admin = await ChainClient.connect({ network, signer: deployer.privateKey })
   const clients: ChainClient[] = [admin]
-  const chain: Chain = {
+  return {
     anvil,
     network,
     provider,
     root,
     deployer,
     admin,
+    clients,
     stop: async () => {
       for (const c of clients) c.close()
       provider.destroy()
       await anvil.stop()
     }
   }
-  accountsOf.set(chain, clients)
-  return chain
 }
-
-const accountsOf = new WeakMap<Chain, ChainClient[]>()
 
 export interface Account {
   wallet: Wallet
@@ -80,7 +79,7 @@ export async function account (chain: Chain, ether = '100'): Promise<Account> {
   const wallet = new Wallet(Wallet.createRandom().privateKey)
   await fundDevAccount(chain.anvil.rpcUrl, wallet.address, parseEther(ether))
   const client = await ChainClient.connect({ network: chain.network, signer: wallet.privateKey, pollingIntervalMs: 50 })
-  accountsOf.get(chain)?.push(client)
+  chain.clients.push(client)
   return { wallet, address: wallet.address, client }
 }
 

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { ContractFactory, type Contract } from 'ethers'
 import { compileSources } from '../../contracts/compile.ts'
-import { decodeRevert } from '../../contracts/client.ts'
+import { decodeRevert, waitForReceipt } from '../../contracts/client.ts'
 import { startChain, makeMarket, openTrade, submit, conserved, everyone, type Chain, type Market, type OpenedTrade } from './market.ts'
 
 let chain: Chain
@@ -21,7 +21,7 @@ test.before(async () => {
   const [artifact] = compileSources({ 'ReentrantPayee.sol': source }).filter(a => a.contractName === 'ReentrantPayee')
   const factory = new ContractFactory(artifact.abi as any[], artifact.bytecode, m.nodes[0].client.signer)
   payee = await factory.deploy(chain.network.contracts.DTMC) as Contract
-  await payee.waitForDeployment()
+  await waitForReceipt(chain.provider, payee.deploymentTransaction()!.hash, 10_000, 20)
   payeeAddress = await payee.getAddress()
 })
 test.after(async () => { await chain?.stop() })
@@ -38,7 +38,7 @@ async function tradeWithPayee (finalize: boolean): Promise<OpenedTrade> {
 async function call (method: string, ...args: unknown[]): Promise<string | null> {
   try {
     const tx = await (payee as any)[method](...args)
-    await tx.wait()
+    await waitForReceipt(chain.provider, tx.hash, 10_000, 20)
     return null
   } catch (err) {
     return decodeRevert((err as any).data)?.errorName ?? (err as Error).message
