@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { join, relative, basename } from 'node:path'
-import solc from 'solc'
+import { createRequire } from 'node:module'
 
 export const CONTRACTS_DIR = new URL('.', import.meta.url).pathname
 export const ARTIFACTS_DIR = join(CONTRACTS_DIR, 'artifacts')
@@ -27,6 +27,14 @@ export interface Artifact {
   bytecode: string
   deployedBytecode: string
   sourceHash: string
+}
+
+/**
+ * solc-js, loaded only when something is compiled: importing it installs a process-wide handler
+ * that rethrows unhandled rejections, which no daemon or tool that merely reads artifacts should get.
+ */
+function loadSolc (): { compile: (input: string) => string } {
+  return createRequire(import.meta.url)('solc') as { compile: (input: string) => string }
 }
 
 export class CompileError extends Error {
@@ -51,7 +59,7 @@ export function compileSources (sources: Record<string, string>): Artifact[] {
     sources: Object.fromEntries(Object.entries(sources).map(([name, content]) => [name, { content }])),
     settings: SOLC_SETTINGS
   }
-  const output = JSON.parse(solc.compile(JSON.stringify(input)))
+  const output = JSON.parse(loadSolc().compile(JSON.stringify(input)))
   const errors = (output.errors ?? []).filter((e: { severity: string }) => e.severity === 'error')
   if (errors.length > 0) {
     throw new CompileError(errors.map((e: { formattedMessage: string }) => e.formattedMessage).join('\n'))

@@ -32,7 +32,7 @@ import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
 import { VERSION } from './version.ts'
 import { RefuseRequest } from '../p2p/messages/exchange.ts'
-import { decodeDemand } from '../p2p/demand/index.ts'
+import { decodeDemand, DemandInvalidError } from '../p2p/demand/index.ts'
 
 const log = logger('sdte:daemon')
 
@@ -137,9 +137,18 @@ export class SdteDaemon {
       this.roles.push(role)
       this.closers.push({ name: `${name} role`, close: async () => await role.stop() })
     }
+    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC })
+    const buyer = this.roles.find(r => r.onOffer !== undefined)
     await ctx.offer.start({
-      onOffer: this.roles.find(r => r.onOffer !== undefined)?.onOffer?.bind(this.roles.find(r => r.onOffer !== undefined)),
+      onOffer: buyer?.onOffer?.bind(buyer),
       onSolicit: async (remote, demand) => {
+        // A solicited demand skipped the gossip validator: the same checks (but the seen set) here.
+        try {
+          validator.verify(demand)
+        } catch (err) {
+          if (err instanceof DemandInvalidError) throw new RefuseRequest('InvalidDemand', err.message)
+          throw err
+        }
         for (const role of this.roles) {
           const offer = await role.onSolicit?.(remote, demand)
           if (offer !== undefined && offer !== null) return offer
@@ -150,7 +159,6 @@ export class SdteDaemon {
     this.closers.push({ name: 'offer protocol', close: async () => await ctx.offer.stop() })
 
     // Every daemon on a network relays demands, and validates them before it does.
-    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC })
     const unsubscribe = this.p2p.subscribe(DEMAND_TOPIC, async (msg) => {
       const { demand, demandHash } = decodeDemand(msg.data)
       for (const role of this.roles) {

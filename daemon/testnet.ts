@@ -39,10 +39,15 @@ export class LocalTestnet {
     this.network = network
   }
 
-  get relay (): TestnetDaemon { return this.daemons.find(d => d.role === 'relay')! }
-  get buyers (): TestnetDaemon[] { return this.daemons.filter(d => d.role === 'buyer') }
-  get sellers (): TestnetDaemon[] { return this.daemons.filter(d => d.role === 'seller') }
-  get nodes (): TestnetDaemon[] { return this.daemons.filter(d => d.role === 'node') }
+  /** Daemons of a role in name order (buyer1, buyer2, ...), whatever order they started in. */
+  private ofRole (role: TestnetDaemon['role']): TestnetDaemon[] {
+    return this.daemons.filter(d => d.role === role).sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))
+  }
+
+  get relay (): TestnetDaemon { return this.ofRole('relay')[0] }
+  get buyers (): TestnetDaemon[] { return this.ofRole('buyer') }
+  get sellers (): TestnetDaemon[] { return this.ofRole('seller') }
+  get nodes (): TestnetDaemon[] { return this.ofRole('node') }
   get networkPath (): string { return join(this.dir, 'devnet', 'network.json') }
 
   /** Brings up the devnet, then the relay, then every other daemon in parallel. */

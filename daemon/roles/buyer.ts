@@ -23,6 +23,8 @@ const log = logger('sdte:buyer')
 
 export const MAX_OFFERS_PER_TRADE = 64
 export const MAX_SOLICITED_PEERS = 32
+/** Stop collecting offers this long before the demand expires, so the choice is made in time. */
+export const EXPIRY_MARGIN_SECONDS = 5
 const RESULT_KEY_PURPOSE = 'buyer-result-key'
 const LOCAL_KEY_PURPOSE = 'buyer-local-store'
 
@@ -110,6 +112,8 @@ export class BuyerRole implements Role {
   readonly name = 'buyer' as const
   private readonly ctx: RoleContext
   private readonly busy = new Set<string>()
+  /** When a trade that lacked offers is looked at again. */
+  private readonly retryChoiceAt = new Map<string, number>()
   /** Nonces of every quote this buyer accepted: a replayed quote is refused. */
   private readonly seenNonces = new Set<string>()
 
@@ -226,6 +230,7 @@ export class BuyerRole implements Role {
       case 'demanded':
         if (!t.data.published || !t.data.posted) t = await this.publish(t)
         if (Date.now() - Date.parse(t.createdAt) < this.ctx.options.trade.offerWindowMs) return
+        if (Date.now() < (this.retryChoiceAt.get(t.tradeId) ?? 0)) return
         await this.choose(t)
         return
       case 'attesting':
@@ -285,6 +290,12 @@ export class BuyerRole implements Role {
     const chosenSellers = sellers.slice(0, d.sellers).map(({ peerId, account, offerId }) => ({ peerId, account, offerId }))
     const phaseMs = { discovery: Date.now() - Date.parse(t.createdAt) }
     if (chosenSellers.length === 0 || nodes.length < d.nodes) {
+      // Not enough yet: keep collecting (and soliciting) until the demand expires.
+      if (Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {
+        this.retryChoiceAt.set(t.tradeId, Date.now() + this.ctx.options.trade.offerWindowMs)
+        log.info('not enough offers yet; still collecting', { tradeId: t.tradeId, sellers: chosenSellers.length, nodes: nodes.length, needed: d.nodes })
+        return
+      }
       await this.ctx.trades.transition(t, 'failed', {
         data: { rejected, phaseMs },
         reason: `not enough offers: ${chosenSellers.length} usable sellers, ${nodes.length} usable nodes of ${d.nodes} needed`

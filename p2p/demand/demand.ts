@@ -86,6 +86,11 @@ export function decodeDemand (bytes: Uint8Array): { demand: Demand, demandHash: 
   } catch (err) {
     throw new DemandInvalidError('schema', err instanceof MessageSchemaError ? err.message : 'not a JSON demand')
   }
+  return { demand, demandHash: verifyDemandSignature(demand) }
+}
+
+/** Checks that the buyer signed the demand; returns its hash. */
+export function verifyDemandSignature (demand: Demand): string {
   const { signature, ...unsigned } = demand
   const demandHash = demandHashOf(unsigned)
   let signer: string
@@ -95,5 +100,5 @@ export function decodeDemand (bytes: Uint8Array): { demand: Demand, demandHash: 
     throw new DemandInvalidError('signature', `bad signature: ${(err as Error).message}`)
   }
   if (signer.toLowerCase() !== demand.buyer) throw new DemandInvalidError('signature', 'signature is not the buyer\'s')
-  return { demand, demandHash }
+  return demandHash
 }

@@ -2,7 +2,7 @@
 // for another network, expired, too far ahead, or a second copy of a demand id already seen is
 // rejected: gossipsub does not forward it and scores the sending peer down.
 import { logger } from '../../daemon/log.ts'
-import { decodeDemand, DemandInvalidError, type Demand } from './demand.ts'
+import { decodeDemand, verifyDemandSignature, DemandInvalidError, type Demand } from './demand.ts'
 import { CLOCK_SKEW_SECONDS, MAX_DEMAND_TTL_SECONDS, MAX_SEEN_DEMANDS } from './constants.ts'
 
 const log = logger('sdte:demand')
@@ -18,6 +18,8 @@ export interface DemandValidatorOptions {
 export interface DemandValidator {
   /** Checks one gossip message; returns the demand or throws DemandInvalidError. */
   check: (bytes: Uint8Array) => { demand: Demand, demandHash: string }
+  /** Checks a demand that came another way (a solicitation): signature, network, expiry; not the seen set. */
+  verify: (demand: Demand) => string
   /** The gossipsub verdict for one message. */
   validate: (msg: { from: string, data: Uint8Array }) => 'accept' | 'reject'
 }
@@ -29,13 +31,17 @@ export function createDemandValidator (opts: DemandValidatorOptions): DemandVali
   // demandId -> expiresAt, in insertion order, bounded.
   const seen = new Map<string, number>()
 
-  const check = (bytes: Uint8Array): { demand: Demand, demandHash: string } => {
-    const r = decodeDemand(bytes)
-    const d = r.demand
+  const checkTerms = (d: Demand): void => {
     if (d.chainId !== opts.chainId || d.dtmc !== dtmc) throw new DemandInvalidError('network', `demand for chain ${d.chainId} / ${d.dtmc}, not this network`)
     const t = now()
     if (d.expiresAt + CLOCK_SKEW_SECONDS < t) throw new DemandInvalidError('expired', 'demand expired')
     if (d.expiresAt > t + MAX_DEMAND_TTL_SECONDS + CLOCK_SKEW_SECONDS) throw new DemandInvalidError('too-far', `demand expires more than ${MAX_DEMAND_TTL_SECONDS} s ahead`)
+  }
+
+  const check = (bytes: Uint8Array): { demand: Demand, demandHash: string } => {
+    const r = decodeDemand(bytes)
+    const d = r.demand
+    checkTerms(d)
     if (seen.has(d.demandId)) throw new DemandInvalidError('duplicate', 'demand id already seen')
     seen.set(d.demandId, d.expiresAt)
     // Forget the oldest ids beyond the bound (they expire first: TTLs are capped).
@@ -48,6 +54,11 @@ export function createDemandValidator (opts: DemandValidatorOptions): DemandVali
 
   return {
     check,
+    verify: (d) => {
+      const demandHash = verifyDemandSignature(d)
+      checkTerms(d)
+      return demandHash
+    },
     validate: (msg) => {
       try {
         check(msg.data)

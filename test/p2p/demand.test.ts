@@ -66,6 +66,16 @@ test('the validator: network, expiry, too far ahead, duplicates', () => {
   assert.is(v.validate({ from: 'p', data: new Uint8Array([1, 2, 3]) }), 'reject')
 })
 
+test('verify: a demand that came by solicitation gets the same checks but the seen set', () => {
+  const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW })
+  const d = signDemand(terms, buyer)
+  assert.match(v.verify(d), /^0x[0-9a-f]{64}$/)
+  assert.match(v.verify(d), /^0x[0-9a-f]{64}$/, 'twice is fine: solicitations repeat a gossiped demand')
+  assert.is(reasonOf(() => v.verify({ ...d, sellerCap: 1n })), 'signature')
+  assert.is(reasonOf(() => v.verify(signDemand({ ...terms, expiresAt: NOW - 100 }, buyer))), 'expired')
+  assert.is(reasonOf(() => v.verify(signDemand({ ...terms, chainId: 5 }, buyer))), 'network')
+})
+
 test('the seen set is bounded', () => {
   const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW, maxSeen: 2 })
   const ds = [1, 2, 3].map(() => signDemand(terms, buyer))

@@ -1,0 +1,133 @@
+// A whole trade between separate daemons on a local testnet: two sellers, three honest nodes and one
+// with a forged enclave (its quotes are signed by a key that is not the attestation root). The result
+// equals the same analysis in plain TypeScript; the payments and refund match the caps and prices to
+// the wei; the forged node is never chosen; and no log, store, gossip message or chain transaction
+// holds the sellers' data, the buyer's bytecode or the plaintext result.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Wallet, getBytes } from 'ethers'
+import { LocalTestnet } from '../../daemon/testnet.ts'
+import { waitFor } from '../../daemon/processes.ts'
+import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
+import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
+import { searchChain, searchLogs, searchStore, findIn, type Secret } from './secrets.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
+const forgedKey = join(dir, 'forged-root.key')
+writeFileSync(forgedKey, Wallet.createRandom().privateKey + '\n', { mode: 0o600 })
+let net: LocalTestnet
+const TAG = 'e2e-weather'
+const UNIT_PRICE = 10n
+const SELLER_CAP = 300_000n
+const NODE_PRICE = 1n
+const NODE_CAP = 200_000_000n
+const OUTPUT_PRICE = 7n
+const OUTPUT_CAP = 4096n
+const datasets = [sampleDataset(1500, 11), sampleDataset(2500, 12)]
+const artifactPath = join(ARTIFACTS_DIR, 'StatsFast.json')
+const code = getBytes(JSON.parse(readFileSync(artifactPath, 'utf8')).deployedBytecode)
+
+interface BuyerView {
+  records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string, chosenNodes?: Array<{ payee: string }>, rejected?: Array<{ peerId: string, why: string }>, demand?: string }>
+  chain: { state: string, deposit: string, final: { resultHash: string, resultSize: string, gasUsed: string, status: number, count: number, members: number[] }, nodes: Array<{ payee: string }>, sellers: Array<{ account: string, fee: string }> }
+}
+
+let tradeId = ''
+let view: BuyerView
+let result: { result: string, resultHash: string, verified: boolean }
+
+test.before(async () => {
+  net = await LocalTestnet.start({
+    dir,
+    sellers: 2,
+    nodes: 4,
+    nodeConfig: (i) => i === 3 ? { enclave: { attestationKeyFile: forgedKey } } : {}
+  })
+})
+
+test.after(async () => {
+  await net?.stop()
+  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
+})
+
+test('a trade with two sellers and three nodes completes, and its result is the plain TypeScript one', async () => {
+  for (const [i, s] of net.sellers.entries()) {
+    const path = join(s.datadir, 'data.csv')
+    writeFileSync(path, datasets[i])
+    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString() })
+  }
+  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 2, 30_000, 300)
+  const buyer = net.buyers[0]
+  const posted = await buyer.rpc.call<{ tradeId: string, deposit: string }>('buyer_postDemand', {
+    tag: TAG, codePath: artifactPath, nodes: 3, sellers: 2,
+    sellerPrice: '20', sellerCap: SELLER_CAP.toString(), nodePrice: NODE_PRICE.toString(), nodeCap: NODE_CAP.toString(),
+    outputPrice: OUTPUT_PRICE.toString(), outputCap: OUTPUT_CAP.toString(), deadlineSeconds: 600
+  })
+  tradeId = posted.tradeId
+  view = await waitFor('delivery', async () => {
+    const v = await buyer.rpc.call<BuyerView>('trade_get', { tradeId })
+    return ['delivered', 'failed', 'refunded'].includes(v.records[0].state) ? v : undefined
+  }, 120_000, 250)
+  assert.is(view.records[0].state, 'delivered', `${view.records[0].reason ?? ''} ${JSON.stringify(view.records[0].rejected)}`)
+  result = await buyer.rpc.call('buyer_result', { tradeId })
+  assert.ok(result.verified, 'result hash equals the final hash on DTMC')
+  assert.equal(getBytes(result.result), referenceOutput('Stats', datasets))
+  assert.is(view.chain.final.count, 3, 'all three honest enclaves agree')
+})
+
+test('the forged enclave is refused by the buyer and never chosen', () => {
+  const forged = net.nodes[3].info.ethAddress.toLowerCase()
+  assert.not.ok(view.chain.nodes.some(n => n.payee.toLowerCase() === forged), 'not on DTMC')
+  const rec = view.records[0]
+  const refusal = rec.rejected?.find(r => r.peerId === net.nodes[3].info.peerId)
+  assert.ok(refusal !== undefined, 'the buyer recorded why it refused the forged node')
+  assert.match(refusal.why, /QuoteSignatureError/)
+})
+
+test('payments and the refund match the caps and prices to the wei', () => {
+  const payments = view.records[0].payments ?? {}
+  const final = view.chain.final
+  const resultSize = BigInt(final.resultSize)
+  const gasUsed = BigInt(final.gasUsed)
+  const outputFee = OUTPUT_PRICE * resultSize
+  const share = outputFee / 2n
+  const expected = new Map<string, bigint>()
+  for (const [i, s] of net.sellers.entries()) {
+    const dataFee = [UNIT_PRICE * BigInt(datasets[i].length), SELLER_CAP].reduce((a, b) => a < b ? a : b)
+    const index = view.chain.sellers.findIndex(x => x.account.toLowerCase() === s.info.ethAddress.toLowerCase())
+    expected.set(s.info.ethAddress.toLowerCase(), dataFee + share + (index === 0 ? outputFee - 2n * share : 0n))
+  }
+  const nodePay = [NODE_PRICE * gasUsed, NODE_CAP].reduce((a, b) => a < b ? a : b)
+  for (const n of view.chain.nodes) expected.set(n.payee.toLowerCase(), nodePay)
+  const deposit = 2n * SELLER_CAP + 3n * NODE_CAP + OUTPUT_PRICE * OUTPUT_CAP
+  assert.is(BigInt(view.chain.deposit), deposit)
+  const paidOut = [...expected.values()].reduce((a, b) => a + b, 0n)
+  expected.set(net.buyers[0].info.ethAddress.toLowerCase(), deposit - paidOut)
+  assert.equal(Object.fromEntries(Object.entries(payments).map(([k, v]) => [k, BigInt(v)])), Object.fromEntries(expected))
+  assert.ok(BigInt(datasets[1].length) * UNIT_PRICE > SELLER_CAP, 'the second seller is held to its cap')
+})
+
+test('nothing secret in any log, store, gossip message or transaction', async () => {
+  const secrets: Secret[] = [
+    { name: 'seller 1 data', bytes: datasets[0] },
+    { name: 'seller 2 data', bytes: datasets[1] },
+    { name: 'buyer bytecode', bytes: code },
+    { name: 'plaintext result', bytes: getBytes(result.result) }
+  ]
+  const demand = Buffer.from(view.records[0].demand ?? '')
+  assert.ok(demand.length > 0)
+  const hits = [...findIn(demand, secrets, 'the gossiped demand'), ...await searchChain(net.network.rpcUrl, secrets)]
+  await Promise.all(net.daemons.map(async d => await d.stop('SIGTERM')))
+  for (const d of net.daemons) {
+    hits.push(...searchLogs(d.datadir, secrets))
+    hits.push(...await searchStore(d.datadir, secrets))
+  }
+  assert.equal(hits, [])
+  // The search itself finds what it looks for.
+  assert.ok(findIn(Buffer.from(`x${Buffer.from(code).toString('hex')}y`), secrets, 'probe').length > 0)
+})
+
+test.run()
