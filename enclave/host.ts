@@ -29,6 +29,8 @@ export interface EnclaveOptions {
   executeTimeoutMs?: number
   /** Simulates another enclave build (tests only): mixed into the measurement. Default ''. */
   variant?: string
+  /** Test-only fault (see WorkerInit.faultWrongResult). Default false. */
+  faultWrongResult?: boolean
   /** V8 heap limits of the worker thread. Default: Node's. */
   resourceLimits?: ResourceLimits
 }
@@ -92,7 +94,12 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
 
-  const init: WorkerInit = { attestationKey: options.attestationKey, platformSecret: Uint8Array.from(platformSecret), variant: options.variant ?? '' }
+  const init: WorkerInit = {
+    attestationKey: options.attestationKey,
+    platformSecret: Uint8Array.from(platformSecret),
+    variant: options.variant ?? '',
+    faultWrongResult: options.faultWrongResult === true
+  }
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: init, resourceLimits: options.resourceLimits })
   const pending = new Map<number, Pending>()
   let nextId = 1

@@ -15,6 +15,12 @@ export interface WorkerInit {
   platformSecret: Uint8Array
   /** Non-empty only to simulate another enclave build (tests): changes the measurement. */
   variant: string
+  /**
+   * Test-only fault, refused by the daemon outside a devnet: the enclave signs a wrong output (its
+   * last byte flipped), as a compromised but still attested enclave would. Not in the measurement,
+   * which is the point: only the majority vote stands against such a node.
+   */
+  faultWrongResult?: boolean
 }
 
 export interface AttestRequest { tradeId: string, codeHash: string, nonce: string }

@@ -102,6 +102,8 @@ interface Task {
 const tasks = new Map<string, Task>()
 let measurement = ''
 let attestationKey: SigningKey
+/** Test-only fault switch (WorkerInit.faultWrongResult). */
+let faultWrongResult = false
 
 let prefix = 'enclave/'
 const K = {
@@ -413,6 +415,10 @@ async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
     output = outcome.output
     gasUsed = outcome.gasUsed
     reason = outcome.reason
+    if (faultWrongResult && status === ResultStatus.Ok && output.length > 0) {
+      output = Uint8Array.from(output)
+      output[output.length - 1] ^= 0xff
+    }
   }
   const { envelope, resultHash } = status === ResultStatus.Ok
     ? encryptResult(t.code.resultPublicKey, t.taskId, output)
@@ -508,6 +514,7 @@ async function start (): Promise<void> {
     attestationKey = new SigningKey(init.attestationKey)
     if (!(init.platformSecret instanceof Uint8Array) || init.platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
     measurement = computeMeasurement(init.variant)
+    faultWrongResult = init.faultWrongResult === true
     prefix = `enclave/${measurement.slice(2)}/`
     sealKey = deriveSealKey(init.platformSecret, measurement)
     await loadSealedState()

@@ -82,7 +82,8 @@ export class NodeRole implements Role {
     this.enclave = await createEnclave({
       attestationKey: this.attestationKey(),
       platformSecret: this.platformSecret(),
-      store: this.ctx.store.sealed
+      store: this.ctx.store.sealed,
+      faultWrongResult: this.ctx.options.enclave.faultWrongResult
     })
     const m = this.enclave.measurement.toLowerCase()
     if (!this.ctx.network.measurements.includes(m)) {

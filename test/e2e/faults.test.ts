@@ -1,0 +1,127 @@
+// Faults across separate daemons on a local testnet:
+// - a node whose (attested) enclave signs a wrong result is outvoted, unpaid, and does not change the result;
+// - a node killed with SIGKILL after the key and data delivery, and restarted, finishes its task;
+// - a seller that goes offline before delivery leads to a full refund at the deadline;
+// - the test-only fault switch is refused outside a devnet.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, copyFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { getBytes } from 'ethers'
+import { LocalTestnet } from '../../daemon/testnet.ts'
+import { waitFor, runCli } from '../../daemon/processes.ts'
+import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
+import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
+import { rpc as anvilRpc } from '../../contracts/anvil.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'sdte-faults-'))
+let net: LocalTestnet
+const TAG = 'faults'
+const datasets = [sampleDataset(800, 21), sampleDataset(900, 22)]
+const DEADLINE_SECONDS = 600
+
+interface View {
+  records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string }>
+  chain: { state: string, deposit: string, nResults: number, final: { count: number, members: number[], resultHash: string } | null, nodes: Array<{ payee: string, submitted: boolean }>, groups: Array<{ count: number, members: number[] }> }
+}
+
+async function post (): Promise<string> {
+  const r = await net.buyers[0].rpc.call<{ tradeId: string }>('buyer_postDemand', {
+    tag: TAG, codePath: join(ARTIFACTS_DIR, 'HistogramFast.json'), nodes: 3, sellers: 2,
+    sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: '100000000', outputPrice: '3', outputCap: '2048', deadlineSeconds: DEADLINE_SECONDS
+  })
+  return r.tradeId
+}
+
+async function buyerState (tradeId: string, states: string[], timeoutMs = 90_000): Promise<View> {
+  return await waitFor(`buyer state ${states.join('|')}`, async () => {
+    const v = await net.buyers[0].rpc.call<View>('trade_get', { tradeId })
+    const s = v.records.find(r => r.role === 'buyer')?.state ?? ''
+    if (['failed'].includes(s) && !states.includes(s)) throw new Error(`trade failed: ${v.records[0].reason}`)
+    return states.includes(s) ? v : undefined
+  }, timeoutMs, 200)
+}
+
+test.before(async () => {
+  net = await LocalTestnet.start({
+    dir,
+    sellers: 2,
+    nodes: 3,
+    // node2 ticks slowly, which leaves time to kill it between data delivery and execution; node3 lies.
+    nodeConfig: (i) => i === 1 ? { trade: { tickMs: 4000 } } : i === 2 ? { enclave: { faultWrongResult: true } } : {}
+  })
+  for (const [i, s] of net.sellers.entries()) {
+    const path = join(s.datadir, 'data.csv')
+    writeFileSync(path, datasets[i])
+    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '5' })
+  }
+  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 2, 30_000, 300)
+})
+
+test.after(async () => {
+  await net?.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+test('a wrong result is outvoted and unpaid; a node killed after delivery and restarted finishes its task', async () => {
+  const tradeId = await post()
+  await buyerState(tradeId, ['escrowed', 'executing', 'submitted', 'finalized', 'delivered'])
+  const node2 = net.nodes[1]
+  // Both sellers' data complete in node2's enclave, and it has not run yet (it ticks every 4 s): kill it.
+  await waitFor('node2 to hold all data', () => (node2.output().match(/data received .*"complete":true/g) ?? []).length >= 2, 30_000, 20)
+  const before = await node2.rpc.call<Array<{ state: string }>>('trade_list', { role: 'node' })
+  assert.ok(before.every(t => t.state !== 'submitted'), 'node2 had not submitted when it was killed')
+  await node2.stop('SIGKILL')
+  const restarted = await net.add('node2', 'node', {})
+  const view = await buyerState(tradeId, ['delivered'], 120_000)
+
+  const final = view.chain.final!
+  assert.is(final.count, 2, 'two honest enclaves agree')
+  assert.equal(final.members, [0, 1, 2].filter(i => view.chain.nodes[i].payee.toLowerCase() !== net.nodes[2].info.ethAddress.toLowerCase()))
+  const result = await net.buyers[0].rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
+  assert.ok(result.verified)
+  assert.equal(getBytes(result.result), referenceOutput('Histogram', datasets), 'the liar did not change the result')
+
+  const payments = view.records[0].payments ?? {}
+  assert.is(payments[net.nodes[2].info.ethAddress.toLowerCase()], undefined, 'the outvoted node is not paid')
+  assert.ok(BigInt(payments[restarted.info.ethAddress.toLowerCase()] ?? '0') > 0n, 'the restarted node is paid')
+  assert.ok(BigInt(payments[net.nodes[0].info.ethAddress.toLowerCase()] ?? '0') > 0n)
+  const nodeTrades = await restarted.rpc.call<Array<{ tradeId: string, state: string }>>('trade_list', { role: 'node' })
+  assert.ok(['finalized', 'delivered'].includes(nodeTrades.find(t => t.tradeId === tradeId)?.state ?? ''), 'the restarted node went on from its sealed task')
+})
+
+test('a seller that goes offline before delivery: full refund at the deadline', async () => {
+  const tradeId = await post()
+  await buyerState(tradeId, ['attesting', 'escrowed'])
+  const seller2 = net.sellers[1]
+  seller2.child.kill('SIGSTOP')
+  try {
+    const escrowed = await buyerState(tradeId, ['escrowed', 'executing'])
+    const deposit = BigInt(escrowed.chain.deposit)
+    // Past the deadline on the chain's clock.
+    await anvilRpc(net.network.rpcUrl, 'evm_increaseTime', [DEADLINE_SECONDS + 10])
+    await anvilRpc(net.network.rpcUrl, 'evm_mine', [])
+    const view = await buyerState(tradeId, ['refunded'], 60_000)
+    assert.is(view.chain.state, 'refunded')
+    assert.is(view.chain.nResults, 0, 'nobody could run without the second seller\'s data')
+    assert.is(BigInt(view.records[0].refund ?? '0'), deposit, 'the whole deposit came back')
+  } finally {
+    seller2.child.kill('SIGCONT')
+  }
+})
+
+test('the fault switch is refused outside a devnet', async () => {
+  const network = JSON.parse(readFileSync(net.networkPath, 'utf8'))
+  const path = join(dir, 'not-a-devnet.json')
+  writeFileSync(path, JSON.stringify({ ...network, devnet: false }))
+  const d = join(dir, 'liar')
+  copyFileSync(join(net.networkPath, '..', 'attestation-root.key'), join(dir, 'root.key'))
+  mkdirSync(d)
+  writeFileSync(join(d, 'config.json'), JSON.stringify({ keys: { scryptN: 1024 }, enclave: { faultWrongResult: true, attestationKeyFile: join(dir, 'root.key') } }))
+  const r = await runCli(['daemon', '--datadir', d, '--role', 'node', '--network', path])
+  assert.is(r.code, 1)
+  assert.match(r.stderr, /test-only fault switch/)
+})
+
+test.run()
