@@ -97,7 +97,7 @@ if (big) {
   out()
   out('| analysis | s | Mgas | Mgas/s | MiB/s | TS s |')
   out('|---|---:|---:|---:|---:|---:|')
-  for (const analysis of ['Stats', 'LinearFit'] as const) {
+  for (const analysis of EXAMPLE_ANALYSES) {
     const fast = await timeEvm(`${analysis}Fast`, input)
     const ts = timeTs(analysis, input)
     if (hexlify(fast.output) !== hexlify(ts.output)) throw new Error(`${analysis}Fast differs at 64 MiB`)

@@ -2,8 +2,9 @@
 pragma solidity ^0.8.24;
 
 /// Helpers of the analysis contracts' "Fast" builds: calls to the enclave's analytics precompiles
-/// (docs/enclave.md has their ABI and gas prices). A column travels as the raw bytes
-/// `abi.encode(int256[])` the csvColumn precompile returns, and is passed on without decoding.
+/// (docs/enclave.md has their ABI and gas prices). Inputs of the precompiles are built straight
+/// from csvColumn's return data, so a 64 MiB dataset is held in memory once as text and once per
+/// parsed column, not copied again: memory is what large inputs pay for.
 library FastLib {
     address internal constant CSV_COLUMN = address(0x0a00);
     address internal constant STATS = address(0x0a01);
@@ -13,6 +14,7 @@ library FastLib {
     address internal constant LINEAR_FIT = address(0x0a05);
 
     error PrecompileFailed(address precompile);
+    error ColumnsDiffer();
 
     function call(address precompile, bytes memory input) internal view returns (bytes memory ret) {
         bool ok;
@@ -20,9 +22,52 @@ library FastLib {
         if (!ok) revert PrecompileFailed(precompile);
     }
 
-    /// Column `col` of every input (each with a header line), as abi.encode(int256[]).
-    function column(bytes[] calldata inputs, uint256 col) internal view returns (bytes memory arr) {
-        if (inputs.length == 1) return call(CSV_COLUMN, abi.encode(inputs[0], col, uint256(0), uint256(1)));
+    /// abi.encode(int256[] column_0, ..., int256[] column_k-1, args...) of columns `cols` of every
+    /// input (each with a header line), in input order.
+    function encodeColumns(bytes[] calldata inputs, uint256[] memory cols, uint256[] memory args)
+        internal view returns (bytes memory out)
+    {
+        if (inputs.length == 1) return _single(inputs[0], cols, args);
+        bytes[] memory arrays = new bytes[](cols.length);
+        for (uint256 c = 0; c < cols.length; c++) arrays[c] = _concat(inputs, cols[c]);
+        return _assemble(arrays, args);
+    }
+
+    /// One input: csvColumn's return data is copied once, into its place in the output.
+    function _single(bytes calldata csv, uint256[] memory cols, uint256[] memory args)
+        private view returns (bytes memory out)
+    {
+        bytes memory req = abi.encode(csv, cols[0], uint256(0), uint256(1));
+        uint256 k = cols.length;
+        uint256 head = 32 * (k + args.length);
+        uint256 body = 0; // length word + elements of one column, in bytes
+        for (uint256 c = 0; c < k; c++) {
+            uint256 col = cols[c];
+            bool ok;
+            uint256 rds;
+            assembly {
+                mstore(add(req, 64), col) // the `column` argument
+                ok := staticcall(gas(), 0x0a00, add(req, 32), mload(req), 0, 0)
+                rds := returndatasize()
+            }
+            if (!ok) revert PrecompileFailed(CSV_COLUMN);
+            if (c == 0) {
+                body = rds - 32;
+                out = new bytes(head + k * body);
+            } else if (rds - 32 != body) {
+                revert ColumnsDiffer();
+            }
+            uint256 offset = head + c * body;
+            assembly {
+                returndatacopy(add(add(out, 32), offset), 32, body)
+                mstore(add(add(out, 32), mul(32, c)), offset)
+            }
+        }
+        _putArgs(out, k, args);
+    }
+
+    /// Column `col` of every input, concatenated, as abi.encode(int256[]).
+    function _concat(bytes[] calldata inputs, uint256 col) private view returns (bytes memory arr) {
         bytes[] memory parts = new bytes[](inputs.length);
         uint256 total = 0;
         for (uint256 i = 0; i < inputs.length; i++) {
@@ -43,31 +88,52 @@ library FastLib {
         }
     }
 
-    /// abi.encode(int256[] values, args...) from a raw column and static arguments.
-    function withArgs(bytes memory arr, uint256[] memory args) internal pure returns (bytes memory out) {
-        uint256 body = arr.length - 32;
-        uint256 head = 32 * (1 + args.length);
-        out = new bytes(head + body);
-        assembly {
-            mstore(add(out, 32), head)
-            mcopy(add(out, add(32, head)), add(arr, 64), body)
+    /// abi.encode(arrays..., args...) from arrays each given as abi.encode(int256[]).
+    function _assemble(bytes[] memory arrays, uint256[] memory args) private pure returns (bytes memory out) {
+        uint256 k = arrays.length;
+        uint256 head = 32 * (k + args.length);
+        uint256 size = head;
+        for (uint256 c = 0; c < k; c++) size += arrays[c].length - 32;
+        out = new bytes(size);
+        uint256 offset = head;
+        for (uint256 c = 0; c < k; c++) {
+            bytes memory a = arrays[c];
+            uint256 body = a.length - 32;
+            assembly {
+                mstore(add(add(out, 32), mul(32, c)), offset)
+                mcopy(add(add(out, 32), offset), add(a, 64), body)
+            }
+            offset += body;
         }
+        _putArgs(out, k, args);
+    }
+
+    function _putArgs(bytes memory out, uint256 k, uint256[] memory args) private pure {
         for (uint256 i = 0; i < args.length; i++) {
             uint256 a = args[i];
-            assembly { mstore(add(out, add(64, mul(32, i))), a) }
+            assembly { mstore(add(add(out, 32), mul(32, add(k, i))), a) }
         }
     }
 
-    /// abi.encode(int256[] xs, int256[] ys) from two raw columns.
-    function pair(bytes memory xs, bytes memory ys) internal pure returns (bytes memory out) {
-        uint256 bx = xs.length - 32;
-        uint256 by = ys.length - 32;
-        out = new bytes(64 + bx + by);
-        assembly {
-            mstore(add(out, 32), 64)
-            mstore(add(out, 64), add(64, bx))
-            mcopy(add(out, 96), add(xs, 64), bx)
-            mcopy(add(out, add(96, bx)), add(ys, 64), by)
-        }
+    function one(uint256 a) internal pure returns (uint256[] memory r) {
+        r = new uint256[](1);
+        r[0] = a;
+    }
+
+    function two(uint256 a, uint256 b) internal pure returns (uint256[] memory r) {
+        r = new uint256[](2);
+        r[0] = a;
+        r[1] = b;
+    }
+
+    function three(uint256 a, uint256 b, uint256 c) internal pure returns (uint256[] memory r) {
+        r = new uint256[](3);
+        r[0] = a;
+        r[1] = b;
+        r[2] = c;
+    }
+
+    function none() internal pure returns (uint256[] memory r) {
+        r = new uint256[](0);
     }
 }

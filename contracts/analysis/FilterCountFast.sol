@@ -8,9 +8,7 @@ contract FilterCountFast {
     uint256 internal constant COLUMN = 1;
 
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
-        uint256[] memory args = new uint256[](2);
-        args[0] = 500; // lo, inclusive
-        args[1] = 899; // hi, inclusive
-        return FastLib.call(FastLib.COUNT_IN_RANGE, FastLib.withArgs(FastLib.column(inputs, COLUMN), args));
+        // 500 <= value <= 899
+        return FastLib.call(FastLib.COUNT_IN_RANGE, FastLib.encodeColumns(inputs, FastLib.one(COLUMN), FastLib.two(500, 899)));
     }
 }

@@ -8,10 +8,7 @@ contract HistogramFast {
     uint256 internal constant COLUMN = 1;
 
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
-        uint256[] memory args = new uint256[](3);
-        args[0] = 0;   // lo
-        args[1] = 100; // width
-        args[2] = 10;  // buckets
-        return FastLib.call(FastLib.HISTOGRAM, FastLib.withArgs(FastLib.column(inputs, COLUMN), args));
+        // lo 0, width 100, 10 buckets
+        return FastLib.call(FastLib.HISTOGRAM, FastLib.encodeColumns(inputs, FastLib.one(COLUMN), FastLib.three(0, 100, 10)));
     }
 }

@@ -9,6 +9,6 @@ contract LinearFitFast {
     uint256 internal constant Y = 3;
 
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
-        return FastLib.call(FastLib.LINEAR_FIT, FastLib.pair(FastLib.column(inputs, X), FastLib.column(inputs, Y)));
+        return FastLib.call(FastLib.LINEAR_FIT, FastLib.encodeColumns(inputs, FastLib.two(X, Y), FastLib.none()));
     }
 }

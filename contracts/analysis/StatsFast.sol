@@ -8,6 +8,6 @@ contract StatsFast {
     uint256 internal constant COLUMN = 1;
 
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
-        return FastLib.call(FastLib.STATS, FastLib.column(inputs, COLUMN));
+        return FastLib.call(FastLib.STATS, FastLib.encodeColumns(inputs, FastLib.one(COLUMN), FastLib.none()));
     }
 }

@@ -57,6 +57,20 @@ for (const analysis of EXAMPLE_ANALYSES) {
   })
 }
 
+test('with one seller (the precompile builds take a shorter path), both builds still agree with TypeScript', async () => {
+  for (const analysis of EXAMPLE_ANALYSES) {
+    const expected = hexlify(referenceOutput(analysis, [seller1]))
+    for (const build of ['Plain', 'Fast']) {
+      const task = await buyerSetup(a, artifactCode(analysis + build))
+      await sellerDeliver(a, task, 0, seller1)
+      const r = await a.execute(task.taskId)
+      assert.is(r.resultInfo.status, ResultStatus.Ok, `${analysis}${build}: ${r.reason}`)
+      const output = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash })
+      assert.is(hexlify(output), expected, analysis + build)
+    }
+  }
+})
+
 test('execute is idempotent: a second call returns the same signed result', async () => {
   const task = await buyerSetup(a, artifactCode('StatsFast'))
   await sellerDeliver(a, task, 0, seller0)
