@@ -71,6 +71,20 @@ test('with one seller (the precompile builds take a shorter path), both builds s
   }
 })
 
+test('the test-only fault switch signs a wrong output: another group key, a valid signature', async () => {
+  const faulty = await startEnclave({ faultWrongResult: true })
+  try {
+    const tradeId = random32()
+    const honest = await run(a, 'StatsFast', tradeId)
+    const wrong = await run(faulty, 'StatsFast', tradeId)
+    assert.is(faulty.measurement, a.measurement, 'the fault is not visible in the measurement')
+    assert.is.not(groupKeyOf(wrong.r.resultInfo), groupKeyOf(honest.r.resultInfo))
+    assert.is(wrong.output.length, honest.output.length)
+  } finally {
+    await faulty.close()
+  }
+})
+
 test('execute is idempotent: a second call returns the same signed result', async () => {
   const task = await buyerSetup(a, artifactCode('StatsFast'))
   await sellerDeliver(a, task, 0, seller0)
