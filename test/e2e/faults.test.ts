@@ -1,6 +1,7 @@
 // Faults across separate daemons on a local testnet:
 // - a node whose (attested) enclave signs a wrong result is outvoted, unpaid, and does not change the result;
 // - a node killed with SIGKILL after the key and data delivery, and restarted, finishes its task;
+// - a buyer killed with SIGKILL after escrow, and restarted, gets its result;
 // - a seller that goes offline before delivery leads to a full refund at the deadline;
 // - the test-only fault switch is refused outside a devnet.
 import { test } from 'uvu'
@@ -89,6 +90,18 @@ test('a wrong result is outvoted and unpaid; a node killed after delivery and re
   assert.ok(BigInt(payments[net.nodes[0].info.ethAddress.toLowerCase()] ?? '0') > 0n)
   const nodeTrades = await restarted.rpc.call<Array<{ tradeId: string, state: string }>>('trade_list', { role: 'node' })
   assert.ok(['finalized', 'delivered'].includes(nodeTrades.find(t => t.tradeId === tradeId)?.state ?? ''), 'the restarted node went on from its sealed task')
+})
+
+test('a buyer killed right after escrow and restarted goes on to its checked result', async () => {
+  const tradeId = await post()
+  await buyerState(tradeId, ['escrowed', 'executing', 'submitted'])
+  await net.buyers[0].stop('SIGKILL')
+  await net.add('buyer1', 'buyer', {})
+  const view = await buyerState(tradeId, ['delivered'], 120_000)
+  assert.ok(view.chain.final !== null)
+  const result = await net.buyers[0].rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
+  assert.ok(result.verified)
+  assert.equal(getBytes(result.result), referenceOutput('Histogram', datasets))
 })
 
 test('a seller that goes offline before delivery: full refund at the deadline', async () => {
