@@ -1,0 +1,93 @@
+// The phases of one trade, derived from the records every party keeps (trade_get on the buyer, the
+// seller and each chosen node) and the nodes' log line for the enclave run. All daemons run on one
+// machine, so their timestamps share a clock. Boundaries are chosen so that the phases add up to the
+// buyer's total (demand posted to result checked):
+//
+//   discovery    buyer demanded -> attesting            (offer window, DHT solicitation, CISC filter)
+//   attestation  buyer attesting -> escrow started      (every candidate attested, the n fastest get the code)
+//   escrow       openTrade sent -> mined                 (buyer's phaseMs.escrow)
+//   delivery     buyer escrowed -> seller executing      (seller sees the trade, attests each enclave, streams its data)
+//   execution    seller executing -> last node submitted (node sees the data complete, runs the enclave, submitResult)
+//   consensus    last node submitted -> buyer finalized  (buyer sees all results, finalize, withdraw the refund)
+//   result       buyer finalized -> buyer delivered      (fetch the encrypted result, decrypt, check the final hash)
+//
+// Every hand-over between daemons waits for the next poll of the receiving daemon (trade.tickMs,
+// 500 ms by default), which is part of the phase it starts.
+
+export interface TimelineEntry { state: string, at: string, note?: string }
+
+export interface PartyRecord {
+  role: 'buyer' | 'seller' | 'node'
+  state: string
+  reason?: string
+  createdAt: string
+  updatedAt: string
+  timeline: TimelineEntry[]
+  phaseMs?: Record<string, number>
+  nodes?: Array<{ index: number, delivered: boolean, sentBytes: number }>
+  gasUsed?: string
+}
+
+export const PHASES = ['discovery', 'attestation', 'escrow', 'delivery', 'execution', 'consensus', 'result'] as const
+export type Phase = typeof PHASES[number]
+
+export interface TradePhases {
+  phases: Record<Phase, number>
+  totalMs: number
+  /** Buyer escrowed -> the seller's record created (the seller's poll of DTMC). */
+  sellerPickupMs: number
+  /** Seller delivering -> executing: attest every enclave and stream the data to all of them. */
+  sellerTransferMs: number
+  /** The longest enclave run among the chosen nodes (from their logs), ms. */
+  enclaveRunMs: number
+}
+
+export class MissingStepError extends Error {
+  override name = 'MissingStepError'
+}
+
+/** When the record first entered `state` (ms since the epoch). */
+export function stepAt (rec: PartyRecord, state: string): number {
+  const e = rec.timeline.find(x => x.state === state)
+  if (e === undefined) throw new MissingStepError(`the ${rec.role} record has no "${state}" step (timeline: ${rec.timeline.map(x => x.state).join(', ')})`)
+  return Date.parse(e.at)
+}
+
+/** The enclave run time a node logged for this trade ('analysis ran in the enclave' {..., ms}). */
+export function enclaveRunMsFromLog (log: string, tradeId: string): number | undefined {
+  for (const line of log.split('\n')) {
+    if (!line.includes('analysis ran in the enclave') || !line.includes(tradeId)) continue
+    const json = line.slice(line.indexOf('{'))
+    try {
+      const ms = (JSON.parse(json) as { ms?: unknown }).ms
+      if (typeof ms === 'number') return ms
+    } catch {}
+  }
+  return undefined
+}
+
+export function tradePhases (buyer: PartyRecord, seller: PartyRecord, nodes: PartyRecord[], enclaveRunsMs: number[]): TradePhases {
+  const created = Date.parse(buyer.createdAt)
+  const attesting = stepAt(buyer, 'attesting')
+  const escrowed = stepAt(buyer, 'escrowed')
+  const escrowMs = buyer.phaseMs?.escrow ?? 0
+  const dataIn = stepAt(seller, 'executing')
+  const submitted = Math.max(...nodes.map(n => stepAt(n, 'submitted')))
+  const finalized = stepAt(buyer, 'finalized')
+  const delivered = stepAt(buyer, 'delivered')
+  return {
+    phases: {
+      discovery: attesting - created,
+      attestation: escrowed - attesting - escrowMs,
+      escrow: escrowMs,
+      delivery: dataIn - escrowed,
+      execution: submitted - dataIn,
+      consensus: finalized - submitted,
+      result: delivered - finalized
+    },
+    totalMs: delivered - created,
+    sellerPickupMs: Date.parse(seller.createdAt) - escrowed,
+    sellerTransferMs: dataIn - stepAt(seller, 'delivering'),
+    enclaveRunMs: enclaveRunsMs.length === 0 ? NaN : Math.max(...enclaveRunsMs)
+  }
+}

@@ -1,0 +1,295 @@
+// Trade benchmark (issue 5): end-to-end latency of a whole trade by phase on a local testnet of
+// separate processes, for datasets of 1 KiB, 1 MiB and 64 MiB and for 1, 3 and 5 nodes; the
+// /sdte/data/1 throughput against a plain TCP socket on loopback; the memory of every daemon, idle
+// and after the largest trade; the start-up time of one idle daemon against `node -e 0`.
+// Prints Markdown sections `## Trade` and `## Daemon`; with --write it replaces them in BENCHMARKS.md.
+//
+//   node bench/trade/run.ts [--quick] [--write] [--keep DIR]
+//
+// --quick: one 1 KiB trade with 1 node on a testnet of 1 node, 16 MiB of throughput, one start-up
+//          run per measure (a smoke test of this script; it never writes BENCHMARKS.md).
+// --keep DIR: run the testnet in DIR and leave DIR (daemon logs, stores) behind.
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { getBytes } from 'ethers'
+import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
+import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/constants.ts'
+import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
+import { LocalTestnet, type TestnetDaemon } from '../../daemon/testnet.ts'
+import { ROOT, waitFor } from '../../daemon/processes.ts'
+import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from './phases.ts'
+import { measureThroughput, DEFAULT_THROUGHPUT_BYTES, DEFAULT_THROUGHPUT_CHUNK, DEFAULT_THROUGHPUT_REPEATS, type ThroughputRow } from './throughput.ts'
+import { baselineStartup, measureStartup, median, memoryOf, type Memory, type StartupFigures } from './daemon.ts'
+
+const { values: flags } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, write: { type: 'boolean', default: false }, keep: { type: 'string' } }
+})
+const quick = flags.quick
+if (quick && flags.write) throw new Error('--write with --quick would replace the measured figures with a smoke test; run without --quick')
+
+const KiB = 1024
+const MiB = 1024 * 1024
+/** Dataset sizes (bytes of CSV) and the node counts of the trade matrix. */
+const SIZES = quick ? [{ label: '1 KiB', bytes: KiB }] : [{ label: '1 KiB', bytes: KiB }, { label: '1 MiB', bytes: MiB }, { label: '64 MiB', bytes: 64 * MiB }]
+const NODE_COUNTS = quick ? [1] : [1, 3, 5]
+const TESTNET_NODES = Math.max(...NODE_COUNTS)
+const THROUGHPUT_BYTES = quick ? 16 * MiB : DEFAULT_THROUGHPUT_BYTES
+const STARTUP_RUNS = quick ? 1 : 5
+const ANALYSIS_ARTIFACT = join(ARTIFACTS_DIR, 'StatsFast.json')
+/**
+ * The enclave's gas cap for a trade is min(DEFAULT_GAS_CAP, MAX_GAS_CAP, nodeCap / nodePrice)
+ * (daemon/roles/buyer.ts). StatsFast on 64 MiB takes about 0.24 Ggas (BENCHMARKS.md ## Enclave), so
+ * nodeCap / nodePrice must be well above that: 1 Ggas at 1 wei a gas, which is also the ceiling
+ * DEFAULT_GAS_CAP puts on any buyer's cap.
+ */
+const NODE_PRICE = 1n
+const NODE_CAP = DEFAULT_GAS_CAP
+const UNIT_PRICE = 1n
+const TRADE_TERMS = {
+  sellers: 1,
+  sellerPrice: '1',
+  sellerCap: (128n * BigInt(MiB) * UNIT_PRICE).toString(),
+  nodePrice: NODE_PRICE.toString(),
+  nodeCap: NODE_CAP.toString(),
+  outputPrice: '1',
+  outputCap: '4096',
+  deadlineSeconds: 1800
+}
+/** How long one trade may take before the benchmark gives up on it. */
+const TRADE_TIMEOUT_MS = 10 * 60_000
+/** Let a freshly started testnet settle (DHT refreshes, first gossip heartbeats) before the idle memory reading. */
+const SETTLE_MS = 3000
+
+const say = (msg: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
+const sec = (ms: number): string => Number.isFinite(ms) ? (ms / 1000).toFixed(2) : '–'
+const mib = (kib: number): string => Number.isFinite(kib) ? (kib / 1024).toFixed(0) : '–'
+
+interface Dataset { label: string, tag: string, data: Uint8Array, records: number, expected: Uint8Array }
+
+/** The sample CSV closest to `bytes` (record lengths grow with the id, so estimate, then correct once). */
+function datasetOfSize (bytes: number, seed: number): { data: Uint8Array, records: number } {
+  const probe = sampleDataset(1000, seed)
+  let records = Math.max(1, Math.round(bytes / (probe.length / 1000)))
+  let data = sampleDataset(records, seed)
+  records = Math.max(1, Math.round(records * bytes / data.length))
+  data = sampleDataset(records, seed)
+  return { data, records }
+}
+
+interface TradeView { records: PartyRecord[], chain: { state: string, nodes: Array<{ payee: string }>, final: { gasUsed: string, count: number } | null } | null }
+
+interface TradeRow { dataset: Dataset, nodes: number, tradeId: string, figures?: TradePhases, gasUsed?: string, failure?: string }
+
+async function recordOf (d: TestnetDaemon, tradeId: string, role: PartyRecord['role']): Promise<PartyRecord | undefined> {
+  const v = await d.rpc.call<TradeView>('trade_get', { tradeId })
+  return v.records.find(r => r.role === role)
+}
+
+async function runTrade (net: LocalTestnet, ds: Dataset, nodes: number): Promise<TradeRow> {
+  const buyer = net.buyers[0]
+  const seller = net.sellers[0]
+  const posted = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', { tag: ds.tag, codePath: ANALYSIS_ARTIFACT, nodes, ...TRADE_TERMS })
+  const tradeId = posted.tradeId
+  const row: TradeRow = { dataset: ds, nodes, tradeId }
+  const view = await waitFor(`trade ${tradeId} to end`, async () => {
+    const v = await buyer.rpc.call<TradeView>('trade_get', { tradeId })
+    const rec = v.records.find(r => r.role === 'buyer')!
+    return ['delivered', 'rated', 'refunded', 'failed'].includes(rec.state) ? v : undefined
+  }, TRADE_TIMEOUT_MS, 200)
+  const buyerRec = view.records.find(r => r.role === 'buyer')!
+  if (buyerRec.state !== 'delivered') {
+    row.failure = `buyer ended ${buyerRec.state}: ${buyerRec.reason ?? ''}`
+    return row
+  }
+  const result = await buyer.rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
+  if (!result.verified || !Buffer.from(getBytes(result.result)).equals(Buffer.from(ds.expected))) {
+    row.failure = 'the result differs from the plain TypeScript analysis or from the final hash'
+    return row
+  }
+  const chosen = (view.chain?.nodes ?? []).map(n => net.nodes.find(d => d.info.ethAddress.toLowerCase() === n.payee.toLowerCase())!)
+  // Wait for the seller's and the nodes' parts to end too (withdrawals), so the next trade starts on quiet daemons.
+  const sellerRec = await waitFor('the seller to settle', async () => {
+    const r = await recordOf(seller, tradeId, 'seller')
+    return r !== undefined && ['finalized', 'refunded', 'failed'].includes(r.state) ? r : undefined
+  }, 60_000, 200)
+  const nodeRecs = await Promise.all(chosen.map(async d => await waitFor(`${d.name} to settle`, async () => {
+    const r = await recordOf(d, tradeId, 'node')
+    return r !== undefined && ['finalized', 'delivered', 'refunded', 'failed'].includes(r.state) ? r : undefined
+  }, 60_000, 200)))
+  const runs = chosen.map(d => enclaveRunMsFromLog(d.output(), tradeId)).filter((x): x is number => x !== undefined)
+  row.figures = tradePhases(buyerRec, sellerRec, nodeRecs, runs)
+  row.gasUsed = view.chain?.final?.gasUsed
+  return row
+}
+
+function memoryOfAll (net: LocalTestnet): Map<string, Memory> {
+  return new Map(net.daemons.map(d => [d.name, memoryOf(d.child.pid!)]))
+}
+
+async function main (): Promise<void> {
+  const started = Date.now()
+  const dir = flags.keep !== undefined ? resolve(flags.keep) : mkdtempSync(join(tmpdir(), 'sdte-bench-trade-'))
+  mkdirSync(dir, { recursive: true })
+
+  say(`throughput: ${THROUGHPUT_BYTES / MiB} MiB in ${DEFAULT_THROUGHPUT_CHUNK / KiB} KiB chunks`)
+  const throughput = await measureThroughput({ totalBytes: THROUGHPUT_BYTES, repeats: quick ? 1 : DEFAULT_THROUGHPUT_REPEATS })
+  for (const r of throughput) say(`  ${r.path}: ${r.mibPerSecond.toFixed(0)} MiB/s`)
+
+  say('making the datasets')
+  const datasets: Dataset[] = SIZES.map((s, i) => {
+    const { data, records } = datasetOfSize(s.bytes, i + 1)
+    return { label: s.label, tag: `bench-${s.label.replace(/\s+/g, '').toLowerCase()}`, data, records, expected: referenceOutput('Stats', [data]) }
+  })
+
+  say(`starting a local testnet in ${dir}: devnet, relay, 1 buyer, 1 seller, ${TESTNET_NODES} nodes`)
+  const tStart = Date.now()
+  const net = await LocalTestnet.start({ dir, buyers: 1, sellers: 1, nodes: TESTNET_NODES })
+  const testnetStartMs = Date.now() - tStart
+  const rows: TradeRow[] = []
+  let idleMemory = new Map<string, Memory>()
+  let afterMemory: Map<string, Memory> | undefined
+  const startup: StartupFigures[] = []
+  let baseline: { nodeMs: number[], moduleLoadMs: number[] } = { nodeMs: [], moduleLoadMs: [] }
+  try {
+    await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
+    idleMemory = memoryOfAll(net)
+    const seller = net.sellers[0]
+    for (const ds of datasets) {
+      const path = join(seller.datadir, `${ds.tag}.csv`)
+      writeFileSync(path, ds.data)
+      await seller.rpc.call('seller_addDataset', { path, tag: ds.tag, unitPrice: UNIT_PRICE.toString() })
+    }
+    const measurement = net.network.measurements[0]
+    await waitFor('DHT announcements', async () => {
+      for (const ds of datasets) if ((await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${ds.tag}` })).length < 1) return false
+      return (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:node:${measurement}` })).length >= TESTNET_NODES
+    }, 60_000, 500)
+
+    for (const ds of datasets) {
+      for (const n of NODE_COUNTS) {
+        say(`trade: ${ds.label} (${ds.data.length} bytes, ${ds.records} records), ${n} node(s)`)
+        const row = await runTrade(net, ds, n)
+        rows.push(row)
+        if (row.failure !== undefined) say(`  FAILED: ${row.failure}`)
+        else say(`  total ${sec(row.figures!.totalMs)} s: ${PHASES.map(p => `${p} ${sec(row.figures!.phases[p])}`).join(', ')}`)
+      }
+    }
+    afterMemory = memoryOfAll(net)
+
+    say('start-up of idle daemons')
+    const bootstrap = net.relay.info.addresses[0]
+    for (const role of quick ? ['relay'] as const : ['relay', 'node'] as const) {
+      startup.push(await measureStartup({ dir, role, networkPath: net.networkPath, bootstrap, runs: STARTUP_RUNS }))
+    }
+    baseline = await baselineStartup(STARTUP_RUNS)
+  } finally {
+    say('stopping the testnet')
+    await net.stop()
+    if (flags.keep === undefined) rmSync(dir, { recursive: true, force: true })
+  }
+
+  const md = report({ throughput, datasets, rows, net, idleMemory, afterMemory, startup, baseline, testnetStartMs })
+  process.stdout.write(md.trade + '\n' + md.daemon + '\n')
+  if (flags.write) {
+    writeSections(join(ROOT, 'BENCHMARKS.md'), [md.trade, md.daemon])
+    say('wrote ## Trade and ## Daemon into BENCHMARKS.md')
+  }
+  say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  const failed = rows.filter(r => r.failure !== undefined)
+  if (failed.length > 0) process.exitCode = 1
+}
+
+interface ReportInput {
+  throughput: ThroughputRow[]
+  datasets: Dataset[]
+  rows: TradeRow[]
+  net: LocalTestnet
+  idleMemory: Map<string, Memory>
+  afterMemory: Map<string, Memory> | undefined
+  startup: StartupFigures[]
+  baseline: { nodeMs: number[], moduleLoadMs: number[] }
+  testnetStartMs: number
+}
+
+function machine (): string {
+  return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.versions.node}, ${new Date().toISOString().slice(0, 10)}`
+}
+
+function report (r: ReportInput): { trade: string, daemon: string } {
+  const command = `node bench/trade/run.ts${quick ? ' --quick' : ''}${flags.write ? ' --write' : ''}`
+  const t: string[] = []
+  const ok = r.rows.filter(x => x.figures !== undefined)
+  t.push('## Trade', '')
+  t.push(`Measured by \`${command}\` on ${machine()}. Every daemon, anvil and the benchmark share those cores; one run each, so single figures are noisy (±0.5 s).`)
+  t.push(`One LocalTestnet (daemon/testnet.ts) for all trades: devnet (anvil, a block per transaction), relay, 1 buyer, 1 seller, ${TESTNET_NODES} trusted nodes, each a separate process with the default options (trade.tickMs 500, offerWindowMs 3000); it took ${sec(r.testnetStartMs)} s to start.`)
+  t.push(`Each trade: one seller, the sample CSV of enclave/examples.ts, StatsFast (the precompile build); nodePrice ${NODE_PRICE} wei/gas and nodeCap ${NODE_CAP} wei, so the enclave's gas cap is min(DEFAULT_GAS_CAP ${DEFAULT_GAS_CAP}, MAX_GAS_CAP ${MAX_GAS_CAP}, nodeCap / nodePrice) = 1 Ggas (64 MiB needs about 0.24 Ggas). The buyer attests all ${TESTNET_NODES} offered enclaves and keeps the n fastest. Results are checked against the same analysis in TypeScript.`)
+  t.push('', 'Seconds per phase (they add up to the total, demand posted to result checked):', '')
+  t.push(`| dataset | records | nodes | ${PHASES.join(' | ')} | total |`)
+  t.push(`|---|---:|---:|${PHASES.map(() => '---:').join('|')}|---:|`)
+  for (const x of r.rows) {
+    if (x.figures === undefined) {
+      t.push(`| ${x.dataset.label} | ${x.dataset.records.toLocaleString('en')} | ${x.nodes} | failed: ${x.failure} |${PHASES.slice(1).map(() => '').join('|')}| |`)
+      continue
+    }
+    t.push(`| ${x.dataset.label} | ${x.dataset.records.toLocaleString('en')} | ${x.nodes} | ${PHASES.map(p => sec(x.figures!.phases[p])).join(' | ')} | **${sec(x.figures.totalMs)}** |`)
+  }
+  t.push('', 'Inside delivery and execution (seconds; transfer MiB/s = nodes × dataset / transfer time):', '')
+  t.push('| dataset | nodes | seller picks the trade up | seller attests + streams to all nodes | transfer MiB/s | longest enclave run | gas used |')
+  t.push('|---|---:|---:|---:|---:|---:|---:|')
+  for (const x of ok) {
+    const f = x.figures!
+    const rate = x.nodes * x.dataset.data.length / MiB / (f.sellerTransferMs / 1000)
+    t.push(`| ${x.dataset.label} | ${x.nodes} | ${sec(f.sellerPickupMs)} | ${sec(f.sellerTransferMs)} | ${rate.toFixed(1)} | ${sec(f.enclaveRunMs)} | ${x.gasUsed !== undefined ? BigInt(x.gasUsed).toLocaleString('en') : '–'} |`)
+  }
+  t.push('', 'Phases: discovery = buyer demanded → attesting (the fixed 3 s offer window, then DHT solicitation and the CISC checks); attestation = attesting → openTrade sent (attest every candidate, send the code to the chosen); escrow = openTrade mined; delivery = buyer escrowed → the seller has delivered to every chosen enclave; execution = → the last node has submitted its ResultInfo; consensus = → the buyer has finalized and withdrawn its refund; result = → the buyer has fetched, decrypted and checked the result. Each hand-over from one daemon to another waits for the next poll of the receiving daemon (tickMs = 500 ms), which is counted in the phase it starts.')
+
+  const tcp = r.throughput.find(x => x.path.startsWith('TCP socket, plaintext'))!
+  t.push('', `### /sdte/data/1 against TCP on loopback (${r.throughput[0].bytes / MiB} MiB in ${DEFAULT_THROUGHPUT_CHUNK / KiB} KiB chunks, same run)`, '')
+  t.push('Both ends in the benchmark process (one thread for sender and receiver in every row). /sdte/data/1: two libp2p hosts from p2p/host.ts (TCP + noise + yamux) and the real protocol, the receiving handler only counts the chunks (no enclave). TCP: a node:net socket pair writing the same chunks with backpressure. MiB/s of payload (plaintext bytes).', '')
+  t.push('| path | s | MiB/s | vs plain TCP |')
+  t.push('|---|---:|---:|---:|')
+  for (const x of r.throughput) t.push(`| ${x.path} | ${x.seconds.toFixed(2)} | ${x.mibPerSecond.toFixed(0)} | ${(x.mibPerSecond / tcp.mibPerSecond).toFixed(2)}× |`)
+
+  const d: string[] = []
+  d.push('## Daemon', '')
+  d.push(`Measured by \`${command}\` on ${machine()}, on the testnet of ## Trade.`, '')
+  d.push('Resident memory (VmRSS from /proc/<pid>/status; the enclave worker is a thread of the node\'s process, so it is included). Idle: after start-up and a 3 s settle; after: once every trade of ## Trade has ended (the last was the largest dataset with the most nodes); peak: VmHWM at that point.', '')
+  d.push('| daemon | idle MiB | after the trades MiB | peak MiB |')
+  d.push('|---|---:|---:|---:|')
+  for (const dm of r.net.daemons.slice().sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }))) {
+    const idle = r.idleMemory.get(dm.name)
+    const after = r.afterMemory?.get(dm.name)
+    d.push(`| ${dm.name} | ${mib(idle?.rssKiB ?? NaN)} | ${mib(after?.rssKiB ?? NaN)} | ${mib(after?.peakKiB ?? NaN)} |`)
+  }
+  const base = median(r.baseline.nodeMs)
+  d.push('', `Start-up, spawn to the control API answering admin_info (polled every 5 ms), median of ${STARTUP_RUNS} restarts of one datadir; the first start (key creation, CISC registration for a node) separately. Baselines: \`node -e 0\` and Node importing daemon/node.ts (every module a daemon loads, nothing started), same binary, median of ${STARTUP_RUNS}.`, '')
+  d.push('| what | first start ms | median ms | vs node -e 0 | idle RSS MiB |')
+  d.push('|---|---:|---:|---:|---:|')
+  d.push(`| \`node -e 0\` | | ${base.toFixed(0)} | 1× | |`)
+  d.push(`| import daemon/node.ts | | ${median(r.baseline.moduleLoadMs).toFixed(0)} | ${(median(r.baseline.moduleLoadMs) / base).toFixed(0)}× | |`)
+  for (const s of r.startup) d.push(`| idle ${s.role} daemon | ${s.firstMs.toFixed(0)} | ${median(s.restartsMs).toFixed(0)} | ${(median(s.restartsMs) / base).toFixed(0)}× | ${mib(s.idle.rssKiB)} |`)
+  return { trade: t.join('\n') + '\n', daemon: d.join('\n') + '\n' }
+}
+
+/** Replaces (or appends) each `## Title` section in the file, leaving every other section as it is. */
+function writeSections (file: string, sections: string[]): void {
+  let text = readFileSync(file, 'utf8')
+  for (const section of sections) {
+    const title = section.split('\n')[0]
+    const lines = text.split('\n')
+    const start = lines.findIndex(l => l === title)
+    if (start < 0) {
+      text = text.replace(/\n*$/, '\n\n') + section
+      continue
+    }
+    let end = lines.findIndex((l, i) => i > start && /^## /.test(l))
+    if (end < 0) end = lines.length
+    const after = lines.slice(end).join('\n')
+    text = [...lines.slice(0, start), section.replace(/\n+$/, ''), ...(after === '' ? [''] : ['', after])].join('\n')
+  }
+  writeFileSync(file, text.replace(/\n*$/, '\n'))
+}
+
+await main()
