@@ -1,6 +1,6 @@
 // /sdte/attest/1: the enclave's quote for a task, and the buyer's encrypted code. Shaped like p2p/echo.
 import { messageChannel } from '../messages/index.ts'
-import { clientExchange, expectEnd, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { answerRequest, openExchange, requestReply } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { AttestRequest, CodeAck, QuoteReply, type Attest, type Code } from './schema.ts'
 import type { P2PHost } from '../host.ts'
@@ -46,23 +46,11 @@ export function attestProtocol (host: P2PHost, options: AttestOptions = {}): Att
       started = true
       await host.handle(protocol, async (stream, context) => {
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
-        const req = await channel.read(AttestRequest)
-        // The client closes its side after its one request; check that before acting on it.
-        await expectEnd(channel, 'one attest request')
-        let answer: unknown
-        try {
-          if (req.type === 'attest') {
-            answer = await handlers.onAttest(context.remotePeer, req)
-          } else {
-            await handlers.onCode(context.remotePeer, req as Code)
-            answer = { type: 'code-ack' }
-          }
-        } catch (err) {
-          if (!(err instanceof RefuseRequest)) throw err
-          answer = refusal(err)
-        }
-        await channel.write(answer)
-        await channel.close()
+        await answerRequest(channel, AttestRequest, 'one attest request', async (req) => {
+          if (req.type === 'attest') return await handlers.onAttest(context.remotePeer, req)
+          await handlers.onCode(context.remotePeer, req as Code)
+          return { type: 'code-ack' }
+        })
       }, {
         maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
         maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
@@ -71,18 +59,10 @@ export function attestProtocol (host: P2PHost, options: AttestOptions = {}): Att
     },
     async stop () { if (started) await host.unhandle(protocol) },
     async attest (nodePeer, req, o = {}) {
-      return await clientExchange(await open(nodePeer, o.signal), async (channel) => {
-        await channel.write({ type: 'attest', ...req })
-        await channel.close()
-        return await readReply(channel, 'quote', QuoteReply)
-      })
+      return await requestReply(await open(nodePeer, o.signal), { type: 'attest', ...req }, 'quote', QuoteReply)
     },
     async sendCode (nodePeer, req, o = {}) {
-      await clientExchange(await open(nodePeer, o.signal), async (channel) => {
-        await channel.write({ type: 'code', ...req })
-        await channel.close()
-        await readReply(channel, 'code-ack', CodeAck)
-      })
+      await requestReply(await open(nodePeer, o.signal), { type: 'code', ...req }, 'code-ack', CodeAck)
     }
   }
 }

@@ -108,3 +108,31 @@ export async function expectEnd (channel: MessageChannel, what: string): Promise
     throw err
   }
 }
+
+/**
+ * The server side of a one-request, one-reply stream: read the request, require the client's end,
+ * then write `answer(request)`, or a `refused` reply when it throws RefuseRequest.
+ */
+export async function answerRequest<T> (channel: MessageChannel, request: s.Schema<T>, what: string, answer: (req: T) => Promise<unknown>): Promise<void> {
+  const req = await channel.read(request)
+  // The client closes its side after its one request; check that before acting on it.
+  await expectEnd(channel, what)
+  let reply: unknown
+  try {
+    reply = await answer(req)
+  } catch (err) {
+    if (!(err instanceof RefuseRequest)) throw err
+    reply = refusal(err)
+  }
+  await channel.write(reply)
+  await channel.close()
+}
+
+/** The client side: one request, our end, one reply of type `replyType` (a refusal is thrown). */
+export async function requestReply<T> (channel: MessageChannel, message: unknown, replyType: string, reply: s.Schema<T>): Promise<T> {
+  return await clientExchange(channel, async () => {
+    await channel.write(message)
+    await channel.close()
+    return await readReply(channel, replyType, reply)
+  })
+}

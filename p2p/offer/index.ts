@@ -2,7 +2,7 @@
 // found in the DHT. (Sellers and nodes learn that they were chosen from DTMC's events.) Shaped like p2p/echo.
 import { messageChannel, schema as s } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
-import { clientExchange, expectEnd, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { answerRequest, openExchange, requestReply, RefuseRequest } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { Offer, OfferAck, OfferRequest, type Solicit } from './schema.ts'
 import type { P2PHost } from '../host.ts'
@@ -45,11 +45,7 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
 
   async function request<T> (peerId: string, message: unknown, replyType: string, reply: s.Schema<T>, signal?: AbortSignal): Promise<T> {
     const channel = await openExchange(host, peerId, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal })
-    return await clientExchange(channel, async () => {
-      await channel.write(message)
-      await channel.close()
-      return await readReply(channel, replyType, reply)
-    })
+    return await requestReply(channel, message, replyType, reply)
   }
 
   return {
@@ -58,24 +54,14 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
       started = true
       await host.handle(protocol, async (stream, context) => {
         const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
-        const req = await channel.read(OfferRequest)
-        // The client closes its side after its one request; check that before acting on it.
-        await expectEnd(channel, 'one offer request')
-        let answer: unknown
-        try {
+        await answerRequest(channel, OfferRequest, 'one offer request', async (req) => {
           if (req.type === 'offer') {
             if (handlers.onOffer === undefined) throw new RefuseRequest('NotBuyer', 'this peer takes no offers')
-            answer = { type: 'offer-ack', accepted: await handlers.onOffer(context.remotePeer, req) }
-          } else {
-            if (handlers.onSolicit === undefined) throw new RefuseRequest('NoOffer', 'this peer makes no offers')
-            answer = await handlers.onSolicit(context.remotePeer, (req as Solicit).demand)
+            return { type: 'offer-ack', accepted: await handlers.onOffer(context.remotePeer, req) }
           }
-        } catch (err) {
-          if (!(err instanceof RefuseRequest)) throw err
-          answer = refusal(err)
-        }
-        await channel.write(answer)
-        await channel.close()
+          if (handlers.onSolicit === undefined) throw new RefuseRequest('NoOffer', 'this peer makes no offers')
+          return await handlers.onSolicit(context.remotePeer, (req as Solicit).demand)
+        })
       }, {
         maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
         maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
