@@ -9,7 +9,7 @@
 // largest measured size (gas and time per record are flat in the record count) and marked "≈".
 import { createCipheriv, randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
-import { cpus } from 'node:os'
+import { cpus, loadavg } from 'node:os'
 import { Wallet, getBytes, hexlify, keccak256 } from 'ethers'
 import { loadArtifact } from '../../contracts/compile.ts'
 import { runAnalysis } from '../../enclave/evm.ts'
@@ -54,7 +54,7 @@ const out = (s = ''): void => { lines.push(s); process.stdout.write(s + '\n') }
 
 out('## Enclave')
 out()
-out(`Measured by \`node bench/enclave/run.ts\` on ${cpus()[0]?.model ?? 'this machine'} (${cpus().length} cores), Node ${process.versions.node}, ${new Date().toISOString().slice(0, 10)}. One run each: figures are noisy, ratios are what count.`)
+out(`Measured by \`node bench/enclave/run.ts\` on ${cpus()[0]?.model ?? 'this machine'} (${cpus().length} cores, load average ${loadavg()[0].toFixed(1)} at start), Node ${process.versions.node}, ${new Date().toISOString().slice(0, 10)}. One run each: times are noisy (other processes share the cores), gas is exact and deterministic; ratios are what count.`)
 out('Dataset: the sample CSV of enclave/examples.ts (`id,value,x,y`, about 19 bytes a record). "Plain" = the analysis contract scanning the CSV in EVM code; "Fast" = the same contract on the analytics precompiles; "TS" = the same computation in plain TypeScript (split lines, BigInt). The EVM runs are the confined EVM alone (no worker, no crypto). Outputs of all three are checked equal.')
 out()
 out('| analysis | records | CSV MiB | Plain s | Plain Mgas | Plain rec/s | Plain Mgas/s | Fast s | Fast Mgas | Fast rec/s | Fast Mgas/s | TS s | TS rec/s | Fast vs Plain | TS vs Fast |')
