@@ -12,7 +12,7 @@ import type { Demand } from '../../p2p/demand/index.ts'
 import type { Offer } from '../../p2p/offer/index.ts'
 import type { DaemonKeys } from '../keys.ts'
 import type { Store } from '../store.ts'
-import type { TradeBook } from '../trades.ts'
+import type { TradeBook, TradeRecord } from '../trades.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { Log } from 'ethers'
 
@@ -95,6 +95,21 @@ export async function newTradesOf (chain: ChainClient, account: string, role: 's
 export async function chainTime (chain: ChainClient): Promise<number> {
   const block = await chain.provider.getBlock('latest')
   return block?.timestamp ?? Math.floor(Date.now() / 1000)
+}
+
+/**
+ * A seller's or node's end of a trade, once DTMC has settled or refunded it: withdraw what DTMC
+ * credited us and record it. Returns false while the trade is still open.
+ */
+export async function closeWhenOver<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, state: 'open' | 'settled' | 'refunded'): Promise<boolean> {
+  if (state === 'open') return false
+  const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, ctx.network.deployBlock)
+  await withdrawCredit(ctx)
+  await ctx.trades.transition<D>(t, state === 'settled' ? 'finalized' : 'refunded', {
+    data: { payment: credited.toString() } as Partial<D>,
+    note: `${state}: paid ${credited} wei`
+  })
+  return true
 }
 
 /** Wei credited to us on DTMC; withdrawn when there is any. Returns the amount withdrawn. */

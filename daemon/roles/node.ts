@@ -16,7 +16,7 @@ import { logger } from '../log.ts'
 import { writeSecretFile } from '../keys.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { TradeRecord } from '../trades.ts'
-import { chainTime, creditedFor, newTradesOf, tradeParties, withdrawCredit, type Role, type RoleContext } from './context.ts'
+import { chainTime, closeWhenOver, newTradesOf, tradeParties, type Role, type RoleContext } from './context.ts'
 
 const log = logger('sdte:node')
 
@@ -214,14 +214,7 @@ export class NodeRole implements Role {
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
-    if (view.state === 'settled' || view.state === 'refunded') {
-      const credited = await creditedFor(this.ctx.chain, this.ctx.keys.ethAddress, t.tradeId, this.ctx.network.deployBlock)
-      await withdrawCredit(this.ctx)
-      await this.ctx.trades.transition(t, view.state === 'settled' ? 'finalized' : 'refunded', {
-        data: { payment: credited.toString() }, note: `${view.state}: paid ${credited} wei`
-      })
-      return
-    }
+    if (await closeWhenOver(this.ctx, t, view.state)) return
     const now = await chainTime(this.ctx.chain)
     if (t.state === 'escrowed' || t.state === 'delivering') {
       const task = (await this.enclave.tasks()).find(x => x.taskId === t.data.taskId)

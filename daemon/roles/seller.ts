@@ -12,7 +12,7 @@ import { appError } from '../rpc/errors.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { TradeRecord } from '../trades.ts'
 import { deriveSecret } from '../local-secrets.ts'
-import { chainTime, creditedFor, newTradesOf, tradeParties, withdrawCredit, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
+import { chainTime, closeWhenOver, newTradesOf, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
 
 const log = logger('sdte:seller')
 
@@ -189,15 +189,7 @@ export class SellerRole implements Role {
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
-    if (view.state === 'settled' || view.state === 'refunded') {
-      const credited = await creditedFor(this.ctx.chain, this.ctx.keys.ethAddress, t.tradeId, this.ctx.network.deployBlock)
-      await withdrawCredit(this.ctx)
-      await this.ctx.trades.transition(t, view.state === 'settled' ? 'finalized' : 'refunded', {
-        data: { payment: credited.toString() },
-        note: `${view.state}: paid ${credited} wei`
-      })
-      return
-    }
+    if (await closeWhenOver(this.ctx, t, view.state)) return
     if (t.state === 'escrowed' || t.state === 'delivering') {
       if (await chainTime(this.ctx.chain) > t.data.deadline) return // too late to deliver; wait for the refund
       if (!this.delivering.has(t.tradeId)) {
