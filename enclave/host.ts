@@ -3,9 +3,9 @@
 // hold (the simulated platform's keys, passed in at start as SGX would have them fused in hardware).
 import { Worker } from 'node:worker_threads'
 import type { ResourceLimits } from 'node:worker_threads'
-import { getBytes } from 'ethers'
 import { logger } from '../daemon/log.ts'
 import { DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.ts'
+import { toBytes } from './crypto.ts'
 import { EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, deserializeError } from './errors.ts'
 import type {
   AttestRequest, AttestResponse, ExecuteResponse, HostMessage, Request, ResponseMap, SellerDataStatus, TaskSummary,
@@ -88,7 +88,7 @@ interface Pending { resolve: (v: any) => void, reject: (e: Error) => void, timer
 /** Starts a simulated enclave (a worker thread) and resolves once it has loaded its sealed state. */
 export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHost> {
   if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
-  const platformSecret = typeof options.platformSecret === 'string' ? getBytes(options.platformSecret) : options.platformSecret
+  const platformSecret = toBytes(options.platformSecret, 'platformSecret')
   if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
   const store = options.store ?? new MemoryBlobStore()
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
@@ -191,10 +191,10 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
       return r
     },
     deliverCode: async (taskId, envelope) => {
-      await call('deliverCode', { taskId, envelope: typeof envelope === 'string' ? getBytes(envelope) : envelope })
+      await call('deliverCode', { taskId, envelope: toBytes(envelope, 'envelope') })
     },
     deliverData: async (taskId, d) => {
-      const wrappedKey = typeof d.wrappedKey === 'string' ? getBytes(d.wrappedKey) : d.wrappedKey
+      const wrappedKey = toBytes(d.wrappedKey, 'wrappedKey')
       let status = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey })
       for await (const chunk of d.chunks) {
         if (status.complete) break

@@ -150,6 +150,19 @@ test('code that does not hash to the codeHash, or sealed to another task, is ref
   await rejectsWith(enclave.deliverCode('0x' + '00'.repeat(32), new Uint8Array(200)), 'UnknownTaskError')
 })
 
+test('malformed requests are refused with InvalidRequestError and change nothing', async () => {
+  const task = await buyerSetup(enclave, code)
+  const { ds, wrappedKey } = prepared(task)
+  for (const sellerIndex of [-1, 1.5, 64]) {
+    await rejectsWith(enclave.deliverData(task.taskId, { sellerIndex, commitment: ds.commitment, wrappedKey, chunks: ds.chunks }), 'InvalidRequestError')
+  }
+  await rejectsWith(enclave.deliverData(task.taskId, { sellerIndex: 0, commitment: 'nope', wrappedKey, chunks: ds.chunks }), 'InvalidRequestError')
+  await rejectsWith(enclave.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: 'zz', chunks: ds.chunks }), 'InvalidRequestError')
+  await rejectsWith(enclave.deliverCode(task.taskId, '0xgg'), 'InvalidRequestError')
+  await rejectsWith(enclave.execute(task.taskId, { sellerCount: -1 }), 'InvalidRequestError')
+  assert.equal((await enclave.tasks()).find(t => t.taskId === task.taskId)?.sellers, [])
+})
+
 test('execute waits for every seller: an incomplete input is not run', async () => {
   const task = await buyerSetup(enclave, code)
   await sellerDeliver(enclave, task, 0, data)
