@@ -24,7 +24,7 @@ export interface DemoOptions {
 }
 
 interface TradeView {
-  records: Array<{ role: string, state: string, reason?: string, timeline: Array<{ state: string, at: string, note?: string }>, phaseMs?: Record<string, number>, refund?: string, payments?: Record<string, string>, nodes?: Array<{ index: number, delivered: boolean, sentBytes: number }> }>
+  records: Array<{ role: string, state: string, reason?: string, timeline: Array<{ state: string, at: string, note?: string }>, phaseMs?: Record<string, number>, refund?: string, payments?: Record<string, string>, size?: number, nodes?: Array<{ index: number, delivered: boolean, sentBytes: number }> }>
   chain: { state: string, deposit: string, final: { resultHash: string, count: number, status: number, resultSize: string } | null, nodes: Array<{ payee: string }>, sellers: Array<{ account: string }> } | null
 }
 
@@ -98,6 +98,7 @@ export async function runDemo (o: DemoOptions): Promise<void> {
     // Follow the trade: every state change of the buyer, and the sellers' deliveries.
     const seen = new Set<string>()
     const delivered = new Set<string>()
+    const progress = new Map<string, number>()
     const view = await waitFor('the trade to end', async () => {
       const v = await buyer.rpc.call<TradeView>('trade_get', { tradeId: posted.tradeId })
       const rec = v.records.find(r => r.role === 'buyer')!
@@ -109,11 +110,15 @@ export async function runDemo (o: DemoOptions): Promise<void> {
       }
       for (const s of net.sellers) {
         const sv = await s.rpc.call<TradeView>('trade_get', { tradeId: posted.tradeId }).catch(() => null)
-        for (const n of sv?.records.find(r => r.role === 'seller')?.nodes ?? []) {
+        const rec = sv?.records.find(r => r.role === 'seller')
+        for (const n of rec?.nodes ?? []) {
           const key = `${s.name}/${n.index}`
           if (n.delivered && !delivered.has(key)) {
             delivered.add(key)
             say(`${s.name} → enclave of node ${n.index}: ${n.sentBytes} bytes delivered (attested, encrypted in 64 KiB chunks)`)
+          } else if (!n.delivered && n.sentBytes > 0 && progress.get(key) !== n.sentBytes) {
+            progress.set(key, n.sentBytes)
+            say(`${s.name} → enclave of node ${n.index}: ${n.sentBytes} of ${rec?.size ?? '?'} bytes`)
           }
         }
       }

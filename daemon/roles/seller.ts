@@ -34,7 +34,9 @@ export interface SellerTradeData {
   commitment: string
   codeHash: string
   deadline: number
+  /** Per chosen node: its enclave, and how much of our data it has (updated as the delivery goes). */
   nodes: Array<TradeNodeEvent & { peerId?: string, delivered: boolean, sentBytes: number }>
+  size?: number
   payment?: string
 }
 
@@ -213,8 +215,13 @@ export class SellerRole implements Role {
     const key = deriveSecret(this.ctx.keys.ethWallet.privateKey, DATA_KEY_PURPOSE, `${t.tradeId}/${t.data.offerId}`)
     const chunkSize = DEFAULT_CHUNK_SIZE
     const chunks = Math.max(1, Math.ceil(plain.length / chunkSize))
+    if (t.data.size !== plain.length) t = await this.ctx.trades.update(t, { size: plain.length })
     const chunkAt = (i: number): Uint8Array => encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize))
     const nodes = [...t.data.nodes]
+    // Progress and completion per node go to the record (trade_get shows them), one write at a time.
+    const saveNodes = async (): Promise<void> => {
+      await this.ctx.trades.locked('seller', t.tradeId, async () => { t = await this.ctx.trades.update(t, { nodes: [...nodes] }) })
+    }
     await Promise.all(nodes.map(async (n, i) => {
       if (n.delivered) return
       const record = await this.ctx.chain.cisc.node(n.payee)
@@ -237,10 +244,14 @@ export class SellerRole implements Role {
       const status = await this.ctx.data.deliver(record.peerId, {
         tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, wrappedKey, size: plain.length, chunks
       }, chunkAt, {
-        onProgress: (p) => { log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes }) }
+        onProgress: (p) => {
+          log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes })
+          nodes[i] = { ...nodes[i], peerId: record.peerId, sentBytes: Math.min(plain.length, p.sentChunks * chunkSize) }
+          void saveNodes().catch(() => {})
+        }
       })
       nodes[i] = { ...n, peerId: record.peerId, delivered: status.complete, sentBytes: plain.length }
-      t = await this.ctx.trades.update(t, { nodes: [...nodes] })
+      await saveNodes()
     }))
     if (nodes.every(n => n.delivered)) {
       await this.ctx.trades.transition(t, 'executing', { note: `data delivered to ${nodes.length} enclaves (${plain.length} bytes each)` })
