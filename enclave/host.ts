@@ -23,9 +23,13 @@ export interface EnclaveOptions {
   platformSecret: Uint8Array | string
   /** Where sealed state goes. Default: a MemoryBlobStore (lost on exit). */
   store?: SealedBlobStore
-  /** Per-request timeout, except execute. Default DEFAULT_REQUEST_TIMEOUT_MS. */
+  /**
+   * Per-request timeout, except execute. Default DEFAULT_REQUEST_TIMEOUT_MS. A request that times out
+   * fails with EnclaveTimeoutError and stops the worker (it would hold up every later request);
+   * start a new enclave on the same store to resume.
+   */
   requestTimeoutMs?: number
-  /** Timeout of one execute request. Default DEFAULT_EXECUTE_TIMEOUT_MS. */
+  /** Timeout of one execute request, same consequence. Default DEFAULT_EXECUTE_TIMEOUT_MS. */
   executeTimeoutMs?: number
   /** Simulates another enclave build (tests only): mixed into the measurement. Default ''. */
   variant?: string
@@ -165,6 +169,10 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
       const timer = setTimeout(() => {
         pending.delete(id)
         reject(new EnclaveTimeoutError(`enclave did not answer ${op} within ${timeoutMs} ms`))
+        // The worker serves requests one at a time: one that does not answer holds up all others.
+        // Stop it; its state is sealed, and a new createEnclave() resumes from there.
+        log.warn('enclave worker unresponsive, stopping it', { op, timeoutMs })
+        void host.close()
       }, timeoutMs)
       pending.set(id, { resolve, reject, timer })
       const msg: HostMessage = { kind: 'request', id, request: { op, params } as Request }
