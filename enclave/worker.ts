@@ -265,7 +265,13 @@ async function attest (p: AttestRequest): Promise<AttestResponse> {
     t = newTask(tradeId, codeHash, generateKeyPair().privateKey)
     await putSealed(K.task(t.taskId), { tradeId, codeHash, privateKey: hexlify(t.privateKey) })
     tasks.set(t.taskId, t)
-    await saveIndex()
+    try {
+      await saveIndex()
+    } catch (err) {
+      // Not in the sealed index, the task would be lost at the next restart: do not hand it out.
+      tasks.delete(t.taskId)
+      throw err
+    }
   }
   const reportData = reportDataOf(t.address, t.taskId, tradeId, codeHash, nonce)
   const signature = signDigest(attestationKey, quoteDigestOf(measurement, reportData))

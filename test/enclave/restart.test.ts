@@ -131,6 +131,19 @@ test('another enclave build, or another platform, cannot unseal the state', asyn
   assert.equal(await moved.resume(), [])
 })
 
+test('a store that fails a write fails the request, and no half-made task is handed out', async () => {
+  const store = new MemoryBlobStore()
+  const e = await start(store)
+  const realPut = store.put.bind(store)
+  store.put = async (key, blob) => { if (key.endsWith('/index')) throw new Error('disk full'); await realPut(key, blob) }
+  const err = await rejectsWith(e.attest({ tradeId: random32(), codeHash: random32(), nonce: random32() }), 'EnclaveError')
+  assert.match(err.message, /disk full/)
+  assert.equal(await e.tasks(), [])
+  store.put = realPut
+  await e.attest({ tradeId: random32(), codeHash: random32(), nonce: random32() })
+  assert.is((await e.tasks()).length, 1)
+})
+
 test('dropTask deletes the sealed state of a task', async () => {
   const store = new MemoryBlobStore()
   const e = await start(store)
