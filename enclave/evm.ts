@@ -23,7 +23,7 @@ import type { ResultStatusCode } from '../contracts/formats.ts'
 import {
   DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP, EVM_HARDFORK, MAX_EVM_MEMORY, MAX_GAS_CAP, MAX_OUTPUT_CAP, MAX_TOTAL_INPUT_SIZE, MEMORY_QUAD_COEFF_DIV
 } from './constants.ts'
-import { makePrecompile, PRECOMPILE_ADDRESSES, precompileTable } from './precompiles.ts'
+import { makePrecompile, MAX_CSV_RECORDS, PRECOMPILE_ADDRESSES, precompileTable } from './precompiles.ts'
 import type { PrecompileName } from './precompiles.ts'
 
 /** Opcodes refused by the confined EVM, by number. */
@@ -78,6 +78,7 @@ export function evmConfiguration (): Record<string, unknown> {
     hardfork: EVM_HARDFORK,
     memoryQuadCoeffDiv: String(MEMORY_QUAD_COEFF_DIV),
     maxMemory: MAX_EVM_MEMORY,
+    maxCsvRecords: MAX_CSV_RECORDS,
     engineFixes: ['memory growth doubling', 'CALLDATACOPY zero padding without array spread'],
     forbiddenOpcodes: Object.values(FORBIDDEN_OPCODES),
     staticcallTargets: STANDARD_PRECOMPILES,

@@ -15,7 +15,7 @@
 // returns false.
 import { EVMError } from '@ethereumjs/evm'
 import type { ExecResult, PrecompileInput } from '@ethereumjs/evm'
-import { FIXED_POINT_SCALE } from './constants.ts'
+import { FIXED_POINT_SCALE, MAX_EVM_MEMORY } from './constants.ts'
 
 export const PRECOMPILE_ADDRESSES = {
   csvColumn: '0x0000000000000000000000000000000000000a00',
@@ -46,6 +46,12 @@ export const PRECOMPILE_GAS = {
 export const MAX_HISTOGRAM_BUCKETS = 4096
 /** Most decimals a CSV column may be parsed with. */
 export const MAX_CSV_DECIMALS = 18
+/**
+ * Most records one csvColumn call returns: its output (32 bytes a record) must fit in half the EVM's
+ * memory bound, or a CSV of tiny records would make the precompile allocate gigabytes that the
+ * contract could never copy into its memory anyway.
+ */
+export const MAX_CSV_RECORDS = Math.floor(MAX_EVM_MEMORY / 2 / 32)
 
 const INT256_MAX = (1n << 255n) - 1n
 const INT256_MIN = -(1n << 255n)
@@ -186,6 +192,7 @@ export function parseCsvColumn (csv: Uint8Array, column: number, decimals: numbe
     if (lineEnd > pos && csv[lineEnd - 1] === CR) lineEnd--
     if (lineEnd === pos) { pos = end + 1; continue }
     if (headerPending) { headerPending = false; pos = end + 1; continue }
+    if (out.length >= MAX_CSV_RECORDS) throw new PrecompileInputError(`more than ${MAX_CSV_RECORDS} records`)
     // find the field
     let f = pos
     for (let c = 0; c < column; c++) {
