@@ -11,6 +11,10 @@ export const SAMPLE_HEADER = 'id,value,x,y\n'
 
 export const EXAMPLE_ANALYSES = ['Stats', 'Histogram', 'FilterCount', 'LinearFit'] as const
 export type ExampleAnalysis = typeof EXAMPLE_ANALYSES[number]
+/** Analyses built on the sort precompile (kept apart: the plain build's in-EVM sort is slow). */
+export const SORT_ANALYSES = ['Median'] as const
+export type AnyAnalysis = ExampleAnalysis | typeof SORT_ANALYSES[number]
+export const ALL_ANALYSES: readonly AnyAnalysis[] = [...EXAMPLE_ANALYSES, ...SORT_ANALYSES]
 
 /**
  * A deterministic sample dataset of `records` rows: value in 0..1099 (so the histogram's last,
@@ -50,7 +54,7 @@ function columns (data: Uint8Array): { value: bigint[], x: bigint[], y: bigint[]
 }
 
 /** The expected output of each example analysis over `inputs`, computed in plain TypeScript. */
-export function referenceOutput (analysis: ExampleAnalysis, inputs: Uint8Array[]): Uint8Array {
+export function referenceOutput (analysis: AnyAnalysis, inputs: Uint8Array[]): Uint8Array {
   const cols = inputs.map(columns)
   const value = cols.flatMap(c => c.value)
   switch (analysis) {
@@ -81,6 +85,13 @@ export function referenceOutput (analysis: ExampleAnalysis, inputs: Uint8Array[]
       if (n < 2n || den === 0n) return getBytes(abi.encode(['uint256', 'int256', 'int256'], [n, 0, 0]))
       const slope = (n * sxy - sx * sy) * FIXED_POINT_SCALE / den
       return getBytes(abi.encode(['uint256', 'int256', 'int256'], [n, slope, (sy * FIXED_POINT_SCALE - slope * sx) / n]))
+    }
+    case 'Median': {
+      const v = [...value].sort((p, q) => (p < q ? -1 : p > q ? 1 : 0))
+      const n = v.length
+      if (n === 0) return getBytes(abi.encode(['uint256', 'int256'], [0, 0]))
+      const median = n % 2 === 1 ? v[n >> 1] * FIXED_POINT_SCALE : (v[n / 2 - 1] + v[n / 2]) * FIXED_POINT_SCALE / 2n
+      return getBytes(abi.encode(['uint256', 'int256'], [n, median]))
     }
   }
 }

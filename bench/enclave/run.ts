@@ -13,8 +13,8 @@ import { cpus, loadavg } from 'node:os'
 import { Wallet, getBytes, hexlify, keccak256 } from 'ethers'
 import { loadArtifact } from '../../contracts/compile.ts'
 import { runAnalysis } from '../../enclave/evm.ts'
-import { EXAMPLE_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/examples.ts'
-import type { ExampleAnalysis } from '../../enclave/examples.ts'
+import { ALL_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/examples.ts'
+import type { AnyAnalysis } from '../../enclave/examples.ts'
 import {
   createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, wrapDataKey
 } from '../../enclave/index.ts'
@@ -42,7 +42,7 @@ async function timeEvm (name: string, input: Uint8Array): Promise<Measured & { o
   return { seconds, gas: r.gasUsed, extrapolated: false, output: r.output }
 }
 
-function timeTs (analysis: ExampleAnalysis, input: Uint8Array): { seconds: number, output: Uint8Array } {
+function timeTs (analysis: AnyAnalysis, input: Uint8Array): { seconds: number, output: Uint8Array } {
   const t = performance.now()
   const output = referenceOutput(analysis, [input])
   return { seconds: (performance.now() - t) / 1000, output }
@@ -62,7 +62,7 @@ out('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 
 for (const records of SIZES) {
   const input = sampleDataset(records, 42)
-  for (const analysis of EXAMPLE_ANALYSES) {
+  for (const analysis of ALL_ANALYSES) {
     const ts = timeTs(analysis, input)
     const fast = await timeEvm(`${analysis}Fast`, input)
     if (hexlify(fast.output) !== hexlify(ts.output)) throw new Error(`${analysis}Fast differs from TypeScript at ${records}`)
@@ -97,7 +97,7 @@ if (big) {
   out()
   out('| analysis | s | Mgas | Mgas/s | MiB/s | TS s |')
   out('|---|---:|---:|---:|---:|---:|')
-  for (const analysis of EXAMPLE_ANALYSES) {
+  for (const analysis of ALL_ANALYSES) {
     const fast = await timeEvm(`${analysis}Fast`, input)
     const ts = timeTs(analysis, input)
     if (hexlify(fast.output) !== hexlify(ts.output)) throw new Error(`${analysis}Fast differs at 64 MiB`)

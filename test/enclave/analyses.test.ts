@@ -6,7 +6,7 @@ import { hexlify } from 'ethers'
 import { groupKeyOf, inputHashOf, ResultStatus } from '../../contracts/formats.ts'
 import { datasetCommitment, decryptResult } from '../../enclave/index.ts'
 import type { EnclaveHost, ExecuteResponse } from '../../enclave/index.ts'
-import { EXAMPLE_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/examples.ts'
+import { ALL_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/examples.ts'
 import { artifactCode, buyerSetup, random32, sellerDeliver, startEnclave } from './helpers.ts'
 
 let a: EnclaveHost
@@ -35,7 +35,7 @@ async function run (enclave: EnclaveHost, name: string, tradeId = random32()): P
   return { r, output }
 }
 
-for (const analysis of EXAMPLE_ANALYSES) {
+for (const analysis of ALL_ANALYSES) {
   test(`${analysis}: both builds give the TypeScript answer, identically on two enclaves`, async () => {
     const expected = hexlify(referenceOutput(analysis, inputs))
     const tradeId = random32()
@@ -58,7 +58,7 @@ for (const analysis of EXAMPLE_ANALYSES) {
 }
 
 test('with one seller (the precompile builds take a shorter path), both builds still agree with TypeScript', async () => {
-  for (const analysis of EXAMPLE_ANALYSES) {
+  for (const analysis of ALL_ANALYSES) {
     const expected = hexlify(referenceOutput(analysis, [seller1]))
     for (const build of ['Plain', 'Fast']) {
       const task = await buyerSetup(a, artifactCode(analysis + build))
