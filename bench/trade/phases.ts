@@ -6,13 +6,16 @@
 //   discovery    buyer demanded -> attesting            (offer window, DHT solicitation, CISC filter)
 //   attestation  buyer attesting -> escrow started      (every candidate attested, the n fastest get the code)
 //   escrow       openTrade sent -> mined                 (buyer's phaseMs.escrow)
-//   delivery     buyer escrowed -> seller executing      (seller sees the trade, attests each enclave, streams its data)
-//   execution    seller executing -> last node submitted (node sees the data complete, runs the enclave, submitResult)
+//   delivery     buyer escrowed -> last node executing   (seller sees the trade, attests each enclave, streams its
+//                                                          data; each node's poll sees code and data complete)
+//   execution    last node executing -> last submitted   (the enclave runs, submitResult)
 //   consensus    last node submitted -> buyer finalized  (buyer sees all results, finalize, withdraw the refund)
 //   result       buyer finalized -> buyer delivered      (fetch the encrypted result, decrypt, check the final hash)
 //
 // Every hand-over between daemons waits for the next poll of the receiving daemon (trade.tickMs,
-// 500 ms by default), which is part of the phase it starts.
+// 500 ms by default), which is part of the phase it starts. The end of the delivery is taken from the
+// nodes, not from the seller's own record: a seller whose stream failed after the enclave already had
+// every chunk marks its delivery done only after a retry, while the node has already gone on.
 
 export interface TimelineEntry { state: string, at: string, note?: string }
 
@@ -36,7 +39,7 @@ export interface TradePhases {
   totalMs: number
   /** Buyer escrowed -> the seller's record created (the seller's poll of DTMC). */
   sellerPickupMs: number
-  /** Seller delivering -> executing: attest every enclave and stream the data to all of them. */
+  /** Seller delivering -> executing, as the seller saw it: attest every enclave and stream the data to all of them (retries included). */
   sellerTransferMs: number
   /** The longest enclave run among the chosen nodes (from their logs), ms. */
   enclaveRunMs: number
@@ -71,7 +74,7 @@ export function tradePhases (buyer: PartyRecord, seller: PartyRecord, nodes: Par
   const attesting = stepAt(buyer, 'attesting')
   const escrowed = stepAt(buyer, 'escrowed')
   const escrowMs = buyer.phaseMs?.escrow ?? 0
-  const dataIn = stepAt(seller, 'executing')
+  const dataIn = Math.max(...nodes.map(n => stepAt(n, 'executing')))
   const submitted = Math.max(...nodes.map(n => stepAt(n, 'submitted')))
   const finalized = stepAt(buyer, 'finalized')
   const delivered = stepAt(buyer, 'delivered')
@@ -87,7 +90,7 @@ export function tradePhases (buyer: PartyRecord, seller: PartyRecord, nodes: Par
     },
     totalMs: delivered - created,
     sellerPickupMs: Date.parse(seller.createdAt) - escrowed,
-    sellerTransferMs: dataIn - stepAt(seller, 'delivering'),
+    sellerTransferMs: stepAt(seller, 'executing') - stepAt(seller, 'delivering'),
     enclaveRunMs: enclaveRunsMs.length === 0 ? NaN : Math.max(...enclaveRunsMs)
   }
 }

@@ -286,7 +286,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
     }
     t.push(`| ${x.dataset.label} | ${x.dataset.records.toLocaleString('en')} | ${x.nodes} | ${PHASES.map(p => sec(x.figures!.phases[p])).join(' | ')} | **${sec(x.figures.totalMs)}** |`)
   }
-  t.push('', 'Inside delivery and execution (seconds; transfer MiB/s = nodes × dataset / transfer time):', '')
+  t.push('', 'Inside delivery and execution (seconds; the seller\'s attest + stream time is from its own record, retries included; transfer MiB/s = nodes × dataset / that time):', '')
   t.push('| dataset | nodes | seller picks the trade up | seller attests + streams to all nodes | transfer MiB/s | data streams reset / deliveries restarted | longest enclave run | gas used |')
   t.push('|---|---:|---:|---:|---:|---:|---:|---:|')
   for (const x of ok) {
@@ -294,7 +294,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
     const rate = x.nodes * x.dataset.data.length / MiB / (f.sellerTransferMs / 1000)
     t.push(`| ${x.dataset.label} | ${x.nodes} | ${sec(f.sellerPickupMs)} | ${sec(f.sellerTransferMs)} | ${rate.toFixed(1)} | ${x.streamBufferErrors ?? '–'} / ${x.deliveryRetries ?? '–'} | ${sec(f.enclaveRunMs)} | ${x.gasUsed !== undefined ? BigInt(x.gasUsed).toLocaleString('en') : '–'} |`)
   }
-  t.push('', 'Phases: discovery = buyer demanded → attesting (the fixed 3 s offer window, then DHT solicitation and the CISC checks); attestation = attesting → openTrade sent (attest every candidate, send the code to the chosen); escrow = openTrade mined; delivery = buyer escrowed → the seller has delivered to every chosen enclave; execution = → the last node has submitted its ResultInfo; consensus = → the buyer has finalized and withdrawn its refund; result = → the buyer has fetched, decrypted and checked the result. Each hand-over from one daemon to another waits for the next poll of the receiving daemon (tickMs = 500 ms), which is counted in the phase it starts.')
+  t.push('', 'Phases: discovery = buyer demanded → attesting (the fixed 3 s offer window, then DHT solicitation and the CISC checks); attestation = attesting → openTrade sent (attest every candidate, send the code to the chosen); escrow = openTrade mined; delivery = buyer escrowed → the last chosen node has seen its enclave hold the code and all the data; execution = → the last node has submitted its ResultInfo (the enclave run and submitResult); consensus = → the buyer has finalized and withdrawn its refund; result = → the buyer has fetched, decrypted and checked the result. Each hand-over from one daemon to another waits for the next poll of the receiving daemon (tickMs = 500 ms), which is counted in the phase it starts.')
 
   const resets = ok.filter(x => (x.streamBufferErrors ?? 0) > 0 || (x.deliveryRetries ?? 0) > 0)
   if (resets.length > 0) {
