@@ -13,6 +13,7 @@ import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { execFileSync } from 'node:child_process'
 import { getBytes } from 'ethers'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/constants.ts'
@@ -264,8 +265,18 @@ interface ReportInput {
 /** The 1-minute load average when the run began: other work on the machine shows in the figures. */
 const LOAD_AT_START = loadavg()[0]
 
+/** The commit measured, and whether tracked files differed from it. */
+function revision (): string {
+  try {
+    const git = (...args: string[]): string => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim()
+    return `commit ${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') === '' ? '' : ' with local changes'}`
+  } catch {
+    return 'unknown commit'
+  }
+}
+
 function machine (): string {
-  return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.versions.node}, ${new Date().toISOString().slice(0, 10)}, load average ${LOAD_AT_START.toFixed(1)} when the run began`
+  return `${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.versions.node}, ${new Date().toISOString().slice(0, 10)}, ${revision()}, load average ${LOAD_AT_START.toFixed(1)} when the run began`
 }
 
 function report (r: ReportInput): { trade: string, daemon: string } {
