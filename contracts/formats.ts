@@ -11,6 +11,9 @@ export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v1'))
 /** keccak256("SDTE.ResultInfo.v1"): domain tag of the enclave's result signature. */
 export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v1'))
 
+/** keccak256("SDTE.CodeDelivery.v1"): domain tag of the buyer's authorization of its code envelope. */
+export const CODE_TAG: string = keccak256(toUtf8Bytes('SDTE.CodeDelivery.v1'))
+
 /** ResultInfo.status values (docs/protocol.md). */
 export const ResultStatus = {
   Ok: 0,
@@ -96,6 +99,16 @@ export function groupKeyOf (info: Pick<ResultInfo, 'inputHash' | 'resultHash' | 
     ['bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
     [info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
   )))
+}
+
+/**
+ * What the buyer signs to deliver its code envelope to a task: codeAuthDigest = keccak256(abi.encode(
+ * CODE_TAG, bytes32 taskId, bytes32 keccak256(envelope))). With the salt, the enclave checks that the
+ * signer is the trade's buyer (tradeId = keccak256(abi.encode(signer, salt))): nobody else can give a
+ * task code, and with it the result key the output is encrypted to.
+ */
+export function codeAuthDigestOf (taskId: string, envelopeHash: string): string {
+  return lower(keccak256(abi.encode(['bytes32', 'bytes32', 'bytes32'], [CODE_TAG, taskId, envelopeHash])))
 }
 
 /** inputHash = keccak256(abi.encode(bytes32[] commitments)), the sellers' data commitments in trade order. */

@@ -85,9 +85,10 @@ export async function runDemo (o: DemoOptions): Promise<void> {
       nodes: o.nodes,
       sellers: net.sellers.length,
       sellerPrice: '20',
-      sellerCap: '5000000',
+      // Enough for each seller's full price (10 wei a byte): sellers refuse less.
+      sellerCap: (10n * BigInt(Math.max(...datasets.map(d => d.length)))).toString(),
       nodePrice: '1',
-      nodeCap: '200000000',
+      nodeCap: '2000000000',
       outputPrice: '100',
       outputCap: '4096',
       deadlineSeconds: 600

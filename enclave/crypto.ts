@@ -27,6 +27,7 @@ import {
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
+import { codeAuthDigestOf, signDigest } from '../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const IV_BYTES = 12
@@ -153,6 +154,14 @@ export function encryptCodeForEnclave (enclavePublicKey: BytesLike, taskId: stri
   const plain = getBytes(abi.encode(['bytes', 'bytes', 'uint64', 'uint64'],
     [toBytes(d.code, 'code'), compressPublicKey(d.resultPublicKey), d.gasCap ?? DEFAULT_GAS_CAP, d.outputCap ?? DEFAULT_OUTPUT_CAP]))
   return eciesEncrypt(enclavePublicKey, plain, codeEnvelopeContext(taskId))
+}
+
+/**
+ * The buyer's authorization of a code envelope for a task (step 4): its signature over
+ * codeAuthDigestOf(taskId, keccak256(envelope)). The enclave accepts code only with it.
+ */
+export function signCodeDelivery (buyerPrivateKey: string, taskId: string, envelope: Uint8Array): string {
+  return signDigest(buyerPrivateKey, codeAuthDigestOf(taskId, keccak256(envelope)))
 }
 
 export interface OpenedCode { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint }

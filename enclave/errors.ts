@@ -32,6 +32,11 @@ export class CodeHashMismatchError extends EnclaveError {
   override name = 'CodeHashMismatchError'
   override code = 'ENCLAVE_CODE_HASH_MISMATCH'
 }
+/** A code envelope not signed by the trade's buyer (tradeId = keccak(buyer, salt)). Nothing changed. */
+export class CodeAuthorizationError extends EnclaveError {
+  override name = 'CodeAuthorizationError'
+  override code = 'ENCLAVE_CODE_AUTHORIZATION'
+}
 /** A data chunk failed authentication (tampered, or from another key or position). */
 export class ChunkAuthError extends EnclaveError {
   override name = 'ChunkAuthError'
@@ -80,6 +85,7 @@ const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
   TaskStateError,
   EnvelopeError,
   CodeHashMismatchError,
+  CodeAuthorizationError,
   ChunkAuthError,
   ChunkOrderError,
   TruncatedDataError,

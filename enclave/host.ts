@@ -70,7 +70,7 @@ export interface EnclaveBackend {
   /** Step 4 / 7: quote for the task bound to (tradeId, codeHash); creates the task key on first call. */
   attest: (req: AttestRequest) => Promise<AttestResponse>
   /** Step 4: the buyer's code envelope (encryptCodeForEnclave). */
-  deliverCode: (taskId: string, envelope: Uint8Array | string) => Promise<void>
+  deliverCode: (taskId: string, envelope: Uint8Array | string, authorization: { salt: string, signature: string }) => Promise<void>
   /** Step 7: a seller's data; resolves when all chunks are in and match the commitment. */
   deliverData: (taskId: string, delivery: DataDelivery) => Promise<SellerDataStatus>
   /** Step 8: runs the analysis once; later calls return the same signed result. */
@@ -198,8 +198,8 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
       log.debug('attested', { tradeId: req.tradeId, taskId: r.taskId, enclaveAddress: r.quote.enclaveAddress })
       return r
     },
-    deliverCode: async (taskId, envelope) => {
-      await call('deliverCode', { taskId, envelope: toBytes(envelope, 'envelope') })
+    deliverCode: async (taskId, envelope, authorization) => {
+      await call('deliverCode', { taskId, envelope: toBytes(envelope, 'envelope'), salt: authorization.salt, signature: authorization.signature })
     },
     deliverData: async (taskId, d) => {
       const wrappedKey = toBytes(d.wrappedKey, 'wrappedKey')

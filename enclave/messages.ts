@@ -31,6 +31,16 @@ export interface AttestResponse {
   taskId: string
 }
 
+/** Step 4: the buyer's code envelope, authorized by the trade's buyer (see codeAuthDigestOf). */
+export interface DeliverCodeRequest {
+  taskId: string
+  envelope: Uint8Array
+  /** The salt of the trade id: tradeId = keccak(buyer, salt). */
+  salt: string
+  /** The buyer's signature over codeAuthDigestOf(taskId, keccak(envelope)) (65 bytes hex). */
+  signature: string
+}
+
 export interface OpenDataRequest { taskId: string, sellerIndex: number, commitment: string, wrappedKey: Uint8Array }
 export interface DataChunkRequest { taskId: string, sellerIndex: number, chunk: Uint8Array }
 export interface SellerDataStatus {
@@ -80,7 +90,7 @@ export interface TaskSummary {
 
 export type Request =
   | { op: 'attest', params: AttestRequest }
-  | { op: 'deliverCode', params: { taskId: string, envelope: Uint8Array } }
+  | { op: 'deliverCode', params: DeliverCodeRequest }
   | { op: 'openData', params: OpenDataRequest }
   | { op: 'dataChunk', params: DataChunkRequest }
   | { op: 'closeData', params: { taskId: string, sellerIndex: number } }

@@ -15,7 +15,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
 import {
-  inputHashOf, quoteDigestOf, reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf
+  codeAuthDigestOf, inputHashOf, quoteDigestOf, recoverDigest, reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
 } from '../contracts/formats.ts'
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
@@ -27,13 +27,13 @@ import {
   readChunkHeader, sealBlob, unsealBlob, unwrapDataKey
 } from './crypto.ts'
 import {
-  ChunkAuthError, ChunkOrderError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
+  ChunkAuthError, ChunkOrderError, CodeAuthorizationError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
   InvalidRequestError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
 } from './errors.ts'
 import { runAnalysis } from './evm.ts'
 import { computeMeasurement } from './measurement.ts'
 import type {
-  AttestRequest, AttestResponse, DataChunkRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
+  AttestRequest, AttestResponse, DataChunkRequest, DeliverCodeRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
   Request, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
 } from './messages.ts'
 
@@ -73,7 +73,7 @@ async function getSealed<T> (key: string): Promise<T | undefined> {
 
 // ---- state ----
 
-interface CodeState { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint }
+interface CodeState { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint, envelopeHash: string }
 interface SellerSlot {
   key: Uint8Array
   commitment: string
@@ -120,6 +120,10 @@ const K = {
 const HEX32 = /^0x[0-9a-fA-F]{64}$/
 function bytes32 (v: unknown, what: string): string {
   if (typeof v !== 'string' || !HEX32.test(v)) throw new InvalidRequestError(`${what} must be 32 bytes of 0x hex`)
+  return v.toLowerCase()
+}
+function hexParam (v: unknown, what: string): string {
+  if (typeof v !== 'string' || !/^0x([0-9a-fA-F]{2}){1,1024}$/.test(v)) throw new InvalidRequestError(`${what} must be 0x hex`)
   return v.toLowerCase()
 }
 function sellerIndexOf (v: unknown): number {
@@ -213,8 +217,8 @@ async function loadSealedState (): Promise<void> {
       if (tj === undefined) continue
       const t = newTask(tj.tradeId, tj.codeHash, getBytes(tj.privateKey))
       if (t.taskId !== taskId) continue
-      const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string }>(K.code(taskId))
-      if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap) }
+      const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string, envelopeHash: string }>(K.code(taskId))
+      if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap), envelopeHash: cj.envelopeHash }
       for (let i = 0; i < MAX_SELLERS; i++) {
         const sj = await getSealed<any>(K.data(taskId, i))
         if (sj === undefined) continue
@@ -284,17 +288,32 @@ async function attest (p: AttestRequest): Promise<AttestResponse> {
 
 // ---- step 4: code delivery ----
 
-async function deliverCode (p: { taskId: string, envelope: Uint8Array }): Promise<{ taskId: string }> {
+async function deliverCode (p: DeliverCodeRequest): Promise<{ taskId: string }> {
   const t = taskOf(p.taskId)
   if (t.result !== undefined) throw new TaskStateError('task already executed')
   const envelope = bytesParam(p.envelope, 'envelope', MAX_ENVELOPE_SIZE)
+  const envelopeHash = keccak256(envelope)
+  // Only the trade's buyer may give the task its code (and so the key the result is encrypted to):
+  // the trade id is keccak(buyer, salt), and the buyer signs this envelope for this task.
+  let signer: string
+  try {
+    signer = recoverDigest(codeAuthDigestOf(t.taskId, envelopeHash), hexParam(p.signature, 'signature'))
+  } catch (err) {
+    throw new CodeAuthorizationError(`code delivery signature: ${(err as Error).message}`)
+  }
+  if (tradeIdOf(signer, bytes32(p.salt, 'salt')) !== t.tradeId) throw new CodeAuthorizationError('the code delivery is not signed by the buyer of this trade')
+  if (t.code !== undefined) {
+    // The first authorized delivery stands; the same one again is a harmless retry.
+    if (t.code.envelopeHash === envelopeHash) return { taskId: t.taskId }
+    throw new TaskStateError('code already delivered')
+  }
   const opened = openCodeEnvelope(t.privateKey, t.taskId, envelope)
   if (opened.code.length === 0 || opened.code.length > MAX_CODE_SIZE) throw new InvalidRequestError(`code must be 1..${MAX_CODE_SIZE} bytes`)
   if (keccak256(opened.code) !== t.codeHash) throw new CodeHashMismatchError('code does not hash to the task codeHash')
   if (opened.gasCap === 0n || opened.gasCap > MAX_GAS_CAP) throw new InvalidRequestError(`gasCap must be 1..${MAX_GAS_CAP}`)
   if (opened.outputCap > MAX_OUTPUT_CAP) throw new InvalidRequestError(`outputCap must be at most ${MAX_OUTPUT_CAP}`)
-  await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap) })
-  t.code = opened
+  await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap), envelopeHash })
+  t.code = { ...opened, envelopeHash }
   return { taskId: t.taskId }
 }
 

@@ -15,8 +15,9 @@ import { loadArtifact } from '../../contracts/compile.ts'
 import { runAnalysis } from '../../enclave/evm.ts'
 import { ALL_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/examples.ts'
 import type { AnyAnalysis } from '../../enclave/examples.ts'
+import { tradeIdOf } from '../../contracts/formats.ts'
 import {
-  createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, wrapDataKey
+  createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signCodeDelivery, wrapDataKey
 } from '../../enclave/index.ts'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { decryptChunk as decryptOne } from '../../enclave/crypto.ts'
@@ -146,8 +147,11 @@ if (big) {
   let delivery = 0
   try {
     const code = getBytes(loadArtifact('StatsFast').deployedBytecode)
-    const a = await enclave.attest({ tradeId: hexlify(randomBytes(32)), codeHash: keccak256(code), nonce: hexlify(randomBytes(32)) })
-    await enclave.deliverCode(a.taskId, encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey }))
+    const buyer = Wallet.createRandom()
+    const salt = hexlify(randomBytes(32))
+    const a = await enclave.attest({ tradeId: tradeIdOf(buyer.address, salt), codeHash: keccak256(code), nonce: hexlify(randomBytes(32)) })
+    const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey })
+    await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, a.taskId, envelope) })
     const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
     t = performance.now()
     await enclave.deliverData(a.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks })

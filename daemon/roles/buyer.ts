@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { getBytes, hexlify, keccak256, randomBytes } from 'ethers'
-import { verifyQuote, encryptCodeForEnclave, decryptResult, QuoteError, DEFAULT_GAS_CAP, MAX_GAS_CAP, MAX_CODE_SIZE } from '../../enclave/index.ts'
+import { verifyQuote, encryptCodeForEnclave, signCodeDelivery, decryptResult, QuoteError, DEFAULT_GAS_CAP, MAX_GAS_CAP, MAX_CODE_SIZE } from '../../enclave/index.ts'
 import { tradeIdOf, type Quote } from '../../contracts/formats.ts'
 import { ChainRevertError, depositOf } from '../../contracts/client.ts'
 import { NoTopicPeersError } from '../../p2p/errors.ts'
@@ -379,7 +379,8 @@ export class BuyerRole implements Role {
     const resultPublicKey = this.resultKey(t.tradeId).publicKey
     await Promise.all(chosen.map(async n => {
       const envelope = encryptCodeForEnclave(n.enclavePublicKey, n.quote.taskId, { code, resultPublicKey, gasCap: BigInt(t.data.gasCap), outputCap: d.outputCap })
-      await this.ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: hexlify(envelope) })
+      const signature = signCodeDelivery(this.ctx.keys.ethWallet.privateKey, n.quote.taskId, envelope)
+      await this.ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: hexlify(envelope), salt: t.data.salt, signature })
     }))
     const attestMs = Date.now() - started
     t = await this.ctx.trades.update(t, { chosenNodes: chosen, rejected: [...(t.data.rejected ?? []), ...refused], phaseMs: { ...t.data.phaseMs, attestation: attestMs } })

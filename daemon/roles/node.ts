@@ -22,6 +22,10 @@ const log = logger('sdte:node')
 
 export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
 const SCAN_KEY = 'node:scannedBlock'
+/** Tasks one peer may have attested that no trade has taken up yet. */
+export const MAX_PENDING_TASKS_PER_PEER = 32
+/** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
+export const PENDING_TASK_TTL_MS = 10 * 60_000
 
 export class NodeConfigError extends Error {
   override name = 'NodeConfigError'
@@ -48,6 +52,8 @@ export class NodeRole implements Role {
   private readonly ctx: RoleContext
   enclave!: EnclaveHost
   private readonly running = new Set<string>()
+  /** Tasks attested but not (yet) in a trade on DTMC: who asked, since when. Bounded per peer, expired. */
+  private readonly pending = new Map<string, { peer: string, since: number }>()
 
   constructor (ctx: RoleContext) {
     this.ctx = ctx
@@ -91,12 +97,14 @@ export class NodeRole implements Role {
     }
     await this.ensureRegistered()
     await this.ctx.attest.start({
-      onAttest: async (_remote, req) => {
+      onAttest: async (remote, req) => {
+        this.checkTaskQuota(remote, req.tradeId)
         const r = await enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
+        this.pending.set(r.taskId, { peer: remote, since: this.pending.get(r.taskId)?.since ?? Date.now() })
         return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
       },
       onCode: async (_remote, req) => {
-        await enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope) })
+        await enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
       }
     })
     await this.ctx.data.start({
@@ -119,6 +127,34 @@ export class NodeRole implements Role {
     await this.ctx.data.stop()
     await this.ctx.attest.stop()
     await this.enclave?.close()
+  }
+
+  /**
+   * Anyone may ask for a quote, and each new (trade, code) makes a task in the enclave: a peer gets
+   * at most MAX_PENDING_TASKS_PER_PEER tasks that no trade on DTMC has taken up yet.
+   */
+  private checkTaskQuota (remote: string, tradeId: string): void {
+    let count = 0
+    for (const p of this.pending.values()) if (p.peer === remote) count++
+    if (count >= MAX_PENDING_TASKS_PER_PEER) {
+      throw new RefuseRequest('TooManyTasks', `at most ${MAX_PENDING_TASKS_PER_PEER} tasks per peer await a trade (trade ${tradeId.slice(0, 10)}…)`)
+    }
+  }
+
+  /** Drops tasks that no trade took up within PENDING_TASK_TTL_MS (their quotes were never used). */
+  private async expirePendingTasks (): Promise<void> {
+    const inTrades = new Set((await this.ctx.trades.list<NodeTradeData>('node')).map(t => t.data.taskId))
+    for (const task of await this.enclave.tasks()) {
+      if (inTrades.has(task.taskId)) { this.pending.delete(task.taskId); continue }
+      const p = this.pending.get(task.taskId)
+      // A task found after a restart gets a full TTL from now.
+      if (p === undefined) { this.pending.set(task.taskId, { peer: '', since: Date.now() }); continue }
+      if (Date.now() - p.since > PENDING_TASK_TTL_MS) {
+        await this.enclave.dropTask(task.taskId)
+        this.pending.delete(task.taskId)
+        log.debug('dropped a task no trade took up', { taskId: task.taskId })
+      }
+    }
   }
 
   private get pricePerGas (): bigint { return BigInt(this.ctx.options.trade.nodePricePerGas) }
@@ -157,6 +193,7 @@ export class NodeRole implements Role {
   private async openDelivery (remote: string, req: DataOpen): Promise<{ nextChunk: number, complete: boolean }> {
     const view = await this.ctx.chain.dtmc.trade(req.tradeId)
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
+    if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
     const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, this.ctx.network.deployBlock)
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
@@ -173,6 +210,12 @@ export class NodeRole implements Role {
     const t = await this.ctx.trades.get<NodeTradeData>('node', tradeId)
     if (t === undefined || t.data.taskId !== taskId) throw new RefuseRequest('UnknownTrade', 'no such task here')
     if (t.data.resultHash === undefined) throw new RefuseRequest('NotReady', 'the task has not run yet')
+    // Only a result DTMC settled on, from a node of its majority: a buyer cannot get a result
+    // without paying for it (a trade refunded for want of a majority delivers nothing).
+    const view = await this.ctx.chain.dtmc.trade(tradeId)
+    if (view?.state !== 'settled' || view.final === null || !view.final.members.includes(t.data.nodeIndex)) {
+      throw new RefuseRequest('NotFinal', 'the result is served once DTMC has settled the trade on it')
+    }
     const r = await enclaveCall(async () => await this.enclave.execute(taskId))
     if (r.encryptedResult.length === 0) throw new RefuseRequest('NoResult', `the run ended with status ${r.resultInfo.status}`)
     if (t.state === 'finalized') await this.ctx.trades.transition(t, 'delivered', { note: 'encrypted result sent to the buyer' })
@@ -181,6 +224,7 @@ export class NodeRole implements Role {
 
   async tick (): Promise<void> {
     await this.discoverTrades()
+    await this.expirePendingTasks()
     for (const t of await this.ctx.trades.active<NodeTradeData>('node')) {
       try {
         await this.advance(t)

@@ -23,7 +23,13 @@ export interface DatasetRecord {
   size: number
   commitment: string
   unitPrice: string
-  policy: { allowedCodeHashes: string[], outputCap: string }
+  /**
+   * allowedCodeHashes and outputCap are on-chain (CISC enforces them when a trade opens);
+   * minOutputPrice is the seller's own: it offers to, and delivers for, only trades that pay at
+   * least that much per output byte, so reading the data out through the result costs at least
+   * as much as buying it (the notes' last "bug").
+   */
+  policy: { allowedCodeHashes: string[], outputCap: string, minOutputPrice: string }
   addedAt: string
 }
 
@@ -94,7 +100,7 @@ export class SellerRole implements Role {
       throw appError('Rejected', `cannot read dataset ${path}: ${(err as Error).message}`, { param: 'path' })
     }
     if (size === 0 || size > MAX_DATASET_SIZE) throw appError('Rejected', `dataset must be 1..${MAX_DATASET_SIZE} bytes, is ${size}`, { param: 'path' })
-    const policy = parsePolicy(p.policy)
+    const policy = parsePolicy(p.policy, p.unitPrice)
     const commitment = datasetCommitment(readFileSync(path))
     const { offerId } = await this.ctx.chain.cisc.listDataset({
       tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap) }
@@ -112,6 +118,9 @@ export class SellerRole implements Role {
   private async matching (d: Demand): Promise<DatasetRecord[]> {
     return (await this.datasets()).filter(ds => ds.tag === d.tag &&
       BigInt(ds.unitPrice) <= d.sellerPrice &&
+      // The full price of the data, not a token: DTMC pays min(unitPrice × size, sellerCap).
+      d.sellerCap >= BigInt(ds.unitPrice) * BigInt(ds.size) &&
+      d.outputPrice >= BigInt(ds.policy.minOutputPrice) &&
       (ds.policy.allowedCodeHashes.length === 0 || ds.policy.allowedCodeHashes.includes(d.codeHash)) &&
       d.outputCap <= BigInt(ds.policy.outputCap) &&
       d.chainId === this.ctx.network.chainId)
@@ -180,6 +189,8 @@ export class SellerRole implements Role {
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
         : ds.policy.allowedCodeHashes.length > 0 && !ds.policy.allowedCodeHashes.includes(data.codeHash) ? 'the code is not allowed by the dataset policy'
           : view.outputCap > BigInt(ds.policy.outputCap) ? 'the output cap is above the dataset policy'
+            : mine.fee < BigInt(ds.unitPrice) * BigInt(ds.size) ? `the fee ${mine.fee} wei is below the price of the data`
+              : view.outputPrice < BigInt(ds.policy.minOutputPrice) ? 'the output price is below the dataset policy'
             : view.state !== 'open' ? `the trade is ${view.state}` : null
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
     if (problem !== null) {
@@ -266,7 +277,7 @@ export class SellerRole implements Role {
         { name: 'path', type: 'path', description: 'the dataset file on this machine' },
         { name: 'tag', type: 'string', maxLength: 64, description: 'dataset tag buyers ask for' },
         { name: 'unitPrice', type: 'wei', description: 'wei per byte' },
-        { name: 'policy', type: 'object', required: false, description: '{ allowedCodeHashes?: bytes32[], outputCap?: bytes (decimal) }' }
+        { name: 'policy', type: 'object', required: false, description: '{ allowedCodeHashes?: bytes32[] (default any), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice) }' }
       ],
       result: '{ datasetId, size, commitment }',
       handler: async (p: { path: string, tag: string, unitPrice: bigint, policy?: Record<string, unknown> }) => {
@@ -284,11 +295,16 @@ export class SellerRole implements Role {
   }
 }
 
-function parsePolicy (raw: Record<string, unknown> | undefined): DatasetRecord['policy'] {
-  const policy = { allowedCodeHashes: [] as string[], outputCap: DEFAULT_OUTPUT_CAP.toString() }
+function parsePolicy (raw: Record<string, unknown> | undefined, unitPrice: bigint): DatasetRecord['policy'] {
+  const policy = { allowedCodeHashes: [] as string[], outputCap: DEFAULT_OUTPUT_CAP.toString(), minOutputPrice: unitPrice.toString() }
   if (raw === undefined) return policy
   for (const k of Object.keys(raw)) {
-    if (k !== 'allowedCodeHashes' && k !== 'outputCap') throw appError('Rejected', `policy: unknown field ${k}`, { param: 'policy' })
+    if (!['allowedCodeHashes', 'outputCap', 'minOutputPrice'].includes(k)) throw appError('Rejected', `policy: unknown field ${k}`, { param: 'policy' })
+  }
+  if (raw.minOutputPrice !== undefined) {
+    const v = raw.minOutputPrice
+    if (typeof v !== 'string' || !/^[0-9]{1,30}$/.test(v)) throw appError('Rejected', 'policy.minOutputPrice must be wei as a decimal string', { param: 'policy' })
+    policy.minOutputPrice = v
   }
   if (raw.allowedCodeHashes !== undefined) {
     const list = raw.allowedCodeHashes

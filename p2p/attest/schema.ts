@@ -1,7 +1,7 @@
 // The wire messages of /sdte/attest/1. One request and one reply per stream; the client closes its
 // side after the request (the server answers only then) and the server after its reply:
 //   buyer or seller -> node   Attest -> QuoteReply | Refused   (a fresh quote for the task of (tradeId, codeHash))
-//   buyer -> node             Code   -> CodeAck | Refused      (bytecode + result key, ECIES to the task key)
+//   buyer -> node             Code   -> CodeAck | Refused      (bytecode + result key, ECIES to the task key, signed by the buyer)
 import { schema as s, type Infer } from '../messages/index.ts'
 import { MAX_CODE_ENVELOPE_BYTES } from './constants.ts'
 
@@ -32,7 +32,11 @@ export type QuoteReply = Infer<typeof QuoteReply>
 export const Code = s.object({
   type: s.literal('code'),
   taskId: s.hex({ bytes: 32 }),
-  envelope: s.hex({ maxBytes: MAX_CODE_ENVELOPE_BYTES })
+  envelope: s.hex({ maxBytes: MAX_CODE_ENVELOPE_BYTES }),
+  /** tradeId = keccak(buyer, salt): with the signature, it proves the sender is the trade's buyer. */
+  salt: s.hex({ bytes: 32 }),
+  /** The buyer's signature over codeAuthDigestOf(taskId, keccak(envelope)). */
+  signature: s.hex({ bytes: 65 })
 })
 export type Code = Infer<typeof Code>
 

@@ -30,7 +30,7 @@ interface View {
 async function post (): Promise<string> {
   const r = await net.buyers[0].rpc.call<{ tradeId: string }>('buyer_postDemand', {
     tag: TAG, codePath: join(ARTIFACTS_DIR, 'HistogramFast.json'), nodes: 3, sellers: 2,
-    sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: '100000000', outputPrice: '3', outputCap: '2048', deadlineSeconds: DEADLINE_SECONDS
+    sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: '100000000', outputPrice: '5', outputCap: '2048', deadlineSeconds: DEADLINE_SECONDS
   })
   return r.tradeId
 }

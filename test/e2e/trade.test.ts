@@ -8,12 +8,17 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Wallet, getBytes } from 'ethers'
+import { Wallet, getBytes, keccak256 } from 'ethers'
 import { LocalTestnet } from '../../daemon/testnet.ts'
 import { waitFor } from '../../daemon/processes.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
 import { searchChain, searchLogs, searchStore, findIn, type Secret } from './secrets.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createP2PHost } from '../../p2p/host.ts'
+import { offerProtocol } from '../../p2p/offer/index.ts'
+import { signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
+import type { RequestRefusedError } from '../../p2p/messages/exchange.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
 const forgedKey = join(dir, 'forged-root.key')
@@ -21,10 +26,10 @@ writeFileSync(forgedKey, Wallet.createRandom().privateKey + '\n', { mode: 0o600 
 let net: LocalTestnet
 const TAG = 'e2e-weather'
 const UNIT_PRICE = 10n
-const SELLER_CAP = 300_000n
+const SELLER_CAP = 500_000n
 const NODE_PRICE = 1n
 const NODE_CAP = 200_000_000n
-const OUTPUT_PRICE = 7n
+const OUTPUT_PRICE = 12n
 const OUTPUT_CAP = 4096n
 const datasets = [sampleDataset(1500, 11), sampleDataset(2500, 12)]
 const artifactPath = join(ARTIFACTS_DIR, 'StatsFast.json')
@@ -107,7 +112,33 @@ test('payments and the refund match the caps and prices to the wei', () => {
   const paidOut = [...expected.values()].reduce((a, b) => a + b, 0n)
   expected.set(net.buyers[0].info.ethAddress.toLowerCase(), deposit - paidOut)
   assert.equal(Object.fromEntries(Object.entries(payments).map(([k, v]) => [k, BigInt(v)])), Object.fromEntries(expected))
-  assert.ok(BigInt(datasets[1].length) * UNIT_PRICE > SELLER_CAP, 'the second seller is held to its cap')
+  assert.ok(BigInt(datasets[1].length) * UNIT_PRICE < SELLER_CAP, 'each seller is paid the full price of its data')
+})
+
+test('a seller offers only for its full price and an output price no lower than its data\'s', async () => {
+  const host = await createP2PHost({ bootstrap: [net.relay.info.addresses[0]] }, { privateKey: await generateKeyPair('Ed25519') })
+  await host.start()
+  try {
+    const offers = offerProtocol(host)
+    const seller = net.sellers[0]
+    await host.connect(seller.info.addresses[0])
+    const asker = Wallet.createRandom()
+    const ask = (over: Partial<DemandTerms>) => signDemand({
+      chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), buyerPeer: host.peerId, tag: TAG,
+      codeHash: keccak256(code), nodes: 1, sellers: 1, sellerPrice: 20n, sellerCap: SELLER_CAP, nodePrice: 1n, nodeCap: NODE_CAP,
+      outputPrice: OUTPUT_PRICE, outputCap: 1024n, expiresAt: Math.floor(Date.now() / 1000) + 120, tradeSeconds: 600, ...over
+    }, asker)
+    const offer = await offers.solicit(seller.info.peerId, ask({}))
+    assert.is(offer.kind, 'seller')
+    const refused = async (d: Demand): Promise<string> => {
+      try { await offers.solicit(seller.info.peerId, d); return 'offered' } catch (err) { return (err as RequestRefusedError).reason ?? String(err) }
+    }
+    assert.is(await refused(ask({ sellerCap: 1n })), 'NoOffer', 'a token seller cap gets no offer')
+    assert.is(await refused(ask({ outputPrice: UNIT_PRICE - 1n })), 'NoOffer', 'output cheaper than the data gets no offer')
+    assert.is(await refused(ask({ expiresAt: 1 })), 'InvalidDemand', 'a solicited demand is checked like a gossiped one')
+  } finally {
+    await host.stop()
+  }
 })
 
 test('nothing secret in any log, store, gossip message or transaction', async () => {

@@ -3,14 +3,14 @@
 // without running any code.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { keccak256, toUtf8Bytes } from 'ethers'
-import { recoverDigest, resultDigestOf, ResultStatus } from '../../contracts/formats.ts'
+import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
+import { recoverDigest, resultDigestOf, ResultStatus, tradeIdOf } from '../../contracts/formats.ts'
 import {
   encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, wrapDataKey
 } from '../../enclave/index.ts'
 import type { EnclaveHost } from '../../enclave/index.ts'
 import { sampleDataset } from '../../enclave/examples.ts'
-import { artifactCode, buyerSetup, rejectsWith, sellerDeliver, startEnclave } from './helpers.ts'
+import { artifactCode, buyer, buyerSetup, deliverCodeAs, random32, rejectsWith, sellerDeliver, startEnclave } from './helpers.ts'
 import type { BuyerTask } from './helpers.ts'
 
 let enclave: EnclaveHost
@@ -104,7 +104,7 @@ test('a truncated stream is refused, also when the cut chunk is relabelled as la
 
 test('a data key wrapped to another enclave is refused', async () => {
   const task = await buyerSetup(enclave, code)
-  const elsewhere = await buyerSetup(other, code, {}, task.tradeId)
+  const elsewhere = await buyerSetup(other, code, {}, task.salt)
   const ds = encryptDataset(data)
   const wrappedKey = wrapDataKey(elsewhere.enclavePublicKey, elsewhere.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
   await rejectsWith(enclave.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks }), 'EnvelopeError')
@@ -142,12 +142,28 @@ test('a refused delivery can be made again from the start', async () => {
 })
 
 test('code that does not hash to the codeHash, or sealed to another task, is refused', async () => {
-  const task = await buyerSetup(enclave, code)
+  const salt = random32()
+  const a = await enclave.attest({ tradeId: tradeIdOf(buyer.address, salt), codeHash: keccak256(code), nonce: random32() })
   const wrong = artifactCode('StatsPlain')
-  await rejectsWith(enclave.deliverCode(task.taskId, encryptCodeForEnclave(task.enclavePublicKey, task.taskId, { code: wrong, resultPublicKey: generateKeyPair().publicKey })), 'CodeHashMismatchError')
+  await rejectsWith(deliverCodeAs(enclave, a.taskId, salt, encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code: wrong, resultPublicKey: generateKeyPair().publicKey })), 'CodeHashMismatchError')
   const otherTask = await buyerSetup(enclave, code)
-  await rejectsWith(enclave.deliverCode(task.taskId, encryptCodeForEnclave(task.enclavePublicKey, otherTask.taskId, { code, resultPublicKey: generateKeyPair().publicKey })), 'EnvelopeError')
-  await rejectsWith(enclave.deliverCode('0x' + '00'.repeat(32), new Uint8Array(200)), 'UnknownTaskError')
+  await rejectsWith(deliverCodeAs(enclave, a.taskId, salt, encryptCodeForEnclave(a.enclavePublicKey, otherTask.taskId, { code, resultPublicKey: generateKeyPair().publicKey })), 'EnvelopeError')
+  await rejectsWith(deliverCodeAs(enclave, '0x' + '00'.repeat(32), salt, new Uint8Array(200)), 'UnknownTaskError')
+})
+
+test('only the trade\'s buyer can give a task its code, once: a stranger cannot swap in its own result key', async () => {
+  const salt = random32()
+  const a = await enclave.attest({ tradeId: tradeIdOf(buyer.address, salt), codeHash: keccak256(code), nonce: random32() })
+  const mine = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey })
+  // Someone who knows the bytecode and attested the same task: its own signature, or the buyer's salt with its own signature.
+  const stranger = Wallet.createRandom()
+  await rejectsWith(deliverCodeAs(enclave, a.taskId, salt, mine, stranger), 'CodeAuthorizationError')
+  await rejectsWith(enclave.deliverCode(a.taskId, mine, { salt, signature: '0x' + '00'.repeat(65) }), 'CodeAuthorizationError')
+  assert.is((await enclave.tasks()).find(t => t.taskId === a.taskId)?.hasCode, false, 'nothing changed')
+  await deliverCodeAs(enclave, a.taskId, salt, mine)
+  await deliverCodeAs(enclave, a.taskId, salt, mine)
+  const theirs = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey })
+  await rejectsWith(deliverCodeAs(enclave, a.taskId, salt, theirs), 'TaskStateError')
 })
 
 test('malformed requests are refused with InvalidRequestError and change nothing', async () => {
@@ -158,7 +174,7 @@ test('malformed requests are refused with InvalidRequestError and change nothing
   }
   await rejectsWith(enclave.deliverData(task.taskId, { sellerIndex: 0, commitment: 'nope', wrappedKey, chunks: ds.chunks }), 'InvalidRequestError')
   await rejectsWith(enclave.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: 'zz', chunks: ds.chunks }), 'InvalidRequestError')
-  await rejectsWith(enclave.deliverCode(task.taskId, '0xgg'), 'InvalidRequestError')
+  await rejectsWith(enclave.deliverCode(task.taskId, '0xgg', { salt: task.salt, signature: '0x' }), 'InvalidRequestError')
   await rejectsWith(enclave.execute(task.taskId, { sellerCount: -1 }), 'InvalidRequestError')
   assert.equal((await enclave.tasks()).find(t => t.taskId === task.taskId)?.sellers, [])
 })

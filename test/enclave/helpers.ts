@@ -3,12 +3,15 @@
 import { Wallet, getBytes, hexlify, keccak256, randomBytes } from 'ethers'
 import { loadArtifact } from '../../contracts/compile.ts'
 import {
-  createEnclave, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, wrapDataKey
+  createEnclave, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signCodeDelivery, wrapDataKey
 } from '../../enclave/index.ts'
+import { tradeIdOf } from '../../contracts/formats.ts'
 import type { EnclaveHost, EnclaveOptions, KeyPair } from '../../enclave/index.ts'
 
 export const root = new Wallet('0x' + '11'.repeat(32))
 export const platformSecret = getBytes('0x' + '22'.repeat(32))
+/** The buyer of every test trade: trade ids are keccak(buyer, salt), and it signs its code deliveries. */
+export const buyer = new Wallet('0x' + '33'.repeat(32))
 
 export async function startEnclave (opts: Partial<EnclaveOptions> = {}): Promise<EnclaveHost> {
   return await createEnclave({ attestationKey: root.privateKey, platformSecret, store: new MemoryBlobStore(), ...opts })
@@ -23,19 +26,26 @@ export function random32 (): string { return hexlify(randomBytes(32)) }
 export interface BuyerTask {
   taskId: string
   tradeId: string
+  salt: string
   codeHash: string
   enclavePublicKey: string
   enclaveAddress: string
   resultKey: KeyPair
 }
 
+/** Delivers a code envelope to a task, signed by `signer` (default: the trade's buyer). */
+export async function deliverCodeAs (enclave: EnclaveHost, taskId: string, salt: string, envelope: Uint8Array, signer: { privateKey: string } = buyer): Promise<void> {
+  await enclave.deliverCode(taskId, envelope, { salt, signature: signCodeDelivery(signer.privateKey, taskId, envelope) })
+}
+
 /** Step 4: attests the enclave for `code` and delivers it with a fresh result key. */
-export async function buyerSetup (enclave: EnclaveHost, code: Uint8Array, caps: { gasCap?: bigint, outputCap?: bigint } = {}, tradeId = random32()): Promise<BuyerTask> {
+export async function buyerSetup (enclave: EnclaveHost, code: Uint8Array, caps: { gasCap?: bigint, outputCap?: bigint } = {}, salt = random32()): Promise<BuyerTask> {
   const codeHash = keccak256(code)
+  const tradeId = tradeIdOf(buyer.address, salt)
   const a = await enclave.attest({ tradeId, codeHash, nonce: random32() })
   const resultKey = generateKeyPair()
-  await enclave.deliverCode(a.taskId, encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: resultKey.publicKey, ...caps }))
-  return { taskId: a.taskId, tradeId, codeHash, enclavePublicKey: a.enclavePublicKey, enclaveAddress: a.quote.enclaveAddress, resultKey }
+  await deliverCodeAs(enclave, a.taskId, salt, encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: resultKey.publicKey, ...caps }))
+  return { taskId: a.taskId, tradeId, salt, codeHash, enclavePublicKey: a.enclavePublicKey, enclaveAddress: a.quote.enclaveAddress, resultKey }
 }
 
 /** Step 7 for one seller, from a dataset in memory. */

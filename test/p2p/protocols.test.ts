@@ -249,7 +249,7 @@ test('attest: attest returns the handler\'s quote; sendCode is acknowledged', as
   // A large envelope (256 KiB of hex-encoded JSON) travels in one frame under the protocol's cap.
   const envelope = hexlify(randomBytes(attestConstants.MAX_CODE_ENVELOPE_BYTES)).toLowerCase()
   const taskId = hex(32)
-  assert.is(await attests.sendCode(server.peerId, { taskId, envelope }), undefined)
+  assert.is(await attests.sendCode(server.peerId, { taskId, envelope, salt: hex(32), signature: hex(65) }), undefined)
   assert.is(seen.codes.length, 1)
   assert.is(seen.codes[0].req.taskId, taskId)
   assert.is(seen.codes[0].req.envelope, envelope)
@@ -332,7 +332,7 @@ test('refusals: a handler throwing RefuseRequest makes every client call reject 
   await expectRefused('sendOffer', async () => await offers.sendOffer(server.peerId, sellerOffer()))
   await expectRefused('solicit', async () => await offers.solicit(server.peerId, demand()))
   await expectRefused('attest', async () => await attests.attest(server.peerId, attestReq()))
-  await expectRefused('sendCode', async () => await attests.sendCode(server.peerId, { taskId: hex(32), envelope: hex(64) }))
+  await expectRefused('sendCode', async () => await attests.sendCode(server.peerId, { taskId: hex(32), envelope: hex(64), salt: hex(32), signature: hex(65) }))
   await expectRefused('deliver', async () => await datas.deliver(server.peerId, dataOpen(4), chunkAt))
   await expectRefused('fetch', async () => await results.fetch(server.peerId, resultReq()))
   // Each handler was reached once (a refusal is an answer, not a reset).
@@ -353,7 +353,7 @@ test('refusals: a reason that is not a valid code still arrives as a refusal', a
       assert.is((e as RequestRefusedError).reason, 'enclave_busy_')
       assert.ok((e as RequestRefusedError).message.length < 600)
     }
-    try { await peerSide.sendCode(client.peerId, { taskId: hex(32), envelope: '0x' }); assert.unreachable() } catch (e) {
+    try { await peerSide.sendCode(client.peerId, { taskId: hex(32), envelope: '0x', salt: hex(32), signature: hex(65) }); assert.unreachable() } catch (e) {
       assert.instance(e, RequestRefusedError)
       assert.is((e as RequestRefusedError).reason, 'R9' + 'Z'.repeat(62))
     }
@@ -450,7 +450,7 @@ const cases: ProtocolCase[] = [
     invalid: () => [
       { type: 'attest', ...attestReq(), extra: 1 },
       { type: 'attest', ...attestReq(), nonce: 5 },
-      { type: 'code', taskId: hex(32), envelope: 'not hex' }
+      { type: 'code', taskId: hex(32), envelope: 'not hex', salt: hex(32), signature: hex(65) }
     ],
     normalRequest: async () => { assert.is((await attests.attest(server.peerId, attestReq())).type, 'quote') }
   },
