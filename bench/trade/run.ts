@@ -315,11 +315,11 @@ function report (r: ReportInput): { trade: string, daemon: string } {
 
   const tcp = r.throughput.find(x => x.path.startsWith('TCP socket, plaintext'))!
   t.push('', `### /sdte/data/1 against TCP on loopback (${r.throughput[0].bytes / MiB} MiB in ${DEFAULT_THROUGHPUT_CHUNK / KiB} KiB chunks, same run)`, '')
-  t.push(`Both ends in the benchmark process (one thread for sender and receiver in every row). /sdte/data/1: two libp2p hosts from p2p/host.ts (TCP + noise + yamux) and the real protocol, the receiving handler only counts the chunks (no enclave). TCP: a node:net socket pair writing the same chunks with backpressure. MiB/s of payload (plaintext bytes), the fastest of ${quick ? 1 : DEFAULT_THROUGHPUT_REPEATS} runs each (other work on the machine only slows a run down).`, '')
+  t.push(`Both ends in the benchmark process (one thread for sender and receiver in every row). /sdte/data/1: two libp2p hosts from p2p/host.ts (TCP + noise + yamux) and the real protocol, the receiving handler only counts the chunks (no enclave). TCP: a node:net socket pair writing the same chunks with backpressure. MiB/s of payload (plaintext bytes), the fastest of ${quick ? 1 : DEFAULT_THROUGHPUT_REPEATS} runs each, the plaintext and encrypted runs of a path alternating (other work on the machine only slows a run down).`, '')
   t.push('| path | s | MiB/s | vs plain TCP |')
   t.push('|---|---:|---:|---:|')
   for (const x of r.throughput) t.push(`| ${x.path} | ${x.seconds.toFixed(2)} | ${x.mibPerSecond.toFixed(0)} | ${(x.mibPerSecond / tcp.mibPerSecond).toFixed(2)}× |`)
-  t.push('', 'Where the time goes in /sdte/data/1 (a CPU profile, `node --cpu-prof`, of the plaintext run on this machine): about a quarter of the wall time idle (the two ends waiting on each other: yamux window updates, the receiver pausing at 8 MiB buffered), then noise\'s ChaCha20-Poly1305 through node:crypto (encrypt and decrypt, both in this process) about 14-18 %, garbage collection about 12 %, copies while framing (uint8arrays concat, Uint8ArrayList in noise, yamux and the length-prefix channel) about 10 %, socket writes about 5 %. yamux cuts every 64 KiB chunk plus its prefix into a 64 KiB frame and a small one, and noise seals each frame separately. The seller\'s AES-256-GCM (encryptChunk) alone runs several times faster than the protocol, so it is not what bounds a delivery; the enclave\'s ingest is (## Enclave: 138 MiB/s through the worker with a memory store, less with the node\'s level store).')
+  t.push('', 'Where the time goes in /sdte/data/1 (a CPU profile, `node --cpu-prof`, of the plaintext run on this machine): about a quarter of the wall time idle (the two ends waiting on each other: yamux window updates, the receiver pausing at 8 MiB buffered), then noise\'s ChaCha20-Poly1305 through node:crypto (encrypt and decrypt, both in this process) about 14-18 %, garbage collection about 12 %, copies while framing (uint8arrays concat, Uint8ArrayList in noise, yamux and the length-prefix channel) about 10 %, socket writes about 5 %. yamux cuts every 64 KiB chunk plus its prefix into a 64 KiB frame and a small one, and noise seals each frame separately. With encrypted chunks the protocol loses more than the encryption itself costs (compare encryptChunk alone): each sealed chunk is a fresh Buffer (concat of header and GCM output), which adds allocation, a copy and garbage collection; a profile puts encryptChunk\'s own share (GCM, concat, allocation) at about 10 % of the run. Neither bounds a trade\'s delivery on one machine: the enclave\'s ingest does (## Enclave: 138 MiB/s through the worker with a memory store, less with the node\'s level store, shared cores and the stream resets above).')
 
   const d: string[] = []
   d.push('## Daemon', '')
@@ -333,6 +333,14 @@ function report (r: ReportInput): { trade: string, daemon: string } {
     const settled = r.settledMemory?.get(dm.name)
     d.push(`| ${dm.name} | ${mib(idle?.rssKiB ?? NaN)} | ${mib(after?.rssKiB ?? NaN)} | ${mib(settled?.rssKiB ?? NaN)} | ${mib(settled?.peakKiB ?? NaN)} | ${mib((r.datadirBytes.get(dm.name) ?? NaN) / 1024)} |`)
   }
+  const nodeNames = r.net.nodes.map(n => n.name)
+  const afterOf = (name: string): number => r.settledMemory?.get(name)?.rssKiB ?? NaN
+  const nodeAfter = nodeNames.map(afterOf).filter(Number.isFinite)
+  const nodeDisk = nodeNames.map(n => r.datadirBytes.get(n) ?? NaN).filter(Number.isFinite)
+  const sellerName = r.net.sellers[0]?.name ?? ''
+  if (!quick && nodeAfter.length > 0) {
+    d.push('', `After the 64 MiB trades every node holds ${mib(Math.min(...nodeAfter))}-${mib(Math.max(...nodeAfter))} MiB resident and the seller ${mib(afterOf(sellerName))} MiB, and none of it is given back in ${AFTER_IDLE_MS / 1000} s of idling (V8 keeps freed heap and Buffer pages; whether some of it is still live was not determined). A node's worker holds the whole input (unsealed into one buffer) and the EVM memory of the run (the CSV plus its parsed columns) during execution; the seller reads the whole dataset file (readFileSync) and encrypts a fresh copy of every chunk for each node, in parallel for all nodes. Nothing is deleted after a trade: daemon/roles/node.ts never calls enclave.dropTask, so the sealed chunks of every task stay in the node's store and its datadir grows by the dataset size with each trade it takes part in (here ${mib(Math.min(...nodeDisk) / 1024)}-${mib(Math.max(...nodeDisk) / 1024)} MiB per node).`)
+  }
   const base = median(r.baseline.nodeMs)
   d.push('', `Start-up, spawn to the control API answering admin_info (polled every 5 ms), median of ${STARTUP_RUNS} restarts of one datadir; the first start (key creation, CISC registration for a node) separately. Baselines: \`node -e 0\` and Node importing daemon/node.ts (every module a daemon loads, nothing started), same binary, median of ${STARTUP_RUNS}.`, '')
   d.push('| what | first start ms | median ms | vs node -e 0 | idle RSS MiB |')
@@ -340,6 +348,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
   d.push(`| \`node -e 0\` | | ${base.toFixed(0)} | 1× | |`)
   d.push(`| import daemon/node.ts | | ${median(r.baseline.moduleLoadMs).toFixed(0)} | ${(median(r.baseline.moduleLoadMs) / base).toFixed(0)}× | |`)
   for (const s of r.startup) d.push(`| idle ${s.role} daemon | ${s.firstMs.toFixed(0)} | ${median(s.restartsMs).toFixed(0)} | ${(median(s.restartsMs) / base).toFixed(0)}× | ${mib(s.idle.rssKiB)} |`)
+  d.push('', 'Most of a daemon\'s start-up is loading its modules (TypeScript stripped at load, libp2p, ethers, the EVM): importing daemon/node.ts alone takes more than half of it; the rest is the store, the keys, the chain connection and the libp2p host, and for a node the enclave worker (which loads the EVM again in its own thread) and its CISC check.')
   return { trade: t.join('\n') + '\n', daemon: d.join('\n') + '\n' }
 }
 
