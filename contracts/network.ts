@@ -1,7 +1,8 @@
 // The network file (network.json): which chain, where its RPC is, the three contracts, the attestation
 // root and accepted enclave measurements, and libp2p bootstrap peers. Written by `devnetUp` (a local
 // anvil) and by `deployFromKeystore` (any other chain); a daemon started with `--network FILE` joins it.
-import { readFileSync, writeFileSync, renameSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { isAddress, getAddress } from 'ethers'
 
 export interface ContractAddresses {
@@ -86,6 +87,7 @@ export function readNetworkFile (path: string): NetworkFile {
 /** Writes the file atomically (a temporary file renamed over it). */
 export function writeNetworkFile (path: string, network: NetworkFile): void {
   const checked = parseNetworkFile(network)
+  mkdirSync(dirname(path), { recursive: true })
   const tmp = `${path}.${process.pid}.tmp`
   writeFileSync(tmp, JSON.stringify(checked, null, 2) + '\n')
   renameSync(tmp, path)

@@ -5,6 +5,7 @@
 import type { SdteDaemon } from '../node.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
+import { NoTopicPeersError } from '../../p2p/errors.ts'
 
 export const DEBUG_TOPIC_PREFIX = '/sdte/debug/'
 export const MAX_DEBUG_MESSAGE_BYTES = 4096
@@ -78,11 +79,16 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
       { name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' },
       { name: 'message', type: 'string', maxLength: MAX_DEBUG_MESSAGE_BYTES, description: 'UTF-8 text' }
     ],
-    result: '{ ok: true }',
+    result: '{ ok: true, recipients }',
     handler: async (p: { topic: string, message: string }) => {
       checkTopic(p.topic)
-      await daemon.p2p.publish(p.topic, new TextEncoder().encode(p.message))
-      return { ok: true }
+      try {
+        const { recipients } = await daemon.p2p.publish(p.topic, new TextEncoder().encode(p.message))
+        return { ok: true, recipients }
+      } catch (err) {
+        if (err instanceof NoTopicPeersError) throw appError('Unavailable', `no peer is subscribed to ${p.topic} yet`)
+        throw err
+      }
     }
   })
 

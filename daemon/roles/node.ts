@@ -24,6 +24,8 @@ export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
 const SCAN_KEY = 'node:scannedBlock'
 /** Tasks one peer may have attested that no trade has taken up yet. */
 export const MAX_PENDING_TASKS_PER_PEER = 32
+/** Tasks, from all peers, that no trade has taken up yet; the enclave holds MAX_TASKS (1024) in all. */
+export const MAX_PENDING_TASKS = 512
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
 export const PENDING_TASK_TTL_MS = 10 * 60_000
 
@@ -99,6 +101,7 @@ export class NodeRole implements Role {
     await this.ctx.attest.start({
       onAttest: async (remote, req) => {
         this.checkTaskQuota(remote, req.tradeId)
+        await this.makeRoomForTask()
         const r = await enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
         this.pending.set(r.taskId, { peer: remote, since: this.pending.get(r.taskId)?.since ?? Date.now() })
         return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
@@ -139,6 +142,20 @@ export class NodeRole implements Role {
     if (count >= MAX_PENDING_TASKS_PER_PEER) {
       throw new RefuseRequest('TooManyTasks', `at most ${MAX_PENDING_TASKS_PER_PEER} tasks per peer await a trade (trade ${tradeId.slice(0, 10)}…)`)
     }
+  }
+
+  /**
+   * Peer ids cost nothing, so the per-peer quota alone does not protect the task table: past
+   * MAX_PENDING_TASKS in all, the oldest task no trade took up makes room for the new one. A flood
+   * then evicts quotes that were never used instead of refusing real buyers.
+   */
+  private async makeRoomForTask (): Promise<void> {
+    if (this.pending.size < MAX_PENDING_TASKS) return
+    let oldest: [string, number] | undefined
+    for (const [taskId, p] of this.pending) if (oldest === undefined || p.since < oldest[1]) oldest = [taskId, p.since]
+    if (oldest === undefined) return
+    this.pending.delete(oldest[0])
+    await this.enclave.dropTask(oldest[0]).catch(() => {})
   }
 
   /** Drops tasks that no trade took up within PENDING_TASK_TTL_MS (their quotes were never used). */

@@ -47,6 +47,8 @@ export interface SellerTradeData {
 }
 
 const DATA_KEY_PURPOSE = 'seller-data-key'
+/** CISC's MAX_ALLOWED_CODE_HASHES: a longer list would only revert on chain. */
+export const MAX_ALLOWED_CODE_HASHES = 16
 const SCAN_KEY = 'seller:scannedBlock'
 
 export class SellerRole implements Role {
@@ -308,8 +310,8 @@ function parsePolicy (raw: Record<string, unknown> | undefined, unitPrice: bigin
   }
   if (raw.allowedCodeHashes !== undefined) {
     const list = raw.allowedCodeHashes
-    if (!Array.isArray(list) || list.length > 32 || !list.every(h => typeof h === 'string' && /^0x[0-9a-fA-F]{64}$/.test(h))) {
-      throw appError('Rejected', 'policy.allowedCodeHashes must be at most 32 bytes32 hex strings', { param: 'policy' })
+    if (!Array.isArray(list) || list.length > MAX_ALLOWED_CODE_HASHES || !list.every(h => typeof h === 'string' && /^0x[0-9a-fA-F]{64}$/.test(h))) {
+      throw appError('Rejected', `policy.allowedCodeHashes must be at most ${MAX_ALLOWED_CODE_HASHES} bytes32 hex strings`, { param: 'policy' })
     }
     policy.allowedCodeHashes = list.map(h => (h as string).toLowerCase())
   }
