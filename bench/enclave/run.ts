@@ -86,7 +86,7 @@ for (const records of SIZES) {
   }
 }
 out()
-out(`Plain-EVM rows marked ≈ are extrapolated linearly from the ${Math.max(...SIZES.filter(s => s <= plainMax)).toLocaleString('en')}-record run (a real run takes minutes each); run with \`--plain-max 1000000\` to measure them.`)
+out(`Plain-EVM rows marked ≈ are extrapolated linearly from the ${Math.max(...SIZES.filter(s => s <= plainMax)).toLocaleString('en')}-record run (a real run takes minutes each; MedianPlain's in-EVM heapsort grows as n log n, so its ≈ row is a low estimate); run with \`--plain-max 1000000\` to measure them.`)
 out()
 
 if (big) {
