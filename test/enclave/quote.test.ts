@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert'
 import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
 import { quoteDigestOf, reportDataOf, signDigest, taskIdOf } from '../../contracts/formats.ts'
 import type { Quote } from '../../contracts/formats.ts'
-import { verifyQuote } from '../../enclave/index.ts'
+import { computeMeasurement, verifyQuote } from '../../enclave/index.ts'
 import type { EnclaveHost } from '../../enclave/index.ts'
 import { random32, root, startEnclave, throwsWith } from './helpers.ts'
 
@@ -42,6 +42,12 @@ test('a fresh quote verifies, binds taskId to (tradeId, codeHash, enclave key), 
   assert.is(b.taskId, a.taskId)
   assert.is(b.enclavePublicKey, a.enclavePublicKey)
   verifyQuote(b.quote, expectations(tradeId, sellerNonce, { enclaveAddress: a.quote.enclaveAddress, taskId: a.taskId }))
+})
+
+test('the host computes the same measurement the worker reports, and a build variant changes it', () => {
+  assert.is(enclave.measurement, computeMeasurement())
+  assert.is(other.measurement, computeMeasurement('another build'))
+  assert.is.not(computeMeasurement('x'), computeMeasurement())
 })
 
 test('another measurement (another enclave build) is refused', async () => {
