@@ -50,3 +50,12 @@ export const DEFAULT_MAX_INBOUND_STREAMS = 32
 export const DEFAULT_MAX_OUTBOUND_STREAMS = 64
 /** Whole-exchange deadline of one inbound stream handler. */
 export const DEFAULT_HANDLER_TIMEOUT_MS = 60_000
+
+// Stream muxing
+/** yamux's largest per-stream receive window (its default). */
+export const YAMUX_MAX_STREAM_WINDOW = 16 * 1024 * 1024
+/**
+ * Bytes a stream may buffer while paused: the window above plus the largest frame (a 4 MiB data
+ * chunk) and some slack. libp2p's default (4 MiB) reset large deliveries under load.
+ */
+export const YAMUX_MAX_READ_BUFFER = YAMUX_MAX_STREAM_WINDOW + 8 * 1024 * 1024

@@ -300,7 +300,9 @@ export async function createP2PHost (options: P2PHostOptions, components: { priv
     addresses: { listen: opts.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A paused stream (the message channel's read backpressure) still receives what yamux's window
+    // already granted: its read buffer must hold a whole window plus a frame, or it is reset.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: C.YAMUX_MAX_STREAM_WINDOW, maxReadBufferLength: C.YAMUX_MAX_READ_BUFFER } })],
     connectionManager: {
       maxConnections: opts.maxConnections,
       maxIncomingPendingConnections: opts.maxIncomingPendingConnections,

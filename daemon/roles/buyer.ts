@@ -159,7 +159,7 @@ export class BuyerRole implements Role {
     const salt = hexlify(randomBytes(32)).toLowerCase()
     const tradeId = tradeIdOf(this.ctx.keys.ethAddress, salt)
     // Every node is paid at most nodeCap: gas beyond nodeCap / nodePrice is never paid for, so never run.
-    const gasCap = p.nodePrice === 0n ? DEFAULT_GAS_CAP : [DEFAULT_GAS_CAP, MAX_GAS_CAP, p.nodeCap / p.nodePrice].reduce((a, b) => a < b ? a : b)
+    const gasCap = p.nodePrice === 0n ? DEFAULT_GAS_CAP : [MAX_GAS_CAP, p.nodeCap / p.nodePrice].reduce((a, b) => a < b ? a : b)
     const sealedCode = Buffer.from(sealLocal(this.localKey, code, `code/${tradeId}`)).toString('base64')
     let t = await this.ctx.trades.create<BuyerTradeData>('buyer', tradeId, 'demanded', {
       demand: new TextDecoder().decode(encodeDemand(demand)), demandHash, salt, codeHash, sealedCode, gasCap: gasCap.toString(), published: false, posted: false, sellerOffers: [], nodeOffers: []

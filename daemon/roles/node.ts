@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { createEnclave, EnclaveError, type EnclaveHost, type TaskSummary } from '../../enclave/index.ts'
+import { createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, type EnclaveHost, type TaskSummary } from '../../enclave/index.ts'
 import { readKeyFile } from '../../contracts/devnet.ts'
 import { ChainRevertError } from '../../contracts/client.ts'
 import { RefuseRequest } from '../../p2p/messages/exchange.ts'
@@ -54,6 +54,8 @@ export class NodeRole implements Role {
   private readonly ctx: RoleContext
   enclave!: EnclaveHost
   private readonly running = new Set<string>()
+  private enclaveLost = false
+  private stopping = false
   /** Tasks attested but not (yet) in a trade on DTMC: who asked, since when. Bounded per peer, expired. */
   private readonly pending = new Map<string, { peer: string, since: number }>()
 
@@ -83,16 +85,43 @@ export class NodeRole implements Role {
     return secret
   }
 
-  async start (): Promise<void> {
-    if (this.ctx.options.enclave.faultWrongResult && !this.ctx.network.devnet) {
-      throw new NodeConfigError('enclave.faultWrongResult is a test-only fault switch and is refused outside a devnet')
-    }
-    this.enclave = await createEnclave({
+  private async openEnclave (): Promise<EnclaveHost> {
+    return await createEnclave({
       attestationKey: this.attestationKey(),
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
       faultWrongResult: this.ctx.options.enclave.faultWrongResult
     })
+  }
+
+  /**
+   * An enclave that timed out or died is stopped by its host (its state stays sealed): the next
+   * tick starts a new one on the same store, which resumes every task.
+   */
+  private async reopenEnclaveIfLost (): Promise<void> {
+    if (!this.enclaveLost || this.stopping) return
+    this.enclaveLost = false
+    await this.enclave.close().catch(() => {})
+    this.enclave = await this.openEnclave()
+    log.warn('enclave restarted from its sealed state', { tasks: (await this.enclave.tasks()).length })
+  }
+
+  /** Enclave refusals (bad envelope, bad chunk, wrong state) become protocol refusals with the error's name. */
+  private async enclaveCall<T> (fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof EnclaveClosedError || err instanceof EnclaveTimeoutError) this.enclaveLost = true
+      if (err instanceof EnclaveError) throw new RefuseRequest(err.name, err.message)
+      throw err
+    }
+  }
+
+  async start (): Promise<void> {
+    if (this.ctx.options.enclave.faultWrongResult && !this.ctx.network.devnet) {
+      throw new NodeConfigError('enclave.faultWrongResult is a test-only fault switch and is refused outside a devnet')
+    }
+    this.enclave = await this.openEnclave()
     const m = this.enclave.measurement.toLowerCase()
     if (!this.ctx.network.measurements.includes(m)) {
       log.warn('this enclave build is not among the network\'s accepted measurements: buyers and DTMC will refuse it', { measurement: m })
@@ -102,18 +131,18 @@ export class NodeRole implements Role {
       onAttest: async (remote, req) => {
         this.checkTaskQuota(remote, req.tradeId)
         await this.makeRoomForTask()
-        const r = await enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
+        const r = await this.enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
         this.pending.set(r.taskId, { peer: remote, since: this.pending.get(r.taskId)?.since ?? Date.now() })
         return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
       },
       onCode: async (_remote, req) => {
-        await enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
+        await this.enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
       }
     })
     await this.ctx.data.start({
       open: async (remote, req) => await this.openDelivery(remote, req),
       receive: async (req, _from, chunks) => {
-        const status = await enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
+        const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
           sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, chunks
         }))
         if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
@@ -126,6 +155,7 @@ export class NodeRole implements Role {
   }
 
   async stop (): Promise<void> {
+    this.stopping = true
     await this.ctx.result.stop()
     await this.ctx.data.stop()
     await this.ctx.attest.stop()
@@ -172,6 +202,10 @@ export class NodeRole implements Role {
         log.debug('dropped a task no trade took up', { taskId: task.taskId })
       }
     }
+  }
+
+  private async forgetTask (taskId: string): Promise<void> {
+    await this.enclave.dropTask(taskId).catch((err: unknown) => { log.warn('could not drop a finished task', { taskId, err: err as Error }) })
   }
 
   private get pricePerGas (): bigint { return BigInt(this.ctx.options.trade.nodePricePerGas) }
@@ -233,13 +267,20 @@ export class NodeRole implements Role {
     if (view?.state !== 'settled' || view.final === null || !view.final.members.includes(t.data.nodeIndex)) {
       throw new RefuseRequest('NotFinal', 'the result is served once DTMC has settled the trade on it')
     }
-    const r = await enclaveCall(async () => await this.enclave.execute(taskId))
+    const r = await this.enclaveCall(async () => await this.enclave.execute(taskId))
     if (r.encryptedResult.length === 0) throw new RefuseRequest('NoResult', `the run ended with status ${r.resultInfo.status}`)
-    if (t.state === 'finalized') await this.ctx.trades.transition(t, 'delivered', { note: 'encrypted result sent to the buyer' })
+    if (t.state === 'finalized') {
+      await this.ctx.trades.transition(t, 'delivered', { note: 'encrypted result sent to the buyer' })
+      // Sent: the sealed task (code, keys, data) goes. A node keeps nothing of a finished trade.
+      const envelope = r.encryptedResult
+      await this.forgetTask(taskId)
+      return envelope
+    }
     return r.encryptedResult
   }
 
   async tick (): Promise<void> {
+    await this.reopenEnclaveIfLost()
     await this.discoverTrades()
     await this.expirePendingTasks()
     for (const t of await this.ctx.trades.active<NodeTradeData>('node')) {
@@ -275,7 +316,11 @@ export class NodeRole implements Role {
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
-    if (await closeWhenOver(this.ctx, t, view.state)) return
+    if (await closeWhenOver(this.ctx, t, view.state)) {
+      // The task's sealed code and data are no longer needed unless the buyer still fetches our result.
+      if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true) await this.forgetTask(t.data.taskId)
+      return
+    }
     const now = await chainTime(this.ctx.chain)
     if (t.state === 'escrowed' || t.state === 'delivering') {
       const task = (await this.enclave.tasks()).find(x => x.taskId === t.data.taskId)
@@ -304,7 +349,7 @@ export class NodeRole implements Role {
   /** Steps 8 and 9: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
   private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
     const started = Date.now()
-    const r = await enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
+    const r = await this.enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
     if (!alreadySubmitted) await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
     await this.ctx.trades.transition(t, 'submitted', {
@@ -348,14 +393,4 @@ function readyToRun (task: TaskSummary, sellers: number): boolean {
     if (task.sellers.find(s => s.sellerIndex === i)?.complete !== true) return false
   }
   return true
-}
-
-/** Enclave refusals (bad envelope, bad chunk, wrong state) become protocol refusals with the error's name. */
-async function enclaveCall<T> (fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn()
-  } catch (err) {
-    if (err instanceof EnclaveError) throw new RefuseRequest(err.name, err.message)
-    throw err
-  }
 }

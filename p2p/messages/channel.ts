@@ -71,6 +71,18 @@ function positiveInteger (name: string, value: number): number {
   return value
 }
 
+/**
+ * libp2p sometimes rejects with the stream's close Event rather than an Error: use the error the
+ * event carries, else say what happened instead of "[object Event]".
+ */
+function asError (err: unknown, what: string): Error {
+  if (err instanceof Error) return err
+  const inner = (err as { error?: unknown } | null)?.error
+  if (inner instanceof Error) return inner
+  const type = (err as { type?: unknown } | null)?.type
+  return new Error(typeof type === 'string' ? `${what} failed: the stream emitted "${type}"` : `${what} failed: ${String(err)}`)
+}
+
 /** JSON text for a message; bigints become decimal strings. */
 export function encodeJsonMessage (message: unknown): Uint8Array {
   const text = JSON.stringify(message, (_key, value: unknown) => typeof value === 'bigint' ? value.toString() : value)
@@ -206,7 +218,7 @@ export function messageChannel (stream: Stream, options: MessageChannelOptions =
       return await fn(signal)
     } catch (err) {
       if (timeout.aborted && signal.reason === timeout.reason) throw fail(new StreamTimeoutError(what, messageTimeoutMs))
-      throw fail(err instanceof Error ? err : new Error(String(err)))
+      throw fail(asError(err, what))
     }
   }
 
