@@ -183,7 +183,7 @@ async function cmdDemo (argv: string[]): Promise<void> {
   const { runDemo, parseAnalysis } = await import('./demo.ts')
   const records = Number(values.records)
   const nodes = Number(values.nodes)
-  if (!Number.isInteger(records) || records < 1 || records > 1_000_000) throw new UsageError('--records must be 1..1000000')
+  if (!Number.isInteger(records) || records < 1 || records > 6_000_000) throw new UsageError('--records must be 1..6000000 (a dataset is at most 128 MiB)')
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new UsageError('--nodes must be 1..9')
   let analysis
   try { analysis = parseAnalysis(values.analysis) } catch (err) { throw new UsageError((err as Error).message) }

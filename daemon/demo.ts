@@ -8,8 +8,9 @@ import { join, resolve } from 'node:path'
 import { AbiCoder, getBytes } from 'ethers'
 import { sampleDataset, referenceOutput, EXAMPLE_ANALYSES, type ExampleAnalysis } from '../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../contracts/compile.ts'
-import { LocalTestnet } from './testnet.ts'
+import { LocalTestnet, type TestnetDaemon } from './testnet.ts'
 import { waitFor } from './processes.ts'
+import { PHASES, tradePhases, type PartyRecord } from './phases.ts'
 
 export interface DemoOptions {
   keep: boolean
@@ -145,8 +146,18 @@ export async function runDemo (o: DemoOptions): Promise<void> {
     }
     const deposit = BigInt(view.chain?.deposit ?? posted.deposit)
     say(`deposit ${eth(deposit)} = payments + refund (${eth(total)}): ${total === deposit ? 'yes' : 'NO'}`)
-    const phases = rec.phaseMs ?? {}
-    say(`phases: ${Object.entries(phases).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')}`)
+    // Each party's record of the trade: the phases come from all of them (daemon/phases.ts).
+    const recordOf = async (d: TestnetDaemon, role: string): Promise<PartyRecord | undefined> =>
+      (await d.rpc.call<{ records: PartyRecord[] }>('trade_get', { tradeId: posted.tradeId }).catch(() => ({ records: [] }))).records.find(r => r.role === role)
+    const buyerRecord = await recordOf(buyer, 'buyer')
+    const sellerRecord = await recordOf(net.sellers[0], 'seller')
+    const nodeRecords = (await Promise.all(net.nodes.map(async n => await recordOf(n, 'node')))).filter((r): r is PartyRecord => r !== undefined)
+    try {
+      const p = tradePhases(buyerRecord!, sellerRecord!, nodeRecords, [])
+      say(`phases: ${PHASES.map(k => `${k} ${(p.phases[k] / 1000).toFixed(2)} s`).join(', ')}; total ${(p.totalMs / 1000).toFixed(2)} s`)
+    } catch (err) {
+      say(`phases: ${(err as Error).message}`)
+    }
     if (!result.verified || !same || total !== deposit) throw new Error('the demo trade did not check out')
     ok = true
   } finally {

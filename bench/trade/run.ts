@@ -20,7 +20,7 @@ import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/constants.ts'
 import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
 import { LocalTestnet, type TestnetDaemon } from '../../daemon/testnet.ts'
 import { ROOT, waitFor } from '../../daemon/processes.ts'
-import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from './phases.ts'
+import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from '../../daemon/phases.ts'
 import { measureThroughput, DEFAULT_THROUGHPUT_BYTES, DEFAULT_THROUGHPUT_CHUNK, DEFAULT_THROUGHPUT_REPEATS, type ThroughputRow } from './throughput.ts'
 import { baselineStartup, measureStartup, median, memoryOf, type Memory, type StartupFigures } from './daemon.ts'
 

@@ -1,4 +1,4 @@
-// The phases of one trade, derived from the records every party keeps (trade_get on the buyer, the
+// The phases of one trade (the demo prints them, bench/trade measures them), derived from the records every party keeps (trade_get on the buyer, the
 // seller and each chosen node) and the nodes' log line for the enclave run. All daemons run on one
 // machine, so their timestamps share a clock. Boundaries are chosen so that the phases add up to the
 // buyer's total (demand posted to result checked):
