@@ -15,6 +15,7 @@ Usage:
               [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
               [--log-level error|warn|info|debug|trace] [--debug PATTERNS]
   sdte rpc [--datadir DIR] METHOD [JSON-PARAMS]   call the control API of the daemon in DIR
+  sdte watch [--datadir DIR] TRADE-ID             follow a trade (states, delivery progress) until it ends
   sdte demo [--keep] [--dir DIR] [--analysis Stats|Histogram|FilterCount|LinearFit] [--plain]
             [--records N] [--nodes N]    a whole trade on a local testnet it starts itself (npm start)
   sdte devnet up --dir DIR [--port N] [--bootstrap MULTIADDR]...   start anvil, deploy, write DIR/network.json
@@ -103,6 +104,57 @@ async function cmdRpc (argv: string[]): Promise<void> {
   const client = RpcClient.fromDatadir(datadirOf(values.datadir))
   const result = await client.call(method, params)
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+}
+
+/** The states after which a role has nothing more to do on its own (daemon/trades.ts). */
+const END_STATES = ['delivered', 'rated', 'refunded', 'failed', 'finalized']
+
+interface WatchedRecord {
+  role: string
+  state: string
+  reason?: string
+  timeline: Array<{ state: string, at: string, note?: string }>
+  size?: number
+  nodes?: Array<{ index: number, delivered: boolean, sentBytes: number }>
+}
+
+async function cmdWatch (argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { datadir: { type: 'string' }, interval: { type: 'string', default: '500' } },
+    strict: true,
+    allowPositionals: true
+  })
+  const [tradeId, ...rest] = positionals
+  if (tradeId === undefined || rest.length > 0 || !/^0x[0-9a-fA-F]{64}$/.test(tradeId)) throw new UsageError('usage: sdte watch [--datadir DIR] TRADE-ID (0x + 64 hex digits)')
+  const interval = Number(values.interval)
+  if (!Number.isInteger(interval) || interval < 100) throw new UsageError('--interval must be at least 100 (ms)')
+  const client = RpcClient.fromDatadir(datadirOf(values.datadir))
+  const seen = new Set<string>()
+  const progress = new Map<string, number>()
+  while (true) {
+    const v = await client.call<{ records: WatchedRecord[] }>('trade_get', { tradeId })
+    for (const r of v.records) {
+      for (const e of r.timeline) {
+        const key = `${r.role}:${e.state}:${e.at}`
+        if (seen.has(key)) continue
+        seen.add(key)
+        process.stdout.write(`${e.at} ${r.role} ${e.state}${e.note !== undefined ? `: ${e.note}` : ''}\n`)
+      }
+      for (const n of r.nodes ?? []) {
+        const key = `${r.role}:${n.index}`
+        if (progress.get(key) === n.sentBytes) continue
+        progress.set(key, n.sentBytes)
+        const of = r.size === undefined ? '' : ` of ${r.size}`
+        process.stdout.write(`${new Date().toISOString()} ${r.role} data to node ${n.index}: ${n.sentBytes}${of} bytes${n.delivered ? ' (delivered)' : ''}\n`)
+      }
+    }
+    if (v.records.length > 0 && v.records.every(r => END_STATES.includes(r.state))) {
+      for (const r of v.records) process.stdout.write(`${r.role}: ${r.state}${r.reason !== undefined ? ` (${r.reason})` : ''}\n`)
+      return
+    }
+    await new Promise(resolve => setTimeout(resolve, interval))
+  }
 }
 
 async function cmdDevnet (argv: string[]): Promise<void> {
@@ -215,6 +267,7 @@ export async function main (argv: string[]): Promise<number> {
     switch (command) {
       case 'daemon': await cmdDaemon(rest); return 0
       case 'rpc': await cmdRpc(rest); return 0
+      case 'watch': await cmdWatch(rest); return 0
       case 'devnet': await cmdDevnet(rest); return 0
       case 'demo': await cmdDemo(rest); return 0
       case 'deploy': await cmdDeploy(rest); return 0

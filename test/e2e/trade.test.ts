@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet, getBytes, keccak256 } from 'ethers'
 import { LocalTestnet } from '../../daemon/testnet.ts'
-import { waitFor } from '../../daemon/processes.ts'
+import { waitFor, runCli } from '../../daemon/processes.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
 import { searchChain, searchLogs, searchStore, findIn, type Secret } from './secrets.ts'
@@ -113,6 +113,15 @@ test('payments and the refund match the caps and prices to the wei', () => {
   expected.set(net.buyers[0].info.ethAddress.toLowerCase(), deposit - paidOut)
   assert.equal(Object.fromEntries(Object.entries(payments).map(([k, v]) => [k, BigInt(v)])), Object.fromEntries(expected))
   assert.ok(BigInt(datasets[1].length) * UNIT_PRICE < SELLER_CAP, 'each seller is paid the full price of its data')
+})
+
+test('sdte watch follows a trade to its end', async () => {
+  const r = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
+  assert.is(r.code, 0, r.stderr)
+  for (const state of ['demanded', 'attesting', 'escrowed', 'finalized', 'delivered']) assert.match(r.stdout, new RegExp(`buyer ${state}`))
+  assert.match(r.stdout, /buyer: delivered\n$/)
+  const s = await runCli(['watch', '--datadir', net.sellers[0].datadir, tradeId])
+  assert.match(s.stdout, /seller data to node \d: \d+ of \d+ bytes \(delivered\)/)
 })
 
 test('a seller offers only for its full price and an output price no lower than its data\'s', async () => {
