@@ -130,6 +130,8 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): PartialOptions {
     if (!isLogLevel(env.SDTE_LOG)) throw new ConfigError(`SDTE_LOG: unknown level "${env.SDTE_LOG}"`)
     out.log = { level: env.SDTE_LOG }
   }
+  const debug = env.SDTE_DEBUG ?? env.DEBUG
+  if (debug !== undefined) out.log = { ...out.log, debug }
   return out
 }
 

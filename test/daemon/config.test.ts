@@ -66,6 +66,13 @@ test('malformed config.json is a ConfigError, not a crash', () => {
   }
 })
 
+test('env: SDTE_DEBUG (or DEBUG) namespaces reach the options, flags still win', () => {
+  assert.is(optionsFromEnv({ SDTE_DEBUG: 'sdte:p2p' }).log?.debug, 'sdte:p2p')
+  assert.is(optionsFromEnv({ DEBUG: 'sdte:*' }).log?.debug, 'sdte:*')
+  assert.is(resolveOptions('/tmp/sdte-none', { log: { debug: 'sdte:rpc' } }, { SDTE_DEBUG: 'sdte:p2p', SDTE_LOG: 'warn' }).log.debug, 'sdte:rpc')
+  assert.is(resolveOptions('/tmp/sdte-none', {}, { SDTE_DEBUG: 'sdte:p2p', SDTE_LOG: 'warn' }).log.level, 'warn')
+})
+
 test('env: bad values are refused', () => {
   assert.throws(() => optionsFromEnv({ SDTE_RPC_PORT: 'x' }), (e: Error) => e instanceof ConfigError)
   assert.throws(() => optionsFromEnv({ SDTE_ROLE: 'king' }), (e: Error) => e instanceof ConfigError)
