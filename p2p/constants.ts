@@ -52,10 +52,15 @@ export const DEFAULT_MAX_OUTBOUND_STREAMS = 64
 export const DEFAULT_HANDLER_TIMEOUT_MS = 60_000
 
 // Stream muxing
-/** yamux's largest per-stream receive window (its default). */
-export const YAMUX_MAX_STREAM_WINDOW = 16 * 1024 * 1024
 /**
- * Bytes a stream may buffer while paused: the window above plus the largest frame (a 4 MiB data
- * chunk) and some slack. libp2p's default (4 MiB) reset large deliveries under load.
+ * yamux's largest per-stream receive window (its default is 16 MiB). A stream paused by the
+ * channel's read backpressure still receives what the window allowed, and was seen to buffer up to
+ * twice the window before the pause took hold; a smaller window bounds that, and 4 MiB in flight is
+ * plenty on loopback and LANs.
  */
-export const YAMUX_MAX_READ_BUFFER = YAMUX_MAX_STREAM_WINDOW + 8 * 1024 * 1024
+export const YAMUX_MAX_STREAM_WINDOW = 4 * 1024 * 1024
+/**
+ * Bytes a stream may buffer while paused: twice the window plus the largest frame (a 4 MiB data
+ * chunk) and slack. libp2p's default (4 MiB) reset large deliveries under load.
+ */
+export const YAMUX_MAX_READ_BUFFER = 2 * YAMUX_MAX_STREAM_WINDOW + 8 * 1024 * 1024

@@ -59,16 +59,22 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
           await channel.write(status(at))
           if (!at.complete) {
             const from = at.nextChunk
+            let next = from
             at = await handlers.receive(req, from, (async function * () {
-              for (let i = from; i < req.chunks; i++) {
+              for (; next < req.chunks; next++) {
                 const chunk = await channel.readBytesOrEnd()
-                if (chunk === undefined) throw new ProtocolViolationError(`delivery ended at chunk ${i} of ${req.chunks}`)
+                if (chunk === undefined) throw new ProtocolViolationError(`delivery ended at chunk ${next} of ${req.chunks}`)
                 yield chunk
               }
               // The seller closes after its last chunk. Check it here, inside the iteration, so
               // that a delivery with extra chunks fails for the receiver too, before it counts as complete.
               if (await channel.readBytesOrEnd() !== undefined) throw extraChunk()
             })())
+            // The receiver may be done before the stream is (it already held the rest, e.g. from a
+            // delivery that was still going in when this one opened): take the announced rest, unread.
+            for (; next < req.chunks; next++) {
+              if (await channel.readBytesOrEnd() === undefined) break
+            }
           }
           if (await channel.readBytesOrEnd() !== undefined) throw extraChunk()
           await channel.write(status(at))
