@@ -447,10 +447,12 @@ export class BuyerRole implements Role {
     const { nodes } = await tradeParties(this.ctx.chain, t.tradeId, this.ctx.network.deployBlock)
     for (const i of view.final!.members) {
       const node = nodes.find(n => n.index === i)
-      const chosen = t.data.chosenNodes?.find(c => c.quote.taskId === node?.taskId)
-      if (node === undefined || chosen === undefined) continue
+      if (node === undefined) continue
       try {
-        const envelope = await this.ctx.result.fetch(chosen.peerId, { tradeId: t.tradeId, taskId: node.taskId })
+        // The node's peer id as CISC has it (our record may predate a restart in the middle of escrow).
+        const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? (await this.ctx.chain.cisc.node(node.payee))?.peerId
+        if (peerId === undefined) throw new Error(`node ${node.payee} is not registered in CISC`)
+        const envelope = await this.ctx.result.fetch(peerId, { tradeId: t.tradeId, taskId: node.taskId })
         decryptResult(envelope, this.resultKey(t.tradeId).privateKey, { taskId: node.taskId, resultHash: view.final!.resultHash })
         await this.ctx.store.results.put(t.tradeId, sealLocal(this.localKey, envelope, `result/${t.tradeId}/${node.taskId}`))
         await this.ctx.trades.transition(t, 'delivered', {

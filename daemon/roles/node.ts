@@ -24,6 +24,8 @@ export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
 const SCAN_KEY = 'node:scannedBlock'
 /** Tasks one peer may have attested that no trade has taken up yet. */
 export const MAX_PENDING_TASKS_PER_PEER = 32
+/** How long a node of the majority keeps a settled task for the buyer to fetch the result from it. */
+export const RESULT_RETENTION_MS = 10 * 60_000
 /** Tasks, from all peers, that no trade has taken up yet; the enclave holds MAX_TASKS (1024) in all. */
 export const MAX_PENDING_TASKS = 512
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
@@ -190,9 +192,16 @@ export class NodeRole implements Role {
 
   /** Drops tasks that no trade took up within PENDING_TASK_TTL_MS (their quotes were never used). */
   private async expirePendingTasks (): Promise<void> {
-    const inTrades = new Set((await this.ctx.trades.list<NodeTradeData>('node')).map(t => t.data.taskId))
+    const trades = new Map((await this.ctx.trades.list<NodeTradeData>('node')).map(t => [t.data.taskId, t]))
     for (const task of await this.enclave.tasks()) {
-      if (inTrades.has(task.taskId)) { this.pending.delete(task.taskId); continue }
+      const trade = trades.get(task.taskId)
+      if (trade !== undefined) {
+        this.pending.delete(task.taskId)
+        // A settled trade whose buyer fetched its result from another node of the majority: after
+        // RESULT_RETENTION_MS this node's sealed copy (code, keys, data) goes too.
+        if (trade.state === 'finalized' && Date.now() - Date.parse(trade.updatedAt) > RESULT_RETENTION_MS) await this.forgetTask(task.taskId)
+        continue
+      }
       const p = this.pending.get(task.taskId)
       // A task found after a restart gets a full TTL from now.
       if (p === undefined) { this.pending.set(task.taskId, { peer: '', since: Date.now() }); continue }
