@@ -12,7 +12,8 @@ import type { Demand } from '../../p2p/demand/index.ts'
 import type { Offer } from '../../p2p/offer/index.ts'
 import type { DaemonKeys } from '../keys.ts'
 import type { Store } from '../store.ts'
-import type { TradeBook, TradeRecord } from '../trades.ts'
+import type { TradeBook, TradeRecord, TradeRole } from '../trades.ts'
+import type { Logger } from '../log.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { Log } from 'ethers'
 
@@ -89,6 +90,31 @@ export async function newTradesOf (chain: ChainClient, account: string, role: 's
   const logs = await c.queryFilter(filter, fromBlock, toBlock)
   const ids = logs.map(l => String(dtmcLogArgs(chain, l).tradeId).toLowerCase())
   return { tradeIds: [...new Set(ids)], toBlock }
+}
+
+/**
+ * Calls `take` for every trade DTMC opened with us in `role` since the last scan and that we have no
+ * record of yet; the scan position is kept in the store, so a restart neither misses nor repeats.
+ */
+export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string) => Promise<void>): Promise<void> {
+  const key = `${role}:scannedBlock`
+  const from = ((await ctx.store.meta.get(key)) as number | undefined) ?? ctx.network.deployBlock
+  const { tradeIds, toBlock } = await newTradesOf(ctx.chain, ctx.keys.ethAddress, role, from)
+  for (const tradeId of tradeIds) {
+    if (await ctx.trades.get(role, tradeId) === undefined) await take(tradeId)
+  }
+  await ctx.store.meta.put(key, toBlock + 1)
+}
+
+/** One step for each active trade of a role; a step that fails is logged and tried again next tick. */
+export async function advanceActive<D> (ctx: RoleContext, role: TradeRole, advance: (t: TradeRecord<D>) => Promise<void>, log: Logger): Promise<void> {
+  for (const t of await ctx.trades.active<D>(role)) {
+    try {
+      await advance(t)
+    } catch (err) {
+      log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
+    }
+  }
 }
 
 /** Seconds since the epoch of the chain's latest block (deadlines are judged by the chain's clock). */

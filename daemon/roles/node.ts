@@ -16,12 +16,11 @@ import { logger } from '../log.ts'
 import { writeSecretFile } from '../keys.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { TradeRecord } from '../trades.ts'
-import { chainTime, closeWhenOver, newTradesOf, tradeParties, type Role, type RoleContext } from './context.ts'
+import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext } from './context.ts'
 
 const log = logger('sdte:node')
 
 export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
-const SCAN_KEY = 'node:scannedBlock'
 /** Tasks one peer may have attested that no trade has taken up yet. */
 export const MAX_PENDING_TASKS_PER_PEER = 32
 /** How long a node of the majority keeps a settled task for the buyer to fetch the result from it. */
@@ -292,34 +291,22 @@ export class NodeRole implements Role {
     await this.reopenEnclaveIfLost()
     await this.discoverTrades()
     await this.expirePendingTasks()
-    for (const t of await this.ctx.trades.active<NodeTradeData>('node')) {
-      try {
-        await this.advance(t)
-      } catch (err) {
-        log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
-      }
-    }
+    await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log)
   }
 
   /** Trades DTMC opened with our enclave. */
   private async discoverTrades (): Promise<void> {
-    const from = ((await this.ctx.store.meta.get(SCAN_KEY)) as number | undefined) ?? this.ctx.network.deployBlock
-    const { tradeIds, toBlock } = await newTradesOf(this.ctx.chain, this.ctx.keys.ethAddress, 'node', from)
-    if (tradeIds.length > 0) {
-      const tasks = new Map((await this.enclave.tasks()).map(t => [t.taskId, t]))
-      for (const tradeId of tradeIds) {
-        if (await this.ctx.trades.get('node', tradeId) !== undefined) continue
-        const view = await this.ctx.chain.dtmc.trade(tradeId)
-        if (view === null) continue
-        const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
-        const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
-        if (mine === undefined) continue
-        await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
-          nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline
-        }, `chosen as node ${mine.index} of ${nodes.length}`)
-      }
-    }
-    await this.ctx.store.meta.put(SCAN_KEY, toBlock + 1)
+    await scanNewTrades(this.ctx, 'node', async (tradeId) => {
+      const view = await this.ctx.chain.dtmc.trade(tradeId)
+      if (view === null) return
+      const tasks = new Set((await this.enclave.tasks()).map(t => t.taskId))
+      const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
+      const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
+      if (mine === undefined) return
+      await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
+        nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline
+      }, `chosen as node ${mine.index} of ${nodes.length}`)
+    })
   }
 
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {

@@ -12,7 +12,7 @@ import { appError } from '../rpc/errors.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { TradeRecord } from '../trades.ts'
 import { deriveSecret } from '../local-secrets.ts'
-import { chainTime, closeWhenOver, newTradesOf, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
+import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
 
 const log = logger('sdte:seller')
 
@@ -49,7 +49,6 @@ export interface SellerTradeData {
 const DATA_KEY_PURPOSE = 'seller-data-key'
 /** CISC's MAX_ALLOWED_CODE_HASHES: a longer list would only revert on chain. */
 export const MAX_ALLOWED_CODE_HASHES = 16
-const SCAN_KEY = 'seller:scannedBlock'
 
 export class SellerRole implements Role {
   readonly name = 'seller' as const
@@ -151,24 +150,12 @@ export class SellerRole implements Role {
 
   async tick (): Promise<void> {
     await this.discoverTrades()
-    for (const t of await this.ctx.trades.active<SellerTradeData>('seller')) {
-      try {
-        await this.advance(t)
-      } catch (err) {
-        log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
-      }
-    }
+    await advanceActive<SellerTradeData>(this.ctx, 'seller', async t => await this.advance(t), log)
   }
 
   /** Step 6: trades DTMC opened with our offers; each is checked before anything is delivered. */
   private async discoverTrades (): Promise<void> {
-    const from = ((await this.ctx.store.meta.get(SCAN_KEY)) as number | undefined) ?? this.ctx.network.deployBlock
-    const { tradeIds, toBlock } = await newTradesOf(this.ctx.chain, this.ctx.keys.ethAddress, 'seller', from)
-    for (const tradeId of tradeIds) {
-      if (await this.ctx.trades.get('seller', tradeId) !== undefined) continue
-      await this.check(tradeId)
-    }
-    await this.ctx.store.meta.put(SCAN_KEY, toBlock + 1)
+    await scanNewTrades(this.ctx, 'seller', async (tradeId) => { await this.check(tradeId) })
   }
 
   private async check (tradeId: string): Promise<void> {
