@@ -1,6 +1,5 @@
 // /sdte/attest/1: the enclave's quote for a task, and the buyer's encrypted code. Shaped like p2p/echo.
-import { messageChannel } from '../messages/index.ts'
-import { answerRequest, openExchange, requestReply } from '../messages/exchange.ts'
+import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { AttestRequest, CodeAck, QuoteReply, type Attest, type Code } from './schema.ts'
 import type { P2PHost } from '../host.ts'
@@ -13,12 +12,14 @@ export interface AttestHandlers {
   onCode: (remotePeer: string, req: Code) => Promise<void>
 }
 
-export interface AttestOptions {
-  maxMessageBytes?: number
-  messageTimeoutMs?: number
-  exchangeTimeoutMs?: number
-  maxInboundStreams?: number
-  maxOutboundStreams?: number
+export type AttestOptions = ProtocolLimits
+
+const LIMITS: Required<ProtocolLimits> = {
+  maxMessageBytes: C.MAX_MESSAGE_BYTES,
+  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
+  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
+  maxInboundStreams: C.MAX_INBOUND_STREAMS,
+  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
 }
 
 export interface AttestProtocol {
@@ -31,33 +32,21 @@ export interface AttestProtocol {
 }
 
 export function attestProtocol (host: P2PHost, options: AttestOptions = {}): AttestProtocol {
-  const maxMessageBytes = options.maxMessageBytes ?? C.MAX_MESSAGE_BYTES
-  const messageTimeoutMs = options.messageTimeoutMs ?? C.MESSAGE_TIMEOUT_MS
-  const exchangeTimeoutMs = options.exchangeTimeoutMs ?? C.EXCHANGE_TIMEOUT_MS
-  const protocol = host.protocolId(C.PROTOCOL_NAME, C.PROTOCOL_VERSION)
-  let started = false
-
-  const open = async (peer: string, signal?: AbortSignal) =>
-    await openExchange(host, peer, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal })
+  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
+  const open = endpoint.open
 
   return {
-    protocol,
+    protocol: endpoint.protocol,
     async start (handlers) {
-      started = true
-      await host.handle(protocol, async (stream, context) => {
-        const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
+      await endpoint.serve(async (channel, context) => {
         await answerRequest(channel, AttestRequest, 'one attest request', async (req) => {
           if (req.type === 'attest') return await handlers.onAttest(context.remotePeer, req)
           await handlers.onCode(context.remotePeer, req as Code)
           return { type: 'code-ack' }
         })
-      }, {
-        maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
-        maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
-        timeoutMs: exchangeTimeoutMs
       })
     },
-    async stop () { if (started) await host.unhandle(protocol) },
+    stop: endpoint.stop,
     async attest (nodePeer, req, o = {}) {
       return await requestReply(await open(nodePeer, o.signal), { type: 'attest', ...req }, 'quote', QuoteReply)
     },

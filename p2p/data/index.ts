@@ -1,7 +1,6 @@
 // /sdte/data/1: the seller streams its encrypted dataset to an enclave, resuming where the enclave
 // left off. Chunks travel as raw frames (no hex, no JSON): this is the bulk path. Shaped like p2p/echo.
-import { messageChannel } from '../messages/index.ts'
-import { clientExchange, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { clientExchange, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/exchange.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { DataOpen, DataStatus } from './schema.ts'
@@ -18,12 +17,14 @@ export interface DataHandlers {
   receive: (req: DataOpen, from: number, chunks: AsyncIterable<Uint8Array>) => Promise<{ nextChunk: number, complete: boolean }>
 }
 
-export interface DataOptions {
-  maxChunkFrameBytes?: number
-  messageTimeoutMs?: number
-  exchangeTimeoutMs?: number
-  maxInboundStreams?: number
-  maxOutboundStreams?: number
+export type DataOptions = ProtocolLimits
+
+const LIMITS: Required<ProtocolLimits> = {
+  maxMessageBytes: C.MAX_CHUNK_FRAME_BYTES,
+  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
+  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
+  maxInboundStreams: C.MAX_INBOUND_STREAMS,
+  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
 }
 
 export interface DeliveryProgress { sentChunks: number, totalChunks: number, sentBytes: number }
@@ -38,18 +39,12 @@ export interface DataProtocol {
 }
 
 export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataProtocol {
-  const maxMessageBytes = options.maxChunkFrameBytes ?? C.MAX_CHUNK_FRAME_BYTES
-  const messageTimeoutMs = options.messageTimeoutMs ?? C.MESSAGE_TIMEOUT_MS
-  const exchangeTimeoutMs = options.exchangeTimeoutMs ?? C.EXCHANGE_TIMEOUT_MS
-  const protocol = host.protocolId(C.PROTOCOL_NAME, C.PROTOCOL_VERSION)
-  let started = false
+  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
 
   return {
-    protocol,
+    protocol: endpoint.protocol,
     async start (handlers) {
-      started = true
-      await host.handle(protocol, async (stream, context) => {
-        const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
+      await endpoint.serve(async (channel, context) => {
         const req = await channel.read(DataOpen)
         const extraChunk = (): ProtocolViolationError => new ProtocolViolationError(`more than the ${req.chunks} chunks announced`)
         // Only the two fields: the seller's schema is strict, and a handler may return a richer object.
@@ -94,15 +89,11 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
           return
         }
         await channel.close()
-      }, {
-        maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
-        maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
-        timeoutMs: exchangeTimeoutMs
       })
     },
-    async stop () { if (started) await host.unhandle(protocol) },
+    stop: endpoint.stop,
     async deliver (nodePeer, open, chunkAt, o = {}) {
-      const channel = await openExchange(host, nodePeer, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal: o.signal })
+      const channel = await endpoint.open(nodePeer, o.signal)
       return await clientExchange(channel, async () => {
         await channel.write({ type: 'data-open', ...open })
         const at = await readReply(channel, 'data-status', DataStatus)

@@ -4,7 +4,7 @@
 import { messageChannel, type MessageChannel } from './channel.ts'
 import * as s from './schema.ts'
 import { P2PError, ProtocolViolationError } from '../errors.ts'
-import type { P2PHost } from '../host.ts'
+import type { P2PHost, ProtocolHandlerContext } from '../host.ts'
 
 export interface ExchangeOptions {
   maxMessageBytes: number
@@ -135,4 +135,49 @@ export async function requestReply<T> (channel: MessageChannel, message: unknown
     await channel.close()
     return await readReply(channel, replyType, reply)
   })
+}
+
+/** The bounds of one protocol; each protocol's constants.ts holds its defaults. */
+export interface ProtocolLimits {
+  /** Largest frame, in bytes. */
+  maxMessageBytes?: number
+  /** One read or write. */
+  messageTimeoutMs?: number
+  /** A whole exchange, both sides. */
+  exchangeTimeoutMs?: number
+  maxInboundStreams?: number
+  maxOutboundStreams?: number
+}
+
+/** A protocol's two ends over a host: serve inbound streams, open outbound exchanges, all within its limits. */
+export interface ProtocolEndpoint {
+  /** The full protocol id, e.g. '/sdte/attest/1'. */
+  readonly protocol: string
+  /** Serves the protocol: `handler` runs per inbound stream on a message channel under the exchange deadline. */
+  serve: (handler: (channel: MessageChannel, context: ProtocolHandlerContext) => Promise<void>) => Promise<void>
+  stop: () => Promise<void>
+  /** A message channel to `peerId` under one exchange deadline. */
+  open: (peerId: string, signal?: AbortSignal) => Promise<MessageChannel>
+}
+
+export function protocolEndpoint (host: P2PHost, name: string, version: string, defaults: Required<ProtocolLimits>, options: ProtocolLimits = {}): ProtocolEndpoint {
+  const limits: Required<ProtocolLimits> = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) }
+  const protocol = host.protocolId(name, version)
+  let serving = false
+  return {
+    protocol,
+    async serve (handler) {
+      serving = true
+      await host.handle(protocol, async (stream, context) => {
+        await handler(messageChannel(stream, { maxMessageBytes: limits.maxMessageBytes, messageTimeoutMs: limits.messageTimeoutMs, signal: context.signal }), context)
+      }, { maxInboundStreams: limits.maxInboundStreams, maxOutboundStreams: limits.maxOutboundStreams, timeoutMs: limits.exchangeTimeoutMs })
+    },
+    async stop () {
+      if (serving) await host.unhandle(protocol)
+      serving = false
+    },
+    async open (peerId, signal) {
+      return await openExchange(host, peerId, protocol, { ...limits, signal })
+    }
+  }
 }

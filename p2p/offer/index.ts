@@ -1,8 +1,8 @@
 // /sdte/offer/1: offers from sellers and nodes to a buyer, the buyer's solicitations of peers it
 // found in the DHT. (Sellers and nodes learn that they were chosen from DTMC's events.) Shaped like p2p/echo.
-import { messageChannel, schema as s } from '../messages/index.ts'
+import { schema as s } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
-import { answerRequest, openExchange, requestReply, RefuseRequest } from '../messages/exchange.ts'
+import { answerRequest, protocolEndpoint, requestReply, RefuseRequest, type ProtocolLimits } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { Offer, OfferAck, OfferRequest, type Solicit } from './schema.ts'
 import type { P2PHost } from '../host.ts'
@@ -19,12 +19,14 @@ export interface OfferHandlers {
   onSolicit?: (remotePeer: string, demand: Demand) => Promise<Offer>
 }
 
-export interface OfferOptions {
-  maxMessageBytes?: number
-  messageTimeoutMs?: number
-  exchangeTimeoutMs?: number
-  maxInboundStreams?: number
-  maxOutboundStreams?: number
+export type OfferOptions = ProtocolLimits
+
+const LIMITS: Required<ProtocolLimits> = {
+  maxMessageBytes: C.MAX_MESSAGE_BYTES,
+  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
+  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
+  maxInboundStreams: C.MAX_INBOUND_STREAMS,
+  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
 }
 
 export interface OfferProtocol {
@@ -37,23 +39,16 @@ export interface OfferProtocol {
 }
 
 export function offerProtocol (host: P2PHost, options: OfferOptions = {}): OfferProtocol {
-  const maxMessageBytes = options.maxMessageBytes ?? C.MAX_MESSAGE_BYTES
-  const messageTimeoutMs = options.messageTimeoutMs ?? C.MESSAGE_TIMEOUT_MS
-  const exchangeTimeoutMs = options.exchangeTimeoutMs ?? C.EXCHANGE_TIMEOUT_MS
-  const protocol = host.protocolId(C.PROTOCOL_NAME, C.PROTOCOL_VERSION)
-  let started = false
+  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
 
   async function request<T> (peerId: string, message: unknown, replyType: string, reply: s.Schema<T>, signal?: AbortSignal): Promise<T> {
-    const channel = await openExchange(host, peerId, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal })
-    return await requestReply(channel, message, replyType, reply)
+    return await requestReply(await endpoint.open(peerId, signal), message, replyType, reply)
   }
 
   return {
-    protocol,
+    protocol: endpoint.protocol,
     async start (handlers) {
-      started = true
-      await host.handle(protocol, async (stream, context) => {
-        const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
+      await endpoint.serve(async (channel, context) => {
         await answerRequest(channel, OfferRequest, 'one offer request', async (req) => {
           if (req.type === 'offer') {
             if (handlers.onOffer === undefined) throw new RefuseRequest('NotBuyer', 'this peer takes no offers')
@@ -62,13 +57,9 @@ export function offerProtocol (host: P2PHost, options: OfferOptions = {}): Offer
           if (handlers.onSolicit === undefined) throw new RefuseRequest('NoOffer', 'this peer makes no offers')
           return await handlers.onSolicit(context.remotePeer, (req as Solicit).demand)
         })
-      }, {
-        maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
-        maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
-        timeoutMs: exchangeTimeoutMs
       })
     },
-    async stop () { if (started) await host.unhandle(protocol) },
+    stop: endpoint.stop,
     async sendOffer (buyerPeer, offer, o = {}) {
       return (await request(buyerPeer, offer, 'offer-ack', OfferAck, o.signal)).accepted
     },

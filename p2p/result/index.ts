@@ -1,6 +1,5 @@
 // /sdte/result/1: the buyer fetches the encrypted result from a node. Shaped like p2p/echo.
-import { messageChannel } from '../messages/index.ts'
-import { clientExchange, expectEnd, openExchange, readReply, RefuseRequest, refusal } from '../messages/exchange.ts'
+import { clientExchange, expectEnd, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/exchange.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { ResultHeader, ResultRequest } from './schema.ts'
@@ -14,11 +13,14 @@ export interface ResultHandlers {
   get: (remotePeer: string, req: ResultRequest) => Promise<Uint8Array>
 }
 
-export interface ResultOptions {
-  messageTimeoutMs?: number
-  exchangeTimeoutMs?: number
-  maxInboundStreams?: number
-  maxOutboundStreams?: number
+export type ResultOptions = ProtocolLimits
+
+const LIMITS: Required<ProtocolLimits> = {
+  maxMessageBytes: C.RESULT_FRAME_BYTES,
+  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
+  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
+  maxInboundStreams: C.MAX_INBOUND_STREAMS,
+  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
 }
 
 export interface ResultProtocol {
@@ -29,18 +31,12 @@ export interface ResultProtocol {
 }
 
 export function resultProtocol (host: P2PHost, options: ResultOptions = {}): ResultProtocol {
-  const maxMessageBytes = C.RESULT_FRAME_BYTES
-  const messageTimeoutMs = options.messageTimeoutMs ?? C.MESSAGE_TIMEOUT_MS
-  const exchangeTimeoutMs = options.exchangeTimeoutMs ?? C.EXCHANGE_TIMEOUT_MS
-  const protocol = host.protocolId(C.PROTOCOL_NAME, C.PROTOCOL_VERSION)
-  let started = false
+  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
 
   return {
-    protocol,
+    protocol: endpoint.protocol,
     async start (handlers) {
-      started = true
-      await host.handle(protocol, async (stream, context) => {
-        const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: context.signal })
+      await endpoint.serve(async (channel, context) => {
         const req = await channel.read(ResultRequest)
         // The client closes its side after its one request; check that before acting on it.
         await expectEnd(channel, 'one result request')
@@ -58,15 +54,11 @@ export function resultProtocol (host: P2PHost, options: ResultOptions = {}): Res
           await channel.writeBytes(envelope.subarray(off, off + C.RESULT_FRAME_BYTES))
         }
         await channel.close()
-      }, {
-        maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
-        maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
-        timeoutMs: exchangeTimeoutMs
       })
     },
-    async stop () { if (started) await host.unhandle(protocol) },
+    stop: endpoint.stop,
     async fetch (nodePeer, req, o = {}) {
-      const channel = await openExchange(host, nodePeer, protocol, { maxMessageBytes, messageTimeoutMs, exchangeTimeoutMs, signal: o.signal })
+      const channel = await endpoint.open(nodePeer, o.signal)
       return await clientExchange(channel, async () => {
         await channel.write({ type: 'result-request', ...req })
         await channel.close()
