@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { DaemonOptions } from '../config/options.ts'
 import { readNetworkFile, type NetworkFile } from '../contracts/network.ts'
-import { ChainClient } from '../contracts/client.ts'
+import { ChainClient, ChainRevertError } from '../contracts/client.ts'
 import { fundDevAccount } from '../contracts/devnet.ts'
 import { createP2PHost, type P2PHost } from '../p2p/host.ts'
 import { offerProtocol } from '../p2p/offer/index.ts'
@@ -27,6 +27,7 @@ import { lockDatadir } from './lock.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
+import { appError, type RpcError } from './rpc/errors.ts'
 import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
@@ -35,6 +36,12 @@ import { RefuseRequest } from '../p2p/messages/exchange.ts'
 import { decodeDemand, DemandInvalidError } from '../p2p/demand/index.ts'
 
 const log = logger('sdte:daemon')
+
+/** A reverted transaction is the caller's business (ChainReverted, with the contract's error name), not an internal error. */
+function chainErrorToRpc (err: unknown): RpcError | undefined {
+  if (err instanceof ChainRevertError) return appError('ChainReverted', `${err.message}`, { error: err.errorName })
+  return undefined
+}
 
 /** What a daemon on a devnet tops its own account up to at start (anvil_setBalance). */
 export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
@@ -180,7 +187,7 @@ export class SdteDaemon {
   private async startControlApi (): Promise<void> {
     const o = this.options
     const token = randomBytes(32).toString('base64url')
-    this.rpc = new RpcServer({ ...o.rpc, token, version: VERSION })
+    this.rpc = new RpcServer({ ...o.rpc, token, version: VERSION, mapError: chainErrorToRpc })
     registerAdminMethods(this.rpc, this)
     registerNetMethods(this.rpc, this)
     if (this.chain !== null) registerChainMethods(this.rpc, this.chain, this.keys.ethAddress)

@@ -20,6 +20,8 @@ export interface RpcServerOptions {
   maxBatchLength: number
   requestTimeoutMs: number
   version: string
+  /** Turns a handler's own error types into application errors (e.g. a chain revert); undefined: -32603. */
+  mapError?: (err: unknown) => RpcError | undefined
 }
 
 export interface MethodContext { signal: AbortSignal }
@@ -212,6 +214,8 @@ export class RpcServer {
     } catch (err) {
       if (isNotification) return null
       if (err instanceof RpcError) return { jsonrpc: '2.0', id, error: err.toJSON() }
+      const mapped = this.options.mapError?.(err)
+      if (mapped !== undefined) return { jsonrpc: '2.0', id, error: mapped.toJSON() }
       log.error('method failed', { method: r.method, err: err as Error })
       return { jsonrpc: '2.0', id, error: internalError().toJSON() }
     }

@@ -16,7 +16,10 @@ async function post (body: string, headers: Record<string, string> = { authoriza
 }
 
 test.before(async () => {
-  server = new RpcServer({ host: '127.0.0.1', port: 0, token: TOKEN, maxBodyBytes: 1024, maxBatchLength: 4, requestTimeoutMs: 5000, version: 'test' })
+  server = new RpcServer({
+    host: '127.0.0.1', port: 0, token: TOKEN, maxBodyBytes: 1024, maxBatchLength: 4, requestTimeoutMs: 5000, version: 'test',
+    mapError: (err) => err instanceof RangeError ? appError('ChainReverted', 'reverted', { error: 'SomeRevert' }) : undefined
+  })
   server.register({
     name: 'test_add',
     summary: 'adds',
@@ -26,6 +29,7 @@ test.before(async () => {
   })
   server.register({ name: 'test_boom', summary: 'throws', params: [], result: '', handler: () => { throw new Error('secret detail') } })
   server.register({ name: 'test_missing', summary: 'app error', params: [], result: '', handler: () => { throw appError('NotFound', 'no such thing') } })
+  server.register({ name: 'test_revert', summary: 'a mapped error', params: [], result: '', handler: () => { throw new RangeError('boom') } })
   server.register({ name: 'test_wei', summary: 'wei', params: [{ name: 'v', type: 'wei', description: '' }], result: '', handler: (p: { v: bigint }) => p.v * 2n })
   url = await server.start()
 })
@@ -105,6 +109,13 @@ test('handler exceptions: -32603 without the detail; app errors keep their code 
   }
 })
 
+test('errors the server is told how to map keep their application code', async () => {
+  const r = await post(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'test_revert' }))
+  assert.is(r.json.error.code, -32005)
+  assert.is(r.json.error.data.name, 'ChainReverted')
+  assert.is(r.json.error.data.error, 'SomeRevert')
+})
+
 test('oversized body: HTTP 413', async () => {
   const r = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'test_add', params: { a: 1, pad: 'x'.repeat(2000) } }))
   assert.is(r.status, 413)
@@ -129,7 +140,7 @@ test('rpc_discover lists every method with its params', async () => {
   const doc = await new RpcClient(url, TOKEN).call<any>('rpc_discover')
   assert.is(doc.openrpc, '1.2.6')
   const names = doc.methods.map((m: { name: string }) => m.name)
-  assert.equal(names, ['rpc_discover', 'test_add', 'test_boom', 'test_missing', 'test_wei'])
+  assert.equal(names, ['rpc_discover', 'test_add', 'test_boom', 'test_missing', 'test_revert', 'test_wei'])
   const add = doc.methods.find((m: { name: string }) => m.name === 'test_add')
   assert.equal(add.params.map((p: { name: string, required: boolean }) => [p.name, p.required]), [['a', true], ['b', false]])
 })
