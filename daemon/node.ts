@@ -187,7 +187,17 @@ export class SdteDaemon {
   private async startControlApi (): Promise<void> {
     const o = this.options
     const token = randomBytes(32).toString('base64url')
-    this.rpc = new RpcServer({ ...o.rpc, token, version: VERSION, mapError: chainErrorToRpc })
+    this.rpc = new RpcServer({
+      ...o.rpc,
+      token,
+      version: VERSION,
+      mapError: chainErrorToRpc,
+      unknownMethod: (method) => {
+        const role = /^(buyer|seller|node)_/.exec(method)?.[1]
+        if (role === undefined || this.roles.some(r => r.name === role)) return undefined
+        return appError('RoleNotEnabled', `this daemon does not run the ${role} role (start it with --role ${role}${this.network === null ? ' --network FILE' : ''})`, { role })
+      }
+    })
     registerAdminMethods(this.rpc, this)
     registerNetMethods(this.rpc, this)
     if (this.chain !== null) registerChainMethods(this.rpc, this.chain, this.keys.ethAddress)

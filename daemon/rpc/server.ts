@@ -22,6 +22,8 @@ export interface RpcServerOptions {
   version: string
   /** Turns a handler's own error types into application errors (e.g. a chain revert); undefined: -32603. */
   mapError?: (err: unknown) => RpcError | undefined
+  /** A better answer than -32601 for a method this daemon does not serve (e.g. its role is not enabled). */
+  unknownMethod?: (method: string) => RpcError | undefined
 }
 
 export interface MethodContext { signal: AbortSignal }
@@ -206,7 +208,7 @@ export class RpcServer {
     const isNotification = !('id' in r)
     try {
       const method = this.methods.get(r.method)
-      if (method === undefined) throw methodNotFound(r.method.slice(0, 100))
+      if (method === undefined) throw this.options.unknownMethod?.(r.method) ?? methodNotFound(r.method.slice(0, 100))
       const params = checkParams(method.params, r.params)
       const signal = AbortSignal.timeout(this.options.requestTimeoutMs)
       const result = await method.handler(params, { signal })

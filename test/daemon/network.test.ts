@@ -115,6 +115,10 @@ test('bad input to a live daemon gets its status or error, and the daemon still 
   const junk = (await post('[1, "two", null, {"jsonrpc":"2.0"}]')).json
   assert.is(junk.length, 4)
   assert.ok(junk.every((r: any) => r.error.code === -32600))
+  const roleOff = (await post('{"jsonrpc":"2.0","id":1,"method":"seller_addDataset","params":{}}')).json.error
+  assert.is(roleOff.code, -32003, 'a method of a role this daemon does not run')
+  assert.is(roleOff.data.name, 'RoleNotEnabled')
+  assert.match(roleOff.message, /--role seller/)
   const unreachable = (await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'admin_connect', params: ['/ip4/127.0.0.1/tcp/1/p2p/12D3KooWNC161G6vDx8PzVEhq1CKXZMULgZFxoXnjs2hrp5sR3jT'] }))).json.error
   assert.is(unreachable.data.name, 'PeerUnreachable')
   const cli = await runCli(['rpc', '--datadir', daemons[0].datadir, 'admin_info', '{oops'])
