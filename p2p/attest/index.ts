@@ -14,14 +14,6 @@ export interface AttestHandlers {
 
 export type AttestOptions = ProtocolLimits
 
-const LIMITS: Required<ProtocolLimits> = {
-  maxMessageBytes: C.MAX_MESSAGE_BYTES,
-  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
-  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
-  maxInboundStreams: C.MAX_INBOUND_STREAMS,
-  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
-}
-
 export interface AttestProtocol {
   readonly protocol: string
   /** Serves attestation (nodes only). */
@@ -32,7 +24,7 @@ export interface AttestProtocol {
 }
 
 export function attestProtocol (host: P2PHost, options: AttestOptions = {}): AttestProtocol {
-  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
+  const endpoint = protocolEndpoint(host, C, options)
   const open = endpoint.open
 
   return {

@@ -3,6 +3,8 @@ export const PROTOCOL_NAME = 'data'
 export const PROTOCOL_VERSION = '1'
 /** Largest encrypted chunk frame: the enclave's largest chunk (4 MiB) plus header and tag. */
 export const MAX_CHUNK_FRAME_BYTES = 4 * 1024 * 1024 + 64
+/** The protocol's frame cap: a chunk frame is its largest. */
+export const MAX_MESSAGE_BYTES = MAX_CHUNK_FRAME_BYTES
 /** Most chunks in one delivery (64 KiB chunks: a 128 MiB dataset). */
 export const MAX_CHUNKS = 1 << 20
 /** The wrapped data key envelope is small: ECIES overhead plus a 32-byte key and a commitment. */

@@ -19,14 +19,6 @@ export interface DataHandlers {
 
 export type DataOptions = ProtocolLimits
 
-const LIMITS: Required<ProtocolLimits> = {
-  maxMessageBytes: C.MAX_CHUNK_FRAME_BYTES,
-  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
-  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
-  maxInboundStreams: C.MAX_INBOUND_STREAMS,
-  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
-}
-
 export interface DeliveryProgress { sentChunks: number, totalChunks: number, sentBytes: number }
 
 export interface DataProtocol {
@@ -39,7 +31,7 @@ export interface DataProtocol {
 }
 
 export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataProtocol {
-  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
+  const endpoint = protocolEndpoint(host, C, options)
 
   return {
     protocol: endpoint.protocol,

@@ -160,9 +160,26 @@ export interface ProtocolEndpoint {
   open: (peerId: string, signal?: AbortSignal) => Promise<MessageChannel>
 }
 
-export function protocolEndpoint (host: P2PHost, name: string, version: string, defaults: Required<ProtocolLimits>, options: ProtocolLimits = {}): ProtocolEndpoint {
-  const limits: Required<ProtocolLimits> = { ...defaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) }
-  const protocol = host.protocolId(name, version)
+/** What every protocol's constants.ts declares: its id and the defaults of its limits. */
+export interface ProtocolConstants {
+  PROTOCOL_NAME: string
+  PROTOCOL_VERSION: string
+  MAX_MESSAGE_BYTES: number
+  MESSAGE_TIMEOUT_MS: number
+  EXCHANGE_TIMEOUT_MS: number
+  MAX_INBOUND_STREAMS: number
+  MAX_OUTBOUND_STREAMS: number
+}
+
+export function protocolEndpoint (host: P2PHost, c: ProtocolConstants, options: ProtocolLimits = {}): ProtocolEndpoint {
+  const limits: Required<ProtocolLimits> = {
+    maxMessageBytes: options.maxMessageBytes ?? c.MAX_MESSAGE_BYTES,
+    messageTimeoutMs: options.messageTimeoutMs ?? c.MESSAGE_TIMEOUT_MS,
+    exchangeTimeoutMs: options.exchangeTimeoutMs ?? c.EXCHANGE_TIMEOUT_MS,
+    maxInboundStreams: options.maxInboundStreams ?? c.MAX_INBOUND_STREAMS,
+    maxOutboundStreams: options.maxOutboundStreams ?? c.MAX_OUTBOUND_STREAMS
+  }
+  const protocol = host.protocolId(c.PROTOCOL_NAME, c.PROTOCOL_VERSION)
   let serving = false
   return {
     protocol,

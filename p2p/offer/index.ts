@@ -21,14 +21,6 @@ export interface OfferHandlers {
 
 export type OfferOptions = ProtocolLimits
 
-const LIMITS: Required<ProtocolLimits> = {
-  maxMessageBytes: C.MAX_MESSAGE_BYTES,
-  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
-  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
-  maxInboundStreams: C.MAX_INBOUND_STREAMS,
-  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
-}
-
 export interface OfferProtocol {
   readonly protocol: string
   /** Serves the protocol with the roles' handlers. */
@@ -39,7 +31,7 @@ export interface OfferProtocol {
 }
 
 export function offerProtocol (host: P2PHost, options: OfferOptions = {}): OfferProtocol {
-  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
+  const endpoint = protocolEndpoint(host, C, options)
 
   async function request<T> (peerId: string, message: unknown, replyType: string, reply: s.Schema<T>, signal?: AbortSignal): Promise<T> {
     return await requestReply(await endpoint.open(peerId, signal), message, replyType, reply)

@@ -15,14 +15,6 @@ export interface ResultHandlers {
 
 export type ResultOptions = ProtocolLimits
 
-const LIMITS: Required<ProtocolLimits> = {
-  maxMessageBytes: C.RESULT_FRAME_BYTES,
-  messageTimeoutMs: C.MESSAGE_TIMEOUT_MS,
-  exchangeTimeoutMs: C.EXCHANGE_TIMEOUT_MS,
-  maxInboundStreams: C.MAX_INBOUND_STREAMS,
-  maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
-}
-
 export interface ResultProtocol {
   readonly protocol: string
   start: (handlers: ResultHandlers) => Promise<void>
@@ -31,7 +23,7 @@ export interface ResultProtocol {
 }
 
 export function resultProtocol (host: P2PHost, options: ResultOptions = {}): ResultProtocol {
-  const endpoint = protocolEndpoint(host, C.PROTOCOL_NAME, C.PROTOCOL_VERSION, LIMITS, options)
+  const endpoint = protocolEndpoint(host, C, options)
 
   return {
     protocol: endpoint.protocol,
