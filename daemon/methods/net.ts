@@ -6,19 +6,28 @@ import type { SdteDaemon } from '../node.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 import { NoTopicPeersError } from '../../p2p/errors.ts'
+import { checkDhtKey } from '../../p2p/host.ts'
 
 export const DEBUG_TOPIC_PREFIX = '/sdte/debug/'
 export const MAX_DEBUG_MESSAGE_BYTES = 4096
 export const MAX_BUFFERED_MESSAGES = 100
 export const MAX_DEBUG_TOPICS = 16
 export const FIND_PROVIDERS_TIMEOUT_MS = 30_000
-const DHT_KEY = /^sdte:[a-z]+:[A-Za-z0-9._:-]{1,200}$/
 const TOPIC = /^\/sdte\/debug\/[A-Za-z0-9._-]{1,64}$/
 
 interface ReceivedMessage { from: string, data: string, receivedAt: string }
 
 export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
   const inbox = new Map<string, ReceivedMessage[]>()
+
+  // The host's own rule for DHT keys, answered as a refusal of the param.
+  const checkKey = (key: string): void => {
+    try {
+      checkDhtKey(key)
+    } catch (err) {
+      throw appError('Rejected', (err as Error).message, { param: 'key' })
+    }
+  }
 
   const checkTopic = (topic: string): void => {
     if (!TOPIC.test(topic)) throw appError('Rejected', `topic must match ${DEBUG_TOPIC_PREFIX}<name> (letters, digits, . _ -)`, { param: 'topic' })
@@ -30,7 +39,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
     params: [{ name: 'key', type: 'string', maxLength: 256, description: 'sdte:<kind>:<name>' }],
     result: '{ ok: true }',
     handler: async (p: { key: string }) => {
-      if (!DHT_KEY.test(p.key)) throw appError('Rejected', 'key must look like sdte:<kind>:<name>', { param: 'key' })
+      checkKey(p.key)
       await daemon.p2p.provide(p.key)
       return { ok: true }
     }
@@ -45,7 +54,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
     ],
     result: 'array of { peerId, addresses }',
     handler: async (p: { key: string, limit?: number }, ctx) => {
-      if (!DHT_KEY.test(p.key)) throw appError('Rejected', 'key must look like sdte:<kind>:<name>', { param: 'key' })
+      checkKey(p.key)
       return await daemon.p2p.findProviders(p.key, {
         limit: p.limit ?? 20,
         signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)])
