@@ -76,9 +76,20 @@ export function dtmcLogArgs (chain: ChainClient, log: Log): Record<string, any> 
 
 /** Wei DTMC credited to `account` for one trade (its Credited events). */
 export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = 0): Promise<bigint> {
+  return (await creditsOf(chain, tradeId, fromBlock, account)).get(account.toLowerCase()) ?? 0n
+}
+
+/** Wei DTMC credited for one trade, per account (lowercase), from its Credited events; only `account`'s when given. */
+export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = 0, account: string | null = null): Promise<Map<string, bigint>> {
   const c = chain.dtmc.contract
   const logs = await c.queryFilter(c.filters.Credited(account, tradeId), fromBlock)
-  return logs.reduce((sum, l) => sum + (dtmcLogArgs(chain, l).amount as bigint), 0n)
+  const out = new Map<string, bigint>()
+  for (const l of logs) {
+    const a = dtmcLogArgs(chain, l)
+    const k = String(a.account).toLowerCase()
+    out.set(k, (out.get(k) ?? 0n) + (a.amount as bigint))
+  }
+  return out
 }
 
 /** Ids of trades in which `account` took part in `role` since `fromBlock`, with the block scanned up to. */
@@ -106,13 +117,26 @@ export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', 
   await ctx.store.meta.put(key, toBlock + 1)
 }
 
-/** One step for each active trade of a role; a step that fails is logged and tried again next tick. */
-export async function advanceActive<D> (ctx: RoleContext, role: TradeRole, advance: (t: TradeRecord<D>) => Promise<void>, log: Logger): Promise<void> {
-  for (const t of await ctx.trades.active<D>(role)) {
+/**
+ * One step for each active trade of a role; a step that fails is logged and tried again next tick.
+ * With `inFlight`, each step runs in the background and a trade whose step is still running is
+ * skipped: a role whose steps take seconds (the buyer's offer window, attestation) does not hold up
+ * its other trades, nor the daemon's tick, behind one of them.
+ */
+export async function advanceActive<D> (ctx: RoleContext, role: TradeRole, advance: (t: TradeRecord<D>) => Promise<void>, log: Logger, inFlight?: Set<string>): Promise<void> {
+  const step = async (t: TradeRecord<D>): Promise<void> => {
     try {
       await advance(t)
     } catch (err) {
       log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
+    }
+  }
+  for (const t of await ctx.trades.active<D>(role)) {
+    if (inFlight === undefined) {
+      await step(t)
+    } else if (!inFlight.has(t.tradeId)) {
+      inFlight.add(t.tradeId)
+      void step(t).finally(() => inFlight.delete(t.tradeId))
     }
   }
 }

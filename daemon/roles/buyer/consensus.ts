@@ -1,0 +1,51 @@
+// Step 9, Consensus and payment (docs/protocol.md), as the buyer follows it: the results coming in
+// on DTMC, `finalize` when all are in or the deadline has passed, then its refund and the payments.
+import { ChainRevertError, type TradeView } from '../../../contracts/client.ts'
+import { chainTime, creditsOf, withdrawCredit, type RoleContext } from '../context.ts'
+import type { BuyerTrade } from './trade.ts'
+
+/**
+ * One look at the trade on DTMC. Returns the trade and DTMC's view once it is settled on a result
+ * with status 0 (the result can be fetched: step 10); undefined while it is open, or when it ended
+ * without an output (refunded, or a final status other than 0: the record says which).
+ */
+export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise<{ t: BuyerTrade, view: TradeView } | undefined> {
+  const view = await ctx.chain.dtmc.trade(t.tradeId)
+  if (view === null) return undefined
+  if (view.state === 'open') {
+    if (view.nResults > 0 && t.state === 'escrowed') {
+      t = await ctx.trades.transition(t, 'executing', { data: { phaseMs: { ...t.data.phaseMs, execution: Date.now() - Date.parse(t.updatedAt) } }, note: 'first result submitted' })
+    }
+    if (view.nResults === view.nodes.length && t.state !== 'submitted') {
+      t = await ctx.trades.transition(t, 'submitted', { note: `all ${view.nResults} results in` })
+    }
+    if (view.nResults === view.nodes.length || await chainTime(ctx.chain) > view.deadline) {
+      try {
+        await ctx.chain.dtmc.finalize(t.tradeId)
+      } catch (err) {
+        // Another party finalized first: the next look sees the outcome.
+        if (!(err instanceof ChainRevertError)) throw err
+      }
+    }
+    return undefined
+  }
+  if (t.state !== 'finalized') {
+    const credits = await creditsOf(ctx.chain, t.tradeId, ctx.network.deployBlock)
+    const refund = credits.get(ctx.keys.ethAddress.toLowerCase()) ?? 0n
+    await withdrawCredit(ctx)
+    const payments = Object.fromEntries([...credits].map(([k, v]) => [k, v.toString()]))
+    if (view.state === 'refunded') {
+      await ctx.trades.transition(t, 'refunded', { data: { refund: refund.toString(), payments }, reason: `no majority by the deadline (${view.nResults} results)` })
+      return undefined
+    }
+    t = await ctx.trades.transition(t, 'finalized', {
+      data: { refund: refund.toString(), payments, finalResultHash: view.final!.resultHash.toLowerCase(), finalStatus: view.final!.status, resultSize: view.final!.resultSize.toString() },
+      note: `majority of ${view.final!.count}/${view.nodes.length}: status ${view.final!.status}, ${view.final!.resultSize} bytes; refund ${refund} wei`
+    })
+  }
+  if (view.final!.status !== 0) {
+    await ctx.trades.transition(t, 'failed', { reason: `the analysis ended with status ${view.final!.status} (no output delivered)` })
+    return undefined
+  }
+  return { t, view }
+}

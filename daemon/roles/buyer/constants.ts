@@ -1,0 +1,19 @@
+// The buyer's bounds. Those an operator may tune are options (config/options.ts: trade.offerWindowMs,
+// trade.attestTimeoutMs); these are fixed.
+
+/** Offers (sellers and nodes together) one trade records; later ones are turned away. */
+export const MAX_OFFERS_PER_TRADE = 64
+/** Peers found in the DHT that one offer window solicits. */
+export const MAX_SOLICITED_PEERS = 32
+/** How long one DHT provider lookup for a trade's candidates may take. */
+export const FIND_PROVIDERS_TIMEOUT_MS = 3000
+/** How long a solicited peer has to answer with an offer. */
+export const SOLICIT_TIMEOUT_MS = 5000
+/** Stop collecting offers this long before the demand expires, so the choice is made in time. */
+export const EXPIRY_MARGIN_SECONDS = 5
+/** A demand stays open at least this long... */
+export const MIN_DEMAND_TTL_SECONDS = 60
+/** ...and at least this many offer windows, so that a buyer short of offers can collect again. */
+export const DEMAND_TTL_OFFER_WINDOWS = 4
+/** The rating a seller nobody has rated yet is ranked with (the middle of 1..5). */
+export const UNRATED_SELLER_SCORE = 3

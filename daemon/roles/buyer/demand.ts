@@ -1,0 +1,90 @@
+// Step 2, Demand (docs/protocol.md): the buyer signs a demand, records the trade, gossips the demand
+// on /sdte/bdbc/1 and posts its hash to BDBC.
+import { hexlify, keccak256, randomBytes } from 'ethers'
+import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../../enclave/index.ts'
+import { tradeIdOf } from '../../../contracts/formats.ts'
+import { depositOf } from '../../../contracts/client.ts'
+import { NoTopicPeersError } from '../../../p2p/errors.ts'
+import { DEMAND_TOPIC, TAG_PATTERN, demandHashOf, encodeDemand, signDemand } from '../../../p2p/demand/index.ts'
+import { appError } from '../../rpc/errors.ts'
+import { sealLocal } from '../../local-secrets.ts'
+import { chainTime, type RoleContext } from '../context.ts'
+import { loadCode } from './code.ts'
+import { DEMAND_TTL_OFFER_WINDOWS, MIN_DEMAND_TTL_SECONDS } from './constants.ts'
+import { log } from './log.ts'
+import { localKey } from './secrets.ts'
+import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
+
+export interface PostDemandParams {
+  tag: string
+  code?: string
+  codePath?: string
+  nodes: number
+  sellers?: number
+  sellerPrice: bigint
+  sellerCap: bigint
+  nodePrice: bigint
+  nodeCap: bigint
+  outputPrice: bigint
+  outputCap: bigint
+  deadlineSeconds: number
+}
+
+/** buyer_postDemand: persists the trade, then publishes the demand (publishDemand). */
+export async function postDemand (ctx: RoleContext, p: PostDemandParams): Promise<{ demandId: string, tradeId: string, codeHash: string, deposit: string }> {
+  if (!TAG_PATTERN.test(p.tag)) throw appError('Rejected', 'tag must be 1..64 of letters, digits, . _ -', { param: 'tag' })
+  const code = loadCode(p)
+  const codeHash = keccak256(code).toLowerCase()
+  const sellers = p.sellers ?? 1
+  const now = await chainTime(ctx.chain)
+  const offerSeconds = Math.ceil(ctx.options.trade.offerWindowMs / 1000)
+  const demand = signDemand({
+    chainId: ctx.network.chainId,
+    dtmc: ctx.network.contracts.DTMC.toLowerCase(),
+    buyerPeer: ctx.p2p.peerId,
+    tag: p.tag,
+    codeHash,
+    nodes: p.nodes,
+    sellers,
+    sellerPrice: p.sellerPrice,
+    sellerCap: p.sellerCap,
+    nodePrice: p.nodePrice,
+    nodeCap: p.nodeCap,
+    outputPrice: p.outputPrice,
+    outputCap: p.outputCap,
+    expiresAt: Math.max(now, Math.floor(Date.now() / 1000)) + Math.max(MIN_DEMAND_TTL_SECONDS, DEMAND_TTL_OFFER_WINDOWS * offerSeconds),
+    tradeSeconds: p.deadlineSeconds
+  }, { address: ctx.keys.ethAddress, privateKey: ctx.keys.ethWallet.privateKey })
+  const { signature: _sig, ...unsigned } = demand
+  const demandHash = demandHashOf(unsigned)
+  const salt = hexlify(randomBytes(32)).toLowerCase()
+  const tradeId = tradeIdOf(ctx.keys.ethAddress, salt)
+  // Every node is paid at most nodeCap: gas beyond nodeCap / nodePrice is never paid for, so never run.
+  const gasCap = p.nodePrice === 0n ? DEFAULT_GAS_CAP : [MAX_GAS_CAP, p.nodeCap / p.nodePrice].reduce((a, b) => a < b ? a : b)
+  const sealedCode = Buffer.from(sealLocal(localKey(ctx), code, `code/${tradeId}`)).toString('base64')
+  const t = await ctx.trades.create<BuyerTradeData>('buyer', tradeId, 'demanded', {
+    demand: new TextDecoder().decode(encodeDemand(demand)), demandHash, salt, codeHash, sealedCode, gasCap: gasCap.toString(), published: false, posted: false, sellerOffers: [], nodeOffers: []
+  }, `demand ${demand.demandId} for tag ${p.tag}, ${p.nodes} nodes`)
+  await publishDemand(ctx, t)
+  return { demandId: demand.demandId, tradeId, codeHash, deposit: depositOf({ sellers, nodes: p.nodes, sellerCap: p.sellerCap, nodeCap: p.nodeCap, outputPrice: p.outputPrice, outputCap: p.outputCap }).toString() }
+}
+
+/** Gossips the demand and posts its hash to BDBC, each once (a restart resumes where it stopped). */
+export async function publishDemand (ctx: RoleContext, t: BuyerTrade): Promise<BuyerTrade> {
+  if (!t.data.published) {
+    try {
+      const { recipients } = await ctx.p2p.publish(DEMAND_TOPIC, new TextEncoder().encode(t.data.demand))
+      log.info('demand gossiped', { demandId: demandOf(t).demandId, recipients })
+    } catch (err) {
+      // Nobody subscribed yet: the DHT solicitation (offers.ts) still reaches sellers and nodes.
+      if (!(err instanceof NoTopicPeersError)) throw err
+      log.warn('no peer on the demand topic yet; relying on the DHT', { demandId: demandOf(t).demandId })
+    }
+    t = await ctx.trades.update(t, { published: true })
+  }
+  if (!t.data.posted) {
+    await ctx.chain.bdbc.postDemand(t.data.demandHash)
+    t = await ctx.trades.update(t, { posted: true })
+  }
+  return t
+}

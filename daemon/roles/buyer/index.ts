@@ -1,0 +1,168 @@
+// The buyer (docs/protocol.md steps 2, 3, 4, 5, 9, 10, 11), one file per step:
+//   demand.ts       2  Demand: sign it, record the trade, gossip it, post its hash to BDBC
+//   offers.ts       3  Offers and discovery: offers pushed and solicited (DHT), then the choice
+//   candidates.ts   3  the choice itself, pure: which offers CISC backs, best sellers, usable nodes
+//   registry.ts     3  what CISC says about the offers (read for candidates.ts)
+//   attestation.ts  4  Attestation: attest every candidate enclave, keep the n fastest, deliver the code
+//   escrow.ts       5  Escrow: openTrade on DTMC
+//   consensus.ts    9  Consensus and payment: follow DTMC, finalize, refund and payments
+//   result.ts      10  Result delivery: fetch, decrypt and check the result
+//   rating.ts      11  Rating: rate a seller
+// This file is the role's state machine (which step each trade state takes) and its control API.
+// Its bytecode and the result are kept only encrypted (local key); its result key is derived (secrets.ts).
+import { MAX_DEMAND_NODES, MAX_DEMAND_SELLERS } from '../../../p2p/demand/index.ts'
+import type { Offer } from '../../../p2p/offer/index.ts'
+import { appError } from '../../rpc/errors.ts'
+import type { RpcServer } from '../../rpc/server.ts'
+import { advanceActive, type Role, type RoleContext } from '../context.ts'
+import { attestNodes, deliverCode } from './attestation.ts'
+import { followConsensus } from './consensus.ts'
+import { postDemand, publishDemand, type PostDemandParams } from './demand.ts'
+import { openEscrow } from './escrow.ts'
+import { log } from './log.ts'
+import { chooseCandidates, recordOffer } from './offers.ts'
+import { rateSeller } from './rating.ts'
+import { fetchResult, readResult } from './result.ts'
+import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
+
+export type { BuyerTradeData, ChosenNode } from './trade.ts'
+export type { PostDemandParams } from './demand.ts'
+export { loadCode } from './code.ts'
+export * from './constants.ts'
+
+export class BuyerRole implements Role {
+  readonly name = 'buyer' as const
+  private readonly ctx: RoleContext
+  /** Trades whose step is running (each runs in the background: see advanceActive). */
+  private readonly inFlight = new Set<string>()
+  /** When a trade that lacked offers is looked at again. */
+  private readonly retryChoiceAt = new Map<string, number>()
+  /** Nonces of every quote this buyer accepted: a replayed quote is refused. */
+  private readonly seenNonces = new Set<string>()
+
+  constructor (ctx: RoleContext) {
+    this.ctx = ctx
+  }
+
+  async start (): Promise<void> {}
+  async stop (): Promise<void> {}
+
+  /** buyer_postDemand: step 2. */
+  async postDemand (p: PostDemandParams): Promise<{ demandId: string, tradeId: string, codeHash: string, deposit: string }> {
+    return await postDemand(this.ctx, p)
+  }
+
+  /** Step 3: an offer for one of our demands, while we still collect them. */
+  async onOffer (remotePeer: string, offer: Offer): Promise<boolean> {
+    const found = (await this.ctx.trades.active<BuyerTradeData>('buyer')).find(t => demandOf(t).demandId === offer.demandId)
+    if (found === undefined) return false
+    return await this.ctx.trades.locked('buyer', found.tradeId, async () => await recordOffer(this.ctx, found.tradeId, remotePeer, offer))
+  }
+
+  async tick (): Promise<void> {
+    await advanceActive<BuyerTradeData>(this.ctx, 'buyer', async t => await this.advanceLocked(t), log, this.inFlight)
+  }
+
+  /** One step under the trade's lock (offers arriving meanwhile wait), if the trade is still in the state we saw. */
+  private async advanceLocked (t: BuyerTrade): Promise<void> {
+    await this.ctx.trades.locked('buyer', t.tradeId, async () => {
+      const fresh = await this.ctx.trades.require<BuyerTradeData>('buyer', t.tradeId)
+      if (fresh.state === t.state) await this.advance(fresh)
+    })
+  }
+
+  /** The step each state takes. */
+  private async advance (t: BuyerTrade): Promise<void> {
+    switch (t.state) {
+      case 'demanded':
+        if (!t.data.published || !t.data.posted) t = await publishDemand(this.ctx, t)
+        if (Date.now() - Date.parse(t.createdAt) < this.ctx.options.trade.offerWindowMs) return
+        if (Date.now() < (this.retryChoiceAt.get(t.tradeId) ?? 0)) return
+        if (await chooseCandidates(this.ctx, t) === 'collecting') this.retryChoiceAt.set(t.tradeId, Date.now() + this.ctx.options.trade.offerWindowMs)
+        return
+      case 'attesting':
+        await this.attestAndEscrow(t)
+        return
+      default: {
+        const settled = await followConsensus(this.ctx, t)
+        if (settled !== undefined) await fetchResult(this.ctx, settled.t, settled.view)
+      }
+    }
+  }
+
+  /** Steps 4 and 5: attest every candidate, keep the n fastest valid, deliver the code, escrow. */
+  private async attestAndEscrow (t: BuyerTrade): Promise<void> {
+    // A restart after openTrade was sent: the chain has the trade; take the chosen parties from it.
+    if (await this.ctx.chain.dtmc.trade(t.tradeId) !== null) {
+      await this.ctx.trades.transition(t, 'escrowed', { note: 'escrow found on chain after a restart' })
+      return
+    }
+    const d = demandOf(t)
+    const started = Date.now()
+    const { valid, refused } = await attestNodes(this.ctx, t, this.seenNonces)
+    const rejected = [...(t.data.rejected ?? []), ...refused]
+    if (valid.length < d.nodes) {
+      await this.ctx.trades.transition(t, 'failed', { data: { rejected }, reason: `only ${valid.length} of ${d.nodes} enclaves attested` })
+      return
+    }
+    const chosen = valid.slice(0, d.nodes)
+    await deliverCode(this.ctx, t, chosen)
+    t = await this.ctx.trades.update(t, { chosenNodes: chosen, rejected, phaseMs: { ...t.data.phaseMs, attestation: Date.now() - started } })
+    await openEscrow(this.ctx, t, chosen)
+  }
+
+  /** buyer_result: step 10. */
+  async result (tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean }> {
+    return await readResult(this.ctx, tradeId)
+  }
+
+  /** buyer_rate: step 11. */
+  async rate (tradeId: string, seller: string, score: number, comment: string): Promise<{ txHash: string }> {
+    return await rateSeller(this.ctx, tradeId, seller, score, comment)
+  }
+
+  registerMethods (rpc: RpcServer): void {
+    rpc.register({
+      name: 'buyer_postDemand',
+      summary: 'Posts a demand: gossip on /sdte/bdbc/1 and its hash in BDBC; the trade then runs on its own (see trade_get).',
+      params: [
+        { name: 'tag', type: 'string', maxLength: 64, description: 'dataset tag' },
+        { name: 'code', type: 'hex', required: false, description: 'runtime bytecode of the analysis contract' },
+        { name: 'codePath', type: 'path', required: false, description: 'or a compiled artifact (JSON with deployedBytecode) or a hex file' },
+        { name: 'nodes', type: 'integer', min: 1, max: MAX_DEMAND_NODES, description: 'how many enclaves run the task' },
+        { name: 'sellers', type: 'integer', min: 1, max: MAX_DEMAND_SELLERS, required: false, description: 'how many sellers (default 1)' },
+        { name: 'sellerPrice', type: 'wei', description: 'most wei per byte of data' },
+        { name: 'sellerCap', type: 'wei', description: 'most wei paid to one seller for its data' },
+        { name: 'nodePrice', type: 'wei', description: 'wei per unit of enclave gas' },
+        { name: 'nodeCap', type: 'wei', description: 'most wei paid to one node' },
+        { name: 'outputPrice', type: 'wei', description: 'wei per output byte, paid to the sellers' },
+        { name: 'outputCap', type: 'wei', description: 'most output bytes' },
+        { name: 'deadlineSeconds', type: 'integer', min: 60, max: 7 * 24 * 3600, description: 'from escrow to the deadline' }
+      ],
+      result: '{ demandId, tradeId, codeHash, deposit }',
+      handler: async (p: PostDemandParams) => {
+        if ((p.code === undefined) === (p.codePath === undefined)) throw appError('Rejected', 'give exactly one of code and codePath', { param: 'code' })
+        return await this.postDemand(p)
+      }
+    })
+    rpc.register({
+      name: 'buyer_result',
+      summary: 'The decrypted result of a delivered trade, checked against the final hash on DTMC.',
+      params: [{ name: 'tradeId', type: 'bytes32', description: 'the trade' }],
+      result: '{ result (hex), resultHash, verified }',
+      handler: async (p: { tradeId: string }) => await this.result(p.tradeId)
+    })
+    rpc.register({
+      name: 'buyer_rate',
+      summary: 'Rates a seller of a settled trade (once), recorded in CISC with the result info.',
+      params: [
+        { name: 'tradeId', type: 'bytes32', description: 'the trade' },
+        { name: 'seller', type: 'address', description: "the seller's account" },
+        { name: 'score', type: 'integer', min: 1, max: 5, description: '1..5' },
+        { name: 'comment', type: 'string', maxLength: 256, required: false, description: 'a short comment' }
+      ],
+      result: '{ txHash }',
+      handler: async (p: { tradeId: string, seller: string, score: number, comment?: string }) => await this.rate(p.tradeId, p.seller, p.score, p.comment ?? '')
+    })
+  }
+}

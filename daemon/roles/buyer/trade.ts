@@ -1,0 +1,43 @@
+// What the buyer records about one trade (trade_get shows it; never a secret: the bytecode is
+// sealed under the buyer's local key).
+import { decodeDemand, type Demand } from '../../../p2p/demand/index.ts'
+import type { Quote } from '../../../contracts/formats.ts'
+import type { TradeRecord } from '../../trades.ts'
+import type { NodeOffer, Refusal, SellerOffer } from './candidates.ts'
+
+/** A node that passed attestation: its quote goes to DTMC, its task key gets the code. */
+export interface ChosenNode { peerId: string, payee: string, quote: Quote, enclavePublicKey: string, attestMs: number }
+
+export interface BuyerTradeData {
+  /** The signed demand as gossiped (JSON text: amounts are decimal strings there). */
+  demand: string
+  demandHash: string
+  salt: string
+  codeHash: string
+  /** The bytecode, AES-GCM under the buyer's local key (base64). */
+  sealedCode: string
+  gasCap: string
+  published: boolean
+  posted: boolean
+  sellerOffers: SellerOffer[]
+  nodeOffers: NodeOffer[]
+  chosenSellers?: SellerOffer[]
+  chosenNodes?: ChosenNode[]
+  rejected?: Refusal[]
+  deposit?: string
+  deadline?: number
+  finalResultHash?: string
+  finalStatus?: number
+  resultSize?: string
+  refund?: string
+  payments?: Record<string, string>
+  ratings?: Record<string, number>
+  phaseMs?: Record<string, number>
+}
+
+export type BuyerTrade = TradeRecord<BuyerTradeData>
+
+/** The demand of a trade record, decoded and checked again. */
+export function demandOf (t: BuyerTrade): Demand {
+  return decodeDemand(new TextEncoder().encode(t.data.demand)).demand
+}
