@@ -1,18 +1,22 @@
-// The seller (PROTOCOL.md steps 1, 3, 6, 7, 9): lists datasets in CISC and the DHT, answers
-// matching demands with offers, and for every trade DTMC opens with one of its offers checks the
-// terms, attests each chosen enclave, and streams its encrypted data to it; then withdraws its pay.
+// The seller (docs/protocol.md steps 1, 3, 6, 7, 9): lists datasets in CISC and the DHT (Register),
+// answers matching demands with offers (Offers), and for every trade DTMC opens with one of its
+// offers checks the terms (Checks: its dataset's policy, policy.ts), attests each chosen enclave and
+// streams its encrypted data to it (Data delivery); then withdraws its pay (Consensus and payment).
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE, DEFAULT_OUTPUT_CAP } from '../../enclave/index.ts'
-import { TAG_PATTERN, type Demand } from '../../p2p/demand/index.ts'
-import type { Offer } from '../../p2p/offer/index.ts'
+import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE } from '../../../enclave/index.ts'
+import { TAG_PATTERN, type Demand } from '../../../p2p/demand/index.ts'
+import type { Offer } from '../../../p2p/offer/index.ts'
 import { hexlify, randomBytes } from 'ethers'
-import { logger } from '../log.ts'
-import { appError } from '../rpc/errors.ts'
-import type { RpcServer } from '../rpc/server.ts'
-import type { TradeRecord } from '../trades.ts'
-import { deriveSecret } from '../local-secrets.ts'
-import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
+import { logger } from '../../log.ts'
+import { appError } from '../../rpc/errors.ts'
+import type { RpcServer } from '../../rpc/server.ts'
+import type { TradeRecord } from '../../trades.ts'
+import { deriveSecret } from '../../local-secrets.ts'
+import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
+
+export { MAX_ALLOWED_CODE_HASHES, type DatasetPolicy } from './policy.ts'
 
 const log = logger('sdte:seller')
 
@@ -23,13 +27,7 @@ export interface DatasetRecord {
   size: number
   commitment: string
   unitPrice: string
-  /**
-   * allowedCodeHashes and outputCap are on-chain (CISC enforces them when a trade opens);
-   * minOutputPrice is the seller's own: it offers to, and delivers for, only trades that pay at
-   * least that much per output byte, so reading the data out through the result costs at least
-   * as much as buying it (the notes' last "bug").
-   */
-  policy: { allowedCodeHashes: string[], outputCap: string, minOutputPrice: string }
+  policy: DatasetPolicy
   addedAt: string
 }
 
@@ -47,8 +45,6 @@ export interface SellerTradeData {
 }
 
 const DATA_KEY_PURPOSE = 'seller-data-key'
-/** CISC's MAX_ALLOWED_CODE_HASHES: a longer list would only revert on chain. */
-export const MAX_ALLOWED_CODE_HASHES = 16
 
 export class SellerRole implements Role {
   readonly name = 'seller' as const
@@ -115,16 +111,17 @@ export class SellerRole implements Role {
     return record
   }
 
-  /** Which of our datasets a demand can use. */
+  /** Which of our datasets a demand can use: its tag, on our chain, at our unit price, within the dataset's policy. */
   private async matching (d: Demand): Promise<DatasetRecord[]> {
-    return (await this.datasets()).filter(ds => ds.tag === d.tag &&
-      BigInt(ds.unitPrice) <= d.sellerPrice &&
-      // The full price of the data, not a token: DTMC pays min(unitPrice × size, sellerCap).
-      d.sellerCap >= BigInt(ds.unitPrice) * BigInt(ds.size) &&
-      d.outputPrice >= BigInt(ds.policy.minOutputPrice) &&
-      (ds.policy.allowedCodeHashes.length === 0 || ds.policy.allowedCodeHashes.includes(d.codeHash)) &&
-      d.outputCap <= BigInt(ds.policy.outputCap) &&
-      d.chainId === this.ctx.network.chainId)
+    if (d.chainId !== this.ctx.network.chainId) return []
+    return (await this.datasets()).filter(ds => {
+      if (ds.tag !== d.tag || BigInt(ds.unitPrice) > d.sellerPrice) return false
+      // DTMC would pay min(unitPrice × size, sellerCap) for the data.
+      const fullPrice = fullPriceOf(ds)
+      const why = judgePolicy(ds, { codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice })
+      if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
+      return why === null
+    })
   }
 
   private offerFor (d: Demand, ds: DatasetRecord): Offer {
@@ -176,11 +173,8 @@ export class SellerRole implements Role {
     }
     const problem = ds === undefined ? 'the offer is not one of our datasets'
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
-        : ds.policy.allowedCodeHashes.length > 0 && !ds.policy.allowedCodeHashes.includes(data.codeHash) ? 'the code is not allowed by the dataset policy'
-          : view.outputCap > BigInt(ds.policy.outputCap) ? 'the output cap is above the dataset policy'
-            : mine.fee < BigInt(ds.unitPrice) * BigInt(ds.size) ? `the fee ${mine.fee} wei is below the price of the data`
-              : view.outputPrice < BigInt(ds.policy.minOutputPrice) ? 'the output price is below the dataset policy'
-            : view.state !== 'open' ? `the trade is ${view.state}` : null
+        : judgePolicy(ds, { codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee }) ??
+          (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
@@ -282,32 +276,4 @@ export class SellerRole implements Role {
       handler: async () => await this.datasets()
     })
   }
-}
-
-function parsePolicy (raw: Record<string, unknown> | undefined, unitPrice: bigint): DatasetRecord['policy'] {
-  const policy = { allowedCodeHashes: [] as string[], outputCap: DEFAULT_OUTPUT_CAP.toString(), minOutputPrice: unitPrice.toString() }
-  if (raw === undefined) return policy
-  for (const k of Object.keys(raw)) {
-    if (!['allowedCodeHashes', 'outputCap', 'minOutputPrice'].includes(k)) throw appError('Rejected', `policy: unknown field ${k}`, { param: 'policy' })
-  }
-  if (raw.minOutputPrice !== undefined) {
-    const v = raw.minOutputPrice
-    if (typeof v !== 'string' || !/^[0-9]{1,30}$/.test(v)) throw appError('Rejected', 'policy.minOutputPrice must be wei as a decimal string', { param: 'policy' })
-    policy.minOutputPrice = v
-  }
-  if (raw.allowedCodeHashes !== undefined) {
-    const list = raw.allowedCodeHashes
-    if (!Array.isArray(list) || list.length > MAX_ALLOWED_CODE_HASHES || !list.every(h => typeof h === 'string' && /^0x[0-9a-fA-F]{64}$/.test(h))) {
-      throw appError('Rejected', `policy.allowedCodeHashes must be at most ${MAX_ALLOWED_CODE_HASHES} bytes32 hex strings`, { param: 'policy' })
-    }
-    policy.allowedCodeHashes = list.map(h => (h as string).toLowerCase())
-  }
-  if (raw.outputCap !== undefined) {
-    const v = raw.outputCap
-    if (!((typeof v === 'string' && /^[0-9]{1,20}$/.test(v)) || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0))) {
-      throw appError('Rejected', 'policy.outputCap must be a byte count', { param: 'policy' })
-    }
-    policy.outputCap = String(v)
-  }
-  return policy
 }
