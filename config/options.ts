@@ -6,7 +6,8 @@ import { join, resolve } from 'node:path'
 import { isLogLevel, type LogLevel } from '../daemon/log.ts'
 
 export const ROLES = ['buyer', 'seller', 'node', 'relay'] as const
-export type Role = typeof ROLES[number]
+/** A role's name (--role); the roles' behaviour is daemon/roles/context.ts Role. */
+export type RoleName = typeof ROLES[number]
 
 export interface P2POptions {
   /** Multiaddrs to listen on. */
@@ -56,7 +57,7 @@ export interface EnclaveConfig {
 
 export interface DaemonOptions {
   datadir: string
-  roles: Role[]
+  roles: RoleName[]
   /** Path of a network file (network.json) naming the chain and contracts; null runs without a chain. */
   network: string | null
   p2p: P2POptions
@@ -99,11 +100,11 @@ function list (v: string): string[] {
   return v.split(',').map(s => s.trim()).filter(s => s !== '')
 }
 
-export function parseRoles (values: string[], source: string): Role[] {
-  const roles = new Set<Role>()
+export function parseRoles (values: string[], source: string): RoleName[] {
+  const roles = new Set<RoleName>()
   for (const v of values.flatMap(list)) {
     if (!(ROLES as readonly string[]).includes(v)) throw new ConfigError(`${source}: unknown role "${v}" (expected ${ROLES.join(', ')})`)
-    roles.add(v as Role)
+    roles.add(v as RoleName)
   }
   if (roles.size === 0) throw new ConfigError(`${source}: no role given`)
   return [...roles]

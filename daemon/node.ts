@@ -19,7 +19,7 @@ import { TradeBook } from './trades.ts'
 import type { Role, RoleContext } from './roles/context.ts'
 import { BuyerRole } from './roles/buyer/index.ts'
 import { SellerRole } from './roles/seller/index.ts'
-import { NodeRole } from './roles/node.ts'
+import { TrustedNodeRole } from './roles/trusted-node/index.ts'
 import { registerChainMethods } from './methods/chain.ts'
 import { registerTradeMethods } from './methods/trade.ts'
 import { logger } from './log.ts'
@@ -138,7 +138,7 @@ export class SdteDaemon {
       result: resultProtocol(this.p2p)
     }
     for (const name of this.options.roles) {
-      const role = name === 'buyer' ? new BuyerRole(ctx) : name === 'seller' ? new SellerRole(ctx) : name === 'node' ? new NodeRole(ctx) : null
+      const role = name === 'buyer' ? new BuyerRole(ctx) : name === 'seller' ? new SellerRole(ctx) : name === 'node' ? new TrustedNodeRole(ctx) : null
       if (role === null) continue
       await role.start()
       this.roles.push(role)

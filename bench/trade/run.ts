@@ -43,7 +43,7 @@ const TRADE_REPEATS = quick ? 1 : 3
 const ANALYSIS_ARTIFACT = join(ARTIFACTS_DIR, 'StatsFast.json')
 /**
  * The enclave's gas cap for a trade is min(DEFAULT_GAS_CAP, MAX_GAS_CAP, nodeCap / nodePrice)
- * (daemon/roles/buyer.ts). StatsFast on 64 MiB takes about 0.24 Ggas (BENCHMARKS.md ## Enclave), so
+ * (daemon/roles/buyer/demand.ts). StatsFast on 64 MiB takes about 0.24 Ggas (BENCHMARKS.md ## Enclave), so
  * nodeCap / nodePrice must be well above that: 1 Ggas at 1 wei a gas, which is also the ceiling
  * DEFAULT_GAS_CAP puts on any buyer's cap.
  */
@@ -362,7 +362,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
   const nodeDisk = nodeNames.map(n => r.datadirBytes.get(n) ?? NaN).filter(Number.isFinite)
   const sellerName = r.net.sellers[0]?.name ?? ''
   if (!quick && nodeAfter.length > 0) {
-    d.push('', `After the 64 MiB trades every node holds ${mib(Math.min(...nodeAfter))}-${mib(Math.max(...nodeAfter))} MiB resident and the seller ${mib(afterOf(sellerName))} MiB, and none of it is given back in ${AFTER_IDLE_MS / 1000} s of idling (V8 keeps freed heap and Buffer pages; whether some of it is still live was not determined). A node's worker holds the whole input (unsealed into one buffer) and the EVM memory of the run (the CSV plus its parsed columns) during execution; the seller reads the whole dataset file (readFileSync) and encrypts a fresh copy of every chunk for each node, in parallel for all nodes. A node drops a task's sealed state (code, keys, chunks) once it has served the result, when the trade is refunded or the node was outvoted, and otherwise 10 minutes after settlement (RESULT_RETENTION_MS in daemon/roles/node.ts); level gives the space of deleted entries back only when it compacts, so right after a run of trades a node's datadir is still large (here ${mib(Math.min(...nodeDisk) / 1024)}-${mib(Math.max(...nodeDisk) / 1024)} MiB per node).`)
+    d.push('', `After the 64 MiB trades every node holds ${mib(Math.min(...nodeAfter))}-${mib(Math.max(...nodeAfter))} MiB resident and the seller ${mib(afterOf(sellerName))} MiB, and none of it is given back in ${AFTER_IDLE_MS / 1000} s of idling (V8 keeps freed heap and Buffer pages; whether some of it is still live was not determined). A node's worker holds the whole input (unsealed into one buffer) and the EVM memory of the run (the CSV plus its parsed columns) during execution; the seller reads the whole dataset file (readFileSync) and encrypts a fresh copy of every chunk for each node, in parallel for all nodes. A node drops a task's sealed state (code, keys, chunks) once it has served the result, when the trade is refunded or the node was outvoted, and otherwise 10 minutes after settlement (RESULT_RETENTION_MS in daemon/roles/trusted-node/index.ts); level gives the space of deleted entries back only when it compacts, so right after a run of trades a node's datadir is still large (here ${mib(Math.min(...nodeDisk) / 1024)}-${mib(Math.max(...nodeDisk) / 1024)} MiB per node).`)
   }
   const base = median(r.baseline.nodeMs)
   d.push('', `Start-up, spawn to the control API answering admin_info (polled every 5 ms), median of ${STARTUP_RUNS} restarts of one datadir; the first start (key creation, CISC registration for a node) separately. Baselines: \`node -e 0\` and Node importing daemon/node.ts (every module a daemon loads, nothing started), same binary, median of ${STARTUP_RUNS}.`, '')

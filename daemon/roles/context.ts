@@ -31,9 +31,10 @@ export interface RoleContext {
   result: ResultProtocol
 }
 
-/** A role: started after the daemon's parts, ticked to advance its trades, stopped before them. */
+/** A role's behaviour: started after the daemon's parts, ticked to advance its trades, stopped before them. */
 export interface Role {
-  readonly name: 'buyer' | 'seller' | 'node'
+  /** Which role it is (config/options.ts RoleName, less the relay, which runs no trades). */
+  readonly name: TradeRole
   start: () => Promise<void>
   stop: () => Promise<void>
   /** Advances every active trade one step where it can; must be idempotent. */
@@ -148,10 +149,10 @@ export async function chainTime (chain: ChainClient): Promise<number> {
 }
 
 /**
- * A seller's or node's end of a trade, once DTMC has settled or refunded it: withdraw what DTMC
- * credited us and record it. Returns false while the trade is still open.
+ * Step 9, payment, for a seller or a node: once DTMC has settled or refunded the trade, withdraw
+ * what DTMC credited us and record it (the role's end of the trade). Returns false while it is open.
  */
-export async function closeWhenOver<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, state: 'open' | 'settled' | 'refunded'): Promise<boolean> {
+export async function collectPayment<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, state: 'open' | 'settled' | 'refunded'): Promise<boolean> {
   if (state === 'open') return false
   const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, ctx.network.deployBlock)
   await withdrawCredit(ctx)

@@ -13,7 +13,7 @@ import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
-import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
 
 export { MAX_ALLOWED_CODE_HASHES, type DatasetPolicy } from './policy.ts'
@@ -58,14 +58,14 @@ export class SellerRole implements Role {
   private get address (): string { return this.ctx.keys.ethAddress.toLowerCase() }
 
   async start (): Promise<void> {
-    await this.ensureRegistered()
+    await this.register()
     for (const d of await this.datasets()) void this.announce(d.tag)
   }
 
   async stop (): Promise<void> {}
 
-  /** Step 1: our peer id in CISC, so buyers can tie our offers to this connection. */
-  private async ensureRegistered (): Promise<void> {
+  /** Step 1, Register: our peer id in CISC, so buyers can tie our offers to this connection. */
+  private async register (): Promise<void> {
     const record = await this.ctx.chain.cisc.seller(this.ctx.keys.ethAddress)
     if (record?.peerId === this.ctx.p2p.peerId) return
     await this.ctx.chain.cisc.registerSeller(this.ctx.p2p.peerId)
@@ -128,7 +128,7 @@ export class SellerRole implements Role {
     return { type: 'offer', demandId: d.demandId, kind: 'seller', account: this.address, offerId: BigInt(ds.datasetId) }
   }
 
-  /** Step 3: answer a matching demand on /sdte/offer/1. */
+  /** Step 3, Offers: answer a matching demand on /sdte/offer/1. */
   async onDemand (d: Demand): Promise<void> {
     for (const ds of await this.matching(d)) {
       try {
@@ -150,12 +150,13 @@ export class SellerRole implements Role {
     await advanceActive<SellerTradeData>(this.ctx, 'seller', async t => await this.advance(t), log)
   }
 
-  /** Step 6: trades DTMC opened with our offers; each is checked before anything is delivered. */
+  /** Step 6, Checks: trades DTMC opened with our offers; each is checked before anything is delivered. */
   private async discoverTrades (): Promise<void> {
-    await scanNewTrades(this.ctx, 'seller', async (tradeId) => { await this.check(tradeId) })
+    await scanNewTrades(this.ctx, 'seller', async (tradeId) => { await this.checkTrade(tradeId) })
   }
 
-  private async check (tradeId: string): Promise<void> {
+  /** Records the trade, `failed` with the reason when it is not ours or its terms fail the dataset's policy. */
+  private async checkTrade (tradeId: string): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(tradeId)
     if (view === null) return
     const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
@@ -185,20 +186,20 @@ export class SellerRole implements Role {
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
-    if (await closeWhenOver(this.ctx, t, view.state)) return
+    if (await collectPayment(this.ctx, t, view.state)) return
     if (t.state === 'escrowed' || t.state === 'delivering') {
       if (await chainTime(this.ctx.chain) > t.data.deadline) return // too late to deliver; wait for the refund
       if (!this.delivering.has(t.tradeId)) {
         this.delivering.add(t.tradeId)
-        this.deliverAll(t).finally(() => this.delivering.delete(t.tradeId)).catch((err: unknown) => {
+        this.deliverData(t).finally(() => this.delivering.delete(t.tradeId)).catch((err: unknown) => {
           log.warn('delivery failed (will retry)', { tradeId: t.tradeId, err: err as Error })
         })
       }
     }
   }
 
-  /** Step 7, for every node of the trade not served yet. */
-  private async deliverAll (t0: TradeRecord<SellerTradeData>): Promise<void> {
+  /** Step 7, Data delivery, to every node of the trade not served yet: attest its enclave ourselves, wrap the key to it, stream the data. */
+  private async deliverData (t0: TradeRecord<SellerTradeData>): Promise<void> {
     let t = t0.state === 'delivering' ? t0 : await this.ctx.trades.transition(t0, 'delivering')
     const ds = await this.ctx.store.datasets.get(t.data.offerId) as DatasetRecord
     const plain = readFileSync(ds.path)

@@ -1,22 +1,24 @@
-// The trusted node (PROTOCOL.md steps 1, 3, 4, 7, 8, 9, 10): registers its enclave in CISC and the
-// DHT, offers itself for demands it can serve, lets buyers and sellers attest its enclave, takes
-// the buyer's code and the sellers' data into the enclave, runs the analysis there, submits the
-// signed result info to DTMC, serves the encrypted result to the buyer, and withdraws its pay.
+// The trusted node (docs/protocol.md steps 1, 3, 4, 6, 7, 8, 9, 10): registers its enclave in CISC
+// and the DHT (Register), offers itself for demands it can serve (Offers), lets buyers and sellers
+// attest its enclave (Attestation), checks a data delivery against DTMC (Checks) before it takes the
+// buyer's code and the sellers' data into the enclave (Data delivery), runs the analysis there
+// (Execution), submits the signed result info to DTMC and withdraws its pay (Consensus and payment),
+// and serves the encrypted result to the buyer (Result delivery).
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, type EnclaveHost, type TaskSummary } from '../../enclave/index.ts'
-import { readKeyFile } from '../../contracts/devnet.ts'
-import { ChainRevertError } from '../../contracts/client.ts'
-import { RefuseRequest } from '../../p2p/messages/exchange.ts'
-import type { Demand } from '../../p2p/demand/index.ts'
-import type { Offer } from '../../p2p/offer/index.ts'
-import type { DataOpen } from '../../p2p/data/index.ts'
-import { logger } from '../log.ts'
-import { writeSecretFile } from '../keys.ts'
-import type { RpcServer } from '../rpc/server.ts'
-import type { TradeRecord } from '../trades.ts'
-import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext } from './context.ts'
+import { createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, type EnclaveHost, type TaskSummary } from '../../../enclave/index.ts'
+import { readKeyFile } from '../../../contracts/devnet.ts'
+import { ChainRevertError } from '../../../contracts/client.ts'
+import { RefuseRequest } from '../../../p2p/messages/exchange.ts'
+import type { Demand } from '../../../p2p/demand/index.ts'
+import type { Offer } from '../../../p2p/offer/index.ts'
+import type { DataOpen } from '../../../p2p/data/index.ts'
+import { logger } from '../../log.ts'
+import { writeSecretFile } from '../../keys.ts'
+import type { RpcServer } from '../../rpc/server.ts'
+import type { TradeRecord } from '../../trades.ts'
+import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
 
@@ -50,7 +52,7 @@ export interface NodeTradeData {
   payment?: string
 }
 
-export class NodeRole implements Role {
+export class TrustedNodeRole implements Role {
   readonly name = 'node' as const
   private readonly ctx: RoleContext
   enclave!: EnclaveHost
@@ -127,7 +129,8 @@ export class NodeRole implements Role {
     if (!this.ctx.network.measurements.includes(m)) {
       log.warn('this enclave build is not among the network\'s accepted measurements: buyers and DTMC will refuse it', { measurement: m })
     }
-    await this.ensureRegistered()
+    await this.register()
+    // Step 4, Attestation: a quote for a new task, then the buyer's code for it.
     await this.ctx.attest.start({
       onAttest: async (remote, req) => {
         this.checkTaskQuota(remote, req.tradeId)
@@ -140,8 +143,9 @@ export class NodeRole implements Role {
         await this.enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
       }
     })
+    // Step 7, Data delivery, once the delivery passed the checks (step 6).
     await this.ctx.data.start({
-      open: async (remote, req) => await this.openDelivery(remote, req),
+      open: async (remote, req) => await this.checkDelivery(remote, req),
       receive: async (req, _from, chunks) => {
         const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
           sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, chunks
@@ -151,7 +155,7 @@ export class NodeRole implements Role {
         return { nextChunk: status.nextChunk, complete: status.complete }
       }
     })
-    await this.ctx.result.start({ get: async (_remote, req) => await this.encryptedResult(req.tradeId, req.taskId) })
+    await this.ctx.result.start({ get: async (_remote, req) => await this.serveResult(req.tradeId, req.taskId) })
     void this.ctx.p2p.provide(`sdte:node:${m}`).catch((err: unknown) => { log.warn('DHT announcement failed', { err: err as Error }) })
   }
 
@@ -219,8 +223,8 @@ export class NodeRole implements Role {
   private get pricePerGas (): bigint { return BigInt(this.ctx.options.trade.nodePricePerGas) }
   private get maxGas (): bigint { return BigInt(this.ctx.options.trade.nodeMaxGas) }
 
-  /** Step 1: peer id, enclave measurement and prices in CISC. */
-  private async ensureRegistered (): Promise<void> {
+  /** Step 1, Register: peer id, enclave measurement and prices in CISC (again only when one changed). */
+  private async register (): Promise<void> {
     const r = await this.ctx.chain.cisc.node(this.ctx.keys.ethAddress)
     if (r !== null && r.peerId === this.ctx.p2p.peerId && r.measurement.toLowerCase() === this.enclave.measurement.toLowerCase() &&
       r.pricePerGas === this.pricePerGas && r.maxGas === this.maxGas) return
@@ -233,6 +237,7 @@ export class NodeRole implements Role {
     return { type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() }
   }
 
+  /** Step 3, Offers: our enclave for a demand within our price. */
   async onDemand (d: Demand): Promise<void> {
     const offer = this.offerFor(d)
     if (offer === null) return
@@ -248,8 +253,8 @@ export class NodeRole implements Role {
     return this.offerFor(d)
   }
 
-  /** Step 7, the node's checks before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
-  private async openDelivery (remote: string, req: DataOpen): Promise<{ nextChunk: number, complete: boolean }> {
+  /** Step 6, Checks, the node's before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
+  private async checkDelivery (remote: string, req: DataOpen): Promise<{ nextChunk: number, complete: boolean }> {
     const view = await this.ctx.chain.dtmc.trade(req.tradeId)
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
@@ -265,7 +270,8 @@ export class NodeRole implements Role {
     return { nextChunk: status?.invalid === undefined ? status?.nextChunk ?? 0 : 0, complete: status?.complete ?? false }
   }
 
-  private async encryptedResult (tradeId: string, taskId: string): Promise<Uint8Array> {
+  /** Step 10, Result delivery: the encrypted result, to the buyer, of a trade DTMC settled on it. */
+  private async serveResult (tradeId: string, taskId: string): Promise<Uint8Array> {
     const t = await this.ctx.trades.get<NodeTradeData>('node', tradeId)
     if (t === undefined || t.data.taskId !== taskId) throw new RefuseRequest('UnknownTrade', 'no such task here')
     if (t.data.resultHash === undefined) throw new RefuseRequest('NotReady', 'the task has not run yet')
@@ -312,7 +318,7 @@ export class NodeRole implements Role {
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
-    if (await closeWhenOver(this.ctx, t, view.state)) {
+    if (await collectPayment(this.ctx, t, view.state)) {
       // The task's sealed code and data are no longer needed unless the buyer still fetches our result.
       if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true) await this.forgetTask(t.data.taskId)
       return
@@ -342,7 +348,7 @@ export class NodeRole implements Role {
     }
   }
 
-  /** Steps 8 and 9: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
+  /** Steps 8 and 9, Execution then Consensus: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
   private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
     const started = Date.now()
     const r = await this.enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
@@ -356,6 +362,7 @@ export class NodeRole implements Role {
     })
   }
 
+  /** Step 9, Consensus: when all results are in or the deadline passed, anyone may close the trade. */
   private async finalize (tradeId: string): Promise<void> {
     try {
       await this.ctx.chain.dtmc.finalize(tradeId)
