@@ -7,6 +7,7 @@ import { ConfigError, parsePort, parseRoles, resolveOptions, type PartialOptions
 import { RpcClient, DaemonNotRunningError } from './rpc/client.ts'
 import { RpcError } from './rpc/errors.ts'
 import { VERSION } from './version.ts'
+import { TERMINAL_STATES, type TradeRole } from './trades.ts'
 
 const USAGE = `sdte ${VERSION}: secure data trading daemon
 
@@ -15,7 +16,7 @@ Usage:
               [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
               [--log-level error|warn|info|debug|trace] [--debug PATTERNS]
   sdte rpc [--datadir DIR] METHOD [JSON-PARAMS]   call the control API of the daemon in DIR
-  sdte watch [--datadir DIR] TRADE-ID             follow a trade (states, delivery progress) until it ends
+  sdte watch [--datadir DIR] TRADE-ID             follow a trade (states, delivery progress) to each role's end
   sdte demo [--keep] [--dir DIR] [--analysis Stats|Histogram|FilterCount|LinearFit] [--plain]
             [--records N] [--nodes N]    a whole trade on a local testnet it starts itself (npm start)
   sdte devnet up --dir DIR [--port N] [--bootstrap MULTIADDR]...   start anvil, deploy, write DIR/network.json
@@ -106,8 +107,13 @@ async function cmdRpc (argv: string[]): Promise<void> {
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 }
 
-/** The states after which a role has nothing more to do on its own (daemon/trades.ts). */
-const END_STATES = ['delivered', 'rated', 'refunded', 'failed', 'finalized']
+/**
+ * Whether a record has reached its role's end (daemon/trades.ts TERMINAL_STATES): `finalized` ends a
+ * seller's part, but a buyer goes on to fetch the result (`delivered`).
+ */
+function atItsEnd (r: WatchedRecord): boolean {
+  return (TERMINAL_STATES[r.role as TradeRole] as readonly string[] | undefined)?.includes(r.state) ?? false
+}
 
 interface WatchedRecord {
   role: string
@@ -149,7 +155,7 @@ async function cmdWatch (argv: string[]): Promise<void> {
         process.stdout.write(`${new Date().toISOString()} ${r.role} data to node ${n.index}: ${n.sentBytes}${of} bytes${n.delivered ? ' (delivered)' : ''}\n`)
       }
     }
-    if (v.records.length > 0 && v.records.every(r => END_STATES.includes(r.state))) {
+    if (v.records.length > 0 && v.records.every(atItsEnd)) {
       for (const r of v.records) process.stdout.write(`${r.role}: ${r.state}${r.reason !== undefined ? ` (${r.reason})` : ''}\n`)
       return
     }

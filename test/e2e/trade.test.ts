@@ -43,6 +43,7 @@ interface BuyerView {
 let tradeId = ''
 let view: BuyerView
 let result: { result: string, resultHash: string, verified: boolean }
+let buyerWatch: ReturnType<typeof runCli>
 
 test.before(async () => {
   net = await LocalTestnet.start({
@@ -72,6 +73,8 @@ test('a trade with two sellers and three nodes completes, and its result is the 
     outputPrice: OUTPUT_PRICE.toString(), outputCap: OUTPUT_CAP.toString(), deadlineSeconds: 600
   })
   tradeId = posted.tradeId
+  // Watched from the start: a buyer's watch must follow the trade past `finalized` to `delivered`.
+  buyerWatch = runCli(['watch', '--datadir', buyer.datadir, tradeId])
   view = await waitFor('delivery', async () => {
     const v = await buyer.rpc.call<BuyerView>('trade_get', { tradeId })
     return ['delivered', 'failed', 'refunded'].includes(v.records[0].state) ? v : undefined
@@ -116,6 +119,13 @@ test('payments and the refund match the caps and prices to the wei', () => {
 })
 
 test('sdte watch follows a trade to its end', async () => {
+  // Started when the demand was posted: it ran through the whole trade and stopped at the buyer's
+  // last state, not at `finalized` (where a seller's part ends).
+  const live = await buyerWatch
+  assert.is(live.code, 0, live.stderr)
+  for (const state of ['demanded', 'attesting', 'escrowed', 'finalized', 'delivered']) assert.match(live.stdout, new RegExp(`buyer ${state}`))
+  assert.match(live.stdout, /buyer: delivered\n$/)
+  // Started after the end: prints the timeline and stops at once.
   const r = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
   assert.is(r.code, 0, r.stderr)
   for (const state of ['demanded', 'attesting', 'escrowed', 'finalized', 'delivered']) assert.match(r.stdout, new RegExp(`buyer ${state}`))
