@@ -1,26 +1,20 @@
-// /sdte/echo/1. The shape every protocol here follows:
-//   constants.ts  protocol name, version and every bound
+// /sdte/echo/1, the smallest protocol here and the model of every request/response protocol
+// (/sdte/offer/1, /sdte/attest/1, /sdte/data/1, /sdte/result/1). The shape:
+//   constants.ts  protocol name, version and every bound (the defaults protocolEndpoint reads)
 //   schema.ts     the wire messages, declared with p2p/messages schema helpers
-//   handler.ts    the server side, (stream, context, options) => Promise<void>
 //   index.ts      public types and a factory taking the host and an options object (all defaulted),
-//                 with start()/stop() and the client-side call(s)
+//                 with start()/stop() and the client-side call(s), all through protocolEndpoint
+//                 (p2p/messages/exchange.ts): answerRequest serves, requestReply asks
 import { ProtocolViolationError } from '../errors.ts'
-import { messageChannel } from '../messages/index.ts'
+import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/exchange.ts'
 import * as C from './constants.ts'
-import { handleEcho } from './handler.ts'
-import { EchoResponse } from './schema.ts'
+import { EchoRequest, EchoResponse } from './schema.ts'
 import type { P2PHost } from '../host.ts'
 
 export { EchoRequest, EchoResponse } from './schema.ts'
 export * as echoConstants from './constants.ts'
 
-export interface EchoOptions {
-  maxMessageBytes?: number
-  messageTimeoutMs?: number
-  exchangeTimeoutMs?: number
-  maxInboundStreams?: number
-  maxOutboundStreams?: number
-}
+export type EchoOptions = ProtocolLimits
 
 export interface EchoProtocol {
   /** The full protocol id, e.g. '/sdte/echo/1'. */
@@ -33,34 +27,23 @@ export interface EchoProtocol {
 }
 
 export function echoProtocol (host: P2PHost, options: EchoOptions = {}): EchoProtocol {
-  const maxMessageBytes = options.maxMessageBytes ?? C.MAX_MESSAGE_BYTES
-  const messageTimeoutMs = options.messageTimeoutMs ?? C.MESSAGE_TIMEOUT_MS
-  const exchangeTimeoutMs = options.exchangeTimeoutMs ?? C.EXCHANGE_TIMEOUT_MS
-  const protocol = host.protocolId(C.PROTOCOL_NAME, C.PROTOCOL_VERSION)
+  const endpoint = protocolEndpoint(host, C, options)
   let nextId = 0
 
   return {
-    protocol,
+    protocol: endpoint.protocol,
     async start () {
-      await host.handle(protocol, async (stream, context) => {
-        await handleEcho(stream, context, { maxMessageBytes, messageTimeoutMs })
-      }, {
-        maxInboundStreams: options.maxInboundStreams ?? C.MAX_INBOUND_STREAMS,
-        maxOutboundStreams: options.maxOutboundStreams ?? C.MAX_OUTBOUND_STREAMS,
-        timeoutMs: exchangeTimeoutMs
+      // One request per stream: a second one is a protocol violation and resets the stream.
+      await endpoint.serve(async (channel, context) => {
+        await answerRequest(channel, EchoRequest, 'one echo request', async (req): Promise<EchoResponse> =>
+          ({ type: 'echo-response', id: req.id, text: req.text, seenFrom: context.remotePeer }))
       })
     },
-    async stop () {
-      await host.unhandle(protocol)
-    },
+    stop: endpoint.stop,
     async echo (peerId, text, { signal } = {}) {
-      const exchange = signal == null ? AbortSignal.timeout(exchangeTimeoutMs) : AbortSignal.any([signal, AbortSignal.timeout(exchangeTimeoutMs)])
-      const stream = await host.dialProtocol(peerId, protocol, { signal: exchange })
-      const channel = messageChannel(stream, { maxMessageBytes, messageTimeoutMs, signal: exchange })
+      const channel = await endpoint.open(peerId, signal)
       const id = nextId++ % 2 ** 32
-      await channel.write({ type: 'echo-request', id, text })
-      await channel.close()
-      const response = await channel.read(EchoResponse)
+      const response = await requestReply(channel, { type: 'echo-request', id, text }, 'echo-response', EchoResponse)
       if (response.id !== id) {
         const err = new ProtocolViolationError(`echo response for request ${response.id}, expected ${id}`)
         channel.abort(err)
