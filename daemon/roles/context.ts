@@ -149,7 +149,7 @@ export async function chainTime (chain: ChainClient): Promise<number> {
 }
 
 /**
- * Step 9, payment, for a seller or a node: once DTMC has settled or refunded the trade, withdraw
+ * Step 9, Consensus and payment, the payment of a seller or a node: once DTMC has settled or refunded the trade, withdraw
  * what DTMC credited us and record it (the role's end of the trade). Returns false while it is open.
  */
 export async function collectPayment<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, state: 'open' | 'settled' | 'refunded'): Promise<boolean> {
