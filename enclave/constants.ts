@@ -49,6 +49,15 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
 /** How long the host waits for one execution (the gas cap bounds it too). */
 export const DEFAULT_EXECUTE_TIMEOUT_MS = 30 * 60_000
 
+/**
+ * The CPU bound the precompiles' prices are set for (PRECOMPILE_GAS in precompiles.ts,
+ * STANDARD_PRECOMPILE_GAS_FACTOR in evm.ts), in CPU milliseconds per million gas on each one's worst
+ * known input. The interpreter runs the plain analyses at 60-80 ms/Mgas; 200 keeps a worst-case
+ * precompile within a few times of that, so MAX_GAS_CAP bounds one run at minutes of CPU, not hours.
+ * Not enforced at run time (the clock is not deterministic): bench/enclave/precompiles.ts measures it.
+ */
+export const MAX_CPU_MS_PER_MGAS = 200
+
 /** Fixed-point scale of the analytics precompiles' derived values (mean, variance, slope). */
 export const FIXED_POINT_DECIMALS = 6
 export const FIXED_POINT_SCALE = 10n ** BigInt(FIXED_POINT_DECIMALS)

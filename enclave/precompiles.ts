@@ -10,7 +10,8 @@
 // (Solidity's signed division). A CSV column is parsed with `decimals` digits of fraction
 // (value = round-toward-zero(x * 10^decimals)), so 12.5 with decimals = 2 is 1250.
 //
-// A failing call (malformed input, a value outside int256, too many buckets) consumes all the gas
+// A failing call (malformed input, a value outside int256, too many buckets, too little gas for
+// what its arguments ask: checked before the work, see PRECOMPILE_GAS) consumes all the gas
 // passed to it and returns nothing, like the standard precompiles; the contract's staticcall
 // returns false.
 import { EVMError } from '@ethereumjs/evm'
@@ -29,16 +30,24 @@ export type PrecompileName = keyof typeof PRECOMPILE_ADDRESSES
 
 /**
  * Gas prices. `base` per call, `perByte` per byte of call data, `perItem` per record/element
- * (for sort: per element times ceil(log2(n + 1))). Chosen from bench/enclave so that a precompile
- * burns gas at roughly the rate the interpreter does (about 10-30 Mgas/s on these machines): gas
- * stays a fair measure of the node's work, which is what nodes are paid for.
+ * (for sort: per element times ceil(log2(n + 1)), the n log n comparisons of a sort; for histogram
+ * the buckets count as items too). Chosen from bench/enclave/precompiles.ts so that, on the worst
+ * input known for each (values that need all 256 bits, records of two bytes, the widest numbers),
+ * a precompile costs the node at most MAX_CPU_MS_PER_MGAS (constants.ts) of CPU: gas stays a fair measure of the
+ * node's work, which is what nodes are paid for.
+ *
+ * Every price is charged before the work it pays for (`makePrecompile`): the array precompiles
+ * read only the ABI heads (offsets, lengths, scalar arguments) and compare `priceOf(...)` with the
+ * gas limit before they read an element; csvColumn checks `base + perByte × bytes` before it scans
+ * and stops at the first record the remaining gas does not pay for. An underfunded call fails
+ * having done work proportional to nothing but its ABI head.
  */
 export const PRECOMPILE_GAS = {
   csvColumn: { base: 200n, perByte: 1n, perItem: 8n },
   stats: { base: 200n, perByte: 0n, perItem: 6n },
   sort: { base: 200n, perByte: 0n, perItem: 4n },
-  histogram: { base: 200n, perByte: 0n, perItem: 4n },
-  countInRange: { base: 200n, perByte: 0n, perItem: 2n },
+  histogram: { base: 200n, perByte: 0n, perItem: 8n },
+  countInRange: { base: 200n, perByte: 0n, perItem: 6n },
   linearFit: { base: 200n, perByte: 0n, perItem: 8n }
 } as const satisfies Record<PrecompileName, { base: bigint, perByte: bigint, perItem: bigint }>
 
@@ -60,6 +69,11 @@ const UINT256_MAX = (1n << 256n) - 1n
 /** A precompile input the function refuses; the call fails and consumes its gas. */
 export class PrecompileInputError extends Error {
   override name = 'PrecompileInputError'
+}
+
+/** The gas given to a precompile does not pay for the work its arguments ask; the call fails and consumes its gas. */
+export class PrecompileOutOfGasError extends Error {
+  override name = 'PrecompileOutOfGasError'
 }
 
 // ---- ABI helpers (strict: the offsets must be canonical and in bounds) ----
@@ -86,12 +100,16 @@ class Reader {
     if (off + 32 + len > this.bytes.length) throw new PrecompileInputError('bytes out of bounds')
     return this.bytes.subarray(off + 32, off + 32 + len)
   }
-  intArrayAt (headAt: number): Column {
+  /** Length of the int256[] whose head is at `headAt`, checked in bounds; reads no element. */
+  arrayLength (headAt: number): number {
     const off = this.uint(headAt)
     const len = this.uint(off)
-    const start = off + 32
-    if (start + len * 32 > this.bytes.length) throw new PrecompileInputError('array out of bounds')
-    return readColumn(this.bytes, this.view, start, len)
+    if (off + 32 + len * 32 > this.bytes.length) throw new PrecompileInputError('array out of bounds')
+    return len
+  }
+  intArrayAt (headAt: number): Column {
+    const len = this.arrayLength(headAt)
+    return readColumn(this.bytes, this.view, this.uint(headAt) + 32, len)
   }
 }
 
@@ -174,17 +192,35 @@ const DOT = 46
 const ZERO = 48
 
 /**
+ * Most significant digits a CSV number may have: int256 holds 77 (2^255 ≈ 5.8 × 10^76), so a longer
+ * one is out of range, and refusing it at that digit keeps a megabyte-long field from costing
+ * quadratic bigint arithmetic before the range check.
+ */
+export const MAX_CSV_NUMBER_DIGITS = 77
+
+/**
  * Parses column `column` (0-based) of CSV-like text: records end with \n (a \r before it is
  * dropped), fields are split by ',', no quoting; empty lines are skipped; with `skipHeader` the
  * first non-empty line is skipped. A field is [spaces] [+|-] digits [. digits] [spaces]; fraction
  * digits beyond `decimals` are truncated. Any other field, or a record without that column, fails.
+ * More than `maxRecords` records (what the caller's gas pays for) fails with PrecompileOutOfGasError
+ * at the first record past it; more than MAX_CSV_RECORDS with PrecompileInputError.
+ * Linear in the text: every byte is looked at a bounded number of times.
  */
-export function parseCsvColumn (csv: Uint8Array, column: number, decimals: number, skipHeader: boolean): bigint[] {
+export function parseCsvColumn (csv: Uint8Array, column: number, decimals: number, skipHeader: boolean, maxRecords = MAX_CSV_RECORDS): bigint[] {
   if (!Number.isInteger(decimals) || decimals < 0 || decimals > MAX_CSV_DECIMALS) throw new PrecompileInputError('decimals out of range')
   const out: bigint[] = []
   const n = csv.length
   let pos = 0
   let headerPending = skipHeader
+  // The first comma at or after the last place searched (n when there is none): positions only move
+  // forward, so each byte is scanned for a comma once, whatever the lines look like. (Searching
+  // from each field afresh scans to the next comma of the whole text: quadratic without commas.)
+  let nextComma = -1
+  const commaFrom = (from: number): number => {
+    if (nextComma < from) { nextComma = csv.indexOf(COMMA, from); if (nextComma === -1) nextComma = n }
+    return nextComma
+  }
   while (pos < n) {
     let end = csv.indexOf(NL, pos)
     if (end === -1) end = n
@@ -193,20 +229,24 @@ export function parseCsvColumn (csv: Uint8Array, column: number, decimals: numbe
     if (lineEnd === pos) { pos = end + 1; continue }
     if (headerPending) { headerPending = false; pos = end + 1; continue }
     if (out.length >= MAX_CSV_RECORDS) throw new PrecompileInputError(`more than ${MAX_CSV_RECORDS} records`)
+    if (out.length >= maxRecords) throw new PrecompileOutOfGasError(`more than the ${maxRecords} records the gas pays for`)
     // find the field
     let f = pos
     for (let c = 0; c < column; c++) {
-      const comma = csv.indexOf(COMMA, f)
-      if (comma === -1 || comma >= lineEnd) throw new PrecompileInputError(`record has no column ${column}`)
+      const comma = commaFrom(f)
+      if (comma >= lineEnd) throw new PrecompileInputError(`record has no column ${column}`)
       f = comma + 1
     }
-    let fe = csv.indexOf(COMMA, f)
-    if (fe === -1 || fe > lineEnd) fe = lineEnd
+    let fe = commaFrom(f)
+    if (fe > lineEnd) fe = lineEnd
     out.push(parseNumber(csv, f, fe, decimals))
     pos = end + 1
   }
   return out
 }
+
+const CHUNK_DIGITS = 15
+const CHUNK_SCALE = 10n ** BigInt(CHUNK_DIGITS)
 
 function parseNumber (b: Uint8Array, start: number, end: number, decimals: number): bigint {
   while (start < end && (b[start] === SPACE || b[start] === TAB)) start++
@@ -215,12 +255,13 @@ function parseNumber (b: Uint8Array, start: number, end: number, decimals: numbe
   if (start < end && (b[start] === MINUS || b[start] === PLUS)) { neg = b[start] === MINUS; start++ }
   let digits = 0
   let fracDigits = 0
-  let accumulated = 0
+  let significant = 0
   let inFrac = false
-  // Up to 15 digits accumulate in a double exactly; longer numbers go through bigint.
-  let small = 0
+  // Digits accumulate 15 at a time in a double (exact), then into a bigint: linear in the digits,
+  // which MAX_CSV_NUMBER_DIGITS bounds.
+  let chunk = 0
+  let chunkDigits = 0
   let big = 0n
-  let useBig = false
   for (let i = start; i < end; i++) {
     const c = b[i]
     if (c === DOT && !inFrac) { inFrac = true; continue }
@@ -228,13 +269,13 @@ function parseNumber (b: Uint8Array, start: number, end: number, decimals: numbe
     if (d < 0 || d > 9) throw new PrecompileInputError('field is not a number')
     digits++
     if (inFrac) { if (fracDigits >= decimals) continue; fracDigits++ }
-    accumulated++
-    if (!useBig && accumulated > 15) { useBig = true; big = BigInt(small) }
-    if (useBig) big = big * 10n + BigInt(d)
-    else small = small * 10 + d
+    if (significant === 0 && d === 0) continue // leading zeros add nothing
+    if (++significant > MAX_CSV_NUMBER_DIGITS) throw new PrecompileInputError('number out of int256 range')
+    chunk = chunk * 10 + d
+    if (++chunkDigits === CHUNK_DIGITS) { big = big * CHUNK_SCALE + BigInt(chunk); chunk = 0; chunkDigits = 0 }
   }
   if (digits === 0) throw new PrecompileInputError('field is not a number')
-  let v = useBig ? big : BigInt(small)
+  let v = big === 0n ? BigInt(chunk) : big * 10n ** BigInt(chunkDigits) + BigInt(chunk)
   if (fracDigits < decimals) v *= 10n ** BigInt(decimals - fracDigits)
   if (neg) v = -v
   if (v > INT256_MAX || v < INT256_MIN) throw new PrecompileInputError('number out of int256 range')
@@ -265,9 +306,10 @@ export function computeStats (values: ArrayLike<bigint>): Stats {
   return { count, sum, min, max, mean: (sum * FIXED_POINT_SCALE) / count, variance: ((count * sumSq - sum * sum) * FIXED_POINT_SCALE) / (count * count) }
 }
 
-export function sortValues (values: Column): bigint[] {
-  const copy = Array.from(values as ArrayLike<bigint>)
-  return copy.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+/** Ascending. int64 columns sort natively (BigInt64Array's numeric sort); wider ones by comparison. */
+export function sortValues (values: Column): ArrayLike<bigint> {
+  if (values instanceof BigInt64Array) return values.slice().sort()
+  return values.slice().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
 }
 
 /** counts[i] = #{x : lo + i*width <= x < lo + (i+1)*width}; values below lo count in bucket 0, values above in the last. */
@@ -316,47 +358,74 @@ export function linearFit (xs: ArrayLike<bigint>, ys: ArrayLike<bigint>): Linear
 
 // ---- the EVM wrappers ----
 
-interface Priced { returnValue: Uint8Array, items: number }
-
-function price (name: PrecompileName, inputBytes: number, items: number): bigint {
+/**
+ * The gas of a call with `inputBytes` bytes of call data and `items` records/elements: the one
+ * pricing rule, used both before the work (from the arguments) and in docs and tests.
+ */
+export function priceOf (name: PrecompileName, inputBytes: number, items: number): bigint {
   const p = PRECOMPILE_GAS[name]
   let perItem = p.perItem * BigInt(items)
   if (name === 'sort') perItem *= BigInt(Math.max(1, Math.ceil(Math.log2(items + 1))))
   return p.base + p.perByte * BigInt(inputBytes) + perItem
 }
 
-const IMPLEMENTATIONS: Record<PrecompileName, (r: Reader) => Priced> = {
-  csvColumn: (r) => {
+/** Refuses the call unless the gas pays `gas`: the check that runs before every piece of work. */
+function pay (gas: bigint, gasLimit: bigint): void {
+  if (gas > gasLimit) throw new PrecompileOutOfGasError(`needs ${gas} gas, has ${gasLimit}`)
+}
+
+/** One call: its arguments are read from the ABI head, paid for, and only then worked on. */
+type Implementation = (r: Reader, gasLimit: bigint) => { returnValue: Uint8Array, gas: bigint }
+
+const IMPLEMENTATIONS: Record<PrecompileName, Implementation> = {
+  csvColumn: (r, gasLimit) => {
     const csv = r.bytesAt(0)
     const column = r.uint(32, 1 << 20)
     const decimals = r.uint(64, MAX_CSV_DECIMALS)
     const flags = r.uint(96, 1)
-    const values = parseCsvColumn(csv, column, decimals, (flags & 1) === 1)
-    return { returnValue: encodeIntArray(values), items: values.length }
+    const bytes = r.bytes.length
+    // The scan is paid per byte before it starts; the records it yields are paid as they come.
+    const scan = priceOf('csvColumn', bytes, 0)
+    pay(scan, gasLimit)
+    const affordable = (gasLimit - scan) / PRECOMPILE_GAS.csvColumn.perItem
+    const maxRecords = affordable > BigInt(MAX_CSV_RECORDS) ? MAX_CSV_RECORDS : Number(affordable)
+    const values = parseCsvColumn(csv, column, decimals, (flags & 1) === 1, maxRecords)
+    return { returnValue: encodeIntArray(values), gas: priceOf('csvColumn', bytes, values.length) }
   },
-  stats: (r) => {
-    const values = r.intArrayAt(0)
-    const s = computeStats(values)
-    return { returnValue: encodeWords([s.count, s.sum, s.min, s.max, s.mean, s.variance]), items: values.length }
+  stats: (r, gasLimit) => {
+    const gas = priceOf('stats', r.bytes.length, r.arrayLength(0))
+    pay(gas, gasLimit)
+    const s = computeStats(r.intArrayAt(0))
+    return { returnValue: encodeWords([s.count, s.sum, s.min, s.max, s.mean, s.variance]), gas }
   },
-  sort: (r) => {
-    const values = r.intArrayAt(0)
-    return { returnValue: encodeIntArray(sortValues(values)), items: values.length }
+  sort: (r, gasLimit) => {
+    const gas = priceOf('sort', r.bytes.length, r.arrayLength(0))
+    pay(gas, gasLimit)
+    return { returnValue: encodeIntArray(sortValues(r.intArrayAt(0))), gas }
   },
-  histogram: (r) => {
-    const values = r.intArrayAt(0)
-    const counts = histogram(values, r.int(32), r.int(64), r.uint(96, MAX_HISTOGRAM_BUCKETS))
-    return { returnValue: encodeIntArray(counts), items: values.length + counts.length }
+  histogram: (r, gasLimit) => {
+    const n = r.arrayLength(0)
+    const lo = r.int(32)
+    const width = r.int(64)
+    const buckets = r.uint(96, MAX_HISTOGRAM_BUCKETS)
+    const gas = priceOf('histogram', r.bytes.length, n + buckets)
+    pay(gas, gasLimit)
+    return { returnValue: encodeIntArray(histogram(r.intArrayAt(0), lo, width, buckets)), gas }
   },
-  countInRange: (r) => {
-    const values = r.intArrayAt(0)
-    return { returnValue: encodeWords([countInRange(values, r.int(32), r.int(64))]), items: values.length }
+  countInRange: (r, gasLimit) => {
+    const gas = priceOf('countInRange', r.bytes.length, r.arrayLength(0))
+    const lo = r.int(32)
+    const hi = r.int(64)
+    pay(gas, gasLimit)
+    return { returnValue: encodeWords([countInRange(r.intArrayAt(0), lo, hi)]), gas }
   },
-  linearFit: (r) => {
-    const xs = r.intArrayAt(0)
-    const ys = r.intArrayAt(32)
-    const f = linearFit(xs, ys)
-    return { returnValue: encodeWords([f.count, f.slope, f.intercept]), items: xs.length }
+  linearFit: (r, gasLimit) => {
+    const n = r.arrayLength(0)
+    if (r.arrayLength(32) !== n) throw new PrecompileInputError('x and y columns differ in length')
+    const gas = priceOf('linearFit', r.bytes.length, n)
+    pay(gas, gasLimit)
+    const f = linearFit(r.intArrayAt(0), r.intArrayAt(32))
+    return { returnValue: encodeWords([f.count, f.slope, f.intercept]), gas }
   }
 }
 
@@ -368,18 +437,13 @@ function failed (gasLimit: bigint): ExecResult {
 export function makePrecompile (name: PrecompileName): (input: PrecompileInput) => ExecResult {
   const impl = IMPLEMENTATIONS[name]
   return (input: PrecompileInput): ExecResult => {
-    // Refuse early when even the byte price exceeds the gas given: no work for an underfunded call.
-    if (price(name, input.data.length, 0) > input.gasLimit) return failed(input.gasLimit)
-    let result: Priced
     try {
-      result = impl(new Reader(input.data))
+      const result = impl(new Reader(input.data), input.gasLimit)
+      return { returnValue: result.returnValue, executionGasUsed: result.gas }
     } catch (err) {
-      if (err instanceof PrecompileInputError || err instanceof RangeError) return failed(input.gasLimit)
+      if (err instanceof PrecompileInputError || err instanceof PrecompileOutOfGasError || err instanceof RangeError) return failed(input.gasLimit)
       throw err
     }
-    const gas = price(name, input.data.length, result.items)
-    if (gas > input.gasLimit) return failed(input.gasLimit)
-    return { returnValue: result.returnValue, executionGasUsed: gas }
   }
 }
 

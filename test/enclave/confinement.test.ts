@@ -24,6 +24,10 @@ const PROGRAMS: Record<string, { code: string, status: number, reason?: string }
   TSTORE: { code: '60016000 5d 00', status: ResultStatus.Forbidden, reason: 'TSTORE' },
   'STATICCALL to a contract address': { code: '600060006000600061 1234 5a fa 00', status: ResultStatus.Forbidden, reason: 'STATICCALL' },
   'STATICCALL to identity (0x04), allowed': { code: '6000600060006000 6004 5a fa 50 ' + RETURN_EMPTY, status: ResultStatus.Ok },
+  // Standard precompiles whose worst input costs far more CPU per gas than the rest (evm.ts, STANDARD_PRECOMPILE_GAS_FACTOR).
+  'STATICCALL to modexp (0x05), refused': { code: '6000600060006000 6005 5a fa 00', status: ResultStatus.Forbidden, reason: 'STATICCALL' },
+  'STATICCALL to bn254 pairing (0x08), refused': { code: '6000600060006000 6008 5a fa 00', status: ResultStatus.Forbidden, reason: 'STATICCALL' },
+  'STATICCALL to blake2f (0x09), refused': { code: '6000600060006000 6009 5a fa 00', status: ResultStatus.Forbidden, reason: 'STATICCALL' },
   'STATICCALL to an analytics precompile, allowed': { code: '6000600060006000 610a01 5a fa 50 ' + RETURN_EMPTY, status: ResultStatus.Ok },
   'SLOAD and LOG0 (read-only, logs dropped), allowed': { code: '6000 54 50 60006000 a0 ' + RETURN_EMPTY, status: ResultStatus.Ok },
   'an endless loop': { code: '5b 6000 56', status: ResultStatus.OutOfGas },

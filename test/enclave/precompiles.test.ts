@@ -7,6 +7,7 @@ import {
   PrecompileInputError
 } from '../../enclave/precompiles.ts'
 import type { PrecompileInput } from '@ethereumjs/evm'
+import { createConfinedEvm, STANDARD_PRECOMPILE_GAS_FACTOR } from '../../enclave/evm.ts'
 import { throwsWith } from './helpers.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
@@ -83,6 +84,21 @@ test('a malformed call or too little gas fails and consumes all the gas it was g
   assert.ok(poor.exceptionError !== undefined)
   assert.is(poor.executionGasUsed, 100n)
   assert.ok(new PrecompileInputError('x') instanceof Error)
+})
+
+test('the confined EVM charges ecrecover five times its standard 3,000 gas, and drops modexp..blake2f from its table', async () => {
+  const evm = await createConfinedEvm()
+  const ecrecover = evm.getPrecompile('0x0000000000000000000000000000000000000001')!
+  assert.is(STANDARD_PRECOMPILE_GAS_FACTOR[1], 5n)
+  const input = (gasLimit: bigint) => ({ data: new Uint8Array(128), gasLimit, common: evm.common, _EVM: evm }) as PrecompileInput
+  const paid = await ecrecover(input(15_000n))
+  assert.is(paid.exceptionError, undefined)
+  assert.is(paid.executionGasUsed, 15_000n)
+  const poor = await ecrecover(input(14_999n))
+  assert.ok(poor.exceptionError !== undefined)
+  assert.is(poor.executionGasUsed, 14_999n)
+  for (const n of [5, 6, 7, 8, 9]) assert.is(evm.getPrecompile(`0x${n.toString(16).padStart(40, '0')}`), undefined, `0x0${n} is gone`)
+  assert.ok(evm.getPrecompile('0x0000000000000000000000000000000000000002') !== undefined)
 })
 
 test.run()
