@@ -3,7 +3,7 @@
 // maps flags onto a partial tree; everything else reads the merged result.
 import { readFileSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { isLogLevel, type LogLevel } from '../daemon/log.ts'
+import { isLogLevel, type LogLevel } from './logging.ts'
 
 export const ROLES = ['buyer', 'seller', 'node', 'relay'] as const
 export type Role = typeof ROLES[number]

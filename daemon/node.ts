@@ -22,7 +22,7 @@ import { SellerRole } from './roles/seller.ts'
 import { NodeRole } from './roles/node.ts'
 import { registerChainMethods } from './methods/chain.ts'
 import { registerTradeMethods } from './methods/trade.ts'
-import { logger } from './log.ts'
+import { componentLogger, logger } from './log.ts'
 import { lockDatadir } from './lock.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
@@ -105,7 +105,7 @@ export class SdteDaemon {
         listen: o.p2p.listen,
         bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
         maxConnections: o.p2p.maxConnections
-      }, { privateKey: this.keys.peerKey })
+      }, { privateKey: this.keys.peerKey, logger: componentLogger })
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })
@@ -144,7 +144,7 @@ export class SdteDaemon {
       this.roles.push(role)
       this.closers.push({ name: `${name} role`, close: async () => await role.stop() })
     }
-    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC })
+    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC, logger: componentLogger })
     const buyer = this.roles.find(r => r.onOffer !== undefined)
     await ctx.offer.start({
       onOffer: buyer?.onOffer?.bind(buyer),

@@ -21,7 +21,7 @@ import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { logger } from '../daemon/log.ts'
+import { silentLogger, type ComponentLogger } from '../config/index.ts'
 import * as C from './constants.ts'
 import {
   DialFailedError, InvalidP2PInputError, NoTopicPeersError, P2POptionsError, P2PStateError, StreamTimeoutError
@@ -33,8 +33,6 @@ import type { KadDHT, SingleKadDHT } from '@libp2p/kad-dht'
 import type { Ping } from '@libp2p/ping'
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-
-const log = logger('sdte:p2p')
 
 export interface P2PHostOptions {
   /** Multiaddrs to listen on. Default ['/ip4/127.0.0.1/tcp/0']. */
@@ -290,8 +288,16 @@ function topicScoreParams (): TopicScoreParams {
   return p
 }
 
-export async function createP2PHost (options: P2PHostOptions, components: { privateKey: PrivateKey }): Promise<P2PHost> {
+/** What the host is handed rather than configured with: its identity and (libp2p's way) its logger. */
+export interface P2PHostComponents {
+  privateKey: PrivateKey
+  /** Default: silentLogger (a host used on its own logs nothing). */
+  logger?: ComponentLogger
+}
+
+export async function createP2PHost (options: P2PHostOptions, components: P2PHostComponents): Promise<P2PHost> {
   const opts = resolveP2PHostOptions(options)
+  const log = (components.logger ?? silentLogger).forComponent('sdte:p2p')
   const dhtProtocol = `${opts.protocolPrefix}/${C.DHT_PROTOCOL_NAME}/${C.DHT_PROTOCOL_VERSION}`
 
   const node: SdteLibp2p = await createLibp2p({

@@ -3,7 +3,7 @@ export {
   createP2PHost, resolveP2PHostOptions, DEFAULT_P2P_HOST_OPTIONS, checkDhtKey, dhtKeyToCid
 } from './host.ts'
 export type {
-  P2PHost, P2PHostOptions, ResolvedP2PHostOptions, P2PHostStatus, PeerSummary, GossipMessage, GossipVerdict,
+  P2PHost, P2PHostComponents, P2PHostOptions, ResolvedP2PHostOptions, P2PHostStatus, PeerSummary, GossipMessage, GossipVerdict,
   GossipValidator, GossipHandler, ProtocolHandler, ProtocolHandlerContext, HandleOptions, FindProvidersOptions,
   SdteLibp2p, SdteServices
 } from './host.ts'

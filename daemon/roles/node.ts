@@ -12,7 +12,7 @@ import { RefuseRequest } from '../../p2p/messages/exchange.ts'
 import type { Demand } from '../../p2p/demand/index.ts'
 import type { Offer } from '../../p2p/offer/index.ts'
 import type { DataOpen } from '../../p2p/data/index.ts'
-import { logger } from '../log.ts'
+import { componentLogger, logger } from '../log.ts'
 import { writeSecretFile } from '../keys.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { TradeRecord } from '../trades.ts'
@@ -91,7 +91,8 @@ export class NodeRole implements Role {
       attestationKey: this.attestationKey(),
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
-      faultWrongResult: this.ctx.options.enclave.faultWrongResult
+      faultWrongResult: this.ctx.options.enclave.faultWrongResult,
+      logger: componentLogger
     })
   }
 
