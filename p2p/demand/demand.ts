@@ -4,7 +4,7 @@
 import { AbiCoder, keccak256, toUtf8Bytes, hexlify, randomBytes } from 'ethers'
 import { object, literal, number, string, hex, bigintString, type Infer } from '../messages/schema.ts'
 import { encodeJsonMessage, decodeJsonMessage } from '../messages/channel.ts'
-import { signDigest, recoverDigest } from '../../contracts/formats.ts'
+import { signDigest, recoverDigest } from '../../contracts/index.ts'
 import { MessageSchemaError } from '../errors.ts'
 import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECONDS } from './constants.ts'
 

@@ -1,9 +1,9 @@
 // The committed artifacts in contracts/artifacts must be what the pinned solc makes of the sources.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { staleArtifacts, loadArtifact } from '../../contracts/compile.ts'
+import { staleArtifacts, loadArtifact } from '../../contracts/tools/compile.ts'
 
-test('every artifact matches a fresh compile of its source (node contracts/compile.ts rewrites them)', () => {
+test('every artifact matches a fresh compile of its source (node contracts/tools/compile.ts rewrites them)', () => {
   assert.equal(staleArtifacts(), [])
 })
 

@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256, parseEther } from 'ethers'
 import { ChainClient, ChainConfigError, ChainRevertError, decodeRevert } from '../../contracts/client.ts'
-import { startChain, account, makeMarket, openTrade, submit, rand32, MEASUREMENT, type Chain } from './market.ts'
+import { startChain, account, makeMarket, openTrade, submit, rand32, MEASUREMENT, type Chain } from '../../contracts/tools/market.ts'
 
 let chain: Chain
 

@@ -1,4 +1,4 @@
-// The local testnet as a user runs it: `node contracts/devnet.ts up` from a process that exits, anvil
+// The local testnet as a user runs it: `sdte devnet up` (daemon/cli.ts) from a process that exits, anvil
 // surviving it, the network file and key files, joining with the chain client, funding dev accounts,
 // `down`; and deployFromKeystore against the same node as if it were a public chain.
 import { test } from 'uvu'
@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Wallet, encryptKeystoreJson, parseEther } from 'ethers'
-import { devnetUp, devnetDown, devnetStatus, fundDevAccount, readKeyFile } from '../../contracts/devnet.ts'
-import { deployFromKeystore } from '../../contracts/deploy.ts'
+import { devnetUp, devnetDown, devnetStatus } from '../../contracts/tools/devnet.ts'
+import { fundDevAccount, readKeyFile, rpc } from '../../contracts/devnet-accounts.ts'
+import { deployFromKeystore } from '../../contracts/tools/deploy.ts'
 import { readNetworkFile } from '../../contracts/network.ts'
 import { ChainClient } from '../../contracts/client.ts'
-import { rpc } from '../../contracts/anvil.ts'
 
 const run = promisify(execFile)
 const root = new URL('../../', import.meta.url).pathname
@@ -28,8 +28,8 @@ const MEASUREMENT = '0x' + 'ab'.repeat(32)
 
 test('devnet up from a command that exits; anvil lives on; network.json, keys; down stops it', async () => {
   const dir = tempDir()
-  const { stdout } = await run(process.execPath, ['contracts/devnet.ts', 'up', '--dir', dir, '--measurement', MEASUREMENT], { cwd: root })
-  assert.match(stdout, /devnet up: http:\/\/127\.0\.0\.1:\d+/)
+  const { stdout } = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'up', '--dir', dir, '--measurement', MEASUREMENT], { cwd: root })
+  assert.match(stdout, /devnet up: chain 31337 at http:\/\/127\.0\.0\.1:\d+/)
 
   const network = readNetworkFile(join(dir, 'network.json'))
   assert.is(network.devnet, true)
@@ -75,7 +75,7 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
     assert.match((err as Error).message, /already running/)
   }
 
-  const { stdout: down } = await run(process.execPath, ['contracts/devnet.ts', 'down', '--dir', dir], { cwd: root })
+  const { stdout: down } = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'down', '--dir', dir], { cwd: root })
   assert.match(down, /devnet stopped/)
   assert.is((await devnetStatus(dir)).running, false)
   assert.not.ok(existsSync(join(dir, 'anvil.pid')))

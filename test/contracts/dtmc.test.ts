@@ -6,7 +6,7 @@ import { QUOTE_TAG, RESULT_TAG, ResultStatus, groupKeyOf, inputHashOf } from '..
 import {
   startChain, makeMarket, openTrade, submit, signedResult, increaseTime, conserved, everyone, reverts, DEFAULT_TERMS,
   type Chain, type Market, type OpenedTrade
-} from './market.ts'
+} from '../../contracts/tools/market.ts'
 
 let chain: Chain
 

@@ -4,9 +4,9 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { ContractFactory, type Contract } from 'ethers'
-import { compileSources } from '../../contracts/compile.ts'
+import { compileSources } from '../../contracts/tools/compile.ts'
 import { decodeRevert, waitForReceipt } from '../../contracts/client.ts'
-import { startChain, makeMarket, openTrade, submit, conserved, everyone, type Chain, type Market, type OpenedTrade } from './market.ts'
+import { startChain, makeMarket, openTrade, submit, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../contracts/tools/market.ts'
 
 let chain: Chain
 let m: Market

@@ -8,7 +8,7 @@ import { ChainRevertError } from '../../contracts/client.ts'
 import {
   startChain, makeMarket, makeSeller, account, openTrade, submit, signedResult, makeQuote, increaseTime, conserved,
   everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
-} from './market.ts'
+} from '../../contracts/tools/market.ts'
 
 let chain: Chain
 let m: Market

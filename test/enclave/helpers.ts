@@ -1,7 +1,7 @@
 // Shared set-up of the enclave tests: an attestation root, a started enclave, a buyer that attests
 // and delivers code, sellers that deliver data.
 import { Wallet, getBytes, hexlify, keccak256, randomBytes } from 'ethers'
-import { loadArtifact } from '../../contracts/compile.ts'
+import { loadArtifact } from '../../contracts/tools/compile.ts'
 import {
   createEnclave, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signCodeDelivery, wrapDataKey
 } from '../../enclave/index.ts'

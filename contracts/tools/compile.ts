@@ -3,14 +3,14 @@
 // abi, bytecode, deployedBytecode, sourceHash }. The artifacts are committed; a test recompiles
 // and fails when they no longer match the sources.
 //
-//   node contracts/compile.ts           write the artifacts
-//   node contracts/compile.ts --check   exit 1 if the committed artifacts differ from the sources
+//   node contracts/tools/compile.ts           write the artifacts
+//   node contracts/tools/compile.ts --check   exit 1 if the committed artifacts differ from the sources
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { join, relative, basename } from 'node:path'
 import { createRequire } from 'node:module'
 
-export const CONTRACTS_DIR = new URL('.', import.meta.url).pathname
+export const CONTRACTS_DIR = new URL('..', import.meta.url).pathname
 export const ARTIFACTS_DIR = join(CONTRACTS_DIR, 'artifacts')
 
 /** The compiler settings; part of every artifact's identity. */
@@ -97,7 +97,7 @@ function artifactText (a: Artifact): string {
 /** Loads one committed artifact by contract name. */
 export function loadArtifact (contractName: string): Artifact {
   const path = join(ARTIFACTS_DIR, `${contractName}.json`)
-  if (!existsSync(path)) throw new CompileError(`no artifact for ${contractName}: run node contracts/compile.ts`)
+  if (!existsSync(path)) throw new CompileError(`no artifact for ${contractName}: run node contracts/tools/compile.ts`)
   return JSON.parse(readFileSync(path, 'utf8')) as Artifact
 }
 
@@ -121,7 +121,7 @@ if (process.argv[1] === new URL(import.meta.url).pathname) {
   if (process.argv.includes('--check')) {
     const stale = staleArtifacts()
     if (stale.length > 0) {
-      console.error(`artifacts out of date: ${stale.join(', ')}; run node contracts/compile.ts`)
+      console.error(`artifacts out of date: ${stale.join(', ')}; run node contracts/tools/compile.ts`)
       process.exit(1)
     }
     console.log('artifacts match the sources')

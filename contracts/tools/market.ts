@@ -3,15 +3,15 @@
 // enclave keys and root-signed quotes, and signed results.
 import { randomBytes } from 'node:crypto'
 import { JsonRpcProvider, Network, Wallet, keccak256, parseEther, hexlify, type TransactionReceipt } from 'ethers'
-import { startAnvil, type AnvilNode } from '../../contracts/anvil.ts'
-import { deploy } from '../../contracts/deploy.ts'
-import { fundDevAccount } from '../../contracts/devnet.ts'
-import { ChainClient, ChainRevertError, type OpenTradeParams, type TradeTerms } from '../../contracts/client.ts'
+import { startAnvil, type AnvilNode } from './anvil.ts'
+import { deploy } from './deploy.ts'
+import { fundDevAccount } from '../index.ts'
+import { ChainClient, ChainRevertError, type OpenTradeParams, type TradeTerms } from '../index.ts'
 import {
   taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, signDigest, inputHashOf, ResultStatus,
   type Quote, type ResultInfo
-} from '../../contracts/formats.ts'
-import type { NetworkFile } from '../../contracts/network.ts'
+} from '../index.ts'
+import type { NetworkFile } from '../index.ts'
 
 export const MEASUREMENT = keccak256(Buffer.from('sdte test enclave v1'))
 export const CODE_HASH = keccak256(Buffer.from('analysis bytecode'))

@@ -3,9 +3,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { RpcClient } from './rpc/client.ts'
+import { RpcClient } from '../index.ts'
 
-export const ROOT = new URL('..', import.meta.url).pathname
+export const ROOT = new URL('../..', import.meta.url).pathname
 export const CLI = join(ROOT, 'daemon', 'cli.ts')
 /** Where a daemon started here writes its output, in its datadir. */
 export const LOG_FILE = 'daemon.log'

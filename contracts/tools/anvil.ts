@@ -4,12 +4,13 @@
 //   const node = await startAnvil()          // a free port, stopped with the calling process
 //   node.rpcUrl; await node.stop()
 //
-// Tests and the benchmark use startAnvil (attached); contracts/devnet.ts starts it detached.
+// Tests and the benchmark use startAnvil (attached); contracts/tools/devnet.ts starts it detached.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, openSync, closeSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { createServer } from 'node:net'
+import { rpc } from '../index.ts'
 
 /** anvil's first default dev account (mnemonic "test test ... junk"), funded with 10000 ether. */
 export const ANVIL_DEV_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80'
@@ -75,19 +76,6 @@ export function anvilArgs (port: number, opts: AnvilOptions = {}): string[] {
   const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(opts.chainId ?? 31337)]
   if (opts.blockTime !== undefined) args.push('--block-time', String(opts.blockTime))
   return [...args, ...(opts.args ?? [])]
-}
-
-/** One JSON-RPC call over fetch; throws on an RPC error. */
-export async function rpc<T = unknown> (rpcUrl: string, method: string, params: unknown[] = [], timeoutMs = 5000): Promise<T> {
-  const res = await fetch(rpcUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-    signal: AbortSignal.timeout(timeoutMs)
-  })
-  const body = await res.json() as { result?: T, error?: { message: string } }
-  if (body.error !== undefined) throw new AnvilError(`${method}: ${body.error.message}`)
-  return body.result as T
 }
 
 /** Waits until `rpcUrl` answers eth_chainId; gives up after `timeoutMs` or when `alive()` says the process died. */

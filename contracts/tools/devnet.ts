@@ -7,24 +7,20 @@
 //   attestation-root.key    the simulated attestation service's private key (0600; never logged)
 //   deployer.key            the funded dev deployer's private key, DTMC's admin (0600)
 //
-//   node contracts/devnet.ts up --dir DIR [--port N] [--measurement 0x..]...
-//   node contracts/devnet.ts down --dir DIR
-//   node contracts/devnet.ts status --dir DIR
+//   sdte devnet up --dir DIR [--port N] [--measurement 0x..]... [--block-time S] [--bootstrap MULTIADDR]...
+//   sdte devnet down --dir DIR
+//   sdte devnet status --dir DIR
+// (daemon/cli.ts parses those flags; this module has no command line of its own.)
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
-import { Wallet, getAddress, isAddress, parseEther, toQuantity } from 'ethers'
-import { anvilArgs, anvilBinary, freePort, portIsFree, rpc, waitForRpc, AnvilError } from './anvil.ts'
+import { Wallet, parseEther } from 'ethers'
+import { DevnetError, fundDevAccount, readNetworkFile, rpc, writeNetworkFile, type NetworkFile } from '../index.ts'
+import { anvilArgs, anvilBinary, freePort, portIsFree, waitForRpc, AnvilError } from './anvil.ts'
 import { deploy } from './deploy.ts'
-import { readNetworkFile, writeNetworkFile, type NetworkFile } from './network.ts'
 
 export const DEVNET_CHAIN_ID = 31337
 const DEPLOYER_FUNDS = parseEther('10000')
-
-export class DevnetError extends Error {
-  override name = 'DevnetError'
-}
 
 export interface DevnetOptions {
   dir: string
@@ -59,13 +55,6 @@ const paths = (dir: string) => ({
 function writeSecret (path: string, value: string): void {
   rmSync(path, { force: true })
   writeFileSync(path, value + '\n', { mode: 0o600 })
-}
-
-/** Reads a 0x private key written by devnetUp (attestation-root.key, deployer.key). */
-export function readKeyFile (path: string): string {
-  const key = readFileSync(path, 'utf8').trim()
-  if (!/^0x[0-9a-fA-F]{64}$/.test(key)) throw new DevnetError(`${path} does not hold a 0x private key`)
-  return key
 }
 
 function isAlive (pid: number): boolean {
@@ -183,49 +172,3 @@ export async function devnetStatus (dir: string): Promise<DevnetStatus> {
   return status
 }
 
-/**
- * Tops up a dev account on a devnet to at least `wei` (anvil_setBalance); a balance already above it is
- * kept, so a daemon restarted with the same account keeps what it earned. Only anvil answers this.
- */
-export async function fundDevAccount (rpcUrl: string, address: string, wei: bigint): Promise<bigint> {
-  if (!isAddress(address)) throw new DevnetError(`${address} is not an address`)
-  const current = BigInt(await rpc<string>(rpcUrl, 'eth_getBalance', [getAddress(address), 'latest']))
-  if (current >= wei) return current
-  await rpc(rpcUrl, 'anvil_setBalance', [getAddress(address), toQuantity(wei)])
-  return wei
-}
-
-if (process.argv[1] === new URL(import.meta.url).pathname) {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      dir: { type: 'string' },
-      port: { type: 'string' },
-      measurement: { type: 'string', multiple: true },
-      'block-time': { type: 'string' }
-    }
-  })
-  const command = positionals[0]
-  if (values.dir === undefined || !['up', 'down', 'status'].includes(command)) {
-    console.error('usage: node contracts/devnet.ts up|down|status --dir DIR [--port N] [--measurement 0x..]... [--block-time S]')
-    process.exit(2)
-  }
-  try {
-    if (command === 'up') {
-      const network = await devnetUp({
-        dir: values.dir,
-        port: values.port !== undefined ? Number(values.port) : undefined,
-        measurements: values.measurement,
-        blockTime: values['block-time'] !== undefined ? Number(values['block-time']) : undefined
-      })
-      console.log(`devnet up: ${network.rpcUrl} (chain ${network.chainId}), DTMC ${network.contracts.DTMC}; network file ${join(values.dir, 'network.json')}`)
-    } else if (command === 'down') {
-      console.log(await devnetDown(values.dir) ? 'devnet stopped' : 'no devnet running')
-    } else {
-      console.log(JSON.stringify(await devnetStatus(values.dir), null, 2))
-    }
-  } catch (err) {
-    console.error(`${(err as Error).name}: ${(err as Error).message}`)
-    process.exit(1)
-  }
-}

@@ -6,10 +6,10 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { AbiCoder, getBytes } from 'ethers'
-import { sampleDataset, referenceOutput, EXAMPLE_ANALYSES, type ExampleAnalysis } from '../enclave/examples.ts'
-import { ARTIFACTS_DIR } from '../contracts/compile.ts'
+import { sampleDataset, referenceOutput, EXAMPLE_ANALYSES, type ExampleAnalysis } from '../../enclave/index.ts'
+import { ARTIFACTS_DIR } from '../../contracts/tools/index.ts'
 import { LocalTestnet, type TestnetDaemon } from './testnet.ts'
-import { waitFor } from './processes.ts'
+import { waitFor } from './child-daemons.ts'
 import { PHASES, tradePhases, type PartyRecord } from './phases.ts'
 
 export interface DemoOptions {
@@ -146,7 +146,7 @@ export async function runDemo (o: DemoOptions): Promise<void> {
     }
     const deposit = BigInt(view.chain?.deposit ?? posted.deposit)
     say(`deposit ${eth(deposit)} = payments + refund (${eth(total)}): ${total === deposit ? 'yes' : 'NO'}`)
-    // Each party's record of the trade: the phases come from all of them (daemon/phases.ts).
+    // Each party's record of the trade: the phases come from all of them (daemon/tools/phases.ts).
     const recordOf = async (d: TestnetDaemon, role: string): Promise<PartyRecord | undefined> =>
       (await d.rpc.call<{ records: PartyRecord[] }>('trade_get', { tradeId: posted.tradeId }).catch(() => ({ records: [] }))).records.find(r => r.role === role)
     const buyerRecord = await recordOf(buyer, 'buyer')

@@ -3,10 +3,10 @@
 // relay. The demo, the end-to-end tests and the trade benchmark all run on it.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { devnetDown, devnetUp } from '../contracts/devnet.ts'
-import type { NetworkFile } from '../contracts/network.ts'
-import { computeMeasurement } from '../enclave/index.ts'
-import { startDaemon, type DaemonProcess } from './processes.ts'
+import { devnetDown, devnetUp } from '../../contracts/tools/index.ts'
+import type { NetworkFile } from '../../contracts/index.ts'
+import { computeMeasurement } from '../../enclave/index.ts'
+import { startDaemon, type DaemonProcess } from './child-daemons.ts'
 
 export interface LocalTestnetOptions {
   dir: string

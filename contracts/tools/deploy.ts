@@ -6,16 +6,16 @@
 //   deploy({ rpcUrl, signer, attestationRoot, measurements })        -> addresses (devnetUp uses it)
 //   deployFromKeystore({ rpcUrl, keystorePath, password, attestationRoot, measurements, out })
 //                                                                    -> a network.json for a public chain
-//   node contracts/deploy.ts --rpc URL --keystore FILE --root ADDRESS [--measurement 0x..]... --out FILE [--name NAME]
-//     (the keystore password is read from SDTE_KEYSTORE_PASSWORD)
+//   sdte deploy --rpc URL --keystore FILE --password-file FILE --attestation-root ADDRESS
+//               [--measurement 0x..]... --out network.json [--name NAME] [--bootstrap MULTIADDR]...
+//     (daemon/cli.ts parses those flags; this module has no command line of its own)
 import { readFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import {
   ContractFactory, JsonRpcProvider, Wallet, getCreateAddress, getAddress, isAddress, Network, type Signer,
   type TransactionReceipt, type ContractTransactionResponse
 } from 'ethers'
-import { ARTIFACTS, waitForReceipt, type ContractName } from './client.ts'
-import { writeNetworkFile, type ContractAddresses, type NetworkFile } from './network.ts'
+import { ARTIFACTS, waitForReceipt, type ContractName } from '../index.ts'
+import { writeNetworkFile, type ContractAddresses, type NetworkFile } from '../index.ts'
 
 export class DeployError extends Error {
   override name = 'DeployError'
@@ -142,32 +142,4 @@ export async function deployFromKeystore (opts: KeystoreDeployOptions): Promise<
   } finally {
     provider.destroy()
   }
-}
-
-if (process.argv[1] === new URL(import.meta.url).pathname) {
-  const { values } = parseArgs({
-    options: {
-      rpc: { type: 'string' },
-      keystore: { type: 'string' },
-      root: { type: 'string' },
-      measurement: { type: 'string', multiple: true },
-      out: { type: 'string', default: 'network.json' },
-      name: { type: 'string' }
-    }
-  })
-  const password = process.env.SDTE_KEYSTORE_PASSWORD
-  if (values.rpc === undefined || values.keystore === undefined || values.root === undefined || password === undefined) {
-    console.error('usage: SDTE_KEYSTORE_PASSWORD=... node contracts/deploy.ts --rpc URL --keystore FILE --root ADDRESS [--measurement 0x..]... [--out FILE] [--name NAME]')
-    process.exit(2)
-  }
-  const network = await deployFromKeystore({
-    rpcUrl: values.rpc,
-    keystorePath: values.keystore,
-    password,
-    attestationRoot: values.root,
-    measurements: values.measurement ?? [],
-    out: values.out,
-    name: values.name
-  })
-  console.log(`deployed to chain ${network.chainId}: CISC ${network.contracts.CISC}, BDBC ${network.contracts.BDBC}, DTMC ${network.contracts.DTMC}; wrote ${values.out}`)
 }
