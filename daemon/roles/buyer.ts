@@ -1,4 +1,4 @@
-// The buyer (PROTOCOL.md steps 2, 3, 4, 5, 9, 10, 11): posts a signed demand (gossip + BDBC),
+// The buyer (docs/trade.md steps 2, 3, 4, 5, 9, 10, 11): posts a signed demand (gossip + BDBC),
 // collects offers (pushed, and solicited from peers found in the DHT), filters them by their CISC
 // records, attests the candidate enclaves and keeps the n fastest valid ones, sends them its code
 // encrypted to their task keys, escrows on DTMC, finalizes, fetches and checks the result, rates.

@@ -1,4 +1,4 @@
-// The trusted node (PROTOCOL.md steps 1, 3, 4, 7, 8, 9, 10): registers its enclave in CISC and the
+// The trusted node (docs/trade.md steps 1, 3, 4, 7, 8, 9, 10): registers its enclave in CISC and the
 // DHT, offers itself for demands it can serve, lets buyers and sellers attest its enclave, takes
 // the buyer's code and the sellers' data into the enclave, runs the analysis there, submits the
 // signed result info to DTMC, serves the encrypted result to the buyer, and withdraws its pay.

@@ -1,4 +1,4 @@
-// The seller (PROTOCOL.md steps 1, 3, 6, 7, 9): lists datasets in CISC and the DHT, answers
+// The seller (docs/trade.md steps 1, 3, 6, 7, 9): lists datasets in CISC and the DHT, answers
 // matching demands with offers, and for every trade DTMC opens with one of its offers checks the
 // terms, attests each chosen enclave, and streams its encrypted data to it; then withdraws its pay.
 import { readFileSync, statSync } from 'node:fs'

@@ -1,4 +1,4 @@
-// The buyer's demand (PROTOCOL.md step 2): what it wants analysed, by how many enclaves, at which
+// The buyer's demand (docs/trade.md step 2): what it wants analysed, by how many enclaves, at which
 // prices and caps, signed by the buyer's Ethereum key. Only `codeHash` of the algorithm is ever
 // public. The demand hash is what the buyer also posts to the BDBC contract.
 import { AbiCoder, keccak256, toUtf8Bytes, hexlify, randomBytes } from 'ethers'
