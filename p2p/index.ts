@@ -1,12 +1,12 @@
 // The p2p layer of SDTE: the libp2p host, the message framing and the protocols on top.
 export {
   createP2PHost, resolveP2PHostOptions, DEFAULT_P2P_HOST_OPTIONS, checkDhtKey, dhtKeyToCid
-} from './host.ts'
+} from './host/index.ts'
 export type {
   P2PHost, P2PHostComponents, P2PHostOptions, ResolvedP2PHostOptions, P2PHostStatus, PeerSummary, GossipMessage, GossipVerdict,
   GossipValidator, GossipHandler, ProtocolHandler, ProtocolHandlerContext, HandleOptions, FindProvidersOptions,
   SdteLibp2p, SdteServices
-} from './host.ts'
+} from './host/index.ts'
 export * from './errors.ts'
 export * as p2pConstants from './constants.ts'
 export * from './messages/index.ts'

@@ -3,7 +3,7 @@ import { messageChannel } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import { EchoRequest } from './schema.ts'
 import type { EchoResponse } from './schema.ts'
-import type { ProtocolHandlerContext } from '../host.ts'
+import type { ProtocolHandlerContext } from '../host/index.ts'
 import type { Stream } from '@libp2p/interface'
 
 export interface EchoHandlerOptions {

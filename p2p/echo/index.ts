@@ -9,7 +9,7 @@ import { messageChannel } from '../messages/index.ts'
 import * as C from './constants.ts'
 import { handleEcho } from './handler.ts'
 import { EchoResponse } from './schema.ts'
-import type { P2PHost } from '../host.ts'
+import type { P2PHost } from '../host/index.ts'
 
 export { EchoRequest, EchoResponse } from './schema.ts'
 export * as echoConstants from './constants.ts'
