@@ -1,7 +1,7 @@
 // The committed artifacts in contracts/artifacts must be what the pinned solc makes of the sources.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { staleArtifacts, loadArtifact } from '../../contracts/tools/compile.ts'
+import { staleArtifacts, loadArtifact } from '../../../contracts/tools/compile.ts'
 
 test('every artifact matches a fresh compile of its source (node contracts/tools/compile.ts rewrites them)', () => {
   assert.equal(staleArtifacts(), [])

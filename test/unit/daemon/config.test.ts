@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { defaultOptions, mergeOptions, optionsFromEnv, resolveOptions, validateConfigFile, ConfigError } from '../../config/options.ts'
-import { parseNetworkFile, NetworkFileError } from '../../contracts/network.ts'
+import { defaultOptions, mergeOptions, optionsFromEnv, resolveOptions, validateConfigFile, ConfigError } from '../../../config/options.ts'
+import { parseNetworkFile, NetworkFileError } from '../../../contracts/network.ts'
 
 test('defaults: relay role, loopback listen, free rpc port', () => {
   const o = defaultOptions('/x')

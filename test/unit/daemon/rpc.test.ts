@@ -1,8 +1,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { RpcServer } from '../../daemon/rpc/server.ts'
-import { RpcClient } from '../../daemon/rpc/client.ts'
-import { RpcError, appError } from '../../daemon/rpc/errors.ts'
+import { RpcServer } from '../../../daemon/rpc/server.ts'
+import { RpcClient } from '../../../daemon/rpc/client.ts'
+import { RpcError, appError } from '../../../daemon/rpc/errors.ts'
 
 const TOKEN = 'test-token-0123456789'
 let server: RpcServer

@@ -6,8 +6,8 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import {
   createP2PHost, echoProtocol, dhtKeyToCid, resolveP2PHostOptions, messageChannel,
   P2POptionsError, InvalidP2PInputError, DialFailedError, MessageSchemaError, FrameTooLargeError
-} from '../../p2p/index.ts'
-import type { GossipMessage, P2PHost } from '../../p2p/index.ts'
+} from '../../../p2p/index.ts'
+import type { GossipMessage, P2PHost } from '../../../p2p/index.ts'
 
 const TOPIC = '/sdte/test/1'
 const hosts: P2PHost[] = []

@@ -6,7 +6,7 @@ import { streamPair } from '@libp2p/utils'
 import {
   messageChannel, encodeVarint, decodeVarint, encodeFrame, encodeJsonMessage, schema as s,
   FrameTooLargeError, MalformedFrameError, TruncatedFrameError, MessageSchemaError, StreamTimeoutError, StreamEndedError
-} from '../../p2p/messages/index.ts'
+} from '../../../p2p/messages/index.ts'
 import type { Stream } from '@libp2p/interface'
 
 const Ping = s.object({

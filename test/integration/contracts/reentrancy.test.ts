@@ -1,12 +1,12 @@
-// A malicious payee contract (test/contracts/fixtures/ReentrantPayee.sol) that re-enters DTMC from its
+// A malicious payee contract (test/integration/contracts/fixtures/ReentrantPayee.sol) that re-enters DTMC from its
 // receive hook gets exactly what it was credited, nothing more; one that refuses payment keeps its credit.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { ContractFactory, type Contract } from 'ethers'
-import { compileSources } from '../../contracts/tools/compile.ts'
-import { decodeRevert, waitForReceipt } from '../../contracts/client.ts'
-import { startChain, makeMarket, openTrade, submit, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../contracts/tools/market.ts'
+import { compileSources } from '../../../contracts/tools/compile.ts'
+import { decodeRevert, waitForReceipt } from '../../../contracts/client.ts'
+import { startChain, makeMarket, openTrade, submit, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../../contracts/tools/market.ts'
 
 let chain: Chain
 let m: Market

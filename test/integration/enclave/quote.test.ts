@@ -2,11 +2,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
-import { quoteDigestOf, reportDataOf, signDigest, taskIdOf } from '../../contracts/formats.ts'
-import type { Quote } from '../../contracts/formats.ts'
-import { computeMeasurement, verifyQuote } from '../../enclave/index.ts'
-import type { EnclaveHost } from '../../enclave/index.ts'
-import { random32, root, startEnclave, throwsWith } from './helpers.ts'
+import { quoteDigestOf, reportDataOf, signDigest, taskIdOf } from '../../../contracts/formats.ts'
+import type { Quote } from '../../../contracts/formats.ts'
+import { computeMeasurement, verifyQuote } from '../../../enclave/index.ts'
+import type { EnclaveHost } from '../../../enclave/index.ts'
+import { random32, root, startEnclave, throwsWith } from '../../helpers/enclave.ts'
 
 let enclave: EnclaveHost
 let other: EnclaveHost

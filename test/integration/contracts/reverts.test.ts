@@ -3,12 +3,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
-import { ResultStatus, SECP256K1_HALF_N, resultDigestOf, signDigest } from '../../contracts/formats.ts'
-import { ChainRevertError } from '../../contracts/client.ts'
+import { ResultStatus, SECP256K1_HALF_N, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
+import { ChainRevertError } from '../../../contracts/client.ts'
 import {
   startChain, makeMarket, makeSeller, account, openTrade, submit, signedResult, makeQuote, increaseTime, conserved,
   everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
-} from '../../contracts/tools/market.ts'
+} from '../../../contracts/tools/market.ts'
 
 let chain: Chain
 let m: Market

@@ -1,6 +1,6 @@
 // contracts/formats.ts against an independent encoding: every format is keccak over static ABI words,
 // so each is rebuilt here by hand (32-byte words, @noble/hashes keccak) and must agree bit for bit.
-// The Solidity side is checked against the same functions in test/contracts/dtmc.test.ts.
+// The Solidity side is checked against the same functions in test/integration/contracts/dtmc.test.ts.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { keccak_256 } from '@noble/hashes/sha3.js'
@@ -9,7 +9,7 @@ import {
   QUOTE_TAG, RESULT_TAG, ResultStatus, tradeIdOf, taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf,
   groupKeyOf, inputHashOf, signDigest, recoverDigest, quoteSignerOf, quoteProblemOf, SECP256K1_HALF_N,
   type ResultInfo, type Quote
-} from '../../contracts/formats.ts'
+} from '../../../contracts/formats.ts'
 
 const hex = (b: Uint8Array): string => '0x' + Buffer.from(b).toString('hex')
 const word = (v: string | bigint | number): string => {

@@ -3,12 +3,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { getBytes } from 'ethers'
-import { recoverDigest, resultDigestOf, ResultStatus } from '../../contracts/formats.ts'
-import { runAnalysis } from '../../enclave/evm.ts'
-import { encryptDataset, wrapDataKey } from '../../enclave/index.ts'
-import type { EnclaveHost } from '../../enclave/index.ts'
-import { sampleDataset } from '../../enclave/examples.ts'
-import { buyerSetup, sellerDeliver, startEnclave } from './helpers.ts'
+import { recoverDigest, resultDigestOf, ResultStatus } from '../../../contracts/formats.ts'
+import { runAnalysis } from '../../../enclave/evm.ts'
+import { encryptDataset, wrapDataKey } from '../../../enclave/index.ts'
+import type { EnclaveHost } from '../../../enclave/index.ts'
+import { sampleDataset } from '../../../enclave/examples.ts'
+import { buyerSetup, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
 
 const hex = (s: string): Uint8Array => getBytes('0x' + s.replace(/\s+/g, ''))
 // Returns abi.encode(bytes("")) : mstore(0, 0x20) mstore(0x20, 0) return(0, 0x40)

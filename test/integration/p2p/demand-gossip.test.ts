@@ -5,8 +5,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { Wallet, keccak256 } from 'ethers'
-import { createP2PHost, type P2PHost } from '../../p2p/index.ts'
-import { DEMAND_TOPIC, MAX_DEMAND_BYTES, createDemandValidator, encodeDemand, signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
+import { createP2PHost, type P2PHost } from '../../../p2p/index.ts'
+import { DEMAND_TOPIC, MAX_DEMAND_BYTES, createDemandValidator, encodeDemand, signDemand, type Demand, type DemandTerms } from '../../../p2p/demand/index.ts'
 
 const DTMC = '0x' + 'cd'.repeat(20)
 const buyer = Wallet.createRandom()

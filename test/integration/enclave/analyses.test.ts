@@ -3,11 +3,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { hexlify } from 'ethers'
-import { groupKeyOf, inputHashOf, ResultStatus } from '../../contracts/formats.ts'
-import { datasetCommitment, decryptResult } from '../../enclave/index.ts'
-import type { EnclaveHost, ExecuteResponse } from '../../enclave/index.ts'
-import { ALL_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/examples.ts'
-import { artifactCode, buyerSetup, random32, sellerDeliver, startEnclave } from './helpers.ts'
+import { groupKeyOf, inputHashOf, ResultStatus } from '../../../contracts/formats.ts'
+import { datasetCommitment, decryptResult } from '../../../enclave/index.ts'
+import type { EnclaveHost, ExecuteResponse } from '../../../enclave/index.ts'
+import { ALL_ANALYSES, referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
+import { artifactCode, buyerSetup, random32, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
 
 let a: EnclaveHost
 let b: EnclaveHost

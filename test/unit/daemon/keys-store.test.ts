@@ -3,9 +3,9 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, chmodSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadOrCreateKeys, KEYSTORE_FILE, PEER_KEY_FILE, GENERATED_PASSWORD_FILE, KeyStoreError } from '../../daemon/keys.ts'
-import { Store, StoreError, STORE_SCHEMA_VERSION } from '../../daemon/store.ts'
-import { lockDatadir, DatadirLockedError, LOCK_FILE } from '../../daemon/lock.ts'
+import { loadOrCreateKeys, KEYSTORE_FILE, PEER_KEY_FILE, GENERATED_PASSWORD_FILE, KeyStoreError } from '../../../daemon/keys.ts'
+import { Store, StoreError, STORE_SCHEMA_VERSION } from '../../../daemon/store.ts'
+import { lockDatadir, DatadirLockedError, LOCK_FILE } from '../../../daemon/lock.ts'
 
 const FAST = { passwordFile: null, scryptN: 1024 }
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'sdte-keys-'))

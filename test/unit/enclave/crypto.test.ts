@@ -6,9 +6,9 @@ import { hexlify, keccak256, randomBytes } from 'ethers'
 import {
   decryptChunk, deriveSealKey, eciesDecrypt, eciesEncrypt, encryptChunks, encryptDataset, encryptResult,
   decryptResult, generateKeyPair, sealBlob, unsealBlob
-} from '../../enclave/crypto.ts'
-import { sampleDataset } from '../../enclave/examples.ts'
-import { throwsWith } from './helpers.ts'
+} from '../../../enclave/crypto.ts'
+import { sampleDataset } from '../../../enclave/examples.ts'
+import { throwsWith } from '../../helpers/enclave.ts'
 
 const ctx = new TextEncoder().encode('context A')
 

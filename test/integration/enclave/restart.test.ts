@@ -3,11 +3,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { hexlify } from 'ethers'
-import { ResultStatus } from '../../contracts/formats.ts'
-import { decryptResult, encryptDataset, MemoryBlobStore, verifyQuote, wrapDataKey } from '../../enclave/index.ts'
-import type { EnclaveHost } from '../../enclave/index.ts'
-import { referenceOutput, sampleDataset } from '../../enclave/examples.ts'
-import { artifactCode, buyerSetup, random32, rejectsWith, root, startEnclave } from './helpers.ts'
+import { ResultStatus } from '../../../contracts/formats.ts'
+import { decryptResult, encryptDataset, MemoryBlobStore, verifyQuote, wrapDataKey } from '../../../enclave/index.ts'
+import type { EnclaveHost } from '../../../enclave/index.ts'
+import { referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
+import { artifactCode, buyerSetup, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
 
 const data = sampleDataset(3000, 3)
 const open: EnclaveHost[] = []

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet } from 'ethers'
-import { startAnvil, ANVIL_DEV_KEY, type AnvilNode } from '../../contracts/tools/anvil.ts'
-import { deploy } from '../../contracts/tools/deploy.ts'
-import { ChainClient } from '../../contracts/client.ts'
+import { startAnvil, ANVIL_DEV_KEY, type AnvilNode } from '../../../contracts/tools/anvil.ts'
+import { deploy } from '../../../contracts/tools/deploy.ts'
+import { ChainClient } from '../../../contracts/client.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-reconnect-'))
 const state = join(dir, 'anvil-state.json')

@@ -4,14 +4,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
-import { recoverDigest, resultDigestOf, ResultStatus, tradeIdOf } from '../../contracts/formats.ts'
+import { recoverDigest, resultDigestOf, ResultStatus, tradeIdOf } from '../../../contracts/formats.ts'
 import {
   encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, wrapDataKey
-} from '../../enclave/index.ts'
-import type { EnclaveHost } from '../../enclave/index.ts'
-import { sampleDataset } from '../../enclave/examples.ts'
-import { artifactCode, buyer, buyerSetup, deliverCodeAs, random32, rejectsWith, sellerDeliver, startEnclave } from './helpers.ts'
-import type { BuyerTask } from './helpers.ts'
+} from '../../../enclave/index.ts'
+import type { EnclaveHost } from '../../../enclave/index.ts'
+import { sampleDataset } from '../../../enclave/examples.ts'
+import { artifactCode, buyer, buyerSetup, deliverCodeAs, random32, rejectsWith, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
+import type { BuyerTask } from '../../helpers/enclave.ts'
 
 let enclave: EnclaveHost
 let other: EnclaveHost

@@ -3,8 +3,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256, parseEther } from 'ethers'
-import { ChainClient, ChainConfigError, ChainRevertError, decodeRevert } from '../../contracts/client.ts'
-import { startChain, account, makeMarket, openTrade, submit, rand32, MEASUREMENT, type Chain } from '../../contracts/tools/market.ts'
+import { ChainClient, ChainConfigError, ChainRevertError, decodeRevert } from '../../../contracts/client.ts'
+import { startChain, account, makeMarket, openTrade, submit, rand32, MEASUREMENT, type Chain } from '../../../contracts/tools/market.ts'
 
 let chain: Chain
 

@@ -5,9 +5,9 @@ import { AbiCoder, getBytes, hexlify } from 'ethers'
 import {
   computeStats, countInRange, encodeIntArray, histogram, linearFit, makePrecompile, parseCsvColumn, PRECOMPILE_GAS,
   PrecompileInputError
-} from '../../enclave/precompiles.ts'
+} from '../../../enclave/precompiles.ts'
 import type { PrecompileInput } from '@ethereumjs/evm'
-import { throwsWith } from './helpers.ts'
+import { throwsWith } from '../../helpers/enclave.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const text = (s: string) => new TextEncoder().encode(s)

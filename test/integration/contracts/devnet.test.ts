@@ -9,14 +9,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Wallet, encryptKeystoreJson, parseEther } from 'ethers'
-import { devnetUp, devnetDown, devnetStatus } from '../../contracts/tools/devnet.ts'
-import { fundDevAccount, readKeyFile, rpc } from '../../contracts/devnet-accounts.ts'
-import { deployFromKeystore } from '../../contracts/tools/deploy.ts'
-import { readNetworkFile } from '../../contracts/network.ts'
-import { ChainClient } from '../../contracts/client.ts'
+import { devnetUp, devnetDown, devnetStatus } from '../../../contracts/tools/devnet.ts'
+import { fundDevAccount, readKeyFile, rpc } from '../../../contracts/devnet-accounts.ts'
+import { deployFromKeystore } from '../../../contracts/tools/deploy.ts'
+import { readNetworkFile } from '../../../contracts/network.ts'
+import { ChainClient } from '../../../contracts/client.ts'
 
 const run = promisify(execFile)
-const root = new URL('../../', import.meta.url).pathname
+const root = new URL('../../../', import.meta.url).pathname
 const dirs: string[] = []
 const tempDir = (): string => { const d = mkdtempSync(join(tmpdir(), 'sdte-devnet-')); dirs.push(d); return d }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
-import { signDemand, encodeDemand, decodeDemand, createDemandValidator, depositOf, DemandInvalidError, MAX_DEMAND_BYTES, type DemandTerms } from '../../p2p/demand/index.ts'
+import { signDemand, encodeDemand, decodeDemand, createDemandValidator, depositOf, DemandInvalidError, MAX_DEMAND_BYTES, type DemandTerms } from '../../../p2p/demand/index.ts'
 
 const buyer = Wallet.createRandom()
 const DTMC = '0x' + 'ab'.repeat(20)
