@@ -85,12 +85,13 @@ function readPid (dir: string): number | undefined {
 export async function devnetUp (opts: DevnetOptions): Promise<NetworkFile> {
   const dir = resolve(opts.dir)
   const p = paths(dir)
+  // Bad input changes nothing: checked before DIR is made.
+  for (const m of opts.measurements ?? []) if (!/^0x[0-9a-fA-F]{64}$/.test(m)) throw new DevnetError(`measurement ${m} is not a 0x bytes32`)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const running = readPid(dir)
   if (running !== undefined && isAlive(running)) {
     throw new DevnetError(`a devnet is already running in ${dir} (pid ${running}); stop it first with: devnet down --dir ${opts.dir}`)
   }
-  for (const m of opts.measurements ?? []) if (!/^0x[0-9a-fA-F]{64}$/.test(m)) throw new DevnetError(`measurement ${m} is not a 0x bytes32`)
   const chainId = opts.chainId ?? DEVNET_CHAIN_ID
   const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()
   if (!await portIsFree(port)) throw new DevnetError(`port ${port} on 127.0.0.1 is in use`)

@@ -83,6 +83,16 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
   assert.is(await devnetDown(dir), false)
 })
 
+test('sdte devnet up refuses a bad --block-time or --measurement before starting anything', async () => {
+  for (const [flag, value, message] of [['--block-time', '0', /--block-time must be a whole number of seconds/], ['--measurement', '0x12', /measurement 0x12 is not a 0x bytes32/]] as const) {
+    const dir = join(tempDir(), 'net')
+    const failed = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'up', '--dir', dir, flag, value], { cwd: root }).then(() => undefined, (err: { code: number, stderr: string }) => err)
+    assert.ok(failed !== undefined, `${flag} ${value} was accepted`)
+    assert.match(failed.stderr, message)
+    assert.not.ok(existsSync(dir), 'the devnet directory was made')
+  }
+})
+
 test('deployFromKeystore writes the same network file shape, devnet false (on a chain that mines every second)', async () => {
   const dir = tempDir()
   // blocks every second, like a public chain: deployments wait for receipts instead of automining
