@@ -3,7 +3,7 @@
 // maps flags onto a partial tree; everything else reads the merged result.
 import { readFileSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { isLogLevel, type LogLevel } from '../daemon/log.ts'
+import { isLogLevel, type LogLevel } from './logging.ts'
 
 export const ROLES = ['buyer', 'seller', 'node', 'relay'] as const
 /** A role's name (--role); the roles' behaviour is daemon/roles/context.ts Role. */

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { configureLogging, isLogLevel } from './log.ts'
-import { ConfigError, parsePort, parseRoles, resolveOptions, type PartialOptions } from '../config/options.ts'
+import { ConfigError, parsePort, parseRoles, resolveOptions, type PartialOptions } from '../config/index.ts'
 import { RpcClient, DaemonNotRunningError } from './rpc/client.ts'
 import { RpcError } from './rpc/errors.ts'
 import { VERSION } from './version.ts'
@@ -19,7 +19,8 @@ Usage:
   sdte watch [--datadir DIR] TRADE-ID             follow a trade (states, delivery progress) to each role's end
   sdte demo [--keep] [--dir DIR] [--analysis Stats|Histogram|FilterCount|LinearFit] [--plain]
             [--records N] [--nodes N]    a whole trade on a local testnet it starts itself (npm start)
-  sdte devnet up --dir DIR [--port N] [--bootstrap MULTIADDR]...   start anvil, deploy, write DIR/network.json
+  sdte devnet up --dir DIR [--port N] [--measurement 0x..]... [--block-time S] [--bootstrap MULTIADDR]...
+                                         start anvil, deploy, write DIR/network.json
   sdte devnet down --dir DIR | status --dir DIR
   sdte deploy --rpc URL --keystore FILE --password-file FILE --attestation-root ADDRESS
               [--measurement 0x..]... --out network.json [--name NAME] [--bootstrap MULTIADDR]...
@@ -72,8 +73,8 @@ async function cmdDaemon (argv: string[]): Promise<void> {
 
   const options = resolveOptions(datadirOf(values.datadir), flags)
   configureLogging({ level: options.log.level, debug: options.log.debug })
-  const { SdteDaemon } = await import('./node.ts')
-  const { onShutdownSignals } = await import('./process.ts')
+  const { SdteDaemon } = await import('./daemon.ts')
+  const { onShutdownSignals } = await import('./shutdown.ts')
   const daemon = new SdteDaemon(options)
   onShutdownSignals(async () => await daemon.stop(), options.shutdownTimeoutMs)
   await daemon.start()
@@ -166,7 +167,13 @@ async function cmdWatch (argv: string[]): Promise<void> {
 async function cmdDevnet (argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { dir: { type: 'string' }, port: { type: 'string' }, bootstrap: { type: 'string', multiple: true } },
+    options: {
+      dir: { type: 'string' },
+      port: { type: 'string' },
+      measurement: { type: 'string', multiple: true },
+      'block-time': { type: 'string' },
+      bootstrap: { type: 'string', multiple: true }
+    },
     strict: true,
     allowPositionals: true
   })
@@ -174,13 +181,16 @@ async function cmdDevnet (argv: string[]): Promise<void> {
   if (!['up', 'down', 'status'].includes(action) || rest.length > 0) throw new UsageError('usage: sdte devnet up|down|status --dir DIR')
   if (values.dir === undefined) throw new UsageError('--dir DIR is required')
   const dir = resolve(values.dir)
-  const { devnetUp, devnetDown, devnetStatus } = await import('../contracts/devnet.ts')
+  const { devnetUp, devnetDown, devnetStatus } = await import('../contracts/tools/index.ts')
   if (action === 'up') {
     const { computeMeasurement } = await import('../enclave/index.ts')
+    const blockTime = values['block-time'] === undefined ? undefined : Number(values['block-time'])
+    if (blockTime !== undefined && (!Number.isInteger(blockTime) || blockTime < 1)) throw new UsageError('--block-time must be a whole number of seconds, at least 1')
     const network = await devnetUp({
       dir,
       port: values.port === undefined ? undefined : parsePort(values.port, '--port'),
-      measurements: [computeMeasurement()],
+      measurements: values.measurement ?? [computeMeasurement()],
+      blockTime,
       bootstrap: values.bootstrap
     })
     process.stdout.write(`devnet up: chain ${network.chainId} at ${network.rpcUrl}\n  CISC ${network.contracts.CISC}\n  BDBC ${network.contracts.BDBC}\n  DTMC ${network.contracts.DTMC}\n  attestation root ${network.attestationRoot}\n  accepted enclave ${network.measurements.join(', ')}\n  network file ${dir}/network.json\n`)
@@ -210,7 +220,7 @@ async function cmdDeploy (argv: string[]): Promise<void> {
     if (values[k] === undefined) throw new UsageError(`--${k} is required`)
   }
   const { readFileSync } = await import('node:fs')
-  const { deployFromKeystore } = await import('../contracts/deploy.ts')
+  const { deployFromKeystore } = await import('../contracts/tools/index.ts')
   const { computeMeasurement } = await import('../enclave/index.ts')
   const network = await deployFromKeystore({
     rpcUrl: values.rpc!,
@@ -238,7 +248,7 @@ async function cmdDemo (argv: string[]): Promise<void> {
     },
     strict: true
   })
-  const { runDemo, parseAnalysis } = await import('./demo.ts')
+  const { runDemo, parseAnalysis } = await import('./tools/index.ts')
   const records = Number(values.records)
   const nodes = Number(values.nodes)
   if (!Number.isInteger(records) || records < 1 || records > 6_000_000) throw new UsageError('--records must be 1..6000000 (a dataset is at most 128 MiB)')

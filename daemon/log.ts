@@ -7,17 +7,14 @@
 // Never pass a secret (keys, seller data, buyer code, plaintext results) into a logger; `redact()`
 // below is the last guard, it drops any context field whose name says it is secret.
 
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
-const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 }
+//
+// The daemon hands `componentLogger` to the parts it assembles (p2p host, enclave host, demand
+// validator); those parts know only the types in config/logging.ts.
+import { isLogLevel, type ComponentLogger, type LogLevel, type Logger } from '../config/index.ts'
 
-export interface Logger {
-  error: (msg: string, ctx?: Record<string, unknown>) => void
-  warn: (msg: string, ctx?: Record<string, unknown>) => void
-  info: (msg: string, ctx?: Record<string, unknown>) => void
-  debug: (msg: string, ctx?: Record<string, unknown>) => void
-  trace: (msg: string, ctx?: Record<string, unknown>) => void
-  namespace: string
-}
+export { isLogLevel, type LogLevel, type Logger, type ComponentLogger }
+
+const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 }
 
 interface LogSettings { level: LogLevel, include: RegExp[], exclude: RegExp[], sink: (line: string) => void }
 
@@ -34,10 +31,6 @@ function parsePatterns (spec: string | undefined): { include: RegExp[], exclude:
     else include.push(patternToRegExp(raw))
   }
   return { include, exclude }
-}
-
-export function isLogLevel (s: unknown): s is LogLevel {
-  return typeof s === 'string' && s in LEVELS
 }
 
 const settings: LogSettings = {
@@ -82,3 +75,6 @@ export function logger (namespace: string): Logger {
   }
   return { namespace, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), trace: at('trace') }
 }
+
+/** The daemon's loggers as the component logger its parts are handed. */
+export const componentLogger: ComponentLogger = { forComponent: logger }

@@ -4,7 +4,7 @@
 // functions are idempotent and check the chain before repeating a transaction).
 import type { Repository } from './store.ts'
 
-/** Trade states, in order (CONTROL-API.md), then the two ends that are not success. */
+/** Trade states, in order (docs/api.md, "Trade states"), then the two ends that are not success. */
 export const TRADE_STATES = ['demanded', 'attesting', 'escrowed', 'delivering', 'executing', 'submitted', 'finalized', 'delivered', 'rated', 'refunded', 'failed'] as const
 export type TradeState = typeof TRADE_STATES[number]
 export type TradeRole = 'buyer' | 'seller' | 'node'

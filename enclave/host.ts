@@ -3,7 +3,7 @@
 // hold (the simulated platform's keys, passed in at start as SGX would have them fused in hardware).
 import { Worker } from 'node:worker_threads'
 import type { ResourceLimits } from 'node:worker_threads'
-import { logger } from '../daemon/log.ts'
+import { silentLogger, type ComponentLogger } from '../config/index.ts'
 import { DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.ts'
 import { toBytes } from './crypto.ts'
 import { EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, deserializeError } from './errors.ts'
@@ -13,8 +13,6 @@ import type {
 } from './messages.ts'
 import { MemoryBlobStore } from './store.ts'
 import type { SealedBlobStore } from './store.ts'
-
-const log = logger('sdte:enclave')
 
 export interface EnclaveOptions {
   /** Private key (hex) of the simulated attestation service, the "attestation root". Required. */
@@ -37,6 +35,8 @@ export interface EnclaveOptions {
   faultWrongResult?: boolean
   /** V8 heap limits of the worker thread. Default: Node's. */
   resourceLimits?: ResourceLimits
+  /** The daemon's logger component (libp2p's way: handed in). Default: silentLogger. */
+  logger?: ComponentLogger
 }
 
 /** One seller's data delivery (step 7): announced commitment, wrapped data key, encrypted chunks. */
@@ -97,6 +97,7 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
   const store = options.store ?? new MemoryBlobStore()
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
+  const log = (options.logger ?? silentLogger).forComponent('sdte:enclave')
 
   const init: WorkerInit = {
     attestationKey: options.attestationKey,

@@ -5,8 +5,8 @@
 // seen before, and (for a seller) the enclave key and task recorded on DTMC. Each failure has its
 // own error class.
 import { getAddress } from 'ethers'
-import { quoteSignerOf, taskIdOf } from '../contracts/formats.ts'
-import type { Quote } from '../contracts/formats.ts'
+import { quoteSignerOf, taskIdOf } from '../contracts/index.ts'
+import type { Quote } from '../contracts/index.ts'
 
 export class QuoteError extends Error {
   override name = 'QuoteError'

@@ -4,9 +4,9 @@
 //
 //   node bench/gas/run.ts            (add --no-write to only print)
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
-import { startChain, makeMarket, openTrade, submit, account, rand32, type Chain } from '../../test/contracts/market.ts'
-import { deploy } from '../../contracts/deploy.ts'
-import { fundDevAccount } from '../../contracts/devnet.ts'
+import { startChain, makeMarket, openTrade, submit, account, rand32, type Chain } from '../../contracts/tools/market.ts'
+import { deploy } from '../../contracts/tools/deploy.ts'
+import { fundDevAccount } from '../../contracts/devnet-accounts.ts'
 import { MAX_NODES, MAX_SELLERS } from '../../contracts/client.ts'
 import { Wallet, parseEther } from 'ethers'
 

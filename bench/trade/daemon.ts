@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { once } from 'node:events'
-import { CLI, ROOT } from '../../daemon/processes.ts'
+import { CLI, ROOT } from '../../daemon/tools/child-daemons.ts'
 import { RpcClient, API_FILE } from '../../daemon/rpc/client.ts'
 
 /** How often the start-up probe asks the control API (ms): the resolution of the figure. */
@@ -117,11 +117,11 @@ export async function measureStartup (o: StartupOptions): Promise<StartupFigures
   return { role: o.role, firstMs: first.ms, restartsMs, idle }
 }
 
-/** `node -e 0`, and Node importing daemon/node.ts (every module a daemon loads, nothing started), each `runs` times. */
+/** `node -e 0`, and Node importing daemon/daemon.ts (every module a daemon loads, nothing started), each `runs` times. */
 export async function baselineStartup (runs: number): Promise<{ nodeMs: number[], moduleLoadMs: number[] }> {
   const nodeMs: number[] = []
   const moduleLoadMs: number[] = []
-  const daemonModule = join(ROOT, 'daemon', 'node.ts')
+  const daemonModule = join(ROOT, 'daemon', 'daemon.ts')
   for (let i = 0; i < runs; i++) {
     nodeMs.push(await timeProcess(['-e', '0']))
     moduleLoadMs.push(await timeProcess(['--input-type=module', '-e', `await import(${JSON.stringify(daemonModule)})`]))

@@ -17,10 +17,10 @@ import { execFileSync } from 'node:child_process'
 import { getBytes } from 'ethers'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/constants.ts'
-import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
-import { LocalTestnet, type TestnetDaemon } from '../../daemon/testnet.ts'
-import { ROOT, waitFor } from '../../daemon/processes.ts'
-import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from '../../daemon/phases.ts'
+import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
+import { LocalTestnet, type TestnetDaemon } from '../../daemon/tools/testnet.ts'
+import { ROOT, waitFor } from '../../daemon/tools/child-daemons.ts'
+import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from '../../daemon/tools/phases.ts'
 import { measureThroughput, DEFAULT_THROUGHPUT_BYTES, DEFAULT_THROUGHPUT_CHUNK, DEFAULT_THROUGHPUT_REPEATS, type ThroughputRow } from './throughput.ts'
 import { baselineStartup, measureStartup, median, memoryOf, type Memory, type StartupFigures } from './daemon.ts'
 
@@ -308,7 +308,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
   const ok = r.rows.filter(x => x.figures !== undefined)
   t.push('## Trade', '')
   t.push(`Measured by \`${command}\` on ${machine()}. Every daemon, anvil and the benchmark share those cores, and other work ran on the machine too, so single figures are noisy (±0.5 s): each cell is run ${TRADE_REPEATS} time(s), the run with the median total is shown, and every total is listed.`)
-  t.push(`One LocalTestnet (daemon/testnet.ts) for all trades: devnet (anvil, a block per transaction), relay, 1 buyer, 1 seller, ${TESTNET_NODES} trusted nodes, each a separate process with the default options (trade.tickMs 500, offerWindowMs 3000); it took ${sec(r.testnetStartMs)} s to start.`)
+  t.push(`One LocalTestnet (daemon/tools/testnet.ts) for all trades: devnet (anvil, a block per transaction), relay, 1 buyer, 1 seller, ${TESTNET_NODES} trusted nodes, each a separate process with the default options (trade.tickMs 500, offerWindowMs 3000); it took ${sec(r.testnetStartMs)} s to start.`)
   t.push(`Each trade: one seller, the sample CSV of enclave/examples.ts, StatsFast (the precompile build); nodePrice ${NODE_PRICE} wei/gas and nodeCap ${NODE_CAP} wei, so the enclave's gas cap is min(DEFAULT_GAS_CAP ${DEFAULT_GAS_CAP}, MAX_GAS_CAP ${MAX_GAS_CAP}, nodeCap / nodePrice) = 1 Ggas (64 MiB needs about 0.24 Ggas). The buyer attests all ${TESTNET_NODES} offered enclaves and keeps the n fastest. Results are checked against the same analysis in TypeScript.`)
   t.push('', 'Seconds per phase (they add up to the total, demand posted to result checked):', '')
   t.push(`| dataset | records | nodes | ${PHASES.join(' | ')} | total | totals of all runs |`)
@@ -365,13 +365,13 @@ function report (r: ReportInput): { trade: string, daemon: string } {
     d.push('', `After the 64 MiB trades every node holds ${mib(Math.min(...nodeAfter))}-${mib(Math.max(...nodeAfter))} MiB resident and the seller ${mib(afterOf(sellerName))} MiB, and none of it is given back in ${AFTER_IDLE_MS / 1000} s of idling (V8 keeps freed heap and Buffer pages; whether some of it is still live was not determined). A node's worker holds the whole input (unsealed into one buffer) and the EVM memory of the run (the CSV plus its parsed columns) during execution; the seller reads the whole dataset file (readFileSync) and encrypts a fresh copy of every chunk for each node, in parallel for all nodes. A node drops a task's sealed state (code, keys, chunks) once it has served the result, when the trade is refunded or the node was outvoted, and otherwise 10 minutes after settlement (RESULT_RETENTION_MS in daemon/roles/trusted-node/index.ts); level gives the space of deleted entries back only when it compacts, so right after a run of trades a node's datadir is still large (here ${mib(Math.min(...nodeDisk) / 1024)}-${mib(Math.max(...nodeDisk) / 1024)} MiB per node).`)
   }
   const base = median(r.baseline.nodeMs)
-  d.push('', `Start-up, spawn to the control API answering admin_info (polled every 5 ms), median of ${STARTUP_RUNS} restarts of one datadir; the first start (key creation, CISC registration for a node) separately. Baselines: \`node -e 0\` and Node importing daemon/node.ts (every module a daemon loads, nothing started), same binary, median of ${STARTUP_RUNS}.`, '')
+  d.push('', `Start-up, spawn to the control API answering admin_info (polled every 5 ms), median of ${STARTUP_RUNS} restarts of one datadir; the first start (key creation, CISC registration for a node) separately. Baselines: \`node -e 0\` and Node importing daemon/daemon.ts (every module a daemon loads, nothing started), same binary, median of ${STARTUP_RUNS}.`, '')
   d.push('| what | first start ms | median ms | vs node -e 0 | idle RSS MiB |')
   d.push('|---|---:|---:|---:|---:|')
   d.push(`| \`node -e 0\` | | ${base.toFixed(0)} | 1× | |`)
-  d.push(`| import daemon/node.ts | | ${median(r.baseline.moduleLoadMs).toFixed(0)} | ${(median(r.baseline.moduleLoadMs) / base).toFixed(0)}× | |`)
+  d.push(`| import daemon/daemon.ts | | ${median(r.baseline.moduleLoadMs).toFixed(0)} | ${(median(r.baseline.moduleLoadMs) / base).toFixed(0)}× | |`)
   for (const s of r.startup) d.push(`| idle ${s.role} daemon | ${s.firstMs.toFixed(0)} | ${median(s.restartsMs).toFixed(0)} | ${(median(s.restartsMs) / base).toFixed(0)}× | ${mib(s.idle.rssKiB)} |`)
-  d.push('', 'Most of a daemon\'s start-up is loading its modules (TypeScript stripped at load, libp2p, ethers, the EVM): importing daemon/node.ts alone takes more than half of it; the rest is the store, the keys, the chain connection and the libp2p host, and for a node the enclave worker (which loads the EVM again in its own thread) and its CISC check.')
+  d.push('', 'Most of a daemon\'s start-up is loading its modules (TypeScript stripped at load, libp2p, ethers, the EVM): importing daemon/daemon.ts alone takes more than half of it; the rest is the store, the keys, the chain connection and the libp2p host, and for a node the enclave worker (which loads the EVM again in its own thread) and its CISC check.')
   return { trade: t.join('\n') + '\n', daemon: d.join('\n') + '\n' }
 }
 

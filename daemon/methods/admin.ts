@@ -1,5 +1,5 @@
 // The admin_* namespace: who this daemon is, its peers, connecting to a peer, stopping it.
-import type { SdteDaemon } from '../node.ts'
+import type { SdteDaemon } from '../daemon.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 

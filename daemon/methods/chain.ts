@@ -1,5 +1,5 @@
 // The chain_* and cisc_* namespaces: balances, and the CISC records buyers filter by.
-import type { ChainClient } from '../../contracts/client.ts'
+import type { ChainClient } from '../../contracts/index.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 

@@ -2,11 +2,11 @@
 // form `sdte:<kind>:<name>`, and publish/subscribe on debug topics (`/sdte/debug/<name>`) with a
 // bounded buffer of received messages. Protocol topics (demands) are not writable here: they have
 // their own methods and validators.
-import type { SdteDaemon } from '../node.ts'
+import type { SdteDaemon } from '../daemon.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
-import { NoTopicPeersError } from '../../p2p/errors.ts'
-import { checkDhtKey } from '../../p2p/host.ts'
+import { NoTopicPeersError } from '../../p2p/index.ts'
+import { checkDhtKey } from '../../p2p/index.ts'
 
 export const DEBUG_TOPIC_PREFIX = '/sdte/debug/'
 export const MAX_DEBUG_MESSAGE_BYTES = 4096

@@ -1,6 +1,6 @@
 // The trade_* namespace: the trades this daemon takes part in, with their timelines and, where the
 // daemon is on a network, what DTMC says of them.
-import type { SdteDaemon } from '../node.ts'
+import type { SdteDaemon } from '../daemon.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 import type { TradeRecord, TradeRole } from '../trades.ts'

@@ -1,4 +1,4 @@
-// /sdte/attest/1 (PROTOCOL.md steps 4 and 7): remote attestation of a node's enclave, and delivery
+// /sdte/attest/1 (docs/trade.md steps 4 and 7): remote attestation of a node's enclave, and delivery
 // of the buyer's encrypted code to it.
 export const PROTOCOL_NAME = 'attest'
 export const PROTOCOL_VERSION = '1'

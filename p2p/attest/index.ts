@@ -2,7 +2,7 @@
 import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { AttestRequest, CodeAck, QuoteReply, type Attest, type Code } from './schema.ts'
-import type { P2PHost } from '../host.ts'
+import type { P2PHost } from '../host/index.ts'
 
 export { Attest, Code, QuoteReply } from './schema.ts'
 export * as attestConstants from './constants.ts'

@@ -1,4 +1,4 @@
-// /sdte/data/1 (PROTOCOL.md step 7): the seller's encrypted data, streamed to an attested enclave.
+// /sdte/data/1 (docs/trade.md step 7): the seller's encrypted data, streamed to an attested enclave.
 export const PROTOCOL_NAME = 'data'
 export const PROTOCOL_VERSION = '1'
 /** Largest encrypted chunk frame: the enclave's largest chunk (4 MiB) plus header and tag. */

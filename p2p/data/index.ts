@@ -4,7 +4,7 @@ import { clientExchange, protocolEndpoint, readReply, RefuseRequest, refusal, ty
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { DataOpen, DataStatus } from './schema.ts'
-import type { P2PHost } from '../host.ts'
+import type { P2PHost } from '../host/index.ts'
 
 export { DataOpen, DataStatus } from './schema.ts'
 export * as dataConstants from './constants.ts'

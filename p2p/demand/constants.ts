@@ -1,4 +1,4 @@
-// Limits of the demand topic (PROTOCOL.md step 2). Every one is explicit.
+// Limits of the demand topic (docs/trade.md step 2). Every one is explicit.
 
 /** The gossipsub topic of buyer demands (BDBC). */
 export const DEMAND_TOPIC = '/sdte/bdbc/1'

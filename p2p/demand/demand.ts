@@ -1,10 +1,10 @@
-// The buyer's demand (PROTOCOL.md step 2): what it wants analysed, by how many enclaves, at which
+// The buyer's demand (docs/trade.md step 2): what it wants analysed, by how many enclaves, at which
 // prices and caps, signed by the buyer's Ethereum key. Only `codeHash` of the algorithm is ever
 // public. The demand hash is what the buyer also posts to the BDBC contract.
 import { AbiCoder, keccak256, toUtf8Bytes, hexlify, randomBytes } from 'ethers'
 import { object, literal, number, string, hex, bigintString, type Infer } from '../messages/schema.ts'
 import { encodeJsonMessage, decodeJsonMessage } from '../messages/channel.ts'
-import { signDigest, recoverDigest } from '../../contracts/formats.ts'
+import { signDigest, recoverDigest } from '../../contracts/index.ts'
 import { MessageSchemaError } from '../errors.ts'
 import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECONDS } from './constants.ts'
 

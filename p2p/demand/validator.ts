@@ -1,11 +1,9 @@
 // The gossip validator of the demand topic. A demand that is oversized, malformed, badly signed,
 // for another network, expired, too far ahead, or a second copy of a demand id already seen is
 // rejected: gossipsub does not forward it and scores the sending peer down.
-import { logger } from '../../daemon/log.ts'
+import { silentLogger, type ComponentLogger } from '../../config/index.ts'
 import { decodeDemand, verifyDemandSignature, DemandInvalidError, type Demand } from './demand.ts'
 import { CLOCK_SKEW_SECONDS, MAX_DEMAND_TTL_SECONDS, MAX_SEEN_DEMANDS } from './constants.ts'
-
-const log = logger('sdte:demand')
 
 export interface DemandValidatorOptions {
   chainId: number
@@ -13,6 +11,8 @@ export interface DemandValidatorOptions {
   /** Seconds since the epoch; injectable for tests. */
   now?: () => number
   maxSeen?: number
+  /** Default: silentLogger. */
+  logger?: ComponentLogger
 }
 
 export interface DemandValidator {
@@ -27,6 +27,7 @@ export interface DemandValidator {
 export function createDemandValidator (opts: DemandValidatorOptions): DemandValidator {
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000))
   const maxSeen = opts.maxSeen ?? MAX_SEEN_DEMANDS
+  const log = (opts.logger ?? silentLogger).forComponent('sdte:demand')
   const dtmc = opts.dtmc.toLowerCase()
   // demandId -> expiresAt, in insertion order, bounded.
   const seen = new Map<string, number>()

@@ -9,7 +9,7 @@ import { ProtocolViolationError } from '../errors.ts'
 import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { EchoRequest, EchoResponse } from './schema.ts'
-import type { P2PHost } from '../host.ts'
+import type { P2PHost } from '../host/index.ts'
 
 export { EchoRequest, EchoResponse } from './schema.ts'
 export * as echoConstants from './constants.ts'

@@ -4,7 +4,7 @@
 import { messageChannel, type MessageChannel } from './channel.ts'
 import * as s from './schema.ts'
 import { P2PError, ProtocolViolationError } from '../errors.ts'
-import type { P2PHost, ProtocolHandlerContext } from '../host.ts'
+import type { P2PHost, ProtocolHandlerContext } from '../host/index.ts'
 
 export interface ExchangeOptions {
   maxMessageBytes: number

@@ -1,4 +1,4 @@
-// /sdte/offer/1 (PROTOCOL.md step 3, and the buyer's trade notice to sellers after step 5).
+// /sdte/offer/1 (docs/trade.md step 3, and the buyer's trade notice to sellers after step 5).
 export const PROTOCOL_NAME = 'offer'
 export const PROTOCOL_VERSION = '1'
 /** A solicitation carries a whole demand (at most 8 KiB); everything else is smaller. */

@@ -5,7 +5,7 @@ import { ProtocolViolationError } from '../errors.ts'
 import { answerRequest, protocolEndpoint, requestReply, RefuseRequest, type ProtocolLimits } from '../messages/exchange.ts'
 import * as C from './constants.ts'
 import { Offer, OfferAck, OfferRequest, type Solicit } from './schema.ts'
-import type { P2PHost } from '../host.ts'
+import type { P2PHost } from '../host/index.ts'
 import type { Demand } from '../demand/demand.ts'
 
 export { Offer, OfferRequest } from './schema.ts'

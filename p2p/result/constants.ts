@@ -1,4 +1,4 @@
-// /sdte/result/1 (PROTOCOL.md step 10): the encrypted result, from a node to the buyer.
+// /sdte/result/1 (docs/trade.md step 10): the encrypted result, from a node to the buyer.
 export const PROTOCOL_NAME = 'result'
 export const PROTOCOL_VERSION = '1'
 /** The enclave's largest output (16 MiB) plus envelope overhead. */

@@ -3,7 +3,7 @@ import { clientExchange, expectEnd, protocolEndpoint, readReply, RefuseRequest, 
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { ResultHeader, ResultRequest } from './schema.ts'
-import type { P2PHost } from '../host.ts'
+import type { P2PHost } from '../host/index.ts'
 
 export { ResultRequest } from './schema.ts'
 export * as resultConstants from './constants.ts'

@@ -10,11 +10,11 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, copyFileSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getBytes } from 'ethers'
-import { LocalTestnet } from '../../daemon/testnet.ts'
-import { waitFor, runCli } from '../../daemon/processes.ts'
+import { LocalTestnet } from '../../daemon/tools/testnet.ts'
+import { waitFor, runCli } from '../../daemon/tools/child-daemons.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
-import { ARTIFACTS_DIR } from '../../contracts/compile.ts'
-import { rpc as anvilRpc } from '../../contracts/anvil.ts'
+import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
+import { rpc as anvilRpc } from '../../contracts/devnet-accounts.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-faults-'))
 let net: LocalTestnet

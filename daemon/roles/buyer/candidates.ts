@@ -1,8 +1,8 @@
 // Step 3, the choice at the end of the offer window (docs/protocol.md "Offers and discovery"):
 // which offers are usable and which are chosen, given the offers, what the registry (CISC) says
 // about them and the demand. Pure: registry.ts reads the facts, offers.ts acts on the choice.
-import type { NodeRecord, OfferRecord, SellerRecord } from '../../../contracts/client.ts'
-import type { Demand } from '../../../p2p/demand/index.ts'
+import type { NodeRecord, OfferRecord, SellerRecord } from '../../../contracts/index.ts'
+import type { Demand } from '../../../p2p/index.ts'
 import { UNRATED_SELLER_SCORE } from './constants.ts'
 
 /** A seller's offer as it reached us: the peer that sent it, the account and CISC offer it names. */

@@ -1,6 +1,6 @@
 // Step 9, Consensus and payment (docs/protocol.md), as the buyer follows it: the results coming in
 // on DTMC, `finalize` when all are in or the deadline has passed, then its refund and the payments.
-import { ChainRevertError, type TradeView } from '../../../contracts/client.ts'
+import { ChainRevertError, type TradeView } from '../../../contracts/index.ts'
 import { chainTime, creditsOf, withdrawCredit, type RoleContext } from '../context.ts'
 import type { BuyerTrade } from './trade.ts'
 

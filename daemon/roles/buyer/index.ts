@@ -10,8 +10,8 @@
 //   rating.ts      11  Rating: rate a seller
 // This file is the role's state machine (which step each trade state takes) and its control API.
 // Its bytecode and the result are kept only encrypted (local key); its result key is derived (secrets.ts).
-import { MAX_DEMAND_NODES, MAX_DEMAND_SELLERS } from '../../../p2p/demand/index.ts'
-import type { Offer } from '../../../p2p/offer/index.ts'
+import { MAX_DEMAND_NODES, MAX_DEMAND_SELLERS } from '../../../p2p/index.ts'
+import type { Offer } from '../../../p2p/index.ts'
 import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import { advanceActive, type Role, type RoleContext } from '../context.ts'

@@ -1,7 +1,7 @@
 // Step 3, Offers and discovery (docs/protocol.md): offers pushed on /sdte/offer/1 during the offer
 // window, then offers solicited from the peers the DHT lists for the tag and the accepted enclaves,
 // then the choice (candidates.ts) on what CISC says about them.
-import type { Offer } from '../../../p2p/offer/index.ts'
+import type { Offer } from '../../../p2p/index.ts'
 import type { RoleContext } from '../context.ts'
 import { selectCandidates } from './candidates.ts'
 import { EXPIRY_MARGIN_SECONDS, FIND_PROVIDERS_TIMEOUT_MS, MAX_OFFERS_PER_TRADE, MAX_SOLICITED_PEERS, SOLICIT_TIMEOUT_MS } from './constants.ts'

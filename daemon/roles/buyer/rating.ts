@@ -1,6 +1,6 @@
 // Step 11, Rating (docs/protocol.md): the buyer rates a seller of the trade on DTMC, which records
 // the rating and the result info (never the result) in CISC for future buyers.
-import { ChainRevertError } from '../../../contracts/client.ts'
+import { ChainRevertError } from '../../../contracts/index.ts'
 import { appError } from '../../rpc/errors.ts'
 import { tradeParties, type RoleContext } from '../context.ts'
 import type { BuyerTradeData } from './trade.ts'

@@ -1,5 +1,5 @@
 // Step 3: what CISC says about the offers of a trade, read for the pure choice in candidates.ts.
-import type { Demand } from '../../../p2p/demand/index.ts'
+import type { Demand } from '../../../p2p/index.ts'
 import type { RoleContext } from '../context.ts'
 import type { NodeFacts, NodeOffer, RegistryFacts, SellerFacts, SellerOffer } from './candidates.ts'
 

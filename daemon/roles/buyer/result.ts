@@ -3,7 +3,7 @@
 // against the final hash on DTMC. It keeps the result sealed; buyer_result opens it on request.
 import { hexlify, keccak256 } from 'ethers'
 import { decryptResult } from '../../../enclave/index.ts'
-import type { TradeView } from '../../../contracts/client.ts'
+import type { TradeView } from '../../../contracts/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
 import { tradeParties, type RoleContext } from '../context.ts'

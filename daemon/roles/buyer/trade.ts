@@ -1,7 +1,7 @@
 // What the buyer records about one trade (trade_get shows it; never a secret: the bytecode is
 // sealed under the buyer's local key).
-import { decodeDemand, type Demand } from '../../../p2p/demand/index.ts'
-import type { Quote } from '../../../contracts/formats.ts'
+import { decodeDemand, type Demand } from '../../../p2p/index.ts'
+import type { Quote } from '../../../contracts/index.ts'
 import type { TradeRecord } from '../../trades.ts'
 import type { NodeOffer, Refusal, SellerOffer } from './candidates.ts'
 

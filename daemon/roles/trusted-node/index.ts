@@ -8,13 +8,13 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, type EnclaveHost, type TaskSummary } from '../../../enclave/index.ts'
-import { readKeyFile } from '../../../contracts/devnet.ts'
-import { ChainRevertError } from '../../../contracts/client.ts'
-import { RefuseRequest } from '../../../p2p/messages/exchange.ts'
-import type { Demand } from '../../../p2p/demand/index.ts'
-import type { Offer } from '../../../p2p/offer/index.ts'
-import type { DataOpen } from '../../../p2p/data/index.ts'
-import { logger } from '../../log.ts'
+import { readKeyFile } from '../../../contracts/index.ts'
+import { ChainRevertError } from '../../../contracts/index.ts'
+import { RefuseRequest } from '../../../p2p/index.ts'
+import type { Demand } from '../../../p2p/index.ts'
+import type { Offer } from '../../../p2p/index.ts'
+import type { DataOpen } from '../../../p2p/index.ts'
+import { componentLogger, logger } from '../../log.ts'
 import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
@@ -93,7 +93,8 @@ export class TrustedNodeRole implements Role {
       attestationKey: this.attestationKey(),
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
-      faultWrongResult: this.ctx.options.enclave.faultWrongResult
+      faultWrongResult: this.ctx.options.enclave.faultWrongResult,
+      logger: componentLogger
     })
   }
 

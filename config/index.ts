@@ -1,0 +1,4 @@
+// The daemon's configuration: the options tree, how it is resolved (defaults < config.json <
+// SDTE_* environment < flags), and the logging types the parts share.
+export * from './options.ts'
+export * from './logging.ts'

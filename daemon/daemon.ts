@@ -1,0 +1,244 @@
+// The sdte daemon: one process any participant runs. It takes the datadir lock first, then starts
+// its parts in order (keys, store, network, p2p host, control API) and stops them in reverse.
+// Roles (buyer, seller, node) add their services and control API methods on top of these parts.
+import { mkdirSync, writeFileSync, unlinkSync, chmodSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { DaemonOptions } from '../config/index.ts'
+import { readNetworkFile, type NetworkFile } from '../contracts/index.ts'
+import { ChainClient, ChainRevertError } from '../contracts/index.ts'
+import { fundDevAccount } from '../contracts/index.ts'
+import { createP2PHost, type P2PHost } from '../p2p/index.ts'
+import { offerProtocol } from '../p2p/index.ts'
+import { attestProtocol } from '../p2p/index.ts'
+import { dataProtocol } from '../p2p/index.ts'
+import { resultProtocol } from '../p2p/index.ts'
+import { DEMAND_TOPIC, createDemandValidator } from '../p2p/index.ts'
+import { ConfigError } from '../config/index.ts'
+import { TradeBook } from './trades.ts'
+import type { Role, RoleContext } from './roles/context.ts'
+import { BuyerRole } from './roles/buyer/index.ts'
+import { SellerRole } from './roles/seller/index.ts'
+import { TrustedNodeRole } from './roles/trusted-node/index.ts'
+import { registerChainMethods } from './methods/chain.ts'
+import { registerTradeMethods } from './methods/trade.ts'
+import { componentLogger, logger } from './log.ts'
+import { lockDatadir } from './lock.ts'
+import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
+import { Store } from './store.ts'
+import { RpcServer } from './rpc/server.ts'
+import { appError, type RpcError } from './rpc/errors.ts'
+import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
+import { registerAdminMethods } from './methods/admin.ts'
+import { registerNetMethods } from './methods/net.ts'
+import { VERSION } from './version.ts'
+import { RefuseRequest } from '../p2p/index.ts'
+import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
+
+const log = logger('sdte:daemon')
+
+/** A reverted transaction is the caller's business (ChainReverted, with the contract's error name), not an internal error. */
+function chainErrorToRpc (err: unknown): RpcError | undefined {
+  if (err instanceof ChainRevertError) return appError('ChainReverted', `${err.message}`, { error: err.errorName })
+  return undefined
+}
+
+/** What a daemon on a devnet tops its own account up to at start (anvil_setBalance). */
+export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
+
+export type DaemonStatus = 'created' | 'starting' | 'started' | 'stopping' | 'stopped'
+
+export class SdteDaemon {
+  readonly options: DaemonOptions
+  status: DaemonStatus = 'created'
+  keys!: DaemonKeys
+  store!: Store
+  network: NetworkFile | null = null
+  chain: ChainClient | null = null
+  p2p!: P2PHost
+  rpc!: RpcServer
+  trades!: TradeBook
+  roles: Role[] = []
+  /** Resolves once the daemon has stopped (after `stop()` or `admin_shutdown`). */
+  readonly stopped: Promise<void>
+  private resolveStopped!: () => void
+  /** Stop steps of started parts, run in reverse order of start. */
+  private readonly closers: Array<{ name: string, close: () => Promise<void> | void }> = []
+
+  constructor (options: DaemonOptions) {
+    this.options = options
+    this.stopped = new Promise(resolve => { this.resolveStopped = resolve })
+  }
+
+  get version (): string { return VERSION }
+
+  async start (): Promise<void> {
+    if (this.status !== 'created') throw new Error(`cannot start a daemon that is ${this.status}`)
+    this.status = 'starting'
+    const o = this.options
+    try {
+      mkdirSync(o.datadir, { recursive: true, mode: 0o700 })
+      const lock = lockDatadir(o.datadir)
+      this.closers.push({ name: 'lock', close: () => lock.release() })
+
+      this.keys = await loadOrCreateKeys(o.datadir, o.keys)
+      log.info('identity', { peerId: this.keys.peerId, ethAddress: this.keys.ethAddress, roles: o.roles })
+
+      this.store = await Store.open(o.datadir)
+      this.closers.push({ name: 'store', close: async () => await this.store.close() })
+
+      this.trades = new TradeBook(this.store.trades)
+
+      const trading = o.roles.filter(r => r !== 'relay')
+      if (o.network !== null) {
+        this.network = readNetworkFile(o.network)
+        log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
+        if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
+        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey })
+        this.chain = chain
+        this.closers.push({ name: 'chain', close: () => chain.close() })
+      } else if (trading.length > 0) {
+        throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
+      }
+
+      this.p2p = await createP2PHost({
+        listen: o.p2p.listen,
+        bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
+        maxConnections: o.p2p.maxConnections
+      }, { privateKey: this.keys.peerKey, logger: componentLogger })
+      await this.p2p.start()
+      this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
+      log.info('p2p host listening', { addresses: this.p2p.addresses() })
+
+      if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain)
+      await this.startControlApi()
+      this.status = 'started'
+      log.info('daemon started', { version: VERSION })
+    } catch (err) {
+      await this.closeParts()
+      this.status = 'stopped'
+      this.resolveStopped()
+      throw err
+    }
+  }
+
+  /** The roles, the trade protocols they serve, the demand topic, and the ticker that advances trades. */
+  private async startRoles (network: NetworkFile, chain: ChainClient): Promise<void> {
+    const ctx: RoleContext = {
+      options: this.options,
+      keys: this.keys,
+      store: this.store,
+      trades: this.trades,
+      network,
+      chain,
+      p2p: this.p2p,
+      offer: offerProtocol(this.p2p),
+      attest: attestProtocol(this.p2p),
+      data: dataProtocol(this.p2p),
+      result: resultProtocol(this.p2p)
+    }
+    for (const name of this.options.roles) {
+      const role = name === 'buyer' ? new BuyerRole(ctx) : name === 'seller' ? new SellerRole(ctx) : name === 'node' ? new TrustedNodeRole(ctx) : null
+      if (role === null) continue
+      await role.start()
+      this.roles.push(role)
+      this.closers.push({ name: `${name} role`, close: async () => await role.stop() })
+    }
+    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC, logger: componentLogger })
+    const buyer = this.roles.find(r => r.onOffer !== undefined)
+    await ctx.offer.start({
+      onOffer: buyer?.onOffer?.bind(buyer),
+      onSolicit: async (remote, demand) => {
+        // A solicited demand skipped the gossip validator: the same checks (but the seen set) here.
+        try {
+          validator.verify(demand)
+        } catch (err) {
+          if (err instanceof DemandInvalidError) throw new RefuseRequest('InvalidDemand', err.message)
+          throw err
+        }
+        for (const role of this.roles) {
+          const offer = await role.onSolicit?.(remote, demand)
+          if (offer !== undefined && offer !== null) return offer
+        }
+        throw new RefuseRequest('NoOffer', 'nothing to offer for this demand')
+      }
+    })
+    this.closers.push({ name: 'offer protocol', close: async () => await ctx.offer.stop() })
+
+    // Every daemon on a network relays demands, and validates them before it does.
+    const unsubscribe = this.p2p.subscribe(DEMAND_TOPIC, async (msg) => {
+      const { demand, demandHash } = decodeDemand(msg.data)
+      for (const role of this.roles) {
+        role.onDemand?.(demand, demandHash).catch((err: unknown) => { log.warn('demand handling failed', { role: role.name, err: err as Error }) })
+      }
+    }, (msg) => validator.validate(msg))
+    this.closers.push({ name: 'demand topic', close: () => unsubscribe() })
+
+    let ticking = false
+    const timer = setInterval(() => {
+      if (ticking) return
+      ticking = true
+      Promise.all(this.roles.map(async r => await r.tick().catch((err: unknown) => { log.warn('tick failed', { role: r.name, err: err as Error }) })))
+        .finally(() => { ticking = false })
+    }, this.options.trade.tickMs)
+    this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
+  }
+
+  private async startControlApi (): Promise<void> {
+    const o = this.options
+    const token = randomBytes(32).toString('base64url')
+    this.rpc = new RpcServer({
+      ...o.rpc,
+      token,
+      version: VERSION,
+      mapError: chainErrorToRpc,
+      unknownMethod: (method) => {
+        const role = /^(buyer|seller|node)_/.exec(method)?.[1]
+        if (role === undefined || this.roles.some(r => r.name === role)) return undefined
+        return appError('RoleNotEnabled', `this daemon does not run the ${role} role (start it with --role ${role}${this.network === null ? ' --network FILE' : ''})`, { role })
+      }
+    })
+    registerAdminMethods(this.rpc, this)
+    registerNetMethods(this.rpc, this)
+    if (this.chain !== null) registerChainMethods(this.rpc, this.chain, this.keys.ethAddress)
+    registerTradeMethods(this.rpc, this)
+    for (const role of this.roles) role.registerMethods(this.rpc)
+    const url = await this.rpc.start()
+    const apiFile = join(o.datadir, API_FILE)
+    const tokenFile = join(o.datadir, API_TOKEN_FILE)
+    // The token first, so that a client that sees `api` can always read its token.
+    try { unlinkSync(tokenFile) } catch {}
+    writeSecretFile(tokenFile, token)
+    writeFileSync(apiFile, url + '\n', { mode: 0o600 })
+    chmodSync(apiFile, 0o600)
+    this.closers.push({
+      name: 'control API',
+      close: async () => {
+        for (const f of [apiFile, tokenFile]) { try { unlinkSync(f) } catch {} }
+        await this.rpc.stop()
+      }
+    })
+  }
+
+  private async closeParts (): Promise<void> {
+    while (this.closers.length > 0) {
+      const part = this.closers.pop()!
+      try {
+        await part.close()
+      } catch (err) {
+        log.warn('error while stopping', { part: part.name, err: err as Error })
+      }
+    }
+  }
+
+  /** Stops the parts in reverse order. Safe to call more than once. */
+  async stop (): Promise<void> {
+    if (this.status === 'stopping' || this.status === 'stopped') return await this.stopped
+    this.status = 'stopping'
+    log.info('stopping')
+    await this.closeParts()
+    this.status = 'stopped'
+    log.info('stopped')
+    this.resolveStopped()
+  }
+}

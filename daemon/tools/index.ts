@@ -1,0 +1,6 @@
+// Tooling around the daemon, never loaded by a running daemon: daemons started as child processes,
+// a local testnet of them, the phases of a trade read from their records, and the demo (`sdte demo`).
+export * from './child-daemons.ts'
+export * from './testnet.ts'
+export * from './phases.ts'
+export * from './demo.ts'

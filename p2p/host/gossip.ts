@@ -1,0 +1,126 @@
+// The gossip part of the host: publish, subscribe with a per-topic validator (gossipsub scores a
+// peer down for each message its validator rejects), and who is subscribed.
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import { createTopicScoreParams, validateTopicScoreParams } from '@libp2p/gossipsub/score'
+import * as C from '../constants.ts'
+import { InvalidP2PInputError, NoTopicPeersError, P2PStateError } from '../errors.ts'
+import { parsePeerId } from './util.ts'
+import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { TopicScoreParams } from '@libp2p/gossipsub/score'
+import type { Logger } from '../../config/index.ts'
+import type { ResolvedP2PHostOptions } from './options.ts'
+import type { GossipVerdict, P2PHost, SdteLibp2p } from './types.ts'
+
+export function checkTopic (topic: string): void {
+  if (typeof topic !== 'string' || topic.length === 0 || topic.length > C.MAX_TOPIC_LENGTH || !/^[\x21-\x7e]+$/.test(topic)) {
+    throw new InvalidP2PInputError(`topic must be 1..${C.MAX_TOPIC_LENGTH} printable ASCII characters`)
+  }
+}
+
+/** Topic score: only invalid messages count (P4); mesh-delivery penalties would punish quiet topics. */
+function topicScoreParams (): TopicScoreParams {
+  const p = createTopicScoreParams({
+    topicWeight: 1,
+    timeInMeshWeight: 0.01,
+    timeInMeshQuantum: 1000,
+    timeInMeshCap: 1000,
+    firstMessageDeliveriesWeight: 0.1,
+    firstMessageDeliveriesDecay: 0.99,
+    firstMessageDeliveriesCap: 100,
+    meshMessageDeliveriesWeight: 0,
+    meshFailurePenaltyWeight: 0,
+    invalidMessageDeliveriesWeight: C.GOSSIP_INVALID_MESSAGE_WEIGHT,
+    invalidMessageDeliveriesDecay: C.GOSSIP_INVALID_MESSAGE_DECAY
+  })
+  validateTopicScoreParams(p)
+  return p
+}
+
+/** The host's gossip methods, and what its stop() needs. */
+export interface Gossip extends Pick<P2PHost, 'publish' | 'subscribe' | 'topicPeers' | 'gossipScore'> {
+  /** Leaves every topic (the host is stopping). */
+  unsubscribeAll: () => void
+}
+
+export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: Logger, requireStarted: (what: string) => void): Gossip {
+  const pubsub = node.services.pubsub
+  const score = (pubsub as unknown as { score?: { params: { topics: Record<string, TopicScoreParams> } } }).score
+  const subscriptions = new Map<string, (evt: CustomEvent<Message>) => void>()
+
+  function unsubscribe (topic: string): void {
+    const listener = subscriptions.get(topic)
+    if (listener === undefined) return
+    subscriptions.delete(topic)
+    pubsub.removeEventListener('message', listener)
+    pubsub.topicValidators.delete(topic)
+    pubsub.unsubscribe(topic)
+  }
+
+  return {
+    async publish (topic, data) {
+      requireStarted('publish')
+      checkTopic(topic)
+      if (!(data instanceof Uint8Array)) throw new InvalidP2PInputError('gossip data must be bytes')
+      if (data.byteLength > opts.maxGossipMessageBytes) {
+        throw new InvalidP2PInputError(`gossip message of ${data.byteLength} bytes exceeds ${opts.maxGossipMessageBytes}`)
+      }
+      try {
+        const result = await pubsub.publish(topic, data)
+        return { recipients: result.recipients.length }
+      } catch (err) {
+        if ((err as Error).message === 'PublishError.NoPeersSubscribedToTopic') throw new NoTopicPeersError(topic)
+        throw err
+      }
+    },
+
+    subscribe (topic, handler, validator) {
+      requireStarted('subscribe')
+      checkTopic(topic)
+      if (subscriptions.has(topic)) throw new P2PStateError(`already subscribed to ${topic}`)
+      const topicValidator: TopicValidatorFn = async (_peer, msg) => {
+        // StrictSign already refused unsigned messages; this keeps the type narrow.
+        if (msg.type !== 'signed') return TopicValidatorResult.Reject
+        if (msg.data.byteLength > opts.maxGossipMessageBytes) return TopicValidatorResult.Reject
+        if (validator === undefined) return TopicValidatorResult.Accept
+        let verdict: GossipVerdict
+        try {
+          verdict = await validator({ from: msg.from.toString(), topic, data: msg.data })
+        } catch (err) {
+          log.warn('gossip validator threw; ignoring the message', { topic, error: err })
+          return TopicValidatorResult.Ignore
+        }
+        if (verdict === 'accept') return TopicValidatorResult.Accept
+        if (verdict === 'reject') return TopicValidatorResult.Reject
+        return TopicValidatorResult.Ignore
+      }
+      const listener = (evt: CustomEvent<Message>): void => {
+        const msg = evt.detail
+        if (msg.topic !== topic || msg.type !== 'signed') return
+        try {
+          const r = handler({ from: msg.from.toString(), topic, data: msg.data })
+          if (r instanceof Promise) r.catch((err: unknown) => { log.warn('gossip handler failed', { topic, error: err }) })
+        } catch (err) {
+          log.warn('gossip handler failed', { topic, error: err })
+        }
+      }
+      pubsub.topicValidators.set(topic, topicValidator)
+      if (score !== undefined && score.params.topics[topic] === undefined) score.params.topics[topic] = topicScoreParams()
+      pubsub.addEventListener('message', listener)
+      subscriptions.set(topic, listener)
+      pubsub.subscribe(topic)
+      return () => { unsubscribe(topic) }
+    },
+
+    topicPeers (topic) {
+      return pubsub.getSubscribers(topic).map(String)
+    },
+
+    gossipScore (peerId) {
+      return (pubsub as unknown as { getScore: (id: string) => number }).getScore(parsePeerId(peerId).toString())
+    },
+
+    unsubscribeAll () {
+      for (const topic of [...subscriptions.keys()]) unsubscribe(topic)
+    }
+  }
+}

@@ -1,0 +1,188 @@
+// The SDTE libp2p host: a libp2p node (libp2p.ts) with the small API the roles use: publish/subscribe
+// with per-topic validators (gossip.ts), provide/find providers of `sdte:<kind>:<value>` keys (dht.ts),
+// and protocol streams with limits and deadlines (here), under one start/stop lifecycle. Its options
+// are in options.ts, its interface in types.ts.
+import { multiaddr } from '@multiformats/multiaddr'
+import { silentLogger, type ComponentLogger } from '../../config/index.ts'
+import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
+import { createDht } from './dht.ts'
+import { createGossip } from './gossip.ts'
+import { createSdteLibp2p } from './libp2p.ts'
+import { resolveP2PHostOptions, type P2PHostOptions } from './options.ts'
+import { parseMultiaddr, parsePeerId, withTimeout } from './util.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import type { P2PHost, P2PHostStatus, SdteLibp2p } from './types.ts'
+
+/** What the host is handed rather than configured with: its identity and (libp2p's way) its logger. */
+export interface P2PHostComponents {
+  privateKey: PrivateKey
+  /** Default: silentLogger (a host used on its own logs nothing). */
+  logger?: ComponentLogger
+}
+
+export async function createP2PHost (options: P2PHostOptions, components: P2PHostComponents): Promise<P2PHost> {
+  const opts = resolveP2PHostOptions(options)
+  const log = (components.logger ?? silentLogger).forComponent('sdte:p2p')
+  const node: SdteLibp2p = await createSdteLibp2p(opts, components.privateKey)
+
+  const selfId = node.peerId.toString()
+  let status: P2PHostStatus = 'stopped'
+  const listenAddrsByPeer = new Map<string, string[]>()
+  let redialTimer: ReturnType<typeof setInterval> | undefined
+  // Aborted by stop(): ends in-flight DHT work and bootstrap dials. Renewed by start().
+  let lifetime = new AbortController()
+
+  node.addEventListener('peer:identify', (evt) => {
+    listenAddrsByPeer.set(evt.detail.peerId.toString(), evt.detail.listenAddrs.map(String))
+  })
+  node.addEventListener('peer:disconnect', (evt) => {
+    listenAddrsByPeer.delete(evt.detail.toString())
+  })
+
+  function requireStarted (what: string): void {
+    if (status !== 'started') throw new P2PStateError(`${what}: host is ${status}`)
+  }
+
+  function withPeerId (address: string): string {
+    return address.includes('/p2p/') ? address : `${address}/p2p/${selfId}`
+  }
+
+  async function redialBootstrap (): Promise<void> {
+    if (status !== 'started' || node.getConnections().length > 0) return
+    for (const address of opts.bootstrap) {
+      const target = multiaddr(address)
+      if (address.endsWith(`/p2p/${selfId}`)) continue
+      try {
+        await node.dial(target, { signal: withTimeout(opts.dialTimeoutMs, lifetime.signal) })
+      } catch (err) {
+        log.debug('bootstrap dial failed', { address, error: err })
+      }
+    }
+  }
+
+  const gossip = createGossip(node, opts, log, requireStarted)
+  const dht = createDht(node, opts, log, { selfId, status: () => status, requireStarted, lifetime: () => lifetime.signal })
+
+  const host: P2PHost = {
+    peerId: selfId,
+    options: Object.freeze({ ...opts }),
+    node,
+    get status () { return status },
+
+    async start () {
+      if (status !== 'stopped') throw new P2PStateError(`start: host is ${status}`)
+      status = 'starting'
+      lifetime = new AbortController()
+      try {
+        await node.start()
+      } catch (err) {
+        status = 'stopped'
+        throw err
+      }
+      status = 'started'
+      log.debug('p2p host started', { peerId: selfId, addresses: host.addresses() })
+      if (opts.bootstrap.length > 0) {
+        redialTimer = setInterval(() => { void redialBootstrap() }, opts.bootstrapRedialIntervalMs)
+        redialTimer.unref()
+      }
+    },
+
+    async stop () {
+      if (status !== 'started') return
+      status = 'stopping'
+      clearInterval(redialTimer)
+      dht.cancelReprovide()
+      lifetime.abort(new P2PStateError('host stopping'))
+      gossip.unsubscribeAll()
+      await dht.settled()
+      await node.stop()
+      status = 'stopped'
+      log.debug('p2p host stopped', { peerId: selfId })
+    },
+
+    addresses () {
+      return node.getMultiaddrs().map(a => withPeerId(a.toString()))
+    },
+
+    peers () {
+      const byPeer = new Map<string, Set<string>>()
+      for (const conn of node.getConnections()) {
+        const id = conn.remotePeer.toString()
+        if (!byPeer.has(id)) byPeer.set(id, new Set())
+        byPeer.get(id)?.add(conn.remoteAddr.toString())
+      }
+      return [...byPeer.entries()].sort(([a], [b]) => a < b ? -1 : 1).map(([peerId, seen]) => ({
+        peerId,
+        addresses: listenAddrsByPeer.get(peerId) ?? [...seen]
+      }))
+    },
+
+    async connect (address, { signal } = {}) {
+      requireStarted('connect')
+      const ma = parseMultiaddr(address)
+      try {
+        const conn = await node.dial(ma, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        return { peerId: conn.remotePeer.toString() }
+      } catch (err) {
+        if (signal?.aborted === true) throw signal.reason
+        throw new DialFailedError(`could not connect to ${address}: ${(err as Error).message}`, { cause: err })
+      }
+    },
+
+    protocolId (name, version) {
+      if (!/^[a-z][a-z0-9-]{0,31}$/.test(name) || !/^[0-9][0-9.]{0,15}$/.test(String(version))) {
+        throw new InvalidP2PInputError('protocol name must be lowercase [a-z0-9-], version digits and dots')
+      }
+      return `${opts.protocolPrefix}/${name}/${version}`
+    },
+
+    publish: gossip.publish,
+    subscribe: gossip.subscribe,
+    topicPeers: gossip.topicPeers,
+    gossipScore: gossip.gossipScore,
+    provide: dht.provide,
+    findProviders: dht.findProviders,
+
+    async handle (protocol, handler, handleOptions = {}) {
+      const timeoutMs = handleOptions.timeoutMs ?? opts.handlerTimeoutMs
+      await node.handle(protocol, async (stream, connection) => {
+        const deadline = AbortSignal.timeout(timeoutMs)
+        const onDeadline = (): void => {
+          if (stream.status === 'open') stream.abort(new StreamTimeoutError(`handler for ${protocol}`, timeoutMs))
+        }
+        deadline.addEventListener('abort', onDeadline, { once: true })
+        const remotePeer = connection.remotePeer.toString()
+        try {
+          await handler(stream, { remotePeer, connection, signal: deadline })
+          if (stream.status === 'open' && stream.writeStatus === 'writable') await stream.close({ signal: deadline })
+        } catch (err) {
+          // A misbehaving remote is routine, not an operator problem: debug, not warn.
+          log.debug('protocol handler failed', { protocol, remotePeer, error: err })
+          if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
+        } finally {
+          deadline.removeEventListener('abort', onDeadline)
+        }
+      }, {
+        maxInboundStreams: handleOptions.maxInboundStreams ?? opts.maxInboundStreams,
+        maxOutboundStreams: handleOptions.maxOutboundStreams ?? opts.maxOutboundStreams
+      })
+    },
+
+    async unhandle (protocol) {
+      await node.unhandle(protocol)
+    },
+
+    async dialProtocol (peerId, protocol, { signal } = {}) {
+      requireStarted('dialProtocol')
+      const id = parsePeerId(peerId)
+      try {
+        return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+      } catch (err) {
+        if (signal?.aborted === true) throw signal.reason
+        throw new DialFailedError(`could not open ${protocol} to ${peerId}: ${(err as Error).message}`, { cause: err })
+      }
+    }
+  }
+
+  return host
+}

@@ -1,0 +1,81 @@
+// Shared set-up of the enclave tests: an attestation root, a started enclave, a buyer that attests
+// and delivers code, sellers that deliver data.
+import { Wallet, getBytes, hexlify, keccak256, randomBytes } from 'ethers'
+import { loadArtifact } from '../../contracts/tools/compile.ts'
+import {
+  createEnclave, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signCodeDelivery, wrapDataKey
+} from '../../enclave/index.ts'
+import { tradeIdOf } from '../../contracts/formats.ts'
+import type { EnclaveHost, EnclaveOptions, KeyPair } from '../../enclave/index.ts'
+
+export const root = new Wallet('0x' + '11'.repeat(32))
+export const platformSecret = getBytes('0x' + '22'.repeat(32))
+/** The buyer of every test trade: trade ids are keccak(buyer, salt), and it signs its code deliveries. */
+export const buyer = new Wallet('0x' + '33'.repeat(32))
+
+export async function startEnclave (opts: Partial<EnclaveOptions> = {}): Promise<EnclaveHost> {
+  return await createEnclave({ attestationKey: root.privateKey, platformSecret, store: new MemoryBlobStore(), ...opts })
+}
+
+export function artifactCode (name: string): Uint8Array {
+  return getBytes(loadArtifact(name).deployedBytecode)
+}
+
+export function random32 (): string { return hexlify(randomBytes(32)) }
+
+export interface BuyerTask {
+  taskId: string
+  tradeId: string
+  salt: string
+  codeHash: string
+  enclavePublicKey: string
+  enclaveAddress: string
+  resultKey: KeyPair
+}
+
+/** Delivers a code envelope to a task, signed by `signer` (default: the trade's buyer). */
+export async function deliverCodeAs (enclave: EnclaveHost, taskId: string, salt: string, envelope: Uint8Array, signer: { privateKey: string } = buyer): Promise<void> {
+  await enclave.deliverCode(taskId, envelope, { salt, signature: signCodeDelivery(signer.privateKey, taskId, envelope) })
+}
+
+/** Step 4: attests the enclave for `code` and delivers it with a fresh result key. */
+export async function buyerSetup (enclave: EnclaveHost, code: Uint8Array, caps: { gasCap?: bigint, outputCap?: bigint } = {}, salt = random32()): Promise<BuyerTask> {
+  const codeHash = keccak256(code)
+  const tradeId = tradeIdOf(buyer.address, salt)
+  const a = await enclave.attest({ tradeId, codeHash, nonce: random32() })
+  const resultKey = generateKeyPair()
+  await deliverCodeAs(enclave, a.taskId, salt, encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: resultKey.publicKey, ...caps }))
+  return { taskId: a.taskId, tradeId, salt, codeHash, enclavePublicKey: a.enclavePublicKey, enclaveAddress: a.quote.enclaveAddress, resultKey }
+}
+
+/** Step 7 for one seller, from a dataset in memory. */
+export async function sellerDeliver (enclave: EnclaveHost, task: { taskId: string, enclavePublicKey: string }, sellerIndex: number, data: Uint8Array, chunkSize = 4096) {
+  const ds = encryptDataset(data, { chunkSize })
+  return await enclave.deliverData(task.taskId, {
+    sellerIndex,
+    commitment: ds.commitment,
+    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, sellerIndex, { key: ds.key, commitment: ds.commitment, size: ds.size }),
+    chunks: ds.chunks
+  })
+}
+
+/** Asserts that `p` rejects with an error named `name`; returns the error. */
+export async function rejectsWith (p: Promise<unknown>, name: string): Promise<Error> {
+  try {
+    await p
+  } catch (err) {
+    if ((err as Error).name !== name) throw new Error(`expected ${name}, got ${(err as Error).name}: ${(err as Error).message}`)
+    return err as Error
+  }
+  throw new Error(`expected ${name}, but it resolved`)
+}
+
+export function throwsWith (fn: () => unknown, name: string): Error {
+  try {
+    fn()
+  } catch (err) {
+    if ((err as Error).name !== name) throw new Error(`expected ${name}, got ${(err as Error).name}: ${(err as Error).message}`)
+    return err as Error
+  }
+  throw new Error(`expected ${name}, but it returned`)
+}

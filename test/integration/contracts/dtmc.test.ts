@@ -1,0 +1,219 @@
+// DTMC (with CISC) on a real anvil: whole trades, consensus outcomes, payouts to the wei, and feedback.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { keccak256 } from 'ethers'
+import { QUOTE_TAG, RESULT_TAG, ResultStatus, groupKeyOf, inputHashOf } from '../../../contracts/formats.ts'
+import {
+  startChain, makeMarket, openTrade, submit, signedResult, increaseTime, conserved, everyone, reverts, DEFAULT_TERMS,
+  type Chain, type Market, type OpenedTrade
+} from '../../../contracts/tools/market.ts'
+
+let chain: Chain
+
+test.before(async () => { chain = await startChain() })
+test.after(async () => { await chain?.stop() })
+
+/** What docs/protocol.md says each party gets from a settled trade. */
+function expectedPayouts (m: Market, t: OpenedTrade, winners: number[], result: { resultSize: bigint, gasUsed: bigint, status: number }): Map<string, bigint> {
+  const out = new Map<string, bigint>()
+  const add = (a: string, v: bigint): void => { out.set(a, (out.get(a) ?? 0n) + v) }
+  const outputFee = result.status === 0 ? t.terms.outputPrice * result.resultSize : 0n
+  const share = outputFee / BigInt(m.sellers.length)
+  let paid = 0n
+  m.sellers.forEach((s, i) => {
+    let fee = s.unitPrice * s.size
+    if (fee > t.terms.sellerCap) fee = t.terms.sellerCap
+    const amount = fee + share + (i === 0 ? outputFee - share * BigInt(m.sellers.length) : 0n)
+    add(s.address, amount)
+    paid += amount
+  })
+  let nodeFee = t.terms.nodePrice * result.gasUsed
+  if (nodeFee > t.terms.nodeCap) nodeFee = t.terms.nodeCap
+  for (const i of winners) { add(m.nodes[i].address, nodeFee); paid += nodeFee }
+  add(m.buyer.address, t.deposit - paid)
+  return out
+}
+
+async function credits (m: Market): Promise<Map<string, bigint>> {
+  const out = new Map<string, bigint>()
+  for (const a of everyone(m).slice(0, -1)) {
+    const c = await m.buyer.client.dtmc.creditOf(a)
+    if (c !== 0n) out.set(a, c)
+  }
+  return out
+}
+
+function withoutZeros (m: Map<string, bigint>): Map<string, bigint> {
+  return new Map([...m].filter(([, v]) => v !== 0n))
+}
+
+test('the Solidity formats are formats.ts: tags, inputHash, group key', async () => {
+  const m = await makeMarket(chain, 2, 1)
+  const dtmc = m.buyer.client.dtmc
+  assert.is(await dtmc.contract.QUOTE_TAG(), QUOTE_TAG)
+  assert.is(await dtmc.contract.RESULT_TAG(), RESULT_TAG)
+  const t = await openTrade(m)
+  const view = await dtmc.trade(t.tradeId)
+  assert.is(view!.inputHash, inputHashOf(m.sellers.map(s => s.commitment)))
+  const receipt = await submit(m, t, 0)
+  const [event] = dtmc.eventsIn(receipt, 'ResultSubmitted')
+  assert.is(event.args.groupKey, groupKeyOf(signedResult(t, 0).info))
+})
+
+test('a full trade: one seller, three nodes, deposit, results, payouts, refund of the rest, rating', async () => {
+  const m = await makeMarket(chain, 1, 3)
+  await conserved(chain, everyone(m), async () => {
+    const held = await chain.provider.getBalance(chain.network.contracts.DTMC)
+    const t = await openTrade(m)
+    assert.is(t.deposit, DEFAULT_TERMS.sellerCap + 3n * DEFAULT_TERMS.nodeCap + DEFAULT_TERMS.outputPrice * DEFAULT_TERMS.outputCap)
+    assert.is(await chain.provider.getBalance(chain.network.contracts.DTMC), held + t.deposit)
+
+    const opened = await m.buyer.client.dtmc.trade(t.tradeId)
+    assert.is(opened!.state, 'open')
+    assert.is(opened!.buyer, m.buyer.address)
+    assert.equal(opened!.nodes.map(n => n.enclave), t.enclaves.map(e => e.key.address))
+    assert.is(opened!.sellers[0].fee, m.sellers[0].unitPrice * m.sellers[0].size) // below the cap
+
+    for (let i = 0; i < 3; i++) await submit(m, t, i)
+    // all three in: anyone may finalize at once, before the deadline
+    const { outcome } = await m.nodes[2].client.dtmc.finalize(t.tradeId)
+    assert.is(outcome, 'settled')
+
+    const { info } = signedResult(t, 0)
+    const expected = expectedPayouts(m, t, [0, 1, 2], info)
+    assert.equal(await credits(m), withoutZeros(expected))
+
+    const view = await m.buyer.client.dtmc.trade(t.tradeId)
+    assert.is(view!.state, 'settled')
+    assert.is(view!.final!.resultHash, info.resultHash)
+    assert.equal(view!.final!.members, [0, 1, 2])
+
+    // pull: each party withdraws exactly its credit
+    for (const a of [m.buyer, ...m.sellers, ...m.nodes]) {
+      const { amount } = await a.client.dtmc.withdraw()
+      assert.is(amount, expected.get(a.address))
+      assert.is(await a.client.dtmc.creditOf(a.address), 0n)
+    }
+    assert.is(await chain.provider.getBalance(chain.network.contracts.DTMC), held)
+
+    await m.buyer.client.dtmc.rate(t.tradeId, 0, 5, 'clean data')
+    const seller = await m.buyer.client.cisc.seller(m.sellers[0].address)
+    assert.is(seller!.ratingCount, 1)
+    assert.is(seller!.ratingSum, 5)
+    const [fb] = await m.buyer.client.cisc.feedback(m.sellers[0].address)
+    assert.is(fb.tradeId, t.tradeId)
+    assert.is(fb.score, 5)
+    assert.is(fb.resultHash, info.resultHash)
+    assert.is(fb.resultSize, info.resultSize)
+    assert.is(fb.status, ResultStatus.Ok)
+    assert.ok((await m.buyer.client.dtmc.trade(t.tradeId))!.sellers[0].rated)
+  })
+})
+
+test('three sellers share the output fee, the remainder to the first; a seller fee is capped', async () => {
+  const m = await makeMarket(chain, 3, 1)
+  const t = await openTrade(m, { sellerCap: m.sellers[0].unitPrice * m.sellers[0].size - 1n, outputPrice: 7n })
+  const result = { resultSize: 1000n, gasUsed: 20_000_000_000n } // nodePrice * gasUsed is far above nodeCap
+  await submit(m, t, 0, result)
+  await m.buyer.client.dtmc.finalize(t.tradeId)
+  const c = await credits(m)
+  const fee = t.terms.sellerCap
+  assert.is(c.get(m.sellers[0].address), fee + 2333n + 1n)
+  assert.is(c.get(m.sellers[1].address), fee + 2333n)
+  assert.is(c.get(m.sellers[2].address), fee + 2333n)
+  assert.is(c.get(m.nodes[0].address), t.terms.nodeCap)
+  assert.equal(c, withoutZeros(expectedPayouts(m, t, [0], { ...result, status: 0 })))
+})
+
+test('one of three nodes reports a different result: it is unpaid and the majority is final', async () => {
+  const m = await makeMarket(chain, 1, 3)
+  await conserved(chain, everyone(m), async () => {
+    const t = await openTrade(m)
+    const wrong = keccak256(Buffer.from('a wrong answer'))
+    await submit(m, t, 0)
+    await submit(m, t, 1, { resultHash: wrong })
+    await submit(m, t, 2)
+    assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'settled')
+    const view = await m.buyer.client.dtmc.trade(t.tradeId)
+    assert.is(view!.final!.resultHash, signedResult(t, 0).info.resultHash)
+    assert.equal(view!.final!.members, [0, 2])
+    assert.is(view!.groups.length, 2)
+    assert.is(view!.nodes[1].group, view!.groups.findIndex(g => g.resultHash === wrong))
+    const c = await credits(m)
+    assert.is(c.get(m.nodes[1].address), undefined)
+    assert.equal(c, withoutZeros(expectedPayouts(m, t, [0, 2], signedResult(t, 0).info)))
+    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[2]]) await a.client.dtmc.withdraw()
+    await reverts(m.nodes[1].client.dtmc.withdraw(), 'NothingToWithdraw')
+  })
+})
+
+test('a strict majority with a non-zero status is final: sellers and nodes paid, no output fee', async () => {
+  const m = await makeMarket(chain, 1, 3)
+  const t = await openTrade(m)
+  const failed = { status: ResultStatus.OutOfGas, resultSize: 0n, resultHash: keccak256('0x') }
+  for (let i = 0; i < 3; i++) await submit(m, t, i, failed)
+  await m.buyer.client.dtmc.finalize(t.tradeId)
+  assert.equal(await credits(m), withoutZeros(expectedPayouts(m, t, [0, 1, 2], { ...signedResult(t, 0).info, ...failed })))
+})
+
+test('three different results: no majority, full refund', async () => {
+  const m = await makeMarket(chain, 1, 3)
+  await conserved(chain, everyone(m), async () => {
+    const t = await openTrade(m)
+    for (let i = 0; i < 3; i++) await submit(m, t, i, { resultHash: keccak256(Buffer.from(`answer ${i}`)) })
+    assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
+    assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, 'refunded')
+    await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 3), 'TradeNotSettled')
+    await m.buyer.client.dtmc.withdraw()
+  })
+})
+
+test('two against two of four nodes is no strict majority: refund', async () => {
+  const m = await makeMarket(chain, 1, 4)
+  const t = await openTrade(m)
+  const other = keccak256(Buffer.from('other'))
+  await submit(m, t, 0)
+  await submit(m, t, 1, { resultHash: other })
+  await submit(m, t, 2)
+  await submit(m, t, 3, { resultHash: other })
+  assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+})
+
+test('too few results by the deadline: finalize waits for it, then refunds', async () => {
+  const m = await makeMarket(chain, 1, 3)
+  await conserved(chain, everyone(m), async () => {
+    const t = await openTrade(m)
+    await submit(m, t, 0)
+    await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'FinalizeTooEarly')
+    await increaseTime(chain, 3601)
+    assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
+    await m.buyer.client.dtmc.withdraw()
+  })
+})
+
+test('two of three by the deadline are a strict majority of three: settled without the third', async () => {
+  const m = await makeMarket(chain, 1, 3)
+  const t = await openTrade(m)
+  await submit(m, t, 0)
+  await submit(m, t, 2)
+  await increaseTime(chain, 3601)
+  await reverts(submit(m, t, 1), 'ResultAfterDeadline')
+  assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'settled')
+  assert.equal(await credits(m), withoutZeros(expectedPayouts(m, t, [0, 2], signedResult(t, 0).info)))
+})
+
+test('tradesOf finds a trade by buyer, seller and node; events decode', async () => {
+  const m = await makeMarket(chain, 2, 2)
+  const t = await openTrade(m)
+  const dtmc = m.buyer.client.dtmc
+  assert.ok((await dtmc.tradesOf(m.buyer.address, 'buyer')).includes(t.tradeId))
+  assert.ok((await dtmc.tradesOf(m.sellers[1].address, 'seller')).includes(t.tradeId))
+  assert.ok((await dtmc.tradesOf(m.nodes[0].address, 'node')).includes(t.tradeId))
+  const events = await m.buyer.client.events(t.receipt.blockNumber, t.receipt.blockNumber)
+  assert.equal(events.map(e => e.name), ['TradeSeller', 'TradeSeller', 'TradeNode', 'TradeNode', 'TradeOpened'])
+  assert.is(events[4].args.tradeId, t.tradeId)
+})
+
+test.run()

@@ -1,0 +1,101 @@
+// A malicious payee contract (test/integration/contracts/fixtures/ReentrantPayee.sol) that re-enters DTMC from its
+// receive hook gets exactly what it was credited, nothing more; one that refuses payment keeps its credit.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { readFileSync } from 'node:fs'
+import { ContractFactory, type Contract } from 'ethers'
+import { compileSources } from '../../../contracts/tools/compile.ts'
+import { decodeRevert, waitForReceipt } from '../../../contracts/client.ts'
+import { startChain, makeMarket, openTrade, submit, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../../contracts/tools/market.ts'
+
+let chain: Chain
+let m: Market
+let payee: Contract
+let payeeAddress: string
+
+const source = readFileSync(new URL('./fixtures/ReentrantPayee.sol', import.meta.url), 'utf8')
+
+test.before(async () => {
+  chain = await startChain()
+  m = await makeMarket(chain, 1, 3)
+  const [artifact] = compileSources({ 'ReentrantPayee.sol': source }).filter(a => a.contractName === 'ReentrantPayee')
+  const factory = new ContractFactory(artifact.abi as any[], artifact.bytecode, m.nodes[0].client.signer)
+  payee = await factory.deploy(chain.network.contracts.DTMC) as Contract
+  await waitForReceipt(chain.provider, payee.deploymentTransaction()!.hash, 10_000, 20)
+  payeeAddress = await payee.getAddress()
+})
+test.after(async () => { await chain?.stop() })
+
+/** A trade whose node 0 is paid to the malicious contract; all three results in. */
+async function tradeWithPayee (finalize: boolean): Promise<OpenedTrade> {
+  const t = await openTrade(m, {}, [payeeAddress])
+  for (let i = 0; i < 3; i++) await submit(m, t, i)
+  if (finalize) await m.buyer.client.dtmc.finalize(t.tradeId)
+  return t
+}
+
+/** Sends a call from node 0's account to the payee contract and waits; returns the decoded revert name if any. */
+async function call (method: string, ...args: unknown[]): Promise<string | null> {
+  try {
+    const tx = await (payee as any)[method](...args)
+    await waitForReceipt(chain.provider, tx.hash, 10_000, 20)
+    return null
+  } catch (err) {
+    return decodeRevert((err as any).data)?.errorName ?? (err as Error).message
+  }
+}
+
+async function dtmcHoldsExactlyTheCredits (): Promise<void> {
+  let owed = 0n
+  for (const a of [...everyone(m).slice(0, -1), payeeAddress]) owed += await m.buyer.client.dtmc.creditOf(a)
+  assert.is(await chain.provider.getBalance(chain.network.contracts.DTMC), owed)
+}
+
+test('re-entering withdraw from the receive hook gets nothing extra', async () => {
+  await conserved(chain, everyone(m, [payeeAddress]), async () => {
+    const t = await tradeWithPayee(true)
+    const credit = await m.buyer.client.dtmc.creditOf(payeeAddress)
+    assert.is(credit, t.terms.nodePrice * 1_234_567n) // node 0's fee
+    await call('setMode', 0, '0x' + '00'.repeat(32))
+    assert.is(await call('pull'), null)
+    assert.is(await payee.attempts(), 1n)
+    assert.is(await payee.reentryFailures(), 1n) // the nested withdraw found nothing
+    assert.is(await payee.received(), credit)
+    assert.is(await chain.provider.getBalance(payeeAddress), credit)
+    assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), 0n)
+    assert.is(await call('pull'), 'NothingToWithdraw')
+    await dtmcHoldsExactlyTheCredits()
+  })
+})
+
+test('re-entering finalize of another trade and withdrawing again pays each credit once', async () => {
+  await conserved(chain, everyone(m, [payeeAddress]), async () => {
+    const before = await chain.provider.getBalance(payeeAddress)
+    const a = await tradeWithPayee(true)
+    const b = await tradeWithPayee(false)
+    const fee = a.terms.nodePrice * 1_234_567n
+    await call('setMode', 1, b.tradeId)
+    assert.is(await call('pull'), null)
+    // paid for a, then (inside the hook) b was finalized and its credit paid; nothing beyond the two fees
+    assert.is(await chain.provider.getBalance(payeeAddress) - before, 2n * fee)
+    assert.is((await m.buyer.client.dtmc.trade(b.tradeId))!.state, 'settled')
+    assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), 0n)
+    await dtmcHoldsExactlyTheCredits()
+  })
+})
+
+test('a payee that refuses the money: WithdrawFailed, and its credit stays', async () => {
+  await conserved(chain, everyone(m, [payeeAddress]), async () => {
+    await tradeWithPayee(true)
+    const credit = await m.buyer.client.dtmc.creditOf(payeeAddress)
+    await call('setMode', 2, '0x' + '00'.repeat(32))
+    assert.is(await call('pull'), 'WithdrawFailed')
+    assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), credit)
+    await call('setMode', 0, '0x' + '00'.repeat(32))
+    assert.is(await call('pull'), null)
+    assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), 0n)
+    await dtmcHoldsExactlyTheCredits()
+  })
+})
+
+test.run()

@@ -1,0 +1,242 @@
+// Every refusal of the contracts, each with its own custom error (decoded by the chain client into
+// ChainRevertError.errorName), and no wei created or lost around them.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Wallet, keccak256 } from 'ethers'
+import { ResultStatus, SECP256K1_HALF_N, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
+import { ChainRevertError } from '../../../contracts/client.ts'
+import {
+  startChain, makeMarket, makeSeller, account, openTrade, submit, signedResult, makeQuote, increaseTime, conserved,
+  everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
+} from '../../../contracts/tools/market.ts'
+
+let chain: Chain
+let m: Market
+
+test.before(async () => {
+  chain = await startChain()
+  m = await makeMarket(chain, 1, 3)
+})
+test.after(async () => { await chain?.stop() })
+
+/** Runs `body` checking that the market's balances (and DTMC's) add up to the wei around it. */
+const balanced = async (body: () => Promise<void>): Promise<void> => await conserved(chain, everyone(m), body)
+
+const stranger = (): Wallet => new Wallet(Wallet.createRandom().privateKey)
+
+/** The malleable twin of a low-s signature: same signer, s' = n - s, v flipped. */
+function highS (sig: string): string {
+  const n = SECP256K1_HALF_N * 2n + 1n
+  const s = BigInt('0x' + sig.slice(66, 130))
+  const v = sig.slice(130) === '1b' ? '1c' : '1b'
+  return sig.slice(0, 66) + (n - s).toString(16).padStart(64, '0') + v
+}
+
+test('a quote not signed by the attestation root: QuoteNotFromRoot', async () => {
+  await balanced(async () => {
+    const salt = rand32()
+    const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
+    const fake = stranger()
+    const enclave = stranger()
+    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    nodes[1] = { payee: m.nodes[1].address, quote: makeQuote(fake, enclave.address, tradeId, CODE_HASH) }
+    const err = await reverts(openTrade(m, { salt, nodes }), 'QuoteNotFromRoot')
+    assert.equal(err.args, [1n])
+    assert.is(err.contract, 'DTMC')
+    assert.is(err.method, 'openTrade')
+    assert.instance(err, ChainRevertError)
+  })
+})
+
+test('a quote for another codeHash: QuoteCodeHashMismatch', async () => {
+  await balanced(async () => {
+    const salt = rand32()
+    const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
+    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    nodes[2] = { payee: m.nodes[2].address, quote: makeQuote(chain.root, stranger().address, tradeId, keccak256('0x6001')) }
+    const err = await reverts(openTrade(m, { salt, nodes }), 'QuoteCodeHashMismatch')
+    assert.equal(err.args, [2n])
+    // a quote for this codeHash but another trade is refused the same way
+    const other = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, rand32(), CODE_HASH) }))
+    await reverts(openTrade(m, { salt, nodes: other }), 'QuoteCodeHashMismatch')
+  })
+})
+
+test('quotes: unaccepted measurement, high-s signature, duplicate enclave; a rotated root', async () => {
+  await balanced(async () => {
+    const salt = rand32()
+    const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
+    const good = () => m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    const nodes = good()
+    nodes[0].quote = makeQuote(chain.root, stranger().address, tradeId, CODE_HASH, keccak256('0x01'))
+    await reverts(openTrade(m, { salt, nodes }), 'MeasurementNotAccepted')
+    const malleable = good()
+    malleable[0].quote = { ...malleable[0].quote, signature: highS(malleable[0].quote.signature) }
+    await reverts(openTrade(m, { salt, nodes: malleable }), 'InvalidSignature')
+    const dup = good()
+    dup[1] = { payee: dup[1].payee, quote: dup[0].quote }
+    await reverts(openTrade(m, { salt, nodes: dup }), 'DuplicateEnclave')
+  })
+  // Rotation: only the admin may; afterwards the old root's quotes are refused and the new root's pass.
+  const newRoot = stranger()
+  await reverts(m.buyer.client.dtmc.setAttestationRoot(newRoot.address), 'NotAdmin')
+  await reverts(m.buyer.client.dtmc.setMeasurement(keccak256('0x02'), true), 'NotAdmin')
+  await chain.admin.dtmc.setAttestationRoot(newRoot.address)
+  try {
+    assert.is(await m.buyer.client.dtmc.attestationRoot(), newRoot.address)
+    const salt = rand32()
+    const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
+    const old = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    await reverts(openTrade(m, { salt, nodes: old }), 'QuoteNotFromRoot')
+    const fresh = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(newRoot, stranger().address, tradeId, CODE_HASH) }))
+    await openTrade(m, { salt, nodes: fresh })
+  } finally {
+    await chain.admin.dtmc.setAttestationRoot(chain.root.address)
+  }
+})
+
+test('openTrade terms: deposit, counts, deadline, duplicates, trade id reuse', async () => {
+  await balanced(async () => {
+    const t = await openTrade(m)
+    const err = await reverts(openTrade(m, { deposit: t.deposit - 1n }), 'DepositMismatch')
+    assert.equal(err.args, [t.deposit, t.deposit - 1n])
+    await reverts(openTrade(m, { deposit: t.deposit + 1n }), 'DepositMismatch')
+    await reverts(openTrade(m, { salt: t.terms.salt }), 'TradeExists')
+    await reverts(openTrade(m, { offerIds: [] }), 'BadSellerCount')
+    await reverts(openTrade(m, { offerIds: [m.sellers[0].offerId, m.sellers[0].offerId] }), 'DuplicateOffer')
+    await reverts(openTrade(m, { deadline: await latestTimestamp(chain) }), 'DeadlineNotInFuture')
+    await reverts(openTrade(m, { offerIds: [999n] }), 'UnknownOffer')
+    const salt = rand32()
+    const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
+    const ten = Array.from({ length: 10 }, () => ({ payee: m.nodes[0].address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    await reverts(openTrade(m, { salt, nodes: ten }), 'BadNodeCount')
+  })
+})
+
+test("a seller's usage policy: allowed code hashes, output cap, delisting", async () => {
+  const strict = await makeSeller(chain, { allowed: [keccak256('0x6002')], outputCap: 100n })
+  const market = { ...m, sellers: [strict] }
+  await reverts(openTrade(market), 'CodeNotAllowed')
+  await reverts(openTrade(market, { codeHash: keccak256('0x6002') }), 'OutputCapNotAllowed')
+  assert.ok(await m.buyer.client.cisc.isCodeAllowed(strict.offerId, keccak256('0x6002')))
+  assert.not.ok(await m.buyer.client.cisc.isCodeAllowed(strict.offerId, CODE_HASH))
+  await openTrade(market, { codeHash: keccak256('0x6002'), outputCap: 100n })
+  await reverts(m.buyer.client.cisc.delistDataset(strict.offerId), 'NotOfferOwner')
+  await strict.client.cisc.delistDataset(strict.offerId)
+  await reverts(strict.client.cisc.delistDataset(strict.offerId), 'OfferInactive')
+  await reverts(openTrade(market, { codeHash: keccak256('0x6002'), outputCap: 100n }), 'OfferInactive')
+  const unregistered = await account(chain)
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n } }), 'NotRegisteredSeller')
+  await reverts(unregistered.client.cisc.registerSeller(''), 'InvalidPeerId')
+  await reverts(unregistered.client.cisc.registerNode({ peerId: 'p', measurement: '0x' + '00'.repeat(32), pricePerGas: 1n, maxGas: 1n }), 'InvalidMeasurement')
+  await unregistered.client.cisc.registerSeller('p')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 'x'.repeat(65), size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n } }), 'InvalidTag')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: Array.from({ length: 17 }, rand32), outputCap: 1n } }), 'TooManyCodeHashes')
+})
+
+test('results: not from the attested enclave, wrong task, wrong input, twice, bad info, above the output cap', async () => {
+  await balanced(async () => {
+    const t = await openTrade(m)
+    const dtmc = m.nodes[0].client.dtmc
+    // signed by a key that is not node 0's attested enclave (here: node 1's enclave, and a stranger)
+    const { info } = signedResult(t, 0)
+    await reverts(dtmc.submitResult(info, 0, signDigest(t.enclaves[1].key.signingKey, resultDigestOf(info))), 'NotAttestedEnclave')
+    const forged = signedResult(t, 0, {}, stranger())
+    assert.equal((await reverts(dtmc.submitResult(forged.info, 0, forged.signature), 'NotAttestedEnclave')).args, [0n])
+    // node 1's own correctly signed result submitted as node 0's
+    const other = signedResult(t, 1)
+    await reverts(dtmc.submitResult(other.info, 0, other.signature), 'WrongTask')
+    const high = signedResult(t, 0)
+    await reverts(dtmc.submitResult(high.info, 0, highS(high.signature)), 'InvalidSignature')
+    await reverts(submit(m, t, 0, { inputHash: rand32() }), 'InputHashMismatch')
+    await reverts(submit(m, t, 0, { status: 7 }), 'InvalidResultInfo')
+    await reverts(submit(m, t, 0, { status: ResultStatus.Reverted, resultSize: 5n }), 'InvalidResultInfo')
+    // a result whose output fee would be above its cap (more bytes than outputCap)
+    const err = await reverts(submit(m, t, 0, { resultSize: t.terms.outputCap + 1n }), 'PayoutAboveCap')
+    assert.equal(err.args, [t.terms.outputCap + 1n, t.terms.outputCap])
+    const r = signedResult(t, 0)
+    await reverts(dtmc.submitResult(r.info, 3, r.signature), 'UnknownNode')
+    await reverts(dtmc.submitResult({ ...r.info, tradeId: rand32() }, 0, r.signature), 'UnknownTrade')
+    await submit(m, t, 0)
+    await reverts(submit(m, t, 0), 'AlreadySubmitted')
+    // nothing above changed the trade but the one accepted result
+    const view = await dtmc.trade(t.tradeId)
+    assert.is(view!.nResults, 1)
+    assert.equal(view!.groups.map(g => g.count), [1])
+  })
+})
+
+test('a result after the deadline: ResultAfterDeadline', async () => {
+  await balanced(async () => {
+    const t = await openTrade(m)
+    await submit(m, t, 0)
+    await increaseTime(chain, 3601)
+    const err = await reverts(submit(m, t, 1), 'ResultAfterDeadline')
+    assert.equal(err.args, [BigInt(t.terms.deadline)])
+    await m.buyer.client.dtmc.finalize(t.tradeId)
+    await m.buyer.client.dtmc.withdraw()
+  })
+})
+
+test('a second finalize, a second withdraw, a result after finalize', async () => {
+  await balanced(async () => {
+    const t = await openTrade(m)
+    for (let i = 0; i < 3; i++) await submit(m, t, i)
+    await m.nodes[0].client.dtmc.finalize(t.tradeId)
+    await reverts(m.nodes[0].client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
+    await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
+    await reverts(m.buyer.client.dtmc.finalize(rand32()), 'UnknownTrade')
+    for (const a of [m.buyer, m.sellers[0], ...m.nodes]) {
+      await a.client.dtmc.withdraw()
+      await reverts(a.client.dtmc.withdraw(), 'NothingToWithdraw')
+    }
+    const t2 = await openTrade(m)
+    for (let i = 0; i < 3; i++) await submit(m, t2, i)
+    await m.buyer.client.dtmc.finalize(t2.tradeId)
+    await reverts(submit(m, t2, 0), 'AlreadyFinalized')
+    for (const a of [m.buyer, m.sellers[0], ...m.nodes]) await a.client.dtmc.withdraw()
+  })
+})
+
+test('ratings: only the buyer, once per seller, 1..5, only of a settled trade; only DTMC writes CISC', async () => {
+  await balanced(async () => {
+    const t = await openTrade(m)
+    await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 4), 'TradeNotSettled')
+    for (let i = 0; i < 3; i++) await submit(m, t, i)
+    await m.buyer.client.dtmc.finalize(t.tradeId)
+    await reverts(m.sellers[0].client.dtmc.rate(t.tradeId, 0, 5), 'NotBuyer')
+    await reverts(m.nodes[0].client.dtmc.rate(t.tradeId, 0, 1), 'NotBuyer')
+    await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 0), 'InvalidScore')
+    await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 6), 'InvalidScore')
+    await reverts(m.buyer.client.dtmc.rate(t.tradeId, 1, 3), 'UnknownSeller')
+    await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 3, 'x'.repeat(281)), 'CommentTooLong')
+    const before = await m.buyer.client.cisc.feedbackCount(m.sellers[0].address)
+    await m.buyer.client.dtmc.rate(t.tradeId, 0, 4, 'fine')
+    const err = await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 5), 'AlreadyRated')
+    assert.equal(err.args, [t.tradeId, 0n])
+    assert.is(await m.buyer.client.cisc.feedbackCount(m.sellers[0].address), before + 1)
+    for (const a of [m.buyer, m.sellers[0], ...m.nodes]) await a.client.dtmc.withdraw()
+  })
+  // CISC takes feedback from DTMC only
+  const cisc = m.buyer.client.cisc.contract.connect(m.buyer.client.signer!) as any
+  try {
+    await cisc.recordFeedback.staticCall(m.sellers[0].address, rand32(), 5, rand32(), 1n, 0, '')
+    assert.unreachable('recordFeedback accepted a call from a buyer')
+  } catch (err) {
+    assert.is((err as any).revert?.name, 'NotDTMC')
+  }
+})
+
+test('admin handover is two steps', async () => {
+  const next = await account(chain)
+  await reverts(next.client.dtmc.acceptAdmin(), 'NotPendingAdmin')
+  await chain.admin.dtmc.transferAdmin(next.address)
+  assert.is(await next.client.dtmc.admin(), chain.deployer.address)
+  await next.client.dtmc.acceptAdmin()
+  assert.is(await next.client.dtmc.admin(), next.address)
+  await reverts(chain.admin.dtmc.setMeasurement(MEASUREMENT, false), 'NotAdmin')
+  await next.client.dtmc.transferAdmin(chain.deployer.address)
+  await chain.admin.dtmc.acceptAdmin()
+})
+
+test.run()

@@ -1,0 +1,174 @@
+// The architecture as a test: which part may import which, read from the real import, export-from
+// and import() statements of every .ts file in the repository (parsed with the TypeScript compiler,
+// no hand-kept list of files). It fails on
+//   - an edge between parts that the table below does not allow,
+//   - a cross-part import that bypasses the imported part's index.ts (its one import surface),
+//   - a tools file reachable from the running daemon (the transitive closure of its start module).
+// Inside a part, files import each other freely.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { readdirSync, readFileSync, existsSync } from 'node:fs'
+import { dirname, join, normalize, relative } from 'node:path'
+import ts from 'typescript'
+import { ENCLAVE_CODE_FILES } from '../../enclave/index.ts'
+
+const ROOT = new URL('../..', import.meta.url).pathname
+
+/** The parts, most specific first: a file belongs to the first whose folder holds it. */
+const PARTS = ['daemon/tools', 'contracts/tools', 'daemon', 'p2p', 'enclave', 'contracts', 'config', 'test', 'bench', 'bin'] as const
+type Part = typeof PARTS[number]
+
+/** Which parts each part may import (besides itself). */
+const ALLOWED: Record<Part, readonly Part[]> = {
+  config: [],
+  contracts: [],
+  p2p: ['config', 'contracts'],
+  enclave: ['config', 'contracts'],
+  daemon: ['config', 'contracts', 'p2p', 'enclave'],
+  'contracts/tools': ['contracts'],
+  'daemon/tools': ['daemon', 'config', 'contracts', 'contracts/tools', 'enclave'],
+  test: ['daemon', 'p2p', 'enclave', 'contracts', 'config', 'contracts/tools', 'daemon/tools'],
+  bench: ['daemon', 'p2p', 'enclave', 'contracts', 'config', 'contracts/tools', 'daemon/tools'],
+  bin: ['daemon']
+}
+
+/**
+ * The command line is the one product file that reaches tools: `sdte demo`, `sdte devnet` and
+ * `sdte deploy` load them with import() when (and only when) those commands run.
+ */
+const CLI_FILE = 'daemon/cli.ts'
+const CLI_MAY_LOAD: readonly Part[] = ['daemon/tools', 'contracts/tools']
+
+/** The module the running daemon starts from (`sdte daemon` loads it; daemon/cli.ts only parses flags). */
+const DAEMON_START = 'daemon/daemon.ts'
+
+/** Parts whose files are white-box: tests and benchmarks may import any file of a part they may import. */
+const WHITE_BOX: readonly Part[] = ['test', 'bench']
+
+export interface Edge { from: string, to: string, specifier: string, dynamic: boolean, line: number }
+
+function partOf (file: string): Part | undefined {
+  return PARTS.find(p => file === p || file.startsWith(p + '/'))
+}
+
+function isTools (file: string): boolean {
+  return /(^|\/)tools\//.test(file)
+}
+
+function tsFiles (dir: string): string[] {
+  const out: string[] = []
+  for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+    if (entry.name.startsWith('.') || entry.name === 'node_modules') continue
+    const rel = dir === '' ? entry.name : `${dir}/${entry.name}`
+    if (entry.isDirectory()) out.push(...tsFiles(rel))
+    else if (entry.name.endsWith('.ts')) out.push(rel)
+  }
+  return out
+}
+
+/** The relative module specifiers of one file: import, export ... from, import(), import('x').T types. */
+export function importsOf (file: string, source: string): Edge[] {
+  const sf = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS)
+  const edges: Edge[] = []
+  const add = (node: ts.Node, spec: ts.Expression | undefined, dynamic: boolean): void => {
+    if (spec === undefined || !ts.isStringLiteralLike(spec) || !spec.text.startsWith('.')) return
+    const to = normalize(join(dirname(file), spec.text))
+    edges.push({ from: file, to, specifier: spec.text, dynamic, line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1 })
+  }
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node, node.moduleSpecifier, false)
+    else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) add(node, node.arguments[0], true)
+    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node, node.argument.literal, false)
+    ts.forEachChild(node, visit)
+  }
+  visit(sf)
+  return edges
+}
+
+/** Every edge of the repository, from the files on disk. */
+export function repositoryEdges (): Edge[] {
+  return tsFiles('').flatMap(f => importsOf(f, readFileSync(join(ROOT, f), 'utf8')))
+}
+
+/** What is wrong with a set of edges; empty when the architecture holds. */
+export function violations (edges: Edge[]): string[] {
+  const problems: string[] = []
+  const where = (e: Edge): string => `${e.from}:${e.line} imports ${e.specifier}`
+  const measured = new Set<string>(ENCLAVE_CODE_FILES)
+  for (const e of edges) {
+    const from = partOf(e.from)
+    const to = partOf(e.to)
+    if (from === undefined || to === undefined) { problems.push(`${where(e)}: outside every part`); continue }
+    if (from === to) continue
+    const cliLoadsTool = e.from === CLI_FILE && e.dynamic && CLI_MAY_LOAD.includes(to)
+    if (!ALLOWED[from].includes(to) && !cliLoadsTool) {
+      problems.push(`${where(e)}: ${from} may not import ${to}`)
+      continue
+    }
+    // The enclave worker loads exactly its measured files (the measurement hashes them by path), so
+    // measured files import each other directly, not through an index that pulls in more code.
+    const bothMeasured = measured.has(e.from) && measured.has(e.to)
+    if (!WHITE_BOX.includes(from) && !bothMeasured && e.to !== `${to}/index.ts`) {
+      problems.push(`${where(e)}: bypasses ${to}/index.ts`)
+    }
+  }
+  // Reachable from the daemon's start module, through any import (static, dynamic or type).
+  const byFile = new Map<string, Edge[]>()
+  for (const e of edges) byFile.set(e.from, [...(byFile.get(e.from) ?? []), e])
+  const seen = new Map<string, string>([[DAEMON_START, DAEMON_START]])
+  const queue = [DAEMON_START]
+  while (queue.length > 0) {
+    const file = queue.shift()!
+    for (const e of byFile.get(file) ?? []) {
+      if (seen.has(e.to)) continue
+      seen.set(e.to, `${seen.get(file)!} -> ${e.to}`)
+      queue.push(e.to)
+    }
+  }
+  for (const [file, path] of seen) if (isTools(file)) problems.push(`the running daemon loads a tool: ${path}`)
+  // The command line's static imports (loaded for every command, `sdte daemon` included) hold no tool either.
+  for (const e of byFile.get(CLI_FILE) ?? []) {
+    if (!e.dynamic && isTools(e.to)) problems.push(`${where(e)}: the command line loads a tool for every command`)
+  }
+  return problems
+}
+
+test('every import between parts is allowed, goes through the part\'s index, and no tool is in the running daemon', () => {
+  const edges = repositoryEdges()
+  assert.ok(edges.length > 300, `only ${edges.length} imports found: the parser missed some`)
+  const missing = edges.filter(e => !existsSync(join(ROOT, e.to))).map(e => `${e.from}:${e.line} imports ${e.specifier}: no such file`)
+  const problems = [...missing, ...violations(edges)]
+  assert.equal(problems, [], `architecture violations:\n  ${problems.join('\n  ')}`)
+})
+
+test('the parser sees every kind of import, and the checks catch each kind of violation', () => {
+  const source = [
+    "import { a } from '../contracts/index.ts'",
+    "import type { B } from './roles/context.ts'",
+    "export * from '../p2p/index.ts'",
+    "export { c } from '../config/index.ts'",
+    "const m = await import('./tools/index.ts')",
+    "type T = import('../enclave/index.ts').EnclaveHost",
+    "import { d } from 'ethers'"
+  ].join('\n')
+  const found = importsOf('daemon/x.ts', source).map(e => [e.to, e.dynamic])
+  assert.equal(found, [
+    ['contracts/index.ts', false], ['daemon/roles/context.ts', false], ['p2p/index.ts', false],
+    ['config/index.ts', false], ['daemon/tools/index.ts', true], ['enclave/index.ts', false]
+  ])
+  const edge = (from: string, to: string, dynamic = false): Edge => ({ from, to, specifier: relative(dirname(from), to), dynamic, line: 1 })
+  assert.equal(violations([edge('p2p/host/host.ts', 'daemon/log.ts')]), ['p2p/host/host.ts:1 imports ../../daemon/log.ts: p2p may not import daemon'])
+  assert.equal(violations([edge('daemon/daemon.ts', 'p2p/data/index.ts')]), ['daemon/daemon.ts:1 imports ../p2p/data/index.ts: bypasses p2p/index.ts'])
+  assert.equal(violations([edge('bench/gas/run.ts', 'test/helpers/daemon-process.ts')]), ['bench/gas/run.ts:1 imports ../../test/helpers/daemon-process.ts: bench may not import test'])
+  assert.equal(violations([edge('daemon/cli.ts', 'daemon/tools/index.ts', true)]), [])
+  assert.equal(violations([edge('daemon/cli.ts', 'daemon/tools/index.ts')]), [
+    'daemon/cli.ts:1 imports tools/index.ts: daemon may not import daemon/tools',
+    'daemon/cli.ts:1 imports tools/index.ts: the command line loads a tool for every command'
+  ])
+  assert.equal(violations([edge('daemon/daemon.ts', 'daemon/roles/node.ts'), edge('daemon/roles/node.ts', 'contracts/tools/index.ts')]), [
+    'daemon/roles/node.ts:1 imports ../../contracts/tools/index.ts: daemon may not import contracts/tools',
+    'the running daemon loads a tool: daemon/daemon.ts -> daemon/roles/node.ts -> contracts/tools/index.ts'
+  ])
+})
+
+test.run()

@@ -1,0 +1,104 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { defaultOptions, mergeOptions, optionsFromEnv, resolveOptions, validateConfigFile, ConfigError } from '../../../config/options.ts'
+import { parseNetworkFile, NetworkFileError } from '../../../contracts/network.ts'
+
+test('defaults: relay role, loopback listen, free rpc port', () => {
+  const o = defaultOptions('/x')
+  assert.equal(o.roles, ['relay'])
+  assert.equal(o.rpc.port, 0)
+  assert.equal(o.rpc.host, '127.0.0.1')
+  assert.equal(o.p2p.listen, ['/ip4/127.0.0.1/tcp/0'])
+})
+
+test('merge order: defaults < config.json < env < flags, objects merge field by field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sdte-cfg-'))
+  try {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ roles: ['seller'], rpc: { port: 7000, maxBatchLength: 5 }, p2p: { bootstrap: ['/ip4/1.2.3.4/tcp/1'] }, network: 'net.json' }))
+    const env = { SDTE_RPC_PORT: '7001', SDTE_ROLE: 'buyer,node' }
+    const o = resolveOptions(dir, { rpc: { port: 7002 } }, env)
+    assert.equal(o.rpc.port, 7002, 'flag wins over env and file')
+    assert.equal(o.rpc.maxBatchLength, 5, 'file field kept where no stronger source sets it')
+    assert.equal(o.roles, ['buyer', 'node'], 'env wins over file')
+    assert.equal(o.p2p.bootstrap, ['/ip4/1.2.3.4/tcp/1'])
+    assert.equal(o.p2p.listen, ['/ip4/127.0.0.1/tcp/0'], 'default kept')
+    assert.equal(o.network, join(dir, 'net.json'), 'config.json paths are relative to the datadir')
+    const o2 = resolveOptions(dir, {}, {})
+    assert.equal(o2.rpc.port, 7000)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('mergeOptions does not mutate its base', () => {
+  const base = defaultOptions('/x')
+  mergeOptions(base, { p2p: { maxConnections: 3 } })
+  assert.is(base.p2p.maxConnections, 100)
+})
+
+test('bad config is refused with the field named', () => {
+  const cases: Array<[unknown, RegExp]> = [
+    [[], /JSON object/],
+    [{ nope: 1 }, /unknown option "nope"/],
+    [{ rpc: { port: 70000 } }, /rpc.port/],
+    [{ rpc: { hots: 1 } }, /rpc.hots/],
+    [{ roles: ['miner'] }, /unknown role "miner"/],
+    [{ roles: 'buyer' }, /array of strings/],
+    [{ p2p: { listen: [1] } }, /p2p.listen/],
+    [{ keys: { scryptN: 1000 } }, /power of two/],
+    [{ log: { level: 'loud' } }, /log.level/]
+  ]
+  for (const [raw, re] of cases) {
+    assert.throws(() => validateConfigFile(raw, 'config.json'), (e: Error) => e instanceof ConfigError && re.test(e.message), JSON.stringify(raw))
+  }
+})
+
+test('malformed config.json is a ConfigError, not a crash', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sdte-cfg-'))
+  try {
+    writeFileSync(join(dir, 'config.json'), '{ roles: ')
+    assert.throws(() => resolveOptions(dir, {}, {}), (e: Error) => e instanceof ConfigError && /not valid JSON/.test(e.message))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('env: SDTE_DEBUG (or DEBUG) namespaces reach the options, flags still win', () => {
+  assert.is(optionsFromEnv({ SDTE_DEBUG: 'sdte:p2p' }).log?.debug, 'sdte:p2p')
+  assert.is(optionsFromEnv({ DEBUG: 'sdte:*' }).log?.debug, 'sdte:*')
+  assert.is(resolveOptions('/tmp/sdte-none', { log: { debug: 'sdte:rpc' } }, { SDTE_DEBUG: 'sdte:p2p', SDTE_LOG: 'warn' }).log.debug, 'sdte:rpc')
+  assert.is(resolveOptions('/tmp/sdte-none', {}, { SDTE_DEBUG: 'sdte:p2p', SDTE_LOG: 'warn' }).log.level, 'warn')
+})
+
+test('env: bad values are refused', () => {
+  assert.throws(() => optionsFromEnv({ SDTE_RPC_PORT: 'x' }), (e: Error) => e instanceof ConfigError)
+  assert.throws(() => optionsFromEnv({ SDTE_ROLE: 'king' }), (e: Error) => e instanceof ConfigError)
+  assert.throws(() => optionsFromEnv({ SDTE_LOG: 'shout' }), (e: Error) => e instanceof ConfigError)
+  assert.equal(optionsFromEnv({ SDTE_LISTEN: '/ip4/0.0.0.0/tcp/1, /ip4/127.0.0.1/tcp/2' }).p2p?.listen, ['/ip4/0.0.0.0/tcp/1', '/ip4/127.0.0.1/tcp/2'])
+})
+
+test('network file: valid one parses, each bad field is named', () => {
+  const good = {
+    name: 'devnet',
+    devnet: true,
+    chainId: 31337,
+    rpcUrl: 'http://127.0.0.1:8545',
+    contracts: { CISC: '0x' + '1'.repeat(40), BDBC: '0x' + '2'.repeat(40), DTMC: '0x' + '3'.repeat(40) },
+    attestationRoot: '0x' + '4'.repeat(40),
+    measurements: ['0x' + 'A'.repeat(64)],
+    bootstrap: [],
+    deployBlock: 1
+  }
+  const n = parseNetworkFile(good)
+  assert.is(n.chainId, 31337)
+  assert.equal(n.measurements, ['0x' + 'a'.repeat(64)])
+  for (const [field, value] of [['chainId', -1], ['rpcUrl', 'ftp://x'], ['attestationRoot', '0x12'], ['measurements', ['0x1']], ['bootstrap', [1]], ['name', '']] as const) {
+    assert.throws(() => parseNetworkFile({ ...good, [field]: value }), (e: Error) => e instanceof NetworkFileError && e.message.includes(field), field)
+  }
+  assert.throws(() => parseNetworkFile({ ...good, contracts: { ...good.contracts, DTMC: 'nope' } }), /contracts.DTMC/)
+})
+
+test.run()

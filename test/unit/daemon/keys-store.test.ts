@@ -1,0 +1,136 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, chmodSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadOrCreateKeys, KEYSTORE_FILE, PEER_KEY_FILE, GENERATED_PASSWORD_FILE, KeyStoreError } from '../../../daemon/keys.ts'
+import { Store, StoreError, STORE_SCHEMA_VERSION } from '../../../daemon/store.ts'
+import { lockDatadir, DatadirLockedError, LOCK_FILE } from '../../../daemon/lock.ts'
+
+const FAST = { passwordFile: null, scryptN: 1024 }
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'sdte-keys-'))
+
+test('keys: created once with owner-only files, the same keys on the next load', async () => {
+  const dir = tmp()
+  try {
+    const a = await loadOrCreateKeys(dir, FAST, {})
+    for (const f of [PEER_KEY_FILE, KEYSTORE_FILE, GENERATED_PASSWORD_FILE]) {
+      assert.is(statSync(join(dir, f)).mode & 0o777, 0o600, f)
+    }
+    const keystore = JSON.parse(readFileSync(join(dir, KEYSTORE_FILE), 'utf8'))
+    assert.ok(keystore.crypto ?? keystore.Crypto, 'keystore is encrypted JSON')
+    assert.not.ok(readFileSync(join(dir, KEYSTORE_FILE), 'utf8').includes(a.ethWallet.privateKey.slice(2)), 'private key not in the clear')
+    const b = await loadOrCreateKeys(dir, FAST, {})
+    assert.is(b.peerId, a.peerId)
+    assert.is(b.ethAddress, a.ethAddress)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('keys: password from a file or env; a wrong password is refused', async () => {
+  const dir = tmp()
+  try {
+    const pw = join(dir, 'pw')
+    writeFileSync(pw, 'correct horse\n', { mode: 0o600 })
+    const a = await loadOrCreateKeys(dir, { ...FAST, passwordFile: pw }, {})
+    assert.throws(() => statSync(join(dir, GENERATED_PASSWORD_FILE)), 'no generated password when a file is given')
+    const b = await loadOrCreateKeys(dir, FAST, { SDTE_PASSWORD: 'correct horse' })
+    assert.is(b.ethAddress, a.ethAddress)
+    try {
+      await loadOrCreateKeys(dir, FAST, { SDTE_PASSWORD: 'wrong' })
+      assert.unreachable('wrong password accepted')
+    } catch (err) {
+      assert.instance(err, KeyStoreError)
+      assert.is((err as KeyStoreError).code, 'KEYSTORE_DECRYPT_FAILED')
+    }
+    try {
+      await loadOrCreateKeys(dir, FAST, {})
+      assert.unreachable('no password accepted')
+    } catch (err) {
+      assert.is((err as KeyStoreError).code, 'PASSWORD_UNAVAILABLE')
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('keys: a key file readable by others is refused', async () => {
+  const dir = tmp()
+  try {
+    await loadOrCreateKeys(dir, FAST, {})
+    chmodSync(join(dir, PEER_KEY_FILE), 0o644)
+    try {
+      await loadOrCreateKeys(dir, FAST, {})
+      assert.unreachable()
+    } catch (err) {
+      assert.is((err as KeyStoreError).code, 'KEY_FILE_PERMISSIONS')
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('store: repositories are separate, survive a reopen, and list by prefix', async () => {
+  const dir = tmp()
+  try {
+    let store = await Store.open(dir)
+    await store.trades.put('t1', { state: 'demanded' })
+    await store.trades.put('t2', { state: 'escrowed' })
+    await store.datasets.put('t1', { tag: 'x' })
+    await store.sealed.put('k', new Uint8Array([1, 2, 3]))
+    assert.equal(await store.trades.get('t1'), { state: 'demanded' })
+    assert.equal(await store.datasets.get('t1'), { tag: 'x' }, 'same key, another repository')
+    assert.is(await store.peers.get('t1'), undefined)
+    await store.close()
+    store = await Store.open(dir)
+    assert.equal((await store.trades.list()).map(([k]) => k), ['t1', 't2'])
+    assert.equal((await store.trades.list({ reverse: true, limit: 1 })).map(([k]) => k), ['t2'])
+    assert.equal((await store.trades.list({ prefix: 't2' })).length, 1)
+    assert.equal(await store.sealed.get('k'), new Uint8Array([1, 2, 3]))
+    await store.trades.delete('t1')
+    assert.is(await store.trades.has('t1'), false)
+    assert.is(await store.schemaVersion(), STORE_SCHEMA_VERSION)
+    await store.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('store: a store from a newer release is refused', async () => {
+  const dir = tmp()
+  try {
+    const store = await Store.open(dir)
+    await store.meta.put('schemaVersion', STORE_SCHEMA_VERSION + 1)
+    await store.close()
+    try {
+      await Store.open(dir)
+      assert.unreachable()
+    } catch (err) {
+      assert.instance(err, StoreError)
+      assert.is((err as StoreError).code, 'STORE_TOO_NEW')
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('lock: a second holder is refused while the first lives; a stale lock is taken over', () => {
+  const dir = tmp()
+  try {
+    const lock = lockDatadir(dir)
+    // Pretend another live process holds it: our parent is alive and not us.
+    writeFileSync(join(dir, LOCK_FILE), String(process.ppid))
+    assert.throws(() => lockDatadir(dir), (e: Error) => e instanceof DatadirLockedError && e.message.includes(String(process.ppid)))
+    // A dead pid: taken over.
+    writeFileSync(join(dir, LOCK_FILE), '999999999')
+    const again = lockDatadir(dir)
+    again.release()
+    lock.release()
+    assert.not.ok(readdirSync(dir).includes(LOCK_FILE))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test.run()

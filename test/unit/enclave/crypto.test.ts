@@ -1,0 +1,64 @@
+// Envelopes, chunks and sealing.
+import { createHash } from 'node:crypto'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { hexlify, keccak256, randomBytes } from 'ethers'
+import {
+  decryptChunk, deriveSealKey, eciesDecrypt, eciesEncrypt, encryptChunks, encryptDataset, encryptResult,
+  decryptResult, generateKeyPair, sealBlob, unsealBlob
+} from '../../../enclave/crypto.ts'
+import { sampleDataset } from '../../../enclave/examples.ts'
+import { throwsWith } from '../../helpers/enclave.ts'
+
+const ctx = new TextEncoder().encode('context A')
+
+test('ECIES opens only with the recipient key and the same context', () => {
+  const k = generateKeyPair()
+  const msg = randomBytes(1000)
+  const env = eciesEncrypt(k.publicKey, msg, ctx)
+  assert.is(hexlify(eciesDecrypt(k.privateKey, env, ctx)), hexlify(msg))
+  throwsWith(() => eciesDecrypt(generateKeyPair().privateKey, env, ctx), 'EnvelopeError')
+  throwsWith(() => eciesDecrypt(k.privateKey, env, new TextEncoder().encode('context B')), 'EnvelopeError')
+  const flipped = Uint8Array.from(env); flipped[60] ^= 1
+  throwsWith(() => eciesDecrypt(k.privateKey, flipped, ctx), 'EnvelopeError')
+  throwsWith(() => eciesEncrypt('0x1234', msg, ctx), 'InvalidRequestError')
+})
+
+test('streamed chunk encryption equals in-memory encryption; every chunk decrypts in place', async () => {
+  const data = sampleDataset(500)
+  const whole = encryptDataset(data, { chunkSize: 1000 })
+  const parts = [data.subarray(0, 123), data.subarray(123, 5000), data.subarray(5000)]
+  const streamed: Uint8Array[] = []
+  for await (const c of encryptChunks(parts, { key: whole.key, commitment: whole.commitment, chunkSize: 1000 })) streamed.push(c)
+  assert.equal(streamed.map(hexlify), whole.chunks.map(hexlify))
+  assert.is(whole.commitment, '0x' + createHash('sha256').update(data).digest('hex'))
+  const back = whole.chunks.map(c => decryptChunk(whole.key, whole.commitment, c))
+  assert.equal(back.map(b => b.index), whole.chunks.map((_, i) => i))
+  assert.equal(back.map(b => b.last), whole.chunks.map((_, i) => i === whole.chunks.length - 1))
+  // An empty dataset is one empty, last chunk.
+  const empty = encryptDataset(new Uint8Array(0))
+  assert.is(empty.chunks.length, 1)
+  assert.ok(decryptChunk(empty.key, empty.commitment, empty.chunks[0]).last)
+  throwsWith(() => decryptChunk(randomBytes(32), whole.commitment, whole.chunks[0]), 'ChunkAuthError')
+})
+
+test('sealed blobs open only with the same platform secret, measurement and slot', () => {
+  const secret = randomBytes(32)
+  const m1 = keccak256('0x01'); const m2 = keccak256('0x02')
+  const blob = sealBlob(deriveSealKey(secret, m1), 'slot/a', new TextEncoder().encode('secret'))
+  assert.is(new TextDecoder().decode(unsealBlob(deriveSealKey(secret, m1), 'slot/a', blob)), 'secret')
+  throwsWith(() => unsealBlob(deriveSealKey(secret, m2), 'slot/a', blob), 'UnsealError')
+  throwsWith(() => unsealBlob(deriveSealKey(randomBytes(32), m1), 'slot/a', blob), 'UnsealError')
+  throwsWith(() => unsealBlob(deriveSealKey(secret, m1), 'slot/b', blob), 'UnsealError')
+})
+
+test('a result decrypts for its task and result hash only', () => {
+  const k = generateKeyPair()
+  const taskId = keccak256('0x05')
+  const { envelope, resultHash } = encryptResult(k.publicKey, taskId, new TextEncoder().encode('answer'))
+  assert.is(new TextDecoder().decode(decryptResult(envelope, k.privateKey, { taskId, resultHash })), 'answer')
+  throwsWith(() => decryptResult(envelope, k.privateKey, { taskId, resultHash: keccak256('0x') }), 'ResultDecryptionError')
+  throwsWith(() => decryptResult(envelope, generateKeyPair().privateKey, { taskId, resultHash }), 'ResultDecryptionError')
+})
+
+test.run()

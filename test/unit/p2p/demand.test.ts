@@ -1,0 +1,87 @@
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { Wallet, keccak256 } from 'ethers'
+import { signDemand, encodeDemand, decodeDemand, createDemandValidator, depositOf, DemandInvalidError, MAX_DEMAND_BYTES, type DemandTerms } from '../../../p2p/demand/index.ts'
+
+const buyer = Wallet.createRandom()
+const DTMC = '0x' + 'ab'.repeat(20)
+const NOW = 1_800_000_000
+const terms: DemandTerms = {
+  chainId: 31337,
+  dtmc: DTMC,
+  buyerPeer: '12D3KooWKNzdPZvfGdzh5uAjRJh14fZmMybYaoxq8oBnZ297dokY',
+  tag: 'weather-2026',
+  codeHash: keccak256('0x6001'),
+  nodes: 3,
+  sellers: 2,
+  sellerPrice: 10n,
+  sellerCap: 1_000_000n,
+  nodePrice: 1n,
+  nodeCap: 5_000_000n,
+  outputPrice: 100n,
+  outputCap: 4096n,
+  expiresAt: NOW + 600,
+  tradeSeconds: 3600
+}
+const enc = (o: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(o, (_k, v) => typeof v === 'bigint' ? v.toString() : v))
+const reasonOf = (fn: () => unknown): string => {
+  try { fn() } catch (err) { assert.instance(err, DemandInvalidError); return (err as DemandInvalidError).reason }
+  return 'accepted'
+}
+
+test('a signed demand round-trips and verifies', () => {
+  const d = signDemand(terms, buyer)
+  const { demand, demandHash } = decodeDemand(encodeDemand(d))
+  assert.equal(demand, d)
+  assert.match(demandHash, /^0x[0-9a-f]{64}$/)
+  assert.is(depositOf(d), 2n * 1_000_000n + 3n * 5_000_000n + 100n * 4096n)
+})
+
+test('a changed field breaks the signature; another signer is refused', () => {
+  const d = signDemand(terms, buyer)
+  assert.is(reasonOf(() => decodeDemand(enc({ ...d, sellerCap: '999999999' }))), 'signature')
+  const other = signDemand(terms, Wallet.createRandom())
+  assert.is(reasonOf(() => decodeDemand(enc({ ...other, buyer: d.buyer }))), 'signature')
+})
+
+test('malformed and oversized demands are refused', () => {
+  const d = signDemand(terms, buyer)
+  assert.is(reasonOf(() => decodeDemand(new TextEncoder().encode('{nope'))), 'schema')
+  assert.is(reasonOf(() => decodeDemand(enc({ ...d, extra: 1 }))), 'schema')
+  assert.is(reasonOf(() => decodeDemand(enc({ ...d, nodes: 100 }))), 'schema')
+  assert.is(reasonOf(() => decodeDemand(enc({ ...d, tag: 'a b' }))), 'schema')
+  assert.is(reasonOf(() => decodeDemand(new Uint8Array(MAX_DEMAND_BYTES + 1))), 'size')
+})
+
+test('the validator: network, expiry, too far ahead, duplicates', () => {
+  const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW })
+  const d = signDemand(terms, buyer)
+  assert.is(v.validate({ from: 'p', data: encodeDemand(d) }), 'accept')
+  assert.is(reasonOf(() => v.check(encodeDemand(d))), 'duplicate')
+  assert.is(v.validate({ from: 'p', data: encodeDemand(d) }), 'reject')
+  assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, chainId: 1 }, buyer)))), 'network')
+  assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, dtmc: '0x' + '00'.repeat(20) }, buyer)))), 'network')
+  assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, expiresAt: NOW - 100 }, buyer)))), 'expired')
+  assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, expiresAt: NOW + 100_000 }, buyer)))), 'too-far')
+  assert.is(v.validate({ from: 'p', data: new Uint8Array([1, 2, 3]) }), 'reject')
+})
+
+test('verify: a demand that came by solicitation gets the same checks but the seen set', () => {
+  const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW })
+  const d = signDemand(terms, buyer)
+  assert.match(v.verify(d), /^0x[0-9a-f]{64}$/)
+  assert.match(v.verify(d), /^0x[0-9a-f]{64}$/, 'twice is fine: solicitations repeat a gossiped demand')
+  assert.is(reasonOf(() => v.verify({ ...d, sellerCap: 1n })), 'signature')
+  assert.is(reasonOf(() => v.verify(signDemand({ ...terms, expiresAt: NOW - 100 }, buyer))), 'expired')
+  assert.is(reasonOf(() => v.verify(signDemand({ ...terms, chainId: 5 }, buyer))), 'network')
+})
+
+test('the seen set is bounded', () => {
+  const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW, maxSeen: 2 })
+  const ds = [1, 2, 3].map(() => signDemand(terms, buyer))
+  for (const d of ds) assert.is(v.validate({ from: 'p', data: encodeDemand(d) }), 'accept')
+  assert.is(v.validate({ from: 'p', data: encodeDemand(ds[2]) }), 'reject', 'recent id still remembered')
+  assert.is(v.validate({ from: 'p', data: encodeDemand(ds[0]) }), 'accept', 'oldest id forgotten beyond the bound')
+})
+
+test.run()
