@@ -12,8 +12,6 @@ export class QuoteError extends Error {
   override name = 'QuoteError'
   code = 'QUOTE_INVALID'
 }
-/** The quote is not a well-formed (measurement, enclaveAddress, taskId, nonce, signature) tuple. */
-export class QuoteFormatError extends QuoteError { override name = 'QuoteFormatError'; override code = 'QUOTE_FORMAT' }
 /** The nonce is not the one this verifier sent. */
 export class QuoteNonceError extends QuoteError { override name = 'QuoteNonceError'; override code = 'QUOTE_NONCE' }
 /** The nonce was already used: a replayed quote. */
@@ -46,26 +44,16 @@ export interface QuoteExpectations {
   taskId?: string
 }
 
-const HEX32 = /^0x[0-9a-fA-F]{64}$/
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-const SIG = /^0x[0-9a-fA-F]{130}$/
-
 function same (a: string, b: string): boolean { return a.toLowerCase() === b.toLowerCase() }
 
 /**
  * Verifies a quote; returns it normalised (lowercase hex) or throws the QuoteError subclass of the
- * first check that fails, in this order: format, nonce, replay, enclave key, task, binding to
- * (tradeId, codeHash), root signature, measurement.
+ * first check that fails, in this order: nonce, replay, enclave key, task, binding to
+ * (tradeId, codeHash), root signature, measurement. The quote's form (field lengths, hex) is checked
+ * once, where it enters: its wire schema (QuoteSchema, p2p/attest/schema.ts); a malformed signature
+ * that gets here anyway fails as a signature.
  */
 export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
-  if (quote === null || typeof quote !== 'object' ||
-    typeof quote.measurement !== 'string' || !HEX32.test(quote.measurement) ||
-    typeof quote.enclaveAddress !== 'string' || !ADDRESS.test(quote.enclaveAddress) ||
-    typeof quote.taskId !== 'string' || !HEX32.test(quote.taskId) ||
-    typeof quote.nonce !== 'string' || !HEX32.test(quote.nonce) ||
-    typeof quote.signature !== 'string' || !SIG.test(quote.signature)) {
-    throw new QuoteFormatError('quote must be { measurement, taskId, nonce: bytes32, enclaveAddress: address, signature: 65 bytes }')
-  }
   const q: Quote = {
     measurement: quote.measurement.toLowerCase(),
     enclaveAddress: quote.enclaveAddress.toLowerCase(),
@@ -77,9 +65,13 @@ export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
   if (ex.seenNonces?.has(q.nonce) === true) throw new QuoteReplayError('quote nonce was already used')
   if (ex.enclaveAddress !== undefined && !same(q.enclaveAddress, ex.enclaveAddress)) throw new QuoteEnclaveKeyError('quote is for another enclave key')
   if (ex.taskId !== undefined && !same(q.taskId, ex.taskId)) throw new QuoteTaskError('quote is for another task')
-  if (q.taskId !== taskIdOf(ex.tradeId, ex.codeHash, q.enclaveAddress)) {
-    throw new QuoteCodeHashError('quote task is not bound to this tradeId, codeHash and enclave key')
+  let boundTask: string
+  try {
+    boundTask = taskIdOf(ex.tradeId, ex.codeHash, q.enclaveAddress)
+  } catch {
+    throw new QuoteCodeHashError('quote enclave key is not an address')
   }
+  if (q.taskId !== boundTask) throw new QuoteCodeHashError('quote task is not bound to this tradeId, codeHash and enclave key')
   let signer: string
   try {
     signer = quoteSignerOf(q, ex.tradeId, ex.codeHash)

@@ -12,6 +12,7 @@ import { ChainRevertError, depositOf } from '../../contracts/client.ts'
 import { NoTopicPeersError } from '../../p2p/errors.ts'
 import { DEMAND_TOPIC, TAG_PATTERN, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, decodeDemand, demandHashOf, encodeDemand, signDemand, type Demand } from '../../p2p/demand/index.ts'
 import type { Offer } from '../../p2p/offer/index.ts'
+import { datasetKey, enclaveKey } from '../../p2p/dht-keys.ts'
 import { logger } from '../log.ts'
 import { appError } from '../rpc/errors.ts'
 import type { RpcServer } from '../rpc/server.ts'
@@ -254,7 +255,7 @@ export class BuyerRole implements Role {
     const d = demandOf(t)
     const started = Date.now()
     // Peers that provide the tag or an accepted enclave, but have not offered: ask them.
-    const keys = [`sdte:dataset:${d.tag}`, ...this.ctx.network.measurements.map(m => `sdte:node:${m}`)]
+    const keys = [datasetKey(d.tag), ...this.ctx.network.measurements.map(enclaveKey)]
     const offered = new Set([...t.data.sellerOffers, ...t.data.nodeOffers].map(o => o.peerId))
     const found = (await Promise.all(keys.map(async k => await this.ctx.p2p.findProviders(k, { limit: MAX_SOLICITED_PEERS, timeoutMs: 3000 }).catch(() => []))))
       .flat().filter(p => !offered.has(p.peerId) && p.peerId !== this.ctx.p2p.peerId)

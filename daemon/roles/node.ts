@@ -11,6 +11,7 @@ import { ChainRevertError } from '../../contracts/client.ts'
 import { RefuseRequest } from '../../p2p/messages/exchange.ts'
 import type { Demand } from '../../p2p/demand/index.ts'
 import type { Offer } from '../../p2p/offer/index.ts'
+import { enclaveKey } from '../../p2p/dht-keys.ts'
 import type { DataOpen } from '../../p2p/data/index.ts'
 import { logger } from '../log.ts'
 import { writeSecretFile } from '../keys.ts'
@@ -152,7 +153,7 @@ export class NodeRole implements Role {
       }
     })
     await this.ctx.result.start({ get: async (_remote, req) => await this.encryptedResult(req.tradeId, req.taskId) })
-    void this.ctx.p2p.provide(`sdte:node:${m}`).catch((err: unknown) => { log.warn('DHT announcement failed', { err: err as Error }) })
+    void this.ctx.p2p.provide(enclaveKey(m)).catch((err: unknown) => { log.warn('DHT announcement failed', { err: err as Error }) })
   }
 
   async stop (): Promise<void> {

@@ -6,6 +6,7 @@ import { resolve } from 'node:path'
 import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE, DEFAULT_OUTPUT_CAP } from '../../enclave/index.ts'
 import { TAG_PATTERN, type Demand } from '../../p2p/demand/index.ts'
 import type { Offer } from '../../p2p/offer/index.ts'
+import { datasetKey } from '../../p2p/dht-keys.ts'
 import { hexlify, randomBytes } from 'ethers'
 import { logger } from '../log.ts'
 import { appError } from '../rpc/errors.ts'
@@ -78,7 +79,7 @@ export class SellerRole implements Role {
 
   private async announce (tag: string): Promise<void> {
     try {
-      await this.ctx.p2p.provide(`sdte:dataset:${tag}`)
+      await this.ctx.p2p.provide(datasetKey(tag))
     } catch (err) {
       log.warn('DHT announcement failed', { tag, err: err as Error })
     }

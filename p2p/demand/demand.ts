@@ -50,11 +50,6 @@ export function demandHashOf (d: Omit<Demand, 'signature'>): string {
   )).toLowerCase()
 }
 
-/** The deposit DTMC will ask for this demand (docs/protocol.md): every cap, for `sellers` sellers. */
-export function depositOf (d: Pick<Demand, 'sellers' | 'nodes' | 'sellerCap' | 'nodeCap' | 'outputPrice' | 'outputCap'>, sellers = d.sellers): bigint {
-  return BigInt(sellers) * d.sellerCap + BigInt(d.nodes) * d.nodeCap + d.outputPrice * d.outputCap
-}
-
 /** Builds and signs a demand with the buyer's key. */
 export function signDemand (terms: DemandTerms, buyer: { address: string, privateKey: string }): Demand {
   const unsigned = { version: '1' as const, ...terms, demandId: hexlify(randomBytes(32)).toLowerCase(), buyer: buyer.address.toLowerCase() }

@@ -1,7 +1,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
-import { signDemand, encodeDemand, decodeDemand, createDemandValidator, depositOf, DemandInvalidError, MAX_DEMAND_BYTES, type DemandTerms } from '../../p2p/demand/index.ts'
+import { depositOf } from '../../contracts/client.ts'
+import { signDemand, encodeDemand, decodeDemand, createDemandValidator, DemandInvalidError, MAX_DEMAND_BYTES, type DemandTerms } from '../../p2p/demand/index.ts'
 
 const buyer = Wallet.createRandom()
 const DTMC = '0x' + 'ab'.repeat(20)
@@ -34,7 +35,7 @@ test('a signed demand round-trips and verifies', () => {
   const { demand, demandHash } = decodeDemand(encodeDemand(d))
   assert.equal(demand, d)
   assert.match(demandHash, /^0x[0-9a-f]{64}$/)
-  assert.is(depositOf(d), 2n * 1_000_000n + 3n * 5_000_000n + 100n * 4096n)
+  assert.is(depositOf(d), 2n * 1_000_000n + 3n * 5_000_000n + 100n * 4096n, 'the deposit DTMC asks for these terms')
 })
 
 test('a changed field breaks the signature; another signer is refused', () => {
