@@ -1,6 +1,7 @@
 // One typed options tree for the daemon, with a default for every field. The sources, from weakest
 // to strongest: defaults < DIR/config.json < environment (SDTE_*) < command-line flags. The CLI only
 // maps flags onto a partial tree; everything else reads the merged result.
+import { SdteError } from './errors.ts'
 import { readFileSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { isLogLevel, type LogLevel } from '../daemon/log.ts'
@@ -90,9 +91,9 @@ export function defaultOptions (datadir: string): DaemonOptions {
   }
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends SdteError {
   override name = 'ConfigError'
-  readonly code = 'CONFIG_INVALID'
+  override code = 'ERR_CONFIG_INVALID'
 }
 
 function list (v: string): string[] {

@@ -8,6 +8,7 @@
 //                                                                    -> a network.json for a public chain
 //   node contracts/deploy.ts --rpc URL --keystore FILE --root ADDRESS [--measurement 0x..]... --out FILE [--name NAME]
 //     (the keystore password is read from SDTE_KEYSTORE_PASSWORD)
+import { SdteError } from '../config/errors.ts'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import {
@@ -17,8 +18,9 @@ import {
 import { ARTIFACTS, waitForReceipt, type ContractName } from './client.ts'
 import { writeNetworkFile, type ContractAddresses, type NetworkFile } from './network.ts'
 
-export class DeployError extends Error {
+export class DeployError extends SdteError {
   override name = 'DeployError'
+  override code = 'ERR_DEPLOY'
 }
 
 export interface DeployOptions {

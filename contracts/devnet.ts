@@ -10,6 +10,7 @@
 //   node contracts/devnet.ts up --dir DIR [--port N] [--measurement 0x..]...
 //   node contracts/devnet.ts down --dir DIR
 //   node contracts/devnet.ts status --dir DIR
+import { SdteError } from '../config/errors.ts'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -22,8 +23,9 @@ import { readNetworkFile, writeNetworkFile, type NetworkFile } from './network.t
 export const DEVNET_CHAIN_ID = 31337
 const DEPLOYER_FUNDS = parseEther('10000')
 
-export class DevnetError extends Error {
+export class DevnetError extends SdteError {
   override name = 'DevnetError'
+  override code = 'ERR_DEVNET'
 }
 
 export interface DevnetOptions {

@@ -13,6 +13,7 @@
 // A failing call (malformed input, a value outside int256, too many buckets) consumes all the gas
 // passed to it and returns nothing, like the standard precompiles; the contract's staticcall
 // returns false.
+import { SdteError } from '../config/errors.ts'
 import { EVMError } from '@ethereumjs/evm'
 import type { ExecResult, PrecompileInput } from '@ethereumjs/evm'
 import { FIXED_POINT_SCALE, MAX_EVM_MEMORY } from './constants.ts'
@@ -58,8 +59,9 @@ const INT256_MIN = -(1n << 255n)
 const UINT256_MAX = (1n << 256n) - 1n
 
 /** A precompile input the function refuses; the call fails and consumes its gas. */
-export class PrecompileInputError extends Error {
+export class PrecompileInputError extends SdteError {
   override name = 'PrecompileInputError'
+  override code = 'ERR_PRECOMPILE_INPUT'
 }
 
 // ---- ABI helpers (strict: the offsets must be canonical and in bounds) ----

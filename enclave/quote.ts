@@ -5,27 +5,28 @@
 // seen before, and (for a seller) the enclave key and task recorded on DTMC. Each failure has its
 // own error class.
 import { getAddress } from 'ethers'
+import { SdteError } from '../config/errors.ts'
 import { quoteSignerOf, taskIdOf } from '../contracts/formats.ts'
 import type { Quote } from '../contracts/formats.ts'
 
-export class QuoteError extends Error {
+export class QuoteError extends SdteError {
   override name = 'QuoteError'
-  code = 'QUOTE_INVALID'
+  override code = 'ERR_QUOTE_INVALID'
 }
 /** The nonce is not the one this verifier sent. */
-export class QuoteNonceError extends QuoteError { override name = 'QuoteNonceError'; override code = 'QUOTE_NONCE' }
+export class QuoteNonceError extends QuoteError { override name = 'QuoteNonceError'; override code = 'ERR_QUOTE_NONCE' }
 /** The nonce was already used: a replayed quote. */
-export class QuoteReplayError extends QuoteError { override name = 'QuoteReplayError'; override code = 'QUOTE_REPLAY' }
+export class QuoteReplayError extends QuoteError { override name = 'QuoteReplayError'; override code = 'ERR_QUOTE_REPLAY' }
 /** The enclave key is not the expected one (the one on DTMC for this trade). */
-export class QuoteEnclaveKeyError extends QuoteError { override name = 'QuoteEnclaveKeyError'; override code = 'QUOTE_ENCLAVE_KEY' }
+export class QuoteEnclaveKeyError extends QuoteError { override name = 'QuoteEnclaveKeyError'; override code = 'ERR_QUOTE_ENCLAVE_KEY' }
 /** The task id is not the expected one (the one on DTMC for this trade). */
-export class QuoteTaskError extends QuoteError { override name = 'QuoteTaskError'; override code = 'QUOTE_TASK' }
+export class QuoteTaskError extends QuoteError { override name = 'QuoteTaskError'; override code = 'ERR_QUOTE_TASK' }
 /** The quote's task is not bound to this (tradeId, codeHash) and its enclave key: another codeHash or trade. */
-export class QuoteCodeHashError extends QuoteError { override name = 'QuoteCodeHashError'; override code = 'QUOTE_CODE_HASH' }
+export class QuoteCodeHashError extends QuoteError { override name = 'QuoteCodeHashError'; override code = 'ERR_QUOTE_CODE_HASH' }
 /** The signature is not the attestation root's over this quote. */
-export class QuoteSignatureError extends QuoteError { override name = 'QuoteSignatureError'; override code = 'QUOTE_SIGNATURE' }
+export class QuoteSignatureError extends QuoteError { override name = 'QuoteSignatureError'; override code = 'ERR_QUOTE_SIGNATURE' }
 /** The measurement is not one the verifier accepts. */
-export class QuoteMeasurementError extends QuoteError { override name = 'QuoteMeasurementError'; override code = 'QUOTE_MEASUREMENT' }
+export class QuoteMeasurementError extends QuoteError { override name = 'QuoteMeasurementError'; override code = 'ERR_QUOTE_MEASUREMENT' }
 
 export interface QuoteExpectations {
   /** Address of the attestation root (network.json / DTMC). */

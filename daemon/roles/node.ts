@@ -2,6 +2,7 @@
 // DHT, offers itself for demands it can serve, lets buyers and sellers attest its enclave, takes
 // the buyer's code and the sellers' data into the enclave, runs the analysis there, submits the
 // signed result info to DTMC, serves the encrypted result to the buyer, and withdraws its pay.
+import { SdteError } from '../../config/errors.ts'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -31,9 +32,9 @@ export const MAX_PENDING_TASKS = 512
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
 export const PENDING_TASK_TTL_MS = 10 * 60_000
 
-export class NodeConfigError extends Error {
+export class NodeConfigError extends SdteError {
   override name = 'NodeConfigError'
-  readonly code = 'NODE_CONFIG'
+  override code = 'ERR_NODE_CONFIG'
 }
 
 export interface NodeTradeData {

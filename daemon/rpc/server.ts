@@ -1,13 +1,15 @@
 // The control API: JSON-RPC 2.0 over HTTP POST on 127.0.0.1, behind a bearer token.
 // Limits: request body size (413), batch length (-32600), per-request timeout. A bad request gets
 // its HTTP status or JSON-RPC error and changes nothing; a handler's unexpected exception becomes
-// -32603 with the details in the log only. Methods are added with `register()` and their param
-// schema; `rpc_discover` returns the OpenRPC document of every registered method.
+// -32603 with the details in the log only; the errors a handler may let escape on purpose answer
+// with their application code through one table (RPC_ERROR_TABLE in errors.ts). Methods are added
+// with `register()` and their param schema; `rpc_discover` returns the OpenRPC document of every
+// registered method.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { logger } from '../log.ts'
-import { RpcError, invalidRequest, methodNotFound, parseError, internalError } from './errors.ts'
+import { RpcError, invalidRequest, methodNotFound, parseError, internalError, rpcErrorOf } from './errors.ts'
 import { checkParams, describeParam, type ParamSpec } from './params.ts'
 
 const log = logger('sdte:rpc')
@@ -20,8 +22,6 @@ export interface RpcServerOptions {
   maxBatchLength: number
   requestTimeoutMs: number
   version: string
-  /** Turns a handler's own error types into application errors (e.g. a chain revert); undefined: -32603. */
-  mapError?: (err: unknown) => RpcError | undefined
   /** A better answer than -32601 for a method this daemon does not serve (e.g. its role is not enabled). */
   unknownMethod?: (method: string) => RpcError | undefined
 }
@@ -215,8 +215,7 @@ export class RpcServer {
       return isNotification ? null : { jsonrpc: '2.0', id, result: result ?? null }
     } catch (err) {
       if (isNotification) return null
-      if (err instanceof RpcError) return { jsonrpc: '2.0', id, error: err.toJSON() }
-      const mapped = this.options.mapError?.(err)
+      const mapped = rpcErrorOf(err)
       if (mapped !== undefined) return { jsonrpc: '2.0', id, error: mapped.toJSON() }
       log.error('method failed', { method: r.method, err: err as Error })
       return { jsonrpc: '2.0', id, error: internalError().toJSON() }

@@ -6,6 +6,7 @@ import { object, literal, number, string, hex, bigintString, type Infer } from '
 import { encodeJsonMessage, decodeJsonMessage } from '../messages/channel.ts'
 import { signDigest, recoverDigest } from '../../contracts/formats.ts'
 import { MessageSchemaError } from '../errors.ts'
+import { SdteError } from '../../config/errors.ts'
 import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECONDS } from './constants.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
@@ -56,13 +57,35 @@ export function signDemand (terms: DemandTerms, buyer: { address: string, privat
   return { ...unsigned, signature: signDigest(buyer.privateKey, demandHashOf(unsigned)) }
 }
 
-export class DemandInvalidError extends Error {
+export type DemandInvalidReason = 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate'
+
+/**
+ * The gossip verdict of each reason a demand fails. 'reject' scores the forwarding peer down, so it
+ * is kept for what no honest peer forwards: a demand that never was valid. A demand that was valid
+ * when an honest peer relayed it but is stale here (expired on the way, a second copy of an id we
+ * already have) is 'ignore': dropped, not forwarded, no penalty (as Ethereum's gossip IGNOREs late
+ * and already-seen messages).
+ */
+export const DEMAND_VERDICTS: Readonly<Record<DemandInvalidReason, 'ignore' | 'reject'>> = {
+  size: 'reject',
+  schema: 'reject',
+  signature: 'reject',
+  network: 'reject',
+  'too-far': 'reject',
+  expired: 'ignore',
+  duplicate: 'ignore'
+}
+
+export class DemandInvalidError extends SdteError {
   override name = 'DemandInvalidError'
-  readonly code = 'ERR_DEMAND_INVALID'
-  readonly reason: 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate'
-  constructor (reason: DemandInvalidError['reason'], message: string) {
+  override code = 'ERR_DEMAND_INVALID'
+  readonly reason: DemandInvalidReason
+  /** What the gossip validator answers for this demand. */
+  readonly verdict: 'ignore' | 'reject'
+  constructor (reason: DemandInvalidReason, message: string) {
     super(message)
     this.reason = reason
+    this.verdict = DEMAND_VERDICTS[reason]
   }
 }
 
