@@ -17,6 +17,7 @@ import type { DataOpen } from '../../p2p/data/index.ts'
 import { logger } from '../log.ts'
 import { writeSecretFile } from '../keys.ts'
 import type { RpcServer } from '../rpc/server.ts'
+import * as r from '../rpc/results.ts'
 import type { TradeRecord } from '../trades.ts'
 import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext } from './context.ts'
 
@@ -373,7 +374,14 @@ export class NodeRole implements Role {
       name: 'node_enclave',
       summary: "This node's enclave: mode, measurement, attestation root, and whether the network accepts it.",
       params: [],
-      result: '{ mode, measurement, attestationRoot, accepted, tasks }',
+      result: r.object({
+        mode: r.string('simulation'),
+        measurement: r.bytes32(),
+        attestationRoot: r.address(),
+        accepted: r.boolean('DTMC accepts this measurement'),
+        tasks: r.integer('tasks the enclave holds')
+      }),
+      errors: [],
       handler: async () => ({
         mode: this.enclave.mode,
         measurement: this.enclave.measurement,

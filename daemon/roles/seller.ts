@@ -11,6 +11,7 @@ import { hexlify, randomBytes } from 'ethers'
 import { logger } from '../log.ts'
 import { appError } from '../rpc/errors.ts'
 import type { RpcServer } from '../rpc/server.ts'
+import * as r from '../rpc/results.ts'
 import type { TradeRecord } from '../trades.ts'
 import { deriveSecret } from '../local-secrets.ts'
 import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
@@ -269,8 +270,9 @@ export class SellerRole implements Role {
         { name: 'unitPrice', type: 'wei', description: 'wei per byte' },
         { name: 'policy', type: 'object', required: false, description: '{ allowedCodeHashes?: bytes32[] (default any), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice) }' }
       ],
-      result: '{ datasetId, size, commitment }',
-      handler: async (p: { path: string, tag: string, unitPrice: bigint, policy?: Record<string, unknown> }) => {
+      result: r.object({ datasetId: r.bytes32(), size: r.integer('bytes'), commitment: r.bytes32('the data commitment buyers\' enclaves check') }),
+      errors: ['Rejected', 'ChainReverted'],
+      handler: async (p) => {
         const r = await this.addDataset(p)
         return { datasetId: r.datasetId, size: r.size, commitment: r.commitment }
       }
@@ -279,7 +281,17 @@ export class SellerRole implements Role {
       name: 'seller_datasets',
       summary: "The seller's datasets.",
       params: [],
-      result: 'array of { datasetId, tag, path, size, commitment, unitPrice, policy, addedAt }',
+      result: r.array(r.object({
+        datasetId: r.bytes32(),
+        tag: r.string(),
+        path: r.string(),
+        size: r.integer('bytes'),
+        commitment: r.bytes32(),
+        unitPrice: r.decimal('wei per byte'),
+        policy: r.object({ allowedCodeHashes: r.array(r.bytes32()), outputCap: r.decimal('bytes'), minOutputPrice: r.decimal('wei per output byte') }),
+        addedAt: r.string('ISO 8601')
+      })),
+      errors: [],
       handler: async () => await this.datasets()
     })
   }

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import { RpcServer } from '../../daemon/rpc/server.ts'
 import { RpcClient } from '../../daemon/rpc/client.ts'
 import { RpcError, appError } from '../../daemon/rpc/errors.ts'
+import { integer } from '../../daemon/rpc/results.ts'
 import { ChainRevertError } from '../../contracts/client.ts'
 import { DialFailedError, NoTopicPeersError, StreamTimeoutError } from '../../p2p/errors.ts'
 import { QuoteSignatureError } from '../../enclave/quote.ts'
@@ -26,17 +27,26 @@ test.before(async () => {
     name: 'test_add',
     summary: 'adds',
     params: [{ name: 'a', type: 'integer', description: 'a' }, { name: 'b', type: 'integer', description: 'b', required: false }],
-    result: 'sum',
-    handler: (p: { a: number, b?: number }) => { counter++; return p.a + (p.b ?? 0) }
+    result: integer('sum'),
+    errors: [],
+    handler: (p) => {
+      // The params type is inferred from the declaration: a required integer, an optional one.
+      const a: number = p.a
+      const b: number | undefined = p.b
+      // @ts-expect-error: not a declared param
+      void p.c
+      counter++
+      return a + (b ?? 0)
+    }
   })
-  server.register({ name: 'test_boom', summary: 'throws', params: [], result: '', handler: () => { throw new Error('secret detail') } })
-  server.register({ name: 'test_missing', summary: 'app error', params: [], result: '', handler: () => { throw appError('NotFound', 'no such thing') } })
-  server.register({ name: 'test_revert', summary: 'a mapped error', params: [], result: '', handler: () => { throw new ChainRevertError('DTMC', 'finalize', 'SomeRevert', []) } })
-  server.register({ name: 'test_dial', summary: 'a p2p error', params: [], result: '', handler: () => { throw new DialFailedError('no route') } })
-  server.register({ name: 'test_topic', summary: 'a p2p error', params: [], result: '', handler: () => { throw new NoTopicPeersError('/sdte/debug/x') } })
-  server.register({ name: 'test_frame', summary: 'a p2p error without its own row', params: [], result: '', handler: () => { throw new StreamTimeoutError('read', 10) } })
-  server.register({ name: 'test_quote', summary: 'a subclass', params: [], result: '', handler: () => { throw new QuoteSignatureError('not the root') } })
-  server.register({ name: 'test_wei', summary: 'wei', params: [{ name: 'v', type: 'wei', description: '' }], result: '', handler: (p: { v: bigint }) => p.v * 2n })
+  server.register({ name: 'test_boom', summary: 'throws', params: [], result: {}, errors: [], handler: () => { throw new Error('secret detail') } })
+  server.register({ name: 'test_missing', summary: 'app error', params: [], result: {}, errors: ['NotFound'], handler: () => { throw appError('NotFound', 'no such thing') } })
+  server.register({ name: 'test_revert', summary: 'a mapped error', params: [], result: {}, errors: [], handler: () => { throw new ChainRevertError('DTMC', 'finalize', 'SomeRevert', []) } })
+  server.register({ name: 'test_dial', summary: 'a p2p error', params: [], result: {}, errors: [], handler: () => { throw new DialFailedError('no route') } })
+  server.register({ name: 'test_topic', summary: 'a p2p error', params: [], result: {}, errors: [], handler: () => { throw new NoTopicPeersError('/sdte/debug/x') } })
+  server.register({ name: 'test_frame', summary: 'a p2p error without its own row', params: [], result: {}, errors: [], handler: () => { throw new StreamTimeoutError('read', 10) } })
+  server.register({ name: 'test_quote', summary: 'a subclass', params: [], result: {}, errors: [], handler: () => { throw new QuoteSignatureError('not the root') } })
+  server.register({ name: 'test_wei', summary: 'wei', params: [{ name: 'v', type: 'wei', description: '' }], result: {}, errors: [], handler: (p) => p.v * 2n })
   url = await server.start()
 })
 
@@ -163,6 +173,12 @@ test('rpc_discover lists every method with its params', async () => {
   assert.equal(names, ['rpc_discover', 'test_add', 'test_boom', 'test_dial', 'test_frame', 'test_missing', 'test_quote', 'test_revert', 'test_topic', 'test_wei'])
   const add = doc.methods.find((m: { name: string }) => m.name === 'test_add')
   assert.equal(add.params.map((p: { name: string, required: boolean }) => [p.name, p.required]), [['a', true], ['b', false]])
+  assert.equal(add.result, { name: 'result', description: 'sum', schema: { type: 'integer', description: 'sum' } })
+  assert.equal(add.errors, [])
+  const missing = doc.methods.find((m: { name: string }) => m.name === 'test_missing')
+  assert.equal(missing.errors, [{ code: -32001, message: 'NotFound' }])
+  const discover = doc.methods.find((m: { name: string }) => m.name === 'rpc_discover')
+  assert.equal(discover.result.schema.required, ['openrpc', 'info', 'methods'])
 })
 
 test('still answers after all of that', async () => {
