@@ -14,6 +14,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson } from 'ethers'
 import { logger } from './log.ts'
+import type { KeyOptions } from '../config/options.ts'
 
 const log = logger('sdte:keys')
 
@@ -29,7 +30,7 @@ export class KeyStoreError extends SdteError {
   }
 }
 
-export interface KeyOptions { passwordFile: string | null, scryptN: number }
+export type { KeyOptions }
 
 export interface DaemonKeys {
   peerKey: PrivateKey
