@@ -5,7 +5,6 @@
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 import { array, integer, object, string, ok, peer } from '../rpc/results.ts'
-import { NoTopicPeersError } from '../../p2p/errors.ts'
 import { checkDhtKey, type P2PHost } from '../../p2p/host.ts'
 
 export const DEBUG_TOPIC_PREFIX = '/sdte/debug/'
@@ -100,13 +99,9 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
     errors: ['Rejected', 'Unavailable'],
     handler: async (p) => {
       checkTopic(p.topic)
-      try {
-        const { recipients } = await daemon.p2p.publish(p.topic, new TextEncoder().encode(p.message))
-        return { ok: true, recipients }
-      } catch (err) {
-        if (err instanceof NoTopicPeersError) throw appError('Unavailable', `no peer is subscribed to ${p.topic} yet`)
-        throw err
-      }
+      // No subscriber yet: NoTopicPeersError, which the error table answers as Unavailable.
+      const { recipients } = await daemon.p2p.publish(p.topic, new TextEncoder().encode(p.message))
+      return { ok: true, recipients }
     }
   })
 
