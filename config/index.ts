@@ -2,3 +2,4 @@
 // SDTE_* environment < flags), and the logging types the parts share.
 export * from './options.ts'
 export * from './logging.ts'
+export * from './errors.ts'

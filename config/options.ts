@@ -1,74 +1,146 @@
 // One typed options tree for the daemon, with a default for every field. The sources, from weakest
 // to strongest: defaults < DIR/config.json < environment (SDTE_*) < command-line flags. The CLI only
-// maps flags onto a partial tree; everything else reads the merged result.
+// maps flags onto a partial tree; everything else reads the merged result. Each key is declared once
+// (TOP and SECTIONS below) with its default, taken from its part's constants, and its config.json check.
+import { SdteError } from './errors.ts'
 import { readFileSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { isLogLevel, type LogLevel } from './logging.ts'
+// The p2p part's defaults have one home, p2p/constants.ts (a leaf module: it imports nothing), read here
+// directly rather than through p2p/index.ts so that reading options never loads libp2p.
+import * as P2P from '../p2p/constants.ts'
+import * as RPC from './rpc-defaults.ts'
+import * as D from './daemon-defaults.ts'
 
 export const ROLES = ['buyer', 'seller', 'node', 'relay'] as const
 /** A role's name (--role); the roles' behaviour is daemon/roles/context.ts Role. */
 export type RoleName = typeof ROLES[number]
 
-export interface P2POptions {
-  /** Multiaddrs to listen on. */
-  listen: string[]
-  /** Multiaddrs of peers to dial at start (besides the network file's bootstrap list). */
-  bootstrap: string[]
-  maxConnections: number
+/**
+ * One option: its default, which lives in its part's constants (p2p/constants.ts,
+ * daemon/rpc/constants.ts, daemon/constants.ts), and how config.json sets it (null: it cannot).
+ * The options types, the defaults and the config.json checks are all derived from the tables below,
+ * so each key is written once.
+ */
+interface Field<T> {
+  readonly default: T
+  readonly parse: ((v: unknown, where: string) => T) | null
 }
 
-export interface RpcOptions {
-  /** TCP port on 127.0.0.1; 0 picks a free one. */
-  port: number
-  host: '127.0.0.1'
-  maxBodyBytes: number
-  maxBatchLength: number
-  requestTimeoutMs: number
+function field<T> (dflt: T, parse: ((v: unknown, where: string) => T) | null): Field<T> {
+  return { default: dflt, parse }
 }
 
-export interface KeyOptions {
-  /** File holding the keystore password; when unset, SDTE_PASSWORD, else a generated file in the datadir. */
-  passwordFile: string | null
-  /** scrypt cost of a newly written keystore (ethers' default 2^17). */
-  scryptN: number
+function isStringArray (v: unknown): v is string[] {
+  return Array.isArray(v) && v.every(s => typeof s === 'string')
 }
 
-export interface LogOptions { level: LogLevel, debug: string }
-
-/** How the roles trade. Prices are wei as decimal strings. */
-export interface TradeOptions {
-  /** How often each role looks at its active trades and the chain. */
-  tickMs: number
-  /** Buyer: how long offers are collected after a demand goes out. */
-  offerWindowMs: number
-  /** Buyer: how long one attestation may take before the node is passed over. */
-  attestTimeoutMs: number
-  /** Node: the price it asks per unit of enclave gas, and the most gas it runs for one task. */
-  nodePricePerGas: string
-  nodeMaxGas: string
+function positiveInt (v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${where} must be a positive integer`)
+  return v
 }
 
-export interface EnclaveConfig {
-  /** The simulated attestation service's key (a devnet's attestation-root.key); default: beside a devnet's network file. */
-  attestationKeyFile: string | null
-  /** Test-only fault switch, refused outside a devnet: the node's result is replaced by a wrong one. */
-  faultWrongResult: boolean
+function multiaddrs (v: unknown, where: string): string[] {
+  if (!isStringArray(v)) throw new ConfigError(`${where} must be an array of multiaddr strings`)
+  return v
 }
 
-export interface DaemonOptions {
-  datadir: string
-  roles: RoleName[]
+function pathOrNull (v: unknown, where: string): string | null {
+  if (v !== null && typeof v !== 'string') throw new ConfigError(`${where} must be a path`)
+  return v
+}
+
+function decimalString (v: unknown, where: string): string {
+  if (typeof v !== 'string' || !/^[0-9]{1,38}$/.test(v)) throw new ConfigError(`${where} must be a decimal string`)
+  return v
+}
+
+function scryptCost (v: unknown, where: string): number {
+  const n = positiveInt(v, where)
+  if ((n & (n - 1)) !== 0 || n < D.MIN_SCRYPT_N) throw new ConfigError(`${where} must be a power of two >= ${D.MIN_SCRYPT_N}`)
+  return n
+}
+
+function logLevel (v: unknown, where: string): LogLevel {
+  if (!isLogLevel(v)) throw new ConfigError(`${where} must be one of error, warn, info, debug, trace`)
+  return v
+}
+
+function text (v: unknown, where: string): string {
+  if (typeof v !== 'string') throw new ConfigError(`${where} must be a string`)
+  return v
+}
+
+function flag (v: unknown, where: string): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(`${where} must be true or false`)
+  return v
+}
+
+/** The options at the top of the tree (besides datadir, which only the command line gives). */
+const TOP = {
+  roles: field<RoleName[]>([...D.DEFAULT_ROLES], (v, where) => {
+    if (!isStringArray(v)) throw new ConfigError(`${where} must be an array of strings`)
+    return parseRoles(v, where)
+  }),
   /** Path of a network file (network.json) naming the chain and contracts; null runs without a chain. */
-  network: string | null
-  p2p: P2POptions
-  rpc: RpcOptions
-  keys: KeyOptions
-  log: LogOptions
-  trade: TradeOptions
-  enclave: EnclaveConfig
-  /** Grace period for a graceful stop before the process is forced out. */
-  shutdownTimeoutMs: number
+  network: field<string | null>(null, pathOrNull),
+  shutdownTimeoutMs: field(D.DEFAULT_SHUTDOWN_TIMEOUT_MS, positiveInt)
 }
+
+/** The sections of the tree, one per part. */
+const SECTIONS = {
+  p2p: {
+    /** Multiaddrs to listen on. */
+    listen: field<string[]>([...P2P.DEFAULT_LISTEN], multiaddrs),
+    /** Multiaddrs of peers to dial at start (besides the network file's bootstrap list). */
+    bootstrap: field<string[]>([], multiaddrs),
+    maxConnections: field(P2P.DEFAULT_MAX_CONNECTIONS, positiveInt)
+  },
+  rpc: {
+    /** TCP port on 127.0.0.1; 0 picks a free one. */
+    port: field(RPC.DEFAULT_RPC_PORT, parsePort),
+    host: field<typeof RPC.RPC_HOST>(RPC.RPC_HOST, null),
+    maxBodyBytes: field(RPC.DEFAULT_MAX_BODY_BYTES, positiveInt),
+    maxBatchLength: field(RPC.DEFAULT_MAX_BATCH_LENGTH, positiveInt),
+    requestTimeoutMs: field(RPC.DEFAULT_REQUEST_TIMEOUT_MS, positiveInt)
+  },
+  keys: {
+    /** File holding the keystore password; when unset, SDTE_PASSWORD, else a generated file in the datadir. */
+    passwordFile: field<string | null>(null, pathOrNull),
+    scryptN: field(D.DEFAULT_SCRYPT_N, scryptCost)
+  },
+  log: {
+    level: field<LogLevel>(D.DEFAULT_LOG_LEVEL, logLevel),
+    /** Namespace patterns to log at debug level (`sdte:*`, `sdte:p2p,-sdte:rpc`). */
+    debug: field('', text)
+  },
+  /** How the roles trade. Prices are wei as decimal strings. */
+  trade: {
+    tickMs: field(D.DEFAULT_TICK_MS, positiveInt),
+    offerWindowMs: field(D.DEFAULT_OFFER_WINDOW_MS, positiveInt),
+    attestTimeoutMs: field(D.DEFAULT_ATTEST_TIMEOUT_MS, positiveInt),
+    nodePricePerGas: field(D.DEFAULT_NODE_PRICE_PER_GAS, decimalString),
+    nodeMaxGas: field(D.DEFAULT_NODE_MAX_GAS, decimalString)
+  },
+  enclave: {
+    /** The simulated attestation service's key (a devnet's attestation-root.key); default: beside a devnet's network file. */
+    attestationKeyFile: field<string | null>(null, pathOrNull),
+    /** Test-only fault switch, refused outside a devnet: the node's result is replaced by a wrong one. */
+    faultWrongResult: field(false, flag)
+  }
+}
+
+type ValuesOf<F> = { -readonly [K in keyof F]: F[K] extends Field<infer T> ? T : never }
+
+export type P2POptions = ValuesOf<typeof SECTIONS.p2p>
+export type RpcOptions = ValuesOf<typeof SECTIONS.rpc>
+export type KeyOptions = ValuesOf<typeof SECTIONS.keys>
+export type LogOptions = ValuesOf<typeof SECTIONS.log>
+export type TradeOptions = ValuesOf<typeof SECTIONS.trade>
+export type EnclaveConfig = ValuesOf<typeof SECTIONS.enclave>
+type Sections = { [K in keyof typeof SECTIONS]: ValuesOf<typeof SECTIONS[K]> }
+
+export type DaemonOptions = { datadir: string } & ValuesOf<typeof TOP> & Sections
 
 export type PartialOptions = {
   [K in keyof DaemonOptions]?: DaemonOptions[K] extends unknown[] ? DaemonOptions[K]
@@ -76,24 +148,21 @@ export type PartialOptions = {
       : DaemonOptions[K]
 }
 
+function defaultsOf (fields: Record<string, Field<unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, structuredClone(f.default)]))
+}
+
 export function defaultOptions (datadir: string): DaemonOptions {
   return {
     datadir,
-    roles: ['relay'],
-    network: null,
-    p2p: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], maxConnections: 100 },
-    rpc: { port: 0, host: '127.0.0.1', maxBodyBytes: 1024 * 1024, maxBatchLength: 32, requestTimeoutMs: 120_000 },
-    keys: { passwordFile: null, scryptN: 131072 },
-    log: { level: 'info', debug: '' },
-    trade: { tickMs: 500, offerWindowMs: 3000, attestTimeoutMs: 10_000, nodePricePerGas: '1', nodeMaxGas: '2000000000' },
-    enclave: { attestationKeyFile: null, faultWrongResult: false },
-    shutdownTimeoutMs: 15_000
-  }
+    ...defaultsOf(TOP),
+    ...Object.fromEntries(Object.entries(SECTIONS).map(([k, s]) => [k, defaultsOf(s)]))
+  } as DaemonOptions
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends SdteError {
   override name = 'ConfigError'
-  readonly code = 'CONFIG_INVALID'
+  override code = 'ERR_CONFIG_INVALID'
 }
 
 function list (v: string): string[] {
@@ -136,119 +205,31 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): PartialOptions {
   return out
 }
 
-const KNOWN_KEYS: Record<string, readonly string[] | null> = {
-  roles: null,
-  network: null,
-  p2p: ['listen', 'bootstrap', 'maxConnections'],
-  rpc: ['port', 'maxBodyBytes', 'maxBatchLength', 'requestTimeoutMs'],
-  keys: ['passwordFile', 'scryptN'],
-  log: ['level', 'debug'],
-  trade: ['tickMs', 'offerWindowMs', 'attestTimeoutMs', 'nodePricePerGas', 'nodeMaxGas'],
-  enclave: ['attestationKeyFile', 'faultWrongResult'],
-  shutdownTimeoutMs: null
-}
-
-function isStringArray (v: unknown): v is string[] {
-  return Array.isArray(v) && v.every(s => typeof s === 'string')
-}
-
-function positiveInt (v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${where} must be a positive integer`)
-  return v
-}
-
 /** Checks a parsed config.json and returns it as a partial options tree; unknown keys are errors. */
 export function validateConfigFile (raw: unknown, file: string): PartialOptions {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${file}: must be a JSON object`)
-  const obj = raw as Record<string, unknown>
-  const out: PartialOptions = {}
-  for (const [k, v] of Object.entries(obj)) {
-    if (!(k in KNOWN_KEYS)) throw new ConfigError(`${file}: unknown option "${k}"`)
-    const sub = KNOWN_KEYS[k]
-    if (sub !== null) {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`${file}: "${k}" must be an object`)
-      for (const sk of Object.keys(v)) if (!sub.includes(sk)) throw new ConfigError(`${file}: unknown option "${k}.${sk}"`)
+  const top: Record<string, Field<unknown>> = TOP
+  const sections: Record<string, Record<string, Field<unknown>>> = SECTIONS
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined) continue
+    const f = top[k]
+    if (f !== undefined && f.parse !== null) {
+      out[k] = f.parse(v, `${file}: ${k}`)
+      continue
     }
+    const section = sections[k]
+    if (section === undefined) throw new ConfigError(`${file}: unknown option "${k}"`)
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`${file}: "${k}" must be an object`)
+    const values: Record<string, unknown> = {}
+    for (const [sk, sv] of Object.entries(v)) {
+      const sf = section[sk]
+      if (sf === undefined || sf.parse === null) throw new ConfigError(`${file}: unknown option "${k}.${sk}"`)
+      if (sv !== undefined) values[sk] = sf.parse(sv, `${file}: ${k}.${sk}`)
+    }
+    out[k] = values
   }
-  if (obj.roles !== undefined) {
-    if (!isStringArray(obj.roles)) throw new ConfigError(`${file}: "roles" must be an array of strings`)
-    out.roles = parseRoles(obj.roles, `${file}: roles`)
-  }
-  if (obj.network !== undefined) {
-    if (obj.network !== null && typeof obj.network !== 'string') throw new ConfigError(`${file}: "network" must be a path`)
-    out.network = obj.network
-  }
-  if (obj.shutdownTimeoutMs !== undefined) out.shutdownTimeoutMs = positiveInt(obj.shutdownTimeoutMs, `${file}: shutdownTimeoutMs`)
-  const p2p = obj.p2p as Record<string, unknown> | undefined
-  if (p2p !== undefined) {
-    out.p2p = {}
-    for (const k of ['listen', 'bootstrap'] as const) {
-      if (p2p[k] !== undefined) {
-        if (!isStringArray(p2p[k])) throw new ConfigError(`${file}: "p2p.${k}" must be an array of multiaddr strings`)
-        out.p2p[k] = p2p[k]
-      }
-    }
-    if (p2p.maxConnections !== undefined) out.p2p.maxConnections = positiveInt(p2p.maxConnections, `${file}: p2p.maxConnections`)
-  }
-  const rpc = obj.rpc as Record<string, unknown> | undefined
-  if (rpc !== undefined) {
-    out.rpc = {}
-    if (rpc.port !== undefined) out.rpc.port = parsePort(rpc.port, `${file}: rpc.port`)
-    for (const k of ['maxBodyBytes', 'maxBatchLength', 'requestTimeoutMs'] as const) {
-      if (rpc[k] !== undefined) out.rpc[k] = positiveInt(rpc[k], `${file}: rpc.${k}`)
-    }
-  }
-  const keys = obj.keys as Record<string, unknown> | undefined
-  if (keys !== undefined) {
-    out.keys = {}
-    if (keys.passwordFile !== undefined) {
-      if (keys.passwordFile !== null && typeof keys.passwordFile !== 'string') throw new ConfigError(`${file}: "keys.passwordFile" must be a path`)
-      out.keys.passwordFile = keys.passwordFile
-    }
-    if (keys.scryptN !== undefined) {
-      const n = positiveInt(keys.scryptN, `${file}: keys.scryptN`)
-      if ((n & (n - 1)) !== 0 || n < 1024) throw new ConfigError(`${file}: keys.scryptN must be a power of two >= 1024`)
-      out.keys.scryptN = n
-    }
-  }
-  const log = obj.log as Record<string, unknown> | undefined
-  if (log !== undefined) {
-    out.log = {}
-    if (log.level !== undefined) {
-      if (!isLogLevel(log.level)) throw new ConfigError(`${file}: "log.level" must be one of error, warn, info, debug, trace`)
-      out.log.level = log.level
-    }
-    if (log.debug !== undefined) {
-      if (typeof log.debug !== 'string') throw new ConfigError(`${file}: "log.debug" must be a string`)
-      out.log.debug = log.debug
-    }
-  }
-  const trade = obj.trade as Record<string, unknown> | undefined
-  if (trade !== undefined) {
-    out.trade = {}
-    for (const k of ['tickMs', 'offerWindowMs', 'attestTimeoutMs'] as const) {
-      if (trade[k] !== undefined) out.trade[k] = positiveInt(trade[k], `${file}: trade.${k}`)
-    }
-    for (const k of ['nodePricePerGas', 'nodeMaxGas'] as const) {
-      if (trade[k] !== undefined) {
-        if (typeof trade[k] !== 'string' || !/^[0-9]{1,38}$/.test(trade[k])) throw new ConfigError(`${file}: trade.${k} must be a decimal string`)
-        out.trade[k] = trade[k]
-      }
-    }
-  }
-  const enclave = obj.enclave as Record<string, unknown> | undefined
-  if (enclave !== undefined) {
-    out.enclave = {}
-    if (enclave.attestationKeyFile !== undefined) {
-      if (enclave.attestationKeyFile !== null && typeof enclave.attestationKeyFile !== 'string') throw new ConfigError(`${file}: "enclave.attestationKeyFile" must be a path`)
-      out.enclave.attestationKeyFile = enclave.attestationKeyFile
-    }
-    if (enclave.faultWrongResult !== undefined) {
-      if (typeof enclave.faultWrongResult !== 'boolean') throw new ConfigError(`${file}: "enclave.faultWrongResult" must be true or false`)
-      out.enclave.faultWrongResult = enclave.faultWrongResult
-    }
-  }
-  return out
+  return out as PartialOptions
 }
 
 export function readConfigFile (datadir: string): PartialOptions {

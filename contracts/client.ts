@@ -9,6 +9,7 @@
 // ChainRevertError with the contract's custom error name in `.errorName` and its arguments in `.args`.
 // Sends from one client are serialised through one queue with a local nonce counter, re-read from the
 // chain after any failed send, so concurrent calls never collide on nonces.
+import { SdteError } from '../config/index.ts'
 import {
   Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
   type TransactionReceipt, type TransactionRequest, type TransactionResponse
@@ -55,8 +56,9 @@ const ERRORS = new Interface([
 ])
 
 /** A transaction or call that reverted: `errorName` is the custom error ("NotBuyer"), `args` its arguments. */
-export class ChainRevertError extends Error {
+export class ChainRevertError extends SdteError {
   override name = 'ChainRevertError'
+  override code = 'ERR_CHAIN_REVERTED'
   readonly errorName: string
   readonly args: unknown[]
   readonly contract: string
@@ -76,8 +78,9 @@ export class ChainRevertError extends Error {
 }
 
 /** The chain is not the one the network file names, or a contract is missing. */
-export class ChainConfigError extends Error {
+export class ChainConfigError extends SdteError {
   override name = 'ChainConfigError'
+  override code = 'ERR_CHAIN_CONFIG'
 }
 
 function plain (v: unknown): unknown {

@@ -4,9 +4,11 @@
 // Kept apart from the devnet tool so that the daemon never imports tooling that spawns anvil.
 import { readFileSync } from 'node:fs'
 import { getAddress, isAddress, toQuantity } from 'ethers'
+import { SdteError } from '../config/index.ts'
 
-export class DevnetError extends Error {
+export class DevnetError extends SdteError {
   override name = 'DevnetError'
+  override code = 'ERR_DEVNET'
 }
 
 /** How long one JSON-RPC call to a devnet may take. */

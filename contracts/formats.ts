@@ -1,7 +1,14 @@
 // The byte-level formats of docs/protocol.md that the enclave (TypeScript) and DTMC (Solidity) must
-// agree on bit for bit: identifiers, the attestation quote, the signed ResultInfo, the grouping key.
+// agree on bit for bit: identifiers, the attestation quote, the signed ResultInfo, the code delivery.
 // Pure functions over ethers only, so both the enclave and the chain client import this file.
 // Every hex string returned is 0x-prefixed lowercase.
+//
+// MEASURED: the enclave worker imports this file, so its bytes are part of the enclave measurement
+// (enclave/measurement.ts ENCLAVE_CODE_FILES: enclave/{worker,messages,crypto,evm,precompiles,
+// constants,errors,measurement}.ts, config/errors.ts and this file; test/enclave/measurement.test.ts checks that list
+// against the worker's import graph). Editing it changes the measurement every verifier accepts, so
+// only what the enclave or the chain client needs lives here; off-chain mirrors of DTMC's checks that
+// only tests use are in test/contracts/dtmc-checks.ts.
 import { AbiCoder, SigningKey, Signature, getAddress, keccak256, toUtf8Bytes, recoverAddress } from 'ethers'
 
 const abi = AbiCoder.defaultAbiCoder()
@@ -89,17 +96,6 @@ export function resultDigestOf (info: ResultInfo): string {
   )))
 }
 
-/**
- * The key DTMC groups results by: two results are identical when
- * (inputHash, resultHash, resultSize, gasUsed, status) are equal.
- * groupKey = keccak256(abi.encode(inputHash, resultHash, uint64 resultSize, uint64 gasUsed, uint8 status)).
- */
-export function groupKeyOf (info: Pick<ResultInfo, 'inputHash' | 'resultHash' | 'resultSize' | 'gasUsed' | 'status'>): string {
-  return lower(keccak256(abi.encode(
-    ['bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
-    [info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
-  )))
-}
 
 /**
  * What the buyer signs to deliver its code envelope to a task: codeAuthDigest = keccak256(abi.encode(
@@ -140,27 +136,4 @@ export const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a450
 export function quoteSignerOf (quote: Quote, tradeId: string, codeHash: string): string {
   const reportData = reportDataOf(quote.enclaveAddress, quote.taskId, tradeId, codeHash, quote.nonce)
   return recoverDigest(quoteDigestOf(quote.measurement, reportData), quote.signature)
-}
-
-/** Why a quote fails the checks DTMC makes; the names are DTMC's custom errors. */
-export type QuoteProblem = 'QuoteCodeHashMismatch' | 'MeasurementNotAccepted' | 'InvalidSignature' | 'QuoteNotFromRoot'
-
-/**
- * The on-chain checks of one quote, off chain: taskId bound to (tradeId, codeHash, enclaveAddress),
- * measurement accepted (when a list is given), a well-formed low-s signature by the attestation root.
- * Returns null when the quote passes. The nonce check (the verifier's own, never seen before) is the caller's.
- */
-export function quoteProblemOf (
-  quote: Quote,
-  expect: { tradeId: string, codeHash: string, attestationRoot: string, measurements?: string[] }
-): QuoteProblem | null {
-  if (lower(quote.taskId) !== taskIdOf(expect.tradeId, expect.codeHash, quote.enclaveAddress)) return 'QuoteCodeHashMismatch'
-  if (expect.measurements !== undefined && !expect.measurements.some(m => lower(m) === lower(quote.measurement))) return 'MeasurementNotAccepted'
-  let signer: string
-  try {
-    signer = quoteSignerOf(quote, expect.tradeId, expect.codeHash)
-  } catch {
-    return 'InvalidSignature'
-  }
-  return signer === getAddress(expect.attestationRoot) ? null : 'QuoteNotFromRoot'
 }

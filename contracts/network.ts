@@ -1,6 +1,7 @@
 // The network file (network.json): which chain, where its RPC is, the three contracts, the attestation
 // root and accepted enclave measurements, and libp2p bootstrap peers. Written by `devnetUp` (a local
 // anvil) and by `deployFromKeystore` (any other chain); a daemon started with `--network FILE` joins it.
+import { SdteError } from '../config/index.ts'
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { isAddress, getAddress } from 'ethers'
@@ -28,8 +29,9 @@ export interface NetworkFile {
   deployBlock: number
 }
 
-export class NetworkFileError extends Error {
+export class NetworkFileError extends SdteError {
   override name = 'NetworkFileError'
+  override code = 'ERR_NETWORK_FILE'
 }
 
 const BYTES32 = /^0x[0-9a-fA-F]{64}$/

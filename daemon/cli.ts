@@ -1,5 +1,6 @@
 // The sdte command line. It only maps flags onto the options tree and calls into the daemon, the
 // control API client, or the devnet tools.
+import { SdteError } from '../config/index.ts'
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { configureLogging, isLogLevel } from './log.ts'
@@ -29,8 +30,9 @@ Usage:
 Options may also come from DIR/config.json and SDTE_* environment variables (flags win).
 The datadir defaults to $SDTE_DATADIR or ./.sdte.`
 
-export class UsageError extends Error {
+export class UsageError extends SdteError {
   override name = 'UsageError'
+  override code = 'ERR_USAGE'
 }
 
 function datadirOf (value: string | undefined): string {

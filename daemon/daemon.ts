@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { DaemonOptions } from '../config/index.ts'
 import { readNetworkFile, type NetworkFile } from '../contracts/index.ts'
-import { ChainClient, ChainRevertError } from '../contracts/index.ts'
+import { ChainClient } from '../contracts/index.ts'
 import { fundDevAccount } from '../contracts/index.ts'
 import { createP2PHost, type P2PHost } from '../p2p/index.ts'
 import { offerProtocol } from '../p2p/index.ts'
@@ -27,7 +27,7 @@ import { lockDatadir } from './lock.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
-import { appError, type RpcError } from './rpc/errors.ts'
+import { appError } from './rpc/errors.ts'
 import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
@@ -36,12 +36,6 @@ import { RefuseRequest } from '../p2p/index.ts'
 import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
 
 const log = logger('sdte:daemon')
-
-/** A reverted transaction is the caller's business (ChainReverted, with the contract's error name), not an internal error. */
-function chainErrorToRpc (err: unknown): RpcError | undefined {
-  if (err instanceof ChainRevertError) return appError('ChainReverted', `${err.message}`, { error: err.errorName })
-  return undefined
-}
 
 /** What a daemon on a devnet tops its own account up to at start (anvil_setBalance). */
 export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
@@ -191,7 +185,6 @@ export class SdteDaemon {
       ...o.rpc,
       token,
       version: VERSION,
-      mapError: chainErrorToRpc,
       unknownMethod: (method) => {
         const role = /^(buyer|seller|node)_/.exec(method)?.[1]
         if (role === undefined || this.roles.some(r => r.name === role)) return undefined

@@ -5,6 +5,7 @@
 //   daemon generates once into `keystore-password` (mode 0600) — convenient on a devnet, and no worse
 //   than an unencrypted key file; production users should pass a password file kept elsewhere.
 // Keys are never printed or logged.
+import { SdteError } from '../config/index.ts'
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -13,6 +14,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson } from 'ethers'
 import { logger } from './log.ts'
+import type { KeyOptions } from '../config/index.ts'
 
 const log = logger('sdte:keys')
 
@@ -20,16 +22,15 @@ export const PEER_KEY_FILE = 'peer-key'
 export const KEYSTORE_FILE = 'keystore.json'
 export const GENERATED_PASSWORD_FILE = 'keystore-password'
 
-export class KeyStoreError extends Error {
+export class KeyStoreError extends SdteError {
   override name = 'KeyStoreError'
-  readonly code: string
-  constructor (message: string, code = 'KEYSTORE_ERROR') {
+  constructor (message: string, code = 'ERR_KEYSTORE_ERROR') {
     super(message)
     this.code = code
   }
 }
 
-export interface KeyOptions { passwordFile: string | null, scryptN: number }
+export type { KeyOptions }
 
 export interface DaemonKeys {
   peerKey: PrivateKey
@@ -49,7 +50,7 @@ export function writeSecretFile (path: string, data: string | Uint8Array): void 
 function checkOwnerOnly (path: string): void {
   const mode = statSync(path).mode & 0o777
   if ((mode & 0o077) !== 0) {
-    throw new KeyStoreError(`${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`, 'KEY_FILE_PERMISSIONS')
+    throw new KeyStoreError(`${path} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${path}`, 'ERR_KEY_FILE_PERMISSIONS')
   }
 }
 
@@ -60,7 +61,7 @@ export async function loadOrCreatePeerKey (datadir: string): Promise<PrivateKey>
     try {
       return privateKeyFromProtobuf(readFileSync(path))
     } catch (err) {
-      throw new KeyStoreError(`${path}: not a libp2p private key (${(err as Error).message})`, 'PEER_KEY_INVALID')
+      throw new KeyStoreError(`${path}: not a libp2p private key (${(err as Error).message})`, 'ERR_PEER_KEY_INVALID')
     }
   }
   const key = await generateKeyPair('Ed25519')
@@ -74,7 +75,7 @@ function readPassword (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv
     try {
       return readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '')
     } catch (err) {
-      throw new KeyStoreError(`cannot read password file ${opts.passwordFile}: ${(err as NodeJS.ErrnoException).code}`, 'PASSWORD_UNAVAILABLE')
+      throw new KeyStoreError(`cannot read password file ${opts.passwordFile}: ${(err as NodeJS.ErrnoException).code}`, 'ERR_PASSWORD_UNAVAILABLE')
     }
   }
   if (env.SDTE_PASSWORD !== undefined && env.SDTE_PASSWORD !== '') return env.SDTE_PASSWORD
@@ -84,7 +85,7 @@ function readPassword (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv
     return readFileSync(generated, 'utf8')
   }
   if (!creating) {
-    throw new KeyStoreError(`${join(datadir, KEYSTORE_FILE)} exists but no password was given: use --password-file or SDTE_PASSWORD`, 'PASSWORD_UNAVAILABLE')
+    throw new KeyStoreError(`${join(datadir, KEYSTORE_FILE)} exists but no password was given: use --password-file or SDTE_PASSWORD`, 'ERR_PASSWORD_UNAVAILABLE')
   }
   const password = randomBytes(32).toString('base64url')
   writeSecretFile(generated, password)
@@ -96,13 +97,13 @@ export async function loadOrCreateEthWallet (datadir: string, opts: KeyOptions, 
   if (existsSync(path)) {
     checkOwnerOnly(path)
     const json = readFileSync(path, 'utf8')
-    if (!isKeystoreJson(json)) throw new KeyStoreError(`${path}: not an encrypted JSON keystore`, 'KEYSTORE_INVALID')
+    if (!isKeystoreJson(json)) throw new KeyStoreError(`${path}: not an encrypted JSON keystore`, 'ERR_KEYSTORE_INVALID')
     const password = readPassword(datadir, opts, env, false)
     let account
     try {
       account = await decryptKeystoreJson(json, password)
     } catch {
-      throw new KeyStoreError(`${path}: wrong password or corrupt keystore`, 'KEYSTORE_DECRYPT_FAILED')
+      throw new KeyStoreError(`${path}: wrong password or corrupt keystore`, 'ERR_KEYSTORE_DECRYPT_FAILED')
     }
     return new Wallet(account.privateKey)
   }

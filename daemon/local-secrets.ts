@@ -4,15 +4,16 @@
 // - a buyer's result key pair for a trade (secp256k1);
 // - a local key that encrypts what the buyer must keep across a restart (its bytecode, the result).
 // HKDF-SHA256 from node:crypto and AES-256-GCM; no primitive is written here.
+import { SdteError } from '../config/index.ts'
 import { hkdfSync, createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { getBytes } from 'ethers'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 
 const SALT = Buffer.from('SDTE.LocalSecrets.v1')
 
-export class LocalSecretError extends Error {
+export class LocalSecretError extends SdteError {
   override name = 'LocalSecretError'
-  readonly code = 'LOCAL_SECRET_INVALID'
+  override code = 'ERR_LOCAL_SECRET_INVALID'
 }
 
 /** 32 bytes for (purpose, id) from the account key. Different purposes never share a key. */

@@ -1,14 +1,15 @@
 // The datadir lock, taken before anything else starts: DIR/daemon.lock holds the pid of the daemon
 // that owns the directory. A second daemon on the same datadir is refused with a clear message; a
 // lock left by a daemon that died (its pid no longer runs) is taken over.
+import { SdteError } from '../config/index.ts'
 import { openSync, writeSync, closeSync, readFileSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 
 export const LOCK_FILE = 'daemon.lock'
 
-export class DatadirLockedError extends Error {
+export class DatadirLockedError extends SdteError {
   override name = 'DatadirLockedError'
-  readonly code = 'DATADIR_LOCKED'
+  override code = 'ERR_DATADIR_LOCKED'
   readonly pid: number
   constructor (datadir: string, pid: number) {
     super(`datadir ${datadir} is in use by another sdte daemon (pid ${pid}); stop it first or use another --datadir`)

@@ -2,6 +2,7 @@
 // JSON repositories hold records (trades, datasets, peers); `sealed` holds opaque bytes that only
 // the enclave can open, `results` the buyer's encrypted results. A schema version in `meta` lets a later release migrate the data: opening
 // a store written by a newer release is refused rather than misread.
+import { SdteError } from '../config/index.ts'
 import { Level } from 'level'
 import { join } from 'node:path'
 import { logger } from './log.ts'
@@ -14,10 +15,9 @@ export const STORE_DIR = 'store'
 /** Repository prefixes. Short and stable: renaming one is a migration. */
 export const REPOSITORIES = { meta: 'm', trades: 't', datasets: 'd', peers: 'p', sealed: 's', results: 'r' } as const
 
-export class StoreError extends Error {
+export class StoreError extends SdteError {
   override name = 'StoreError'
-  readonly code: string
-  constructor (message: string, code = 'STORE_ERROR') {
+  constructor (message: string, code = 'ERR_STORE_ERROR') {
     super(message)
     this.code = code
   }
@@ -109,18 +109,18 @@ export class Store {
       await store.db.open()
     } catch (err) {
       const cause = (err as { cause?: Error }).cause
-      throw new StoreError(`cannot open store at ${store.path}: ${cause?.message ?? (err as Error).message}`, 'STORE_OPEN_FAILED')
+      throw new StoreError(`cannot open store at ${store.path}: ${cause?.message ?? (err as Error).message}`, 'ERR_STORE_OPEN_FAILED')
     }
     const version = await store.meta.get('schemaVersion')
     if (version === undefined) {
       await store.meta.put('schemaVersion', STORE_SCHEMA_VERSION)
     } else if (typeof version !== 'number' || version > STORE_SCHEMA_VERSION) {
       await store.close()
-      throw new StoreError(`store at ${store.path} has schema version ${String(version)}, newer than this release (${STORE_SCHEMA_VERSION})`, 'STORE_TOO_NEW')
+      throw new StoreError(`store at ${store.path} has schema version ${String(version)}, newer than this release (${STORE_SCHEMA_VERSION})`, 'ERR_STORE_TOO_NEW')
     } else {
       for (let v = version; v < STORE_SCHEMA_VERSION; v++) {
         const migrate = MIGRATIONS[v]
-        if (migrate === undefined) throw new StoreError(`no migration from schema ${v}`, 'STORE_NO_MIGRATION')
+        if (migrate === undefined) throw new StoreError(`no migration from schema ${v}`, 'ERR_STORE_NO_MIGRATION')
         log.info('migrating store', { from: v, to: v + 1 })
         await migrate(store)
         await store.meta.put('schemaVersion', v + 1)

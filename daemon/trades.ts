@@ -2,6 +2,7 @@
 // repository. Every step is written here before the daemon acts on it, with a timeline entry, so
 // that a daemon killed at any point restarts from the last recorded state (the roles' step
 // functions are idempotent and check the chain before repeating a transaction).
+import { SdteError } from '../config/index.ts'
 import type { Repository } from './store.ts'
 
 /** Trade states, in order (docs/api.md, "Trade states"), then the two ends that are not success. */
@@ -35,9 +36,9 @@ export interface TradeRecord<D = Record<string, unknown>> {
   data: D
 }
 
-export class TradeNotFoundError extends Error {
+export class TradeNotFoundError extends SdteError {
   override name = 'TradeNotFoundError'
-  readonly code = 'TRADE_NOT_FOUND'
+  override code = 'ERR_TRADE_NOT_FOUND'
 }
 
 const keyOf = (role: TradeRole, tradeId: string): string => `${role}/${tradeId.toLowerCase()}`

@@ -1,81 +1,82 @@
-// Typed errors of the enclave. Every class has a stable `name` and `code`; errors thrown inside the
-// worker cross the message boundary as { name, code, message } and are rebuilt here by name, so a
-// caller on the host tells them apart exactly as if they had been thrown locally.
+// Typed errors of the enclave. Every class has a stable `name` and `code` (SdteError); errors thrown
+// inside the worker cross the message boundary as { name, code, message } and are rebuilt here by
+// name, so a caller on the host tells them apart exactly as if they had been thrown locally.
+import { SdteError, type SerializedError } from '../config/errors.ts'
 
-export class EnclaveError extends Error {
+export class EnclaveError extends SdteError {
   override name = 'EnclaveError'
-  code = 'ENCLAVE_ERROR'
+  override code = 'ERR_ENCLAVE'
 }
 
 /** A request to the enclave is malformed (bad hex, wrong length, out of bounds). Nothing changed. */
 export class InvalidRequestError extends EnclaveError {
   override name = 'InvalidRequestError'
-  override code = 'ENCLAVE_INVALID_REQUEST'
+  override code = 'ERR_ENCLAVE_INVALID_REQUEST'
 }
 /** No task with that id in this enclave. */
 export class UnknownTaskError extends EnclaveError {
   override name = 'UnknownTaskError'
-  override code = 'ENCLAVE_UNKNOWN_TASK'
+  override code = 'ERR_ENCLAVE_UNKNOWN_TASK'
 }
 /** The task is not in a state that allows this request (e.g. execute before all data arrived). */
 export class TaskStateError extends EnclaveError {
   override name = 'TaskStateError'
-  override code = 'ENCLAVE_TASK_STATE'
+  override code = 'ERR_ENCLAVE_TASK_STATE'
 }
 /** An ECIES envelope did not open: wrong recipient key, wrong context, or tampered bytes. */
 export class EnvelopeError extends EnclaveError {
   override name = 'EnvelopeError'
-  override code = 'ENCLAVE_ENVELOPE'
+  override code = 'ERR_ENCLAVE_ENVELOPE'
 }
 /** The delivered code does not hash to the task's codeHash. */
 export class CodeHashMismatchError extends EnclaveError {
   override name = 'CodeHashMismatchError'
-  override code = 'ENCLAVE_CODE_HASH_MISMATCH'
+  override code = 'ERR_ENCLAVE_CODE_HASH_MISMATCH'
 }
 /** A code envelope not signed by the trade's buyer (tradeId = keccak(buyer, salt)). Nothing changed. */
 export class CodeAuthorizationError extends EnclaveError {
   override name = 'CodeAuthorizationError'
-  override code = 'ENCLAVE_CODE_AUTHORIZATION'
+  override code = 'ERR_ENCLAVE_CODE_AUTHORIZATION'
 }
 /** A data chunk failed authentication (tampered, or from another key or position). */
 export class ChunkAuthError extends EnclaveError {
   override name = 'ChunkAuthError'
-  override code = 'ENCLAVE_CHUNK_AUTH'
+  override code = 'ERR_ENCLAVE_CHUNK_AUTH'
 }
 /** A data chunk came out of order: one was dropped or the stream was reordered. */
 export class ChunkOrderError extends EnclaveError {
   override name = 'ChunkOrderError'
-  override code = 'ENCLAVE_CHUNK_ORDER'
+  override code = 'ERR_ENCLAVE_CHUNK_ORDER'
 }
 /** The data stream ended without its last chunk. */
 export class TruncatedDataError extends EnclaveError {
   override name = 'TruncatedDataError'
-  override code = 'ENCLAVE_TRUNCATED_DATA'
+  override code = 'ERR_ENCLAVE_TRUNCATED_DATA'
 }
 /** The decrypted data does not match the seller's commitment (or its declared size). */
 export class CommitmentMismatchError extends EnclaveError {
   override name = 'CommitmentMismatchError'
-  override code = 'ENCLAVE_COMMITMENT_MISMATCH'
+  override code = 'ERR_ENCLAVE_COMMITMENT_MISMATCH'
 }
 /** A sealed blob does not unseal: another enclave build, another platform, or tampered. */
 export class UnsealError extends EnclaveError {
   override name = 'UnsealError'
-  override code = 'ENCLAVE_UNSEAL'
+  override code = 'ERR_ENCLAVE_UNSEAL'
 }
 /** The enclave was closed (or its worker died) while the request was pending. */
 export class EnclaveClosedError extends EnclaveError {
   override name = 'EnclaveClosedError'
-  override code = 'ENCLAVE_CLOSED'
+  override code = 'ERR_ENCLAVE_CLOSED'
 }
 /** The worker did not answer in time. */
 export class EnclaveTimeoutError extends EnclaveError {
   override name = 'EnclaveTimeoutError'
-  override code = 'ENCLAVE_TIMEOUT'
+  override code = 'ERR_ENCLAVE_TIMEOUT'
 }
 /** A result envelope does not decrypt, or its plaintext does not hash to the expected resultHash. */
 export class ResultDecryptionError extends EnclaveError {
   override name = 'ResultDecryptionError'
-  override code = 'ENCLAVE_RESULT_DECRYPTION'
+  override code = 'ERR_ENCLAVE_RESULT_DECRYPTION'
 }
 
 const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
@@ -96,15 +97,14 @@ const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
   ResultDecryptionError
 }
 
-/** What crosses the worker boundary for an error; never a stack, never secret context. */
-export interface SerializedError { name: string, code: string, message: string }
+export type { SerializedError }
 
 export function serializeError (err: unknown): SerializedError {
-  if (err instanceof EnclaveError) return { name: err.name, code: err.code, message: err.message }
+  if (err instanceof EnclaveError) return err.toJSON()
   // Anything else is an internal failure; its message may name internals but holds no secrets
   // (no code path puts key or data bytes into an error message).
   const message = err instanceof Error ? err.message : String(err)
-  return { name: 'EnclaveError', code: 'ENCLAVE_INTERNAL', message }
+  return { name: 'EnclaveError', code: 'ERR_ENCLAVE_INTERNAL', message }
 }
 
 export function deserializeError (e: SerializedError): EnclaveError {

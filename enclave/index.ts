@@ -11,7 +11,7 @@ export type { AttestRequest, AttestResponse, ExecuteResponse, SellerDataStatus, 
 export { MemoryBlobStore } from './store.ts'
 export type { SealedBlobStore } from './store.ts'
 export {
-  verifyQuote, QuoteError, QuoteFormatError, QuoteNonceError, QuoteReplayError, QuoteEnclaveKeyError, QuoteTaskError,
+  verifyQuote, QuoteError, QuoteNonceError, QuoteReplayError, QuoteEnclaveKeyError, QuoteTaskError,
   QuoteCodeHashError, QuoteSignatureError, QuoteMeasurementError
 } from './quote.ts'
 export type { QuoteExpectations } from './quote.ts'

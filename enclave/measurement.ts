@@ -24,7 +24,8 @@ export const ENCLAVE_CODE_FILES = [
   'enclave/constants.ts',
   'enclave/errors.ts',
   'enclave/measurement.ts',
-  'contracts/formats.ts'
+  'contracts/formats.ts',
+  'config/errors.ts'
 ] as const
 
 const ROOT = new URL('..', import.meta.url)

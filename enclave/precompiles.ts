@@ -14,6 +14,7 @@
 // what its arguments ask: checked before the work, see PRECOMPILE_GAS) consumes all the gas
 // passed to it and returns nothing, like the standard precompiles; the contract's staticcall
 // returns false.
+import { SdteError } from '../config/errors.ts'
 import { EVMError } from '@ethereumjs/evm'
 import type { ExecResult, PrecompileInput } from '@ethereumjs/evm'
 import { FIXED_POINT_SCALE, MAX_EVM_MEMORY } from './constants.ts'
@@ -67,8 +68,9 @@ const INT256_MIN = -(1n << 255n)
 const UINT256_MAX = (1n << 256n) - 1n
 
 /** A precompile input the function refuses; the call fails and consumes its gas. */
-export class PrecompileInputError extends Error {
+export class PrecompileInputError extends SdteError {
   override name = 'PrecompileInputError'
+  override code = 'ERR_PRECOMPILE_INPUT'
 }
 
 /** The gas given to a precompile does not pay for the work its arguments ask; the call fails and consumes its gas. */

@@ -5,29 +5,28 @@
 // seen before, and (for a seller) the enclave key and task recorded on DTMC. Each failure has its
 // own error class.
 import { getAddress } from 'ethers'
+import { SdteError } from '../config/index.ts'
 import { quoteSignerOf, taskIdOf } from '../contracts/index.ts'
 import type { Quote } from '../contracts/index.ts'
 
-export class QuoteError extends Error {
+export class QuoteError extends SdteError {
   override name = 'QuoteError'
-  code = 'QUOTE_INVALID'
+  override code = 'ERR_QUOTE_INVALID'
 }
-/** The quote is not a well-formed (measurement, enclaveAddress, taskId, nonce, signature) tuple. */
-export class QuoteFormatError extends QuoteError { override name = 'QuoteFormatError'; override code = 'QUOTE_FORMAT' }
 /** The nonce is not the one this verifier sent. */
-export class QuoteNonceError extends QuoteError { override name = 'QuoteNonceError'; override code = 'QUOTE_NONCE' }
+export class QuoteNonceError extends QuoteError { override name = 'QuoteNonceError'; override code = 'ERR_QUOTE_NONCE' }
 /** The nonce was already used: a replayed quote. */
-export class QuoteReplayError extends QuoteError { override name = 'QuoteReplayError'; override code = 'QUOTE_REPLAY' }
+export class QuoteReplayError extends QuoteError { override name = 'QuoteReplayError'; override code = 'ERR_QUOTE_REPLAY' }
 /** The enclave key is not the expected one (the one on DTMC for this trade). */
-export class QuoteEnclaveKeyError extends QuoteError { override name = 'QuoteEnclaveKeyError'; override code = 'QUOTE_ENCLAVE_KEY' }
+export class QuoteEnclaveKeyError extends QuoteError { override name = 'QuoteEnclaveKeyError'; override code = 'ERR_QUOTE_ENCLAVE_KEY' }
 /** The task id is not the expected one (the one on DTMC for this trade). */
-export class QuoteTaskError extends QuoteError { override name = 'QuoteTaskError'; override code = 'QUOTE_TASK' }
+export class QuoteTaskError extends QuoteError { override name = 'QuoteTaskError'; override code = 'ERR_QUOTE_TASK' }
 /** The quote's task is not bound to this (tradeId, codeHash) and its enclave key: another codeHash or trade. */
-export class QuoteCodeHashError extends QuoteError { override name = 'QuoteCodeHashError'; override code = 'QUOTE_CODE_HASH' }
+export class QuoteCodeHashError extends QuoteError { override name = 'QuoteCodeHashError'; override code = 'ERR_QUOTE_CODE_HASH' }
 /** The signature is not the attestation root's over this quote. */
-export class QuoteSignatureError extends QuoteError { override name = 'QuoteSignatureError'; override code = 'QUOTE_SIGNATURE' }
+export class QuoteSignatureError extends QuoteError { override name = 'QuoteSignatureError'; override code = 'ERR_QUOTE_SIGNATURE' }
 /** The measurement is not one the verifier accepts. */
-export class QuoteMeasurementError extends QuoteError { override name = 'QuoteMeasurementError'; override code = 'QUOTE_MEASUREMENT' }
+export class QuoteMeasurementError extends QuoteError { override name = 'QuoteMeasurementError'; override code = 'ERR_QUOTE_MEASUREMENT' }
 
 export interface QuoteExpectations {
   /** Address of the attestation root (network.json / DTMC). */
@@ -46,26 +45,16 @@ export interface QuoteExpectations {
   taskId?: string
 }
 
-const HEX32 = /^0x[0-9a-fA-F]{64}$/
-const ADDRESS = /^0x[0-9a-fA-F]{40}$/
-const SIG = /^0x[0-9a-fA-F]{130}$/
-
 function same (a: string, b: string): boolean { return a.toLowerCase() === b.toLowerCase() }
 
 /**
  * Verifies a quote; returns it normalised (lowercase hex) or throws the QuoteError subclass of the
- * first check that fails, in this order: format, nonce, replay, enclave key, task, binding to
- * (tradeId, codeHash), root signature, measurement.
+ * first check that fails, in this order: nonce, replay, enclave key, task, binding to
+ * (tradeId, codeHash), root signature, measurement. The quote's form (field lengths, hex) is checked
+ * once, where it enters: its wire schema (QuoteSchema, p2p/attest/schema.ts); a malformed signature
+ * that gets here anyway fails as a signature.
  */
 export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
-  if (quote === null || typeof quote !== 'object' ||
-    typeof quote.measurement !== 'string' || !HEX32.test(quote.measurement) ||
-    typeof quote.enclaveAddress !== 'string' || !ADDRESS.test(quote.enclaveAddress) ||
-    typeof quote.taskId !== 'string' || !HEX32.test(quote.taskId) ||
-    typeof quote.nonce !== 'string' || !HEX32.test(quote.nonce) ||
-    typeof quote.signature !== 'string' || !SIG.test(quote.signature)) {
-    throw new QuoteFormatError('quote must be { measurement, taskId, nonce: bytes32, enclaveAddress: address, signature: 65 bytes }')
-  }
   const q: Quote = {
     measurement: quote.measurement.toLowerCase(),
     enclaveAddress: quote.enclaveAddress.toLowerCase(),
@@ -77,9 +66,13 @@ export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
   if (ex.seenNonces?.has(q.nonce) === true) throw new QuoteReplayError('quote nonce was already used')
   if (ex.enclaveAddress !== undefined && !same(q.enclaveAddress, ex.enclaveAddress)) throw new QuoteEnclaveKeyError('quote is for another enclave key')
   if (ex.taskId !== undefined && !same(q.taskId, ex.taskId)) throw new QuoteTaskError('quote is for another task')
-  if (q.taskId !== taskIdOf(ex.tradeId, ex.codeHash, q.enclaveAddress)) {
-    throw new QuoteCodeHashError('quote task is not bound to this tradeId, codeHash and enclave key')
+  let boundTask: string
+  try {
+    boundTask = taskIdOf(ex.tradeId, ex.codeHash, q.enclaveAddress)
+  } catch {
+    throw new QuoteCodeHashError('quote enclave key is not an address')
   }
+  if (q.taskId !== boundTask) throw new QuoteCodeHashError('quote task is not bound to this tradeId, codeHash and enclave key')
   let signer: string
   try {
     signer = quoteSignerOf(q, ex.tradeId, ex.codeHash)

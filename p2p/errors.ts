@@ -1,11 +1,12 @@
 // Errors raised by the p2p layer. Each is told apart by `.name` and carries a stable `.code`
-// string, because these cross boundaries (the control API reports them, a peer's misbehaviour
-// is logged by code). Messages never contain payload bytes: those may be secret.
+// string (SdteError, config/errors.ts), because these cross boundaries (the control API reports
+// them through its error table, daemon/rpc/errors.ts; a peer's misbehaviour is logged by code).
+// Messages never contain payload bytes: those may be secret.
+import { SdteError } from '../config/index.ts'
 
 /** Base class: every p2p error has a stable machine-readable code. */
-export class P2PError extends Error {
+export class P2PError extends SdteError {
   static readonly code: string = 'ERR_P2P'
-  readonly code: string
   constructor (message: string, code: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'P2PError'

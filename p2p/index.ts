@@ -7,6 +7,7 @@ export type {
   GossipValidator, GossipHandler, ProtocolHandler, ProtocolHandlerContext, HandleOptions, FindProvidersOptions,
   SdteLibp2p, SdteServices
 } from './host/index.ts'
+export { datasetKey, enclaveKey } from './dht-keys.ts'
 export * from './errors.ts'
 export * as p2pConstants from './constants.ts'
 export * from './messages/index.ts'

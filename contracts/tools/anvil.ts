@@ -5,6 +5,7 @@
 //   node.rpcUrl; await node.stop()
 //
 // Tests and the benchmark use startAnvil (attached); contracts/tools/devnet.ts starts it detached.
+import { SdteError } from '../../config/index.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, openSync, closeSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -15,8 +16,9 @@ import { rpc } from '../index.ts'
 /** anvil's first default dev account (mnemonic "test test ... junk"), funded with 10000 ether. */
 export const ANVIL_DEV_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80'
 
-export class AnvilError extends Error {
+export class AnvilError extends SdteError {
   override name = 'AnvilError'
+  override code = 'ERR_ANVIL'
 }
 
 /** The path of the anvil binary of this platform, from the @foundry-rs/anvil package's platform subpackage. */

@@ -5,6 +5,7 @@
 //
 //   node contracts/tools/compile.ts           write the artifacts
 //   node contracts/tools/compile.ts --check   exit 1 if the committed artifacts differ from the sources
+import { SdteError } from '../../config/index.ts'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { join, relative, basename } from 'node:path'
@@ -37,8 +38,9 @@ function loadSolc (): { compile: (input: string) => string } {
   return createRequire(import.meta.url)('solc') as { compile: (input: string) => string }
 }
 
-export class CompileError extends Error {
+export class CompileError extends SdteError {
   override name = 'CompileError'
+  override code = 'ERR_COMPILE'
 }
 
 function findSources (dir: string): string[] {

@@ -9,6 +9,7 @@
 //   sdte deploy --rpc URL --keystore FILE --password-file FILE --attestation-root ADDRESS
 //               [--measurement 0x..]... --out network.json [--name NAME] [--bootstrap MULTIADDR]...
 //     (daemon/cli.ts parses those flags; this module has no command line of its own)
+import { SdteError } from '../../config/index.ts'
 import { readFileSync } from 'node:fs'
 import {
   ContractFactory, JsonRpcProvider, Wallet, getCreateAddress, getAddress, isAddress, Network, type Signer,
@@ -17,8 +18,9 @@ import {
 import { ARTIFACTS, waitForReceipt, type ContractName } from '../index.ts'
 import { writeNetworkFile, type ContractAddresses, type NetworkFile } from '../index.ts'
 
-export class DeployError extends Error {
+export class DeployError extends SdteError {
   override name = 'DeployError'
+  override code = 'ERR_DEPLOY'
 }
 
 export interface DeployOptions {

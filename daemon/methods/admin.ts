@@ -1,17 +1,39 @@
 // The admin_* namespace: who this daemon is, its peers, connecting to a peer, stopping it.
-import type { SdteDaemon } from '../daemon.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
+import { object, array, string, integer, nullable, anyObject, ok, peer } from '../rpc/results.ts'
+import type { P2PHost } from '../../p2p/index.ts'
+import type { NetworkFile } from '../../contracts/index.ts'
+
+/** The parts of the daemon the admin methods use. */
+export interface AdminParts {
+  keys: { peerId: string, ethAddress: string }
+  p2p: Pick<P2PHost, 'addresses' | 'peers' | 'connect'>
+  options: { roles: readonly string[] }
+  network: Pick<NetworkFile, 'chainId' | 'contracts' | 'name'> | null
+  version: string
+  stop: () => Promise<void>
+}
 
 /** How long admin_connect waits for a dial before answering PeerUnreachable. */
 export const CONNECT_TIMEOUT_MS = 15_000
 
-export function registerAdminMethods (rpc: RpcServer, daemon: SdteDaemon): void {
+export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void {
   rpc.register({
     name: 'admin_info',
     summary: 'Identity and configuration of this daemon.',
     params: [],
-    result: '{ peerId, addresses, roles, ethAddress, chainId, contracts, version }',
+    result: object({
+      peerId: string('libp2p peer id'),
+      addresses: array(string('multiaddr')),
+      roles: array(string('buyer, seller or node')),
+      ethAddress: string('this daemon\'s Ethereum account'),
+      chainId: nullable(integer()),
+      contracts: nullable(anyObject('contract name -> address')),
+      network: nullable(string('network name')),
+      version: string()
+    }, { description: 'identity and configuration of this daemon' }),
+    errors: [],
     handler: () => ({
       peerId: daemon.keys.peerId,
       addresses: daemon.p2p.addresses(),
@@ -28,7 +50,8 @@ export function registerAdminMethods (rpc: RpcServer, daemon: SdteDaemon): void 
     name: 'admin_peers',
     summary: 'Connected peers with their addresses.',
     params: [],
-    result: 'array of { peerId, addresses }',
+    result: array(peer, 'connected peers'),
+    errors: [],
     handler: () => daemon.p2p.peers()
   })
 
@@ -36,8 +59,9 @@ export function registerAdminMethods (rpc: RpcServer, daemon: SdteDaemon): void 
     name: 'admin_connect',
     summary: 'Dials a peer by multiaddr (which must end in /p2p/<peer id>).',
     params: [{ name: 'multiaddr', type: 'multiaddr', description: 'e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo…' }],
-    result: '{ ok: true, peerId }',
-    handler: async (p: { multiaddr: string }, ctx) => {
+    result: ok({ peerId: string() }),
+    errors: ['Rejected', 'PeerUnreachable'],
+    handler: async (p, ctx) => {
       const peerId = /\/p2p\/([^/]+)$/.exec(p.multiaddr)?.[1]
       if (peerId === undefined) throw appError('Rejected', 'multiaddr must end in /p2p/<peer id>', { param: 'multiaddr' })
       try {
@@ -53,7 +77,8 @@ export function registerAdminMethods (rpc: RpcServer, daemon: SdteDaemon): void 
     name: 'admin_shutdown',
     summary: 'Answers, then stops the daemon gracefully.',
     params: [],
-    result: '{ ok: true }',
+    result: ok(),
+    errors: [],
     handler: () => {
       // Answer first: the stop runs after this response is written.
       setTimeout(() => { void daemon.stop() }, 50)

@@ -2,6 +2,7 @@
 import type { ChainClient } from '../../contracts/index.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
+import { object, array, string, integer, number, nullable, address, bytes32, decimal, anyObject } from '../rpc/results.ts'
 
 export const MAX_FEEDBACK_RETURNED = 100
 
@@ -10,8 +11,9 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
     name: 'chain_balance',
     summary: 'Ether balance of an account (default this daemon\'s), and what DTMC holds for it to withdraw.',
     params: [{ name: 'address', type: 'address', required: false, description: 'default: this daemon\'s account' }],
-    result: '{ address, wei, credit } (decimal strings)',
-    handler: async (p: { address?: string }) => {
+    result: object({ address: address(), wei: decimal('balance in wei'), credit: decimal('wei DTMC holds for it to withdraw') }),
+    errors: ['ChainUnavailable'],
+    handler: async (p) => {
       const address = p.address ?? ownAddress
       try {
         const [wei, credit] = await Promise.all([chain.balance(address), chain.dtmc.creditOf(address)])
@@ -26,8 +28,17 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
     name: 'cisc_seller',
     summary: "A seller's CISC record: peer id, ratings, and past result info (never a result).",
     params: [{ name: 'address', type: 'address', description: "the seller's account" }],
-    result: '{ address, peerId, registeredAt, ratingCount, ratingAverage, feedback[] }',
-    handler: async (p: { address: string }) => {
+    result: object({
+      address: address(),
+      peerId: string(),
+      registeredAt: integer('unix seconds'),
+      ratingCount: integer(),
+      ratingSum: integer(),
+      ratingAverage: nullable(number('1..5')),
+      feedback: array(anyObject('a rating with its trade\'s result info'), `the last ${MAX_FEEDBACK_RETURNED}`)
+    }),
+    errors: ['NotFound'],
+    handler: async (p) => {
       const s = await chain.cisc.seller(p.address)
       if (s === null) throw appError('NotFound', `${p.address} is not a registered seller`)
       const count = await chain.cisc.feedbackCount(p.address)
@@ -40,8 +51,9 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
     name: 'cisc_node',
     summary: "A trusted node's CISC record: peer id, enclave measurement, prices.",
     params: [{ name: 'address', type: 'address', description: "the node's account" }],
-    result: '{ address, peerId, measurement, pricePerGas, maxGas, registeredAt }',
-    handler: async (p: { address: string }) => {
+    result: object({ address: address(), peerId: string(), measurement: bytes32(), pricePerGas: decimal(), maxGas: decimal(), registeredAt: integer('unix seconds') }),
+    errors: ['NotFound'],
+    handler: async (p) => {
       const n = await chain.cisc.node(p.address)
       if (n === null) throw appError('NotFound', `${p.address} is not a registered node`)
       return n

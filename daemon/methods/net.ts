@@ -2,11 +2,10 @@
 // form `sdte:<kind>:<name>`, and publish/subscribe on debug topics (`/sdte/debug/<name>`) with a
 // bounded buffer of received messages. Protocol topics (demands) are not writable here: they have
 // their own methods and validators.
-import type { SdteDaemon } from '../daemon.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
-import { NoTopicPeersError } from '../../p2p/index.ts'
-import { checkDhtKey } from '../../p2p/index.ts'
+import { array, integer, object, string, ok, peer } from '../rpc/results.ts'
+import { checkDhtKey, type P2PHost } from '../../p2p/index.ts'
 
 export const DEBUG_TOPIC_PREFIX = '/sdte/debug/'
 export const MAX_DEBUG_MESSAGE_BYTES = 4096
@@ -17,7 +16,12 @@ const TOPIC = /^\/sdte\/debug\/[A-Za-z0-9._-]{1,64}$/
 
 interface ReceivedMessage { from: string, data: string, receivedAt: string }
 
-export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
+/** The parts of the daemon the net methods use. */
+export interface NetParts {
+  p2p: Pick<P2PHost, 'provide' | 'findProviders' | 'subscribe' | 'publish'>
+}
+
+export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   const inbox = new Map<string, ReceivedMessage[]>()
 
   // The host's own rule for DHT keys, answered as a refusal of the param.
@@ -37,8 +41,9 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
     name: 'net_provide',
     summary: 'Announces this daemon in the DHT as a provider of a key such as sdte:dataset:<tag>.',
     params: [{ name: 'key', type: 'string', maxLength: 256, description: 'sdte:<kind>:<name>' }],
-    result: '{ ok: true }',
-    handler: async (p: { key: string }) => {
+    result: ok(),
+    errors: ['Rejected'],
+    handler: async (p) => {
       checkKey(p.key)
       await daemon.p2p.provide(p.key)
       return { ok: true }
@@ -52,8 +57,9 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
       { name: 'key', type: 'string', maxLength: 256, description: 'sdte:<kind>:<name>' },
       { name: 'limit', type: 'integer', min: 1, max: 100, required: false, description: 'at most this many (default 20)' }
     ],
-    result: 'array of { peerId, addresses }',
-    handler: async (p: { key: string, limit?: number }, ctx) => {
+    result: array(peer, 'providers of the key'),
+    errors: ['Rejected'],
+    handler: async (p, ctx) => {
       checkKey(p.key)
       return await daemon.p2p.findProviders(p.key, {
         limit: p.limit ?? 20,
@@ -66,8 +72,9 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
     name: 'net_subscribe',
     summary: 'Subscribes to a debug gossip topic; received messages are kept for net_messages.',
     params: [{ name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' }],
-    result: '{ ok: true }',
-    handler: (p: { topic: string }) => {
+    result: ok(),
+    errors: ['Rejected'],
+    handler: (p) => {
       checkTopic(p.topic)
       if (inbox.has(p.topic)) return { ok: true }
       if (inbox.size >= MAX_DEBUG_TOPICS) throw appError('Rejected', `at most ${MAX_DEBUG_TOPICS} debug topics`)
@@ -88,16 +95,13 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
       { name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' },
       { name: 'message', type: 'string', maxLength: MAX_DEBUG_MESSAGE_BYTES, description: 'UTF-8 text' }
     ],
-    result: '{ ok: true, recipients }',
-    handler: async (p: { topic: string, message: string }) => {
+    result: ok({ recipients: integer('peers it was sent to') }),
+    errors: ['Rejected', 'Unavailable'],
+    handler: async (p) => {
       checkTopic(p.topic)
-      try {
-        const { recipients } = await daemon.p2p.publish(p.topic, new TextEncoder().encode(p.message))
-        return { ok: true, recipients }
-      } catch (err) {
-        if (err instanceof NoTopicPeersError) throw appError('Unavailable', `no peer is subscribed to ${p.topic} yet`)
-        throw err
-      }
+      // No subscriber yet: NoTopicPeersError, which the error table answers as Unavailable.
+      const { recipients } = await daemon.p2p.publish(p.topic, new TextEncoder().encode(p.message))
+      return { ok: true, recipients }
     }
   })
 
@@ -105,8 +109,9 @@ export function registerNetMethods (rpc: RpcServer, daemon: SdteDaemon): void {
     name: 'net_messages',
     summary: 'Messages received on a subscribed debug topic, oldest first (the last 100).',
     params: [{ name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' }],
-    result: 'array of { from, data, receivedAt }',
-    handler: (p: { topic: string }) => {
+    result: array(object({ from: string('peer id of the author'), data: string('UTF-8 text'), receivedAt: string('ISO 8601') }), 'oldest first'),
+    errors: ['Rejected', 'NotFound'],
+    handler: (p) => {
       checkTopic(p.topic)
       const box = inbox.get(p.topic)
       if (box === undefined) throw appError('NotFound', `not subscribed to ${p.topic} (call net_subscribe first)`)

@@ -1,5 +1,6 @@
 // The control API client: finds a daemon through its datadir (`api` holds the URL, `api-token` the
 // bearer token) and calls methods. `sdte rpc` and the tests use it.
+import { SdteError } from '../../config/index.ts'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RpcError, type RpcErrorObject } from './errors.ts'
@@ -8,9 +9,9 @@ import { toJson } from './server.ts'
 export const API_FILE = 'api'
 export const API_TOKEN_FILE = 'api-token'
 
-export class DaemonNotRunningError extends Error {
+export class DaemonNotRunningError extends SdteError {
   override name = 'DaemonNotRunningError'
-  readonly code = 'DAEMON_NOT_RUNNING'
+  override code = 'ERR_DAEMON_NOT_RUNNING'
 }
 
 export class RpcClient {

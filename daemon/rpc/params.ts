@@ -1,6 +1,7 @@
 // Parameter schemas for control API methods. A method declares its params in order; a request may
 // pass them by position (array) or by name (object). Each is checked and converted here, so handlers
-// receive typed values and a bad request fails with -32602 naming the param and the reason.
+// receive typed values and a bad request fails with -32602 naming the param and the reason. The
+// handler's params type is inferred from the same declaration (ParamsOf), never written by hand.
 import { invalidParams } from './errors.ts'
 
 export type ParamType = 'string' | 'integer' | 'boolean' | 'hex' | 'address' | 'bytes32' | 'wei' | 'multiaddr' | 'path' | 'object'
@@ -16,6 +17,21 @@ export interface ParamSpec {
   max?: number
   enum?: readonly string[]
 }
+
+/** The value a param of this type is converted to. */
+export type ValueOfType<T extends ParamType> =
+  T extends 'integer' ? number
+    : T extends 'boolean' ? boolean
+      : T extends 'wei' ? bigint
+        : T extends 'object' ? Record<string, unknown>
+          : string
+
+type ValueOf<S extends ParamSpec> = S extends { enum: ReadonlyArray<infer E> } ? E : ValueOfType<S['type']>
+
+/** What a handler receives for a declared param list: required params as given, the others optional. */
+export type ParamsOf<P extends readonly ParamSpec[]> =
+  { [S in P[number] as S extends { required: false } ? never : S['name']]: ValueOf<S> } &
+  { [S in P[number] as S extends { required: false } ? S['name'] : never]?: ValueOf<S> }
 
 const DEFAULT_MAX_LENGTH = 4096
 const DEFAULT_MAX_HEX_LENGTH = 2 * 1024 * 1024

@@ -1,14 +1,17 @@
 // The control API: JSON-RPC 2.0 over HTTP POST on 127.0.0.1, behind a bearer token.
 // Limits: request body size (413), batch length (-32600), per-request timeout. A bad request gets
 // its HTTP status or JSON-RPC error and changes nothing; a handler's unexpected exception becomes
-// -32603 with the details in the log only. Methods are added with `register()` and their param
-// schema; `rpc_discover` returns the OpenRPC document of every registered method.
+// -32603 with the details in the log only; the errors a handler may let escape on purpose answer
+// with their application code through one table (RPC_ERROR_TABLE in errors.ts). Methods are added
+// with `register()` and their param schema; `rpc_discover` returns the OpenRPC document of every
+// registered method.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { logger } from '../log.ts'
-import { RpcError, invalidRequest, methodNotFound, parseError, internalError } from './errors.ts'
-import { checkParams, describeParam, type ParamSpec } from './params.ts'
+import { APP_ERRORS, RpcError, invalidRequest, methodNotFound, parseError, internalError, rpcErrorOf, type AppErrorName } from './errors.ts'
+import { checkParams, describeParam, type ParamSpec, type ParamsOf } from './params.ts'
+import { object, array, string, anyObject, type JsonSchema } from './results.ts'
 
 const log = logger('sdte:rpc')
 
@@ -20,21 +23,31 @@ export interface RpcServerOptions {
   maxBatchLength: number
   requestTimeoutMs: number
   version: string
-  /** Turns a handler's own error types into application errors (e.g. a chain revert); undefined: -32603. */
-  mapError?: (err: unknown) => RpcError | undefined
   /** A better answer than -32601 for a method this daemon does not serve (e.g. its role is not enabled). */
   unknownMethod?: (method: string) => RpcError | undefined
 }
 
 export interface MethodContext { signal: AbortSignal }
 
-export interface MethodDef<P extends Record<string, unknown> = any> {
+/**
+ * One control API method, declared once: its params (the handler's params type is inferred from
+ * them), the JSON Schema of its result and the application errors it may answer, all three served
+ * by rpc_discover. Register it with `rpc.register({ ... })`; `params` needs no annotation.
+ */
+export interface MethodDef<P extends readonly ParamSpec[] = readonly ParamSpec[]> {
   name: string
   summary: string
-  params: readonly ParamSpec[]
-  /** A short description of the result, for the OpenRPC document. */
-  result: string
-  handler: (params: P, ctx: MethodContext) => Promise<unknown> | unknown
+  params: P
+  /** What the handler returns, as JSON (results.ts helpers); `description` says it in words. */
+  result: JsonSchema
+  /** The application errors (daemon/rpc/errors.ts APP_ERRORS) this method may answer, besides the standard ones. */
+  errors: readonly AppErrorName[]
+  handler: (params: ParamsOf<P>, ctx: MethodContext) => Promise<unknown> | unknown
+}
+
+/** A registered method, its params type erased (the server checks params before calling). */
+interface AnyMethodDef extends Omit<MethodDef, 'handler'> {
+  handler: (params: any, ctx: MethodContext) => Promise<unknown> | unknown
 }
 
 interface Request { jsonrpc: '2.0', id?: string | number | null, method: string, params?: unknown }
@@ -55,7 +68,7 @@ export function toJson (value: unknown): string {
 
 export class RpcServer {
   private readonly options: RpcServerOptions
-  private readonly methods = new Map<string, MethodDef>()
+  private readonly methods = new Map<string, AnyMethodDef>()
   private server: Server | null = null
   private url = ''
   private readonly token: Buffer
@@ -67,12 +80,17 @@ export class RpcServer {
       name: 'rpc_discover',
       summary: 'The OpenRPC document of every method this daemon serves.',
       params: [],
-      result: 'an OpenRPC 1.2 document',
+      result: object({
+        openrpc: string('1.2.6'),
+        info: object({ title: string(), version: string() }),
+        methods: array(anyObject('an OpenRPC method object: name, summary, params, result (with its JSON Schema), errors'))
+      }, { description: 'an OpenRPC 1.2 document' }),
+      errors: [],
       handler: () => this.openRpcDocument()
     })
   }
 
-  register (def: MethodDef): void {
+  register<const P extends readonly ParamSpec[]> (def: MethodDef<P>): void {
     if (this.methods.has(def.name)) throw new Error(`method ${def.name} registered twice`)
     if (!/^[a-z]+_[A-Za-z]+$/.test(def.name)) throw new Error(`method name ${def.name} is not namespace_method`)
     this.methods.set(def.name, def)
@@ -91,7 +109,8 @@ export class RpcServer {
           summary: m.summary,
           paramStructure: 'either',
           params: m.params.map(describeParam),
-          result: { name: 'result', description: m.result, schema: {} }
+          result: { name: 'result', description: m.result.description ?? '', schema: m.result },
+          errors: m.errors.map(e => ({ code: APP_ERRORS[e], message: e }))
         }
       })
     }
@@ -215,8 +234,7 @@ export class RpcServer {
       return isNotification ? null : { jsonrpc: '2.0', id, result: result ?? null }
     } catch (err) {
       if (isNotification) return null
-      if (err instanceof RpcError) return { jsonrpc: '2.0', id, error: err.toJSON() }
-      const mapped = this.options.mapError?.(err)
+      const mapped = rpcErrorOf(err)
       if (mapped !== undefined) return { jsonrpc: '2.0', id, error: mapped.toJSON() }
       log.error('method failed', { method: r.method, err: err as Error })
       return { jsonrpc: '2.0', id, error: internalError().toJSON() }

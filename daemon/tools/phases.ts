@@ -16,6 +16,7 @@
 // 500 ms by default), which is part of the phase it starts. The end of the delivery is taken from the
 // nodes, not from the seller's own record: a seller whose stream failed after the enclave already had
 // every chunk marks its delivery done only after a retry, while the node has already gone on.
+import { SdteError } from '../../config/index.ts'
 
 export interface TimelineEntry { state: string, at: string, note?: string }
 
@@ -45,8 +46,9 @@ export interface TradePhases {
   enclaveRunMs: number
 }
 
-export class MissingStepError extends Error {
+export class MissingStepError extends SdteError {
   override name = 'MissingStepError'
+  override code = 'ERR_MISSING_STEP'
 }
 
 /** When the record first entered `state` (ms since the epoch). */

@@ -2,7 +2,8 @@
 // side after the request (the server answers only then) and the server after its reply:
 //   buyer or seller -> node   Attest -> QuoteReply | Refused   (a fresh quote for the task of (tradeId, codeHash))
 //   buyer -> node             Code   -> CodeAck | Refused      (bytecode + result key, ECIES to the task key, signed by the buyer)
-import { schema as s, type Infer } from '../messages/index.ts'
+import { schema as s, type Infer, type Schema } from '../messages/index.ts'
+import type { Quote } from '../../contracts/index.ts'
 import { MAX_CODE_ENVELOPE_BYTES } from './constants.ts'
 
 export const Attest = s.object({
@@ -13,7 +14,8 @@ export const Attest = s.object({
 })
 export type Attest = Infer<typeof Attest>
 
-export const QuoteSchema = s.object({
+/** The wire form of the one Quote (contracts/formats.ts, the format DTMC checks): typed against it. */
+export const QuoteSchema: Schema<Quote> = s.object({
   measurement: s.hex({ bytes: 32 }),
   enclaveAddress: s.hex({ bytes: 20 }),
   taskId: s.hex({ bytes: 32 }),

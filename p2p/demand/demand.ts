@@ -6,6 +6,7 @@ import { object, literal, number, string, hex, bigintString, type Infer } from '
 import { encodeJsonMessage, decodeJsonMessage } from '../messages/channel.ts'
 import { signDigest, recoverDigest } from '../../contracts/index.ts'
 import { MessageSchemaError } from '../errors.ts'
+import { SdteError } from '../../config/index.ts'
 import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECONDS } from './constants.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
@@ -50,24 +51,41 @@ export function demandHashOf (d: Omit<Demand, 'signature'>): string {
   )).toLowerCase()
 }
 
-/** The deposit DTMC will ask for this demand (docs/protocol.md): every cap, for `sellers` sellers. */
-export function depositOf (d: Pick<Demand, 'sellers' | 'nodes' | 'sellerCap' | 'nodeCap' | 'outputPrice' | 'outputCap'>, sellers = d.sellers): bigint {
-  return BigInt(sellers) * d.sellerCap + BigInt(d.nodes) * d.nodeCap + d.outputPrice * d.outputCap
-}
-
 /** Builds and signs a demand with the buyer's key. */
 export function signDemand (terms: DemandTerms, buyer: { address: string, privateKey: string }): Demand {
   const unsigned = { version: '1' as const, ...terms, demandId: hexlify(randomBytes(32)).toLowerCase(), buyer: buyer.address.toLowerCase() }
   return { ...unsigned, signature: signDigest(buyer.privateKey, demandHashOf(unsigned)) }
 }
 
-export class DemandInvalidError extends Error {
+export type DemandInvalidReason = 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate'
+
+/**
+ * The gossip verdict of each reason a demand fails. 'reject' scores the forwarding peer down, so it
+ * is kept for what no honest peer forwards: a demand that never was valid. A demand that was valid
+ * when an honest peer relayed it but is stale here (expired on the way, a second copy of an id we
+ * already have) is 'ignore': dropped, not forwarded, no penalty (as Ethereum's gossip IGNOREs late
+ * and already-seen messages).
+ */
+export const DEMAND_VERDICTS: Readonly<Record<DemandInvalidReason, 'ignore' | 'reject'>> = {
+  size: 'reject',
+  schema: 'reject',
+  signature: 'reject',
+  network: 'reject',
+  'too-far': 'reject',
+  expired: 'ignore',
+  duplicate: 'ignore'
+}
+
+export class DemandInvalidError extends SdteError {
   override name = 'DemandInvalidError'
-  readonly code = 'ERR_DEMAND_INVALID'
-  readonly reason: 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate'
-  constructor (reason: DemandInvalidError['reason'], message: string) {
+  override code = 'ERR_DEMAND_INVALID'
+  readonly reason: DemandInvalidReason
+  /** What the gossip validator answers for this demand. */
+  readonly verdict: 'ignore' | 'reject'
+  constructor (reason: DemandInvalidReason, message: string) {
     super(message)
     this.reason = reason
+    this.verdict = DEMAND_VERDICTS[reason]
   }
 }
 

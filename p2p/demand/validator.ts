@@ -1,6 +1,7 @@
 // The gossip validator of the demand topic. A demand that is oversized, malformed, badly signed,
-// for another network, expired, too far ahead, or a second copy of a demand id already seen is
-// rejected: gossipsub does not forward it and scores the sending peer down.
+// for another network or too far ahead is rejected: gossipsub does not forward it and scores the
+// sending peer down. One that expired or is a second copy of a demand id already seen is ignored:
+// not forwarded, no penalty, since an honest peer may have relayed it late (DEMAND_VERDICTS).
 import { silentLogger, type ComponentLogger } from '../../config/index.ts'
 import { decodeDemand, verifyDemandSignature, DemandInvalidError, type Demand } from './demand.ts'
 import { CLOCK_SKEW_SECONDS, MAX_DEMAND_TTL_SECONDS, MAX_SEEN_DEMANDS } from './constants.ts'
@@ -21,7 +22,7 @@ export interface DemandValidator {
   /** Checks a demand that came another way (a solicitation): signature, network, expiry; not the seen set. */
   verify: (demand: Demand) => string
   /** The gossipsub verdict for one message. */
-  validate: (msg: { from: string, data: Uint8Array }) => 'accept' | 'reject'
+  validate: (msg: { from: string, data: Uint8Array }) => 'accept' | 'ignore' | 'reject'
 }
 
 export function createDemandValidator (opts: DemandValidatorOptions): DemandValidator {
@@ -66,8 +67,8 @@ export function createDemandValidator (opts: DemandValidatorOptions): DemandVali
         return 'accept'
       } catch (err) {
         if (!(err instanceof DemandInvalidError)) throw err
-        log.debug('demand rejected', { from: msg.from, reason: err.reason })
-        return 'reject'
+        log.debug(`demand ${err.verdict === 'reject' ? 'rejected' : 'ignored'}`, { from: msg.from, reason: err.reason })
+        return err.verdict
       }
     }
   }

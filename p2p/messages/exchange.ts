@@ -1,6 +1,7 @@
 // The pieces every request/response protocol shares: open a message channel to a peer under one
 // whole-exchange deadline, and the `refused` reply a handler sends when it understands a request
 // but will not serve it (unknown trade, not chosen, ...), so the caller gets a reason, not a reset.
+import { SdteError } from '../../config/index.ts'
 import { messageChannel, type MessageChannel } from './channel.ts'
 import * as s from './schema.ts'
 import { P2PError, ProtocolViolationError } from '../errors.ts'
@@ -44,8 +45,9 @@ export class RequestRefusedError extends P2PError {
 }
 
 /** What a handler throws to send a `refused` reply; the stream then closes normally. */
-export class RefuseRequest extends Error {
+export class RefuseRequest extends SdteError {
   override name = 'RefuseRequest'
+  override code = 'ERR_REFUSE_REQUEST'
   readonly reason: string
   constructor (reason: string, message: string) {
     super(message)

@@ -14,6 +14,7 @@ import { MAX_DEMAND_NODES, MAX_DEMAND_SELLERS } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
+import * as r from '../../rpc/results.ts'
 import { advanceActive, type Role, type RoleContext } from '../context.ts'
 import { attestNodes, deliverCode } from './attestation.ts'
 import { followConsensus } from './consensus.ts'
@@ -139,8 +140,9 @@ export class BuyerRole implements Role {
         { name: 'outputCap', type: 'wei', description: 'most output bytes' },
         { name: 'deadlineSeconds', type: 'integer', min: 60, max: 7 * 24 * 3600, description: 'from escrow to the deadline' }
       ],
-      result: '{ demandId, tradeId, codeHash, deposit }',
-      handler: async (p: PostDemandParams) => {
+      result: r.object({ demandId: r.bytes32(), tradeId: r.bytes32(), codeHash: r.bytes32(), deposit: r.decimal('wei escrowed when the trade opens') }),
+      errors: ['Rejected', 'Unavailable', 'ChainReverted'],
+      handler: async (p) => {
         if ((p.code === undefined) === (p.codePath === undefined)) throw appError('Rejected', 'give exactly one of code and codePath', { param: 'code' })
         return await this.postDemand(p)
       }
@@ -149,8 +151,9 @@ export class BuyerRole implements Role {
       name: 'buyer_result',
       summary: 'The decrypted result of a delivered trade, checked against the final hash on DTMC.',
       params: [{ name: 'tradeId', type: 'bytes32', description: 'the trade' }],
-      result: '{ result (hex), resultHash, verified }',
-      handler: async (p: { tradeId: string }) => await this.result(p.tradeId)
+      result: r.object({ result: r.hex('the decrypted output'), resultHash: r.bytes32(), verified: r.boolean('keccak(result) is the final hash on DTMC') }),
+      errors: ['NotFound', 'Unavailable'],
+      handler: async (p) => await this.result(p.tradeId)
     })
     rpc.register({
       name: 'buyer_rate',
@@ -161,8 +164,9 @@ export class BuyerRole implements Role {
         { name: 'score', type: 'integer', min: 1, max: 5, description: '1..5' },
         { name: 'comment', type: 'string', maxLength: 256, required: false, description: 'a short comment' }
       ],
-      result: '{ txHash }',
-      handler: async (p: { tradeId: string, seller: string, score: number, comment?: string }) => await this.rate(p.tradeId, p.seller, p.score, p.comment ?? '')
+      result: r.object({ txHash: r.bytes32() }),
+      errors: ['NotFound', 'Rejected', 'ChainReverted'],
+      handler: async (p) => await this.rate(p.tradeId, p.seller, p.score, p.comment ?? '')
     })
   }
 }

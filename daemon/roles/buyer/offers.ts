@@ -2,6 +2,7 @@
 // window, then offers solicited from the peers the DHT lists for the tag and the accepted enclaves,
 // then the choice (candidates.ts) on what CISC says about them.
 import type { Offer } from '../../../p2p/index.ts'
+import { datasetKey, enclaveKey } from '../../../p2p/index.ts'
 import type { RoleContext } from '../context.ts'
 import { selectCandidates } from './candidates.ts'
 import { EXPIRY_MARGIN_SECONDS, FIND_PROVIDERS_TIMEOUT_MS, MAX_OFFERS_PER_TRADE, MAX_SOLICITED_PEERS, SOLICIT_TIMEOUT_MS } from './constants.ts'
@@ -30,7 +31,7 @@ export async function recordOffer (ctx: RoleContext, tradeId: string, remotePeer
 /** Asks the peers that provide the tag or an accepted enclave in the DHT, but have not offered, for an offer; records the answers. */
 export async function solicitOffers (ctx: RoleContext, t: BuyerTrade): Promise<void> {
   const d = demandOf(t)
-  const keys = [`sdte:dataset:${d.tag}`, ...ctx.network.measurements.map(m => `sdte:node:${m}`)]
+  const keys = [datasetKey(d.tag), ...ctx.network.measurements.map(enclaveKey)]
   const offered = new Set([...t.data.sellerOffers, ...t.data.nodeOffers].map(o => o.peerId))
   const found = (await Promise.all(keys.map(async k => await ctx.p2p.findProviders(k, { limit: MAX_SOLICITED_PEERS, timeoutMs: FIND_PROVIDERS_TIMEOUT_MS }).catch(() => []))))
     .flat().filter(p => !offered.has(p.peerId) && p.peerId !== ctx.p2p.peerId)

@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE } from '../../../enclave/index.ts'
-import { TAG_PATTERN, type Demand } from '../../../p2p/index.ts'
+import { TAG_PATTERN, datasetKey, type Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import { hexlify, randomBytes } from 'ethers'
 import { logger } from '../../log.ts'
@@ -14,6 +14,7 @@ import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
 import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import * as r from '../../rpc/results.ts'
 import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
 
 export { MAX_ALLOWED_CODE_HASHES, type DatasetPolicy } from './policy.ts'
@@ -74,7 +75,7 @@ export class SellerRole implements Role {
 
   private async announce (tag: string): Promise<void> {
     try {
-      await this.ctx.p2p.provide(`sdte:dataset:${tag}`)
+      await this.ctx.p2p.provide(datasetKey(tag))
     } catch (err) {
       log.warn('DHT announcement failed', { tag, err: err as Error })
     }
@@ -263,8 +264,9 @@ export class SellerRole implements Role {
         { name: 'unitPrice', type: 'wei', description: 'wei per byte' },
         { name: 'policy', type: 'object', required: false, description: '{ allowedCodeHashes?: bytes32[] (default any), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice) }' }
       ],
-      result: '{ datasetId, size, commitment }',
-      handler: async (p: { path: string, tag: string, unitPrice: bigint, policy?: Record<string, unknown> }) => {
+      result: r.object({ datasetId: r.bytes32(), size: r.integer('bytes'), commitment: r.bytes32('the data commitment buyers\' enclaves check') }),
+      errors: ['Rejected', 'ChainReverted'],
+      handler: async (p) => {
         const r = await this.addDataset(p)
         return { datasetId: r.datasetId, size: r.size, commitment: r.commitment }
       }
@@ -273,7 +275,17 @@ export class SellerRole implements Role {
       name: 'seller_datasets',
       summary: "The seller's datasets.",
       params: [],
-      result: 'array of { datasetId, tag, path, size, commitment, unitPrice, policy, addedAt }',
+      result: r.array(r.object({
+        datasetId: r.bytes32(),
+        tag: r.string(),
+        path: r.string(),
+        size: r.integer('bytes'),
+        commitment: r.bytes32(),
+        unitPrice: r.decimal('wei per byte'),
+        policy: r.object({ allowedCodeHashes: r.array(r.bytes32()), outputCap: r.decimal('bytes'), minOutputPrice: r.decimal('wei per output byte') }),
+        addedAt: r.string('ISO 8601')
+      })),
+      errors: [],
       handler: async () => await this.datasets()
     })
   }

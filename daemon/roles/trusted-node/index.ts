@@ -14,9 +14,12 @@ import { RefuseRequest } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import type { DataOpen } from '../../../p2p/index.ts'
+import { enclaveKey } from '../../../p2p/index.ts'
+import { SdteError } from '../../../config/index.ts'
 import { componentLogger, logger } from '../../log.ts'
 import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
+import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext } from '../context.ts'
 
@@ -32,9 +35,9 @@ export const MAX_PENDING_TASKS = 512
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
 export const PENDING_TASK_TTL_MS = 10 * 60_000
 
-export class NodeConfigError extends Error {
+export class NodeConfigError extends SdteError {
   override name = 'NodeConfigError'
-  readonly code = 'NODE_CONFIG'
+  override code = 'ERR_NODE_CONFIG'
 }
 
 export interface NodeTradeData {
@@ -157,7 +160,7 @@ export class TrustedNodeRole implements Role {
       }
     })
     await this.ctx.result.start({ get: async (_remote, req) => await this.serveResult(req.tradeId, req.taskId) })
-    void this.ctx.p2p.provide(`sdte:node:${m}`).catch((err: unknown) => { log.warn('DHT announcement failed', { err: err as Error }) })
+    void this.ctx.p2p.provide(enclaveKey(m)).catch((err: unknown) => { log.warn('DHT announcement failed', { err: err as Error }) })
   }
 
   async stop (): Promise<void> {
@@ -379,7 +382,14 @@ export class TrustedNodeRole implements Role {
       name: 'node_enclave',
       summary: "This node's enclave: mode, measurement, attestation root, and whether the network accepts it.",
       params: [],
-      result: '{ mode, measurement, attestationRoot, accepted, tasks }',
+      result: r.object({
+        mode: r.string('simulation'),
+        measurement: r.bytes32(),
+        attestationRoot: r.address(),
+        accepted: r.boolean('DTMC accepts this measurement'),
+        tasks: r.integer('tasks the enclave holds')
+      }),
+      errors: [],
       handler: async () => ({
         mode: this.enclave.mode,
         measurement: this.enclave.measurement,

@@ -2,7 +2,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { keccak256 } from 'ethers'
-import { QUOTE_TAG, RESULT_TAG, ResultStatus, groupKeyOf, inputHashOf } from '../../../contracts/formats.ts'
+import { QUOTE_TAG, RESULT_TAG, ResultStatus, inputHashOf } from '../../../contracts/formats.ts'
+import { groupKeyOf } from '../../helpers/dtmc-checks.ts'
 import {
   startChain, makeMarket, openTrade, submit, signedResult, increaseTime, conserved, everyone, reverts, DEFAULT_TERMS,
   type Chain, type Market, type OpenedTrade

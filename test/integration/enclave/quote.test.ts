@@ -101,7 +101,8 @@ test('a signature not from the attestation root is refused', async () => {
   // The root's signature over something else does not carry over either.
   const flippedV = a.quote.signature.slice(0, -2) + (a.quote.signature.endsWith('1b') ? '1c' : '1b')
   throwsWith(() => verifyQuote({ ...a.quote, signature: flippedV }, expectations(tradeId, nonce)), 'QuoteSignatureError')
-  throwsWith(() => verifyQuote({ ...a.quote, signature: '0x1234' }, expectations(tradeId, nonce)), 'QuoteFormatError')
+  throwsWith(() => verifyQuote({ ...a.quote, signature: '0x1234' }, expectations(tradeId, nonce)), 'QuoteSignatureError')
+  throwsWith(() => verifyQuote({ ...a.quote, enclaveAddress: '0x1234' }, expectations(tradeId, nonce)), 'QuoteCodeHashError')
 })
 
 test('attest refuses malformed requests without creating a task', async () => {

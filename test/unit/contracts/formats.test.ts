@@ -7,9 +7,10 @@ import { keccak_256 } from '@noble/hashes/sha3.js'
 import { Wallet, SigningKey } from 'ethers'
 import {
   QUOTE_TAG, RESULT_TAG, ResultStatus, tradeIdOf, taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf,
-  groupKeyOf, inputHashOf, signDigest, recoverDigest, quoteSignerOf, quoteProblemOf, SECP256K1_HALF_N,
+  inputHashOf, signDigest, recoverDigest, quoteSignerOf, SECP256K1_HALF_N,
   type ResultInfo, type Quote
 } from '../../../contracts/formats.ts'
+import { groupKeyOf, quoteProblemOf } from '../../helpers/dtmc-checks.ts'
 
 const hex = (b: Uint8Array): string => '0x' + Buffer.from(b).toString('hex')
 const word = (v: string | bigint | number): string => {

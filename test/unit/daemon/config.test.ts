@@ -5,6 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { defaultOptions, mergeOptions, optionsFromEnv, resolveOptions, validateConfigFile, ConfigError } from '../../../config/options.ts'
 import { parseNetworkFile, NetworkFileError } from '../../../contracts/network.ts'
+import * as P2P from '../../../p2p/constants.ts'
+import * as RPC from '../../../config/rpc-defaults.ts'
+import * as D from '../../../config/daemon-defaults.ts'
 
 test('defaults: relay role, loopback listen, free rpc port', () => {
   const o = defaultOptions('/x')
@@ -12,6 +15,33 @@ test('defaults: relay role, loopback listen, free rpc port', () => {
   assert.equal(o.rpc.port, 0)
   assert.equal(o.rpc.host, '127.0.0.1')
   assert.equal(o.p2p.listen, ['/ip4/127.0.0.1/tcp/0'])
+})
+
+test('each default is its part\'s constant; the host is not settable; defaults are not shared', () => {
+  const o = defaultOptions('/x')
+  assert.is(o.p2p.maxConnections, P2P.DEFAULT_MAX_CONNECTIONS)
+  assert.equal(o.p2p.listen, P2P.DEFAULT_LISTEN)
+  assert.is(o.rpc.maxBodyBytes, RPC.DEFAULT_MAX_BODY_BYTES)
+  assert.is(o.rpc.requestTimeoutMs, RPC.DEFAULT_REQUEST_TIMEOUT_MS)
+  assert.is(o.keys.scryptN, D.DEFAULT_SCRYPT_N)
+  assert.is(o.trade.offerWindowMs, D.DEFAULT_OFFER_WINDOW_MS)
+  assert.is(o.shutdownTimeoutMs, D.DEFAULT_SHUTDOWN_TIMEOUT_MS)
+  assert.throws(() => validateConfigFile({ rpc: { host: '0.0.0.0' } }, 'config.json'), /unknown option "rpc.host"/)
+  o.p2p.listen.push('/ip4/0.0.0.0/tcp/1')
+  assert.equal(defaultOptions('/x').p2p.listen, P2P.DEFAULT_LISTEN)
+})
+
+test('every key config.json accepts round-trips through validateConfigFile', () => {
+  const raw = {
+    roles: ['buyer'], network: 'n.json', shutdownTimeoutMs: 5,
+    p2p: { listen: ['/ip4/127.0.0.1/tcp/1'], bootstrap: [], maxConnections: 7 },
+    rpc: { port: 8, maxBodyBytes: 9, maxBatchLength: 10, requestTimeoutMs: 11 },
+    keys: { passwordFile: null, scryptN: 2048 },
+    log: { level: 'debug', debug: 'sdte:*' },
+    trade: { tickMs: 12, offerWindowMs: 13, attestTimeoutMs: 14, nodePricePerGas: '15', nodeMaxGas: '16' },
+    enclave: { attestationKeyFile: null, faultWrongResult: true }
+  }
+  assert.equal(validateConfigFile(raw, 'config.json'), raw)
 })
 
 test('merge order: defaults < config.json < env < flags, objects merge field by field', () => {

@@ -42,13 +42,13 @@ test('keys: password from a file or env; a wrong password is refused', async () 
       assert.unreachable('wrong password accepted')
     } catch (err) {
       assert.instance(err, KeyStoreError)
-      assert.is((err as KeyStoreError).code, 'KEYSTORE_DECRYPT_FAILED')
+      assert.is((err as KeyStoreError).code, 'ERR_KEYSTORE_DECRYPT_FAILED')
     }
     try {
       await loadOrCreateKeys(dir, FAST, {})
       assert.unreachable('no password accepted')
     } catch (err) {
-      assert.is((err as KeyStoreError).code, 'PASSWORD_UNAVAILABLE')
+      assert.is((err as KeyStoreError).code, 'ERR_PASSWORD_UNAVAILABLE')
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
@@ -64,7 +64,7 @@ test('keys: a key file readable by others is refused', async () => {
       await loadOrCreateKeys(dir, FAST, {})
       assert.unreachable()
     } catch (err) {
-      assert.is((err as KeyStoreError).code, 'KEY_FILE_PERMISSIONS')
+      assert.is((err as KeyStoreError).code, 'ERR_KEY_FILE_PERMISSIONS')
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
@@ -108,7 +108,7 @@ test('store: a store from a newer release is refused', async () => {
       assert.unreachable()
     } catch (err) {
       assert.instance(err, StoreError)
-      assert.is((err as StoreError).code, 'STORE_TOO_NEW')
+      assert.is((err as StoreError).code, 'ERR_STORE_TOO_NEW')
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -3,6 +3,10 @@ import * as assert from 'uvu/assert'
 import { RpcServer } from '../../../daemon/rpc/server.ts'
 import { RpcClient } from '../../../daemon/rpc/client.ts'
 import { RpcError, appError } from '../../../daemon/rpc/errors.ts'
+import { integer } from '../../../daemon/rpc/results.ts'
+import { ChainRevertError } from '../../../contracts/client.ts'
+import { DialFailedError, NoTopicPeersError, StreamTimeoutError } from '../../../p2p/errors.ts'
+import { QuoteSignatureError } from '../../../enclave/quote.ts'
 
 const TOKEN = 'test-token-0123456789'
 let server: RpcServer
@@ -17,20 +21,32 @@ async function post (body: string, headers: Record<string, string> = { authoriza
 
 test.before(async () => {
   server = new RpcServer({
-    host: '127.0.0.1', port: 0, token: TOKEN, maxBodyBytes: 1024, maxBatchLength: 4, requestTimeoutMs: 5000, version: 'test',
-    mapError: (err) => err instanceof RangeError ? appError('ChainReverted', 'reverted', { error: 'SomeRevert' }) : undefined
+    host: '127.0.0.1', port: 0, token: TOKEN, maxBodyBytes: 1024, maxBatchLength: 4, requestTimeoutMs: 5000, version: 'test'
   })
   server.register({
     name: 'test_add',
     summary: 'adds',
     params: [{ name: 'a', type: 'integer', description: 'a' }, { name: 'b', type: 'integer', description: 'b', required: false }],
-    result: 'sum',
-    handler: (p: { a: number, b?: number }) => { counter++; return p.a + (p.b ?? 0) }
+    result: integer('sum'),
+    errors: [],
+    handler: (p) => {
+      // The params type is inferred from the declaration: a required integer, an optional one.
+      const a: number = p.a
+      const b: number | undefined = p.b
+      // @ts-expect-error: not a declared param
+      void p.c
+      counter++
+      return a + (b ?? 0)
+    }
   })
-  server.register({ name: 'test_boom', summary: 'throws', params: [], result: '', handler: () => { throw new Error('secret detail') } })
-  server.register({ name: 'test_missing', summary: 'app error', params: [], result: '', handler: () => { throw appError('NotFound', 'no such thing') } })
-  server.register({ name: 'test_revert', summary: 'a mapped error', params: [], result: '', handler: () => { throw new RangeError('boom') } })
-  server.register({ name: 'test_wei', summary: 'wei', params: [{ name: 'v', type: 'wei', description: '' }], result: '', handler: (p: { v: bigint }) => p.v * 2n })
+  server.register({ name: 'test_boom', summary: 'throws', params: [], result: {}, errors: [], handler: () => { throw new Error('secret detail') } })
+  server.register({ name: 'test_missing', summary: 'app error', params: [], result: {}, errors: ['NotFound'], handler: () => { throw appError('NotFound', 'no such thing') } })
+  server.register({ name: 'test_revert', summary: 'a mapped error', params: [], result: {}, errors: [], handler: () => { throw new ChainRevertError('DTMC', 'finalize', 'SomeRevert', []) } })
+  server.register({ name: 'test_dial', summary: 'a p2p error', params: [], result: {}, errors: [], handler: () => { throw new DialFailedError('no route') } })
+  server.register({ name: 'test_topic', summary: 'a p2p error', params: [], result: {}, errors: [], handler: () => { throw new NoTopicPeersError('/sdte/debug/x') } })
+  server.register({ name: 'test_frame', summary: 'a p2p error without its own row', params: [], result: {}, errors: [], handler: () => { throw new StreamTimeoutError('read', 10) } })
+  server.register({ name: 'test_quote', summary: 'a subclass', params: [], result: {}, errors: [], handler: () => { throw new QuoteSignatureError('not the root') } })
+  server.register({ name: 'test_wei', summary: 'wei', params: [{ name: 'v', type: 'wei', description: '' }], result: {}, errors: [], handler: (p) => p.v * 2n })
   url = await server.start()
 })
 
@@ -109,11 +125,25 @@ test('handler exceptions: -32603 without the detail; app errors keep their code 
   }
 })
 
-test('errors the server is told how to map keep their application code', async () => {
+test('errors in the error table answer with their application code, name and code', async () => {
   const r = await post(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'test_revert' }))
   assert.is(r.json.error.code, -32005)
   assert.is(r.json.error.data.name, 'ChainReverted')
   assert.is(r.json.error.data.error, 'SomeRevert')
+  assert.is(r.json.error.data.code, 'ERR_CHAIN_REVERTED')
+  const cases: Array<[string, number, string, string]> = [
+    ['test_dial', -32006, 'PeerUnreachable', 'DialFailedError'],
+    ['test_topic', -32007, 'Unavailable', 'NoTopicPeersError'],
+    ['test_frame', -32006, 'PeerUnreachable', 'StreamTimeoutError'],
+    ['test_quote', -32008, 'Rejected', 'QuoteSignatureError']
+  ]
+  for (const [method, code, name, error] of cases) {
+    const e = (await post(JSON.stringify({ jsonrpc: '2.0', id: 4, method }))).json.error
+    assert.is(e.code, code, method)
+    assert.is(e.data.name, name, method)
+    assert.is(e.data.error, error, method)
+    assert.match(e.data.code, /^ERR_[A-Z_]+$/, method)
+  }
 })
 
 test('oversized body: HTTP 413', async () => {
@@ -140,9 +170,15 @@ test('rpc_discover lists every method with its params', async () => {
   const doc = await new RpcClient(url, TOKEN).call<any>('rpc_discover')
   assert.is(doc.openrpc, '1.2.6')
   const names = doc.methods.map((m: { name: string }) => m.name)
-  assert.equal(names, ['rpc_discover', 'test_add', 'test_boom', 'test_missing', 'test_revert', 'test_wei'])
+  assert.equal(names, ['rpc_discover', 'test_add', 'test_boom', 'test_dial', 'test_frame', 'test_missing', 'test_quote', 'test_revert', 'test_topic', 'test_wei'])
   const add = doc.methods.find((m: { name: string }) => m.name === 'test_add')
   assert.equal(add.params.map((p: { name: string, required: boolean }) => [p.name, p.required]), [['a', true], ['b', false]])
+  assert.equal(add.result, { name: 'result', description: 'sum', schema: { type: 'integer', description: 'sum' } })
+  assert.equal(add.errors, [])
+  const missing = doc.methods.find((m: { name: string }) => m.name === 'test_missing')
+  assert.equal(missing.errors, [{ code: -32001, message: 'NotFound' }])
+  const discover = doc.methods.find((m: { name: string }) => m.name === 'rpc_discover')
+  assert.equal(discover.result.schema.required, ['openrpc', 'info', 'methods'])
 })
 
 test('still answers after all of that', async () => {

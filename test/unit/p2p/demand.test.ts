@@ -1,7 +1,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
-import { signDemand, encodeDemand, decodeDemand, createDemandValidator, depositOf, DemandInvalidError, MAX_DEMAND_BYTES, type DemandTerms } from '../../../p2p/demand/index.ts'
+import { depositOf } from '../../../contracts/client.ts'
+import { signDemand, encodeDemand, decodeDemand, createDemandValidator, DemandInvalidError, DEMAND_VERDICTS, MAX_DEMAND_BYTES, type DemandTerms } from '../../../p2p/demand/index.ts'
 
 const buyer = Wallet.createRandom()
 const DTMC = '0x' + 'ab'.repeat(20)
@@ -34,7 +35,7 @@ test('a signed demand round-trips and verifies', () => {
   const { demand, demandHash } = decodeDemand(encodeDemand(d))
   assert.equal(demand, d)
   assert.match(demandHash, /^0x[0-9a-f]{64}$/)
-  assert.is(depositOf(d), 2n * 1_000_000n + 3n * 5_000_000n + 100n * 4096n)
+  assert.is(depositOf(d), 2n * 1_000_000n + 3n * 5_000_000n + 100n * 4096n, 'the deposit DTMC asks for these terms')
 })
 
 test('a changed field breaks the signature; another signer is refused', () => {
@@ -58,12 +59,28 @@ test('the validator: network, expiry, too far ahead, duplicates', () => {
   const d = signDemand(terms, buyer)
   assert.is(v.validate({ from: 'p', data: encodeDemand(d) }), 'accept')
   assert.is(reasonOf(() => v.check(encodeDemand(d))), 'duplicate')
-  assert.is(v.validate({ from: 'p', data: encodeDemand(d) }), 'reject')
+  assert.is(v.validate({ from: 'p', data: encodeDemand(d) }), 'ignore', 'a second copy is stale, not a fault')
   assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, chainId: 1 }, buyer)))), 'network')
   assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, dtmc: '0x' + '00'.repeat(20) }, buyer)))), 'network')
   assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, expiresAt: NOW - 100 }, buyer)))), 'expired')
   assert.is(reasonOf(() => v.check(encodeDemand(signDemand({ ...terms, expiresAt: NOW + 100_000 }, buyer)))), 'too-far')
   assert.is(v.validate({ from: 'p', data: new Uint8Array([1, 2, 3]) }), 'reject')
+})
+
+test('verdicts: late or repeated demands are ignored (no penalty), invalid ones rejected', () => {
+  const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW })
+  const verdict = (d: unknown): string => v.validate({ from: 'p', data: d instanceof Uint8Array ? d : enc(d) })
+  const late = signDemand({ ...terms, expiresAt: NOW - 100 }, buyer)
+  assert.is(verdict(encodeDemand(late)), 'ignore', 'expired on the way: an honest relay is not scored down')
+  const fresh = signDemand(terms, buyer)
+  assert.is(verdict(encodeDemand(fresh)), 'accept')
+  assert.is(verdict(encodeDemand(fresh)), 'ignore', 'already seen')
+  assert.is(verdict({ ...signDemand(terms, buyer), sellerCap: '7' }), 'reject', 'bad signature')
+  assert.is(verdict(encodeDemand(signDemand({ ...terms, chainId: 1 }, buyer))), 'reject', 'another network')
+  assert.is(verdict(encodeDemand(signDemand({ ...terms, expiresAt: NOW + 100_000 }, buyer))), 'reject', 'too far ahead')
+  assert.is(verdict(new Uint8Array(MAX_DEMAND_BYTES + 1)), 'reject', 'oversized')
+  assert.is(verdict({ nope: 1 }), 'reject', 'malformed')
+  for (const [reason, expected] of Object.entries(DEMAND_VERDICTS)) assert.ok(expected === 'ignore' || expected === 'reject', reason)
 })
 
 test('verify: a demand that came by solicitation gets the same checks but the seen set', () => {
@@ -80,7 +97,7 @@ test('the seen set is bounded', () => {
   const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW, maxSeen: 2 })
   const ds = [1, 2, 3].map(() => signDemand(terms, buyer))
   for (const d of ds) assert.is(v.validate({ from: 'p', data: encodeDemand(d) }), 'accept')
-  assert.is(v.validate({ from: 'p', data: encodeDemand(ds[2]) }), 'reject', 'recent id still remembered')
+  assert.is(v.validate({ from: 'p', data: encodeDemand(ds[2]) }), 'ignore', 'recent id still remembered')
   assert.is(v.validate({ from: 'p', data: encodeDemand(ds[0]) }), 'accept', 'oldest id forgotten beyond the bound')
 })
 

@@ -1,0 +1,22 @@
+// Defaults of the daemon's own parts (keys, trading loop, shutdown, log): their one home. config/options.ts takes
+// its defaults from here, from p2p/constants.ts and from config/rpc-defaults.ts.
+
+/** Roles a daemon runs when none is given: a relay only helps the network (DHT, gossip). */
+export const DEFAULT_ROLES = ['relay'] as const
+/** scrypt cost of a newly written keystore (ethers' default, 2^17); tests and devnets use 1024. */
+export const DEFAULT_SCRYPT_N = 131_072
+/** Smallest scrypt cost accepted (it must also be a power of two). */
+export const MIN_SCRYPT_N = 1024
+export const DEFAULT_LOG_LEVEL = 'info'
+/** How often each role looks at its active trades and the chain. */
+export const DEFAULT_TICK_MS = 500
+/** Buyer: how long offers are collected after a demand goes out. */
+export const DEFAULT_OFFER_WINDOW_MS = 3000
+/** Buyer: how long one attestation may take before the node is passed over. */
+export const DEFAULT_ATTEST_TIMEOUT_MS = 10_000
+/** Node: the price it asks per unit of enclave gas, wei as a decimal string. */
+export const DEFAULT_NODE_PRICE_PER_GAS = '1'
+/** Node: the most enclave gas it runs for one task, a decimal string. */
+export const DEFAULT_NODE_MAX_GAS = '2000000000'
+/** Grace period for a graceful stop before the process is forced out. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 15_000

@@ -1,0 +1,49 @@
+// The measurement covers exactly the code the worker is built from: ENCLAVE_CODE_FILES must equal the
+// files reachable from enclave/worker.ts through relative imports (type-only imports included: they
+// fix the shape of what crosses the worker boundary). A file the worker starts importing without
+// being measured, or a measured file it no longer imports, fails here.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { readFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ENCLAVE_CODE_FILES, computeMeasurement } from '../../../enclave/measurement.ts'
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url))
+
+/** Relative specifiers of every static import and re-export in a TypeScript source. */
+function relativeImports (source: string): string[] {
+  const out: string[] = []
+  const re = /^\s*(?:import|export)\b[^'";]*?(?:from\s*)?['"](\.{1,2}\/[^'"]+)['"]/gm
+  for (const m of source.matchAll(re)) out.push(m[1])
+  if (/\bimport\s*\(/.test(source)) throw new Error('dynamic import: this check cannot follow it')
+  return out
+}
+
+function importGraph (entry: string): string[] {
+  const seen = new Set<string>()
+  const visit = (path: string): void => {
+    if (seen.has(path)) return
+    seen.add(path)
+    const source = readFileSync(join(ROOT, path), 'utf8')
+    for (const spec of relativeImports(source)) visit(relative(ROOT, join(ROOT, dirname(path), spec)))
+  }
+  visit(entry)
+  return [...seen].sort()
+}
+
+test('the import parser sees multi-line, type-only and re-export imports, and skips packages', () => {
+  const src = "import {\n  a,\n  b\n} from './a.ts'\nimport type { C } from '../c.ts'\nexport { d } from './d.ts'\nimport { x } from 'ethers'\nimport 'node:fs'\n"
+  assert.equal(relativeImports(src), ['./a.ts', '../c.ts', './d.ts'])
+})
+
+test('ENCLAVE_CODE_FILES is the worker\'s import graph', () => {
+  assert.equal([...ENCLAVE_CODE_FILES].sort(), importGraph('enclave/worker.ts'))
+})
+
+test('the measurement is a 32-byte hash and a variant changes it', () => {
+  assert.match(computeMeasurement(), /^0x[0-9a-f]{64}$/)
+  assert.is.not(computeMeasurement('other-build'), computeMeasurement())
+})
+
+test.run()
