@@ -5,7 +5,7 @@
 // seen before, and (for a seller) the enclave key and task recorded on DTMC. Each failure has its
 // own error class.
 import { getAddress } from 'ethers'
-import { quoteSignerOf, taskIdOf } from '../contracts/formats.ts'
+import { quoteSignerOf, taskIdOf, type NetworkDomain } from '../contracts/formats.ts'
 import type { Quote } from '../contracts/formats.ts'
 
 export class QuoteError extends Error {
@@ -30,6 +30,8 @@ export class QuoteSignatureError extends QuoteError { override name = 'QuoteSign
 export class QuoteMeasurementError extends QuoteError { override name = 'QuoteMeasurementError'; override code = 'QUOTE_MEASUREMENT' }
 
 export interface QuoteExpectations {
+  /** The verifier's deployment (chain id, DTMC address): a quote for another one fails its signature check. */
+  domain: NetworkDomain
   /** Address of the attestation root (network.json / DTMC). */
   expectedRoot: string
   /** Measurements of enclave builds the verifier accepts (DTMC's set). */
@@ -82,7 +84,7 @@ export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
   }
   let signer: string
   try {
-    signer = quoteSignerOf(q, ex.tradeId, ex.codeHash)
+    signer = quoteSignerOf(q, ex.domain, ex.tradeId, ex.codeHash)
   } catch (err) {
     throw new QuoteSignatureError(`quote signature is malformed (${(err as Error).message})`)
   }

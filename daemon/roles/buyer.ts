@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { getBytes, hexlify, keccak256, randomBytes } from 'ethers'
 import { verifyQuote, encryptCodeForEnclave, signCodeDelivery, decryptResult, QuoteError, DEFAULT_GAS_CAP, MAX_GAS_CAP, MAX_CODE_SIZE } from '../../enclave/index.ts'
-import { tradeIdOf, type Quote } from '../../contracts/formats.ts'
-import { ChainRevertError, depositOf } from '../../contracts/client.ts'
+import { networkDomainOf, tradeIdOf, type Quote } from '../../contracts/formats.ts'
+import { ChainRevertError, depositOf, tagHashOf } from '../../contracts/client.ts'
 import { NoTopicPeersError } from '../../p2p/errors.ts'
 import { DEMAND_TOPIC, TAG_PATTERN, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, decodeDemand, demandHashOf, encodeDemand, signDemand, type Demand } from '../../p2p/demand/index.ts'
 import type { Offer } from '../../p2p/offer/index.ts'
@@ -121,9 +121,9 @@ export class BuyerRole implements Role {
     this.ctx = ctx
   }
 
-  private get localKey (): Uint8Array { return deriveSecret(this.ctx.keys.ethWallet.privateKey, LOCAL_KEY_PURPOSE, 'v1') }
+  private get localKey (): Uint8Array { return deriveSecret(this.ctx.keys.ethWallet.privateKey, networkDomainOf(this.ctx.network), LOCAL_KEY_PURPOSE, 'v1') }
   private resultKey (tradeId: string): { privateKey: Uint8Array, publicKey: Uint8Array } {
-    return deriveKeyPair(this.ctx.keys.ethWallet.privateKey, RESULT_KEY_PURPOSE, tradeId)
+    return deriveKeyPair(this.ctx.keys.ethWallet.privateKey, networkDomainOf(this.ctx.network), RESULT_KEY_PURPOSE, tradeId)
   }
 
   async start (): Promise<void> {}
@@ -352,6 +352,7 @@ export class BuyerRole implements Role {
       try {
         const reply = await this.ctx.attest.attest(o.peerId, { tradeId: t.tradeId, codeHash: d.codeHash, nonce }, { signal: AbortSignal.timeout(this.ctx.options.trade.attestTimeoutMs) })
         const quote = verifyQuote(reply.quote, {
+          domain: networkDomainOf(this.ctx.network),
           expectedRoot: this.ctx.network.attestationRoot,
           acceptedMeasurements: this.ctx.network.measurements,
           tradeId: t.tradeId,
@@ -379,7 +380,7 @@ export class BuyerRole implements Role {
     const resultPublicKey = this.resultKey(t.tradeId).publicKey
     await Promise.all(chosen.map(async n => {
       const envelope = encryptCodeForEnclave(n.enclavePublicKey, n.quote.taskId, { code, resultPublicKey, gasCap: BigInt(t.data.gasCap), outputCap: d.outputCap })
-      const signature = signCodeDelivery(this.ctx.keys.ethWallet.privateKey, n.quote.taskId, envelope)
+      const signature = signCodeDelivery(this.ctx.keys.ethWallet.privateKey, networkDomainOf(this.ctx.network), n.quote.taskId, envelope)
       await this.ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: hexlify(envelope), salt: t.data.salt, signature })
     }))
     const attestMs = Date.now() - started
@@ -389,6 +390,7 @@ export class BuyerRole implements Role {
     const deadline = (await chainTime(this.ctx.chain)) + d.tradeSeconds
     const { deposit } = await this.ctx.chain.dtmc.openTrade({
       salt: t.data.salt,
+      tagHash: tagHashOf(d.tag),
       codeHash: d.codeHash,
       deadline,
       sellerCap: d.sellerCap,
@@ -417,7 +419,12 @@ export class BuyerRole implements Role {
       if (view.nResults === view.nodes.length && t.state !== 'submitted') {
         t = await this.ctx.trades.transition(t, 'submitted', { note: `all ${view.nResults} results in` })
       }
-      if (view.nResults === view.nodes.length || await chainTime(this.ctx.chain) > view.deadline) {
+      // DTMC settles by itself on the submission after a majority (or the last one). We finalize when no
+      // majority can come any more, or after the deadline; with a majority but a silent node we leave the
+      // others until the deadline (bounded by MAX_TRADE_DURATION) so that a slow honest node is still paid.
+      const lead = Math.max(0, ...view.groups.map(g => g.count))
+      const noMajority = (lead + view.nodes.length - view.nResults) * 2 <= view.nodes.length
+      if (view.nResults === view.nodes.length || noMajority || await chainTime(this.ctx.chain) > view.deadline) {
         try {
           await this.ctx.chain.dtmc.finalize(t.tradeId)
         } catch (err) {

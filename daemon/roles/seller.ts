@@ -12,6 +12,7 @@ import { appError } from '../rpc/errors.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { TradeRecord } from '../trades.ts'
 import { deriveSecret } from '../local-secrets.ts'
+import { MAX_UINT64, networkDomainOf } from '../../contracts/formats.ts'
 import { advanceActive, chainTime, closeWhenOver, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from './context.ts'
 
 const log = logger('sdte:seller')
@@ -104,7 +105,7 @@ export class SellerRole implements Role {
     const policy = parsePolicy(p.policy, p.unitPrice)
     const commitment = datasetCommitment(readFileSync(path))
     const { offerId } = await this.ctx.chain.cisc.listDataset({
-      tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap) }
+      tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap), minOutputPrice: BigInt(policy.minOutputPrice) }
     })
     const record: DatasetRecord = {
       datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString()
@@ -212,7 +213,7 @@ export class SellerRole implements Role {
       await this.ctx.trades.transition(t, 'failed', { reason: `dataset file ${ds.path} changed since it was listed` })
       return
     }
-    const key = deriveSecret(this.ctx.keys.ethWallet.privateKey, DATA_KEY_PURPOSE, `${t.tradeId}/${t.data.offerId}`)
+    const key = deriveSecret(this.ctx.keys.ethWallet.privateKey, networkDomainOf(this.ctx.network), DATA_KEY_PURPOSE, `${t.tradeId}/${t.data.offerId}`)
     const chunkSize = DEFAULT_CHUNK_SIZE
     const chunks = Math.max(1, Math.ceil(plain.length / chunkSize))
     if (t.data.size !== plain.length) t = await this.ctx.trades.update(t, { size: plain.length })
@@ -230,6 +231,7 @@ export class SellerRole implements Role {
       const nonce = hexlify(randomBytes(32))
       const reply = await this.ctx.attest.attest(record.peerId, { tradeId: t.tradeId, codeHash: t.data.codeHash, nonce })
       verifyQuote(reply.quote, {
+        domain: networkDomainOf(this.ctx.network),
         expectedRoot: this.ctx.network.attestationRoot,
         acceptedMeasurements: this.ctx.network.measurements,
         tradeId: t.tradeId,
@@ -293,6 +295,8 @@ function parsePolicy (raw: Record<string, unknown> | undefined, unitPrice: bigin
   if (raw.minOutputPrice !== undefined) {
     const v = raw.minOutputPrice
     if (typeof v !== 'string' || !/^[0-9]{1,30}$/.test(v)) throw appError('Rejected', 'policy.minOutputPrice must be wei as a decimal string', { param: 'policy' })
+    // CISC holds it as a uint64 and DTMC enforces it: a trade on the offer pays at least this per output byte.
+    if (BigInt(v) > MAX_UINT64) throw appError('Rejected', `policy.minOutputPrice must be at most ${MAX_UINT64} wei`, { param: 'policy' })
     policy.minOutputPrice = v
   }
   if (raw.allowedCodeHashes !== undefined) {

@@ -50,9 +50,12 @@ export function demandHashOf (d: Omit<Demand, 'signature'>): string {
   )).toLowerCase()
 }
 
-/** The deposit DTMC will ask for this demand (docs/protocol.md): every cap, for `sellers` sellers. */
+/**
+ * The deposit DTMC will ask for this demand (docs/protocol.md): every cap, for `sellers` sellers; the
+ * output price is paid to each seller, so its cap counts once per seller.
+ */
 export function depositOf (d: Pick<Demand, 'sellers' | 'nodes' | 'sellerCap' | 'nodeCap' | 'outputPrice' | 'outputCap'>, sellers = d.sellers): bigint {
-  return BigInt(sellers) * d.sellerCap + BigInt(d.nodes) * d.nodeCap + d.outputPrice * d.outputCap
+  return BigInt(sellers) * (d.sellerCap + d.outputPrice * d.outputCap) + BigInt(d.nodes) * d.nodeCap
 }
 
 /** Builds and signs a demand with the buyer's key. */
