@@ -376,7 +376,8 @@ contract DTMC {
         uint16 bit = _checkResult(t, info, node, signature);
         Group[MAX_NODES] storage groups = _groups[info.tradeId];
         // Whether a group already held a strict majority: then this is "the next submission" that settles.
-        bool certain = t.nGroups != 0 && uint256(groups[t.leader].count) * 2 > t.nNodes;
+        // Only possible once more than half the results are in, which spares the group read before that.
+        bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
         _record(t, groups, info, node, bit);
         if (certain || t.nResults == t.nNodes) _close(info.tradeId, t, groups[t.leader]);
     }

@@ -43,7 +43,7 @@ const VARIANTS: Variant[] = [
   {
     check: 'majority already certain? (DTMC `submitResult`, per submission)',
     file: 'DTMC.sol',
-    text: 'bool certain = t.nGroups != 0 && uint256(groups[t.leader].count) * 2 > t.nNodes;',
+    text: 'bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;',
     replacement: 'bool certain = false;'
   }
 ]

@@ -47,4 +47,16 @@ test('a trade that can no longer reach a majority is refunded at once', async ()
   assert.is(view!.state, 'refunded')
 })
 
+test('anyone may refund at once when no group can reach a majority even with the missing results', async () => {
+  const m = await makeMarket(chain, 1, 5)
+  const t = await openTrade(m)
+  for (let i = 0; i < 3; i++) await submit(m, t, i, { resultSize: BigInt(i + 1) })
+  // three different results of five: the two missing ones could still make one of them three
+  await reverts(m.sellers[0].client.dtmc.finalize(t.tradeId), 'FinalizeTooEarly')
+  await submit(m, t, 3, { resultSize: 4n })
+  // four different results: at most two agree, never three of five
+  assert.is((await m.sellers[0].client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+  assert.is(await m.buyer.client.dtmc.creditOf(m.buyer.address), t.deposit)
+})
+
 test.run()
