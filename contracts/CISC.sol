@@ -33,6 +33,7 @@ contract CISC {
     struct Policy {
         bytes32[] allowedCodeHashes; // empty: any analysis code is allowed
         uint64 outputCap; // the largest output (bytes) a trade on this offer may set
+        uint64 minOutputPrice; // the least wei per output byte a trade on this offer pays this seller
     }
 
     struct Offer {
@@ -42,7 +43,9 @@ contract CISC {
         bool active;
         uint128 unitPrice; // wei per byte
         uint64 outputCap;
+        uint64 minOutputPrice; // wei per output byte, paid to this seller alone (never a share)
         bytes32 commitment;
+        bytes32 tagHash; // keccak256(bytes(tag)): what DTMC compares with a trade's tag
         string tag;
     }
 
@@ -68,7 +71,7 @@ contract CISC {
     event NodeRegistered(address indexed node, string peerId, bytes32 indexed measurement, uint128 pricePerGas, uint64 maxGas);
     event DatasetListed(
         uint256 indexed offerId, address indexed seller, bytes32 indexed tagHash, string tag, uint64 size,
-        uint128 unitPrice, bytes32 commitment, bytes32[] allowedCodeHashes, uint64 outputCap
+        uint128 unitPrice, bytes32 commitment, bytes32[] allowedCodeHashes, uint64 outputCap, uint64 minOutputPrice
     );
     event DatasetDelisted(uint256 indexed offerId, address indexed seller);
     event FeedbackRecorded(
@@ -88,6 +91,8 @@ contract CISC {
     error OfferInactive(uint256 offerId);
     error CodeNotAllowed(uint256 offerId, bytes32 codeHash);
     error OutputCapNotAllowed(uint256 offerId, uint64 outputCap, uint64 allowed);
+    error OfferTagMismatch(uint256 offerId, bytes32 tagHash, bytes32 tradeTagHash);
+    error OutputPriceBelowMinimum(uint256 offerId, uint256 outputPrice, uint64 minOutputPrice);
     error NotDTMC();
     error CommentTooLong();
 
@@ -131,6 +136,7 @@ contract CISC {
         uint256 count = policy.allowedCodeHashes.length;
         if (count > MAX_ALLOWED_CODE_HASHES) revert TooManyCodeHashes(count, MAX_ALLOWED_CODE_HASHES);
         offerId = _offers.length;
+        bytes32 tagHash = keccak256(bytes(tag));
         _offers.push(Offer({
             seller: msg.sender,
             size: size,
@@ -138,11 +144,16 @@ contract CISC {
             active: true,
             unitPrice: unitPrice,
             outputCap: policy.outputCap,
+            minOutputPrice: policy.minOutputPrice,
             commitment: commitment,
+            tagHash: tagHash,
             tag: tag
         }));
         for (uint256 i; i < count; ++i) _allowedCode[offerId][policy.allowedCodeHashes[i]] = true;
-        emit DatasetListed(offerId, msg.sender, keccak256(bytes(tag)), tag, size, unitPrice, commitment, policy.allowedCodeHashes, policy.outputCap);
+        emit DatasetListed(
+            offerId, msg.sender, tagHash, tag, size, unitPrice, commitment, policy.allowedCodeHashes, policy.outputCap,
+            policy.minOutputPrice
+        );
     }
 
     /// @notice Withdraws an offer; trades already open on it are unaffected.
@@ -156,17 +167,20 @@ contract CISC {
 
     // ---- step 5: DTMC reads an offer when a trade opens ----
 
-    /// @notice The terms of an active offer for a trade running `codeHash` with output cap `outputCap`;
-    /// reverts when the offer's policy refuses them.
-    function offerForTrade(uint256 offerId, bytes32 codeHash, uint64 outputCap)
+    /// @notice The terms of an active offer for a trade over datasets tagged `tagHash`, running `codeHash`,
+    /// with output cap `outputCap`, paying each seller `outputPrice` wei per output byte; reverts when the
+    /// offer is under another tag or its policy refuses those terms.
+    function offerForTrade(uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice)
         external
         view
         returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment)
     {
         Offer storage o = _offer(offerId);
         if (!o.active) revert OfferInactive(offerId);
+        if (o.tagHash != tagHash) revert OfferTagMismatch(offerId, o.tagHash, tagHash);
         if (o.allowedCount != 0 && !_allowedCode[offerId][codeHash]) revert CodeNotAllowed(offerId, codeHash);
         if (outputCap > o.outputCap) revert OutputCapNotAllowed(offerId, outputCap, o.outputCap);
+        if (outputPrice < o.minOutputPrice) revert OutputPriceBelowMinimum(offerId, outputPrice, o.minOutputPrice);
         return (o.seller, o.size, o.unitPrice, o.commitment);
     }
 

@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 /// @notice What DTMC needs from CISC.
 interface ICISC {
     function dtmc() external view returns (address);
-    function offerForTrade(uint256 offerId, bytes32 codeHash, uint64 outputCap)
+    function offerForTrade(uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice)
         external
         view
         returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
@@ -17,9 +17,12 @@ interface ICISC {
 /// @notice Escrow, attestation check, result consensus, payment, refunds and feedback of SDTE trades.
 /// A buyer opens a trade with a deposit equal to the sum of its caps, the sellers' CISC offers and the chosen
 /// nodes with their enclave quotes (checked here against the attestation root and the accepted measurements).
-/// Each node's enclave submits a signed ResultInfo. When all results are in, or after the deadline, a strict
-/// majority of identical results is final: sellers and the majority's nodes are credited within their caps and
-/// the rest goes back to the buyer; without one the buyer gets everything back. Credits are withdrawn (pull).
+/// Each node's enclave submits a signed ResultInfo. A strict majority of identical results is final: sellers and
+/// the majority's nodes are credited within their caps and the rest goes back to the buyer; without one the buyer
+/// gets everything back. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
+/// after its deadline, which is at most MAX_TRADE_DURATION after opening. Credits are withdrawn (pull).
+/// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
+/// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
 /// never searches. One trade occupies 6 slots, plus 1 per seller, 2 per node and 3 per distinct result.
 contract DTMC {
@@ -27,8 +30,11 @@ contract DTMC {
     uint256 public constant MAX_SELLERS = 8;
     /// @notice Most nodes in one trade (the node bitmasks are uint16).
     uint256 public constant MAX_NODES = 9;
-    bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v1");
-    bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v1");
+    /// @notice Latest deadline a trade may set, in seconds after the block that opens it: the longest a buyer
+    /// can keep sellers' and nodes' pay in escrow (mirrored in contracts/client.ts).
+    uint256 public constant MAX_TRADE_DURATION = 7 days;
+    bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v2");
+    bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v2");
     /// @notice Highest ResultInfo.status (6, internal error).
     uint8 public constant MAX_STATUS = 6;
     /// @dev secp256k1 n / 2: signatures with a larger s are malleable twins and refused.
@@ -39,12 +45,13 @@ contract DTMC {
     /// @notice A buyer's terms for one trade. Prices and caps in wei; output sizes in bytes.
     struct Terms {
         bytes32 salt; // tradeId = keccak256(abi.encode(buyer, salt))
+        bytes32 tagHash; // keccak256 of the demand's dataset tag: every offer must be listed under it
         bytes32 codeHash; // keccak256 of the analysis runtime bytecode
-        uint40 deadline; // unix seconds; results are accepted up to and including it
+        uint40 deadline; // unix seconds, at most MAX_TRADE_DURATION ahead; results are accepted up to and including it
         uint96 sellerCap; // most a seller is paid for its data (the output fee comes on top)
         uint96 nodePrice; // wei per unit of enclave gas
         uint96 nodeCap; // most a node is paid
-        uint96 outputPrice; // wei per output byte, shared by the sellers
+        uint96 outputPrice; // wei per output byte, paid to each seller (at least each offer's minOutputPrice)
         uint64 outputCap; // most output bytes
     }
 
@@ -190,6 +197,7 @@ contract DTMC {
     error BadSellerCount(uint256 count);
     error BadNodeCount(uint256 count);
     error DeadlineNotInFuture(uint256 deadline);
+    error DeadlineTooFar(uint256 deadline, uint256 latest);
     error DepositMismatch(uint256 required, uint256 sent);
     error TradeExists(bytes32 tradeId);
     error DuplicateOffer(uint256 offerId);
@@ -270,7 +278,7 @@ contract DTMC {
     // ---- step 5: escrow ----
 
     /// @notice Opens a trade. `msg.value` must equal
-    /// sellers * sellerCap + nodes * nodeCap + outputPrice * outputCap exactly.
+    /// sellers * (sellerCap + outputPrice * outputCap) + nodes * nodeCap exactly.
     function openTrade(Terms calldata terms, uint256[] calldata offerIds, NodeInput[] calldata nodes)
         external
         payable
@@ -281,7 +289,10 @@ contract DTMC {
         if (ns == 0 || ns > MAX_SELLERS) revert BadSellerCount(ns);
         if (nn == 0 || nn > MAX_NODES) revert BadNodeCount(nn);
         if (terms.deadline <= block.timestamp) revert DeadlineNotInFuture(terms.deadline);
-        uint256 required = ns * terms.sellerCap + nn * terms.nodeCap + uint256(terms.outputPrice) * terms.outputCap;
+        if (terms.deadline > block.timestamp + MAX_TRADE_DURATION) {
+            revert DeadlineTooFar(terms.deadline, block.timestamp + MAX_TRADE_DURATION);
+        }
+        uint256 required = ns * (terms.sellerCap + uint256(terms.outputPrice) * terms.outputCap) + nn * terms.nodeCap;
         if (msg.value != required) revert DepositMismatch(required, msg.value);
 
         tradeId = keccak256(abi.encode(msg.sender, terms.salt));
@@ -323,7 +334,7 @@ contract DTMC {
 
     function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId) private returns (bytes32) {
         (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) =
-            cisc.offerForTrade(offerId, terms.codeHash, terms.outputCap);
+            cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice);
         uint256 fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
         _sellers[tradeId][i] = Party(seller, uint96(fee));
@@ -350,7 +361,7 @@ contract DTMC {
         if (q.taskId != keccak256(abi.encode(tradeId, codeHash, q.enclave))) revert QuoteCodeHashMismatch(i);
         if (!acceptedMeasurement[q.measurement]) revert MeasurementNotAccepted(i, q.measurement);
         bytes32 reportData = keccak256(abi.encode(q.enclave, q.taskId, tradeId, codeHash, q.nonce));
-        bytes32 digest = keccak256(abi.encode(QUOTE_TAG, q.measurement, reportData));
+        bytes32 digest = keccak256(abi.encode(QUOTE_TAG, block.chainid, address(this), q.measurement, reportData));
         if (_recover(digest, q.signature) != root) revert QuoteNotFromRoot(i);
     }
 
@@ -358,26 +369,47 @@ contract DTMC {
 
     /// @notice Submits node `node`'s signed result. Anyone may relay it: the signature must recover to the
     /// enclave attested for that node, and the result must be for this trade's task and inputs.
+    /// The submission settles the trade when the outcome was already certain before it (a group held a
+    /// strict majority: this result is counted, then the trade settles) or when it is the last result.
     function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature) external {
-        bytes32 tradeId = info.tradeId;
-        Trade storage t = _openTrade(tradeId);
-        if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
-        if (node >= t.nNodes) revert UnknownNode(node);
-        uint16 bit = uint16(1) << node;
-        if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
-        address enclave = _nodes[tradeId][node].enclave;
-        if (info.taskId != keccak256(abi.encode(tradeId, t.codeHash, enclave))) revert WrongTask(node);
-        // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
-        if (_recover(keccak256(abi.encode(RESULT_TAG, info)), signature) != enclave) revert NotAttestedEnclave(node);
-        if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
-        if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
-        if (info.resultSize > t.outputCap) revert PayoutAboveCap(info.resultSize, t.outputCap);
+        Trade storage t = _openTrade(info.tradeId);
+        uint16 bit = _checkResult(t, info, node, signature);
+        Group[MAX_NODES] storage groups = _groups[info.tradeId];
+        // Whether a group already held a strict majority: then this is "the next submission" that settles.
+        // Only possible once more than half the results are in, which spares the group read before that.
+        bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
+        _record(t, groups, info, node, bit);
+        if (certain || t.nResults == t.nNodes) _close(info.tradeId, t, groups[t.leader]);
+    }
 
+    function _record(Trade storage t, Group[MAX_NODES] storage groups, ResultInfo calldata info, uint8 node, uint16 bit)
+        private
+    {
         t.submittedMask |= bit;
         t.nResults += 1;
         bytes32 key = keccak256(abi.encode(info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status));
-        _joinGroup(t, _groups[tradeId], key, info, bit);
-        emit ResultSubmitted(tradeId, node, key, info.resultHash, info.resultSize, info.gasUsed, info.status);
+        _joinGroup(t, groups, key, info, bit);
+        emit ResultSubmitted(info.tradeId, node, key, info.resultHash, info.resultSize, info.gasUsed, info.status);
+    }
+
+    /// @dev The checks of a submitted result, in the order the custom errors report them; returns the node's bit.
+    function _checkResult(Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature)
+        private
+        view
+        returns (uint16 bit)
+    {
+        if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
+        if (node >= t.nNodes) revert UnknownNode(node);
+        bit = uint16(1) << node;
+        if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
+        address enclave = _nodes[info.tradeId][node].enclave;
+        if (info.taskId != keccak256(abi.encode(info.tradeId, t.codeHash, enclave))) revert WrongTask(node);
+        // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
+        bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
+        if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
+        if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
+        if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
+        if (info.resultSize > t.outputCap) revert PayoutAboveCap(info.resultSize, t.outputCap);
     }
 
     function _joinGroup(Trade storage t, Group[MAX_NODES] storage groups, bytes32 key, ResultInfo calldata info, uint16 bit)
@@ -401,12 +433,22 @@ contract DTMC {
         if (g != t.leader && count > groups[t.leader].count) t.leader = uint8(g);
     }
 
-    /// @notice Settles a trade once all results are in or its deadline has passed. Anyone may call it.
-    /// A strict majority of the trade's nodes with identical results is final; otherwise a full refund.
+    /// @notice Settles a trade as soon as its outcome cannot change, or after its deadline. Anyone may call it.
+    /// The outcome is certain when a group holds a strict majority of the trade's nodes (it is final: the
+    /// nodes that have not reported are not paid) or when no group can reach one any more, even with every
+    /// missing result (a full refund). After the deadline: the majority if there is one, else a full refund.
     function finalize(bytes32 tradeId) external {
         Trade storage t = _openTrade(tradeId);
-        if (t.nResults < t.nNodes && block.timestamp <= t.deadline) revert FinalizeTooEarly(t.deadline);
         Group storage win = _groups[tradeId][t.leader];
+        uint256 lead = t.nGroups == 0 ? 0 : win.count;
+        uint256 missing = t.nNodes - t.nResults;
+        bool certain = lead * 2 > t.nNodes || (lead + missing) * 2 <= t.nNodes;
+        if (!certain && block.timestamp <= t.deadline) revert FinalizeTooEarly(t.deadline);
+        _close(tradeId, t, win);
+    }
+
+    /// @dev Settles on `win` when it holds a strict majority of the trade's nodes, else refunds the buyer.
+    function _close(bytes32 tradeId, Trade storage t, Group storage win) private {
         if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win);
         else _refund(tradeId, t);
     }
@@ -419,15 +461,14 @@ contract DTMC {
         emit TradeSettled(tradeId, win.key, win.resultHash, win.resultSize, win.gasUsed, win.status, win.count, refund);
     }
 
-    /// @dev Each seller: its data fee plus an equal share of the output fee; the remainder to the first seller.
+    /// @dev Each seller: its data fee plus the whole output fee, outputPrice * resultSize. The output fee is
+    /// per seller, never a share: a buyer adding offers of its own cannot dilute what a real seller earns.
     function _paySellers(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
         uint256 outputFee = win.status == 0 ? uint256(t.outputPrice) * win.resultSize : 0;
         uint256 ns = t.nSellers;
-        uint256 share = outputFee / ns;
         Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
         for (uint256 i; i < ns; ++i) {
-            uint256 amount = sellers[i].fee + share;
-            if (i == 0) amount += outputFee - share * ns;
+            uint256 amount = sellers[i].fee + outputFee;
             paid += amount;
             _credit(sellers[i].account, tradeId, amount);
         }

@@ -248,6 +248,8 @@ export interface DatasetPolicy {
   allowedCodeHashes: string[]
   /** Largest output (bytes) a trade on the offer may set. */
   outputCap: bigint
+  /** Least wei per output byte a trade on the offer pays this seller (DTMC refuses a trade below it). */
+  minOutputPrice: bigint
 }
 
 export interface OfferRecord {
@@ -258,6 +260,7 @@ export interface OfferRecord {
   unitPrice: bigint
   commitment: string
   outputCap: bigint
+  minOutputPrice: bigint
   active: boolean
   /** Filled from the DatasetListed event by `offersByTag`; the contract keeps only a lookup. */
   allowedCodeHashes?: string[]
@@ -285,7 +288,7 @@ export class CiscClient extends Bound {
 
   /** Lists a dataset; returns the new offer id. */
   async listDataset (p: { tag: string, size: bigint, unitPrice: bigint, commitment: string, policy: DatasetPolicy }): Promise<{ offerId: bigint, receipt: TransactionReceipt }> {
-    const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [p.policy.allowedCodeHashes, p.policy.outputCap]])
+    const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [p.policy.allowedCodeHashes, p.policy.outputCap, p.policy.minOutputPrice]])
     const [event] = this.eventsIn(receipt, 'DatasetListed')
     return { offerId: event.args.offerId as bigint, receipt }
   }
@@ -310,7 +313,7 @@ export class CiscClient extends Bound {
 
   async offer (offerId: bigint): Promise<OfferRecord> {
     const o = await this.call('offer', offerId)
-    return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, active: o.active }
+    return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, minOutputPrice: o.minOutputPrice, active: o.active }
   }
 
   async offerCount (): Promise<bigint> {
@@ -383,11 +386,15 @@ const STATE_NAMES: Record<number, TradeStateName> = { 1: 'open', 2: 'settled', 3
 /** The constants DTMC bounds every trade with. */
 export const MAX_SELLERS = 8
 export const MAX_NODES = 9
+/** DTMC.MAX_TRADE_DURATION: the latest deadline a trade may set, in seconds after the block that opens it. */
+export const MAX_TRADE_DURATION = 7 * 24 * 3600
 
 export interface TradeTerms {
   salt: string
+  /** keccak256 of the demand's dataset tag (tagHashOf): every offer of the trade must be listed under it. */
+  tagHash: string
   codeHash: string
-  /** unix seconds; results are accepted up to and including it */
+  /** unix seconds, at most MAX_TRADE_DURATION after the opening block; results are accepted up to and including it */
   deadline: number | bigint
   sellerCap: bigint
   nodePrice: bigint
@@ -403,9 +410,12 @@ export interface OpenTradeParams extends TradeTerms {
   deposit?: bigint
 }
 
-/** The exact deposit openTrade requires: sellers × sellerCap + nodes × nodeCap + outputPrice × outputCap. */
+/**
+ * The exact deposit openTrade requires: sellers × (sellerCap + outputPrice × outputCap) + nodes × nodeCap
+ * (the output price is paid to every seller, not shared).
+ */
 export function depositOf (p: { sellers: number, nodes: number, sellerCap: bigint, nodeCap: bigint, outputPrice: bigint, outputCap: bigint }): bigint {
-  return BigInt(p.sellers) * p.sellerCap + BigInt(p.nodes) * p.nodeCap + p.outputPrice * p.outputCap
+  return BigInt(p.sellers) * (p.sellerCap + p.outputPrice * p.outputCap) + BigInt(p.nodes) * p.nodeCap
 }
 
 export interface ResultGroup {
@@ -445,7 +455,7 @@ export class DtmcClient extends Bound {
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
   async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
     const deposit = p.deposit ?? depositOf({ ...p, sellers: p.offerIds.length, nodes: p.nodes.length })
-    const terms = [p.salt, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap]
+    const terms = [p.salt, p.tagHash, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap]
     const nodes = p.nodes.map(n => [n.payee, [n.quote.measurement, n.quote.enclaveAddress, n.quote.taskId, n.quote.nonce, n.quote.signature]])
     const receipt = await this.send('openTrade', [terms, p.offerIds, nodes], deposit)
     const [opened] = this.eventsIn(receipt, 'TradeOpened')
@@ -463,7 +473,7 @@ export class DtmcClient extends Bound {
     return await this.send('submitResult', [tuple, nodeIndex, signature])
   }
 
-  /** Settles (strict majority) or refunds a trade whose results are all in or whose deadline has passed. */
+  /** Settles (strict majority) or refunds a trade whose outcome is certain or whose deadline has passed. */
   async finalize (tradeId: string): Promise<{ outcome: 'settled' | 'refunded', receipt: TransactionReceipt }> {
     const receipt = await this.send('finalize', [tradeId])
     return { outcome: this.eventsIn(receipt, 'TradeSettled').length > 0 ? 'settled' : 'refunded', receipt }

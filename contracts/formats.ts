@@ -13,13 +13,39 @@ import { AbiCoder, SigningKey, Signature, getAddress, keccak256, toUtf8Bytes, re
 
 const abi = AbiCoder.defaultAbiCoder()
 
-/** keccak256("SDTE.Quote.v1"): domain tag of the attestation root's quote signature. */
-export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v1'))
-/** keccak256("SDTE.ResultInfo.v1"): domain tag of the enclave's result signature. */
-export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v1'))
+/** keccak256("SDTE.Quote.v2"): domain tag of the attestation root's quote signature. */
+export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v2'))
+/** keccak256("SDTE.ResultInfo.v2"): domain tag of the enclave's result signature. */
+export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v2'))
 
-/** keccak256("SDTE.CodeDelivery.v1"): domain tag of the buyer's authorization of its code envelope. */
-export const CODE_TAG: string = keccak256(toUtf8Bytes('SDTE.CodeDelivery.v1'))
+/** keccak256("SDTE.CodeDelivery.v2"): domain tag of the buyer's authorization of its code envelope. */
+export const CODE_TAG: string = keccak256(toUtf8Bytes('SDTE.CodeDelivery.v2'))
+
+/**
+ * The deployment a signature or a derived key is for: the chain id and the DTMC address. Every signed
+ * digest holds both (after its tag), so a quote, a result or a code authorization made for one
+ * deployment does not verify on another chain or on another DTMC of the same chain.
+ */
+export interface NetworkDomain {
+  chainId: bigint
+  /** The DTMC address. */
+  verifyingContract: string
+}
+
+/** The domain of a network file's deployment (chain id and DTMC address). */
+export function networkDomainOf (network: { chainId: number | bigint, contracts: { DTMC: string } }): NetworkDomain {
+  return { chainId: BigInt(network.chainId), verifyingContract: getAddress(network.contracts.DTMC) }
+}
+
+/** A domain as a string for key derivation: `<chainId>:<lowercase DTMC address>`; throws on a bad one. */
+export function networkDomainKey (domain: NetworkDomain): string {
+  if (typeof domain.chainId !== 'bigint' || domain.chainId <= 0n) throw new RangeError('domain.chainId must be a positive bigint')
+  return `${domain.chainId}:${getAddress(domain.verifyingContract).toLowerCase()}`
+}
+
+function domainWords (domain: NetworkDomain): [string[], unknown[]] {
+  return [['uint256', 'address'], [domain.chainId, domain.verifyingContract]]
+}
 
 /** ResultInfo.status values (docs/protocol.md). */
 export const ResultStatus = {
@@ -76,9 +102,10 @@ export function reportDataOf (enclaveAddress: string, taskId: string, tradeId: s
   )))
 }
 
-/** quoteDigest = keccak256(abi.encode(bytes32 QUOTE_TAG, bytes32 measurement, bytes32 reportData)). */
-export function quoteDigestOf (measurement: string, reportData: string): string {
-  return lower(keccak256(abi.encode(['bytes32', 'bytes32', 'bytes32'], [QUOTE_TAG, measurement, reportData])))
+/** quoteDigest = keccak256(abi.encode(bytes32 QUOTE_TAG, uint256 chainId, address dtmc, bytes32 measurement, bytes32 reportData)). */
+export function quoteDigestOf (domain: NetworkDomain, measurement: string, reportData: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'bytes32'], [QUOTE_TAG, ...values, measurement, reportData])))
 }
 
 function checkResultInfo (info: ResultInfo): void {
@@ -87,24 +114,31 @@ function checkResultInfo (info: ResultInfo): void {
   if (!Number.isInteger(info.status) || info.status < 0 || info.status > 255) throw new RangeError('status out of uint8 range')
 }
 
-/** resultDigest = keccak256(abi.encode(RESULT_TAG, tradeId, taskId, inputHash, resultHash, uint64 resultSize, uint64 gasUsed, uint8 status)). */
-export function resultDigestOf (info: ResultInfo): string {
+/**
+ * resultDigest = keccak256(abi.encode(RESULT_TAG, uint256 chainId, address dtmc, tradeId, taskId, inputHash, resultHash,
+ * uint64 resultSize, uint64 gasUsed, uint8 status)).
+ */
+export function resultDigestOf (domain: NetworkDomain, info: ResultInfo): string {
   checkResultInfo(info)
+  const [types, values] = domainWords(domain)
   return lower(keccak256(abi.encode(
-    ['bytes32', 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
-    [RESULT_TAG, info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
+    ['bytes32', ...types, 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
+    [RESULT_TAG, ...values, info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
   )))
 }
 
 
 /**
  * What the buyer signs to deliver its code envelope to a task: codeAuthDigest = keccak256(abi.encode(
- * CODE_TAG, bytes32 taskId, bytes32 keccak256(envelope))). With the salt, the enclave checks that the
- * signer is the trade's buyer (tradeId = keccak256(abi.encode(signer, salt))): nobody else can give a
- * task code, and with it the result key the output is encrypted to.
+ * CODE_TAG, uint256 chainId, address dtmc, bytes32 taskId, bytes32 keccak256(envelope))). With the salt,
+ * the enclave checks that the signer is the trade's buyer (tradeId = keccak256(abi.encode(signer, salt))):
+ * nobody else can give a task code, and with it the result key the output is encrypted to. The domain is
+ * the one the enclave was started for: a host that started it for another deployment than the buyer's
+ * finds the buyer's signature failing, so the enclave signs results only for the buyer's deployment.
  */
-export function codeAuthDigestOf (taskId: string, envelopeHash: string): string {
-  return lower(keccak256(abi.encode(['bytes32', 'bytes32', 'bytes32'], [CODE_TAG, taskId, envelopeHash])))
+export function codeAuthDigestOf (domain: NetworkDomain, taskId: string, envelopeHash: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'bytes32'], [CODE_TAG, ...values, taskId, envelopeHash])))
 }
 
 /** inputHash = keccak256(abi.encode(bytes32[] commitments)), the sellers' data commitments in trade order. */
@@ -132,8 +166,8 @@ export function recoverDigest (digest: string, signature: string): string {
 /** secp256k1 n / 2: signatures with s above it are rejected (malleability), on chain and off. */
 export const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
 
-/** The address that signed a quote for (tradeId, codeHash), recomputing taskId and reportData from the context. */
-export function quoteSignerOf (quote: Quote, tradeId: string, codeHash: string): string {
+/** The address that signed a quote for (domain, tradeId, codeHash), recomputing taskId and reportData from the context. */
+export function quoteSignerOf (quote: Quote, domain: NetworkDomain, tradeId: string, codeHash: string): string {
   const reportData = reportDataOf(quote.enclaveAddress, quote.taskId, tradeId, codeHash, quote.nonce)
-  return recoverDigest(quoteDigestOf(quote.measurement, reportData), quote.signature)
+  return recoverDigest(quoteDigestOf(domain, quote.measurement, reportData), quote.signature)
 }

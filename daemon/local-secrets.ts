@@ -3,11 +3,15 @@
 // - a seller's data key for a trade (AES-256, one per trade and offer);
 // - a buyer's result key pair for a trade (secp256k1);
 // - a local key that encrypts what the buyer must keep across a restart (its bytecode, the result).
+// Every secret is bound to a network domain (chain id and DTMC address): the same buyer and salt give the
+// same tradeId on every deployment, and without the domain a seller would encrypt other data under the
+// same AES-GCM key and chunk IVs on a second network.
 // HKDF-SHA256 from node:crypto and AES-256-GCM; no primitive is written here.
 import { SdteError } from '../config/index.ts'
 import { hkdfSync, createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { getBytes } from 'ethers'
 import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { networkDomainKey, type NetworkDomain } from '../contracts/index.ts'
 
 const SALT = Buffer.from('SDTE.LocalSecrets.v1')
 
@@ -16,16 +20,17 @@ export class LocalSecretError extends SdteError {
   override code = 'ERR_LOCAL_SECRET_INVALID'
 }
 
-/** 32 bytes for (purpose, id) from the account key. Different purposes never share a key. */
-export function deriveSecret (ethPrivateKey: string, purpose: string, id: string): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', getBytes(ethPrivateKey), SALT, `${purpose}\u0000${id}`, 32))
+/** 32 bytes for (network, purpose, id) from the account key. Different networks or purposes never share a key. */
+export function deriveSecret (ethPrivateKey: string, domain: NetworkDomain, purpose: string, id: string): Uint8Array {
+  const info = `${networkDomainKey(domain)}\u0000${purpose}\u0000${id}`
+  return new Uint8Array(hkdfSync('sha256', getBytes(ethPrivateKey), SALT, info, 32))
 }
 
-/** A secp256k1 key pair for (purpose, id): the buyer's one-time result key of a trade. */
-export function deriveKeyPair (ethPrivateKey: string, purpose: string, id: string): { privateKey: Uint8Array, publicKey: Uint8Array } {
+/** A secp256k1 key pair for (network, purpose, id): the buyer's one-time result key of a trade. */
+export function deriveKeyPair (ethPrivateKey: string, domain: NetworkDomain, purpose: string, id: string): { privateKey: Uint8Array, publicKey: Uint8Array } {
   // Hash-to-scalar with a counter: the first candidate is a valid scalar with overwhelming probability.
   for (let i = 0; i < 16; i++) {
-    const candidate = deriveSecret(ethPrivateKey, purpose, `${id}#${i}`)
+    const candidate = deriveSecret(ethPrivateKey, domain, purpose, `${id}#${i}`)
     if (secp256k1.utils.isValidSecretKey(candidate)) return { privateKey: candidate, publicKey: secp256k1.getPublicKey(candidate, true) }
   }
   throw new LocalSecretError('no valid key derived')

@@ -27,7 +27,7 @@ import {
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
-import { codeAuthDigestOf, signDigest } from '../contracts/formats.ts'
+import { codeAuthDigestOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const IV_BYTES = 12
@@ -158,10 +158,11 @@ export function encryptCodeForEnclave (enclavePublicKey: BytesLike, taskId: stri
 
 /**
  * The buyer's authorization of a code envelope for a task (step 4): its signature over
- * codeAuthDigestOf(taskId, keccak256(envelope)). The enclave accepts code only with it.
+ * codeAuthDigestOf(domain, taskId, keccak256(envelope)), domain being the buyer's deployment (chain id,
+ * DTMC). The enclave accepts code only with it, checked against the domain its task was attested for.
  */
-export function signCodeDelivery (buyerPrivateKey: string, taskId: string, envelope: Uint8Array): string {
-  return signDigest(buyerPrivateKey, codeAuthDigestOf(taskId, keccak256(envelope)))
+export function signCodeDelivery (buyerPrivateKey: string, domain: NetworkDomain, taskId: string, envelope: Uint8Array): string {
+  return signDigest(buyerPrivateKey, codeAuthDigestOf(domain, taskId, keccak256(envelope)))
 }
 
 export interface OpenedCode { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint }

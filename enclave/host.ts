@@ -12,11 +12,14 @@ import type {
   WorkerInit, WorkerMessage
 } from './messages.ts'
 import { MemoryBlobStore } from './store.ts'
+import { networkDomainKey, type NetworkDomain } from '../contracts/index.ts'
 import type { SealedBlobStore } from './store.ts'
 
 export interface EnclaveOptions {
   /** Private key (hex) of the simulated attestation service, the "attestation root". Required. */
   attestationKey: string
+  /** The deployment (chain id, DTMC address) the enclave's tasks are for: in every digest it signs. Required. */
+  domain: NetworkDomain
   /** The per-machine 32-byte platform secret (bytes or hex). Required. */
   platformSecret: Uint8Array | string
   /** Where sealed state goes. Default: a MemoryBlobStore (lost on exit). */
@@ -94,6 +97,11 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
   if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
   const platformSecret = toBytes(options.platformSecret, 'platformSecret')
   if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
+  try {
+    networkDomainKey(options.domain)
+  } catch (err) {
+    throw new InvalidRequestError(`domain must be { chainId: positive bigint, verifyingContract: address }: ${(err as Error).message}`)
+  }
   const store = options.store ?? new MemoryBlobStore()
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
@@ -102,6 +110,7 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
   const init: WorkerInit = {
     attestationKey: options.attestationKey,
     platformSecret: Uint8Array.from(platformSecret),
+    domain: { chainId: options.domain.chainId, verifyingContract: options.domain.verifyingContract },
     variant: options.variant ?? '',
     faultWrongResult: options.faultWrongResult === true
   }

@@ -5,7 +5,7 @@
 // secret), which stand in for the CPU's fused keys and the quoting enclave.
 //
 // Bytes travel as Uint8Array (structured clone; chunk buffers are transferred), ids as 0x hex.
-import type { ResultInfo, Quote } from '../contracts/formats.ts'
+import type { NetworkDomain, ResultInfo, Quote } from '../contracts/formats.ts'
 import type { SerializedError } from './errors.ts'
 
 export interface WorkerInit {
@@ -13,6 +13,12 @@ export interface WorkerInit {
   attestationKey: string
   /** Per-machine 32-byte secret: the seal key is derived from it and the measurement. */
   platformSecret: Uint8Array
+  /**
+   * The deployment (chain id, DTMC address) this enclave serves. The host chooses it, but cannot lie
+   * usefully: quotes are over it (DTMC checks them against its own chain id and address) and the buyer's
+   * code authorization is over it too, so a task gets code only for the buyer's deployment.
+   */
+  domain: NetworkDomain
   /** Non-empty only to simulate another enclave build (tests): changes the measurement. */
   variant: string
   /**

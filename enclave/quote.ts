@@ -6,7 +6,7 @@
 // own error class.
 import { getAddress } from 'ethers'
 import { SdteError } from '../config/index.ts'
-import { quoteSignerOf, taskIdOf } from '../contracts/index.ts'
+import { quoteSignerOf, taskIdOf, type NetworkDomain } from '../contracts/index.ts'
 import type { Quote } from '../contracts/index.ts'
 
 export class QuoteError extends SdteError {
@@ -29,6 +29,8 @@ export class QuoteSignatureError extends QuoteError { override name = 'QuoteSign
 export class QuoteMeasurementError extends QuoteError { override name = 'QuoteMeasurementError'; override code = 'ERR_QUOTE_MEASUREMENT' }
 
 export interface QuoteExpectations {
+  /** The verifier's deployment (chain id, DTMC address): a quote for another one fails its signature check. */
+  domain: NetworkDomain
   /** Address of the attestation root (network.json / DTMC). */
   expectedRoot: string
   /** Measurements of enclave builds the verifier accepts (DTMC's set). */
@@ -75,7 +77,7 @@ export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
   if (q.taskId !== boundTask) throw new QuoteCodeHashError('quote task is not bound to this tradeId, codeHash and enclave key')
   let signer: string
   try {
-    signer = quoteSignerOf(q, ex.tradeId, ex.codeHash)
+    signer = quoteSignerOf(q, ex.domain, ex.tradeId, ex.codeHash)
   } catch (err) {
     throw new QuoteSignatureError(`quote signature is malformed (${(err as Error).message})`)
   }

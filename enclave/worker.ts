@@ -13,9 +13,10 @@
 //   chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
 //   result/<taskId>             the execute response (signed result info, encrypted result)
 import { parentPort, workerData } from 'node:worker_threads'
+import type { NetworkDomain } from '../contracts/formats.ts'
 import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
 import {
-  codeAuthDigestOf, inputHashOf, quoteDigestOf, recoverDigest, reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
+  codeAuthDigestOf, inputHashOf, networkDomainKey, quoteDigestOf, recoverDigest, reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
 } from '../contracts/formats.ts'
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
@@ -94,6 +95,12 @@ interface Task {
   privateKey: Uint8Array
   address: string
   publicKey: string
+  /**
+   * The deployment (chain id, DTMC) the task was attested for, sealed with it: its quote, the buyer's code
+   * authorization and its result signature are all over this domain, so a host cannot move a task to
+   * another deployment (the buyer's signature would fail).
+   */
+  domain: NetworkDomain
   code?: CodeState
   sellers: Map<number, SellerSlot>
   result?: ExecuteResponse
@@ -104,6 +111,8 @@ let measurement = ''
 let attestationKey: SigningKey
 /** Test-only fault switch (WorkerInit.faultWrongResult). */
 let faultWrongResult = false
+/** The deployment the host started this enclave for (WorkerInit.domain); new tasks take it. */
+let domain: NetworkDomain
 
 let prefix = 'enclave/'
 const K = {
@@ -171,7 +180,7 @@ function resultFromJson (j: any): ExecuteResponse {
   }
 }
 
-function newTask (tradeId: string, codeHash: string, privateKey: Uint8Array): Task {
+function newTask (tradeId: string, codeHash: string, privateKey: Uint8Array, taskDomain: NetworkDomain): Task {
   const signingKey = new SigningKey(privateKey)
   const address = computeAddress(signingKey.publicKey).toLowerCase()
   return {
@@ -182,6 +191,7 @@ function newTask (tradeId: string, codeHash: string, privateKey: Uint8Array): Ta
     privateKey,
     address,
     publicKey: signingKey.compressedPublicKey.toLowerCase(),
+    domain: taskDomain,
     sellers: new Map()
   }
 }
@@ -213,9 +223,9 @@ async function loadSealedState (): Promise<void> {
   const index = await getSealed<{ tasks: string[] }>(K.index())
   for (const taskId of index?.tasks ?? []) {
     try {
-      const tj = await getSealed<{ tradeId: string, codeHash: string, privateKey: string }>(K.task(taskId))
+      const tj = await getSealed<{ tradeId: string, codeHash: string, privateKey: string, chainId: string, dtmc: string }>(K.task(taskId))
       if (tj === undefined) continue
-      const t = newTask(tj.tradeId, tj.codeHash, getBytes(tj.privateKey))
+      const t = newTask(tj.tradeId, tj.codeHash, getBytes(tj.privateKey), { chainId: BigInt(tj.chainId), verifyingContract: tj.dtmc })
       if (t.taskId !== taskId) continue
       const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string, envelopeHash: string }>(K.code(taskId))
       if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap), envelopeHash: cj.envelopeHash }
@@ -263,11 +273,12 @@ async function attest (p: AttestRequest): Promise<AttestResponse> {
   const nonce = bytes32(p.nonce, 'nonce')
   // One task per (trade, code) in this enclave: the seller's attestation (step 7) gets a fresh
   // quote over the same task key the buyer attested.
-  let t = [...tasks.values()].find(x => x.tradeId === tradeId && x.codeHash === codeHash)
+  const here = networkDomainKey(domain)
+  let t = [...tasks.values()].find(x => x.tradeId === tradeId && x.codeHash === codeHash && networkDomainKey(x.domain) === here)
   if (t === undefined) {
     if (tasks.size >= MAX_TASKS) throw new TaskStateError(`enclave holds ${MAX_TASKS} tasks already`)
-    t = newTask(tradeId, codeHash, generateKeyPair().privateKey)
-    await putSealed(K.task(t.taskId), { tradeId, codeHash, privateKey: hexlify(t.privateKey) })
+    t = newTask(tradeId, codeHash, generateKeyPair().privateKey, domain)
+    await putSealed(K.task(t.taskId), { tradeId, codeHash, privateKey: hexlify(t.privateKey), chainId: domain.chainId.toString(), dtmc: domain.verifyingContract })
     tasks.set(t.taskId, t)
     try {
       await saveIndex()
@@ -278,7 +289,7 @@ async function attest (p: AttestRequest): Promise<AttestResponse> {
     }
   }
   const reportData = reportDataOf(t.address, t.taskId, tradeId, codeHash, nonce)
-  const signature = signDigest(attestationKey, quoteDigestOf(measurement, reportData))
+  const signature = signDigest(attestationKey, quoteDigestOf(t.domain, measurement, reportData))
   return {
     quote: { measurement, enclaveAddress: t.address, taskId: t.taskId, nonce, signature },
     enclavePublicKey: t.publicKey,
@@ -297,7 +308,7 @@ async function deliverCode (p: DeliverCodeRequest): Promise<{ taskId: string }> 
   // the trade id is keccak(buyer, salt), and the buyer signs this envelope for this task.
   let signer: string
   try {
-    signer = recoverDigest(codeAuthDigestOf(t.taskId, envelopeHash), hexParam(p.signature, 'signature'))
+    signer = recoverDigest(codeAuthDigestOf(t.domain, t.taskId, envelopeHash), hexParam(p.signature, 'signature'))
   } catch (err) {
     throw new CodeAuthorizationError(`code delivery signature: ${(err as Error).message}`)
   }
@@ -457,7 +468,7 @@ async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
     gasUsed,
     status
   }
-  const signature = signDigest(t.signingKey, resultDigestOf(resultInfo))
+  const signature = signDigest(t.signingKey, resultDigestOf(t.domain, resultInfo))
   const result: ExecuteResponse = { resultInfo, signature, encryptedResult: envelope, inputSize, gasCap, outputCap, reason }
   await putSealed(K.result(t.taskId), resultJson(result))
   t.result = result
@@ -540,6 +551,8 @@ async function start (): Promise<void> {
     if (!(init.platformSecret instanceof Uint8Array) || init.platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
     measurement = computeMeasurement(init.variant)
     faultWrongResult = init.faultWrongResult === true
+    domain = { chainId: init.domain.chainId, verifyingContract: init.domain.verifyingContract }
+    networkDomainKey(domain) // throws on a malformed domain
     prefix = `enclave/${measurement.slice(2)}/`
     sealKey = deriveSealKey(init.platformSecret, measurement)
     await loadSealedState()

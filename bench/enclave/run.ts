@@ -143,7 +143,8 @@ if (big) {
 
   // One delivery of the same 64 MiB through the worker, with the in-memory store.
   const root = Wallet.createRandom()
-  const enclave = await createEnclave({ attestationKey: root.privateKey, platformSecret: randomBytes(32), store: new MemoryBlobStore() })
+  const domain = { chainId: 31337n, verifyingContract: Wallet.createRandom().address }
+  const enclave = await createEnclave({ attestationKey: root.privateKey, domain, platformSecret: randomBytes(32), store: new MemoryBlobStore() })
   let delivery = 0
   try {
     const code = getBytes(loadArtifact('StatsFast').deployedBytecode)
@@ -151,7 +152,7 @@ if (big) {
     const salt = hexlify(randomBytes(32))
     const a = await enclave.attest({ tradeId: tradeIdOf(buyer.address, salt), codeHash: keccak256(code), nonce: hexlify(randomBytes(32)) })
     const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey })
-    await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, a.taskId, envelope) })
+    await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, domain, a.taskId, envelope) })
     const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
     t = performance.now()
     await enclave.deliverData(a.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks })

@@ -1,6 +1,6 @@
 // Gas of each call of a trade's life on a real anvil, for 1, 3, 5 and 7 nodes and 1 and 3 sellers:
-// openTrade, each submitResult, finalize, every party's withdraw, the buyer's rating of each seller,
-// and the total. Prints the tables and writes them into BENCHMARKS.md's "## Gas" section.
+// openTrade, each submitResult (the last one settles the trade: no finalize call on the honest path),
+// every party's withdraw, the buyer's rating of each seller, and the total. Prints the tables and writes them into BENCHMARKS.md's "## Gas" section.
 //
 //   node bench/gas/run.ts            (add --no-write to only print)
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
@@ -20,9 +20,9 @@ interface Row {
   sellers: number
   open: bigint
   submitFirst: bigint
-  submitFurther: bigint // mean of the others (0 with one node)
+  submitFurther: bigint // mean of those between the first and the last (0 with fewer than three nodes)
+  submitSettling: bigint // the last submitResult, which settles the trade
   submits: bigint
-  finalize: bigint
   withdraws: bigint
   withdrawEach: bigint
   rates: bigint
@@ -33,27 +33,29 @@ async function measureTrade (chain: Chain, nodes: number, sellers: number): Prom
   const m = await makeMarket(chain, sellers, nodes)
   const t = await openTrade(m)
   const submitGas: bigint[] = []
-  for (let i = 0; i < nodes; i++) submitGas.push((await submit(m, t, i)).gasUsed)
-  const fin = (await m.nodes[0].client.dtmc.finalize(t.tradeId)).receipt.gasUsed
+  // Nodes report in index order until the trade settles: on the submission after a strict majority (or the last).
+  const reporting = Math.min(nodes, Math.floor(nodes / 2) + 2)
+  for (let i = 0; i < reporting; i++) submitGas.push((await submit(m, t, i)).gasUsed)
+  if ((await m.buyer.client.dtmc.trade(t.tradeId))?.state !== 'settled') throw new Error('the last submission did not settle the trade')
   let withdraws = 0n
-  const parties = [m.buyer, ...m.sellers, ...m.nodes]
+  const parties = [m.buyer, ...m.sellers, ...m.nodes.slice(0, reporting)]
   for (const a of parties) withdraws += (await a.client.dtmc.withdraw()).receipt.gasUsed
   let rates = 0n
   for (let i = 0; i < sellers; i++) rates += (await m.buyer.client.dtmc.rate(t.tradeId, i, 5, 'good data')).gasUsed
   const submits = submitGas.reduce((a, b) => a + b, 0n)
-  const further = submitGas.slice(1)
+  const further = submitGas.slice(1, -1)
   return {
     nodes,
     sellers,
     open: t.receipt.gasUsed,
     submitFirst: submitGas[0],
     submitFurther: further.length > 0 ? further.reduce((a, b) => a + b, 0n) / BigInt(further.length) : 0n,
+    submitSettling: submitGas[reporting - 1],
     submits,
-    finalize: fin,
     withdraws,
     withdrawEach: withdraws / BigInt(parties.length),
     rates,
-    total: t.receipt.gasUsed + submits + fin + withdraws + rates
+    total: t.receipt.gasUsed + submits + withdraws + rates
   }
 }
 
@@ -63,7 +65,7 @@ async function measureSetup (chain: Chain): Promise<Array<[string, bigint]>> {
   const d = await deploy({ rpcUrl: chain.anvil.rpcUrl, signer: deployer.privateKey, attestationRoot: chain.root.address, measurements: [rand32()] })
   const a = await account(chain)
   const regSeller = await a.client.cisc.registerSeller('12D3KooWQx9ZbTXtGjGqhH8d3CmCzsnUxzjpECVpvV2CvLLbPV8d')
-  const list = await a.client.cisc.listDataset({ tag: 'census-2020', size: 1_000_000n, unitPrice: 1000n, commitment: rand32(), policy: { allowedCodeHashes: [rand32(), rand32()], outputCap: 4096n } })
+  const list = await a.client.cisc.listDataset({ tag: 'census-2020', size: 1_000_000n, unitPrice: 1000n, commitment: rand32(), policy: { allowedCodeHashes: [rand32(), rand32()], outputCap: 4096n, minOutputPrice: 10n } })
   const regNode = await a.client.cisc.registerNode({ peerId: '12D3KooWQx9ZbTXtGjGqhH8d3CmCzsnUxzjpECVpvV2CvLLbPV8d', measurement: rand32(), pricePerGas: 10n, maxGas: 30_000_000n })
   const demand = await a.client.bdbc.postDemand(rand32())
   return [
@@ -81,11 +83,11 @@ const fmt = (n: bigint): string => n.toLocaleString('en-US')
 
 function tables (setup: Array<[string, bigint]>, rows: Row[]): string {
   const lines: string[] = []
-  lines.push('Per trade, honest path (every node reports the same result; all parties withdraw; the buyer rates every seller):', '')
-  lines.push('| nodes | sellers | openTrade | submitResult first | submitResult each further | finalize | withdraw each | rate each | total |')
+  lines.push('Per trade, honest path (nodes report the same result in turn; the submission after a strict majority settles the trade, so nobody calls finalize and later nodes do not report; every paid party withdraws; the buyer rates every seller):', '')
+  lines.push('| nodes | sellers | openTrade | submitResult first | submitResult each further | settling submitResult (last) | withdraw each | rate each | total |')
   lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of rows) {
-    lines.push(`| ${r.nodes} | ${r.sellers} | ${fmt(r.open)} | ${fmt(r.submitFirst)} | ${r.nodes > 1 ? fmt(r.submitFurther) : '–'} | ${fmt(r.finalize)} | ${fmt(r.withdrawEach)} | ${fmt(r.rates / BigInt(r.sellers))} | **${fmt(r.total)}** |`)
+    lines.push(`| ${r.nodes} | ${r.sellers} | ${fmt(r.open)} | ${r.nodes > 1 ? fmt(r.submitFirst) : '–'} | ${r.nodes > 2 ? fmt(r.submitFurther) : '–'} | ${fmt(r.submitSettling)} | ${fmt(r.withdrawEach)} | ${fmt(r.rates / BigInt(r.sellers))} | **${fmt(r.total)}** |`)
   }
   lines.push('', 'Once per network or per participant:', '')
   lines.push('| call | gas |', '|---|---:|')
@@ -102,7 +104,7 @@ function marginals (rows: Row[]): string {
   return [
     `Marginal costs: each node adds about ${fmt(perNodeOpen)} gas to openTrade (its quote: one ecrecover, the keccaks`,
     'of taskId, reportData and quoteDigest, a measurement lookup, two storage slots, an event) and about',
-    `${fmt(perNodeTotal)} to the whole trade (with its submitResult, its credit in finalize and its withdraw);`,
+    `${fmt(perNodeTotal)} to the whole trade (with its submitResult, its credit at settlement and its withdraw);`,
     `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, one slot, an event)`,
     `and about ${fmt(perSellerTotal)} to the whole trade (with its credit, withdraw and rating). The first submitResult`,
     'pays for the new result group (three slots); later identical results only update one packed slot.'

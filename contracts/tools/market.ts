@@ -2,19 +2,22 @@
 // attestation root, funded accounts with chain clients, sellers with listed datasets, nodes with simulated
 // enclave keys and root-signed quotes, and signed results.
 import { randomBytes } from 'node:crypto'
-import { JsonRpcProvider, Network, Wallet, keccak256, parseEther, hexlify, type TransactionReceipt } from 'ethers'
+import { JsonRpcProvider, Network, Wallet, keccak256, parseEther, hexlify, id, type TransactionReceipt } from 'ethers'
 import { startAnvil, type AnvilNode } from './anvil.ts'
 import { deploy } from './deploy.ts'
 import { fundDevAccount } from '../index.ts'
 import { ChainClient, ChainRevertError, type OpenTradeParams, type TradeTerms } from '../index.ts'
 import {
-  taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, signDigest, inputHashOf, ResultStatus,
-  type Quote, type ResultInfo
+  taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, signDigest, inputHashOf, networkDomainOf, ResultStatus,
+  type NetworkDomain, type Quote, type ResultInfo
 } from '../index.ts'
 import type { NetworkFile } from '../index.ts'
 
 export const MEASUREMENT = keccak256(Buffer.from('sdte test enclave v1'))
 export const CODE_HASH = keccak256(Buffer.from('analysis bytecode'))
+/** The dataset tag every test offer is listed under, and its hash (a trade's tagHash). */
+export const TAG = 'census'
+export const TAG_HASH = id(TAG)
 
 export const rand32 = (): string => hexlify(randomBytes(32))
 
@@ -99,16 +102,17 @@ export interface Enclave {
   quote: Quote
 }
 
-export function makeQuote (root: Wallet, enclave: string, tradeId: string, codeHash: string, measurement = MEASUREMENT): Quote {
+/** The quote `chain`'s attestation root signs for an enclave of a task on `chain`'s deployment. */
+export function makeQuote (chain: Pick<Chain, 'root' | 'network'>, enclave: string, tradeId: string, codeHash: string, measurement = MEASUREMENT): Quote {
   const taskId = taskIdOf(tradeId, codeHash, enclave)
   const nonce = rand32()
-  const digest = quoteDigestOf(measurement, reportDataOf(enclave, taskId, tradeId, codeHash, nonce))
-  return { measurement, enclaveAddress: enclave, taskId, nonce, signature: signDigest(root.signingKey, digest) }
+  const digest = quoteDigestOf(networkDomainOf(chain.network), measurement, reportDataOf(enclave, taskId, tradeId, codeHash, nonce))
+  return { measurement, enclaveAddress: enclave, taskId, nonce, signature: signDigest(chain.root.signingKey, digest) }
 }
 
 export function makeEnclave (chain: Chain, tradeId: string, codeHash = CODE_HASH): Enclave {
   const key = new Wallet(Wallet.createRandom().privateKey)
-  return { key, quote: makeQuote(chain.root, key.address, tradeId, codeHash) }
+  return { key, quote: makeQuote(chain, key.address, tradeId, codeHash) }
 }
 
 export interface Seller extends Account {
@@ -118,14 +122,14 @@ export interface Seller extends Account {
   unitPrice: bigint
 }
 
-export async function makeSeller (chain: Chain, opts: { size?: bigint, unitPrice?: bigint, outputCap?: bigint, allowed?: string[] } = {}): Promise<Seller> {
+export async function makeSeller (chain: Chain, opts: { size?: bigint, unitPrice?: bigint, outputCap?: bigint, minOutputPrice?: bigint, allowed?: string[] } = {}): Promise<Seller> {
   const a = await account(chain)
   const commitment = rand32()
   const size = opts.size ?? 10_000n
   const unitPrice = opts.unitPrice ?? 1_000_000n
   await a.client.cisc.registerSeller('12D3KooW' + a.address.slice(2, 20))
   const { offerId } = await a.client.cisc.listDataset({
-    tag: 'census', size, unitPrice, commitment, policy: { allowedCodeHashes: opts.allowed ?? [], outputCap: opts.outputCap ?? 1_000_000n }
+    tag: TAG, size, unitPrice, commitment, policy: { allowedCodeHashes: opts.allowed ?? [], outputCap: opts.outputCap ?? 1_000_000n, minOutputPrice: opts.minOutputPrice ?? 0n }
   })
   return { ...a, offerId, commitment, size, unitPrice }
 }
@@ -166,6 +170,8 @@ export interface OpenedTrade {
   inputHash: string
   deposit: bigint
   receipt: TransactionReceipt
+  /** The deployment the trade is on: what its enclaves sign results for. */
+  domain: NetworkDomain
 }
 
 /**
@@ -179,6 +185,7 @@ export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> 
   const enclaves = m.nodes.map(() => makeEnclave(m.chain, tradeId, codeHash))
   const params: OpenTradeParams = {
     salt,
+    tagHash: TAG_HASH,
     codeHash,
     deadline: (await latestTimestamp(m.chain)) + 3600,
     ...DEFAULT_TERMS,
@@ -188,7 +195,7 @@ export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> 
   }
   const { tradeId: opened, deposit, receipt } = await m.buyer.client.dtmc.openTrade(params)
   if (opened !== tradeId) throw new Error('trade id is not tradeIdOf(buyer, salt)')
-  return { tradeId, terms: params, enclaves, inputHash: inputHashOf(m.sellers.map(s => s.commitment)), deposit, receipt }
+  return { tradeId, terms: params, enclaves, inputHash: inputHashOf(m.sellers.map(s => s.commitment)), deposit, receipt, domain: networkDomainOf(m.chain.network) }
 }
 
 /** The ResultInfo an enclave would report, signed by its task key. */
@@ -203,7 +210,7 @@ export function signedResult (t: OpenedTrade, node: number, result: Partial<Resu
     status: ResultStatus.Ok,
     ...result
   }
-  return { info, signature: signDigest((signer ?? t.enclaves[node].key).signingKey, resultDigestOf(info)) }
+  return { info, signature: signDigest((signer ?? t.enclaves[node].key).signingKey, resultDigestOf(t.domain, info)) }
 }
 
 /** Node `node` submits its result through its own client. */

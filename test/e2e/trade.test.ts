@@ -100,17 +100,16 @@ test('payments and the refund match the caps and prices to the wei', () => {
   const final = view.chain.final
   const resultSize = BigInt(final.resultSize)
   const gasUsed = BigInt(final.gasUsed)
+  // The output price is paid to each seller in full (never a share), and DTMC checked it against each offer's minimum.
   const outputFee = OUTPUT_PRICE * resultSize
-  const share = outputFee / 2n
   const expected = new Map<string, bigint>()
   for (const [i, s] of net.sellers.entries()) {
     const dataFee = [UNIT_PRICE * BigInt(datasets[i].length), SELLER_CAP].reduce((a, b) => a < b ? a : b)
-    const index = view.chain.sellers.findIndex(x => x.account.toLowerCase() === s.info.ethAddress.toLowerCase())
-    expected.set(s.info.ethAddress.toLowerCase(), dataFee + share + (index === 0 ? outputFee - 2n * share : 0n))
+    expected.set(s.info.ethAddress.toLowerCase(), dataFee + outputFee)
   }
   const nodePay = [NODE_PRICE * gasUsed, NODE_CAP].reduce((a, b) => a < b ? a : b)
-  for (const n of view.chain.nodes) expected.set(n.payee.toLowerCase(), nodePay)
-  const deposit = 2n * SELLER_CAP + 3n * NODE_CAP + OUTPUT_PRICE * OUTPUT_CAP
+  for (const i of final.members) expected.set(view.chain.nodes[i].payee.toLowerCase(), nodePay)
+  const deposit = 2n * (SELLER_CAP + OUTPUT_PRICE * OUTPUT_CAP) + 3n * NODE_CAP
   assert.is(BigInt(view.chain.deposit), deposit)
   const paidOut = [...expected.values()].reduce((a, b) => a + b, 0n)
   expected.set(net.buyers[0].info.ethAddress.toLowerCase(), deposit - paidOut)

@@ -2,7 +2,7 @@
 // not in contracts/formats.ts, because that file is part of the enclave measurement and the enclave
 // never needs them.
 import { AbiCoder, getAddress, keccak256 } from 'ethers'
-import { quoteSignerOf, taskIdOf, type Quote, type ResultInfo } from '../../contracts/formats.ts'
+import { quoteSignerOf, taskIdOf, type NetworkDomain, type Quote, type ResultInfo } from '../../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 
@@ -28,14 +28,14 @@ export type QuoteProblem = 'QuoteCodeHashMismatch' | 'MeasurementNotAccepted' | 
  */
 export function quoteProblemOf (
   quote: Quote,
-  expect: { tradeId: string, codeHash: string, attestationRoot: string, measurements?: string[] }
+  expect: { domain: NetworkDomain, tradeId: string, codeHash: string, attestationRoot: string, measurements?: string[] }
 ): QuoteProblem | null {
   const lower = (hex: string): string => hex.toLowerCase()
   if (lower(quote.taskId) !== taskIdOf(expect.tradeId, expect.codeHash, quote.enclaveAddress)) return 'QuoteCodeHashMismatch'
   if (expect.measurements !== undefined && !expect.measurements.some(m => lower(m) === lower(quote.measurement))) return 'MeasurementNotAccepted'
   let signer: string
   try {
-    signer = quoteSignerOf(quote, expect.tradeId, expect.codeHash)
+    signer = quoteSignerOf(quote, expect.domain, expect.tradeId, expect.codeHash)
   } catch {
     return 'InvalidSignature'
   }

@@ -5,16 +5,18 @@ import { loadArtifact } from '../../contracts/tools/compile.ts'
 import {
   createEnclave, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signCodeDelivery, wrapDataKey
 } from '../../enclave/index.ts'
-import { tradeIdOf } from '../../contracts/formats.ts'
+import { tradeIdOf, type NetworkDomain } from '../../contracts/formats.ts'
 import type { EnclaveHost, EnclaveOptions, KeyPair } from '../../enclave/index.ts'
 
 export const root = new Wallet('0x' + '11'.repeat(32))
 export const platformSecret = getBytes('0x' + '22'.repeat(32))
 /** The buyer of every test trade: trade ids are keccak(buyer, salt), and it signs its code deliveries. */
 export const buyer = new Wallet('0x' + '33'.repeat(32))
+/** The deployment every test enclave serves: its quotes, code authorizations and results are over it. */
+export const domain: NetworkDomain = { chainId: 31337n, verifyingContract: '0x' + '44'.repeat(20) }
 
 export async function startEnclave (opts: Partial<EnclaveOptions> = {}): Promise<EnclaveHost> {
-  return await createEnclave({ attestationKey: root.privateKey, platformSecret, store: new MemoryBlobStore(), ...opts })
+  return await createEnclave({ attestationKey: root.privateKey, domain, platformSecret, store: new MemoryBlobStore(), ...opts })
 }
 
 export function artifactCode (name: string): Uint8Array {
@@ -35,7 +37,7 @@ export interface BuyerTask {
 
 /** Delivers a code envelope to a task, signed by `signer` (default: the trade's buyer). */
 export async function deliverCodeAs (enclave: EnclaveHost, taskId: string, salt: string, envelope: Uint8Array, signer: { privateKey: string } = buyer): Promise<void> {
-  await enclave.deliverCode(taskId, envelope, { salt, signature: signCodeDelivery(signer.privateKey, taskId, envelope) })
+  await enclave.deliverCode(taskId, envelope, { salt, signature: signCodeDelivery(signer.privateKey, domain, taskId, envelope) })
 }
 
 /** Step 4: attests the enclave for `code` and delivers it with a fresh result key. */

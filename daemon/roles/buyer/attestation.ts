@@ -2,6 +2,7 @@
 // its quote verified and timed; the n fastest valid ones get the code, encrypted to their task keys.
 import { hexlify, randomBytes } from 'ethers'
 import { verifyQuote, encryptCodeForEnclave, signCodeDelivery, QuoteError } from '../../../enclave/index.ts'
+import { networkDomainOf } from '../../../contracts/index.ts'
 import { openLocal } from '../../local-secrets.ts'
 import type { RoleContext } from '../context.ts'
 import type { Refusal } from './candidates.ts'
@@ -21,6 +22,7 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
     try {
       const reply = await ctx.attest.attest(o.peerId, { tradeId: t.tradeId, codeHash: d.codeHash, nonce }, { signal: AbortSignal.timeout(ctx.options.trade.attestTimeoutMs) })
       const quote = verifyQuote(reply.quote, {
+        domain: networkDomainOf(ctx.network),
         expectedRoot: ctx.network.attestationRoot,
         acceptedMeasurements: ctx.network.measurements,
         tradeId: t.tradeId,
@@ -46,7 +48,7 @@ export async function deliverCode (ctx: RoleContext, t: BuyerTrade, chosen: Chos
   const resultPublicKey = resultKey(ctx, t.tradeId).publicKey
   await Promise.all(chosen.map(async n => {
     const envelope = encryptCodeForEnclave(n.enclavePublicKey, n.quote.taskId, { code, resultPublicKey, gasCap: BigInt(t.data.gasCap), outputCap: d.outputCap })
-    const signature = signCodeDelivery(ctx.keys.ethWallet.privateKey, n.quote.taskId, envelope)
+    const signature = signCodeDelivery(ctx.keys.ethWallet.privateKey, networkDomainOf(ctx.network), n.quote.taskId, envelope)
     await ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: hexlify(envelope), salt: t.data.salt, signature })
   }))
 }

@@ -19,7 +19,12 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
     if (view.nResults === view.nodes.length && t.state !== 'submitted') {
       t = await ctx.trades.transition(t, 'submitted', { note: `all ${view.nResults} results in` })
     }
-    if (view.nResults === view.nodes.length || await chainTime(ctx.chain) > view.deadline) {
+    // DTMC settles by itself on the submission after a majority (or the last one). We finalize when no
+    // majority can come any more, or after the deadline; with a majority but a silent node we leave the
+    // others until the deadline (bounded by MAX_TRADE_DURATION) so that a slow honest node is still paid.
+    const lead = Math.max(0, ...view.groups.map(g => g.count))
+    const noMajority = (lead + view.nodes.length - view.nResults) * 2 <= view.nodes.length
+    if (view.nResults === view.nodes.length || noMajority || await chainTime(ctx.chain) > view.deadline) {
       try {
         await ctx.chain.dtmc.finalize(t.tradeId)
       } catch (err) {

@@ -1,5 +1,6 @@
 // Step 5, Escrow (docs/protocol.md): the buyer opens the trade on DTMC with a deposit covering
 // every cap, the chosen sellers' offers and the chosen enclaves' quotes (DTMC checks them again).
+import { tagHashOf } from '../../../contracts/index.ts'
 import { chainTime, type RoleContext } from '../context.ts'
 import { log } from './log.ts'
 import { demandOf, type BuyerTrade, type ChosenNode } from './trade.ts'
@@ -10,6 +11,7 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
   const deadline = (await chainTime(ctx.chain)) + d.tradeSeconds
   const { deposit } = await ctx.chain.dtmc.openTrade({
     salt: t.data.salt,
+    tagHash: tagHashOf(d.tag),
     codeHash: d.codeHash,
     deadline,
     sellerCap: d.sellerCap,

@@ -13,6 +13,7 @@ import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
+import { networkDomainOf } from '../../../contracts/index.ts'
 import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
 import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
@@ -101,7 +102,7 @@ export class SellerRole implements Role {
     const policy = parsePolicy(p.policy, p.unitPrice)
     const commitment = datasetCommitment(readFileSync(path))
     const { offerId } = await this.ctx.chain.cisc.listDataset({
-      tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap) }
+      tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap), minOutputPrice: BigInt(policy.minOutputPrice) }
     })
     const record: DatasetRecord = {
       datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString()
@@ -208,7 +209,7 @@ export class SellerRole implements Role {
       await this.ctx.trades.transition(t, 'failed', { reason: `dataset file ${ds.path} changed since it was listed` })
       return
     }
-    const key = deriveSecret(this.ctx.keys.ethWallet.privateKey, DATA_KEY_PURPOSE, `${t.tradeId}/${t.data.offerId}`)
+    const key = deriveSecret(this.ctx.keys.ethWallet.privateKey, networkDomainOf(this.ctx.network), DATA_KEY_PURPOSE, `${t.tradeId}/${t.data.offerId}`)
     const chunkSize = DEFAULT_CHUNK_SIZE
     const chunks = Math.max(1, Math.ceil(plain.length / chunkSize))
     if (t.data.size !== plain.length) t = await this.ctx.trades.update(t, { size: plain.length })
@@ -226,6 +227,7 @@ export class SellerRole implements Role {
       const nonce = hexlify(randomBytes(32))
       const reply = await this.ctx.attest.attest(record.peerId, { tradeId: t.tradeId, codeHash: t.data.codeHash, nonce })
       verifyQuote(reply.quote, {
+        domain: networkDomainOf(this.ctx.network),
         expectedRoot: this.ctx.network.attestationRoot,
         acceptedMeasurements: this.ctx.network.measurements,
         tradeId: t.tradeId,

@@ -1,6 +1,7 @@
 // A dataset's terms, and the one judge of them: a demand the seller might offer for (step 3) and a
 // trade DTMC opened with its offer (step 6, Checks) are both judged by `judgePolicy`.
 import { DEFAULT_OUTPUT_CAP } from '../../../enclave/index.ts'
+import { MAX_UINT64 } from '../../../contracts/index.ts'
 import { appError } from '../../rpc/errors.ts'
 
 /** CISC's MAX_ALLOWED_CODE_HASHES: a longer list would only revert on chain. */
@@ -51,6 +52,8 @@ export function parsePolicy (raw: Record<string, unknown> | undefined, unitPrice
   if (raw.minOutputPrice !== undefined) {
     const v = raw.minOutputPrice
     if (typeof v !== 'string' || !/^[0-9]{1,30}$/.test(v)) throw appError('Rejected', 'policy.minOutputPrice must be wei as a decimal string', { param: 'policy' })
+    // CISC holds it as a uint64 and DTMC enforces it: a trade on the offer pays at least this per output byte.
+    if (BigInt(v) > MAX_UINT64) throw appError('Rejected', `policy.minOutputPrice must be at most ${MAX_UINT64} wei`, { param: 'policy' })
     policy.minOutputPrice = v
   }
   if (raw.allowedCodeHashes !== undefined) {

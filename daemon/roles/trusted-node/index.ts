@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, type EnclaveHost, type TaskSummary } from '../../../enclave/index.ts'
-import { readKeyFile } from '../../../contracts/index.ts'
+import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
@@ -94,6 +94,7 @@ export class TrustedNodeRole implements Role {
   private async openEnclave (): Promise<EnclaveHost> {
     return await createEnclave({
       attestationKey: this.attestationKey(),
+      domain: networkDomainOf(this.ctx.network),
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
       faultWrongResult: this.ctx.options.enclave.faultWrongResult,
@@ -357,7 +358,16 @@ export class TrustedNodeRole implements Role {
     const started = Date.now()
     const r = await this.enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
-    if (!alreadySubmitted) await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
+    if (!alreadySubmitted) {
+      try {
+        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
+      } catch (err) {
+        // DTMC settles as soon as a majority is certain: a result that comes after that is not needed
+        // (and not paid); the next tick sees the outcome and closes our end.
+        if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
+        log.info('trade settled before our result', { tradeId: t.tradeId })
+      }
+    }
     await this.ctx.trades.transition(t, 'submitted', {
       data: {
         resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), gasUsed: r.resultInfo.gasUsed.toString(), status: r.resultInfo.status, reason: r.reason

@@ -18,13 +18,13 @@ test.after(async () => { await chain?.stop() })
 function expectedPayouts (m: Market, t: OpenedTrade, winners: number[], result: { resultSize: bigint, gasUsed: bigint, status: number }): Map<string, bigint> {
   const out = new Map<string, bigint>()
   const add = (a: string, v: bigint): void => { out.set(a, (out.get(a) ?? 0n) + v) }
+  // The output fee is per seller: outputPrice per output byte to each, never a share.
   const outputFee = result.status === 0 ? t.terms.outputPrice * result.resultSize : 0n
-  const share = outputFee / BigInt(m.sellers.length)
   let paid = 0n
-  m.sellers.forEach((s, i) => {
+  m.sellers.forEach((s) => {
     let fee = s.unitPrice * s.size
     if (fee > t.terms.sellerCap) fee = t.terms.sellerCap
-    const amount = fee + share + (i === 0 ? outputFee - share * BigInt(m.sellers.length) : 0n)
+    const amount = fee + outputFee
     add(s.address, amount)
     paid += amount
   })
@@ -42,6 +42,11 @@ async function credits (m: Market): Promise<Map<string, bigint>> {
     if (c !== 0n) out.set(a, c)
   }
   return out
+}
+
+/** The trade's state after the submissions: the last one (or the one after a majority) settles it by itself. */
+async function stateOf (m: Market, t: OpenedTrade): Promise<string> {
+  return (await m.buyer.client.dtmc.trade(t.tradeId))!.state
 }
 
 function withoutZeros (m: Map<string, bigint>): Map<string, bigint> {
@@ -75,10 +80,13 @@ test('a full trade: one seller, three nodes, deposit, results, payouts, refund o
     assert.equal(opened!.nodes.map(n => n.enclave), t.enclaves.map(e => e.key.address))
     assert.is(opened!.sellers[0].fee, m.sellers[0].unitPrice * m.sellers[0].size) // below the cap
 
-    for (let i = 0; i < 3; i++) await submit(m, t, i)
-    // all three in: anyone may finalize at once, before the deadline
-    const { outcome } = await m.nodes[2].client.dtmc.finalize(t.tradeId)
-    assert.is(outcome, 'settled')
+    await submit(m, t, 0)
+    await submit(m, t, 1)
+    assert.is(await stateOf(m, t), 'open', 'a majority, but the third node may still report')
+    await submit(m, t, 2)
+    // the submission after a majority settles the trade: nobody needs to call finalize
+    assert.is(await stateOf(m, t), 'settled')
+    await reverts(m.nodes[2].client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
 
     const { info } = signedResult(t, 0)
     const expected = expectedPayouts(m, t, [0, 1, 2], info)
@@ -111,17 +119,15 @@ test('a full trade: one seller, three nodes, deposit, results, payouts, refund o
   })
 })
 
-test('three sellers share the output fee, the remainder to the first; a seller fee is capped', async () => {
+test('each of three sellers gets the whole output price per byte (no share); a seller fee is capped', async () => {
   const m = await makeMarket(chain, 3, 1)
   const t = await openTrade(m, { sellerCap: m.sellers[0].unitPrice * m.sellers[0].size - 1n, outputPrice: 7n })
   const result = { resultSize: 1000n, gasUsed: 20_000_000_000n } // nodePrice * gasUsed is far above nodeCap
+  assert.is(t.deposit, 3n * (t.terms.sellerCap + 7n * t.terms.outputCap) + t.terms.nodeCap)
   await submit(m, t, 0, result)
-  await m.buyer.client.dtmc.finalize(t.tradeId)
   const c = await credits(m)
   const fee = t.terms.sellerCap
-  assert.is(c.get(m.sellers[0].address), fee + 2333n + 1n)
-  assert.is(c.get(m.sellers[1].address), fee + 2333n)
-  assert.is(c.get(m.sellers[2].address), fee + 2333n)
+  for (const s of m.sellers) assert.is(c.get(s.address), fee + 7000n)
   assert.is(c.get(m.nodes[0].address), t.terms.nodeCap)
   assert.equal(c, withoutZeros(expectedPayouts(m, t, [0], { ...result, status: 0 })))
 })
@@ -134,7 +140,7 @@ test('one of three nodes reports a different result: it is unpaid and the majori
     await submit(m, t, 0)
     await submit(m, t, 1, { resultHash: wrong })
     await submit(m, t, 2)
-    assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'settled')
+    assert.is(await stateOf(m, t), 'settled')
     const view = await m.buyer.client.dtmc.trade(t.tradeId)
     assert.is(view!.final!.resultHash, signedResult(t, 0).info.resultHash)
     assert.equal(view!.final!.members, [0, 2])
@@ -153,7 +159,7 @@ test('a strict majority with a non-zero status is final: sellers and nodes paid,
   const t = await openTrade(m)
   const failed = { status: ResultStatus.OutOfGas, resultSize: 0n, resultHash: keccak256('0x') }
   for (let i = 0; i < 3; i++) await submit(m, t, i, failed)
-  await m.buyer.client.dtmc.finalize(t.tradeId)
+  assert.is(await stateOf(m, t), 'settled')
   assert.equal(await credits(m), withoutZeros(expectedPayouts(m, t, [0, 1, 2], { ...signedResult(t, 0).info, ...failed })))
 })
 
@@ -162,9 +168,8 @@ test('three different results: no majority, full refund', async () => {
   await conserved(chain, everyone(m), async () => {
     const t = await openTrade(m)
     for (let i = 0; i < 3; i++) await submit(m, t, i, { resultHash: keccak256(Buffer.from(`answer ${i}`)) })
-    assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+    assert.is(await stateOf(m, t), 'refunded', 'the last result closes the trade')
     assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
-    assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, 'refunded')
     await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 3), 'TradeNotSettled')
     await m.buyer.client.dtmc.withdraw()
   })
@@ -178,7 +183,7 @@ test('two against two of four nodes is no strict majority: refund', async () => 
   await submit(m, t, 1, { resultHash: other })
   await submit(m, t, 2)
   await submit(m, t, 3, { resultHash: other })
-  assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+  assert.is(await stateOf(m, t), 'refunded')
 })
 
 test('too few results by the deadline: finalize waits for it, then refunds', async () => {

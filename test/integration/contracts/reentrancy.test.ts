@@ -26,11 +26,14 @@ test.before(async () => {
 })
 test.after(async () => { await chain?.stop() })
 
-/** A trade whose node 0 is paid to the malicious contract; all three results in. */
-async function tradeWithPayee (finalize: boolean): Promise<OpenedTrade> {
+/**
+ * A trade whose node 0 is paid to the malicious contract. Settled: all three results in (the last one
+ * settles it). Not settled: two agreeing results, a majority anyone may finalize at once.
+ */
+async function tradeWithPayee (settled: boolean): Promise<OpenedTrade> {
   const t = await openTrade(m, {}, [payeeAddress])
-  for (let i = 0; i < 3; i++) await submit(m, t, i)
-  if (finalize) await m.buyer.client.dtmc.finalize(t.tradeId)
+  for (let i = 0; i < (settled ? 3 : 2); i++) await submit(m, t, i)
+  assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, settled ? 'settled' : 'open')
   return t
 }
 

@@ -38,8 +38,8 @@ test('a quote not signed by the attestation root: QuoteNotFromRoot', async () =>
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
     const fake = stranger()
     const enclave = stranger()
-    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
-    nodes[1] = { payee: m.nodes[1].address, quote: makeQuote(fake, enclave.address, tradeId, CODE_HASH) }
+    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
+    nodes[1] = { payee: m.nodes[1].address, quote: makeQuote({ ...chain, root: fake }, enclave.address, tradeId, CODE_HASH) }
     const err = await reverts(openTrade(m, { salt, nodes }), 'QuoteNotFromRoot')
     assert.equal(err.args, [1n])
     assert.is(err.contract, 'DTMC')
@@ -52,12 +52,12 @@ test('a quote for another codeHash: QuoteCodeHashMismatch', async () => {
   await balanced(async () => {
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
-    nodes[2] = { payee: m.nodes[2].address, quote: makeQuote(chain.root, stranger().address, tradeId, keccak256('0x6001')) }
+    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
+    nodes[2] = { payee: m.nodes[2].address, quote: makeQuote(chain, stranger().address, tradeId, keccak256('0x6001')) }
     const err = await reverts(openTrade(m, { salt, nodes }), 'QuoteCodeHashMismatch')
     assert.equal(err.args, [2n])
     // a quote for this codeHash but another trade is refused the same way
-    const other = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, rand32(), CODE_HASH) }))
+    const other = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, rand32(), CODE_HASH) }))
     await reverts(openTrade(m, { salt, nodes: other }), 'QuoteCodeHashMismatch')
   })
 })
@@ -66,9 +66,9 @@ test('quotes: unaccepted measurement, high-s signature, duplicate enclave; a rot
   await balanced(async () => {
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const good = () => m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    const good = () => m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
     const nodes = good()
-    nodes[0].quote = makeQuote(chain.root, stranger().address, tradeId, CODE_HASH, keccak256('0x01'))
+    nodes[0].quote = makeQuote(chain, stranger().address, tradeId, CODE_HASH, keccak256('0x01'))
     await reverts(openTrade(m, { salt, nodes }), 'MeasurementNotAccepted')
     const malleable = good()
     malleable[0].quote = { ...malleable[0].quote, signature: highS(malleable[0].quote.signature) }
@@ -86,9 +86,9 @@ test('quotes: unaccepted measurement, high-s signature, duplicate enclave; a rot
     assert.is(await m.buyer.client.dtmc.attestationRoot(), newRoot.address)
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const old = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    const old = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
     await reverts(openTrade(m, { salt, nodes: old }), 'QuoteNotFromRoot')
-    const fresh = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(newRoot, stranger().address, tradeId, CODE_HASH) }))
+    const fresh = m.nodes.map(n => ({ payee: n.address, quote: makeQuote({ ...chain, root: newRoot }, stranger().address, tradeId, CODE_HASH) }))
     await openTrade(m, { salt, nodes: fresh })
   } finally {
     await chain.admin.dtmc.setAttestationRoot(chain.root.address)
@@ -108,7 +108,7 @@ test('openTrade terms: deposit, counts, deadline, duplicates, trade id reuse', a
     await reverts(openTrade(m, { offerIds: [999n] }), 'UnknownOffer')
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const ten = Array.from({ length: 10 }, () => ({ payee: m.nodes[0].address, quote: makeQuote(chain.root, stranger().address, tradeId, CODE_HASH) }))
+    const ten = Array.from({ length: 10 }, () => ({ payee: m.nodes[0].address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
     await reverts(openTrade(m, { salt, nodes: ten }), 'BadNodeCount')
   })
 })
@@ -126,12 +126,12 @@ test("a seller's usage policy: allowed code hashes, output cap, delisting", asyn
   await reverts(strict.client.cisc.delistDataset(strict.offerId), 'OfferInactive')
   await reverts(openTrade(market, { codeHash: keccak256('0x6002'), outputCap: 100n }), 'OfferInactive')
   const unregistered = await account(chain)
-  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n } }), 'NotRegisteredSeller')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } }), 'NotRegisteredSeller')
   await reverts(unregistered.client.cisc.registerSeller(''), 'InvalidPeerId')
   await reverts(unregistered.client.cisc.registerNode({ peerId: 'p', measurement: '0x' + '00'.repeat(32), pricePerGas: 1n, maxGas: 1n }), 'InvalidMeasurement')
   await unregistered.client.cisc.registerSeller('p')
-  await reverts(unregistered.client.cisc.listDataset({ tag: 'x'.repeat(65), size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n } }), 'InvalidTag')
-  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: Array.from({ length: 17 }, rand32), outputCap: 1n } }), 'TooManyCodeHashes')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 'x'.repeat(65), size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } }), 'InvalidTag')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: Array.from({ length: 17 }, rand32), outputCap: 1n, minOutputPrice: 0n } }), 'TooManyCodeHashes')
 })
 
 test('results: not from the attested enclave, wrong task, wrong input, twice, bad info, above the output cap', async () => {
@@ -140,7 +140,7 @@ test('results: not from the attested enclave, wrong task, wrong input, twice, ba
     const dtmc = m.nodes[0].client.dtmc
     // signed by a key that is not node 0's attested enclave (here: node 1's enclave, and a stranger)
     const { info } = signedResult(t, 0)
-    await reverts(dtmc.submitResult(info, 0, signDigest(t.enclaves[1].key.signingKey, resultDigestOf(info))), 'NotAttestedEnclave')
+    await reverts(dtmc.submitResult(info, 0, signDigest(t.enclaves[1].key.signingKey, resultDigestOf(t.domain, info))), 'NotAttestedEnclave')
     const forged = signedResult(t, 0, {}, stranger())
     assert.equal((await reverts(dtmc.submitResult(forged.info, 0, forged.signature), 'NotAttestedEnclave')).args, [0n])
     // node 1's own correctly signed result submitted as node 0's
@@ -181,19 +181,20 @@ test('a result after the deadline: ResultAfterDeadline', async () => {
 test('a second finalize, a second withdraw, a result after finalize', async () => {
   await balanced(async () => {
     const t = await openTrade(m)
-    for (let i = 0; i < 3; i++) await submit(m, t, i)
-    await m.nodes[0].client.dtmc.finalize(t.tradeId)
+    for (let i = 0; i < 2; i++) await submit(m, t, i)
+    await m.nodes[0].client.dtmc.finalize(t.tradeId) // two of three agree: the outcome is certain
     await reverts(m.nodes[0].client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
     await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
     await reverts(m.buyer.client.dtmc.finalize(rand32()), 'UnknownTrade')
-    for (const a of [m.buyer, m.sellers[0], ...m.nodes]) {
+    await reverts(submit(m, t, 2), 'AlreadyFinalized')
+    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[1]]) {
       await a.client.dtmc.withdraw()
       await reverts(a.client.dtmc.withdraw(), 'NothingToWithdraw')
     }
     const t2 = await openTrade(m)
-    for (let i = 0; i < 3; i++) await submit(m, t2, i)
-    await m.buyer.client.dtmc.finalize(t2.tradeId)
+    for (let i = 0; i < 3; i++) await submit(m, t2, i) // the last one settles
     await reverts(submit(m, t2, 0), 'AlreadyFinalized')
+    await reverts(m.buyer.client.dtmc.finalize(t2.tradeId), 'AlreadyFinalized')
     for (const a of [m.buyer, m.sellers[0], ...m.nodes]) await a.client.dtmc.withdraw()
   })
 })
@@ -203,7 +204,6 @@ test('ratings: only the buyer, once per seller, 1..5, only of a settled trade; o
     const t = await openTrade(m)
     await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 4), 'TradeNotSettled')
     for (let i = 0; i < 3; i++) await submit(m, t, i)
-    await m.buyer.client.dtmc.finalize(t.tradeId)
     await reverts(m.sellers[0].client.dtmc.rate(t.tradeId, 0, 5), 'NotBuyer')
     await reverts(m.nodes[0].client.dtmc.rate(t.tradeId, 0, 1), 'NotBuyer')
     await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 0), 'InvalidScore')

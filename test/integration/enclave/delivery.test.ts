@@ -10,7 +10,7 @@ import {
 } from '../../../enclave/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
-import { artifactCode, buyer, buyerSetup, deliverCodeAs, random32, rejectsWith, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
+import { artifactCode, buyer, buyerSetup, domain, deliverCodeAs, random32, rejectsWith, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
 import type { BuyerTask } from '../../helpers/enclave.ts'
 
 let enclave: EnclaveHost
@@ -39,7 +39,7 @@ async function expectInputInvalid (task: BuyerTask): Promise<void> {
   assert.is(r.resultInfo.gasUsed, 0n, 'no code ran')
   assert.is(r.resultInfo.resultSize, 0n)
   assert.is(r.encryptedResult.length, 0)
-  assert.is(recoverDigest(resultDigestOf(r.resultInfo), r.signature).toLowerCase(), task.enclaveAddress)
+  assert.is(recoverDigest(resultDigestOf(domain, r.resultInfo), r.signature).toLowerCase(), task.enclaveAddress)
 }
 
 test('an intact delivery is accepted and reports its progress', async () => {

@@ -6,7 +6,7 @@ import { quoteDigestOf, reportDataOf, signDigest, taskIdOf } from '../../../cont
 import type { Quote } from '../../../contracts/formats.ts'
 import { computeMeasurement, verifyQuote } from '../../../enclave/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
-import { random32, root, startEnclave, throwsWith } from '../../helpers/enclave.ts'
+import { domain, random32, root, startEnclave, throwsWith } from '../../helpers/enclave.ts'
 
 let enclave: EnclaveHost
 let other: EnclaveHost
@@ -23,7 +23,7 @@ test.after(async () => {
 })
 
 function expectations (tradeId: string, nonce: string, extra: Record<string, unknown> = {}) {
-  return { expectedRoot: root.address, acceptedMeasurements: [enclave.measurement], tradeId, codeHash, nonce, seenNonces: new Set<string>(), ...extra }
+  return { domain, expectedRoot: root.address, acceptedMeasurements: [enclave.measurement], tradeId, codeHash, nonce, seenNonces: new Set<string>(), ...extra }
 }
 
 test('a fresh quote verifies, binds taskId to (tradeId, codeHash, enclave key), and records its nonce', async () => {
@@ -95,7 +95,7 @@ test('a signature not from the attestation root is refused', async () => {
   const impostor = Wallet.createRandom()
   const forged: Quote = {
     ...a.quote,
-    signature: signDigest(impostor.privateKey, quoteDigestOf(a.quote.measurement, reportDataOf(a.quote.enclaveAddress, a.quote.taskId, tradeId, codeHash, nonce)))
+    signature: signDigest(impostor.privateKey, quoteDigestOf(domain, a.quote.measurement, reportDataOf(a.quote.enclaveAddress, a.quote.taskId, tradeId, codeHash, nonce)))
   }
   throwsWith(() => verifyQuote(forged, expectations(tradeId, nonce)), 'QuoteSignatureError')
   // The root's signature over something else does not carry over either.

@@ -7,7 +7,7 @@ import { ResultStatus } from '../../../contracts/formats.ts'
 import { decryptResult, encryptDataset, MemoryBlobStore, verifyQuote, wrapDataKey } from '../../../enclave/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
 import { referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
-import { artifactCode, buyerSetup, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
+import { artifactCode, buyerSetup, domain, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
 
 const data = sampleDataset(3000, 3)
 const open: EnclaveHost[] = []
@@ -50,7 +50,7 @@ test('killed mid-delivery, the restarted enclave continues the task from its sea
   const nonce = random32()
   const q = await second.attest({ tradeId: task.tradeId, codeHash: task.codeHash, nonce })
   assert.is(q.taskId, task.taskId)
-  verifyQuote(q.quote, { expectedRoot: root.address, acceptedMeasurements: [second.measurement], tradeId: task.tradeId, codeHash: task.codeHash, nonce, enclaveAddress: task.enclaveAddress, taskId: task.taskId })
+  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [second.measurement], tradeId: task.tradeId, codeHash: task.codeHash, nonce, enclaveAddress: task.enclaveAddress, taskId: task.taskId })
   // ... and sends the rest (chunks the enclave already holds are skipped).
   const st = await second.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks.slice(half) })
   assert.ok(st.complete)

@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { Wallet, SigningKey } from 'ethers'
 import {
-  QUOTE_TAG, RESULT_TAG, ResultStatus, tradeIdOf, taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf,
+  QUOTE_TAG, RESULT_TAG, CODE_TAG, ResultStatus, codeAuthDigestOf, tradeIdOf, taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf,
   inputHashOf, signDigest, recoverDigest, quoteSignerOf, SECP256K1_HALF_N,
-  type ResultInfo, type Quote
+  type NetworkDomain, type ResultInfo, type Quote
 } from '../../../contracts/formats.ts'
 import { groupKeyOf, quoteProblemOf } from '../../helpers/dtmc-checks.ts'
 
@@ -26,10 +26,13 @@ const codeHash = '0x' + 'c0'.repeat(32)
 const enclave = '0x' + '2f'.repeat(20)
 const nonce = '0x' + '07'.repeat(32)
 const measurement = '0x' + 'ee'.repeat(32)
+const domain: NetworkDomain = { chainId: 31337n, verifyingContract: '0x' + '5d'.repeat(20) }
+const dwords = [word(31337n), word(domain.verifyingContract)]
 
 test('tags are the keccak of their strings', () => {
-  assert.is(QUOTE_TAG, utf8kec('SDTE.Quote.v1'))
-  assert.is(RESULT_TAG, utf8kec('SDTE.ResultInfo.v1'))
+  assert.is(QUOTE_TAG, utf8kec('SDTE.Quote.v2'))
+  assert.is(RESULT_TAG, utf8kec('SDTE.ResultInfo.v2'))
+  assert.is(CODE_TAG, utf8kec('SDTE.CodeDelivery.v2'))
 })
 
 test('tradeId, taskId, reportData, quoteDigest match a hand-made encoding', () => {
@@ -39,7 +42,15 @@ test('tradeId, taskId, reportData, quoteDigest match a hand-made encoding', () =
   assert.is(taskId, kec(word(tradeId), word(codeHash), word(enclave)))
   const rd = reportDataOf(enclave, taskId, tradeId, codeHash, nonce)
   assert.is(rd, kec(word(enclave), word(taskId), word(tradeId), word(codeHash), word(nonce)))
-  assert.is(quoteDigestOf(measurement, rd), kec(word(QUOTE_TAG), word(measurement), word(rd)))
+  assert.is(quoteDigestOf(domain, measurement, rd), kec(word(QUOTE_TAG), ...dwords, word(measurement), word(rd)))
+  assert.is.not(quoteDigestOf({ ...domain, chainId: 1n }, measurement, rd), quoteDigestOf(domain, measurement, rd))
+})
+
+test('codeAuthDigest holds the domain: another chain or DTMC gives another digest', () => {
+  const taskId = '0x' + '0a'.repeat(32)
+  const envelopeHash = '0x' + '0b'.repeat(32)
+  assert.is(codeAuthDigestOf(domain, taskId, envelopeHash), kec(word(CODE_TAG), ...dwords, word(taskId), word(envelopeHash)))
+  assert.is.not(codeAuthDigestOf({ ...domain, chainId: 1n }, taskId, envelopeHash), codeAuthDigestOf(domain, taskId, envelopeHash))
 })
 
 test('checksummed and lowercase inputs give the same lowercase output', () => {
@@ -59,7 +70,7 @@ const info: ResultInfo = {
 }
 
 test('resultDigest and groupKey match a hand-made encoding', () => {
-  assert.is(resultDigestOf(info), kec(word(RESULT_TAG), word(info.tradeId), word(info.taskId), word(info.inputHash),
+  assert.is(resultDigestOf(domain, info), kec(word(RESULT_TAG), ...dwords, word(info.tradeId), word(info.taskId), word(info.inputHash),
     word(info.resultHash), word(info.resultSize), word(info.gasUsed), word(info.status)))
   assert.is(groupKeyOf(info), kec(word(info.inputHash), word(info.resultHash), word(info.resultSize), word(info.gasUsed), word(info.status)))
   // the group key ignores tradeId and taskId (each node has its own task)
@@ -69,9 +80,9 @@ test('resultDigest and groupKey match a hand-made encoding', () => {
 })
 
 test('resultDigest refuses values the contract cannot hold', () => {
-  assert.throws(() => resultDigestOf({ ...info, resultSize: 1n << 64n }), /resultSize/)
-  assert.throws(() => resultDigestOf({ ...info, gasUsed: -1n }), /gasUsed/)
-  assert.throws(() => resultDigestOf({ ...info, status: 256 }), /status/)
+  assert.throws(() => resultDigestOf(domain, { ...info, resultSize: 1n << 64n }), /resultSize/)
+  assert.throws(() => resultDigestOf(domain, { ...info, gasUsed: -1n }), /gasUsed/)
+  assert.throws(() => resultDigestOf(domain, { ...info, status: 256 }), /status/)
 })
 
 test('inputHash is keccak(abi.encode(bytes32[]))', () => {
@@ -86,7 +97,7 @@ test('ResultStatus codes', () => {
 
 test('signDigest is r‖s‖v, low s, and recovers; high s and bad v are refused', () => {
   const key = new SigningKey('0x' + '42'.repeat(32))
-  const digest = resultDigestOf(info)
+  const digest = resultDigestOf(domain, info)
   const sig = signDigest(key, digest)
   assert.ok(/^0x[0-9a-f]{130}$/.test(sig))
   const v = Number.parseInt(sig.slice(130), 16)
@@ -107,12 +118,13 @@ test('quote checks: root, measurement, codeHash binding, signature shape', () =>
   const tradeId = tradeIdOf(buyer, salt)
   const make = (ch: string, signer = root): Quote => {
     const taskId = taskIdOf(tradeId, ch, enclave)
-    const digest = quoteDigestOf(measurement, reportDataOf(enclave, taskId, tradeId, ch, nonce))
+    const digest = quoteDigestOf(domain, measurement, reportDataOf(enclave, taskId, tradeId, ch, nonce))
     return { measurement, enclaveAddress: enclave, taskId, nonce, signature: signDigest(signer.signingKey, digest) }
   }
-  const expect = { tradeId, codeHash, attestationRoot: root.address, measurements: [measurement] }
+  const expect = { domain, tradeId, codeHash, attestationRoot: root.address, measurements: [measurement] }
   const good = make(codeHash)
-  assert.is(quoteSignerOf(good, tradeId, codeHash), root.address)
+  assert.is(quoteSignerOf(good, domain, tradeId, codeHash), root.address)
+  assert.is(quoteProblemOf(good, { ...expect, domain: { ...domain, verifyingContract: '0x' + '5e'.repeat(20) } }), 'QuoteNotFromRoot')
   assert.is(quoteProblemOf(good, expect), null)
   assert.is(quoteProblemOf(make('0x' + 'dd'.repeat(32)), expect), 'QuoteCodeHashMismatch')
   assert.is(quoteProblemOf(make(codeHash, Wallet.createRandom() as unknown as Wallet), expect), 'QuoteNotFromRoot')

@@ -35,7 +35,7 @@ test('a signed demand round-trips and verifies', () => {
   const { demand, demandHash } = decodeDemand(encodeDemand(d))
   assert.equal(demand, d)
   assert.match(demandHash, /^0x[0-9a-f]{64}$/)
-  assert.is(depositOf(d), 2n * 1_000_000n + 3n * 5_000_000n + 100n * 4096n, 'the deposit DTMC asks for these terms')
+  assert.is(depositOf(d), 2n * (1_000_000n + 100n * 4096n) + 3n * 5_000_000n) // the output price is paid to each seller
 })
 
 test('a changed field breaks the signature; another signer is refused', () => {
