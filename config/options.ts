@@ -53,7 +53,16 @@ export interface EnclaveConfig {
   attestationKeyFile: string | null
   /** Test-only fault switch, refused outside a devnet: the node's result is replaced by a wrong one. */
   faultWrongResult: boolean
+  /**
+   * Node: overrides of how a run's time and heap budget follow from its gas cap (enclave RunBudgetPolicy,
+   * docs/enclave.md "Run budget"); unset fields keep the enclave's defaults.
+   */
+  runBudget: Partial<Record<RunBudgetField, number>>
 }
+
+/** The fields of enclave.runBudget (the enclave's RunBudgetPolicy). */
+export const RUN_BUDGET_FIELDS = ['wallMsPerMgas', 'minWallMs', 'heapBaseMb', 'heapMbPerMgas', 'maxHeapMb'] as const
+export type RunBudgetField = typeof RUN_BUDGET_FIELDS[number]
 
 export interface DaemonOptions {
   datadir: string
@@ -86,7 +95,7 @@ export function defaultOptions (datadir: string): DaemonOptions {
     keys: { passwordFile: null, scryptN: 131072 },
     log: { level: 'info', debug: '' },
     trade: { tickMs: 500, offerWindowMs: 3000, attestTimeoutMs: 10_000, nodePricePerGas: '1', nodeMaxGas: '2000000000' },
-    enclave: { attestationKeyFile: null, faultWrongResult: false },
+    enclave: { attestationKeyFile: null, faultWrongResult: false, runBudget: {} },
     shutdownTimeoutMs: 15_000
   }
 }
@@ -144,7 +153,7 @@ const KNOWN_KEYS: Record<string, readonly string[] | null> = {
   keys: ['passwordFile', 'scryptN'],
   log: ['level', 'debug'],
   trade: ['tickMs', 'offerWindowMs', 'attestTimeoutMs', 'nodePricePerGas', 'nodeMaxGas'],
-  enclave: ['attestationKeyFile', 'faultWrongResult'],
+  enclave: ['attestationKeyFile', 'faultWrongResult', 'runBudget'],
   shutdownTimeoutMs: null
 }
 
@@ -246,6 +255,17 @@ export function validateConfigFile (raw: unknown, file: string): PartialOptions 
     if (enclave.faultWrongResult !== undefined) {
       if (typeof enclave.faultWrongResult !== 'boolean') throw new ConfigError(`${file}: "enclave.faultWrongResult" must be true or false`)
       out.enclave.faultWrongResult = enclave.faultWrongResult
+    }
+    if (enclave.runBudget !== undefined) {
+      const rb = enclave.runBudget as Record<string, unknown>
+      if (rb === null || typeof rb !== 'object' || Array.isArray(rb)) throw new ConfigError(`${file}: "enclave.runBudget" must be an object`)
+      const budget: Partial<Record<RunBudgetField, number>> = {}
+      for (const [k, v] of Object.entries(rb)) {
+        if (!(RUN_BUDGET_FIELDS as readonly string[]).includes(k)) throw new ConfigError(`${file}: unknown field "enclave.runBudget.${k}" (known: ${RUN_BUDGET_FIELDS.join(', ')})`)
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${file}: "enclave.runBudget.${k}" must be a non-negative number`)
+        budget[k as RunBudgetField] = v
+      }
+      out.enclave.runBudget = budget
     }
   }
   return out
