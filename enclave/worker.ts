@@ -501,9 +501,12 @@ const runs = new Map<string, Promise<ExecuteResponse>>()
  * at its budget signs and seals nothing and rejects with RunOverBudgetError; the task may run again.
  */
 async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
+  const inProgress = runs.get(String(p?.taskId).toLowerCase())
+  if (inProgress !== undefined) return await inProgress
   const plan = await inQueue(async () => await prepareRun(p))
   if (!('t' in plan)) return plan
   const t = plan.t
+  // Another request for the task prepared meanwhile and started first: wait for its run.
   const current = runs.get(t.taskId)
   if (current !== undefined) return await current
   const run = (async () => {
