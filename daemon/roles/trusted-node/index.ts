@@ -398,7 +398,9 @@ export class TrustedNodeRole implements Role {
         log.warn('run ended without a result, nothing submitted', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
         return
       }
-      if (err instanceof EnclaveClosedError || err instanceof EnclaveTimeoutError) this.enclaveLost = true
+      // A late answer to execute (EnclaveTimeoutError) stops nothing: the run goes on in its thread and
+      // the next try joins it. Only a closed enclave needs a new one.
+      if (err instanceof EnclaveClosedError) this.enclaveLost = true
       throw err
     }
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
