@@ -18,7 +18,7 @@ export type RoleName = typeof ROLES[number]
 
 /**
  * One option: its default, which lives in its part's constants (p2p/constants.ts,
- * daemon/rpc/constants.ts, daemon/constants.ts), and how config.json sets it (null: it cannot).
+ * config/rpc-defaults.ts, config/daemon-defaults.ts), and how config.json sets it (null: it cannot).
  * The options types, the defaults and the config.json checks are all derived from the tables below,
  * so each key is written once.
  */
@@ -53,6 +53,21 @@ function pathOrNull (v: unknown, where: string): string | null {
 function decimalString (v: unknown, where: string): string {
   if (typeof v !== 'string' || !/^[0-9]{1,38}$/.test(v)) throw new ConfigError(`${where} must be a decimal string`)
   return v
+}
+
+/** The fields of enclave.runBudget (the enclave's RunBudgetPolicy, docs/enclave.md "Run budget"). */
+export const RUN_BUDGET_FIELDS = ['wallMsPerMgas', 'minWallMs', 'heapBaseMb', 'heapMbPerMgas', 'maxHeapMb'] as const
+export type RunBudgetField = typeof RUN_BUDGET_FIELDS[number]
+
+function runBudget (v: unknown, where: string): Partial<Record<RunBudgetField, number>> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(`${where} must be an object`)
+  const budget: Partial<Record<RunBudgetField, number>> = {}
+  for (const [k, n] of Object.entries(v)) {
+    if (!(RUN_BUDGET_FIELDS as readonly string[]).includes(k)) throw new ConfigError(`${where}.${k} is not a run budget field (known: ${RUN_BUDGET_FIELDS.join(', ')})`)
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw new ConfigError(`${where}.${k} must be a non-negative number`)
+    budget[k as RunBudgetField] = n
+  }
+  return budget
 }
 
 function scryptCost (v: unknown, where: string): number {
@@ -126,7 +141,12 @@ const SECTIONS = {
     /** The simulated attestation service's key (a devnet's attestation-root.key); default: beside a devnet's network file. */
     attestationKeyFile: field<string | null>(null, pathOrNull),
     /** Test-only fault switch, refused outside a devnet: the node's result is replaced by a wrong one. */
-    faultWrongResult: field(false, flag)
+    faultWrongResult: field(false, flag),
+    /**
+     * Node: overrides of how a run's time and heap budget follow from its gas cap (enclave RunBudgetPolicy,
+     * docs/enclave.md "Run budget"); unset fields keep the enclave's defaults.
+     */
+    runBudget: field<Partial<Record<RunBudgetField, number>>>({}, runBudget)
   }
 }
 

@@ -168,12 +168,16 @@ export class SdteDaemon {
     }, (msg) => validator.validate(msg))
     this.closers.push({ name: 'demand topic', close: () => unsubscribe() })
 
-    let ticking = false
+    // Each role ticks on its own: a role whose tick is slow skips its own next ticks, not the others'.
+    const ticking = new Set<Role>()
     const timer = setInterval(() => {
-      if (ticking) return
-      ticking = true
-      Promise.all(this.roles.map(async r => await r.tick().catch((err: unknown) => { log.warn('tick failed', { role: r.name, err: err as Error }) })))
-        .finally(() => { ticking = false })
+      for (const r of this.roles) {
+        if (ticking.has(r)) continue
+        ticking.add(r)
+        r.tick()
+          .catch((err: unknown) => { log.warn('tick failed', { role: r.name, err: err as Error }) })
+          .finally(() => ticking.delete(r))
+      }
     }, this.options.trade.tickMs)
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
   }

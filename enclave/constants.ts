@@ -46,7 +46,11 @@ export const MAX_TASKS = 1024
 export const MAX_ENVELOPE_SIZE = MAX_CODE_SIZE + 4096
 /** How long the host waits for the worker to answer one request, other than execute. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
-/** How long the host waits for one execution (the gas cap bounds it too). */
+/**
+ * How long the host waits for the answer to one execute request, a backstop only: the enclave ends
+ * every run at its budget (below) and answers then. A run happens in its own thread, so a late
+ * answer holds up nothing else, and this timeout does not stop the worker.
+ */
 export const DEFAULT_EXECUTE_TIMEOUT_MS = 30 * 60_000
 
 /**
@@ -57,6 +61,41 @@ export const DEFAULT_EXECUTE_TIMEOUT_MS = 30 * 60_000
  * Not enforced at run time (the clock is not deterministic): bench/enclave/precompiles.ts measures it.
  */
 export const MAX_CPU_MS_PER_MGAS = 200
+
+/**
+ * Budget of one run (docs/enclave.md "Run budget"). Each analysis runs in its own thread (enclave/
+ * runs.ts), killed when it outlives its time budget or outgrows its heap budget, both derived from
+ * the run's gas cap. A killed run signs nothing: the node submits no result for it (an honest node
+ * with more CPU would have signed one, and a signed "over budget" would split the honest majority).
+ *
+ * Time: MAX_CPU_MS_PER_MGAS per million gas, times RUN_WALL_SLACK because the budget is wall time
+ * (the clock of a thread that shares the machine's cores with the daemon and other runs; Node has
+ * no CPU clock per thread), plus MIN_RUN_WALL_MS for the start of the thread and the EVM and the
+ * copy of up to MAX_TOTAL_INPUT_SIZE of input into the call data, which gas does not price.
+ */
+export const RUN_WALL_SLACK = 2
+export const MIN_RUN_WALL_MS = 30_000
+/**
+ * Heap (V8 old generation) of a run's thread: RUN_HEAP_BASE_MB for the EVM and its inputs' JS
+ * objects, plus RUN_HEAP_MB_PER_MGAS for every million gas (precompile work holds values as bigints,
+ * paid per item), at most MAX_RUN_HEAP_MB. The EVM's memory is a byte buffer outside the V8 heap,
+ * bounded by MAX_EVM_MEMORY and its gas.
+ */
+export const RUN_HEAP_BASE_MB = 512
+export const RUN_HEAP_MB_PER_MGAS = 1
+export const MAX_RUN_HEAP_MB = 2048
+/**
+ * The smallest heap a run's thread gets, whatever the policy says: V8 needs a few MiB to start an
+ * isolate, and one that fails there takes the whole process down, not just its thread (measured:
+ * 1 MiB aborts the process, 4 MiB ends the thread with ERR_WORKER_OUT_OF_MEMORY).
+ */
+export const MIN_RUN_HEAP_MB = 8
+/**
+ * Runs one enclave has in progress at a time; later execute requests wait for a free slot (their
+ * budget starts when they start). Bounds the node's memory at this many runs' worth, whatever
+ * number of trades strangers open with it.
+ */
+export const MAX_CONCURRENT_RUNS = 2
 
 /** Fixed-point scale of the analytics precompiles' derived values (mean, variance, slope). */
 export const FIXED_POINT_DECIMALS = 6

@@ -73,6 +73,19 @@ export class EnclaveTimeoutError extends EnclaveError {
   override name = 'EnclaveTimeoutError'
   override code = 'ERR_ENCLAVE_TIMEOUT'
 }
+/**
+ * A run outlived its time budget or outgrew its heap budget (constants.ts, "Budget of one run") and
+ * was killed. Nothing was signed or sealed: the task may run again.
+ */
+export class RunOverBudgetError extends EnclaveError {
+  override name = 'RunOverBudgetError'
+  override code = 'ENCLAVE_RUN_OVER_BUDGET'
+}
+/** A run's thread failed for another reason than its budget. Nothing was signed or sealed. */
+export class RunFailedError extends EnclaveError {
+  override name = 'RunFailedError'
+  override code = 'ENCLAVE_RUN_FAILED'
+}
 /** A result envelope does not decrypt, or its plaintext does not hash to the expected resultHash. */
 export class ResultDecryptionError extends EnclaveError {
   override name = 'ResultDecryptionError'
@@ -94,6 +107,8 @@ const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
   UnsealError,
   EnclaveClosedError,
   EnclaveTimeoutError,
+  RunOverBudgetError,
+  RunFailedError,
   ResultDecryptionError
 }
 

@@ -6,11 +6,12 @@ import type { ResourceLimits } from 'node:worker_threads'
 import { silentLogger, type ComponentLogger } from '../config/index.ts'
 import { DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.ts'
 import { toBytes } from './crypto.ts'
-import { EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, deserializeError } from './errors.ts'
+import { EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, RunOverBudgetError, deserializeError } from './errors.ts'
 import type {
-  AttestRequest, AttestResponse, ExecuteResponse, HostMessage, Request, ResponseMap, SellerDataStatus, TaskSummary,
+  AttestRequest, AttestResponse, ExecuteResponse, HostMessage, Request, ResponseMap, RunBudgetPolicy, SellerDataStatus, TaskSummary,
   WorkerInit, WorkerMessage
 } from './messages.ts'
+import { runBudgetPolicy } from './runs.ts'
 import { MemoryBlobStore } from './store.ts'
 import { networkDomainKey, type NetworkDomain } from '../contracts/index.ts'
 import type { SealedBlobStore } from './store.ts'
@@ -30,8 +31,17 @@ export interface EnclaveOptions {
    * start a new enclave on the same store to resume.
    */
   requestTimeoutMs?: number
-  /** Timeout of one execute request, same consequence. Default DEFAULT_EXECUTE_TIMEOUT_MS. */
+  /**
+   * How long to wait for the answer to one execute request. Default DEFAULT_EXECUTE_TIMEOUT_MS. A
+   * backstop only: the enclave ends every run at its budget (runBudget); the run happens in its own
+   * thread, so a late answer fails with EnclaveTimeoutError but does not stop the worker.
+   */
   executeTimeoutMs?: number
+  /**
+   * How each run's time and heap budget follow from its gas cap (enclave/runs.ts). Default
+   * DEFAULT_RUN_BUDGET_POLICY (constants.ts, "Budget of one run"); any field may be overridden.
+   */
+  runBudget?: Partial<RunBudgetPolicy>
   /** Simulates another enclave build (tests only): mixed into the measurement. Default ''. */
   variant?: string
   /** Test-only fault (see WorkerInit.faultWrongResult). Default false. */
@@ -112,7 +122,8 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
     platformSecret: Uint8Array.from(platformSecret),
     domain: { chainId: options.domain.chainId, verifyingContract: options.domain.verifyingContract },
     variant: options.variant ?? '',
-    faultWrongResult: options.faultWrongResult === true
+    faultWrongResult: options.faultWrongResult === true,
+    runBudget: runBudgetPolicy(options.runBudget)
   }
   const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: init, resourceLimits: options.resourceLimits })
   const pending = new Map<number, Pending>()
@@ -179,8 +190,10 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
       const timer = setTimeout(() => {
         pending.delete(id)
         reject(new EnclaveTimeoutError(`enclave did not answer ${op} within ${timeoutMs} ms`))
-        // The worker serves requests one at a time: one that does not answer holds up all others.
-        // Stop it; its state is sealed, and a new createEnclave() resumes from there.
+        // A run happens in its own thread and holds up nothing: its late answer is dropped.
+        if (op === 'execute') return
+        // The worker serves the other requests one at a time: one that does not answer holds up
+        // all others. Stop it; its state is sealed, and a new createEnclave() resumes from there.
         log.warn('enclave worker unresponsive, stopping it', { op, timeoutMs })
         void host.close()
       }, timeoutMs)
@@ -221,7 +234,13 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
       return await call('closeData', { taskId, sellerIndex: d.sellerIndex })
     },
     execute: async (taskId, opts = {}) => {
-      const r = await call('execute', { taskId, ...opts }, executeTimeoutMs)
+      let r: ExecuteResponse
+      try {
+        r = await call('execute', { taskId, ...opts }, executeTimeoutMs)
+      } catch (err) {
+        if (err instanceof RunOverBudgetError) log.warn('run killed over its budget, nothing signed', { taskId, reason: err.message })
+        throw err
+      }
       log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, resultSize: r.resultInfo.resultSize })
       return r
     },

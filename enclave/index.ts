@@ -7,7 +7,9 @@
 // Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey
 export { createEnclave } from './host.ts'
 export type { EnclaveBackend, EnclaveHost, EnclaveOptions, DataDelivery, ExecuteOptions } from './host.ts'
-export type { AttestRequest, AttestResponse, ExecuteResponse, SellerDataStatus, TaskSummary } from './messages.ts'
+export type { AttestRequest, AttestResponse, ExecuteResponse, RunBudgetPolicy, SellerDataStatus, TaskSummary } from './messages.ts'
+export { DEFAULT_RUN_BUDGET_POLICY, runBudgetOf } from './runs.ts'
+export type { RunBudget } from './runs.ts'
 export { MemoryBlobStore } from './store.ts'
 export type { SealedBlobStore } from './store.ts'
 export {

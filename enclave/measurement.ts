@@ -20,6 +20,8 @@ export const ENCLAVE_CODE_FILES = [
   'enclave/messages.ts',
   'enclave/crypto.ts',
   'enclave/evm.ts',
+  'enclave/runs.ts',
+  'enclave/runner.ts',
   'enclave/precompiles.ts',
   'enclave/constants.ts',
   'enclave/errors.ts',

@@ -27,7 +27,25 @@ export interface WorkerInit {
    * which is the point: only the majority vote stands against such a node.
    */
   faultWrongResult?: boolean
+  /** How a run's budget follows from its gas cap (enclave/runs.ts runBudgetOf); the defaults unless the node sets its own. */
+  runBudget: RunBudgetPolicy
 }
+
+/**
+ * A run's budget as a function of its gas cap: wall ms = minWallMs + Mgas × wallMsPerMgas; heap MiB
+ * = min(maxHeapMb, heapBaseMb + Mgas × heapMbPerMgas). Decides only whether a run finishes, never
+ * what it computes, so it is not in the measurement: a node may give its runs more or less room.
+ */
+export interface RunBudgetPolicy {
+  wallMsPerMgas: number
+  minWallMs: number
+  heapBaseMb: number
+  heapMbPerMgas: number
+  maxHeapMb: number
+}
+
+/** Enclave worker -> its run thread (enclave/runner.ts): one analysis. Never leaves the enclave. */
+export interface RunJob { code: Uint8Array, inputs: Uint8Array[], gasCap: bigint, outputCap: bigint }
 
 export interface AttestRequest { tradeId: string, codeHash: string, nonce: string }
 export interface AttestResponse {

@@ -31,11 +31,12 @@ import {
   ChunkAuthError, ChunkOrderError, CodeAuthorizationError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
   InvalidRequestError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
 } from './errors.ts'
-import { runAnalysis } from './evm.ts'
+import type { RunOutcome } from './evm.ts'
+import { runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
 import { computeMeasurement } from './measurement.ts'
 import type {
   AttestRequest, AttestResponse, DataChunkRequest, DeliverCodeRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
-  Request, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
+  Request, RunBudgetPolicy, RunJob, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
 } from './messages.ts'
 
 if (parentPort === null) throw new Error('enclave/worker.ts must run as a worker thread')
@@ -113,6 +114,8 @@ let attestationKey: SigningKey
 let faultWrongResult = false
 /** The deployment the host started this enclave for (WorkerInit.domain); new tasks take it. */
 let domain: NetworkDomain
+/** How runs' budgets follow from their gas caps (WorkerInit.runBudget). */
+let runBudget: RunBudgetPolicy
 
 let prefix = 'enclave/'
 const K = {
@@ -413,7 +416,19 @@ function minCap (...caps: Array<bigint | undefined>): bigint {
   return caps.filter((c): c is bigint => c !== undefined).reduce((a, b) => (b < a ? b : a))
 }
 
-async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
+interface RunPlan {
+  t: Task
+  inputHash: string
+  gasCap: bigint
+  outputCap: bigint
+  inputSize: number
+  /** Decided without running (an invalid input); otherwise the run's job. */
+  decided?: { status: number, reason: string }
+  job?: RunJob
+}
+
+/** The part of an execute request that reads and checks the task's state: in the request queue. */
+async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse> {
   const t = taskOf(p.taskId)
   if (t.result !== undefined) return t.result
   if (t.code === undefined) throw new TaskStateError('no code delivered')
@@ -432,21 +447,34 @@ async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
   const gasCap = minCap(t.code.gasCap, p.gasCap, MAX_GAS_CAP)
   const outputCap = minCap(t.code.outputCap, p.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
   const inputSize = slots.reduce((a, s) => a + s.size, 0)
+  const plan: RunPlan = { t, inputHash, gasCap, outputCap, inputSize }
+  if (slots.some(s => s.invalid !== undefined)) {
+    plan.decided = { status: ResultStatus.InputInvalid, reason: 'input invalid: ' + slots.filter(s => s.invalid !== undefined).map(s => s.invalid).join('; ') }
+  } else if (inputSize > MAX_TOTAL_INPUT_SIZE) {
+    plan.decided = { status: ResultStatus.InputInvalid, reason: `input of ${inputSize} bytes over ${MAX_TOTAL_INPUT_SIZE}` }
+  } else {
+    const inputs: Uint8Array[] = []
+    for (let i = 0; i < slots.length; i++) inputs.push(await loadPlaintext(t, i, slots[i]))
+    plan.job = { code: t.code.code, inputs, gasCap, outputCap }
+  }
+  return plan
+}
 
+/** Signs and seals the outcome of a run that ended within its budget: in the request queue. */
+async function finishRun (plan: RunPlan, outcome: RunOutcome | undefined): Promise<ExecuteResponse> {
+  const t = plan.t
+  // Dropped while it ran (its trade ended): nothing of it is kept.
+  if (tasks.get(t.taskId) !== t) throw new UnknownTaskError(`task ${t.taskId} was dropped during its run`)
+  if (t.result !== undefined) return t.result
+  const code = t.code!
   let status: number
   let output: Uint8Array = new Uint8Array(0)
   let gasUsed = 0n
   let reason: string
-  if (slots.some(s => s.invalid !== undefined)) {
-    status = ResultStatus.InputInvalid
-    reason = 'input invalid: ' + slots.filter(s => s.invalid !== undefined).map(s => s.invalid).join('; ')
-  } else if (inputSize > MAX_TOTAL_INPUT_SIZE) {
-    status = ResultStatus.InputInvalid
-    reason = `input of ${inputSize} bytes over ${MAX_TOTAL_INPUT_SIZE}`
+  if (outcome === undefined) {
+    status = plan.decided!.status
+    reason = plan.decided!.reason
   } else {
-    const inputs: Uint8Array[] = []
-    for (let i = 0; i < slots.length; i++) inputs.push(await loadPlaintext(t, i, slots[i]))
-    const outcome = await runAnalysis(t.code.code, inputs, { gasCap, outputCap })
     status = outcome.status
     output = outcome.output
     gasUsed = outcome.gasUsed
@@ -457,22 +485,51 @@ async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
     }
   }
   const { envelope, resultHash } = status === ResultStatus.Ok
-    ? encryptResult(t.code.resultPublicKey, t.taskId, output)
+    ? encryptResult(code.resultPublicKey, t.taskId, output)
     : { envelope: new Uint8Array(0), resultHash: keccak256(new Uint8Array(0)) }
   const resultInfo: ResultInfo = {
     tradeId: t.tradeId,
     taskId: t.taskId,
-    inputHash,
+    inputHash: plan.inputHash,
     resultHash: resultHash.toLowerCase(),
     resultSize: status === ResultStatus.Ok ? BigInt(output.length) : 0n,
     gasUsed,
     status
   }
   const signature = signDigest(t.signingKey, resultDigestOf(t.domain, resultInfo))
-  const result: ExecuteResponse = { resultInfo, signature, encryptedResult: envelope, inputSize, gasCap, outputCap, reason }
+  const result: ExecuteResponse = { resultInfo, signature, encryptedResult: envelope, inputSize: plan.inputSize, gasCap: plan.gasCap, outputCap: plan.outputCap, reason }
   await putSealed(K.result(t.taskId), resultJson(result))
   t.result = result
   return result
+}
+
+/** Runs in progress, by task: a repeated execute request waits for the same run instead of starting another. */
+const runs = new Map<string, Promise<ExecuteResponse>>()
+
+/**
+ * Step 8: checks and loading in the request queue, the run in its own thread outside it (so the
+ * worker answers other requests meanwhile), signing and sealing in the queue again. A run killed
+ * at its budget signs and seals nothing and rejects with RunOverBudgetError; the task may run again.
+ */
+async function execute (p: ExecuteRequest): Promise<ExecuteResponse> {
+  const inProgress = runs.get(String(p?.taskId).toLowerCase())
+  if (inProgress !== undefined) return await inProgress
+  const plan = await inQueue(async () => await prepareRun(p))
+  if (!('t' in plan)) return plan
+  const t = plan.t
+  // Another request for the task prepared meanwhile and started first: wait for its run.
+  const current = runs.get(t.taskId)
+  if (current !== undefined) return await current
+  const run = (async () => {
+    const outcome = plan.job === undefined ? undefined : await runInThread(plan.job, runBudgetOf(plan.gasCap, runBudget))
+    return await inQueue(async () => await finishRun(plan, outcome))
+  })()
+  runs.set(t.taskId, run)
+  try {
+    return await run
+  } finally {
+    runs.delete(t.taskId)
+  }
 }
 
 async function loadPlaintext (t: Task, index: number, s: SellerSlot): Promise<Uint8Array> {
@@ -513,7 +570,6 @@ async function handle (r: Request): Promise<unknown> {
     case 'openData': return await openData(r.params)
     case 'dataChunk': return await dataChunk(r.params)
     case 'closeData': return await closeData(r.params)
-    case 'execute': return await execute(r.params)
     case 'tasks': return [...tasks.values()].map(summary)
     case 'dropTask': return await dropTask(r.params)
     default: throw new InvalidRequestError(`unknown request ${(r as { op: string }).op}`)
@@ -521,7 +577,15 @@ async function handle (r: Request): Promise<unknown> {
 }
 
 // Requests run one at a time, in arrival order: each sees the state the previous one left sealed.
-let queue: Promise<void> = Promise.resolve()
+// An execute request takes its turn twice (to prepare, then to sign and seal) and runs in between,
+// outside the queue, in its own thread (enclave/runs.ts).
+let queue: Promise<unknown> = Promise.resolve()
+
+function inQueue<T> (fn: () => Promise<T>): Promise<T> {
+  const done = queue.then(fn)
+  queue = done.catch(() => {})
+  return done
+}
 
 port.on('message', (msg: HostMessage) => {
   if (msg.kind === 'ocallResult') {
@@ -533,14 +597,12 @@ port.on('message', (msg: HostMessage) => {
     return
   }
   if (msg.kind === 'request') {
-    queue = queue.then(async () => {
-      try {
-        const value = await handle(msg.request)
-        send({ kind: 'response', id: msg.id, ok: true, value })
-      } catch (err) {
-        send({ kind: 'response', id: msg.id, ok: false, error: serializeError(err) })
-      }
-    })
+    const request = msg.request
+    const answer = request.op === 'execute' ? execute(request.params) : inQueue(async () => await handle(request))
+    answer.then(
+      (value) => { send({ kind: 'response', id: msg.id, ok: true, value }) },
+      (err: unknown) => { send({ kind: 'response', id: msg.id, ok: false, error: serializeError(err) }) }
+    )
   }
 })
 
@@ -553,6 +615,7 @@ async function start (): Promise<void> {
     faultWrongResult = init.faultWrongResult === true
     domain = { chainId: init.domain.chainId, verifyingContract: init.domain.verifyingContract }
     networkDomainKey(domain) // throws on a malformed domain
+    runBudget = runBudgetPolicy(init.runBudget)
     prefix = `enclave/${measurement.slice(2)}/`
     sealKey = deriveSealKey(init.platformSecret, measurement)
     await loadSealedState()

@@ -7,7 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, type EnclaveHost, type TaskSummary } from '../../../enclave/index.ts'
+import {
+  createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
+} from '../../../enclave/index.ts'
 import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest } from '../../../p2p/index.ts'
@@ -34,6 +36,12 @@ export const RESULT_RETENTION_MS = 10 * 60_000
 export const MAX_PENDING_TASKS = 512
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
 export const PENDING_TASK_TTL_MS = 10 * 60_000
+/**
+ * Runs of one task, counting those killed at their budget (or lost with the daemon): after this many
+ * the node gives the task up and submits nothing. A kill is most likely the code's doing (an honest
+ * node with the same budget kills it too); one more try covers a machine that was busy at the time.
+ */
+export const MAX_RUN_ATTEMPTS = 2
 
 export class NodeConfigError extends SdteError {
   override name = 'NodeConfigError'
@@ -53,13 +61,17 @@ export interface NodeTradeData {
   status?: number
   reason?: string
   payment?: string
+  /** Runs started for this task (MAX_RUN_ATTEMPTS at most), and why the last one ended without a result. */
+  runAttempts?: number
+  runError?: string
 }
 
 export class TrustedNodeRole implements Role {
   readonly name = 'node' as const
   private readonly ctx: RoleContext
   enclave!: EnclaveHost
-  private readonly running = new Set<string>()
+  /** Trades whose step is running in the background (advanceActive): a run in flight holds up no tick. */
+  private readonly inFlight = new Set<string>()
   private enclaveLost = false
   private stopping = false
   /** Tasks attested but not (yet) in a trade on DTMC: who asked, since when. Bounded per peer, expired. */
@@ -98,6 +110,7 @@ export class TrustedNodeRole implements Role {
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
       faultWrongResult: this.ctx.options.enclave.faultWrongResult,
+      runBudget: this.ctx.options.enclave.runBudget,
       logger: componentLogger
     })
   }
@@ -302,7 +315,9 @@ export class TrustedNodeRole implements Role {
     await this.reopenEnclaveIfLost()
     await this.discoverTrades()
     await this.expirePendingTasks()
-    await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log)
+    // Each trade's step in the background: a run takes up to its budget, and neither this role's
+    // other trades nor the daemon's tick (the buyer and seller roles) wait for it.
+    await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log, this.inFlight)
   }
 
   /** Trades DTMC opened with our enclave. */
@@ -339,13 +354,10 @@ export class TrustedNodeRole implements Role {
       }
       return
     }
-    if (t.state === 'executing' && !this.running.has(t.tradeId)) {
-      this.running.add(t.tradeId)
-      try {
-        await this.executeAndSubmit(t, view.nodes[t.data.nodeIndex]?.submitted === true)
-      } finally {
-        this.running.delete(t.tradeId)
-      }
+    if (t.state === 'executing') {
+      const submitted = view.nodes[t.data.nodeIndex]?.submitted === true
+      if (!submitted && await this.giveUpRun(t, now, view.deadline)) return
+      await this.executeAndSubmit(t, submitted)
       return
     }
     if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {
@@ -353,10 +365,48 @@ export class TrustedNodeRole implements Role {
     }
   }
 
-  /** Steps 8 and 9, Execution then Consensus: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
+  /**
+   * A task whose runs were killed MAX_RUN_ATTEMPTS times, or whose trade's deadline passed, is not
+   * run again: the node's part ends (failed), without a result on DTMC, and the enclave forgets it.
+   */
+  private async giveUpRun (t: TradeRecord<NodeTradeData>, now: number, deadline: number): Promise<boolean> {
+    const attempts = t.data.runAttempts ?? 0
+    let reason: string | undefined
+    if (now > deadline) reason = `the trade's deadline passed before a run finished (${attempts} run${attempts === 1 ? '' : 's'})`
+    else if (attempts >= MAX_RUN_ATTEMPTS) reason = `no run finished within its budget in ${attempts} tries: ${t.data.runError ?? 'lost'}`
+    if (reason === undefined) return false
+    await this.ctx.trades.transition(t, 'failed', { reason, note: 'nothing submitted' })
+    log.warn('gave up the task: nothing submitted', { tradeId: t.tradeId, reason })
+    await this.forgetTask(t.data.taskId)
+    return true
+  }
+
+  /**
+   * Steps 8 and 9, Execution then Consensus: run once in the enclave (a repeat returns the sealed
+   * result), submit to DTMC once. A run killed at its budget is noted (trade record, log) and
+   * submits nothing; the next tick tries again, up to MAX_RUN_ATTEMPTS runs in all.
+   */
   private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
     const started = Date.now()
-    const r = await this.enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
+    if (!alreadySubmitted) {
+      // Counted before it starts: a run that takes the daemon down with it counts too.
+      const attempt = (t.data.runAttempts ?? 0) + 1
+      t = await this.ctx.trades.transition(t, 'executing', { data: { runAttempts: attempt }, note: `run ${attempt} of at most ${MAX_RUN_ATTEMPTS} started` })
+    }
+    let r: ExecuteResponse
+    try {
+      r = await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas })
+    } catch (err) {
+      if (err instanceof RunOverBudgetError || err instanceof RunFailedError) {
+        await this.ctx.trades.transition(t, 'executing', { data: { runError: err.message }, note: `run ${t.data.runAttempts ?? 1} ended without a result: ${err.message}` })
+        log.warn('run ended without a result, nothing submitted', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
+        return
+      }
+      // A late answer to execute (EnclaveTimeoutError) stops nothing: the run goes on in its thread and
+      // the next try joins it. Only a closed enclave needs a new one.
+      if (err instanceof EnclaveClosedError) this.enclaveLost = true
+      throw err
+    }
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
     if (!alreadySubmitted) {
       try {

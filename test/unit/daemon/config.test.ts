@@ -63,6 +63,14 @@ test('merge order: defaults < config.json < env < flags, objects merge field by 
   }
 })
 
+test('enclave.runBudget: fields given in config.json reach the options, the others keep the enclave\'s defaults', () => {
+  const partial = validateConfigFile({ enclave: { runBudget: { minWallMs: 5000, maxHeapMb: 1024 } } }, 'config.json')
+  const o = mergeOptions(defaultOptions('/x'), partial)
+  assert.equal(o.enclave.runBudget, { minWallMs: 5000, maxHeapMb: 1024 })
+  assert.is(o.enclave.faultWrongResult, false)
+  assert.equal(defaultOptions('/x').enclave.runBudget, {})
+})
+
 test('mergeOptions does not mutate its base', () => {
   const base = defaultOptions('/x')
   mergeOptions(base, { p2p: { maxConnections: 3 } })
@@ -79,7 +87,10 @@ test('bad config is refused with the field named', () => {
     [{ roles: 'buyer' }, /array of strings/],
     [{ p2p: { listen: [1] } }, /p2p.listen/],
     [{ keys: { scryptN: 1000 } }, /power of two/],
-    [{ log: { level: 'loud' } }, /log.level/]
+    [{ log: { level: 'loud' } }, /log.level/],
+    [{ enclave: { runBudget: { minWallMs: -1 } } }, /enclave.runBudget.minWallMs/],
+    [{ enclave: { runBudget: { cpuMs: 5 } } }, /enclave.runBudget.cpuMs is not a run budget field/],
+    [{ enclave: { runBudget: 5 } }, /enclave.runBudget must be an object/]
   ]
   for (const [raw, re] of cases) {
     assert.throws(() => validateConfigFile(raw, 'config.json'), (e: Error) => e instanceof ConfigError && re.test(e.message), JSON.stringify(raw))
