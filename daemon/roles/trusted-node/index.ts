@@ -328,14 +328,25 @@ export class TrustedNodeRole implements Role {
     return r.encryptedResult
   }
 
-  /** The buyer has its result: the sealed task (code, keys, data, result) goes; a node keeps nothing of a finished trade. */
+  /**
+   * The buyer has its result. The ack is kept apart from the trade record (in `meta`): it may come
+   * before this node's tick has recorded the settlement, and that tick's write must not lose it.
+   */
   private async takeAck (req: ResultMessage): Promise<void> {
-    await this.ctx.trades.locked('node', req.tradeId, async () => {
-      const t = await this.checkResultMessage(req)
-      if (t.state === 'delivered') return
-      if (t.state !== 'finalized') throw new RefuseRequest('NotFinal', `this node has not recorded the settlement yet (${t.state})`)
+    const t = await this.checkResultMessage(req)
+    if (t.state === 'delivered') return
+    await this.ctx.store.meta.put(ackKey(req.tradeId), true)
+    await this.dropAcknowledged(req.tradeId)
+  }
+
+  /** A settled trade whose buyer acknowledged its result: `delivered`, and the sealed task (code, keys, data, result) goes. */
+  private async dropAcknowledged (tradeId: string): Promise<void> {
+    await this.ctx.trades.locked('node', tradeId, async () => {
+      const t = await this.ctx.trades.require<NodeTradeData>('node', tradeId)
+      if (t.state !== 'finalized' || !await this.ctx.store.meta.has(ackKey(tradeId))) return
       await this.ctx.trades.transition(t, 'delivered', { data: { resultDropped: 'acknowledged' }, note: 'the buyer acknowledged its result' })
-      await this.forgetTask(req.taskId)
+      await this.forgetTask(t.data.taskId)
+      await this.ctx.store.meta.delete(ackKey(tradeId))
     })
   }
 
@@ -365,8 +376,11 @@ export class TrustedNodeRole implements Role {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
     if (await collectPayment(this.ctx, t, view.state)) {
-      // The task's sealed code and data are no longer needed unless the buyer still fetches our result.
-      if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true) await this.forgetTask(t.data.taskId)
+      // The task's sealed code and data are no longer needed unless the buyer still fetches our
+      // result: there is none to fetch when the trade was refunded, we were outvoted, or the final
+      // run produced no output; and none to keep when the buyer has already acknowledged it.
+      if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true || view.final.status !== 0) await this.forgetTask(t.data.taskId)
+      else await this.dropAcknowledged(t.tradeId)
       return
     }
     const now = await chainTime(this.ctx.chain)
@@ -434,6 +448,11 @@ export class TrustedNodeRole implements Role {
       })
     })
   }
+}
+
+/** Where a buyer's ack waits (in `meta`) for this node to record the trade's settlement. */
+function ackKey (tradeId: string): string {
+  return `node:resultAck:${tradeId.toLowerCase()}`
 }
 
 function readyToRun (task: TaskSummary, sellers: number): boolean {
