@@ -11,3 +11,15 @@ export const MESSAGE_TIMEOUT_MS = 30_000
 export const EXCHANGE_TIMEOUT_MS = 5 * 60_000
 export const MAX_INBOUND_STREAMS = 16
 export const MAX_OUTBOUND_STREAMS = 16
+/**
+ * How far a signed result request's or ack's timestamp (the buyer's clock, unix seconds) may be
+ * from the node's clock, either way. It bounds how long a captured request can be replayed; a
+ * replay gains nothing anyway (the result is encrypted to the buyer, an ack only repeats itself).
+ */
+export const MAX_REQUEST_SKEW_SECONDS = 5 * 60
+/**
+ * How long after a settled trade's deadline (on the chain's clock) a node of the majority keeps
+ * its sealed task, and so the result, for a buyer that has not acknowledged it. A buyer offline
+ * for less than this after the deadline still gets its result; after it, nodes may drop it.
+ */
+export const RESULT_RETENTION_SECONDS = 7 * 24 * 3600

@@ -1,16 +1,24 @@
-// /sdte/result/1: the buyer fetches the encrypted result from a node. Shaped like p2p/echo.
+// /sdte/result/1: the buyer fetches the encrypted result from a node, and acknowledges it once it
+// has it. Shaped like p2p/echo. Both messages are signed by the trade's buyer (request.ts); the
+// handlers check the signer against DTMC.
 import { clientExchange, expectEnd, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/exchange.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
-import { ResultHeader, ResultRequest } from './schema.ts'
+import { ResultAcked, ResultHeader, ResultMessageSchema, type ResultAck, type ResultRequest } from './schema.ts'
 import type { P2PHost } from '../host/index.ts'
 
-export { ResultRequest } from './schema.ts'
+export { ResultRequest, ResultAck } from './schema.ts'
+export {
+  RESULT_REQUEST_TAG, RESULT_ACK_TAG, ResultRequestInvalidError, resultMessageDigestOf, resultMessageSigner, signResultMessage
+} from './request.ts'
+export type { ResultDomain, ResultMessage } from './request.ts'
 export * as resultConstants from './constants.ts'
 
 export interface ResultHandlers {
-  /** The encrypted result for the request, or RefuseRequest. */
+  /** The encrypted result for the request, or RefuseRequest. Serving must not change what the node keeps. */
   get: (remotePeer: string, req: ResultRequest) => Promise<Uint8Array>
+  /** The buyer has the result: the node may drop it. Returns when recorded, or throws RefuseRequest. */
+  ack: (remotePeer: string, req: ResultAck) => Promise<void>
 }
 
 export type ResultOptions = ProtocolLimits
@@ -19,7 +27,10 @@ export interface ResultProtocol {
   readonly protocol: string
   start: (handlers: ResultHandlers) => Promise<void>
   stop: () => Promise<void>
-  fetch: (nodePeer: string, req: Omit<ResultRequest, 'type'>, o?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /** Fetches the envelope with a request the buyer signed (signResultMessage('result-request', ...)). */
+  fetch: (nodePeer: string, req: ResultRequest, o?: { signal?: AbortSignal }) => Promise<Uint8Array>
+  /** Sends the buyer's signed ack (signResultMessage('result-ack', ...)); resolves once the node recorded it. */
+  ack: (nodePeer: string, ack: ResultAck, o?: { signal?: AbortSignal }) => Promise<void>
 }
 
 export function resultProtocol (host: P2PHost, options: ResultOptions = {}): ResultProtocol {
@@ -29,15 +40,21 @@ export function resultProtocol (host: P2PHost, options: ResultOptions = {}): Res
     protocol: endpoint.protocol,
     async start (handlers) {
       await endpoint.serve(async (channel, context) => {
-        const req = await channel.read(ResultRequest)
-        // The client closes its side after its one request; check that before acting on it.
-        await expectEnd(channel, 'one result request')
-        let envelope: Uint8Array
+        const req = await channel.read(ResultMessageSchema)
+        // The client closes its side after its one message; check that before acting on it.
+        await expectEnd(channel, `one ${req.type}`)
+        let envelope: Uint8Array | undefined
         try {
-          envelope = await handlers.get(context.remotePeer, req)
+          if (req.type === 'result-ack') await handlers.ack(context.remotePeer, req)
+          else envelope = await handlers.get(context.remotePeer, req)
         } catch (err) {
           if (!(err instanceof RefuseRequest)) throw err
           await channel.write(refusal(err))
+          await channel.close()
+          return
+        }
+        if (envelope === undefined) {
+          await channel.write({ type: 'acked' })
           await channel.close()
           return
         }
@@ -52,7 +69,7 @@ export function resultProtocol (host: P2PHost, options: ResultOptions = {}): Res
     async fetch (nodePeer, req, o = {}) {
       const channel = await endpoint.open(nodePeer, o.signal)
       return await clientExchange(channel, async () => {
-        await channel.write({ type: 'result-request', ...req })
+        await channel.write(req)
         await channel.close()
         const header = await readReply(channel, 'result', ResultHeader)
         const out = new Uint8Array(header.size)
@@ -67,6 +84,15 @@ export function resultProtocol (host: P2PHost, options: ResultOptions = {}): Res
         }
         await expectEnd(channel, `the ${header.size} result bytes`)
         return out
+      })
+    },
+    async ack (nodePeer, ack, o = {}) {
+      const channel = await endpoint.open(nodePeer, o.signal)
+      await clientExchange(channel, async () => {
+        await channel.write(ack)
+        await channel.close()
+        await readReply(channel, 'acked', ResultAcked)
+        await expectEnd(channel, 'the ack reply')
       })
     }
   }

@@ -117,6 +117,20 @@ test('payments and the refund match the caps and prices to the wei', () => {
   assert.ok(BigInt(datasets[1].length) * UNIT_PRICE < SELLER_CAP, 'each seller is paid the full price of its data')
 })
 
+test('the buyer\'s ack reaches every node of the majority, and each drops its sealed task', async () => {
+  const majority = view.chain.final.members.map(i => view.chain.nodes[i].payee.toLowerCase())
+  const nodes = net.nodes.filter(n => majority.includes(n.info.ethAddress.toLowerCase()))
+  assert.is(nodes.length, 3)
+  for (const n of nodes) {
+    // The ack may arrive before this node's tick records the settlement: it is kept until then.
+    await waitFor(`${n.name} to take the ack`, async () => {
+      const r = (await n.rpc.call<{ records: Array<{ role: string, state: string, resultDropped?: string }> }>('trade_get', { tradeId })).records.find(x => x.role === 'node')
+      return r?.state === 'delivered' && r.resultDropped === 'acknowledged'
+    }, 30_000, 200)
+    assert.is((await n.rpc.call<{ tasks: number }>('node_enclave', {})).tasks, 0, `${n.name} keeps nothing of the trade`)
+  }
+})
+
 test('sdte watch follows a trade to its end', async () => {
   // Started when the demand was posted: it ran through the whole trade and stopped at the buyer's
   // last state, not at `finalized` (where a seller's part ends).

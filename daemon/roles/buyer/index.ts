@@ -45,7 +45,10 @@ export class BuyerRole implements Role {
     this.ctx = ctx
   }
 
-  async start (): Promise<void> {}
+  /** A buyer restarted after its trades settled fetches their results now (a first tick), not only at the next tick. */
+  async start (): Promise<void> {
+    await this.tick()
+  }
   async stop (): Promise<void> {}
 
   /** buyer_postDemand: step 2. */

@@ -1,39 +1,75 @@
 // Step 10, Result delivery (docs/protocol.md): the buyer fetches the encrypted result from a node
-// of the majority on /sdte/result/1, decrypts it with the trade's result key and checks its hash
-// against the final hash on DTMC. It keeps the result sealed; buyer_result opens it on request.
+// of the majority on /sdte/result/1 with a request signed by its account, decrypts it with the
+// trade's result key and checks its hash against the final hash on DTMC. It keeps the result
+// sealed (buyer_result opens it on request), then acknowledges it to the nodes of the majority,
+// which may then drop their copies. Nodes keep an unacknowledged result RESULT_RETENTION_SECONDS
+// past the deadline, so a buyer offline across settlement fetches it when it comes back.
 import { hexlify, keccak256 } from 'ethers'
 import { decryptResult } from '../../../enclave/index.ts'
 import type { TradeView } from '../../../contracts/index.ts'
+import { resultConstants, signResultMessage, type ResultDomain } from '../../../p2p/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
-import { tradeParties, type RoleContext } from '../context.ts'
+import { chainTime, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import { log } from './log.ts'
 import { localKey, resultKey } from './secrets.ts'
 import type { BuyerTrade, BuyerTradeData } from './trade.ts'
 
-/** Tries the nodes of the majority in turn; the first result that checks out makes the trade `delivered`. */
+/**
+ * Tries the nodes of the majority in turn; the first result that checks out makes the trade
+ * `delivered`, and every node of the majority is told so. When none has it and the retention has
+ * run out, the trade fails: no node need hold the result any more.
+ */
 export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeView): Promise<void> {
   const started = Date.now()
   const { nodes } = await tradeParties(ctx.chain, t.tradeId, ctx.network.deployBlock)
-  for (const i of view.final!.members) {
-    const node = nodes.find(n => n.index === i)
-    if (node === undefined) continue
+  const majority = view.final!.members.map(i => nodes.find(n => n.index === i)).filter((n): n is TradeNodeEvent => n !== undefined)
+  const domain = domainOf(ctx)
+  for (const node of majority) {
     try {
-      // The node's peer id as CISC has it (our record may predate a restart in the middle of escrow).
-      const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? (await ctx.chain.cisc.node(node.payee))?.peerId
-      if (peerId === undefined) throw new Error(`node ${node.payee} is not registered in CISC`)
-      const envelope = await ctx.result.fetch(peerId, { tradeId: t.tradeId, taskId: node.taskId })
+      const peerId = await nodePeer(ctx, t, node)
+      const req = signResultMessage('result-request', { tradeId: t.tradeId, taskId: node.taskId }, domain, ctx.keys.ethWallet.privateKey)
+      const envelope = await ctx.result.fetch(peerId, req)
       decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: node.taskId, resultHash: view.final!.resultHash })
       await ctx.store.results.put(t.tradeId, sealLocal(localKey(ctx), envelope, `result/${t.tradeId}/${node.taskId}`))
       await ctx.trades.transition(t, 'delivered', {
         data: { phaseMs: { ...t.data.phaseMs, result: Date.now() - started } },
-        note: `result fetched from node ${i} and checked against the final hash`
+        note: `result fetched from node ${node.index} and checked against the final hash`
       })
+      await acknowledge(ctx, t, majority)
       return
     } catch (err) {
-      log.warn('result fetch failed; trying another node of the majority', { tradeId: t.tradeId, node: i, err: err as Error })
+      log.warn('result fetch failed; trying another node of the majority', { tradeId: t.tradeId, node: node.index, err: err as Error })
     }
   }
+  if (await chainTime(ctx.chain) > view.deadline + resultConstants.RESULT_RETENTION_SECONDS) {
+    await ctx.trades.transition(t, 'failed', {
+      reason: `no node of the majority served the result within ${resultConstants.RESULT_RETENTION_SECONDS} s of the deadline, the time nodes keep it`
+    })
+  }
+}
+
+/** Tells every node of the majority that the buyer has its result (best effort: a node missed keeps it only until its retention ends). */
+async function acknowledge (ctx: RoleContext, t: BuyerTrade, majority: TradeNodeEvent[]): Promise<void> {
+  await Promise.all(majority.map(async node => {
+    try {
+      const ack = signResultMessage('result-ack', { tradeId: t.tradeId, taskId: node.taskId }, domainOf(ctx), ctx.keys.ethWallet.privateKey)
+      await ctx.result.ack(await nodePeer(ctx, t, node), ack)
+    } catch (err) {
+      log.debug('result ack not delivered; the node drops the result at the end of its retention', { tradeId: t.tradeId, node: node.index, err: err as Error })
+    }
+  }))
+}
+
+function domainOf (ctx: RoleContext): ResultDomain {
+  return { chainId: ctx.network.chainId, dtmc: ctx.network.contracts.DTMC }
+}
+
+/** The node's peer id as CISC has it (our record may predate a restart in the middle of escrow). */
+async function nodePeer (ctx: RoleContext, t: BuyerTrade, node: TradeNodeEvent): Promise<string> {
+  const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? (await ctx.chain.cisc.node(node.payee))?.peerId
+  if (peerId === undefined) throw new Error(`node ${node.payee} is not registered in CISC`)
+  return peerId
 }
 
 /** buyer_result: the plaintext result, decrypted here, checked against DTMC's final hash. */

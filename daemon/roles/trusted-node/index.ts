@@ -12,7 +12,7 @@ import {
 } from '../../../enclave/index.ts'
 import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
-import { RefuseRequest } from '../../../p2p/index.ts'
+import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import type { DataOpen } from '../../../p2p/index.ts'
@@ -30,8 +30,6 @@ const log = logger('sdte:node')
 export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
 /** Tasks one peer may have attested that no trade has taken up yet. */
 export const MAX_PENDING_TASKS_PER_PEER = 32
-/** How long a node of the majority keeps a settled task for the buyer to fetch the result from it. */
-export const RESULT_RETENTION_MS = 10 * 60_000
 /** Tasks, from all peers, that no trade has taken up yet; the enclave holds MAX_TASKS (1024) in all. */
 export const MAX_PENDING_TASKS = 512
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
@@ -64,6 +62,8 @@ export interface NodeTradeData {
   /** Runs started for this task (MAX_RUN_ATTEMPTS at most), and why the last one ended without a result. */
   runAttempts?: number
   runError?: string
+  /** Why the sealed task of a settled trade was dropped: the buyer acknowledged its result, or the retention ran out. */
+  resultDropped?: 'acknowledged' | 'retention'
 }
 
 export class TrustedNodeRole implements Role {
@@ -173,7 +173,10 @@ export class TrustedNodeRole implements Role {
         return { nextChunk: status.nextChunk, complete: status.complete }
       }
     })
-    await this.ctx.result.start({ get: async (_remote, req) => await this.serveResult(req.tradeId, req.taskId) })
+    await this.ctx.result.start({
+      get: async (_remote, req) => await this.serveResult(req),
+      ack: async (_remote, req) => { await this.takeAck(req) }
+    })
     void this.ctx.p2p.provide(enclaveKey(m)).catch((err: unknown) => { log.warn('DHT announcement failed', { err: err as Error }) })
   }
 
@@ -214,13 +217,28 @@ export class TrustedNodeRole implements Role {
   /** Drops tasks that no trade took up within PENDING_TASK_TTL_MS (their quotes were never used). */
   private async expirePendingTasks (): Promise<void> {
     const trades = new Map((await this.ctx.trades.list<NodeTradeData>('node')).map(t => [t.data.taskId, t]))
+    let now: number | undefined
     for (const task of await this.enclave.tasks()) {
       const trade = trades.get(task.taskId)
       if (trade !== undefined) {
         this.pending.delete(task.taskId)
-        // A settled trade whose buyer fetched its result from another node of the majority: after
-        // RESULT_RETENTION_MS this node's sealed copy (code, keys, data) goes too.
-        if (trade.state === 'finalized' && Date.now() - Date.parse(trade.updatedAt) > RESULT_RETENTION_MS) await this.forgetTask(task.taskId)
+        // An acknowledged result whose task could not be dropped at the time.
+        if (trade.state === 'delivered') await this.forgetTask(task.taskId)
+        // A settled trade whose buyer never acknowledged its result (it fetched it from another node
+        // of the majority, or never came back): kept RESULT_RETENTION_SECONDS past the deadline, on
+        // the chain's clock, then this node's sealed copy (code, keys, data, result) goes.
+        if (trade.state === 'finalized') {
+          now ??= await chainTime(this.ctx.chain)
+          if (now > trade.data.deadline + resultConstants.RESULT_RETENTION_SECONDS) {
+            // Under the trade's lock: an ack arriving now must not be overwritten by a stale record.
+            await this.ctx.trades.locked('node', trade.tradeId, async () => {
+              const fresh = await this.ctx.trades.require<NodeTradeData>('node', trade.tradeId)
+              if (fresh.state === 'finalized') await this.ctx.trades.update(fresh, { resultDropped: 'retention' })
+            })
+            await this.forgetTask(task.taskId)
+            log.info('dropped an unacknowledged result after its retention', { tradeId: trade.tradeId, deadline: trade.data.deadline })
+          }
+        }
         continue
       }
       const p = this.pending.get(task.taskId)
@@ -288,27 +306,65 @@ export class TrustedNodeRole implements Role {
     return { nextChunk: status?.invalid === undefined ? status?.nextChunk ?? 0 : 0, complete: status?.complete ?? false }
   }
 
-  /** Step 10, Result delivery: the encrypted result, to the buyer, of a trade DTMC settled on it. */
-  private async serveResult (tradeId: string, taskId: string): Promise<Uint8Array> {
-    const t = await this.ctx.trades.get<NodeTradeData>('node', tradeId)
-    if (t === undefined || t.data.taskId !== taskId) throw new RefuseRequest('UnknownTrade', 'no such task here')
+  /**
+   * Step 10, Result delivery: a result request or ack is for a task of ours in a trade DTMC settled
+   * on our result (a buyer cannot get a result without paying for it: a trade refunded for want of
+   * a majority delivers nothing), fresh, and signed by the buyer DTMC recorded for the trade:
+   * a stranger can neither fetch a result nor make the node drop it.
+   */
+  private async checkResultMessage (req: ResultMessage): Promise<TradeRecord<NodeTradeData>> {
+    const t = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
+    if (t === undefined || t.data.taskId !== req.taskId) throw new RefuseRequest('UnknownTrade', 'no such task here')
+    let signer: string
+    try {
+      signer = resultMessageSigner(req, { chainId: this.ctx.network.chainId, dtmc: this.ctx.network.contracts.DTMC })
+    } catch (err) {
+      if (err instanceof ResultRequestInvalidError) throw new RefuseRequest(err.reason === 'stale' ? 'StaleRequest' : 'BadSignature', err.message)
+      throw err
+    }
+    const view = await this.ctx.chain.dtmc.trade(req.tradeId)
+    if (view === null) throw new RefuseRequest('UnknownTrade', 'no such trade on DTMC')
+    if (signer !== view.buyer.toLowerCase()) throw new RefuseRequest('NotBuyer', 'only the trade\'s buyer may fetch or acknowledge its result')
     if (t.data.resultHash === undefined) throw new RefuseRequest('NotReady', 'the task has not run yet')
-    // Only a result DTMC settled on, from a node of its majority: a buyer cannot get a result
-    // without paying for it (a trade refunded for want of a majority delivers nothing).
-    const view = await this.ctx.chain.dtmc.trade(tradeId)
-    if (view?.state !== 'settled' || view.final === null || !view.final.members.includes(t.data.nodeIndex)) {
+    if (view.state !== 'settled' || view.final === null || !view.final.members.includes(t.data.nodeIndex)) {
       throw new RefuseRequest('NotFinal', 'the result is served once DTMC has settled the trade on it')
     }
-    const r = await this.enclaveCall(async () => await this.enclave.execute(taskId))
-    if (r.encryptedResult.length === 0) throw new RefuseRequest('NoResult', `the run ended with status ${r.resultInfo.status}`)
-    if (t.state === 'finalized') {
-      await this.ctx.trades.transition(t, 'delivered', { note: 'encrypted result sent to the buyer' })
-      // Sent: the sealed task (code, keys, data) goes. A node keeps nothing of a finished trade.
-      const envelope = r.encryptedResult
-      await this.forgetTask(taskId)
-      return envelope
+    return t
+  }
+
+  /** Serves the encrypted result to its buyer as often as asked: serving changes nothing here. */
+  private async serveResult (req: ResultMessage): Promise<Uint8Array> {
+    const t = await this.checkResultMessage(req)
+    if (t.data.resultDropped !== undefined) {
+      throw new RefuseRequest('ResultDropped', t.data.resultDropped === 'acknowledged'
+        ? 'the buyer acknowledged this result; the node dropped it'
+        : `kept ${resultConstants.RESULT_RETENTION_SECONDS} s past the deadline unacknowledged, then dropped`)
     }
+    const r = await this.enclaveCall(async () => await this.enclave.execute(req.taskId))
+    if (r.encryptedResult.length === 0) throw new RefuseRequest('NoResult', `the run ended with status ${r.resultInfo.status}`)
     return r.encryptedResult
+  }
+
+  /**
+   * The buyer has its result. The ack is kept apart from the trade record (in `meta`): it may come
+   * before this node's tick has recorded the settlement, and that tick's write must not lose it.
+   */
+  private async takeAck (req: ResultMessage): Promise<void> {
+    const t = await this.checkResultMessage(req)
+    if (t.state === 'delivered') return
+    await this.ctx.store.meta.put(ackKey(req.tradeId), true)
+    await this.dropAcknowledged(req.tradeId)
+  }
+
+  /** A settled trade whose buyer acknowledged its result: `delivered`, and the sealed task (code, keys, data, result) goes. */
+  private async dropAcknowledged (tradeId: string): Promise<void> {
+    await this.ctx.trades.locked('node', tradeId, async () => {
+      const t = await this.ctx.trades.require<NodeTradeData>('node', tradeId)
+      if (t.state !== 'finalized' || !await this.ctx.store.meta.has(ackKey(tradeId))) return
+      await this.ctx.trades.transition(t, 'delivered', { data: { resultDropped: 'acknowledged' }, note: 'the buyer acknowledged its result' })
+      await this.forgetTask(t.data.taskId)
+      await this.ctx.store.meta.delete(ackKey(tradeId))
+    })
   }
 
   async tick (): Promise<void> {
@@ -339,8 +395,11 @@ export class TrustedNodeRole implements Role {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
     if (await collectPayment(this.ctx, t, view.state)) {
-      // The task's sealed code and data are no longer needed unless the buyer still fetches our result.
-      if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true) await this.forgetTask(t.data.taskId)
+      // The task's sealed code and data are no longer needed unless the buyer still fetches our
+      // result: there is none to fetch when the trade was refunded, we were outvoted, or the final
+      // run produced no output; and none to keep when the buyer has already acknowledged it.
+      if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true || view.final.status !== 0) await this.forgetTask(t.data.taskId)
+      else await this.dropAcknowledged(t.tradeId)
       return
     }
     const now = await chainTime(this.ctx.chain)
@@ -459,6 +518,11 @@ export class TrustedNodeRole implements Role {
       })
     })
   }
+}
+
+/** Where a buyer's ack waits (in `meta`) for this node to record the trade's settlement. */
+function ackKey (tradeId: string): string {
+  return `node:resultAck:${tradeId.toLowerCase()}`
 }
 
 function readyToRun (task: TaskSummary, sellers: number): boolean {

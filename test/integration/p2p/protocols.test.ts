@@ -12,7 +12,7 @@ import { createP2PHost, messageChannel, encodeFrame, encodeJsonMessage, encodeVa
 import { offerProtocol, offerConstants, type Offer } from '../../../p2p/offer/index.ts'
 import { attestProtocol, attestConstants, type Attest, type Code, type QuoteReply } from '../../../p2p/attest/index.ts'
 import { dataProtocol, dataConstants, type DataOpen, type DeliveryProgress } from '../../../p2p/data/index.ts'
-import { resultProtocol, resultConstants, type ResultRequest } from '../../../p2p/result/index.ts'
+import { resultProtocol, resultConstants, signResultMessage, type ResultAck, type ResultRequest } from '../../../p2p/result/index.ts'
 import { RefuseRequest, RequestRefusedError } from '../../../p2p/messages/exchange.ts'
 import { signDemand, type Demand } from '../../../p2p/demand/demand.ts'
 import type { P2PHost } from '../../../p2p/index.ts'
@@ -39,7 +39,8 @@ const seen = {
   codes: [] as Array<{ from: string, req: Code }>,
   opens: [] as Array<{ from: string, req: DataOpen }>,
   receives: [] as Array<{ tradeId: string, from: number, chunks: Uint8Array[], error?: Error }>,
-  results: [] as Array<{ from: string, req: ResultRequest }>
+  results: [] as Array<{ from: string, req: ResultRequest }>,
+  acks: [] as Array<{ from: string, req: ResultAck }>
 }
 const behaviour = {
   /** When set, every handler throws RefuseRequest('NotReady', ...). */
@@ -119,7 +120,8 @@ test.before(async () => {
     }
   })
   await resultProtocol(server).start({
-    async get (from, req) { seen.results.push({ from, req }); refuseIfAsked(); return behaviour.result }
+    async get (from, req) { seen.results.push({ from, req }); refuseIfAsked(); return behaviour.result },
+    async ack (from, req) { seen.acks.push({ from, req }); refuseIfAsked() }
   })
 })
 
@@ -158,7 +160,9 @@ const sellerOffer = (): Offer => ({ type: 'offer', demandId: hex(32), kind: 'sel
 const attestReq = (): Omit<Attest, 'type'> => ({ tradeId: hex(32), codeHash: hex(32), nonce: hex(32) })
 const dataOpen = (chunks: number): Omit<DataOpen, 'type'> =>
   ({ tradeId: hex(32), taskId: hex(32), sellerIndex: 0, commitment: hex(32), wrappedKey: hex(120), size: chunks * 100, chunks })
-const resultReq = (): Omit<ResultRequest, 'type'> => ({ tradeId: hex(32), taskId: hex(32) })
+const resultDomain = { chainId: 31337, dtmc: hex(20) }
+const resultReq = (): ResultRequest => signResultMessage('result-request', { tradeId: hex(32), taskId: hex(32) }, resultDomain, buyerWallet.privateKey)
+const resultAck = (): ResultAck => signResultMessage('result-ack', { tradeId: hex(32), taskId: hex(32) }, resultDomain, buyerWallet.privateKey)
 /** Chunk i of a test dataset: distinct contents and lengths, so order and completeness show. */
 const chunkAt = (i: number): Uint8Array => new Uint8Array(50 + (i % 7)).fill(i % 256)
 
@@ -308,9 +312,16 @@ test('result: fetch returns exactly the handler\'s bytes (0 bytes, a few, severa
     const got = await results.fetch(server.peerId, req)
     assert.is(got.length, size)
     assert.ok(Buffer.from(got).equals(Buffer.from(behaviour.result)), `${size} bytes round-trip`)
-    assert.equal(seen.results.at(-1), { from: client.peerId, req: { type: 'result-request', ...req } })
+    assert.equal(seen.results.at(-1), { from: client.peerId, req })
   }
   assert.is(seen.results.length, sizes.length)
+})
+
+test('result: an ack reaches the ack handler and resolves once it returns', async () => {
+  const ack = resultAck()
+  await results.ack(server.peerId, ack)
+  assert.equal(seen.acks, [{ from: client.peerId, req: ack }])
+  assert.is(seen.results.length, 0, 'an ack is not a fetch')
 })
 
 // ---- 2. refusals ----
@@ -335,8 +346,9 @@ test('refusals: a handler throwing RefuseRequest makes every client call reject 
   await expectRefused('sendCode', async () => await attests.sendCode(server.peerId, { taskId: hex(32), envelope: hex(64), salt: hex(32), signature: hex(65) }))
   await expectRefused('deliver', async () => await datas.deliver(server.peerId, dataOpen(4), chunkAt))
   await expectRefused('fetch', async () => await results.fetch(server.peerId, resultReq()))
+  await expectRefused('ack', async () => { await results.ack(server.peerId, resultAck()) })
   // Each handler was reached once (a refusal is an answer, not a reset).
-  assert.equal([seen.offers.length, seen.solicits.length, seen.attests.length, seen.codes.length, seen.opens.length, seen.results.length], [1, 1, 1, 1, 1, 1])
+  assert.equal([seen.offers.length, seen.solicits.length, seen.attests.length, seen.codes.length, seen.opens.length, seen.results.length, seen.acks.length], [1, 1, 1, 1, 1, 1, 1])
   assert.is(seen.receives.length, 0)
 })
 
@@ -473,10 +485,12 @@ const cases: ProtocolCase[] = [
     name: 'result',
     protocol: () => results.protocol,
     maxMessageBytes: resultConstants.RESULT_FRAME_BYTES,
-    valid: () => ({ type: 'result-request', ...resultReq() }),
+    valid: () => resultReq(),
     invalid: () => [
-      { type: 'result-request', ...resultReq(), extra: null },
-      { type: 'result-request', ...resultReq(), taskId: 42 },
+      { ...resultReq(), extra: null },
+      { ...resultReq(), taskId: 42 },
+      { ...resultReq(), timestamp: -1 },
+      { ...resultAck(), signature: undefined },
       { type: 'result', size: 3 }
     ],
     normalRequest: async () => {
