@@ -64,7 +64,7 @@ export function signDemand (terms: DemandTerms, buyer: { address: string, privat
 export class DemandInvalidError extends Error {
   override name = 'DemandInvalidError'
   readonly code = 'ERR_DEMAND_INVALID'
-  readonly reason: 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate'
+  readonly reason: 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate' | 'author' | 'not-posted'
   constructor (reason: DemandInvalidError['reason'], message: string) {
     super(message)
     this.reason = reason
