@@ -163,8 +163,8 @@ test('a seller offers only for its full price and an output price no lower than 
     assert.is(await refused(await ask({ outputPrice: UNIT_PRICE - 1n })), 'NoOffer', 'output cheaper than the data gets no offer')
     assert.is(await refused(await ask({}, false)), 'InvalidDemand', 'a demand not posted to BDBC gets no offer')
     assert.is(await refused(await ask({ buyerPeer: net.buyers[0].info.peerId })), 'InvalidDemand', 'nor one solicited by another peer than its buyer\'s')
-    asker.chain.close()
     assert.is(await refused(await ask({ expiresAt: 1 })), 'InvalidDemand', 'a solicited demand is checked like a gossiped one')
+    asker.chain.close()
   } finally {
     await host.stop()
   }
