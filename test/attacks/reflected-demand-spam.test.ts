@@ -60,6 +60,8 @@ test('free demands get no offer stream and are not forwarded; a posted one is', 
   observer.subscribe(DEMAND_TOPIC, (msg) => { heard.push(decodeDemand(msg.data).demand.demandId) })
   attacker.subscribe(DEMAND_TOPIC, () => {})
   await observer.connect(seller.info.addresses[0])
+  // The victim is an ordinary peer of the network, which the seller and the node can reach.
+  for (const h of [victim, attacker]) for (const d of [seller, net.nodes[0]]) await h.connect(d.info.addresses[0])
   await waitFor('the attacker and the observer on the demand topic', () => attacker.topicPeers(DEMAND_TOPIC).length > 0 && observer.topicPeers(DEMAND_TOPIC).length > 0, 30_000, 200)
 
   const code = keccak256('0x6001')
