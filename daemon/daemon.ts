@@ -138,14 +138,21 @@ export class SdteDaemon {
       this.roles.push(role)
       this.closers.push({ name: `${name} role`, close: async () => await role.stop() })
     }
-    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC, logger: componentLogger })
+    // A demand counts only once its buyer posted its hash to BDBC (docs/threat-model.md, reflected demand spam).
+    const validator = createDemandValidator({
+      chainId: network.chainId,
+      dtmc: network.contracts.DTMC,
+      isPosted: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0,
+      logger: componentLogger
+    })
     const buyer = this.roles.find(r => r.onOffer !== undefined)
     await ctx.offer.start({
       onOffer: buyer?.onOffer?.bind(buyer),
       onSolicit: async (remote, demand) => {
-        // A solicited demand skipped the gossip validator: the same checks (but the seen set) here.
+        // A solicited demand skipped the gossip validator: the same checks (but the seen set and the rate) here;
+        // the soliciting peer must be the demand's buyer peer.
         try {
-          validator.verify(demand)
+          await validator.verify(demand, remote)
         } catch (err) {
           if (err instanceof DemandInvalidError) throw new RefuseRequest('InvalidDemand', err.message)
           throw err

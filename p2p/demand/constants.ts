@@ -15,3 +15,9 @@ export const MAX_DEMAND_SELLERS = 8
 export const MAX_SEEN_DEMANDS = 10_000
 /** Clock skew tolerated between peers when checking expiry (seconds). */
 export const CLOCK_SKEW_SECONDS = 30
+/** Demands one buyer account may have accepted (and so answered and forwarded) per rate window. */
+export const MAX_DEMANDS_PER_BUYER = 10
+/** The window of MAX_DEMANDS_PER_BUYER (seconds). */
+export const DEMAND_RATE_WINDOW_SECONDS = 60
+/** Buyers whose recent demands are counted; beyond it the least recently active are forgotten. */
+export const MAX_RATE_TRACKED_BUYERS = 10_000

@@ -57,7 +57,7 @@ export function signDemand (terms: DemandTerms, buyer: { address: string, privat
   return { ...unsigned, signature: signDigest(buyer.privateKey, demandHashOf(unsigned)) }
 }
 
-export type DemandInvalidReason = 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate'
+export type DemandInvalidReason = 'size' | 'schema' | 'signature' | 'network' | 'expired' | 'too-far' | 'duplicate' | 'author' | 'not-posted'
 
 /**
  * The gossip verdict of each reason a demand fails. 'reject' scores the forwarding peer down, so it
@@ -72,6 +72,10 @@ export const DEMAND_VERDICTS: Readonly<Record<DemandInvalidReason, 'ignore' | 'r
   signature: 'reject',
   network: 'reject',
   'too-far': 'reject',
+  // A demand naming another peer than its gossip author would make every seller and node dial a victim;
+  // one its buyer never posted to BDBC cost nobody gas. No honest peer authors either.
+  author: 'reject',
+  'not-posted': 'reject',
   expired: 'ignore',
   duplicate: 'ignore'
 }

@@ -10,6 +10,8 @@ import type { Demand } from '../demand/demand.ts'
 
 export { Offer, OfferRequest } from './schema.ts'
 export * as offerConstants from './constants.ts'
+export { OFFER_TAG, OfferSignatureError, offerDigestOf, signOffer, verifyOfferSignature } from './signature.ts'
+export type { OfferScope, UnsignedOffer } from './signature.ts'
 
 /** What the roles answer. A handler throws RefuseRequest to decline with a reason. */
 export interface OfferHandlers {

@@ -14,7 +14,9 @@ export const Offer = s.object({
   /** Seller: the CISC dataset offer id. */
   offerId: s.optional(s.bigintString({ max: (1n << 64n) - 1n })),
   /** Node: its enclave measurement. */
-  measurement: s.optional(s.hex({ bytes: 32 }))
+  measurement: s.optional(s.hex({ bytes: 32 })),
+  /** By `account`, over the offer, the network and the sending peer id (signature.ts). */
+  signature: s.hex({ bytes: 65 })
 })
 export type Offer = Infer<typeof Offer>
 

@@ -17,7 +17,8 @@ import { searchChain, searchLogs, searchStore, findIn, type Secret } from '../he
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createP2PHost } from '../../p2p/host/index.ts'
 import { offerProtocol } from '../../p2p/offer/index.ts'
-import { signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
+import { demandHashOf, signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
+import { fundedAccount } from '../helpers/attacker.ts'
 import type { RequestRefusedError } from '../../p2p/messages/exchange.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
@@ -154,20 +155,29 @@ test('a seller offers only for its full price and an output price no lower than 
     const offers = offerProtocol(host)
     const seller = net.sellers[0]
     await host.connect(seller.info.addresses[0])
-    const asker = Wallet.createRandom()
-    const ask = (over: Partial<DemandTerms>) => signDemand({
-      chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), buyerPeer: host.peerId, tag: TAG,
-      codeHash: keccak256(code), nodes: 1, sellers: 1, sellerPrice: 20n, sellerCap: SELLER_CAP, nodePrice: 1n, nodeCap: NODE_CAP,
-      outputPrice: OUTPUT_PRICE, outputCap: 1024n, expiresAt: Math.floor(Date.now() / 1000) + 120, tradeSeconds: 600, ...over
-    }, asker)
-    const offer = await offers.solicit(seller.info.peerId, ask({}))
+    // Solicited demands are checked like gossiped ones: posted to BDBC by their buyer, asked by their buyer peer.
+    const asker = await fundedAccount(net.network)
+    const ask = async (over: Partial<DemandTerms>, post = true): Promise<Demand> => {
+      const d = signDemand({
+        chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), buyerPeer: host.peerId, tag: TAG,
+        codeHash: keccak256(code), nodes: 1, sellers: 1, sellerPrice: 20n, sellerCap: SELLER_CAP, nodePrice: 1n, nodeCap: NODE_CAP,
+        outputPrice: OUTPUT_PRICE, outputCap: 1024n, expiresAt: Math.floor(Date.now() / 1000) + 120, tradeSeconds: 600, ...over
+      }, { address: asker.wallet.address, privateKey: asker.wallet.privateKey })
+      const { signature: _s, ...unsigned } = d
+      if (post) await asker.chain.bdbc.postDemand(demandHashOf(unsigned))
+      return d
+    }
+    const offer = await offers.solicit(seller.info.peerId, await ask({}))
     assert.is(offer.kind, 'seller')
     const refused = async (d: Demand): Promise<string> => {
       try { await offers.solicit(seller.info.peerId, d); return 'offered' } catch (err) { return (err as RequestRefusedError).reason ?? String(err) }
     }
-    assert.is(await refused(ask({ sellerCap: 1n })), 'NoOffer', 'a token seller cap gets no offer')
-    assert.is(await refused(ask({ outputPrice: UNIT_PRICE - 1n })), 'NoOffer', 'output cheaper than the data gets no offer')
-    assert.is(await refused(ask({ expiresAt: 1 })), 'InvalidDemand', 'a solicited demand is checked like a gossiped one')
+    assert.is(await refused(await ask({ sellerCap: 1n })), 'NoOffer', 'a token seller cap gets no offer')
+    assert.is(await refused(await ask({ outputPrice: UNIT_PRICE - 1n })), 'NoOffer', 'output cheaper than the data gets no offer')
+    assert.is(await refused(await ask({}, false)), 'InvalidDemand', 'a demand not posted to BDBC gets no offer')
+    assert.is(await refused(await ask({ buyerPeer: net.buyers[0].info.peerId })), 'InvalidDemand', 'nor one solicited by another peer than its buyer\'s')
+    assert.is(await refused(await ask({ expiresAt: 1 })), 'InvalidDemand', 'a solicited demand is checked like a gossiped one')
+    asker.chain.close()
   } finally {
     await host.stop()
   }

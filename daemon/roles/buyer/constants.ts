@@ -3,6 +3,12 @@
 
 /** Offers (sellers and nodes together) one trade records; later ones are turned away. */
 export const MAX_OFFERS_PER_TRADE = 64
+/**
+ * Offers one peer may have recorded for one trade (a seller may offer several datasets of the tag).
+ * Every recorded offer is already signed by a CISC-registered account with this peer id (offers.ts
+ * checkOffer), so filling the table takes MAX_OFFERS_PER_TRADE / MAX_OFFERS_PER_PEER registrations.
+ */
+export const MAX_OFFERS_PER_PEER = 4
 /** Peers found in the DHT that one offer window solicits. */
 export const MAX_SOLICITED_PEERS = 32
 /** How long one DHT provider lookup for a trade's candidates may take. */

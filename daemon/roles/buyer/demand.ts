@@ -65,12 +65,22 @@ export async function postDemand (ctx: RoleContext, p: PostDemandParams): Promis
   const t = await ctx.trades.create<BuyerTradeData>('buyer', tradeId, 'demanded', {
     demand: new TextDecoder().decode(encodeDemand(demand)), demandHash, salt, codeHash, sealedCode, gasCap: gasCap.toString(), published: false, posted: false, sellerOffers: [], nodeOffers: []
   }, `demand ${demand.demandId} for tag ${p.tag}, ${p.nodes} nodes`)
-  await publishDemand(ctx, t)
+  // Under the trade's lock, like every other writer: offers recorded meanwhile (offers.ts) wait
+  // instead of being overwritten by this function's copy of the record.
+  await ctx.trades.locked('buyer', tradeId, async () => await publishDemand(ctx, await ctx.trades.require<BuyerTradeData>('buyer', t.tradeId)))
   return { demandId: demand.demandId, tradeId, codeHash, deposit: depositOf({ sellers, nodes: p.nodes, sellerCap: p.sellerCap, nodeCap: p.nodeCap, outputPrice: p.outputPrice, outputCap: p.outputCap }).toString() }
 }
 
-/** Gossips the demand and posts its hash to BDBC, each once (a restart resumes where it stopped). */
+/**
+ * Posts the demand's hash to BDBC, then gossips the demand, each once (a restart resumes where it
+ * stopped). In this order: sellers and nodes answer only demands they find on BDBC (the demand
+ * validator). The caller holds the trade's lock.
+ */
 export async function publishDemand (ctx: RoleContext, t: BuyerTrade): Promise<BuyerTrade> {
+  if (!t.data.posted) {
+    await ctx.chain.bdbc.postDemand(t.data.demandHash)
+    t = await ctx.trades.update(t, { posted: true })
+  }
   if (!t.data.published) {
     try {
       const { recipients } = await ctx.p2p.publish(DEMAND_TOPIC, new TextEncoder().encode(t.data.demand))
@@ -81,10 +91,6 @@ export async function publishDemand (ctx: RoleContext, t: BuyerTrade): Promise<B
       log.warn('no peer on the demand topic yet; relying on the DHT', { demandId: demandOf(t).demandId })
     }
     t = await ctx.trades.update(t, { published: true })
-  }
-  if (!t.data.posted) {
-    await ctx.chain.bdbc.postDemand(t.data.demandHash)
-    t = await ctx.trades.update(t, { posted: true })
   }
   return t
 }

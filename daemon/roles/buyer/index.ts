@@ -21,7 +21,7 @@ import { followConsensus } from './consensus.ts'
 import { postDemand, publishDemand, type PostDemandParams } from './demand.ts'
 import { openEscrow } from './escrow.ts'
 import { log } from './log.ts'
-import { chooseCandidates, recordOffer } from './offers.ts'
+import { checkOffer, chooseCandidates, recordOffer } from './offers.ts'
 import { rateSeller } from './rating.ts'
 import { fetchResult, readResult } from './result.ts'
 import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
@@ -56,10 +56,15 @@ export class BuyerRole implements Role {
     return await postDemand(this.ctx, p)
   }
 
-  /** Step 3: an offer for one of our demands, while we still collect them. */
+  /** Step 3: an offer for one of our demands, while we still collect them; checked (checkOffer) before it takes a slot. */
   async onOffer (remotePeer: string, offer: Offer): Promise<boolean> {
     const found = (await this.ctx.trades.active<BuyerTradeData>('buyer')).find(t => demandOf(t).demandId === offer.demandId)
-    if (found === undefined) return false
+    if (found === undefined || found.state !== 'demanded') return false
+    const why = await checkOffer(this.ctx, found, remotePeer, offer)
+    if (why !== null) {
+      log.debug('offer refused', { demandId: offer.demandId, from: remotePeer, why })
+      return false
+    }
     return await this.ctx.trades.locked('buyer', found.tradeId, async () => await recordOffer(this.ctx, found.tradeId, remotePeer, offer))
   }
 

@@ -1,20 +1,53 @@
 // Step 3, Offers and discovery (docs/protocol.md): offers pushed on /sdte/offer/1 during the offer
 // window, then offers solicited from the peers the DHT lists for the tag and the accepted enclaves,
 // then the choice (candidates.ts) on what CISC says about them.
-import type { Offer } from '../../../p2p/index.ts'
-import { datasetKey, enclaveKey } from '../../../p2p/index.ts'
+import { OfferSignatureError, verifyOfferSignature, datasetKey, enclaveKey, type Offer } from '../../../p2p/index.ts'
 import type { RoleContext } from '../context.ts'
-import { selectCandidates } from './candidates.ts'
-import { EXPIRY_MARGIN_SECONDS, FIND_PROVIDERS_TIMEOUT_MS, MAX_OFFERS_PER_TRADE, MAX_SOLICITED_PEERS, SOLICIT_TIMEOUT_MS } from './constants.ts'
+import { judgeNodeOffer, judgeSellerOffer, selectCandidates } from './candidates.ts'
+import { EXPIRY_MARGIN_SECONDS, FIND_PROVIDERS_TIMEOUT_MS, MAX_OFFERS_PER_PEER, MAX_OFFERS_PER_TRADE, MAX_SOLICITED_PEERS, SOLICIT_TIMEOUT_MS } from './constants.ts'
 import { log } from './log.ts'
 import { readRegistry } from './registry.ts'
 import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
 
-/** Records an offer for a trade still collecting them; the caller holds the trade's lock. False: not taken. */
+/**
+ * Whether an offer may take a slot, checked before it does (and outside the trade's lock): signed by
+ * the account it names for this network, this demand and the peer that sent it; this peer still
+ * under MAX_OFFERS_PER_PEER; and CISC backs it as the choice at the end of the window will
+ * (candidates.ts). Returns null when it may, else why not. Cheapest checks first: a flood of forged
+ * offers costs the buyer a signature recovery each, never a CISC read.
+ */
+export async function checkOffer (ctx: RoleContext, t: BuyerTrade, remotePeer: string, offer: Offer): Promise<string | null> {
+  const d = demandOf(t)
+  if (offer.demandId !== d.demandId) return 'offer for another demand'
+  const fromPeer = [...t.data.sellerOffers, ...t.data.nodeOffers].filter(o => o.peerId === remotePeer).length
+  if (fromPeer >= MAX_OFFERS_PER_PEER) return `this peer already has ${MAX_OFFERS_PER_PEER} offers recorded`
+  try {
+    verifyOfferSignature(offer, { chainId: d.chainId, dtmc: d.dtmc, peerId: remotePeer })
+  } catch (err) {
+    if (err instanceof OfferSignatureError) return err.message
+    throw err
+  }
+  if (offer.kind === 'seller' && offer.offerId !== undefined && offer.measurement === undefined) {
+    const o = { peerId: remotePeer, account: offer.account, offerId: offer.offerId.toString() }
+    const facts = await readRegistry(ctx, d, { sellers: [o], nodes: [] })
+    const r = judgeSellerOffer(o, facts.sellerOffers.get(o.offerId), d)
+    return typeof r === 'string' ? r : null
+  }
+  if (offer.kind === 'node' && offer.measurement !== undefined && offer.offerId === undefined) {
+    const o = { peerId: remotePeer, account: offer.account, measurement: offer.measurement }
+    const facts = await readRegistry(ctx, d, { sellers: [], nodes: [o] })
+    return judgeNodeOffer(o, facts.nodes.get(o.account.toLowerCase()), d, facts.acceptedMeasurements)
+  }
+  return 'a seller offer names an offer id, a node offer a measurement'
+}
+
+/** Records a checked offer (checkOffer) for a trade still collecting them; the caller holds the trade's lock. False: not taken. */
 export async function recordOffer (ctx: RoleContext, tradeId: string, remotePeer: string, offer: Offer): Promise<boolean> {
   const t = await ctx.trades.require<BuyerTradeData>('buyer', tradeId)
   if (t.state !== 'demanded') return false
   if (t.data.sellerOffers.length + t.data.nodeOffers.length >= MAX_OFFERS_PER_TRADE) return false
+  // Checked before the lock: offers of the same peer checked meanwhile may have filled its share.
+  if ([...t.data.sellerOffers, ...t.data.nodeOffers].filter(o => o.peerId === remotePeer).length >= MAX_OFFERS_PER_PEER) return false
   if (offer.kind === 'seller' && offer.offerId !== undefined) {
     if (t.data.sellerOffers.some(o => o.offerId === offer.offerId!.toString())) return true
     await ctx.trades.update(t, { sellerOffers: [...t.data.sellerOffers, { peerId: remotePeer, account: offer.account, offerId: offer.offerId.toString() }] })
@@ -45,8 +78,13 @@ export async function solicitOffers (ctx: RoleContext, t: BuyerTrade): Promise<v
       return null
     }
   }))
-  // The caller holds this trade's lock: record one by one.
-  for (const s of solicited) if (s !== null) await recordOffer(ctx, t.tradeId, s.peerId, s.offer)
+  // The caller holds this trade's lock: check and record one by one.
+  for (const s of solicited) {
+    if (s === null) continue
+    const why = await checkOffer(ctx, await ctx.trades.require<BuyerTradeData>('buyer', t.tradeId), s.peerId, s.offer)
+    if (why === null) await recordOffer(ctx, t.tradeId, s.peerId, s.offer)
+    else log.debug('solicited offer refused', { peer: s.peerId, why })
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE } from '../../../enclave/index.ts'
-import { TAG_PATTERN, datasetKey, type Demand } from '../../../p2p/index.ts'
+import { TAG_PATTERN, datasetKey, signOffer, type Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import { hexlify, randomBytes } from 'ethers'
 import { logger } from '../../log.ts'
@@ -126,8 +126,10 @@ export class SellerRole implements Role {
     })
   }
 
+  /** Signed by our account for this demand's network and our peer id (p2p/offer/signature.ts). */
   private offerFor (d: Demand, ds: DatasetRecord): Offer {
-    return { type: 'offer', demandId: d.demandId, kind: 'seller', account: this.address, offerId: BigInt(ds.datasetId) }
+    return signOffer({ type: 'offer', demandId: d.demandId, kind: 'seller', account: this.address, offerId: BigInt(ds.datasetId) },
+      { chainId: d.chainId, dtmc: d.dtmc, peerId: this.ctx.p2p.peerId }, this.ctx.keys.ethWallet.privateKey)
   }
 
   /** Step 3, Offers: answer a matching demand on /sdte/offer/1. */

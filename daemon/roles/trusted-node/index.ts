@@ -12,7 +12,7 @@ import {
 } from '../../../enclave/index.ts'
 import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
-import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, type ResultMessage } from '../../../p2p/index.ts'
+import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import type { DataOpen } from '../../../p2p/index.ts'
@@ -32,6 +32,12 @@ export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
 export const MAX_PENDING_TASKS_PER_PEER = 32
 /** Tasks, from all peers, that no trade has taken up yet; the enclave holds MAX_TASKS (1024) in all. */
 export const MAX_PENDING_TASKS = 512
+/**
+ * Demands on BDBC this node remembers (every demand the demand validator accepted, gossiped or
+ * solicited), to tell a quote request backed by one (its peer is the demand's buyer peer, its code
+ * the demand's) from a free one; beyond it the oldest are forgotten.
+ */
+export const MAX_PAID_DEMANDS = 1024
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
 export const PENDING_TASK_TTL_MS = 10 * 60_000
 /**
@@ -74,8 +80,13 @@ export class TrustedNodeRole implements Role {
   private readonly inFlight = new Set<string>()
   private enclaveLost = false
   private stopping = false
-  /** Tasks attested but not (yet) in a trade on DTMC: who asked, since when. Bounded per peer, expired. */
-  private readonly pending = new Map<string, { peer: string, since: number }>()
+  /**
+   * Tasks attested but not (yet) in a trade on DTMC: who asked, since when, and whether a demand on
+   * BDBC backs the request (`paid`, see isPaid). Bounded per peer and in all, expired.
+   */
+  private readonly pending = new Map<string, { peer: string, since: number, paid: boolean }>()
+  /** Demands on BDBC (checked by the demand validator), by demand id, oldest first; at most MAX_PAID_DEMANDS. */
+  private readonly paidDemands = new Map<string, { buyerPeer: string, codeHash: string, expiresAt: number }>()
 
   constructor (ctx: RoleContext) {
     this.ctx = ctx
@@ -152,9 +163,12 @@ export class TrustedNodeRole implements Role {
     await this.ctx.attest.start({
       onAttest: async (remote, req) => {
         this.checkTaskQuota(remote, req.tradeId)
-        await this.makeRoomForTask()
+        const paid = this.isPaid(remote, req.codeHash)
+        await this.makeRoomForTask(paid)
         const r = await this.enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
-        this.pending.set(r.taskId, { peer: remote, since: this.pending.get(r.taskId)?.since ?? Date.now() })
+        // A task attested again (the buyer's retry, a seller's own attestation) keeps who asked first and when.
+        const prev = this.pending.get(r.taskId)
+        this.pending.set(r.taskId, { peer: prev?.peer ?? remote, since: prev?.since ?? Date.now(), paid: (prev?.paid ?? false) || paid })
         return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
       },
       onCode: async (_remote, req) => {
@@ -200,18 +214,47 @@ export class TrustedNodeRole implements Role {
     }
   }
 
+  /** Remembers a demand the validator found on BDBC (gossiped or solicited). */
+  private notePaidDemand (d: Demand): void {
+    this.paidDemands.delete(d.demandId)
+    this.paidDemands.set(d.demandId, { buyerPeer: d.buyerPeer, codeHash: d.codeHash.toLowerCase(), expiresAt: d.expiresAt })
+    for (const id of this.paidDemands.keys()) {
+      if (this.paidDemands.size <= MAX_PAID_DEMANDS) break
+      this.paidDemands.delete(id)
+    }
+  }
+
+  /**
+   * A quote request costs its requester something when a demand it posted to BDBC (paying gas)
+   * backs it: the requesting peer is the demand's buyer peer (the validator checked that the
+   * buyer peer authored the demand), the code is the demand's, and the demand has not expired.
+   */
+  private isPaid (remote: string, codeHash: string): boolean {
+    const now = Math.floor(Date.now() / 1000)
+    for (const d of this.paidDemands.values()) {
+      if (d.buyerPeer === remote && d.codeHash === codeHash.toLowerCase() && d.expiresAt >= now) return true
+    }
+    return false
+  }
+
   /**
    * Peer ids cost nothing, so the per-peer quota alone does not protect the task table: past
-   * MAX_PENDING_TASKS in all, the oldest task no trade took up makes room for the new one. A flood
-   * then evicts quotes that were never used instead of refusing real buyers.
+   * MAX_PENDING_TASKS in all, the oldest task no trade took up makes room for the new one. Free
+   * requests (no demand on BDBC behind them) only ever evict free tasks, oldest first; a paid one
+   * evicts the oldest free task, or the oldest paid one when none is free. A flood from fresh peer
+   * ids thus evicts only its own kind, and when the table holds only paid tasks it is refused.
    */
-  private async makeRoomForTask (): Promise<void> {
+  private async makeRoomForTask (paid: boolean): Promise<void> {
     if (this.pending.size < MAX_PENDING_TASKS) return
-    let oldest: [string, number] | undefined
-    for (const [taskId, p] of this.pending) if (oldest === undefined || p.since < oldest[1]) oldest = [taskId, p.since]
-    if (oldest === undefined) return
-    this.pending.delete(oldest[0])
-    await this.enclave.dropTask(oldest[0]).catch(() => {})
+    const oldestOf = (wantPaid: boolean): string | undefined => {
+      let oldest: [string, number] | undefined
+      for (const [taskId, p] of this.pending) if (p.paid === wantPaid && (oldest === undefined || p.since < oldest[1])) oldest = [taskId, p.since]
+      return oldest?.[0]
+    }
+    const victim = oldestOf(false) ?? (paid ? oldestOf(true) : undefined)
+    if (victim === undefined) throw new RefuseRequest('TooManyTasks', `${MAX_PENDING_TASKS} tasks backed by demands on BDBC await a trade; try again later`)
+    this.pending.delete(victim)
+    await this.enclave.dropTask(victim).catch(() => {})
   }
 
   /** Drops tasks that no trade took up within PENDING_TASK_TTL_MS (their quotes were never used). */
@@ -243,7 +286,8 @@ export class TrustedNodeRole implements Role {
       }
       const p = this.pending.get(task.taskId)
       // A task found after a restart gets a full TTL from now.
-      if (p === undefined) { this.pending.set(task.taskId, { peer: '', since: Date.now() }); continue }
+      // Nothing proves it was paid for: it counts as free.
+      if (p === undefined) { this.pending.set(task.taskId, { peer: '', since: Date.now(), paid: false }); continue }
       if (Date.now() - p.since > PENDING_TASK_TTL_MS) {
         await this.enclave.dropTask(task.taskId)
         this.pending.delete(task.taskId)
@@ -270,11 +314,13 @@ export class TrustedNodeRole implements Role {
 
   private offerFor (d: Demand): Offer | null {
     if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
-    return { type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() }
+    return signOffer({ type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() },
+      { chainId: d.chainId, dtmc: d.dtmc, peerId: this.ctx.p2p.peerId }, this.ctx.keys.ethWallet.privateKey)
   }
 
   /** Step 3, Offers: our enclave for a demand within our price. */
   async onDemand (d: Demand): Promise<void> {
+    this.notePaidDemand(d)
     const offer = this.offerFor(d)
     if (offer === null) return
     try {
@@ -286,6 +332,7 @@ export class TrustedNodeRole implements Role {
   }
 
   async onSolicit (_remote: string, d: Demand): Promise<Offer | null> {
+    this.notePaidDemand(d)
     return this.offerFor(d)
   }
 

@@ -60,7 +60,7 @@ function calls (): number {
   return Object.values(seen).reduce((n, list) => n + list.length, 0)
 }
 
-const solicitedOffer = (demandId: string): Offer => ({ type: 'offer', demandId, kind: 'node', account: hex(20), measurement: hex(32) })
+const solicitedOffer = (demandId: string): Offer => ({ type: 'offer', demandId, kind: 'node', account: hex(20), measurement: hex(32), signature: hex(65) })
 const quoteFor = (req: Attest): QuoteReply => ({
   type: 'quote',
   quote: { measurement: hex(32), enclaveAddress: hex(20), taskId: keccak256(req.tradeId), nonce: req.nonce, signature: hex(65) },
@@ -156,7 +156,7 @@ function demand (): Demand {
     tradeSeconds: 3600
   }, buyerWallet)
 }
-const sellerOffer = (): Offer => ({ type: 'offer', demandId: hex(32), kind: 'seller', account: hex(20), offerId: 18_000_000_000_000_000_000n })
+const sellerOffer = (): Offer => ({ type: 'offer', demandId: hex(32), kind: 'seller', account: hex(20), offerId: 18_000_000_000_000_000_000n, signature: hex(65) })
 const attestReq = (): Omit<Attest, 'type'> => ({ tradeId: hex(32), codeHash: hex(32), nonce: hex(32) })
 const dataOpen = (chunks: number): Omit<DataOpen, 'type'> =>
   ({ tradeId: hex(32), taskId: hex(32), sellerIndex: 0, commitment: hex(32), wrappedKey: hex(120), size: chunks * 100, chunks })
@@ -211,7 +211,7 @@ test('offer: sendOffer reaches onOffer and the ack comes back; solicit returns o
   assert.equal(seen.offers, [{ from: client.peerId, offer }])
   assert.is(typeof seen.offers[0].offer.offerId, 'bigint')
   // The stub only takes seller offers: the ack carries false back.
-  const nodeOffer: Offer = { type: 'offer', demandId: hex(32), kind: 'node', account: hex(20), measurement: hex(32) }
+  const nodeOffer: Offer = { type: 'offer', demandId: hex(32), kind: 'node', account: hex(20), measurement: hex(32), signature: hex(65) }
   assert.is(await offers.sendOffer(server.peerId, nodeOffer), false)
   assert.equal(seen.offers[1].offer, nodeOffer)
 
