@@ -71,6 +71,16 @@ export class SdteDaemon {
     this.status = 'starting'
     const o = this.options
     try {
+      // What can be checked is checked before the datadir or a key is made: a start that fails on its
+      // options or its network file leaves nothing behind.
+      const trading = o.roles.filter(r => r !== 'relay')
+      if (o.network !== null) {
+        this.network = readNetworkFile(o.network)
+        if (o.roles.includes('node')) TrustedNodeRole.checkOptions(o, this.network)
+      } else if (trading.length > 0) {
+        throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
+      }
+
       mkdirSync(o.datadir, { recursive: true, mode: 0o700 })
       const lock = lockDatadir(o.datadir)
       this.closers.push({ name: 'lock', close: () => lock.release() })
@@ -83,16 +93,12 @@ export class SdteDaemon {
 
       this.trades = new TradeBook(this.store.trades)
 
-      const trading = o.roles.filter(r => r !== 'relay')
-      if (o.network !== null) {
-        this.network = readNetworkFile(o.network)
+      if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
         const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey })
         this.chain = chain
         this.closers.push({ name: 'chain', close: () => chain.close() })
-      } else if (trading.length > 0) {
-        throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
       }
 
       this.p2p = await createP2PHost({
