@@ -8,7 +8,7 @@ import type { DaemonOptions } from '../config/index.ts'
 import { readNetworkFile, type NetworkFile } from '../contracts/index.ts'
 import { ChainClient } from '../contracts/index.ts'
 import { fundDevAccount } from '../contracts/index.ts'
-import { createP2PHost, type P2PHost } from '../p2p/index.ts'
+import { createP2PHost, resolveP2PHostOptions, type P2PHost } from '../p2p/index.ts'
 import { offerProtocol } from '../p2p/index.ts'
 import { attestProtocol } from '../p2p/index.ts'
 import { dataProtocol } from '../p2p/index.ts'
@@ -80,6 +80,12 @@ export class SdteDaemon {
       } else if (trading.length > 0) {
         throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
       }
+      const p2pOptions = {
+        listen: o.p2p.listen,
+        bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
+        maxConnections: o.p2p.maxConnections
+      }
+      resolveP2PHostOptions(p2pOptions)
 
       mkdirSync(o.datadir, { recursive: true, mode: 0o700 })
       const lock = lockDatadir(o.datadir)
@@ -101,11 +107,7 @@ export class SdteDaemon {
         this.closers.push({ name: 'chain', close: () => chain.close() })
       }
 
-      this.p2p = await createP2PHost({
-        listen: o.p2p.listen,
-        bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
-        maxConnections: o.p2p.maxConnections
-      }, { privateKey: this.keys.peerKey, logger: componentLogger })
+      this.p2p = await createP2PHost(p2pOptions, { privateKey: this.keys.peerKey, logger: componentLogger })
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })

@@ -125,6 +125,7 @@ test('failures: one line with the fix, exit 1, no stack; no keys made before a s
   oneLineError(await sdte(['daemon', '--datadir', d, '--network', malformed]), 1, /malformed\.json: not JSON/)
   oneLineError(await sdte(['daemon', '--datadir', d, '--network', join(dir, 'missing.json')]), 1, /missing\.json: cannot read/)
   oneLineError(await sdte(['daemon', '--datadir', d, '--role', 'seller']), 1, /seller role needs a network: --network FILE/)
+  oneLineError(await sdte(['daemon', '--datadir', d, '--listen', '/ip4/not-an-address']), 1, /listen: not a multiaddr: \/ip4\/not-an-address/)
   assert.not.ok(existsSync(d), 'a start that failed on its options made the datadir (and keys)')
   mkdirSync(join(dir, 'badconfig'))
   writeFileSync(join(dir, 'badconfig', 'config.json'), '{"rpc": {"prot": 1}}')
