@@ -20,3 +20,7 @@ export const DEFAULT_NODE_PRICE_PER_GAS = '1'
 export const DEFAULT_NODE_MAX_GAS = '2000000000'
 /** Grace period for a graceful stop before the process is forced out. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 15_000
+/** The datadir when neither --datadir nor SDTE_DATADIR is given: ~/.sdte (config/options.ts defaultDatadir). */
+export const HOME_DATADIR_NAME = '.sdte'
+/** The datadir's name under $XDG_DATA_HOME, where that is set. */
+export const XDG_DATADIR_NAME = 'sdte'

@@ -5,6 +5,7 @@
 import { SdteError } from './errors.ts'
 import { readFileSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { homedir } from 'node:os'
 import { isLogLevel, type LogLevel } from './logging.ts'
 // The p2p part's defaults have one home, p2p/constants.ts (a leaf module: it imports nothing), read here
 // directly rather than through p2p/index.ts so that reading options never loads libp2p.
@@ -288,9 +289,56 @@ export function mergeOptions (base: DaemonOptions, ...layers: PartialOptions[]):
 
 /** The daemon's options: defaults, then DIR/config.json, then the environment, then flags. */
 export function resolveOptions (datadir: string, flags: PartialOptions, env: NodeJS.ProcessEnv = process.env): DaemonOptions {
+  return resolveOptionsWithSources(datadir, flags, env).options
+}
+
+/**
+ * Where each option's value came from (`sdte config show`), keyed by its path in the tree (`roles`,
+ * `p2p.listen`): `default`, the config file's path, `env NAME` or `flag`.
+ */
+export type OptionSources = Record<string, string>
+
+/** The paths of the options a partial tree sets. */
+function leafPaths (layer: PartialOptions): string[] {
+  const sections: Record<string, unknown> = SECTIONS
+  return Object.entries(layer).flatMap(([k, v]) => {
+    if (v === undefined) return []
+    if (sections[k] !== undefined && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.entries(v).filter(([, x]) => x !== undefined).map(([sk]) => `${k}.${sk}`)
+    }
+    return [k]
+  })
+}
+
+/** resolveOptions, and where each value came from. */
+export function resolveOptionsWithSources (datadir: string, flags: PartialOptions, env: NodeJS.ProcessEnv = process.env): { options: DaemonOptions, sources: OptionSources } {
   const dir = resolve(datadir)
-  const merged = mergeOptions(defaultOptions(dir), readConfigFile(dir), optionsFromEnv(env), flags)
+  const defaults = defaultOptions(dir)
+  const fromFile = readConfigFile(dir)
+  const fromEnv = optionsFromEnv(env)
+  const merged = mergeOptions(defaults, fromFile, fromEnv, flags)
   if (merged.network !== null) merged.network = resolve(merged.network)
   if (merged.keys.passwordFile !== null) merged.keys.passwordFile = resolve(merged.keys.passwordFile)
-  return merged
+
+  const { datadir: _datadir, ...tree } = defaults
+  const sources: OptionSources = {}
+  for (const path of leafPaths(tree as PartialOptions)) sources[path] = 'default'
+  for (const path of leafPaths(fromFile)) sources[path] = join(dir, 'config.json')
+  // One variable at a time, to name it; SDTE_DEBUG after DEBUG, as it wins over it.
+  const names = Object.keys(env).filter(k => k.startsWith('SDTE_') || k === 'DEBUG').sort((a, b) => Number(b === 'DEBUG') - Number(a === 'DEBUG'))
+  for (const name of names) {
+    for (const path of leafPaths(optionsFromEnv({ [name]: env[name] }))) sources[path] = `env ${name}`
+  }
+  for (const path of leafPaths(flags)) sources[path] = 'flag'
+  return { options: merged, sources }
+}
+
+/**
+ * The datadir when none is given: $SDTE_DATADIR, else $XDG_DATA_HOME/sdte where XDG_DATA_HOME is set,
+ * else ~/.sdte; never the working directory (a daemon started from anywhere finds the same keys).
+ */
+export function defaultDatadir (env: NodeJS.ProcessEnv = process.env): { path: string, source: string } {
+  if (env.SDTE_DATADIR !== undefined && env.SDTE_DATADIR !== '') return { path: resolve(env.SDTE_DATADIR), source: 'env SDTE_DATADIR' }
+  if (env.XDG_DATA_HOME !== undefined && env.XDG_DATA_HOME !== '') return { path: join(resolve(env.XDG_DATA_HOME), D.XDG_DATADIR_NAME), source: 'env XDG_DATA_HOME' }
+  return { path: join(homedir(), D.HOME_DATADIR_NAME), source: 'default' }
 }

@@ -8,7 +8,7 @@ import type { DaemonOptions } from '../config/index.ts'
 import { readNetworkFile, type NetworkFile } from '../contracts/index.ts'
 import { ChainClient } from '../contracts/index.ts'
 import { fundDevAccount } from '../contracts/index.ts'
-import { createP2PHost, type P2PHost } from '../p2p/index.ts'
+import { createP2PHost, resolveP2PHostOptions, type P2PHost } from '../p2p/index.ts'
 import { offerProtocol } from '../p2p/index.ts'
 import { attestProtocol } from '../p2p/index.ts'
 import { dataProtocol } from '../p2p/index.ts'
@@ -71,6 +71,22 @@ export class SdteDaemon {
     this.status = 'starting'
     const o = this.options
     try {
+      // What can be checked is checked before the datadir or a key is made: a start that fails on its
+      // options or its network file leaves nothing behind.
+      const trading = o.roles.filter(r => r !== 'relay')
+      if (o.network !== null) {
+        this.network = readNetworkFile(o.network)
+        if (o.roles.includes('node')) TrustedNodeRole.checkOptions(o, this.network)
+      } else if (trading.length > 0) {
+        throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
+      }
+      const p2pOptions = {
+        listen: o.p2p.listen,
+        bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
+        maxConnections: o.p2p.maxConnections
+      }
+      resolveP2PHostOptions(p2pOptions)
+
       mkdirSync(o.datadir, { recursive: true, mode: 0o700 })
       const lock = lockDatadir(o.datadir)
       this.closers.push({ name: 'lock', close: () => lock.release() })
@@ -83,23 +99,15 @@ export class SdteDaemon {
 
       this.trades = new TradeBook(this.store.trades)
 
-      const trading = o.roles.filter(r => r !== 'relay')
-      if (o.network !== null) {
-        this.network = readNetworkFile(o.network)
+      if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
         const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey })
         this.chain = chain
         this.closers.push({ name: 'chain', close: () => chain.close() })
-      } else if (trading.length > 0) {
-        throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
       }
 
-      this.p2p = await createP2PHost({
-        listen: o.p2p.listen,
-        bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
-        maxConnections: o.p2p.maxConnections
-      }, { privateKey: this.keys.peerKey, logger: componentLogger })
+      this.p2p = await createP2PHost(p2pOptions, { privateKey: this.keys.peerKey, logger: componentLogger })
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })

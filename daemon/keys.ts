@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson } from 'ethers'
+import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson, getAddress } from 'ethers'
 import { logger } from './log.ts'
 import type { KeyOptions } from '../config/index.ts'
 
@@ -121,4 +121,29 @@ export async function loadOrCreateKeys (datadir: string, opts: KeyOptions, env: 
   const peerKey = await loadOrCreatePeerKey(datadir)
   const ethWallet = await loadOrCreateEthWallet(datadir, opts, env)
   return { peerKey, peerId: peerIdFromPrivateKey(peerKey).toString(), ethWallet, ethAddress: ethWallet.address }
+}
+
+/**
+ * Who the keys in DIR are, without the password (`sdte id`): the peer id from the peer key, the
+ * address from the keystore's clear `address` field. Undefined where a key is not made yet.
+ */
+export function readIdentity (datadir: string): { peerId?: string, ethAddress?: string } {
+  const out: { peerId?: string, ethAddress?: string } = {}
+  const peerKey = join(datadir, PEER_KEY_FILE)
+  if (existsSync(peerKey)) {
+    checkOwnerOnly(peerKey)
+    try {
+      out.peerId = peerIdFromPrivateKey(privateKeyFromProtobuf(readFileSync(peerKey))).toString()
+    } catch (err) {
+      throw new KeyStoreError(`${peerKey}: not a libp2p private key (${(err as Error).message})`, 'ERR_PEER_KEY_INVALID')
+    }
+  }
+  const keystore = join(datadir, KEYSTORE_FILE)
+  if (existsSync(keystore)) {
+    const json = readFileSync(keystore, 'utf8')
+    const address = isKeystoreJson(json) ? (JSON.parse(json) as { address?: unknown }).address : undefined
+    if (typeof address !== 'string') throw new KeyStoreError(`${keystore}: not an encrypted JSON keystore with an address`, 'ERR_KEYSTORE_INVALID')
+    out.ethAddress = getAddress(address.startsWith('0x') ? address : `0x${address}`)
+  }
+  return out
 }

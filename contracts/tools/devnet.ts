@@ -90,7 +90,7 @@ export async function devnetUp (opts: DevnetOptions): Promise<NetworkFile> {
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const running = readPid(dir)
   if (running !== undefined && isAlive(running)) {
-    throw new DevnetError(`a devnet is already running in ${dir} (pid ${running}); stop it first with: devnet down --dir ${opts.dir}`)
+    throw new DevnetError(`a devnet is already running in ${dir} (pid ${running}); stop it first with: sdte devnet down --dir ${dir}`)
   }
   const chainId = opts.chainId ?? DEVNET_CHAIN_ID
   const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()

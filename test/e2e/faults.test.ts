@@ -2,7 +2,7 @@
 // - a node whose (attested) enclave signs a wrong result is outvoted, unpaid, and does not change the result;
 // - a node killed with SIGKILL after the key and data delivery, and restarted, finishes its task;
 // - a buyer killed with SIGKILL after escrow, and restarted, gets its result;
-// - a seller that goes offline before delivery leads to a full refund at the deadline;
+// - a seller that goes offline before delivery leads to a full refund at the deadline (and `sdte watch` exits 1);
 // - the test-only fault switch is refused outside a devnet.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -123,6 +123,11 @@ test('a seller that goes offline before delivery: full refund at the deadline', 
     assert.is(view.chain.state, 'refunded')
     assert.is(view.chain.nResults, 0, 'nobody could run without the second seller\'s data')
     assert.is(BigInt(view.records[0].refund ?? '0'), deposit, 'the whole deposit came back')
+    // The operator's view: `sdte watch` prints the trade to its end and fails, as the trade did.
+    const watched = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
+    assert.is(watched.code, 1, watched.stderr)
+    assert.match(watched.stdout, /buyer escrowed/)
+    assert.match(watched.stdout, /buyer: refunded/)
   } finally {
     seller2.child.kill('SIGCONT')
   }

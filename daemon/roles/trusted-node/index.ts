@@ -149,10 +149,15 @@ export class TrustedNodeRole implements Role {
     }
   }
 
-  async start (): Promise<void> {
-    if (this.ctx.options.enclave.faultWrongResult && !this.ctx.network.devnet) {
+  /** The node's options against the network, checked before the daemon makes keys or starts anything. */
+  static checkOptions (options: RoleContext['options'], network: RoleContext['network']): void {
+    if (options.enclave.faultWrongResult && !network.devnet) {
       throw new NodeConfigError('enclave.faultWrongResult is a test-only fault switch and is refused outside a devnet')
     }
+  }
+
+  async start (): Promise<void> {
+    TrustedNodeRole.checkOptions(this.ctx.options, this.ctx.network)
     this.enclave = await this.openEnclave()
     const m = this.enclave.measurement.toLowerCase()
     if (!this.ctx.network.measurements.includes(m)) {

@@ -67,17 +67,27 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
     client.close()
   }
 
-  // a second up on a running devnet is refused
+  // a second up on a running devnet is refused: from the command line, one line naming the fix (exit 1)
   try {
     await devnetUp({ dir })
     assert.unreachable()
   } catch (err) {
     assert.match((err as Error).message, /already running/)
   }
+  const again = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'up', '--dir', dir], { cwd: root }).then(() => undefined, (err: { code: number, stderr: string }) => err)
+  assert.ok(again !== undefined, 'a second devnet up succeeded')
+  assert.is(again.code, 1)
+  assert.match(again.stderr, /^sdte: a devnet is already running in .*; stop it first with: sdte devnet down --dir .*\n$/)
+  const { stdout: statusJson } = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'status', '--dir', dir, '--json'], { cwd: root })
+  assert.is(JSON.parse(statusJson).running, true)
 
   const { stdout: down } = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'down', '--dir', dir], { cwd: root })
   assert.match(down, /devnet stopped/)
   assert.is((await devnetStatus(dir)).running, false)
+  // `devnet status` fails (exit 1) when nothing runs
+  const stopped = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'status', '--dir', dir], { cwd: root }).then(() => undefined, (err: { code: number, stderr: string }) => err)
+  assert.is(stopped?.code, 1)
+  assert.match(stopped?.stderr ?? '', /no devnet running in .*start one with: sdte devnet up/)
   assert.not.ok(existsSync(join(dir, 'anvil.pid')))
   await rpc(network.rpcUrl, 'eth_chainId', [], 500).then(() => assert.unreachable('anvil still answers'), () => {})
   assert.is(await devnetDown(dir), false)

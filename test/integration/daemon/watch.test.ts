@@ -1,6 +1,7 @@
 // `sdte watch` against a real daemon (in this process, relay role, no chain) whose store holds a
 // buyer's and a seller's record of one trade: the watch ends when every record is at its role's
-// end. `finalized` ends a seller's part but not a buyer's, which goes on to `delivered`.
+// end. `finalized` ends a seller's part but not a buyer's, which goes on to `delivered`; a refunded
+// or failed trade ends the watch with exit code 1.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
@@ -11,6 +12,8 @@ import { resolveOptions } from '../../../config/options.ts'
 import { SdteDaemon } from '../../../daemon/daemon.ts'
 
 const CLI = new URL('../../../daemon/cli.ts', import.meta.url).pathname
+/** The command as an operator runs it. */
+const SDTE = new URL('../../../bin/sdte', import.meta.url).pathname
 const dir = mkdtempSync(join(tmpdir(), 'sdte-watch-'))
 const TRADE = '0x' + '7a'.repeat(32)
 let daemon: SdteDaemon
@@ -48,6 +51,37 @@ test('a buyer at finalized is watched on to delivered; a seller at finalized is 
   assert.match(stdout, /buyer: delivered\n/)
   assert.match(stdout, /seller: finalized\n/)
   assert.not.match(stdout, /buyer: finalized/)
+})
+
+test('a refunded trade: the watch prints each state as it happens, then exits 1 (text and --json)', async () => {
+  const REFUNDED = '0x' + '7b'.repeat(32)
+  const buyer = await daemon.trades.create('buyer', REFUNDED, 'demanded', {})
+  const child = spawn(SDTE, ['watch', '--datadir', dir, '--interval', '100', REFUNDED], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const ended = new Promise<number | null>(resolve => child.on('close', resolve))
+  // Printed while the trade is still going, not at its end.
+  await new Promise<void>(resolve => child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString()
+    if (/buyer demanded/.test(stdout)) resolve()
+  }))
+  const escrowed = await daemon.trades.transition(buyer, 'escrowed', {})
+  await daemon.trades.transition(escrowed, 'refunded', { reason: 'no result by the deadline' })
+  assert.is(await ended, 1, stderr)
+  assert.match(stdout, /buyer escrowed\n/)
+  assert.match(stdout, /buyer: refunded \(no result by the deadline\)\n$/)
+
+  const json = await new Promise<{ code: number | null, stdout: string }>(resolve => {
+    const c = spawn(SDTE, ['watch', '--json', '--datadir', dir, REFUNDED], { stdio: ['ignore', 'pipe', 'ignore'] })
+    let out = ''
+    c.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    c.on('close', code => resolve({ code, stdout: out }))
+  })
+  assert.is(json.code, 1)
+  const events = json.stdout.trimEnd().split('\n').map(l => JSON.parse(l))
+  assert.equal(events.filter(e => e.event === 'state').map(e => e.state), ['demanded', 'escrowed', 'refunded'])
+  assert.equal(events.at(-1), { event: 'end', role: 'buyer', state: 'refunded', reason: 'no result by the deadline' })
 })
 
 test.run()

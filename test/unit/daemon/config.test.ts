@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { defaultOptions, mergeOptions, optionsFromEnv, resolveOptions, validateConfigFile, ConfigError } from '../../../config/options.ts'
+import { defaultOptions, defaultDatadir, mergeOptions, optionsFromEnv, resolveOptions, resolveOptionsWithSources, validateConfigFile, ConfigError } from '../../../config/options.ts'
+import { homedir } from 'node:os'
 import { parseNetworkFile, NetworkFileError } from '../../../contracts/network.ts'
 import * as P2P from '../../../p2p/constants.ts'
 import * as RPC from '../../../config/rpc-defaults.ts'
@@ -140,6 +141,32 @@ test('network file: valid one parses, each bad field is named', () => {
     assert.throws(() => parseNetworkFile({ ...good, [field]: value }), (e: Error) => e instanceof NetworkFileError && e.message.includes(field), field)
   }
   assert.throws(() => parseNetworkFile({ ...good, contracts: { ...good.contracts, DTMC: 'nope' } }), /contracts.DTMC/)
+})
+
+test('resolveOptionsWithSources names where each value came from; the strongest source wins', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sdte-sources-'))
+  try {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ roles: ['seller'], p2p: { maxConnections: 7 }, log: { level: 'warn' } }))
+    const { options, sources } = resolveOptionsWithSources(dir, { log: { level: 'error' } }, { SDTE_ROLE: 'node', DEBUG: 'a', SDTE_DEBUG: 'b', SDTE_PASSWORD: 'not an option' })
+    assert.equal(options.roles, ['node'])
+    assert.is(sources.roles, 'env SDTE_ROLE')
+    assert.is(sources['p2p.maxConnections'], join(dir, 'config.json'))
+    assert.is(options.log.level, 'error')
+    assert.is(sources['log.level'], 'flag')
+    assert.is(options.log.debug, 'b')
+    assert.is(sources['log.debug'], 'env SDTE_DEBUG', 'SDTE_DEBUG wins over DEBUG, and is named')
+    assert.is(sources['rpc.port'], 'default')
+    assert.not.ok('datadir' in sources, 'the datadir is the command line\'s, not an option with a source here')
+    assert.equal(resolveOptions(dir, { log: { level: 'error' } }, { SDTE_ROLE: 'node', DEBUG: 'a', SDTE_DEBUG: 'b' }), options)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('the default datadir: $SDTE_DATADIR, else $XDG_DATA_HOME/sdte, else ~/.sdte; never the working directory', () => {
+  assert.equal(defaultDatadir({}), { path: join(homedir(), D.HOME_DATADIR_NAME), source: 'default' })
+  assert.equal(defaultDatadir({ XDG_DATA_HOME: '/data' }), { path: join('/data', D.XDG_DATADIR_NAME), source: 'env XDG_DATA_HOME' })
+  assert.equal(defaultDatadir({ XDG_DATA_HOME: '/data', SDTE_DATADIR: '/d' }), { path: '/d', source: 'env SDTE_DATADIR' })
 })
 
 test.run()
