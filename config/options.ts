@@ -18,7 +18,7 @@ export type RoleName = typeof ROLES[number]
 
 /**
  * One option: its default, which lives in its part's constants (p2p/constants.ts,
- * daemon/rpc/constants.ts, daemon/constants.ts), and how config.json sets it (null: it cannot).
+ * config/rpc-defaults.ts, config/daemon-defaults.ts), and how config.json sets it (null: it cannot).
  * The options types, the defaults and the config.json checks are all derived from the tables below,
  * so each key is written once.
  */

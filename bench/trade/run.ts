@@ -338,7 +338,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
 
   const tcp = r.throughput.find(x => x.path.startsWith('TCP socket, plaintext'))!
   t.push('', `### /sdte/data/1 against TCP on loopback (${r.throughput[0].bytes / MiB} MiB in ${DEFAULT_THROUGHPUT_CHUNK / KiB} KiB chunks, same run)`, '')
-  t.push(`Both ends in the benchmark process (one thread for sender and receiver in every row). /sdte/data/1: two libp2p hosts from p2p/host.ts (TCP + noise + yamux) and the real protocol, the receiving handler only counts the chunks (no enclave). TCP: a node:net socket pair writing the same chunks with backpressure. MiB/s of payload (plaintext bytes), the fastest of ${quick ? 1 : DEFAULT_THROUGHPUT_REPEATS} runs each, the plaintext and encrypted runs of a path alternating (other work on the machine only slows a run down).`, '')
+  t.push(`Both ends in the benchmark process (one thread for sender and receiver in every row). /sdte/data/1: two libp2p hosts from p2p/host/ (TCP + noise + yamux) and the real protocol, the receiving handler only counts the chunks (no enclave). TCP: a node:net socket pair writing the same chunks with backpressure. MiB/s of payload (plaintext bytes), the fastest of ${quick ? 1 : DEFAULT_THROUGHPUT_REPEATS} runs each, the plaintext and encrypted runs of a path alternating (other work on the machine only slows a run down).`, '')
   t.push('| path | s | MiB/s | vs plain TCP |')
   t.push('|---|---:|---:|---:|')
   for (const x of r.throughput) t.push(`| ${x.path} | ${x.seconds.toFixed(2)} | ${x.mibPerSecond.toFixed(0)} | ${(x.mibPerSecond / tcp.mibPerSecond).toFixed(2)}× |`)
