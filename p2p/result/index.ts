@@ -1,5 +1,5 @@
 // /sdte/result/1: the buyer fetches the encrypted result from a node. Shaped like p2p/echo.
-import { clientExchange, expectEnd, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/exchange.ts'
+import { clientExchange, expectEnd, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { ResultHeader, ResultRequest } from './schema.ts'

@@ -18,7 +18,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createP2PHost } from '../../p2p/host/index.ts'
 import { offerProtocol } from '../../p2p/offer/index.ts'
 import { signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
-import type { RequestRefusedError } from '../../p2p/messages/exchange.ts'
+import type { RequestRefusedError } from '../../p2p/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
 const forgedKey = join(dir, 'forged-root.key')
