@@ -9,7 +9,7 @@
 // ChainRevertError with the contract's custom error name in `.errorName` and its arguments in `.args`.
 // Sends from one client are serialised through one queue with a local nonce counter, re-read from the
 // chain after any failed send, so concurrent calls never collide on nonces.
-import { SdteError } from '../config/index.ts'
+import { SdteError, type TradeRole } from '../config/index.ts'
 import {
   Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
   type TransactionReceipt, type TransactionRequest, type TransactionResponse
@@ -537,7 +537,7 @@ export class DtmcClient extends Bound {
   }
 
   /** Ids of trades in which `account` is the buyer, a seller or a node's payee, oldest first. */
-  async tradesOf (account: string, role: 'buyer' | 'seller' | 'node', fromBlock = 0): Promise<string[]> {
+  async tradesOf (account: string, role: TradeRole, fromBlock = 0): Promise<string[]> {
     const f = this.contract.filters
     const filter = role === 'buyer' ? f.TradeOpened(null, account) : role === 'seller' ? f.TradeSeller(null, account) : f.TradeNode(null, account)
     const logs = await this.contract.queryFilter(filter, fromBlock)

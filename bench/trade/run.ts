@@ -18,6 +18,7 @@ import { getBytes } from 'ethers'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/constants.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
+import { datasetKey, enclaveKey } from '../../p2p/dht-keys.ts'
 import { LocalTestnet, type TestnetDaemon } from '../../daemon/tools/testnet.ts'
 import { ROOT, waitFor } from '../../daemon/tools/child-daemons.ts'
 import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from '../../daemon/tools/phases.ts'
@@ -226,8 +227,8 @@ async function main (): Promise<void> {
     }
     const measurement = net.network.measurements[0]
     await waitFor('DHT announcements', async () => {
-      for (const ds of datasets) if ((await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${ds.tag}` })).length < 1) return false
-      return (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:node:${measurement}` })).length >= TESTNET_NODES
+      for (const ds of datasets) if ((await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(ds.tag) })).length < 1) return false
+      return (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: enclaveKey(measurement) })).length >= TESTNET_NODES
     }, 60_000, 500)
 
     for (const ds of datasets) {

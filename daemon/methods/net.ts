@@ -5,7 +5,7 @@
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 import { array, integer, object, string, ok, peer } from '../rpc/results.ts'
-import { checkDhtKey, type P2PHost } from '../../p2p/index.ts'
+import { checkDhtKey, p2pConstants, type P2PHost } from '../../p2p/index.ts'
 
 export const DEBUG_TOPIC_PREFIX = '/sdte/debug/'
 export const MAX_DEBUG_MESSAGE_BYTES = 4096
@@ -40,7 +40,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   rpc.register({
     name: 'net_provide',
     summary: 'Announces this daemon in the DHT as a provider of a key such as sdte:dataset:<tag>.',
-    params: [{ name: 'key', type: 'string', maxLength: 256, description: 'sdte:<kind>:<name>' }],
+    params: [{ name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, description: 'sdte:<kind>:<name>' }],
     result: ok(),
     errors: ['Rejected'],
     handler: async (p) => {
@@ -54,7 +54,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
     name: 'net_findProviders',
     summary: 'Finds peers that provide a DHT key.',
     params: [
-      { name: 'key', type: 'string', maxLength: 256, description: 'sdte:<kind>:<name>' },
+      { name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, description: 'sdte:<kind>:<name>' },
       { name: 'limit', type: 'integer', min: 1, max: 100, required: false, description: 'at most this many (default 20)' }
     ],
     result: array(peer, 'providers of the key'),

@@ -30,8 +30,8 @@ const ALLOWED: Record<Part, readonly Part[]> = {
   p2p: ['config', 'contracts'],
   enclave: ['config', 'contracts'],
   daemon: ['config', 'contracts', 'p2p', 'enclave'],
-  'contracts/tools': ['contracts', 'config'],
-  'daemon/tools': ['daemon', 'config', 'contracts', 'contracts/tools', 'enclave'],
+  'contracts/tools': ['contracts', 'config', 'enclave'],
+  'daemon/tools': ['daemon', 'config', 'contracts', 'contracts/tools', 'enclave', 'p2p'],
   test: ['daemon', 'p2p', 'enclave', 'contracts', 'config', 'contracts/tools', 'daemon/tools'],
   bench: ['daemon', 'p2p', 'enclave', 'contracts', 'config', 'contracts/tools', 'daemon/tools'],
   bin: ['daemon']
