@@ -24,14 +24,7 @@ export interface NetParts {
 export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   const inbox = new Map<string, ReceivedMessage[]>()
 
-  // The host's own rule for DHT keys, answered as a refusal of the param.
-  const checkKey = (key: string): void => {
-    try {
-      checkDhtKey(key)
-    } catch (err) {
-      throw appError('Rejected', (err as Error).message, { param: 'key' })
-    }
-  }
+  // A key the host refuses is an InvalidP2PInputError (RPC_ERROR_TABLE: Rejected).
 
   const checkTopic = (topic: string): void => {
     if (!TOPIC.test(topic)) throw appError('Rejected', `topic must match ${DEBUG_TOPIC_PREFIX}<name> (letters, digits, . _ -)`, { param: 'topic' })
@@ -44,7 +37,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
     result: ok(),
     errors: ['Rejected'],
     handler: async (p) => {
-      checkKey(p.key)
+      checkDhtKey(p.key)
       await daemon.p2p.provide(p.key)
       return { ok: true }
     }
@@ -60,7 +53,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
     result: array(peer, 'providers of the key'),
     errors: ['Rejected'],
     handler: async (p, ctx) => {
-      checkKey(p.key)
+      checkDhtKey(p.key)
       return await daemon.p2p.findProviders(p.key, {
         limit: p.limit ?? 20,
         signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)])

@@ -6,7 +6,7 @@ import { decryptResult } from '../../../enclave/index.ts'
 import type { TradeView } from '../../../contracts/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
-import { tradeParties, type RoleContext } from '../context.ts'
+import { nodePeerId, tradeParties, type RoleContext } from '../context.ts'
 import { log } from './log.ts'
 import { localKey, resultKey } from './secrets.ts'
 import type { BuyerTrade, BuyerTradeData } from './trade.ts'
@@ -20,8 +20,7 @@ export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeV
     if (node === undefined) continue
     try {
       // The node's peer id as CISC has it (our record may predate a restart in the middle of escrow).
-      const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? (await ctx.chain.cisc.node(node.payee))?.peerId
-      if (peerId === undefined) throw new Error(`node ${node.payee} is not registered in CISC`)
+      const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? await nodePeerId(ctx, node.payee)
       const envelope = await ctx.result.fetch(peerId, { tradeId: t.tradeId, taskId: node.taskId })
       decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: node.taskId, resultHash: view.final!.resultHash })
       await ctx.store.results.put(t.tradeId, sealLocal(localKey(ctx), envelope, `result/${t.tradeId}/${node.taskId}`))
