@@ -143,7 +143,7 @@ export class SdteDaemon {
       this.roles.push(role)
       this.closers.push({ name: `${name} role`, close: async () => await role.stop() })
     }
-    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC, logger: componentLogger })
+    const validator = createDemandValidator({ chainId: network.chainId, dtmc: network.contracts.DTMC }, { logger: componentLogger })
     const buyer = this.roles.find(r => r.onOffer !== undefined)
     await ctx.offer.start({
       onOffer: buyer?.onOffer?.bind(buyer),

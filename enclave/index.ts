@@ -6,7 +6,7 @@
 // Buyer side:   verifyQuote, encryptCodeForEnclave, generateKeyPair (one-time result key), decryptResult
 // Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey
 export { createEnclave } from './host.ts'
-export type { EnclaveBackend, EnclaveHost, EnclaveOptions, DataDelivery, ExecuteOptions } from './host.ts'
+export type { EnclaveBackend, EnclaveHost, EnclaveOptions, EnclaveComponents, DataDelivery, ExecuteOptions } from './host.ts'
 export type { AttestRequest, AttestResponse, ExecuteResponse, SellerDataStatus, TaskSummary } from './messages.ts'
 export { MemoryBlobStore } from './store.ts'
 export type { SealedBlobStore } from './store.ts'

@@ -12,6 +12,10 @@ export interface DemandValidatorOptions {
   /** Seconds since the epoch; injectable for tests. */
   now?: () => number
   maxSeen?: number
+}
+
+/** What the daemon hands the validator, as js-libp2p hands its components (createP2PHost's second argument). */
+export interface DemandValidatorComponents {
   /** Default: silentLogger. */
   logger?: ComponentLogger
 }
@@ -25,10 +29,10 @@ export interface DemandValidator {
   validate: (msg: { from: string, data: Uint8Array }) => 'accept' | 'ignore' | 'reject'
 }
 
-export function createDemandValidator (opts: DemandValidatorOptions): DemandValidator {
+export function createDemandValidator (opts: DemandValidatorOptions, components: DemandValidatorComponents = {}): DemandValidator {
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000))
   const maxSeen = opts.maxSeen ?? MAX_SEEN_DEMANDS
-  const log = (opts.logger ?? silentLogger).forComponent('sdte:demand')
+  const log = (components.logger ?? silentLogger).forComponent('sdte:demand')
   const dtmc = opts.dtmc.toLowerCase()
   // demandId -> expiresAt, in insertion order, bounded.
   const seen = new Map<string, number>()

@@ -97,9 +97,8 @@ export class TrustedNodeRole implements Role {
       domain: networkDomainOf(this.ctx.network),
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
-      faultWrongResult: this.ctx.options.enclave.faultWrongResult,
-      logger: componentLogger
-    })
+      faultWrongResult: this.ctx.options.enclave.faultWrongResult
+    }, { logger: componentLogger })
   }
 
   /**
