@@ -352,7 +352,7 @@ export class TrustedNodeRole implements Role {
     }
   }
 
-  /** Steps 8 and 9, Execution then Consensus: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
+  /** Step 8, Execution, then step 9, Consensus: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
   private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
     const started = Date.now()
     const r = await this.enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
