@@ -16,6 +16,8 @@ import * as D from './daemon-defaults.ts'
 export const ROLES = ['buyer', 'seller', 'node', 'relay'] as const
 /** A role's name (--role); the roles' behaviour is daemon/roles/context.ts Role. */
 export type RoleName = typeof ROLES[number]
+/** A role that takes part in trades (the relay runs none): the `role` of a trade record and of DTMC's index. */
+export type TradeRole = Exclude<RoleName, 'relay'>
 
 /**
  * One option: its default, which lives in its part's constants (p2p/constants.ts,

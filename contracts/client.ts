@@ -9,7 +9,7 @@
 // ChainRevertError with the contract's custom error name in `.errorName` and its arguments in `.args`.
 // Sends from one client are serialised through one queue with a local nonce counter, re-read from the
 // chain after any failed send, so concurrent calls never collide on nonces.
-import { SdteError } from '../config/index.ts'
+import { SdteError, type TradeRole } from '../config/index.ts'
 import {
   Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
   type TransactionReceipt, type TransactionRequest, type TransactionResponse
@@ -45,7 +45,7 @@ export async function waitForReceipt (provider: Provider, hash: string, timeoutM
   for (;;) {
     const receipt = await provider.getTransactionReceipt(hash)
     if (receipt !== null) return receipt
-    if (Date.now() > until) throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`)
+    if (Date.now() > until) throw new ReceiptTimeoutError(`no receipt for ${hash} within ${timeoutMs} ms`)
     await new Promise(resolve => setTimeout(resolve, pollMs))
   }
 }
@@ -83,6 +83,28 @@ export class ChainConfigError extends SdteError {
   override code = 'ERR_CHAIN_CONFIG'
 }
 
+/** The chain's JSON-RPC endpoint did not answer (refused, reset, timed out, or an HTTP error). */
+export class ChainUnavailableError extends SdteError {
+  override code = 'ERR_CHAIN_UNAVAILABLE'
+}
+
+/** A transaction's receipt did not appear within the time allowed. */
+export class ReceiptTimeoutError extends SdteError {
+  override code = 'ERR_RECEIPT_TIMEOUT'
+}
+
+/** A write on a client built without a signer (a read-only ChainClient). */
+export class NoSignerError extends SdteError {
+  override code = 'ERR_NO_SIGNER'
+}
+
+/** Connection-level failures (ethers' codes, or Node's system errors) become ChainUnavailableError. */
+function unavailable (err: unknown, what: string): unknown {
+  const connection = isError(err, 'NETWORK_ERROR') || isError(err, 'SERVER_ERROR') || isError(err, 'TIMEOUT') ||
+    (err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string')
+  return connection ? new ChainUnavailableError(`${what}: cannot reach the chain: ${(err as Error).message}`, { cause: err }) : err
+}
+
 function plain (v: unknown): unknown {
   if (v !== null && typeof v === 'object' && typeof (v as any).toArray === 'function') return (v as any).toArray().map(plain)
   return v
@@ -111,7 +133,7 @@ function makeCallException (): Error {
 }
 
 function toRevertError (err: unknown, contract: string, method: string, txHash?: string): Error {
-  if (!isError(err, 'CALL_EXCEPTION')) return err as Error
+  if (!isError(err, 'CALL_EXCEPTION')) return unavailable(err, `${contract}.${method}`) as Error
   const data = revertData(err)
   const decoded = decodeRevert(data)
   if (decoded !== undefined) return new ChainRevertError(contract, method, decoded.errorName, decoded.args, data, txHash)
@@ -193,7 +215,7 @@ class Bound {
   /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. */
   protected async send (method: string, args: unknown[], value?: bigint): Promise<TransactionReceipt> {
     const { signer, queue } = this.ctx
-    if (signer === undefined || queue === undefined) throw new Error(`${this.name}.${method}: this client has no signer`)
+    if (signer === undefined || queue === undefined) throw new NoSignerError(`${this.name}.${method}: this client has no signer`)
     const tx: TransactionRequest = {
       to: this.address,
       data: this.iface.encodeFunctionData(method, args),
@@ -537,7 +559,7 @@ export class DtmcClient extends Bound {
   }
 
   /** Ids of trades in which `account` is the buyer, a seller or a node's payee, oldest first. */
-  async tradesOf (account: string, role: 'buyer' | 'seller' | 'node', fromBlock = 0): Promise<string[]> {
+  async tradesOf (account: string, role: TradeRole, fromBlock = 0): Promise<string[]> {
     const f = this.contract.filters
     const filter = role === 'buyer' ? f.TradeOpened(null, account) : role === 'seller' ? f.TradeSeller(null, account) : f.TradeNode(null, account)
     const logs = await this.contract.queryFilter(filter, fromBlock)
@@ -655,13 +677,18 @@ export class ChainClient {
 
   /** This client's account. */
   async address (): Promise<string> {
-    if (this.signer === undefined) throw new Error('this client has no signer')
+    if (this.signer === undefined) throw new NoSignerError('this client has no signer')
     return getAddress(await this.signer.getAddress())
   }
 
   /** Ether balance (wei) of `address`, default this client's account. */
   async balance (address?: string): Promise<bigint> {
-    return await this.provider.getBalance(address ?? await this.address())
+    const who = address ?? await this.address()
+    try {
+      return await this.provider.getBalance(who)
+    } catch (err) {
+      throw unavailable(err, 'balance')
+    }
   }
 
   async blockNumber (): Promise<number> {

@@ -14,7 +14,7 @@ import { attestProtocol } from '../p2p/index.ts'
 import { dataProtocol } from '../p2p/index.ts'
 import { resultProtocol } from '../p2p/index.ts'
 import { DEMAND_TOPIC, createDemandValidator } from '../p2p/index.ts'
-import { ConfigError } from '../config/index.ts'
+import { ConfigError, SdteError } from '../config/index.ts'
 import { TradeBook } from './trades.ts'
 import type { Role, RoleContext } from './roles/context.ts'
 import { BuyerRole } from './roles/buyer/index.ts'
@@ -42,6 +42,11 @@ export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
 
 export type DaemonStatus = 'created' | 'starting' | 'started' | 'stopping' | 'stopped'
 
+/** start() on a daemon that is already starting, running or stopped. */
+export class DaemonStateError extends SdteError {
+  override code = 'ERR_DAEMON_STATE'
+}
+
 export class SdteDaemon {
   readonly options: DaemonOptions
   status: DaemonStatus = 'created'
@@ -67,7 +72,7 @@ export class SdteDaemon {
   get version (): string { return VERSION }
 
   async start (): Promise<void> {
-    if (this.status !== 'created') throw new Error(`cannot start a daemon that is ${this.status}`)
+    if (this.status !== 'created') throw new DaemonStateError(`cannot start a daemon that is ${this.status}`)
     this.status = 'starting'
     const o = this.options
     try {
@@ -150,9 +155,8 @@ export class SdteDaemon {
     const validator = createDemandValidator({
       chainId: network.chainId,
       dtmc: network.contracts.DTMC,
-      isPosted: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0,
-      logger: componentLogger
-    })
+      isPosted: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0
+    }, { logger: componentLogger })
     const buyer = this.roles.find(r => r.onOffer !== undefined)
     await ctx.offer.start({
       onOffer: buyer?.onOffer?.bind(buyer),

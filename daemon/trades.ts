@@ -2,13 +2,13 @@
 // repository. Every step is written here before the daemon acts on it, with a timeline entry, so
 // that a daemon killed at any point restarts from the last recorded state (the roles' step
 // functions are idempotent and check the chain before repeating a transaction).
-import { SdteError } from '../config/index.ts'
+import { SdteError, type TradeRole } from '../config/index.ts'
 import type { Repository } from './store.ts'
 
 /** Trade states, in order (docs/api.md, "Trade states"), then the two ends that are not success. */
 export const TRADE_STATES = ['demanded', 'attesting', 'escrowed', 'delivering', 'executing', 'submitted', 'finalized', 'delivered', 'rated', 'refunded', 'failed'] as const
 export type TradeState = typeof TRADE_STATES[number]
-export type TradeRole = 'buyer' | 'seller' | 'node'
+export type { TradeRole }
 /** Where each role's part of a trade ends: nothing more for its daemon to do on its own. */
 export const TERMINAL_STATES: Record<TradeRole, readonly TradeState[]> = {
   buyer: ['delivered', 'rated', 'refunded', 'failed'],

@@ -2,7 +2,7 @@
 // pricing, caps, the precompile table) are part of the EVM configuration and therefore of the
 // measurement: changing one is a new enclave build, and sealed state of the old build stays sealed.
 
-/** Hardfork of the confined EVM; matches the compiler's evmVersion in contracts/compile.ts. */
+/** Hardfork of the confined EVM; contracts/tools/compile.ts compiles the analyses for it. */
 export const EVM_HARDFORK = 'cancun'
 
 /**

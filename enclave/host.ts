@@ -48,7 +48,11 @@ export interface EnclaveOptions {
   faultWrongResult?: boolean
   /** V8 heap limits of the worker thread. Default: Node's. */
   resourceLimits?: ResourceLimits
-  /** The daemon's logger component (libp2p's way: handed in). Default: silentLogger. */
+}
+
+/** What the daemon hands the enclave host, as js-libp2p hands its components (createP2PHost's second argument). */
+export interface EnclaveComponents {
+  /** Default: silentLogger (an enclave used on its own logs nothing). */
   logger?: ComponentLogger
 }
 
@@ -103,7 +107,7 @@ export type EnclaveHost = EnclaveBackend
 interface Pending { resolve: (v: any) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
 
 /** Starts a simulated enclave (a worker thread) and resolves once it has loaded its sealed state. */
-export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHost> {
+export async function createEnclave (options: EnclaveOptions, components: EnclaveComponents = {}): Promise<EnclaveHost> {
   if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
   const platformSecret = toBytes(options.platformSecret, 'platformSecret')
   if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
@@ -115,7 +119,7 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
   const store = options.store ?? new MemoryBlobStore()
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
-  const log = (options.logger ?? silentLogger).forComponent('sdte:enclave')
+  const log = (components.logger ?? silentLogger).forComponent('sdte:enclave')
 
   const init: WorkerInit = {
     attestationKey: options.attestationKey,

@@ -6,7 +6,7 @@
 // Buyer side:   verifyQuote, encryptCodeForEnclave, generateKeyPair (one-time result key), decryptResult
 // Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey
 export { createEnclave } from './host.ts'
-export type { EnclaveBackend, EnclaveHost, EnclaveOptions, DataDelivery, ExecuteOptions } from './host.ts'
+export type { EnclaveBackend, EnclaveHost, EnclaveOptions, EnclaveComponents, DataDelivery, ExecuteOptions } from './host.ts'
 export type { AttestRequest, AttestResponse, ExecuteResponse, RunBudgetPolicy, SellerDataStatus, TaskSummary } from './messages.ts'
 export { DEFAULT_RUN_BUDGET_POLICY, runBudgetOf } from './runs.ts'
 export type { RunBudget } from './runs.ts'

@@ -8,7 +8,6 @@
 // Plain-EVM runs above --plain-max records (default 100000) are extrapolated linearly from the
 // largest measured size (gas and time per record are flat in the record count) and marked "≈".
 import { createCipheriv, randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { Wallet, getBytes, hexlify, keccak256 } from 'ethers'
 import { loadArtifact } from '../../contracts/tools/compile.ts'
@@ -21,6 +20,7 @@ import {
 } from '../../enclave/index.ts'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { decryptChunk as decryptOne } from '../../enclave/crypto.ts'
+import { writeBenchmarkSections } from '../benchmarks-md.ts'
 
 const args = process.argv.slice(2)
 const write = args.includes('--write')
@@ -176,17 +176,6 @@ if (big) {
 }
 
 if (write) {
-  const path = new URL('../../BENCHMARKS.md', import.meta.url)
-  const section = lines.join('\n').trimEnd() + '\n'
-  let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n'
-  const start = doc.search(/^## Enclave\s*$/m)
-  if (start === -1) {
-    doc = doc.trimEnd() + '\n\n' + section
-  } else {
-    const rest = doc.slice(start + 1)
-    const next = rest.search(/^## /m)
-    doc = doc.slice(0, start) + section + (next === -1 ? '' : '\n' + rest.slice(next))
-  }
-  writeFileSync(path, doc)
+  writeBenchmarkSections([lines.join('\n')])
   process.stdout.write('wrote the Enclave section of BENCHMARKS.md\n')
 }

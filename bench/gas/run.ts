@@ -3,17 +3,16 @@
 // every party's withdraw, the buyer's rating of each seller, and the total. Prints the tables and writes them into BENCHMARKS.md's "## Gas" section.
 //
 //   node bench/gas/run.ts            (add --no-write to only print)
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { startChain, makeMarket, openTrade, submit, account, rand32, type Chain } from '../../contracts/tools/market.ts'
 import { deploy } from '../../contracts/tools/deploy.ts'
 import { fundDevAccount } from '../../contracts/devnet-accounts.ts'
 import { MAX_NODES, MAX_SELLERS } from '../../contracts/client.ts'
 import { Wallet, parseEther } from 'ethers'
+import { writeBenchmarkSections, BENCHMARKS_FILE as BENCHMARKS } from '../benchmarks-md.ts'
 
 const NODES = [1, 3, 5, 7]
 const SELLERS = [1, 3]
 const COMMAND = 'node bench/gas/run.ts'
-const BENCHMARKS = new URL('../../BENCHMARKS.md', import.meta.url).pathname
 
 interface Row {
   nodes: number
@@ -112,18 +111,7 @@ function marginals (rows: Row[]): string {
 }
 
 function writeSection (body: string): void {
-  const section = `## Gas\n\n${body}\n`
-  let text = existsSync(BENCHMARKS) ? readFileSync(BENCHMARKS, 'utf8') : '# Benchmarks\n'
-  const start = text.search(/^## Gas\s*$/m)
-  if (start === -1) {
-    text = text.replace(/\n*$/, '\n\n') + section
-  } else {
-    const rest = text.slice(start + 1)
-    const next = rest.search(/^## /m)
-    const end = next === -1 ? text.length : start + 1 + next
-    text = text.slice(0, start) + section + (next === -1 ? '' : '\n' + text.slice(end))
-  }
-  writeFileSync(BENCHMARKS, text)
+  writeBenchmarkSections([`## Gas\n\n${body}\n`])
 }
 
 const chain = await startChain()

@@ -74,8 +74,11 @@ export interface AnvilOptions {
   args?: string[]
 }
 
+/** Chain id of a local anvil devnet (anvil's own default). */
+export const DEVNET_CHAIN_ID = 31337
+
 export function anvilArgs (port: number, opts: AnvilOptions = {}): string[] {
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(opts.chainId ?? 31337)]
+  const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(opts.chainId ?? DEVNET_CHAIN_ID)]
   if (opts.blockTime !== undefined) args.push('--block-time', String(opts.blockTime))
   return [...args, ...(opts.args ?? [])]
 }

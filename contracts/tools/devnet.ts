@@ -16,10 +16,9 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync
 import { join, resolve } from 'node:path'
 import { Wallet, parseEther } from 'ethers'
 import { DevnetError, fundDevAccount, readNetworkFile, rpc, writeNetworkFile, type NetworkFile } from '../index.ts'
-import { anvilArgs, anvilBinary, freePort, portIsFree, waitForRpc, AnvilError } from './anvil.ts'
+import { anvilArgs, anvilBinary, freePort, portIsFree, waitForRpc, AnvilError, DEVNET_CHAIN_ID } from './anvil.ts'
 import { deploy } from './deploy.ts'
 
-export const DEVNET_CHAIN_ID = 31337
 const DEPLOYER_FUNDS = parseEther('10000')
 
 export interface DevnetOptions {

@@ -2,7 +2,7 @@
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 import { object, array, string, integer, nullable, anyObject, ok, peer } from '../rpc/results.ts'
-import type { P2PHost } from '../../p2p/index.ts'
+import { DialFailedError, type P2PHost } from '../../p2p/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
 
 /** The parts of the daemon the admin methods use. */
@@ -64,10 +64,13 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
     handler: async (p, ctx) => {
       const peerId = /\/p2p\/([^/]+)$/.exec(p.multiaddr)?.[1]
       if (peerId === undefined) throw appError('Rejected', 'multiaddr must end in /p2p/<peer id>', { param: 'multiaddr' })
+      // A failed dial is a DialFailedError (RPC_ERROR_TABLE: PeerUnreachable); so is running out of our time.
+      const timeout = AbortSignal.timeout(CONNECT_TIMEOUT_MS)
       try {
-        await daemon.p2p.connect(p.multiaddr, { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(CONNECT_TIMEOUT_MS)]) })
+        await daemon.p2p.connect(p.multiaddr, { signal: AbortSignal.any([ctx.signal, timeout]) })
       } catch (err) {
-        throw appError('PeerUnreachable', `cannot connect to ${p.multiaddr}: ${(err as Error).message}`)
+        if (timeout.aborted) throw new DialFailedError(`could not connect to ${p.multiaddr} within ${CONNECT_TIMEOUT_MS} ms`, { cause: err })
+        throw err
       }
       return { ok: true, peerId }
     }

@@ -15,12 +15,9 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
     errors: ['ChainUnavailable'],
     handler: async (p) => {
       const address = p.address ?? ownAddress
-      try {
-        const [wei, credit] = await Promise.all([chain.balance(address), chain.dtmc.creditOf(address)])
-        return { address, wei: wei.toString(), credit: credit.toString() }
-      } catch (err) {
-        throw appError('ChainUnavailable', `cannot read the chain: ${(err as Error).message}`)
-      }
+      // An unreachable chain is a ChainUnavailableError (RPC_ERROR_TABLE: ChainUnavailable).
+      const [wei, credit] = await Promise.all([chain.balance(address), chain.dtmc.creditOf(address)])
+      return { address, wei: wei.toString(), credit: credit.toString() }
     }
   })
 

@@ -1,6 +1,6 @@
 // What every role is built from: the daemon's parts (keys, store, trades, chain, p2p and the trade
 // protocols), plus a few chain reads the roles share.
-import type { DaemonOptions } from '../../config/index.ts'
+import { SdteError, type DaemonOptions } from '../../config/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
 import type { ChainClient } from '../../contracts/index.ts'
 import type { P2PHost } from '../../p2p/index.ts'
@@ -66,6 +66,18 @@ export async function tradeParties (chain: ChainClient, tradeId: string, fromBlo
     index: Number(a.index), payee: String(a.payee).toLowerCase(), enclave: String(a.enclave).toLowerCase(), measurement: String(a.measurement).toLowerCase(), taskId: String(a.taskId).toLowerCase()
   })).sort((a, b) => a.index - b.index)
   return { sellers, nodes }
+}
+
+/** A node a trade names (by its payee account) has no record in CISC. */
+export class NodeNotRegisteredError extends SdteError {
+  override code = 'ERR_NODE_NOT_REGISTERED'
+}
+
+/** The peer id CISC records for the node whose payee account is `payee`. */
+export async function nodePeerId (ctx: Pick<RoleContext, 'chain'>, payee: string): Promise<string> {
+  const record = await ctx.chain.cisc.node(payee)
+  if (record === null) throw new NodeNotRegisteredError(`node ${payee} is not registered in CISC`)
+  return record.peerId
 }
 
 /** The decoded arguments of a DTMC event log. */

@@ -78,6 +78,7 @@ export const RPC_ERROR_TABLE: Readonly<Record<string, AppErrorName>> = {
   // chain
   ChainRevertError: 'ChainReverted',
   ChainConfigError: 'ChainUnavailable',
+  ChainUnavailableError: 'ChainUnavailable',
   // trades
   TradeNotFoundError: 'NotFound',
   // p2p

@@ -33,6 +33,14 @@ export type ParamsOf<P extends readonly ParamSpec[]> =
   { [S in P[number] as S extends { required: false } ? never : S['name']]: ValueOf<S> } &
   { [S in P[number] as S extends { required: false } ? S['name'] : never]?: ValueOf<S> }
 
+/** The JSON Schema patterns of the control API's hex types (params and results), and their checks. */
+export const HEX_PATTERN = '^0x([0-9a-fA-F]{2})*$'
+export const ADDRESS_PATTERN = '^0x[0-9a-fA-F]{40}$'
+export const BYTES32_PATTERN = '^0x[0-9a-fA-F]{64}$'
+const HEX = new RegExp(HEX_PATTERN)
+const ADDRESS = new RegExp(ADDRESS_PATTERN)
+const BYTES32 = new RegExp(BYTES32_PATTERN)
+
 const DEFAULT_MAX_LENGTH = 4096
 const DEFAULT_MAX_HEX_LENGTH = 2 * 1024 * 1024
 
@@ -41,9 +49,9 @@ function schemaOf (p: ParamSpec): Record<string, unknown> {
     case 'integer': return { type: 'integer', ...(p.min !== undefined && { minimum: p.min }), ...(p.max !== undefined && { maximum: p.max }) }
     case 'boolean': return { type: 'boolean' }
     case 'object': return { type: 'object' }
-    case 'hex': return { type: 'string', pattern: '^0x([0-9a-fA-F]{2})*$' }
-    case 'address': return { type: 'string', pattern: '^0x[0-9a-fA-F]{40}$' }
-    case 'bytes32': return { type: 'string', pattern: '^0x[0-9a-fA-F]{64}$' }
+    case 'hex': return { type: 'string', pattern: HEX_PATTERN }
+    case 'address': return { type: 'string', pattern: ADDRESS_PATTERN }
+    case 'bytes32': return { type: 'string', pattern: BYTES32_PATTERN }
     case 'wei': return { type: 'string', pattern: '^[0-9]{1,78}$', description: 'wei as a decimal string' }
     default: return { type: 'string', ...(p.enum !== undefined && { enum: p.enum }) }
   }
@@ -76,17 +84,17 @@ function checkOne (p: ParamSpec, v: unknown): unknown {
     }
     case 'hex': {
       const s = str(p.maxLength ?? DEFAULT_MAX_HEX_LENGTH)
-      if (!/^0x([0-9a-fA-F]{2})*$/.test(s)) fail('expected 0x-prefixed hex of whole bytes')
+      if (!HEX.test(s)) fail('expected 0x-prefixed hex of whole bytes')
       return s.toLowerCase()
     }
     case 'address': {
       const s = str(42)
-      if (!/^0x[0-9a-fA-F]{40}$/.test(s)) fail('expected a 20-byte 0x-prefixed address')
+      if (!ADDRESS.test(s)) fail('expected a 20-byte 0x-prefixed address')
       return s
     }
     case 'bytes32': {
       const s = str(66)
-      if (!/^0x[0-9a-fA-F]{64}$/.test(s)) fail('expected a 32-byte 0x-prefixed hex string')
+      if (!BYTES32.test(s)) fail('expected a 32-byte 0x-prefixed hex string')
       return s.toLowerCase()
     }
     case 'wei': {

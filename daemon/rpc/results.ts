@@ -1,6 +1,7 @@
 // JSON Schemas of control API results, for rpc_discover (OpenRPC content descriptors). Each method
 // declares its result with these helpers next to its params; the schema says what the handler
 // returns as JSON (bigints as decimal strings, bytes as 0x hex: see toJson in server.ts).
+import { ADDRESS_PATTERN, BYTES32_PATTERN } from './params.ts'
 
 export type JsonSchema = Record<string, unknown>
 
@@ -28,8 +29,8 @@ export const integer = (description?: string): JsonSchema => ({ type: 'integer',
 export const number = (description?: string): JsonSchema => ({ type: 'number', ...(description !== undefined && { description }) })
 export const boolean = (description?: string): JsonSchema => ({ type: 'boolean', ...(description !== undefined && { description }) })
 export const hex = (description?: string): JsonSchema => ({ type: 'string', pattern: '^0x([0-9a-f]{2})*$', ...(description !== undefined && { description }) })
-export const bytes32 = (description?: string): JsonSchema => ({ type: 'string', pattern: '^0x[0-9a-fA-F]{64}$', ...(description !== undefined && { description }) })
-export const address = (description?: string): JsonSchema => ({ type: 'string', pattern: '^0x[0-9a-fA-F]{40}$', ...(description !== undefined && { description }) })
+export const bytes32 = (description?: string): JsonSchema => ({ type: 'string', pattern: BYTES32_PATTERN, ...(description !== undefined && { description }) })
+export const address = (description?: string): JsonSchema => ({ type: 'string', pattern: ADDRESS_PATTERN, ...(description !== undefined && { description }) })
 /** A big integer (wei, gas, bytes) as a decimal string. */
 export const decimal = (description?: string): JsonSchema => ({ type: 'string', pattern: '^[0-9]+$', ...(description !== undefined && { description }) })
 /** An object whose fields this schema does not pin down (e.g. a chain view that follows DTMC). */

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { logger } from '../log.ts'
+import type { RpcOptions } from '../../config/index.ts'
 import { APP_ERRORS, RpcError, invalidRequest, methodNotFound, parseError, internalError, rpcErrorOf, type AppErrorName } from './errors.ts'
 import { checkParams, describeParam, type ParamSpec, type ParamsOf } from './params.ts'
 import { object, array, string, anyObject, type JsonSchema } from './results.ts'
@@ -16,7 +17,8 @@ import { object, array, string, anyObject, type JsonSchema } from './results.ts'
 const log = logger('sdte:rpc')
 
 export interface RpcServerOptions {
-  host: '127.0.0.1'
+  /** Loopback only (config/rpc-defaults.ts RPC_HOST; config.json cannot change it). */
+  host: RpcOptions['host']
   port: number
   token: string
   maxBodyBytes: number

@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { devnetDown, devnetUp } from '../../contracts/tools/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
+import type { RoleName } from '../../config/index.ts'
 import { computeMeasurement } from '../../enclave/index.ts'
 import { startDaemon, type DaemonProcess } from './child-daemons.ts'
 
@@ -25,7 +26,7 @@ interface Info { peerId: string, addresses: string[], ethAddress: string }
 
 export interface TestnetDaemon extends DaemonProcess {
   name: string
-  role: 'relay' | 'buyer' | 'seller' | 'node'
+  role: RoleName
   info: Info
 }
 

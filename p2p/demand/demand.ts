@@ -2,14 +2,14 @@
 // prices and caps, signed by the buyer's Ethereum key. Only `codeHash` of the algorithm is ever
 // public. The demand hash is what the buyer also posts to the BDBC contract.
 import { AbiCoder, keccak256, toUtf8Bytes, hexlify, randomBytes } from 'ethers'
-import { object, literal, number, string, hex, bigintString, type Infer } from '../messages/schema.ts'
-import { encodeJsonMessage, decodeJsonMessage } from '../messages/channel.ts'
+import { schema, encodeJsonMessage, decodeJsonMessage, type Infer } from '../messages/index.ts'
 import { signDigest, recoverDigest } from '../../contracts/index.ts'
 import { MessageSchemaError } from '../errors.ts'
 import { SdteError } from '../../config/index.ts'
 import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECONDS } from './constants.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
+const { object, literal, number, string, hex, bigintString } = schema
 
 /** keccak256("SDTE.Demand.v1"): domain tag of the buyer's demand signature. */
 export const DEMAND_TAG = keccak256(toUtf8Bytes('SDTE.Demand.v1'))

@@ -15,6 +15,7 @@ import { waitFor, runCli } from '../../daemon/tools/child-daemons.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { rpc as anvilRpc } from '../../contracts/devnet-accounts.ts'
+import { datasetKey } from '../../p2p/dht-keys.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-faults-'))
 let net: LocalTestnet
@@ -57,7 +58,7 @@ test.before(async () => {
     writeFileSync(path, datasets[i])
     await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '5' })
   }
-  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 2, 30_000, 300)
+  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(TAG) })).length >= 2, 30_000, 300)
 })
 
 test.after(async () => {

@@ -19,7 +19,7 @@ import { createP2PHost } from '../../p2p/host/index.ts'
 import { offerProtocol } from '../../p2p/offer/index.ts'
 import { demandHashOf, signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
 import { fundedAccount } from '../helpers/attacker.ts'
-import type { RequestRefusedError } from '../../p2p/messages/exchange.ts'
+import { datasetKey, type RequestRefusedError } from '../../p2p/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
 const forgedKey = join(dir, 'forged-root.key')
@@ -66,7 +66,7 @@ test('a trade with two sellers and three nodes completes, and its result is the 
     writeFileSync(path, datasets[i])
     await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString() })
   }
-  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 2, 30_000, 300)
+  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(TAG) })).length >= 2, 30_000, 300)
   const buyer = net.buyers[0]
   const posted = await buyer.rpc.call<{ tradeId: string, deposit: string }>('buyer_postDemand', {
     tag: TAG, codePath: artifactPath, nodes: 3, sellers: 2,

@@ -10,7 +10,7 @@ import type { TradeView } from '../../../contracts/index.ts'
 import { resultConstants, signResultMessage, type ResultDomain } from '../../../p2p/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
-import { chainTime, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { chainTime, nodePeerId, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import { log } from './log.ts'
 import { localKey, resultKey } from './secrets.ts'
 import type { BuyerTrade, BuyerTradeData } from './trade.ts'
@@ -67,9 +67,8 @@ function domainOf (ctx: RoleContext): ResultDomain {
 
 /** The node's peer id as CISC has it (our record may predate a restart in the middle of escrow). */
 async function nodePeer (ctx: RoleContext, t: BuyerTrade, node: TradeNodeEvent): Promise<string> {
-  const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? (await ctx.chain.cisc.node(node.payee))?.peerId
-  if (peerId === undefined) throw new Error(`node ${node.payee} is not registered in CISC`)
-  return peerId
+  // The node's peer id as CISC has it when our record lacks it (a restart in the middle of escrow).
+  return t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? await nodePeerId(ctx, node.payee)
 }
 
 /** buyer_result: the plaintext result, decrypted here, checked against DTMC's final hash. */

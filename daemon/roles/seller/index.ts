@@ -14,7 +14,7 @@ import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
 import { networkDomainOf } from '../../../contracts/index.ts'
-import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
 import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
 
@@ -223,8 +223,7 @@ export class SellerRole implements Role {
     }
     await Promise.all(nodes.map(async (n, i) => {
       if (n.delivered) return
-      const record = await this.ctx.chain.cisc.node(n.payee)
-      if (record === null) throw new Error(`node ${n.payee} is not registered in CISC`)
+      const record = { peerId: await nodePeerId(this.ctx, n.payee) }
       // Attest the enclave ourselves (our own nonce): it must be the key and task DTMC holds.
       const nonce = hexlify(randomBytes(32))
       const reply = await this.ctx.attest.attest(record.peerId, { tradeId: t.tradeId, codeHash: t.data.codeHash, nonce })

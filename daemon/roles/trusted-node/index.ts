@@ -121,9 +121,8 @@ export class TrustedNodeRole implements Role {
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
       faultWrongResult: this.ctx.options.enclave.faultWrongResult,
-      runBudget: this.ctx.options.enclave.runBudget,
-      logger: componentLogger
-    })
+      runBudget: this.ctx.options.enclave.runBudget
+    }, { logger: componentLogger })
   }
 
   /**
@@ -493,7 +492,7 @@ export class TrustedNodeRole implements Role {
   }
 
   /**
-   * Steps 8 and 9, Execution then Consensus: run once in the enclave (a repeat returns the sealed
+   * Step 8, Execution, then step 9, Consensus: run once in the enclave (a repeat returns the sealed
    * result), submit to DTMC once. A run killed at its budget is noted (trade record, log) and
    * submits nothing; the next tick tries again, up to MAX_RUN_ATTEMPTS runs in all.
    */

@@ -13,8 +13,8 @@ import { offerProtocol, offerConstants, type Offer } from '../../../p2p/offer/in
 import { attestProtocol, attestConstants, type Attest, type Code, type QuoteReply } from '../../../p2p/attest/index.ts'
 import { dataProtocol, dataConstants, type DataOpen, type DeliveryProgress } from '../../../p2p/data/index.ts'
 import { resultProtocol, resultConstants, signResultMessage, type ResultAck, type ResultRequest } from '../../../p2p/result/index.ts'
-import { RefuseRequest, RequestRefusedError } from '../../../p2p/messages/exchange.ts'
-import { signDemand, type Demand } from '../../../p2p/demand/demand.ts'
+import { RefuseRequest, RequestRefusedError } from '../../../p2p/index.ts'
+import { signDemand, type Demand } from '../../../p2p/index.ts'
 import type { P2PHost } from '../../../p2p/index.ts'
 import type { Stream } from '@libp2p/interface'
 
