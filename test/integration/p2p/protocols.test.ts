@@ -157,7 +157,7 @@ function demand (): Demand {
 const sellerOffer = (): Offer => ({ type: 'offer', demandId: hex(32), kind: 'seller', account: hex(20), offerId: 18_000_000_000_000_000_000n })
 const attestReq = (): Omit<Attest, 'type'> => ({ tradeId: hex(32), codeHash: hex(32), nonce: hex(32) })
 const dataOpen = (chunks: number): Omit<DataOpen, 'type'> =>
-  ({ tradeId: hex(32), taskId: hex(32), sellerIndex: 0, commitment: hex(32), wrappedKey: hex(120), size: chunks * 100, chunks })
+  ({ tradeId: hex(32), taskId: hex(32), sellerIndex: 0, commitment: hex(32), wrappedKey: hex(120), sellerSignature: hex(65), size: chunks * 100, chunks })
 const resultReq = (): Omit<ResultRequest, 'type'> => ({ tradeId: hex(32), taskId: hex(32) })
 /** Chunk i of a test dataset: distinct contents and lengths, so order and completeness show. */
 const chunkAt = (i: number): Uint8Array => new Uint8Array(50 + (i % 7)).fill(i % 256)
