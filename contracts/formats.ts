@@ -196,12 +196,14 @@ export function dataKeyDigestOf (domain: NetworkDomain, taskId: string, sellerIn
 
 /**
  * What the seller signs for each encrypted chunk: chunkDigest = keccak256(abi.encode(CHUNK_TAG, uint256 chainId,
- * address dtmc, bytes32 taskId, uint8 sellerIndex, bytes32 keccak256(chunk))). A chunk whose signature does not
- * recover to the seller was changed on the way (the host's fault); a signed chunk that fails is the seller's.
+ * address dtmc, bytes32 taskId, uint8 sellerIndex, bytes32 keccak256(wrappedKey), bytes32 keccak256(chunk))). A chunk
+ * whose signature does not recover to the seller was changed on the way (the host's fault); a signed chunk that
+ * fails is the seller's. The wrapped key of the delivery it belongs to is in it, so a host cannot replay a signed
+ * chunk of an earlier delivery (under another data key) to make the current one fail in the seller's name.
  */
-export function chunkDigestOf (domain: NetworkDomain, taskId: string, sellerIndex: number, chunkHash: string): string {
+export function chunkDigestOf (domain: NetworkDomain, taskId: string, sellerIndex: number, wrappedKeyHash: string, chunkHash: string): string {
   const [types, values] = domainWords(domain)
-  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'uint8', 'bytes32'], [CHUNK_TAG, ...values, taskId, sellerIndex, chunkHash])))
+  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'uint8', 'bytes32', 'bytes32'], [CHUNK_TAG, ...values, taskId, sellerIndex, wrappedKeyHash, chunkHash])))
 }
 
 /**

@@ -354,9 +354,12 @@ export function signDataKeyDelivery (sellerKey: string | SigningKey, domain: Net
   return signDigest(sellerKey, dataKeyDigestOf(domain, taskId, sellerIndex, commitment, keccak256(wrappedKey)))
 }
 
-/** A chunk as it travels on the data stream: the seller's signature (chunkDigestOf) ‖ the encrypted chunk. */
-export function signChunk (sellerKey: string | SigningKey, domain: NetworkDomain, taskId: string, sellerIndex: number, chunk: Uint8Array): Uint8Array {
-  return concat(getBytes(signDigest(sellerKey, chunkDigestOf(domain, taskId, sellerIndex, keccak256(chunk)))), chunk)
+/**
+ * A chunk as it travels on the data stream: the seller's signature (chunkDigestOf) ‖ the encrypted chunk. `wrappedKey`
+ * is the one of the delivery the chunk is sent in (the one signDataKeyDelivery signed).
+ */
+export function signChunk (sellerKey: string | SigningKey, domain: NetworkDomain, taskId: string, sellerIndex: number, wrappedKey: Uint8Array, chunk: Uint8Array): Uint8Array {
+  return concat(getBytes(signDigest(sellerKey, chunkDigestOf(domain, taskId, sellerIndex, keccak256(wrappedKey), keccak256(chunk)))), chunk)
 }
 
 /** Splits a signed chunk frame; a frame too short to hold a signature is refused. */

@@ -88,6 +88,8 @@ interface SellerSlot {
   invalid?: string
   /** The account that signed the data-key delivery (lowercase): chunks must be signed by it, and only it acknowledges the receipt. */
   seller: string
+  /** keccak256 of the wrapped key of the delivery now open: chunk signatures are bound to it (not sealed: set by each openData). */
+  wrappedKeyHash?: string
   /** The delivery receipt (receiptDigestOf, signed with the task key) once the data matched its commitment. */
   receipt?: string
   /** Whether the seller acknowledged the receipt: the task runs only when every complete delivery is acknowledged. */
@@ -369,11 +371,14 @@ async function openData (p: OpenDataRequest): Promise<SellerDataStatus> {
   if (d.size > MAX_DATASET_SIZE) throw new InvalidRequestError(`dataset over ${MAX_DATASET_SIZE} bytes`)
   const old = t.sellers.get(index)
   // The same delivery again (after a restart of either side): continue where it stopped.
-  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment && old.seller === seller) return slotStatus(index, old)
+  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment && old.seller === seller) {
+    old.wrappedKeyHash = keccak256(wrapped)
+    return slotStatus(index, old)
+  }
   // A delivery the seller acknowledged is final: the task may already count on it.
   if (old?.acked === true) throw new TaskStateError(`the delivery of seller ${index} is complete and acknowledged`)
   if (old !== undefined) await deleteChunks(t, index, old.nextChunk)
-  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, seller, acked: false, hasher: commitmentHasher() }
+  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, seller, acked: false, wrappedKeyHash: keccak256(wrapped), hasher: commitmentHasher() }
   t.sellers.set(index, s)
   await saveSlot(t, index, s)
   return slotStatus(index, s)
@@ -397,9 +402,10 @@ async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
   // or on the way. That is not the seller's fault: the chunk is dropped, the delivery stays where it was (the
   // seller can resume it) and this node gets no result until it passes the seller's bytes on unchanged.
   const { signature, chunk } = splitSignedChunk(frame)
+  if (s.wrappedKeyHash === undefined) throw new TaskStateError(`the delivery of seller ${index} must be opened again (after a restart)`)
   let signer: string
   try {
-    signer = recoverDigest(chunkDigestOf(t.domain, t.taskId, index, keccak256(chunk)), signature).toLowerCase()
+    signer = recoverDigest(chunkDigestOf(t.domain, t.taskId, index, s.wrappedKeyHash, keccak256(chunk)), signature).toLowerCase()
   } catch (err) {
     throw new ChunkNotFromSellerError(`chunk signature: ${(err as Error).message}`)
   }

@@ -157,7 +157,7 @@ if (big) {
     t = performance.now()
     // The seller signs its key delivery and each chunk (docs/protocol.md "Delivery receipts"): part of the path measured.
     const seller = Wallet.createRandom()
-    const chunks = ds.chunks.map(c => signChunk(seller.privateKey, domain, a.taskId, 0, c))
+    const chunks = ds.chunks.map(c => signChunk(seller.privateKey, domain, a.taskId, 0, wrappedKey, c))
     await enclave.deliverData(a.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, sellerSignature: signDataKeyDelivery(seller.privateKey, domain, a.taskId, 0, ds.commitment, wrappedKey), chunks })
     delivery = (performance.now() - t) / 1000
   } finally {

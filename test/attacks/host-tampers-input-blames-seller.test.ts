@@ -46,7 +46,7 @@ test('a host that flips a byte of a signed chunk, or re-signs it, is at fault: n
   const host = new Wallet(Wallet.createRandom().privateKey)
   const resigned = [...frames]
   const bad = Uint8Array.from(p.ds.chunks[2]); bad[40] ^= 1
-  resigned[2] = signChunk(host.signingKey, domain, task.taskId, 0, bad)
+  resigned[2] = signChunk(host.signingKey, domain, task.taskId, 0, p.wrappedKey, bad)
   await rejectsWith(enclave.deliverData(task.taskId, { ...delivery, chunks: resigned }), 'ChunkNotFromSellerError')
   const [summary] = (await enclave.tasks()).filter(t => t.taskId === task.taskId)
   assert.is(summary.sellers[0].invalid, undefined, 'the seller is not blamed')
@@ -56,6 +56,21 @@ test('a host that flips a byte of a signed chunk, or re-signs it, is at fault: n
   // The seller's own bytes, passed on unchanged, complete the delivery and the task runs.
   assert.ok((await deliverSigned(enclave, task.taskId, p.d)).complete)
   assert.is((await enclave.execute(task.taskId)).resultInfo.status, ResultStatus.Ok)
+})
+
+test('a host that replays signed chunks of an earlier delivery (another data key) is at fault, not the seller', async () => {
+  const task = await buyerSetup(enclave, code)
+  const first = prepared(task)
+  const oldFrames = [...(signedDelivery(task.taskId, first.d).chunks as Uint8Array[])]
+  await rejectsWith(enclave.deliverData(task.taskId, { ...signedDelivery(task.taskId, first.d), chunks: oldFrames.slice(0, 2) }), 'TruncatedDataError')
+  // The seller starts over with a new data key; the host slips in a chunk it kept from the first delivery.
+  const second = prepared(task)
+  const frames = [...(signedDelivery(task.taskId, second.d).chunks as Uint8Array[])]
+  frames[1] = oldFrames[1]
+  await rejectsWith(enclave.deliverData(task.taskId, { ...signedDelivery(task.taskId, second.d), chunks: frames }), 'ChunkNotFromSellerError')
+  const [summary] = (await enclave.tasks()).filter(t => t.taskId === task.taskId)
+  assert.is(summary.sellers[0].invalid, undefined, 'the seller is not blamed')
+  assert.ok((await deliverSigned(enclave, task.taskId, second.d)).complete)
 })
 
 test('a host that cuts the stream is not blamed on the seller either', async () => {

@@ -22,7 +22,7 @@ export const seller = new Wallet('0x' + '55'.repeat(32))
 export function signedDelivery (taskId: string, d: { sellerIndex: number, commitment: string, wrappedKey: Uint8Array | string, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array> }, signer: Wallet = seller): DataDelivery {
   const wrappedKey = typeof d.wrappedKey === 'string' ? (/^0x([0-9a-f]{2})*$/i.test(d.wrappedKey) ? getBytes(d.wrappedKey) : new Uint8Array(0)) : d.wrappedKey
   // Malformed test requests (a bad index) cannot be signed: they go unsigned, and the enclave refuses them anyway.
-  const sign = (c: Uint8Array): Uint8Array => { try { return signChunk(signer.signingKey, domain, taskId, d.sellerIndex, c) } catch { return c } }
+  const sign = (c: Uint8Array): Uint8Array => { try { return signChunk(signer.signingKey, domain, taskId, d.sellerIndex, wrappedKey, c) } catch { return c } }
   const src = d.chunks
   const chunks = Symbol.asyncIterator in src
     ? (async function * () { for await (const c of src) yield sign(c) })()

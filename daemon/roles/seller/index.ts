@@ -245,8 +245,8 @@ export class SellerRole implements Role {
     const domain = networkDomainOf(this.ctx.network)
     const account = this.ctx.keys.ethWallet.privateKey
     // Each chunk goes out signed with our account key: the enclave tells bytes we sent from bytes changed on the way.
-    const chunkAt = (taskId: string) => (i: number): Uint8Array =>
-      signChunk(account, domain, taskId, t.data.sellerIndex, encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize)))
+    const chunkAt = (taskId: string, wrapped: Uint8Array) => (i: number): Uint8Array =>
+      signChunk(account, domain, taskId, t.data.sellerIndex, wrapped, encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize)))
     const nodes = [...t.data.nodes]
     // Progress and completion per node go to the record (trade_get shows them), one write at a time.
     const saveNodes = async (): Promise<void> => {
@@ -282,7 +282,7 @@ export class SellerRole implements Role {
         size: plain.length,
         chunks
       }
-      let status = await this.ctx.data.deliver(record.peerId, open, chunkAt(n.taskId), {
+      let status = await this.ctx.data.deliver(record.peerId, open, chunkAt(n.taskId, wrapped), {
         onProgress: (p) => {
           log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes })
           nodes[i] = { ...nodes[i], peerId: record.peerId, sentBytes: Math.min(plain.length, p.sentChunks * chunkSize) }
@@ -299,7 +299,7 @@ export class SellerRole implements Role {
         await saveNodes() // stored before we acknowledge: the enclave may run once we have
         if (status.acked !== true) {
           const ack = signReceiptAck(account, domain, { tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, seller: this.address })
-          status = await this.ctx.data.deliver(record.peerId, { ...open, ack }, chunkAt(n.taskId))
+          status = await this.ctx.data.deliver(record.peerId, { ...open, ack }, chunkAt(n.taskId, wrapped))
         }
       }
       nodes[i] = { ...nodes[i], peerId: record.peerId, receipt, delivered: status.complete && status.acked === true, sentBytes: plain.length }
