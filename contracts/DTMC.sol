@@ -19,7 +19,8 @@ interface ICISC {
 /// nodes with their enclave quotes (checked here against the attestation root and the accepted measurements).
 /// Each node's enclave submits a signed ResultInfo. A strict majority of identical results is final: sellers and
 /// the majority's nodes are credited within their caps and the rest goes back to the buyer; without one the buyer
-/// gets everything back. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
+/// gets everything back except the sellers' data fees, which are held for CLAIM_WINDOW: a seller holding an attested
+/// enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer (`releaseUnclaimed`). A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
 /// after its deadline, which is at most MAX_TRADE_DURATION after opening. Credits are withdrawn (pull).
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
@@ -35,6 +36,13 @@ contract DTMC {
     uint256 public constant MAX_TRADE_DURATION = 7 days;
     bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v2");
     bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v2");
+    /// @notice Domain tag of an enclave's delivery receipt (docs/protocol.md "Delivery receipts").
+    bytes32 public constant RECEIPT_TAG = keccak256("SDTE.DeliveryReceipt.v1");
+    /// @notice How long after a refund (or a settlement on "input invalid") sellers may claim their data fee with
+    /// a delivery receipt; after it the unclaimed fees go back to the buyer (mirrored in contracts/client.ts).
+    uint256 public constant CLAIM_WINDOW = 3 days;
+    /// @notice ResultInfo.status "input invalid": the final group found a seller's signed data broken.
+    uint8 public constant STATUS_INPUT_INVALID = 5;
     /// @notice Highest ResultInfo.status (6, internal error).
     uint8 public constant MAX_STATUS = 6;
     /// @dev secp256k1 n / 2: signatures with a larger s are malleable twins and refused.
@@ -121,6 +129,12 @@ contract DTMC {
         uint16 members; // bit i: node i reported this result
     }
 
+    /// @notice Data fees held for delivery claims after a refund or an "input invalid" settlement.
+    struct Claims {
+        uint40 until; // last second a claim is accepted; unclaimed fees go to the buyer after it
+        uint8 held; // bit i: seller i's data fee is held (not yet claimed nor released)
+    }
+
     struct NodeView {
         address payee;
         address enclave;
@@ -160,6 +174,8 @@ contract DTMC {
     mapping(bytes32 => Party[MAX_SELLERS]) private _sellers;
     mapping(bytes32 => NodeSlot[MAX_NODES]) private _nodes;
     mapping(bytes32 => Group[MAX_NODES]) private _groups;
+    /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
+    mapping(bytes32 => Claims) public claims;
 
     event TradeOpened(
         bytes32 indexed tradeId, address indexed buyer, bytes32 indexed codeHash, uint40 deadline, uint256 deposit,
@@ -180,6 +196,10 @@ contract DTMC {
         uint8 status, uint8 agreeing, uint256 buyerRefund
     );
     event TradeRefunded(bytes32 indexed tradeId, uint256 amount, uint8 results);
+    /// @notice Data fees held for delivery claims until `until` (refund or "input invalid" settlement).
+    event FeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
+    event DeliveryClaimed(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 node, uint256 fee);
+    event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
     event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event Rated(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 score);
@@ -226,6 +246,12 @@ contract DTMC {
     error UnknownSeller(uint256 index);
     error AlreadyRated(bytes32 tradeId, uint256 index);
     error InvalidScore(uint8 score);
+    // claimDelivery, releaseUnclaimed
+    error NothingHeld(bytes32 tradeId, uint256 index); // no fee held for this seller (paid, claimed, released or not closed)
+    error ClaimWindowClosed(uint256 until);
+    error ClaimWindowOpen(uint256 until);
+    error CommitmentsMismatch(); // the commitments given do not hash to the trade's inputHash
+    error ReceiptNotFromFinalGroup(uint256 node); // after an "input invalid" settlement only the final group's receipts count
 
     modifier onlyAdmin() {
         if (msg.sender != admin) revert NotAdmin();
@@ -463,7 +489,10 @@ contract DTMC {
 
     /// @dev Each seller: its data fee plus the whole output fee, outputPrice * resultSize. The output fee is
     /// per seller, never a share: a buyer adding offers of its own cannot dilute what a real seller earns.
+    /// On "input invalid" the data fees are held instead: a seller is paid only with a receipt from a node of
+    /// the final group, which a seller whose signed data broke cannot have (`claimDelivery`).
     function _paySellers(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
+        if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, t);
         uint256 outputFee = win.status == 0 ? uint256(t.outputPrice) * win.resultSize : 0;
         uint256 ns = t.nSellers;
         Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
@@ -487,10 +516,73 @@ contract DTMC {
         }
     }
 
+    /// @dev A refund returns everything except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
+    /// whose data an attested enclave verified holds a receipt for it and is paid whatever became of the trade.
     function _refund(bytes32 tradeId, Trade storage t) private {
         t.state = State.Refunded;
-        _credit(t.buyer, tradeId, t.deposit);
-        emit TradeRefunded(tradeId, t.deposit, t.nResults);
+        uint256 refund = t.deposit - _holdFees(tradeId, t);
+        _credit(t.buyer, tradeId, refund);
+        emit TradeRefunded(tradeId, refund, t.nResults);
+    }
+
+    /// @dev Holds every seller's data fee for claims until now + CLAIM_WINDOW; returns the sum held.
+    function _holdFees(bytes32 tradeId, Trade storage t) private returns (uint256 held) {
+        uint256 ns = t.nSellers;
+        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
+        for (uint256 i; i < ns; ++i) held += sellers[i].fee;
+        uint40 until = uint40(block.timestamp + CLAIM_WINDOW);
+        claims[tradeId] = Claims(until, uint8((1 << ns) - 1));
+        emit FeesHeld(tradeId, held, until);
+    }
+
+    // ---- delivery claims (issue 10, properties 1 and 6) ----
+
+    /// @notice Pays seller `index` its held data fee on a delivery receipt signed by node `node`'s attested enclave
+    /// (the task key DTMC holds for that node). Anyone may relay it; the fee goes to the seller's account.
+    /// `commitments` are the trade's sellers' commitments in order (they must hash to its inputHash): the receipt
+    /// is over this seller's. After an "input invalid" settlement the receipt must come from the final group.
+    function claimDelivery(bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, bytes calldata signature)
+        external
+    {
+        Trade storage t = _trade(tradeId);
+        Claims storage c = claims[tradeId];
+        if (index >= t.nSellers || c.held & (uint8(1) << index) == 0) revert NothingHeld(tradeId, index);
+        if (block.timestamp > c.until) revert ClaimWindowClosed(c.until);
+        if (node >= t.nNodes) revert UnknownNode(node);
+        if (t.state == State.Settled && _groups[tradeId][t.leader].members & (uint16(1) << node) == 0) {
+            revert ReceiptNotFromFinalGroup(node);
+        }
+        if (keccak256(abi.encode(commitments)) != t.inputHash) revert CommitmentsMismatch();
+        Party storage seller = _sellers[tradeId][index];
+        _checkReceipt(tradeId, t.codeHash, index, node, commitments[index], seller.account, signature);
+        c.held &= ~(uint8(1) << index);
+        emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
+        _credit(seller.account, tradeId, seller.fee);
+    }
+
+    /// @dev The receipt must recover to node `node`'s attested enclave: receiptDigest of docs/protocol.md.
+    function _checkReceipt(
+        bytes32 tradeId, bytes32 codeHash, uint8 index, uint8 node, bytes32 commitment, address seller, bytes calldata signature
+    ) private view {
+        address enclave = _nodes[tradeId][node].enclave;
+        bytes32 taskId = keccak256(abi.encode(tradeId, codeHash, enclave));
+        bytes32 digest =
+            keccak256(abi.encode(RECEIPT_TAG, block.chainid, address(this), tradeId, taskId, index, commitment, seller));
+        if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
+    }
+
+    /// @notice After the claim window, the data fees nobody claimed go to the buyer. Anyone may call it.
+    function releaseUnclaimed(bytes32 tradeId) external {
+        Trade storage t = _trade(tradeId);
+        Claims storage c = claims[tradeId];
+        if (c.held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
+        if (block.timestamp <= c.until) revert ClaimWindowOpen(c.until);
+        uint256 amount;
+        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
+        for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += sellers[i].fee;
+        c.held = 0;
+        emit UnclaimedReleased(tradeId, amount);
+        _credit(t.buyer, tradeId, amount);
     }
 
     function _credit(address account, bytes32 tradeId, uint256 amount) private {

@@ -410,6 +410,8 @@ export const MAX_SELLERS = 8
 export const MAX_NODES = 9
 /** DTMC.MAX_TRADE_DURATION: the latest deadline a trade may set, in seconds after the block that opens it. */
 export const MAX_TRADE_DURATION = 7 * 24 * 3600
+/** DTMC.CLAIM_WINDOW: how long after a refund (or an "input invalid" settlement) sellers may claim their data fee with a receipt. */
+export const CLAIM_WINDOW = 3 * 24 * 3600
 
 export interface TradeTerms {
   salt: string
@@ -499,6 +501,25 @@ export class DtmcClient extends Bound {
   async finalize (tradeId: string): Promise<{ outcome: 'settled' | 'refunded', receipt: TransactionReceipt }> {
     const receipt = await this.send('finalize', [tradeId])
     return { outcome: this.eventsIn(receipt, 'TradeSettled').length > 0 ? 'settled' : 'refunded', receipt }
+  }
+
+  /**
+   * Claims seller `sellerIndex`'s held data fee with node `nodeIndex`'s delivery receipt (receiptDigestOf, signed by
+   * that node's enclave). `commitments` are all the trade's sellers' commitments in trade order. Anyone may relay it.
+   */
+  async claimDelivery (tradeId: string, sellerIndex: number, nodeIndex: number, commitments: string[], receipt: string): Promise<TransactionReceipt> {
+    return await this.send('claimDelivery', [tradeId, sellerIndex, nodeIndex, commitments, receipt])
+  }
+
+  /** After the claim window: the data fees nobody claimed go to the buyer. */
+  async releaseUnclaimed (tradeId: string): Promise<TransactionReceipt> {
+    return await this.send('releaseUnclaimed', [tradeId])
+  }
+
+  /** The claim window of a refunded (or "input invalid") trade and the sellers whose data fee is still held. */
+  async claimsOf (tradeId: string): Promise<{ until: number, held: number[] }> {
+    const c = await this.call('claims', tradeId)
+    return { until: Number(c.until), held: bits(Number(c.held)) }
   }
 
   /** Withdraws everything credited to this client's account. */

@@ -171,3 +171,55 @@ export function quoteSignerOf (quote: Quote, domain: NetworkDomain, tradeId: str
   const reportData = reportDataOf(quote.enclaveAddress, quote.taskId, tradeId, codeHash, quote.nonce)
   return recoverDigest(quoteDigestOf(domain, quote.measurement, reportData), quote.signature)
 }
+
+// ---- delivery receipts and seller signatures (issue 10, properties 1 and 6; docs/protocol.md "Delivery receipts") ----
+
+/** keccak256("SDTE.DataKeyDelivery.v1"): domain tag of the seller's signature over its data-key delivery. */
+export const DATA_KEY_TAG: string = keccak256(toUtf8Bytes('SDTE.DataKeyDelivery.v1'))
+/** keccak256("SDTE.DataChunk.v1"): domain tag of the seller's signature over one encrypted chunk. */
+export const CHUNK_TAG: string = keccak256(toUtf8Bytes('SDTE.DataChunk.v1'))
+/** keccak256("SDTE.DeliveryReceipt.v1"): domain tag of the enclave's delivery receipt (checked by DTMC.claimDelivery). */
+export const RECEIPT_TAG: string = keccak256(toUtf8Bytes('SDTE.DeliveryReceipt.v1'))
+/** keccak256("SDTE.ReceiptAck.v1"): domain tag of the seller's acknowledgement of a receipt. */
+export const RECEIPT_ACK_TAG: string = keccak256(toUtf8Bytes('SDTE.ReceiptAck.v1'))
+
+/**
+ * What the seller signs with its account key to hand its data key to a task: dataKeyDigest =
+ * keccak256(abi.encode(DATA_KEY_TAG, uint256 chainId, address dtmc, bytes32 taskId, uint8 sellerIndex,
+ * bytes32 commitment, bytes32 keccak256(wrappedKey))). The enclave learns from it which account delivered
+ * the data (the receipt names that account, and only it can acknowledge the receipt).
+ */
+export function dataKeyDigestOf (domain: NetworkDomain, taskId: string, sellerIndex: number, commitment: string, wrappedKeyHash: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'uint8', 'bytes32', 'bytes32'], [DATA_KEY_TAG, ...values, taskId, sellerIndex, commitment, wrappedKeyHash])))
+}
+
+/**
+ * What the seller signs for each encrypted chunk: chunkDigest = keccak256(abi.encode(CHUNK_TAG, uint256 chainId,
+ * address dtmc, bytes32 taskId, uint8 sellerIndex, bytes32 keccak256(wrappedKey), bytes32 keccak256(chunk))). A chunk
+ * whose signature does not recover to the seller was changed on the way (the host's fault); a signed chunk that
+ * fails is the seller's. The wrapped key of the delivery it belongs to is in it, so a host cannot replay a signed
+ * chunk of an earlier delivery (under another data key) to make the current one fail in the seller's name.
+ */
+export function chunkDigestOf (domain: NetworkDomain, taskId: string, sellerIndex: number, wrappedKeyHash: string, chunkHash: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'uint8', 'bytes32', 'bytes32'], [CHUNK_TAG, ...values, taskId, sellerIndex, wrappedKeyHash, chunkHash])))
+}
+
+/**
+ * The enclave's delivery receipt, signed with the task key once a seller's whole dataset matched its commitment:
+ * receiptDigest = keccak256(abi.encode(RECEIPT_TAG, uint256 chainId, address dtmc, bytes32 tradeId, bytes32 taskId,
+ * uint8 sellerIndex, bytes32 commitment, address seller)). DTMC.claimDelivery pays the seller's data fee on it.
+ */
+export function receiptDigestOf (domain: NetworkDomain, tradeId: string, taskId: string, sellerIndex: number, commitment: string, seller: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(
+    ['bytes32', ...types, 'bytes32', 'bytes32', 'uint8', 'bytes32', 'address'],
+    [RECEIPT_TAG, ...values, tradeId, taskId, sellerIndex, commitment, seller]
+  )))
+}
+
+/** What the seller signs to acknowledge a receipt: keccak256(abi.encode(RECEIPT_ACK_TAG, bytes32 receiptDigest)). */
+export function receiptAckDigestOf (receiptDigest: string): string {
+  return lower(keccak256(abi.encode(['bytes32', 'bytes32'], [RECEIPT_ACK_TAG, receiptDigest])))
+}

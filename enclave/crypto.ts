@@ -21,13 +21,13 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { AbiCoder, getBytes, keccak256, toUtf8Bytes } from 'ethers'
+import { AbiCoder, SigningKey, getBytes, hexlify, keccak256, toUtf8Bytes } from 'ethers'
 import {
   CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
-  ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO
+  ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
-import { codeAuthDigestOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
+import { chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const IV_BYTES = 12
@@ -345,4 +345,30 @@ export function unsealBlob (sealKey: Uint8Array, slot: string, blob: Uint8Array)
   const out = gcmOpen(sealKey, blob.subarray(1, 1 + IV_BYTES), blob.subarray(1 + IV_BYTES), toUtf8Bytes(slot))
   if (out === undefined) throw new UnsealError(`sealed blob ${slot} does not unseal in this enclave`)
   return out
+}
+
+// ---- seller signatures on the data stream (issue 10, properties 1 and 6) ----
+
+/** The seller's signature over its data-key delivery to a task (dataKeyDigestOf): names the delivering account. */
+export function signDataKeyDelivery (sellerKey: string | SigningKey, domain: NetworkDomain, taskId: string, sellerIndex: number, commitment: string, wrappedKey: Uint8Array): string {
+  return signDigest(sellerKey, dataKeyDigestOf(domain, taskId, sellerIndex, commitment, keccak256(wrappedKey)))
+}
+
+/**
+ * A chunk as it travels on the data stream: the seller's signature (chunkDigestOf) ‖ the encrypted chunk. `wrappedKey`
+ * is the one of the delivery the chunk is sent in (the one signDataKeyDelivery signed).
+ */
+export function signChunk (sellerKey: string | SigningKey, domain: NetworkDomain, taskId: string, sellerIndex: number, wrappedKey: Uint8Array, chunk: Uint8Array): Uint8Array {
+  return concat(getBytes(signDigest(sellerKey, chunkDigestOf(domain, taskId, sellerIndex, keccak256(wrappedKey), keccak256(chunk)))), chunk)
+}
+
+/** Splits a signed chunk frame; a frame too short to hold a signature is refused. */
+export function splitSignedChunk (frame: Uint8Array): { signature: string, chunk: Uint8Array } {
+  if (frame.length <= SELLER_SIGNATURE_BYTES) throw new ChunkAuthError('chunk frame without a seller signature')
+  return { signature: hexlify(frame.subarray(0, SELLER_SIGNATURE_BYTES)), chunk: frame.subarray(SELLER_SIGNATURE_BYTES) }
+}
+
+/** The seller's acknowledgement of a delivery receipt (receiptAckDigestOf over the receipt's digest). */
+export function signReceiptAck (sellerKey: string | SigningKey, domain: NetworkDomain, r: { tradeId: string, taskId: string, sellerIndex: number, commitment: string, seller: string }): string {
+  return signDigest(sellerKey, receiptAckDigestOf(receiptDigestOf(domain, r.tradeId, r.taskId, r.sellerIndex, r.commitment, r.seller)))
 }

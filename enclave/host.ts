@@ -62,7 +62,9 @@ export interface DataDelivery {
   commitment: string
   /** The data key wrapped to the task key (wrapDataKey). */
   wrappedKey: Uint8Array | string
-  /** Encrypted chunks in order (encryptDataset / encryptChunks); a stream is fine. */
+  /** The seller account's signature over the delivery (signDataKeyDelivery). */
+  sellerSignature: string
+  /** Signed chunk frames in order (signChunk over encryptDataset / encryptChunks); a stream is fine. */
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 }
 
@@ -90,6 +92,8 @@ export interface EnclaveBackend {
   deliverCode: (taskId: string, envelope: Uint8Array | string, authorization: { salt: string, signature: string }) => Promise<void>
   /** Step 7: a seller's data; resolves when all chunks are in and match the commitment. */
   deliverData: (taskId: string, delivery: DataDelivery) => Promise<SellerDataStatus>
+  /** Step 7: the seller's acknowledgement of its delivery receipt (signReceiptAck); needed before execute. */
+  ackReceipt: (taskId: string, sellerIndex: number, signature: string) => Promise<SellerDataStatus>
   /** Step 8: runs the analysis once; later calls return the same signed result. */
   execute: (taskId: string, opts?: ExecuteOptions) => Promise<ExecuteResponse>
   /** The tasks this enclave holds, with their delivery progress. */
@@ -230,13 +234,14 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     },
     deliverData: async (taskId, d) => {
       const wrappedKey = toBytes(d.wrappedKey, 'wrappedKey')
-      let status = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey })
+      let status = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey, sellerSignature: d.sellerSignature })
       for await (const chunk of d.chunks) {
         if (status.complete) break
         status = await call('dataChunk', { taskId, sellerIndex: d.sellerIndex, chunk })
       }
       return await call('closeData', { taskId, sellerIndex: d.sellerIndex })
     },
+    ackReceipt: async (taskId, sellerIndex, signature) => await call('ackReceipt', { taskId, sellerIndex, signature }),
     execute: async (taskId, opts = {}) => {
       let r: ExecuteResponse
       try {

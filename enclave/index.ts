@@ -18,7 +18,7 @@ export {
 } from './quote.ts'
 export type { QuoteExpectations } from './quote.ts'
 export {
-  encryptCodeForEnclave, signCodeDelivery, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult,
+  encryptCodeForEnclave, signCodeDelivery, signDataKeyDelivery, signChunk, splitSignedChunk, signReceiptAck, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult,
   generateKeyPair, eciesEncrypt, eciesDecrypt
 } from './crypto.ts'
 export type { CodeDelivery, DataKeyDelivery, EncryptedDataset, KeyPair } from './crypto.ts'

@@ -65,8 +65,18 @@ export interface DeliverCodeRequest {
   signature: string
 }
 
-export interface OpenDataRequest { taskId: string, sellerIndex: number, commitment: string, wrappedKey: Uint8Array }
+export interface OpenDataRequest {
+  taskId: string
+  sellerIndex: number
+  commitment: string
+  wrappedKey: Uint8Array
+  /** The seller account's signature over dataKeyDigestOf(taskId, sellerIndex, commitment, keccak(wrappedKey)) (65 bytes hex). */
+  sellerSignature: string
+}
+/** `chunk` is a signed frame: the seller's signature over chunkDigestOf (65 bytes) ‖ the encrypted chunk (signChunk). */
 export interface DataChunkRequest { taskId: string, sellerIndex: number, chunk: Uint8Array }
+/** The seller's acknowledgement of its delivery receipt: its account's signature over receiptAckDigestOf(receiptDigest). */
+export interface AckReceiptRequest { taskId: string, sellerIndex: number, signature: string }
 export interface SellerDataStatus {
   sellerIndex: number
   commitment: string
@@ -75,8 +85,14 @@ export interface SellerDataStatus {
   nextChunk: number
   received: number
   complete: boolean
-  /** Why the delivery was refused, if it was; a new delivery starts it over. */
+  /** Why the seller's delivery was refused (its own signed bytes failed), if it was; a new delivery starts it over. */
   invalid?: string
+  /** The account that signed the data-key delivery. */
+  seller: string
+  /** The delivery receipt (task key's signature over receiptDigestOf) once complete: hand it to the seller. */
+  receipt?: string
+  /** Whether the seller acknowledged the receipt (the task runs only then). */
+  acked: boolean
 }
 
 export interface ExecuteRequest {
@@ -118,6 +134,7 @@ export type Request =
   | { op: 'openData', params: OpenDataRequest }
   | { op: 'dataChunk', params: DataChunkRequest }
   | { op: 'closeData', params: { taskId: string, sellerIndex: number } }
+  | { op: 'ackReceipt', params: AckReceiptRequest }
   | { op: 'execute', params: ExecuteRequest }
   | { op: 'tasks', params: Record<string, never> }
   | { op: 'dropTask', params: { taskId: string } }
@@ -128,6 +145,7 @@ export interface ResponseMap {
   openData: SellerDataStatus
   dataChunk: SellerDataStatus
   closeData: SellerDataStatus
+  ackReceipt: SellerDataStatus
   execute: ExecuteResponse
   tasks: TaskSummary[]
   dropTask: { taskId: string }

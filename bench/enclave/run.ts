@@ -16,7 +16,7 @@ import { ALL_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/exam
 import type { AnyAnalysis } from '../../enclave/examples.ts'
 import { tradeIdOf } from '../../contracts/formats.ts'
 import {
-  createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signCodeDelivery, wrapDataKey
+  createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signChunk, signCodeDelivery, signDataKeyDelivery, wrapDataKey
 } from '../../enclave/index.ts'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { decryptChunk as decryptOne } from '../../enclave/crypto.ts'
@@ -155,7 +155,10 @@ if (big) {
     await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, domain, a.taskId, envelope) })
     const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
     t = performance.now()
-    await enclave.deliverData(a.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks })
+    // The seller signs its key delivery and each chunk (docs/protocol.md "Delivery receipts"): part of the path measured.
+    const seller = Wallet.createRandom()
+    const chunks = ds.chunks.map(c => signChunk(seller.privateKey, domain, a.taskId, 0, wrappedKey, c))
+    await enclave.deliverData(a.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, sellerSignature: signDataKeyDelivery(seller.privateKey, domain, a.taskId, 0, ds.commitment, wrappedKey), chunks })
     delivery = (performance.now() - t) / 1000
   } finally {
     await enclave.close()

@@ -8,7 +8,7 @@ import { deploy } from './deploy.ts'
 import { fundDevAccount } from '../index.ts'
 import { ChainClient, ChainRevertError, type OpenTradeParams, type TradeTerms } from '../index.ts'
 import {
-  taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, signDigest, inputHashOf, networkDomainOf, ResultStatus,
+  taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, receiptDigestOf, signDigest, inputHashOf, networkDomainOf, ResultStatus,
   type NetworkDomain, type Quote, type ResultInfo
 } from '../index.ts'
 import type { NetworkFile } from '../index.ts'
@@ -211,6 +211,18 @@ export function signedResult (t: OpenedTrade, node: number, result: Partial<Resu
     ...result
   }
   return { info, signature: signDigest((signer ?? t.enclaves[node].key).signingKey, resultDigestOf(t.domain, info)) }
+}
+
+/** The delivery receipt node `node`'s enclave signs once seller `sellerIndex`'s data matched its commitment. */
+export function signedReceipt (m: Market, t: OpenedTrade, node: number, sellerIndex: number, signer?: Wallet): string {
+  const s = m.sellers[sellerIndex]
+  const digest = receiptDigestOf(t.domain, t.tradeId, t.enclaves[node].quote.taskId, sellerIndex, s.commitment, s.address)
+  return signDigest((signer ?? t.enclaves[node].key).signingKey, digest)
+}
+
+/** Seller `sellerIndex` claims its held data fee with node `node`'s receipt, through its own client. */
+export async function claim (m: Market, t: OpenedTrade, sellerIndex: number, node: number, receipt = signedReceipt(m, t, node, sellerIndex)): Promise<TransactionReceipt> {
+  return await m.sellers[sellerIndex].client.dtmc.claimDelivery(t.tradeId, sellerIndex, node, m.sellers.map(s => s.commitment), receipt)
 }
 
 /** Node `node` submits its result through its own client. */

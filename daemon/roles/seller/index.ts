@@ -4,7 +4,9 @@
 // streams its encrypted data to it (Data delivery); then withdraws its pay (Consensus and payment).
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE } from '../../../enclave/index.ts'
+import {
+  datasetCommitment, encryptChunk, signChunk, signDataKeyDelivery, signReceiptAck, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE
+} from '../../../enclave/index.ts'
 import { TAG_PATTERN, datasetKey, signOffer, type Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import { hexlify, randomBytes } from 'ethers'
@@ -13,7 +15,7 @@ import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
-import { networkDomainOf } from '../../../contracts/index.ts'
+import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
 import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
@@ -40,8 +42,11 @@ export interface SellerTradeData {
   commitment: string
   codeHash: string
   deadline: number
-  /** Per chosen node: its enclave, and how much of our data it has (updated as the delivery goes). */
-  nodes: Array<TradeNodeEvent & { peerId?: string, delivered: boolean, sentBytes: number }>
+  /**
+   * Per chosen node: its enclave, how much of our data it has (updated as the delivery goes), and the delivery
+   * receipt its enclave signed once our whole dataset matched our commitment (what DTMC.claimDelivery pays on).
+   */
+  nodes: Array<TradeNodeEvent & { peerId?: string, delivered: boolean, sentBytes: number, receipt?: string }>
   size?: number
   payment?: string
 }
@@ -190,6 +195,7 @@ export class SellerRole implements Role {
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
+    await this.claimDeliveries(t, view)
     if (await collectPayment(this.ctx, t, view.state)) return
     if (t.state === 'escrowed' || t.state === 'delivering') {
       if (await chainTime(this.ctx.chain) > t.data.deadline) return // too late to deliver; wait for the refund
@@ -198,6 +204,29 @@ export class SellerRole implements Role {
         this.deliverData(t).finally(() => this.delivering.delete(t.tradeId)).catch((err: unknown) => {
           log.warn('delivery failed (will retry)', { tradeId: t.tradeId, err: err as Error })
         })
+      }
+    }
+  }
+
+  /**
+   * A refunded trade, or one settled on "input invalid", holds our data fee for claims: we claim it with a
+   * receipt an enclave gave us (after "input invalid", one from a node of the final group). Before withdrawing.
+   */
+  private async claimDeliveries (t: TradeRecord<SellerTradeData>, view: TradeView): Promise<void> {
+    if (view.state === 'open' || (view.state === 'settled' && view.final?.status !== ResultStatus.InputInvalid)) return
+    const claims = await this.ctx.chain.dtmc.claimsOf(t.tradeId)
+    if (!claims.held.includes(t.data.sellerIndex)) return
+    const { sellers } = await tradeParties(this.ctx.chain, t.tradeId, this.ctx.network.deployBlock)
+    const commitments = sellers.map(s => s.commitment)
+    for (const n of t.data.nodes) {
+      if (n.receipt === undefined || (view.state === 'settled' && view.final?.members.includes(n.index) !== true)) continue
+      try {
+        await this.ctx.chain.dtmc.claimDelivery(t.tradeId, t.data.sellerIndex, n.index, commitments, n.receipt)
+        log.info('data fee claimed with a delivery receipt', { tradeId: t.tradeId, node: n.index })
+        return
+      } catch (err) {
+        if (!(err instanceof ChainRevertError)) throw err
+        log.warn('delivery claim refused', { tradeId: t.tradeId, node: n.index, error: err.errorName })
       }
     }
   }
@@ -215,7 +244,11 @@ export class SellerRole implements Role {
     const chunkSize = DEFAULT_CHUNK_SIZE
     const chunks = Math.max(1, Math.ceil(plain.length / chunkSize))
     if (t.data.size !== plain.length) t = await this.ctx.trades.update(t, { size: plain.length })
-    const chunkAt = (i: number): Uint8Array => encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize))
+    const domain = networkDomainOf(this.ctx.network)
+    const account = this.ctx.keys.ethWallet.privateKey
+    // Each chunk goes out signed with our account key: the enclave tells bytes we sent from bytes changed on the way.
+    const chunkAt = (taskId: string, wrapped: Uint8Array) => (i: number): Uint8Array =>
+      signChunk(account, domain, taskId, t.data.sellerIndex, wrapped, encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize)))
     const nodes = [...t.data.nodes]
     // Progress and completion per node go to the record (trade_get shows them), one write at a time.
     const saveNodes = async (): Promise<void> => {
@@ -237,19 +270,40 @@ export class SellerRole implements Role {
         enclaveAddress: n.enclave,
         taskId: n.taskId
       })
-      const wrappedKey = hexlify(wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
+      const wrapped = wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
         key, commitment: ds.commitment, size: plain.length, outputCap: BigInt(ds.policy.outputCap)
-      }))
-      const status = await this.ctx.data.deliver(record.peerId, {
-        tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, wrappedKey, size: plain.length, chunks
-      }, chunkAt, {
+      })
+      const open = {
+        tradeId: t.tradeId,
+        taskId: n.taskId,
+        sellerIndex: t.data.sellerIndex,
+        commitment: ds.commitment,
+        wrappedKey: hexlify(wrapped),
+        sellerSignature: signDataKeyDelivery(account, domain, n.taskId, t.data.sellerIndex, ds.commitment, wrapped),
+        size: plain.length,
+        chunks
+      }
+      let status = await this.ctx.data.deliver(record.peerId, open, chunkAt(n.taskId, wrapped), {
         onProgress: (p) => {
           log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes })
           nodes[i] = { ...nodes[i], peerId: record.peerId, sentBytes: Math.min(plain.length, p.sentChunks * chunkSize) }
           void saveNodes().catch(() => {})
         }
       })
-      nodes[i] = { ...n, peerId: record.peerId, delivered: status.complete, sentBytes: plain.length }
+      let receipt: string | undefined
+      if (status.complete) {
+        // The enclave's receipt must be over our delivery to this node's attested enclave, naming our account.
+        receipt = status.receipt
+        const digest = receiptDigestOf(domain, t.tradeId, n.taskId, t.data.sellerIndex, ds.commitment, this.address)
+        if (receipt === undefined || recoverDigest(digest, receipt).toLowerCase() !== n.enclave) throw new Error(`node ${n.index} sent no valid delivery receipt`)
+        nodes[i] = { ...nodes[i], peerId: record.peerId, receipt, sentBytes: plain.length }
+        await saveNodes() // stored before we acknowledge: the enclave may run once we have
+        if (status.acked !== true) {
+          const ack = signReceiptAck(account, domain, { tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, seller: this.address })
+          status = await this.ctx.data.deliver(record.peerId, { ...open, ack }, chunkAt(n.taskId, wrapped))
+        }
+      }
+      nodes[i] = { ...nodes[i], peerId: record.peerId, receipt, delivered: status.complete && status.acked === true, sentBytes: plain.length }
       await saveNodes()
     }))
     if (nodes.every(n => n.delivered)) {

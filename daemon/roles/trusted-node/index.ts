@@ -15,7 +15,7 @@ import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
-import type { DataOpen } from '../../../p2p/index.ts'
+import type { DataOpen, DeliveryState } from '../../../p2p/index.ts'
 import { enclaveKey } from '../../../p2p/index.ts'
 import { SdteError } from '../../../config/index.ts'
 import { componentLogger, logger } from '../../log.ts'
@@ -184,11 +184,12 @@ export class TrustedNodeRole implements Role {
       open: async (remote, req) => await this.checkDelivery(remote, req),
       receive: async (req, _from, chunks) => {
         const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
-          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, chunks
+          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, sellerSignature: req.sellerSignature, chunks
         }))
         if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
         log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
-        return { nextChunk: status.nextChunk, complete: status.complete }
+        // The receipt goes back to the seller on its own stream; the enclave runs nothing until the seller acknowledges it.
+        return { nextChunk: status.nextChunk, complete: status.complete, receipt: status.receipt, acked: status.acked }
       }
     })
     await this.ctx.result.start({
@@ -341,7 +342,7 @@ export class TrustedNodeRole implements Role {
   }
 
   /** Step 6, Checks, the node's before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
-  private async checkDelivery (remote: string, req: DataOpen): Promise<{ nextChunk: number, complete: boolean }> {
+  private async checkDelivery (remote: string, req: DataOpen): Promise<DeliveryState> {
     const view = await this.ctx.chain.dtmc.trade(req.tradeId)
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
@@ -353,8 +354,14 @@ export class TrustedNodeRole implements Role {
     if (record?.peerId !== remote) throw new RefuseRequest('WrongSeller', 'this peer is not the seller registered for that account')
     const task = (await this.enclave.tasks()).find(t => t.taskId === req.taskId)
     if (task === undefined) throw new RefuseRequest('UnknownTask', 'the enclave holds no such task')
-    const status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
-    return { nextChunk: status?.invalid === undefined ? status?.nextChunk ?? 0 : 0, complete: status?.complete ?? false }
+    let status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
+    if (req.ack !== undefined) {
+      // The seller acknowledges the receipt it got for its complete delivery (the enclave checks the signature).
+      const ack = req.ack
+      status = await this.enclaveCall(async () => await this.enclave.ackReceipt(req.taskId, req.sellerIndex, ack))
+    }
+    if (status === undefined) return { nextChunk: 0, complete: false }
+    return { nextChunk: status.invalid === undefined ? status.nextChunk : 0, complete: status.complete, receipt: status.receipt, acked: status.acked }
   }
 
   /**
@@ -576,10 +583,15 @@ function ackKey (tradeId: string): string {
   return `node:resultAck:${tradeId.toLowerCase()}`
 }
 
+/**
+ * Code in, and every seller's data either complete with its receipt acknowledged, or refused because the
+ * seller's own signed bytes failed (the run then reports "input invalid", blaming that seller).
+ */
 function readyToRun (task: TaskSummary, sellers: number): boolean {
   if (!task.hasCode) return false
   for (let i = 0; i < sellers; i++) {
-    if (task.sellers.find(s => s.sellerIndex === i)?.complete !== true) return false
+    const s = task.sellers.find(s => s.sellerIndex === i)
+    if (s === undefined || !((s.complete && s.acked) || s.invalid !== undefined)) return false
   }
   return true
 }

@@ -3,6 +3,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { keccak256 } from 'ethers'
 import { QUOTE_TAG, RESULT_TAG, ResultStatus, inputHashOf } from '../../../contracts/formats.ts'
+import { CLAIM_WINDOW } from '../../../contracts/client.ts'
 import { groupKeyOf } from '../../helpers/dtmc-checks.ts'
 import {
   startChain, makeMarket, openTrade, submit, signedResult, increaseTime, conserved, everyone, reverts, DEFAULT_TERMS,
@@ -169,7 +170,10 @@ test('three different results: no majority, full refund', async () => {
     const t = await openTrade(m)
     for (let i = 0; i < 3; i++) await submit(m, t, i, { resultHash: keccak256(Buffer.from(`answer ${i}`)) })
     assert.is(await stateOf(m, t), 'refunded', 'the last result closes the trade')
-    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
+    // The sellers' data fees are held for delivery claims (DTMC.CLAIM_WINDOW); the rest goes back at once.
+    const fee = (await m.buyer.client.dtmc.trade(t.tradeId))!.sellers[0].fee
+    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit - fee]]))
+    assert.equal(await m.buyer.client.dtmc.claimsOf(t.tradeId).then(c => c.held), [0])
     await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 3), 'TradeNotSettled')
     await m.buyer.client.dtmc.withdraw()
   })
@@ -194,6 +198,11 @@ test('too few results by the deadline: finalize waits for it, then refunds', asy
     await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'FinalizeTooEarly')
     await increaseTime(chain, 3601)
     assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+    const fee = (await m.buyer.client.dtmc.trade(t.tradeId))!.sellers[0].fee
+    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit - fee]]))
+    // Nobody claims the held fee within the window: it goes to the buyer too.
+    await increaseTime(chain, CLAIM_WINDOW + 1)
+    await m.sellers[0].client.dtmc.releaseUnclaimed(t.tradeId)
     assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
     await m.buyer.client.dtmc.withdraw()
   })

@@ -8,7 +8,7 @@ import { runAnalysis } from '../../../enclave/evm.ts'
 import { encryptDataset, wrapDataKey } from '../../../enclave/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
-import { buyerSetup, domain, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
+import { buyerSetup, deliverSigned, domain, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
 
 const hex = (s: string): Uint8Array => getBytes('0x' + s.replace(/\s+/g, ''))
 // Returns abi.encode(bytes("")) : mstore(0, 0x20) mstore(0x20, 0) return(0, 0x40)
@@ -73,7 +73,7 @@ async function signedRun (code: Uint8Array, caps: { gasCap?: bigint, outputCap?:
   if (sellerCap === undefined) await sellerDeliver(enclave, task, 0, input[0])
   else {
     const ds = encryptDataset(input[0])
-    await enclave.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size, outputCap: sellerCap }), chunks: ds.chunks })
+    await deliverSigned(enclave, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size, outputCap: sellerCap }), chunks: ds.chunks })
   }
   const r = await enclave.execute(task.taskId)
   assert.is(recoverDigest(resultDigestOf(domain, r.resultInfo), r.signature).toLowerCase(), task.enclaveAddress, 'signed by the task key')
