@@ -55,7 +55,10 @@ export interface DataDelivery {
 export interface ExecuteOptions {
   /** Sellers of the trade, in trade order 0..n-1. Default: every delivered seller. */
   sellerCount?: number
-  /** The node's own upper limits on gas and output; the run uses the smallest of the node's, buyer's and sellers'. */
+  /**
+   * The trade's caps as DTMC has them: when given, each must equal the run's (the buyer's gas cap; the smallest of
+   * the buyer's and sellers' output caps), else CapMismatchError. A node never lowers a run with its own limits.
+   */
   gasCap?: bigint
   outputCap?: bigint
 }
@@ -222,7 +225,7 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
     },
     execute: async (taskId, opts = {}) => {
       const r = await call('execute', { taskId, ...opts }, executeTimeoutMs)
-      log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, resultSize: r.resultInfo.resultSize })
+      log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, resultSize: r.resultInfo.resultSize })
       return r
     },
     tasks: async () => await call('tasks', {}),

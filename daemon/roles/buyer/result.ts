@@ -1,14 +1,14 @@
 // Step 10, Result delivery (docs/protocol.md): the buyer fetches the encrypted result from a node
 // of the majority on /sdte/result/1, decrypts it with the trade's result key and checks its hash
 // against the final hash on DTMC. It keeps the result sealed; buyer_result opens it on request.
-import { hexlify, keccak256 } from 'ethers'
+import { hexlify } from 'ethers'
 import { decryptResult } from '../../../enclave/index.ts'
-import type { TradeView } from '../../../contracts/index.ts'
+import { resultHashOf, type TradeView } from '../../../contracts/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
 import { tradeParties, type RoleContext } from '../context.ts'
 import { log } from './log.ts'
-import { localKey, resultKey } from './secrets.ts'
+import { localKey, resultKey, resultSalt } from './secrets.ts'
 import type { BuyerTrade, BuyerTradeData } from './trade.ts'
 
 /** Tries the nodes of the majority in turn; the first result that checks out makes the trade `delivered`. */
@@ -23,7 +23,7 @@ export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeV
       const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? (await ctx.chain.cisc.node(node.payee))?.peerId
       if (peerId === undefined) throw new Error(`node ${node.payee} is not registered in CISC`)
       const envelope = await ctx.result.fetch(peerId, { tradeId: t.tradeId, taskId: node.taskId })
-      decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: node.taskId, resultHash: view.final!.resultHash })
+      decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: node.taskId, resultHash: view.final!.resultHash, resultSalt: resultSalt(ctx, t.tradeId) })
       await ctx.store.results.put(t.tradeId, sealLocal(localKey(ctx), envelope, `result/${t.tradeId}/${node.taskId}`))
       await ctx.trades.transition(t, 'delivered', {
         data: { phaseMs: { ...t.data.phaseMs, result: Date.now() - started } },
@@ -48,8 +48,9 @@ export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ 
     let envelope: Uint8Array
     try { envelope = openLocal(localKey(ctx), sealed, `result/${t.tradeId}/${n.taskId}`) } catch { continue }
     const finalHash = view?.final?.resultHash.toLowerCase() ?? t.data.finalResultHash ?? '0x'
-    const plain = decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: n.taskId, resultHash: finalHash })
-    const resultHash = keccak256(plain).toLowerCase()
+    const salt = resultSalt(ctx, t.tradeId)
+    const plain = decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: n.taskId, resultHash: finalHash, resultSalt: salt })
+    const resultHash = resultHashOf(salt, plain)
     return { result: hexlify(plain), resultHash, verified: resultHash === finalHash }
   }
   throw appError('Unavailable', 'the stored result does not open with this daemon\'s key')

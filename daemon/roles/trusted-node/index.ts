@@ -2,13 +2,15 @@
 // and the DHT (Register), offers itself for demands it can serve (Offers), lets buyers and sellers
 // attest its enclave (Attestation), checks a data delivery against DTMC (Checks) before it takes the
 // buyer's code and the sellers' data into the enclave (Data delivery), runs the analysis there
-// (Execution), submits the signed result info to DTMC and withdraws its pay (Consensus and payment),
+// (Execution), commits to the signed result info on DTMC then reveals it once every node has committed
+// (or the commit window has passed), withdraws its pay (Consensus and payment),
 // and serves the encrypted result to the buyer (Result delivery).
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { hexlify } from 'ethers'
 import { createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, type EnclaveHost, type TaskSummary } from '../../../enclave/index.ts'
-import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
+import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, type TradeView } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
@@ -21,7 +23,7 @@ import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
-import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
 
@@ -49,8 +51,10 @@ export interface NodeTradeData {
   deadline: number
   resultHash?: string
   resultSize?: string
-  gasUsed?: string
   status?: number
+  /** The secret nonce of our result commitment on DTMC, until the reveal shows it. */
+  commitNonce?: string
+  revealed?: boolean
   reason?: string
   payment?: string
 }
@@ -239,6 +243,8 @@ export class TrustedNodeRole implements Role {
 
   private offerFor (d: Demand): Offer | null {
     if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
+    // Every node runs with exactly the trade's gas cap: a node that would have to lower it does not offer.
+    if (tradeGasCapOf(d.nodePrice, d.nodeCap) > this.maxGas) return null
     return { type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() }
   }
 
@@ -263,6 +269,7 @@ export class TrustedNodeRole implements Role {
     const view = await this.ctx.chain.dtmc.trade(req.tradeId)
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
+    if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
     const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, this.ctx.network.deployBlock)
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
@@ -342,38 +349,73 @@ export class TrustedNodeRole implements Role {
     if (t.state === 'executing' && !this.running.has(t.tradeId)) {
       this.running.add(t.tradeId)
       try {
-        await this.executeAndSubmit(t, view.nodes[t.data.nodeIndex]?.submitted === true)
+        await this.executeAndCommit(t, view)
       } finally {
         this.running.delete(t.tradeId)
       }
       return
+    }
+    if (t.state === 'submitted' && t.data.revealed !== true && revealOpen(view, now)) {
+      t = await this.reveal(t, view)
     }
     if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {
       await this.finalize(t.tradeId)
     }
   }
 
-  /** Steps 8 and 9, Execution then Consensus: run once in the enclave (a repeat returns the sealed result), submit to DTMC once. */
-  private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
+  /** The run, with exactly the trade's caps (the enclave refuses any other); a repeat returns the sealed result. */
+  private async run (t: TradeRecord<NodeTradeData>, view: TradeView) {
+    return await this.enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: view.gasCap }))
+  }
+
+  /**
+   * Steps 8 and 9, Execution then the commitment: run once in the enclave, commit to the signed result on DTMC
+   * once. The result itself stays off chain until every node has committed (or the commit window has passed):
+   * then `reveal` shows it, and no node can have copied it.
+   */
+  private async executeAndCommit (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<void> {
+    if (view.gasCap > this.maxGas) {
+      // checkDelivery refuses such a trade's data, so this is a trade that cannot run here: we never run with less.
+      log.warn('the trade\'s gas cap is above our maxGas: not running', { tradeId: t.tradeId, gasCap: view.gasCap, maxGas: this.maxGas })
+      await this.ctx.trades.transition(t, 'failed', { reason: `gas cap ${view.gasCap} above this node's maxGas ${this.maxGas}` })
+      return
+    }
     const started = Date.now()
-    const r = await this.enclaveCall(async () => await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas }))
-    log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
-    if (!alreadySubmitted) {
+    const r = await this.run(t, view)
+    log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, ms: Date.now() - started })
+    const nonce = t.data.commitNonce ?? hexlify(randomBytes(32)).toLowerCase()
+    if (view.nodes[t.data.nodeIndex]?.committed !== true) {
+      // The nonce is recorded first: a restart between the two steps still reveals what it committed to.
+      t = await this.ctx.trades.update(t, { commitNonce: nonce })
+      const commitment = resultCommitmentOf(resultDigestOf(networkDomainOf(this.ctx.network), r.resultInfo), t.data.nodeIndex, nonce)
       try {
-        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
+        await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment)
       } catch (err) {
-        // DTMC settles as soon as a majority is certain: a result that comes after that is not needed
-        // (and not paid); the next tick sees the outcome and closes our end.
-        if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
-        log.info('trade settled before our result', { tradeId: t.tradeId })
+        // DTMC settles as soon as a majority is certain, and commitments close when reveals open: a result
+        // that comes after that is not needed (and not paid); the next tick sees the outcome.
+        if (!(err instanceof ChainRevertError) || !['AlreadyFinalized', 'CommitPhaseClosed'].includes(err.errorName ?? '')) throw err
+        log.info('commitments closed before our result', { tradeId: t.tradeId, error: err.errorName })
+        t = await this.ctx.trades.update(t, { revealed: true })
       }
     }
     await this.ctx.trades.transition(t, 'submitted', {
-      data: {
-        resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), gasUsed: r.resultInfo.gasUsed.toString(), status: r.resultInfo.status, reason: r.reason
-      },
-      note: `result info submitted (status ${r.resultInfo.status}, ${r.resultInfo.gasUsed} gas)`
+      data: { resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), status: r.resultInfo.status, reason: r.reason },
+      note: `result committed (status ${r.resultInfo.status})`
     })
+  }
+
+  /** Step 9, the reveal: our signed result and the nonce of its commitment, once reveals are open. */
+  private async reveal (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<TradeRecord<NodeTradeData>> {
+    if (view.nodes[t.data.nodeIndex]?.submitted !== true && view.nodes[t.data.nodeIndex]?.committed === true && t.data.commitNonce !== undefined) {
+      const r = await this.run(t, view)
+      try {
+        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature, t.data.commitNonce)
+      } catch (err) {
+        if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
+        log.info('trade settled before our reveal', { tradeId: t.tradeId })
+      }
+    }
+    return await this.ctx.trades.update(t, { revealed: true })
   }
 
   /** Step 9, Consensus: when all results are in or the deadline passed, anyone may close the trade. */
@@ -409,6 +451,11 @@ export class TrustedNodeRole implements Role {
       })
     })
   }
+}
+
+/** Whether DTMC accepts reveals: every node has committed, or COMMIT_WINDOW has passed since the first commitment. */
+function revealOpen (view: TradeView, now: number): boolean {
+  return view.nCommits === view.nodes.length || (view.nCommits > 0 && now >= view.commitStart + COMMIT_WINDOW)
 }
 
 function readyToRun (task: TaskSummary, sellers: number): boolean {
