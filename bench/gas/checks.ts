@@ -140,7 +140,7 @@ try {
     '### Issue 10 checks',
     '',
     'Command: `node bench/gas/checks.ts`. What each check added by issue 10 costs the honest 3-node, 1-seller trade',
-    '(openTrade and the three submissions; the last one settles): the trade\'s gas on the committed contracts minus',
+    '(openTrade, three commitments and three reveals; the last one settles): the trade\'s gas on the committed contracts minus',
     'its gas on a variant compiled without that check. The domain words (chain id and DTMC address) of a signed',
     'digest are measured with two probe contracts that hash a 3-word digest with and without them. Random hashes',
     'in the trades\' calldata make each difference vary by about ±100 gas between runs.',

@@ -355,7 +355,8 @@ export class TrustedNodeRole implements Role {
       }
       return
     }
-    if (t.state === 'submitted' && t.data.revealed !== true && revealOpen(view, now)) {
+    // The latest block's time lags the clock on a chain that mines only on demand: the next block is at least now.
+    if (t.state === 'submitted' && t.data.revealed !== true && revealOpen(view, Math.max(now, Math.floor(Date.now() / 1000)))) {
       t = await this.reveal(t, view)
     }
     if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {
@@ -411,6 +412,7 @@ export class TrustedNodeRole implements Role {
       try {
         await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature, t.data.commitNonce)
       } catch (err) {
+        if (err instanceof ChainRevertError && err.errorName === 'RevealTooEarly') return t // the next tick tries again
         if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
         log.info('trade settled before our reveal', { tradeId: t.tradeId })
       }
