@@ -42,7 +42,7 @@ interface BuyerView {
 
 let tradeId = ''
 let view: BuyerView
-let result: { result: string, resultHash: string, verified: boolean }
+let result: { result: string, resultHash: string, verified: boolean, gasUsed: string }
 let buyerWatch: ReturnType<typeof runCli>
 
 test.before(async () => {
@@ -84,6 +84,7 @@ test('a trade with two sellers and three nodes completes, and its result is the 
   assert.is(view.records[0].state, 'delivered', `${view.records[0].reason ?? ''} ${JSON.stringify(view.records[0].rejected)}`)
   result = await buyer.rpc.call('buyer_result', { tradeId })
   assert.ok(result.verified, 'result hash equals the final hash on DTMC')
+  assert.ok(BigInt(result.gasUsed) > 0n, 'the buyer learns the gas the run used, from the encrypted result')
   assert.equal(getBytes(result.result), referenceOutput('Stats', datasets))
   assert.is(view.chain.final.count, 3, 'all three honest enclaves agree')
 })

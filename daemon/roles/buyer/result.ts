@@ -2,7 +2,7 @@
 // of the majority on /sdte/result/1, decrypts it with the trade's result key and checks its hash
 // against the final hash on DTMC. It keeps the result sealed; buyer_result opens it on request.
 import { hexlify } from 'ethers'
-import { decryptResult } from '../../../enclave/index.ts'
+import { decryptResult, openResult } from '../../../enclave/index.ts'
 import { resultHashOf, type TradeView } from '../../../contracts/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
@@ -37,7 +37,7 @@ export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeV
 }
 
 /** buyer_result: the plaintext result, decrypted here, checked against DTMC's final hash. */
-export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean }> {
+export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean, gasUsed: string }> {
   const t = await ctx.trades.get<BuyerTradeData>('buyer', tradeId)
   if (t === undefined) throw appError('NotFound', `no buyer trade ${tradeId}`)
   const sealed = await ctx.store.results.get(t.tradeId)
@@ -49,9 +49,9 @@ export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ 
     try { envelope = openLocal(localKey(ctx), sealed, `result/${t.tradeId}/${n.taskId}`) } catch { continue }
     const finalHash = view?.final?.resultHash.toLowerCase() ?? t.data.finalResultHash ?? '0x'
     const salt = resultSalt(ctx, t.tradeId)
-    const plain = decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: n.taskId, resultHash: finalHash, resultSalt: salt })
-    const resultHash = resultHashOf(salt, plain)
-    return { result: hexlify(plain), resultHash, verified: resultHash === finalHash }
+    const { output, gasUsed } = openResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: n.taskId, resultHash: finalHash, resultSalt: salt })
+    const resultHash = resultHashOf(salt, output)
+    return { result: hexlify(output), resultHash, verified: resultHash === finalHash, gasUsed: gasUsed.toString() }
   }
   throw appError('Unavailable', 'the stored result does not open with this daemon\'s key')
 }
