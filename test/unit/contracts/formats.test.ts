@@ -7,7 +7,7 @@ import { keccak_256 } from '@noble/hashes/sha3.js'
 import { Wallet, SigningKey } from 'ethers'
 import {
   QUOTE_TAG, RESULT_TAG, CODE_TAG, ResultStatus, codeAuthDigestOf, tradeIdOf, taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf,
-  inputHashOf, signDigest, recoverDigest, quoteSignerOf, SECP256K1_HALF_N,
+  inputHashOf, signDigest, recoverDigest, quoteSignerOf, resultCommitmentOf, resultHashOf, SECP256K1_HALF_N,
   type NetworkDomain, type ResultInfo, type Quote
 } from '../../../contracts/formats.ts'
 import { groupKeyOf, quoteProblemOf } from '../../helpers/dtmc-checks.ts'
@@ -76,6 +76,17 @@ test('resultDigest and groupKey match a hand-made encoding', () => {
   const other: ResultInfo = { ...info, taskId: '0x' + '09'.repeat(32) }
   assert.is(groupKeyOf(other), groupKeyOf(info))
   assert.is.not(groupKeyOf({ ...info, resultSize: 1n }), groupKeyOf(info))
+})
+
+test('a result commitment and the salted resultHash match hand-made encodings', () => {
+  const digest = resultDigestOf(domain, info)
+  const nonce = '0x' + '5a'.repeat(32)
+  assert.is(resultCommitmentOf(digest, 3, nonce), kec(word(digest), word(3n), word(nonce)))
+  assert.is.not(resultCommitmentOf(digest, 2, nonce), resultCommitmentOf(digest, 3, nonce))
+  assert.throws(() => resultCommitmentOf(digest, 256, nonce), /node/)
+  const resultSalt = '0x' + '6b'.repeat(32)
+  assert.is(resultHashOf(resultSalt, Uint8Array.of(1, 2)), kec(word(resultSalt) + '0102'))
+  assert.throws(() => resultHashOf('0x1234', Uint8Array.of(1)), /resultSalt/)
 })
 
 test('resultDigest refuses values the contract cannot hold', () => {
