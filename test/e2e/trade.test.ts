@@ -49,10 +49,13 @@ test.before(async () => {
   net = await LocalTestnet.start({
     dir,
     sellers: 2,
-    nodes: 4,
-    // The honest nodes are configured differently (their own maxGas, at or above the trade's gas cap; their tick):
-    // every input of the result is still the same on each, and all three land in one group.
-    nodeConfig: (i) => i === 3 ? { enclave: { attestationKeyFile: forgedKey } } : i === 0 ? { trade: { nodeMaxGas: '300000000' } } : i === 1 ? { trade: { nodeMaxGas: '1500000000' } } : {}
+    nodes: 5,
+    // The honest nodes are configured differently (their own maxGas, at or above the trade's gas cap): every input
+    // of the result is still the same on each, and all three land in one group. Node 4's maxGas is below the
+    // trade's gas cap (nodeCap / nodePrice = 200,000,000): it must not offer, rather than run with less.
+    nodeConfig: (i) => i === 3
+      ? { enclave: { attestationKeyFile: forgedKey } }
+      : i === 0 ? { trade: { nodeMaxGas: '300000000' } } : i === 1 ? { trade: { nodeMaxGas: '1500000000' } } : i === 4 ? { trade: { nodeMaxGas: '100000000' } } : {}
   })
 })
 
@@ -87,6 +90,12 @@ test('a trade with two sellers and three nodes completes, and its result is the 
   assert.ok(BigInt(result.gasUsed) > 0n, 'the buyer learns the gas the run used, from the encrypted result')
   assert.equal(getBytes(result.result), referenceOutput('Stats', datasets))
   assert.is(view.chain.final.count, 3, 'all three honest enclaves agree')
+})
+
+test('a node whose maxGas is below the trade\'s gas cap does not offer, and is not in the trade', () => {
+  const low = net.nodes[4]
+  assert.ok(low.output().includes('not offering: the demand\'s gas cap is above our maxGas'), 'the node refused the demand')
+  assert.not.ok(view.chain.nodes.some(n => n.payee.toLowerCase() === low.info.ethAddress.toLowerCase()), 'not on DTMC')
 })
 
 test('the forged enclave is refused by the buyer and never chosen', () => {

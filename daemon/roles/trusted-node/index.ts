@@ -244,7 +244,11 @@ export class TrustedNodeRole implements Role {
   private offerFor (d: Demand): Offer | null {
     if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
     // Every node runs with exactly the trade's gas cap: a node that would have to lower it does not offer.
-    if (tradeGasCapOf(d.nodePrice, d.nodeCap) > this.maxGas) return null
+    const gasCap = tradeGasCapOf(d.nodePrice, d.nodeCap)
+    if (gasCap > this.maxGas) {
+      log.info('not offering: the demand\'s gas cap is above our maxGas', { demandId: d.demandId, gasCap, maxGas: this.maxGas })
+      return null
+    }
     return { type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() }
   }
 
