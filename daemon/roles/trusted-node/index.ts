@@ -386,7 +386,17 @@ export class TrustedNodeRole implements Role {
       return
     }
     const started = Date.now()
-    const r = await this.run(t, view)
+    let r
+    try {
+      r = await this.run(t, view)
+    } catch (err) {
+      // The buyer's code envelope holds another gas or output cap than the trade's on DTMC: no honest node runs
+      // it (each would otherwise run with inputs the others may not share), and the trade ends without a majority.
+      if (!(err instanceof RefuseRequest) || err.reason !== 'CapMismatchError') throw err
+      log.warn('the code envelope\'s caps are not the trade\'s: not running', { tradeId: t.tradeId, err })
+      await this.ctx.trades.transition(t, 'failed', { reason: err.message })
+      return
+    }
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, ms: Date.now() - started })
     const nonce = t.data.commitNonce ?? hexlify(randomBytes(32)).toLowerCase()
     if (view.nodes[t.data.nodeIndex]?.committed !== true) {
