@@ -17,15 +17,19 @@ interface ICISC {
 /// @notice Escrow, attestation check, result consensus, payment, refunds and feedback of SDTE trades.
 /// A buyer opens a trade with a deposit equal to the sum of its caps, the sellers' CISC offers and the chosen
 /// nodes with their enclave quotes (checked here against the attestation root and the accepted measurements).
-/// Each node's enclave submits a signed ResultInfo. A strict majority of identical results is final: sellers and
-/// the majority's nodes are credited within their caps and the rest goes back to the buyer; without one the buyer
-/// gets everything back except the sellers' data fees, which are held for CLAIM_WINDOW: a seller holding an attested
-/// enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer (`releaseUnclaimed`). A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
+/// Each node first commits to its enclave's signed ResultInfo (`commitResult`), then reveals it (`submitResult`)
+/// once every node has committed or COMMIT_WINDOW has passed since the first commitment: a result is public only
+/// after commitments close, so no node can copy another's. A strict majority of identical results is final:
+/// sellers and the majority's nodes are credited within their caps and the rest goes back to the buyer; without
+/// one the buyer gets everything back except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
+/// holding an attested enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer
+/// (`releaseUnclaimed`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
+/// the chain (it depends on the data), and the result hash is salted by the buyer. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
 /// after its deadline, which is at most MAX_TRADE_DURATION after opening. Credits are withdrawn (pull).
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 6 slots, plus 1 per seller, 2 per node and 3 per distinct result.
+/// never searches. One trade occupies 7 slots, plus 1 per seller, 3 per node and 3 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
     uint256 public constant MAX_SELLERS = 8;
@@ -35,7 +39,7 @@ contract DTMC {
     /// can keep sellers' and nodes' pay in escrow (mirrored in contracts/client.ts).
     uint256 public constant MAX_TRADE_DURATION = 7 days;
     bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v2");
-    bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v2");
+    bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v3");
     /// @notice Domain tag of an enclave's delivery receipt (docs/protocol.md "Delivery receipts").
     bytes32 public constant RECEIPT_TAG = keccak256("SDTE.DeliveryReceipt.v1");
     /// @notice How long after a refund (or a settlement on "input invalid") sellers may claim their data fee with
@@ -43,6 +47,9 @@ contract DTMC {
     uint256 public constant CLAIM_WINDOW = 3 days;
     /// @notice ResultInfo.status "input invalid": the final group found a seller's signed data broken.
     uint8 public constant STATUS_INPUT_INVALID = 5;
+    /// @notice How long after a trade's first commitment the other nodes may still commit; reveals open at its
+    /// end, or as soon as every node has committed (mirrored in contracts/client.ts).
+    uint256 public constant COMMIT_WINDOW = 10 minutes;
     /// @notice Highest ResultInfo.status (6, internal error).
     uint8 public constant MAX_STATUS = 6;
     /// @dev secp256k1 n / 2: signatures with a larger s are malleable twins and refused.
@@ -61,6 +68,7 @@ contract DTMC {
         uint96 nodeCap; // most a node is paid
         uint96 outputPrice; // wei per output byte, paid to each seller (at least each offer's minOutputPrice)
         uint64 outputCap; // most output bytes
+        uint64 gasCap; // the enclave gas every node runs the analysis with, exactly; a node is paid nodePrice * gasCap
     }
 
     /// @notice An attestation quote, docs/protocol.md.
@@ -82,9 +90,8 @@ contract DTMC {
         bytes32 tradeId;
         bytes32 taskId;
         bytes32 inputHash;
-        bytes32 resultHash;
+        bytes32 resultHash; // keccak256(resultSalt ‖ output): the salt is the buyer's, given to the enclaves only
         uint64 resultSize;
-        uint64 gasUsed;
         uint8 status;
     }
 
@@ -106,6 +113,10 @@ contract DTMC {
         uint96 outputPrice;
         uint128 deposit;
         uint16 submittedMask;
+        uint64 gasCap;
+        uint40 commitStart; // time of the first commitment
+        uint8 nCommits;
+        uint16 committedMask;
     }
 
     struct Party {
@@ -118,12 +129,12 @@ contract DTMC {
         address enclave;
     }
 
-    /// @notice Identical results: same key = keccak256(abi.encode(inputHash, resultHash, resultSize, gasUsed, status)).
+    /// @notice Identical results: same key = keccak256(abi.encode(resultHash, resultSize, status)) (every result's
+    /// inputHash is the trade's).
     struct Group {
         bytes32 key;
         bytes32 resultHash;
         uint64 resultSize;
-        uint64 gasUsed;
         uint8 status;
         uint8 count;
         uint16 members; // bit i: node i reported this result
@@ -138,6 +149,7 @@ contract DTMC {
     struct NodeView {
         address payee;
         address enclave;
+        bool committed;
         bool submitted;
         uint8 group; // index into TradeView.groups when submitted
     }
@@ -155,6 +167,9 @@ contract DTMC {
         uint96 nodeCap;
         uint96 outputPrice;
         uint64 outputCap;
+        uint64 gasCap;
+        uint8 nCommits;
+        uint40 commitStart;
         uint128 deposit;
         Party[] sellers;
         NodeView[] nodes;
@@ -176,10 +191,12 @@ contract DTMC {
     mapping(bytes32 => Group[MAX_NODES]) private _groups;
     /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
     mapping(bytes32 => Claims) public claims;
+    /// @dev commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md
+    mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
 
     event TradeOpened(
         bytes32 indexed tradeId, address indexed buyer, bytes32 indexed codeHash, uint40 deadline, uint256 deposit,
-        bytes32 inputHash, uint96 nodePrice, uint96 nodeCap, uint96 outputPrice, uint64 outputCap
+        bytes32 inputHash, uint96 nodePrice, uint96 nodeCap, uint96 outputPrice, uint64 outputCap, uint64 gasCap
     );
     event TradeSeller(
         bytes32 indexed tradeId, address indexed seller, uint256 indexed offerId, uint8 index, uint96 fee, bytes32 commitment
@@ -187,13 +204,13 @@ contract DTMC {
     event TradeNode(
         bytes32 indexed tradeId, address indexed payee, address indexed enclave, uint8 index, bytes32 measurement, bytes32 taskId
     );
+    event ResultCommitted(bytes32 indexed tradeId, uint8 indexed node, bytes32 commitment);
     event ResultSubmitted(
-        bytes32 indexed tradeId, uint8 indexed node, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize,
-        uint64 gasUsed, uint8 status
+        bytes32 indexed tradeId, uint8 indexed node, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize, uint8 status
     );
     event TradeSettled(
-        bytes32 indexed tradeId, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize, uint64 gasUsed,
-        uint8 status, uint8 agreeing, uint256 buyerRefund
+        bytes32 indexed tradeId, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize, uint8 status,
+        uint8 agreeing, uint256 buyerRefund
     );
     event TradeRefunded(bytes32 indexed tradeId, uint256 amount, uint8 results);
     /// @notice Data fees held for delivery claims until `until` (refund or "input invalid" settlement).
@@ -219,6 +236,7 @@ contract DTMC {
     error DeadlineNotInFuture(uint256 deadline);
     error DeadlineTooFar(uint256 deadline, uint256 latest);
     error DepositMismatch(uint256 required, uint256 sent);
+    error ZeroGasCap();
     error TradeExists(bytes32 tradeId);
     error DuplicateOffer(uint256 offerId);
     error DuplicateEnclave(address enclave);
@@ -226,7 +244,14 @@ contract DTMC {
     error MeasurementNotAccepted(uint256 node, bytes32 measurement);
     error QuoteNotFromRoot(uint256 node);
     error InvalidSignature(); // not 65 bytes, v not 27/28, high s, or unrecoverable
-    // submitResult
+    // commitResult, submitResult
+    error NotNodePayee(uint256 node); // only the node's payee commits for it (nobody can block a node's commitment)
+    error AlreadyCommitted(uint256 node);
+    error ZeroCommitment();
+    error CommitPhaseClosed(); // every node committed, or COMMIT_WINDOW passed: results may be public now
+    error RevealTooEarly(uint256 opensAt); // opensAt: commitStart + COMMIT_WINDOW (0: nobody committed yet)
+    error NotCommitted(uint256 node);
+    error CommitmentMismatch(uint256 node);
     error UnknownTrade(bytes32 tradeId);
     error AlreadyFinalized(bytes32 tradeId);
     error ResultAfterDeadline(uint256 deadline);
@@ -315,6 +340,7 @@ contract DTMC {
         if (ns == 0 || ns > MAX_SELLERS) revert BadSellerCount(ns);
         if (nn == 0 || nn > MAX_NODES) revert BadNodeCount(nn);
         if (terms.deadline <= block.timestamp) revert DeadlineNotInFuture(terms.deadline);
+        if (terms.gasCap == 0) revert ZeroGasCap();
         if (terms.deadline > block.timestamp + MAX_TRADE_DURATION) {
             revert DeadlineTooFar(terms.deadline, block.timestamp + MAX_TRADE_DURATION);
         }
@@ -334,6 +360,7 @@ contract DTMC {
         t.nodeCap = terms.nodeCap;
         t.outputCap = terms.outputCap;
         t.outputPrice = terms.outputPrice;
+        t.gasCap = terms.gasCap;
         t.deposit = uint128(msg.value); // msg.value is far below 2^128
         bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
         t.inputHash = inputHash;
@@ -344,7 +371,7 @@ contract DTMC {
     function _emitOpened(bytes32 tradeId, Terms calldata terms, bytes32 inputHash) private {
         emit TradeOpened(
             tradeId, msg.sender, terms.codeHash, terms.deadline, msg.value, inputHash, terms.nodePrice, terms.nodeCap,
-            terms.outputPrice, terms.outputCap
+            terms.outputPrice, terms.outputCap, terms.gasCap
         );
     }
 
@@ -393,19 +420,45 @@ contract DTMC {
 
     // ---- step 9: results, consensus, payment ----
 
-    /// @notice Submits node `node`'s signed result. Anyone may relay it: the signature must recover to the
-    /// enclave attested for that node, and the result must be for this trade's task and inputs.
-    /// The submission settles the trade when the outcome was already certain before it (a group held a
-    /// strict majority: this result is counted, then the trade settles) or when it is the last result.
-    function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature) external {
+    /// @notice Node `node` commits to its signed result: commitment = keccak256(abi.encode(resultDigest, node, nonce))
+    /// with a fresh secret nonce. Only the node's payee may commit for it, once, while commitments are open: until
+    /// every node has committed or COMMIT_WINDOW has passed since the first commitment. No result is public before.
+    function commitResult(bytes32 tradeId, uint8 node, bytes32 commitment) external {
+        Trade storage t = _openTrade(tradeId);
+        if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
+        if (node >= t.nNodes) revert UnknownNode(node);
+        if (msg.sender != _nodes[tradeId][node].payee) revert NotNodePayee(node);
+        if (_revealOpen(t)) revert CommitPhaseClosed();
+        uint16 bit = uint16(1) << node;
+        if (t.committedMask & bit != 0) revert AlreadyCommitted(node);
+        if (commitment == bytes32(0)) revert ZeroCommitment();
+        _commitments[tradeId][node] = commitment;
+        if (t.nCommits == 0) t.commitStart = uint40(block.timestamp);
+        t.nCommits += 1;
+        t.committedMask |= bit;
+        emit ResultCommitted(tradeId, node, commitment);
+    }
+
+    /// @notice Reveals node `node`'s signed result with the nonce of its commitment. Anyone may relay it: the signature
+    /// must recover to the enclave attested for that node, the result must be for this trade's task and inputs, and it
+    /// must open the node's commitment. The reveal settles the trade when the outcome was already certain before it (a
+    /// group held a strict majority: this result is counted, then the trade settles) or when it is the last one due.
+    function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce) external {
         Trade storage t = _openTrade(info.tradeId);
-        uint16 bit = _checkResult(t, info, node, signature);
+        if (!_revealOpen(t)) revert RevealTooEarly(t.nCommits == 0 ? 0 : uint256(t.commitStart) + COMMIT_WINDOW);
+        uint16 bit = _checkResult(t, info, node, signature, nonce);
         Group[MAX_NODES] storage groups = _groups[info.tradeId];
         // Whether a group already held a strict majority: then this is "the next submission" that settles.
         // Only possible once more than half the results are in, which spares the group read before that.
         bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
         _record(t, groups, info, node, bit);
-        if (certain || t.nResults == t.nNodes) _close(info.tradeId, t, groups[t.leader]);
+        if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader]);
+    }
+
+    /// @dev Reveals are accepted, and commitments refused, once every node committed or COMMIT_WINDOW has passed.
+    function _revealOpen(Trade storage t) private view returns (bool) {
+        uint256 n = t.nCommits;
+        return n == t.nNodes || (n != 0 && block.timestamp >= uint256(t.commitStart) + COMMIT_WINDOW);
     }
 
     function _record(Trade storage t, Group[MAX_NODES] storage groups, ResultInfo calldata info, uint8 node, uint16 bit)
@@ -413,13 +466,13 @@ contract DTMC {
     {
         t.submittedMask |= bit;
         t.nResults += 1;
-        bytes32 key = keccak256(abi.encode(info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status));
+        bytes32 key = keccak256(abi.encode(info.resultHash, info.resultSize, info.status));
         _joinGroup(t, groups, key, info, bit);
-        emit ResultSubmitted(info.tradeId, node, key, info.resultHash, info.resultSize, info.gasUsed, info.status);
+        emit ResultSubmitted(info.tradeId, node, key, info.resultHash, info.resultSize, info.status);
     }
 
-    /// @dev The checks of a submitted result, in the order the custom errors report them; returns the node's bit.
-    function _checkResult(Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature)
+    /// @dev The checks of a revealed result, in the order the custom errors report them; returns the node's bit.
+    function _checkResult(Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce)
         private
         view
         returns (uint16 bit)
@@ -428,10 +481,12 @@ contract DTMC {
         if (node >= t.nNodes) revert UnknownNode(node);
         bit = uint16(1) << node;
         if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
+        if (t.committedMask & bit == 0) revert NotCommitted(node);
         address enclave = _nodes[info.tradeId][node].enclave;
         if (info.taskId != keccak256(abi.encode(info.tradeId, t.codeHash, enclave))) revert WrongTask(node);
         // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
         bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
+        if (keccak256(abi.encode(digest, node, nonce)) != _commitments[info.tradeId][node]) revert CommitmentMismatch(node);
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
         if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
         if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
@@ -449,7 +504,6 @@ contract DTMC {
             grp.key = key;
             grp.resultHash = info.resultHash;
             grp.resultSize = info.resultSize;
-            grp.gasUsed = info.gasUsed;
             grp.status = info.status;
             t.nGroups = uint8(ng + 1);
         }
@@ -462,12 +516,13 @@ contract DTMC {
     /// @notice Settles a trade as soon as its outcome cannot change, or after its deadline. Anyone may call it.
     /// The outcome is certain when a group holds a strict majority of the trade's nodes (it is final: the
     /// nodes that have not reported are not paid) or when no group can reach one any more, even with every
-    /// missing result (a full refund). After the deadline: the majority if there is one, else a full refund.
+    /// missing result (a full refund); once reveals are open, only the committed nodes can still report.
+    /// After the deadline: the majority if there is one, else a full refund.
     function finalize(bytes32 tradeId) external {
         Trade storage t = _openTrade(tradeId);
         Group storage win = _groups[tradeId][t.leader];
         uint256 lead = t.nGroups == 0 ? 0 : win.count;
-        uint256 missing = t.nNodes - t.nResults;
+        uint256 missing = (_revealOpen(t) ? t.nCommits : t.nNodes) - t.nResults;
         bool certain = lead * 2 > t.nNodes || (lead + missing) * 2 <= t.nNodes;
         if (!certain && block.timestamp <= t.deadline) revert FinalizeTooEarly(t.deadline);
         _close(tradeId, t, win);
@@ -484,7 +539,7 @@ contract DTMC {
         uint256 paid = _paySellers(tradeId, t, win) + _payNodes(tradeId, t, win);
         uint256 refund = t.deposit - paid; // cannot underflow: every payout is within its cap
         _credit(t.buyer, tradeId, refund);
-        emit TradeSettled(tradeId, win.key, win.resultHash, win.resultSize, win.gasUsed, win.status, win.count, refund);
+        emit TradeSettled(tradeId, win.key, win.resultHash, win.resultSize, win.status, win.count, refund);
     }
 
     /// @dev Each seller: its data fee plus the whole output fee, outputPrice * resultSize. The output fee is
@@ -503,9 +558,10 @@ contract DTMC {
         }
     }
 
-    /// @dev Each node of the final group: min(nodePrice * gasUsed, nodeCap); the others nothing.
+    /// @dev Each node of the final group: min(nodePrice * gasCap, nodeCap), whatever gas the run used (that would
+    /// be a public, data-dependent channel); the others nothing.
     function _payNodes(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
-        uint256 nodeFee = uint256(t.nodePrice) * win.gasUsed;
+        uint256 nodeFee = uint256(t.nodePrice) * t.gasCap;
         if (nodeFee > t.nodeCap) nodeFee = t.nodeCap;
         uint256 members = win.members;
         NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
@@ -638,6 +694,9 @@ contract DTMC {
         v.nodeCap = t.nodeCap;
         v.outputPrice = t.outputPrice;
         v.outputCap = t.outputCap;
+        v.gasCap = t.gasCap;
+        v.nCommits = t.nCommits;
+        v.commitStart = t.commitStart;
         v.deposit = t.deposit;
         v.sellers = new Party[](t.nSellers);
         for (uint256 i; i < v.sellers.length; ++i) v.sellers[i] = _sellers[tradeId][i];
@@ -649,6 +708,7 @@ contract DTMC {
             NodeView memory n = v.nodes[i];
             n.payee = s.payee;
             n.enclave = s.enclave;
+            n.committed = t.committedMask & (1 << i) != 0;
             n.submitted = t.submittedMask & (1 << i) != 0;
             for (uint256 g; g < v.groups.length; ++g) if (v.groups[g].members & (1 << i) != 0) n.group = uint8(g);
         }

@@ -412,6 +412,8 @@ export const MAX_NODES = 9
 export const MAX_TRADE_DURATION = 7 * 24 * 3600
 /** DTMC.CLAIM_WINDOW: how long after a refund (or an "input invalid" settlement) sellers may claim their data fee with a receipt. */
 export const CLAIM_WINDOW = 3 * 24 * 3600
+/** DTMC.COMMIT_WINDOW: seconds after a trade's first result commitment before reveals open without every node's. */
+export const COMMIT_WINDOW = 10 * 60
 
 export interface TradeTerms {
   salt: string
@@ -425,6 +427,8 @@ export interface TradeTerms {
   nodeCap: bigint
   outputPrice: bigint
   outputCap: bigint
+  /** The enclave gas every node runs the analysis with, exactly (the code envelope holds the same); a node is paid min(nodePrice × gasCap, nodeCap). */
+  gasCap: bigint
 }
 
 export interface OpenTradeParams extends TradeTerms {
@@ -446,7 +450,6 @@ export interface ResultGroup {
   key: string
   resultHash: string
   resultSize: bigint
-  gasUsed: bigint
   status: number
   count: number
   /** indices of the nodes that reported this result */
@@ -465,9 +468,13 @@ export interface TradeView {
   nodeCap: bigint
   outputPrice: bigint
   outputCap: bigint
+  gasCap: bigint
+  /** Result commitments so far, and when the first came (unix seconds; 0 before). */
+  nCommits: number
+  commitStart: number
   deposit: bigint
   sellers: Array<{ account: string, fee: bigint, rated: boolean }>
-  nodes: Array<{ payee: string, enclave: string, submitted: boolean, group: number | null }>
+  nodes: Array<{ payee: string, enclave: string, committed: boolean, submitted: boolean, group: number | null }>
   groups: ResultGroup[]
   /** The final result when settled. */
   final: ResultGroup | null
@@ -479,7 +486,7 @@ export class DtmcClient extends Bound {
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
   async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
     const deposit = p.deposit ?? depositOf({ ...p, sellers: p.offerIds.length, nodes: p.nodes.length })
-    const terms = [p.salt, p.tagHash, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap]
+    const terms = [p.salt, p.tagHash, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap, p.gasCap]
     const nodes = p.nodes.map(n => [n.payee, [n.quote.measurement, n.quote.enclaveAddress, n.quote.taskId, n.quote.nonce, n.quote.signature]])
     const receipt = await this.send('openTrade', [terms, p.offerIds, nodes], deposit)
     const [opened] = this.eventsIn(receipt, 'TradeOpened')
@@ -491,10 +498,15 @@ export class DtmcClient extends Bound {
     return tradeIdOf(buyer, salt)
   }
 
-  /** Submits node `nodeIndex`'s ResultInfo with its enclave's signature (anyone may relay it). */
-  async submitResult (info: ResultInfo, nodeIndex: number, signature: string): Promise<TransactionReceipt> {
-    const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
-    return await this.send('submitResult', [tuple, nodeIndex, signature])
+  /** Node `nodeIndex` commits to its result: resultCommitmentOf(resultDigest, nodeIndex, nonce). Only its payee may. */
+  async commitResult (tradeId: string, nodeIndex: number, commitment: string): Promise<TransactionReceipt> {
+    return await this.send('commitResult', [tradeId, nodeIndex, commitment])
+  }
+
+  /** Reveals node `nodeIndex`'s ResultInfo with its enclave's signature and its commitment's nonce (anyone may relay it). */
+  async submitResult (info: ResultInfo, nodeIndex: number, signature: string, nonce: string): Promise<TransactionReceipt> {
+    const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
+    return await this.send('submitResult', [tuple, nodeIndex, signature, nonce])
   }
 
   /** Settles (strict majority) or refunds a trade whose outcome is certain or whose deadline has passed. */
@@ -552,7 +564,6 @@ export class DtmcClient extends Bound {
       key: g.key,
       resultHash: g.resultHash,
       resultSize: g.resultSize,
-      gasUsed: g.gasUsed,
       status: Number(g.status),
       count: Number(g.count),
       members: bits(Number(g.members))
@@ -571,9 +582,12 @@ export class DtmcClient extends Bound {
       nodeCap: v.nodeCap,
       outputPrice: v.outputPrice,
       outputCap: v.outputCap,
+      gasCap: v.gasCap,
+      nCommits: Number(v.nCommits),
+      commitStart: Number(v.commitStart),
       deposit: v.deposit,
       sellers: (v.sellers as any[]).map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
-      nodes: (v.nodes as any[]).map(n => ({ payee: n.payee, enclave: n.enclave, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
+      nodes: (v.nodes as any[]).map(n => ({ payee: n.payee, enclave: n.enclave, committed: n.committed, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
       groups,
       final: state === 'settled' ? groups[Number(v.leader)] : null
     }

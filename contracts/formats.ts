@@ -9,14 +9,14 @@
 // against the worker's import graph). Editing it changes the measurement every verifier accepts, so
 // only what the enclave or the chain client needs lives here; off-chain mirrors of DTMC's checks that
 // only tests use are in test/helpers/dtmc-checks.ts.
-import { AbiCoder, SigningKey, Signature, getAddress, keccak256, toUtf8Bytes, recoverAddress } from 'ethers'
+import { AbiCoder, SigningKey, Signature, concat, getAddress, getBytes, keccak256, toUtf8Bytes, recoverAddress } from 'ethers'
 
 const abi = AbiCoder.defaultAbiCoder()
 
 /** keccak256("SDTE.Quote.v2"): domain tag of the attestation root's quote signature. */
 export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v2'))
-/** keccak256("SDTE.ResultInfo.v2"): domain tag of the enclave's result signature. */
-export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v2'))
+/** keccak256("SDTE.ResultInfo.v3"): domain tag of the enclave's result signature. */
+export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v3'))
 
 /** keccak256("SDTE.CodeDelivery.v2"): domain tag of the buyer's authorization of its code envelope. */
 export const CODE_TAG: string = keccak256(toUtf8Bytes('SDTE.CodeDelivery.v2'))
@@ -64,9 +64,9 @@ export interface ResultInfo {
   tradeId: string
   taskId: string
   inputHash: string
+  /** resultHashOf(resultSalt, output): salted by the buyer, so the public hash of a small output is not guessable. */
   resultHash: string
   resultSize: bigint
-  gasUsed: bigint
   status: number
 }
 
@@ -79,7 +79,7 @@ export interface Quote {
   signature: string
 }
 
-/** The largest values the on-chain ResultInfo fields hold (uint64, uint64, uint8). */
+/** The largest values the on-chain ResultInfo fields hold (uint64, uint8). */
 export const MAX_UINT64 = (1n << 64n) - 1n
 
 function lower (hex: string): string { return hex.toLowerCase() }
@@ -110,21 +110,40 @@ export function quoteDigestOf (domain: NetworkDomain, measurement: string, repor
 
 function checkResultInfo (info: ResultInfo): void {
   if (info.resultSize < 0n || info.resultSize > MAX_UINT64) throw new RangeError('resultSize out of uint64 range')
-  if (info.gasUsed < 0n || info.gasUsed > MAX_UINT64) throw new RangeError('gasUsed out of uint64 range')
   if (!Number.isInteger(info.status) || info.status < 0 || info.status > 255) throw new RangeError('status out of uint8 range')
 }
 
 /**
  * resultDigest = keccak256(abi.encode(RESULT_TAG, uint256 chainId, address dtmc, tradeId, taskId, inputHash, resultHash,
- * uint64 resultSize, uint64 gasUsed, uint8 status)).
+ * uint64 resultSize, uint8 status)). The gas the run used is not in it: it goes to the buyer only, encrypted.
  */
 export function resultDigestOf (domain: NetworkDomain, info: ResultInfo): string {
   checkResultInfo(info)
   const [types, values] = domainWords(domain)
   return lower(keccak256(abi.encode(
-    ['bytes32', ...types, 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
-    [RESULT_TAG, ...values, info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
+    ['bytes32', ...types, 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'uint64', 'uint8'],
+    [RESULT_TAG, ...values, info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
   )))
+}
+
+/**
+ * A node's commitment to its result (DTMC.commitResult): keccak256(abi.encode(bytes32 resultDigest, uint8 node,
+ * bytes32 nonce)), the nonce a fresh random secret of the node's, shown only in the reveal.
+ */
+export function resultCommitmentOf (resultDigest: string, node: number, nonce: string): string {
+  if (!Number.isInteger(node) || node < 0 || node > 255) throw new RangeError('node out of uint8 range')
+  return lower(keccak256(abi.encode(['bytes32', 'uint8', 'bytes32'], [resultDigest, node, nonce])))
+}
+
+/**
+ * resultHash = keccak256(resultSalt ‖ output): the resultSalt is the buyer's secret for the trade, sent to every
+ * enclave inside the code envelope, so identical outputs hash alike on every node while nobody outside the
+ * trade can test a guess of the output against the public hash.
+ */
+export function resultHashOf (resultSalt: string | Uint8Array, output: Uint8Array): string {
+  const salt = getBytes(resultSalt)
+  if (salt.length !== 32) throw new RangeError('resultSalt must be 32 bytes')
+  return lower(keccak256(concat([salt, output])))
 }
 
 

@@ -77,6 +77,14 @@ export class CommitmentMismatchError extends EnclaveError {
   override name = 'CommitmentMismatchError'
   override code = 'ERR_ENCLAVE_COMMITMENT_MISMATCH'
 }
+/**
+ * The run's caps asked for are not the trade's: a node runs the analysis with exactly the trade's gas cap (and the
+ * output cap the buyer and sellers set) or not at all, so that honest nodes never differ by their configuration.
+ */
+export class CapMismatchError extends EnclaveError {
+  override name = 'CapMismatchError'
+  override code = 'ERR_ENCLAVE_CAP_MISMATCH'
+}
 /** A sealed blob does not unseal: another enclave build, another platform, or tampered. */
 export class UnsealError extends EnclaveError {
   override name = 'UnsealError'
@@ -126,6 +134,7 @@ const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
   ReceiptAckError,
   TruncatedDataError,
   CommitmentMismatchError,
+  CapMismatchError,
   UnsealError,
   EnclaveClosedError,
   EnclaveTimeoutError,

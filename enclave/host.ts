@@ -71,7 +71,10 @@ export interface DataDelivery {
 export interface ExecuteOptions {
   /** Sellers of the trade, in trade order 0..n-1. Default: every delivered seller. */
   sellerCount?: number
-  /** The node's own upper limits on gas and output; the run uses the smallest of the node's, buyer's and sellers'. */
+  /**
+   * The trade's caps as DTMC has them: when given, each must equal the run's (the buyer's gas cap; the smallest of
+   * the buyer's and sellers' output caps), else CapMismatchError. A node never lowers a run with its own limits.
+   */
   gasCap?: bigint
   outputCap?: bigint
 }
@@ -250,7 +253,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
         if (err instanceof RunOverBudgetError) log.warn('run killed over its budget, nothing signed', { taskId, reason: err.message })
         throw err
       }
-      log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, resultSize: r.resultInfo.resultSize })
+      log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, resultSize: r.resultInfo.resultSize })
       return r
     },
     tasks: async () => await call('tasks', {}),

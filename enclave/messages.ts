@@ -99,7 +99,11 @@ export interface ExecuteRequest {
   taskId: string
   /** How many sellers the trade has; inputs are sellers 0..n-1 in trade order. Default: all delivered. */
   sellerCount?: number
-  /** The node's own upper limits; the run uses the smallest of these, the buyer's and the sellers'. */
+  /**
+   * The trade's caps as the host read them on DTMC: when given, each must equal the one the run uses (the buyer's
+   * gas cap; the smallest of the buyer's and the sellers' output caps), else the enclave refuses (CapMismatchError).
+   * A node's own limits never lower a run: every honest node runs with the same inputs.
+   */
   gasCap?: bigint
   outputCap?: bigint
 }
@@ -109,7 +113,10 @@ export interface ExecuteResponse {
   signature: string
   /** The output, ECIES-encrypted to the buyer's one-time result key; empty unless status is Ok. */
   encryptedResult: Uint8Array
-  /** Plaintext input size in bytes (all sellers), and the caps the run used: not signed, informative. */
+  /**
+   * Plaintext input size in bytes (all sellers), and the caps the run used: not signed, informative. The gas the
+   * run used is not here (nor in resultInfo): it is inside encryptedResult, for the buyer only.
+   */
   inputSize: number
   gasCap: bigint
   outputCap: bigint

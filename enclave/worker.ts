@@ -8,7 +8,7 @@
 // except chunks, which are the seller's AES-GCM ciphertext, authenticated by the sealed data key:
 //   index                       { tasks: taskId[] }
 //   task/<taskId>               { tradeId, codeHash, privateKey }
-//   code/<taskId>               { code, resultPublicKey, gasCap, outputCap }
+//   code/<taskId>               { code, resultPublicKey, gasCap, outputCap, resultSalt, envelopeHash }
 //   data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid?, seller, receipt?, acked }
 //   chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
 //   result/<taskId>             the execute response (signed result info, encrypted result)
@@ -17,7 +17,7 @@ import type { NetworkDomain } from '../contracts/formats.ts'
 import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
 import {
   chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, inputHashOf, networkDomainKey, quoteDigestOf, receiptAckDigestOf, receiptDigestOf, recoverDigest,
-  reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
+  reportDataOf, resultDigestOf, resultHashOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
 } from '../contracts/formats.ts'
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
@@ -29,7 +29,7 @@ import {
   readChunkHeader, sealBlob, splitSignedChunk, unsealBlob, unwrapDataKey
 } from './crypto.ts'
 import {
-  ChunkAuthError, ChunkNotFromSellerError, ChunkOrderError, CodeAuthorizationError, DataKeyAuthorizationError, ReceiptAckError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
+  CapMismatchError, ChunkAuthError, ChunkNotFromSellerError, ChunkOrderError, CodeAuthorizationError, DataKeyAuthorizationError, ReceiptAckError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
   InvalidRequestError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
 } from './errors.ts'
 import type { RunOutcome } from './evm.ts'
@@ -76,7 +76,7 @@ async function getSealed<T> (key: string): Promise<T | undefined> {
 
 // ---- state ----
 
-interface CodeState { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint, envelopeHash: string }
+interface CodeState { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint, resultSalt: string, envelopeHash: string }
 interface SellerSlot {
   key: Uint8Array
   commitment: string
@@ -179,7 +179,7 @@ async function saveSlot (t: Task, index: number, s: SellerSlot): Promise<void> {
 function resultJson (r: ExecuteResponse): Record<string, unknown> {
   return {
     ...r,
-    resultInfo: { ...r.resultInfo, resultSize: String(r.resultInfo.resultSize), gasUsed: String(r.resultInfo.gasUsed) },
+    resultInfo: { ...r.resultInfo, resultSize: String(r.resultInfo.resultSize) },
     encryptedResult: hexlify(r.encryptedResult),
     gasCap: String(r.gasCap),
     outputCap: String(r.outputCap)
@@ -189,7 +189,7 @@ function resultJson (r: ExecuteResponse): Record<string, unknown> {
 function resultFromJson (j: any): ExecuteResponse {
   return {
     ...j,
-    resultInfo: { ...j.resultInfo, resultSize: BigInt(j.resultInfo.resultSize), gasUsed: BigInt(j.resultInfo.gasUsed) },
+    resultInfo: { ...j.resultInfo, resultSize: BigInt(j.resultInfo.resultSize) },
     encryptedResult: getBytes(j.encryptedResult),
     gasCap: BigInt(j.gasCap),
     outputCap: BigInt(j.outputCap)
@@ -243,8 +243,8 @@ async function loadSealedState (): Promise<void> {
       if (tj === undefined) continue
       const t = newTask(tj.tradeId, tj.codeHash, getBytes(tj.privateKey), { chainId: BigInt(tj.chainId), verifyingContract: tj.dtmc })
       if (t.taskId !== taskId) continue
-      const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string, envelopeHash: string }>(K.code(taskId))
-      if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap), envelopeHash: cj.envelopeHash }
+      const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string, resultSalt: string, envelopeHash: string }>(K.code(taskId))
+      if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap), resultSalt: cj.resultSalt, envelopeHash: cj.envelopeHash }
       for (let i = 0; i < MAX_SELLERS; i++) {
         const sj = await getSealed<any>(K.data(taskId, i))
         if (sj === undefined) continue
@@ -343,7 +343,7 @@ async function deliverCode (p: DeliverCodeRequest): Promise<{ taskId: string }> 
   if (keccak256(opened.code) !== t.codeHash) throw new CodeHashMismatchError('code does not hash to the task codeHash')
   if (opened.gasCap === 0n || opened.gasCap > MAX_GAS_CAP) throw new InvalidRequestError(`gasCap must be 1..${MAX_GAS_CAP}`)
   if (opened.outputCap > MAX_OUTPUT_CAP) throw new InvalidRequestError(`outputCap must be at most ${MAX_OUTPUT_CAP}`)
-  await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap), envelopeHash })
+  await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap), resultSalt: opened.resultSalt, envelopeHash })
   t.code = { ...opened, envelopeHash }
   return { taskId: t.taskId }
 }
@@ -479,8 +479,8 @@ async function ackReceipt (p: AckReceiptRequest): Promise<SellerDataStatus> {
 
 // ---- step 8: execution ----
 
-function minCap (...caps: Array<bigint | undefined>): bigint {
-  return caps.filter((c): c is bigint => c !== undefined).reduce((a, b) => (b < a ? b : a))
+function minCap (...caps: bigint[]): bigint {
+  return caps.reduce((a, b) => (b < a ? b : a))
 }
 
 interface RunPlan {
@@ -514,8 +514,13 @@ async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse
     slots.push(s)
   }
   const inputHash = inputHashOf(slots.map(s => s.commitment))
-  const gasCap = minCap(t.code.gasCap, p.gasCap, MAX_GAS_CAP)
-  const outputCap = minCap(t.code.outputCap, p.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
+  // Every input of the run is the same on every honest node: the gas cap is exactly the buyer's (the trade's, on
+  // DTMC), whose GAS opcode reads then agree; a host that asks for another cap (its own smaller maxGas) gets a
+  // refusal, never a run that would land its node in another result group.
+  const gasCap = t.code.gasCap
+  if (p.gasCap !== undefined && p.gasCap !== gasCap) throw new CapMismatchError(`the trade's gas cap is ${gasCap}, not ${p.gasCap}`)
+  const outputCap = minCap(t.code.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
+  if (p.outputCap !== undefined && p.outputCap !== outputCap) throw new CapMismatchError(`the trade's output cap is ${outputCap}, not ${p.outputCap}`)
   const inputSize = slots.reduce((a, s) => a + s.size, 0)
   const plan: RunPlan = { t, inputHash, gasCap, outputCap, inputSize }
   if (slots.some(s => s.invalid !== undefined)) {
@@ -554,16 +559,16 @@ async function finishRun (plan: RunPlan, outcome: RunOutcome | undefined): Promi
       output[output.length - 1] ^= 0xff
     }
   }
+  // The gas used goes into the encrypted result only: on chain it would be a data-dependent channel.
   const { envelope, resultHash } = status === ResultStatus.Ok
-    ? encryptResult(code.resultPublicKey, t.taskId, output)
-    : { envelope: new Uint8Array(0), resultHash: keccak256(new Uint8Array(0)) }
+    ? encryptResult(code.resultPublicKey, t.taskId, code.resultSalt, output, gasUsed)
+    : { envelope: new Uint8Array(0), resultHash: resultHashOf(code.resultSalt, new Uint8Array(0)) }
   const resultInfo: ResultInfo = {
     tradeId: t.tradeId,
     taskId: t.taskId,
     inputHash: plan.inputHash,
     resultHash: resultHash.toLowerCase(),
     resultSize: status === ResultStatus.Ok ? BigInt(output.length) : 0n,
-    gasUsed,
     status
   }
   const signature = signDigest(t.signingKey, resultDigestOf(t.domain, resultInfo))

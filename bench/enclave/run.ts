@@ -151,7 +151,7 @@ if (big) {
     const buyer = Wallet.createRandom()
     const salt = hexlify(randomBytes(32))
     const a = await enclave.attest({ tradeId: tradeIdOf(buyer.address, salt), codeHash: keccak256(code), nonce: hexlify(randomBytes(32)) })
-    const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey })
+    const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey, resultSalt: hexlify(randomBytes(32)) })
     await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, domain, a.taskId, envelope) })
     const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
     t = performance.now()

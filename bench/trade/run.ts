@@ -92,7 +92,7 @@ function datasetOfSize (bytes: number, seed: number): { data: Uint8Array, record
   return { data, records }
 }
 
-interface TradeView { records: PartyRecord[], chain: { state: string, nodes: Array<{ payee: string }>, final: { gasUsed: string, count: number } | null } | null }
+interface TradeView { records: PartyRecord[], chain: { state: string, nodes: Array<{ payee: string }>, final: { count: number } | null } | null }
 
 interface TradeRow {
   dataset: Dataset
@@ -151,7 +151,7 @@ async function runTrade (net: LocalTestnet, ds: Dataset, nodes: number): Promise
     row.failure = `buyer ended ${buyerRec.state}: ${buyerRec.reason ?? ''}`
     return row
   }
-  const result = await buyer.rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
+  const result = await buyer.rpc.call<{ result: string, verified: boolean, gasUsed: string }>('buyer_result', { tradeId })
   if (!result.verified || !Buffer.from(getBytes(result.result)).equals(Buffer.from(ds.expected))) {
     row.failure = 'the result differs from the plain TypeScript analysis or from the final hash'
     return row
@@ -168,7 +168,7 @@ async function runTrade (net: LocalTestnet, ds: Dataset, nodes: number): Promise
   }, 60_000, 200)))
   const runs = chosen.map(d => enclaveRunMsFromLog(d.output(), tradeId)).filter((x): x is number => x !== undefined)
   row.figures = tradePhases(buyerRec, sellerRec, nodeRecs, runs)
-  row.gasUsed = view.chain?.final?.gasUsed
+  row.gasUsed = result.gasUsed // only the buyer learns it (inside the encrypted result)
   row.deliveryRetries = seller.output().split('\n').filter(l => l.includes('delivery failed (will retry)') && l.includes(tradeId)).length
   row.streamBufferErrors = streamBufferErrorsOn(net) - bufferErrorsBefore
   return row

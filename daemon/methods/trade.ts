@@ -21,9 +21,9 @@ const tradeSummary = object({
   updatedAt: string('ISO 8601')
 }, { optional: ['reason'] })
 
-/** What of a role's record is shown: everything but sealed material. */
+/** What of a role's record is shown: everything but sealed material and a node's commitment nonce. */
 function publicView (t: TradeRecord): Record<string, unknown> {
-  const { sealedCode: _code, ...data } = t.data as Record<string, unknown>
+  const { sealedCode: _code, commitNonce: _nonce, ...data } = t.data as Record<string, unknown>
   return { role: t.role, tradeId: t.tradeId, state: t.state, reason: t.reason, createdAt: t.createdAt, updatedAt: t.updatedAt, timeline: t.timeline, ...data }
 }
 

@@ -16,6 +16,18 @@ import type { TradeBook, TradeRecord, TradeRole } from '../trades.ts'
 import type { Logger } from '../log.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { Log } from 'ethers'
+import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/index.ts'
+
+/**
+ * The gas cap of a trade with these node terms, the buyer's and every node's: a node is paid at most nodeCap,
+ * so gas beyond nodeCap / nodePrice is never paid for and never run. The buyer puts it in the code envelope and
+ * on DTMC; a node whose own maxGas is below it does not offer (it would have to run with exactly this cap).
+ */
+export function tradeGasCapOf (nodePrice: bigint, nodeCap: bigint): bigint {
+  if (nodePrice === 0n) return DEFAULT_GAS_CAP
+  const cap = nodeCap / nodePrice
+  return cap < MAX_GAS_CAP ? cap : MAX_GAS_CAP
+}
 
 export interface RoleContext {
   options: DaemonOptions

@@ -18,10 +18,11 @@ test('three nodes, three caps, three results: the trade refunds at once but the 
   const t = await openTrade(m)
   const fees = (await m.buyer.client.dtmc.trade(t.tradeId))!.sellers.map(s => s.fee)
   await conserved(chain, everyone(m), async () => {
-    // Each cap stops the analysis at another point: three different (gasUsed, status) results.
-    await submit(m, t, 0, { gasUsed: 1000n, status: 2, resultSize: 0n })
-    await submit(m, t, 1, { gasUsed: 2000n, status: 2, resultSize: 0n })
-    await submit(m, t, 2, { gasUsed: 3000n, status: 2, resultSize: 0n })
+    // Each cap stops the analysis at another point: three different results (the gas used itself is
+    // no longer on chain, so they differ in what they signed: here, the result hash).
+    await submit(m, t, 0, { resultHash: '0x' + '01'.repeat(32), status: 2, resultSize: 0n })
+    await submit(m, t, 1, { resultHash: '0x' + '02'.repeat(32), status: 2, resultSize: 0n })
+    await submit(m, t, 2, { resultHash: '0x' + '03'.repeat(32), status: 2, resultSize: 0n })
     assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, 'refunded')
     // Before the fix: the buyer was credited t.deposit.
     assert.is(await m.buyer.client.dtmc.creditOf(m.buyer.address), t.deposit - fees[0] - fees[1])

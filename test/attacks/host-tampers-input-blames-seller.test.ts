@@ -100,8 +100,8 @@ test('DTMC: on a status-5 settlement the faulty seller is unpaid and the honest 
   await conserved(chain, everyone(m), async () => {
     // Nodes 0 and 1 found seller 1's signed data broken; node 2 (a compromised enclave, or one the seller
     // fed good data alone) reports otherwise and gave seller 1 a receipt.
-    await submit(m, t, 0, { status: ResultStatus.InputInvalid, resultSize: 0n, gasUsed: 0n })
-    await submit(m, t, 1, { status: ResultStatus.InputInvalid, resultSize: 0n, gasUsed: 0n })
+    await submit(m, t, 0, { status: ResultStatus.InputInvalid, resultSize: 0n })
+    await submit(m, t, 1, { status: ResultStatus.InputInvalid, resultSize: 0n })
     assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'settled')
     // Before the fix both sellers were credited their data fees here.
     assert.is(await m.buyer.client.dtmc.creditOf(m.sellers[0].address), 0n)

@@ -54,7 +54,6 @@ test('a long run holds up no other request of its enclave, is killed at its budg
     // A run within its budget still gives its signed result.
     const small = await enclave.execute(other.taskId)
     assert.is(small.resultInfo.status, ResultStatus.OutOfGas)
-    assert.is(small.resultInfo.gasUsed, 1_000_000n)
   } finally {
     await enclave.close()
   }

@@ -38,20 +38,25 @@ const code = getBytes(JSON.parse(readFileSync(artifactPath, 'utf8')).deployedByt
 
 interface BuyerView {
   records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string, chosenNodes?: Array<{ payee: string }>, rejected?: Array<{ peerId: string, why: string }>, demand?: string }>
-  chain: { state: string, deposit: string, final: { resultHash: string, resultSize: string, gasUsed: string, status: number, count: number, members: number[] }, nodes: Array<{ payee: string }>, sellers: Array<{ account: string, fee: string }> }
+  chain: { state: string, deposit: string, final: { resultHash: string, resultSize: string, status: number, count: number, members: number[] }, gasCap: string, nodes: Array<{ payee: string }>, sellers: Array<{ account: string, fee: string }> }
 }
 
 let tradeId = ''
 let view: BuyerView
-let result: { result: string, resultHash: string, verified: boolean }
+let result: { result: string, resultHash: string, verified: boolean, gasUsed: string }
 let buyerWatch: ReturnType<typeof runCli>
 
 test.before(async () => {
   net = await LocalTestnet.start({
     dir,
     sellers: 2,
-    nodes: 4,
-    nodeConfig: (i) => i === 3 ? { enclave: { attestationKeyFile: forgedKey } } : {}
+    nodes: 5,
+    // The honest nodes are configured differently (their own maxGas, at or above the trade's gas cap): every input
+    // of the result is still the same on each, and all three land in one group. Node 4's maxGas is below the
+    // trade's gas cap (nodeCap / nodePrice = 200,000,000): it must not offer, rather than run with less.
+    nodeConfig: (i) => i === 3
+      ? { enclave: { attestationKeyFile: forgedKey } }
+      : i === 0 ? { trade: { nodeMaxGas: '300000000' } } : i === 1 ? { trade: { nodeMaxGas: '1500000000' } } : i === 4 ? { trade: { nodeMaxGas: '100000000' } } : {}
   })
 })
 
@@ -83,8 +88,15 @@ test('a trade with two sellers and three nodes completes, and its result is the 
   assert.is(view.records[0].state, 'delivered', `${view.records[0].reason ?? ''} ${JSON.stringify(view.records[0].rejected)}`)
   result = await buyer.rpc.call('buyer_result', { tradeId })
   assert.ok(result.verified, 'result hash equals the final hash on DTMC')
+  assert.ok(BigInt(result.gasUsed) > 0n, 'the buyer learns the gas the run used, from the encrypted result')
   assert.equal(getBytes(result.result), referenceOutput('Stats', datasets))
   assert.is(view.chain.final.count, 3, 'all three honest enclaves agree')
+})
+
+test('a node whose maxGas is below the trade\'s gas cap does not offer, and is not in the trade', () => {
+  const low = net.nodes[4]
+  assert.ok(low.output().includes('not offering: the demand\'s gas cap is above our maxGas'), 'the node refused the demand')
+  assert.not.ok(view.chain.nodes.some(n => n.payee.toLowerCase() === low.info.ethAddress.toLowerCase()), 'not on DTMC')
 })
 
 test('the forged enclave is refused by the buyer and never chosen', () => {
@@ -100,7 +112,9 @@ test('payments and the refund match the caps and prices to the wei', () => {
   const payments = view.records[0].payments ?? {}
   const final = view.chain.final
   const resultSize = BigInt(final.resultSize)
-  const gasUsed = BigInt(final.gasUsed)
+  // The trade's gas cap, the same in the buyer's code envelope: nodeCap / nodePrice (below the enclave's MAX_GAS_CAP).
+  const gasCap = BigInt(view.chain.gasCap)
+  assert.is(gasCap, NODE_CAP / NODE_PRICE)
   // The output price is paid to each seller in full (never a share), and DTMC checked it against each offer's minimum.
   const outputFee = OUTPUT_PRICE * resultSize
   const expected = new Map<string, bigint>()
@@ -108,7 +122,8 @@ test('payments and the refund match the caps and prices to the wei', () => {
     const dataFee = [UNIT_PRICE * BigInt(datasets[i].length), SELLER_CAP].reduce((a, b) => a < b ? a : b)
     expected.set(s.info.ethAddress.toLowerCase(), dataFee + outputFee)
   }
-  const nodePay = [NODE_PRICE * gasUsed, NODE_CAP].reduce((a, b) => a < b ? a : b)
+  // A node is paid the flat min(nodePrice × gasCap, nodeCap): the gas the run used never reaches the chain.
+  const nodePay = [NODE_PRICE * gasCap, NODE_CAP].reduce((a, b) => a < b ? a : b)
   for (const i of final.members) expected.set(view.chain.nodes[i].payee.toLowerCase(), nodePay)
   const deposit = 2n * (SELLER_CAP + OUTPUT_PRICE * OUTPUT_CAP) + 3n * NODE_CAP
   assert.is(BigInt(view.chain.deposit), deposit)

@@ -1,6 +1,6 @@
 // Shared set-up of the enclave tests: an attestation root, a started enclave, a buyer that attests
 // and delivers code, sellers that deliver data.
-import { Wallet, getBytes, hexlify, keccak256, randomBytes } from 'ethers'
+import { Wallet, concat, getBytes, hexlify, keccak256, randomBytes, toUtf8Bytes } from 'ethers'
 import { loadArtifact } from '../../contracts/tools/compile.ts'
 import {
   createEnclave, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signChunk, signCodeDelivery, signDataKeyDelivery,
@@ -58,6 +58,13 @@ export interface BuyerTask {
   enclavePublicKey: string
   enclaveAddress: string
   resultKey: KeyPair
+  /** The trade's result salt (in the code envelope): what the buyer checks the output's hash with. */
+  resultSalt: string
+}
+
+/** The result salt of the test trade with this trade salt: the same for every enclave of one trade. */
+export function resultSaltOf (salt: string): string {
+  return keccak256(concat([salt, toUtf8Bytes('result salt')])).toLowerCase()
 }
 
 /** Delivers a code envelope to a task, signed by `signer` (default: the trade's buyer). */
@@ -66,13 +73,14 @@ export async function deliverCodeAs (enclave: EnclaveHost, taskId: string, salt:
 }
 
 /** Step 4: attests the enclave for `code` and delivers it with a fresh result key. */
-export async function buyerSetup (enclave: EnclaveHost, code: Uint8Array, caps: { gasCap?: bigint, outputCap?: bigint } = {}, salt = random32()): Promise<BuyerTask> {
+export async function buyerSetup (enclave: EnclaveHost, code: Uint8Array, caps: { gasCap?: bigint, outputCap?: bigint, resultSalt?: string } = {}, salt = random32()): Promise<BuyerTask> {
   const codeHash = keccak256(code)
   const tradeId = tradeIdOf(buyer.address, salt)
   const a = await enclave.attest({ tradeId, codeHash, nonce: random32() })
   const resultKey = generateKeyPair()
-  await deliverCodeAs(enclave, a.taskId, salt, encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: resultKey.publicKey, ...caps }))
-  return { taskId: a.taskId, tradeId, salt, codeHash, enclavePublicKey: a.enclavePublicKey, enclaveAddress: a.quote.enclaveAddress, resultKey }
+  const resultSalt = caps.resultSalt ?? resultSaltOf(salt)
+  await deliverCodeAs(enclave, a.taskId, salt, encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: resultKey.publicKey, ...caps, resultSalt }))
+  return { taskId: a.taskId, tradeId, salt, codeHash, enclavePublicKey: a.enclavePublicKey, enclaveAddress: a.quote.enclaveAddress, resultKey, resultSalt }
 }
 
 /** Step 7 for one seller, from a dataset in memory. */

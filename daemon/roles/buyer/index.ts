@@ -121,7 +121,7 @@ export class BuyerRole implements Role {
   }
 
   /** buyer_result: step 10. */
-  async result (tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean }> {
+  async result (tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean, gasUsed: string }> {
     return await readResult(this.ctx, tradeId)
   }
 
@@ -159,7 +159,12 @@ export class BuyerRole implements Role {
       name: 'buyer_result',
       summary: 'The decrypted result of a delivered trade, checked against the final hash on DTMC.',
       params: [{ name: 'tradeId', type: 'bytes32', description: 'the trade' }],
-      result: r.object({ result: r.hex('the decrypted output'), resultHash: r.bytes32(), verified: r.boolean('keccak(result) is the final hash on DTMC') }),
+      result: r.object({
+        result: r.hex('the decrypted output'),
+        resultHash: r.bytes32(),
+        verified: r.boolean('keccak(resultSalt ‖ result) is the final hash on DTMC'),
+        gasUsed: r.decimal('the enclave gas the run used (inside the encrypted result; never on chain)')
+      }),
       errors: ['NotFound', 'Unavailable'],
       handler: async (p) => await this.result(p.tradeId)
     })

@@ -2,15 +2,17 @@
 // and the DHT (Register), offers itself for demands it can serve (Offers), lets buyers and sellers
 // attest its enclave (Attestation), checks a data delivery against DTMC (Checks) before it takes the
 // buyer's code and the sellers' data into the enclave (Data delivery), runs the analysis there
-// (Execution), submits the signed result info to DTMC and withdraws its pay (Consensus and payment),
+// (Execution), commits to the signed result info on DTMC then reveals it once every node has committed
+// (or the commit window has passed), withdraws its pay (Consensus and payment),
 // and serves the encrypted result to the buyer (Result delivery).
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { hexlify } from 'ethers'
 import {
-  createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
+  CapMismatchError, createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
 } from '../../../enclave/index.ts'
-import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
+import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, type TradeView } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
@@ -23,7 +25,7 @@ import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
-import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
 
@@ -61,8 +63,10 @@ export interface NodeTradeData {
   deadline: number
   resultHash?: string
   resultSize?: string
-  gasUsed?: string
   status?: number
+  /** The secret nonce of our result commitment on DTMC, until the reveal shows it. */
+  commitNonce?: string
+  revealed?: boolean
   reason?: string
   payment?: string
   /** Runs started for this task (MAX_RUN_ATTEMPTS at most), and why the last one ended without a result. */
@@ -319,6 +323,12 @@ export class TrustedNodeRole implements Role {
 
   private offerFor (d: Demand): Offer | null {
     if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
+    // Every node runs with exactly the trade's gas cap: a node that would have to lower it does not offer.
+    const gasCap = tradeGasCapOf(d.nodePrice, d.nodeCap)
+    if (gasCap > this.maxGas) {
+      log.info('not offering: the demand\'s gas cap is above our maxGas', { demandId: d.demandId, gasCap, maxGas: this.maxGas })
+      return null
+    }
     return signOffer({ type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() },
       { chainId: d.chainId, dtmc: d.dtmc, peerId: this.ctx.p2p.peerId }, this.ctx.keys.ethWallet.privateKey)
   }
@@ -346,6 +356,7 @@ export class TrustedNodeRole implements Role {
     const view = await this.ctx.chain.dtmc.trade(req.tradeId)
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
+    if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
     const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, this.ctx.network.deployBlock)
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
@@ -472,10 +483,15 @@ export class TrustedNodeRole implements Role {
       return
     }
     if (t.state === 'executing') {
-      const submitted = view.nodes[t.data.nodeIndex]?.submitted === true
-      if (!submitted && await this.giveUpRun(t, now, view.deadline)) return
-      await this.executeAndSubmit(t, submitted)
+      // This step runs in the background (advanceActive's in-flight set): a long run holds up no tick.
+      const committed = view.nodes[t.data.nodeIndex]?.committed === true
+      if (!committed && await this.giveUpRun(t, now, view.deadline)) return
+      await this.executeAndCommit(t, view, committed)
       return
+    }
+    // The latest block's time lags the clock on a chain that mines only on demand: the next block is at least now.
+    if (t.state === 'submitted' && t.data.revealed !== true && revealOpen(view, Math.max(now, Math.floor(Date.now() / 1000)))) {
+      t = await this.reveal(t, view)
     }
     if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {
       await this.finalize(t.tradeId)
@@ -498,25 +514,44 @@ export class TrustedNodeRole implements Role {
     return true
   }
 
+  /** The run with exactly the trade's caps (the enclave refuses any other); a repeat returns the sealed result. */
+  private async run (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<ExecuteResponse> {
+    return await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: view.gasCap })
+  }
+
   /**
-   * Step 8, Execution, then step 9, Consensus: run once in the enclave (a repeat returns the sealed
-   * result), submit to DTMC once. A run killed at its budget is noted (trade record, log) and
-   * submits nothing; the next tick tries again, up to MAX_RUN_ATTEMPTS runs in all.
+   * Step 8, Execution, then step 9, the commitment: run once in the enclave, commit to the signed result on
+   * DTMC once. The result itself stays off chain until every node has committed (or the commit window has
+   * passed): then `reveal` shows it, and no node can have copied it. A run killed at its budget is noted
+   * (trade record, log) and commits nothing; the next tick tries again, up to MAX_RUN_ATTEMPTS runs in all.
    */
-  private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
+  private async executeAndCommit (t: TradeRecord<NodeTradeData>, view: TradeView, alreadyCommitted: boolean): Promise<void> {
+    if (view.gasCap > this.maxGas) {
+      // checkDelivery refuses such a trade's data, so this is a trade that cannot run here: we never run with less.
+      log.warn('the trade\'s gas cap is above our maxGas: not running', { tradeId: t.tradeId, gasCap: view.gasCap, maxGas: this.maxGas })
+      await this.ctx.trades.transition(t, 'failed', { reason: `gas cap ${view.gasCap} above this node's maxGas ${this.maxGas}` })
+      return
+    }
     const started = Date.now()
-    if (!alreadySubmitted) {
+    if (!alreadyCommitted) {
       // Counted before it starts: a run that takes the daemon down with it counts too.
       const attempt = (t.data.runAttempts ?? 0) + 1
       t = await this.ctx.trades.transition(t, 'executing', { data: { runAttempts: attempt }, note: `run ${attempt} of at most ${MAX_RUN_ATTEMPTS} started` })
     }
     let r: ExecuteResponse
     try {
-      r = await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas })
+      r = await this.run(t, view)
     } catch (err) {
       if (err instanceof RunOverBudgetError || err instanceof RunFailedError) {
         await this.ctx.trades.transition(t, 'executing', { data: { runError: err.message }, note: `run ${t.data.runAttempts ?? 1} ended without a result: ${err.message}` })
-        log.warn('run ended without a result, nothing submitted', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
+        log.warn('run ended without a result, nothing committed', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
+        return
+      }
+      // The buyer's code envelope holds another gas or output cap than the trade's on DTMC: no honest node runs
+      // it (each would otherwise run with inputs the others may not share), and the trade ends without a majority.
+      if (err instanceof CapMismatchError) {
+        log.warn('the code envelope\'s caps are not the trade\'s: not running', { tradeId: t.tradeId, err })
+        await this.ctx.trades.transition(t, 'failed', { reason: err.message })
         return
       }
       // A late answer to execute (EnclaveTimeoutError) stops nothing: the run goes on in its thread and
@@ -524,23 +559,41 @@ export class TrustedNodeRole implements Role {
       if (err instanceof EnclaveClosedError) this.enclaveLost = true
       throw err
     }
-    log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
-    if (!alreadySubmitted) {
+    log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, ms: Date.now() - started })
+    const nonce = t.data.commitNonce ?? hexlify(randomBytes(32)).toLowerCase()
+    if (!alreadyCommitted) {
+      // The nonce is recorded first: a restart between the two steps still reveals what it committed to.
+      t = await this.ctx.trades.update(t, { commitNonce: nonce })
+      const commitment = resultCommitmentOf(resultDigestOf(networkDomainOf(this.ctx.network), r.resultInfo), t.data.nodeIndex, nonce)
       try {
-        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
+        await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment)
       } catch (err) {
-        // DTMC settles as soon as a majority is certain: a result that comes after that is not needed
-        // (and not paid); the next tick sees the outcome and closes our end.
-        if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
-        log.info('trade settled before our result', { tradeId: t.tradeId })
+        // DTMC settles as soon as a majority is certain, and commitments close when reveals open: a result
+        // that comes after that is not needed (and not paid); the next tick sees the outcome.
+        if (!(err instanceof ChainRevertError) || !['AlreadyFinalized', 'CommitPhaseClosed'].includes(err.errorName ?? '')) throw err
+        log.info('commitments closed before our result', { tradeId: t.tradeId, error: err.errorName })
+        t = await this.ctx.trades.update(t, { revealed: true })
       }
     }
     await this.ctx.trades.transition(t, 'submitted', {
-      data: {
-        resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), gasUsed: r.resultInfo.gasUsed.toString(), status: r.resultInfo.status, reason: r.reason
-      },
-      note: `result info submitted (status ${r.resultInfo.status}, ${r.resultInfo.gasUsed} gas)`
+      data: { resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), status: r.resultInfo.status, reason: r.reason },
+      note: `result committed (status ${r.resultInfo.status})`
     })
+  }
+
+  /** Step 9, the reveal: our signed result and the nonce of its commitment, once reveals are open. */
+  private async reveal (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<TradeRecord<NodeTradeData>> {
+    if (view.nodes[t.data.nodeIndex]?.submitted !== true && view.nodes[t.data.nodeIndex]?.committed === true && t.data.commitNonce !== undefined) {
+      const r = await this.run(t, view)
+      try {
+        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature, t.data.commitNonce)
+      } catch (err) {
+        if (err instanceof ChainRevertError && err.errorName === 'RevealTooEarly') return t // the next tick tries again
+        if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
+        log.info('trade settled before our reveal', { tradeId: t.tradeId })
+      }
+    }
+    return await this.ctx.trades.update(t, { revealed: true })
   }
 
   /** Step 9, Consensus: when all results are in or the deadline passed, anyone may close the trade. */
@@ -581,6 +634,11 @@ export class TrustedNodeRole implements Role {
 /** Where a buyer's ack waits (in `meta`) for this node to record the trade's settlement. */
 function ackKey (tradeId: string): string {
   return `node:resultAck:${tradeId.toLowerCase()}`
+}
+
+/** Whether DTMC accepts reveals: every node has committed, or COMMIT_WINDOW has passed since the first commitment. */
+function revealOpen (view: TradeView, now: number): boolean {
+  return view.nCommits === view.nodes.length || (view.nCommits > 0 && now >= view.commitStart + COMMIT_WINDOW)
 }
 
 /**

@@ -56,7 +56,7 @@ test('killed mid-delivery, the restarted enclave continues the task from its sea
   assert.ok(st.complete)
   const r = await second.execute(task.taskId)
   assert.is(r.resultInfo.status, ResultStatus.Ok)
-  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash })
+  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash, resultSalt: task.resultSalt })
   assert.is(hexlify(out), hexlify(referenceOutput('Histogram', [data])))
 })
 
@@ -78,7 +78,7 @@ test('killed mid-execution, the restarted enclave runs the task again to the sam
   assert.not.ok(resumed.executed)
   const r = await second.execute(task.taskId)
   assert.is(r.resultInfo.status, ResultStatus.Ok)
-  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash })
+  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash, resultSalt: task.resultSalt })
   assert.is(hexlify(out), hexlify(referenceOutput('Stats', [data])))
 
   // The result itself is sealed: a third start returns the same signed result without running.
@@ -106,7 +106,7 @@ test('an execution over the host\'s timeout fails, but stops nothing: the run fi
   const second = await start(store)
   const r = await second.execute(task.taskId)
   assert.is(r.resultInfo.status, ResultStatus.Ok)
-  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash })
+  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash, resultSalt: task.resultSalt })
   assert.is(hexlify(out), hexlify(referenceOutput('LinearFit', [data])))
   await second.close()
 })
