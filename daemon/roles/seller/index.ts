@@ -241,10 +241,14 @@ export class SellerRole implements Role {
       const wrappedKey = hexlify(wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
         key, commitment: ds.commitment, size: plain.length, outputCap: BigInt(ds.policy.outputCap)
       }))
+      // sentBytes is this delivery's running total: the counter takes its increments.
+      let counted = 0
       const status = await this.ctx.data.deliver(record.peerId, {
         tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, wrappedKey, size: plain.length, chunks
       }, chunkAt, {
         onProgress: (p) => {
+          this.ctx.metrics.bytesDelivered.inc({ role: 'seller' }, Math.max(0, p.sentBytes - counted))
+          counted = Math.max(counted, p.sentBytes)
           log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes })
           nodes[i] = { ...nodes[i], peerId: record.peerId, sentBytes: Math.min(plain.length, p.sentChunks * chunkSize) }
           void saveNodes().catch(() => {})

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto'
 import {
   createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
 } from '../../../enclave/index.ts'
-import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
+import { readKeyFile, networkDomainOf, ResultStatus } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
@@ -28,6 +28,9 @@ import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, 
 const log = logger('sdte:node')
 
 export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
+
+/** DTMC result status codes as metric labels: OutOfGas -> out_of_gas. */
+const RESULT_STATUS_LABEL = new Map<number, string>(Object.entries(ResultStatus).map(([k, v]) => [v, k.replace(/(?<=[a-z])(?=[A-Z])/g, '_').toLowerCase()]))
 /** Tasks one peer may have attested that no trade has taken up yet. */
 export const MAX_PENDING_TASKS_PER_PEER = 32
 /** Tasks, from all peers, that no trade has taken up yet; the enclave holds MAX_TASKS (1024) in all. */
@@ -184,10 +187,13 @@ export class TrustedNodeRole implements Role {
     await this.ctx.data.start({
       open: async (remote, req) => await this.checkDelivery(remote, req),
       receive: async (req, _from, chunks) => {
+        let bytes = 0
+        const counted = (async function * () { for await (const c of chunks) { bytes += c.length; yield c } })()
         const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
-          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, chunks
+          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, chunks: counted
         }))
         if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
+        this.ctx.metrics.bytesDelivered.inc({ role: 'node' }, bytes)
         log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
         return { nextChunk: status.nextChunk, complete: status.complete }
       }
@@ -509,6 +515,8 @@ export class TrustedNodeRole implements Role {
       r = await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas })
     } catch (err) {
       if (err instanceof RunOverBudgetError || err instanceof RunFailedError) {
+        this.ctx.metrics.enclaveRuns.inc({ status: err instanceof RunOverBudgetError ? 'over_budget' : 'failed' })
+        this.ctx.metrics.enclaveRunSeconds.observe({}, (Date.now() - started) / 1000)
         await this.ctx.trades.transition(t, 'executing', { data: { runError: err.message }, note: `run ${t.data.runAttempts ?? 1} ended without a result: ${err.message}` })
         log.warn('run ended without a result, nothing submitted', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
         return
@@ -519,6 +527,12 @@ export class TrustedNodeRole implements Role {
       throw err
     }
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
+    // A repeat (already submitted) returns the sealed result of a run counted before.
+    if (!alreadySubmitted) {
+      this.ctx.metrics.enclaveRuns.inc({ status: RESULT_STATUS_LABEL.get(Number(r.resultInfo.status)) ?? String(r.resultInfo.status) })
+      this.ctx.metrics.enclaveRunGas.observe({}, Number(r.resultInfo.gasUsed))
+      this.ctx.metrics.enclaveRunSeconds.observe({}, (Date.now() - started) / 1000)
+    }
     if (!alreadySubmitted) {
       try {
         await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
@@ -546,6 +560,11 @@ export class TrustedNodeRole implements Role {
       if (!(err instanceof ChainRevertError)) throw err
       log.debug('finalize not needed', { tradeId, error: err.errorName })
     }
+  }
+
+  /** /ready: the enclave is open and no call found it lost (a lost one is reopened on the next tick). */
+  ready (): boolean {
+    return this.enclave !== undefined && !this.enclaveLost && !this.stopping
   }
 
   registerMethods (rpc: RpcServer): void {
