@@ -34,7 +34,7 @@ import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
 import { VERSION } from './version.ts'
 import { createMetrics, daemonMetrics, type DaemonMetrics, type MetricsSetup } from './metrics.ts'
-import { MonitorServer, READY_CHAIN_TIMEOUT_MS } from './monitor.ts'
+import { MonitorServer, READY_TIMEOUT_MS } from './monitor.ts'
 import { RefuseRequest } from '../p2p/index.ts'
 import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
 
@@ -232,23 +232,28 @@ export class SdteDaemon {
     log.info('metrics served', { url: `${url}/metrics` })
   }
 
-  /** /ready: started, the p2p host listening, the chain answering, and every role's own check (the node's enclave up). */
+  /**
+   * /ready: started, the p2p host listening, the chain answering, and every role's own check (the
+   * node's enclave answering), all within READY_TIMEOUT_MS.
+   */
   async ready (): Promise<boolean> {
     if (this.status !== 'started') return false
     if (this.p2p.status !== 'started' || this.p2p.addresses().length === 0) return false
     const chain = this.chain
-    if (chain !== null) {
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('chain timeout')) }, READY_CHAIN_TIMEOUT_MS) })
-      try {
-        await Promise.race([chain.blockNumber(), timeout])
-      } catch {
-        return false
-      } finally {
-        clearTimeout(timer)
-      }
+    const checks = async (): Promise<boolean> => {
+      if (chain !== null) await chain.blockNumber()
+      for (const r of this.roles) if (r.ready !== undefined && !await r.ready()) return false
+      return true
     }
-    return this.roles.every(r => r.ready?.() ?? true)
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, READY_TIMEOUT_MS) })
+    try {
+      return await Promise.race([checks(), timeout])
+    } catch {
+      return false
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private async startControlApi (): Promise<void> {

@@ -84,8 +84,12 @@ function enabled (namespace: string, level: LogLevel): boolean {
 function line (namespace: string, level: LogLevel, msg: string, ctx: Record<string, unknown> | undefined): string {
   const time = new Date().toISOString()
   const fields = ctx === undefined ? undefined : redact(ctx)
-  // Context fields never overwrite the line's own.
-  if (settings.format === 'json') return JSON.stringify({ ...fields, time, level, ns: namespace, msg })
+  if (settings.format === 'json') {
+    const obj: Record<string, unknown> = { time, level, ns: namespace, msg }
+    // Context fields never overwrite the line's own.
+    for (const [k, v] of Object.entries(fields ?? {})) if (!(k in obj)) obj[k] = v
+    return JSON.stringify(obj)
+  }
   return `${time} ${level.padEnd(5)} ${namespace} ${msg}${fields === undefined ? '' : ' ' + JSON.stringify(fields)}`
 }
 

@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net'
 
 /** A /ready answer is reused this long: a flood of probes costs one chain call a second, not one each. */
 export const READY_CACHE_MS = 1000
-/** How long /ready waits for the chain to answer before it counts as unreachable. */
-export const READY_CHAIN_TIMEOUT_MS = 2000
+/** How long /ready waits for its checks (the chain, the enclave) before it answers not ready. */
+export const READY_TIMEOUT_MS = 2000
 /** Bounds of a monitoring request: it has no body, and a slow client is dropped. */
 export const MONITOR_REQUEST_TIMEOUT_MS = 10_000
 export const MONITOR_MAX_HEADER_BYTES = 8 * 1024

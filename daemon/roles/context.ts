@@ -44,7 +44,7 @@ export interface Role {
   tick: () => Promise<void>
   registerMethods: (rpc: RpcServer) => void
   /** Whether the role can do its work now (/ready); absent: always. */
-  ready?: () => boolean
+  ready?: () => Promise<boolean>
   /** A valid demand seen on the gossip topic. */
   onDemand?: (demand: Demand, demandHash: string) => Promise<void>
   /** The buyer's side of /sdte/offer/1. */

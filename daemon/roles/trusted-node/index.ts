@@ -562,9 +562,15 @@ export class TrustedNodeRole implements Role {
     }
   }
 
-  /** /ready: the enclave is open and no call found it lost (a lost one is reopened on the next tick). */
-  ready (): boolean {
-    return this.enclave !== undefined && !this.enclaveLost && !this.stopping
+  /** /ready: the enclave answers (a lost one is reopened on the next tick; until then, not ready). */
+  async ready (): Promise<boolean> {
+    if (this.enclave === undefined || this.enclaveLost || this.stopping) return false
+    try {
+      await this.enclave.tasks()
+      return true
+    } catch {
+      return false
+    }
   }
 
   registerMethods (rpc: RpcServer): void {
