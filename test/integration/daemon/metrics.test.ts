@@ -70,7 +70,7 @@ function families (text: string): Map<string, string[]> {
 }
 
 function sample (text: string, name: string, labels: string): number | undefined {
-  const line = text.split('\n').find(l => l.startsWith(`${name}{`) && labels.split(',').every(p => l.includes(p)))
+  const line = text.split('\n').find(l => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && labels.split(',').every(p => l.includes(p)))
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
 }
 
@@ -129,6 +129,18 @@ test('/metrics: libp2p\'s, Node\'s and all of ours; the node\'s registration in 
   assert.match(r.body, /^sdte_p2p_peers 0$/m)
   // A trade moves the trade counters (test/e2e/trade.test.ts); this node has none yet.
   assert.is(f.get('sdte_trade_transitions_total')?.length, 0)
+})
+
+test('the Grafana dashboard (docs/grafana-dashboard.json) queries only metrics a daemon serves', async () => {
+  const body = (await get(`${base}/metrics`)).body
+  const served = families(body)
+  const dashboard = readFileSync(new URL('../../../docs/grafana-dashboard.json', import.meta.url), 'utf8')
+  const queried = new Set([...dashboard.matchAll(/\b((?:sdte|libp2p|process|nodejs)_[a-z0-9_]+)/g)].map(m => m[1]))
+  assert.ok(queried.size >= 15, [...queried].join(', '))
+  for (const name of queried) {
+    const family = name.replace(/_(bucket|count|sum)$/, '')
+    assert.ok(served.has(name) || served.has(family), `the dashboard queries ${name}, which /metrics does not serve`)
+  }
 })
 
 test('/health and /ready reveal nothing else: one word, no version or address; other paths and methods refused', async () => {
