@@ -209,9 +209,11 @@ class Bound {
   }
 
   private counted (method: string, err: Error): Error {
-    // ethers' own errors are all named Error; their code (NETWORK_ERROR, TIMEOUT, ...) tells them apart.
+    // A revert by its custom error (NothingToWithdraw); ethers' own errors are all named Error, their
+    // code (NETWORK_ERROR, TIMEOUT, ...) tells them apart.
     const code = (err as { code?: unknown }).code
-    this.ctx.metrics.errors.inc({ contract: this.name, method, error: err.name === 'Error' && typeof code === 'string' ? code : err.name })
+    const error = err instanceof ChainRevertError ? err.errorName : err.name === 'Error' && typeof code === 'string' ? code : err.name
+    this.ctx.metrics.errors.inc({ contract: this.name, method, error })
     return err
   }
 
