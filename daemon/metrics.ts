@@ -101,8 +101,10 @@ export function createMetrics (): MetricsSetup {
   return {
     prometheus,
     daemon: daemonMetrics(promRegistry(prometheus)),
-    // It also collects Node's process metrics (CPU, memory, event loop, GC) into the same registry;
-    // preserveExistingMetrics: the global registry is not ours to clear.
+    // @libp2p/prometheus-metrics also collects Node's process metrics (CPU, memory, event loop, GC) there.
+    // It keeps libp2p's metrics in a module-wide map by name, so they are one set per process: right
+    // for a daemon, its own process; a second libp2p in one process (tests) shares the first's.
+    // preserveExistingMetrics: prom-client's global registry is not ours to clear.
     libp2p: prometheusMetrics({ registry: prometheus, preserveExistingMetrics: true })
   }
 }
