@@ -20,7 +20,7 @@ export class RotatingLogFile {
 
   constructor (options: LogFileOptions) {
     this.options = options
-    mkdirSync(dirname(options.path), { recursive: true })
+    mkdirSync(dirname(options.path), { recursive: true, mode: 0o700 })
     this.fd = openSync(options.path, 'a', 0o600)
     this.size = fstatSync(this.fd).size
   }
