@@ -6,7 +6,8 @@ import { SdteError } from './errors.ts'
 import { readFileSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { homedir } from 'node:os'
-import { isLogLevel, type LogLevel } from './logging.ts'
+import { isLogLevel, LOG_FORMATS, type LogFormat, type LogLevel } from './logging.ts'
+import { isIP } from 'node:net'
 // The p2p part's defaults have one home, p2p/constants.ts (a leaf module: it imports nothing), read here
 // directly rather than through p2p/index.ts so that reading options never loads libp2p.
 import * as P2P from '../p2p/constants.ts'
@@ -84,6 +85,22 @@ function logLevel (v: unknown, where: string): LogLevel {
   return v
 }
 
+function logFormat (v: unknown, where: string): LogFormat {
+  if (!(LOG_FORMATS as readonly unknown[]).includes(v)) throw new ConfigError(`${where} must be one of ${LOG_FORMATS.join(', ')}`)
+  return v as LogFormat
+}
+
+function nonNegativeInt (v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(`${where} must be a non-negative integer`)
+  return v
+}
+
+/** An IP address to listen on (a name would resolve to who knows which interface). */
+export function parseListenHost (v: unknown, where: string): string {
+  if (typeof v !== 'string' || isIP(v) === 0) throw new ConfigError(`${where} must be an IP address (127.0.0.1, ::1, 0.0.0.0)`)
+  return v
+}
+
 function text (v: unknown, where: string): string {
   if (typeof v !== 'string') throw new ConfigError(`${where} must be a string`)
   return v
@@ -129,8 +146,23 @@ const SECTIONS = {
   },
   log: {
     level: field<LogLevel>(D.DEFAULT_LOG_LEVEL, logLevel),
-    /** Namespace patterns to log at debug level (`sdte:*`, `sdte:p2p,-sdte:rpc`). */
-    debug: field('', text)
+    /** Namespace patterns to log at debug level (`sdte:*`, `sdte:p2p,-sdte:rpc`, `libp2p:*`). */
+    debug: field('', text),
+    /** human (time level namespace message {context}) or json (one object a line). */
+    format: field<LogFormat>(D.DEFAULT_LOG_FORMAT, logFormat),
+    /** Also append the lines to this file, rotated at maxFileBytes; null: stderr only. */
+    file: field<string | null>(null, pathOrNull),
+    maxFileBytes: field(D.DEFAULT_LOG_MAX_FILE_BYTES, positiveInt),
+    /** Rotated files kept (FILE.1 .. FILE.<maxFiles>); 0 keeps none. */
+    maxFiles: field(D.DEFAULT_LOG_MAX_FILES, nonNegativeInt)
+  },
+  /** The monitoring server: Prometheus /metrics, and unauthenticated /health and /ready. */
+  metrics: {
+    /** Off unless asked for (--metrics). */
+    enabled: field(false, flag),
+    /** Loopback by default: a wider address exposes the metrics (never a secret) to that network. */
+    host: field(D.DEFAULT_METRICS_HOST, parseListenHost),
+    port: field(D.DEFAULT_METRICS_PORT, parsePort)
   },
   /** How the roles trade. Prices are wei as decimal strings. */
   trade: {
@@ -159,6 +191,7 @@ export type P2POptions = ValuesOf<typeof SECTIONS.p2p>
 export type RpcOptions = ValuesOf<typeof SECTIONS.rpc>
 export type KeyOptions = ValuesOf<typeof SECTIONS.keys>
 export type LogOptions = ValuesOf<typeof SECTIONS.log>
+export type MetricsOptions = ValuesOf<typeof SECTIONS.metrics>
 export type TradeOptions = ValuesOf<typeof SECTIONS.trade>
 export type EnclaveConfig = ValuesOf<typeof SECTIONS.enclave>
 type Sections = { [K in keyof typeof SECTIONS]: ValuesOf<typeof SECTIONS[K]> }
@@ -269,6 +302,7 @@ export function readConfigFile (datadir: string): PartialOptions {
   if (typeof opts.network === 'string') opts.network = resolve(datadir, opts.network)
   if (typeof opts.keys?.passwordFile === 'string') opts.keys.passwordFile = resolve(datadir, opts.keys.passwordFile)
   if (typeof opts.enclave?.attestationKeyFile === 'string') opts.enclave.attestationKeyFile = resolve(datadir, opts.enclave.attestationKeyFile)
+  if (typeof opts.log?.file === 'string') opts.log.file = resolve(datadir, opts.log.file)
   return opts
 }
 
@@ -321,6 +355,7 @@ export function resolveOptionsWithSources (datadir: string, flags: PartialOption
   const merged = mergeOptions(defaults, fromFile, fromEnv, flags)
   if (merged.network !== null) merged.network = resolve(merged.network)
   if (merged.keys.passwordFile !== null) merged.keys.passwordFile = resolve(merged.keys.passwordFile)
+  if (merged.log.file !== null) merged.log.file = resolve(merged.log.file)
 
   const { datadir: _datadir, ...tree } = defaults
   const sources: OptionSources = {}

@@ -9,7 +9,7 @@
 // ChainRevertError with the contract's custom error name in `.errorName` and its arguments in `.args`.
 // Sends from one client are serialised through one queue with a local nonce counter, re-read from the
 // chain after any failed send, so concurrent calls never collide on nonces.
-import { SdteError, type TradeRole } from '../config/index.ts'
+import { SdteError, noMetrics, type Counter, type MetricsRegistry, type TradeRole } from '../config/index.ts'
 import {
   Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
   type TransactionReceipt, type TransactionRequest, type TransactionResponse
@@ -185,6 +185,24 @@ interface SendContext {
   signer?: Signer
   queue?: TxQueue
   receiptTimeoutMs: number
+  metrics: ChainMetrics
+}
+
+/** What the client counts (docs/guide.md, "Metrics"): transactions by outcome, the gas they used, errors. */
+interface ChainMetrics {
+  /** outcome: mined, reverted (mined, failed), rejected (refused before it was sent: a revert in estimation, a node error). */
+  transactions: Counter
+  gasUsed: Counter
+  /** Failed calls and sends, by the error's name. */
+  errors: Counter
+}
+
+function chainMetrics (registry: MetricsRegistry): ChainMetrics {
+  return {
+    transactions: registry.counter('sdte_chain_transactions_total', 'Transactions sent, by contract, method and outcome (mined, reverted, rejected)', ['contract', 'method', 'outcome']),
+    gasUsed: registry.counter('sdte_chain_gas_used_total', 'Gas used by mined transactions (reverted ones too), by contract and method', ['contract', 'method']),
+    errors: registry.counter('sdte_chain_errors_total', 'Failed chain calls and transactions, by contract, method and error name', ['contract', 'method', 'error'])
+  }
 }
 
 /** Common base: one contract, its calls and its sends. */
@@ -208,8 +226,17 @@ class Bound {
     try {
       return await this.contract.getFunction(method).staticCall(...args) as T
     } catch (err) {
-      throw toRevertError(err, this.name, method)
+      throw this.counted(method, toRevertError(err, this.name, method))
     }
+  }
+
+  private counted (method: string, err: Error): Error {
+    // A revert by its custom error (NothingToWithdraw); ethers' own errors are all named Error, their
+    // code (NETWORK_ERROR, TIMEOUT, ...) tells them apart.
+    const code = (err as { code?: unknown }).code
+    const error = err instanceof ChainRevertError ? err.errorName : err.name === 'Error' && typeof code === 'string' ? code : err.name
+    this.ctx.metrics.errors.inc({ contract: this.name, method, error })
+    return err
   }
 
   /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. */
@@ -225,16 +252,24 @@ class Bound {
     try {
       response = await queue.broadcast(tx) // gas estimation inside catches most reverts before sending
     } catch (err) {
-      throw toRevertError(err, this.name, method)
+      this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: 'rejected' })
+      throw this.counted(method, toRevertError(err, this.name, method))
     }
-    const receipt = await waitForReceipt(this.ctx.provider, response.hash, this.ctx.receiptTimeoutMs, this.ctx.provider.pollingInterval)
+    let receipt: TransactionReceipt
+    try {
+      receipt = await waitForReceipt(this.ctx.provider, response.hash, this.ctx.receiptTimeoutMs, this.ctx.provider.pollingInterval)
+    } catch (err) {
+      throw this.counted(method, err as Error)
+    }
+    this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: receipt.status === 1 ? 'mined' : 'reverted' })
+    this.ctx.metrics.gasUsed.inc({ contract: this.name, method }, Number(receipt.gasUsed))
     if (receipt.status !== 1) {
       // Mined but reverted: replay it on the state before its block to learn why (exact when it was the
       // block's only transaction of this account; otherwise also try the state after the block).
       const replay = async (blockTag: number): Promise<unknown> =>
         await this.ctx.provider.call({ ...tx, from: response.from, blockTag }).then(() => undefined, (e: unknown) => e)
       const why = (await replay(receipt.blockNumber - 1)) ?? (await replay(receipt.blockNumber))
-      throw toRevertError(why ?? makeCallException(), this.name, method, response.hash)
+      throw this.counted(method, toRevertError(why ?? makeCallException(), this.name, method, response.hash))
     }
     return receipt
   }
@@ -659,6 +694,8 @@ export interface ChainClientOptions {
   receiptTimeoutMs?: number
   /** Skip the chain id and contract code checks (default false). */
   skipChecks?: boolean
+  /** Where the client counts its transactions, gas and errors (handed in, like a logger). Default: noMetrics. */
+  metrics?: MetricsRegistry
 }
 
 export class ChainClient {
@@ -677,7 +714,8 @@ export class ChainClient {
       provider,
       signer,
       queue: signer !== undefined ? new TxQueue(signer) : undefined,
-      receiptTimeoutMs: opts.receiptTimeoutMs ?? 120_000
+      receiptTimeoutMs: opts.receiptTimeoutMs ?? 120_000,
+      metrics: chainMetrics(opts.metrics ?? noMetrics)
     }
     this.cisc = new CiscClient(opts.network.contracts.CISC, ctx)
     this.bdbc = new BdbcClient(opts.network.contracts.BDBC, ctx)

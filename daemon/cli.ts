@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { configureLogging } from './log.ts'
 import {
-  SdteError, LOG_LEVELS, isLogLevel, ConfigError, defaultDatadir, parsePort, parseRoles, resolveOptions, resolveOptionsWithSources,
-  validateConfigFile, type PartialOptions
+  SdteError, LOG_LEVELS, LOG_FORMATS, isLogLevel, ConfigError, defaultDatadir, defaultOptions, parseListenHost, parsePort, parseRoles,
+  resolveOptions, resolveOptionsWithSources, validateConfigFile, type LogFormat, type PartialOptions
 } from '../config/index.ts'
 import { RpcClient, DaemonNotRunningError } from './rpc/client.ts'
 import { RpcError } from './rpc/errors.ts'
@@ -54,8 +54,24 @@ interface DaemonFlags {
   network?: string
   passwordFile?: string
   logLevel?: string
+  logFormat?: string
+  logFile?: string
+  logMaxSize?: string
+  logMaxFiles?: string
+  metrics?: boolean
+  metricsHost?: string
+  metricsPort?: string
   debug?: string | boolean
 }
+
+/** A whole number from a flag (--log-max-size 1048576); `min` is its least value. */
+function flagInt (v: string, flag: string, min: number): number {
+  if (!/^\d{1,15}$/.test(v) || Number(v) < min) throw new ConfigError(`${flag}: expected an integer >= ${min}, got "${v}"`)
+  return Number(v)
+}
+
+/** The defaults the help text names (their home: config/daemon-defaults.ts, through the options table). */
+const DEFAULTS = defaultOptions('')
 
 function withDaemonFlags (cmd: Command): Command {
   return cmd
@@ -67,6 +83,13 @@ function withDaemonFlags (cmd: Command): Command {
     .option('--network <file>', 'network file (network.json from sdte devnet up or sdte deploy)')
     .option('--password-file <file>', 'file holding the keystore password (else $SDTE_PASSWORD, else a generated one in the datadir)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new Option('--log-format <format>', 'log lines as human text or JSON objects (default: human)').choices(LOG_FORMATS))
+    .option('--log-file <file>', 'also append the log to this file, rotated by size')
+    .option('--log-max-size <bytes>', `rotate the log file at this size (default: ${DEFAULTS.log.maxFileBytes})`)
+    .option('--log-max-files <n>', `rotated log files kept: FILE.1 .. FILE.<n> (default: ${DEFAULTS.log.maxFiles})`)
+    .option('--metrics', `serve Prometheus /metrics, and /health and /ready (default address ${DEFAULTS.metrics.host}:${DEFAULTS.metrics.port})`)
+    .option('--metrics-host <ip>', 'address the metrics server listens on (a non-loopback one exposes it to that network)')
+    .option('--metrics-port <n>', 'port of the metrics server (0: any free port)')
 }
 
 /** Maps flags onto a partial options tree. A bad flag value is a usage error. */
@@ -85,6 +108,17 @@ function flagsFrom (v: DaemonFlags): PartialOptions {
     if (v.passwordFile !== undefined) flags.keys = { passwordFile: resolve(v.passwordFile) }
     if (v.logLevel !== undefined && isLogLevel(v.logLevel)) flags.log = { level: v.logLevel }
     if (typeof v.debug === 'string') flags.log = { ...flags.log, debug: v.debug }
+    if (v.logFormat !== undefined && (LOG_FORMATS as readonly string[]).includes(v.logFormat)) flags.log = { ...flags.log, format: v.logFormat as LogFormat }
+    if (v.logFile !== undefined) flags.log = { ...flags.log, file: resolve(v.logFile) }
+    if (v.logMaxSize !== undefined) flags.log = { ...flags.log, maxFileBytes: flagInt(v.logMaxSize, '--log-max-size', 1) }
+    if (v.logMaxFiles !== undefined) flags.log = { ...flags.log, maxFiles: flagInt(v.logMaxFiles, '--log-max-files', 0) }
+    if (v.metrics === true || v.metricsHost !== undefined || v.metricsPort !== undefined) {
+      flags.metrics = {
+        ...(v.metrics === true && { enabled: true }),
+        ...(v.metricsHost !== undefined && { host: parseListenHost(v.metricsHost, '--metrics-host') }),
+        ...(v.metricsPort !== undefined && { port: parsePort(v.metricsPort, '--metrics-port') })
+      }
+    }
     return flags
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.message)
@@ -94,13 +128,19 @@ function flagsFrom (v: DaemonFlags): PartialOptions {
 
 async function cmdDaemon (o: DaemonFlags): Promise<void> {
   const options = resolveOptions(datadirOf(o.datadir).path, flagsFrom(o))
-  configureLogging({ level: options.log.level, debug: options.log.debug })
+  const log = options.log
+  configureLogging({
+    level: log.level,
+    debug: log.debug,
+    format: log.format,
+    file: log.file === null ? null : { path: log.file, maxBytes: log.maxFileBytes, maxFiles: log.maxFiles }
+  })
   const { SdteDaemon } = await import('./daemon.ts')
   const { onShutdownSignals } = await import('./shutdown.ts')
   const daemon = new SdteDaemon(options)
   onShutdownSignals(async () => await daemon.stop(), options.shutdownTimeoutMs)
   await daemon.start()
-  out(`sdte daemon ${VERSION} started\n  peer id:     ${daemon.keys.peerId}\n  eth address: ${daemon.keys.ethAddress}\n  roles:       ${options.roles.join(', ')}\n  listening:   ${daemon.p2p.addresses().join('\n               ')}\n  control API: ${daemon.rpc.address} (token in ${options.datadir}/api-token)`)
+  out(`sdte daemon ${VERSION} started\n  peer id:     ${daemon.keys.peerId}\n  eth address: ${daemon.keys.ethAddress}\n  roles:       ${options.roles.join(', ')}\n  listening:   ${daemon.p2p.addresses().join('\n               ')}\n  control API: ${daemon.rpc.address} (token in ${options.datadir}/api-token)${daemon.monitor !== null ? `\n  metrics:     ${daemon.monitor.url}/metrics (health: /health, /ready)` : ''}`)
   await daemon.stopped
   out('sdte daemon stopped')
   // Whatever a library left open must not keep a stopped daemon alive.

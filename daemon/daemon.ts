@@ -1,5 +1,6 @@
 // The sdte daemon: one process any participant runs. It takes the datadir lock first, then starts
-// its parts in order (keys, store, network, p2p host, control API) and stops them in reverse.
+// its parts in order (monitoring server, keys, store, network, p2p host, control API) and stops them
+// in reverse.
 // Roles (buyer, seller, node) add their services and control API methods on top of these parts.
 import { mkdirSync, writeFileSync, unlinkSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,7 +15,7 @@ import { attestProtocol } from '../p2p/index.ts'
 import { dataProtocol } from '../p2p/index.ts'
 import { resultProtocol } from '../p2p/index.ts'
 import { DEMAND_TOPIC, createDemandValidator } from '../p2p/index.ts'
-import { ConfigError, SdteError } from '../config/index.ts'
+import { ConfigError, SdteError, noMetrics } from '../config/index.ts'
 import { TradeBook } from './trades.ts'
 import type { Role, RoleContext } from './roles/context.ts'
 import { BuyerRole } from './roles/buyer/index.ts'
@@ -32,6 +33,8 @@ import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
 import { VERSION } from './version.ts'
+import { createMetrics, daemonMetrics, type DaemonMetrics, type MetricsSetup } from './metrics.ts'
+import { MonitorServer, READY_TIMEOUT_MS } from './monitor.ts'
 import { RefuseRequest } from '../p2p/index.ts'
 import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
 
@@ -58,6 +61,10 @@ export class SdteDaemon {
   rpc!: RpcServer
   trades!: TradeBook
   roles: Role[] = []
+  /** What the daemon and its parts measure; recorded nowhere unless options.metrics.enabled. */
+  metrics: DaemonMetrics = daemonMetrics(noMetrics)
+  /** /metrics, /health and /ready, when options.metrics.enabled. */
+  monitor: MonitorServer | null = null
   /** Resolves once the daemon has stopped (after `stop()` or `admin_shutdown`). */
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
@@ -96,23 +103,37 @@ export class SdteDaemon {
       const lock = lockDatadir(o.datadir)
       this.closers.push({ name: 'lock', close: () => lock.release() })
 
+      // First, so that /health answers (and /ready says not yet) while the rest starts.
+      let setup: MetricsSetup | null = null
+      if (o.metrics.enabled) {
+        setup = createMetrics()
+        this.metrics = setup.daemon
+        await this.startMonitor(setup)
+      }
+
       this.keys = await loadOrCreateKeys(o.datadir, o.keys)
       log.info('identity', { peerId: this.keys.peerId, ethAddress: this.keys.ethAddress, roles: o.roles })
 
       this.store = await Store.open(o.datadir)
       this.closers.push({ name: 'store', close: async () => await this.store.close() })
 
-      this.trades = new TradeBook(this.store.trades)
+      this.trades = new TradeBook(this.store.trades, this.metrics)
+      this.metrics.watchTrades(async () => await this.trades.list())
 
       if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
-        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey })
+        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey, metrics: this.metrics.registry })
         this.chain = chain
         this.closers.push({ name: 'chain', close: () => chain.close() })
       }
 
-      this.p2p = await createP2PHost(p2pOptions, { privateKey: this.keys.peerKey, logger: componentLogger })
+      this.p2p = await createP2PHost(p2pOptions, {
+        privateKey: this.keys.peerKey,
+        logger: componentLogger,
+        metrics: this.metrics.registry,
+        ...(setup !== null && { libp2pMetrics: setup.libp2p })
+      })
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })
@@ -136,6 +157,7 @@ export class SdteDaemon {
       keys: this.keys,
       store: this.store,
       trades: this.trades,
+      metrics: this.metrics,
       network,
       chain,
       p2p: this.p2p,
@@ -199,6 +221,43 @@ export class SdteDaemon {
       }
     }, this.options.trade.tickMs)
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
+  }
+
+  private async startMonitor (setup: MetricsSetup): Promise<void> {
+    const monitor = new MonitorServer({
+      host: this.options.metrics.host,
+      port: this.options.metrics.port,
+      metrics: async () => ({ contentType: setup.prometheus.contentType, body: await setup.prometheus.metrics() }),
+      ready: async () => await this.ready()
+    })
+    const url = await monitor.start()
+    this.monitor = monitor
+    this.closers.push({ name: 'monitoring server', close: async () => await monitor.stop() })
+    log.info('metrics served', { url: `${url}/metrics` })
+  }
+
+  /**
+   * /ready: started, the p2p host listening, the chain answering, and every role's own check (the
+   * node's enclave answering), all within READY_TIMEOUT_MS.
+   */
+  async ready (): Promise<boolean> {
+    if (this.status !== 'started') return false
+    if (this.p2p.status !== 'started' || this.p2p.addresses().length === 0) return false
+    const chain = this.chain
+    const checks = async (): Promise<boolean> => {
+      if (chain !== null) await chain.blockNumber()
+      for (const r of this.roles) if (r.ready !== undefined && !await r.ready()) return false
+      return true
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, READY_TIMEOUT_MS) })
+    try {
+      return await Promise.race([checks(), timeout])
+    } catch {
+      return false
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   private async startControlApi (): Promise<void> {

@@ -13,6 +13,7 @@ import type { Offer } from '../../p2p/index.ts'
 import type { DaemonKeys } from '../keys.ts'
 import type { Store } from '../store.ts'
 import type { TradeBook, TradeRecord, TradeRole } from '../trades.ts'
+import type { DaemonMetrics } from '../metrics.ts'
 import type { Logger } from '../log.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { Log } from 'ethers'
@@ -34,6 +35,8 @@ export interface RoleContext {
   keys: DaemonKeys
   store: Store
   trades: TradeBook
+  /** The daemon's own metrics (bytes delivered, enclave runs); trade states are counted by `trades`. */
+  metrics: DaemonMetrics
   network: NetworkFile
   chain: ChainClient
   p2p: P2PHost
@@ -52,6 +55,8 @@ export interface Role {
   /** Advances every active trade one step where it can; must be idempotent. */
   tick: () => Promise<void>
   registerMethods: (rpc: RpcServer) => void
+  /** Whether the role can do its work now (/ready); absent: always. */
+  ready?: () => Promise<boolean>
   /** A valid demand seen on the gossip topic. */
   onDemand?: (demand: Demand, demandHash: string) => Promise<void>
   /** The buyer's side of /sdte/offer/1. */

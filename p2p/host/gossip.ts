@@ -7,7 +7,7 @@ import { InvalidP2PInputError, NoTopicPeersError, P2PStateError } from '../error
 import { parsePeerId } from './util.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { TopicScoreParams } from '@libp2p/gossipsub/score'
-import type { Logger } from '../../config/index.ts'
+import type { Logger, MetricsRegistry } from '../../config/index.ts'
 import type { ResolvedP2PHostOptions } from './options.ts'
 import type { GossipVerdict, P2PHost, SdteLibp2p } from './types.ts'
 
@@ -42,8 +42,10 @@ export interface Gossip extends Pick<P2PHost, 'publish' | 'subscribe' | 'topicPe
   unsubscribeAll: () => void
 }
 
-export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: Logger, requireStarted: (what: string) => void): Gossip {
+export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: Logger, metrics: MetricsRegistry, requireStarted: (what: string) => void): Gossip {
   const pubsub = node.services.pubsub
+  // Counted where the verdict is applied: `error` is a validator that threw (the message is ignored).
+  const validations = metrics.counter('sdte_gossip_validation_total', 'Gossip messages validated, by topic and verdict (accept, reject, ignore, error)', ['topic', 'verdict'])
   const score = (pubsub as unknown as { score?: { params: { topics: Record<string, TopicScoreParams> } } }).score
   const subscriptions = new Map<string, (evt: CustomEvent<Message>) => void>()
 
@@ -78,17 +80,25 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
       checkTopic(topic)
       if (subscriptions.has(topic)) throw new P2PStateError(`already subscribed to ${topic}`)
       const topicValidator: TopicValidatorFn = async (_peer, msg) => {
+        const count = (verdict: GossipVerdict | 'error'): void => { validations.inc({ topic, verdict }) }
         // StrictSign already refused unsigned messages; this keeps the type narrow.
-        if (msg.type !== 'signed') return TopicValidatorResult.Reject
-        if (msg.data.byteLength > opts.maxGossipMessageBytes) return TopicValidatorResult.Reject
-        if (validator === undefined) return TopicValidatorResult.Accept
+        if (msg.type !== 'signed' || msg.data.byteLength > opts.maxGossipMessageBytes) {
+          count('reject')
+          return TopicValidatorResult.Reject
+        }
+        if (validator === undefined) {
+          count('accept')
+          return TopicValidatorResult.Accept
+        }
         let verdict: GossipVerdict
         try {
           verdict = await validator({ from: msg.from.toString(), topic, data: msg.data })
         } catch (err) {
           log.warn('gossip validator threw; ignoring the message', { topic, error: err })
+          count('error')
           return TopicValidatorResult.Ignore
         }
+        count(verdict)
         if (verdict === 'accept') return TopicValidatorResult.Accept
         if (verdict === 'reject') return TopicValidatorResult.Reject
         return TopicValidatorResult.Ignore

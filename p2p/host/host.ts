@@ -3,27 +3,38 @@
 // and protocol streams with limits and deadlines (here), under one start/stop lifecycle. Its options
 // are in options.ts, its interface in types.ts.
 import { multiaddr } from '@multiformats/multiaddr'
-import { silentLogger, type ComponentLogger } from '../../config/index.ts'
+import { noMetrics, silentLogger, type ComponentLogger, type MetricsRegistry } from '../../config/index.ts'
 import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
 import { createDht } from './dht.ts'
 import { createGossip } from './gossip.ts'
-import { createSdteLibp2p } from './libp2p.ts'
+import { createSdteLibp2p, type Libp2pComponents } from './libp2p.ts'
+import { libp2pLogger } from './logger.ts'
 import { resolveP2PHostOptions, type P2PHostOptions } from './options.ts'
 import { parseMultiaddr, parsePeerId, withTimeout } from './util.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { P2PHost, P2PHostStatus, SdteLibp2p } from './types.ts'
 
-/** What the host is handed rather than configured with: its identity and (libp2p's way) its logger. */
+/** What the host is handed rather than configured with: its identity, (libp2p's way) its logger and its metrics. */
 export interface P2PHostComponents {
   privateKey: PrivateKey
-  /** Default: silentLogger (a host used on its own logs nothing). */
+  /** Ours and libp2p's lines (p2p/host/logger.ts). Default: silentLogger (a host used on its own logs nothing). */
   logger?: ComponentLogger
+  /** Where the host makes its own metrics (gossip validation, peers). Default: noMetrics. */
+  metrics?: MetricsRegistry
+  /** libp2p's own metrics (e.g. @libp2p/prometheus-metrics on the same registry). Default: none. */
+  libp2pMetrics?: Libp2pComponents['metrics']
 }
 
 export async function createP2PHost (options: P2PHostOptions, components: P2PHostComponents): Promise<P2PHost> {
   const opts = resolveP2PHostOptions(options)
-  const log = (components.logger ?? silentLogger).forComponent('sdte:p2p')
-  const node: SdteLibp2p = await createSdteLibp2p(opts, components.privateKey)
+  const logger = components.logger ?? silentLogger
+  const log = logger.forComponent('sdte:p2p')
+  const metrics = components.metrics ?? noMetrics
+  const node: SdteLibp2p = await createSdteLibp2p(opts, components.privateKey, {
+    logger: libp2pLogger(logger),
+    ...(components.libp2pMetrics !== undefined && { metrics: components.libp2pMetrics })
+  })
+  metrics.gauge('sdte_p2p_peers', 'Peers this host has a connection to', [], (g) => { g.set({}, node.getPeers().length) })
 
   const selfId = node.peerId.toString()
   let status: P2PHostStatus = 'stopped'
@@ -60,7 +71,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
     }
   }
 
-  const gossip = createGossip(node, opts, log, requireStarted)
+  const gossip = createGossip(node, opts, log, metrics, requireStarted)
   const dht = createDht(node, opts, log, { selfId, status: () => status, requireStarted, lifetime: () => lifetime.signal })
 
   const host: P2PHost = {

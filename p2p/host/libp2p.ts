@@ -15,15 +15,20 @@ import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 import * as C from '../constants.ts'
 import type { PrivateKey } from '@libp2p/interface'
+import type { Libp2pInit } from 'libp2p'
 import type { ResolvedP2PHostOptions } from './options.ts'
 import type { SdteLibp2p } from './types.ts'
 
+/** What libp2p is handed besides its options: its logger and, optionally, its metrics. */
+export type Libp2pComponents = Pick<Libp2pInit, 'logger' | 'metrics'>
+
 /** A libp2p node built from checked options (resolveP2PHostOptions), not started. */
-export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey: PrivateKey): Promise<SdteLibp2p> {
+export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey: PrivateKey, components: Libp2pComponents = {}): Promise<SdteLibp2p> {
   const dhtProtocol = `${opts.protocolPrefix}/${C.DHT_PROTOCOL_NAME}/${C.DHT_PROTOCOL_VERSION}`
   return await createLibp2p({
     start: false,
     privateKey,
+    ...components,
     addresses: { listen: opts.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -56,9 +56,26 @@ test.before(async () => {
     // trade's gas cap (nodeCap / nodePrice = 200,000,000): it must not offer, rather than run with less.
     nodeConfig: (i) => i === 3
       ? { enclave: { attestationKeyFile: forgedKey } }
-      : i === 0 ? { trade: { nodeMaxGas: '300000000' } } : i === 1 ? { trade: { nodeMaxGas: '1500000000' } } : i === 4 ? { trade: { nodeMaxGas: '100000000' } } : {}
+      : i === 0 ? { trade: { nodeMaxGas: '300000000' } } : i === 1 ? { trade: { nodeMaxGas: '1500000000' } } : i === 4 ? { trade: { nodeMaxGas: '100000000' } } : {},
+    // Every daemon serves /metrics (on a free port): the trade must move the counters.
+    config: { metrics: { enabled: true, port: 0 } }
   })
 })
+
+/** A daemon's /metrics, at the address it printed when it started. */
+async function scrape (d: { output: () => string }): Promise<string> {
+  const url = /metrics: +(\S+\/metrics)/.exec(d.output())?.[1]
+  assert.ok(url !== undefined, 'the daemon printed its metrics address')
+  const res = await fetch(url)
+  assert.is(res.status, 200)
+  return await res.text()
+}
+
+/** The value of the first sample of `name` whose labels include every `k="v"` given. */
+function sample (text: string, name: string, ...labels: string[]): number | undefined {
+  const line = text.split('\n').find(l => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && labels.every(p => l.includes(p)))
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+}
 
 test.after(async () => {
   await net?.stop()
@@ -198,6 +215,40 @@ test('a seller offers only for its full price and an output price no lower than 
   }
 })
 
+test('the trade moved each role\'s metrics: states, phases, bytes delivered, enclave runs, chain transactions, gossip verdicts', async () => {
+  const buyer = await scrape(net.buyers[0])
+  for (const state of ['demanded', 'escrowed', 'delivered']) {
+    assert.is(sample(buyer, 'sdte_trade_transitions_total', 'role="buyer"', `state="${state}"`), 1, state)
+  }
+  assert.is(sample(buyer, 'sdte_trades', 'role="buyer"', 'state="delivered"'), 1)
+  assert.ok((sample(buyer, 'sdte_trade_phase_duration_seconds_count', 'role="buyer"', 'phase="demanded"') ?? 0) >= 1)
+  assert.is(sample(buyer, 'sdte_chain_transactions_total', 'contract="DTMC"', 'method="openTrade"', 'outcome="mined"'), 1)
+  assert.ok((sample(buyer, 'sdte_chain_gas_used_total', 'contract="DTMC"', 'method="openTrade"') ?? 0) > 0)
+  let sent = 0
+  for (const [i, s] of net.sellers.entries()) {
+    const text = await scrape(s)
+    sent += sample(text, 'sdte_data_delivered_bytes_total', 'role="seller"') ?? 0
+    assert.ok((sample(text, 'sdte_trade_transitions_total', 'role="seller"', 'state="finalized"') ?? 0) >= 1, `seller ${i + 1}`)
+  }
+  // Each seller delivers its data whole into each of the three enclaves, as encrypted chunks (a little larger).
+  const plain = 3 * (datasets[0].length + datasets[1].length)
+  assert.ok(sent >= plain && sent < plain * 1.01, `${sent} bytes sent for ${plain} bytes of data`)
+  const majority = view.chain.final.members.map(i => view.chain.nodes[i].payee.toLowerCase())
+  let taken = 0
+  for (const n of net.nodes.filter(n => majority.includes(n.info.ethAddress.toLowerCase()))) {
+    const text = await scrape(n)
+    taken += sample(text, 'sdte_data_delivered_bytes_total', 'role="node"') ?? 0
+    assert.is(sample(text, 'sdte_enclave_runs_total', 'status="ok"'), 1, n.name)
+    assert.is(sample(text, 'sdte_enclave_run_gas_cap_count'), 1, n.name)
+    assert.is(sample(text, 'sdte_chain_transactions_total', 'method="submitResult"', 'outcome="mined"'), 1, n.name)
+  }
+  assert.is(taken, sent)
+  // The demand went out on gossip: the relay validated it and accepted it.
+  const relay = await scrape(net.relay)
+  assert.ok((sample(relay, 'sdte_gossip_validation_total', 'verdict="accept"') ?? 0) >= 1)
+  assert.ok((sample(relay, 'sdte_p2p_peers') ?? 0) >= 1)
+})
+
 test('nothing secret in any log, store, gossip message or transaction', async () => {
   const secrets: Secret[] = [
     { name: 'seller 1 data', bytes: datasets[0] },
@@ -208,6 +259,7 @@ test('nothing secret in any log, store, gossip message or transaction', async ()
   const demand = Buffer.from(view.records[0].demand ?? '')
   assert.ok(demand.length > 0)
   const hits = [...findIn(demand, secrets, 'the gossiped demand'), ...await searchChain(net.network.rpcUrl, secrets)]
+  for (const d of net.daemons) hits.push(...findIn(Buffer.from(await scrape(d)), secrets, `${d.name}'s /metrics`))
   await Promise.all(net.daemons.map(async d => await d.stop('SIGTERM')))
   for (const d of net.daemons) {
     hits.push(...searchLogs(d.datadir, secrets))

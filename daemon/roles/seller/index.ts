@@ -283,8 +283,12 @@ export class SellerRole implements Role {
         size: plain.length,
         chunks
       }
+      // sentBytes is this delivery's running total: the counter takes its increments.
+      let counted = 0
       let status = await this.ctx.data.deliver(record.peerId, open, chunkAt(n.taskId, wrapped), {
         onProgress: (p) => {
+          this.ctx.metrics.bytesDelivered.inc({ role: 'seller' }, Math.max(0, p.sentBytes - counted))
+          counted = Math.max(counted, p.sentBytes)
           log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes })
           nodes[i] = { ...nodes[i], peerId: record.peerId, sentBytes: Math.min(plain.length, p.sentChunks * chunkSize) }
           void saveNodes().catch(() => {})

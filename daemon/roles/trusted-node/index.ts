@@ -12,7 +12,7 @@ import { hexlify } from 'ethers'
 import {
   CapMismatchError, createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
 } from '../../../enclave/index.ts'
-import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, type TradeView } from '../../../contracts/index.ts'
+import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
@@ -30,6 +30,9 @@ import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeGasCapOf,
 const log = logger('sdte:node')
 
 export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
+
+/** DTMC result status codes as metric labels: OutOfGas -> out_of_gas. */
+const RESULT_STATUS_LABEL = new Map<number, string>(Object.entries(ResultStatus).map(([k, v]) => [v, k.replace(/(?<=[a-z])(?=[A-Z])/g, '_').toLowerCase()]))
 /** Tasks one peer may have attested that no trade has taken up yet. */
 export const MAX_PENDING_TASKS_PER_PEER = 32
 /** Tasks, from all peers, that no trade has taken up yet; the enclave holds MAX_TASKS (1024) in all. */
@@ -187,10 +190,13 @@ export class TrustedNodeRole implements Role {
     await this.ctx.data.start({
       open: async (remote, req) => await this.checkDelivery(remote, req),
       receive: async (req, _from, chunks) => {
+        let bytes = 0
+        const counted = (async function * () { for await (const c of chunks) { bytes += c.length; yield c } })()
         const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
-          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, sellerSignature: req.sellerSignature, chunks
+          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, sellerSignature: req.sellerSignature, chunks: counted
         }))
         if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
+        this.ctx.metrics.bytesDelivered.inc({ role: 'node' }, bytes)
         log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
         // The receipt goes back to the seller on its own stream; the enclave runs nothing until the seller acknowledges it.
         return { nextChunk: status.nextChunk, complete: status.complete, receipt: status.receipt, acked: status.acked }
@@ -543,6 +549,8 @@ export class TrustedNodeRole implements Role {
       r = await this.run(t, view)
     } catch (err) {
       if (err instanceof RunOverBudgetError || err instanceof RunFailedError) {
+        this.ctx.metrics.enclaveRuns.inc({ status: err instanceof RunOverBudgetError ? 'over_budget' : 'failed' })
+        this.ctx.metrics.enclaveRunSeconds.observe({}, (Date.now() - started) / 1000)
         await this.ctx.trades.transition(t, 'executing', { data: { runError: err.message }, note: `run ${t.data.runAttempts ?? 1} ended without a result: ${err.message}` })
         log.warn('run ended without a result, nothing committed', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
         return
@@ -560,6 +568,13 @@ export class TrustedNodeRole implements Role {
       throw err
     }
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, ms: Date.now() - started })
+    // A repeat (already committed) returns the sealed result of a run counted before. The gas a run used stays
+    // inside the encrypted result (on the host it would be a data-dependent channel): the trade's cap is observed.
+    if (!alreadyCommitted) {
+      this.ctx.metrics.enclaveRuns.inc({ status: RESULT_STATUS_LABEL.get(Number(r.resultInfo.status)) ?? String(r.resultInfo.status) })
+      this.ctx.metrics.enclaveRunGasCap.observe({}, Number(view.gasCap))
+      this.ctx.metrics.enclaveRunSeconds.observe({}, (Date.now() - started) / 1000)
+    }
     const nonce = t.data.commitNonce ?? hexlify(randomBytes(32)).toLowerCase()
     if (!alreadyCommitted) {
       // The nonce is recorded first: a restart between the two steps still reveals what it committed to.
@@ -604,6 +619,17 @@ export class TrustedNodeRole implements Role {
       // Another party finalized first: that is fine, the next tick sees the outcome.
       if (!(err instanceof ChainRevertError)) throw err
       log.debug('finalize not needed', { tradeId, error: err.errorName })
+    }
+  }
+
+  /** /ready: the enclave answers (a lost one is reopened on the next tick; until then, not ready). */
+  async ready (): Promise<boolean> {
+    if (this.enclave === undefined || this.enclaveLost || this.stopping) return false
+    try {
+      await this.enclave.tasks()
+      return true
+    } catch {
+      return false
     }
   }
 
