@@ -8,8 +8,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
-  startChain, makeMarket, openTrade, submit, reverts, claim, signedReceipt, increaseTime, conserved, everyone, type Chain
+  startChain, makeMarket, openTrade, submit, reveal, reverts, claim, signedReceipt, increaseTime, conserved, everyone, type Chain
 } from '../../contracts/tools/market.ts'
+import { COMMIT_WINDOW } from '../../contracts/client.ts'
 
 let chain: Chain
 
@@ -61,8 +62,12 @@ test('no claims on an open trade, nor on one settled with a result (the sellers 
   const m = await makeMarket(chain, 1, 3)
   const t = await openTrade(m)
   await reverts(claim(m, t, 0, 0), 'NothingHeld')
+  // Two of three nodes commit; the third stays silent, so reveals open after COMMIT_WINDOW and the last
+  // committed reveal settles the trade with its majority.
   for (let i = 0; i < 2; i++) await submit(m, t, i)
-  await m.buyer.client.dtmc.finalize(t.tradeId)
+  await increaseTime(chain, COMMIT_WINDOW + 1)
+  for (let i = 0; i < 2; i++) await reveal(m, t, i)
+  assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, 'settled')
   await reverts(claim(m, t, 0, 0), 'NothingHeld')
 })
 

@@ -13,7 +13,8 @@ import { ResultStatus } from '../../contracts/formats.ts'
 import { encryptDataset, signChunk, wrapDataKey, type EnclaveHost } from '../../enclave/index.ts'
 import { sampleDataset } from '../../enclave/examples.ts'
 import { artifactCode, buyerSetup, deliverSigned, domain, rejectsWith, signedDelivery, startEnclave } from '../helpers/enclave.ts'
-import { startChain, makeMarket, openTrade, submit, reverts, claim, signedReceipt, increaseTime, conserved, everyone, type Chain } from '../../contracts/tools/market.ts'
+import { COMMIT_WINDOW } from '../../contracts/client.ts'
+import { startChain, makeMarket, openTrade, submit, reveal, reverts, claim, signedReceipt, increaseTime, conserved, everyone, type Chain } from '../../contracts/tools/market.ts'
 
 let enclave: EnclaveHost
 let chain: Chain
@@ -102,7 +103,11 @@ test('DTMC: on a status-5 settlement the faulty seller is unpaid and the honest 
     // fed good data alone) reports otherwise and gave seller 1 a receipt.
     await submit(m, t, 0, { status: ResultStatus.InputInvalid, resultSize: 0n })
     await submit(m, t, 1, { status: ResultStatus.InputInvalid, resultSize: 0n })
-    assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'settled')
+    // Node 2 never commits: reveals open after COMMIT_WINDOW, and the last committed reveal settles.
+    await increaseTime(chain, COMMIT_WINDOW + 1)
+    for (let i = 0; i < 2; i++) await reveal(m, t, i)
+    const view = (await m.buyer.client.dtmc.trade(t.tradeId))!
+    assert.is(view.state, 'settled')
     // Before the fix both sellers were credited their data fees here.
     assert.is(await m.buyer.client.dtmc.creditOf(m.sellers[0].address), 0n)
     assert.is(await m.buyer.client.dtmc.creditOf(m.sellers[1].address), 0n)
@@ -112,9 +117,10 @@ test('DTMC: on a status-5 settlement the faulty seller is unpaid and the honest 
     await reverts(claim(m, t, 1, 0, signedReceipt(m, t, 2, 1)), 'NotAttestedEnclave')
     await increaseTime(chain, 3 * 24 * 3600 + 1)
     await m.buyer.client.dtmc.releaseUnclaimed(t.tradeId)
-    const nodeFee = 0n // gasUsed 0: the nodes of the final group earn nothing for a run that never started
-    assert.is(await m.buyer.client.dtmc.creditOf(m.buyer.address), t.deposit - fees[0] - nodeFee)
-    for (const a of [m.buyer, m.sellers[0]]) await a.client.dtmc.withdraw()
+    // Nodes are paid the flat min(nodePrice × gasCap, nodeCap) whatever the run did (the gas used is not public).
+    const nodeFee = view.nodePrice * view.gasCap < view.nodeCap ? view.nodePrice * view.gasCap : view.nodeCap
+    assert.is(await m.buyer.client.dtmc.creditOf(m.buyer.address), t.deposit - fees[0] - 2n * nodeFee)
+    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[1]]) await a.client.dtmc.withdraw()
   })
 })
 
