@@ -94,6 +94,15 @@ const SECTIONS = {
     listen: field<string[]>([...P2P.DEFAULT_LISTEN], multiaddrs),
     /** Multiaddrs of peers to dial at start (besides the network file's bootstrap list). */
     bootstrap: field<string[]>([], multiaddrs),
+    /** Public multiaddrs to announce instead of the listen ones (an operator's public IP and port). */
+    announce: field<string[]>([], multiaddrs),
+    /** Reserve a slot on a relay: auto (unless an announce address is public), always, never. */
+    relayReservation: field<P2P.RelayReservationMode>(P2P.DEFAULT_RELAY_RESERVATION, (v, where) => {
+      if (typeof v !== 'string' || !(P2P.RELAY_RESERVATION_MODES as readonly string[]).includes(v)) {
+        throw new ConfigError(`${where} must be one of ${P2P.RELAY_RESERVATION_MODES.join(', ')}`)
+      }
+      return v as P2P.RelayReservationMode
+    }),
     maxConnections: field(P2P.DEFAULT_MAX_CONNECTIONS, positiveInt)
   },
   rpc: {
@@ -193,6 +202,7 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): PartialOptions {
   const p2p: Partial<P2POptions> = {}
   if (env.SDTE_LISTEN !== undefined) p2p.listen = list(env.SDTE_LISTEN)
   if (env.SDTE_BOOTSTRAP !== undefined) p2p.bootstrap = list(env.SDTE_BOOTSTRAP)
+  if (env.SDTE_ANNOUNCE !== undefined) p2p.announce = list(env.SDTE_ANNOUNCE)
   if (Object.keys(p2p).length > 0) out.p2p = p2p
   if (env.SDTE_RPC_PORT !== undefined) out.rpc = { port: parsePort(env.SDTE_RPC_PORT, 'SDTE_RPC_PORT') }
   if (env.SDTE_PASSWORD_FILE !== undefined) out.keys = { passwordFile: env.SDTE_PASSWORD_FILE }

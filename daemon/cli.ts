@@ -14,7 +14,7 @@ const USAGE = `sdte ${VERSION}: secure data trading daemon
 
 Usage:
   sdte daemon --datadir DIR [--role buyer|seller|node|relay]... [--listen MULTIADDR]...
-              [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
+              [--announce MULTIADDR]... [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
               [--log-level error|warn|info|debug|trace] [--debug PATTERNS]
   sdte rpc [--datadir DIR] METHOD [JSON-PARAMS]   call the control API of the daemon in DIR
   sdte watch [--datadir DIR] TRADE-ID             follow a trade (states, delivery progress) to each role's end
@@ -47,6 +47,7 @@ async function cmdDaemon (argv: string[]): Promise<void> {
       role: { type: 'string', multiple: true },
       listen: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
       'rpc-port': { type: 'string' },
       network: { type: 'string' },
       'password-file': { type: 'string' },
@@ -59,10 +60,11 @@ async function cmdDaemon (argv: string[]): Promise<void> {
   const flags: PartialOptions = {}
   if (values.role !== undefined) flags.roles = parseRoles(values.role, '--role')
   if (values.network !== undefined) flags.network = resolve(values.network)
-  if (values.listen !== undefined || values.bootstrap !== undefined) {
+  if (values.listen !== undefined || values.bootstrap !== undefined || values.announce !== undefined) {
     flags.p2p = {
       ...(values.listen !== undefined && { listen: values.listen }),
-      ...(values.bootstrap !== undefined && { bootstrap: values.bootstrap })
+      ...(values.bootstrap !== undefined && { bootstrap: values.bootstrap }),
+      ...(values.announce !== undefined && { announce: values.announce })
     }
   }
   if (values['rpc-port'] !== undefined) flags.rpc = { port: parsePort(values['rpc-port'], '--rpc-port') }

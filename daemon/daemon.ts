@@ -98,6 +98,10 @@ export class SdteDaemon {
       this.p2p = await createP2PHost({
         listen: o.p2p.listen,
         bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
+        announce: o.p2p.announce,
+        relayReservation: o.p2p.relayReservation,
+        // The relay role serves circuit-relay v2 reservations (hosts behind NATs are reached through it).
+        relayServer: o.roles.includes('relay'),
         maxConnections: o.p2p.maxConnections
       }, { privateKey: this.keys.peerKey, logger: componentLogger })
       await this.p2p.start()

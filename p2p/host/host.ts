@@ -3,6 +3,7 @@
 // and protocol streams with limits and deadlines (here), under one start/stop lifecycle. Its options
 // are in options.ts, its interface in types.ts.
 import { multiaddr } from '@multiformats/multiaddr'
+import * as C from '../constants.ts'
 import { silentLogger, type ComponentLogger } from '../../config/index.ts'
 import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
 import { createDht } from './dht.ts'
@@ -18,6 +19,11 @@ export interface P2PHostComponents {
   privateKey: PrivateKey
   /** Default: silentLogger (a host used on its own logs nothing). */
   logger?: ComponentLogger
+}
+
+/** Whether a connection address goes through a relay (a circuit-relay v2 address). */
+export function isRelayed (address: string): boolean {
+  return address.includes('/p2p-circuit')
 }
 
 export async function createP2PHost (options: P2PHostOptions, components: P2PHostComponents): Promise<P2PHost> {
@@ -58,6 +64,23 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
         log.debug('bootstrap dial failed', { address, error: err })
       }
     }
+  }
+
+  /** Resolves once we hold a direct (not relayed) connection to the peer; rejects when signal aborts. */
+  async function directConnection (peerId: string, signal: AbortSignal): Promise<void> {
+    const isDirect = (): boolean => node.getConnections().some(c => c.remotePeer.toString() === peerId && c.status === 'open' && c.limits === undefined && !isRelayed(c.remoteAddr.toString()))
+    if (isDirect()) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        node.removeEventListener('connection:open', onOpen)
+        signal.removeEventListener('abort', onAbort)
+      }
+      const onOpen = (): void => { if (isDirect()) { done(); resolve() } }
+      const onAbort = (): void => { done(); reject(new DialFailedError(`no direct connection to ${peerId} (reachable only via a relay)`)) }
+      node.addEventListener('connection:open', onOpen)
+      signal.addEventListener('abort', onAbort, { once: true })
+      if (signal.aborted) onAbort()
+    })
   }
 
   const gossip = createGossip(node, opts, log, requireStarted)
@@ -113,7 +136,8 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       }
       return [...byPeer.entries()].sort(([a], [b]) => a < b ? -1 : 1).map(([peerId, seen]) => ({
         peerId,
-        addresses: listenAddrsByPeer.get(peerId) ?? [...seen]
+        addresses: listenAddrsByPeer.get(peerId) ?? [...seen],
+        direct: [...seen].some(a => !isRelayed(a))
       }))
     },
 
@@ -176,7 +200,15 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       requireStarted('dialProtocol')
       const id = parsePeerId(peerId)
       try {
-        return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        try {
+          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        } catch (err) {
+          // Reached only through a relay: our protocols do not run on a relayed (limited) connection,
+          // but the peer's DCUtR turns it into a direct one when we can be dialled; wait for that.
+          if ((err as Error).name !== 'LimitedConnectionError') throw err
+          await directConnection(id.toString(), withTimeout(C.DIRECT_UPGRADE_WAIT_MS, signal))
+          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        }
       } catch (err) {
         if (signal?.aborted === true) throw signal.reason
         throw new DialFailedError(`could not open ${protocol} to ${peerId}: ${(err as Error).message}`, { cause: err })

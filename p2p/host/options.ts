@@ -7,6 +7,15 @@ import { P2POptionsError } from '../errors.ts'
 export interface P2PHostOptions {
   /** Multiaddrs to listen on. Default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[]
+  /**
+   * Addresses announced to peers (identify, DHT) instead of the listen addresses: an operator's
+   * public IP and port when the host listens on a private one (port forwarding, a cloud VM). Default [].
+   */
+  announce?: string[]
+  /** Serve circuit-relay v2 reservations and relayed connections (the relay role). Default false. */
+  relayServer?: boolean
+  /** Reserve a slot on a relay: 'auto' (unless an announce address is public), 'always', 'never'. */
+  relayReservation?: RelayReservationMode
   /** Multiaddrs (with /p2p/<peer id>) dialled at start and whenever we have no peer. Default []. */
   bootstrap?: string[]
   /** Prefix of our protocol ids. Default '/sdte'; the DHT speaks `${prefix}/kad/1.0.0`. */
@@ -37,10 +46,15 @@ export interface P2PHostOptions {
   handlerTimeoutMs?: number
 }
 
+export type RelayReservationMode = C.RelayReservationMode
+
 export type ResolvedP2PHostOptions = Required<P2PHostOptions>
 
 export const DEFAULT_P2P_HOST_OPTIONS: Readonly<ResolvedP2PHostOptions> = Object.freeze({
   listen: C.DEFAULT_LISTEN,
+  announce: [],
+  relayServer: false,
+  relayReservation: C.DEFAULT_RELAY_RESERVATION,
   bootstrap: [],
   protocolPrefix: C.DEFAULT_PROTOCOL_PREFIX,
   maxConnections: C.DEFAULT_MAX_CONNECTIONS,
@@ -84,6 +98,13 @@ export function resolveP2PHostOptions (options: P2PHostOptions = {}): ResolvedP2
   }
   o.listen = checkMultiaddrs('listen', o.listen)
   o.bootstrap = checkMultiaddrs('bootstrap', o.bootstrap)
+  o.announce = checkMultiaddrs('announce', o.announce)
+  for (const a of o.announce) {
+    if (a.includes('/p2p/')) throw new P2POptionsError(`announce address must not name a peer (the host adds /p2p/<its id>): ${a}`)
+  }
+  if (!(C.RELAY_RESERVATION_MODES as readonly string[]).includes(o.relayReservation)) {
+    throw new P2POptionsError(`relayReservation must be one of ${C.RELAY_RESERVATION_MODES.join(', ')}`)
+  }
   for (const b of o.bootstrap) {
     if (multiaddr(b).getComponents().find(c => c.name === 'p2p') === undefined) {
       throw new P2POptionsError(`bootstrap address needs /p2p/<peer id>: ${b}`)
@@ -100,7 +121,7 @@ export function resolveP2PHostOptions (options: P2PHostOptions = {}): ResolvedP2
     if (!Number.isSafeInteger(v) || v <= 0) throw new P2POptionsError(`${k} must be a positive integer`)
   }
   if (o.maxGossipRpcBytes < o.maxGossipMessageBytes) throw new P2POptionsError('maxGossipRpcBytes must be at least maxGossipMessageBytes')
-  for (const k of ['allowPublishToZeroTopicPeers', 'dhtServer'] as const) {
+  for (const k of ['allowPublishToZeroTopicPeers', 'dhtServer', 'relayServer'] as const) {
     if (typeof o[k] !== 'boolean') throw new P2POptionsError(`${k} must be a boolean`)
   }
   return o

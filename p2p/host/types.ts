@@ -1,5 +1,6 @@
 // The host as roles and protocols see it (P2PHost and what its methods take), and the type of the
 // libp2p node it wraps.
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -10,6 +11,8 @@ import type { ResolvedP2PHostOptions } from './options.ts'
 export interface PeerSummary {
   peerId: string
   addresses: string[]
+  /** From peers(): whether we hold a direct connection (not only one through a relay). */
+  direct?: boolean
 }
 
 export interface GossipMessage {
@@ -56,6 +59,10 @@ export interface FindProvidersOptions {
 export type SdteServices = {
   identify: Identify
   ping: Ping
+  autoNAT: unknown
+  dcutr: unknown
+  /** Only on a host with relayServer. */
+  relay?: CircuitRelayService
   pubsub: GossipSub
   dht: KadDHT
 }
