@@ -20,3 +20,8 @@ export const DEFAULT_NODE_PRICE_PER_GAS = '1'
 export const DEFAULT_NODE_MAX_GAS = '2000000000'
 /** Grace period for a graceful stop before the process is forced out. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 15_000
+/**
+ * The p2p network mode (p2p/constants.ts NETWORK_MODES) or 'auto': 'local' on a devnet (its network
+ * file says devnet) or without a network, 'public' on any other network.
+ */
+export const DEFAULT_P2P_MODE = 'auto' as const

@@ -4,7 +4,7 @@ import { SdteError } from '../config/index.ts'
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { configureLogging, isLogLevel } from './log.ts'
-import { ConfigError, parsePort, parseRoles, resolveOptions, type PartialOptions } from '../config/index.ts'
+import { ConfigError, parseP2PMode, parsePort, parseRoles, resolveOptions, type PartialOptions } from '../config/index.ts'
 import { RpcClient, DaemonNotRunningError } from './rpc/client.ts'
 import { RpcError } from './rpc/errors.ts'
 import { VERSION } from './version.ts'
@@ -14,7 +14,7 @@ const USAGE = `sdte ${VERSION}: secure data trading daemon
 
 Usage:
   sdte daemon --datadir DIR [--role buyer|seller|node|relay]... [--listen MULTIADDR]...
-              [--announce MULTIADDR]... [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
+              [--announce MULTIADDR]... [--p2p-mode auto|local|public] [--bootstrap MULTIADDR]... [--rpc-port N] [--network FILE] [--password-file FILE]
               [--log-level error|warn|info|debug|trace] [--debug PATTERNS]
   sdte rpc [--datadir DIR] METHOD [JSON-PARAMS]   call the control API of the daemon in DIR
   sdte watch [--datadir DIR] TRADE-ID             follow a trade (states, delivery progress) to each role's end
@@ -48,6 +48,7 @@ async function cmdDaemon (argv: string[]): Promise<void> {
       listen: { type: 'string', multiple: true },
       bootstrap: { type: 'string', multiple: true },
       announce: { type: 'string', multiple: true },
+      'p2p-mode': { type: 'string' },
       'rpc-port': { type: 'string' },
       network: { type: 'string' },
       'password-file': { type: 'string' },
@@ -60,11 +61,12 @@ async function cmdDaemon (argv: string[]): Promise<void> {
   const flags: PartialOptions = {}
   if (values.role !== undefined) flags.roles = parseRoles(values.role, '--role')
   if (values.network !== undefined) flags.network = resolve(values.network)
-  if (values.listen !== undefined || values.bootstrap !== undefined || values.announce !== undefined) {
+  if (values.listen !== undefined || values.bootstrap !== undefined || values.announce !== undefined || values['p2p-mode'] !== undefined) {
     flags.p2p = {
       ...(values.listen !== undefined && { listen: values.listen }),
       ...(values.bootstrap !== undefined && { bootstrap: values.bootstrap }),
-      ...(values.announce !== undefined && { announce: values.announce })
+      ...(values.announce !== undefined && { announce: values.announce }),
+      ...(values['p2p-mode'] !== undefined && { mode: parseP2PMode(values['p2p-mode'], '--p2p-mode') })
     }
   }
   if (values['rpc-port'] !== undefined) flags.rpc = { port: parsePort(values['rpc-port'], '--rpc-port') }

@@ -1,6 +1,14 @@
 // Defaults of the p2p host. Every one is an option of createP2PHost (see P2PHostOptions).
 
 export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+/**
+ * The kind of network a host is on. 'local' (a devnet, a LAN, loopback testnets): private and
+ * loopback addresses are announced, kept in the DHT, and one IP may hold many peers. 'public': only
+ * public addresses (and relayed ones through a public relay) are announced or stored in the DHT.
+ */
+export const NETWORK_MODES = ['local', 'public'] as const
+export type NetworkMode = typeof NETWORK_MODES[number]
+export const DEFAULT_NETWORK_MODE: NetworkMode = 'local'
 /** Prefix of every protocol id we own: the DHT is `${prefix}/kad/1.0.0`, streams `${prefix}/<name>/<version>`. */
 export const DEFAULT_PROTOCOL_PREFIX = '/sdte'
 export const DHT_PROTOCOL_NAME = 'kad'

@@ -6,9 +6,11 @@
 // upgrades a relayed connection to a direct one (DCUtR); a host without a public address reserves a
 // slot on a relay; the relay role serves reservations within the limits in p2p/constants.ts.
 //
-// Local and private networks are first-class: the DHT keeps loopback and private addresses
-// (kad-dht's default mapper drops them and a local testnet then finds nobody) and runs in
-// server mode from the start (by default it waits to see a public address first).
+// Local and private networks are first-class (mode 'local', the default): the DHT keeps loopback and
+// private addresses (kad-dht's default mapper drops them and a local testnet then finds nobody),
+// they are announced, and gossipsub does not count many peers on loopback as a Sybil signal. In mode
+// 'public' none of that: only public addresses are announced or kept in the DHT. Either way the DHT
+// runs in server mode from the start (by default it waits to see a public address first).
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { autoNAT } from '@libp2p/autonat'
@@ -17,11 +19,11 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, StrictSign } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { kadDHT, passthroughMapper, removePrivateAddressesMapper } from '@libp2p/kad-dht'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { isPrivate } from '@libp2p/utils'
-import { multiaddr } from '@multiformats/multiaddr'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as C from '../constants.ts'
 import type { PrivateKey } from '@libp2p/interface'
@@ -56,7 +58,9 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     privateKey,
     addresses: {
       listen: wantsRelayReservation(opts) ? [...opts.listen, RELAY_RESERVATION_LISTEN_ADDRESS] : opts.listen,
-      ...(opts.announce.length > 0 && { announce: opts.announce })
+      ...(opts.announce.length > 0 && { announce: opts.announce }),
+      // A relayed address counts by its relay's address, the first component.
+      ...(opts.mode === 'public' && { announceFilter: (addrs: Multiaddr[]) => addrs.filter(a => !isPrivate(a)) })
     },
     transports: [tcp(), circuitRelayTransport({ maxInboundStopStreams: C.RELAY_MAX_STOP_STREAMS })],
     connectionEncrypters: [noise()],
@@ -97,12 +101,12 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
         emitSelf: false,
         maxInboundDataLength: opts.maxGossipRpcBytes,
         // Loopback/LAN testnets put every peer on one IP: do not count that as a Sybil signal there.
-        scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) }
+        ...(opts.mode === 'local' && { scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) } })
       }),
       dht: kadDHT({
         protocol: dhtProtocol,
         clientMode: !opts.dhtServer,
-        peerInfoMapper: passthroughMapper,
+        peerInfoMapper: opts.mode === 'public' ? removePrivateAddressesMapper : passthroughMapper,
         // Queries wait (bounded by their signal) for a first DHT peer rather than returning nothing.
         allowQueryWithZeroPeers: false,
         logPrefix: 'libp2p:sdte-dht',

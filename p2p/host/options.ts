@@ -1,5 +1,6 @@
 // The host's options: what can be configured, the defaults (from p2p/constants.ts), and the one
 // check every option goes through before a libp2p node is built from them.
+import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as C from '../constants.ts'
 import { P2POptionsError } from '../errors.ts'
@@ -7,6 +8,8 @@ import { P2POptionsError } from '../errors.ts'
 export interface P2PHostOptions {
   /** Multiaddrs to listen on. Default ['/ip4/127.0.0.1/tcp/0']. */
   listen?: string[]
+  /** 'local' (default) or 'public': which addresses are announced and kept in the DHT (p2p/constants.ts NETWORK_MODES). */
+  mode?: C.NetworkMode
   /**
    * Addresses announced to peers (identify, DHT) instead of the listen addresses: an operator's
    * public IP and port when the host listens on a private one (port forwarding, a cloud VM). Default [].
@@ -52,6 +55,7 @@ export type ResolvedP2PHostOptions = Required<P2PHostOptions>
 
 export const DEFAULT_P2P_HOST_OPTIONS: Readonly<ResolvedP2PHostOptions> = Object.freeze({
   listen: C.DEFAULT_LISTEN,
+  mode: C.DEFAULT_NETWORK_MODE,
   announce: [],
   relayServer: false,
   relayReservation: C.DEFAULT_RELAY_RESERVATION,
@@ -99,8 +103,10 @@ export function resolveP2PHostOptions (options: P2PHostOptions = {}): ResolvedP2
   o.listen = checkMultiaddrs('listen', o.listen)
   o.bootstrap = checkMultiaddrs('bootstrap', o.bootstrap)
   o.announce = checkMultiaddrs('announce', o.announce)
+  if (!(C.NETWORK_MODES as readonly string[]).includes(o.mode)) throw new P2POptionsError(`mode must be one of ${C.NETWORK_MODES.join(', ')}`)
   for (const a of o.announce) {
     if (a.includes('/p2p/')) throw new P2POptionsError(`announce address must not name a peer (the host adds /p2p/<its id>): ${a}`)
+    if (o.mode === 'public' && isPrivate(multiaddr(a))) throw new P2POptionsError(`announce address is private or loopback, and mode is public: ${a}`)
   }
   if (!(C.RELAY_RESERVATION_MODES as readonly string[]).includes(o.relayReservation)) {
     throw new P2POptionsError(`relayReservation must be one of ${C.RELAY_RESERVATION_MODES.join(', ')}`)

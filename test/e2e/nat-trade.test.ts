@@ -62,6 +62,8 @@ if (why !== null) {
       sellers: 1,
       nodes: 1,
       chainHost: hosts.chainHost,
+      // As on the internet: only public (and relayed) addresses are announced or kept in the DHT.
+      config: { p2p: { mode: 'public' } },
       place: (name) => {
         const h = hosts.host(HOSTS[name])
         return {
@@ -99,6 +101,8 @@ if (why !== null) {
       return info.addresses.find(a => a.includes(`/p2p/${relayId}/p2p-circuit`))
     }, 60_000, 500)
     assert.match(circuit, `/tcp/${RELAY_PUBLIC_PORT}/p2p/${relayId}/p2p-circuit/p2p/${node.info.peerId}`)
+    const info = await node.rpc.call<{ addresses: string[] }>('admin_info')
+    assert.ok(info.addresses.every(a => a.includes('/p2p-circuit/')), `public mode: its LAN address is not announced (${info.addresses.join(' ')})`)
   })
 
   test('a trade with the seller and the node on different hosts, the node behind a NAT, completes', async () => {
@@ -107,7 +111,11 @@ if (why !== null) {
     writeFileSync(path, dataset)
     await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString() })
     const buyer = net.buyers[0]
-    await waitFor('the DHT announcement', async () => (await buyer.rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 1, 60_000, 500)
+    const providers = await waitFor('the DHT announcement', async () => {
+      const found = await buyer.rpc.call<Array<{ peerId: string, addresses: string[] }>>('net_findProviders', { key: `sdte:dataset:${TAG}` })
+      return found.length >= 1 ? found : undefined
+    }, 60_000, 500)
+    assert.equal(providers[0].addresses, [`/ip4/${hosts.host('seller').ip}/tcp/${P2P_PORT}`], 'the DHT holds the seller\'s public address only')
     const posted = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
       tag: TAG, codePath: artifactPath, nodes: 1, sellers: 1,
       sellerPrice: '20', sellerCap: SELLER_CAP.toString(), nodePrice: NODE_PRICE.toString(), nodeCap: NODE_CAP.toString(),

@@ -1,0 +1,85 @@
+// NAT traversal's parts on loopback, in one process: a relay serves a reservation within its limits,
+// a host without a public announce address reserves a slot and announces the relayed address; the
+// network mode decides which addresses are announced; the options are checked before anything starts.
+// (Across real NATs: test/e2e/nat-trade.test.ts.)
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createP2PHost, resolveP2PHostOptions, P2POptionsError } from '../../../p2p/index.ts'
+import { wantsRelayReservation } from '../../../p2p/host/libp2p.ts'
+import * as C from '../../../p2p/constants.ts'
+import type { P2PHost } from '../../../p2p/index.ts'
+
+const hosts: P2PHost[] = []
+async function host (options: Parameters<typeof createP2PHost>[0]): Promise<P2PHost> {
+  const h = await createP2PHost(options, { privateKey: await generateKeyPair('Ed25519') })
+  hosts.push(h)
+  await h.start()
+  return h
+}
+
+async function eventually<T> (what: string, fn: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  while (true) {
+    const v = fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+test.after(async () => {
+  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
+})
+
+test('options: announce, mode and relay reservation are checked', () => {
+  const o = resolveP2PHostOptions({})
+  assert.is(o.mode, 'local')
+  assert.is(o.relayReservation, 'auto')
+  assert.is(o.relayServer, false)
+  const refused = (opts: Parameters<typeof resolveP2PHostOptions>[0], why: RegExp): void => {
+    assert.throws(() => resolveP2PHostOptions(opts), (e: Error) => e instanceof P2POptionsError && why.test(e.message))
+  }
+  refused({ announce: ['/ip4/1.2.3.4/tcp/1/p2p/12D3KooWCX6yGyK6Bfzte2dXUj7ucsadcL7w3GPBfk7zALnB5Hzc'] }, /must not name a peer/)
+  refused({ announce: ['nonsense'] }, /not a multiaddr/)
+  refused({ mode: 'internet' as any }, /mode must be one of/)
+  refused({ mode: 'public', announce: ['/ip4/192.168.1.2/tcp/4001'] }, /private or loopback/)
+  refused({ relayReservation: 'sometimes' as any }, /relayReservation/)
+})
+
+test('who reserves a relay slot: auto unless a public address is announced', () => {
+  const base = { announce: [] as string[], relayReservation: 'auto' as const, relayServer: false }
+  assert.ok(wantsRelayReservation(base), 'nothing announced')
+  assert.ok(wantsRelayReservation({ ...base, announce: ['/ip4/10.0.0.5/tcp/4001'] }), 'a private announce address')
+  assert.not.ok(wantsRelayReservation({ ...base, announce: ['/ip4/8.8.4.4/tcp/4001'] }), 'a public announce address')
+  assert.not.ok(wantsRelayReservation({ ...base, relayServer: true }), 'a relay itself')
+  assert.ok(wantsRelayReservation({ ...base, announce: ['/ip4/8.8.4.4/tcp/4001'], relayReservation: 'always' }))
+  assert.not.ok(wantsRelayReservation({ ...base, relayReservation: 'never' }))
+})
+
+test('a host reserves a slot on its relay and announces the relayed address', async () => {
+  const relay = await host({ relayServer: true })
+  const [relayAddr] = relay.addresses()
+  const behind = await host({ bootstrap: [relayAddr] })
+  const circuit = await eventually('a relayed address', () => behind.addresses().find(a => a.includes('/p2p-circuit/')))
+  assert.is(circuit, `${relayAddr}/p2p-circuit/p2p/${behind.peerId}`)
+  const reservations = relay.node.services.relay?.reservations
+  assert.ok(reservations?.has(behind.node.peerId), 'the relay holds its reservation')
+  const r = reservations?.get(behind.node.peerId)
+  // js-libp2p's relay keeps (and applies) the duration in milliseconds.
+  assert.is(r?.limit?.duration, C.RELAY_CONNECTION_DURATION_MS, 'relayed connections are limited in time')
+  assert.is(r?.limit?.data, BigInt(C.RELAY_CONNECTION_DATA_BYTES), 'and in data')
+  // The relay announces no relayed address of its own: it needs none.
+  assert.not.ok(relay.addresses().some(a => a.includes('/p2p-circuit')))
+})
+
+test('mode public announces no loopback address; mode local does', async () => {
+  const local = await host({ relayReservation: 'never' })
+  assert.ok(local.addresses().some(a => a.startsWith('/ip4/127.0.0.1/')))
+  const pub = await host({ mode: 'public', relayReservation: 'never' })
+  assert.equal(pub.addresses(), [])
+  const announced = await host({ mode: 'public', announce: ['/ip4/8.8.4.4/tcp/4001'] })
+  assert.equal(announced.addresses(), [`/ip4/8.8.4.4/tcp/4001/p2p/${announced.peerId}`])
+})
+
+test.run()
