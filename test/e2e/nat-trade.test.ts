@@ -7,34 +7,22 @@
 // trade.test.ts. Where namespaces are not permitted the suite says so and skips.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getBytes } from 'ethers'
 import { LocalTestnet, NetnsNetwork, netnsUnavailable, waitFor, type TestnetDaemon } from '../../daemon/tools/index.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
-import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
+import { runTrade, expectedPayments, paymentsOf, type BuyerView } from '../helpers/trade.ts'
 
 const TAG = 'nat-weather'
-const UNIT_PRICE = 10n
-const SELLER_CAP = 500_000n
-const NODE_PRICE = 1n
-const NODE_CAP = 200_000_000n
-const OUTPUT_PRICE = 12n
-const OUTPUT_CAP = 4096n
 const P2P_PORT = 4001
 /** The relay's public port: a delaying TCP relay in front of its daemon. */
 const RELAY_PUBLIC_PORT = 4002
 const RELAY_DELAY_MS = 20
 /** Forwarded packets the node's NAT router drops, per thousand. */
 const LOSS_PER_MILLE = 5
-const dataset = sampleDataset(1200, 21)
-const artifactPath = join(ARTIFACTS_DIR, 'StatsFast.json')
-
-interface BuyerView {
-  records: Array<{ state: string, reason?: string, payments?: Record<string, string>, rejected?: unknown }>
-  chain: { deposit: string, final: { resultSize: string, gasUsed: string, count: number, members: number[] }, nodes: Array<{ payee: string }> }
-}
+const datasets = [sampleDataset(1200, 21)]
 
 const why = netnsUnavailable()
 if (why !== null) {
@@ -106,29 +94,13 @@ if (why !== null) {
   })
 
   test('a trade with the seller and the node on different hosts, the node behind a NAT, completes', async () => {
-    const seller = net.sellers[0]
-    const path = join(seller.datadir, 'data.csv')
-    writeFileSync(path, dataset)
-    await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString() })
-    const buyer = net.buyers[0]
-    const providers = await waitFor('the DHT announcement', async () => {
-      const found = await buyer.rpc.call<Array<{ peerId: string, addresses: string[] }>>('net_findProviders', { key: `sdte:dataset:${TAG}` })
-      return found.length >= 1 ? found : undefined
-    }, 60_000, 500)
-    assert.equal(providers[0].addresses, [`/ip4/${hosts.host('seller').ip}/tcp/${P2P_PORT}`], 'the DHT holds the seller\'s public address only')
-    const posted = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
-      tag: TAG, codePath: artifactPath, nodes: 1, sellers: 1,
-      sellerPrice: '20', sellerCap: SELLER_CAP.toString(), nodePrice: NODE_PRICE.toString(), nodeCap: NODE_CAP.toString(),
-      outputPrice: OUTPUT_PRICE.toString(), outputCap: OUTPUT_CAP.toString(), deadlineSeconds: 600
-    })
-    view = await waitFor('delivery', async () => {
-      const v = await buyer.rpc.call<BuyerView>('trade_get', { tradeId: posted.tradeId })
-      return ['delivered', 'failed', 'refunded'].includes(v.records[0].state) ? v : undefined
-    }, 180_000, 500)
-    assert.is(view.records[0].state, 'delivered', `${view.records[0].reason ?? ''} ${JSON.stringify(view.records[0].rejected)}`)
-    const result = await buyer.rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId: posted.tradeId })
-    assert.ok(result.verified, 'result hash equals the final hash on DTMC')
-    assert.equal(getBytes(result.result), referenceOutput('Stats', [dataset]))
+    const run = await runTrade(net, { tag: TAG, datasets, nodes: 1, timeoutMs: 180_000 })
+    assert.equal(run.providers[0].addresses, [`/ip4/${hosts.host('seller').ip}/tcp/${P2P_PORT}`], 'the DHT holds the seller\'s public address only')
+    view = run.view
+    const rec = view.records[0]
+    assert.is(rec.state, 'delivered', `${rec.reason ?? ''} ${JSON.stringify(rec.rejected)}`)
+    assert.ok(run.result.verified, 'result hash equals the final hash on DTMC')
+    assert.equal(getBytes(run.result.result), referenceOutput('Stats', datasets))
     assert.is(view.chain.nodes[0].payee.toLowerCase(), node.info.ethAddress.toLowerCase(), 'the node behind the NAT did the work')
   })
 
@@ -142,19 +114,9 @@ if (why !== null) {
   })
 
   test('payments and the refund match the caps and prices to the wei', () => {
-    const payments = view.records[0].payments ?? {}
-    const final = view.chain.final
-    const dataFee = [UNIT_PRICE * BigInt(dataset.length), SELLER_CAP].reduce((a, b) => a < b ? a : b)
-    const sellerPay = dataFee + OUTPUT_PRICE * BigInt(final.resultSize)
-    const nodePay = [NODE_PRICE * BigInt(final.gasUsed), NODE_CAP].reduce((a, b) => a < b ? a : b)
-    const deposit = SELLER_CAP + OUTPUT_PRICE * OUTPUT_CAP + NODE_CAP
+    const { deposit, payments } = expectedPayments(net, datasets, view)
     assert.is(BigInt(view.chain.deposit), deposit)
-    const expected = {
-      [net.sellers[0].info.ethAddress.toLowerCase()]: sellerPay,
-      [node.info.ethAddress.toLowerCase()]: nodePay,
-      [net.buyers[0].info.ethAddress.toLowerCase()]: deposit - sellerPay - nodePay
-    }
-    assert.equal(Object.fromEntries(Object.entries(payments).map(([k, v]) => [k, BigInt(v)])), expected)
+    assert.equal(paymentsOf(view), payments)
   })
 
   test.run()
