@@ -5,7 +5,8 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createServer } from 'node:net'
-import { NetnsNetwork, netnsUnavailable } from '../../../daemon/tools/index.ts'
+import { execFileSync, spawn } from 'node:child_process'
+import { NetnsNetwork, netnsUnavailable, removeStaleNetworks } from '../../../daemon/tools/index.ts'
 
 const why = netnsUnavailable()
 if (why !== null) {
@@ -65,6 +66,20 @@ if (why !== null) {
     const ms = await new Promise<number>(resolve => child.stdout?.on('data', (d: Buffer) => resolve(Number(d.toString()))))
     // The reply crossed the relay once each way after the connection: at least one delay.
     assert.ok(ms >= 300, `answered after ${ms} ms`)
+  })
+
+  test('what a killed process left behind is removed by the next one', async () => {
+    const tools = new URL('../../../daemon/tools/index.ts', import.meta.url).pathname
+    const script = `const { NetnsNetwork } = await import(${JSON.stringify(tools)}); await NetnsNetwork.create({ hosts: [{ name: 'k' }, { name: 'knat', nat: true }] }); console.log('ready'); setInterval(() => {}, 1000)`
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await new Promise<void>(resolve => child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve() }))
+    const leftovers = (): string[] => execFileSync('ip', ['netns', 'list']).toString().split('\n').filter(l => l.startsWith(`sdte-${child.pid}-`))
+    child.kill('SIGKILL')
+    await new Promise(resolve => child.once('exit', resolve))
+    assert.is(leftovers().length, 3, 'a SIGKILL leaves its namespaces (host, router, host behind it)')
+    removeStaleNetworks()
+    assert.equal(leftovers(), [])
+    assert.not.match(execFileSync('ip', ['-o', 'link', 'show']).toString(), `sdtebr${child.pid}:`)
   })
 
   test('destroy removes the namespaces, the bridge and the processes', async () => {
