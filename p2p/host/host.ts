@@ -2,6 +2,7 @@
 // with per-topic validators (gossip.ts), provide/find providers of `sdte:<kind>:<value>` keys (dht.ts),
 // and protocol streams with limits and deadlines (here), under one start/stop lifecycle. Its options
 // are in options.ts, its interface in types.ts.
+import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import * as C from '../constants.ts'
 import { silentLogger, type ComponentLogger } from '../../config/index.ts'
@@ -125,6 +126,13 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
 
     addresses () {
       return node.getMultiaddrs().map(a => withPeerId(a.toString()))
+    },
+
+    reachability () {
+      const addrs = node.getMultiaddrs()
+      if (addrs.some(a => !isRelayed(a.toString()) && !isPrivate(a))) return 'public'
+      if (addrs.some(a => isRelayed(a.toString()))) return 'relayed'
+      return addrs.length > 0 ? 'local' : 'none'
     },
 
     peers () {

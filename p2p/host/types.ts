@@ -70,6 +70,13 @@ export type SdteLibp2p = Libp2p<SdteServices>
 
 export type P2PHostStatus = 'stopped' | 'starting' | 'started' | 'stopping'
 
+/**
+ * How others can reach a host, from the addresses it announces now: 'public' (a public address,
+ * given with announce or confirmed by AutoNAT), 'relayed' (only through a relay slot), 'local'
+ * (only private or loopback addresses: peers on the same network), 'none' (nothing announced).
+ */
+export type Reachability = 'public' | 'relayed' | 'local' | 'none'
+
 export interface P2PHost {
   readonly peerId: string
   readonly options: Readonly<ResolvedP2PHostOptions>
@@ -80,6 +87,8 @@ export interface P2PHost {
   stop: () => Promise<void>
   /** Our listen addresses, each ending in /p2p/<our peer id>. */
   addresses: () => string[]
+  /** How others can reach us now (changes as AutoNAT confirms addresses and reservations come and go). */
+  reachability: () => Reachability
   /** Connected peers with their listen addresses (from identify) or connection addresses. */
   peers: () => PeerSummary[]
   connect: (address: string, options?: { signal?: AbortSignal }) => Promise<{ peerId: string }>

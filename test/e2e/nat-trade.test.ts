@@ -89,8 +89,10 @@ if (why !== null) {
       return info.addresses.find(a => a.includes(`/p2p/${relayId}/p2p-circuit`))
     }, 60_000, 500)
     assert.match(circuit, `/tcp/${RELAY_PUBLIC_PORT}/p2p/${relayId}/p2p-circuit/p2p/${node.info.peerId}`)
-    const info = await node.rpc.call<{ addresses: string[] }>('admin_info')
+    const info = await node.rpc.call<{ addresses: string[], reachability: string }>('admin_info')
     assert.ok(info.addresses.every(a => a.includes('/p2p-circuit/')), `public mode: its LAN address is not announced (${info.addresses.join(' ')})`)
+    assert.is(info.reachability, 'relayed')
+    assert.is((await net.sellers[0].rpc.call<{ reachability: string }>('admin_info')).reachability, 'public')
   })
 
   test('a trade with the seller and the node on different hosts, the node behind a NAT, completes', async () => {

@@ -63,6 +63,7 @@ test('a host reserves a slot on its relay and announces the relayed address', as
   const behind = await host({ bootstrap: [relayAddr] })
   const circuit = await eventually('a relayed address', () => behind.addresses().find(a => a.includes('/p2p-circuit/')))
   assert.is(circuit, `${relayAddr}/p2p-circuit/p2p/${behind.peerId}`)
+  assert.is(behind.reachability(), 'relayed', 'a relay slot counts for more than a loopback address')
   const reservations = relay.node.services.relay?.reservations
   assert.ok(reservations?.has(behind.node.peerId), 'the relay holds its reservation')
   const r = reservations?.get(behind.node.peerId)
@@ -76,10 +77,13 @@ test('a host reserves a slot on its relay and announces the relayed address', as
 test('mode public announces no loopback address; mode local does', async () => {
   const local = await host({ relayReservation: 'never' })
   assert.ok(local.addresses().some(a => a.startsWith('/ip4/127.0.0.1/')))
+  assert.is(local.reachability(), 'local')
   const pub = await host({ mode: 'public', relayReservation: 'never' })
   assert.equal(pub.addresses(), [])
+  assert.is(pub.reachability(), 'none')
   const announced = await host({ mode: 'public', announce: ['/ip4/8.8.4.4/tcp/4001'] })
   assert.equal(announced.addresses(), [`/ip4/8.8.4.4/tcp/4001/p2p/${announced.peerId}`])
+  assert.is(announced.reachability(), 'public')
 })
 
 test.run()
