@@ -108,7 +108,7 @@ const SECTIONS = {
     mode: field<P2PModeOption>(D.DEFAULT_P2P_MODE, parseP2PMode),
     /** Public multiaddrs to announce instead of the listen ones (an operator's public IP and port). */
     announce: field<string[]>([], multiaddrs),
-    /** Reserve a slot on a relay: auto (unless an announce address is public), always, never. */
+    /** Reserve a slot on a relay: auto (in p2p mode public, unless an announce address is public), always, never. */
     relayReservation: field<P2P.RelayReservationMode>(P2P.DEFAULT_RELAY_RESERVATION, (v, where) => {
       if (typeof v !== 'string' || !(P2P.RELAY_RESERVATION_MODES as readonly string[]).includes(v)) {
         throw new ConfigError(`${where} must be one of ${P2P.RELAY_RESERVATION_MODES.join(', ')}`)

@@ -99,8 +99,8 @@ export const RELAY_MAX_STOP_STREAMS = 256
  */
 export const DIRECT_UPGRADE_WAIT_MS = 20_000
 /**
- * Whether a host reserves a relay slot: 'auto' unless it announces a public address (--announce),
- * 'always', or 'never'.
+ * Whether a host reserves a relay slot: 'auto' (in mode 'public', unless it announces a public
+ * address with --announce), 'always', or 'never'.
  */
 export const RELAY_RESERVATION_MODES = ['auto', 'always', 'never'] as const
 export type RelayReservationMode = typeof RELAY_RESERVATION_MODES[number]

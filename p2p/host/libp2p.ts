@@ -34,14 +34,17 @@ import type { SdteLibp2p } from './types.ts'
 export const RELAY_RESERVATION_LISTEN_ADDRESS = '/p2p-circuit'
 
 /**
- * Whether a host reserves a relay slot. In 'auto' mode: unless it announces a public address of its
- * own (--announce). A public listen address alone does not count: libp2p announces it only once
- * AutoNAT has confirmed it (several peers dialled it back), and until then the host is reachable only
- * through a relay.
+ * Whether a host reserves a relay slot. In 'auto' mode: on a public network (mode 'public') unless it
+ * announces a public address of its own (--announce). A public listen address alone does not count:
+ * libp2p announces it only once AutoNAT has confirmed it (several peers dialled it back), and until
+ * then the host is reachable only through a relay. On a local network (mode 'local': a devnet, a
+ * LAN) peers reach each other directly, and a host looking for a relay would only disturb them: the
+ * relay discovery walks the DHT at random and dials every peer it finds, which on a small loopback
+ * network was seen to reset our own streams.
  */
-export function wantsRelayReservation (opts: Pick<ResolvedP2PHostOptions, 'announce' | 'relayReservation' | 'relayServer'>): boolean {
+export function wantsRelayReservation (opts: Pick<ResolvedP2PHostOptions, 'announce' | 'relayReservation' | 'relayServer' | 'mode'>): boolean {
   if (opts.relayReservation !== 'auto') return opts.relayReservation === 'always'
-  if (opts.relayServer) return false
+  if (opts.relayServer || opts.mode === 'local') return false
   return !opts.announce.some(a => {
     const ma = multiaddr(a)
     const host = ma.getComponents().find(c => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(c.name))

@@ -17,7 +17,7 @@ export interface P2PHostOptions {
   announce?: string[]
   /** Serve circuit-relay v2 reservations and relayed connections (the relay role). Default false. */
   relayServer?: boolean
-  /** Reserve a slot on a relay: 'auto' (unless an announce address is public), 'always', 'never'. */
+  /** Reserve a slot on a relay: 'auto' (in mode public, unless an announce address is public), 'always', 'never'. */
   relayReservation?: RelayReservationMode
   /** Multiaddrs (with /p2p/<peer id>) dialled at start and whenever we have no peer. Default []. */
   bootstrap?: string[]

@@ -47,20 +47,23 @@ test('options: announce, mode and relay reservation are checked', () => {
   refused({ relayReservation: 'sometimes' as any }, /relayReservation/)
 })
 
-test('who reserves a relay slot: auto unless a public address is announced', () => {
-  const base = { announce: [] as string[], relayReservation: 'auto' as const, relayServer: false }
+test('who reserves a relay slot: auto on a public network unless a public address is announced', () => {
+  const base = { announce: [] as string[], relayReservation: 'auto' as const, relayServer: false, mode: 'public' as const }
   assert.ok(wantsRelayReservation(base), 'nothing announced')
   assert.ok(wantsRelayReservation({ ...base, announce: ['/ip4/10.0.0.5/tcp/4001'] }), 'a private announce address')
   assert.not.ok(wantsRelayReservation({ ...base, announce: ['/ip4/8.8.4.4/tcp/4001'] }), 'a public announce address')
   assert.not.ok(wantsRelayReservation({ ...base, relayServer: true }), 'a relay itself')
   assert.ok(wantsRelayReservation({ ...base, announce: ['/ip4/8.8.4.4/tcp/4001'], relayReservation: 'always' }))
   assert.not.ok(wantsRelayReservation({ ...base, relayReservation: 'never' }))
+  assert.not.ok(wantsRelayReservation({ ...base, mode: 'local' }), 'on a local network peers dial each other')
+  assert.ok(wantsRelayReservation({ ...base, mode: 'local', relayReservation: 'always' }))
 })
 
 test('a host reserves a slot on its relay and announces the relayed address', async () => {
   const relay = await host({ relayServer: true })
   const [relayAddr] = relay.addresses()
-  const behind = await host({ bootstrap: [relayAddr] })
+  // On loopback (mode local) a host reserves only when told to.
+  const behind = await host({ bootstrap: [relayAddr], relayReservation: 'always' })
   const circuit = await eventually('a relayed address', () => behind.addresses().find(a => a.includes('/p2p-circuit/')))
   assert.is(circuit, `${relayAddr}/p2p-circuit/p2p/${behind.peerId}`)
   assert.is(behind.reachability(), 'relayed', 'a relay slot counts for more than a loopback address')
@@ -75,7 +78,7 @@ test('a host reserves a slot on its relay and announces the relayed address', as
 })
 
 test('mode public announces no loopback address; mode local does', async () => {
-  const local = await host({ relayReservation: 'never' })
+  const local = await host({})
   assert.ok(local.addresses().some(a => a.startsWith('/ip4/127.0.0.1/')))
   assert.is(local.reachability(), 'local')
   const pub = await host({ mode: 'public', relayReservation: 'never' })
