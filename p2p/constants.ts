@@ -94,7 +94,7 @@ export const RELAY_MAX_INBOUND_HOP_STREAMS = 64
 /** Relayed connections (stop streams) a relay has open at once. */
 export const RELAY_MAX_STOP_STREAMS = 256
 /**
- * How long dialProtocol waits for a relayed connection to become direct (DCUtR makes the private
+ * Default of the option directUpgradeWaitMs: how long dialProtocol waits for a relayed connection to become direct (DCUtR makes the private
  * side dial back within its 3 tries of 5 s) before it gives up on a peer reachable only via a relay.
  */
 export const DIRECT_UPGRADE_WAIT_MS = 20_000

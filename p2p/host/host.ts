@@ -4,7 +4,6 @@
 // are in options.ts, its interface in types.ts.
 import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import * as C from '../constants.ts'
 import { silentLogger, type ComponentLogger } from '../../config/index.ts'
 import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
 import { createDht } from './dht.ts'
@@ -214,7 +213,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
           // Reached only through a relay: our protocols do not run on a relayed (limited) connection,
           // but the peer's DCUtR turns it into a direct one when we can be dialled; wait for that.
           if ((err as Error).name !== 'LimitedConnectionError') throw err
-          await directConnection(id.toString(), withTimeout(C.DIRECT_UPGRADE_WAIT_MS, signal))
+          await directConnection(id.toString(), withTimeout(opts.directUpgradeWaitMs, signal))
           return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
         }
       } catch (err) {

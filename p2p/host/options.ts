@@ -29,6 +29,8 @@ export interface P2PHostOptions {
   /** Incoming connection attempts accepted per remote host per second. */
   inboundConnectionThreshold?: number
   dialTimeoutMs?: number
+  /** How long dialProtocol waits for a relayed connection to become direct (DCUtR) before it fails. */
+  directUpgradeWaitMs?: number
   bootstrapRedialIntervalMs?: number
   maxGossipMessageBytes?: number
   maxGossipRpcBytes?: number
@@ -66,6 +68,7 @@ export const DEFAULT_P2P_HOST_OPTIONS: Readonly<ResolvedP2PHostOptions> = Object
   maxParallelDials: C.DEFAULT_MAX_PARALLEL_DIALS,
   inboundConnectionThreshold: C.DEFAULT_INBOUND_CONNECTION_THRESHOLD,
   dialTimeoutMs: C.DEFAULT_DIAL_TIMEOUT_MS,
+  directUpgradeWaitMs: C.DIRECT_UPGRADE_WAIT_MS,
   bootstrapRedialIntervalMs: C.DEFAULT_BOOTSTRAP_REDIAL_INTERVAL_MS,
   maxGossipMessageBytes: C.DEFAULT_MAX_GOSSIP_MESSAGE_BYTES,
   maxGossipRpcBytes: C.DEFAULT_MAX_GOSSIP_RPC_BYTES,
@@ -120,7 +123,7 @@ export function resolveP2PHostOptions (options: P2PHostOptions = {}): ResolvedP2
     throw new P2POptionsError('protocolPrefix must look like /name (lowercase, at most 32 characters)')
   }
   for (const k of ['maxConnections', 'maxIncomingPendingConnections', 'maxParallelDials', 'inboundConnectionThreshold',
-    'dialTimeoutMs', 'bootstrapRedialIntervalMs', 'maxGossipMessageBytes', 'maxGossipRpcBytes', 'provideTimeoutMs',
+    'dialTimeoutMs', 'directUpgradeWaitMs', 'bootstrapRedialIntervalMs', 'maxGossipMessageBytes', 'maxGossipRpcBytes', 'provideTimeoutMs',
     'findProvidersTimeoutMs', 'findProvidersRetryMs', 'maxProvidedKeys', 'maxInboundStreams', 'maxOutboundStreams',
     'handlerTimeoutMs'] as const) {
     const v = o[k]

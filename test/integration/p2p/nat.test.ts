@@ -5,7 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { createP2PHost, resolveP2PHostOptions, P2POptionsError } from '../../../p2p/index.ts'
+import { createP2PHost, resolveP2PHostOptions, echoProtocol, P2POptionsError, DialFailedError } from '../../../p2p/index.ts'
 import { wantsRelayReservation } from '../../../p2p/host/libp2p.ts'
 import * as C from '../../../p2p/constants.ts'
 import type { P2PHost } from '../../../p2p/index.ts'
@@ -75,6 +75,48 @@ test('a host reserves a slot on its relay and announces the relayed address', as
   assert.is(r?.limit?.data, BigInt(C.RELAY_CONNECTION_DATA_BYTES), 'and in data')
   // The relay announces no relayed address of its own: it needs none.
   assert.not.ok(relay.addresses().some(a => a.includes('/p2p-circuit')))
+})
+
+test('a peer reached through a relay: a protocol call waits for a direct connection and runs on it', async () => {
+  const relay = await host({ relayServer: true })
+  const [relayAddr] = relay.addresses()
+  const behind = await host({ bootstrap: [relayAddr], relayReservation: 'always' })
+  await echoProtocol(behind).start()
+  const circuit = await eventually('a relayed address', () => behind.addresses().find(a => a.includes('/p2p-circuit/')))
+  const caller = await host({})
+  await caller.connect(circuit)
+  assert.equal(caller.peers().find(p => p.peerId === behind.peerId)?.direct, false, 'connected through the relay only')
+  // Our protocols refuse the relayed (limited) connection. On loopback the direct connection comes
+  // at once (identify told the caller a loopback address; DCUtR would dial back too); across a NAT
+  // it is DCUtR's (test/e2e/nat-trade.test.ts).
+  const r = await echoProtocol(caller).echo(behind.peerId, 'direct?')
+  assert.equal(r, { text: 'direct?', seenFrom: caller.peerId })
+  assert.equal(caller.peers().find(p => p.peerId === behind.peerId)?.direct, true)
+})
+
+test('a protocol call to a peer that stays behind a relay fails after directUpgradeWaitMs', async () => {
+  const relay = await host({ relayServer: true })
+  const [relayAddr] = relay.addresses()
+  // Mode public: it announces none of its loopback addresses, so it can only be reached through the relay.
+  const behind = await host({ bootstrap: [relayAddr], relayReservation: 'always', mode: 'public' })
+  await echoProtocol(behind).start()
+  await eventually('the reservation', () => relay.node.services.relay?.reservations.has(behind.node.peerId))
+  const WAIT_MS = 1500
+  const caller = await host({ directUpgradeWaitMs: WAIT_MS })
+  // The relayed side starts DCUtR by opening its stream to us: refuse it (nor can it upgrade
+  // unilaterally: we have no public address for it to dial).
+  await caller.unhandle('/libp2p/dcutr')
+  await caller.connect(`${relayAddr}/p2p-circuit/p2p/${behind.peerId}`)
+  const t0 = Date.now()
+  try {
+    await echoProtocol(caller).echo(behind.peerId, 'over the relay?')
+    assert.unreachable('the echo ran on a relayed connection')
+  } catch (err) {
+    assert.instance(err, DialFailedError, `${(err as Error).name}: ${(err as Error).message}`)
+    assert.match((err as Error).message, /only via a relay/)
+  }
+  assert.ok(Date.now() - t0 >= WAIT_MS, 'it waited for an upgrade first')
+  assert.equal(caller.peers().find(p => p.peerId === behind.peerId)?.direct, false)
 })
 
 test('mode public announces no loopback address; mode local does', async () => {
