@@ -34,3 +34,8 @@ export const DEFAULT_LOG_MAX_FILES = 5
 export const DEFAULT_METRICS_HOST = '127.0.0.1'
 /** Its port (Prometheus exporters' customary 9464); 0 picks a free one. */
 export const DEFAULT_METRICS_PORT = 9464
+/**
+ * The p2p network mode (p2p/constants.ts NETWORK_MODES) or 'auto': 'local' on a devnet (its network
+ * file says devnet) or without a network, 'public' on any other network.
+ */
+export const DEFAULT_P2P_MODE = 'auto' as const

@@ -111,6 +111,16 @@ function flag (v: unknown, where: string): boolean {
   return v
 }
 
+/** p2p.mode: a network mode of p2p/constants.ts, or 'auto' (decided from the network file). */
+export type P2PModeOption = typeof D.DEFAULT_P2P_MODE | P2P.NetworkMode
+
+export function parseP2PMode (v: unknown, where: string): P2PModeOption {
+  if (v !== D.DEFAULT_P2P_MODE && !(P2P.NETWORK_MODES as readonly unknown[]).includes(v)) {
+    throw new ConfigError(`${where} must be one of ${D.DEFAULT_P2P_MODE}, ${P2P.NETWORK_MODES.join(', ')}`)
+  }
+  return v as P2PModeOption
+}
+
 /** The options at the top of the tree (besides datadir, which only the command line gives). */
 const TOP = {
   roles: field<RoleName[]>([...D.DEFAULT_ROLES], (v, where) => {
@@ -129,6 +139,17 @@ const SECTIONS = {
     listen: field<string[]>([...P2P.DEFAULT_LISTEN], multiaddrs),
     /** Multiaddrs of peers to dial at start (besides the network file's bootstrap list). */
     bootstrap: field<string[]>([], multiaddrs),
+    /** Which addresses are announced and kept in the DHT: auto, local (devnet, LAN) or public. */
+    mode: field<P2PModeOption>(D.DEFAULT_P2P_MODE, parseP2PMode),
+    /** Public multiaddrs to announce instead of the listen ones (an operator's public IP and port). */
+    announce: field<string[]>([], multiaddrs),
+    /** Reserve a slot on a relay: auto (in p2p mode public, unless an announce address is public), always, never. */
+    relayReservation: field<P2P.RelayReservationMode>(P2P.DEFAULT_RELAY_RESERVATION, (v, where) => {
+      if (typeof v !== 'string' || !(P2P.RELAY_RESERVATION_MODES as readonly string[]).includes(v)) {
+        throw new ConfigError(`${where} must be one of ${P2P.RELAY_RESERVATION_MODES.join(', ')}`)
+      }
+      return v as P2P.RelayReservationMode
+    }),
     maxConnections: field(P2P.DEFAULT_MAX_CONNECTIONS, positiveInt)
   },
   rpc: {
@@ -249,6 +270,8 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): PartialOptions {
   const p2p: Partial<P2POptions> = {}
   if (env.SDTE_LISTEN !== undefined) p2p.listen = list(env.SDTE_LISTEN)
   if (env.SDTE_BOOTSTRAP !== undefined) p2p.bootstrap = list(env.SDTE_BOOTSTRAP)
+  if (env.SDTE_ANNOUNCE !== undefined) p2p.announce = list(env.SDTE_ANNOUNCE)
+  if (env.SDTE_P2P_MODE !== undefined) p2p.mode = parseP2PMode(env.SDTE_P2P_MODE, 'SDTE_P2P_MODE')
   if (Object.keys(p2p).length > 0) out.p2p = p2p
   if (env.SDTE_RPC_PORT !== undefined) out.rpc = { port: parsePort(env.SDTE_RPC_PORT, 'SDTE_RPC_PORT') }
   if (env.SDTE_PASSWORD_FILE !== undefined) out.keys = { passwordFile: env.SDTE_PASSWORD_FILE }

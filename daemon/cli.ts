@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { configureLogging } from './log.ts'
 import {
-  SdteError, LOG_LEVELS, LOG_FORMATS, isLogLevel, ConfigError, defaultDatadir, defaultOptions, parseListenHost, parsePort, parseRoles,
+  SdteError, LOG_LEVELS, LOG_FORMATS, isLogLevel, ConfigError, defaultDatadir, defaultOptions, parseListenHost, parseP2PMode, parsePort, parseRoles,
   resolveOptions, resolveOptionsWithSources, validateConfigFile, type LogFormat, type PartialOptions
 } from '../config/index.ts'
 import { RpcClient, DaemonNotRunningError } from './rpc/client.ts'
@@ -49,6 +49,8 @@ interface DaemonFlags {
   datadir?: string
   role?: string[]
   listen?: string[]
+  announce?: string[]
+  p2pMode?: string
   bootstrap?: string[]
   rpcPort?: string
   network?: string
@@ -79,6 +81,8 @@ function withDaemonFlags (cmd: Command): Command {
     .option('--role <role>', 'buyer, seller, node or relay; repeat or comma-separate (default: relay)', collect)
     .option('--listen <multiaddr>', 'p2p address to listen on (repeatable)', collect)
     .option('--bootstrap <multiaddr>', 'peer to dial at start (repeatable)', collect)
+    .option('--announce <multiaddr>', 'address to announce as reachable, e.g. a public IP with a forwarded port (repeatable)', collect)
+    .addOption(new Option('--p2p-mode <mode>', 'network mode: local announces private addresses, public only public ones (default: auto, local on a devnet)').choices(['auto', 'local', 'public']))
     .option('--rpc-port <n>', 'control API port on 127.0.0.1 (0: any free port)')
     .option('--network <file>', 'network file (network.json from sdte devnet up or sdte deploy)')
     .option('--password-file <file>', 'file holding the keystore password (else $SDTE_PASSWORD, else a generated one in the datadir)')
@@ -98,10 +102,12 @@ function flagsFrom (v: DaemonFlags): PartialOptions {
     const flags: PartialOptions = {}
     if (v.role !== undefined) flags.roles = parseRoles(v.role, '--role')
     if (v.network !== undefined) flags.network = resolve(v.network)
-    if (v.listen !== undefined || v.bootstrap !== undefined) {
+    if (v.listen !== undefined || v.bootstrap !== undefined || v.announce !== undefined || v.p2pMode !== undefined) {
       flags.p2p = {
         ...(v.listen !== undefined && { listen: v.listen }),
-        ...(v.bootstrap !== undefined && { bootstrap: v.bootstrap })
+        ...(v.bootstrap !== undefined && { bootstrap: v.bootstrap }),
+        ...(v.announce !== undefined && { announce: v.announce }),
+        ...(v.p2pMode !== undefined && { mode: parseP2PMode(v.p2pMode, '--p2p-mode') })
       }
     }
     if (v.rpcPort !== undefined) flags.rpc = { port: parsePort(v.rpcPort, '--rpc-port') }

@@ -95,6 +95,11 @@ export class SdteDaemon {
       const p2pOptions = {
         listen: o.p2p.listen,
         bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
+        announce: o.p2p.announce,
+        mode: o.p2p.mode !== 'auto' ? o.p2p.mode : this.network === null || this.network.devnet ? 'local' as const : 'public' as const,
+        relayReservation: o.p2p.relayReservation,
+        // The relay role serves circuit-relay v2 reservations (hosts behind NATs are reached through it).
+        relayServer: o.roles.includes('relay'),
         maxConnections: o.p2p.maxConnections
       }
       resolveP2PHostOptions(p2pOptions)

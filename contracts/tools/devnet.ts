@@ -25,6 +25,8 @@ export interface DevnetOptions {
   dir: string
   /** RPC port on 127.0.0.1; absent or 0: a free one. */
   port?: number
+  /** Address anvil listens on (and network.json names). Default 127.0.0.1. */
+  host?: string
   /** Enclave measurements DTMC accepts (0x bytes32); more can be added later by the admin (deployer.key). */
   measurements?: string[]
   chainId?: number
@@ -94,10 +96,11 @@ export async function devnetUp (opts: DevnetOptions): Promise<NetworkFile> {
   const chainId = opts.chainId ?? DEVNET_CHAIN_ID
   const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()
   if (!await portIsFree(port)) throw new DevnetError(`port ${port} on 127.0.0.1 is in use`)
-  const rpcUrl = `http://127.0.0.1:${port}`
+  const host = opts.host ?? '127.0.0.1'
+  const rpcUrl = `http://${host}:${port}`
 
   const log = openSync(p.log, 'a')
-  const child = spawn(anvilBinary(), anvilArgs(port, { chainId, blockTime: opts.blockTime }), {
+  const child = spawn(anvilBinary(), anvilArgs(port, { chainId, blockTime: opts.blockTime, host }), {
     detached: true,
     stdio: ['ignore', log, log]
   })

@@ -8,7 +8,7 @@ import type { NetworkFile } from '../../contracts/index.ts'
 /** The parts of the daemon the admin methods use. */
 export interface AdminParts {
   keys: { peerId: string, ethAddress: string }
-  p2p: Pick<P2PHost, 'addresses' | 'peers' | 'connect'>
+  p2p: Pick<P2PHost, 'addresses' | 'peers' | 'connect' | 'reachability'>
   options: { roles: readonly string[] }
   network: Pick<NetworkFile, 'chainId' | 'contracts' | 'name'> | null
   version: string
@@ -26,6 +26,7 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
     result: object({
       peerId: string('libp2p peer id'),
       addresses: array(string('multiaddr')),
+      reachability: string('public, relayed (only through a relay slot), local (private or loopback addresses only) or none'),
       roles: array(string('buyer, seller or node')),
       ethAddress: string('this daemon\'s Ethereum account'),
       chainId: nullable(integer()),
@@ -37,6 +38,7 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
     handler: () => ({
       peerId: daemon.keys.peerId,
       addresses: daemon.p2p.addresses(),
+      reachability: daemon.p2p.reachability(),
       roles: daemon.options.roles,
       ethAddress: daemon.keys.ethAddress,
       chainId: daemon.network?.chainId ?? null,

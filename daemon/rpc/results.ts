@@ -42,4 +42,8 @@ export function ok (more: Record<string, JsonSchema> = {}): JsonSchema {
 }
 
 /** A peer as the p2p host reports it. */
-export const peer: JsonSchema = object({ peerId: string('libp2p peer id'), addresses: array(string('multiaddr')) })
+export const peer: JsonSchema = object({
+  peerId: string('libp2p peer id'),
+  addresses: array(string('multiaddr')),
+  direct: boolean('whether a direct connection is open (not only one through a relay); admin_peers only')
+}, { optional: ['direct'] })

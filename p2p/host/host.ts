@@ -2,6 +2,7 @@
 // with per-topic validators (gossip.ts), provide/find providers of `sdte:<kind>:<value>` keys (dht.ts),
 // and protocol streams with limits and deadlines (here), under one start/stop lifecycle. Its options
 // are in options.ts, its interface in types.ts.
+import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { noMetrics, silentLogger, type ComponentLogger, type MetricsRegistry } from '../../config/index.ts'
 import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
@@ -23,6 +24,11 @@ export interface P2PHostComponents {
   metrics?: MetricsRegistry
   /** libp2p's own metrics (e.g. @libp2p/prometheus-metrics on the same registry). Default: none. */
   libp2pMetrics?: Libp2pComponents['metrics']
+}
+
+/** Whether a connection address goes through a relay (a circuit-relay v2 address). */
+export function isRelayed (address: string): boolean {
+  return address.includes('/p2p-circuit')
 }
 
 export async function createP2PHost (options: P2PHostOptions, components: P2PHostComponents): Promise<P2PHost> {
@@ -71,6 +77,23 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
     }
   }
 
+  /** Resolves once we hold a direct (not relayed) connection to the peer; rejects when signal aborts. */
+  async function directConnection (peerId: string, signal: AbortSignal): Promise<void> {
+    const isDirect = (): boolean => node.getConnections().some(c => c.remotePeer.toString() === peerId && c.status === 'open' && c.limits === undefined && !isRelayed(c.remoteAddr.toString()))
+    if (isDirect()) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        node.removeEventListener('connection:open', onOpen)
+        signal.removeEventListener('abort', onAbort)
+      }
+      const onOpen = (): void => { if (isDirect()) { done(); resolve() } }
+      const onAbort = (): void => { done(); reject(new DialFailedError(`no direct connection to ${peerId} (reachable only via a relay)`)) }
+      node.addEventListener('connection:open', onOpen)
+      signal.addEventListener('abort', onAbort, { once: true })
+      if (signal.aborted) onAbort()
+    })
+  }
+
   const gossip = createGossip(node, opts, log, metrics, requireStarted)
   const dht = createDht(node, opts, log, { selfId, status: () => status, requireStarted, lifetime: () => lifetime.signal })
 
@@ -115,6 +138,13 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       return node.getMultiaddrs().map(a => withPeerId(a.toString()))
     },
 
+    reachability () {
+      const addrs = node.getMultiaddrs()
+      if (addrs.some(a => !isRelayed(a.toString()) && !isPrivate(a))) return 'public'
+      if (addrs.some(a => isRelayed(a.toString()))) return 'relayed'
+      return addrs.length > 0 ? 'local' : 'none'
+    },
+
     peers () {
       const byPeer = new Map<string, Set<string>>()
       for (const conn of node.getConnections()) {
@@ -124,7 +154,8 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       }
       return [...byPeer.entries()].sort(([a], [b]) => a < b ? -1 : 1).map(([peerId, seen]) => ({
         peerId,
-        addresses: listenAddrsByPeer.get(peerId) ?? [...seen]
+        addresses: listenAddrsByPeer.get(peerId) ?? [...seen],
+        direct: [...seen].some(a => !isRelayed(a))
       }))
     },
 
@@ -187,7 +218,15 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       requireStarted('dialProtocol')
       const id = parsePeerId(peerId)
       try {
-        return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        try {
+          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        } catch (err) {
+          // Reached only through a relay: our protocols do not run on a relayed (limited) connection,
+          // but the peer's DCUtR turns it into a direct one when we can be dialled; wait for that.
+          if ((err as Error).name !== 'LimitedConnectionError') throw err
+          await directConnection(id.toString(), withTimeout(opts.directUpgradeWaitMs, signal))
+          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        }
       } catch (err) {
         if (signal?.aborted === true) throw signal.reason
         throw new DialFailedError(`could not open ${protocol} to ${peerId}: ${(err as Error).message}`, { cause: err })
