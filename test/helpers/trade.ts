@@ -18,7 +18,7 @@ export const STATS_ARTIFACT = join(ARTIFACTS_DIR, 'StatsFast.json')
 
 export interface BuyerView {
   records: Array<{ state: string, reason?: string, payments?: Record<string, string>, rejected?: unknown }>
-  chain: { deposit: string, final: { resultSize: string, gasUsed: string, count: number, members: number[] }, nodes: Array<{ payee: string }> }
+  chain: { deposit: string, gasCap: string, final: { resultSize: string, count: number, members: number[] }, nodes: Array<{ payee: string }> }
 }
 
 export interface TradeRun {
@@ -58,7 +58,8 @@ export async function runTrade (net: LocalTestnet, o: { tag: string, datasets: U
 
 /**
  * What DTMC must pay, by lower-case address: each seller min(unitPrice × size, cap) plus the output
- * price × result size; each node of the majority min(price × gas, cap); the buyer the rest of its deposit.
+ * price × result size; each node of the majority the flat min(price × the trade's gas cap, cap) (the gas a
+ * run used is not public); the buyer the rest of its deposit.
  */
 export function expectedPayments (net: LocalTestnet, datasets: Uint8Array[], view: BuyerView): { deposit: bigint, payments: Record<string, bigint> } {
   const t = TRADE_TERMS
@@ -68,7 +69,7 @@ export function expectedPayments (net: LocalTestnet, datasets: Uint8Array[], vie
   for (const [i, s] of net.sellers.entries()) {
     payments[s.info.ethAddress.toLowerCase()] = min(t.unitPrice * BigInt(datasets[i].length), t.sellerCap) + t.outputPrice * BigInt(final.resultSize)
   }
-  for (const i of final.members) payments[view.chain.nodes[i].payee.toLowerCase()] = min(t.nodePrice * BigInt(final.gasUsed), t.nodeCap)
+  for (const i of final.members) payments[view.chain.nodes[i].payee.toLowerCase()] = min(t.nodePrice * BigInt(view.chain.gasCap), t.nodeCap)
   const deposit = BigInt(net.sellers.length) * (t.sellerCap + t.outputPrice * t.outputCap) + BigInt(view.chain.nodes.length) * t.nodeCap
   const paid = Object.values(payments).reduce((a, b) => a + b, 0n)
   payments[net.buyers[0].info.ethAddress.toLowerCase()] = deposit - paid
