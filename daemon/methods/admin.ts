@@ -21,6 +21,7 @@ export const CONNECT_TIMEOUT_MS = 15_000
 export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void {
   rpc.register({
     name: 'admin_info',
+    readOnly: true,
     summary: 'Identity and configuration of this daemon.',
     params: [],
     result: object({
@@ -48,6 +49,7 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
 
   rpc.register({
     name: 'admin_peers',
+    readOnly: true,
     summary: 'Connected peers with their addresses.',
     params: [],
     result: array(peer, 'connected peers'),

@@ -9,6 +9,7 @@ export const MAX_FEEDBACK_RETURNED = 100
 export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAddress: string): void {
   rpc.register({
     name: 'chain_balance',
+    readOnly: true,
     summary: 'Ether balance of an account (default this daemon\'s), and what DTMC holds for it to withdraw.',
     params: [{ name: 'address', type: 'address', required: false, description: 'default: this daemon\'s account' }],
     result: object({ address: address(), wei: decimal('balance in wei'), credit: decimal('wei DTMC holds for it to withdraw') }),
@@ -23,6 +24,7 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
 
   rpc.register({
     name: 'cisc_seller',
+    readOnly: true,
     summary: "A seller's CISC record: peer id, ratings, and past result info (never a result).",
     params: [{ name: 'address', type: 'address', description: "the seller's account" }],
     result: object({
@@ -46,6 +48,7 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
 
   rpc.register({
     name: 'cisc_node',
+    readOnly: true,
     summary: "A trusted node's CISC record: peer id, enclave measurement, prices.",
     params: [{ name: 'address', type: 'address', description: "the node's account" }],
     result: object({ address: address(), peerId: string(), measurement: bytes32(), pricePerGas: decimal(), maxGas: decimal(), registeredAt: integer('unix seconds') }),

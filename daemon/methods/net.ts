@@ -45,6 +45,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
 
   rpc.register({
     name: 'net_findProviders',
+    readOnly: true,
     summary: 'Finds peers that provide a DHT key.',
     params: [
       { name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, description: 'sdte:<kind>:<name>' },
@@ -100,6 +101,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
 
   rpc.register({
     name: 'net_messages',
+    readOnly: true,
     summary: 'Messages received on a subscribed debug topic, oldest first (the last 100).',
     params: [{ name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' }],
     result: array(object({ from: string('peer id of the author'), data: string('UTF-8 text'), receivedAt: string('ISO 8601') }), 'oldest first'),

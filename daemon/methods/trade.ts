@@ -30,6 +30,7 @@ function publicView (t: TradeRecord): Record<string, unknown> {
 export function registerTradeMethods (rpc: RpcServer, daemon: TradeParts): void {
   rpc.register({
     name: 'trade_list',
+    readOnly: true,
     summary: 'Trades this daemon takes part in, newest first.',
     params: [{ name: 'role', type: 'string', enum: ['buyer', 'seller', 'node'], required: false, description: 'only this role' }],
     result: array(tradeSummary, 'newest first'),
@@ -41,6 +42,7 @@ export function registerTradeMethods (rpc: RpcServer, daemon: TradeParts): void 
 
   rpc.register({
     name: 'trade_get',
+    readOnly: true,
     summary: 'One trade: this daemon\'s record(s) with their timeline, and the trade on DTMC (sellers, nodes with their result hashes, final result, state).',
     params: [{ name: 'tradeId', type: 'bytes32', description: 'the trade' }],
     result: object({
