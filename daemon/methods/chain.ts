@@ -2,7 +2,7 @@
 import type { ChainClient } from '../../contracts/index.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
-import { object, array, string, integer, number, nullable, address, bytes32, decimal, anyObject } from '../rpc/results.ts'
+import { object, array, string, integer, number, nullable, address, bytes32, decimal } from '../rpc/results.ts'
 
 export const MAX_FEEDBACK_RETURNED = 100
 
@@ -34,7 +34,14 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
       ratingCount: integer(),
       ratingSum: integer(),
       ratingAverage: nullable(number('1..5')),
-      feedback: array(anyObject('a rating with its trade\'s result info'), `the last ${MAX_FEEDBACK_RETURNED}`)
+      feedback: array(object({
+        tradeId: bytes32(),
+        resultHash: bytes32('the final result hash of the trade (never the result)'),
+        resultSize: decimal('bytes'),
+        score: integer('1..5'),
+        status: integer('the result status (contracts/formats.ts)'),
+        ratedAt: integer('unix seconds')
+      }, { description: 'a rating with its trade\'s result info' }), `the last ${MAX_FEEDBACK_RETURNED}`)
     }),
     errors: ['NotFound'],
     handler: async (p) => {

@@ -89,6 +89,9 @@ function checkOne (p: ParamSpec, v: unknown): { value: unknown } | { why: string
   const why = validate(schemaOf(p), v)
   if (why !== undefined) return { why }
   switch (p.type) {
+    // Lowercase: an address in any case is one address (the schema cannot check an EIP-55 checksum, so
+    // none is checked; ethers would refuse a mixed case whose checksum is wrong, as an internal error).
+    case 'address':
     case 'hex':
     case 'bytes32': return { value: (v as string).toLowerCase() }
     case 'wei': return { value: BigInt(v as string) }
