@@ -2,7 +2,8 @@
 // `json wire:NAME` block decodes with the code's schema NAME (strict: an unknown or missing field fails),
 // every message schema of the p2p protocols has an example, the signed examples verify against the
 // digests the page gives and recover to the signer it names, the demand digest's ABI words are the
-// code's, and every `NAME = keccak256("...")` tag line is the code's constant.
+// code's, every `NAME = keccak256("...")` tag line is the code's constant, and the digest test vectors
+// are what contracts/formats.ts computes.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
@@ -17,7 +18,11 @@ import { DataOpen, DataStatus } from '../../../p2p/data/schema.ts'
 import { ResultRequest, ResultAck, ResultHeader, ResultAcked } from '../../../p2p/result/schema.ts'
 import { RESULT_ACK_TAG, RESULT_REQUEST_TAG, resultMessageDigestOf, resultMessageSigner } from '../../../p2p/result/request.ts'
 import { EchoRequest, EchoResponse } from '../../../p2p/echo/schema.ts'
-import { CHUNK_TAG, CODE_TAG, DATA_KEY_TAG, QUOTE_TAG, RECEIPT_ACK_TAG, RECEIPT_TAG, RESULT_TAG } from '../../../contracts/formats.ts'
+import {
+  CHUNK_TAG, CODE_TAG, DATA_KEY_TAG, QUOTE_TAG, RECEIPT_ACK_TAG, RECEIPT_TAG, RESULT_TAG, chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf,
+  inputHashOf, networkDomainOf, quoteDigestOf, receiptAckDigestOf, receiptDigestOf, reportDataOf, resultCommitmentOf, resultDigestOf,
+  resultHashOf, taskIdOf, tradeIdOf
+} from '../../../contracts/formats.ts'
 
 const DOC = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8')
 
@@ -121,6 +126,39 @@ test('every tag line of the page is the code\'s constant, and every constant is 
     seen.add(name)
   }
   assert.equal([...seen].sort(), Object.keys(TAGS).sort())
+})
+
+test('the test vectors of the digests are what contracts/formats.ts computes from the documented inputs', () => {
+  const block = /```text vectors\n([\s\S]*?)```/.exec(DOC)
+  assert.ok(block !== null, 'docs/protocol.md has the test vectors')
+  const doc = Object.fromEntries([...block[1].matchAll(/^(\w+)\s*= (0x[0-9a-f]{64})$/gm)].map(m => [m[1], m[2]]))
+  const domain = networkDomainOf({ chainId: 31337, contracts: { DTMC: '0x5fbdb2315678afecb367f032d93f642f64180aa3' } })
+  const b32 = (byte: string): string => '0x' + byte.repeat(32)
+  const [salt, codeHash, nonce, measurement, commitment] = ['5a', 'c0', '4e', 'ee', '3c'].map(b32)
+  const enclave = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8'
+  const tradeId = tradeIdOf('0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266', salt)
+  const taskId = taskIdOf(tradeId, codeHash, enclave)
+  const reportData = reportDataOf(enclave, taskId, tradeId, codeHash, nonce)
+  const inputHash = inputHashOf([commitment])
+  const resultHash = resultHashOf(b32('99'), toUtf8Bytes('42'))
+  const resultDigest = resultDigestOf(domain, { tradeId, taskId, inputHash, resultHash, resultSize: 2n, status: 0 })
+  const receiptDigest = receiptDigestOf(domain, tradeId, taskId, 0, commitment, '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc')
+  const computed = {
+    tradeId,
+    taskId,
+    reportData,
+    quoteDigest: quoteDigestOf(domain, measurement, reportData),
+    codeAuthDigest: codeAuthDigestOf(domain, taskId, keccak256('0x0102030405')),
+    inputHash,
+    resultHash,
+    resultDigest,
+    commitment: resultCommitmentOf(resultDigest, 1, nonce),
+    dataKeyDigest: dataKeyDigestOf(domain, taskId, 0, commitment, keccak256('0x0a0b0c')),
+    chunkDigest: chunkDigestOf(domain, taskId, 0, keccak256('0x0a0b0c'), keccak256('0x010203')),
+    receiptDigest,
+    ackDigest: receiptAckDigestOf(receiptDigest)
+  }
+  assert.equal(doc, computed)
 })
 
 test.run()
