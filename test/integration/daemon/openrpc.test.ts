@@ -62,6 +62,8 @@ const PATTERN_SAMPLES: Record<string, { near: string[], far: string[] }> = {
   '^0x[0-9a-fA-F]{40}$': { near: ['0x' + 'aB'.repeat(20), '0x' + '00'.repeat(20)], far: ['0x' + 'a'.repeat(39), '0x' + 'a'.repeat(41), '0x' + 'g'.repeat(40), 'a'.repeat(42)] },
   '^0x[0-9a-fA-F]{64}$': { near: ['0x' + '1F'.repeat(32)], far: ['0x' + '1'.repeat(63), '0x' + '1'.repeat(65), '0x' + 'z'.repeat(64), '1'.repeat(66)] },
   '^[A-Za-z0-9._-]{1,64}$': { near: ['a', 'weather.v2_x-1', 'x'.repeat(64)], far: ['x'.repeat(65), 'has space', 'slash/tag', 'é'] },
+  '^sdte:[a-z][a-z0-9-]*:[\\x21-\\x7e]+$': { near: ['sdte:dataset:weather', 'sdte:node:0xee', 'sdte:a:' + '!'.repeat(249)], far: ['sdte:Dataset:x', 'sdte:dataset:', 'sdte:dataset:a b', 'other:dataset:x', 'sdte:dataset:é'] },
+  '^\\/sdte\\/debug\\/[A-Za-z0-9._-]{1,64}$': { near: ['/sdte/debug/chat', '/sdte/debug/' + 'x'.repeat(64)], far: ['/sdte/debug/', '/sdte/bdbc/1', '/sdte/debug/a b', '/sdte/debug/' + 'x'.repeat(65)] },
   '^/': { near: ['/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGzh8bKQBUAvNmNNM2vPwZ3R5EucR1WfZ3TgDfbBqfxV9', '/'], far: ['ip4/127.0.0.1/tcp/1', ' /ip4', ''] }
 }
 
