@@ -257,6 +257,14 @@ test('rpc_discover lists every method with its params', async () => {
   assert.equal(discover.result.schema.required, ['openrpc', 'info', 'methods'])
 })
 
+test('a param schema with a keyword the server does not check cannot be registered (it would be served but not enforced)', () => {
+  const s = new RpcServer({ host: '127.0.0.1', port: 0, token: 't', maxBodyBytes: 1, maxBatchLength: 1, requestTimeoutMs: 1, version: 'x' })
+  const register = (schema: Record<string, unknown>): void => s.register({ name: 'test_x', summary: '', params: [{ name: 'o', type: 'object', schema, description: '' }], result: {}, errors: [], handler: () => null })
+  assert.throws(() => register({ type: 'object', properties: { when: { type: 'string', format: 'date-time' } } }), /keyword format is not checked/)
+  assert.throws(() => register({ type: 'object', patternProperties: {} }), /keyword patternProperties/)
+  register({ type: 'object', properties: { n: { type: 'integer', minimum: 0 } }, additionalProperties: false })
+})
+
 test('still answers after all of that', async () => {
   assert.is(await new RpcClient(url, TOKEN).call('test_add', [40, 2]), 42)
 })
