@@ -215,6 +215,26 @@ test('read methods run with allowed values: no -32602, no -32603, and results va
   }
 })
 
+test('docs/api.md documents every served method as rpc_discover serves it: params in order with required, application errors, read methods', async () => {
+  const api = readFileSync(new URL('../../../docs/api.md', import.meta.url), 'utf8')
+  const sections = new Map(api.split(/^#### /m).slice(1).map(part => [/^`(\w+)`/.exec(part)?.[1] ?? '', part]))
+  const methods = new Map<string, Method>()
+  for (const d of [all, relay]) for (const m of (await discover(d)).methods) methods.set(m.name, m)
+  for (const m of methods.values()) {
+    const doc = sections.get(m.name)
+    assert.ok(doc !== undefined, `docs/api.md has a section for ${m.name}`)
+    const rows = [...doc.matchAll(/^\| `(\w+)` \|.*\| (yes|no) \|[^|]*\|$/gm)].map(r => [r[1], r[2] === 'yes'])
+    assert.equal(rows, m.params.map(p => [p.name, p.required]), `${m.name}: its params table`)
+    const errorsLine = /^Errors: (.*)$/m.exec(doc)?.[1] ?? ''
+    const documented = [...errorsLine.matchAll(/\((-320\d\d)\)/g)].map(e => Number(e[1])).sort()
+    const served = m.errors.map(e => e.code).filter(c => c !== -32602 && c !== -32009).sort()
+    assert.equal(documented, served, `${m.name}: its Errors line`)
+  }
+  const readList = /The read-only token calls only the read methods[^:]*:([\s\S]*?)\(`x-read-only/.exec(api)?.[1] ?? ''
+  const documentedReads = [...readList.matchAll(/`(\w+_\w+)`/g)].map(r => r[1]).sort()
+  assert.equal(documentedReads, [...methods.values()].filter(m => m['x-read-only']).map(m => m.name).sort(), 'the read methods docs/api.md lists')
+})
+
 test('the read-only token (DIR/api-token-readonly, 0600): read methods answer, write methods are refused with -32009', async () => {
   const file = join(all.datadir, API_TOKEN_READONLY_FILE)
   assert.is(statSync(file).mode & 0o777, 0o600)
