@@ -240,7 +240,7 @@ export class RpcServer {
   }
 
   /** Handles one HTTP body: a request or a batch. Returns the response text, or null if nothing is due. */
-  async handleBody (text: string, access: Access = 'full'): Promise<string | null> {
+  async handleBody (text: string, access: Access): Promise<string | null> {
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
