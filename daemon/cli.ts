@@ -269,7 +269,7 @@ async function cmdStop (o: { datadir?: string }): Promise<void> {
   out(`sdte daemon in ${dir} stopped${pid !== undefined ? ` (pid ${pid})` : ''}`)
 }
 
-async function cmdRpc (method: string, paramsText: string | undefined, o: { datadir?: string, json?: boolean }): Promise<number> {
+async function cmdRpc (method: string, paramsText: string | undefined, o: { datadir?: string, json?: boolean, readOnly?: boolean }): Promise<number> {
   let params: unknown[] | Record<string, unknown> | undefined
   if (paramsText !== undefined) {
     try {
@@ -281,7 +281,7 @@ async function cmdRpc (method: string, paramsText: string | undefined, o: { data
   }
   const dir = datadirOf(o.datadir).path
   try {
-    const result = await RpcClient.fromDatadir(dir).call(method, params)
+    const result = await RpcClient.fromDatadir(dir, { readOnly: o.readOnly === true }).call(method, params)
     out(JSON.stringify(result, null, 2))
     return EXIT_OK
   } catch (err) {
@@ -509,6 +509,7 @@ Exit codes: ${EXIT_OK} ok, ${EXIT_FAILURE} the command failed, ${EXIT_USAGE} the
     .argument('[params]', 'params as JSON: an array or an object')
     .option('--datadir <dir>', DATADIR_HELP)
     .option('--json', 'on an error, print it as JSON ({"error":{code,message,data}}) on stdout')
+    .option('--read-only', 'with the read-only token (DIR/api-token-readonly): read methods only')
     .option('--debug', DEBUG_HELP)
     .action(act(cmdRpc))
 

@@ -29,7 +29,7 @@ import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
 import { appError } from './rpc/errors.ts'
-import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
+import { API_FILE, API_TOKEN_FILE, API_TOKEN_READONLY_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
 import { VERSION } from './version.ts'
@@ -268,9 +268,11 @@ export class SdteDaemon {
   private async startControlApi (): Promise<void> {
     const o = this.options
     const token = randomBytes(32).toString('base64url')
+    const readOnlyToken = randomBytes(32).toString('base64url')
     this.rpc = new RpcServer({
       ...o.rpc,
       token,
+      readOnlyToken,
       version: VERSION,
       unknownMethod: (method) => {
         const role = /^(buyer|seller|node)_/.exec(method)?.[1]
@@ -286,15 +288,18 @@ export class SdteDaemon {
     const url = await this.rpc.start()
     const apiFile = join(o.datadir, API_FILE)
     const tokenFile = join(o.datadir, API_TOKEN_FILE)
-    // The token first, so that a client that sees `api` can always read its token.
-    try { unlinkSync(tokenFile) } catch {}
-    writeSecretFile(tokenFile, token)
+    const readOnlyTokenFile = join(o.datadir, API_TOKEN_READONLY_FILE)
+    // The tokens first, so that a client that sees `api` can always read its token.
+    for (const [file, value] of [[tokenFile, token], [readOnlyTokenFile, readOnlyToken]]) {
+      try { unlinkSync(file) } catch {}
+      writeSecretFile(file, value)
+    }
     writeFileSync(apiFile, url + '\n', { mode: 0o600 })
     chmodSync(apiFile, 0o600)
     this.closers.push({
       name: 'control API',
       close: async () => {
-        for (const f of [apiFile, tokenFile]) { try { unlinkSync(f) } catch {} }
+        for (const f of [apiFile, tokenFile, readOnlyTokenFile]) { try { unlinkSync(f) } catch {} }
         await this.rpc.stop()
       }
     })

@@ -1,7 +1,7 @@
 // The admin_* namespace: who this daemon is, its peers, connecting to a peer, stopping it.
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
-import { object, array, string, integer, nullable, anyObject, ok, peer } from '../rpc/results.ts'
+import { object, array, string, integer, nullable, record, address, ok, peer } from '../rpc/results.ts'
 import { DialFailedError, type P2PHost } from '../../p2p/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
 
@@ -21,6 +21,7 @@ export const CONNECT_TIMEOUT_MS = 15_000
 export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void {
   rpc.register({
     name: 'admin_info',
+    readOnly: true,
     summary: 'Identity and configuration of this daemon.',
     params: [],
     result: object({
@@ -30,7 +31,7 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
       roles: array(string('buyer, seller or node')),
       ethAddress: string('this daemon\'s Ethereum account'),
       chainId: nullable(integer()),
-      contracts: nullable(anyObject('contract name -> address')),
+      contracts: nullable(record(address(), 'contract name -> address')),
       network: nullable(string('network name')),
       version: string()
     }, { description: 'identity and configuration of this daemon' }),
@@ -50,6 +51,7 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
 
   rpc.register({
     name: 'admin_peers',
+    readOnly: true,
     summary: 'Connected peers with their addresses.',
     params: [],
     result: array(peer, 'connected peers'),

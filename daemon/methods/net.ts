@@ -33,7 +33,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   rpc.register({
     name: 'net_provide',
     summary: 'Announces this daemon in the DHT as a provider of a key such as sdte:dataset:<tag>.',
-    params: [{ name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, description: 'sdte:<kind>:<name>' }],
+    params: [{ name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, pattern: p2pConstants.DHT_KEY_PATTERN.source, description: 'sdte:<kind>:<name>' }],
     result: ok(),
     errors: ['Rejected'],
     handler: async (p) => {
@@ -45,9 +45,10 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
 
   rpc.register({
     name: 'net_findProviders',
+    readOnly: true,
     summary: 'Finds peers that provide a DHT key.',
     params: [
-      { name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, description: 'sdte:<kind>:<name>' },
+      { name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, pattern: p2pConstants.DHT_KEY_PATTERN.source, description: 'sdte:<kind>:<name>' },
       { name: 'limit', type: 'integer', min: 1, max: 100, required: false, description: 'at most this many (default 20)' }
     ],
     result: array(peer, 'providers of the key'),
@@ -64,7 +65,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   rpc.register({
     name: 'net_subscribe',
     summary: 'Subscribes to a debug gossip topic; received messages are kept for net_messages.',
-    params: [{ name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' }],
+    params: [{ name: 'topic', type: 'string', maxLength: 80, pattern: TOPIC.source, description: '/sdte/debug/<name>' }],
     result: ok(),
     errors: ['Rejected'],
     handler: (p) => {
@@ -85,7 +86,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
     name: 'net_publish',
     summary: 'Publishes a text message on a debug gossip topic.',
     params: [
-      { name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' },
+      { name: 'topic', type: 'string', maxLength: 80, pattern: TOPIC.source, description: '/sdte/debug/<name>' },
       { name: 'message', type: 'string', maxLength: MAX_DEBUG_MESSAGE_BYTES, description: 'UTF-8 text' }
     ],
     result: ok({ recipients: integer('peers it was sent to') }),
@@ -100,8 +101,9 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
 
   rpc.register({
     name: 'net_messages',
+    readOnly: true,
     summary: 'Messages received on a subscribed debug topic, oldest first (the last 100).',
-    params: [{ name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' }],
+    params: [{ name: 'topic', type: 'string', maxLength: 80, pattern: TOPIC.source, description: '/sdte/debug/<name>' }],
     result: array(object({ from: string('peer id of the author'), data: string('UTF-8 text'), receivedAt: string('ISO 8601') }), 'oldest first'),
     errors: ['Rejected', 'NotFound'],
     handler: (p) => {

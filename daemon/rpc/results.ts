@@ -33,7 +33,12 @@ export const bytes32 = (description?: string): JsonSchema => ({ type: 'string', 
 export const address = (description?: string): JsonSchema => ({ type: 'string', pattern: ADDRESS_PATTERN, ...(description !== undefined && { description }) })
 /** A big integer (wei, gas, bytes) as a decimal string. */
 export const decimal = (description?: string): JsonSchema => ({ type: 'string', pattern: '^[0-9]+$', ...(description !== undefined && { description }) })
-/** An object whose fields this schema does not pin down (e.g. a chain view that follows DTMC). */
+/** An object of any keys whose values all match `values` (e.g. contract name -> address). */
+export function record (values: JsonSchema, description: string): JsonSchema {
+  return { type: 'object', additionalProperties: values, description }
+}
+
+/** An object whose fields this schema does not pin down. Not for a result: rpc_discover must say what a method returns (test/integration/daemon/openrpc.test.ts). */
 export const anyObject = (description: string): JsonSchema => ({ type: 'object', description })
 
 /** `{ ok: true }` and more. */

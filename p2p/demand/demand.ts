@@ -41,10 +41,19 @@ export const DemandSchema = object({
 export type Demand = Infer<typeof DemandSchema>
 export type DemandTerms = Omit<Demand, 'version' | 'demandId' | 'buyer' | 'signature'>
 
+/**
+ * The ABI words of the demand digest, in order: DEMAND_TAG, chainId, dtmc, demandId, buyer, keccak256(buyerPeer),
+ * keccak256(tag), codeHash, nodes, sellers, sellerPrice, sellerCap, nodePrice, nodeCap, outputPrice, outputCap,
+ * expiresAt, tradeSeconds (docs/protocol.md "The demand", checked against this list by test/unit/docs).
+ */
+export const DEMAND_DIGEST_TYPES = [
+  'bytes32', 'uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'bytes32', 'uint8', 'uint8',
+  'uint256', 'uint256', 'uint256', 'uint256', 'uint256', 'uint64', 'uint64', 'uint64'
+] as const
+
 export function demandHashOf (d: Omit<Demand, 'signature'>): string {
   return keccak256(abi.encode(
-    ['bytes32', 'uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'bytes32', 'uint8', 'uint8',
-      'uint256', 'uint256', 'uint256', 'uint256', 'uint256', 'uint64', 'uint64', 'uint64'],
+    DEMAND_DIGEST_TYPES,
     [DEMAND_TAG, d.chainId, d.dtmc, d.demandId, d.buyer, keccak256(toUtf8Bytes(d.buyerPeer)), keccak256(toUtf8Bytes(d.tag)),
       d.codeHash, d.nodes, d.sellers, d.sellerPrice, d.sellerCap, d.nodePrice, d.nodeCap, d.outputPrice, d.outputCap,
       d.expiresAt, d.tradeSeconds]

@@ -18,9 +18,22 @@ import { deriveSecret } from '../../local-secrets.ts'
 import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
-import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
+import { MAX_ALLOWED_CODE_HASHES, fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
+import { BYTES32_PATTERN, weiDigits } from '../../rpc/params.ts'
 
 export { MAX_ALLOWED_CODE_HASHES, type DatasetPolicy } from './policy.ts'
+
+/** The JSON Schema of seller_addDataset's policy: what rpc_discover serves and the server checks (parsePolicy then fills the defaults). */
+const POLICY_SCHEMA = {
+  type: 'object',
+  properties: {
+    allowedCodeHashes: { type: 'array', maxItems: MAX_ALLOWED_CODE_HASHES, items: { type: 'string', pattern: BYTES32_PATTERN } },
+    // Both land in uint64 fields of CISC: at most 19 digits always fits.
+    outputCap: { type: ['string', 'integer'], pattern: `^[0-9]{1,${weiDigits(64)}}$`, minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    minOutputPrice: { type: 'string', pattern: `^[0-9]{1,${weiDigits(64)}}$` }
+  },
+  additionalProperties: false
+}
 
 const log = logger('sdte:seller')
 
@@ -321,9 +334,9 @@ export class SellerRole implements Role {
       summary: 'Lists a dataset file (CSV-like records) in CISC and announces its tag in the DHT.',
       params: [
         { name: 'path', type: 'path', description: 'the dataset file on this machine' },
-        { name: 'tag', type: 'string', maxLength: 64, description: 'dataset tag buyers ask for' },
-        { name: 'unitPrice', type: 'wei', description: 'wei per byte' },
-        { name: 'policy', type: 'object', required: false, description: '{ allowedCodeHashes?: bytes32[] (default any), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice) }' }
+        { name: 'tag', type: 'string', maxLength: 64, pattern: TAG_PATTERN.source, description: 'dataset tag buyers ask for: 1..64 of letters, digits, . _ -' },
+        { name: 'unitPrice', type: 'wei', bits: 128, description: 'wei per byte' },
+        { name: 'policy', type: 'object', schema: POLICY_SCHEMA, required: false, description: '{ allowedCodeHashes?: bytes32[] (default any), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice) }' }
       ],
       result: r.object({ datasetId: r.bytes32(), size: r.integer('bytes'), commitment: r.bytes32('the data commitment buyers\' enclaves check') }),
       errors: ['Rejected', 'ChainReverted'],
@@ -334,6 +347,7 @@ export class SellerRole implements Role {
     })
     rpc.register({
       name: 'seller_datasets',
+      readOnly: true,
       summary: "The seller's datasets.",
       params: [],
       result: r.array(r.object({

@@ -636,6 +636,7 @@ export class TrustedNodeRole implements Role {
   registerMethods (rpc: RpcServer): void {
     rpc.register({
       name: 'node_enclave',
+      readOnly: true,
       summary: "This node's enclave: mode, measurement, attestation root, and whether the network accepts it.",
       params: [],
       result: r.object({

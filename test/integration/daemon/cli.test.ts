@@ -50,7 +50,7 @@ const HELP: Record<string, string[]> = {
   'config show': ['--datadir', '--role', '--json'],
   status: ['--datadir', '--json'],
   stop: ['--datadir'],
-  rpc: ['--datadir', '--json', '<method>', '[params]'],
+  rpc: ['--datadir', '--json', '--read-only', '<method>', '[params]'],
   watch: ['--datadir', '--interval', '--json', '<trade-id>'],
   demo: ['--keep', '--dir', '--analysis', '--plain', '--records', '--nodes'],
   devnet: ['up', 'down', 'status'],
