@@ -31,6 +31,7 @@ import { appError } from './rpc/errors.ts'
 import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
+import { dashboardPages, DASHBOARD_HEADERS } from './dashboard/index.ts'
 import { VERSION } from './version.ts'
 import { RefuseRequest } from '../p2p/index.ts'
 import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
@@ -208,6 +209,8 @@ export class SdteDaemon {
       ...o.rpc,
       token,
       version: VERSION,
+      pages: dashboardPages(),
+      pageHeaders: DASHBOARD_HEADERS,
       unknownMethod: (method) => {
         const role = /^(buyer|seller|node)_/.exec(method)?.[1]
         if (role === undefined || this.roles.some(r => r.name === role)) return undefined

@@ -45,7 +45,7 @@ test('npm pack: the runtime parts, not the tests or benchmarks', async () => {
   const [packed] = JSON.parse(r.stdout) as Array<{ filename: string, files: Array<{ path: string }> }>
   tarball = join(dir, packed.filename)
   const files = packed.files.map(f => f.path)
-  for (const f of ['bin/sdte', 'bin/strip-types.js', 'daemon/cli.ts', 'enclave/worker.ts', 'contracts/artifacts/DTMC.json', 'package.json', 'README.md']) {
+  for (const f of ['bin/sdte', 'bin/strip-types.js', 'daemon/cli.ts', 'enclave/worker.ts', 'contracts/artifacts/DTMC.json', 'docs/systemd/sdte.service', 'daemon/dashboard/page.js', 'package.json', 'README.md']) {
     assert.ok(files.includes(f), `${f} is packed`)
   }
   assert.is(files.filter(f => /^(test|bench)\//.test(f)).length, 0, 'no test or bench file is packed')
@@ -62,7 +62,7 @@ test('npm install -g of the tarball into an empty prefix; sdte --version and --h
   assert.is(version.stderr, '', 'no warning on stderr')
   const help = await run(SDTE, ['--help'])
   assert.is(help.code, 0, help.stderr)
-  for (const command of ['daemon', 'init', 'status', 'stop', 'rpc', 'watch']) assert.match(help.stdout, new RegExp(`\\n  ${command}\\b`))
+  for (const command of ['daemon', 'init', 'status', 'stop', 'rpc', 'watch', 'dashboard']) assert.match(help.stdout, new RegExp(`\\n  ${command}\\b`))
 })
 
 test('the installed sdte runs a daemon: init, daemon, status, stop', async () => {
