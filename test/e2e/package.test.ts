@@ -1,7 +1,7 @@
 // The package as an operator installs it: `npm pack` of this checkout, `npm install -g` of the
 // tarball into an empty prefix (dependencies from npm's cache where it has them: CI has just run
-// `npm ci`), then the prefix's bin/sdte: --version, --help, and a relay daemon it starts, asks for
-// its status and stops. The installed package lives under node_modules, where Node will not strip
+// `npm ci`), then the prefix's bin/sdte: --version, --help, a relay daemon it starts, asks for its
+// status and stops, and a whole trade (`sdte demo`, one node). The installed package lives under node_modules, where Node will not strip
 // types itself: this is the test of bin/strip-types.js. The node it runs with is this test's
 // (Node 22, first on PATH), as an operator's Node 22 would be; a Node older than 22.15 gets one
 // clear line (tested where such a node is on the machine, e.g. /usr/bin/node 20 here).
@@ -85,6 +85,15 @@ test('the installed sdte runs a daemon: init, daemon, status, stop', async () =>
   } finally {
     daemon.kill('SIGKILL')
   }
+})
+
+test('the installed sdte runs a whole trade (sdte demo): enclave worker threads and child daemons strip types too', async () => {
+  // The daemons and the enclave's worker threads it starts load sdte's .ts files under node_modules
+  // as well: they get bin/strip-types.js through NODE_OPTIONS.
+  const r = await run(SDTE, ['demo', '--nodes', '1', '--records', '200'])
+  assert.is(r.code, 0, r.stdout + r.stderr)
+  assert.match(r.stdout, /buyer1: delivered/)
+  assert.match(r.stdout, /equals the final hash on DTMC: yes; equals the same analysis in plain TypeScript: yes/)
 })
 
 /** A node older than 22.15 on this machine, if there is one. */
