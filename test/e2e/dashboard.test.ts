@@ -92,7 +92,7 @@ test('sdte dashboard prints the API URL with the token in its fragment', () => {
   assert.is(url, `${daemon.rpc.address}#token=${token}`)
 })
 
-test('the page itself holds nothing of the daemon; a foreign Host is refused', async () => {
+test('the page itself holds nothing of the daemon; a foreign Host is refused, a foreign origin gets no CORS', async () => {
   const res = await fetch(daemon.rpc.address)
   assert.is(res.status, 200)
   assert.is(res.headers.get('referrer-policy'), 'no-referrer')
@@ -105,6 +105,11 @@ test('the page itself holds nothing of the daemon; a foreign Host is refused', a
   assert.is(rebound.status, 403)
   assert.is((await getWithHost(daemon.rpc.address, `localhost:${port}`)).status, 200)
   assert.is((await fetch(new URL('/nothing', daemon.rpc.address))).status, 404)
+  // A foreign page's script may send the bearer header only after a CORS preflight, which gets no
+  // access-control-allow-* header: the browser then sends nothing.
+  const preflight = await fetch(daemon.rpc.address, { method: 'OPTIONS', headers: { origin: 'http://attacker.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } })
+  assert.is(preflight.status, 405)
+  assert.equal([...preflight.headers.keys()].filter(h => h.startsWith('access-control-')), [])
 })
 
 const hasChromium = existsSync(CHROMIUM)
