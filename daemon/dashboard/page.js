@@ -115,7 +115,7 @@
     $('trade-count').textContent = ids.length > MAX_TRADES ? `${MAX_TRADES} newest of ${ids.length}` : String(ids.length)
     const nodes = views.map((v, i) => {
       if ('error' in v) return el('div', { class: 'trade' }, el('div', { class: 'mono' }, ids[i]), el('p', { class: 'error' }, v.error.message))
-      const chain = v.chain === null ? 'not on a chain' : `chain: ${v.chain.state}${v.chain.nResults !== undefined ? ` (${v.chain.nResults} result${v.chain.nResults === 1 ? '' : 's'})` : ''}`
+      const chain = v.chain === null ? 'not on DTMC' : `DTMC: ${v.chain.state}${v.chain.nResults !== undefined ? ` (${v.chain.nResults} result${v.chain.nResults === 1 ? '' : 's'})` : ''}`
       return el('div', { class: 'trade', 'data-trade': v.tradeId },
         el('div', { class: 'trade-head' }, el('span', { class: 'mono' }, v.tradeId), el('span', { class: 'chain' }, chain)),
         ...v.records.map(renderRecord))

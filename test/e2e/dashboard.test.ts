@@ -1,7 +1,8 @@
 // The dashboard in a real browser: headless Chromium (Debian's `chromium` package, /usr/bin/chromium;
-// .ci/run installs it) opens the URL `sdte dashboard` prints for a real daemon (in this process,
-// relay role, no chain, a second daemon as its peer) whose store holds trade records. The page shows
-// the trades with their timelines, the peer, and why there is no balance or enclave; it takes the
+// .ci/run installs it) opens the URL `sdte dashboard` prints for a real daemon (in this process: a
+// trusted node on a devnet, with a relay as its peer) whose store holds trade records of every role
+// (written here: a whole trade would cost a minute and test nothing more of the page). The page
+// shows the trades with their timelines, the peer, the node's balance and its enclave; it takes the
 // token out of the address bar, follows a trade live, shows peers' notes as text, and asks for a
 // token when it has a wrong one. Without chromium the browser tests are skipped, visibly.
 // SDTE_SCREENSHOT=1 writes docs/dashboard.png (the screenshot in the docs).
@@ -15,6 +16,8 @@ import { join } from 'node:path'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { resolveOptions } from '../../config/options.ts'
 import { SdteDaemon } from '../../daemon/daemon.ts'
+import { devnetDown, devnetUp } from '../../contracts/tools/index.ts'
+import { computeMeasurement } from '../../enclave/index.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 const SDTE = join(ROOT, 'bin', 'sdte')
@@ -60,7 +63,8 @@ async function getWithHost (target: string, host: string): Promise<{ status: num
 }
 
 test.before(async () => {
-  daemon = new SdteDaemon(resolveOptions(join(dir, 'a'), { roles: ['relay'], keys: { scryptN: 1024 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] } }, {}))
+  await devnetUp({ dir: join(dir, 'devnet'), measurements: [computeMeasurement()] })
+  daemon = new SdteDaemon(resolveOptions(join(dir, 'a'), { roles: ['node'], network: join(dir, 'devnet', 'network.json'), keys: { scryptN: 1024 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] } }, {}))
   peer = new SdteDaemon(resolveOptions(join(dir, 'b'), { roles: ['relay'], keys: { scryptN: 1024 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] } }, {}))
   await daemon.start()
   await peer.start()
@@ -84,6 +88,7 @@ test.after(async () => {
   await context?.close()
   await peer?.stop()
   await daemon?.stop()
+  await devnetDown(join(dir, 'devnet'))
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -116,7 +121,7 @@ const hasChromium = existsSync(CHROMIUM)
 if (!hasChromium) console.log(`SKIPPED (visibly): no ${CHROMIUM}; the browser tests need Debian's chromium package (apt-get install -y chromium)`)
 const browserTest = hasChromium ? test : test.skip
 
-browserTest('in Chromium: the trades with their timelines, the peer, no chain, no enclave; the token leaves the address bar', async () => {
+browserTest('in Chromium: the trades with their timelines, the peer, the balance, the enclave; the token leaves the address bar', async () => {
   context = await chromium.launchPersistentContext(mkdtempSync(join(dir, 'chromium-')), {
     executablePath: CHROMIUM,
     headless: true,
@@ -145,8 +150,10 @@ browserTest('in Chromium: the trades with their timelines, the peer, no chain, n
 
   assert.match(await page.locator('#node').innerText(), new RegExp(daemon.keys.peerId))
   assert.match(await page.locator('#peers').innerText(), new RegExp(peer.keys.peerId))
-  assert.match(await page.locator('#balance').innerText(), /no chain/)
-  assert.match(await page.locator('#enclave').innerText(), /does not run the node role/)
+  assert.match(await page.locator('#balance').innerText(), new RegExp(`${daemon.keys.ethAddress}[\\s\\S]*balance\\s+\\d+(\\.\\d+)? ETH`))
+  const enclave = await page.locator('#enclave').innerText()
+  assert.match(enclave, new RegExp(computeMeasurement()))
+  assert.match(enclave, /accepted\s+yes: DTMC accepts it/)
   assert.equal(errors, [])
 })
 
