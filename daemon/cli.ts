@@ -12,7 +12,7 @@ import {
   SdteError, LOG_LEVELS, LOG_FORMATS, isLogLevel, ConfigError, defaultDatadir, defaultOptions, parseListenHost, parseP2PMode, parsePort, parseRoles,
   resolveOptions, resolveOptionsWithSources, validateConfigFile, type LogFormat, type PartialOptions
 } from '../config/index.ts'
-import { RpcClient, DaemonNotRunningError } from './rpc/client.ts'
+import { RpcClient, DaemonNotRunningError, API_TOKEN_FILE } from './rpc/client.ts'
 import { RpcError } from './rpc/errors.ts'
 import { VERSION, versionText } from './version.ts'
 import { TERMINAL_STATES, type TradeRole } from './trades.ts'
@@ -269,6 +269,23 @@ async function cmdStop (o: { datadir?: string }): Promise<void> {
   out(`sdte daemon in ${dir} stopped${pid !== undefined ? ` (pid ${pid})` : ''}`)
 }
 
+/**
+ * The dashboard's URL with the token in its fragment: a browser sends no fragment to the server (so
+ * it is in no log) nor in a Referer, and the page takes it out of the address bar (docs/guide.md).
+ */
+async function cmdDashboard (o: { datadir?: string }): Promise<void> {
+  const dir = datadirOf(o.datadir).path
+  const client = clientOf(dir)
+  try {
+    await client.call('admin_info')
+  } catch (err) {
+    if (err instanceof DaemonNotRunningError) throw notRunning(dir)
+    throw err
+  }
+  const token = readFileSync(join(dir, API_TOKEN_FILE), 'utf8').trim()
+  out(`${client.url}#token=${encodeURIComponent(token)}`)
+}
+
 async function cmdRpc (method: string, paramsText: string | undefined, o: { datadir?: string, json?: boolean, readOnly?: boolean }): Promise<number> {
   let params: unknown[] | Record<string, unknown> | undefined
   if (paramsText !== undefined) {
@@ -503,6 +520,11 @@ Exit codes: ${EXIT_OK} ok, ${EXIT_FAILURE} the command failed, ${EXIT_USAGE} the
     .option('--datadir <dir>', DATADIR_HELP)
     .option('--debug', DEBUG_HELP)
     .action(act(cmdStop))
+
+  root.command('dashboard').description('the URL of the daemon\'s dashboard in a browser on this machine (it carries the API token: keep it to yourself)')
+    .option('--datadir <dir>', DATADIR_HELP)
+    .option('--debug', DEBUG_HELP)
+    .action(act(cmdDashboard))
 
   root.command('rpc').description('call the control API of the daemon (docs/api.md; rpc_discover lists every method)')
     .argument('<method>', 'method name, e.g. admin_info')

@@ -32,6 +32,7 @@ import { appError } from './rpc/errors.ts'
 import { API_FILE, API_TOKEN_FILE, API_TOKEN_READONLY_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
+import { dashboardPages, DASHBOARD_HEADERS } from './dashboard/index.ts'
 import { VERSION } from './version.ts'
 import { createMetrics, daemonMetrics, type DaemonMetrics, type MetricsSetup } from './metrics.ts'
 import { MonitorServer, READY_TIMEOUT_MS } from './monitor.ts'
@@ -274,6 +275,8 @@ export class SdteDaemon {
       token,
       readOnlyToken,
       version: VERSION,
+      pages: dashboardPages(),
+      pageHeaders: DASHBOARD_HEADERS,
       unknownMethod: (method) => {
         const role = /^(buyer|seller|node)_/.exec(method)?.[1]
         if (role === undefined || this.roles.some(r => r.name === role)) return undefined

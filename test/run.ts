@@ -1,6 +1,7 @@
 // The test command: runs every `test/**/*.test.ts` file in its own Node process (uvu suites
 // call `.run()` themselves), reads each file's uvu summary, and ends with one line of its own,
-// `N passed, N failed`, so that a run which executed nothing is visible to CI.
+// `N passed, N failed` (and `, N skipped` when uvu skipped any), so that a run which executed
+// nothing, or skipped a test, is visible to CI.
 //
 // Usage: node test/run.ts [substring ...]   (only files whose path contains one of the substrings)
 import { spawn } from 'node:child_process'

@@ -8,6 +8,8 @@
 // (params.ts schemaOf, schema.ts validate). Two tokens: the full one (DIR/api-token) calls every method;
 // the read-only one (DIR/api-token-readonly) only the methods declared `readOnly`, which neither change
 // state nor reveal secrets (as geth and Kubo scope theirs).
+// A GET is answered only from `pages` (the dashboard, daemon/dashboard/): static files with the
+// daemon's data in none of them, their script asking the API with the token as any client does.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
@@ -33,6 +35,9 @@ export interface RpcServerOptions {
   version: string
   /** A better answer than -32601 for a method this daemon does not serve (e.g. its role is not enabled). */
   unknownMethod?: (method: string) => RpcError | undefined
+  /** Files answered to GET by URL path (the dashboard), with `pageHeaders` on each. */
+  pages?: ReadonlyMap<string, { contentType: string, body: Buffer }>
+  pageHeaders?: Readonly<Record<string, string>>
 }
 
 export interface MethodContext { signal: AbortSignal }
@@ -200,10 +205,38 @@ export class RpcServer {
     res.end(body ?? undefined)
   }
 
+  /**
+   * A GET of a page. Only under the names the server is bound to: a page that a web site's name
+   * resolving to 127.0.0.1 (DNS rebinding) brought the browser to is refused, so that no other
+   * origin ever gets the dashboard's script to run as this one.
+   */
+  private servePage (req: IncomingMessage, res: ServerResponse, pages: NonNullable<RpcServerOptions['pages']>): void {
+    req.resume()
+    const port = (this.server?.address() as AddressInfo | null)?.port
+    const host = req.headers.host
+    if (host !== `${this.options.host}:${port}` && host !== `localhost:${port}`) {
+      this.send(res, 403, toJson({ error: `the dashboard answers at http://${this.options.host}:${port}/ only` }))
+      return
+    }
+    const page = pages.get(new URL(req.url ?? '/', 'http://localhost').pathname)
+    if (page === undefined) {
+      this.send(res, 404, toJson({ error: 'no such page (the dashboard is at /)' }))
+      return
+    }
+    res.writeHead(200, { ...this.options.pageHeaders, 'content-type': page.contentType, 'content-length': String(page.body.length) })
+    res.end(req.method === 'HEAD' ? undefined : page.body)
+  }
+
   private async onRequest (req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      const pages = this.options.pages
+      if ((req.method === 'GET' || req.method === 'HEAD') && pages !== undefined) {
+        this.servePage(req, res, pages)
+        return
+      }
       if (req.method !== 'POST') {
-        this.send(res, 405, toJson({ error: 'the control API accepts POST only' }), { allow: 'POST' })
+        const allow = pages !== undefined ? 'GET, HEAD, POST' : 'POST'
+        this.send(res, 405, toJson({ error: `the control API accepts ${allow} only` }), { allow })
         req.resume()
         return
       }

@@ -106,7 +106,7 @@ test('bad input to a live daemon gets its status or error, and the daemon still 
   }
   assert.is((await post('{"jsonrpc":"2.0","id":1,"method":"admin_info"}', null)).status, 401)
   assert.is((await post('{"jsonrpc":"2.0","id":1,"method":"admin_info"}', 'wrong')).status, 401)
-  assert.is((await post('', token, 'GET')).status, 405)
+  assert.is((await post('', token, 'PUT')).status, 405)
   assert.is((await post('{not json')).json.error.code, -32700)
   assert.is((await post('{"jsonrpc":"2.0","id":1,"method":"admin_nothing"}')).json.error.code, -32601)
   const badParams = (await post('{"jsonrpc":"2.0","id":1,"method":"admin_connect","params":[42]}')).json.error

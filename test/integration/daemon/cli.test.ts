@@ -50,6 +50,7 @@ const HELP: Record<string, string[]> = {
   'config show': ['--datadir', '--role', '--json'],
   status: ['--datadir', '--json'],
   stop: ['--datadir'],
+  dashboard: ['--datadir'],
   rpc: ['--datadir', '--json', '--read-only', '<method>', '[params]'],
   watch: ['--datadir', '--interval', '--json', '<trade-id>'],
   demo: ['--keep', '--dir', '--analysis', '--plain', '--records', '--nodes'],
