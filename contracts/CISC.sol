@@ -296,8 +296,9 @@ contract CISC {
         o.minOutputPrice = policy.minOutputPrice;
         o.commitment = commitment;
         o.tagHash = tagHash;
-        o.maxTrades = policy.maxTrades;
-        o.expiresAt = policy.expiresAt;
+        // Their slot stays untouched (cheaper) when the offer has neither.
+        if (policy.maxTrades != 0) o.maxTrades = policy.maxTrades;
+        if (policy.expiresAt != 0) o.expiresAt = policy.expiresAt;
         o.tag = tag;
         for (uint256 i; i < count; ++i) _allowedCode[offerId][policy.allowedCodeHashes[i]] = true;
         for (uint256 i; i < buyers; ++i) _allowedBuyer[offerId][policy.allowedBuyers[i]] = true;
