@@ -214,7 +214,9 @@ export class SellerRole implements Role {
       log.warn('trade refused', { tradeId, problem })
       await this.ctx.trades.transition(t, 'failed', { reason: `checks: ${problem}` })
     } else if (ds !== undefined) {
-      await this.ctx.store.datasets.put(ds.datasetId, { ...ds, trades: (ds.trades ?? 0) + 1 })
+      // Read again: a delisting since our read must not be written over.
+      const now = await this.ctx.store.datasets.get(ds.datasetId) as DatasetRecord
+      await this.ctx.store.datasets.put(ds.datasetId, { ...now, trades: (now.trades ?? 0) + 1 })
     }
   }
 
