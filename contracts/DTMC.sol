@@ -4,10 +4,9 @@ pragma solidity 0.8.37;
 /// @notice What DTMC needs from CISC.
 interface ICISC {
     function dtmc() external view returns (address);
-    function offerForTrade(uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice)
-        external
-        view
-        returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
+    function offerForTrade(
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer
+    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
     function recordFeedback(
         address seller, bytes32 tradeId, uint8 score, bytes32 resultHash, uint64 resultSize, uint8 status, string calldata comment
     ) external;
@@ -387,7 +386,7 @@ contract DTMC {
 
     function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId) private returns (bytes32) {
         (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) =
-            cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice);
+            cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender);
         uint256 fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
         _sellers[tradeId][i] = Party(seller, uint96(fee));

@@ -300,13 +300,22 @@ export interface NodeRecord {
   registeredAt: number
 }
 
+/** A dataset's terms in CISC. Deny by default: no code runs unless listed here or `anyCode` is chosen. */
 export interface DatasetPolicy {
-  /** Code hashes allowed to run on the data; empty: any. */
+  /** Code hashes allowed to run on the data (at most 16); must be empty with `anyCode`. */
   allowedCodeHashes: string[]
+  /** The seller's explicit choice: any code may run on the data. */
+  anyCode: boolean
   /** Largest output (bytes) a trade on the offer may set. */
   outputCap: bigint
   /** Least wei per output byte a trade on the offer pays this seller (DTMC refuses a trade below it). */
   minOutputPrice: bigint
+  /** The buyers that may open a trade on the offer (at most 16); absent or empty: any buyer. */
+  allowedBuyers?: string[]
+  /** The most trades the offer joins; absent or 0: no maximum. */
+  maxTrades?: number
+  /** Unix seconds from which no trade opens on the offer; absent or 0: never. */
+  expiresAt?: number
 }
 
 export interface OfferRecord {
@@ -319,6 +328,15 @@ export interface OfferRecord {
   outputCap: bigint
   minOutputPrice: bigint
   active: boolean
+  anyCode: boolean
+  /** How many buyers the offer names; 0: open to any buyer. */
+  buyerCount: number
+  /** 0: no maximum. */
+  maxTrades: number
+  /** Trades opened on the offer, counted when maxTrades is set. */
+  trades: number
+  /** 0: never. */
+  expiresAt: number
   /** Filled from the DatasetListed event by `offersByTag`; the contract keeps only a lookup. */
   allowedCodeHashes?: string[]
 }
@@ -345,7 +363,9 @@ export class CiscClient extends Bound {
 
   /** Lists a dataset; returns the new offer id. */
   async listDataset (p: { tag: string, size: bigint, unitPrice: bigint, commitment: string, policy: DatasetPolicy }): Promise<{ offerId: bigint, receipt: TransactionReceipt }> {
-    const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [p.policy.allowedCodeHashes, p.policy.outputCap, p.policy.minOutputPrice]])
+    const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [
+      p.policy.allowedCodeHashes, p.policy.anyCode, p.policy.outputCap, p.policy.minOutputPrice, p.policy.allowedBuyers ?? [], p.policy.maxTrades ?? 0, p.policy.expiresAt ?? 0
+    ]])
     const [event] = this.eventsIn(receipt, 'DatasetListed')
     return { offerId: event.args.offerId as bigint, receipt }
   }
@@ -370,7 +390,9 @@ export class CiscClient extends Bound {
 
   async offer (offerId: bigint): Promise<OfferRecord> {
     const o = await this.call('offer', offerId)
-    return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, minOutputPrice: o.minOutputPrice, active: o.active }
+    return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, minOutputPrice: o.minOutputPrice, active: o.active,
+      anyCode: o.anyCode, buyerCount: Number(o.buyerCount), maxTrades: Number(o.maxTrades), trades: Number(o.trades), expiresAt: Number(o.expiresAt)
+    }
   }
 
   async offerCount (): Promise<bigint> {
@@ -379,6 +401,10 @@ export class CiscClient extends Bound {
 
   async isCodeAllowed (offerId: bigint, codeHash: string): Promise<boolean> {
     return await this.call('isCodeAllowed', offerId, codeHash)
+  }
+
+  async isBuyerAllowed (offerId: bigint, buyer: string): Promise<boolean> {
+    return await this.call('isBuyerAllowed', offerId, buyer)
   }
 
   /** Offers ever listed under `tag` (active or not), with their allowed code hashes, oldest first. */

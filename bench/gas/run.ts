@@ -72,7 +72,7 @@ async function measureSetup (chain: Chain): Promise<Array<[string, bigint]>> {
   const d = await deploy({ rpcUrl: chain.anvil.rpcUrl, signer: deployer.privateKey, attestationRoot: chain.root.address, measurements: [rand32()] })
   const a = await account(chain)
   const regSeller = await a.client.cisc.registerSeller('12D3KooWQx9ZbTXtGjGqhH8d3CmCzsnUxzjpECVpvV2CvLLbPV8d')
-  const list = await a.client.cisc.listDataset({ tag: 'census-2020', size: 1_000_000n, unitPrice: 1000n, commitment: rand32(), policy: { allowedCodeHashes: [rand32(), rand32()], outputCap: 4096n, minOutputPrice: 10n } })
+  const list = await a.client.cisc.listDataset({ tag: 'census-2020', size: 1_000_000n, unitPrice: 1000n, commitment: rand32(), policy: { allowedCodeHashes: [rand32(), rand32()], anyCode: false, outputCap: 4096n, minOutputPrice: 10n } })
   const regNode = await a.client.cisc.registerNode({ peerId: '12D3KooWQx9ZbTXtGjGqhH8d3CmCzsnUxzjpECVpvV2CvLLbPV8d', measurement: rand32(), pricePerGas: 10n, maxGas: 30_000_000n })
   const demand = await a.client.bdbc.postDemand(rand32())
   return [

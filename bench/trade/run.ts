@@ -224,7 +224,7 @@ async function main (): Promise<void> {
     for (const ds of datasets) {
       const path = join(dir, 'datasets', `${ds.tag}.csv`)
       writeFileSync(path, ds.data)
-      await seller.rpc.call('seller_addDataset', { path, tag: ds.tag, unitPrice: UNIT_PRICE.toString() })
+      await seller.rpc.call('seller_addDataset', { path, tag: ds.tag, unitPrice: UNIT_PRICE.toString(), policy: { mode: 'any' } })
     }
     const measurement = net.network.measurements[0]
     await waitFor('DHT announcements', async () => {

@@ -122,14 +122,29 @@ export interface Seller extends Account {
   unitPrice: bigint
 }
 
-export async function makeSeller (chain: Chain, opts: { size?: bigint, unitPrice?: bigint, outputCap?: bigint, minOutputPrice?: bigint, allowed?: string[] } = {}): Promise<Seller> {
+/**
+ * A registered seller with one offer under TAG. Its policy allows any code unless `allowed` lists code
+ * hashes (or `anyCode: false` with no list: no code at all, the deny-by-default listing).
+ */
+export async function makeSeller (chain: Chain, opts: {
+  size?: bigint, unitPrice?: bigint, outputCap?: bigint, minOutputPrice?: bigint, allowed?: string[], anyCode?: boolean,
+  allowedBuyers?: string[], maxTrades?: number, expiresAt?: number
+} = {}): Promise<Seller> {
   const a = await account(chain)
   const commitment = rand32()
   const size = opts.size ?? 10_000n
   const unitPrice = opts.unitPrice ?? 1_000_000n
   await a.client.cisc.registerSeller('12D3KooW' + a.address.slice(2, 20))
   const { offerId } = await a.client.cisc.listDataset({
-    tag: TAG, size, unitPrice, commitment, policy: { allowedCodeHashes: opts.allowed ?? [], outputCap: opts.outputCap ?? 1_000_000n, minOutputPrice: opts.minOutputPrice ?? 0n }
+    tag: TAG, size, unitPrice, commitment, policy: {
+      allowedCodeHashes: opts.allowed ?? [],
+      anyCode: opts.anyCode ?? (opts.allowed === undefined || opts.allowed.length === 0),
+      outputCap: opts.outputCap ?? 1_000_000n,
+      minOutputPrice: opts.minOutputPrice ?? 0n,
+      allowedBuyers: opts.allowedBuyers,
+      maxTrades: opts.maxTrades,
+      expiresAt: opts.expiresAt
+    }
   })
   return { ...a, offerId, commitment, size, unitPrice }
 }

@@ -73,7 +73,7 @@ export async function runDemo (o: DemoOptions): Promise<void> {
       datasets.push(data)
       const path = join(seller.datadir, 'dataset.csv')
       writeFileSync(path, data)
-      const r = await seller.rpc.call<{ datasetId: string, size: number, commitment: string }>('seller_addDataset', { path, tag, unitPrice: '10' })
+      const r = await seller.rpc.call<{ datasetId: string, size: number, commitment: string }>('seller_addDataset', { path, tag, unitPrice: '10', policy: { mode: 'any' } })
       say(`${seller.name} listed ${o.records} records (${r.size} bytes) as "${tag}", offer ${r.datasetId}, commitment ${r.commitment.slice(0, 18)}…`)
     }
     // Wait until the sellers' and nodes' DHT announcements have reached the network.

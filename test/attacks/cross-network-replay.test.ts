@@ -41,7 +41,7 @@ async function onB (m: Market): Promise<Market> {
   for (const s of m.sellers) {
     const b = await bind(s)
     await b.client.cisc.registerSeller('12D3KooW' + b.address.slice(2, 20))
-    const { offerId } = await b.client.cisc.listDataset({ tag: TAG, size: s.size, unitPrice: s.unitPrice, commitment: s.commitment, policy: { allowedCodeHashes: [], outputCap: 1_000_000n, minOutputPrice: 0n } })
+    const { offerId } = await b.client.cisc.listDataset({ tag: TAG, size: s.size, unitPrice: s.unitPrice, commitment: s.commitment, policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1_000_000n, minOutputPrice: 0n } })
     sellers.push({ ...b, offerId })
   }
   const nodes = []

@@ -91,7 +91,7 @@ test('a daemon whose node runs a runaway task: its buyer role goes on meanwhile;
     const seller = net.sellers[0]
     const path = join(seller.datadir, 'data.csv')
     writeFileSync(path, sampleDataset(100, 7))
-    await seller.rpc.call('seller_addDataset', { path, tag: 'runaway', unitPrice: '5' })
+    await seller.rpc.call('seller_addDataset', { path, tag: 'runaway', unitPrice: '5', policy: { mode: 'any' } })
     const stranger = net.buyers[0]
     await waitFor('DHT announcements', async () =>
       (await stranger.rpc.call<unknown[]>('net_findProviders', { key: 'sdte:dataset:runaway' })).length >= 1 &&

@@ -57,7 +57,7 @@ test.before(async () => {
   for (const [i, s] of net.sellers.entries()) {
     const path = join(s.datadir, 'data.csv')
     writeFileSync(path, datasets[i])
-    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '5' })
+    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '5', policy: { mode: 'any' } })
   }
   await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(TAG) })).length >= 2, 30_000, 300)
 })

@@ -86,7 +86,7 @@ test('a trade with two sellers and three nodes completes, and its result is the 
   for (const [i, s] of net.sellers.entries()) {
     const path = join(s.datadir, 'data.csv')
     writeFileSync(path, datasets[i])
-    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString() })
+    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString(), policy: { mode: 'any' } })
   }
   await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(TAG) })).length >= 2, 30_000, 300)
   const buyer = net.buyers[0]

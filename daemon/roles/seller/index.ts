@@ -18,20 +18,26 @@ import { deriveSecret } from '../../local-secrets.ts'
 import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
-import { MAX_ALLOWED_CODE_HASHES, fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
-import { BYTES32_PATTERN, weiDigits } from '../../rpc/params.ts'
+import { CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
+import { ADDRESS_PATTERN, BYTES32_PATTERN, weiDigits } from '../../rpc/params.ts'
 
-export { MAX_ALLOWED_CODE_HASHES, type DatasetPolicy } from './policy.ts'
+export { MAX_ALLOWED_CODE_HASHES, MAX_ALLOWED_BUYERS, type DatasetPolicy } from './policy.ts'
 
 /** The JSON Schema of seller_addDataset's policy: what rpc_discover serves and the server checks (parsePolicy then fills the defaults). */
 const POLICY_SCHEMA = {
   type: 'object',
   properties: {
+    // Deny by default: a policy names its mode (policy.ts parsePolicy says what goes with which).
+    mode: { type: 'string', enum: [...CODE_MODES] },
     allowedCodeHashes: { type: 'array', maxItems: MAX_ALLOWED_CODE_HASHES, items: { type: 'string', pattern: BYTES32_PATTERN } },
+    allowedBuyers: { type: 'array', maxItems: MAX_ALLOWED_BUYERS, items: { type: 'string', pattern: ADDRESS_PATTERN } },
+    maxTrades: { type: 'integer', minimum: 1, maximum: MAX_TRADES_LIMIT },
+    expiresAt: { type: 'integer', minimum: 1, maximum: MAX_EXPIRES_AT },
     // Both land in uint64 fields of CISC: at most 19 digits always fits.
     outputCap: { type: ['string', 'integer'], pattern: `^[0-9]{1,${weiDigits(64)}}$`, minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
     minOutputPrice: { type: 'string', pattern: `^[0-9]{1,${weiDigits(64)}}$` }
   },
+  required: ['mode'],
   additionalProperties: false
 }
 
@@ -46,6 +52,10 @@ export interface DatasetRecord {
   unitPrice: string
   policy: DatasetPolicy
   addedAt: string
+  /** seller_delistDataset was called (CISC refuses new trades on it, and so do we). */
+  delisted?: boolean
+  /** Trades on the dataset we accepted at our checks (what policy.maxTrades bounds). */
+  trades?: number
 }
 
 export interface SellerTradeData {
@@ -118,12 +128,14 @@ export class SellerRole implements Role {
     }
     if (size === 0 || size > MAX_DATASET_SIZE) throw appError('Rejected', `dataset must be 1..${MAX_DATASET_SIZE} bytes, is ${size}`, { param: 'path' })
     const policy = parsePolicy(p.policy, p.unitPrice)
+    if (policy.expiresAt !== 0 && policy.expiresAt <= await chainTime(this.ctx.chain)) {
+      throw appError('Rejected', 'policy.expiresAt must be in the future (chain time)', { param: 'policy' })
+    }
+    if (policy.mode === 'none') log.warn('dataset listed without a policy: no analysis may use it', { path })
     const commitment = datasetCommitment(readFileSync(path))
-    const { offerId } = await this.ctx.chain.cisc.listDataset({
-      tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap), minOutputPrice: BigInt(policy.minOutputPrice) }
-    })
+    const { offerId } = await this.ctx.chain.cisc.listDataset({ tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: chainPolicyOf(policy) })
     const record: DatasetRecord = {
-      datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString()
+      datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString(), delisted: false, trades: 0
     }
     await this.ctx.store.datasets.put(record.datasetId, record)
     log.info('dataset listed', { datasetId: record.datasetId, tag: p.tag, size })
@@ -131,14 +143,31 @@ export class SellerRole implements Role {
     return record
   }
 
+  /**
+   * seller_delistDataset: CISC refuses new trades on the dataset from the next block, and we refuse every
+   * trade on it we have not checked yet (trades we already accepted go on).
+   */
+  async delistDataset (datasetId: string): Promise<DatasetRecord> {
+    const ds = await this.ctx.store.datasets.get(datasetId) as DatasetRecord | undefined
+    if (ds === undefined) throw appError('NotFound', `no dataset ${datasetId}`, { param: 'datasetId' })
+    if (ds.delisted === true) throw appError('Rejected', `dataset ${datasetId} is already delisted`, { param: 'datasetId' })
+    // Refuse locally first: a trade checked while the transaction is pending is refused too.
+    const record = { ...ds, delisted: true }
+    await this.ctx.store.datasets.put(datasetId, record)
+    await this.ctx.chain.cisc.delistDataset(BigInt(datasetId))
+    log.info('dataset delisted', { datasetId })
+    return record
+  }
+
   /** Which of our datasets a demand can use: its tag, on our chain, at our unit price, within the dataset's policy. */
   private async matching (d: Demand): Promise<DatasetRecord[]> {
     if (d.chainId !== this.ctx.network.chainId) return []
+    const now = await chainTime(this.ctx.chain)
     return (await this.datasets()).filter(ds => {
       if (ds.tag !== d.tag || BigInt(ds.unitPrice) > d.sellerPrice) return false
       // DTMC would pay min(unitPrice × size, sellerCap) for the data.
       const fullPrice = fullPriceOf(ds)
-      const why = judgePolicy(ds, { codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice })
+      const why = judgePolicy(ds, { codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now })
       if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
       return why === null
     })
@@ -196,12 +225,17 @@ export class SellerRole implements Role {
     }
     const problem = ds === undefined ? 'the offer is not one of our datasets'
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
-        : judgePolicy(ds, { codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee }) ??
+        // Judged now, at our check: a trade that opened before a delisting or expiry but reaches us after is refused.
+        : judgePolicy(ds, { codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain) }) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
       await this.ctx.trades.transition(t, 'failed', { reason: `checks: ${problem}` })
+    } else if (ds !== undefined) {
+      // Read again: a delisting since our read must not be written over.
+      const now = await this.ctx.store.datasets.get(ds.datasetId) as DatasetRecord
+      await this.ctx.store.datasets.put(ds.datasetId, { ...now, trades: (now.trades ?? 0) + 1 })
     }
   }
 
@@ -336,7 +370,7 @@ export class SellerRole implements Role {
         { name: 'path', type: 'path', description: 'the dataset file on this machine' },
         { name: 'tag', type: 'string', maxLength: 64, pattern: TAG_PATTERN.source, description: 'dataset tag buyers ask for: 1..64 of letters, digits, . _ -' },
         { name: 'unitPrice', type: 'wei', bits: 128, description: 'wei per byte' },
-        { name: 'policy', type: 'object', schema: POLICY_SCHEMA, required: false, description: '{ allowedCodeHashes?: bytes32[] (default any), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice) }' }
+        { name: 'policy', type: 'object', schema: POLICY_SCHEMA, required: false, description: '{ mode: "allowlist" | "any", allowedCodeHashes?: bytes32[] (mode allowlist: 1..16), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice), allowedBuyers?: address[] (1..16; default any buyer), maxTrades?: integer (default no maximum), expiresAt?: unix seconds (default never) }; without a policy no analysis may use the dataset' }
       ],
       result: r.object({ datasetId: r.bytes32(), size: r.integer('bytes'), commitment: r.bytes32('the data commitment buyers\' enclaves check') }),
       errors: ['Rejected', 'ChainReverted'],
@@ -357,11 +391,32 @@ export class SellerRole implements Role {
         size: r.integer('bytes'),
         commitment: r.bytes32(),
         unitPrice: r.decimal('wei per byte'),
-        policy: r.object({ allowedCodeHashes: r.array(r.bytes32()), outputCap: r.decimal('bytes'), minOutputPrice: r.decimal('wei per output byte') }),
-        addedAt: r.string('ISO 8601')
-      })),
+        policy: r.object({
+          mode: { enum: ['none', 'allowlist', 'any'], description: 'none: no analysis allowed (listed without a policy)' },
+          allowedCodeHashes: r.array(r.bytes32()),
+          outputCap: r.decimal('bytes'),
+          minOutputPrice: r.decimal('wei per output byte'),
+          allowedBuyers: r.array(r.address(), 'empty: any buyer'),
+          maxTrades: r.integer('0: no maximum'),
+          expiresAt: r.integer('unix seconds; 0: never')
+        }),
+        addedAt: r.string('ISO 8601'),
+        delisted: r.boolean(),
+        trades: r.integer('trades accepted on the dataset')
+      }, { optional: ['delisted', 'trades'] })),
       errors: [],
       handler: async () => await this.datasets()
+    })
+    rpc.register({
+      name: 'seller_delistDataset',
+      summary: 'Delists a dataset: CISC refuses new trades on it at once, and so does this seller; trades already accepted go on.',
+      params: [{ name: 'datasetId', type: 'string', maxLength: 20, description: 'the datasetId seller_addDataset returned' }],
+      result: r.ok(),
+      errors: ['NotFound', 'Rejected', 'ChainReverted'],
+      handler: async (p) => {
+        await this.delistDataset(p.datasetId)
+        return { ok: true }
+      }
     })
   }
 }

@@ -147,8 +147,8 @@ test('CISC records through the typed wrappers: seller, node, offers by tag', asy
   assert.equal([n!.measurement, n!.pricePerGas, n!.maxGas], [MEASUREMENT, 7n, 1000n])
   const tag = `weather-${Date.now()}`
   const allowed = [keccak256('0x01'), keccak256('0x02')]
-  const { offerId } = await a.client.cisc.listDataset({ tag, size: 1234n, unitPrice: parseEther('0.000001'), commitment: rand32(), policy: { allowedCodeHashes: allowed, outputCap: 64n, minOutputPrice: 5n } })
-  await a.client.cisc.listDataset({ tag: 'other', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } })
+  const { offerId } = await a.client.cisc.listDataset({ tag, size: 1234n, unitPrice: parseEther('0.000001'), commitment: rand32(), policy: { allowedCodeHashes: allowed, anyCode: false, outputCap: 64n, minOutputPrice: 5n } })
+  await a.client.cisc.listDataset({ tag: 'other', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n } })
   const offers = await a.client.cisc.offersByTag(tag)
   assert.is(offers.length, 1)
   assert.is(offers[0].offerId, offerId)

@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
 import { ResultStatus, SECP256K1_HALF_N, resultCommitmentOf, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
-import { ChainRevertError, COMMIT_WINDOW } from '../../../contracts/client.ts'
+import { ChainRevertError, COMMIT_WINDOW, type DatasetPolicy } from '../../../contracts/client.ts'
 import {
   startChain, makeMarket, makeSeller, account, openTrade, submit, commit, reveal, signedResult, makeQuote, increaseTime, conserved,
   everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
@@ -126,12 +126,16 @@ test("a seller's usage policy: allowed code hashes, output cap, delisting", asyn
   await reverts(strict.client.cisc.delistDataset(strict.offerId), 'OfferInactive')
   await reverts(openTrade(market, { codeHash: keccak256('0x6002'), outputCap: 100n }), 'OfferInactive')
   const unregistered = await account(chain)
-  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } }), 'NotRegisteredSeller')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n } }), 'NotRegisteredSeller')
   await reverts(unregistered.client.cisc.registerSeller(''), 'InvalidPeerId')
   await reverts(unregistered.client.cisc.registerNode({ peerId: 'p', measurement: '0x' + '00'.repeat(32), pricePerGas: 1n, maxGas: 1n }), 'InvalidMeasurement')
   await unregistered.client.cisc.registerSeller('p')
-  await reverts(unregistered.client.cisc.listDataset({ tag: 'x'.repeat(65), size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } }), 'InvalidTag')
-  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: Array.from({ length: 17 }, rand32), outputCap: 1n, minOutputPrice: 0n } }), 'TooManyCodeHashes')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 'x'.repeat(65), size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n } }), 'InvalidTag')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: Array.from({ length: 17 }, rand32), anyCode: false, outputCap: 1n, minOutputPrice: 0n } }), 'TooManyCodeHashes')
+  const listing = (policy: Partial<DatasetPolicy>): Promise<unknown> => unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n, ...policy } })
+  await reverts(listing({ allowedBuyers: Array.from({ length: 17 }, () => stranger().address) }), 'TooManyBuyers')
+  await reverts(listing({ allowedCodeHashes: [CODE_HASH] }), 'InvalidPolicy') // "any code" and a list
+  await reverts(listing({ expiresAt: await latestTimestamp(chain) }), 'InvalidPolicy') // already expired
 })
 
 test('results: not from the attested enclave, wrong task, wrong input, not committed to, twice, bad info, above the output cap', async () => {
