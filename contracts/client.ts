@@ -295,7 +295,11 @@ export interface Feedback {
   score: number
   status: number
   ratedAt: number
+  comment: string
 }
+
+/** Most ratings `CiscClient.feedback` returns at once. */
+export const MAX_FEEDBACK_PAGE = 100
 
 export class CiscClient extends Bound {
   constructor (address: string, ctx: SendContext) { super('CISC', address, ctx) }
@@ -359,16 +363,28 @@ export class CiscClient extends Bound {
     return out
   }
 
-  async feedbackCount (seller: string): Promise<number> {
-    return Number(await this.call('feedbackCount', seller))
+  /** Every rating of `seller`, oldest first, from the FeedbackRecorded log (CISC keeps only the count and sum). */
+  private async feedbackLogs (seller: string, fromBlock: number): Promise<Log[]> {
+    return await this.contract.queryFilter(this.contract.filters.FeedbackRecorded(seller), fromBlock) as Log[]
   }
 
-  /** A page of a seller's feedback (at most 100), oldest first. */
-  async feedback (seller: string, offset = 0, limit = 100): Promise<Feedback[]> {
-    const page = await this.call('feedbackOf', seller, offset, limit)
-    return (page as any[]).map(f => ({
-      tradeId: f.tradeId, resultHash: f.resultHash, resultSize: f.resultSize, score: Number(f.score), status: Number(f.status), ratedAt: Number(f.ratedAt)
-    }))
+  async feedbackCount (seller: string, fromBlock = 0): Promise<number> {
+    return (await this.feedbackLogs(seller, fromBlock)).length
+  }
+
+  /** A page of a seller's feedback (at most MAX_FEEDBACK_PAGE), oldest first; ratedAt is its block's timestamp. */
+  async feedback (seller: string, offset = 0, limit = MAX_FEEDBACK_PAGE, fromBlock = 0): Promise<Feedback[]> {
+    const logs = (await this.feedbackLogs(seller, fromBlock)).slice(offset, offset + Math.min(limit, MAX_FEEDBACK_PAGE))
+    const out: Feedback[] = []
+    for (const log of logs) {
+      const e = this.iface.parseLog(log)!
+      const block = await this.ctx.provider.getBlock(log.blockNumber)
+      out.push({
+        tradeId: e.args.tradeId, resultHash: e.args.resultHash, resultSize: e.args.resultSize, score: Number(e.args.score),
+        status: Number(e.args.status), ratedAt: block?.timestamp ?? 0, comment: e.args.comment
+      })
+    }
+    return out
   }
 }
 
