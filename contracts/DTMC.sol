@@ -29,7 +29,7 @@ interface ICISC {
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 6 slots, plus 1 per seller, 3 per node (its commitment is cleared at its reveal) and 2 per
+/// never searches. One trade occupies 5 slots, plus 1 per seller, 3 per node (its commitment is cleared at its reveal) and 2 per
 /// distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
@@ -98,7 +98,7 @@ contract DTMC {
         uint8 status;
     }
 
-    /// @dev Six slots. The first holds everything a commitment or a reveal reads or writes besides codeHash and
+    /// @dev Five slots. The first holds everything a commitment or a reveal reads or writes besides codeHash and
     /// inputHash, so commitResult touches one trade slot and a reveal three; the rest is read at settlement.
     struct Trade {
         State state;
@@ -118,10 +118,9 @@ contract DTMC {
         bytes32 inputHash;
         address buyer;
         uint96 outputPrice;
-        uint96 nodePrice;
-        uint96 nodeCap;
-        uint64 gasCap;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap): what each node of the final group is paid
         uint96 deposit; // at most MAX_DEPOSIT
+        uint64 gasCap;
     }
 
     struct Party {
@@ -178,8 +177,7 @@ contract DTMC {
         uint8 leader;
         bytes32 codeHash;
         bytes32 inputHash;
-        uint96 nodePrice;
-        uint96 nodeCap;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap); nodePrice and nodeCap are in the TradeOpened event
         uint96 outputPrice;
         uint64 outputCap;
         uint64 gasCap;
@@ -234,7 +232,6 @@ contract DTMC {
     event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
     event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
-    event Rated(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 score);
     event AttestationRootChanged(address indexed previous, address indexed root);
     event MeasurementSet(bytes32 indexed measurement, bool accepted);
     event AdminTransferStarted(address indexed admin, address indexed pending);
@@ -373,8 +370,8 @@ contract DTMC {
         t.nNodes = uint8(nn);
         t.state = State.Open;
         t.codeHash = terms.codeHash;
-        t.nodePrice = terms.nodePrice;
-        t.nodeCap = terms.nodeCap;
+        uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
+        t.nodeFee = nodeFee > terms.nodeCap ? terms.nodeCap : uint96(nodeFee);
         t.outputCap = terms.outputCap;
         t.outputPrice = terms.outputPrice;
         t.gasCap = terms.gasCap;
@@ -587,8 +584,7 @@ contract DTMC {
     /// @dev Each node of the final group: min(nodePrice * gasCap, nodeCap), whatever gas the run used (that would
     /// be a public, data-dependent channel); the others nothing.
     function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
-        uint256 nodeFee = uint256(t.nodePrice) * t.gasCap;
-        if (nodeFee > t.nodeCap) nodeFee = t.nodeCap;
+        uint256 nodeFee = t.nodeFee;
         uint256 members = win.members;
         NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
         for (uint256 i; i < t.nNodes; ++i) {
@@ -698,7 +694,6 @@ contract DTMC {
         t.ratedMask |= bit;
         address seller = _sellers[tradeId][index].account;
         GroupSlot storage win = _groups[tradeId][t.leader];
-        emit Rated(tradeId, seller, index, score);
         cisc.recordFeedback(seller, tradeId, score, win.resultHash, win.resultSize, win.status, comment);
     }
 
@@ -716,8 +711,7 @@ contract DTMC {
         v.leader = t.leader;
         v.codeHash = t.codeHash;
         v.inputHash = t.inputHash;
-        v.nodePrice = t.nodePrice;
-        v.nodeCap = t.nodeCap;
+        v.nodeFee = t.nodeFee;
         v.outputPrice = t.outputPrice;
         v.outputCap = t.outputCap;
         v.gasCap = t.gasCap;

@@ -480,8 +480,11 @@ export interface TradeView {
   nResults: number
   codeHash: string
   inputHash: string
+  /** From the trade's TradeOpened event (DTMC stores only nodeFee). */
   nodePrice: bigint
   nodeCap: bigint
+  /** What each node of the final group is paid: min(nodePrice × gasCap, nodeCap). */
+  nodeFee: bigint
   outputPrice: bigint
   outputCap: bigint
   gasCap: bigint
@@ -496,8 +499,27 @@ export interface TradeView {
   final: ResultGroup | null
 }
 
+/** Most trades whose node terms (read once from their TradeOpened event) a DtmcClient keeps; the oldest goes first. */
+export const NODE_TERMS_CACHE_SIZE = 1024
+
 export class DtmcClient extends Bound {
+  /** tradeId → the node terms DTMC keeps only in the TradeOpened event (they never change). */
+  private readonly nodeTerms = new Map<string, { nodePrice: bigint, nodeCap: bigint }>()
+
   constructor (address: string, ctx: SendContext) { super('DTMC', address, ctx) }
+
+  /** A trade's nodePrice and nodeCap from its TradeOpened event (indexed by tradeId). */
+  private async nodeTermsOf (tradeId: string): Promise<{ nodePrice: bigint, nodeCap: bigint }> {
+    const cached = this.nodeTerms.get(tradeId)
+    if (cached !== undefined) return cached
+    const [log] = await this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), 0)
+    if (log === undefined) throw new ChainUnavailableError(`DTMC: no TradeOpened event for trade ${tradeId} (a node without logs?)`)
+    const e = this.iface.parseLog(log)!
+    const terms = { nodePrice: e.args.nodePrice as bigint, nodeCap: e.args.nodeCap as bigint }
+    if (this.nodeTerms.size >= NODE_TERMS_CACHE_SIZE) this.nodeTerms.delete(this.nodeTerms.keys().next().value!)
+    this.nodeTerms.set(tradeId, terms)
+    return terms
+  }
 
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
   async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
@@ -586,6 +608,7 @@ export class DtmcClient extends Bound {
     }))
     const state = STATE_NAMES[Number(v.state)]
     const ratedMask = Number(v.ratedMask)
+    const { nodePrice, nodeCap } = await this.nodeTermsOf(tradeId.toLowerCase())
     return {
       tradeId: tradeId.toLowerCase(),
       buyer: v.buyer,
@@ -594,8 +617,9 @@ export class DtmcClient extends Bound {
       nResults: Number(v.nResults),
       codeHash: v.codeHash,
       inputHash: v.inputHash,
-      nodePrice: v.nodePrice,
-      nodeCap: v.nodeCap,
+      nodePrice,
+      nodeCap,
+      nodeFee: v.nodeFee,
       outputPrice: v.outputPrice,
       outputCap: v.outputCap,
       gasCap: v.gasCap,
