@@ -29,8 +29,8 @@ interface ICISC {
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 5 slots, plus 1 per seller, 3 per node (its commitment is cleared at its reveal) and 2 per
-/// distinct result.
+/// never searches. One trade occupies 5 slots, plus 1 per seller, 2 per node (payee and enclave, with the node's
+/// result commitment packed beside them) and 2 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
     uint256 public constant MAX_SELLERS = 8;
@@ -128,9 +128,14 @@ contract DTMC {
         uint96 fee; // a seller's data fee: min(unitPrice * size, sellerCap)
     }
 
+    /// @dev Two slots per node. Its result commitment is kept as its first 192 bits, split over the 12 bytes each
+    /// address leaves free: committing then updates two slots written at opening instead of filling a new one
+    /// (about 12,000 gas less per node), and opening a commitment still takes a 192-bit keccak256 preimage.
     struct NodeSlot {
         address payee;
+        bytes12 commitHigh; // commitment bytes 0..11
         address enclave;
+        bytes12 commitLow; // commitment bytes 12..23
     }
 
     /// @notice Identical results: same key = keccak256(abi.encode(resultHash, resultSize, status)) (every result's
@@ -204,8 +209,6 @@ contract DTMC {
     mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
     /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
     mapping(bytes32 => Claims) public claims;
-    /// @dev commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md
-    mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
 
     event TradeOpened(
         bytes32 indexed tradeId, address indexed buyer, bytes32 indexed codeHash, uint40 deadline, uint256 deposit,
@@ -418,7 +421,7 @@ contract DTMC {
             if (n.payee == address(0) || enclave == address(0)) revert ZeroAddress();
             for (uint256 j; j < i; ++j) if (nodes[j].quote.enclave == enclave) revert DuplicateEnclave(enclave);
             _checkQuote(i, tradeId, codeHash, n.quote, root);
-            slots[i] = NodeSlot(n.payee, enclave);
+            slots[i] = NodeSlot(n.payee, bytes12(0), enclave, bytes12(0));
             emit TradeNode(tradeId, n.payee, enclave, uint8(i), n.quote.measurement, n.quote.taskId);
         }
     }
@@ -441,12 +444,15 @@ contract DTMC {
         Trade storage t = _openTrade(tradeId);
         if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
         if (node >= t.nNodes) revert UnknownNode(node);
-        if (msg.sender != _nodes[tradeId][node].payee) revert NotNodePayee(node);
+        NodeSlot storage slot = _nodes[tradeId][node];
+        if (msg.sender != slot.payee) revert NotNodePayee(node);
         if (_revealOpen(t)) revert CommitPhaseClosed();
         uint16 bit = uint16(1) << node;
         if (t.committedMask & bit != 0) revert AlreadyCommitted(node);
         if (commitment == bytes32(0)) revert ZeroCommitment();
-        _commitments[tradeId][node] = commitment;
+        // commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md; its first 24 bytes
+        slot.commitHigh = bytes12(commitment);
+        slot.commitLow = bytes12(commitment << 96);
         if (t.nCommits == 0) t.commitStart = uint40(block.timestamp);
         t.nCommits += 1;
         t.committedMask |= bit;
@@ -469,6 +475,11 @@ contract DTMC {
         if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader]);
     }
 
+    /// @dev The stored first 24 bytes of node's commitment.
+    function _commitmentOf(NodeSlot storage slot) private view returns (bytes24) {
+        return bytes24(slot.commitHigh) | (bytes24(slot.commitLow) >> 96);
+    }
+
     /// @dev Reveals are accepted, and commitments refused, once every node committed or COMMIT_WINDOW has passed.
     function _revealOpen(Trade storage t) private view returns (bool) {
         uint256 n = t.nCommits;
@@ -480,8 +491,6 @@ contract DTMC {
     {
         t.submittedMask |= bit;
         t.nResults += 1;
-        // The opened commitment is never read again: clearing it refunds more than the write costs.
-        delete _commitments[info.tradeId][node];
         bytes32 key = keccak256(abi.encode(info.resultHash, info.resultSize, info.status));
         _joinGroup(t, groups, info, bit);
         emit ResultSubmitted(info.tradeId, node, key, info.resultHash, info.resultSize, info.status);
@@ -498,11 +507,12 @@ contract DTMC {
         bit = uint16(1) << node;
         if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
         if (t.committedMask & bit == 0) revert NotCommitted(node);
-        address enclave = _nodes[info.tradeId][node].enclave;
+        NodeSlot storage slot = _nodes[info.tradeId][node];
+        address enclave = slot.enclave;
         if (info.taskId != keccak256(abi.encode(info.tradeId, t.codeHash, enclave))) revert WrongTask(node);
         // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
         bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
-        if (keccak256(abi.encode(digest, node, nonce)) != _commitments[info.tradeId][node]) revert CommitmentMismatch(node);
+        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
         if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
         if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
