@@ -4,7 +4,9 @@ pragma solidity 0.8.37;
 /// @title CISC, the contract information storage contract (PROTOCOL.md steps 1, 3, 6 and 11)
 /// @notice Sellers and trusted nodes register their libp2p peer id; nodes also their enclave measurement
 /// and prices. Sellers list dataset offers with a usage policy. DTMC, and only DTMC, records each rating a
-/// buyer gives a seller together with the trade's result info (hash, size, status; never the result).
+/// buyer gives a seller together with the trade's result info (hash, size, status; never the result): the
+/// seller's rating count and sum in storage, each rating itself only as a `FeedbackRecorded` event (no contract
+/// reads it; clients read the log, which costs a fraction of a stored entry).
 /// @dev Bounded by constants: peer ids, tags, code-hash and buyer lists have maximum lengths; nothing loops over
 /// storage that a payee can grow. DTMC takes a trade from an offer with `offerForTrade` in O(1).
 /// Deny by default: an offer allows only its listed code hashes, or any code when the seller chose `anyCode`.
@@ -14,7 +16,6 @@ contract CISC {
     uint256 public constant MAX_ALLOWED_CODE_HASHES = 16;
     uint256 public constant MAX_ALLOWED_BUYERS = 16;
     uint256 public constant MAX_COMMENT_LENGTH = 280;
-    uint256 public constant MAX_FEEDBACK_PAGE = 100;
 
     struct Seller {
         uint40 registeredAt;
@@ -60,14 +61,6 @@ contract CISC {
         string tag;
     }
 
-    struct Feedback {
-        bytes32 tradeId;
-        bytes32 resultHash;
-        uint64 resultSize;
-        uint8 score;
-        uint8 status;
-        uint40 ratedAt;
-    }
 
     /// @notice The DTMC this registry trusts for feedback; fixed at deployment.
     address public immutable dtmc;
@@ -77,7 +70,6 @@ contract CISC {
     Offer[] private _offers;
     mapping(uint256 => mapping(bytes32 => bool)) private _allowedCode;
     mapping(uint256 => mapping(address => bool)) private _allowedBuyer;
-    mapping(address => Feedback[]) private _feedback;
 
     event SellerRegistered(address indexed seller, string peerId);
     event NodeRegistered(address indexed node, string peerId, bytes32 indexed measurement, uint128 pricePerGas, uint64 maxGas);
@@ -208,14 +200,6 @@ contract CISC {
         Seller storage s = _sellers[seller];
         s.ratingCount += 1;
         s.ratingSum += score;
-        _feedback[seller].push(Feedback({
-            tradeId: tradeId,
-            resultHash: resultHash,
-            resultSize: resultSize,
-            score: score,
-            status: status,
-            ratedAt: uint40(block.timestamp)
-        }));
         emit FeedbackRecorded(seller, tradeId, score, resultHash, resultSize, status, comment);
     }
 
@@ -245,21 +229,6 @@ contract CISC {
     /// @notice Whether the offer's policy lets `buyer` open a trade on it (an empty list: any buyer).
     function isBuyerAllowed(uint256 offerId, address buyer) external view returns (bool) {
         return _offer(offerId).buyerCount == 0 || _allowedBuyer[offerId][buyer];
-    }
-
-    function feedbackCount(address account) external view returns (uint256) {
-        return _feedback[account].length;
-    }
-
-    /// @notice One page of a seller's feedback, oldest first; at most MAX_FEEDBACK_PAGE entries.
-    function feedbackOf(address account, uint256 offset, uint256 limit) external view returns (Feedback[] memory page) {
-        Feedback[] storage all = _feedback[account];
-        if (limit > MAX_FEEDBACK_PAGE) limit = MAX_FEEDBACK_PAGE;
-        uint256 end = offset + limit;
-        if (end > all.length) end = all.length;
-        if (offset >= end) return new Feedback[](0);
-        page = new Feedback[](end - offset);
-        for (uint256 i = offset; i < end; ++i) page[i - offset] = all[i];
     }
 
     function _offer(uint256 offerId) private view returns (Offer storage) {

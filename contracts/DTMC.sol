@@ -28,7 +28,8 @@ interface ICISC {
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 7 slots, plus 1 per seller, 3 per node and 3 per distinct result.
+/// never searches. One trade occupies 5 slots, plus 1 per seller, 2 per node (payee and enclave, with the node's
+/// result commitment packed beside them) and 2 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
     uint256 public constant MAX_SELLERS = 8;
@@ -37,6 +38,8 @@ contract DTMC {
     /// @notice Latest deadline a trade may set, in seconds after the block that opens it: the longest a buyer
     /// can keep sellers' and nodes' pay in escrow (mirrored in contracts/client.ts).
     uint256 public constant MAX_TRADE_DURATION = 7 days;
+    /// @notice Largest deposit of one trade (it is stored in 96 bits; about 79 billion ether).
+    uint256 public constant MAX_DEPOSIT = type(uint96).max;
     bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v2");
     bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v3");
     /// @notice Domain tag of an enclave's delivery receipt (docs/protocol.md "Delivery receipts").
@@ -94,28 +97,29 @@ contract DTMC {
         uint8 status;
     }
 
+    /// @dev Five slots. The first holds everything a commitment or a reveal reads or writes besides codeHash and
+    /// inputHash, so commitResult touches one trade slot and a reveal three; the rest is read at settlement.
     struct Trade {
-        address buyer;
-        uint40 deadline;
+        State state;
         uint8 nSellers;
         uint8 nNodes;
         uint8 nResults;
-        State state;
-        uint8 ratedMask;
+        uint8 nCommits;
         uint8 nGroups;
         uint8 leader; // index of the largest group so far (the first to reach its size)
+        uint8 ratedMask;
+        uint16 submittedMask;
+        uint16 committedMask;
+        uint40 deadline;
+        uint40 commitStart; // time of the first commitment
+        uint64 outputCap;
         bytes32 codeHash;
         bytes32 inputHash;
-        uint96 nodePrice;
-        uint96 nodeCap;
-        uint64 outputCap;
+        address buyer;
         uint96 outputPrice;
-        uint128 deposit;
-        uint16 submittedMask;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap): what each node of the final group is paid
+        uint96 deposit; // at most MAX_DEPOSIT
         uint64 gasCap;
-        uint40 commitStart; // time of the first commitment
-        uint8 nCommits;
-        uint16 committedMask;
     }
 
     struct Party {
@@ -123,13 +127,18 @@ contract DTMC {
         uint96 fee; // a seller's data fee: min(unitPrice * size, sellerCap)
     }
 
+    /// @dev Two slots per node. Its result commitment is kept as its first 192 bits, split over the 12 bytes each
+    /// address leaves free: committing then updates two slots written at opening instead of filling a new one
+    /// (about 12,000 gas less per node), and opening a commitment still takes a 192-bit keccak256 preimage.
     struct NodeSlot {
         address payee;
+        bytes12 commitHigh; // commitment bytes 0..11
         address enclave;
+        bytes12 commitLow; // commitment bytes 12..23
     }
 
     /// @notice Identical results: same key = keccak256(abi.encode(resultHash, resultSize, status)) (every result's
-    /// inputHash is the trade's).
+    /// inputHash is the trade's). The view's form; storage keeps a GroupSlot.
     struct Group {
         bytes32 key;
         bytes32 resultHash;
@@ -137,6 +146,16 @@ contract DTMC {
         uint8 status;
         uint8 count;
         uint16 members; // bit i: node i reported this result
+    }
+
+    /// @dev A group in two slots: (resultHash, resultSize + status) identify it, so its key is never stored (it is
+    /// recomputed for the events and the view).
+    struct GroupSlot {
+        bytes32 resultHash;
+        uint64 resultSize;
+        uint8 status;
+        uint8 count;
+        uint16 members;
     }
 
     /// @notice Data fees held for delivery claims after a refund or an "input invalid" settlement.
@@ -162,8 +181,7 @@ contract DTMC {
         uint8 leader;
         bytes32 codeHash;
         bytes32 inputHash;
-        uint96 nodePrice;
-        uint96 nodeCap;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap); nodePrice and nodeCap are in the TradeOpened event
         uint96 outputPrice;
         uint64 outputCap;
         uint64 gasCap;
@@ -187,11 +205,9 @@ contract DTMC {
     mapping(bytes32 => Trade) private _trades;
     mapping(bytes32 => Party[MAX_SELLERS]) private _sellers;
     mapping(bytes32 => NodeSlot[MAX_NODES]) private _nodes;
-    mapping(bytes32 => Group[MAX_NODES]) private _groups;
+    mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
     /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
     mapping(bytes32 => Claims) public claims;
-    /// @dev commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md
-    mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
 
     event TradeOpened(
         bytes32 indexed tradeId, address indexed buyer, bytes32 indexed codeHash, uint40 deadline, uint256 deposit,
@@ -218,7 +234,6 @@ contract DTMC {
     event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
     event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
-    event Rated(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 score);
     event AttestationRootChanged(address indexed previous, address indexed root);
     event MeasurementSet(bytes32 indexed measurement, bool accepted);
     event AdminTransferStarted(address indexed admin, address indexed pending);
@@ -235,6 +250,7 @@ contract DTMC {
     error DeadlineNotInFuture(uint256 deadline);
     error DeadlineTooFar(uint256 deadline, uint256 latest);
     error DepositMismatch(uint256 required, uint256 sent);
+    error DepositTooLarge(uint256 deposit, uint256 max);
     error ZeroGasCap();
     error TradeExists(bytes32 tradeId);
     error DuplicateOffer(uint256 offerId);
@@ -345,6 +361,7 @@ contract DTMC {
         }
         uint256 required = ns * (terms.sellerCap + uint256(terms.outputPrice) * terms.outputCap) + nn * terms.nodeCap;
         if (msg.value != required) revert DepositMismatch(required, msg.value);
+        if (required > MAX_DEPOSIT) revert DepositTooLarge(required, MAX_DEPOSIT);
 
         tradeId = keccak256(abi.encode(msg.sender, terms.salt));
         Trade storage t = _trades[tradeId];
@@ -355,12 +372,12 @@ contract DTMC {
         t.nNodes = uint8(nn);
         t.state = State.Open;
         t.codeHash = terms.codeHash;
-        t.nodePrice = terms.nodePrice;
-        t.nodeCap = terms.nodeCap;
+        uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
+        t.nodeFee = nodeFee > terms.nodeCap ? terms.nodeCap : uint96(nodeFee);
         t.outputCap = terms.outputCap;
         t.outputPrice = terms.outputPrice;
         t.gasCap = terms.gasCap;
-        t.deposit = uint128(msg.value); // msg.value is far below 2^128
+        t.deposit = uint96(msg.value);
         bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
         t.inputHash = inputHash;
         _addNodes(tradeId, terms.codeHash, nodes);
@@ -403,7 +420,7 @@ contract DTMC {
             if (n.payee == address(0) || enclave == address(0)) revert ZeroAddress();
             for (uint256 j; j < i; ++j) if (nodes[j].quote.enclave == enclave) revert DuplicateEnclave(enclave);
             _checkQuote(i, tradeId, codeHash, n.quote, root);
-            slots[i] = NodeSlot(n.payee, enclave);
+            slots[i] = NodeSlot(n.payee, bytes12(0), enclave, bytes12(0));
             emit TradeNode(tradeId, n.payee, enclave, uint8(i), n.quote.measurement, n.quote.taskId);
         }
     }
@@ -426,12 +443,15 @@ contract DTMC {
         Trade storage t = _openTrade(tradeId);
         if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
         if (node >= t.nNodes) revert UnknownNode(node);
-        if (msg.sender != _nodes[tradeId][node].payee) revert NotNodePayee(node);
+        NodeSlot storage slot = _nodes[tradeId][node];
+        if (msg.sender != slot.payee) revert NotNodePayee(node);
         if (_revealOpen(t)) revert CommitPhaseClosed();
         uint16 bit = uint16(1) << node;
         if (t.committedMask & bit != 0) revert AlreadyCommitted(node);
         if (commitment == bytes32(0)) revert ZeroCommitment();
-        _commitments[tradeId][node] = commitment;
+        // commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md; its first 24 bytes
+        slot.commitHigh = bytes12(commitment);
+        slot.commitLow = bytes12(commitment << 96);
         if (t.nCommits == 0) t.commitStart = uint40(block.timestamp);
         t.nCommits += 1;
         t.committedMask |= bit;
@@ -446,12 +466,17 @@ contract DTMC {
         Trade storage t = _openTrade(info.tradeId);
         if (!_revealOpen(t)) revert RevealTooEarly(t.nCommits == 0 ? 0 : uint256(t.commitStart) + COMMIT_WINDOW);
         uint16 bit = _checkResult(t, info, node, signature, nonce);
-        Group[MAX_NODES] storage groups = _groups[info.tradeId];
+        GroupSlot[MAX_NODES] storage groups = _groups[info.tradeId];
         // Whether a group already held a strict majority: then this is "the next submission" that settles.
         // Only possible once more than half the results are in, which spares the group read before that.
         bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
         _record(t, groups, info, node, bit);
         if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader]);
+    }
+
+    /// @dev The stored first 24 bytes of node's commitment.
+    function _commitmentOf(NodeSlot storage slot) private view returns (bytes24) {
+        return bytes24(slot.commitHigh) | (bytes24(slot.commitLow) >> 96);
     }
 
     /// @dev Reveals are accepted, and commitments refused, once every node committed or COMMIT_WINDOW has passed.
@@ -460,13 +485,13 @@ contract DTMC {
         return n == t.nNodes || (n != 0 && block.timestamp >= uint256(t.commitStart) + COMMIT_WINDOW);
     }
 
-    function _record(Trade storage t, Group[MAX_NODES] storage groups, ResultInfo calldata info, uint8 node, uint16 bit)
+    function _record(Trade storage t, GroupSlot[MAX_NODES] storage groups, ResultInfo calldata info, uint8 node, uint16 bit)
         private
     {
         t.submittedMask |= bit;
         t.nResults += 1;
         bytes32 key = keccak256(abi.encode(info.resultHash, info.resultSize, info.status));
-        _joinGroup(t, groups, key, info, bit);
+        _joinGroup(t, groups, info, bit);
         emit ResultSubmitted(info.tradeId, node, key, info.resultHash, info.resultSize, info.status);
     }
 
@@ -481,26 +506,26 @@ contract DTMC {
         bit = uint16(1) << node;
         if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
         if (t.committedMask & bit == 0) revert NotCommitted(node);
-        address enclave = _nodes[info.tradeId][node].enclave;
+        NodeSlot storage slot = _nodes[info.tradeId][node];
+        address enclave = slot.enclave;
         if (info.taskId != keccak256(abi.encode(info.tradeId, t.codeHash, enclave))) revert WrongTask(node);
         // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
         bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
-        if (keccak256(abi.encode(digest, node, nonce)) != _commitments[info.tradeId][node]) revert CommitmentMismatch(node);
+        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
         if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
         if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
         if (info.resultSize > t.outputCap) revert PayoutAboveCap(info.resultSize, t.outputCap);
     }
 
-    function _joinGroup(Trade storage t, Group[MAX_NODES] storage groups, bytes32 key, ResultInfo calldata info, uint16 bit)
+    function _joinGroup(Trade storage t, GroupSlot[MAX_NODES] storage groups, ResultInfo calldata info, uint16 bit)
         private
     {
         uint256 ng = t.nGroups;
         uint256 g;
-        while (g < ng && groups[g].key != key) ++g;
-        Group storage grp = groups[g];
+        while (g < ng && !_sameResult(groups[g], info)) ++g;
+        GroupSlot storage grp = groups[g];
         if (g == ng) {
-            grp.key = key;
             grp.resultHash = info.resultHash;
             grp.resultSize = info.resultSize;
             grp.status = info.status;
@@ -512,6 +537,14 @@ contract DTMC {
         if (g != t.leader && count > groups[t.leader].count) t.leader = uint8(g);
     }
 
+    function _sameResult(GroupSlot storage grp, ResultInfo calldata info) private view returns (bool) {
+        return grp.resultHash == info.resultHash && grp.resultSize == info.resultSize && grp.status == info.status;
+    }
+
+    function _keyOf(GroupSlot storage grp) private view returns (bytes32) {
+        return keccak256(abi.encode(grp.resultHash, grp.resultSize, grp.status));
+    }
+
     /// @notice Settles a trade as soon as its outcome cannot change, or after its deadline. Anyone may call it.
     /// The outcome is certain when a group holds a strict majority of the trade's nodes (it is final: the
     /// nodes that have not reported are not paid) or when no group can reach one any more, even with every
@@ -519,7 +552,7 @@ contract DTMC {
     /// After the deadline: the majority if there is one, else a full refund.
     function finalize(bytes32 tradeId) external {
         Trade storage t = _openTrade(tradeId);
-        Group storage win = _groups[tradeId][t.leader];
+        GroupSlot storage win = _groups[tradeId][t.leader];
         uint256 lead = t.nGroups == 0 ? 0 : win.count;
         uint256 missing = (_revealOpen(t) ? t.nCommits : t.nNodes) - t.nResults;
         bool certain = lead * 2 > t.nNodes || (lead + missing) * 2 <= t.nNodes;
@@ -528,24 +561,24 @@ contract DTMC {
     }
 
     /// @dev Settles on `win` when it holds a strict majority of the trade's nodes, else refunds the buyer.
-    function _close(bytes32 tradeId, Trade storage t, Group storage win) private {
+    function _close(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
         if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win);
         else _refund(tradeId, t);
     }
 
-    function _settle(bytes32 tradeId, Trade storage t, Group storage win) private {
+    function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
         t.state = State.Settled;
         uint256 paid = _paySellers(tradeId, t, win) + _payNodes(tradeId, t, win);
         uint256 refund = t.deposit - paid; // cannot underflow: every payout is within its cap
         _credit(t.buyer, tradeId, refund);
-        emit TradeSettled(tradeId, win.key, win.resultHash, win.resultSize, win.status, win.count, refund);
+        emit TradeSettled(tradeId, _keyOf(win), win.resultHash, win.resultSize, win.status, win.count, refund);
     }
 
     /// @dev Each seller: its data fee plus the whole output fee, outputPrice * resultSize. The output fee is
     /// per seller, never a share: a buyer adding offers of its own cannot dilute what a real seller earns.
     /// On "input invalid" the data fees are held instead: a seller is paid only with a receipt from a node of
     /// the final group, which a seller whose signed data broke cannot have (`claimDelivery`).
-    function _paySellers(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
+    function _paySellers(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
         if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, t);
         uint256 outputFee = win.status == 0 ? uint256(t.outputPrice) * win.resultSize : 0;
         uint256 ns = t.nSellers;
@@ -559,9 +592,8 @@ contract DTMC {
 
     /// @dev Each node of the final group: min(nodePrice * gasCap, nodeCap), whatever gas the run used (that would
     /// be a public, data-dependent channel); the others nothing.
-    function _payNodes(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
-        uint256 nodeFee = uint256(t.nodePrice) * t.gasCap;
-        if (nodeFee > t.nodeCap) nodeFee = t.nodeCap;
+    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
+        uint256 nodeFee = t.nodeFee;
         uint256 members = win.members;
         NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
         for (uint256 i; i < t.nNodes; ++i) {
@@ -670,8 +702,7 @@ contract DTMC {
         if (score == 0 || score > 5) revert InvalidScore(score);
         t.ratedMask |= bit;
         address seller = _sellers[tradeId][index].account;
-        Group storage win = _groups[tradeId][t.leader];
-        emit Rated(tradeId, seller, index, score);
+        GroupSlot storage win = _groups[tradeId][t.leader];
         cisc.recordFeedback(seller, tradeId, score, win.resultHash, win.resultSize, win.status, comment);
     }
 
@@ -689,8 +720,7 @@ contract DTMC {
         v.leader = t.leader;
         v.codeHash = t.codeHash;
         v.inputHash = t.inputHash;
-        v.nodePrice = t.nodePrice;
-        v.nodeCap = t.nodeCap;
+        v.nodeFee = t.nodeFee;
         v.outputPrice = t.outputPrice;
         v.outputCap = t.outputCap;
         v.gasCap = t.gasCap;
@@ -700,7 +730,10 @@ contract DTMC {
         v.sellers = new Party[](t.nSellers);
         for (uint256 i; i < v.sellers.length; ++i) v.sellers[i] = _sellers[tradeId][i];
         v.groups = new Group[](t.nGroups);
-        for (uint256 g; g < v.groups.length; ++g) v.groups[g] = _groups[tradeId][g];
+        for (uint256 g; g < v.groups.length; ++g) {
+            GroupSlot storage grp = _groups[tradeId][g];
+            v.groups[g] = Group(_keyOf(grp), grp.resultHash, grp.resultSize, grp.status, grp.count, grp.members);
+        }
         v.nodes = new NodeView[](t.nNodes);
         for (uint256 i; i < v.nodes.length; ++i) {
             NodeSlot storage s = _nodes[tradeId][i];

@@ -348,7 +348,11 @@ export interface Feedback {
   score: number
   status: number
   ratedAt: number
+  comment: string
 }
+
+/** Most ratings `CiscClient.feedback` returns at once. */
+export const MAX_FEEDBACK_PAGE = 100
 
 export class CiscClient extends Bound {
   constructor (address: string, ctx: SendContext) { super('CISC', address, ctx) }
@@ -420,16 +424,28 @@ export class CiscClient extends Bound {
     return out
   }
 
-  async feedbackCount (seller: string): Promise<number> {
-    return Number(await this.call('feedbackCount', seller))
+  /** Every rating of `seller`, oldest first, from the FeedbackRecorded log (CISC keeps only the count and sum). */
+  private async feedbackLogs (seller: string, fromBlock: number): Promise<Log[]> {
+    return await this.contract.queryFilter(this.contract.filters.FeedbackRecorded(seller), fromBlock) as Log[]
   }
 
-  /** A page of a seller's feedback (at most 100), oldest first. */
-  async feedback (seller: string, offset = 0, limit = 100): Promise<Feedback[]> {
-    const page = await this.call('feedbackOf', seller, offset, limit)
-    return (page as any[]).map(f => ({
-      tradeId: f.tradeId, resultHash: f.resultHash, resultSize: f.resultSize, score: Number(f.score), status: Number(f.status), ratedAt: Number(f.ratedAt)
-    }))
+  async feedbackCount (seller: string, fromBlock = 0): Promise<number> {
+    return (await this.feedbackLogs(seller, fromBlock)).length
+  }
+
+  /** A page of a seller's feedback (at most MAX_FEEDBACK_PAGE), oldest first; ratedAt is its block's timestamp. */
+  async feedback (seller: string, offset = 0, limit = MAX_FEEDBACK_PAGE, fromBlock = 0): Promise<Feedback[]> {
+    const logs = (await this.feedbackLogs(seller, fromBlock)).slice(offset, offset + Math.min(limit, MAX_FEEDBACK_PAGE))
+    const out: Feedback[] = []
+    for (const log of logs) {
+      const e = this.iface.parseLog(log)!
+      const block = await this.ctx.provider.getBlock(log.blockNumber)
+      out.push({
+        tradeId: e.args.tradeId, resultHash: e.args.resultHash, resultSize: e.args.resultSize, score: Number(e.args.score),
+        status: Number(e.args.status), ratedAt: block?.timestamp ?? 0, comment: e.args.comment
+      })
+    }
+    return out
   }
 }
 
@@ -525,8 +541,11 @@ export interface TradeView {
   nResults: number
   codeHash: string
   inputHash: string
+  /** From the trade's TradeOpened event (DTMC stores only nodeFee). */
   nodePrice: bigint
   nodeCap: bigint
+  /** What each node of the final group is paid: min(nodePrice × gasCap, nodeCap). */
+  nodeFee: bigint
   outputPrice: bigint
   outputCap: bigint
   gasCap: bigint
@@ -541,8 +560,27 @@ export interface TradeView {
   final: ResultGroup | null
 }
 
+/** Most trades whose node terms (read once from their TradeOpened event) a DtmcClient keeps; the oldest goes first. */
+export const NODE_TERMS_CACHE_SIZE = 1024
+
 export class DtmcClient extends Bound {
+  /** tradeId → the node terms DTMC keeps only in the TradeOpened event (they never change). */
+  private readonly nodeTerms = new Map<string, { nodePrice: bigint, nodeCap: bigint }>()
+
   constructor (address: string, ctx: SendContext) { super('DTMC', address, ctx) }
+
+  /** A trade's nodePrice and nodeCap from its TradeOpened event (indexed by tradeId). */
+  private async nodeTermsOf (tradeId: string): Promise<{ nodePrice: bigint, nodeCap: bigint }> {
+    const cached = this.nodeTerms.get(tradeId)
+    if (cached !== undefined) return cached
+    const [log] = await this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), 0)
+    if (log === undefined) throw new ChainUnavailableError(`DTMC: no TradeOpened event for trade ${tradeId} (a node without logs?)`)
+    const e = this.iface.parseLog(log)!
+    const terms = { nodePrice: e.args.nodePrice as bigint, nodeCap: e.args.nodeCap as bigint }
+    if (this.nodeTerms.size >= NODE_TERMS_CACHE_SIZE) this.nodeTerms.delete(this.nodeTerms.keys().next().value!)
+    this.nodeTerms.set(tradeId, terms)
+    return terms
+  }
 
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
   async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
@@ -631,6 +669,7 @@ export class DtmcClient extends Bound {
     }))
     const state = STATE_NAMES[Number(v.state)]
     const ratedMask = Number(v.ratedMask)
+    const { nodePrice, nodeCap } = await this.nodeTermsOf(tradeId.toLowerCase())
     return {
       tradeId: tradeId.toLowerCase(),
       buyer: v.buyer,
@@ -639,8 +678,9 @@ export class DtmcClient extends Bound {
       nResults: Number(v.nResults),
       codeHash: v.codeHash,
       inputHash: v.inputHash,
-      nodePrice: v.nodePrice,
-      nodeCap: v.nodeCap,
+      nodePrice,
+      nodeCap,
+      nodeFee: v.nodeFee,
       outputPrice: v.outputPrice,
       outputCap: v.outputCap,
       gasCap: v.gasCap,

@@ -61,7 +61,7 @@ const VARIANTS: Variant[] = [
   {
     check: 'the reveal opens its commitment (DTMC `submitResult`, per reveal)',
     file: 'DTMC.sol',
-    text: '        if (keccak256(abi.encode(digest, node, nonce)) != _commitments[info.tradeId][node]) revert CommitmentMismatch(node);',
+    text: '        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);',
     replacement: ''
   }
 ]
@@ -157,8 +157,10 @@ try {
     let text = readFileSync(BENCHMARKS, 'utf8')
     const start = text.indexOf('### Issue 10 checks')
     if (start !== -1) {
-      const next = text.slice(start + 1).search(/^##/m)
-      text = text.slice(0, start) + text.slice(next === -1 ? text.length : start + 1 + next)
+      // From the line after the title to the next heading (the title itself starts with ##).
+      const from = text.indexOf('\n', start) + 1
+      const next = text.slice(from).search(/^##/m)
+      text = text.slice(0, start) + text.slice(next === -1 ? text.length : from + next)
     }
     const enclave = text.search(/^## Enclave/m)
     text = enclave === -1 ? text.replace(/\n*$/, '\n\n') + body + '\n' : text.slice(0, enclave) + body + '\n\n' + text.slice(enclave)

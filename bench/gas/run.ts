@@ -114,8 +114,9 @@ function marginals (rows: Row[]): string {
     `${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal, its credit at settlement and its withdraw);`,
     `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, one slot, an event)`,
     `and about ${fmt(perSellerTotal)} to the whole trade (with its credit, withdraw and rating). The first reveal`,
-    'pays for the new result group (three slots); later identical results only update one packed slot. Each',
-    'commitResult is a transaction of its own (21,000) plus one new slot for the commitment (22,100).'
+    'pays for the new result group (two slots); later identical results only update one packed slot. Each',
+    'commitResult is a transaction of its own (21,000) that updates the trade\'s first slot and the two slots of its node',
+    '(written at opening; the commitment\'s first 24 bytes are packed beside the payee and enclave addresses).'
   ].join('\n')
 }
 
