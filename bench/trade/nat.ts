@@ -70,7 +70,7 @@ async function oneTrade (delayMs: number, lossPerMille: number): Promise<TradePh
     const buyer = net.buyers[0]
     const path = join(seller.datadir, 'data.csv')
     writeFileSync(path, dataset)
-    await seller.rpc.call('seller_addDataset', { path, tag: 'bench-nat', unitPrice: '1' })
+    await seller.rpc.call('seller_addDataset', { path, tag: 'bench-nat', unitPrice: '1', policy: { mode: 'any' } })
     await waitFor('the DHT announcement', async () => (await buyer.rpc.call<unknown[]>('net_findProviders', { key: 'sdte:dataset:bench-nat' })).length > 0, 60_000, 500)
     const { tradeId } = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
       tag: 'bench-nat', codePath: join(ARTIFACTS_DIR, 'StatsFast.json'), nodes: 1, sellers: 1,

@@ -34,7 +34,7 @@ export async function runTrade (net: LocalTestnet, o: { tag: string, datasets: U
   for (const [i, s] of net.sellers.entries()) {
     const path = join(s.datadir, 'data.csv')
     writeFileSync(path, o.datasets[i])
-    await s.rpc.call('seller_addDataset', { path, tag: o.tag, unitPrice: t.unitPrice.toString() })
+    await s.rpc.call('seller_addDataset', { path, tag: o.tag, unitPrice: t.unitPrice.toString(), policy: { mode: 'any' } })
   }
   const buyer = net.buyers[0]
   const providers = await waitFor('the DHT announcements', async () => {
