@@ -57,7 +57,7 @@ test('a trade completes while two strangers flood the buyer with offers', async 
   const listed: bigint[] = []
   for (let i = 0; i < REGISTERED_DATASETS; i++) {
     const { offerId } = await registered.chain.cisc.listDataset({
-      tag: TAG, size: 1000n, unitPrice: 20n, commitment: keccak256(new Uint8Array([i])), policy: { allowedCodeHashes: [], outputCap: 65536n }
+      tag: TAG, size: 1000n, unitPrice: 20n, commitment: keccak256(new Uint8Array([i])), policy: { allowedCodeHashes: [], outputCap: 65536n, minOutputPrice: 20n }
     })
     listed.push(offerId)
   }
