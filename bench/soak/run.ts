@@ -34,6 +34,8 @@ export const SOAK_SAMPLE_MS = 10_000
 export const SOAK_COOLDOWN_MS = 90_000
 /** Honest trades in flight at once during the flood. */
 export const SOAK_TRADE_CONCURRENCY = 3
+/** An honest trade not delivered after this long counts as not completed (its state is reported). */
+export const SOAK_TRADE_TIMEOUT_MS = 300_000
 /** Attacker hosts alive at once; each lives one round and a fresh peer id takes its place. */
 export const SOAK_ATTACKERS = 4
 
@@ -58,7 +60,7 @@ async function honestTrade (net: LocalTestnet): Promise<Trade> {
   await waitFor('the trade to end', async () => {
     state = await stateOf(buyer, 'buyer', tradeId)
     return ['delivered', 'failed', 'refunded'].includes(state)
-  }, 600_000, 250).catch(() => {})
+  }, SOAK_TRADE_TIMEOUT_MS, 250).catch(() => {})
   return { tradeId, ms: performance.now() - t0, state }
 }
 
