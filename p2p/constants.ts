@@ -105,3 +105,33 @@ export const DIRECT_UPGRADE_WAIT_MS = 20_000
 export const RELAY_RESERVATION_MODES = ['auto', 'always', 'never'] as const
 export type RelayReservationMode = typeof RELAY_RESERVATION_MODES[number]
 export const DEFAULT_RELAY_RESERVATION: RelayReservationMode = 'auto'
+// Bounds on what strangers can make this host hold (issue 11 item 6). kad-dht 16 keeps every provider
+// record a peer sends (ADD_PROVIDER, for itself) forever, in the in-memory datastore; gossipsub keeps
+// every message id it saw for seenTTL, however many arrive.
+/**
+ * Provider records of other peers kept for one DHT key. Past it the oldest record of that key makes
+ * room: providers re-announce (dht.ts), so a flood of fresh peer ids on a key pushes honest ones
+ * out only while it lasts.
+ */
+export const MAX_PROVIDERS_PER_KEY = 64
+/** Provider records one other peer may have stored here; it may refresh them, not add more. */
+export const MAX_PROVIDER_RECORDS_PER_PEER = DEFAULT_MAX_PROVIDED_KEYS
+/** Provider records of other peers kept in all (about 300 bytes each); past it new ones are refused. */
+export const MAX_PROVIDER_RECORDS = 16_384
+/** How long a provider record stays valid (kad-dht's provideValidity default); expired ones go first. */
+export const PROVIDER_RECORD_TTL_MS = 24 * 60 * 60_000
+/** How long gossipsub remembers a message id (its default is 2 minutes): a replay within it is ignored. */
+export const GOSSIP_SEEN_TTL_MS = 120_000
+/**
+ * Message ids remembered in all, whatever their age: past it the oldest are forgotten (a replay of
+ * one is then validated again, at worst one BDBC read). Bounds the seen caches under a flood.
+ */
+export const GOSSIP_MAX_SEEN = 50_000
+/** Heartbeats a message stays in gossipsub's message cache (served to IWANT), and those gossiped in IHAVE. */
+export const GOSSIP_MCACHE_LENGTH = 5
+export const GOSSIP_MCACHE_GOSSIP = 3
+/**
+ * Messages held in the message cache in all: past it a new message is still validated and delivered
+ * but not kept for IWANT (peers in the mesh got it pushed).
+ */
+export const GOSSIP_MAX_MCACHE = 10_000

@@ -138,3 +138,21 @@ export class ProtocolViolationError extends P2PError {
     this.name = 'ProtocolViolationError'
   }
 }
+
+/** A provider record a peer asked this host to store beyond the bounds. */
+export class ProviderRecordRefusedError extends P2PError {
+  static readonly code = 'ERR_PROVIDER_RECORD_REFUSED'
+  constructor (message: string) {
+    super(message, ProviderRecordRefusedError.code)
+    this.name = 'ProviderRecordRefusedError'
+  }
+}
+
+/** A value record (PUT_VALUE) sent to our DHT, which keeps none. */
+export class DhtValueRecordRefusedError extends P2PError {
+  static readonly code = 'ERR_DHT_VALUE_RECORD_REFUSED'
+  constructor (message: string) {
+    super(message, DhtValueRecordRefusedError.code)
+    this.name = 'DhtValueRecordRefusedError'
+  }
+}

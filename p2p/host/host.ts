@@ -102,6 +102,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
     options: Object.freeze({ ...opts }),
     node,
     get status () { return status },
+    held: () => ({ providerRecords: dht.providerRecords(), gossip: gossip.caches() }),
 
     async start () {
       if (status !== 'stopped') throw new P2PStateError(`start: host is ${status}`)

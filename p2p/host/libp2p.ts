@@ -26,6 +26,7 @@ import { isPrivate } from '@libp2p/utils'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as C from '../constants.ts'
+import { DhtValueRecordRefusedError } from '../errors.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Libp2pInit } from 'libp2p'
 import type { ResolvedP2PHostOptions } from './options.ts'
@@ -108,6 +109,9 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
         allowPublishToZeroTopicPeers: opts.allowPublishToZeroTopicPeers,
         emitSelf: false,
         maxInboundDataLength: opts.maxGossipRpcBytes,
+        seenTTL: C.GOSSIP_SEEN_TTL_MS,
+        mcacheLength: C.GOSSIP_MCACHE_LENGTH,
+        mcacheGossip: C.GOSSIP_MCACHE_GOSSIP,
         // Loopback/LAN testnets put every peer on one IP: do not count that as a Sybil signal there.
         ...(opts.mode === 'local' && { scoreParams: { IPColocationFactorWhitelist: new Set(['127.0.0.1', '::1']) } })
       }),
@@ -117,6 +121,9 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
         peerInfoMapper: opts.mode === 'public' ? removePrivateAddressesMapper : passthroughMapper,
         // Queries wait (bounded by their signal) for a first DHT peer rather than returning nothing.
         allowQueryWithZeroPeers: false,
+        // We use provider records only: no value records (PUT_VALUE) from anyone, since each would be
+        // kept forever (kad-dht 16 validates /pk/ records, which any fresh key makes).
+        validators: { pk: async () => { throw new DhtValueRecordRefusedError('this DHT keeps no value records') } },
         logPrefix: 'libp2p:sdte-dht',
         datastorePrefix: '/sdte-dht'
       })

@@ -100,9 +100,19 @@ export interface P2PHost {
   topicPeers: (topic: string) => string[]
   /** Our gossipsub score of a peer (lowered by rejected messages). */
   gossipScore: (peerId: string) => number
+  /** What strangers made this host hold, each within its bound (p2p/constants.ts): DHT provider records, gossip caches. */
+  held: () => HeldCounts
   provide: (key: string, options?: { signal?: AbortSignal }) => Promise<{ announcedTo: number }>
   findProviders: (key: string, options?: FindProvidersOptions) => Promise<PeerSummary[]>
   handle: (protocol: string, handler: ProtocolHandler, options?: HandleOptions) => Promise<void>
   unhandle: (protocol: string) => Promise<void>
   dialProtocol: (peerId: string, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
+}
+
+/** Counts of what other peers made a host hold (for tests, the soak benchmark and diagnostics). */
+export interface HeldCounts {
+  /** Other peers' provider records: in all, keys, on the fullest key, of the peer with the most. */
+  providerRecords: { total: number, keys: number, maxPerKey: number, maxPerPeer: number }
+  /** Message ids in gossipsub's seen cache, messages in its message cache. */
+  gossip: { seen: number, mcache: number }
 }

@@ -92,6 +92,9 @@ export class TrustedNodeRole implements Role {
    * BDBC backs the request (`paid`, see isPaid). Bounded per peer and in all, expired.
    */
   private readonly pending = new Map<string, { peer: string, since: number, paid: boolean }>()
+  /** Quote requests in flight (between their quota check and their task in `pending`), by peer and in all. */
+  private readonly reserved = new Map<string, number>()
+  private reservedTotal = 0
   /** Demands on BDBC (checked by the demand validator), by demand id, oldest first; at most MAX_PAID_DEMANDS. */
   private readonly paidDemands = new Map<string, { buyerPeer: string, codeHash: string, expiresAt: number }>()
 
@@ -173,14 +176,24 @@ export class TrustedNodeRole implements Role {
     // Step 4, Attestation: a quote for a new task, then the buyer's code for it.
     await this.ctx.attest.start({
       onAttest: async (remote, req) => {
+        // Quota, room and reservation happen before the first await: concurrent requests each see
+        // the slots the others hold (checking, awaiting the enclave, then counting let 20 peers x 33
+        // requests at once make 640 tasks against a total of 512).
         this.checkTaskQuota(remote, req.tradeId)
         const paid = this.isPaid(remote, req.codeHash)
-        await this.makeRoomForTask(paid)
-        const r = await this.enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
-        // A task attested again (the buyer's retry, a seller's own attestation) keeps who asked first and when.
-        const prev = this.pending.get(r.taskId)
-        this.pending.set(r.taskId, { peer: prev?.peer ?? remote, since: prev?.since ?? Date.now(), paid: (prev?.paid ?? false) || paid })
-        return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
+        const victim = this.makeRoomForTask(paid)
+        this.reserve(remote, +1)
+        try {
+          if (victim !== undefined) await this.enclave.dropTask(victim).catch(() => {})
+          const r = await this.enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
+          // A task attested again (the buyer's retry, a seller's own attestation) keeps who asked first and when.
+          // One the tick found in the enclave meanwhile (peer '') is this peer's, and counts against its quota.
+          const prev = this.pending.get(r.taskId)
+          this.pending.set(r.taskId, { peer: prev !== undefined && prev.peer !== '' ? prev.peer : remote, since: prev?.since ?? Date.now(), paid: (prev?.paid ?? false) || paid })
+          return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
+        } finally {
+          this.reserve(remote, -1)
+        }
       },
       onCode: async (_remote, req) => {
         await this.enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
@@ -222,7 +235,7 @@ export class TrustedNodeRole implements Role {
    * at most MAX_PENDING_TASKS_PER_PEER tasks that no trade on DTMC has taken up yet.
    */
   private checkTaskQuota (remote: string, tradeId: string): void {
-    let count = 0
+    let count = this.reserved.get(remote) ?? 0
     for (const p of this.pending.values()) if (p.peer === remote) count++
     if (count >= MAX_PENDING_TASKS_PER_PEER) {
       throw new RefuseRequest('TooManyTasks', `at most ${MAX_PENDING_TASKS_PER_PEER} tasks per peer await a trade (trade ${tradeId.slice(0, 10)}…)`)
@@ -259,17 +272,25 @@ export class TrustedNodeRole implements Role {
    * evicts the oldest free task, or the oldest paid one when none is free. A flood from fresh peer
    * ids thus evicts only its own kind, and when the table holds only paid tasks it is refused.
    */
-  private async makeRoomForTask (paid: boolean): Promise<void> {
-    if (this.pending.size < MAX_PENDING_TASKS) return
+  private makeRoomForTask (paid: boolean): string | undefined {
+    if (this.pending.size + this.reservedTotal < MAX_PENDING_TASKS) return undefined
     const oldestOf = (wantPaid: boolean): string | undefined => {
       let oldest: [string, number] | undefined
       for (const [taskId, p] of this.pending) if (p.paid === wantPaid && (oldest === undefined || p.since < oldest[1])) oldest = [taskId, p.since]
       return oldest?.[0]
     }
     const victim = oldestOf(false) ?? (paid ? oldestOf(true) : undefined)
-    if (victim === undefined) throw new RefuseRequest('TooManyTasks', `${MAX_PENDING_TASKS} tasks backed by demands on BDBC await a trade; try again later`)
+    if (victim === undefined) throw new RefuseRequest('TooManyTasks', `${MAX_PENDING_TASKS} tasks backed by demands on BDBC await a trade or are being made; try again later`)
     this.pending.delete(victim)
-    await this.enclave.dropTask(victim).catch(() => {})
+    return victim
+  }
+
+  /** Counts a quote request in flight against its peer's quota and the total until its task is pending. */
+  private reserve (remote: string, delta: 1 | -1): void {
+    const n = (this.reserved.get(remote) ?? 0) + delta
+    if (n === 0) this.reserved.delete(remote)
+    else this.reserved.set(remote, n)
+    this.reservedTotal += delta
   }
 
   /** Drops tasks that no trade took up within PENDING_TASK_TTL_MS (their quotes were never used). */
