@@ -24,3 +24,18 @@ export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 15_000
 export const HOME_DATADIR_NAME = '.sdte'
 /** The datadir's name under $XDG_DATA_HOME, where that is set. */
 export const XDG_DATADIR_NAME = 'sdte'
+/** Log line format (--log-format): human or json. */
+export const DEFAULT_LOG_FORMAT = 'human'
+/** Size at which the log file (--log-file) is rotated: FILE becomes FILE.1. */
+export const DEFAULT_LOG_MAX_FILE_BYTES = 10 * 1024 * 1024
+/** Rotated log files kept besides the current one (FILE.1 .. FILE.<n>). */
+export const DEFAULT_LOG_MAX_FILES = 5
+/** The monitoring server (/metrics, /health, /ready) listens on loopback unless told otherwise. */
+export const DEFAULT_METRICS_HOST = '127.0.0.1'
+/** Its port (Prometheus exporters' customary 9464); 0 picks a free one. */
+export const DEFAULT_METRICS_PORT = 9464
+/**
+ * The p2p network mode (p2p/constants.ts NETWORK_MODES) or 'auto': 'local' on a devnet (its network
+ * file says devnet) or without a network, 'public' on any other network.
+ */
+export const DEFAULT_P2P_MODE = 'auto' as const

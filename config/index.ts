@@ -1,5 +1,6 @@
 // The daemon's configuration: the options tree, how it is resolved (defaults < config.json <
-// SDTE_* environment < flags), and the logging types the parts share.
+// SDTE_* environment < flags), and the logging and metrics types the parts share.
 export * from './options.ts'
 export * from './logging.ts'
 export * from './errors.ts'
+export * from './metrics.ts'

@@ -4,6 +4,10 @@
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
+/** How a line is written: `human` (time level namespace message {context}) or `json` (one object a line). */
+export type LogFormat = 'human' | 'json'
+export const LOG_FORMATS: readonly LogFormat[] = ['human', 'json']
+
 /** The levels, most severe first. */
 export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace']
 
@@ -18,6 +22,8 @@ export interface Logger {
   info: (msg: string, ctx?: Record<string, unknown>) => void
   debug: (msg: string, ctx?: Record<string, unknown>) => void
   trace: (msg: string, ctx?: Record<string, unknown>) => void
+  /** Whether a line of this level would be written: lets a caller skip building a costly one. */
+  enabled: (level: LogLevel) => boolean
   namespace: string
 }
 
@@ -30,6 +36,6 @@ export interface ComponentLogger {
 export const silentLogger: ComponentLogger = {
   forComponent: (namespace) => {
     const drop = (): void => {}
-    return { namespace, error: drop, warn: drop, info: drop, debug: drop, trace: drop }
+    return { namespace, error: drop, warn: drop, info: drop, debug: drop, trace: drop, enabled: () => false }
   }
 }

@@ -6,7 +6,8 @@ import { SdteError } from './errors.ts'
 import { readFileSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { homedir } from 'node:os'
-import { isLogLevel, type LogLevel } from './logging.ts'
+import { isLogLevel, LOG_FORMATS, type LogFormat, type LogLevel } from './logging.ts'
+import { isIP } from 'node:net'
 // The p2p part's defaults have one home, p2p/constants.ts (a leaf module: it imports nothing), read here
 // directly rather than through p2p/index.ts so that reading options never loads libp2p.
 import * as P2P from '../p2p/constants.ts'
@@ -16,6 +17,8 @@ import * as D from './daemon-defaults.ts'
 export const ROLES = ['buyer', 'seller', 'node', 'relay'] as const
 /** A role's name (--role); the roles' behaviour is daemon/roles/context.ts Role. */
 export type RoleName = typeof ROLES[number]
+/** A role that takes part in trades (the relay runs none): the `role` of a trade record and of DTMC's index. */
+export type TradeRole = Exclude<RoleName, 'relay'>
 
 /**
  * One option: its default, which lives in its part's constants (p2p/constants.ts,
@@ -82,6 +85,22 @@ function logLevel (v: unknown, where: string): LogLevel {
   return v
 }
 
+function logFormat (v: unknown, where: string): LogFormat {
+  if (!(LOG_FORMATS as readonly unknown[]).includes(v)) throw new ConfigError(`${where} must be one of ${LOG_FORMATS.join(', ')}`)
+  return v as LogFormat
+}
+
+function nonNegativeInt (v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(`${where} must be a non-negative integer`)
+  return v
+}
+
+/** An IP address to listen on (a name would resolve to who knows which interface). */
+export function parseListenHost (v: unknown, where: string): string {
+  if (typeof v !== 'string' || isIP(v) === 0) throw new ConfigError(`${where} must be an IP address (127.0.0.1, ::1, 0.0.0.0)`)
+  return v
+}
+
 function text (v: unknown, where: string): string {
   if (typeof v !== 'string') throw new ConfigError(`${where} must be a string`)
   return v
@@ -90,6 +109,16 @@ function text (v: unknown, where: string): string {
 function flag (v: unknown, where: string): boolean {
   if (typeof v !== 'boolean') throw new ConfigError(`${where} must be true or false`)
   return v
+}
+
+/** p2p.mode: a network mode of p2p/constants.ts, or 'auto' (decided from the network file). */
+export type P2PModeOption = typeof D.DEFAULT_P2P_MODE | P2P.NetworkMode
+
+export function parseP2PMode (v: unknown, where: string): P2PModeOption {
+  if (v !== D.DEFAULT_P2P_MODE && !(P2P.NETWORK_MODES as readonly unknown[]).includes(v)) {
+    throw new ConfigError(`${where} must be one of ${D.DEFAULT_P2P_MODE}, ${P2P.NETWORK_MODES.join(', ')}`)
+  }
+  return v as P2PModeOption
 }
 
 /** The options at the top of the tree (besides datadir, which only the command line gives). */
@@ -110,6 +139,17 @@ const SECTIONS = {
     listen: field<string[]>([...P2P.DEFAULT_LISTEN], multiaddrs),
     /** Multiaddrs of peers to dial at start (besides the network file's bootstrap list). */
     bootstrap: field<string[]>([], multiaddrs),
+    /** Which addresses are announced and kept in the DHT: auto, local (devnet, LAN) or public. */
+    mode: field<P2PModeOption>(D.DEFAULT_P2P_MODE, parseP2PMode),
+    /** Public multiaddrs to announce instead of the listen ones (an operator's public IP and port). */
+    announce: field<string[]>([], multiaddrs),
+    /** Reserve a slot on a relay: auto (in p2p mode public, unless an announce address is public), always, never. */
+    relayReservation: field<P2P.RelayReservationMode>(P2P.DEFAULT_RELAY_RESERVATION, (v, where) => {
+      if (typeof v !== 'string' || !(P2P.RELAY_RESERVATION_MODES as readonly string[]).includes(v)) {
+        throw new ConfigError(`${where} must be one of ${P2P.RELAY_RESERVATION_MODES.join(', ')}`)
+      }
+      return v as P2P.RelayReservationMode
+    }),
     maxConnections: field(P2P.DEFAULT_MAX_CONNECTIONS, positiveInt)
   },
   rpc: {
@@ -127,8 +167,23 @@ const SECTIONS = {
   },
   log: {
     level: field<LogLevel>(D.DEFAULT_LOG_LEVEL, logLevel),
-    /** Namespace patterns to log at debug level (`sdte:*`, `sdte:p2p,-sdte:rpc`). */
-    debug: field('', text)
+    /** Namespace patterns to log at debug level (`sdte:*`, `sdte:p2p,-sdte:rpc`, `libp2p:*`). */
+    debug: field('', text),
+    /** human (time level namespace message {context}) or json (one object a line). */
+    format: field<LogFormat>(D.DEFAULT_LOG_FORMAT, logFormat),
+    /** Also append the lines to this file, rotated at maxFileBytes; null: stderr only. */
+    file: field<string | null>(null, pathOrNull),
+    maxFileBytes: field(D.DEFAULT_LOG_MAX_FILE_BYTES, positiveInt),
+    /** Rotated files kept (FILE.1 .. FILE.<maxFiles>); 0 keeps none. */
+    maxFiles: field(D.DEFAULT_LOG_MAX_FILES, nonNegativeInt)
+  },
+  /** The monitoring server: Prometheus /metrics, and unauthenticated /health and /ready. */
+  metrics: {
+    /** Off unless asked for (--metrics). */
+    enabled: field(false, flag),
+    /** Loopback by default: a wider address exposes the metrics (never a secret) to that network. */
+    host: field(D.DEFAULT_METRICS_HOST, parseListenHost),
+    port: field(D.DEFAULT_METRICS_PORT, parsePort)
   },
   /** How the roles trade. Prices are wei as decimal strings. */
   trade: {
@@ -157,6 +212,7 @@ export type P2POptions = ValuesOf<typeof SECTIONS.p2p>
 export type RpcOptions = ValuesOf<typeof SECTIONS.rpc>
 export type KeyOptions = ValuesOf<typeof SECTIONS.keys>
 export type LogOptions = ValuesOf<typeof SECTIONS.log>
+export type MetricsOptions = ValuesOf<typeof SECTIONS.metrics>
 export type TradeOptions = ValuesOf<typeof SECTIONS.trade>
 export type EnclaveConfig = ValuesOf<typeof SECTIONS.enclave>
 type Sections = { [K in keyof typeof SECTIONS]: ValuesOf<typeof SECTIONS[K]> }
@@ -214,6 +270,8 @@ export function optionsFromEnv (env: NodeJS.ProcessEnv): PartialOptions {
   const p2p: Partial<P2POptions> = {}
   if (env.SDTE_LISTEN !== undefined) p2p.listen = list(env.SDTE_LISTEN)
   if (env.SDTE_BOOTSTRAP !== undefined) p2p.bootstrap = list(env.SDTE_BOOTSTRAP)
+  if (env.SDTE_ANNOUNCE !== undefined) p2p.announce = list(env.SDTE_ANNOUNCE)
+  if (env.SDTE_P2P_MODE !== undefined) p2p.mode = parseP2PMode(env.SDTE_P2P_MODE, 'SDTE_P2P_MODE')
   if (Object.keys(p2p).length > 0) out.p2p = p2p
   if (env.SDTE_RPC_PORT !== undefined) out.rpc = { port: parsePort(env.SDTE_RPC_PORT, 'SDTE_RPC_PORT') }
   if (env.SDTE_PASSWORD_FILE !== undefined) out.keys = { passwordFile: env.SDTE_PASSWORD_FILE }
@@ -267,6 +325,7 @@ export function readConfigFile (datadir: string): PartialOptions {
   if (typeof opts.network === 'string') opts.network = resolve(datadir, opts.network)
   if (typeof opts.keys?.passwordFile === 'string') opts.keys.passwordFile = resolve(datadir, opts.keys.passwordFile)
   if (typeof opts.enclave?.attestationKeyFile === 'string') opts.enclave.attestationKeyFile = resolve(datadir, opts.enclave.attestationKeyFile)
+  if (typeof opts.log?.file === 'string') opts.log.file = resolve(datadir, opts.log.file)
   return opts
 }
 
@@ -319,6 +378,7 @@ export function resolveOptionsWithSources (datadir: string, flags: PartialOption
   const merged = mergeOptions(defaults, fromFile, fromEnv, flags)
   if (merged.network !== null) merged.network = resolve(merged.network)
   if (merged.keys.passwordFile !== null) merged.keys.passwordFile = resolve(merged.keys.passwordFile)
+  if (merged.log.file !== null) merged.log.file = resolve(merged.log.file)
 
   const { datadir: _datadir, ...tree } = defaults
   const sources: OptionSources = {}

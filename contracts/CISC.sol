@@ -4,15 +4,18 @@ pragma solidity 0.8.37;
 /// @title CISC, the contract information storage contract (PROTOCOL.md steps 1, 3, 6 and 11)
 /// @notice Sellers and trusted nodes register their libp2p peer id; nodes also their enclave measurement
 /// and prices. Sellers list dataset offers with a usage policy. DTMC, and only DTMC, records each rating a
-/// buyer gives a seller together with the trade's result info (hash, size, status; never the result).
-/// @dev Bounded by constants: peer ids, tags and code-hash lists have maximum lengths; nothing loops over
-/// storage that a payee can grow. DTMC reads an offer with `offerForTrade` in O(1).
+/// buyer gives a seller together with the trade's result info (hash, size, status; never the result): the
+/// seller's rating count and sum in storage, each rating itself only as a `FeedbackRecorded` event (no contract
+/// reads it; clients read the log, which costs a fraction of a stored entry).
+/// @dev Bounded by constants: peer ids, tags, code-hash and buyer lists have maximum lengths; nothing loops over
+/// storage that a payee can grow. DTMC takes a trade from an offer with `offerForTrade` in O(1).
+/// Deny by default: an offer allows only its listed code hashes, or any code when the seller chose `anyCode`.
 contract CISC {
     uint256 public constant MAX_PEER_ID_LENGTH = 128;
     uint256 public constant MAX_TAG_LENGTH = 64;
     uint256 public constant MAX_ALLOWED_CODE_HASHES = 16;
+    uint256 public constant MAX_ALLOWED_BUYERS = 16;
     uint256 public constant MAX_COMMENT_LENGTH = 280;
-    uint256 public constant MAX_FEEDBACK_PAGE = 100;
 
     struct Seller {
         uint40 registeredAt;
@@ -31,9 +34,13 @@ contract CISC {
 
     /// @notice What a seller asks for a task over one dataset.
     struct Policy {
-        bytes32[] allowedCodeHashes; // empty: any analysis code is allowed
+        bytes32[] allowedCodeHashes; // the analysis code allowed to run; empty and no anyCode: none
+        bool anyCode; // the seller's explicit choice of any code (allowedCodeHashes must then be empty)
         uint64 outputCap; // the largest output (bytes) a trade on this offer may set
         uint64 minOutputPrice; // the least wei per output byte a trade on this offer pays this seller
+        address[] allowedBuyers; // the buyers that may open a trade on this offer; empty: any buyer
+        uint32 maxTrades; // the most trades this offer joins; 0: no maximum
+        uint40 expiresAt; // no trade opens on this offer from this time (unix seconds); 0: never
     }
 
     struct Offer {
@@ -41,22 +48,19 @@ contract CISC {
         uint64 size; // bytes
         uint8 allowedCount;
         bool active;
+        bool anyCode;
+        uint8 buyerCount; // 0: open to any buyer
         uint128 unitPrice; // wei per byte
         uint64 outputCap;
         uint64 minOutputPrice; // wei per output byte, paid to this seller alone (never a share)
         bytes32 commitment;
         bytes32 tagHash; // keccak256(bytes(tag)): what DTMC compares with a trade's tag
+        uint32 maxTrades; // 0: no maximum
+        uint32 trades; // trades opened on this offer, counted when maxTrades is set
+        uint40 expiresAt; // 0: never
         string tag;
     }
 
-    struct Feedback {
-        bytes32 tradeId;
-        bytes32 resultHash;
-        uint64 resultSize;
-        uint8 score;
-        uint8 status;
-        uint40 ratedAt;
-    }
 
     /// @notice The DTMC this registry trusts for feedback; fixed at deployment.
     address public immutable dtmc;
@@ -65,7 +69,7 @@ contract CISC {
     mapping(address => Node) private _nodes;
     Offer[] private _offers;
     mapping(uint256 => mapping(bytes32 => bool)) private _allowedCode;
-    mapping(address => Feedback[]) private _feedback;
+    mapping(uint256 => mapping(address => bool)) private _allowedBuyer;
 
     event SellerRegistered(address indexed seller, string peerId);
     event NodeRegistered(address indexed node, string peerId, bytes32 indexed measurement, uint128 pricePerGas, uint64 maxGas);
@@ -86,10 +90,15 @@ contract CISC {
     error InvalidTag();
     error InvalidOffer();
     error TooManyCodeHashes(uint256 count, uint256 max);
+    error TooManyBuyers(uint256 count, uint256 max);
+    error InvalidPolicy();
     error UnknownOffer(uint256 offerId);
     error NotOfferOwner(uint256 offerId);
     error OfferInactive(uint256 offerId);
     error CodeNotAllowed(uint256 offerId, bytes32 codeHash);
+    error BuyerNotAllowed(uint256 offerId, address buyer);
+    error OfferExpired(uint256 offerId, uint40 expiresAt);
+    error OfferTradesExhausted(uint256 offerId, uint32 maxTrades);
     error OutputCapNotAllowed(uint256 offerId, uint64 outputCap, uint64 allowed);
     error OfferTagMismatch(uint256 offerId, bytes32 tagHash, bytes32 tradeTagHash);
     error OutputPriceBelowMinimum(uint256 offerId, uint256 outputPrice, uint64 minOutputPrice);
@@ -133,30 +142,17 @@ contract CISC {
         if (_sellers[msg.sender].registeredAt == 0) revert NotRegisteredSeller(msg.sender);
         if (bytes(tag).length == 0 || bytes(tag).length > MAX_TAG_LENGTH) revert InvalidTag();
         if (size == 0 || commitment == bytes32(0)) revert InvalidOffer();
-        uint256 count = policy.allowedCodeHashes.length;
-        if (count > MAX_ALLOWED_CODE_HASHES) revert TooManyCodeHashes(count, MAX_ALLOWED_CODE_HASHES);
+        _checkPolicy(policy);
         offerId = _offers.length;
         bytes32 tagHash = keccak256(bytes(tag));
-        _offers.push(Offer({
-            seller: msg.sender,
-            size: size,
-            allowedCount: uint8(count),
-            active: true,
-            unitPrice: unitPrice,
-            outputCap: policy.outputCap,
-            minOutputPrice: policy.minOutputPrice,
-            commitment: commitment,
-            tagHash: tagHash,
-            tag: tag
-        }));
-        for (uint256 i; i < count; ++i) _allowedCode[offerId][policy.allowedCodeHashes[i]] = true;
+        _store(offerId, tagHash, tag, size, unitPrice, commitment, policy);
         emit DatasetListed(
             offerId, msg.sender, tagHash, tag, size, unitPrice, commitment, policy.allowedCodeHashes, policy.outputCap,
             policy.minOutputPrice
         );
     }
 
-    /// @notice Withdraws an offer; trades already open on it are unaffected.
+    /// @notice Withdraws an offer: from this block no trade opens on it; trades already open on it are unaffected.
     function delistDataset(uint256 offerId) external {
         Offer storage o = _offer(offerId);
         if (o.seller != msg.sender) revert NotOfferOwner(offerId);
@@ -165,22 +161,31 @@ contract CISC {
         emit DatasetDelisted(offerId, msg.sender);
     }
 
-    // ---- step 5: DTMC reads an offer when a trade opens ----
+    // ---- step 5: DTMC takes a trade from an offer when the trade opens ----
 
-    /// @notice The terms of an active offer for a trade over datasets tagged `tagHash`, running `codeHash`,
-    /// with output cap `outputCap`, paying each seller `outputPrice` wei per output byte; reverts when the
-    /// offer is under another tag or its policy refuses those terms.
-    function offerForTrade(uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice)
-        external
-        view
-        returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment)
-    {
+    /// @notice The terms of an active offer for a trade by `buyer` over datasets tagged `tagHash`, running
+    /// `codeHash`, with output cap `outputCap`, paying each seller `outputPrice` wei per output byte; reverts
+    /// when the offer is under another tag or its policy refuses those terms, and counts the trade against
+    /// the offer's maxTrades. DTMC only: a count anyone could raise would let anyone use up an offer.
+    function offerForTrade(
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer
+    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) {
+        if (msg.sender != dtmc) revert NotDTMC();
         Offer storage o = _offer(offerId);
         if (!o.active) revert OfferInactive(offerId);
         if (o.tagHash != tagHash) revert OfferTagMismatch(offerId, o.tagHash, tagHash);
-        if (o.allowedCount != 0 && !_allowedCode[offerId][codeHash]) revert CodeNotAllowed(offerId, codeHash);
+        if (!o.anyCode && !_allowedCode[offerId][codeHash]) revert CodeNotAllowed(offerId, codeHash);
+        if (o.buyerCount != 0 && !_allowedBuyer[offerId][buyer]) revert BuyerNotAllowed(offerId, buyer);
         if (outputCap > o.outputCap) revert OutputCapNotAllowed(offerId, outputCap, o.outputCap);
         if (outputPrice < o.minOutputPrice) revert OutputPriceBelowMinimum(offerId, outputPrice, o.minOutputPrice);
+        uint40 expiresAt = o.expiresAt;
+        if (expiresAt != 0 && block.timestamp >= expiresAt) revert OfferExpired(offerId, expiresAt);
+        uint32 maxTrades = o.maxTrades;
+        if (maxTrades != 0) {
+            uint32 trades = o.trades;
+            if (trades >= maxTrades) revert OfferTradesExhausted(offerId, maxTrades);
+            o.trades = trades + 1;
+        }
         return (o.seller, o.size, o.unitPrice, o.commitment);
     }
 
@@ -195,14 +200,6 @@ contract CISC {
         Seller storage s = _sellers[seller];
         s.ratingCount += 1;
         s.ratingSum += score;
-        _feedback[seller].push(Feedback({
-            tradeId: tradeId,
-            resultHash: resultHash,
-            resultSize: resultSize,
-            score: score,
-            status: status,
-            ratedAt: uint40(block.timestamp)
-        }));
         emit FeedbackRecorded(seller, tradeId, score, resultHash, resultSize, status, comment);
     }
 
@@ -224,29 +221,56 @@ contract CISC {
         return _offers.length;
     }
 
-    /// @notice Whether the offer's policy lets `codeHash` run on its data (an empty list allows any code).
+    /// @notice Whether the offer's policy lets `codeHash` run on its data: listed, or any code chosen explicitly.
     function isCodeAllowed(uint256 offerId, bytes32 codeHash) external view returns (bool) {
-        return _offer(offerId).allowedCount == 0 || _allowedCode[offerId][codeHash];
+        return _offer(offerId).anyCode || _allowedCode[offerId][codeHash];
     }
 
-    function feedbackCount(address account) external view returns (uint256) {
-        return _feedback[account].length;
-    }
-
-    /// @notice One page of a seller's feedback, oldest first; at most MAX_FEEDBACK_PAGE entries.
-    function feedbackOf(address account, uint256 offset, uint256 limit) external view returns (Feedback[] memory page) {
-        Feedback[] storage all = _feedback[account];
-        if (limit > MAX_FEEDBACK_PAGE) limit = MAX_FEEDBACK_PAGE;
-        uint256 end = offset + limit;
-        if (end > all.length) end = all.length;
-        if (offset >= end) return new Feedback[](0);
-        page = new Feedback[](end - offset);
-        for (uint256 i = offset; i < end; ++i) page[i - offset] = all[i];
+    /// @notice Whether the offer's policy lets `buyer` open a trade on it (an empty list: any buyer).
+    function isBuyerAllowed(uint256 offerId, address buyer) external view returns (bool) {
+        return _offer(offerId).buyerCount == 0 || _allowedBuyer[offerId][buyer];
     }
 
     function _offer(uint256 offerId) private view returns (Offer storage) {
         if (offerId >= _offers.length) revert UnknownOffer(offerId);
         return _offers[offerId];
+    }
+
+    function _checkPolicy(Policy calldata policy) private view {
+        uint256 count = policy.allowedCodeHashes.length;
+        if (count > MAX_ALLOWED_CODE_HASHES) revert TooManyCodeHashes(count, MAX_ALLOWED_CODE_HASHES);
+        uint256 buyers = policy.allowedBuyers.length;
+        if (buyers > MAX_ALLOWED_BUYERS) revert TooManyBuyers(buyers, MAX_ALLOWED_BUYERS);
+        // "Any code" and a list would contradict each other; an expiry already past would list a dead offer.
+        if ((policy.anyCode && count != 0) || (policy.expiresAt != 0 && policy.expiresAt <= block.timestamp)) {
+            revert InvalidPolicy();
+        }
+    }
+
+    function _store(
+        uint256 offerId, bytes32 tagHash, string calldata tag, uint64 size, uint128 unitPrice, bytes32 commitment,
+        Policy calldata policy
+    ) private {
+        uint256 count = policy.allowedCodeHashes.length;
+        uint256 buyers = policy.allowedBuyers.length;
+        Offer storage o = _offers.push();
+        o.seller = msg.sender;
+        o.size = size;
+        o.allowedCount = uint8(count);
+        o.active = true;
+        o.anyCode = policy.anyCode;
+        o.buyerCount = uint8(buyers);
+        o.unitPrice = unitPrice;
+        o.outputCap = policy.outputCap;
+        o.minOutputPrice = policy.minOutputPrice;
+        o.commitment = commitment;
+        o.tagHash = tagHash;
+        // Their slot stays untouched (cheaper) when the offer has neither.
+        if (policy.maxTrades != 0) o.maxTrades = policy.maxTrades;
+        if (policy.expiresAt != 0) o.expiresAt = policy.expiresAt;
+        o.tag = tag;
+        for (uint256 i; i < count; ++i) _allowedCode[offerId][policy.allowedCodeHashes[i]] = true;
+        for (uint256 i; i < buyers; ++i) _allowedBuyer[offerId][policy.allowedBuyers[i]] = true;
     }
 
     function _checkPeerId(string calldata peerId) private pure {

@@ -4,10 +4,9 @@ pragma solidity 0.8.37;
 /// @notice What DTMC needs from CISC.
 interface ICISC {
     function dtmc() external view returns (address);
-    function offerForTrade(uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice)
-        external
-        view
-        returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
+    function offerForTrade(
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer
+    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
     function recordFeedback(
         address seller, bytes32 tradeId, uint8 score, bytes32 resultHash, uint64 resultSize, uint8 status, string calldata comment
     ) external;
@@ -17,14 +16,20 @@ interface ICISC {
 /// @notice Escrow, attestation check, result consensus, payment, refunds and feedback of SDTE trades.
 /// A buyer opens a trade with a deposit equal to the sum of its caps, the sellers' CISC offers and the chosen
 /// nodes with their enclave quotes (checked here against the attestation root and the accepted measurements).
-/// Each node's enclave submits a signed ResultInfo. A strict majority of identical results is final: sellers and
-/// the majority's nodes are credited within their caps and the rest goes back to the buyer; without one the buyer
-/// gets everything back. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
+/// Each node first commits to its enclave's signed ResultInfo (`commitResult`), then reveals it (`submitResult`)
+/// once every node has committed or COMMIT_WINDOW has passed since the first commitment: a result is public only
+/// after commitments close, so no node can copy another's. A strict majority of identical results is final:
+/// sellers and the majority's nodes are credited within their caps and the rest goes back to the buyer; without
+/// one the buyer gets everything back except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
+/// holding an attested enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer
+/// (`releaseUnclaimed`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
+/// the chain (it depends on the data), and the result hash is salted by the buyer. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
 /// after its deadline, which is at most MAX_TRADE_DURATION after opening. Credits are withdrawn (pull).
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 6 slots, plus 1 per seller, 2 per node and 3 per distinct result.
+/// never searches. One trade occupies 5 slots, plus 1 per seller, 2 per node (payee and enclave, with the node's
+/// result commitment packed beside them) and 2 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
     uint256 public constant MAX_SELLERS = 8;
@@ -33,8 +38,20 @@ contract DTMC {
     /// @notice Latest deadline a trade may set, in seconds after the block that opens it: the longest a buyer
     /// can keep sellers' and nodes' pay in escrow (mirrored in contracts/client.ts).
     uint256 public constant MAX_TRADE_DURATION = 7 days;
+    /// @notice Largest deposit of one trade (it is stored in 96 bits; about 79 billion ether).
+    uint256 public constant MAX_DEPOSIT = type(uint96).max;
     bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v2");
-    bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v2");
+    bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v3");
+    /// @notice Domain tag of an enclave's delivery receipt (docs/protocol.md "Delivery receipts").
+    bytes32 public constant RECEIPT_TAG = keccak256("SDTE.DeliveryReceipt.v1");
+    /// @notice How long after a refund (or a settlement on "input invalid") sellers may claim their data fee with
+    /// a delivery receipt; after it the unclaimed fees go back to the buyer (mirrored in contracts/client.ts).
+    uint256 public constant CLAIM_WINDOW = 3 days;
+    /// @notice ResultInfo.status "input invalid": the final group found a seller's signed data broken.
+    uint8 public constant STATUS_INPUT_INVALID = 5;
+    /// @notice How long after a trade's first commitment the other nodes may still commit; reveals open at its
+    /// end, or as soon as every node has committed (mirrored in contracts/client.ts).
+    uint256 public constant COMMIT_WINDOW = 10 minutes;
     /// @notice Highest ResultInfo.status (6, internal error).
     uint8 public constant MAX_STATUS = 6;
     /// @dev secp256k1 n / 2: signatures with a larger s are malleable twins and refused.
@@ -53,6 +70,7 @@ contract DTMC {
         uint96 nodeCap; // most a node is paid
         uint96 outputPrice; // wei per output byte, paid to each seller (at least each offer's minOutputPrice)
         uint64 outputCap; // most output bytes
+        uint64 gasCap; // the enclave gas every node runs the analysis with, exactly; a node is paid nodePrice * gasCap
     }
 
     /// @notice An attestation quote, docs/protocol.md.
@@ -74,30 +92,34 @@ contract DTMC {
         bytes32 tradeId;
         bytes32 taskId;
         bytes32 inputHash;
-        bytes32 resultHash;
+        bytes32 resultHash; // keccak256(resultSalt ‖ output): the salt is the buyer's, given to the enclaves only
         uint64 resultSize;
-        uint64 gasUsed;
         uint8 status;
     }
 
+    /// @dev Five slots. The first holds everything a commitment or a reveal reads or writes besides codeHash and
+    /// inputHash, so commitResult touches one trade slot and a reveal three; the rest is read at settlement.
     struct Trade {
-        address buyer;
-        uint40 deadline;
+        State state;
         uint8 nSellers;
         uint8 nNodes;
         uint8 nResults;
-        State state;
-        uint8 ratedMask;
+        uint8 nCommits;
         uint8 nGroups;
         uint8 leader; // index of the largest group so far (the first to reach its size)
+        uint8 ratedMask;
+        uint16 submittedMask;
+        uint16 committedMask;
+        uint40 deadline;
+        uint40 commitStart; // time of the first commitment
+        uint64 outputCap;
         bytes32 codeHash;
         bytes32 inputHash;
-        uint96 nodePrice;
-        uint96 nodeCap;
-        uint64 outputCap;
+        address buyer;
         uint96 outputPrice;
-        uint128 deposit;
-        uint16 submittedMask;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap): what each node of the final group is paid
+        uint96 deposit; // at most MAX_DEPOSIT
+        uint64 gasCap;
     }
 
     struct Party {
@@ -105,25 +127,47 @@ contract DTMC {
         uint96 fee; // a seller's data fee: min(unitPrice * size, sellerCap)
     }
 
+    /// @dev Two slots per node. Its result commitment is kept as its first 192 bits, split over the 12 bytes each
+    /// address leaves free: committing then updates two slots written at opening instead of filling a new one
+    /// (about 12,000 gas less per node), and opening a commitment still takes a 192-bit keccak256 preimage.
     struct NodeSlot {
         address payee;
+        bytes12 commitHigh; // commitment bytes 0..11
         address enclave;
+        bytes12 commitLow; // commitment bytes 12..23
     }
 
-    /// @notice Identical results: same key = keccak256(abi.encode(inputHash, resultHash, resultSize, gasUsed, status)).
+    /// @notice Identical results: same key = keccak256(abi.encode(resultHash, resultSize, status)) (every result's
+    /// inputHash is the trade's). The view's form; storage keeps a GroupSlot.
     struct Group {
         bytes32 key;
         bytes32 resultHash;
         uint64 resultSize;
-        uint64 gasUsed;
         uint8 status;
         uint8 count;
         uint16 members; // bit i: node i reported this result
     }
 
+    /// @dev A group in two slots: (resultHash, resultSize + status) identify it, so its key is never stored (it is
+    /// recomputed for the events and the view).
+    struct GroupSlot {
+        bytes32 resultHash;
+        uint64 resultSize;
+        uint8 status;
+        uint8 count;
+        uint16 members;
+    }
+
+    /// @notice Data fees held for delivery claims after a refund or an "input invalid" settlement.
+    struct Claims {
+        uint40 until; // last second a claim is accepted; unclaimed fees go to the buyer after it
+        uint8 held; // bit i: seller i's data fee is held (not yet claimed nor released)
+    }
+
     struct NodeView {
         address payee;
         address enclave;
+        bool committed;
         bool submitted;
         uint8 group; // index into TradeView.groups when submitted
     }
@@ -137,10 +181,12 @@ contract DTMC {
         uint8 leader;
         bytes32 codeHash;
         bytes32 inputHash;
-        uint96 nodePrice;
-        uint96 nodeCap;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap); nodePrice and nodeCap are in the TradeOpened event
         uint96 outputPrice;
         uint64 outputCap;
+        uint64 gasCap;
+        uint8 nCommits;
+        uint40 commitStart;
         uint128 deposit;
         Party[] sellers;
         NodeView[] nodes;
@@ -159,11 +205,13 @@ contract DTMC {
     mapping(bytes32 => Trade) private _trades;
     mapping(bytes32 => Party[MAX_SELLERS]) private _sellers;
     mapping(bytes32 => NodeSlot[MAX_NODES]) private _nodes;
-    mapping(bytes32 => Group[MAX_NODES]) private _groups;
+    mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
+    /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
+    mapping(bytes32 => Claims) public claims;
 
     event TradeOpened(
         bytes32 indexed tradeId, address indexed buyer, bytes32 indexed codeHash, uint40 deadline, uint256 deposit,
-        bytes32 inputHash, uint96 nodePrice, uint96 nodeCap, uint96 outputPrice, uint64 outputCap
+        bytes32 inputHash, uint96 nodePrice, uint96 nodeCap, uint96 outputPrice, uint64 outputCap, uint64 gasCap
     );
     event TradeSeller(
         bytes32 indexed tradeId, address indexed seller, uint256 indexed offerId, uint8 index, uint96 fee, bytes32 commitment
@@ -171,18 +219,21 @@ contract DTMC {
     event TradeNode(
         bytes32 indexed tradeId, address indexed payee, address indexed enclave, uint8 index, bytes32 measurement, bytes32 taskId
     );
+    event ResultCommitted(bytes32 indexed tradeId, uint8 indexed node, bytes32 commitment);
     event ResultSubmitted(
-        bytes32 indexed tradeId, uint8 indexed node, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize,
-        uint64 gasUsed, uint8 status
+        bytes32 indexed tradeId, uint8 indexed node, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize, uint8 status
     );
     event TradeSettled(
-        bytes32 indexed tradeId, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize, uint64 gasUsed,
-        uint8 status, uint8 agreeing, uint256 buyerRefund
+        bytes32 indexed tradeId, bytes32 indexed groupKey, bytes32 resultHash, uint64 resultSize, uint8 status,
+        uint8 agreeing, uint256 buyerRefund
     );
     event TradeRefunded(bytes32 indexed tradeId, uint256 amount, uint8 results);
+    /// @notice Data fees held for delivery claims until `until` (refund or "input invalid" settlement).
+    event FeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
+    event DeliveryClaimed(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 node, uint256 fee);
+    event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
     event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
-    event Rated(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 score);
     event AttestationRootChanged(address indexed previous, address indexed root);
     event MeasurementSet(bytes32 indexed measurement, bool accepted);
     event AdminTransferStarted(address indexed admin, address indexed pending);
@@ -199,6 +250,8 @@ contract DTMC {
     error DeadlineNotInFuture(uint256 deadline);
     error DeadlineTooFar(uint256 deadline, uint256 latest);
     error DepositMismatch(uint256 required, uint256 sent);
+    error DepositTooLarge(uint256 deposit, uint256 max);
+    error ZeroGasCap();
     error TradeExists(bytes32 tradeId);
     error DuplicateOffer(uint256 offerId);
     error DuplicateEnclave(address enclave);
@@ -206,7 +259,14 @@ contract DTMC {
     error MeasurementNotAccepted(uint256 node, bytes32 measurement);
     error QuoteNotFromRoot(uint256 node);
     error InvalidSignature(); // not 65 bytes, v not 27/28, high s, or unrecoverable
-    // submitResult
+    // commitResult, submitResult
+    error NotNodePayee(uint256 node); // only the node's payee commits for it (nobody can block a node's commitment)
+    error AlreadyCommitted(uint256 node);
+    error ZeroCommitment();
+    error CommitPhaseClosed(); // every node committed, or COMMIT_WINDOW passed: results may be public now
+    error RevealTooEarly(uint256 opensAt); // opensAt: commitStart + COMMIT_WINDOW (0: nobody committed yet)
+    error NotCommitted(uint256 node);
+    error CommitmentMismatch(uint256 node);
     error UnknownTrade(bytes32 tradeId);
     error AlreadyFinalized(bytes32 tradeId);
     error ResultAfterDeadline(uint256 deadline);
@@ -226,6 +286,12 @@ contract DTMC {
     error UnknownSeller(uint256 index);
     error AlreadyRated(bytes32 tradeId, uint256 index);
     error InvalidScore(uint8 score);
+    // claimDelivery, releaseUnclaimed
+    error NothingHeld(bytes32 tradeId, uint256 index); // no fee held for this seller (paid, claimed, released or not closed)
+    error ClaimWindowClosed(uint256 until);
+    error ClaimWindowOpen(uint256 until);
+    error CommitmentsMismatch(); // the commitments given do not hash to the trade's inputHash
+    error ReceiptNotFromFinalGroup(uint256 node); // after an "input invalid" settlement only the final group's receipts count
 
     modifier onlyAdmin() {
         if (msg.sender != admin) revert NotAdmin();
@@ -289,11 +355,13 @@ contract DTMC {
         if (ns == 0 || ns > MAX_SELLERS) revert BadSellerCount(ns);
         if (nn == 0 || nn > MAX_NODES) revert BadNodeCount(nn);
         if (terms.deadline <= block.timestamp) revert DeadlineNotInFuture(terms.deadline);
+        if (terms.gasCap == 0) revert ZeroGasCap();
         if (terms.deadline > block.timestamp + MAX_TRADE_DURATION) {
             revert DeadlineTooFar(terms.deadline, block.timestamp + MAX_TRADE_DURATION);
         }
         uint256 required = ns * (terms.sellerCap + uint256(terms.outputPrice) * terms.outputCap) + nn * terms.nodeCap;
         if (msg.value != required) revert DepositMismatch(required, msg.value);
+        if (required > MAX_DEPOSIT) revert DepositTooLarge(required, MAX_DEPOSIT);
 
         tradeId = keccak256(abi.encode(msg.sender, terms.salt));
         Trade storage t = _trades[tradeId];
@@ -304,11 +372,12 @@ contract DTMC {
         t.nNodes = uint8(nn);
         t.state = State.Open;
         t.codeHash = terms.codeHash;
-        t.nodePrice = terms.nodePrice;
-        t.nodeCap = terms.nodeCap;
+        uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
+        t.nodeFee = nodeFee > terms.nodeCap ? terms.nodeCap : uint96(nodeFee);
         t.outputCap = terms.outputCap;
         t.outputPrice = terms.outputPrice;
-        t.deposit = uint128(msg.value); // msg.value is far below 2^128
+        t.gasCap = terms.gasCap;
+        t.deposit = uint96(msg.value);
         bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
         t.inputHash = inputHash;
         _addNodes(tradeId, terms.codeHash, nodes);
@@ -318,7 +387,7 @@ contract DTMC {
     function _emitOpened(bytes32 tradeId, Terms calldata terms, bytes32 inputHash) private {
         emit TradeOpened(
             tradeId, msg.sender, terms.codeHash, terms.deadline, msg.value, inputHash, terms.nodePrice, terms.nodeCap,
-            terms.outputPrice, terms.outputCap
+            terms.outputPrice, terms.outputCap, terms.gasCap
         );
     }
 
@@ -334,7 +403,7 @@ contract DTMC {
 
     function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId) private returns (bytes32) {
         (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) =
-            cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice);
+            cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender);
         uint256 fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
         _sellers[tradeId][i] = Party(seller, uint96(fee));
@@ -351,7 +420,7 @@ contract DTMC {
             if (n.payee == address(0) || enclave == address(0)) revert ZeroAddress();
             for (uint256 j; j < i; ++j) if (nodes[j].quote.enclave == enclave) revert DuplicateEnclave(enclave);
             _checkQuote(i, tradeId, codeHash, n.quote, root);
-            slots[i] = NodeSlot(n.payee, enclave);
+            slots[i] = NodeSlot(n.payee, bytes12(0), enclave, bytes12(0));
             emit TradeNode(tradeId, n.payee, enclave, uint8(i), n.quote.measurement, n.quote.taskId);
         }
     }
@@ -367,33 +436,67 @@ contract DTMC {
 
     // ---- step 9: results, consensus, payment ----
 
-    /// @notice Submits node `node`'s signed result. Anyone may relay it: the signature must recover to the
-    /// enclave attested for that node, and the result must be for this trade's task and inputs.
-    /// The submission settles the trade when the outcome was already certain before it (a group held a
-    /// strict majority: this result is counted, then the trade settles) or when it is the last result.
-    function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature) external {
+    /// @notice Node `node` commits to its signed result: commitment = keccak256(abi.encode(resultDigest, node, nonce))
+    /// with a fresh secret nonce. Only the node's payee may commit for it, once, while commitments are open: until
+    /// every node has committed or COMMIT_WINDOW has passed since the first commitment. No result is public before.
+    function commitResult(bytes32 tradeId, uint8 node, bytes32 commitment) external {
+        Trade storage t = _openTrade(tradeId);
+        if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
+        if (node >= t.nNodes) revert UnknownNode(node);
+        NodeSlot storage slot = _nodes[tradeId][node];
+        if (msg.sender != slot.payee) revert NotNodePayee(node);
+        if (_revealOpen(t)) revert CommitPhaseClosed();
+        uint16 bit = uint16(1) << node;
+        if (t.committedMask & bit != 0) revert AlreadyCommitted(node);
+        if (commitment == bytes32(0)) revert ZeroCommitment();
+        // commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md; its first 24 bytes
+        slot.commitHigh = bytes12(commitment);
+        slot.commitLow = bytes12(commitment << 96);
+        if (t.nCommits == 0) t.commitStart = uint40(block.timestamp);
+        t.nCommits += 1;
+        t.committedMask |= bit;
+        emit ResultCommitted(tradeId, node, commitment);
+    }
+
+    /// @notice Reveals node `node`'s signed result with the nonce of its commitment. Anyone may relay it: the signature
+    /// must recover to the enclave attested for that node, the result must be for this trade's task and inputs, and it
+    /// must open the node's commitment. The reveal settles the trade when the outcome was already certain before it (a
+    /// group held a strict majority: this result is counted, then the trade settles) or when it is the last one due.
+    function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce) external {
         Trade storage t = _openTrade(info.tradeId);
-        uint16 bit = _checkResult(t, info, node, signature);
-        Group[MAX_NODES] storage groups = _groups[info.tradeId];
+        if (!_revealOpen(t)) revert RevealTooEarly(t.nCommits == 0 ? 0 : uint256(t.commitStart) + COMMIT_WINDOW);
+        uint16 bit = _checkResult(t, info, node, signature, nonce);
+        GroupSlot[MAX_NODES] storage groups = _groups[info.tradeId];
         // Whether a group already held a strict majority: then this is "the next submission" that settles.
         // Only possible once more than half the results are in, which spares the group read before that.
         bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
         _record(t, groups, info, node, bit);
-        if (certain || t.nResults == t.nNodes) _close(info.tradeId, t, groups[t.leader]);
+        if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader]);
     }
 
-    function _record(Trade storage t, Group[MAX_NODES] storage groups, ResultInfo calldata info, uint8 node, uint16 bit)
+    /// @dev The stored first 24 bytes of node's commitment.
+    function _commitmentOf(NodeSlot storage slot) private view returns (bytes24) {
+        return bytes24(slot.commitHigh) | (bytes24(slot.commitLow) >> 96);
+    }
+
+    /// @dev Reveals are accepted, and commitments refused, once every node committed or COMMIT_WINDOW has passed.
+    function _revealOpen(Trade storage t) private view returns (bool) {
+        uint256 n = t.nCommits;
+        return n == t.nNodes || (n != 0 && block.timestamp >= uint256(t.commitStart) + COMMIT_WINDOW);
+    }
+
+    function _record(Trade storage t, GroupSlot[MAX_NODES] storage groups, ResultInfo calldata info, uint8 node, uint16 bit)
         private
     {
         t.submittedMask |= bit;
         t.nResults += 1;
-        bytes32 key = keccak256(abi.encode(info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status));
-        _joinGroup(t, groups, key, info, bit);
-        emit ResultSubmitted(info.tradeId, node, key, info.resultHash, info.resultSize, info.gasUsed, info.status);
+        bytes32 key = keccak256(abi.encode(info.resultHash, info.resultSize, info.status));
+        _joinGroup(t, groups, info, bit);
+        emit ResultSubmitted(info.tradeId, node, key, info.resultHash, info.resultSize, info.status);
     }
 
-    /// @dev The checks of a submitted result, in the order the custom errors report them; returns the node's bit.
-    function _checkResult(Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature)
+    /// @dev The checks of a revealed result, in the order the custom errors report them; returns the node's bit.
+    function _checkResult(Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce)
         private
         view
         returns (uint16 bit)
@@ -402,28 +505,29 @@ contract DTMC {
         if (node >= t.nNodes) revert UnknownNode(node);
         bit = uint16(1) << node;
         if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
-        address enclave = _nodes[info.tradeId][node].enclave;
+        if (t.committedMask & bit == 0) revert NotCommitted(node);
+        NodeSlot storage slot = _nodes[info.tradeId][node];
+        address enclave = slot.enclave;
         if (info.taskId != keccak256(abi.encode(info.tradeId, t.codeHash, enclave))) revert WrongTask(node);
         // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
         bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
+        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
         if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
         if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
         if (info.resultSize > t.outputCap) revert PayoutAboveCap(info.resultSize, t.outputCap);
     }
 
-    function _joinGroup(Trade storage t, Group[MAX_NODES] storage groups, bytes32 key, ResultInfo calldata info, uint16 bit)
+    function _joinGroup(Trade storage t, GroupSlot[MAX_NODES] storage groups, ResultInfo calldata info, uint16 bit)
         private
     {
         uint256 ng = t.nGroups;
         uint256 g;
-        while (g < ng && groups[g].key != key) ++g;
-        Group storage grp = groups[g];
+        while (g < ng && !_sameResult(groups[g], info)) ++g;
+        GroupSlot storage grp = groups[g];
         if (g == ng) {
-            grp.key = key;
             grp.resultHash = info.resultHash;
             grp.resultSize = info.resultSize;
-            grp.gasUsed = info.gasUsed;
             grp.status = info.status;
             t.nGroups = uint8(ng + 1);
         }
@@ -433,37 +537,49 @@ contract DTMC {
         if (g != t.leader && count > groups[t.leader].count) t.leader = uint8(g);
     }
 
+    function _sameResult(GroupSlot storage grp, ResultInfo calldata info) private view returns (bool) {
+        return grp.resultHash == info.resultHash && grp.resultSize == info.resultSize && grp.status == info.status;
+    }
+
+    function _keyOf(GroupSlot storage grp) private view returns (bytes32) {
+        return keccak256(abi.encode(grp.resultHash, grp.resultSize, grp.status));
+    }
+
     /// @notice Settles a trade as soon as its outcome cannot change, or after its deadline. Anyone may call it.
     /// The outcome is certain when a group holds a strict majority of the trade's nodes (it is final: the
     /// nodes that have not reported are not paid) or when no group can reach one any more, even with every
-    /// missing result (a full refund). After the deadline: the majority if there is one, else a full refund.
+    /// missing result (a full refund); once reveals are open, only the committed nodes can still report.
+    /// After the deadline: the majority if there is one, else a full refund.
     function finalize(bytes32 tradeId) external {
         Trade storage t = _openTrade(tradeId);
-        Group storage win = _groups[tradeId][t.leader];
+        GroupSlot storage win = _groups[tradeId][t.leader];
         uint256 lead = t.nGroups == 0 ? 0 : win.count;
-        uint256 missing = t.nNodes - t.nResults;
+        uint256 missing = (_revealOpen(t) ? t.nCommits : t.nNodes) - t.nResults;
         bool certain = lead * 2 > t.nNodes || (lead + missing) * 2 <= t.nNodes;
         if (!certain && block.timestamp <= t.deadline) revert FinalizeTooEarly(t.deadline);
         _close(tradeId, t, win);
     }
 
     /// @dev Settles on `win` when it holds a strict majority of the trade's nodes, else refunds the buyer.
-    function _close(bytes32 tradeId, Trade storage t, Group storage win) private {
+    function _close(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
         if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win);
         else _refund(tradeId, t);
     }
 
-    function _settle(bytes32 tradeId, Trade storage t, Group storage win) private {
+    function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
         t.state = State.Settled;
         uint256 paid = _paySellers(tradeId, t, win) + _payNodes(tradeId, t, win);
         uint256 refund = t.deposit - paid; // cannot underflow: every payout is within its cap
         _credit(t.buyer, tradeId, refund);
-        emit TradeSettled(tradeId, win.key, win.resultHash, win.resultSize, win.gasUsed, win.status, win.count, refund);
+        emit TradeSettled(tradeId, _keyOf(win), win.resultHash, win.resultSize, win.status, win.count, refund);
     }
 
     /// @dev Each seller: its data fee plus the whole output fee, outputPrice * resultSize. The output fee is
     /// per seller, never a share: a buyer adding offers of its own cannot dilute what a real seller earns.
-    function _paySellers(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
+    /// On "input invalid" the data fees are held instead: a seller is paid only with a receipt from a node of
+    /// the final group, which a seller whose signed data broke cannot have (`claimDelivery`).
+    function _paySellers(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
+        if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, t);
         uint256 outputFee = win.status == 0 ? uint256(t.outputPrice) * win.resultSize : 0;
         uint256 ns = t.nSellers;
         Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
@@ -474,10 +590,10 @@ contract DTMC {
         }
     }
 
-    /// @dev Each node of the final group: min(nodePrice * gasUsed, nodeCap); the others nothing.
-    function _payNodes(bytes32 tradeId, Trade storage t, Group storage win) private returns (uint256 paid) {
-        uint256 nodeFee = uint256(t.nodePrice) * win.gasUsed;
-        if (nodeFee > t.nodeCap) nodeFee = t.nodeCap;
+    /// @dev Each node of the final group: min(nodePrice * gasCap, nodeCap), whatever gas the run used (that would
+    /// be a public, data-dependent channel); the others nothing.
+    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
+        uint256 nodeFee = t.nodeFee;
         uint256 members = win.members;
         NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
         for (uint256 i; i < t.nNodes; ++i) {
@@ -487,10 +603,73 @@ contract DTMC {
         }
     }
 
+    /// @dev A refund returns everything except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
+    /// whose data an attested enclave verified holds a receipt for it and is paid whatever became of the trade.
     function _refund(bytes32 tradeId, Trade storage t) private {
         t.state = State.Refunded;
-        _credit(t.buyer, tradeId, t.deposit);
-        emit TradeRefunded(tradeId, t.deposit, t.nResults);
+        uint256 refund = t.deposit - _holdFees(tradeId, t);
+        _credit(t.buyer, tradeId, refund);
+        emit TradeRefunded(tradeId, refund, t.nResults);
+    }
+
+    /// @dev Holds every seller's data fee for claims until now + CLAIM_WINDOW; returns the sum held.
+    function _holdFees(bytes32 tradeId, Trade storage t) private returns (uint256 held) {
+        uint256 ns = t.nSellers;
+        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
+        for (uint256 i; i < ns; ++i) held += sellers[i].fee;
+        uint40 until = uint40(block.timestamp + CLAIM_WINDOW);
+        claims[tradeId] = Claims(until, uint8((1 << ns) - 1));
+        emit FeesHeld(tradeId, held, until);
+    }
+
+    // ---- delivery claims (issue 10, properties 1 and 6) ----
+
+    /// @notice Pays seller `index` its held data fee on a delivery receipt signed by node `node`'s attested enclave
+    /// (the task key DTMC holds for that node). Anyone may relay it; the fee goes to the seller's account.
+    /// `commitments` are the trade's sellers' commitments in order (they must hash to its inputHash): the receipt
+    /// is over this seller's. After an "input invalid" settlement the receipt must come from the final group.
+    function claimDelivery(bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, bytes calldata signature)
+        external
+    {
+        Trade storage t = _trade(tradeId);
+        Claims storage c = claims[tradeId];
+        if (index >= t.nSellers || c.held & (uint8(1) << index) == 0) revert NothingHeld(tradeId, index);
+        if (block.timestamp > c.until) revert ClaimWindowClosed(c.until);
+        if (node >= t.nNodes) revert UnknownNode(node);
+        if (t.state == State.Settled && _groups[tradeId][t.leader].members & (uint16(1) << node) == 0) {
+            revert ReceiptNotFromFinalGroup(node);
+        }
+        if (keccak256(abi.encode(commitments)) != t.inputHash) revert CommitmentsMismatch();
+        Party storage seller = _sellers[tradeId][index];
+        _checkReceipt(tradeId, t.codeHash, index, node, commitments[index], seller.account, signature);
+        c.held &= ~(uint8(1) << index);
+        emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
+        _credit(seller.account, tradeId, seller.fee);
+    }
+
+    /// @dev The receipt must recover to node `node`'s attested enclave: receiptDigest of docs/protocol.md.
+    function _checkReceipt(
+        bytes32 tradeId, bytes32 codeHash, uint8 index, uint8 node, bytes32 commitment, address seller, bytes calldata signature
+    ) private view {
+        address enclave = _nodes[tradeId][node].enclave;
+        bytes32 taskId = keccak256(abi.encode(tradeId, codeHash, enclave));
+        bytes32 digest =
+            keccak256(abi.encode(RECEIPT_TAG, block.chainid, address(this), tradeId, taskId, index, commitment, seller));
+        if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
+    }
+
+    /// @notice After the claim window, the data fees nobody claimed go to the buyer. Anyone may call it.
+    function releaseUnclaimed(bytes32 tradeId) external {
+        Trade storage t = _trade(tradeId);
+        Claims storage c = claims[tradeId];
+        if (c.held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
+        if (block.timestamp <= c.until) revert ClaimWindowOpen(c.until);
+        uint256 amount;
+        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
+        for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += sellers[i].fee;
+        c.held = 0;
+        emit UnclaimedReleased(tradeId, amount);
+        _credit(t.buyer, tradeId, amount);
     }
 
     function _credit(address account, bytes32 tradeId, uint256 amount) private {
@@ -523,8 +702,7 @@ contract DTMC {
         if (score == 0 || score > 5) revert InvalidScore(score);
         t.ratedMask |= bit;
         address seller = _sellers[tradeId][index].account;
-        Group storage win = _groups[tradeId][t.leader];
-        emit Rated(tradeId, seller, index, score);
+        GroupSlot storage win = _groups[tradeId][t.leader];
         cisc.recordFeedback(seller, tradeId, score, win.resultHash, win.resultSize, win.status, comment);
     }
 
@@ -542,21 +720,27 @@ contract DTMC {
         v.leader = t.leader;
         v.codeHash = t.codeHash;
         v.inputHash = t.inputHash;
-        v.nodePrice = t.nodePrice;
-        v.nodeCap = t.nodeCap;
+        v.nodeFee = t.nodeFee;
         v.outputPrice = t.outputPrice;
         v.outputCap = t.outputCap;
+        v.gasCap = t.gasCap;
+        v.nCommits = t.nCommits;
+        v.commitStart = t.commitStart;
         v.deposit = t.deposit;
         v.sellers = new Party[](t.nSellers);
         for (uint256 i; i < v.sellers.length; ++i) v.sellers[i] = _sellers[tradeId][i];
         v.groups = new Group[](t.nGroups);
-        for (uint256 g; g < v.groups.length; ++g) v.groups[g] = _groups[tradeId][g];
+        for (uint256 g; g < v.groups.length; ++g) {
+            GroupSlot storage grp = _groups[tradeId][g];
+            v.groups[g] = Group(_keyOf(grp), grp.resultHash, grp.resultSize, grp.status, grp.count, grp.members);
+        }
         v.nodes = new NodeView[](t.nNodes);
         for (uint256 i; i < v.nodes.length; ++i) {
             NodeSlot storage s = _nodes[tradeId][i];
             NodeView memory n = v.nodes[i];
             n.payee = s.payee;
             n.enclave = s.enclave;
+            n.committed = t.committedMask & (1 << i) != 0;
             n.submitted = t.submittedMask & (1 << i) != 0;
             for (uint256 g; g < v.groups.length; ++g) if (v.groups[g].members & (1 << i) != 0) n.group = uint8(g);
         }

@@ -9,7 +9,7 @@
 // ChainRevertError with the contract's custom error name in `.errorName` and its arguments in `.args`.
 // Sends from one client are serialised through one queue with a local nonce counter, re-read from the
 // chain after any failed send, so concurrent calls never collide on nonces.
-import { SdteError } from '../config/index.ts'
+import { SdteError, noMetrics, type Counter, type MetricsRegistry, type TradeRole } from '../config/index.ts'
 import {
   Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
   type TransactionReceipt, type TransactionRequest, type TransactionResponse
@@ -45,7 +45,7 @@ export async function waitForReceipt (provider: Provider, hash: string, timeoutM
   for (;;) {
     const receipt = await provider.getTransactionReceipt(hash)
     if (receipt !== null) return receipt
-    if (Date.now() > until) throw new Error(`no receipt for ${hash} within ${timeoutMs} ms`)
+    if (Date.now() > until) throw new ReceiptTimeoutError(`no receipt for ${hash} within ${timeoutMs} ms`)
     await new Promise(resolve => setTimeout(resolve, pollMs))
   }
 }
@@ -83,6 +83,28 @@ export class ChainConfigError extends SdteError {
   override code = 'ERR_CHAIN_CONFIG'
 }
 
+/** The chain's JSON-RPC endpoint did not answer (refused, reset, timed out, or an HTTP error). */
+export class ChainUnavailableError extends SdteError {
+  override code = 'ERR_CHAIN_UNAVAILABLE'
+}
+
+/** A transaction's receipt did not appear within the time allowed. */
+export class ReceiptTimeoutError extends SdteError {
+  override code = 'ERR_RECEIPT_TIMEOUT'
+}
+
+/** A write on a client built without a signer (a read-only ChainClient). */
+export class NoSignerError extends SdteError {
+  override code = 'ERR_NO_SIGNER'
+}
+
+/** Connection-level failures (ethers' codes, or Node's system errors) become ChainUnavailableError. */
+function unavailable (err: unknown, what: string): unknown {
+  const connection = isError(err, 'NETWORK_ERROR') || isError(err, 'SERVER_ERROR') || isError(err, 'TIMEOUT') ||
+    (err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string')
+  return connection ? new ChainUnavailableError(`${what}: cannot reach the chain: ${(err as Error).message}`, { cause: err }) : err
+}
+
 function plain (v: unknown): unknown {
   if (v !== null && typeof v === 'object' && typeof (v as any).toArray === 'function') return (v as any).toArray().map(plain)
   return v
@@ -111,7 +133,7 @@ function makeCallException (): Error {
 }
 
 function toRevertError (err: unknown, contract: string, method: string, txHash?: string): Error {
-  if (!isError(err, 'CALL_EXCEPTION')) return err as Error
+  if (!isError(err, 'CALL_EXCEPTION')) return unavailable(err, `${contract}.${method}`) as Error
   const data = revertData(err)
   const decoded = decodeRevert(data)
   if (decoded !== undefined) return new ChainRevertError(contract, method, decoded.errorName, decoded.args, data, txHash)
@@ -163,6 +185,24 @@ interface SendContext {
   signer?: Signer
   queue?: TxQueue
   receiptTimeoutMs: number
+  metrics: ChainMetrics
+}
+
+/** What the client counts (docs/guide.md, "Metrics"): transactions by outcome, the gas they used, errors. */
+interface ChainMetrics {
+  /** outcome: mined, reverted (mined, failed), rejected (refused before it was sent: a revert in estimation, a node error). */
+  transactions: Counter
+  gasUsed: Counter
+  /** Failed calls and sends, by the error's name. */
+  errors: Counter
+}
+
+function chainMetrics (registry: MetricsRegistry): ChainMetrics {
+  return {
+    transactions: registry.counter('sdte_chain_transactions_total', 'Transactions sent, by contract, method and outcome (mined, reverted, rejected)', ['contract', 'method', 'outcome']),
+    gasUsed: registry.counter('sdte_chain_gas_used_total', 'Gas used by mined transactions (reverted ones too), by contract and method', ['contract', 'method']),
+    errors: registry.counter('sdte_chain_errors_total', 'Failed chain calls and transactions, by contract, method and error name', ['contract', 'method', 'error'])
+  }
 }
 
 /** Common base: one contract, its calls and its sends. */
@@ -186,14 +226,23 @@ class Bound {
     try {
       return await this.contract.getFunction(method).staticCall(...args) as T
     } catch (err) {
-      throw toRevertError(err, this.name, method)
+      throw this.counted(method, toRevertError(err, this.name, method))
     }
+  }
+
+  private counted (method: string, err: Error): Error {
+    // A revert by its custom error (NothingToWithdraw); ethers' own errors are all named Error, their
+    // code (NETWORK_ERROR, TIMEOUT, ...) tells them apart.
+    const code = (err as { code?: unknown }).code
+    const error = err instanceof ChainRevertError ? err.errorName : err.name === 'Error' && typeof code === 'string' ? code : err.name
+    this.ctx.metrics.errors.inc({ contract: this.name, method, error })
+    return err
   }
 
   /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. */
   protected async send (method: string, args: unknown[], value?: bigint): Promise<TransactionReceipt> {
     const { signer, queue } = this.ctx
-    if (signer === undefined || queue === undefined) throw new Error(`${this.name}.${method}: this client has no signer`)
+    if (signer === undefined || queue === undefined) throw new NoSignerError(`${this.name}.${method}: this client has no signer`)
     const tx: TransactionRequest = {
       to: this.address,
       data: this.iface.encodeFunctionData(method, args),
@@ -203,16 +252,24 @@ class Bound {
     try {
       response = await queue.broadcast(tx) // gas estimation inside catches most reverts before sending
     } catch (err) {
-      throw toRevertError(err, this.name, method)
+      this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: 'rejected' })
+      throw this.counted(method, toRevertError(err, this.name, method))
     }
-    const receipt = await waitForReceipt(this.ctx.provider, response.hash, this.ctx.receiptTimeoutMs, this.ctx.provider.pollingInterval)
+    let receipt: TransactionReceipt
+    try {
+      receipt = await waitForReceipt(this.ctx.provider, response.hash, this.ctx.receiptTimeoutMs, this.ctx.provider.pollingInterval)
+    } catch (err) {
+      throw this.counted(method, err as Error)
+    }
+    this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: receipt.status === 1 ? 'mined' : 'reverted' })
+    this.ctx.metrics.gasUsed.inc({ contract: this.name, method }, Number(receipt.gasUsed))
     if (receipt.status !== 1) {
       // Mined but reverted: replay it on the state before its block to learn why (exact when it was the
       // block's only transaction of this account; otherwise also try the state after the block).
       const replay = async (blockTag: number): Promise<unknown> =>
         await this.ctx.provider.call({ ...tx, from: response.from, blockTag }).then(() => undefined, (e: unknown) => e)
       const why = (await replay(receipt.blockNumber - 1)) ?? (await replay(receipt.blockNumber))
-      throw toRevertError(why ?? makeCallException(), this.name, method, response.hash)
+      throw this.counted(method, toRevertError(why ?? makeCallException(), this.name, method, response.hash))
     }
     return receipt
   }
@@ -243,13 +300,22 @@ export interface NodeRecord {
   registeredAt: number
 }
 
+/** A dataset's terms in CISC. Deny by default: no code runs unless listed here or `anyCode` is chosen. */
 export interface DatasetPolicy {
-  /** Code hashes allowed to run on the data; empty: any. */
+  /** Code hashes allowed to run on the data (at most 16); must be empty with `anyCode`. */
   allowedCodeHashes: string[]
+  /** The seller's explicit choice: any code may run on the data. */
+  anyCode: boolean
   /** Largest output (bytes) a trade on the offer may set. */
   outputCap: bigint
   /** Least wei per output byte a trade on the offer pays this seller (DTMC refuses a trade below it). */
   minOutputPrice: bigint
+  /** The buyers that may open a trade on the offer (at most 16); absent or empty: any buyer. */
+  allowedBuyers?: string[]
+  /** The most trades the offer joins; absent or 0: no maximum. */
+  maxTrades?: number
+  /** Unix seconds from which no trade opens on the offer; absent or 0: never. */
+  expiresAt?: number
 }
 
 export interface OfferRecord {
@@ -262,6 +328,15 @@ export interface OfferRecord {
   outputCap: bigint
   minOutputPrice: bigint
   active: boolean
+  anyCode: boolean
+  /** How many buyers the offer names; 0: open to any buyer. */
+  buyerCount: number
+  /** 0: no maximum. */
+  maxTrades: number
+  /** Trades opened on the offer, counted when maxTrades is set. */
+  trades: number
+  /** 0: never. */
+  expiresAt: number
   /** Filled from the DatasetListed event by `offersByTag`; the contract keeps only a lookup. */
   allowedCodeHashes?: string[]
 }
@@ -273,7 +348,11 @@ export interface Feedback {
   score: number
   status: number
   ratedAt: number
+  comment: string
 }
+
+/** Most ratings `CiscClient.feedback` returns at once. */
+export const MAX_FEEDBACK_PAGE = 100
 
 export class CiscClient extends Bound {
   constructor (address: string, ctx: SendContext) { super('CISC', address, ctx) }
@@ -288,7 +367,9 @@ export class CiscClient extends Bound {
 
   /** Lists a dataset; returns the new offer id. */
   async listDataset (p: { tag: string, size: bigint, unitPrice: bigint, commitment: string, policy: DatasetPolicy }): Promise<{ offerId: bigint, receipt: TransactionReceipt }> {
-    const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [p.policy.allowedCodeHashes, p.policy.outputCap, p.policy.minOutputPrice]])
+    const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [
+      p.policy.allowedCodeHashes, p.policy.anyCode, p.policy.outputCap, p.policy.minOutputPrice, p.policy.allowedBuyers ?? [], p.policy.maxTrades ?? 0, p.policy.expiresAt ?? 0
+    ]])
     const [event] = this.eventsIn(receipt, 'DatasetListed')
     return { offerId: event.args.offerId as bigint, receipt }
   }
@@ -313,7 +394,9 @@ export class CiscClient extends Bound {
 
   async offer (offerId: bigint): Promise<OfferRecord> {
     const o = await this.call('offer', offerId)
-    return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, minOutputPrice: o.minOutputPrice, active: o.active }
+    return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, minOutputPrice: o.minOutputPrice, active: o.active,
+      anyCode: o.anyCode, buyerCount: Number(o.buyerCount), maxTrades: Number(o.maxTrades), trades: Number(o.trades), expiresAt: Number(o.expiresAt)
+    }
   }
 
   async offerCount (): Promise<bigint> {
@@ -322,6 +405,10 @@ export class CiscClient extends Bound {
 
   async isCodeAllowed (offerId: bigint, codeHash: string): Promise<boolean> {
     return await this.call('isCodeAllowed', offerId, codeHash)
+  }
+
+  async isBuyerAllowed (offerId: bigint, buyer: string): Promise<boolean> {
+    return await this.call('isBuyerAllowed', offerId, buyer)
   }
 
   /** Offers ever listed under `tag` (active or not), with their allowed code hashes, oldest first. */
@@ -337,16 +424,28 @@ export class CiscClient extends Bound {
     return out
   }
 
-  async feedbackCount (seller: string): Promise<number> {
-    return Number(await this.call('feedbackCount', seller))
+  /** Every rating of `seller`, oldest first, from the FeedbackRecorded log (CISC keeps only the count and sum). */
+  private async feedbackLogs (seller: string, fromBlock: number): Promise<Log[]> {
+    return await this.contract.queryFilter(this.contract.filters.FeedbackRecorded(seller), fromBlock) as Log[]
   }
 
-  /** A page of a seller's feedback (at most 100), oldest first. */
-  async feedback (seller: string, offset = 0, limit = 100): Promise<Feedback[]> {
-    const page = await this.call('feedbackOf', seller, offset, limit)
-    return (page as any[]).map(f => ({
-      tradeId: f.tradeId, resultHash: f.resultHash, resultSize: f.resultSize, score: Number(f.score), status: Number(f.status), ratedAt: Number(f.ratedAt)
-    }))
+  async feedbackCount (seller: string, fromBlock = 0): Promise<number> {
+    return (await this.feedbackLogs(seller, fromBlock)).length
+  }
+
+  /** A page of a seller's feedback (at most MAX_FEEDBACK_PAGE), oldest first; ratedAt is its block's timestamp. */
+  async feedback (seller: string, offset = 0, limit = MAX_FEEDBACK_PAGE, fromBlock = 0): Promise<Feedback[]> {
+    const logs = (await this.feedbackLogs(seller, fromBlock)).slice(offset, offset + Math.min(limit, MAX_FEEDBACK_PAGE))
+    const out: Feedback[] = []
+    for (const log of logs) {
+      const e = this.iface.parseLog(log)!
+      const block = await this.ctx.provider.getBlock(log.blockNumber)
+      out.push({
+        tradeId: e.args.tradeId, resultHash: e.args.resultHash, resultSize: e.args.resultSize, score: Number(e.args.score),
+        status: Number(e.args.status), ratedAt: block?.timestamp ?? 0, comment: e.args.comment
+      })
+    }
+    return out
   }
 }
 
@@ -388,6 +487,10 @@ export const MAX_SELLERS = 8
 export const MAX_NODES = 9
 /** DTMC.MAX_TRADE_DURATION: the latest deadline a trade may set, in seconds after the block that opens it. */
 export const MAX_TRADE_DURATION = 7 * 24 * 3600
+/** DTMC.CLAIM_WINDOW: how long after a refund (or an "input invalid" settlement) sellers may claim their data fee with a receipt. */
+export const CLAIM_WINDOW = 3 * 24 * 3600
+/** DTMC.COMMIT_WINDOW: seconds after a trade's first result commitment before reveals open without every node's. */
+export const COMMIT_WINDOW = 10 * 60
 
 export interface TradeTerms {
   salt: string
@@ -401,6 +504,8 @@ export interface TradeTerms {
   nodeCap: bigint
   outputPrice: bigint
   outputCap: bigint
+  /** The enclave gas every node runs the analysis with, exactly (the code envelope holds the same); a node is paid min(nodePrice × gasCap, nodeCap). */
+  gasCap: bigint
 }
 
 export interface OpenTradeParams extends TradeTerms {
@@ -422,7 +527,6 @@ export interface ResultGroup {
   key: string
   resultHash: string
   resultSize: bigint
-  gasUsed: bigint
   status: number
   count: number
   /** indices of the nodes that reported this result */
@@ -437,25 +541,51 @@ export interface TradeView {
   nResults: number
   codeHash: string
   inputHash: string
+  /** From the trade's TradeOpened event (DTMC stores only nodeFee). */
   nodePrice: bigint
   nodeCap: bigint
+  /** What each node of the final group is paid: min(nodePrice × gasCap, nodeCap). */
+  nodeFee: bigint
   outputPrice: bigint
   outputCap: bigint
+  gasCap: bigint
+  /** Result commitments so far, and when the first came (unix seconds; 0 before). */
+  nCommits: number
+  commitStart: number
   deposit: bigint
   sellers: Array<{ account: string, fee: bigint, rated: boolean }>
-  nodes: Array<{ payee: string, enclave: string, submitted: boolean, group: number | null }>
+  nodes: Array<{ payee: string, enclave: string, committed: boolean, submitted: boolean, group: number | null }>
   groups: ResultGroup[]
   /** The final result when settled. */
   final: ResultGroup | null
 }
 
+/** Most trades whose node terms (read once from their TradeOpened event) a DtmcClient keeps; the oldest goes first. */
+export const NODE_TERMS_CACHE_SIZE = 1024
+
 export class DtmcClient extends Bound {
+  /** tradeId → the node terms DTMC keeps only in the TradeOpened event (they never change). */
+  private readonly nodeTerms = new Map<string, { nodePrice: bigint, nodeCap: bigint }>()
+
   constructor (address: string, ctx: SendContext) { super('DTMC', address, ctx) }
+
+  /** A trade's nodePrice and nodeCap from its TradeOpened event (indexed by tradeId). */
+  private async nodeTermsOf (tradeId: string): Promise<{ nodePrice: bigint, nodeCap: bigint }> {
+    const cached = this.nodeTerms.get(tradeId)
+    if (cached !== undefined) return cached
+    const [log] = await this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), 0)
+    if (log === undefined) throw new ChainUnavailableError(`DTMC: no TradeOpened event for trade ${tradeId} (a node without logs?)`)
+    const e = this.iface.parseLog(log)!
+    const terms = { nodePrice: e.args.nodePrice as bigint, nodeCap: e.args.nodeCap as bigint }
+    if (this.nodeTerms.size >= NODE_TERMS_CACHE_SIZE) this.nodeTerms.delete(this.nodeTerms.keys().next().value!)
+    this.nodeTerms.set(tradeId, terms)
+    return terms
+  }
 
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
   async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
     const deposit = p.deposit ?? depositOf({ ...p, sellers: p.offerIds.length, nodes: p.nodes.length })
-    const terms = [p.salt, p.tagHash, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap]
+    const terms = [p.salt, p.tagHash, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap, p.gasCap]
     const nodes = p.nodes.map(n => [n.payee, [n.quote.measurement, n.quote.enclaveAddress, n.quote.taskId, n.quote.nonce, n.quote.signature]])
     const receipt = await this.send('openTrade', [terms, p.offerIds, nodes], deposit)
     const [opened] = this.eventsIn(receipt, 'TradeOpened')
@@ -467,16 +597,40 @@ export class DtmcClient extends Bound {
     return tradeIdOf(buyer, salt)
   }
 
-  /** Submits node `nodeIndex`'s ResultInfo with its enclave's signature (anyone may relay it). */
-  async submitResult (info: ResultInfo, nodeIndex: number, signature: string): Promise<TransactionReceipt> {
-    const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
-    return await this.send('submitResult', [tuple, nodeIndex, signature])
+  /** Node `nodeIndex` commits to its result: resultCommitmentOf(resultDigest, nodeIndex, nonce). Only its payee may. */
+  async commitResult (tradeId: string, nodeIndex: number, commitment: string): Promise<TransactionReceipt> {
+    return await this.send('commitResult', [tradeId, nodeIndex, commitment])
+  }
+
+  /** Reveals node `nodeIndex`'s ResultInfo with its enclave's signature and its commitment's nonce (anyone may relay it). */
+  async submitResult (info: ResultInfo, nodeIndex: number, signature: string, nonce: string): Promise<TransactionReceipt> {
+    const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
+    return await this.send('submitResult', [tuple, nodeIndex, signature, nonce])
   }
 
   /** Settles (strict majority) or refunds a trade whose outcome is certain or whose deadline has passed. */
   async finalize (tradeId: string): Promise<{ outcome: 'settled' | 'refunded', receipt: TransactionReceipt }> {
     const receipt = await this.send('finalize', [tradeId])
     return { outcome: this.eventsIn(receipt, 'TradeSettled').length > 0 ? 'settled' : 'refunded', receipt }
+  }
+
+  /**
+   * Claims seller `sellerIndex`'s held data fee with node `nodeIndex`'s delivery receipt (receiptDigestOf, signed by
+   * that node's enclave). `commitments` are all the trade's sellers' commitments in trade order. Anyone may relay it.
+   */
+  async claimDelivery (tradeId: string, sellerIndex: number, nodeIndex: number, commitments: string[], receipt: string): Promise<TransactionReceipt> {
+    return await this.send('claimDelivery', [tradeId, sellerIndex, nodeIndex, commitments, receipt])
+  }
+
+  /** After the claim window: the data fees nobody claimed go to the buyer. */
+  async releaseUnclaimed (tradeId: string): Promise<TransactionReceipt> {
+    return await this.send('releaseUnclaimed', [tradeId])
+  }
+
+  /** The claim window of a refunded (or "input invalid") trade and the sellers whose data fee is still held. */
+  async claimsOf (tradeId: string): Promise<{ until: number, held: number[] }> {
+    const c = await this.call('claims', tradeId)
+    return { until: Number(c.until), held: bits(Number(c.held)) }
   }
 
   /** Withdraws everything credited to this client's account. */
@@ -509,13 +663,13 @@ export class DtmcClient extends Bound {
       key: g.key,
       resultHash: g.resultHash,
       resultSize: g.resultSize,
-      gasUsed: g.gasUsed,
       status: Number(g.status),
       count: Number(g.count),
       members: bits(Number(g.members))
     }))
     const state = STATE_NAMES[Number(v.state)]
     const ratedMask = Number(v.ratedMask)
+    const { nodePrice, nodeCap } = await this.nodeTermsOf(tradeId.toLowerCase())
     return {
       tradeId: tradeId.toLowerCase(),
       buyer: v.buyer,
@@ -524,20 +678,24 @@ export class DtmcClient extends Bound {
       nResults: Number(v.nResults),
       codeHash: v.codeHash,
       inputHash: v.inputHash,
-      nodePrice: v.nodePrice,
-      nodeCap: v.nodeCap,
+      nodePrice,
+      nodeCap,
+      nodeFee: v.nodeFee,
       outputPrice: v.outputPrice,
       outputCap: v.outputCap,
+      gasCap: v.gasCap,
+      nCommits: Number(v.nCommits),
+      commitStart: Number(v.commitStart),
       deposit: v.deposit,
       sellers: (v.sellers as any[]).map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
-      nodes: (v.nodes as any[]).map(n => ({ payee: n.payee, enclave: n.enclave, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
+      nodes: (v.nodes as any[]).map(n => ({ payee: n.payee, enclave: n.enclave, committed: n.committed, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
       groups,
       final: state === 'settled' ? groups[Number(v.leader)] : null
     }
   }
 
   /** Ids of trades in which `account` is the buyer, a seller or a node's payee, oldest first. */
-  async tradesOf (account: string, role: 'buyer' | 'seller' | 'node', fromBlock = 0): Promise<string[]> {
+  async tradesOf (account: string, role: TradeRole, fromBlock = 0): Promise<string[]> {
     const f = this.contract.filters
     const filter = role === 'buyer' ? f.TradeOpened(null, account) : role === 'seller' ? f.TradeSeller(null, account) : f.TradeNode(null, account)
     const logs = await this.contract.queryFilter(filter, fromBlock)
@@ -602,6 +760,8 @@ export interface ChainClientOptions {
   receiptTimeoutMs?: number
   /** Skip the chain id and contract code checks (default false). */
   skipChecks?: boolean
+  /** Where the client counts its transactions, gas and errors (handed in, like a logger). Default: noMetrics. */
+  metrics?: MetricsRegistry
 }
 
 export class ChainClient {
@@ -620,7 +780,8 @@ export class ChainClient {
       provider,
       signer,
       queue: signer !== undefined ? new TxQueue(signer) : undefined,
-      receiptTimeoutMs: opts.receiptTimeoutMs ?? 120_000
+      receiptTimeoutMs: opts.receiptTimeoutMs ?? 120_000,
+      metrics: chainMetrics(opts.metrics ?? noMetrics)
     }
     this.cisc = new CiscClient(opts.network.contracts.CISC, ctx)
     this.bdbc = new BdbcClient(opts.network.contracts.BDBC, ctx)
@@ -655,13 +816,18 @@ export class ChainClient {
 
   /** This client's account. */
   async address (): Promise<string> {
-    if (this.signer === undefined) throw new Error('this client has no signer')
+    if (this.signer === undefined) throw new NoSignerError('this client has no signer')
     return getAddress(await this.signer.getAddress())
   }
 
   /** Ether balance (wei) of `address`, default this client's account. */
   async balance (address?: string): Promise<bigint> {
-    return await this.provider.getBalance(address ?? await this.address())
+    const who = address ?? await this.address()
+    try {
+      return await this.provider.getBalance(who)
+    } catch (err) {
+      throw unavailable(err, 'balance')
+    }
   }
 
   async blockNumber (): Promise<number> {

@@ -5,18 +5,18 @@
 //
 // MEASURED: the enclave worker imports this file, so its bytes are part of the enclave measurement
 // (enclave/measurement.ts ENCLAVE_CODE_FILES: enclave/{worker,messages,crypto,evm,precompiles,
-// constants,errors,measurement}.ts, config/errors.ts and this file; test/enclave/measurement.test.ts checks that list
+// constants,errors,measurement}.ts, config/errors.ts and this file; test/unit/enclave/measurement.test.ts checks that list
 // against the worker's import graph). Editing it changes the measurement every verifier accepts, so
 // only what the enclave or the chain client needs lives here; off-chain mirrors of DTMC's checks that
-// only tests use are in test/contracts/dtmc-checks.ts.
-import { AbiCoder, SigningKey, Signature, getAddress, keccak256, toUtf8Bytes, recoverAddress } from 'ethers'
+// only tests use are in test/helpers/dtmc-checks.ts.
+import { AbiCoder, SigningKey, Signature, concat, getAddress, getBytes, keccak256, toUtf8Bytes, recoverAddress } from 'ethers'
 
 const abi = AbiCoder.defaultAbiCoder()
 
 /** keccak256("SDTE.Quote.v2"): domain tag of the attestation root's quote signature. */
 export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v2'))
-/** keccak256("SDTE.ResultInfo.v2"): domain tag of the enclave's result signature. */
-export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v2'))
+/** keccak256("SDTE.ResultInfo.v3"): domain tag of the enclave's result signature. */
+export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v3'))
 
 /** keccak256("SDTE.CodeDelivery.v2"): domain tag of the buyer's authorization of its code envelope. */
 export const CODE_TAG: string = keccak256(toUtf8Bytes('SDTE.CodeDelivery.v2'))
@@ -64,9 +64,9 @@ export interface ResultInfo {
   tradeId: string
   taskId: string
   inputHash: string
+  /** resultHashOf(resultSalt, output): salted by the buyer, so the public hash of a small output is not guessable. */
   resultHash: string
   resultSize: bigint
-  gasUsed: bigint
   status: number
 }
 
@@ -79,7 +79,7 @@ export interface Quote {
   signature: string
 }
 
-/** The largest values the on-chain ResultInfo fields hold (uint64, uint64, uint8). */
+/** The largest values the on-chain ResultInfo fields hold (uint64, uint8). */
 export const MAX_UINT64 = (1n << 64n) - 1n
 
 function lower (hex: string): string { return hex.toLowerCase() }
@@ -110,21 +110,40 @@ export function quoteDigestOf (domain: NetworkDomain, measurement: string, repor
 
 function checkResultInfo (info: ResultInfo): void {
   if (info.resultSize < 0n || info.resultSize > MAX_UINT64) throw new RangeError('resultSize out of uint64 range')
-  if (info.gasUsed < 0n || info.gasUsed > MAX_UINT64) throw new RangeError('gasUsed out of uint64 range')
   if (!Number.isInteger(info.status) || info.status < 0 || info.status > 255) throw new RangeError('status out of uint8 range')
 }
 
 /**
  * resultDigest = keccak256(abi.encode(RESULT_TAG, uint256 chainId, address dtmc, tradeId, taskId, inputHash, resultHash,
- * uint64 resultSize, uint64 gasUsed, uint8 status)).
+ * uint64 resultSize, uint8 status)). The gas the run used is not in it: it goes to the buyer only, encrypted.
  */
 export function resultDigestOf (domain: NetworkDomain, info: ResultInfo): string {
   checkResultInfo(info)
   const [types, values] = domainWords(domain)
   return lower(keccak256(abi.encode(
-    ['bytes32', ...types, 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
-    [RESULT_TAG, ...values, info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
+    ['bytes32', ...types, 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'uint64', 'uint8'],
+    [RESULT_TAG, ...values, info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
   )))
+}
+
+/**
+ * A node's commitment to its result (DTMC.commitResult): keccak256(abi.encode(bytes32 resultDigest, uint8 node,
+ * bytes32 nonce)), the nonce a fresh random secret of the node's, shown only in the reveal.
+ */
+export function resultCommitmentOf (resultDigest: string, node: number, nonce: string): string {
+  if (!Number.isInteger(node) || node < 0 || node > 255) throw new RangeError('node out of uint8 range')
+  return lower(keccak256(abi.encode(['bytes32', 'uint8', 'bytes32'], [resultDigest, node, nonce])))
+}
+
+/**
+ * resultHash = keccak256(resultSalt ‖ output): the resultSalt is the buyer's secret for the trade, sent to every
+ * enclave inside the code envelope, so identical outputs hash alike on every node while nobody outside the
+ * trade can test a guess of the output against the public hash.
+ */
+export function resultHashOf (resultSalt: string | Uint8Array, output: Uint8Array): string {
+  const salt = getBytes(resultSalt)
+  if (salt.length !== 32) throw new RangeError('resultSalt must be 32 bytes')
+  return lower(keccak256(concat([salt, output])))
 }
 
 
@@ -170,4 +189,56 @@ export const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a450
 export function quoteSignerOf (quote: Quote, domain: NetworkDomain, tradeId: string, codeHash: string): string {
   const reportData = reportDataOf(quote.enclaveAddress, quote.taskId, tradeId, codeHash, quote.nonce)
   return recoverDigest(quoteDigestOf(domain, quote.measurement, reportData), quote.signature)
+}
+
+// ---- delivery receipts and seller signatures (issue 10, properties 1 and 6; docs/protocol.md "Delivery receipts") ----
+
+/** keccak256("SDTE.DataKeyDelivery.v1"): domain tag of the seller's signature over its data-key delivery. */
+export const DATA_KEY_TAG: string = keccak256(toUtf8Bytes('SDTE.DataKeyDelivery.v1'))
+/** keccak256("SDTE.DataChunk.v1"): domain tag of the seller's signature over one encrypted chunk. */
+export const CHUNK_TAG: string = keccak256(toUtf8Bytes('SDTE.DataChunk.v1'))
+/** keccak256("SDTE.DeliveryReceipt.v1"): domain tag of the enclave's delivery receipt (checked by DTMC.claimDelivery). */
+export const RECEIPT_TAG: string = keccak256(toUtf8Bytes('SDTE.DeliveryReceipt.v1'))
+/** keccak256("SDTE.ReceiptAck.v1"): domain tag of the seller's acknowledgement of a receipt. */
+export const RECEIPT_ACK_TAG: string = keccak256(toUtf8Bytes('SDTE.ReceiptAck.v1'))
+
+/**
+ * What the seller signs with its account key to hand its data key to a task: dataKeyDigest =
+ * keccak256(abi.encode(DATA_KEY_TAG, uint256 chainId, address dtmc, bytes32 taskId, uint8 sellerIndex,
+ * bytes32 commitment, bytes32 keccak256(wrappedKey))). The enclave learns from it which account delivered
+ * the data (the receipt names that account, and only it can acknowledge the receipt).
+ */
+export function dataKeyDigestOf (domain: NetworkDomain, taskId: string, sellerIndex: number, commitment: string, wrappedKeyHash: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'uint8', 'bytes32', 'bytes32'], [DATA_KEY_TAG, ...values, taskId, sellerIndex, commitment, wrappedKeyHash])))
+}
+
+/**
+ * What the seller signs for each encrypted chunk: chunkDigest = keccak256(abi.encode(CHUNK_TAG, uint256 chainId,
+ * address dtmc, bytes32 taskId, uint8 sellerIndex, bytes32 keccak256(wrappedKey), bytes32 keccak256(chunk))). A chunk
+ * whose signature does not recover to the seller was changed on the way (the host's fault); a signed chunk that
+ * fails is the seller's. The wrapped key of the delivery it belongs to is in it, so a host cannot replay a signed
+ * chunk of an earlier delivery (under another data key) to make the current one fail in the seller's name.
+ */
+export function chunkDigestOf (domain: NetworkDomain, taskId: string, sellerIndex: number, wrappedKeyHash: string, chunkHash: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(['bytes32', ...types, 'bytes32', 'uint8', 'bytes32', 'bytes32'], [CHUNK_TAG, ...values, taskId, sellerIndex, wrappedKeyHash, chunkHash])))
+}
+
+/**
+ * The enclave's delivery receipt, signed with the task key once a seller's whole dataset matched its commitment:
+ * receiptDigest = keccak256(abi.encode(RECEIPT_TAG, uint256 chainId, address dtmc, bytes32 tradeId, bytes32 taskId,
+ * uint8 sellerIndex, bytes32 commitment, address seller)). DTMC.claimDelivery pays the seller's data fee on it.
+ */
+export function receiptDigestOf (domain: NetworkDomain, tradeId: string, taskId: string, sellerIndex: number, commitment: string, seller: string): string {
+  const [types, values] = domainWords(domain)
+  return lower(keccak256(abi.encode(
+    ['bytes32', ...types, 'bytes32', 'bytes32', 'uint8', 'bytes32', 'address'],
+    [RECEIPT_TAG, ...values, tradeId, taskId, sellerIndex, commitment, seller]
+  )))
+}
+
+/** What the seller signs to acknowledge a receipt: keccak256(abi.encode(RECEIPT_ACK_TAG, bytes32 receiptDigest)). */
+export function receiptAckDigestOf (receiptDigest: string): string {
+  return lower(keccak256(abi.encode(['bytes32', 'bytes32'], [RECEIPT_ACK_TAG, receiptDigest])))
 }

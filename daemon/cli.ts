@@ -9,10 +9,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { configureLogging } from './log.ts'
 import {
-  SdteError, LOG_LEVELS, isLogLevel, ConfigError, defaultDatadir, parsePort, parseRoles, resolveOptions, resolveOptionsWithSources,
-  validateConfigFile, type PartialOptions
+  SdteError, LOG_LEVELS, LOG_FORMATS, isLogLevel, ConfigError, defaultDatadir, defaultOptions, parseListenHost, parseP2PMode, parsePort, parseRoles,
+  resolveOptions, resolveOptionsWithSources, validateConfigFile, type LogFormat, type PartialOptions
 } from '../config/index.ts'
-import { RpcClient, DaemonNotRunningError } from './rpc/client.ts'
+import { RpcClient, DaemonNotRunningError, API_TOKEN_FILE } from './rpc/client.ts'
 import { RpcError } from './rpc/errors.ts'
 import { VERSION, versionText } from './version.ts'
 import { TERMINAL_STATES, type TradeRole } from './trades.ts'
@@ -49,13 +49,31 @@ interface DaemonFlags {
   datadir?: string
   role?: string[]
   listen?: string[]
+  announce?: string[]
+  p2pMode?: string
   bootstrap?: string[]
   rpcPort?: string
   network?: string
   passwordFile?: string
   logLevel?: string
+  logFormat?: string
+  logFile?: string
+  logMaxSize?: string
+  logMaxFiles?: string
+  metrics?: boolean
+  metricsHost?: string
+  metricsPort?: string
   debug?: string | boolean
 }
+
+/** A whole number from a flag (--log-max-size 1048576); `min` is its least value. */
+function flagInt (v: string, flag: string, min: number): number {
+  if (!/^\d{1,15}$/.test(v) || Number(v) < min) throw new ConfigError(`${flag}: expected an integer >= ${min}, got "${v}"`)
+  return Number(v)
+}
+
+/** The defaults the help text names (their home: config/daemon-defaults.ts, through the options table). */
+const DEFAULTS = defaultOptions('')
 
 function withDaemonFlags (cmd: Command): Command {
   return cmd
@@ -63,10 +81,19 @@ function withDaemonFlags (cmd: Command): Command {
     .option('--role <role>', 'buyer, seller, node or relay; repeat or comma-separate (default: relay)', collect)
     .option('--listen <multiaddr>', 'p2p address to listen on (repeatable)', collect)
     .option('--bootstrap <multiaddr>', 'peer to dial at start (repeatable)', collect)
+    .option('--announce <multiaddr>', 'address to announce as reachable, e.g. a public IP with a forwarded port (repeatable)', collect)
+    .addOption(new Option('--p2p-mode <mode>', 'network mode: local announces private addresses, public only public ones (default: auto, local on a devnet)').choices(['auto', 'local', 'public']))
     .option('--rpc-port <n>', 'control API port on 127.0.0.1 (0: any free port)')
     .option('--network <file>', 'network file (network.json from sdte devnet up or sdte deploy)')
     .option('--password-file <file>', 'file holding the keystore password (else $SDTE_PASSWORD, else a generated one in the datadir)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new Option('--log-format <format>', 'log lines as human text or JSON objects (default: human)').choices(LOG_FORMATS))
+    .option('--log-file <file>', 'also append the log to this file, rotated by size')
+    .option('--log-max-size <bytes>', `rotate the log file at this size (default: ${DEFAULTS.log.maxFileBytes})`)
+    .option('--log-max-files <n>', `rotated log files kept: FILE.1 .. FILE.<n> (default: ${DEFAULTS.log.maxFiles})`)
+    .option('--metrics', `serve Prometheus /metrics, and /health and /ready (default address ${DEFAULTS.metrics.host}:${DEFAULTS.metrics.port})`)
+    .option('--metrics-host <ip>', 'address the metrics server listens on (a non-loopback one exposes it to that network)')
+    .option('--metrics-port <n>', 'port of the metrics server (0: any free port)')
 }
 
 /** Maps flags onto a partial options tree. A bad flag value is a usage error. */
@@ -75,16 +102,29 @@ function flagsFrom (v: DaemonFlags): PartialOptions {
     const flags: PartialOptions = {}
     if (v.role !== undefined) flags.roles = parseRoles(v.role, '--role')
     if (v.network !== undefined) flags.network = resolve(v.network)
-    if (v.listen !== undefined || v.bootstrap !== undefined) {
+    if (v.listen !== undefined || v.bootstrap !== undefined || v.announce !== undefined || v.p2pMode !== undefined) {
       flags.p2p = {
         ...(v.listen !== undefined && { listen: v.listen }),
-        ...(v.bootstrap !== undefined && { bootstrap: v.bootstrap })
+        ...(v.bootstrap !== undefined && { bootstrap: v.bootstrap }),
+        ...(v.announce !== undefined && { announce: v.announce }),
+        ...(v.p2pMode !== undefined && { mode: parseP2PMode(v.p2pMode, '--p2p-mode') })
       }
     }
     if (v.rpcPort !== undefined) flags.rpc = { port: parsePort(v.rpcPort, '--rpc-port') }
     if (v.passwordFile !== undefined) flags.keys = { passwordFile: resolve(v.passwordFile) }
     if (v.logLevel !== undefined && isLogLevel(v.logLevel)) flags.log = { level: v.logLevel }
     if (typeof v.debug === 'string') flags.log = { ...flags.log, debug: v.debug }
+    if (v.logFormat !== undefined && (LOG_FORMATS as readonly string[]).includes(v.logFormat)) flags.log = { ...flags.log, format: v.logFormat as LogFormat }
+    if (v.logFile !== undefined) flags.log = { ...flags.log, file: resolve(v.logFile) }
+    if (v.logMaxSize !== undefined) flags.log = { ...flags.log, maxFileBytes: flagInt(v.logMaxSize, '--log-max-size', 1) }
+    if (v.logMaxFiles !== undefined) flags.log = { ...flags.log, maxFiles: flagInt(v.logMaxFiles, '--log-max-files', 0) }
+    if (v.metrics === true || v.metricsHost !== undefined || v.metricsPort !== undefined) {
+      flags.metrics = {
+        ...(v.metrics === true && { enabled: true }),
+        ...(v.metricsHost !== undefined && { host: parseListenHost(v.metricsHost, '--metrics-host') }),
+        ...(v.metricsPort !== undefined && { port: parsePort(v.metricsPort, '--metrics-port') })
+      }
+    }
     return flags
   } catch (err) {
     if (err instanceof ConfigError) throw new UsageError(err.message)
@@ -94,13 +134,19 @@ function flagsFrom (v: DaemonFlags): PartialOptions {
 
 async function cmdDaemon (o: DaemonFlags): Promise<void> {
   const options = resolveOptions(datadirOf(o.datadir).path, flagsFrom(o))
-  configureLogging({ level: options.log.level, debug: options.log.debug })
+  const log = options.log
+  configureLogging({
+    level: log.level,
+    debug: log.debug,
+    format: log.format,
+    file: log.file === null ? null : { path: log.file, maxBytes: log.maxFileBytes, maxFiles: log.maxFiles }
+  })
   const { SdteDaemon } = await import('./daemon.ts')
   const { onShutdownSignals } = await import('./shutdown.ts')
   const daemon = new SdteDaemon(options)
   onShutdownSignals(async () => await daemon.stop(), options.shutdownTimeoutMs)
   await daemon.start()
-  out(`sdte daemon ${VERSION} started\n  peer id:     ${daemon.keys.peerId}\n  eth address: ${daemon.keys.ethAddress}\n  roles:       ${options.roles.join(', ')}\n  listening:   ${daemon.p2p.addresses().join('\n               ')}\n  control API: ${daemon.rpc.address} (token in ${options.datadir}/api-token)`)
+  out(`sdte daemon ${VERSION} started\n  peer id:     ${daemon.keys.peerId}\n  eth address: ${daemon.keys.ethAddress}\n  roles:       ${options.roles.join(', ')}\n  listening:   ${daemon.p2p.addresses().join('\n               ')}\n  control API: ${daemon.rpc.address} (token in ${options.datadir}/api-token)${daemon.monitor !== null ? `\n  metrics:     ${daemon.monitor.url}/metrics (health: /health, /ready)` : ''}`)
   await daemon.stopped
   out('sdte daemon stopped')
   // Whatever a library left open must not keep a stopped daemon alive.
@@ -223,7 +269,24 @@ async function cmdStop (o: { datadir?: string }): Promise<void> {
   out(`sdte daemon in ${dir} stopped${pid !== undefined ? ` (pid ${pid})` : ''}`)
 }
 
-async function cmdRpc (method: string, paramsText: string | undefined, o: { datadir?: string, json?: boolean }): Promise<number> {
+/**
+ * The dashboard's URL with the token in its fragment: a browser sends no fragment to the server (so
+ * it is in no log) nor in a Referer, and the page takes it out of the address bar (docs/guide.md).
+ */
+async function cmdDashboard (o: { datadir?: string }): Promise<void> {
+  const dir = datadirOf(o.datadir).path
+  const client = clientOf(dir)
+  try {
+    await client.call('admin_info')
+  } catch (err) {
+    if (err instanceof DaemonNotRunningError) throw notRunning(dir)
+    throw err
+  }
+  const token = readFileSync(join(dir, API_TOKEN_FILE), 'utf8').trim()
+  out(`${client.url}#token=${encodeURIComponent(token)}`)
+}
+
+async function cmdRpc (method: string, paramsText: string | undefined, o: { datadir?: string, json?: boolean, readOnly?: boolean }): Promise<number> {
   let params: unknown[] | Record<string, unknown> | undefined
   if (paramsText !== undefined) {
     try {
@@ -235,7 +298,7 @@ async function cmdRpc (method: string, paramsText: string | undefined, o: { data
   }
   const dir = datadirOf(o.datadir).path
   try {
-    const result = await RpcClient.fromDatadir(dir).call(method, params)
+    const result = await RpcClient.fromDatadir(dir, { readOnly: o.readOnly === true }).call(method, params)
     out(JSON.stringify(result, null, 2))
     return EXIT_OK
   } catch (err) {
@@ -458,11 +521,17 @@ Exit codes: ${EXIT_OK} ok, ${EXIT_FAILURE} the command failed, ${EXIT_USAGE} the
     .option('--debug', DEBUG_HELP)
     .action(act(cmdStop))
 
+  root.command('dashboard').description('the URL of the daemon\'s dashboard in a browser on this machine (it carries the API token: keep it to yourself)')
+    .option('--datadir <dir>', DATADIR_HELP)
+    .option('--debug', DEBUG_HELP)
+    .action(act(cmdDashboard))
+
   root.command('rpc').description('call the control API of the daemon (docs/api.md; rpc_discover lists every method)')
     .argument('<method>', 'method name, e.g. admin_info')
     .argument('[params]', 'params as JSON: an array or an object')
     .option('--datadir <dir>', DATADIR_HELP)
     .option('--json', 'on an error, print it as JSON ({"error":{code,message,data}}) on stdout')
+    .option('--read-only', 'with the read-only token (DIR/api-token-readonly): read methods only')
     .option('--debug', DEBUG_HELP)
     .action(act(cmdRpc))
 

@@ -1,5 +1,6 @@
 // The sdte daemon: one process any participant runs. It takes the datadir lock first, then starts
-// its parts in order (keys, store, network, p2p host, control API) and stops them in reverse.
+// its parts in order (monitoring server, keys, store, network, p2p host, control API) and stops them
+// in reverse.
 // Roles (buyer, seller, node) add their services and control API methods on top of these parts.
 import { mkdirSync, writeFileSync, unlinkSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,7 +15,7 @@ import { attestProtocol } from '../p2p/index.ts'
 import { dataProtocol } from '../p2p/index.ts'
 import { resultProtocol } from '../p2p/index.ts'
 import { DEMAND_TOPIC, createDemandValidator } from '../p2p/index.ts'
-import { ConfigError } from '../config/index.ts'
+import { ConfigError, SdteError, noMetrics } from '../config/index.ts'
 import { TradeBook } from './trades.ts'
 import type { Role, RoleContext } from './roles/context.ts'
 import { BuyerRole } from './roles/buyer/index.ts'
@@ -28,10 +29,13 @@ import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
 import { appError } from './rpc/errors.ts'
-import { API_FILE, API_TOKEN_FILE } from './rpc/client.ts'
+import { API_FILE, API_TOKEN_FILE, API_TOKEN_READONLY_FILE } from './rpc/client.ts'
 import { registerAdminMethods } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
+import { dashboardPages, DASHBOARD_HEADERS } from './dashboard/index.ts'
 import { VERSION } from './version.ts'
+import { createMetrics, daemonMetrics, type DaemonMetrics, type MetricsSetup } from './metrics.ts'
+import { MonitorServer, READY_TIMEOUT_MS } from './monitor.ts'
 import { RefuseRequest } from '../p2p/index.ts'
 import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
 
@@ -41,6 +45,11 @@ const log = logger('sdte:daemon')
 export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
 
 export type DaemonStatus = 'created' | 'starting' | 'started' | 'stopping' | 'stopped'
+
+/** start() on a daemon that is already starting, running or stopped. */
+export class DaemonStateError extends SdteError {
+  override code = 'ERR_DAEMON_STATE'
+}
 
 export class SdteDaemon {
   readonly options: DaemonOptions
@@ -53,6 +62,10 @@ export class SdteDaemon {
   rpc!: RpcServer
   trades!: TradeBook
   roles: Role[] = []
+  /** What the daemon and its parts measure; recorded nowhere unless options.metrics.enabled. */
+  metrics: DaemonMetrics = daemonMetrics(noMetrics)
+  /** /metrics, /health and /ready, when options.metrics.enabled. */
+  monitor: MonitorServer | null = null
   /** Resolves once the daemon has stopped (after `stop()` or `admin_shutdown`). */
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
@@ -67,7 +80,7 @@ export class SdteDaemon {
   get version (): string { return VERSION }
 
   async start (): Promise<void> {
-    if (this.status !== 'created') throw new Error(`cannot start a daemon that is ${this.status}`)
+    if (this.status !== 'created') throw new DaemonStateError(`cannot start a daemon that is ${this.status}`)
     this.status = 'starting'
     const o = this.options
     try {
@@ -83,6 +96,11 @@ export class SdteDaemon {
       const p2pOptions = {
         listen: o.p2p.listen,
         bootstrap: [...o.p2p.bootstrap, ...(this.network?.bootstrap ?? [])],
+        announce: o.p2p.announce,
+        mode: o.p2p.mode !== 'auto' ? o.p2p.mode : this.network === null || this.network.devnet ? 'local' as const : 'public' as const,
+        relayReservation: o.p2p.relayReservation,
+        // The relay role serves circuit-relay v2 reservations (hosts behind NATs are reached through it).
+        relayServer: o.roles.includes('relay'),
         maxConnections: o.p2p.maxConnections
       }
       resolveP2PHostOptions(p2pOptions)
@@ -91,23 +109,37 @@ export class SdteDaemon {
       const lock = lockDatadir(o.datadir)
       this.closers.push({ name: 'lock', close: () => lock.release() })
 
+      // First, so that /health answers (and /ready says not yet) while the rest starts.
+      let setup: MetricsSetup | null = null
+      if (o.metrics.enabled) {
+        setup = createMetrics()
+        this.metrics = setup.daemon
+        await this.startMonitor(setup)
+      }
+
       this.keys = await loadOrCreateKeys(o.datadir, o.keys)
       log.info('identity', { peerId: this.keys.peerId, ethAddress: this.keys.ethAddress, roles: o.roles })
 
       this.store = await Store.open(o.datadir)
       this.closers.push({ name: 'store', close: async () => await this.store.close() })
 
-      this.trades = new TradeBook(this.store.trades)
+      this.trades = new TradeBook(this.store.trades, this.metrics)
+      this.metrics.watchTrades(async () => await this.trades.list())
 
       if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
-        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey })
+        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey, metrics: this.metrics.registry })
         this.chain = chain
         this.closers.push({ name: 'chain', close: () => chain.close() })
       }
 
-      this.p2p = await createP2PHost(p2pOptions, { privateKey: this.keys.peerKey, logger: componentLogger })
+      this.p2p = await createP2PHost(p2pOptions, {
+        privateKey: this.keys.peerKey,
+        logger: componentLogger,
+        metrics: this.metrics.registry,
+        ...(setup !== null && { libp2pMetrics: setup.libp2p })
+      })
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })
@@ -131,6 +163,7 @@ export class SdteDaemon {
       keys: this.keys,
       store: this.store,
       trades: this.trades,
+      metrics: this.metrics,
       network,
       chain,
       p2p: this.p2p,
@@ -150,9 +183,8 @@ export class SdteDaemon {
     const validator = createDemandValidator({
       chainId: network.chainId,
       dtmc: network.contracts.DTMC,
-      isPosted: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0,
-      logger: componentLogger
-    })
+      isPosted: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0
+    }, { logger: componentLogger })
     const buyer = this.roles.find(r => r.onOffer !== undefined)
     await ctx.offer.start({
       onOffer: buyer?.onOffer?.bind(buyer),
@@ -197,13 +229,54 @@ export class SdteDaemon {
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
   }
 
+  private async startMonitor (setup: MetricsSetup): Promise<void> {
+    const monitor = new MonitorServer({
+      host: this.options.metrics.host,
+      port: this.options.metrics.port,
+      metrics: async () => ({ contentType: setup.prometheus.contentType, body: await setup.prometheus.metrics() }),
+      ready: async () => await this.ready()
+    })
+    const url = await monitor.start()
+    this.monitor = monitor
+    this.closers.push({ name: 'monitoring server', close: async () => await monitor.stop() })
+    log.info('metrics served', { url: `${url}/metrics` })
+  }
+
+  /**
+   * /ready: started, the p2p host listening, the chain answering, and every role's own check (the
+   * node's enclave answering), all within READY_TIMEOUT_MS.
+   */
+  async ready (): Promise<boolean> {
+    if (this.status !== 'started') return false
+    if (this.p2p.status !== 'started' || this.p2p.addresses().length === 0) return false
+    const chain = this.chain
+    const checks = async (): Promise<boolean> => {
+      if (chain !== null) await chain.blockNumber()
+      for (const r of this.roles) if (r.ready !== undefined && !await r.ready()) return false
+      return true
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<boolean>(resolve => { timer = setTimeout(() => { resolve(false) }, READY_TIMEOUT_MS) })
+    try {
+      return await Promise.race([checks(), timeout])
+    } catch {
+      return false
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   private async startControlApi (): Promise<void> {
     const o = this.options
     const token = randomBytes(32).toString('base64url')
+    const readOnlyToken = randomBytes(32).toString('base64url')
     this.rpc = new RpcServer({
       ...o.rpc,
       token,
+      readOnlyToken,
       version: VERSION,
+      pages: dashboardPages(),
+      pageHeaders: DASHBOARD_HEADERS,
       unknownMethod: (method) => {
         const role = /^(buyer|seller|node)_/.exec(method)?.[1]
         if (role === undefined || this.roles.some(r => r.name === role)) return undefined
@@ -218,15 +291,18 @@ export class SdteDaemon {
     const url = await this.rpc.start()
     const apiFile = join(o.datadir, API_FILE)
     const tokenFile = join(o.datadir, API_TOKEN_FILE)
-    // The token first, so that a client that sees `api` can always read its token.
-    try { unlinkSync(tokenFile) } catch {}
-    writeSecretFile(tokenFile, token)
+    const readOnlyTokenFile = join(o.datadir, API_TOKEN_READONLY_FILE)
+    // The tokens first, so that a client that sees `api` can always read its token.
+    for (const [file, value] of [[tokenFile, token], [readOnlyTokenFile, readOnlyToken]]) {
+      try { unlinkSync(file) } catch {}
+      writeSecretFile(file, value)
+    }
     writeFileSync(apiFile, url + '\n', { mode: 0o600 })
     chmodSync(apiFile, 0o600)
     this.closers.push({
       name: 'control API',
       close: async () => {
-        for (const f of [apiFile, tokenFile]) { try { unlinkSync(f) } catch {} }
+        for (const f of [apiFile, tokenFile, readOnlyTokenFile]) { try { unlinkSync(f) } catch {} }
         await this.rpc.stop()
       }
     })

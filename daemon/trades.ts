@@ -2,13 +2,20 @@
 // repository. Every step is written here before the daemon acts on it, with a timeline entry, so
 // that a daemon killed at any point restarts from the last recorded state (the roles' step
 // functions are idempotent and check the chain before repeating a transaction).
-import { SdteError } from '../config/index.ts'
+import { SdteError, type TradeRole } from '../config/index.ts'
 import type { Repository } from './store.ts'
+import type { Counter, Histogram } from '../config/index.ts'
+
+/** What the trade book counts: every state change, and how long each state lasted (daemon/metrics.ts). */
+export interface TradeMetrics {
+  tradeTransitions: Counter
+  tradePhaseSeconds: Histogram
+}
 
 /** Trade states, in order (docs/api.md, "Trade states"), then the two ends that are not success. */
 export const TRADE_STATES = ['demanded', 'attesting', 'escrowed', 'delivering', 'executing', 'submitted', 'finalized', 'delivered', 'rated', 'refunded', 'failed'] as const
 export type TradeState = typeof TRADE_STATES[number]
-export type TradeRole = 'buyer' | 'seller' | 'node'
+export type { TradeRole }
 /** Where each role's part of a trade ends: nothing more for its daemon to do on its own. */
 export const TERMINAL_STATES: Record<TradeRole, readonly TradeState[]> = {
   buyer: ['delivered', 'rated', 'refunded', 'failed'],
@@ -53,8 +60,12 @@ export class TradeBook {
   /** Listeners for state changes (progress output, tests). */
   private readonly listeners = new Set<(t: TradeRecord) => void>()
 
-  constructor (repo: Repository<unknown>) {
+  private readonly metrics: TradeMetrics | undefined
+
+  /** States change only here, so the trade metrics are counted here rather than in each role. */
+  constructor (repo: Repository<unknown>, metrics?: TradeMetrics) {
     this.repo = repo
+    this.metrics = metrics
   }
 
   onChange (fn: (t: TradeRecord) => void): () => void {
@@ -104,6 +115,7 @@ export class TradeBook {
       data
     }
     await this.save(record)
+    this.metrics?.tradeTransitions.inc({ role, state })
     return record
   }
 
@@ -119,6 +131,15 @@ export class TradeBook {
       ...(opts.reason !== undefined && { reason: opts.reason })
     }
     await this.save(next)
+    if (this.metrics !== undefined && state !== record.state) {
+      this.metrics.tradeTransitions.inc({ role: record.role, state })
+      // The phase is the state left; it began at the timeline's last entry (a state re-entered, such as
+      // `executing` on each run attempt, adds an entry without a change of state).
+      let i = record.timeline.length - 1
+      while (i > 0 && record.timeline[i - 1].state === record.state) i--
+      const seconds = (Date.parse(now) - Date.parse(record.timeline[i]?.at ?? now)) / 1000
+      if (Number.isFinite(seconds) && seconds >= 0) this.metrics.tradePhaseSeconds.observe({ role: record.role, phase: record.state }, seconds)
+    }
     return next
   }
 

@@ -2,7 +2,7 @@
 // pricing, caps, the precompile table) are part of the EVM configuration and therefore of the
 // measurement: changing one is a new enclave build, and sealed state of the old build stays sealed.
 
-/** Hardfork of the confined EVM; matches the compiler's evmVersion in contracts/compile.ts. */
+/** Hardfork of the confined EVM; contracts/tools/compile.ts compiles the analyses for it. */
 export const EVM_HARDFORK = 'cancun'
 
 /**
@@ -35,6 +35,8 @@ export const MAX_CODE_SIZE = 256 * 1024
 export const MAX_DATASET_SIZE = 128 * 1024 * 1024
 /** Largest sum of all sellers' datasets of one task. */
 export const MAX_TOTAL_INPUT_SIZE = 128 * 1024 * 1024
+/** Bytes of the seller's signature (r ‖ s ‖ v) in front of each chunk on the data stream (docs/protocol.md). */
+export const SELLER_SIGNATURE_BYTES = 65
 /** Default and largest plaintext size of a data chunk. */
 export const DEFAULT_CHUNK_SIZE = 64 * 1024
 export const MAX_CHUNK_SIZE = 4 * 1024 * 1024

@@ -21,13 +21,13 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { AbiCoder, getBytes, keccak256, toUtf8Bytes } from 'ethers'
+import { AbiCoder, SigningKey, getBytes, hexlify, keccak256, toUtf8Bytes } from 'ethers'
 import {
   CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
-  ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO
+  ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
-import { codeAuthDigestOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
+import { chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, resultHashOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const IV_BYTES = 12
@@ -147,12 +147,19 @@ export interface CodeDelivery {
   gasCap?: bigint
   /** Output cap in bytes, as posted on DTMC. Default DEFAULT_OUTPUT_CAP. */
   outputCap?: bigint
+  /**
+   * The trade's result salt (32 bytes), the buyer's secret, the same for every enclave of the trade: resultHash =
+   * resultHashOf(resultSalt, output), so the public hash cannot be tested against guesses of the output.
+   */
+  resultSalt: BytesLike
 }
 
 /** ECIES-encrypts a code delivery to the task key. Only the attested enclave can open it. */
 export function encryptCodeForEnclave (enclavePublicKey: BytesLike, taskId: string, d: CodeDelivery): Uint8Array {
-  const plain = getBytes(abi.encode(['bytes', 'bytes', 'uint64', 'uint64'],
-    [toBytes(d.code, 'code'), compressPublicKey(d.resultPublicKey), d.gasCap ?? DEFAULT_GAS_CAP, d.outputCap ?? DEFAULT_OUTPUT_CAP]))
+  const salt = toBytes(d.resultSalt, 'resultSalt')
+  if (salt.length !== 32) throw new InvalidRequestError('resultSalt must be 32 bytes')
+  const plain = getBytes(abi.encode(['bytes', 'bytes', 'uint64', 'uint64', 'bytes32'],
+    [toBytes(d.code, 'code'), compressPublicKey(d.resultPublicKey), d.gasCap ?? DEFAULT_GAS_CAP, d.outputCap ?? DEFAULT_OUTPUT_CAP, salt]))
   return eciesEncrypt(enclavePublicKey, plain, codeEnvelopeContext(taskId))
 }
 
@@ -165,16 +172,16 @@ export function signCodeDelivery (buyerPrivateKey: string, domain: NetworkDomain
   return signDigest(buyerPrivateKey, codeAuthDigestOf(domain, taskId, keccak256(envelope)))
 }
 
-export interface OpenedCode { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint }
+export interface OpenedCode { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint, resultSalt: string }
 
 export function openCodeEnvelope (taskPrivateKey: Uint8Array, taskId: string, envelope: Uint8Array): OpenedCode {
   const plain = eciesDecrypt(taskPrivateKey, envelope, codeEnvelopeContext(taskId))
   try {
-    const [code, resultPublicKey, gasCap, outputCap] = abi.decode(['bytes', 'bytes', 'uint64', 'uint64'], plain)
-    return { code: getBytes(code), resultPublicKey: compressPublicKey(resultPublicKey), gasCap, outputCap }
+    const [code, resultPublicKey, gasCap, outputCap, resultSalt] = abi.decode(['bytes', 'bytes', 'uint64', 'uint64', 'bytes32'], plain)
+    return { code: getBytes(code), resultPublicKey: compressPublicKey(resultPublicKey), gasCap, outputCap, resultSalt: String(resultSalt).toLowerCase() }
   } catch (err) {
     if (err instanceof InvalidRequestError) throw new EnvelopeError('code envelope holds an invalid result key')
-    throw new EnvelopeError('code envelope is not abi.encode(bytes, bytes, uint64, uint64)')
+    throw new EnvelopeError('code envelope is not abi.encode(bytes, bytes, uint64, uint64, bytes32)')
   }
 }
 
@@ -206,26 +213,45 @@ export function unwrapDataKey (taskPrivateKey: Uint8Array, taskId: string, selle
   }
 }
 
-/** Encrypts a result to the buyer's one-time key, bound to the task and the result hash. */
-export function encryptResult (resultPublicKey: Uint8Array, taskId: string, output: Uint8Array): { envelope: Uint8Array, resultHash: string } {
-  const resultHash = keccak256(output)
-  return { envelope: eciesEncrypt(resultPublicKey, output, resultEnvelopeContext(taskId, resultHash)), resultHash }
+/** Bytes of the gas-used prefix of a result envelope's plaintext (uint64, big-endian). */
+export const RESULT_GAS_BYTES = 8
+
+/**
+ * Encrypts a result to the buyer's one-time key, bound to the task and the result hash. The plaintext is the gas
+ * the run used (RESULT_GAS_BYTES, big-endian) then the output: the gas goes to the buyer only, never to the chain
+ * or the node's host. resultHash = resultHashOf(resultSalt, output).
+ */
+export function encryptResult (resultPublicKey: Uint8Array, taskId: string, resultSalt: string, output: Uint8Array, gasUsed: bigint): { envelope: Uint8Array, resultHash: string } {
+  if (gasUsed < 0n || gasUsed >= 1n << 64n) throw new InvalidRequestError('gasUsed out of uint64 range')
+  const resultHash = resultHashOf(resultSalt, output)
+  const plain = new Uint8Array(RESULT_GAS_BYTES + output.length)
+  new DataView(plain.buffer).setBigUint64(0, gasUsed)
+  plain.set(output, RESULT_GAS_BYTES)
+  return { envelope: eciesEncrypt(resultPublicKey, plain, resultEnvelopeContext(taskId, resultHash)), resultHash }
 }
 
 /**
  * The buyer's side of step 10: opens the encrypted result with its one-time result key and checks
- * it against the resultHash that DTMC finalised. Throws ResultDecryptionError otherwise.
+ * it against the resultHash that DTMC finalised, with the trade's result salt. Returns the output and
+ * the gas the run used. Throws ResultDecryptionError otherwise.
  */
-export function decryptResult (encryptedResult: BytesLike, resultPrivateKey: BytesLike, expected: { taskId: string, resultHash: string }): Uint8Array {
-  let out: Uint8Array
+export function openResult (encryptedResult: BytesLike, resultPrivateKey: BytesLike, expected: { taskId: string, resultHash: string, resultSalt: string }): { output: Uint8Array, gasUsed: bigint } {
+  let plain: Uint8Array
   try {
-    out = eciesDecrypt(toBytes(resultPrivateKey, 'result key'), toBytes(encryptedResult, 'encrypted result'),
+    plain = eciesDecrypt(toBytes(resultPrivateKey, 'result key'), toBytes(encryptedResult, 'encrypted result'),
       resultEnvelopeContext(expected.taskId, expected.resultHash))
   } catch (err) {
     throw new ResultDecryptionError(`result does not decrypt for this task and result hash (${(err as Error).message})`)
   }
-  if (keccak256(out) !== expected.resultHash.toLowerCase()) throw new ResultDecryptionError('result does not match resultHash')
-  return out
+  if (plain.length < RESULT_GAS_BYTES) throw new ResultDecryptionError('result plaintext is shorter than its gas prefix')
+  const output = plain.slice(RESULT_GAS_BYTES)
+  if (resultHashOf(expected.resultSalt, output) !== expected.resultHash.toLowerCase()) throw new ResultDecryptionError('result does not match resultHash')
+  return { output, gasUsed: new DataView(plain.buffer, plain.byteOffset).getBigUint64(0) }
+}
+
+/** openResult's output only. */
+export function decryptResult (encryptedResult: BytesLike, resultPrivateKey: BytesLike, expected: { taskId: string, resultHash: string, resultSalt: string }): Uint8Array {
+  return openResult(encryptedResult, resultPrivateKey, expected).output
 }
 
 // ---- data chunks ----
@@ -345,4 +371,30 @@ export function unsealBlob (sealKey: Uint8Array, slot: string, blob: Uint8Array)
   const out = gcmOpen(sealKey, blob.subarray(1, 1 + IV_BYTES), blob.subarray(1 + IV_BYTES), toUtf8Bytes(slot))
   if (out === undefined) throw new UnsealError(`sealed blob ${slot} does not unseal in this enclave`)
   return out
+}
+
+// ---- seller signatures on the data stream (issue 10, properties 1 and 6) ----
+
+/** The seller's signature over its data-key delivery to a task (dataKeyDigestOf): names the delivering account. */
+export function signDataKeyDelivery (sellerKey: string | SigningKey, domain: NetworkDomain, taskId: string, sellerIndex: number, commitment: string, wrappedKey: Uint8Array): string {
+  return signDigest(sellerKey, dataKeyDigestOf(domain, taskId, sellerIndex, commitment, keccak256(wrappedKey)))
+}
+
+/**
+ * A chunk as it travels on the data stream: the seller's signature (chunkDigestOf) ‖ the encrypted chunk. `wrappedKey`
+ * is the one of the delivery the chunk is sent in (the one signDataKeyDelivery signed).
+ */
+export function signChunk (sellerKey: string | SigningKey, domain: NetworkDomain, taskId: string, sellerIndex: number, wrappedKey: Uint8Array, chunk: Uint8Array): Uint8Array {
+  return concat(getBytes(signDigest(sellerKey, chunkDigestOf(domain, taskId, sellerIndex, keccak256(wrappedKey), keccak256(chunk)))), chunk)
+}
+
+/** Splits a signed chunk frame; a frame too short to hold a signature is refused. */
+export function splitSignedChunk (frame: Uint8Array): { signature: string, chunk: Uint8Array } {
+  if (frame.length <= SELLER_SIGNATURE_BYTES) throw new ChunkAuthError('chunk frame without a seller signature')
+  return { signature: hexlify(frame.subarray(0, SELLER_SIGNATURE_BYTES)), chunk: frame.subarray(SELLER_SIGNATURE_BYTES) }
+}
+
+/** The seller's acknowledgement of a delivery receipt (receiptAckDigestOf over the receipt's digest). */
+export function signReceiptAck (sellerKey: string | SigningKey, domain: NetworkDomain, r: { tradeId: string, taskId: string, sellerIndex: number, commitment: string, seller: string }): string {
+  return signDigest(sellerKey, receiptAckDigestOf(receiptDigestOf(domain, r.tradeId, r.taskId, r.sellerIndex, r.commitment, r.seller)))
 }

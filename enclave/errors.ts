@@ -48,6 +48,25 @@ export class ChunkOrderError extends EnclaveError {
   override name = 'ChunkOrderError'
   override code = 'ERR_ENCLAVE_CHUNK_ORDER'
 }
+/**
+ * A chunk's seller signature does not recover to the account that delivered the data key: the bytes were
+ * changed after the seller signed them (by the host or on the way). The host is at fault, not the seller:
+ * the chunk is dropped and the delivery stays open where it was.
+ */
+export class ChunkNotFromSellerError extends EnclaveError {
+  override name = 'ChunkNotFromSellerError'
+  override code = 'ERR_ENCLAVE_CHUNK_NOT_FROM_SELLER'
+}
+/** A data-key delivery without a valid seller signature (dataKeyDigestOf). */
+export class DataKeyAuthorizationError extends EnclaveError {
+  override name = 'DataKeyAuthorizationError'
+  override code = 'ERR_ENCLAVE_DATA_KEY_AUTHORIZATION'
+}
+/** A receipt acknowledgement not signed by the account that delivered the data, or for no receipt. */
+export class ReceiptAckError extends EnclaveError {
+  override name = 'ReceiptAckError'
+  override code = 'ERR_ENCLAVE_RECEIPT_ACK'
+}
 /** The data stream ended without its last chunk. */
 export class TruncatedDataError extends EnclaveError {
   override name = 'TruncatedDataError'
@@ -57,6 +76,14 @@ export class TruncatedDataError extends EnclaveError {
 export class CommitmentMismatchError extends EnclaveError {
   override name = 'CommitmentMismatchError'
   override code = 'ERR_ENCLAVE_COMMITMENT_MISMATCH'
+}
+/**
+ * The run's caps asked for are not the trade's: a node runs the analysis with exactly the trade's gas cap (and the
+ * output cap the buyer and sellers set) or not at all, so that honest nodes never differ by their configuration.
+ */
+export class CapMismatchError extends EnclaveError {
+  override name = 'CapMismatchError'
+  override code = 'ERR_ENCLAVE_CAP_MISMATCH'
 }
 /** A sealed blob does not unseal: another enclave build, another platform, or tampered. */
 export class UnsealError extends EnclaveError {
@@ -102,8 +129,12 @@ const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
   CodeAuthorizationError,
   ChunkAuthError,
   ChunkOrderError,
+  ChunkNotFromSellerError,
+  DataKeyAuthorizationError,
+  ReceiptAckError,
   TruncatedDataError,
   CommitmentMismatchError,
+  CapMismatchError,
   UnsealError,
   EnclaveClosedError,
   EnclaveTimeoutError,

@@ -48,7 +48,11 @@ export interface EnclaveOptions {
   faultWrongResult?: boolean
   /** V8 heap limits of the worker thread. Default: Node's. */
   resourceLimits?: ResourceLimits
-  /** The daemon's logger component (libp2p's way: handed in). Default: silentLogger. */
+}
+
+/** What the daemon hands the enclave host, as js-libp2p hands its components (createP2PHost's second argument). */
+export interface EnclaveComponents {
+  /** Default: silentLogger (an enclave used on its own logs nothing). */
   logger?: ComponentLogger
 }
 
@@ -58,14 +62,19 @@ export interface DataDelivery {
   commitment: string
   /** The data key wrapped to the task key (wrapDataKey). */
   wrappedKey: Uint8Array | string
-  /** Encrypted chunks in order (encryptDataset / encryptChunks); a stream is fine. */
+  /** The seller account's signature over the delivery (signDataKeyDelivery). */
+  sellerSignature: string
+  /** Signed chunk frames in order (signChunk over encryptDataset / encryptChunks); a stream is fine. */
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 }
 
 export interface ExecuteOptions {
   /** Sellers of the trade, in trade order 0..n-1. Default: every delivered seller. */
   sellerCount?: number
-  /** The node's own upper limits on gas and output; the run uses the smallest of the node's, buyer's and sellers'. */
+  /**
+   * The trade's caps as DTMC has them: when given, each must equal the run's (the buyer's gas cap; the smallest of
+   * the buyer's and sellers' output caps), else CapMismatchError. A node never lowers a run with its own limits.
+   */
   gasCap?: bigint
   outputCap?: bigint
 }
@@ -86,6 +95,8 @@ export interface EnclaveBackend {
   deliverCode: (taskId: string, envelope: Uint8Array | string, authorization: { salt: string, signature: string }) => Promise<void>
   /** Step 7: a seller's data; resolves when all chunks are in and match the commitment. */
   deliverData: (taskId: string, delivery: DataDelivery) => Promise<SellerDataStatus>
+  /** Step 7: the seller's acknowledgement of its delivery receipt (signReceiptAck); needed before execute. */
+  ackReceipt: (taskId: string, sellerIndex: number, signature: string) => Promise<SellerDataStatus>
   /** Step 8: runs the analysis once; later calls return the same signed result. */
   execute: (taskId: string, opts?: ExecuteOptions) => Promise<ExecuteResponse>
   /** The tasks this enclave holds, with their delivery progress. */
@@ -103,7 +114,7 @@ export type EnclaveHost = EnclaveBackend
 interface Pending { resolve: (v: any) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
 
 /** Starts a simulated enclave (a worker thread) and resolves once it has loaded its sealed state. */
-export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHost> {
+export async function createEnclave (options: EnclaveOptions, components: EnclaveComponents = {}): Promise<EnclaveHost> {
   if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
   const platformSecret = toBytes(options.platformSecret, 'platformSecret')
   if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
@@ -115,7 +126,7 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
   const store = options.store ?? new MemoryBlobStore()
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
-  const log = (options.logger ?? silentLogger).forComponent('sdte:enclave')
+  const log = (components.logger ?? silentLogger).forComponent('sdte:enclave')
 
   const init: WorkerInit = {
     attestationKey: options.attestationKey,
@@ -226,13 +237,14 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
     },
     deliverData: async (taskId, d) => {
       const wrappedKey = toBytes(d.wrappedKey, 'wrappedKey')
-      let status = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey })
+      let status = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey, sellerSignature: d.sellerSignature })
       for await (const chunk of d.chunks) {
         if (status.complete) break
         status = await call('dataChunk', { taskId, sellerIndex: d.sellerIndex, chunk })
       }
       return await call('closeData', { taskId, sellerIndex: d.sellerIndex })
     },
+    ackReceipt: async (taskId, sellerIndex, signature) => await call('ackReceipt', { taskId, sellerIndex, signature }),
     execute: async (taskId, opts = {}) => {
       let r: ExecuteResponse
       try {
@@ -241,7 +253,7 @@ export async function createEnclave (options: EnclaveOptions): Promise<EnclaveHo
         if (err instanceof RunOverBudgetError) log.warn('run killed over its budget, nothing signed', { taskId, reason: err.message })
         throw err
       }
-      log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, resultSize: r.resultInfo.resultSize })
+      log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, resultSize: r.resultInfo.resultSize })
       return r
     },
     tasks: async () => await call('tasks', {}),

@@ -3,10 +3,10 @@
 // buyers and sellers use outside it. See docs/enclave.md.
 //
 // Node side (trusted node role):   createEnclave(options) -> EnclaveHost (the EnclaveBackend interface)
-// Buyer side:   verifyQuote, encryptCodeForEnclave, generateKeyPair (one-time result key), decryptResult
+// Buyer side:   verifyQuote, encryptCodeForEnclave, generateKeyPair (one-time result key), decryptResult, openResult
 // Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey
 export { createEnclave } from './host.ts'
-export type { EnclaveBackend, EnclaveHost, EnclaveOptions, DataDelivery, ExecuteOptions } from './host.ts'
+export type { EnclaveBackend, EnclaveHost, EnclaveOptions, EnclaveComponents, DataDelivery, ExecuteOptions } from './host.ts'
 export type { AttestRequest, AttestResponse, ExecuteResponse, RunBudgetPolicy, SellerDataStatus, TaskSummary } from './messages.ts'
 export { DEFAULT_RUN_BUDGET_POLICY, runBudgetOf } from './runs.ts'
 export type { RunBudget } from './runs.ts'
@@ -18,7 +18,7 @@ export {
 } from './quote.ts'
 export type { QuoteExpectations } from './quote.ts'
 export {
-  encryptCodeForEnclave, signCodeDelivery, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult,
+  encryptCodeForEnclave, signCodeDelivery, signDataKeyDelivery, signChunk, splitSignedChunk, signReceiptAck, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult, openResult, RESULT_GAS_BYTES,
   generateKeyPair, eciesEncrypt, eciesDecrypt
 } from './crypto.ts'
 export type { CodeDelivery, DataKeyDelivery, EncryptedDataset, KeyPair } from './crypto.ts'

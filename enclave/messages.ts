@@ -65,8 +65,18 @@ export interface DeliverCodeRequest {
   signature: string
 }
 
-export interface OpenDataRequest { taskId: string, sellerIndex: number, commitment: string, wrappedKey: Uint8Array }
+export interface OpenDataRequest {
+  taskId: string
+  sellerIndex: number
+  commitment: string
+  wrappedKey: Uint8Array
+  /** The seller account's signature over dataKeyDigestOf(taskId, sellerIndex, commitment, keccak(wrappedKey)) (65 bytes hex). */
+  sellerSignature: string
+}
+/** `chunk` is a signed frame: the seller's signature over chunkDigestOf (65 bytes) ‖ the encrypted chunk (signChunk). */
 export interface DataChunkRequest { taskId: string, sellerIndex: number, chunk: Uint8Array }
+/** The seller's acknowledgement of its delivery receipt: its account's signature over receiptAckDigestOf(receiptDigest). */
+export interface AckReceiptRequest { taskId: string, sellerIndex: number, signature: string }
 export interface SellerDataStatus {
   sellerIndex: number
   commitment: string
@@ -75,15 +85,25 @@ export interface SellerDataStatus {
   nextChunk: number
   received: number
   complete: boolean
-  /** Why the delivery was refused, if it was; a new delivery starts it over. */
+  /** Why the seller's delivery was refused (its own signed bytes failed), if it was; a new delivery starts it over. */
   invalid?: string
+  /** The account that signed the data-key delivery. */
+  seller: string
+  /** The delivery receipt (task key's signature over receiptDigestOf) once complete: hand it to the seller. */
+  receipt?: string
+  /** Whether the seller acknowledged the receipt (the task runs only then). */
+  acked: boolean
 }
 
 export interface ExecuteRequest {
   taskId: string
   /** How many sellers the trade has; inputs are sellers 0..n-1 in trade order. Default: all delivered. */
   sellerCount?: number
-  /** The node's own upper limits; the run uses the smallest of these, the buyer's and the sellers'. */
+  /**
+   * The trade's caps as the host read them on DTMC: when given, each must equal the one the run uses (the buyer's
+   * gas cap; the smallest of the buyer's and the sellers' output caps), else the enclave refuses (CapMismatchError).
+   * A node's own limits never lower a run: every honest node runs with the same inputs.
+   */
   gasCap?: bigint
   outputCap?: bigint
 }
@@ -93,7 +113,10 @@ export interface ExecuteResponse {
   signature: string
   /** The output, ECIES-encrypted to the buyer's one-time result key; empty unless status is Ok. */
   encryptedResult: Uint8Array
-  /** Plaintext input size in bytes (all sellers), and the caps the run used: not signed, informative. */
+  /**
+   * Plaintext input size in bytes (all sellers), and the caps the run used: not signed, informative. The gas the
+   * run used is not here (nor in resultInfo): it is inside encryptedResult, for the buyer only.
+   */
   inputSize: number
   gasCap: bigint
   outputCap: bigint
@@ -118,6 +141,7 @@ export type Request =
   | { op: 'openData', params: OpenDataRequest }
   | { op: 'dataChunk', params: DataChunkRequest }
   | { op: 'closeData', params: { taskId: string, sellerIndex: number } }
+  | { op: 'ackReceipt', params: AckReceiptRequest }
   | { op: 'execute', params: ExecuteRequest }
   | { op: 'tasks', params: Record<string, never> }
   | { op: 'dropTask', params: { taskId: string } }
@@ -128,6 +152,7 @@ export interface ResponseMap {
   openData: SellerDataStatus
   dataChunk: SellerDataStatus
   closeData: SellerDataStatus
+  ackReceipt: SellerDataStatus
   execute: ExecuteResponse
   tasks: TaskSummary[]
   dropTask: { taskId: string }

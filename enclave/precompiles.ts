@@ -74,8 +74,9 @@ export class PrecompileInputError extends SdteError {
 }
 
 /** The gas given to a precompile does not pay for the work its arguments ask; the call fails and consumes its gas. */
-export class PrecompileOutOfGasError extends Error {
+export class PrecompileOutOfGasError extends SdteError {
   override name = 'PrecompileOutOfGasError'
+  override code = 'ERR_PRECOMPILE_OUT_OF_GAS'
 }
 
 // ---- ABI helpers (strict: the offsets must be canonical and in bounds) ----
@@ -179,9 +180,6 @@ function encodeWords (values: bigint[]): Uint8Array {
 }
 
 // ---- the functions themselves (pure; also used by tests and the benchmark's baseline) ----
-
-/** Truncating signed division (Solidity's `/` on int256). */
-export function divTrunc (a: bigint, b: bigint): bigint { return a / b }
 
 const NL = 10
 const CR = 13

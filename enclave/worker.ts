@@ -8,34 +8,35 @@
 // except chunks, which are the seller's AES-GCM ciphertext, authenticated by the sealed data key:
 //   index                       { tasks: taskId[] }
 //   task/<taskId>               { tradeId, codeHash, privateKey }
-//   code/<taskId>               { code, resultPublicKey, gasCap, outputCap }
-//   data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid? }
+//   code/<taskId>               { code, resultPublicKey, gasCap, outputCap, resultSalt, envelopeHash }
+//   data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid?, seller, receipt?, acked }
 //   chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
 //   result/<taskId>             the execute response (signed result info, encrypted result)
 import { parentPort, workerData } from 'node:worker_threads'
 import type { NetworkDomain } from '../contracts/formats.ts'
 import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
 import {
-  codeAuthDigestOf, inputHashOf, networkDomainKey, quoteDigestOf, recoverDigest, reportDataOf, resultDigestOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
+  chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, inputHashOf, networkDomainKey, quoteDigestOf, receiptAckDigestOf, receiptDigestOf, recoverDigest,
+  reportDataOf, resultDigestOf, resultHashOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
 } from '../contracts/formats.ts'
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
   MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
-  MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE
+  MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import {
   CHUNK_HEADER_BYTES, commitmentHasher, decryptChunk, deriveSealKey, encryptResult, generateKeyPair, openCodeEnvelope,
-  readChunkHeader, sealBlob, unsealBlob, unwrapDataKey
+  readChunkHeader, sealBlob, splitSignedChunk, unsealBlob, unwrapDataKey
 } from './crypto.ts'
 import {
-  ChunkAuthError, ChunkOrderError, CodeAuthorizationError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
+  CapMismatchError, ChunkAuthError, ChunkNotFromSellerError, ChunkOrderError, CodeAuthorizationError, DataKeyAuthorizationError, ReceiptAckError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
   InvalidRequestError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
 } from './errors.ts'
 import type { RunOutcome } from './evm.ts'
 import { runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
 import { computeMeasurement } from './measurement.ts'
 import type {
-  AttestRequest, AttestResponse, DataChunkRequest, DeliverCodeRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
+  AckReceiptRequest, AttestRequest, AttestResponse, DataChunkRequest, DeliverCodeRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
   Request, RunBudgetPolicy, RunJob, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
 } from './messages.ts'
 
@@ -75,7 +76,7 @@ async function getSealed<T> (key: string): Promise<T | undefined> {
 
 // ---- state ----
 
-interface CodeState { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint, envelopeHash: string }
+interface CodeState { code: Uint8Array, resultPublicKey: Uint8Array, gasCap: bigint, outputCap: bigint, resultSalt: string, envelopeHash: string }
 interface SellerSlot {
   key: Uint8Array
   commitment: string
@@ -84,7 +85,16 @@ interface SellerSlot {
   nextChunk: number
   received: number
   complete: boolean
+  /** Set only when the seller is at fault: bytes it signed failed GCM, the size or the commitment. */
   invalid?: string
+  /** The account that signed the data-key delivery (lowercase): chunks must be signed by it, and only it acknowledges the receipt. */
+  seller: string
+  /** keccak256 of the wrapped key of the delivery now open: chunk signatures are bound to it (not sealed: set by each openData). */
+  wrappedKeyHash?: string
+  /** The delivery receipt (receiptDigestOf, signed with the task key) once the data matched its commitment. */
+  receipt?: string
+  /** Whether the seller acknowledged the receipt: the task runs only when every complete delivery is acknowledged. */
+  acked: boolean
   /** Running commitment hash of the plaintext; rebuilt from the stored chunks after a restart. */
   hasher?: ReturnType<typeof commitmentHasher>
 }
@@ -158,7 +168,10 @@ function taskOf (taskId: unknown): Task {
 async function saveIndex (): Promise<void> { await putSealed(K.index(), { tasks: [...tasks.keys()] }) }
 
 function slotJson (s: SellerSlot): Record<string, unknown> {
-  return { key: hexlify(s.key), commitment: s.commitment, size: s.size, outputCap: String(s.outputCap), nextChunk: s.nextChunk, received: s.received, complete: s.complete, invalid: s.invalid }
+  return {
+    key: hexlify(s.key), commitment: s.commitment, size: s.size, outputCap: String(s.outputCap), nextChunk: s.nextChunk, received: s.received, complete: s.complete, invalid: s.invalid,
+    seller: s.seller, receipt: s.receipt, acked: s.acked
+  }
 }
 
 async function saveSlot (t: Task, index: number, s: SellerSlot): Promise<void> { await putSealed(K.data(t.taskId, index), slotJson(s)) }
@@ -166,7 +179,7 @@ async function saveSlot (t: Task, index: number, s: SellerSlot): Promise<void> {
 function resultJson (r: ExecuteResponse): Record<string, unknown> {
   return {
     ...r,
-    resultInfo: { ...r.resultInfo, resultSize: String(r.resultInfo.resultSize), gasUsed: String(r.resultInfo.gasUsed) },
+    resultInfo: { ...r.resultInfo, resultSize: String(r.resultInfo.resultSize) },
     encryptedResult: hexlify(r.encryptedResult),
     gasCap: String(r.gasCap),
     outputCap: String(r.outputCap)
@@ -176,7 +189,7 @@ function resultJson (r: ExecuteResponse): Record<string, unknown> {
 function resultFromJson (j: any): ExecuteResponse {
   return {
     ...j,
-    resultInfo: { ...j.resultInfo, resultSize: BigInt(j.resultInfo.resultSize), gasUsed: BigInt(j.resultInfo.gasUsed) },
+    resultInfo: { ...j.resultInfo, resultSize: BigInt(j.resultInfo.resultSize) },
     encryptedResult: getBytes(j.encryptedResult),
     gasCap: BigInt(j.gasCap),
     outputCap: BigInt(j.outputCap)
@@ -230,12 +243,15 @@ async function loadSealedState (): Promise<void> {
       if (tj === undefined) continue
       const t = newTask(tj.tradeId, tj.codeHash, getBytes(tj.privateKey), { chainId: BigInt(tj.chainId), verifyingContract: tj.dtmc })
       if (t.taskId !== taskId) continue
-      const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string, envelopeHash: string }>(K.code(taskId))
-      if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap), envelopeHash: cj.envelopeHash }
+      const cj = await getSealed<{ code: string, resultPublicKey: string, gasCap: string, outputCap: string, resultSalt: string, envelopeHash: string }>(K.code(taskId))
+      if (cj !== undefined) t.code = { code: getBytes(cj.code), resultPublicKey: getBytes(cj.resultPublicKey), gasCap: BigInt(cj.gasCap), outputCap: BigInt(cj.outputCap), resultSalt: cj.resultSalt, envelopeHash: cj.envelopeHash }
       for (let i = 0; i < MAX_SELLERS; i++) {
         const sj = await getSealed<any>(K.data(taskId, i))
         if (sj === undefined) continue
-        const s: SellerSlot = { key: getBytes(sj.key), commitment: sj.commitment, size: sj.size, outputCap: BigInt(sj.outputCap), nextChunk: sj.nextChunk, received: sj.received, complete: sj.complete, invalid: sj.invalid }
+        const s: SellerSlot = {
+          key: getBytes(sj.key), commitment: sj.commitment, size: sj.size, outputCap: BigInt(sj.outputCap), nextChunk: sj.nextChunk, received: sj.received, complete: sj.complete, invalid: sj.invalid,
+          seller: sj.seller, receipt: sj.receipt, acked: sj.acked === true
+        }
         if (!s.complete && s.invalid === undefined) await rehash(t, i, s)
         t.sellers.set(i, s)
       }
@@ -250,8 +266,9 @@ async function loadSealedState (): Promise<void> {
 }
 
 function slotStatus (index: number, s: SellerSlot): SellerDataStatus {
-  const st: SellerDataStatus = { sellerIndex: index, commitment: s.commitment, size: s.size, nextChunk: s.nextChunk, received: s.received, complete: s.complete }
+  const st: SellerDataStatus = { sellerIndex: index, commitment: s.commitment, size: s.size, nextChunk: s.nextChunk, received: s.received, complete: s.complete, seller: s.seller, acked: s.acked }
   if (s.invalid !== undefined) st.invalid = s.invalid
+  if (s.receipt !== undefined) st.receipt = s.receipt
   return st
 }
 
@@ -326,7 +343,7 @@ async function deliverCode (p: DeliverCodeRequest): Promise<{ taskId: string }> 
   if (keccak256(opened.code) !== t.codeHash) throw new CodeHashMismatchError('code does not hash to the task codeHash')
   if (opened.gasCap === 0n || opened.gasCap > MAX_GAS_CAP) throw new InvalidRequestError(`gasCap must be 1..${MAX_GAS_CAP}`)
   if (opened.outputCap > MAX_OUTPUT_CAP) throw new InvalidRequestError(`outputCap must be at most ${MAX_OUTPUT_CAP}`)
-  await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap), envelopeHash })
+  await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap), resultSalt: opened.resultSalt, envelopeHash })
   t.code = { ...opened, envelopeHash }
   return { taskId: t.taskId }
 }
@@ -343,14 +360,28 @@ async function openData (p: OpenDataRequest): Promise<SellerDataStatus> {
   const index = sellerIndexOf(p.sellerIndex)
   const commitment = bytes32(p.commitment, 'commitment')
   const wrapped = bytesParam(p.wrappedKey, 'wrappedKey', 4096)
+  // The account that hands over the data key is the seller this delivery is from: the one whose signatures
+  // the chunks must carry and who alone acknowledges the receipt. It comes from the seller's signature, not
+  // from the host or the buyer, who cannot sign for the seller's account.
+  let seller: string
+  try {
+    seller = recoverDigest(dataKeyDigestOf(t.domain, t.taskId, index, commitment, keccak256(wrapped)), hexParam(p.sellerSignature, 'sellerSignature')).toLowerCase()
+  } catch (err) {
+    throw new DataKeyAuthorizationError(`data-key delivery signature: ${(err as Error).message}`)
+  }
   const d = unwrapDataKey(t.privateKey, t.taskId, index, wrapped)
   if (d.commitment !== commitment) throw new CommitmentMismatchError('wrapped commitment differs from the announced one')
   if (d.size > MAX_DATASET_SIZE) throw new InvalidRequestError(`dataset over ${MAX_DATASET_SIZE} bytes`)
   const old = t.sellers.get(index)
   // The same delivery again (after a restart of either side): continue where it stopped.
-  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment) return slotStatus(index, old)
+  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment && old.seller === seller) {
+    old.wrappedKeyHash = keccak256(wrapped)
+    return slotStatus(index, old)
+  }
+  // A delivery the seller acknowledged is final: the task may already count on it.
+  if (old?.acked === true) throw new TaskStateError(`the delivery of seller ${index} is complete and acknowledged`)
   if (old !== undefined) await deleteChunks(t, index, old.nextChunk)
-  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, hasher: commitmentHasher() }
+  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, seller, acked: false, wrappedKeyHash: keccak256(wrapped), hasher: commitmentHasher() }
   t.sellers.set(index, s)
   await saveSlot(t, index, s)
   return slotStatus(index, s)
@@ -369,11 +400,25 @@ async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
   const s = t.sellers.get(index)
   if (s === undefined) throw new TaskStateError(`no data delivery open for seller ${index}`)
   if (s.invalid !== undefined) throw new TaskStateError(`delivery of seller ${index} was refused (${s.invalid}); open it again`)
-  const chunk = bytesParam(p.chunk, 'chunk', MAX_CHUNK_SIZE + CHUNK_HEADER_BYTES + 16)
+  const frame = bytesParam(p.chunk, 'chunk', SELLER_SIGNATURE_BYTES + MAX_CHUNK_SIZE + CHUNK_HEADER_BYTES + 16)
+  // Blame (issue 10, property 6): bytes the seller did not sign were changed after it sent them, by the host
+  // or on the way. That is not the seller's fault: the chunk is dropped, the delivery stays where it was (the
+  // seller can resume it) and this node gets no result until it passes the seller's bytes on unchanged.
+  const { signature, chunk } = splitSignedChunk(frame)
+  if (s.wrappedKeyHash === undefined) throw new TaskStateError(`the delivery of seller ${index} must be opened again (after a restart)`)
+  let signer: string
+  try {
+    signer = recoverDigest(chunkDigestOf(t.domain, t.taskId, index, s.wrappedKeyHash, keccak256(chunk)), signature).toLowerCase()
+  } catch (err) {
+    throw new ChunkNotFromSellerError(`chunk signature: ${(err as Error).message}`)
+  }
+  if (signer !== s.seller) throw new ChunkNotFromSellerError(`chunk of seller ${index} is not signed by the account that delivered its key`)
+  // From here on the bytes are the seller's own: whatever fails about them is the seller's fault.
   let header
   try { header = readChunkHeader(chunk) } catch (err) { return await refuse(t, index, s, err as EnclaveError) }
   if (s.complete || header.index < s.nextChunk) return slotStatus(index, s) // a chunk we already hold
-  if (header.index > s.nextChunk) return await refuse(t, index, s, new ChunkOrderError(`expected chunk ${s.nextChunk}, got ${header.index}`))
+  // A gap: the host dropped chunks (each is signed on its own). Not the seller's fault; it resumes.
+  if (header.index > s.nextChunk) throw new ChunkOrderError(`expected chunk ${s.nextChunk}, got ${header.index}`)
   let plain: Uint8Array
   try { plain = decryptChunk(s.key, s.commitment, chunk).plaintext } catch (err) {
     if (err instanceof ChunkAuthError) return await refuse(t, index, s, err)
@@ -390,6 +435,9 @@ async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
     if (s.received !== s.size) return await refuse(t, index, s, new CommitmentMismatchError(`data is ${s.received} bytes, ${s.size} declared`))
     if (digest !== s.commitment) return await refuse(t, index, s, new CommitmentMismatchError('data does not match its commitment'))
     s.complete = true
+    // The delivery receipt (issue 10, property 1): this enclave verified the seller's whole dataset. The seller
+    // claims its data fee with it on DTMC if the trade does not pay it; the task runs only once it is acknowledged.
+    s.receipt = signDigest(t.signingKey, receiptDigestOf(t.domain, t.tradeId, t.taskId, index, s.commitment, s.seller))
     await saveSlot(t, index, s)
   } else if (s.nextChunk % 64 === 0) {
     // Progress note for `tasks()` after a restart; the chunks themselves are what count.
@@ -404,16 +452,35 @@ async function closeData (p: { taskId: string, sellerIndex: number }): Promise<S
   const s = t.sellers.get(index)
   if (s === undefined) throw new TaskStateError(`no data delivery open for seller ${index}`)
   if (s.invalid !== undefined) throw new TaskStateError(`delivery of seller ${index} was refused (${s.invalid})`)
-  // The seller's stream ended cleanly but without its last chunk: truncated. (A stream that breaks,
-  // or a worker that dies, never gets here: that delivery can continue where it stopped.)
-  if (!s.complete) return await refuse(t, index, s, new TruncatedDataError(`data ended after chunk ${s.nextChunk - 1} without its last chunk`))
+  // The stream ended without the last chunk. The host can cut a stream, so this blames nobody: the
+  // delivery stays where it was and continues when the seller delivers again.
+  if (!s.complete) throw new TruncatedDataError(`data ended after chunk ${s.nextChunk - 1} without its last chunk`)
+  return slotStatus(index, s)
+}
+
+/** The seller acknowledges its delivery receipt with the account that delivered the data key. */
+async function ackReceipt (p: AckReceiptRequest): Promise<SellerDataStatus> {
+  const t = taskOf(p.taskId)
+  const index = sellerIndexOf(p.sellerIndex)
+  const s = t.sellers.get(index)
+  if (s?.receipt === undefined) throw new ReceiptAckError(`no delivery receipt for seller ${index}`)
+  if (s.acked) return slotStatus(index, s)
+  let signer: string
+  try {
+    signer = recoverDigest(receiptAckDigestOf(receiptDigestOf(t.domain, t.tradeId, t.taskId, index, s.commitment, s.seller)), hexParam(p.signature, 'signature')).toLowerCase()
+  } catch (err) {
+    throw new ReceiptAckError(`acknowledgement signature: ${(err as Error).message}`)
+  }
+  if (signer !== s.seller) throw new ReceiptAckError(`the acknowledgement is not signed by the seller that delivered the data of seller ${index}`)
+  s.acked = true
+  await saveSlot(t, index, s)
   return slotStatus(index, s)
 }
 
 // ---- step 8: execution ----
 
-function minCap (...caps: Array<bigint | undefined>): bigint {
-  return caps.filter((c): c is bigint => c !== undefined).reduce((a, b) => (b < a ? b : a))
+function minCap (...caps: bigint[]): bigint {
+  return caps.reduce((a, b) => (b < a ? b : a))
 }
 
 interface RunPlan {
@@ -441,11 +508,19 @@ async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse
   for (let i = 0; i < count; i++) {
     const s = t.sellers.get(i)
     if (s === undefined || (!s.complete && s.invalid === undefined)) throw new TaskStateError(`data of seller ${i} is not complete`)
+    // Nothing runs (and nothing reaches the host) before every seller whose data is in holds its receipt:
+    // a host that withholds the receipt gets no result (issue 10, property 1).
+    if (s.complete && !s.acked) throw new TaskStateError(`seller ${i} has not acknowledged its delivery receipt`)
     slots.push(s)
   }
   const inputHash = inputHashOf(slots.map(s => s.commitment))
-  const gasCap = minCap(t.code.gasCap, p.gasCap, MAX_GAS_CAP)
-  const outputCap = minCap(t.code.outputCap, p.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
+  // Every input of the run is the same on every honest node: the gas cap is exactly the buyer's (the trade's, on
+  // DTMC), whose GAS opcode reads then agree; a host that asks for another cap (its own smaller maxGas) gets a
+  // refusal, never a run that would land its node in another result group.
+  const gasCap = t.code.gasCap
+  if (p.gasCap !== undefined && p.gasCap !== gasCap) throw new CapMismatchError(`the trade's gas cap is ${gasCap}, not ${p.gasCap}`)
+  const outputCap = minCap(t.code.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
+  if (p.outputCap !== undefined && p.outputCap !== outputCap) throw new CapMismatchError(`the trade's output cap is ${outputCap}, not ${p.outputCap}`)
   const inputSize = slots.reduce((a, s) => a + s.size, 0)
   const plan: RunPlan = { t, inputHash, gasCap, outputCap, inputSize }
   if (slots.some(s => s.invalid !== undefined)) {
@@ -484,16 +559,16 @@ async function finishRun (plan: RunPlan, outcome: RunOutcome | undefined): Promi
       output[output.length - 1] ^= 0xff
     }
   }
+  // The gas used goes into the encrypted result only: on chain it would be a data-dependent channel.
   const { envelope, resultHash } = status === ResultStatus.Ok
-    ? encryptResult(code.resultPublicKey, t.taskId, output)
-    : { envelope: new Uint8Array(0), resultHash: keccak256(new Uint8Array(0)) }
+    ? encryptResult(code.resultPublicKey, t.taskId, code.resultSalt, output, gasUsed)
+    : { envelope: new Uint8Array(0), resultHash: resultHashOf(code.resultSalt, new Uint8Array(0)) }
   const resultInfo: ResultInfo = {
     tradeId: t.tradeId,
     taskId: t.taskId,
     inputHash: plan.inputHash,
     resultHash: resultHash.toLowerCase(),
     resultSize: status === ResultStatus.Ok ? BigInt(output.length) : 0n,
-    gasUsed,
     status
   }
   const signature = signDigest(t.signingKey, resultDigestOf(t.domain, resultInfo))
@@ -570,6 +645,7 @@ async function handle (r: Request): Promise<unknown> {
     case 'openData': return await openData(r.params)
     case 'dataChunk': return await dataChunk(r.params)
     case 'closeData': return await closeData(r.params)
+    case 'ackReceipt': return await ackReceipt(r.params)
     case 'tasks': return [...tasks.values()].map(summary)
     case 'dropTask': return await dropTask(r.params)
     default: throw new InvalidRequestError(`unknown request ${(r as { op: string }).op}`)

@@ -1,6 +1,14 @@
 // Defaults of the p2p host. Every one is an option of createP2PHost (see P2PHostOptions).
 
 export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+/**
+ * The kind of network a host is on. 'local' (a devnet, a LAN, loopback testnets): private and
+ * loopback addresses are announced, kept in the DHT, and one IP may hold many peers. 'public': only
+ * public addresses (and relayed ones through a public relay) are announced or stored in the DHT.
+ */
+export const NETWORK_MODES = ['local', 'public'] as const
+export type NetworkMode = typeof NETWORK_MODES[number]
+export const DEFAULT_NETWORK_MODE: NetworkMode = 'local'
 /** Prefix of every protocol id we own: the DHT is `${prefix}/kad/1.0.0`, streams `${prefix}/<name>/<version>`. */
 export const DEFAULT_PROTOCOL_PREFIX = '/sdte'
 export const DHT_PROTOCOL_NAME = 'kad'
@@ -64,3 +72,66 @@ export const YAMUX_MAX_STREAM_WINDOW = 4 * 1024 * 1024
  * chunk) and slack. libp2p's default (4 MiB) reset large deliveries under load.
  */
 export const YAMUX_MAX_READ_BUFFER = 2 * YAMUX_MAX_STREAM_WINDOW + 8 * 1024 * 1024
+
+// NAT traversal (docs/p2p.md "Across NATs"): a relay serves circuit-relay v2 reservations, hosts
+// learn whether they are reachable (AutoNAT), private ones reserve a relay slot, and a relayed
+// connection is upgraded to a direct one (DCUtR) where one side can be dialled.
+/** Reservations a relay holds at once; a host asking for one more is refused (RESERVATION_REFUSED). */
+export const RELAY_MAX_RESERVATIONS = 64
+/** How long a reservation lasts before the host must renew it (the transport renews it itself). */
+export const RELAY_RESERVATION_TTL_MS = 60 * 60_000
+/**
+ * How long one relayed connection may stay open. A relayed connection carries only signalling (the
+ * DCUtR upgrade, identify); our trade protocols refuse limited connections and run on direct ones.
+ */
+export const RELAY_CONNECTION_DURATION_MS = 2 * 60_000
+/** Bytes one relayed connection may carry (both directions) before the relay resets it. */
+export const RELAY_CONNECTION_DATA_BYTES = 1024 * 1024
+/** A hop request (reserve or connect) must complete within this. */
+export const RELAY_HOP_TIMEOUT_MS = 30_000
+/** Hop streams a relay serves at once (reservations and relayed connections being set up). */
+export const RELAY_MAX_INBOUND_HOP_STREAMS = 64
+/** Relayed connections (stop streams) a relay has open at once. */
+export const RELAY_MAX_STOP_STREAMS = 256
+/**
+ * Default of the option directUpgradeWaitMs: how long dialProtocol waits for a relayed connection to become direct (DCUtR makes the private
+ * side dial back within its 3 tries of 5 s) before it gives up on a peer reachable only via a relay.
+ */
+export const DIRECT_UPGRADE_WAIT_MS = 20_000
+/**
+ * Whether a host reserves a relay slot: 'auto' (in mode 'public', unless it announces a public
+ * address with --announce), 'always', or 'never'.
+ */
+export const RELAY_RESERVATION_MODES = ['auto', 'always', 'never'] as const
+export type RelayReservationMode = typeof RELAY_RESERVATION_MODES[number]
+export const DEFAULT_RELAY_RESERVATION: RelayReservationMode = 'auto'
+// Bounds on what strangers can make this host hold (issue 11 item 6). kad-dht 16 keeps every provider
+// record a peer sends (ADD_PROVIDER, for itself) forever, in the in-memory datastore; gossipsub keeps
+// every message id it saw for seenTTL, however many arrive.
+/**
+ * Provider records of other peers kept for one DHT key. Past it the oldest record of that key makes
+ * room: providers re-announce (dht.ts), so a flood of fresh peer ids on a key pushes honest ones
+ * out only while it lasts.
+ */
+export const MAX_PROVIDERS_PER_KEY = 64
+/** Provider records one other peer may have stored here; it may refresh them, not add more. */
+export const MAX_PROVIDER_RECORDS_PER_PEER = DEFAULT_MAX_PROVIDED_KEYS
+/** Provider records of other peers kept in all (about 300 bytes each); past it new ones are refused. */
+export const MAX_PROVIDER_RECORDS = 16_384
+/** How long a provider record stays valid (kad-dht's provideValidity default); expired ones go first. */
+export const PROVIDER_RECORD_TTL_MS = 24 * 60 * 60_000
+/** How long gossipsub remembers a message id (its default is 2 minutes): a replay within it is ignored. */
+export const GOSSIP_SEEN_TTL_MS = 120_000
+/**
+ * Message ids remembered in all, whatever their age: past it the oldest are forgotten (a replay of
+ * one is then validated again, at worst one BDBC read). Bounds the seen caches under a flood.
+ */
+export const GOSSIP_MAX_SEEN = 50_000
+/** Heartbeats a message stays in gossipsub's message cache (served to IWANT), and those gossiped in IHAVE. */
+export const GOSSIP_MCACHE_LENGTH = 5
+export const GOSSIP_MCACHE_GOSSIP = 3
+/**
+ * Messages held in the message cache in all: past it a new message is still validated and delivered
+ * but not kept for IWANT (peers in the mesh got it pushed).
+ */
+export const GOSSIP_MAX_MCACHE = 10_000

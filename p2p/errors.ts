@@ -112,12 +112,21 @@ export class NoTopicPeersError extends P2PError {
   }
 }
 
-/** The host is not in a state for this call (not started, already stopped, already subscribed). */
+/** The host or a message channel is not in a state for this call (not started, already stopped, already subscribed, already reading). */
 export class P2PStateError extends P2PError {
   static readonly code = 'ERR_P2P_STATE'
   constructor (message: string) {
     super(message, P2PStateError.code)
     this.name = 'P2PStateError'
+  }
+}
+
+/** A stream failed with something that is not an Error (an error or abort event of the stream). */
+export class StreamFailedError extends P2PError {
+  static readonly code = 'ERR_STREAM_FAILED'
+  constructor (message: string) {
+    super(message, StreamFailedError.code)
+    this.name = 'StreamFailedError'
   }
 }
 
@@ -127,5 +136,23 @@ export class ProtocolViolationError extends P2PError {
   constructor (message: string) {
     super(message, ProtocolViolationError.code)
     this.name = 'ProtocolViolationError'
+  }
+}
+
+/** A provider record a peer asked this host to store beyond the bounds. */
+export class ProviderRecordRefusedError extends P2PError {
+  static readonly code = 'ERR_PROVIDER_RECORD_REFUSED'
+  constructor (message: string) {
+    super(message, ProviderRecordRefusedError.code)
+    this.name = 'ProviderRecordRefusedError'
+  }
+}
+
+/** A value record (PUT_VALUE) sent to our DHT, which keeps none. */
+export class DhtValueRecordRefusedError extends P2PError {
+  static readonly code = 'ERR_DHT_VALUE_RECORD_REFUSED'
+  constructor (message: string) {
+    super(message, DhtValueRecordRefusedError.code)
+    this.name = 'DhtValueRecordRefusedError'
   }
 }

@@ -10,7 +10,11 @@ export type {
 export { datasetKey, enclaveKey } from './dht-keys.ts'
 export * from './errors.ts'
 export * as p2pConstants from './constants.ts'
-export * from './messages/index.ts'
+export {
+  messageChannel, encodeFrame, encodeJsonMessage, decodeJsonMessage, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MESSAGE_TIMEOUT_MS,
+  MAX_VARINT_BYTES, encodeVarint, decodeVarint, schema
+} from './messages/index.ts'
+export type { MessageChannel, MessageChannelOptions, OperationOptions, Schema, Infer } from './messages/index.ts'
 export { echoProtocol } from './echo/index.ts'
 export type { EchoProtocol, EchoOptions } from './echo/index.ts'
 export * from './demand/index.ts'
@@ -19,4 +23,4 @@ export * from './attest/index.ts'
 export * from './data/index.ts'
 export * from './result/index.ts'
 // What a protocol's server refuses with (RefuseRequest) and its client then sees (RequestRefusedError).
-export { RefuseRequest, RequestRefusedError, MAX_REFUSAL_CODE_LENGTH, MAX_REFUSAL_MESSAGE_LENGTH } from './messages/exchange.ts'
+export { RefuseRequest, RequestRefusedError, MAX_REFUSAL_CODE_LENGTH, MAX_REFUSAL_MESSAGE_LENGTH } from './messages/index.ts'

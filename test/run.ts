@@ -1,6 +1,7 @@
 // The test command: runs every `test/**/*.test.ts` file in its own Node process (uvu suites
 // call `.run()` themselves), reads each file's uvu summary, and ends with one line of its own,
-// `N passed, N failed`, so that a run which executed nothing is visible to CI.
+// `N passed, N failed` (and `, N skipped` when uvu skipped any), so that a run which executed
+// nothing, or skipped a test, is visible to CI.
 //
 // Usage: node test/run.ts [substring ...]   (only files whose path contains one of the substrings)
 import { spawn } from 'node:child_process'
@@ -21,7 +22,7 @@ function findTests (dir: string): string[] {
   return out
 }
 
-interface FileResult { file: string, passed: number, failed: number, code: number | null, ms: number }
+interface FileResult { file: string, passed: number, failed: number, skipped: number, code: number | null, ms: number }
 
 function runFile (file: string): Promise<FileResult> {
   const started = Date.now()
@@ -43,7 +44,7 @@ function runFile (file: string): Promise<FileResult> {
       let failed = Math.max(0, total - passed - skipped)
       // A file that crashed before or after its summary counts as one failure at least.
       if (code !== 0 && failed === 0) failed = 1
-      resolve({ file, passed, failed, code, ms: Date.now() - started })
+      resolve({ file, passed, failed, skipped, code, ms: Date.now() - started })
     })
   })
 }
@@ -52,6 +53,7 @@ const filters = process.argv.slice(2)
 const files = findTests(testDir).filter(f => filters.length === 0 || filters.some(s => f.includes(s)))
 let passed = 0
 let failed = 0
+let skipped = 0
 const lines: string[] = []
 for (const file of files) {
   const name = relative(root, file)
@@ -59,8 +61,12 @@ for (const file of files) {
   const r = await runFile(file)
   passed += r.passed
   failed += r.failed
-  lines.push(`${r.failed === 0 ? 'ok  ' : 'FAIL'} ${name}: ${r.passed} passed, ${r.failed} failed (${(r.ms / 1000).toFixed(1)} s)`)
+  skipped += r.skipped
+  // A skipped test says why in its own output (e.g. no network namespaces here); the summary shows it too.
+  const skips = r.skipped > 0 ? `, ${r.skipped} SKIPPED` : ''
+  lines.push(`${r.failed === 0 ? 'ok  ' : 'FAIL'} ${name}: ${r.passed} passed, ${r.failed} failed${skips} (${(r.ms / 1000).toFixed(1)} s)`)
 }
 process.stdout.write(`\n${lines.join('\n')}\n`)
+if (skipped > 0) process.stdout.write(`${skipped} skipped (see each file's output for why)\n`)
 process.stdout.write(`${passed} passed, ${failed} failed\n`)
 process.exitCode = failed === 0 && files.length > 0 ? 0 : 1

@@ -10,7 +10,6 @@
 // gas is what the call is charged with an ample gas limit; "CPU ms/Mgas" = CPU ms per call / gas per
 // call × 10^6. The worst row of each precompile is marked. The last table calls sort with 262,144
 // values and only 300 gas: the cost of an underfunded call, which must fail before it works.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { AbiCoder, getBytes, keccak256, randomBytes, Wallet } from 'ethers'
 import { getActivePrecompiles } from '@ethereumjs/evm'
@@ -20,6 +19,7 @@ import { MAX_CPU_MS_PER_MGAS } from '../../enclave/constants.ts'
 import { createConfinedEvm, STANDARD_PRECOMPILE_GAS_FACTOR, STANDARD_PRECOMPILES } from '../../enclave/evm.ts'
 import { encodeIntArray, PRECOMPILE_ADDRESSES } from '../../enclave/precompiles.ts'
 import { sampleDataset } from '../../enclave/examples.ts'
+import { writeBenchmarkSections } from '../benchmarks-md.ts'
 
 const args = process.argv.slice(2)
 const write = args.includes('--write')
@@ -201,17 +201,6 @@ out(`| ${GAS_LIMIT.toLocaleString('en')} | ${funded.ok ? 'yes' : 'no'} | ${(fund
 out()
 
 if (write) {
-  const path = new URL('../../BENCHMARKS.md', import.meta.url)
-  const section = lines.join('\n').trimEnd() + '\n'
-  let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n'
-  const start = doc.search(/^## Precompiles\s*$/m)
-  if (start === -1) {
-    doc = doc.trimEnd() + '\n\n' + section
-  } else {
-    const rest = doc.slice(start + 1)
-    const next = rest.search(/^## /m)
-    doc = doc.slice(0, start) + section + (next === -1 ? '' : '\n' + rest.slice(next))
-  }
-  writeFileSync(path, doc)
+  writeBenchmarkSections([lines.join('\n')])
   process.stdout.write('wrote the Precompiles section of BENCHMARKS.md\n')
 }

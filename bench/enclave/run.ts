@@ -8,7 +8,6 @@
 // Plain-EVM runs above --plain-max records (default 100000) are extrapolated linearly from the
 // largest measured size (gas and time per record are flat in the record count) and marked "≈".
 import { createCipheriv, randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { Wallet, getBytes, hexlify, keccak256 } from 'ethers'
 import { loadArtifact } from '../../contracts/tools/compile.ts'
@@ -17,10 +16,11 @@ import { ALL_ANALYSES, referenceOutput, sampleDataset } from '../../enclave/exam
 import type { AnyAnalysis } from '../../enclave/examples.ts'
 import { tradeIdOf } from '../../contracts/formats.ts'
 import {
-  createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signCodeDelivery, wrapDataKey
+  createEnclave, datasetCommitment, encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, MemoryBlobStore, signChunk, signCodeDelivery, signDataKeyDelivery, wrapDataKey
 } from '../../enclave/index.ts'
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { decryptChunk as decryptOne } from '../../enclave/crypto.ts'
+import { writeBenchmarkSections } from '../benchmarks-md.ts'
 
 const args = process.argv.slice(2)
 const write = args.includes('--write')
@@ -151,11 +151,14 @@ if (big) {
     const buyer = Wallet.createRandom()
     const salt = hexlify(randomBytes(32))
     const a = await enclave.attest({ tradeId: tradeIdOf(buyer.address, salt), codeHash: keccak256(code), nonce: hexlify(randomBytes(32)) })
-    const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey })
+    const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey, resultSalt: hexlify(randomBytes(32)) })
     await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, domain, a.taskId, envelope) })
     const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
     t = performance.now()
-    await enclave.deliverData(a.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks })
+    // The seller signs its key delivery and each chunk (docs/protocol.md "Delivery receipts"): part of the path measured.
+    const seller = Wallet.createRandom()
+    const chunks = ds.chunks.map(c => signChunk(seller.privateKey, domain, a.taskId, 0, wrappedKey, c))
+    await enclave.deliverData(a.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, sellerSignature: signDataKeyDelivery(seller.privateKey, domain, a.taskId, 0, ds.commitment, wrappedKey), chunks })
     delivery = (performance.now() - t) / 1000
   } finally {
     await enclave.close()
@@ -176,17 +179,6 @@ if (big) {
 }
 
 if (write) {
-  const path = new URL('../../BENCHMARKS.md', import.meta.url)
-  const section = lines.join('\n').trimEnd() + '\n'
-  let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n'
-  const start = doc.search(/^## Enclave\s*$/m)
-  if (start === -1) {
-    doc = doc.trimEnd() + '\n\n' + section
-  } else {
-    const rest = doc.slice(start + 1)
-    const next = rest.search(/^## /m)
-    doc = doc.slice(0, start) + section + (next === -1 ? '' : '\n' + rest.slice(next))
-  }
-  writeFileSync(path, doc)
+  writeBenchmarkSections([lines.join('\n')])
   process.stdout.write('wrote the Enclave section of BENCHMARKS.md\n')
 }

@@ -11,7 +11,7 @@ import { ContractFactory, Wallet, getCreateAddress, getAddress, parseEther, type
 import { compileSources, CONTRACTS_DIR } from '../../contracts/tools/compile.ts'
 import { fundDevAccount } from '../../contracts/index.ts'
 import { waitForReceipt } from '../../contracts/client.ts'
-import { startChain, makeMarket, openTrade, submit, MEASUREMENT, type Chain } from '../../contracts/tools/market.ts'
+import { startChain, makeMarket, openTrade, commit, reveal, MEASUREMENT, type Chain } from '../../contracts/tools/market.ts'
 
 const BENCHMARKS = new URL('../../BENCHMARKS.md', import.meta.url).pathname
 const SOURCES = { 'CISC.sol': readFileSync(`${CONTRACTS_DIR}/CISC.sol`, 'utf8'), 'DTMC.sol': readFileSync(`${CONTRACTS_DIR}/DTMC.sol`, 'utf8') }
@@ -45,6 +45,24 @@ const VARIANTS: Variant[] = [
     file: 'DTMC.sol',
     text: 'bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;',
     replacement: 'bool certain = false;'
+  },
+  {
+    check: 'commitments closed once reveals open (DTMC `commitResult`, per commitment)',
+    file: 'DTMC.sol',
+    text: '        if (_revealOpen(t)) revert CommitPhaseClosed();',
+    replacement: ''
+  },
+  {
+    check: 'reveals only once commitments closed (DTMC `submitResult`, per reveal)',
+    file: 'DTMC.sol',
+    text: '        if (!_revealOpen(t)) revert RevealTooEarly(t.nCommits == 0 ? 0 : uint256(t.commitStart) + COMMIT_WINDOW);',
+    replacement: ''
+  },
+  {
+    check: 'the reveal opens its commitment (DTMC `submitResult`, per reveal)',
+    file: 'DTMC.sol',
+    text: '        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);',
+    replacement: ''
   }
 ]
 
@@ -82,7 +100,8 @@ async function tradeGas (chain: Chain): Promise<bigint> {
   const m = await makeMarket(chain, 1, 3)
   const t = await openTrade(m)
   let gas = t.receipt.gasUsed
-  for (let i = 0; i < 3; i++) gas += (await submit(m, t, i)).gasUsed
+  for (let i = 0; i < 3; i++) gas += (await commit(m, t, i)).gasUsed
+  for (let i = 0; i < 3; i++) gas += (await reveal(m, t, i)).gasUsed
   if ((await m.buyer.client.dtmc.trade(t.tradeId))?.state !== 'settled') throw new Error('the trade did not settle')
   return gas
 }
@@ -121,7 +140,7 @@ try {
     '### Issue 10 checks',
     '',
     'Command: `node bench/gas/checks.ts`. What each check added by issue 10 costs the honest 3-node, 1-seller trade',
-    '(openTrade and the three submissions; the last one settles): the trade\'s gas on the committed contracts minus',
+    '(openTrade, three commitments and three reveals; the last one settles): the trade\'s gas on the committed contracts minus',
     'its gas on a variant compiled without that check. The domain words (chain id and DTMC address) of a signed',
     'digest are measured with two probe contracts that hash a 3-word digest with and without them. Random hashes',
     'in the trades\' calldata make each difference vary by about ±100 gas between runs.',
@@ -138,8 +157,10 @@ try {
     let text = readFileSync(BENCHMARKS, 'utf8')
     const start = text.indexOf('### Issue 10 checks')
     if (start !== -1) {
-      const next = text.slice(start + 1).search(/^##/m)
-      text = text.slice(0, start) + text.slice(next === -1 ? text.length : start + 1 + next)
+      // From the line after the title to the next heading (the title itself starts with ##).
+      const from = text.indexOf('\n', start) + 1
+      const next = text.slice(from).search(/^##/m)
+      text = text.slice(0, start) + text.slice(next === -1 ? text.length : from + next)
     }
     const enclave = text.search(/^## Enclave/m)
     text = enclave === -1 ? text.replace(/\n*$/, '\n\n') + body + '\n' : text.slice(0, enclave) + body + '\n\n' + text.slice(enclave)

@@ -1,24 +1,26 @@
 // Gas of each call of a trade's life on a real anvil, for 1, 3, 5 and 7 nodes and 1 and 3 sellers:
-// openTrade, each submitResult (the last one settles the trade: no finalize call on the honest path),
+// openTrade, each node's commitResult, each reveal (submitResult; the last one settles the trade: no finalize call
+// on the honest path),
 // every party's withdraw, the buyer's rating of each seller, and the total. Prints the tables and writes them into BENCHMARKS.md's "## Gas" section.
 //
 //   node bench/gas/run.ts            (add --no-write to only print)
-import { readFileSync, writeFileSync, existsSync } from 'node:fs'
-import { startChain, makeMarket, openTrade, submit, account, rand32, type Chain } from '../../contracts/tools/market.ts'
+import { startChain, makeMarket, openTrade, commit, reveal, account, rand32, type Chain } from '../../contracts/tools/market.ts'
 import { deploy } from '../../contracts/tools/deploy.ts'
 import { fundDevAccount } from '../../contracts/devnet-accounts.ts'
 import { MAX_NODES, MAX_SELLERS } from '../../contracts/client.ts'
 import { Wallet, parseEther } from 'ethers'
+import { writeBenchmarkSections, BENCHMARKS_FILE as BENCHMARKS } from '../benchmarks-md.ts'
 
 const NODES = [1, 3, 5, 7]
 const SELLERS = [1, 3]
 const COMMAND = 'node bench/gas/run.ts'
-const BENCHMARKS = new URL('../../BENCHMARKS.md', import.meta.url).pathname
 
 interface Row {
   nodes: number
   sellers: number
   open: bigint
+  commitEach: bigint // mean commitResult (every node commits)
+  commits: bigint
   submitFirst: bigint
   submitFurther: bigint // mean of those between the first and the last (0 with fewer than three nodes)
   submitSettling: bigint // the last submitResult, which settles the trade
@@ -32,10 +34,13 @@ interface Row {
 async function measureTrade (chain: Chain, nodes: number, sellers: number): Promise<Row> {
   const m = await makeMarket(chain, sellers, nodes)
   const t = await openTrade(m)
+  // Every node commits; then (reveals open at once) nodes reveal in index order until the trade settles: on the
+  // reveal after a strict majority (or the last).
+  let commits = 0n
+  for (let i = 0; i < nodes; i++) commits += (await commit(m, t, i)).gasUsed
   const submitGas: bigint[] = []
-  // Nodes report in index order until the trade settles: on the submission after a strict majority (or the last).
   const reporting = Math.min(nodes, Math.floor(nodes / 2) + 2)
-  for (let i = 0; i < reporting; i++) submitGas.push((await submit(m, t, i)).gasUsed)
+  for (let i = 0; i < reporting; i++) submitGas.push((await reveal(m, t, i)).gasUsed)
   if ((await m.buyer.client.dtmc.trade(t.tradeId))?.state !== 'settled') throw new Error('the last submission did not settle the trade')
   let withdraws = 0n
   const parties = [m.buyer, ...m.sellers, ...m.nodes.slice(0, reporting)]
@@ -48,6 +53,8 @@ async function measureTrade (chain: Chain, nodes: number, sellers: number): Prom
     nodes,
     sellers,
     open: t.receipt.gasUsed,
+    commitEach: commits / BigInt(nodes),
+    commits,
     submitFirst: submitGas[0],
     submitFurther: further.length > 0 ? further.reduce((a, b) => a + b, 0n) / BigInt(further.length) : 0n,
     submitSettling: submitGas[reporting - 1],
@@ -55,7 +62,7 @@ async function measureTrade (chain: Chain, nodes: number, sellers: number): Prom
     withdraws,
     withdrawEach: withdraws / BigInt(parties.length),
     rates,
-    total: t.receipt.gasUsed + submits + withdraws + rates
+    total: t.receipt.gasUsed + commits + submits + withdraws + rates
   }
 }
 
@@ -65,7 +72,7 @@ async function measureSetup (chain: Chain): Promise<Array<[string, bigint]>> {
   const d = await deploy({ rpcUrl: chain.anvil.rpcUrl, signer: deployer.privateKey, attestationRoot: chain.root.address, measurements: [rand32()] })
   const a = await account(chain)
   const regSeller = await a.client.cisc.registerSeller('12D3KooWQx9ZbTXtGjGqhH8d3CmCzsnUxzjpECVpvV2CvLLbPV8d')
-  const list = await a.client.cisc.listDataset({ tag: 'census-2020', size: 1_000_000n, unitPrice: 1000n, commitment: rand32(), policy: { allowedCodeHashes: [rand32(), rand32()], outputCap: 4096n, minOutputPrice: 10n } })
+  const list = await a.client.cisc.listDataset({ tag: 'census-2020', size: 1_000_000n, unitPrice: 1000n, commitment: rand32(), policy: { allowedCodeHashes: [rand32(), rand32()], anyCode: false, outputCap: 4096n, minOutputPrice: 10n } })
   const regNode = await a.client.cisc.registerNode({ peerId: '12D3KooWQx9ZbTXtGjGqhH8d3CmCzsnUxzjpECVpvV2CvLLbPV8d', measurement: rand32(), pricePerGas: 10n, maxGas: 30_000_000n })
   const demand = await a.client.bdbc.postDemand(rand32())
   return [
@@ -83,11 +90,11 @@ const fmt = (n: bigint): string => n.toLocaleString('en-US')
 
 function tables (setup: Array<[string, bigint]>, rows: Row[]): string {
   const lines: string[] = []
-  lines.push('Per trade, honest path (nodes report the same result in turn; the submission after a strict majority settles the trade, so nobody calls finalize and later nodes do not report; every paid party withdraws; the buyer rates every seller):', '')
-  lines.push('| nodes | sellers | openTrade | submitResult first | submitResult each further | settling submitResult (last) | withdraw each | rate each | total |')
-  lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+  lines.push('Per trade, honest path (every node commits; then nodes reveal the same result in turn; the reveal after a strict majority settles the trade, so nobody calls finalize and later nodes do not reveal; every paid party withdraws; the buyer rates every seller):', '')
+  lines.push('| nodes | sellers | openTrade | commitResult each | reveal first | reveal each further | settling reveal (last) | withdraw each | rate each | total |')
+  lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of rows) {
-    lines.push(`| ${r.nodes} | ${r.sellers} | ${fmt(r.open)} | ${r.nodes > 1 ? fmt(r.submitFirst) : '–'} | ${r.nodes > 2 ? fmt(r.submitFurther) : '–'} | ${fmt(r.submitSettling)} | ${fmt(r.withdrawEach)} | ${fmt(r.rates / BigInt(r.sellers))} | **${fmt(r.total)}** |`)
+    lines.push(`| ${r.nodes} | ${r.sellers} | ${fmt(r.open)} | ${fmt(r.commitEach)} | ${r.nodes > 1 ? fmt(r.submitFirst) : '–'} | ${r.nodes > 2 ? fmt(r.submitFurther) : '–'} | ${fmt(r.submitSettling)} | ${fmt(r.withdrawEach)} | ${fmt(r.rates / BigInt(r.sellers))} | **${fmt(r.total)}** |`)
   }
   lines.push('', 'Once per network or per participant:', '')
   lines.push('| call | gas |', '|---|---:|')
@@ -104,26 +111,17 @@ function marginals (rows: Row[]): string {
   return [
     `Marginal costs: each node adds about ${fmt(perNodeOpen)} gas to openTrade (its quote: one ecrecover, the keccaks`,
     'of taskId, reportData and quoteDigest, a measurement lookup, two storage slots, an event) and about',
-    `${fmt(perNodeTotal)} to the whole trade (with its submitResult, its credit at settlement and its withdraw);`,
+    `${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal, its credit at settlement and its withdraw);`,
     `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, one slot, an event)`,
-    `and about ${fmt(perSellerTotal)} to the whole trade (with its credit, withdraw and rating). The first submitResult`,
-    'pays for the new result group (three slots); later identical results only update one packed slot.'
+    `and about ${fmt(perSellerTotal)} to the whole trade (with its credit, withdraw and rating). The first reveal`,
+    'pays for the new result group (two slots); later identical results only update one packed slot. Each',
+    'commitResult is a transaction of its own (21,000) that updates the trade\'s first slot and the two slots of its node',
+    '(written at opening; the commitment\'s first 24 bytes are packed beside the payee and enclave addresses).'
   ].join('\n')
 }
 
 function writeSection (body: string): void {
-  const section = `## Gas\n\n${body}\n`
-  let text = existsSync(BENCHMARKS) ? readFileSync(BENCHMARKS, 'utf8') : '# Benchmarks\n'
-  const start = text.search(/^## Gas\s*$/m)
-  if (start === -1) {
-    text = text.replace(/\n*$/, '\n\n') + section
-  } else {
-    const rest = text.slice(start + 1)
-    const next = rest.search(/^## /m)
-    const end = next === -1 ? text.length : start + 1 + next
-    text = text.slice(0, start) + section + (next === -1 ? '' : '\n' + text.slice(end))
-  }
-  writeFileSync(BENCHMARKS, text)
+  writeBenchmarkSections([`## Gas\n\n${body}\n`])
 }
 
 const chain = await startChain()

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { once } from 'node:events'
 import { CLI, ROOT } from '../../daemon/tools/child-daemons.ts'
 import { RpcClient, API_FILE } from '../../daemon/rpc/client.ts'
+import type { RoleName } from '../../config/index.ts'
 
 /** How often the start-up probe asks the control API (ms): the resolution of the figure. */
 export const STARTUP_POLL_MS = 5
@@ -49,7 +50,7 @@ async function timeProcess (args: string[]): Promise<number> {
 export interface StartupOptions {
   /** Where the daemon's datadir goes (created). */
   dir: string
-  role: 'relay' | 'buyer' | 'seller' | 'node'
+  role: RoleName
   /** network.json of the testnet, and the relay to bootstrap from. */
   networkPath: string
   bootstrap: string

@@ -9,7 +9,7 @@
 // --quick: one 1 KiB trade with 1 node on a testnet of 1 node, 16 MiB of throughput, one start-up
 //          run per measure (a smoke test of this script; it never writes BENCHMARKS.md).
 // --keep DIR: run the testnet in DIR and leave DIR (daemon logs, stores) behind.
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -18,11 +18,13 @@ import { getBytes } from 'ethers'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/constants.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
+import { datasetKey, enclaveKey } from '../../p2p/dht-keys.ts'
 import { LocalTestnet, type TestnetDaemon } from '../../daemon/tools/testnet.ts'
 import { ROOT, waitFor } from '../../daemon/tools/child-daemons.ts'
 import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from '../../daemon/tools/phases.ts'
 import { measureThroughput, DEFAULT_THROUGHPUT_BYTES, DEFAULT_THROUGHPUT_CHUNK, DEFAULT_THROUGHPUT_REPEATS, type ThroughputRow } from './throughput.ts'
 import { baselineStartup, measureStartup, median, memoryOf, type Memory, type StartupFigures } from './daemon.ts'
+import { writeBenchmarkSections } from '../benchmarks-md.ts'
 
 const { values: flags } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, write: { type: 'boolean', default: false }, keep: { type: 'string' } }
@@ -90,7 +92,7 @@ function datasetOfSize (bytes: number, seed: number): { data: Uint8Array, record
   return { data, records }
 }
 
-interface TradeView { records: PartyRecord[], chain: { state: string, nodes: Array<{ payee: string }>, final: { gasUsed: string, count: number } | null } | null }
+interface TradeView { records: PartyRecord[], chain: { state: string, nodes: Array<{ payee: string }>, final: { count: number } | null } | null }
 
 interface TradeRow {
   dataset: Dataset
@@ -149,7 +151,7 @@ async function runTrade (net: LocalTestnet, ds: Dataset, nodes: number): Promise
     row.failure = `buyer ended ${buyerRec.state}: ${buyerRec.reason ?? ''}`
     return row
   }
-  const result = await buyer.rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
+  const result = await buyer.rpc.call<{ result: string, verified: boolean, gasUsed: string }>('buyer_result', { tradeId })
   if (!result.verified || !Buffer.from(getBytes(result.result)).equals(Buffer.from(ds.expected))) {
     row.failure = 'the result differs from the plain TypeScript analysis or from the final hash'
     return row
@@ -166,7 +168,7 @@ async function runTrade (net: LocalTestnet, ds: Dataset, nodes: number): Promise
   }, 60_000, 200)))
   const runs = chosen.map(d => enclaveRunMsFromLog(d.output(), tradeId)).filter((x): x is number => x !== undefined)
   row.figures = tradePhases(buyerRec, sellerRec, nodeRecs, runs)
-  row.gasUsed = view.chain?.final?.gasUsed
+  row.gasUsed = result.gasUsed // only the buyer learns it (inside the encrypted result)
   row.deliveryRetries = seller.output().split('\n').filter(l => l.includes('delivery failed (will retry)') && l.includes(tradeId)).length
   row.streamBufferErrors = streamBufferErrorsOn(net) - bufferErrorsBefore
   return row
@@ -222,12 +224,12 @@ async function main (): Promise<void> {
     for (const ds of datasets) {
       const path = join(dir, 'datasets', `${ds.tag}.csv`)
       writeFileSync(path, ds.data)
-      await seller.rpc.call('seller_addDataset', { path, tag: ds.tag, unitPrice: UNIT_PRICE.toString() })
+      await seller.rpc.call('seller_addDataset', { path, tag: ds.tag, unitPrice: UNIT_PRICE.toString(), policy: { mode: 'any' } })
     }
     const measurement = net.network.measurements[0]
     await waitFor('DHT announcements', async () => {
-      for (const ds of datasets) if ((await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${ds.tag}` })).length < 1) return false
-      return (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:node:${measurement}` })).length >= TESTNET_NODES
+      for (const ds of datasets) if ((await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(ds.tag) })).length < 1) return false
+      return (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: enclaveKey(measurement) })).length >= TESTNET_NODES
     }, 60_000, 500)
 
     for (const ds of datasets) {
@@ -263,7 +265,7 @@ async function main (): Promise<void> {
   const md = report({ throughput, datasets, rows, net, idleMemory, afterMemory, settledMemory, datadirBytes, startup, baseline, testnetStartMs })
   process.stdout.write(md.trade + '\n' + md.daemon + '\n')
   if (flags.write) {
-    writeSections(join(ROOT, 'BENCHMARKS.md'), [md.trade, md.daemon])
+    writeBenchmarkSections([md.trade, md.daemon])
     say('wrote ## Trade and ## Daemon into BENCHMARKS.md')
   }
   say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`)
@@ -338,7 +340,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
 
   const tcp = r.throughput.find(x => x.path.startsWith('TCP socket, plaintext'))!
   t.push('', `### /sdte/data/1 against TCP on loopback (${r.throughput[0].bytes / MiB} MiB in ${DEFAULT_THROUGHPUT_CHUNK / KiB} KiB chunks, same run)`, '')
-  t.push(`Both ends in the benchmark process (one thread for sender and receiver in every row). /sdte/data/1: two libp2p hosts from p2p/host.ts (TCP + noise + yamux) and the real protocol, the receiving handler only counts the chunks (no enclave). TCP: a node:net socket pair writing the same chunks with backpressure. MiB/s of payload (plaintext bytes), the fastest of ${quick ? 1 : DEFAULT_THROUGHPUT_REPEATS} runs each, the plaintext and encrypted runs of a path alternating (other work on the machine only slows a run down).`, '')
+  t.push(`Both ends in the benchmark process (one thread for sender and receiver in every row). /sdte/data/1: two libp2p hosts from p2p/host/ (TCP + noise + yamux) and the real protocol, the receiving handler only counts the chunks (no enclave). TCP: a node:net socket pair writing the same chunks with backpressure. MiB/s of payload (plaintext bytes), the fastest of ${quick ? 1 : DEFAULT_THROUGHPUT_REPEATS} runs each, the plaintext and encrypted runs of a path alternating (other work on the machine only slows a run down).`, '')
   t.push('| path | s | MiB/s | vs plain TCP |')
   t.push('|---|---:|---:|---:|')
   for (const x of r.throughput) t.push(`| ${x.path} | ${x.seconds.toFixed(2)} | ${x.mibPerSecond.toFixed(0)} | ${(x.mibPerSecond / tcp.mibPerSecond).toFixed(2)}× |`)
@@ -373,25 +375,6 @@ function report (r: ReportInput): { trade: string, daemon: string } {
   for (const s of r.startup) d.push(`| idle ${s.role} daemon | ${s.firstMs.toFixed(0)} | ${median(s.restartsMs).toFixed(0)} | ${(median(s.restartsMs) / base).toFixed(0)}× | ${mib(s.idle.rssKiB)} |`)
   d.push('', 'Most of a daemon\'s start-up is loading its modules (TypeScript stripped at load, libp2p, ethers, the EVM): importing daemon/daemon.ts alone takes more than half of it; the rest is the store, the keys, the chain connection and the libp2p host, and for a node the enclave worker (which loads the EVM again in its own thread) and its CISC check.')
   return { trade: t.join('\n') + '\n', daemon: d.join('\n') + '\n' }
-}
-
-/** Replaces (or appends) each `## Title` section in the file, leaving every other section as it is. */
-function writeSections (file: string, sections: string[]): void {
-  let text = readFileSync(file, 'utf8')
-  for (const section of sections) {
-    const title = section.split('\n')[0]
-    const lines = text.split('\n')
-    const start = lines.findIndex(l => l === title)
-    if (start < 0) {
-      text = text.replace(/\n*$/, '\n\n') + section
-      continue
-    }
-    let end = lines.findIndex((l, i) => i > start && /^## /.test(l))
-    if (end < 0) end = lines.length
-    const after = lines.slice(end).join('\n')
-    text = [...lines.slice(0, start), section.replace(/\n+$/, ''), ...(after === '' ? [''] : ['', after])].join('\n')
-  }
-  writeFileSync(file, text.replace(/\n*$/, '\n'))
 }
 
 await main()

@@ -115,7 +115,7 @@ async function p2pRun (pair: P2PPair, chunks: number, size: number, source: Chun
   const hex32 = (): string => hexlify(randomBytes(32))
   const t0 = performance.now()
   const status = await dataProtocol(pair.sender).deliver(pair.receiver.peerId, {
-    tradeId: hex32(), taskId: hex32(), sellerIndex: 0, commitment: hex32(), wrappedKey: hex32(), size, chunks
+    tradeId: hex32(), taskId: hex32(), sellerIndex: 0, commitment: hex32(), wrappedKey: hex32(), sellerSignature: hexlify(randomBytes(65)), size, chunks
   }, (i) => source(i, i === chunks - 1))
   const ms = performance.now() - t0
   if (!status.complete || pair.received.chunks !== chunks) throw new Error(`data protocol delivered ${pair.received.chunks} of ${chunks} chunks`)

@@ -67,6 +67,8 @@ export async function portIsFree (port: number): Promise<boolean> {
 export interface AnvilOptions {
   /** TCP port on 127.0.0.1; 0 or absent picks a free one. */
   port?: number
+  /** Address anvil listens on. Default 127.0.0.1 (a multi-host testnet puts it on its bridge). */
+  host?: string
   chainId?: number
   /** Seconds between blocks; absent: a block per transaction (automine). */
   blockTime?: number
@@ -74,8 +76,11 @@ export interface AnvilOptions {
   args?: string[]
 }
 
+/** Chain id of a local anvil devnet (anvil's own default). */
+export const DEVNET_CHAIN_ID = 31337
+
 export function anvilArgs (port: number, opts: AnvilOptions = {}): string[] {
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(opts.chainId ?? 31337)]
+  const args = ['--host', opts.host ?? '127.0.0.1', '--port', String(port), '--chain-id', String(opts.chainId ?? DEVNET_CHAIN_ID)]
   if (opts.blockTime !== undefined) args.push('--block-time', String(opts.blockTime))
   return [...args, ...(opts.args ?? [])]
 }

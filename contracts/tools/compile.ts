@@ -6,6 +6,7 @@
 //   node contracts/tools/compile.ts           write the artifacts
 //   node contracts/tools/compile.ts --check   exit 1 if the committed artifacts differ from the sources
 import { SdteError } from '../../config/index.ts'
+import { EVM_HARDFORK } from '../../enclave/index.ts'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { join, relative, basename } from 'node:path'
@@ -17,7 +18,8 @@ export const ARTIFACTS_DIR = join(CONTRACTS_DIR, 'artifacts')
 /** The compiler settings; part of every artifact's identity. */
 export const SOLC_SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
-  evmVersion: 'cancun',
+  // The confined EVM's hardfork: the analyses run there.
+  evmVersion: EVM_HARDFORK,
   outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } }
 } as const
 

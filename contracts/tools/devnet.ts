@@ -16,16 +16,17 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync
 import { join, resolve } from 'node:path'
 import { Wallet, parseEther } from 'ethers'
 import { DevnetError, fundDevAccount, readNetworkFile, rpc, writeNetworkFile, type NetworkFile } from '../index.ts'
-import { anvilArgs, anvilBinary, freePort, portIsFree, waitForRpc, AnvilError } from './anvil.ts'
+import { anvilArgs, anvilBinary, freePort, portIsFree, waitForRpc, AnvilError, DEVNET_CHAIN_ID } from './anvil.ts'
 import { deploy } from './deploy.ts'
 
-export const DEVNET_CHAIN_ID = 31337
 const DEPLOYER_FUNDS = parseEther('10000')
 
 export interface DevnetOptions {
   dir: string
   /** RPC port on 127.0.0.1; absent or 0: a free one. */
   port?: number
+  /** Address anvil listens on (and network.json names). Default 127.0.0.1. */
+  host?: string
   /** Enclave measurements DTMC accepts (0x bytes32); more can be added later by the admin (deployer.key). */
   measurements?: string[]
   chainId?: number
@@ -95,10 +96,11 @@ export async function devnetUp (opts: DevnetOptions): Promise<NetworkFile> {
   const chainId = opts.chainId ?? DEVNET_CHAIN_ID
   const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()
   if (!await portIsFree(port)) throw new DevnetError(`port ${port} on 127.0.0.1 is in use`)
-  const rpcUrl = `http://127.0.0.1:${port}`
+  const host = opts.host ?? '127.0.0.1'
+  const rpcUrl = `http://${host}:${port}`
 
   const log = openSync(p.log, 'a')
-  const child = spawn(anvilBinary(), anvilArgs(port, { chainId, blockTime: opts.blockTime }), {
+  const child = spawn(anvilBinary(), anvilArgs(port, { chainId, blockTime: opts.blockTime, host }), {
     detached: true,
     stdio: ['ignore', log, log]
   })

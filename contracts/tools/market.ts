@@ -8,7 +8,7 @@ import { deploy } from './deploy.ts'
 import { fundDevAccount } from '../index.ts'
 import { ChainClient, ChainRevertError, type OpenTradeParams, type TradeTerms } from '../index.ts'
 import {
-  taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, signDigest, inputHashOf, networkDomainOf, ResultStatus,
+  taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, resultCommitmentOf, receiptDigestOf, signDigest, inputHashOf, networkDomainOf, ResultStatus,
   type NetworkDomain, type Quote, type ResultInfo
 } from '../index.ts'
 import type { NetworkFile } from '../index.ts'
@@ -122,14 +122,29 @@ export interface Seller extends Account {
   unitPrice: bigint
 }
 
-export async function makeSeller (chain: Chain, opts: { size?: bigint, unitPrice?: bigint, outputCap?: bigint, minOutputPrice?: bigint, allowed?: string[] } = {}): Promise<Seller> {
+/**
+ * A registered seller with one offer under TAG. Its policy allows any code unless `allowed` lists code
+ * hashes (or `anyCode: false` with no list: no code at all, the deny-by-default listing).
+ */
+export async function makeSeller (chain: Chain, opts: {
+  size?: bigint, unitPrice?: bigint, outputCap?: bigint, minOutputPrice?: bigint, allowed?: string[], anyCode?: boolean,
+  allowedBuyers?: string[], maxTrades?: number, expiresAt?: number
+} = {}): Promise<Seller> {
   const a = await account(chain)
   const commitment = rand32()
   const size = opts.size ?? 10_000n
   const unitPrice = opts.unitPrice ?? 1_000_000n
   await a.client.cisc.registerSeller('12D3KooW' + a.address.slice(2, 20))
   const { offerId } = await a.client.cisc.listDataset({
-    tag: TAG, size, unitPrice, commitment, policy: { allowedCodeHashes: opts.allowed ?? [], outputCap: opts.outputCap ?? 1_000_000n, minOutputPrice: opts.minOutputPrice ?? 0n }
+    tag: TAG, size, unitPrice, commitment, policy: {
+      allowedCodeHashes: opts.allowed ?? [],
+      anyCode: opts.anyCode ?? (opts.allowed === undefined || opts.allowed.length === 0),
+      outputCap: opts.outputCap ?? 1_000_000n,
+      minOutputPrice: opts.minOutputPrice ?? 0n,
+      allowedBuyers: opts.allowedBuyers,
+      maxTrades: opts.maxTrades,
+      expiresAt: opts.expiresAt
+    }
   })
   return { ...a, offerId, commitment, size, unitPrice }
 }
@@ -160,7 +175,8 @@ export const DEFAULT_TERMS = {
   nodePrice: 1_000_000_000n, // 1 gwei per enclave gas
   nodeCap: parseEther('0.01'),
   outputPrice: 10_000_000_000n, // 10 gwei per output byte
-  outputCap: 4096n
+  outputCap: 4096n,
+  gasCap: 5_000_000n // nodePrice × gasCap = 0.005 ether, under nodeCap
 }
 
 export interface OpenedTrade {
@@ -172,6 +188,9 @@ export interface OpenedTrade {
   receipt: TransactionReceipt
   /** The deployment the trade is on: what its enclaves sign results for. */
   domain: NetworkDomain
+  /** Results committed through `commit`, by node index, with what their reveal needs; and the nodes revealed. */
+  committed: Map<number, { info: ResultInfo, signature: string, nonce: string }>
+  revealed: Set<number>
 }
 
 /**
@@ -195,7 +214,10 @@ export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> 
   }
   const { tradeId: opened, deposit, receipt } = await m.buyer.client.dtmc.openTrade(params)
   if (opened !== tradeId) throw new Error('trade id is not tradeIdOf(buyer, salt)')
-  return { tradeId, terms: params, enclaves, inputHash: inputHashOf(m.sellers.map(s => s.commitment)), deposit, receipt, domain: networkDomainOf(m.chain.network) }
+  return {
+    tradeId, terms: params, enclaves, inputHash: inputHashOf(m.sellers.map(s => s.commitment)), deposit, receipt, domain: networkDomainOf(m.chain.network),
+    committed: new Map(), revealed: new Set()
+  }
 }
 
 /** The ResultInfo an enclave would report, signed by its task key. */
@@ -206,17 +228,71 @@ export function signedResult (t: OpenedTrade, node: number, result: Partial<Resu
     inputHash: t.inputHash,
     resultHash: keccak256(Buffer.from('the answer is 42')),
     resultSize: 16n,
-    gasUsed: 1_234_567n,
     status: ResultStatus.Ok,
     ...result
   }
   return { info, signature: signDigest((signer ?? t.enclaves[node].key).signingKey, resultDigestOf(t.domain, info)) }
 }
 
+/** The delivery receipt node `node`'s enclave signs once seller `sellerIndex`'s data matched its commitment. */
+export function signedReceipt (m: Market, t: OpenedTrade, node: number, sellerIndex: number, signer?: Wallet): string {
+  const s = m.sellers[sellerIndex]
+  const digest = receiptDigestOf(t.domain, t.tradeId, t.enclaves[node].quote.taskId, sellerIndex, s.commitment, s.address)
+  return signDigest((signer ?? t.enclaves[node].key).signingKey, digest)
+}
+
+/** Seller `sellerIndex` claims its held data fee with node `node`'s receipt, through its own client. */
+export async function claim (m: Market, t: OpenedTrade, sellerIndex: number, node: number, receipt = signedReceipt(m, t, node, sellerIndex)): Promise<TransactionReceipt> {
+  return await m.sellers[sellerIndex].client.dtmc.claimDelivery(t.tradeId, sellerIndex, node, m.sellers.map(s => s.commitment), receipt)
+}
+
 /** Node `node` submits its result through its own client. */
-export async function submit (m: Market, t: OpenedTrade, node: number, result: Partial<ResultInfo> = {}): Promise<TransactionReceipt> {
+/** Node `node`'s signed result and a fresh nonce, recorded for `reveal`; returns the commitment to send. */
+export function prepareCommit (t: OpenedTrade, node: number, result: Partial<ResultInfo> = {}): string {
   const { info, signature } = signedResult(t, node, result)
-  return await m.nodes[node].client.dtmc.submitResult(info, node, signature)
+  const nonce = rand32()
+  t.committed.set(node, { info, signature, nonce })
+  return resultCommitmentOf(resultDigestOf(t.domain, info), node, nonce)
+}
+
+/** Node `node` commits to its signed result (with a fresh nonce) through its own client; `reveal` opens it. */
+export async function commit (m: Market, t: OpenedTrade, node: number, result: Partial<ResultInfo> = {}): Promise<TransactionReceipt> {
+  const { info, signature } = signedResult(t, node, result)
+  const nonce = rand32()
+  const receipt = await m.nodes[node].client.dtmc.commitResult(t.tradeId, node, resultCommitmentOf(resultDigestOf(t.domain, info), node, nonce))
+  t.committed.set(node, { info, signature, nonce })
+  return receipt
+}
+
+/** Node `node` reveals the result it committed to. */
+export async function reveal (m: Market, t: OpenedTrade, node: number): Promise<TransactionReceipt> {
+  const c = t.committed.get(node)
+  if (c === undefined) throw new Error(`node ${node} has not committed through commit()`)
+  const receipt = await m.nodes[node].client.dtmc.submitResult(c.info, node, c.signature, c.nonce)
+  t.revealed.add(node)
+  return receipt
+}
+
+/**
+ * Node `node` commits to its result; when that was the trade's last commitment (reveals open), every committed
+ * result is revealed in commit order, as the nodes would, until the trade settles. Returns this node's last
+ * transaction (its reveal when there was one). A reveal of this node that fails throws; another node's reveal
+ * after the trade settled is skipped.
+ */
+export async function submit (m: Market, t: OpenedTrade, node: number, result: Partial<ResultInfo> = {}): Promise<TransactionReceipt> {
+  let receipt = await commit(m, t, node, result)
+  if (t.committed.size < t.enclaves.length) return receipt
+  for (const i of t.committed.keys()) {
+    if (t.revealed.has(i) || i === node) continue
+    try {
+      await reveal(m, t, i)
+    } catch (err) {
+      if (err instanceof ChainRevertError && err.errorName === 'AlreadyFinalized') break
+      throw err
+    }
+  }
+  if (!t.revealed.has(node)) receipt = await reveal(m, t, node)
+  return receipt
 }
 
 /** Awaits `p` and returns the ChainRevertError it must reject with, named `errorName`. */

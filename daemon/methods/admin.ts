@@ -1,14 +1,14 @@
 // The admin_* namespace: who this daemon is, its peers, connecting to a peer, stopping it.
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
-import { object, array, string, integer, nullable, anyObject, ok, peer } from '../rpc/results.ts'
-import type { P2PHost } from '../../p2p/index.ts'
+import { object, array, string, integer, nullable, record, address, ok, peer } from '../rpc/results.ts'
+import { DialFailedError, type P2PHost } from '../../p2p/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
 
 /** The parts of the daemon the admin methods use. */
 export interface AdminParts {
   keys: { peerId: string, ethAddress: string }
-  p2p: Pick<P2PHost, 'addresses' | 'peers' | 'connect'>
+  p2p: Pick<P2PHost, 'addresses' | 'peers' | 'connect' | 'reachability'>
   options: { roles: readonly string[] }
   network: Pick<NetworkFile, 'chainId' | 'contracts' | 'name'> | null
   version: string
@@ -21,15 +21,17 @@ export const CONNECT_TIMEOUT_MS = 15_000
 export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void {
   rpc.register({
     name: 'admin_info',
+    readOnly: true,
     summary: 'Identity and configuration of this daemon.',
     params: [],
     result: object({
       peerId: string('libp2p peer id'),
       addresses: array(string('multiaddr')),
+      reachability: string('public, relayed (only through a relay slot), local (private or loopback addresses only) or none'),
       roles: array(string('buyer, seller or node')),
       ethAddress: string('this daemon\'s Ethereum account'),
       chainId: nullable(integer()),
-      contracts: nullable(anyObject('contract name -> address')),
+      contracts: nullable(record(address(), 'contract name -> address')),
       network: nullable(string('network name')),
       version: string()
     }, { description: 'identity and configuration of this daemon' }),
@@ -37,6 +39,7 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
     handler: () => ({
       peerId: daemon.keys.peerId,
       addresses: daemon.p2p.addresses(),
+      reachability: daemon.p2p.reachability(),
       roles: daemon.options.roles,
       ethAddress: daemon.keys.ethAddress,
       chainId: daemon.network?.chainId ?? null,
@@ -48,6 +51,7 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
 
   rpc.register({
     name: 'admin_peers',
+    readOnly: true,
     summary: 'Connected peers with their addresses.',
     params: [],
     result: array(peer, 'connected peers'),
@@ -64,10 +68,13 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
     handler: async (p, ctx) => {
       const peerId = /\/p2p\/([^/]+)$/.exec(p.multiaddr)?.[1]
       if (peerId === undefined) throw appError('Rejected', 'multiaddr must end in /p2p/<peer id>', { param: 'multiaddr' })
+      // A failed dial is a DialFailedError (RPC_ERROR_TABLE: PeerUnreachable); so is running out of our time.
+      const timeout = AbortSignal.timeout(CONNECT_TIMEOUT_MS)
       try {
-        await daemon.p2p.connect(p.multiaddr, { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(CONNECT_TIMEOUT_MS)]) })
+        await daemon.p2p.connect(p.multiaddr, { signal: AbortSignal.any([ctx.signal, timeout]) })
       } catch (err) {
-        throw appError('PeerUnreachable', `cannot connect to ${p.multiaddr}: ${(err as Error).message}`)
+        if (timeout.aborted) throw new DialFailedError(`could not connect to ${p.multiaddr} within ${CONNECT_TIMEOUT_MS} ms`, { cause: err })
+        throw err
       }
       return { ok: true, peerId }
     }

@@ -2,30 +2,29 @@
 import type { ChainClient } from '../../contracts/index.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
-import { object, array, string, integer, number, nullable, address, bytes32, decimal, anyObject } from '../rpc/results.ts'
+import { object, array, string, integer, number, nullable, address, bytes32, decimal } from '../rpc/results.ts'
 
 export const MAX_FEEDBACK_RETURNED = 100
 
 export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAddress: string): void {
   rpc.register({
     name: 'chain_balance',
+    readOnly: true,
     summary: 'Ether balance of an account (default this daemon\'s), and what DTMC holds for it to withdraw.',
     params: [{ name: 'address', type: 'address', required: false, description: 'default: this daemon\'s account' }],
     result: object({ address: address(), wei: decimal('balance in wei'), credit: decimal('wei DTMC holds for it to withdraw') }),
     errors: ['ChainUnavailable'],
     handler: async (p) => {
       const address = p.address ?? ownAddress
-      try {
-        const [wei, credit] = await Promise.all([chain.balance(address), chain.dtmc.creditOf(address)])
-        return { address, wei: wei.toString(), credit: credit.toString() }
-      } catch (err) {
-        throw appError('ChainUnavailable', `cannot read the chain: ${(err as Error).message}`)
-      }
+      // An unreachable chain is a ChainUnavailableError (RPC_ERROR_TABLE: ChainUnavailable).
+      const [wei, credit] = await Promise.all([chain.balance(address), chain.dtmc.creditOf(address)])
+      return { address, wei: wei.toString(), credit: credit.toString() }
     }
   })
 
   rpc.register({
     name: 'cisc_seller',
+    readOnly: true,
     summary: "A seller's CISC record: peer id, ratings, and past result info (never a result).",
     params: [{ name: 'address', type: 'address', description: "the seller's account" }],
     result: object({
@@ -35,7 +34,14 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
       ratingCount: integer(),
       ratingSum: integer(),
       ratingAverage: nullable(number('1..5')),
-      feedback: array(anyObject('a rating with its trade\'s result info'), `the last ${MAX_FEEDBACK_RETURNED}`)
+      feedback: array(object({
+        tradeId: bytes32(),
+        resultHash: bytes32('the final result hash of the trade (never the result)'),
+        resultSize: decimal('bytes'),
+        score: integer('1..5'),
+        status: integer('the result status (contracts/formats.ts)'),
+        ratedAt: integer('unix seconds')
+      }, { description: 'a rating with its trade\'s result info' }), `the last ${MAX_FEEDBACK_RETURNED}`)
     }),
     errors: ['NotFound'],
     handler: async (p) => {
@@ -49,6 +55,7 @@ export function registerChainMethods (rpc: RpcServer, chain: ChainClient, ownAdd
 
   rpc.register({
     name: 'cisc_node',
+    readOnly: true,
     summary: "A trusted node's CISC record: peer id, enclave measurement, prices.",
     params: [{ name: 'address', type: 'address', description: "the node's account" }],
     result: object({ address: address(), peerId: string(), measurement: bytes32(), pricePerGas: decimal(), maxGas: decimal(), registeredAt: integer('unix seconds') }),

@@ -5,7 +5,7 @@
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
 import { array, integer, object, string, ok, peer } from '../rpc/results.ts'
-import { checkDhtKey, type P2PHost } from '../../p2p/index.ts'
+import { checkDhtKey, p2pConstants, type P2PHost } from '../../p2p/index.ts'
 
 export const DEBUG_TOPIC_PREFIX = '/sdte/debug/'
 export const MAX_DEBUG_MESSAGE_BYTES = 4096
@@ -24,14 +24,7 @@ export interface NetParts {
 export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   const inbox = new Map<string, ReceivedMessage[]>()
 
-  // The host's own rule for DHT keys, answered as a refusal of the param.
-  const checkKey = (key: string): void => {
-    try {
-      checkDhtKey(key)
-    } catch (err) {
-      throw appError('Rejected', (err as Error).message, { param: 'key' })
-    }
-  }
+  // A key the host refuses is an InvalidP2PInputError (RPC_ERROR_TABLE: Rejected).
 
   const checkTopic = (topic: string): void => {
     if (!TOPIC.test(topic)) throw appError('Rejected', `topic must match ${DEBUG_TOPIC_PREFIX}<name> (letters, digits, . _ -)`, { param: 'topic' })
@@ -40,11 +33,11 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   rpc.register({
     name: 'net_provide',
     summary: 'Announces this daemon in the DHT as a provider of a key such as sdte:dataset:<tag>.',
-    params: [{ name: 'key', type: 'string', maxLength: 256, description: 'sdte:<kind>:<name>' }],
+    params: [{ name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, pattern: p2pConstants.DHT_KEY_PATTERN.source, description: 'sdte:<kind>:<name>' }],
     result: ok(),
     errors: ['Rejected'],
     handler: async (p) => {
-      checkKey(p.key)
+      checkDhtKey(p.key)
       await daemon.p2p.provide(p.key)
       return { ok: true }
     }
@@ -52,15 +45,16 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
 
   rpc.register({
     name: 'net_findProviders',
+    readOnly: true,
     summary: 'Finds peers that provide a DHT key.',
     params: [
-      { name: 'key', type: 'string', maxLength: 256, description: 'sdte:<kind>:<name>' },
+      { name: 'key', type: 'string', maxLength: p2pConstants.MAX_DHT_KEY_LENGTH, pattern: p2pConstants.DHT_KEY_PATTERN.source, description: 'sdte:<kind>:<name>' },
       { name: 'limit', type: 'integer', min: 1, max: 100, required: false, description: 'at most this many (default 20)' }
     ],
     result: array(peer, 'providers of the key'),
     errors: ['Rejected'],
     handler: async (p, ctx) => {
-      checkKey(p.key)
+      checkDhtKey(p.key)
       return await daemon.p2p.findProviders(p.key, {
         limit: p.limit ?? 20,
         signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(FIND_PROVIDERS_TIMEOUT_MS)])
@@ -71,7 +65,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
   rpc.register({
     name: 'net_subscribe',
     summary: 'Subscribes to a debug gossip topic; received messages are kept for net_messages.',
-    params: [{ name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' }],
+    params: [{ name: 'topic', type: 'string', maxLength: 80, pattern: TOPIC.source, description: '/sdte/debug/<name>' }],
     result: ok(),
     errors: ['Rejected'],
     handler: (p) => {
@@ -92,7 +86,7 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
     name: 'net_publish',
     summary: 'Publishes a text message on a debug gossip topic.',
     params: [
-      { name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' },
+      { name: 'topic', type: 'string', maxLength: 80, pattern: TOPIC.source, description: '/sdte/debug/<name>' },
       { name: 'message', type: 'string', maxLength: MAX_DEBUG_MESSAGE_BYTES, description: 'UTF-8 text' }
     ],
     result: ok({ recipients: integer('peers it was sent to') }),
@@ -107,8 +101,9 @@ export function registerNetMethods (rpc: RpcServer, daemon: NetParts): void {
 
   rpc.register({
     name: 'net_messages',
+    readOnly: true,
     summary: 'Messages received on a subscribed debug topic, oldest first (the last 100).',
-    params: [{ name: 'topic', type: 'string', maxLength: 80, description: '/sdte/debug/<name>' }],
+    params: [{ name: 'topic', type: 'string', maxLength: 80, pattern: TOPIC.source, description: '/sdte/debug/<name>' }],
     result: array(object({ from: string('peer id of the author'), data: string('UTF-8 text'), receivedAt: string('ISO 8601') }), 'oldest first'),
     errors: ['Rejected', 'NotFound'],
     handler: (p) => {

@@ -2,7 +2,7 @@
 // daemon is on a network, what DTMC says of them.
 import type { RpcServer } from '../rpc/server.ts'
 import { appError } from '../rpc/errors.ts'
-import { array, bytes32, nullable, object, string, anyObject } from '../rpc/results.ts'
+import { address, array, boolean, bytes32, decimal, integer, nullable, object, string } from '../rpc/results.ts'
 import type { TradeBook, TradeRecord } from '../trades.ts'
 import type { ChainClient } from '../../contracts/index.ts'
 
@@ -21,15 +21,59 @@ const tradeSummary = object({
   updatedAt: string('ISO 8601')
 }, { optional: ['reason'] })
 
-/** What of a role's record is shown: everything but sealed material. */
+/** This daemon's record of a trade in one role: the summary, its timeline, then the role's own data fields. */
+const tradeRecord: Record<string, unknown> = {
+  ...tradeSummary,
+  description: 'this daemon\'s record in one role: the trade summary, its timeline and the role\'s data fields (terms, parties, hashes, payments; never sealed material)',
+  properties: {
+    ...(tradeSummary.properties as object),
+    timeline: array(object({ state: string(), at: string('ISO 8601'), note: string() }, { optional: ['note'] }))
+  },
+  required: [...(tradeSummary.required as string[]), 'timeline']
+}
+
+const resultGroup = object({
+  key: bytes32(),
+  resultHash: bytes32(),
+  resultSize: decimal('bytes'),
+  status: integer(),
+  count: integer('how many nodes reported it'),
+  members: array(integer('node index'))
+})
+
+/** The trade on DTMC (contracts/client.ts TradeView). */
+const chainTrade = object({
+  tradeId: bytes32(),
+  buyer: address(),
+  state: { type: 'string', enum: ['open', 'settled', 'refunded'] },
+  deadline: integer('unix seconds'),
+  nResults: integer(),
+  codeHash: bytes32(),
+  inputHash: bytes32(),
+  nodePrice: decimal('wei per unit of enclave gas'),
+  nodeCap: decimal('wei'),
+  outputPrice: decimal('wei per output byte'),
+  outputCap: decimal('bytes'),
+  gasCap: decimal('enclave gas'),
+  nCommits: integer(),
+  commitStart: integer('unix seconds; 0 before the first commitment'),
+  deposit: decimal('wei'),
+  sellers: array(object({ account: address(), fee: decimal('wei'), rated: boolean() })),
+  nodes: array(object({ payee: address(), enclave: address(), committed: boolean(), submitted: boolean(), group: nullable(integer()) })),
+  groups: array(resultGroup),
+  final: nullable(resultGroup)
+}, { description: 'the trade on DTMC: state, sellers, nodes with their result groups, final, deadline, deposit' })
+
+/** What of a role's record is shown: everything but sealed material and a node's commitment nonce. */
 function publicView (t: TradeRecord): Record<string, unknown> {
-  const { sealedCode: _code, ...data } = t.data as Record<string, unknown>
+  const { sealedCode: _code, commitNonce: _nonce, ...data } = t.data as Record<string, unknown>
   return { role: t.role, tradeId: t.tradeId, state: t.state, reason: t.reason, createdAt: t.createdAt, updatedAt: t.updatedAt, timeline: t.timeline, ...data }
 }
 
 export function registerTradeMethods (rpc: RpcServer, daemon: TradeParts): void {
   rpc.register({
     name: 'trade_list',
+    readOnly: true,
     summary: 'Trades this daemon takes part in, newest first.',
     params: [{ name: 'role', type: 'string', enum: ['buyer', 'seller', 'node'], required: false, description: 'only this role' }],
     result: array(tradeSummary, 'newest first'),
@@ -41,12 +85,13 @@ export function registerTradeMethods (rpc: RpcServer, daemon: TradeParts): void 
 
   rpc.register({
     name: 'trade_get',
+    readOnly: true,
     summary: 'One trade: this daemon\'s record(s) with their timeline, and the trade on DTMC (sellers, nodes with their result hashes, final result, state).',
     params: [{ name: 'tradeId', type: 'bytes32', description: 'the trade' }],
     result: object({
       tradeId: bytes32(),
-      records: array(anyObject('this daemon\'s record in one role: the trade summary, its timeline and the role\'s data (never sealed material)')),
-      chain: nullable(anyObject('the trade on DTMC: state, sellers, nodes with their result hashes, groups, final, deadline, deposit'))
+      records: array(tradeRecord),
+      chain: nullable(chainTrade)
     }),
     errors: ['NotFound'],
     handler: async (p) => {

@@ -1,6 +1,6 @@
 // What every role is built from: the daemon's parts (keys, store, trades, chain, p2p and the trade
 // protocols), plus a few chain reads the roles share.
-import type { DaemonOptions } from '../../config/index.ts'
+import { SdteError, type DaemonOptions } from '../../config/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
 import type { ChainClient } from '../../contracts/index.ts'
 import type { P2PHost } from '../../p2p/index.ts'
@@ -13,15 +13,30 @@ import type { Offer } from '../../p2p/index.ts'
 import type { DaemonKeys } from '../keys.ts'
 import type { Store } from '../store.ts'
 import type { TradeBook, TradeRecord, TradeRole } from '../trades.ts'
+import type { DaemonMetrics } from '../metrics.ts'
 import type { Logger } from '../log.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { Log } from 'ethers'
+import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/index.ts'
+
+/**
+ * The gas cap of a trade with these node terms, the buyer's and every node's: a node is paid at most nodeCap,
+ * so gas beyond nodeCap / nodePrice is never paid for and never run. The buyer puts it in the code envelope and
+ * on DTMC; a node whose own maxGas is below it does not offer (it would have to run with exactly this cap).
+ */
+export function tradeGasCapOf (nodePrice: bigint, nodeCap: bigint): bigint {
+  if (nodePrice === 0n) return DEFAULT_GAS_CAP
+  const cap = nodeCap / nodePrice
+  return cap < MAX_GAS_CAP ? cap : MAX_GAS_CAP
+}
 
 export interface RoleContext {
   options: DaemonOptions
   keys: DaemonKeys
   store: Store
   trades: TradeBook
+  /** The daemon's own metrics (bytes delivered, enclave runs); trade states are counted by `trades`. */
+  metrics: DaemonMetrics
   network: NetworkFile
   chain: ChainClient
   p2p: P2PHost
@@ -40,6 +55,8 @@ export interface Role {
   /** Advances every active trade one step where it can; must be idempotent. */
   tick: () => Promise<void>
   registerMethods: (rpc: RpcServer) => void
+  /** Whether the role can do its work now (/ready); absent: always. */
+  ready?: () => Promise<boolean>
   /** A valid demand seen on the gossip topic. */
   onDemand?: (demand: Demand, demandHash: string) => Promise<void>
   /** The buyer's side of /sdte/offer/1. */
@@ -66,6 +83,18 @@ export async function tradeParties (chain: ChainClient, tradeId: string, fromBlo
     index: Number(a.index), payee: String(a.payee).toLowerCase(), enclave: String(a.enclave).toLowerCase(), measurement: String(a.measurement).toLowerCase(), taskId: String(a.taskId).toLowerCase()
   })).sort((a, b) => a.index - b.index)
   return { sellers, nodes }
+}
+
+/** A node a trade names (by its payee account) has no record in CISC. */
+export class NodeNotRegisteredError extends SdteError {
+  override code = 'ERR_NODE_NOT_REGISTERED'
+}
+
+/** The peer id CISC records for the node whose payee account is `payee`. */
+export async function nodePeerId (ctx: Pick<RoleContext, 'chain'>, payee: string): Promise<string> {
+  const record = await ctx.chain.cisc.node(payee)
+  if (record === null) throw new NodeNotRegisteredError(`node ${payee} is not registered in CISC`)
+  return record.peerId
 }
 
 /** The decoded arguments of a DTMC event log. */

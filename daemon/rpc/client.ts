@@ -1,5 +1,5 @@
 // The control API client: finds a daemon through its datadir (`api` holds the URL, `api-token` the
-// bearer token) and calls methods. `sdte rpc` and the tests use it.
+// bearer token, `api-token-readonly` the read-only one) and calls methods. `sdte rpc` and the tests use it.
 import { SdteError } from '../../config/index.ts'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -8,6 +8,8 @@ import { toJson } from './server.ts'
 
 export const API_FILE = 'api'
 export const API_TOKEN_FILE = 'api-token'
+/** The read-only token: read methods only (daemon/rpc/server.ts), for a monitor that must not change anything. */
+export const API_TOKEN_READONLY_FILE = 'api-token-readonly'
 
 export class DaemonNotRunningError extends SdteError {
   override name = 'DaemonNotRunningError'
@@ -26,12 +28,13 @@ export class RpcClient {
     this.timeoutMs = opts.timeoutMs ?? 300_000
   }
 
-  static fromDatadir (datadir: string, opts: { timeoutMs?: number } = {}): RpcClient {
+  /** A client of the daemon in `datadir`; with `readOnly`, holding its read-only token. */
+  static fromDatadir (datadir: string, opts: { timeoutMs?: number, readOnly?: boolean } = {}): RpcClient {
     let url: string
     let token: string
     try {
       url = readFileSync(join(datadir, API_FILE), 'utf8').trim()
-      token = readFileSync(join(datadir, API_TOKEN_FILE), 'utf8').trim()
+      token = readFileSync(join(datadir, opts.readOnly === true ? API_TOKEN_READONLY_FILE : API_TOKEN_FILE), 'utf8').trim()
     } catch {
       throw new DaemonNotRunningError(`no daemon API found in ${datadir} (is the daemon running with --datadir ${datadir}?)`)
     }

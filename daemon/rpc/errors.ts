@@ -19,7 +19,9 @@ export const APP_ERRORS = {
   ChainReverted: -32005,
   PeerUnreachable: -32006,
   Unavailable: -32007,
-  Rejected: -32008
+  Rejected: -32008,
+  /** A method that changes state or reveals secrets, called with the read-only token. */
+  Forbidden: -32009
 } as const
 export type AppErrorName = keyof typeof APP_ERRORS
 
@@ -56,8 +58,10 @@ export function methodNotFound (method: string): RpcError {
   return new RpcError(RPC_METHOD_NOT_FOUND, `method not found: ${method}`, { name: 'MethodNotFound' })
 }
 
-export function invalidParams (param: string, why: string): RpcError {
-  return new RpcError(RPC_INVALID_PARAMS, `invalid params: ${param}: ${why}`, { name: 'InvalidParams', param })
+/** -32602 naming the (first) bad param; `all` lists every bad param of the request when there are several. */
+export function invalidParams (param: string, why: string, all?: ReadonlyArray<{ param: string, why: string }>): RpcError {
+  const more = all !== undefined && all.length > 1 ? ` (and ${all.slice(1).map(b => `${b.param}: ${b.why}`).join('; ')})` : ''
+  return new RpcError(RPC_INVALID_PARAMS, `invalid params: ${param}: ${why}${more}`, { name: 'InvalidParams', param, ...(all !== undefined && { params: all }) })
 }
 
 export function internalError (): RpcError {
@@ -78,6 +82,7 @@ export const RPC_ERROR_TABLE: Readonly<Record<string, AppErrorName>> = {
   // chain
   ChainRevertError: 'ChainReverted',
   ChainConfigError: 'ChainUnavailable',
+  ChainUnavailableError: 'ChainUnavailable',
   // trades
   TradeNotFoundError: 'NotFound',
   // p2p

@@ -1,6 +1,7 @@
 // JSON Schemas of control API results, for rpc_discover (OpenRPC content descriptors). Each method
 // declares its result with these helpers next to its params; the schema says what the handler
 // returns as JSON (bigints as decimal strings, bytes as 0x hex: see toJson in server.ts).
+import { ADDRESS_PATTERN, BYTES32_PATTERN } from './params.ts'
 
 export type JsonSchema = Record<string, unknown>
 
@@ -28,11 +29,16 @@ export const integer = (description?: string): JsonSchema => ({ type: 'integer',
 export const number = (description?: string): JsonSchema => ({ type: 'number', ...(description !== undefined && { description }) })
 export const boolean = (description?: string): JsonSchema => ({ type: 'boolean', ...(description !== undefined && { description }) })
 export const hex = (description?: string): JsonSchema => ({ type: 'string', pattern: '^0x([0-9a-f]{2})*$', ...(description !== undefined && { description }) })
-export const bytes32 = (description?: string): JsonSchema => ({ type: 'string', pattern: '^0x[0-9a-fA-F]{64}$', ...(description !== undefined && { description }) })
-export const address = (description?: string): JsonSchema => ({ type: 'string', pattern: '^0x[0-9a-fA-F]{40}$', ...(description !== undefined && { description }) })
+export const bytes32 = (description?: string): JsonSchema => ({ type: 'string', pattern: BYTES32_PATTERN, ...(description !== undefined && { description }) })
+export const address = (description?: string): JsonSchema => ({ type: 'string', pattern: ADDRESS_PATTERN, ...(description !== undefined && { description }) })
 /** A big integer (wei, gas, bytes) as a decimal string. */
 export const decimal = (description?: string): JsonSchema => ({ type: 'string', pattern: '^[0-9]+$', ...(description !== undefined && { description }) })
-/** An object whose fields this schema does not pin down (e.g. a chain view that follows DTMC). */
+/** An object of any keys whose values all match `values` (e.g. contract name -> address). */
+export function record (values: JsonSchema, description: string): JsonSchema {
+  return { type: 'object', additionalProperties: values, description }
+}
+
+/** An object whose fields this schema does not pin down. Not for a result: rpc_discover must say what a method returns (test/integration/daemon/openrpc.test.ts). */
 export const anyObject = (description: string): JsonSchema => ({ type: 'object', description })
 
 /** `{ ok: true }` and more. */
@@ -41,4 +47,8 @@ export function ok (more: Record<string, JsonSchema> = {}): JsonSchema {
 }
 
 /** A peer as the p2p host reports it. */
-export const peer: JsonSchema = object({ peerId: string('libp2p peer id'), addresses: array(string('multiaddr')) })
+export const peer: JsonSchema = object({
+  peerId: string('libp2p peer id'),
+  addresses: array(string('multiaddr')),
+  direct: boolean('whether a direct connection is open (not only one through a relay); admin_peers only')
+}, { optional: ['direct'] })

@@ -28,6 +28,8 @@ export interface StartOptions {
   /** Written to DIR/config.json before start (only if given). */
   config?: Record<string, unknown>
   timeoutMs?: number
+  /** A command prefix the daemon runs under, e.g. ['ip', 'netns', 'exec', NS] (which execs it: same pid). */
+  wrap?: string[]
 }
 
 export async function waitFor<T> (what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
@@ -63,7 +65,8 @@ export async function startDaemon (datadir: string, opts: StartOptions = {}): Pr
   // Output goes to DIR/daemon.log, not a pipe: a daemon outlives a parent that exits (sdte demo --keep).
   const logPath = join(datadir, LOG_FILE)
   const fd = openSync(logPath, 'a', 0o600)
-  const child = spawn(process.execPath, [CLI, 'daemon', '--datadir', datadir, ...(opts.args ?? [])], {
+  const command = [...(opts.wrap ?? []), process.execPath, CLI, 'daemon', '--datadir', datadir, ...(opts.args ?? [])]
+  const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', fd, fd],

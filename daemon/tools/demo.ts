@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { AbiCoder, getBytes } from 'ethers'
 import { sampleDataset, referenceOutput, EXAMPLE_ANALYSES, type ExampleAnalysis } from '../../enclave/index.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/index.ts'
+import { datasetKey } from '../../p2p/index.ts'
 import { LocalTestnet, type TestnetDaemon } from './testnet.ts'
 import { waitFor } from './child-daemons.ts'
 import { PHASES, tradePhases, type PartyRecord } from './phases.ts'
@@ -72,11 +73,11 @@ export async function runDemo (o: DemoOptions): Promise<void> {
       datasets.push(data)
       const path = join(seller.datadir, 'dataset.csv')
       writeFileSync(path, data)
-      const r = await seller.rpc.call<{ datasetId: string, size: number, commitment: string }>('seller_addDataset', { path, tag, unitPrice: '10' })
+      const r = await seller.rpc.call<{ datasetId: string, size: number, commitment: string }>('seller_addDataset', { path, tag, unitPrice: '10', policy: { mode: 'any' } })
       say(`${seller.name} listed ${o.records} records (${r.size} bytes) as "${tag}", offer ${r.datasetId}, commitment ${r.commitment.slice(0, 18)}…`)
     }
     // Wait until the sellers' and nodes' DHT announcements have reached the network.
-    await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${tag}` })).length >= net.sellers.length, 30_000, 500)
+    await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(tag) })).length >= net.sellers.length, 30_000, 500)
 
     const buyer = net.buyers[0]
     const artifact = join(ARTIFACTS_DIR, `${o.analysis}${o.build}.json`)

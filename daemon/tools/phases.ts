@@ -16,12 +16,12 @@
 // 500 ms by default), which is part of the phase it starts. The end of the delivery is taken from the
 // nodes, not from the seller's own record: a seller whose stream failed after the enclave already had
 // every chunk marks its delivery done only after a retry, while the node has already gone on.
-import { SdteError } from '../../config/index.ts'
+import { SdteError, type TradeRole } from '../../config/index.ts'
 
 export interface TimelineEntry { state: string, at: string, note?: string }
 
 export interface PartyRecord {
-  role: 'buyer' | 'seller' | 'node'
+  role: TradeRole
   state: string
   reason?: string
   createdAt: string

@@ -5,8 +5,10 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { devnetDown, devnetUp } from '../../contracts/tools/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
+import type { RoleName } from '../../config/index.ts'
 import { computeMeasurement } from '../../enclave/index.ts'
 import { startDaemon, type DaemonProcess } from './child-daemons.ts'
+import type { RpcClient } from '../index.ts'
 
 export interface LocalTestnetOptions {
   dir: string
@@ -19,13 +21,29 @@ export interface LocalTestnetOptions {
   config?: Record<string, unknown>
   /** Extra environment of every daemon (e.g. SDTE_LOG). */
   env?: Record<string, string>
+  /** Address the chain (anvil) listens on. Default 127.0.0.1. */
+  chainHost?: string
+  /** Seconds between blocks; absent: a block per transaction. */
+  blockTime?: number
+  /** Where each daemon runs (its own network namespace, say); default: here, on loopback. */
+  place?: (name: string, role: TestnetDaemon['role']) => DaemonPlacement
+}
+
+/** Where and how one daemon of a testnet runs. */
+export interface DaemonPlacement {
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', NS]. */
+  wrap?: string[]
+  /** More daemon arguments (--listen, --announce). */
+  args?: string[]
+  /** A control API client for it, when the one from its datadir cannot reach it (another namespace). */
+  client?: (datadir: string) => Promise<RpcClient>
 }
 
 interface Info { peerId: string, addresses: string[], ethAddress: string }
 
 export interface TestnetDaemon extends DaemonProcess {
   name: string
-  role: 'relay' | 'buyer' | 'seller' | 'node'
+  role: RoleName
   info: Info
 }
 
@@ -33,10 +51,12 @@ export class LocalTestnet {
   readonly dir: string
   readonly network: NetworkFile
   readonly daemons: TestnetDaemon[] = []
+  private readonly place: LocalTestnetOptions['place']
 
-  private constructor (dir: string, network: NetworkFile) {
+  private constructor (dir: string, network: NetworkFile, place: LocalTestnetOptions['place']) {
     this.dir = dir
     this.network = network
+    this.place = place
   }
 
   /** Daemons of a role in name order (buyer1, buyer2, ...), whatever order they started in. */
@@ -53,8 +73,8 @@ export class LocalTestnet {
   /** Brings up the devnet, then the relay, then every other daemon in parallel. */
   static async start (o: LocalTestnetOptions): Promise<LocalTestnet> {
     mkdirSync(o.dir, { recursive: true })
-    const network = await devnetUp({ dir: join(o.dir, 'devnet'), measurements: [computeMeasurement()] })
-    const net = new LocalTestnet(o.dir, network)
+    const network = await devnetUp({ dir: join(o.dir, 'devnet'), measurements: [computeMeasurement()], host: o.chainHost, blockTime: o.blockTime })
+    const net = new LocalTestnet(o.dir, network, o.place)
     try {
       await net.add('relay', 'relay', {}, o)
       const plan: Array<[string, TestnetDaemon['role'], Record<string, unknown>]> = [
@@ -74,12 +94,22 @@ export class LocalTestnet {
   async add (name: string, role: TestnetDaemon['role'], extra: Record<string, unknown>, o: Pick<LocalTestnetOptions, 'config' | 'env'> = {}): Promise<TestnetDaemon> {
     const bootstrap = role === 'relay' ? [] : ['--bootstrap', this.relay.info.addresses[0]]
     const config = { keys: { scryptN: 1024 }, ...o.config, ...extra }
+    const place = this.place?.(name, role) ?? {}
     const p = await startDaemon(join(this.dir, name), {
-      args: ['--role', role, '--network', this.networkPath, ...bootstrap],
+      args: ['--role', role, '--network', this.networkPath, ...bootstrap, ...(place.args ?? [])],
       config,
       env: o.env,
+      wrap: place.wrap,
       timeoutMs: 60_000
     })
+    if (place.client !== undefined) {
+      try {
+        p.rpc = await place.client(p.datadir)
+      } catch (err) {
+        await p.stop('SIGKILL')
+        throw err
+      }
+    }
     const info = await p.rpc.call<Info>('admin_info')
     const d: TestnetDaemon = Object.assign(p, { name, role, info })
     const i = this.daemons.findIndex(x => x.name === name)

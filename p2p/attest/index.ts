@@ -1,5 +1,5 @@
 // /sdte/attest/1: the enclave's quote for a task, and the buyer's encrypted code. Shaped like p2p/echo.
-import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/exchange.ts'
+import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/index.ts'
 import * as C from './constants.ts'
 import { AttestRequest, CodeAck, QuoteReply, type Attest, type Code } from './schema.ts'
 import type { P2PHost } from '../host/index.ts'

@@ -1,8 +1,10 @@
 // /sdte/data/1 (docs/trade.md step 7): the seller's encrypted data, streamed to an attested enclave.
 export const PROTOCOL_NAME = 'data'
 export const PROTOCOL_VERSION = '1'
-/** Largest encrypted chunk frame: the enclave's largest chunk (4 MiB) plus header and tag. */
-export const MAX_CHUNK_FRAME_BYTES = 4 * 1024 * 1024 + 64
+/** A secp256k1 signature r ‖ s ‖ v: the seller's on each chunk, key delivery and ack; the enclave's receipt. */
+export const SIGNATURE_BYTES = 65
+/** Largest chunk frame: the seller's signature, then the enclave's largest chunk (4 MiB) plus header and tag. */
+export const MAX_CHUNK_FRAME_BYTES = SIGNATURE_BYTES + 4 * 1024 * 1024 + 64
 /** The protocol's frame cap: a chunk frame is its largest. */
 export const MAX_MESSAGE_BYTES = MAX_CHUNK_FRAME_BYTES
 /** Most chunks in one delivery (64 KiB chunks: a 128 MiB dataset). */

@@ -1,6 +1,6 @@
 // /sdte/data/1: the seller streams its encrypted dataset to an enclave, resuming where the enclave
 // left off. Chunks travel as raw frames (no hex, no JSON): this is the bulk path. Shaped like p2p/echo.
-import { clientExchange, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/exchange.ts'
+import { clientExchange, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { DataOpen, DataStatus } from './schema.ts'
@@ -12,10 +12,13 @@ export * as dataConstants from './constants.ts'
 /** The node's side. Each may throw RefuseRequest to stop the delivery with a reason. */
 export interface DataHandlers {
   /** Checks the delivery against the chain and opens it in the enclave; returns where to resume. */
-  open: (remotePeer: string, req: DataOpen) => Promise<{ nextChunk: number, complete: boolean }>
+  open: (remotePeer: string, req: DataOpen) => Promise<DeliveryState>
   /** Consumes chunks `from`..chunks-1 (into the enclave); returns whether it now holds the whole dataset. */
-  receive: (req: DataOpen, from: number, chunks: AsyncIterable<Uint8Array>) => Promise<{ nextChunk: number, complete: boolean }>
+  receive: (req: DataOpen, from: number, chunks: AsyncIterable<Uint8Array>) => Promise<DeliveryState>
 }
+
+/** Where a delivery stands in the enclave: where to resume, and once complete its receipt and whether it was acknowledged. */
+export interface DeliveryState { nextChunk: number, complete: boolean, receipt?: string, acked?: boolean }
 
 export type DataOptions = ProtocolLimits
 
@@ -39,8 +42,13 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
       await endpoint.serve(async (channel, context) => {
         const req = await channel.read(DataOpen)
         const extraChunk = (): ProtocolViolationError => new ProtocolViolationError(`more than the ${req.chunks} chunks announced`)
-        // Only the two fields: the seller's schema is strict, and a handler may return a richer object.
-        const status = (at: { nextChunk: number, complete: boolean }): DataStatus => ({ type: 'data-status', nextChunk: at.nextChunk, complete: at.complete })
+        // Only the schema's fields: the seller's schema is strict, and a handler may return a richer object.
+        const status = (at: DeliveryState): DataStatus => {
+          const st: DataStatus = { type: 'data-status', nextChunk: at.nextChunk, complete: at.complete }
+          if (at.receipt !== undefined) st.receipt = at.receipt
+          if (at.acked !== undefined) st.acked = at.acked
+          return st
+        }
         try {
           let at = await handlers.open(context.remotePeer, req)
           await channel.write(status(at))

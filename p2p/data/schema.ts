@@ -2,8 +2,12 @@
 //   seller -> node   DataOpen (JSON)
 //   node -> seller   DataStatus (JSON): where to resume (chunks the enclave already holds are skipped)  | Refused
 //   seller -> node   chunks nextChunk..chunks-1, one raw bytes frame each, then the seller closes its side
-//   node -> seller   DataStatus (JSON): complete, or Refused with the reason (bad chunk, wrong commitment...)
+//   node -> seller   DataStatus (JSON): complete (with the enclave's delivery receipt), or Refused with the reason
+// Each chunk frame is the seller's signature (65 bytes, chunkDigestOf) followed by the encrypted chunk. Once it holds
+// the receipt, the seller opens the stream once more with `ack` (its signature over receiptAckDigestOf): the enclave
+// runs nothing before every seller has acknowledged its receipt (docs/protocol.md "Delivery receipts").
 import { schema as s, type Infer } from '../messages/index.ts'
+import { SIGNATURE_BYTES } from './constants.ts'
 import { MAX_CHUNKS, MAX_WRAPPED_KEY_BYTES } from './constants.ts'
 
 export const DataOpen = s.object({
@@ -13,6 +17,10 @@ export const DataOpen = s.object({
   sellerIndex: s.number({ min: 0, max: 7 }),
   commitment: s.hex({ bytes: 32 }),
   wrappedKey: s.hex({ maxBytes: MAX_WRAPPED_KEY_BYTES }),
+  /** The seller account's signature over dataKeyDigestOf(taskId, sellerIndex, commitment, keccak(wrappedKey)). */
+  sellerSignature: s.hex({ bytes: SIGNATURE_BYTES }),
+  /** The seller's acknowledgement of the enclave's receipt (receiptAckDigestOf), sent on a delivery that is complete. */
+  ack: s.optional(s.hex({ bytes: SIGNATURE_BYTES })),
   /** Plaintext size in bytes and number of chunks: the receiver knows how many frames follow. */
   size: s.number({ min: 0 }),
   chunks: s.number({ min: 1, max: MAX_CHUNKS })
@@ -22,6 +30,10 @@ export type DataOpen = Infer<typeof DataOpen>
 export const DataStatus = s.object({
   type: s.literal('data-status'),
   nextChunk: s.number({ min: 0, max: MAX_CHUNKS }),
-  complete: s.boolean()
+  complete: s.boolean(),
+  /** The enclave's delivery receipt (receiptDigestOf, signed with the task key) once complete. */
+  receipt: s.optional(s.hex({ bytes: SIGNATURE_BYTES })),
+  /** Whether the enclave has the seller's acknowledgement of the receipt. */
+  acked: s.optional(s.boolean())
 })
 export type DataStatus = Infer<typeof DataStatus>

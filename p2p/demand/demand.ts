@@ -2,14 +2,14 @@
 // prices and caps, signed by the buyer's Ethereum key. Only `codeHash` of the algorithm is ever
 // public. The demand hash is what the buyer also posts to the BDBC contract.
 import { AbiCoder, keccak256, toUtf8Bytes, hexlify, randomBytes } from 'ethers'
-import { object, literal, number, string, hex, bigintString, type Infer } from '../messages/schema.ts'
-import { encodeJsonMessage, decodeJsonMessage } from '../messages/channel.ts'
+import { schema, encodeJsonMessage, decodeJsonMessage, type Infer } from '../messages/index.ts'
 import { signDigest, recoverDigest } from '../../contracts/index.ts'
 import { MessageSchemaError } from '../errors.ts'
 import { SdteError } from '../../config/index.ts'
 import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECONDS } from './constants.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
+const { object, literal, number, string, hex, bigintString } = schema
 
 /** keccak256("SDTE.Demand.v1"): domain tag of the buyer's demand signature. */
 export const DEMAND_TAG = keccak256(toUtf8Bytes('SDTE.Demand.v1'))
@@ -41,10 +41,19 @@ export const DemandSchema = object({
 export type Demand = Infer<typeof DemandSchema>
 export type DemandTerms = Omit<Demand, 'version' | 'demandId' | 'buyer' | 'signature'>
 
+/**
+ * The ABI words of the demand digest, in order: DEMAND_TAG, chainId, dtmc, demandId, buyer, keccak256(buyerPeer),
+ * keccak256(tag), codeHash, nodes, sellers, sellerPrice, sellerCap, nodePrice, nodeCap, outputPrice, outputCap,
+ * expiresAt, tradeSeconds (docs/protocol.md "The demand", checked against this list by test/unit/docs).
+ */
+export const DEMAND_DIGEST_TYPES = [
+  'bytes32', 'uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'bytes32', 'uint8', 'uint8',
+  'uint256', 'uint256', 'uint256', 'uint256', 'uint256', 'uint64', 'uint64', 'uint64'
+] as const
+
 export function demandHashOf (d: Omit<Demand, 'signature'>): string {
   return keccak256(abi.encode(
-    ['bytes32', 'uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'bytes32', 'uint8', 'uint8',
-      'uint256', 'uint256', 'uint256', 'uint256', 'uint256', 'uint64', 'uint64', 'uint64'],
+    DEMAND_DIGEST_TYPES,
     [DEMAND_TAG, d.chainId, d.dtmc, d.demandId, d.buyer, keccak256(toUtf8Bytes(d.buyerPeer)), keccak256(toUtf8Bytes(d.tag)),
       d.codeHash, d.nodes, d.sellers, d.sellerPrice, d.sellerCap, d.nodePrice, d.nodeCap, d.outputPrice, d.outputCap,
       d.expiresAt, d.tradeSeconds]

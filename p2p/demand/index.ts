@@ -3,4 +3,4 @@ export { DEMAND_TOPIC, MAX_DEMAND_BYTES, MAX_DEMAND_TTL_SECONDS, MAX_DEMAND_NODE
 export { DemandSchema, DEMAND_TAG, TAG_PATTERN, demandHashOf, signDemand, encodeDemand, decodeDemand, verifyDemandSignature, DemandInvalidError, DEMAND_VERDICTS } from './demand.ts'
 export type { Demand, DemandTerms, DemandInvalidReason } from './demand.ts'
 export { createDemandValidator } from './validator.ts'
-export type { DemandValidator, DemandValidatorOptions } from './validator.ts'
+export type { DemandValidator, DemandValidatorOptions, DemandValidatorComponents } from './validator.ts'

@@ -23,6 +23,10 @@ export interface DemandValidatorOptions {
   maxSeen?: number
   /** Default: MAX_DEMANDS_PER_BUYER. */
   maxPerBuyer?: number
+}
+
+/** What the daemon hands the validator, as js-libp2p hands its components (createP2PHost's second argument). */
+export interface DemandValidatorComponents {
   /** Default: silentLogger. */
   logger?: ComponentLogger
 }
@@ -39,11 +43,11 @@ export interface DemandValidator {
   validate: (msg: { from: string, data: Uint8Array }) => Promise<'accept' | 'ignore' | 'reject'>
 }
 
-export function createDemandValidator (opts: DemandValidatorOptions): DemandValidator {
+export function createDemandValidator (opts: DemandValidatorOptions, components: DemandValidatorComponents = {}): DemandValidator {
   const now = opts.now ?? (() => Math.floor(Date.now() / 1000))
   const maxSeen = opts.maxSeen ?? MAX_SEEN_DEMANDS
   const maxPerBuyer = opts.maxPerBuyer ?? MAX_DEMANDS_PER_BUYER
-  const log = (opts.logger ?? silentLogger).forComponent('sdte:demand')
+  const log = (components.logger ?? silentLogger).forComponent('sdte:demand')
   const dtmc = opts.dtmc.toLowerCase()
   // demandId -> expiresAt, in insertion order, bounded.
   const seen = new Map<string, number>()

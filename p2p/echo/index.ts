@@ -6,7 +6,7 @@
 //                 with start()/stop() and the client-side call(s), all through protocolEndpoint
 //                 (p2p/messages/exchange.ts): answerRequest serves, requestReply asks
 import { ProtocolViolationError } from '../errors.ts'
-import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/exchange.ts'
+import { answerRequest, protocolEndpoint, requestReply, type ProtocolLimits } from '../messages/index.ts'
 import * as C from './constants.ts'
 import { EchoRequest, EchoResponse } from './schema.ts'
 import type { P2PHost } from '../host/index.ts'

@@ -7,6 +7,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import * as C from '../constants.ts'
 import { InvalidP2PInputError, P2PStateError } from '../errors.ts'
 import { sleep } from './util.ts'
+import { boundProviderRecords, type ProviderRecordStats, type ProviderStore } from './providers.ts'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
 import type { Logger } from '../../config/index.ts'
 import type { ResolvedP2PHostOptions } from './options.ts'
@@ -37,6 +38,8 @@ export interface DhtHostState {
 
 /** The host's DHT methods, and what its stop() needs. */
 export interface Dht extends Pick<P2PHost, 'provide' | 'findProviders'> {
+  /** Other peers' provider records held here (bounded, providers.ts). */
+  providerRecords: () => ProviderRecordStats
   /** Cancels a pending re-announcement (the host is stopping). */
   cancelReprovide: () => void
   /** Resolves when a re-announcement under way has ended. */
@@ -48,6 +51,7 @@ export function createDht (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: 
   const providedKeys = new Map<string, CID>()
   let reprovideTimer: ReturnType<typeof setTimeout> | undefined
   let reproviding: Promise<void> | undefined
+  const providerRecords = boundProviderRecords((node.services.dht as unknown as { providers: ProviderStore }).providers, selfId)
 
   // kad-dht's exported RoutingTable type only declares `size`; the instance is an event emitter.
   const routingTable = (node.services.dht as SingleKadDHT).routingTable as unknown as {
@@ -99,6 +103,8 @@ export function createDht (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: 
   routingTable.addEventListener('peer:add', scheduleReprovide)
 
   return {
+    providerRecords,
+
     async provide (key, { signal } = {}) {
       requireStarted('provide')
       const cid = await dhtKeyToCid(key)

@@ -7,7 +7,7 @@ import { InvalidP2PInputError, NoTopicPeersError, P2PStateError } from '../error
 import { parsePeerId } from './util.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
 import type { TopicScoreParams } from '@libp2p/gossipsub/score'
-import type { Logger } from '../../config/index.ts'
+import type { Logger, MetricsRegistry } from '../../config/index.ts'
 import type { ResolvedP2PHostOptions } from './options.ts'
 import type { GossipVerdict, P2PHost, SdteLibp2p } from './types.ts'
 
@@ -36,16 +36,59 @@ function topicScoreParams (): TopicScoreParams {
   return p
 }
 
+/** The parts of gossipsub's caches the bounds below touch (gossipsub 17 internals, checked at start). */
+interface TimeCache { entries: Map<string, unknown>, put: (key: string, value?: unknown) => boolean }
+interface GossipCaches {
+  seenCache: TimeCache
+  publishedMessageIds: TimeCache
+  fastMsgIdCache?: TimeCache
+  mcache: { msgs: Map<string, unknown>, put: (id: unknown, msg: unknown, validated?: boolean) => boolean }
+}
+
+/** What gossipsub's caches hold now. */
+export interface GossipCacheStats { seen: number, mcache: number }
+
+/**
+ * Bounds gossipsub's caches by count as well as by time (C.GOSSIP_MAX_SEEN, C.GOSSIP_MAX_MCACHE): each
+ * message id a peer sends goes into the seen caches before it is validated, for GOSSIP_SEEN_TTL_MS,
+ * so a flood of unique messages grew them at the flood's rate. Past the bound the oldest ids go
+ * (entries are in insertion order, which gossipsub's own prune relies on too).
+ */
+export function boundGossipCaches (pubsub: unknown, maxSeen = C.GOSSIP_MAX_SEEN, maxMcache = C.GOSSIP_MAX_MCACHE): () => GossipCacheStats {
+  const g = pubsub as GossipCaches
+  if (!(g.seenCache?.entries instanceof Map) || !(g.mcache?.msgs instanceof Map)) throw new P2PStateError('gossipsub caches are not where this version keeps them')
+  const caches = [g.seenCache, g.publishedMessageIds, g.fastMsgIdCache].filter((c): c is TimeCache => c?.entries instanceof Map)
+  for (const cache of caches) {
+    const put = cache.put.bind(cache)
+    cache.put = (key, value) => {
+      const collided = put(key, value)
+      for (const oldest of cache.entries.keys()) {
+        if (cache.entries.size <= maxSeen) break
+        cache.entries.delete(oldest)
+      }
+      return collided
+    }
+  }
+  const mput = g.mcache.put.bind(g.mcache)
+  // A message not kept is still delivered and forwarded; it is only not served to IWANT.
+  g.mcache.put = (id, msg, validated) => g.mcache.msgs.size >= maxMcache ? false : mput(id, msg, validated)
+  return () => ({ seen: g.seenCache.entries.size, mcache: g.mcache.msgs.size })
+}
+
 /** The host's gossip methods, and what its stop() needs. */
 export interface Gossip extends Pick<P2PHost, 'publish' | 'subscribe' | 'topicPeers' | 'gossipScore'> {
+  caches: () => GossipCacheStats
   /** Leaves every topic (the host is stopping). */
   unsubscribeAll: () => void
 }
 
-export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: Logger, requireStarted: (what: string) => void): Gossip {
+export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: Logger, metrics: MetricsRegistry, requireStarted: (what: string) => void): Gossip {
   const pubsub = node.services.pubsub
+  // Counted where the verdict is applied: `error` is a validator that threw (the message is ignored).
+  const validations = metrics.counter('sdte_gossip_validation_total', 'Gossip messages validated, by topic and verdict (accept, reject, ignore, error)', ['topic', 'verdict'])
   const score = (pubsub as unknown as { score?: { params: { topics: Record<string, TopicScoreParams> } } }).score
   const subscriptions = new Map<string, (evt: CustomEvent<Message>) => void>()
+  const caches = boundGossipCaches(pubsub)
 
   function unsubscribe (topic: string): void {
     const listener = subscriptions.get(topic)
@@ -57,6 +100,8 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
   }
 
   return {
+    caches,
+
     async publish (topic, data) {
       requireStarted('publish')
       checkTopic(topic)
@@ -78,17 +123,25 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
       checkTopic(topic)
       if (subscriptions.has(topic)) throw new P2PStateError(`already subscribed to ${topic}`)
       const topicValidator: TopicValidatorFn = async (_peer, msg) => {
+        const count = (verdict: GossipVerdict | 'error'): void => { validations.inc({ topic, verdict }) }
         // StrictSign already refused unsigned messages; this keeps the type narrow.
-        if (msg.type !== 'signed') return TopicValidatorResult.Reject
-        if (msg.data.byteLength > opts.maxGossipMessageBytes) return TopicValidatorResult.Reject
-        if (validator === undefined) return TopicValidatorResult.Accept
+        if (msg.type !== 'signed' || msg.data.byteLength > opts.maxGossipMessageBytes) {
+          count('reject')
+          return TopicValidatorResult.Reject
+        }
+        if (validator === undefined) {
+          count('accept')
+          return TopicValidatorResult.Accept
+        }
         let verdict: GossipVerdict
         try {
           verdict = await validator({ from: msg.from.toString(), topic, data: msg.data })
         } catch (err) {
           log.warn('gossip validator threw; ignoring the message', { topic, error: err })
+          count('error')
           return TopicValidatorResult.Ignore
         }
+        count(verdict)
         if (verdict === 'accept') return TopicValidatorResult.Accept
         if (verdict === 'reject') return TopicValidatorResult.Reject
         return TopicValidatorResult.Ignore

@@ -2,28 +2,45 @@
 // with per-topic validators (gossip.ts), provide/find providers of `sdte:<kind>:<value>` keys (dht.ts),
 // and protocol streams with limits and deadlines (here), under one start/stop lifecycle. Its options
 // are in options.ts, its interface in types.ts.
+import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { silentLogger, type ComponentLogger } from '../../config/index.ts'
+import { noMetrics, silentLogger, type ComponentLogger, type MetricsRegistry } from '../../config/index.ts'
 import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
 import { createDht } from './dht.ts'
 import { createGossip } from './gossip.ts'
-import { createSdteLibp2p } from './libp2p.ts'
+import { createSdteLibp2p, type Libp2pComponents } from './libp2p.ts'
+import { libp2pLogger } from './logger.ts'
 import { resolveP2PHostOptions, type P2PHostOptions } from './options.ts'
 import { parseMultiaddr, parsePeerId, withTimeout } from './util.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { P2PHost, P2PHostStatus, SdteLibp2p } from './types.ts'
 
-/** What the host is handed rather than configured with: its identity and (libp2p's way) its logger. */
+/** What the host is handed rather than configured with: its identity, (libp2p's way) its logger and its metrics. */
 export interface P2PHostComponents {
   privateKey: PrivateKey
-  /** Default: silentLogger (a host used on its own logs nothing). */
+  /** Ours and libp2p's lines (p2p/host/logger.ts). Default: silentLogger (a host used on its own logs nothing). */
   logger?: ComponentLogger
+  /** Where the host makes its own metrics (gossip validation, peers). Default: noMetrics. */
+  metrics?: MetricsRegistry
+  /** libp2p's own metrics (e.g. @libp2p/prometheus-metrics on the same registry). Default: none. */
+  libp2pMetrics?: Libp2pComponents['metrics']
+}
+
+/** Whether a connection address goes through a relay (a circuit-relay v2 address). */
+export function isRelayed (address: string): boolean {
+  return address.includes('/p2p-circuit')
 }
 
 export async function createP2PHost (options: P2PHostOptions, components: P2PHostComponents): Promise<P2PHost> {
   const opts = resolveP2PHostOptions(options)
-  const log = (components.logger ?? silentLogger).forComponent('sdte:p2p')
-  const node: SdteLibp2p = await createSdteLibp2p(opts, components.privateKey)
+  const logger = components.logger ?? silentLogger
+  const log = logger.forComponent('sdte:p2p')
+  const metrics = components.metrics ?? noMetrics
+  const node: SdteLibp2p = await createSdteLibp2p(opts, components.privateKey, {
+    logger: libp2pLogger(logger),
+    ...(components.libp2pMetrics !== undefined && { metrics: components.libp2pMetrics })
+  })
+  metrics.gauge('sdte_p2p_peers', 'Peers this host has a connection to', [], (g) => { g.set({}, node.getPeers().length) })
 
   const selfId = node.peerId.toString()
   let status: P2PHostStatus = 'stopped'
@@ -60,7 +77,24 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
     }
   }
 
-  const gossip = createGossip(node, opts, log, requireStarted)
+  /** Resolves once we hold a direct (not relayed) connection to the peer; rejects when signal aborts. */
+  async function directConnection (peerId: string, signal: AbortSignal): Promise<void> {
+    const isDirect = (): boolean => node.getConnections().some(c => c.remotePeer.toString() === peerId && c.status === 'open' && c.limits === undefined && !isRelayed(c.remoteAddr.toString()))
+    if (isDirect()) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        node.removeEventListener('connection:open', onOpen)
+        signal.removeEventListener('abort', onAbort)
+      }
+      const onOpen = (): void => { if (isDirect()) { done(); resolve() } }
+      const onAbort = (): void => { done(); reject(new DialFailedError(`no direct connection to ${peerId} (reachable only via a relay)`)) }
+      node.addEventListener('connection:open', onOpen)
+      signal.addEventListener('abort', onAbort, { once: true })
+      if (signal.aborted) onAbort()
+    })
+  }
+
+  const gossip = createGossip(node, opts, log, metrics, requireStarted)
   const dht = createDht(node, opts, log, { selfId, status: () => status, requireStarted, lifetime: () => lifetime.signal })
 
   const host: P2PHost = {
@@ -68,6 +102,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
     options: Object.freeze({ ...opts }),
     node,
     get status () { return status },
+    held: () => ({ providerRecords: dht.providerRecords(), gossip: gossip.caches() }),
 
     async start () {
       if (status !== 'stopped') throw new P2PStateError(`start: host is ${status}`)
@@ -104,6 +139,13 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       return node.getMultiaddrs().map(a => withPeerId(a.toString()))
     },
 
+    reachability () {
+      const addrs = node.getMultiaddrs()
+      if (addrs.some(a => !isRelayed(a.toString()) && !isPrivate(a))) return 'public'
+      if (addrs.some(a => isRelayed(a.toString()))) return 'relayed'
+      return addrs.length > 0 ? 'local' : 'none'
+    },
+
     peers () {
       const byPeer = new Map<string, Set<string>>()
       for (const conn of node.getConnections()) {
@@ -113,7 +155,8 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       }
       return [...byPeer.entries()].sort(([a], [b]) => a < b ? -1 : 1).map(([peerId, seen]) => ({
         peerId,
-        addresses: listenAddrsByPeer.get(peerId) ?? [...seen]
+        addresses: listenAddrsByPeer.get(peerId) ?? [...seen],
+        direct: [...seen].some(a => !isRelayed(a))
       }))
     },
 
@@ -176,7 +219,15 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       requireStarted('dialProtocol')
       const id = parsePeerId(peerId)
       try {
-        return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        try {
+          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        } catch (err) {
+          // Reached only through a relay: our protocols do not run on a relayed (limited) connection,
+          // but the peer's DCUtR turns it into a direct one when we can be dialled; wait for that.
+          if ((err as Error).name !== 'LimitedConnectionError') throw err
+          await directConnection(id.toString(), withTimeout(opts.directUpgradeWaitMs, signal))
+          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        }
       } catch (err) {
         if (signal?.aborted === true) throw signal.reason
         throw new DialFailedError(`could not open ${protocol} to ${peerId}: ${(err as Error).message}`, { cause: err })

@@ -1,5 +1,6 @@
 // The host as roles and protocols see it (P2PHost and what its methods take), and the type of the
 // libp2p node it wraps.
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT } from '@libp2p/kad-dht'
@@ -10,6 +11,8 @@ import type { ResolvedP2PHostOptions } from './options.ts'
 export interface PeerSummary {
   peerId: string
   addresses: string[]
+  /** From peers(): whether we hold a direct connection (not only one through a relay). */
+  direct?: boolean
 }
 
 export interface GossipMessage {
@@ -56,12 +59,23 @@ export interface FindProvidersOptions {
 export type SdteServices = {
   identify: Identify
   ping: Ping
+  autoNAT: unknown
+  dcutr: unknown
+  /** Only on a host with relayServer. */
+  relay?: CircuitRelayService
   pubsub: GossipSub
   dht: KadDHT
 }
 export type SdteLibp2p = Libp2p<SdteServices>
 
 export type P2PHostStatus = 'stopped' | 'starting' | 'started' | 'stopping'
+
+/**
+ * How others can reach a host, from the addresses it announces now: 'public' (a public address,
+ * given with announce or confirmed by AutoNAT), 'relayed' (only through a relay slot), 'local'
+ * (only private or loopback addresses: peers on the same network), 'none' (nothing announced).
+ */
+export type Reachability = 'public' | 'relayed' | 'local' | 'none'
 
 export interface P2PHost {
   readonly peerId: string
@@ -73,6 +87,8 @@ export interface P2PHost {
   stop: () => Promise<void>
   /** Our listen addresses, each ending in /p2p/<our peer id>. */
   addresses: () => string[]
+  /** How others can reach us now (changes as AutoNAT confirms addresses and reservations come and go). */
+  reachability: () => Reachability
   /** Connected peers with their listen addresses (from identify) or connection addresses. */
   peers: () => PeerSummary[]
   connect: (address: string, options?: { signal?: AbortSignal }) => Promise<{ peerId: string }>
@@ -84,9 +100,19 @@ export interface P2PHost {
   topicPeers: (topic: string) => string[]
   /** Our gossipsub score of a peer (lowered by rejected messages). */
   gossipScore: (peerId: string) => number
+  /** What strangers made this host hold, each within its bound (p2p/constants.ts): DHT provider records, gossip caches. */
+  held: () => HeldCounts
   provide: (key: string, options?: { signal?: AbortSignal }) => Promise<{ announcedTo: number }>
   findProviders: (key: string, options?: FindProvidersOptions) => Promise<PeerSummary[]>
   handle: (protocol: string, handler: ProtocolHandler, options?: HandleOptions) => Promise<void>
   unhandle: (protocol: string) => Promise<void>
   dialProtocol: (peerId: string, protocol: string, options?: { signal?: AbortSignal }) => Promise<Stream>
+}
+
+/** Counts of what other peers made a host hold (for tests, the soak benchmark and diagnostics). */
+export interface HeldCounts {
+  /** Other peers' provider records: in all, keys, on the fullest key, of the peer with the most. */
+  providerRecords: { total: number, keys: number, maxPerKey: number, maxPerPeer: number }
+  /** Message ids in gossipsub's seen cache, messages in its message cache. */
+  gossip: { seen: number, mcache: number }
 }

@@ -12,6 +12,8 @@ import {
   MalformedFrameError,
   MessageSchemaError,
   P2POptionsError,
+  P2PStateError,
+  StreamFailedError,
   StreamEndedError,
   StreamTimeoutError,
   TruncatedFrameError
@@ -80,7 +82,7 @@ function asError (err: unknown, what: string): Error {
   const inner = (err as { error?: unknown } | null)?.error
   if (inner instanceof Error) return inner
   const type = (err as { type?: unknown } | null)?.type
-  return new Error(typeof type === 'string' ? `${what} failed: the stream emitted "${type}"` : `${what} failed: ${String(err)}`)
+  return new StreamFailedError(typeof type === 'string' ? `${what} failed: the stream emitted "${type}"` : `${what} failed: ${String(err)}`)
 }
 
 /** JSON text for a message; bigints become decimal strings. */
@@ -227,7 +229,7 @@ export function messageChannel (stream: Stream, options: MessageChannelOptions =
   }
 
   async function exclusiveReadFrame (signal: AbortSignal): Promise<Uint8Array | undefined> {
-    if (reading) throw new Error('concurrent reads on one message channel')
+    if (reading) throw new P2PStateError('concurrent reads on one message channel')
     reading = true
     try {
       return await readFrame(signal)

@@ -2,11 +2,11 @@
 // found in the DHT. (Sellers and nodes learn that they were chosen from DTMC's events.) Shaped like p2p/echo.
 import { schema as s } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
-import { answerRequest, protocolEndpoint, requestReply, RefuseRequest, type ProtocolLimits } from '../messages/exchange.ts'
+import { answerRequest, protocolEndpoint, requestReply, RefuseRequest, type ProtocolLimits } from '../messages/index.ts'
 import * as C from './constants.ts'
 import { Offer, OfferAck, OfferRequest, type Solicit } from './schema.ts'
 import type { P2PHost } from '../host/index.ts'
-import type { Demand } from '../demand/demand.ts'
+import type { Demand } from '../demand/index.ts'
 
 export { Offer, OfferRequest } from './schema.ts'
 export * as offerConstants from './constants.ts'

@@ -3,7 +3,7 @@
 //   seller/node -> buyer   Offer        -> OfferAck | Refused     (answer to a gossiped demand)
 //   buyer -> provider      Solicit      -> Offer | Refused        (the buyer asks a peer found in the DHT)
 import { schema as s, type Infer } from '../messages/index.ts'
-import { DemandSchema } from '../demand/demand.ts'
+import { DemandSchema } from '../demand/index.ts'
 
 export const Offer = s.object({
   type: s.literal('offer'),

@@ -1,7 +1,7 @@
 // /sdte/result/1: the buyer fetches the encrypted result from a node, and acknowledges it once it
 // has it. Shaped like p2p/echo. Both messages are signed by the trade's buyer (request.ts); the
 // handlers check the signer against DTMC.
-import { clientExchange, expectEnd, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/exchange.ts'
+import { clientExchange, expectEnd, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
 import { ResultAcked, ResultHeader, ResultMessageSchema, type ResultAck, type ResultRequest } from './schema.ts'

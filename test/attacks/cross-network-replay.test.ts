@@ -5,7 +5,7 @@
 // tradeId everywhere. Now every signed digest holds the chain id and the DTMC address (docs/protocol.md).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Wallet, keccak256, getBytes } from 'ethers'
+import { Wallet, keccak256, getBytes, hexlify, randomBytes } from 'ethers'
 import { deploy } from '../../contracts/tools/deploy.ts'
 import { ChainClient } from '../../contracts/client.ts'
 import {
@@ -13,7 +13,7 @@ import {
   type Chain, type Market, type OpenedTrade
 } from '../../contracts/tools/market.ts'
 import { signCodeDelivery } from '../../enclave/crypto.ts'
-import { codeAuthDigestOf, recoverDigest } from '../../contracts/formats.ts'
+import { codeAuthDigestOf, recoverDigest, resultCommitmentOf, resultDigestOf } from '../../contracts/formats.ts'
 import { encryptCodeForEnclave, generateKeyPair } from '../../enclave/index.ts'
 import { startEnclave, artifactCode, buyer as enclaveBuyer, domain as enclaveDomain, rejectsWith } from '../helpers/enclave.ts'
 import { tradeIdOf } from '../../contracts/formats.ts'
@@ -41,7 +41,7 @@ async function onB (m: Market): Promise<Market> {
   for (const s of m.sellers) {
     const b = await bind(s)
     await b.client.cisc.registerSeller('12D3KooW' + b.address.slice(2, 20))
-    const { offerId } = await b.client.cisc.listDataset({ tag: TAG, size: s.size, unitPrice: s.unitPrice, commitment: s.commitment, policy: { allowedCodeHashes: [], outputCap: 1_000_000n, minOutputPrice: 0n } })
+    const { offerId } = await b.client.cisc.listDataset({ tag: TAG, size: s.size, unitPrice: s.unitPrice, commitment: s.commitment, policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1_000_000n, minOutputPrice: 0n } })
     sellers.push({ ...b, offerId })
   }
   const nodes = []
@@ -70,8 +70,11 @@ test('a result signed for deployment A is not accepted on deployment B', async (
   assert.is(opened.tradeId, ta.tradeId, 'same buyer and salt: the same trade id on both deployments')
   const tb: OpenedTrade = { ...ta, enclaves: [{ key, quote: quoteB }], domain: { chainId: BigInt(chainB.network.chainId), verifyingContract: chainB.network.contracts.DTMC } }
   const onA = signedResult(ta, 0) // what the enclave signed for A
-  await reverts(b.nodes[0].client.dtmc.submitResult(onA.info, 0, onA.signature), 'NotAttestedEnclave')
-  await b.nodes[0].client.dtmc.submitResult(signedResult(tb, 0).info, 0, signedResult(tb, 0).signature) // B's own signature is fine
+  // node 0 on B commits to the result's digest on B (a one-node trade: reveals open at once)
+  const nonce = rand32()
+  await b.nodes[0].client.dtmc.commitResult(tb.tradeId, 0, resultCommitmentOf(resultDigestOf(tb.domain, onA.info), 0, nonce))
+  await reverts(b.nodes[0].client.dtmc.submitResult(onA.info, 0, onA.signature, nonce), 'NotAttestedEnclave')
+  await b.nodes[0].client.dtmc.submitResult(signedResult(tb, 0).info, 0, signedResult(tb, 0).signature, nonce) // B's own signature is fine
   await submit(a, ta, 0)
 })
 
@@ -93,7 +96,7 @@ test('an enclave its host started for another deployment refuses the buyer\'s co
     const code = artifactCode('StatsFast')
     const salt = rand32()
     const a = await lying.attest({ tradeId: tradeIdOf(enclaveBuyer.address, salt), codeHash: keccak256(code), nonce: rand32() })
-    const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey })
+    const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey, resultSalt: hexlify(randomBytes(32)) })
     const signature = signCodeDelivery(enclaveBuyer.privateKey, enclaveDomain, a.taskId, envelope)
     await rejectsWith(lying.deliverCode(a.taskId, envelope, { salt, signature }), 'CodeAuthorizationError')
   } finally {

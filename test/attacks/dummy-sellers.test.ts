@@ -24,7 +24,7 @@ async function dummies (m: Market, n: number, tag = 'census'): Promise<bigint[]>
   const ids: bigint[] = []
   for (let i = 0; i < n; i++) {
     const { offerId } = await m.buyer.client.cisc.listDataset({
-      tag, size: 1n, unitPrice: 0n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1_000_000n, minOutputPrice: 0n }
+      tag, size: 1n, unitPrice: 0n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1_000_000n, minOutputPrice: 0n }
     })
     ids.push(offerId)
   }

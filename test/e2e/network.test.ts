@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startDaemon, runCli, waitFor, type DaemonProcess } from '../helpers/daemon-process.ts'
+import { datasetKey } from '../../p2p/dht-keys.ts'
 
 const FAST_KEYS = { keys: { scryptN: 1024 } }
 /** Generous: a loaded CI machine starts a daemon in seconds, but not always. */
@@ -61,7 +62,7 @@ test('bootstrapped peers see the first; admin_connect through the CLI joins the 
 })
 
 test('DHT: a key provided by one daemon is found by another', async () => {
-  const key = 'sdte:dataset:weather-2026'
+  const key = datasetKey('weather-2026')
   const provide = await runCli(['rpc', '--datadir', daemons[1].datadir, 'net_provide', JSON.stringify({ key })])
   assert.is(provide.code, 0, provide.stderr)
   const found = await waitFor('provider record', async () => {
@@ -71,7 +72,7 @@ test('DHT: a key provided by one daemon is found by another', async () => {
     return providers.find(p => p.peerId === infos[1].peerId)
   }, 30_000, 500)
   assert.ok(found.addresses.length > 0, 'the provider comes with addresses')
-  const none = await daemons[0].rpc.call<Peer[]>('net_findProviders', { key: 'sdte:dataset:nobody-has-this' })
+  const none = await daemons[0].rpc.call<Peer[]>('net_findProviders', { key: datasetKey('nobody-has-this') })
   assert.equal(none, [])
 })
 
@@ -105,7 +106,7 @@ test('bad input to a live daemon gets its status or error, and the daemon still 
   }
   assert.is((await post('{"jsonrpc":"2.0","id":1,"method":"admin_info"}', null)).status, 401)
   assert.is((await post('{"jsonrpc":"2.0","id":1,"method":"admin_info"}', 'wrong')).status, 401)
-  assert.is((await post('', token, 'GET')).status, 405)
+  assert.is((await post('', token, 'PUT')).status, 405)
   assert.is((await post('{not json')).json.error.code, -32700)
   assert.is((await post('{"jsonrpc":"2.0","id":1,"method":"admin_nothing"}')).json.error.code, -32601)
   const badParams = (await post('{"jsonrpc":"2.0","id":1,"method":"admin_connect","params":[42]}')).json.error

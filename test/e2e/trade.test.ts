@@ -19,7 +19,7 @@ import { createP2PHost } from '../../p2p/host/index.ts'
 import { offerProtocol } from '../../p2p/offer/index.ts'
 import { demandHashOf, signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
 import { fundedAccount } from '../helpers/attacker.ts'
-import type { RequestRefusedError } from '../../p2p/messages/exchange.ts'
+import { datasetKey, type RequestRefusedError } from '../../p2p/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
 const forgedKey = join(dir, 'forged-root.key')
@@ -38,22 +38,44 @@ const code = getBytes(JSON.parse(readFileSync(artifactPath, 'utf8')).deployedByt
 
 interface BuyerView {
   records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string, chosenNodes?: Array<{ payee: string }>, rejected?: Array<{ peerId: string, why: string }>, demand?: string }>
-  chain: { state: string, deposit: string, final: { resultHash: string, resultSize: string, gasUsed: string, status: number, count: number, members: number[] }, nodes: Array<{ payee: string }>, sellers: Array<{ account: string, fee: string }> }
+  chain: { state: string, deposit: string, final: { resultHash: string, resultSize: string, status: number, count: number, members: number[] }, gasCap: string, nodes: Array<{ payee: string }>, sellers: Array<{ account: string, fee: string }> }
 }
 
 let tradeId = ''
 let view: BuyerView
-let result: { result: string, resultHash: string, verified: boolean }
+let result: { result: string, resultHash: string, verified: boolean, gasUsed: string }
 let buyerWatch: ReturnType<typeof runCli>
 
 test.before(async () => {
   net = await LocalTestnet.start({
     dir,
     sellers: 2,
-    nodes: 4,
-    nodeConfig: (i) => i === 3 ? { enclave: { attestationKeyFile: forgedKey } } : {}
+    nodes: 5,
+    // The honest nodes are configured differently (their own maxGas, at or above the trade's gas cap): every input
+    // of the result is still the same on each, and all three land in one group. Node 4's maxGas is below the
+    // trade's gas cap (nodeCap / nodePrice = 200,000,000): it must not offer, rather than run with less.
+    nodeConfig: (i) => i === 3
+      ? { enclave: { attestationKeyFile: forgedKey } }
+      : i === 0 ? { trade: { nodeMaxGas: '300000000' } } : i === 1 ? { trade: { nodeMaxGas: '1500000000' } } : i === 4 ? { trade: { nodeMaxGas: '100000000' } } : {},
+    // Every daemon serves /metrics (on a free port): the trade must move the counters.
+    config: { metrics: { enabled: true, port: 0 } }
   })
 })
+
+/** A daemon's /metrics, at the address it printed when it started. */
+async function scrape (d: { output: () => string }): Promise<string> {
+  const url = /metrics: +(\S+\/metrics)/.exec(d.output())?.[1]
+  assert.ok(url !== undefined, 'the daemon printed its metrics address')
+  const res = await fetch(url)
+  assert.is(res.status, 200)
+  return await res.text()
+}
+
+/** The value of the first sample of `name` whose labels include every `k="v"` given. */
+function sample (text: string, name: string, ...labels: string[]): number | undefined {
+  const line = text.split('\n').find(l => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && labels.every(p => l.includes(p)))
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+}
 
 test.after(async () => {
   await net?.stop()
@@ -64,9 +86,9 @@ test('a trade with two sellers and three nodes completes, and its result is the 
   for (const [i, s] of net.sellers.entries()) {
     const path = join(s.datadir, 'data.csv')
     writeFileSync(path, datasets[i])
-    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString() })
+    await s.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: UNIT_PRICE.toString(), policy: { mode: 'any' } })
   }
-  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 2, 30_000, 300)
+  await waitFor('DHT announcements', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(TAG) })).length >= 2, 30_000, 300)
   const buyer = net.buyers[0]
   const posted = await buyer.rpc.call<{ tradeId: string, deposit: string }>('buyer_postDemand', {
     tag: TAG, codePath: artifactPath, nodes: 3, sellers: 2,
@@ -83,8 +105,15 @@ test('a trade with two sellers and three nodes completes, and its result is the 
   assert.is(view.records[0].state, 'delivered', `${view.records[0].reason ?? ''} ${JSON.stringify(view.records[0].rejected)}`)
   result = await buyer.rpc.call('buyer_result', { tradeId })
   assert.ok(result.verified, 'result hash equals the final hash on DTMC')
+  assert.ok(BigInt(result.gasUsed) > 0n, 'the buyer learns the gas the run used, from the encrypted result')
   assert.equal(getBytes(result.result), referenceOutput('Stats', datasets))
   assert.is(view.chain.final.count, 3, 'all three honest enclaves agree')
+})
+
+test('a node whose maxGas is below the trade\'s gas cap does not offer, and is not in the trade', () => {
+  const low = net.nodes[4]
+  assert.ok(low.output().includes('not offering: the demand\'s gas cap is above our maxGas'), 'the node refused the demand')
+  assert.not.ok(view.chain.nodes.some(n => n.payee.toLowerCase() === low.info.ethAddress.toLowerCase()), 'not on DTMC')
 })
 
 test('the forged enclave is refused by the buyer and never chosen', () => {
@@ -100,7 +129,9 @@ test('payments and the refund match the caps and prices to the wei', () => {
   const payments = view.records[0].payments ?? {}
   const final = view.chain.final
   const resultSize = BigInt(final.resultSize)
-  const gasUsed = BigInt(final.gasUsed)
+  // The trade's gas cap, the same in the buyer's code envelope: nodeCap / nodePrice (below the enclave's MAX_GAS_CAP).
+  const gasCap = BigInt(view.chain.gasCap)
+  assert.is(gasCap, NODE_CAP / NODE_PRICE)
   // The output price is paid to each seller in full (never a share), and DTMC checked it against each offer's minimum.
   const outputFee = OUTPUT_PRICE * resultSize
   const expected = new Map<string, bigint>()
@@ -108,7 +139,8 @@ test('payments and the refund match the caps and prices to the wei', () => {
     const dataFee = [UNIT_PRICE * BigInt(datasets[i].length), SELLER_CAP].reduce((a, b) => a < b ? a : b)
     expected.set(s.info.ethAddress.toLowerCase(), dataFee + outputFee)
   }
-  const nodePay = [NODE_PRICE * gasUsed, NODE_CAP].reduce((a, b) => a < b ? a : b)
+  // A node is paid the flat min(nodePrice × gasCap, nodeCap): the gas the run used never reaches the chain.
+  const nodePay = [NODE_PRICE * gasCap, NODE_CAP].reduce((a, b) => a < b ? a : b)
   for (const i of final.members) expected.set(view.chain.nodes[i].payee.toLowerCase(), nodePay)
   const deposit = 2n * (SELLER_CAP + OUTPUT_PRICE * OUTPUT_CAP) + 3n * NODE_CAP
   assert.is(BigInt(view.chain.deposit), deposit)
@@ -183,6 +215,40 @@ test('a seller offers only for its full price and an output price no lower than 
   }
 })
 
+test('the trade moved each role\'s metrics: states, phases, bytes delivered, enclave runs, chain transactions, gossip verdicts', async () => {
+  const buyer = await scrape(net.buyers[0])
+  for (const state of ['demanded', 'escrowed', 'delivered']) {
+    assert.is(sample(buyer, 'sdte_trade_transitions_total', 'role="buyer"', `state="${state}"`), 1, state)
+  }
+  assert.is(sample(buyer, 'sdte_trades', 'role="buyer"', 'state="delivered"'), 1)
+  assert.ok((sample(buyer, 'sdte_trade_phase_duration_seconds_count', 'role="buyer"', 'phase="demanded"') ?? 0) >= 1)
+  assert.is(sample(buyer, 'sdte_chain_transactions_total', 'contract="DTMC"', 'method="openTrade"', 'outcome="mined"'), 1)
+  assert.ok((sample(buyer, 'sdte_chain_gas_used_total', 'contract="DTMC"', 'method="openTrade"') ?? 0) > 0)
+  let sent = 0
+  for (const [i, s] of net.sellers.entries()) {
+    const text = await scrape(s)
+    sent += sample(text, 'sdte_data_delivered_bytes_total', 'role="seller"') ?? 0
+    assert.ok((sample(text, 'sdte_trade_transitions_total', 'role="seller"', 'state="finalized"') ?? 0) >= 1, `seller ${i + 1}`)
+  }
+  // Each seller delivers its data whole into each of the three enclaves, as encrypted chunks (a little larger).
+  const plain = 3 * (datasets[0].length + datasets[1].length)
+  assert.ok(sent >= plain && sent < plain * 1.01, `${sent} bytes sent for ${plain} bytes of data`)
+  const majority = view.chain.final.members.map(i => view.chain.nodes[i].payee.toLowerCase())
+  let taken = 0
+  for (const n of net.nodes.filter(n => majority.includes(n.info.ethAddress.toLowerCase()))) {
+    const text = await scrape(n)
+    taken += sample(text, 'sdte_data_delivered_bytes_total', 'role="node"') ?? 0
+    assert.is(sample(text, 'sdte_enclave_runs_total', 'status="ok"'), 1, n.name)
+    assert.is(sample(text, 'sdte_enclave_run_gas_cap_count'), 1, n.name)
+    assert.is(sample(text, 'sdte_chain_transactions_total', 'method="submitResult"', 'outcome="mined"'), 1, n.name)
+  }
+  assert.is(taken, sent)
+  // The demand went out on gossip: the relay validated it and accepted it.
+  const relay = await scrape(net.relay)
+  assert.ok((sample(relay, 'sdte_gossip_validation_total', 'verdict="accept"') ?? 0) >= 1)
+  assert.ok((sample(relay, 'sdte_p2p_peers') ?? 0) >= 1)
+})
+
 test('nothing secret in any log, store, gossip message or transaction', async () => {
   const secrets: Secret[] = [
     { name: 'seller 1 data', bytes: datasets[0] },
@@ -193,6 +259,7 @@ test('nothing secret in any log, store, gossip message or transaction', async ()
   const demand = Buffer.from(view.records[0].demand ?? '')
   assert.ok(demand.length > 0)
   const hits = [...findIn(demand, secrets, 'the gossiped demand'), ...await searchChain(net.network.rpcUrl, secrets)]
+  for (const d of net.daemons) hits.push(...findIn(Buffer.from(await scrape(d)), secrets, `${d.name}'s /metrics`))
   await Promise.all(net.daemons.map(async d => await d.stop('SIGTERM')))
   for (const d of net.daemons) {
     hits.push(...searchLogs(d.datadir, secrets))

@@ -7,15 +7,12 @@ import { quoteSignerOf, taskIdOf, type NetworkDomain, type Quote, type ResultInf
 const abi = AbiCoder.defaultAbiCoder()
 
 /**
- * The key DTMC groups results by: two results are identical when
- * (inputHash, resultHash, resultSize, gasUsed, status) are equal.
- * groupKey = keccak256(abi.encode(inputHash, resultHash, uint64 resultSize, uint64 gasUsed, uint8 status)).
+ * The key DTMC groups results by: two results are identical when (resultHash, resultSize, status) are equal
+ * (DTMC takes only results whose inputHash is the trade's).
+ * groupKey = keccak256(abi.encode(resultHash, uint64 resultSize, uint8 status)).
  */
-export function groupKeyOf (info: Pick<ResultInfo, 'inputHash' | 'resultHash' | 'resultSize' | 'gasUsed' | 'status'>): string {
-  return keccak256(abi.encode(
-    ['bytes32', 'bytes32', 'uint64', 'uint64', 'uint8'],
-    [info.inputHash, info.resultHash, info.resultSize, info.gasUsed, info.status]
-  )).toLowerCase()
+export function groupKeyOf (info: Pick<ResultInfo, 'resultHash' | 'resultSize' | 'status'>): string {
+  return keccak256(abi.encode(['bytes32', 'uint64', 'uint8'], [info.resultHash, info.resultSize, info.status])).toLowerCase()
 }
 
 /** Why a quote fails the checks DTMC makes; the names are DTMC's custom errors. */

@@ -1,10 +1,15 @@
 // The architecture as a test: which part may import which, read from the real import, export-from
-// and import() statements of every .ts file in the repository (parsed with the TypeScript compiler,
-// no hand-kept list of files). It fails on
+// and import() statements of every .ts file in the repository, and from `new URL('./x.ts',
+// import.meta.url)` (a module loaded by path, as the enclave's worker thread is; counted as a dynamic
+// import). Parsed with the TypeScript compiler, no hand-kept list of files. It fails on
 //   - an edge between parts that the table below does not allow,
 //   - a cross-part import that bypasses the imported part's index.ts (its one import surface),
+//   - an import inside a part that enters a folder with an index.ts (a protocol of p2p/, p2p/messages/,
+//     p2p/host/, a role of daemon/roles/) from outside it other than through that index.ts; files inside
+//     the folder, and below it, import its files directly, and a folder without an index.ts (daemon/rpc/,
+//     daemon/methods/, daemon/roles/ itself) is a plain grouping whose files are imported directly,
 //   - a tools file reachable from the running daemon (the transitive closure of its start module).
-// Inside a part, files import each other freely.
+// Tests and benchmarks are white-box: they may import any file of a part they may import.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readdirSync, readFileSync, existsSync } from 'node:fs'
@@ -25,8 +30,8 @@ const ALLOWED: Record<Part, readonly Part[]> = {
   p2p: ['config', 'contracts'],
   enclave: ['config', 'contracts'],
   daemon: ['config', 'contracts', 'p2p', 'enclave'],
-  'contracts/tools': ['contracts', 'config'],
-  'daemon/tools': ['daemon', 'config', 'contracts', 'contracts/tools', 'enclave'],
+  'contracts/tools': ['contracts', 'config', 'enclave'],
+  'daemon/tools': ['daemon', 'config', 'contracts', 'contracts/tools', 'enclave', 'p2p'],
   test: ['daemon', 'p2p', 'enclave', 'contracts', 'config', 'contracts/tools', 'daemon/tools'],
   bench: ['daemon', 'p2p', 'enclave', 'contracts', 'config', 'contracts/tools', 'daemon/tools'],
   bin: ['daemon']
@@ -73,7 +78,25 @@ function tsFiles (dir: string): string[] {
   return out
 }
 
-/** The relative module specifiers of one file: import, export ... from, import(), import('x').T types. */
+/** Folders (below a part's own folder) that have an index.ts: entered from outside only through it. */
+function foldersWithIndex (): Set<string> {
+  return new Set(tsFiles('').filter(f => f.endsWith('/index.ts')).map(f => dirname(f)).filter(d => !(PARTS as readonly string[]).includes(d)))
+}
+
+/** The outermost folder with an index.ts that holds `to` but not `from`, if any. */
+function enteredFolder (from: string, to: string, indexed: Set<string>): string | undefined {
+  const parts = dirname(to).split('/')
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = parts.slice(0, i).join('/')
+    if (indexed.has(dir) && !from.startsWith(dir + '/')) return dir
+  }
+  return undefined
+}
+
+/**
+ * The relative module specifiers of one file: import, export ... from, import(), import('x').T types,
+ * and `new URL('./x.ts', import.meta.url)` (dynamic).
+ */
 export function importsOf (file: string, source: string): Edge[] {
   const sf = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS)
   const edges: Edge[] = []
@@ -86,10 +109,20 @@ export function importsOf (file: string, source: string): Edge[] {
     if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node, node.moduleSpecifier, false)
     else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) add(node, node.arguments[0], true)
     else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node, node.argument.literal, false)
+    else if (isModuleUrl(node)) add(node, node.arguments![0], true)
     ts.forEachChild(node, visit)
   }
   visit(sf)
   return edges
+}
+
+/** `new URL('<relative>.ts', import.meta.url)`: a module loaded by its path (a worker thread). */
+function isModuleUrl (node: ts.Node): node is ts.NewExpression {
+  if (!ts.isNewExpression(node) || !ts.isIdentifier(node.expression) || node.expression.text !== 'URL') return false
+  const [spec, base] = node.arguments ?? []
+  return spec !== undefined && ts.isStringLiteralLike(spec) && spec.text.endsWith('.ts') &&
+    base !== undefined && ts.isPropertyAccessExpression(base) && base.name.text === 'url' &&
+    ts.isMetaProperty(base.expression) && base.expression.keywordToken === ts.SyntaxKind.ImportKeyword
 }
 
 /** Every edge of the repository, from the files on disk. */
@@ -98,7 +131,7 @@ export function repositoryEdges (): Edge[] {
 }
 
 /** What is wrong with a set of edges; empty when the architecture holds. */
-export function violations (edges: Edge[]): string[] {
+export function violations (edges: Edge[], indexed: Set<string> = foldersWithIndex()): string[] {
   const problems: string[] = []
   const where = (e: Edge): string => `${e.from}:${e.line} imports ${e.specifier}`
   const measured = new Set<string>(ENCLAVE_CODE_FILES)
@@ -106,7 +139,11 @@ export function violations (edges: Edge[]): string[] {
     const from = partOf(e.from)
     const to = partOf(e.to)
     if (from === undefined || to === undefined) { problems.push(`${where(e)}: outside every part`); continue }
-    if (from === to) continue
+    if (from === to) {
+      const folder = WHITE_BOX.includes(from) ? undefined : enteredFolder(e.from, e.to, indexed)
+      if (folder !== undefined && e.to !== `${folder}/index.ts`) problems.push(`${where(e)}: bypasses ${folder}/index.ts`)
+      continue
+    }
     const cliLoadsTool = e.from === CLI_FILE && e.dynamic && CLI_MAY_LOAD.includes(to)
     if (from === 'config' && DEFAULTS_READ_BY_CONFIG.includes(e.to)) continue
     if (!ALLOWED[from].includes(to) && !cliLoadsTool) {
@@ -157,16 +194,21 @@ test('the parser sees every kind of import, and the checks catch each kind of vi
     "export { c } from '../config/index.ts'",
     "const m = await import('./tools/index.ts')",
     "type T = import('../enclave/index.ts').EnclaveHost",
-    "import { d } from 'ethers'"
+    "import { d } from 'ethers'",
+    "const w = new Worker(new URL('./worker.ts', import.meta.url))",
+    "const p = new URL('../package.json', import.meta.url)"
   ].join('\n')
   const found = importsOf('daemon/x.ts', source).map(e => [e.to, e.dynamic])
   assert.equal(found, [
     ['contracts/index.ts', false], ['daemon/roles/context.ts', false], ['p2p/index.ts', false],
-    ['config/index.ts', false], ['daemon/tools/index.ts', true], ['enclave/index.ts', false]
+    ['config/index.ts', false], ['daemon/tools/index.ts', true], ['enclave/index.ts', false], ['daemon/worker.ts', true]
   ])
   const edge = (from: string, to: string, dynamic = false): Edge => ({ from, to, specifier: relative(dirname(from), to), dynamic, line: 1 })
   assert.equal(violations([edge('p2p/host/host.ts', 'daemon/log.ts')]), ['p2p/host/host.ts:1 imports ../../daemon/log.ts: p2p may not import daemon'])
   assert.equal(violations([edge('daemon/daemon.ts', 'p2p/data/index.ts')]), ['daemon/daemon.ts:1 imports ../p2p/data/index.ts: bypasses p2p/index.ts'])
+  assert.equal(violations([edge('p2p/offer/index.ts', 'p2p/demand/demand.ts')]), ['p2p/offer/index.ts:1 imports ../demand/demand.ts: bypasses p2p/demand/index.ts'])
+  assert.equal(violations([edge('daemon/daemon.ts', 'daemon/roles/buyer/consensus.ts')]), ['daemon/daemon.ts:1 imports roles/buyer/consensus.ts: bypasses daemon/roles/buyer/index.ts'])
+  assert.equal(violations([edge('p2p/demand/demand.ts', 'p2p/demand/constants.ts'), edge('daemon/roles/buyer/demand.ts', 'daemon/roles/context.ts'), edge('daemon/daemon.ts', 'daemon/rpc/server.ts')]), [])
   assert.equal(violations([edge('bench/gas/run.ts', 'test/helpers/daemon-process.ts')]), ['bench/gas/run.ts:1 imports ../../test/helpers/daemon-process.ts: bench may not import test'])
   assert.equal(violations([edge('daemon/cli.ts', 'daemon/tools/index.ts', true)]), [])
   assert.equal(violations([edge('daemon/cli.ts', 'daemon/tools/index.ts')]), [

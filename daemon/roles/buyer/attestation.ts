@@ -7,7 +7,7 @@ import { openLocal } from '../../local-secrets.ts'
 import type { RoleContext } from '../context.ts'
 import type { Refusal } from './candidates.ts'
 import { log } from './log.ts'
-import { localKey, resultKey } from './secrets.ts'
+import { localKey, resultKey, resultSalt } from './secrets.ts'
 import { demandOf, type BuyerTrade, type ChosenNode } from './trade.ts'
 
 /**
@@ -46,8 +46,9 @@ export async function deliverCode (ctx: RoleContext, t: BuyerTrade, chosen: Chos
   const d = demandOf(t)
   const code = openLocal(localKey(ctx), new Uint8Array(Buffer.from(t.data.sealedCode, 'base64')), `code/${t.tradeId}`)
   const resultPublicKey = resultKey(ctx, t.tradeId).publicKey
+  const salt = resultSalt(ctx, t.tradeId)
   await Promise.all(chosen.map(async n => {
-    const envelope = encryptCodeForEnclave(n.enclavePublicKey, n.quote.taskId, { code, resultPublicKey, gasCap: BigInt(t.data.gasCap), outputCap: d.outputCap })
+    const envelope = encryptCodeForEnclave(n.enclavePublicKey, n.quote.taskId, { code, resultPublicKey, gasCap: BigInt(t.data.gasCap), outputCap: d.outputCap, resultSalt: salt })
     const signature = signCodeDelivery(ctx.keys.ethWallet.privateKey, networkDomainOf(ctx.network), n.quote.taskId, envelope)
     await ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: hexlify(envelope), salt: t.data.salt, signature })
   }))

@@ -11,8 +11,11 @@ export interface SellerOffer { peerId: string, account: string, offerId: string 
 export interface NodeOffer { peerId: string, account: string, measurement: string }
 export interface Refusal { peerId: string, why: string }
 
-/** What CISC says about one seller offer: its record, whether it allows the code, its seller; or why it could not be read. */
-export type SellerFacts = { offer: OfferRecord, codeAllowed: boolean, seller: SellerRecord | null } | { lookupError: string }
+/**
+ * What CISC says about one seller offer: its record, whether it allows the code and us as its buyer, its seller,
+ * and the chain time it was read at (for the offer's expiry); or why it could not be read.
+ */
+export type SellerFacts = { offer: OfferRecord, codeAllowed: boolean, buyerAllowed: boolean, seller: SellerRecord | null, now: number } | { lookupError: string }
 /** What CISC says about one node account: its record, null when not registered; or why it could not be read. */
 export type NodeFacts = NodeRecord | null | { lookupError: string }
 
@@ -37,6 +40,9 @@ export const REFUSAL = {
   unitPriceAbove: 'unit price above the demand',
   outputCapBelow: 'output cap of the offer below the demand',
   codeNotAllowed: 'code not allowed by the seller',
+  buyerNotAllowed: 'buyer not allowed by the seller',
+  offerExpired: 'offer expired',
+  offerExhausted: 'offer has had its maximum of trades',
   sellerPeerMismatch: 'peer id is not the one registered for the seller',
   nodeNotRegistered: 'not a registered node',
   nodePeerMismatch: 'peer id is not the one registered for the node',
@@ -51,13 +57,17 @@ export interface RankedSeller { offer: SellerOffer, score: number, unitPrice: bi
 export function judgeSellerOffer (o: SellerOffer, facts: SellerFacts | undefined, d: DemandTerms): RankedSeller | string {
   if (facts === undefined) return `${REFUSAL.lookupFailed}: no record read`
   if ('lookupError' in facts) return `${REFUSAL.lookupFailed}: ${facts.lookupError}`
-  const { offer, codeAllowed, seller } = facts
+  const { offer, codeAllowed, buyerAllowed, seller, now } = facts
   if (!offer.active) return REFUSAL.offerInactive
+  // CISC would refuse these at openTrade, failing the whole trade: leave the offer out instead.
+  if (offer.expiresAt !== 0 && now >= offer.expiresAt) return REFUSAL.offerExpired
+  if (offer.maxTrades !== 0 && offer.trades >= offer.maxTrades) return REFUSAL.offerExhausted
   if (offer.tag !== d.tag) return REFUSAL.otherTag
   if (offer.seller.toLowerCase() !== o.account.toLowerCase()) return REFUSAL.otherSeller
   if (offer.unitPrice > d.sellerPrice) return REFUSAL.unitPriceAbove
   if (offer.outputCap < d.outputCap) return REFUSAL.outputCapBelow
   if (!codeAllowed) return REFUSAL.codeNotAllowed
+  if (!buyerAllowed) return REFUSAL.buyerNotAllowed
   if (seller === null || seller.peerId !== o.peerId) return REFUSAL.sellerPeerMismatch
   return { offer: o, score: seller.ratingCount === 0 ? UNRATED_SELLER_SCORE : seller.ratingSum / seller.ratingCount, unitPrice: offer.unitPrice }
 }

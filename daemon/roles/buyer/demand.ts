@@ -1,14 +1,13 @@
 // Step 2, Demand (docs/protocol.md): the buyer signs a demand, records the trade, gossips the demand
 // on /sdte/bdbc/1 and posts its hash to BDBC.
 import { hexlify, keccak256, randomBytes } from 'ethers'
-import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../../enclave/index.ts'
 import { tradeIdOf } from '../../../contracts/index.ts'
 import { depositOf } from '../../../contracts/index.ts'
 import { NoTopicPeersError } from '../../../p2p/index.ts'
 import { DEMAND_TOPIC, TAG_PATTERN, demandHashOf, encodeDemand, signDemand } from '../../../p2p/index.ts'
 import { appError } from '../../rpc/errors.ts'
 import { sealLocal } from '../../local-secrets.ts'
-import { chainTime, type RoleContext } from '../context.ts'
+import { chainTime, tradeGasCapOf, type RoleContext } from '../context.ts'
 import { loadCode } from './code.ts'
 import { DEMAND_TTL_OFFER_WINDOWS, MIN_DEMAND_TTL_SECONDS } from './constants.ts'
 import { log } from './log.ts'
@@ -59,8 +58,7 @@ export async function postDemand (ctx: RoleContext, p: PostDemandParams): Promis
   const demandHash = demandHashOf(unsigned)
   const salt = hexlify(randomBytes(32)).toLowerCase()
   const tradeId = tradeIdOf(ctx.keys.ethAddress, salt)
-  // Every node is paid at most nodeCap: gas beyond nodeCap / nodePrice is never paid for, so never run.
-  const gasCap = p.nodePrice === 0n ? DEFAULT_GAS_CAP : [MAX_GAS_CAP, p.nodeCap / p.nodePrice].reduce((a, b) => a < b ? a : b)
+  const gasCap = tradeGasCapOf(p.nodePrice, p.nodeCap)
   const sealedCode = Buffer.from(sealLocal(localKey(ctx), code, `code/${tradeId}`)).toString('base64')
   const t = await ctx.trades.create<BuyerTradeData>('buyer', tradeId, 'demanded', {
     demand: new TextDecoder().decode(encodeDemand(demand)), demandHash, salt, codeHash, sealedCode, gasCap: gasCap.toString(), published: false, posted: false, sellerOffers: [], nodeOffers: []

@@ -19,6 +19,8 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
     nodeCap: d.nodeCap,
     outputPrice: d.outputPrice,
     outputCap: d.outputCap,
+    // The same gas cap the code envelopes hold: every node runs with exactly it and is paid nodePrice × gasCap.
+    gasCap: BigInt(t.data.gasCap),
     offerIds: (t.data.chosenSellers ?? []).map(s => BigInt(s.offerId)),
     nodes: chosen.map(n => ({ payee: n.payee, quote: n.quote }))
   })

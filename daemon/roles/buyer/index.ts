@@ -10,7 +10,7 @@
 //   rating.ts      11  Rating: rate a seller
 // This file is the role's state machine (which step each trade state takes) and its control API.
 // Its bytecode and the result are kept only encrypted (local key); its result key is derived (secrets.ts).
-import { MAX_DEMAND_NODES, MAX_DEMAND_SELLERS } from '../../../p2p/index.ts'
+import { MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, TAG_PATTERN } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
@@ -121,7 +121,7 @@ export class BuyerRole implements Role {
   }
 
   /** buyer_result: step 10. */
-  async result (tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean }> {
+  async result (tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean, gasUsed: string }> {
     return await readResult(this.ctx, tradeId)
   }
 
@@ -135,17 +135,17 @@ export class BuyerRole implements Role {
       name: 'buyer_postDemand',
       summary: 'Posts a demand: gossip on /sdte/bdbc/1 and its hash in BDBC; the trade then runs on its own (see trade_get).',
       params: [
-        { name: 'tag', type: 'string', maxLength: 64, description: 'dataset tag' },
+        { name: 'tag', type: 'string', maxLength: 64, pattern: TAG_PATTERN.source, description: 'dataset tag: 1..64 of letters, digits, . _ -' },
         { name: 'code', type: 'hex', required: false, description: 'runtime bytecode of the analysis contract' },
         { name: 'codePath', type: 'path', required: false, description: 'or a compiled artifact (JSON with deployedBytecode) or a hex file' },
         { name: 'nodes', type: 'integer', min: 1, max: MAX_DEMAND_NODES, description: 'how many enclaves run the task' },
         { name: 'sellers', type: 'integer', min: 1, max: MAX_DEMAND_SELLERS, required: false, description: 'how many sellers (default 1)' },
-        { name: 'sellerPrice', type: 'wei', description: 'most wei per byte of data' },
-        { name: 'sellerCap', type: 'wei', description: 'most wei paid to one seller for its data' },
-        { name: 'nodePrice', type: 'wei', description: 'wei per unit of enclave gas' },
-        { name: 'nodeCap', type: 'wei', description: 'most wei paid to one node' },
-        { name: 'outputPrice', type: 'wei', description: 'wei per output byte, paid to the sellers' },
-        { name: 'outputCap', type: 'wei', description: 'most output bytes' },
+        { name: 'sellerPrice', type: 'wei', bits: 256, description: 'most wei per byte of data' },
+        { name: 'sellerCap', type: 'wei', bits: 96, description: 'most wei paid to one seller for its data' },
+        { name: 'nodePrice', type: 'wei', bits: 96, description: 'wei per unit of enclave gas' },
+        { name: 'nodeCap', type: 'wei', bits: 96, description: 'most wei paid to one node' },
+        { name: 'outputPrice', type: 'wei', bits: 96, description: 'wei per output byte, paid to the sellers' },
+        { name: 'outputCap', type: 'wei', bits: 64, description: 'most output bytes' },
         { name: 'deadlineSeconds', type: 'integer', min: 60, max: 7 * 24 * 3600, description: 'from escrow to the deadline' }
       ],
       result: r.object({ demandId: r.bytes32(), tradeId: r.bytes32(), codeHash: r.bytes32(), deposit: r.decimal('wei escrowed when the trade opens') }),
@@ -159,7 +159,12 @@ export class BuyerRole implements Role {
       name: 'buyer_result',
       summary: 'The decrypted result of a delivered trade, checked against the final hash on DTMC.',
       params: [{ name: 'tradeId', type: 'bytes32', description: 'the trade' }],
-      result: r.object({ result: r.hex('the decrypted output'), resultHash: r.bytes32(), verified: r.boolean('keccak(result) is the final hash on DTMC') }),
+      result: r.object({
+        result: r.hex('the decrypted output'),
+        resultHash: r.bytes32(),
+        verified: r.boolean('keccak(resultSalt ‖ result) is the final hash on DTMC'),
+        gasUsed: r.decimal('the enclave gas the run used (inside the encrypted result; never on chain)')
+      }),
       errors: ['NotFound', 'Unavailable'],
       handler: async (p) => await this.result(p.tradeId)
     })

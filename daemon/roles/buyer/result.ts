@@ -4,15 +4,15 @@
 // sealed (buyer_result opens it on request), then acknowledges it to the nodes of the majority,
 // which may then drop their copies. Nodes keep an unacknowledged result RESULT_RETENTION_SECONDS
 // past the deadline, so a buyer offline across settlement fetches it when it comes back.
-import { hexlify, keccak256 } from 'ethers'
-import { decryptResult } from '../../../enclave/index.ts'
-import type { TradeView } from '../../../contracts/index.ts'
+import { hexlify } from 'ethers'
+import { decryptResult, openResult } from '../../../enclave/index.ts'
+import { resultHashOf, type TradeView } from '../../../contracts/index.ts'
 import { resultConstants, signResultMessage, type ResultDomain } from '../../../p2p/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
-import { chainTime, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { chainTime, nodePeerId, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import { log } from './log.ts'
-import { localKey, resultKey } from './secrets.ts'
+import { localKey, resultKey, resultSalt } from './secrets.ts'
 import type { BuyerTrade, BuyerTradeData } from './trade.ts'
 
 /**
@@ -30,7 +30,7 @@ export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeV
       const peerId = await nodePeer(ctx, t, node)
       const req = signResultMessage('result-request', { tradeId: t.tradeId, taskId: node.taskId }, domain, ctx.keys.ethWallet.privateKey)
       const envelope = await ctx.result.fetch(peerId, req)
-      decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: node.taskId, resultHash: view.final!.resultHash })
+      decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: node.taskId, resultHash: view.final!.resultHash, resultSalt: resultSalt(ctx, t.tradeId) })
       await ctx.store.results.put(t.tradeId, sealLocal(localKey(ctx), envelope, `result/${t.tradeId}/${node.taskId}`))
       await ctx.trades.transition(t, 'delivered', {
         data: { phaseMs: { ...t.data.phaseMs, result: Date.now() - started } },
@@ -67,13 +67,12 @@ function domainOf (ctx: RoleContext): ResultDomain {
 
 /** The node's peer id as CISC has it (our record may predate a restart in the middle of escrow). */
 async function nodePeer (ctx: RoleContext, t: BuyerTrade, node: TradeNodeEvent): Promise<string> {
-  const peerId = t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? (await ctx.chain.cisc.node(node.payee))?.peerId
-  if (peerId === undefined) throw new Error(`node ${node.payee} is not registered in CISC`)
-  return peerId
+  // The node's peer id as CISC has it when our record lacks it (a restart in the middle of escrow).
+  return t.data.chosenNodes?.find(c => c.quote.taskId === node.taskId)?.peerId ?? await nodePeerId(ctx, node.payee)
 }
 
 /** buyer_result: the plaintext result, decrypted here, checked against DTMC's final hash. */
-export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean }> {
+export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ result: string, resultHash: string, verified: boolean, gasUsed: string }> {
   const t = await ctx.trades.get<BuyerTradeData>('buyer', tradeId)
   if (t === undefined) throw appError('NotFound', `no buyer trade ${tradeId}`)
   const sealed = await ctx.store.results.get(t.tradeId)
@@ -84,9 +83,10 @@ export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ 
     let envelope: Uint8Array
     try { envelope = openLocal(localKey(ctx), sealed, `result/${t.tradeId}/${n.taskId}`) } catch { continue }
     const finalHash = view?.final?.resultHash.toLowerCase() ?? t.data.finalResultHash ?? '0x'
-    const plain = decryptResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: n.taskId, resultHash: finalHash })
-    const resultHash = keccak256(plain).toLowerCase()
-    return { result: hexlify(plain), resultHash, verified: resultHash === finalHash }
+    const salt = resultSalt(ctx, t.tradeId)
+    const { output, gasUsed } = openResult(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: n.taskId, resultHash: finalHash, resultSalt: salt })
+    const resultHash = resultHashOf(salt, output)
+    return { result: hexlify(output), resultHash, verified: resultHash === finalHash, gasUsed: gasUsed.toString() }
   }
   throw appError('Unavailable', 'the stored result does not open with this daemon\'s key')
 }

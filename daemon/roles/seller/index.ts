@@ -4,7 +4,9 @@
 // streams its encrypted data to it (Data delivery); then withdraws its pay (Consensus and payment).
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { datasetCommitment, encryptChunk, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE } from '../../../enclave/index.ts'
+import {
+  datasetCommitment, encryptChunk, signChunk, signDataKeyDelivery, signReceiptAck, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE
+} from '../../../enclave/index.ts'
 import { TAG_PATTERN, datasetKey, signOffer, type Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
 import { hexlify, randomBytes } from 'ethers'
@@ -13,12 +15,31 @@ import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
-import { networkDomainOf } from '../../../contracts/index.ts'
-import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
+import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
-import { fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
+import { CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
+import { ADDRESS_PATTERN, BYTES32_PATTERN, weiDigits } from '../../rpc/params.ts'
 
-export { MAX_ALLOWED_CODE_HASHES, type DatasetPolicy } from './policy.ts'
+export { MAX_ALLOWED_CODE_HASHES, MAX_ALLOWED_BUYERS, type DatasetPolicy } from './policy.ts'
+
+/** The JSON Schema of seller_addDataset's policy: what rpc_discover serves and the server checks (parsePolicy then fills the defaults). */
+const POLICY_SCHEMA = {
+  type: 'object',
+  properties: {
+    // Deny by default: a policy names its mode (policy.ts parsePolicy says what goes with which).
+    mode: { type: 'string', enum: [...CODE_MODES] },
+    allowedCodeHashes: { type: 'array', maxItems: MAX_ALLOWED_CODE_HASHES, items: { type: 'string', pattern: BYTES32_PATTERN } },
+    allowedBuyers: { type: 'array', maxItems: MAX_ALLOWED_BUYERS, items: { type: 'string', pattern: ADDRESS_PATTERN } },
+    maxTrades: { type: 'integer', minimum: 1, maximum: MAX_TRADES_LIMIT },
+    expiresAt: { type: 'integer', minimum: 1, maximum: MAX_EXPIRES_AT },
+    // Both land in uint64 fields of CISC: at most 19 digits always fits.
+    outputCap: { type: ['string', 'integer'], pattern: `^[0-9]{1,${weiDigits(64)}}$`, minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    minOutputPrice: { type: 'string', pattern: `^[0-9]{1,${weiDigits(64)}}$` }
+  },
+  required: ['mode'],
+  additionalProperties: false
+}
 
 const log = logger('sdte:seller')
 
@@ -31,6 +52,10 @@ export interface DatasetRecord {
   unitPrice: string
   policy: DatasetPolicy
   addedAt: string
+  /** seller_delistDataset was called (CISC refuses new trades on it, and so do we). */
+  delisted?: boolean
+  /** Trades on the dataset we accepted at our checks (what policy.maxTrades bounds). */
+  trades?: number
 }
 
 export interface SellerTradeData {
@@ -40,8 +65,11 @@ export interface SellerTradeData {
   commitment: string
   codeHash: string
   deadline: number
-  /** Per chosen node: its enclave, and how much of our data it has (updated as the delivery goes). */
-  nodes: Array<TradeNodeEvent & { peerId?: string, delivered: boolean, sentBytes: number }>
+  /**
+   * Per chosen node: its enclave, how much of our data it has (updated as the delivery goes), and the delivery
+   * receipt its enclave signed once our whole dataset matched our commitment (what DTMC.claimDelivery pays on).
+   */
+  nodes: Array<TradeNodeEvent & { peerId?: string, delivered: boolean, sentBytes: number, receipt?: string }>
   size?: number
   payment?: string
 }
@@ -100,12 +128,14 @@ export class SellerRole implements Role {
     }
     if (size === 0 || size > MAX_DATASET_SIZE) throw appError('Rejected', `dataset must be 1..${MAX_DATASET_SIZE} bytes, is ${size}`, { param: 'path' })
     const policy = parsePolicy(p.policy, p.unitPrice)
+    if (policy.expiresAt !== 0 && policy.expiresAt <= await chainTime(this.ctx.chain)) {
+      throw appError('Rejected', 'policy.expiresAt must be in the future (chain time)', { param: 'policy' })
+    }
+    if (policy.mode === 'none') log.warn('dataset listed without a policy: no analysis may use it', { path })
     const commitment = datasetCommitment(readFileSync(path))
-    const { offerId } = await this.ctx.chain.cisc.listDataset({
-      tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: { allowedCodeHashes: policy.allowedCodeHashes, outputCap: BigInt(policy.outputCap), minOutputPrice: BigInt(policy.minOutputPrice) }
-    })
+    const { offerId } = await this.ctx.chain.cisc.listDataset({ tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: chainPolicyOf(policy) })
     const record: DatasetRecord = {
-      datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString()
+      datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString(), delisted: false, trades: 0
     }
     await this.ctx.store.datasets.put(record.datasetId, record)
     log.info('dataset listed', { datasetId: record.datasetId, tag: p.tag, size })
@@ -113,14 +143,31 @@ export class SellerRole implements Role {
     return record
   }
 
+  /**
+   * seller_delistDataset: CISC refuses new trades on the dataset from the next block, and we refuse every
+   * trade on it we have not checked yet (trades we already accepted go on).
+   */
+  async delistDataset (datasetId: string): Promise<DatasetRecord> {
+    const ds = await this.ctx.store.datasets.get(datasetId) as DatasetRecord | undefined
+    if (ds === undefined) throw appError('NotFound', `no dataset ${datasetId}`, { param: 'datasetId' })
+    if (ds.delisted === true) throw appError('Rejected', `dataset ${datasetId} is already delisted`, { param: 'datasetId' })
+    // Refuse locally first: a trade checked while the transaction is pending is refused too.
+    const record = { ...ds, delisted: true }
+    await this.ctx.store.datasets.put(datasetId, record)
+    await this.ctx.chain.cisc.delistDataset(BigInt(datasetId))
+    log.info('dataset delisted', { datasetId })
+    return record
+  }
+
   /** Which of our datasets a demand can use: its tag, on our chain, at our unit price, within the dataset's policy. */
   private async matching (d: Demand): Promise<DatasetRecord[]> {
     if (d.chainId !== this.ctx.network.chainId) return []
+    const now = await chainTime(this.ctx.chain)
     return (await this.datasets()).filter(ds => {
       if (ds.tag !== d.tag || BigInt(ds.unitPrice) > d.sellerPrice) return false
       // DTMC would pay min(unitPrice × size, sellerCap) for the data.
       const fullPrice = fullPriceOf(ds)
-      const why = judgePolicy(ds, { codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice })
+      const why = judgePolicy(ds, { codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now })
       if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
       return why === null
     })
@@ -178,18 +225,24 @@ export class SellerRole implements Role {
     }
     const problem = ds === undefined ? 'the offer is not one of our datasets'
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
-        : judgePolicy(ds, { codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee }) ??
+        // Judged now, at our check: a trade that opened before a delisting or expiry but reaches us after is refused.
+        : judgePolicy(ds, { codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain) }) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
       await this.ctx.trades.transition(t, 'failed', { reason: `checks: ${problem}` })
+    } else if (ds !== undefined) {
+      // Read again: a delisting since our read must not be written over.
+      const now = await this.ctx.store.datasets.get(ds.datasetId) as DatasetRecord
+      await this.ctx.store.datasets.put(ds.datasetId, { ...now, trades: (now.trades ?? 0) + 1 })
     }
   }
 
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
+    await this.claimDeliveries(t, view)
     if (await collectPayment(this.ctx, t, view.state)) return
     if (t.state === 'escrowed' || t.state === 'delivering') {
       if (await chainTime(this.ctx.chain) > t.data.deadline) return // too late to deliver; wait for the refund
@@ -198,6 +251,29 @@ export class SellerRole implements Role {
         this.deliverData(t).finally(() => this.delivering.delete(t.tradeId)).catch((err: unknown) => {
           log.warn('delivery failed (will retry)', { tradeId: t.tradeId, err: err as Error })
         })
+      }
+    }
+  }
+
+  /**
+   * A refunded trade, or one settled on "input invalid", holds our data fee for claims: we claim it with a
+   * receipt an enclave gave us (after "input invalid", one from a node of the final group). Before withdrawing.
+   */
+  private async claimDeliveries (t: TradeRecord<SellerTradeData>, view: TradeView): Promise<void> {
+    if (view.state === 'open' || (view.state === 'settled' && view.final?.status !== ResultStatus.InputInvalid)) return
+    const claims = await this.ctx.chain.dtmc.claimsOf(t.tradeId)
+    if (!claims.held.includes(t.data.sellerIndex)) return
+    const { sellers } = await tradeParties(this.ctx.chain, t.tradeId, this.ctx.network.deployBlock)
+    const commitments = sellers.map(s => s.commitment)
+    for (const n of t.data.nodes) {
+      if (n.receipt === undefined || (view.state === 'settled' && view.final?.members.includes(n.index) !== true)) continue
+      try {
+        await this.ctx.chain.dtmc.claimDelivery(t.tradeId, t.data.sellerIndex, n.index, commitments, n.receipt)
+        log.info('data fee claimed with a delivery receipt', { tradeId: t.tradeId, node: n.index })
+        return
+      } catch (err) {
+        if (!(err instanceof ChainRevertError)) throw err
+        log.warn('delivery claim refused', { tradeId: t.tradeId, node: n.index, error: err.errorName })
       }
     }
   }
@@ -215,7 +291,11 @@ export class SellerRole implements Role {
     const chunkSize = DEFAULT_CHUNK_SIZE
     const chunks = Math.max(1, Math.ceil(plain.length / chunkSize))
     if (t.data.size !== plain.length) t = await this.ctx.trades.update(t, { size: plain.length })
-    const chunkAt = (i: number): Uint8Array => encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize))
+    const domain = networkDomainOf(this.ctx.network)
+    const account = this.ctx.keys.ethWallet.privateKey
+    // Each chunk goes out signed with our account key: the enclave tells bytes we sent from bytes changed on the way.
+    const chunkAt = (taskId: string, wrapped: Uint8Array) => (i: number): Uint8Array =>
+      signChunk(account, domain, taskId, t.data.sellerIndex, wrapped, encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize)))
     const nodes = [...t.data.nodes]
     // Progress and completion per node go to the record (trade_get shows them), one write at a time.
     const saveNodes = async (): Promise<void> => {
@@ -223,8 +303,7 @@ export class SellerRole implements Role {
     }
     await Promise.all(nodes.map(async (n, i) => {
       if (n.delivered) return
-      const record = await this.ctx.chain.cisc.node(n.payee)
-      if (record === null) throw new Error(`node ${n.payee} is not registered in CISC`)
+      const record = { peerId: await nodePeerId(this.ctx, n.payee) }
       // Attest the enclave ourselves (our own nonce): it must be the key and task DTMC holds.
       const nonce = hexlify(randomBytes(32))
       const reply = await this.ctx.attest.attest(record.peerId, { tradeId: t.tradeId, codeHash: t.data.codeHash, nonce })
@@ -238,19 +317,44 @@ export class SellerRole implements Role {
         enclaveAddress: n.enclave,
         taskId: n.taskId
       })
-      const wrappedKey = hexlify(wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
+      const wrapped = wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
         key, commitment: ds.commitment, size: plain.length, outputCap: BigInt(ds.policy.outputCap)
-      }))
-      const status = await this.ctx.data.deliver(record.peerId, {
-        tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, wrappedKey, size: plain.length, chunks
-      }, chunkAt, {
+      })
+      const open = {
+        tradeId: t.tradeId,
+        taskId: n.taskId,
+        sellerIndex: t.data.sellerIndex,
+        commitment: ds.commitment,
+        wrappedKey: hexlify(wrapped),
+        sellerSignature: signDataKeyDelivery(account, domain, n.taskId, t.data.sellerIndex, ds.commitment, wrapped),
+        size: plain.length,
+        chunks
+      }
+      // sentBytes is this delivery's running total: the counter takes its increments.
+      let counted = 0
+      let status = await this.ctx.data.deliver(record.peerId, open, chunkAt(n.taskId, wrapped), {
         onProgress: (p) => {
+          this.ctx.metrics.bytesDelivered.inc({ role: 'seller' }, Math.max(0, p.sentBytes - counted))
+          counted = Math.max(counted, p.sentBytes)
           log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes })
           nodes[i] = { ...nodes[i], peerId: record.peerId, sentBytes: Math.min(plain.length, p.sentChunks * chunkSize) }
           void saveNodes().catch(() => {})
         }
       })
-      nodes[i] = { ...n, peerId: record.peerId, delivered: status.complete, sentBytes: plain.length }
+      let receipt: string | undefined
+      if (status.complete) {
+        // The enclave's receipt must be over our delivery to this node's attested enclave, naming our account.
+        receipt = status.receipt
+        const digest = receiptDigestOf(domain, t.tradeId, n.taskId, t.data.sellerIndex, ds.commitment, this.address)
+        if (receipt === undefined || recoverDigest(digest, receipt).toLowerCase() !== n.enclave) throw new Error(`node ${n.index} sent no valid delivery receipt`)
+        nodes[i] = { ...nodes[i], peerId: record.peerId, receipt, sentBytes: plain.length }
+        await saveNodes() // stored before we acknowledge: the enclave may run once we have
+        if (status.acked !== true) {
+          const ack = signReceiptAck(account, domain, { tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, seller: this.address })
+          status = await this.ctx.data.deliver(record.peerId, { ...open, ack }, chunkAt(n.taskId, wrapped))
+        }
+      }
+      nodes[i] = { ...nodes[i], peerId: record.peerId, receipt, delivered: status.complete && status.acked === true, sentBytes: plain.length }
       await saveNodes()
     }))
     if (nodes.every(n => n.delivered)) {
@@ -264,9 +368,9 @@ export class SellerRole implements Role {
       summary: 'Lists a dataset file (CSV-like records) in CISC and announces its tag in the DHT.',
       params: [
         { name: 'path', type: 'path', description: 'the dataset file on this machine' },
-        { name: 'tag', type: 'string', maxLength: 64, description: 'dataset tag buyers ask for' },
-        { name: 'unitPrice', type: 'wei', description: 'wei per byte' },
-        { name: 'policy', type: 'object', required: false, description: '{ allowedCodeHashes?: bytes32[] (default any), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice) }' }
+        { name: 'tag', type: 'string', maxLength: 64, pattern: TAG_PATTERN.source, description: 'dataset tag buyers ask for: 1..64 of letters, digits, . _ -' },
+        { name: 'unitPrice', type: 'wei', bits: 128, description: 'wei per byte' },
+        { name: 'policy', type: 'object', schema: POLICY_SCHEMA, required: false, description: '{ mode: "allowlist" | "any", allowedCodeHashes?: bytes32[] (mode allowlist: 1..16), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice), allowedBuyers?: address[] (1..16; default any buyer), maxTrades?: integer (default no maximum), expiresAt?: unix seconds (default never) }; without a policy no analysis may use the dataset' }
       ],
       result: r.object({ datasetId: r.bytes32(), size: r.integer('bytes'), commitment: r.bytes32('the data commitment buyers\' enclaves check') }),
       errors: ['Rejected', 'ChainReverted'],
@@ -277,6 +381,7 @@ export class SellerRole implements Role {
     })
     rpc.register({
       name: 'seller_datasets',
+      readOnly: true,
       summary: "The seller's datasets.",
       params: [],
       result: r.array(r.object({
@@ -286,11 +391,32 @@ export class SellerRole implements Role {
         size: r.integer('bytes'),
         commitment: r.bytes32(),
         unitPrice: r.decimal('wei per byte'),
-        policy: r.object({ allowedCodeHashes: r.array(r.bytes32()), outputCap: r.decimal('bytes'), minOutputPrice: r.decimal('wei per output byte') }),
-        addedAt: r.string('ISO 8601')
-      })),
+        policy: r.object({
+          mode: { enum: ['none', 'allowlist', 'any'], description: 'none: no analysis allowed (listed without a policy)' },
+          allowedCodeHashes: r.array(r.bytes32()),
+          outputCap: r.decimal('bytes'),
+          minOutputPrice: r.decimal('wei per output byte'),
+          allowedBuyers: r.array(r.address(), 'empty: any buyer'),
+          maxTrades: r.integer('0: no maximum'),
+          expiresAt: r.integer('unix seconds; 0: never')
+        }),
+        addedAt: r.string('ISO 8601'),
+        delisted: r.boolean(),
+        trades: r.integer('trades accepted on the dataset')
+      }, { optional: ['delisted', 'trades'] })),
       errors: [],
       handler: async () => await this.datasets()
+    })
+    rpc.register({
+      name: 'seller_delistDataset',
+      summary: 'Delists a dataset: CISC refuses new trades on it at once, and so does this seller; trades already accepted go on.',
+      params: [{ name: 'datasetId', type: 'string', maxLength: 20, description: 'the datasetId seller_addDataset returned' }],
+      result: r.ok(),
+      errors: ['NotFound', 'Rejected', 'ChainReverted'],
+      handler: async (p) => {
+        await this.delistDataset(p.datasetId)
+        return { ok: true }
+      }
     })
   }
 }

@@ -2,20 +2,22 @@
 // and the DHT (Register), offers itself for demands it can serve (Offers), lets buyers and sellers
 // attest its enclave (Attestation), checks a data delivery against DTMC (Checks) before it takes the
 // buyer's code and the sellers' data into the enclave (Data delivery), runs the analysis there
-// (Execution), submits the signed result info to DTMC and withdraws its pay (Consensus and payment),
+// (Execution), commits to the signed result info on DTMC then reveals it once every node has committed
+// (or the commit window has passed), withdraws its pay (Consensus and payment),
 // and serves the encrypted result to the buyer (Result delivery).
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { hexlify } from 'ethers'
 import {
-  createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
+  CapMismatchError, createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
 } from '../../../enclave/index.ts'
-import { readKeyFile, networkDomainOf } from '../../../contracts/index.ts'
+import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
-import type { DataOpen } from '../../../p2p/index.ts'
+import type { DataOpen, DeliveryState } from '../../../p2p/index.ts'
 import { enclaveKey } from '../../../p2p/index.ts'
 import { SdteError } from '../../../config/index.ts'
 import { componentLogger, logger } from '../../log.ts'
@@ -23,11 +25,14 @@ import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
-import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeParties, type Role, type RoleContext } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
 
 export const PLATFORM_SECRET_FILE = 'enclave-platform-secret'
+
+/** DTMC result status codes as metric labels: OutOfGas -> out_of_gas. */
+const RESULT_STATUS_LABEL = new Map<number, string>(Object.entries(ResultStatus).map(([k, v]) => [v, k.replace(/(?<=[a-z])(?=[A-Z])/g, '_').toLowerCase()]))
 /** Tasks one peer may have attested that no trade has taken up yet. */
 export const MAX_PENDING_TASKS_PER_PEER = 32
 /** Tasks, from all peers, that no trade has taken up yet; the enclave holds MAX_TASKS (1024) in all. */
@@ -61,8 +66,10 @@ export interface NodeTradeData {
   deadline: number
   resultHash?: string
   resultSize?: string
-  gasUsed?: string
   status?: number
+  /** The secret nonce of our result commitment on DTMC, until the reveal shows it. */
+  commitNonce?: string
+  revealed?: boolean
   reason?: string
   payment?: string
   /** Runs started for this task (MAX_RUN_ATTEMPTS at most), and why the last one ended without a result. */
@@ -85,6 +92,9 @@ export class TrustedNodeRole implements Role {
    * BDBC backs the request (`paid`, see isPaid). Bounded per peer and in all, expired.
    */
   private readonly pending = new Map<string, { peer: string, since: number, paid: boolean }>()
+  /** Quote requests in flight (between their quota check and their task in `pending`), by peer and in all. */
+  private readonly reserved = new Map<string, number>()
+  private reservedTotal = 0
   /** Demands on BDBC (checked by the demand validator), by demand id, oldest first; at most MAX_PAID_DEMANDS. */
   private readonly paidDemands = new Map<string, { buyerPeer: string, codeHash: string, expiresAt: number }>()
 
@@ -121,9 +131,8 @@ export class TrustedNodeRole implements Role {
       platformSecret: this.platformSecret(),
       store: this.ctx.store.sealed,
       faultWrongResult: this.ctx.options.enclave.faultWrongResult,
-      runBudget: this.ctx.options.enclave.runBudget,
-      logger: componentLogger
-    })
+      runBudget: this.ctx.options.enclave.runBudget
+    }, { logger: componentLogger })
   }
 
   /**
@@ -167,14 +176,24 @@ export class TrustedNodeRole implements Role {
     // Step 4, Attestation: a quote for a new task, then the buyer's code for it.
     await this.ctx.attest.start({
       onAttest: async (remote, req) => {
+        // Quota, room and reservation happen before the first await: concurrent requests each see
+        // the slots the others hold (checking, awaiting the enclave, then counting let 20 peers x 33
+        // requests at once make 640 tasks against a total of 512).
         this.checkTaskQuota(remote, req.tradeId)
         const paid = this.isPaid(remote, req.codeHash)
-        await this.makeRoomForTask(paid)
-        const r = await this.enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
-        // A task attested again (the buyer's retry, a seller's own attestation) keeps who asked first and when.
-        const prev = this.pending.get(r.taskId)
-        this.pending.set(r.taskId, { peer: prev?.peer ?? remote, since: prev?.since ?? Date.now(), paid: (prev?.paid ?? false) || paid })
-        return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
+        const victim = this.makeRoomForTask(paid)
+        this.reserve(remote, +1)
+        try {
+          if (victim !== undefined) await this.enclave.dropTask(victim).catch(() => {})
+          const r = await this.enclaveCall(async () => await this.enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }))
+          // A task attested again (the buyer's retry, a seller's own attestation) keeps who asked first and when.
+          // One the tick found in the enclave meanwhile (peer '') is this peer's, and counts against its quota.
+          const prev = this.pending.get(r.taskId)
+          this.pending.set(r.taskId, { peer: prev !== undefined && prev.peer !== '' ? prev.peer : remote, since: prev?.since ?? Date.now(), paid: (prev?.paid ?? false) || paid })
+          return { type: 'quote', quote: r.quote, enclavePublicKey: r.enclavePublicKey }
+        } finally {
+          this.reserve(remote, -1)
+        }
       },
       onCode: async (_remote, req) => {
         await this.enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
@@ -184,12 +203,16 @@ export class TrustedNodeRole implements Role {
     await this.ctx.data.start({
       open: async (remote, req) => await this.checkDelivery(remote, req),
       receive: async (req, _from, chunks) => {
+        let bytes = 0
+        const counted = (async function * () { for await (const c of chunks) { bytes += c.length; yield c } })()
         const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
-          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, chunks
+          sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, sellerSignature: req.sellerSignature, chunks: counted
         }))
         if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
+        this.ctx.metrics.bytesDelivered.inc({ role: 'node' }, bytes)
         log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
-        return { nextChunk: status.nextChunk, complete: status.complete }
+        // The receipt goes back to the seller on its own stream; the enclave runs nothing until the seller acknowledges it.
+        return { nextChunk: status.nextChunk, complete: status.complete, receipt: status.receipt, acked: status.acked }
       }
     })
     await this.ctx.result.start({
@@ -212,7 +235,7 @@ export class TrustedNodeRole implements Role {
    * at most MAX_PENDING_TASKS_PER_PEER tasks that no trade on DTMC has taken up yet.
    */
   private checkTaskQuota (remote: string, tradeId: string): void {
-    let count = 0
+    let count = this.reserved.get(remote) ?? 0
     for (const p of this.pending.values()) if (p.peer === remote) count++
     if (count >= MAX_PENDING_TASKS_PER_PEER) {
       throw new RefuseRequest('TooManyTasks', `at most ${MAX_PENDING_TASKS_PER_PEER} tasks per peer await a trade (trade ${tradeId.slice(0, 10)}…)`)
@@ -249,17 +272,25 @@ export class TrustedNodeRole implements Role {
    * evicts the oldest free task, or the oldest paid one when none is free. A flood from fresh peer
    * ids thus evicts only its own kind, and when the table holds only paid tasks it is refused.
    */
-  private async makeRoomForTask (paid: boolean): Promise<void> {
-    if (this.pending.size < MAX_PENDING_TASKS) return
+  private makeRoomForTask (paid: boolean): string | undefined {
+    if (this.pending.size + this.reservedTotal < MAX_PENDING_TASKS) return undefined
     const oldestOf = (wantPaid: boolean): string | undefined => {
       let oldest: [string, number] | undefined
       for (const [taskId, p] of this.pending) if (p.paid === wantPaid && (oldest === undefined || p.since < oldest[1])) oldest = [taskId, p.since]
       return oldest?.[0]
     }
     const victim = oldestOf(false) ?? (paid ? oldestOf(true) : undefined)
-    if (victim === undefined) throw new RefuseRequest('TooManyTasks', `${MAX_PENDING_TASKS} tasks backed by demands on BDBC await a trade; try again later`)
+    if (victim === undefined) throw new RefuseRequest('TooManyTasks', `${MAX_PENDING_TASKS} tasks backed by demands on BDBC await a trade or are being made; try again later`)
     this.pending.delete(victim)
-    await this.enclave.dropTask(victim).catch(() => {})
+    return victim
+  }
+
+  /** Counts a quote request in flight against its peer's quota and the total until its task is pending. */
+  private reserve (remote: string, delta: 1 | -1): void {
+    const n = (this.reserved.get(remote) ?? 0) + delta
+    if (n === 0) this.reserved.delete(remote)
+    else this.reserved.set(remote, n)
+    this.reservedTotal += delta
   }
 
   /** Drops tasks that no trade took up within PENDING_TASK_TTL_MS (their quotes were never used). */
@@ -319,6 +350,12 @@ export class TrustedNodeRole implements Role {
 
   private offerFor (d: Demand): Offer | null {
     if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
+    // Every node runs with exactly the trade's gas cap: a node that would have to lower it does not offer.
+    const gasCap = tradeGasCapOf(d.nodePrice, d.nodeCap)
+    if (gasCap > this.maxGas) {
+      log.info('not offering: the demand\'s gas cap is above our maxGas', { demandId: d.demandId, gasCap, maxGas: this.maxGas })
+      return null
+    }
     return signOffer({ type: 'offer', demandId: d.demandId, kind: 'node', account: this.address, measurement: this.enclave.measurement.toLowerCase() },
       { chainId: d.chainId, dtmc: d.dtmc, peerId: this.ctx.p2p.peerId }, this.ctx.keys.ethWallet.privateKey)
   }
@@ -342,10 +379,11 @@ export class TrustedNodeRole implements Role {
   }
 
   /** Step 6, Checks, the node's before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
-  private async checkDelivery (remote: string, req: DataOpen): Promise<{ nextChunk: number, complete: boolean }> {
+  private async checkDelivery (remote: string, req: DataOpen): Promise<DeliveryState> {
     const view = await this.ctx.chain.dtmc.trade(req.tradeId)
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
+    if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
     const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, this.ctx.network.deployBlock)
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
@@ -354,8 +392,14 @@ export class TrustedNodeRole implements Role {
     if (record?.peerId !== remote) throw new RefuseRequest('WrongSeller', 'this peer is not the seller registered for that account')
     const task = (await this.enclave.tasks()).find(t => t.taskId === req.taskId)
     if (task === undefined) throw new RefuseRequest('UnknownTask', 'the enclave holds no such task')
-    const status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
-    return { nextChunk: status?.invalid === undefined ? status?.nextChunk ?? 0 : 0, complete: status?.complete ?? false }
+    let status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
+    if (req.ack !== undefined) {
+      // The seller acknowledges the receipt it got for its complete delivery (the enclave checks the signature).
+      const ack = req.ack
+      status = await this.enclaveCall(async () => await this.enclave.ackReceipt(req.taskId, req.sellerIndex, ack))
+    }
+    if (status === undefined) return { nextChunk: 0, complete: false }
+    return { nextChunk: status.invalid === undefined ? status.nextChunk : 0, complete: status.complete, receipt: status.receipt, acked: status.acked }
   }
 
   /**
@@ -466,10 +510,15 @@ export class TrustedNodeRole implements Role {
       return
     }
     if (t.state === 'executing') {
-      const submitted = view.nodes[t.data.nodeIndex]?.submitted === true
-      if (!submitted && await this.giveUpRun(t, now, view.deadline)) return
-      await this.executeAndSubmit(t, submitted)
+      // This step runs in the background (advanceActive's in-flight set): a long run holds up no tick.
+      const committed = view.nodes[t.data.nodeIndex]?.committed === true
+      if (!committed && await this.giveUpRun(t, now, view.deadline)) return
+      await this.executeAndCommit(t, view, committed)
       return
+    }
+    // The latest block's time lags the clock on a chain that mines only on demand: the next block is at least now.
+    if (t.state === 'submitted' && t.data.revealed !== true && revealOpen(view, Math.max(now, Math.floor(Date.now() / 1000)))) {
+      t = await this.reveal(t, view)
     }
     if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {
       await this.finalize(t.tradeId)
@@ -492,25 +541,46 @@ export class TrustedNodeRole implements Role {
     return true
   }
 
+  /** The run with exactly the trade's caps (the enclave refuses any other); a repeat returns the sealed result. */
+  private async run (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<ExecuteResponse> {
+    return await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: view.gasCap })
+  }
+
   /**
-   * Steps 8 and 9, Execution then Consensus: run once in the enclave (a repeat returns the sealed
-   * result), submit to DTMC once. A run killed at its budget is noted (trade record, log) and
-   * submits nothing; the next tick tries again, up to MAX_RUN_ATTEMPTS runs in all.
+   * Step 8, Execution, then step 9, the commitment: run once in the enclave, commit to the signed result on
+   * DTMC once. The result itself stays off chain until every node has committed (or the commit window has
+   * passed): then `reveal` shows it, and no node can have copied it. A run killed at its budget is noted
+   * (trade record, log) and commits nothing; the next tick tries again, up to MAX_RUN_ATTEMPTS runs in all.
    */
-  private async executeAndSubmit (t: TradeRecord<NodeTradeData>, alreadySubmitted: boolean): Promise<void> {
+  private async executeAndCommit (t: TradeRecord<NodeTradeData>, view: TradeView, alreadyCommitted: boolean): Promise<void> {
+    if (view.gasCap > this.maxGas) {
+      // checkDelivery refuses such a trade's data, so this is a trade that cannot run here: we never run with less.
+      log.warn('the trade\'s gas cap is above our maxGas: not running', { tradeId: t.tradeId, gasCap: view.gasCap, maxGas: this.maxGas })
+      await this.ctx.trades.transition(t, 'failed', { reason: `gas cap ${view.gasCap} above this node's maxGas ${this.maxGas}` })
+      return
+    }
     const started = Date.now()
-    if (!alreadySubmitted) {
+    if (!alreadyCommitted) {
       // Counted before it starts: a run that takes the daemon down with it counts too.
       const attempt = (t.data.runAttempts ?? 0) + 1
       t = await this.ctx.trades.transition(t, 'executing', { data: { runAttempts: attempt }, note: `run ${attempt} of at most ${MAX_RUN_ATTEMPTS} started` })
     }
     let r: ExecuteResponse
     try {
-      r = await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: this.maxGas })
+      r = await this.run(t, view)
     } catch (err) {
       if (err instanceof RunOverBudgetError || err instanceof RunFailedError) {
+        this.ctx.metrics.enclaveRuns.inc({ status: err instanceof RunOverBudgetError ? 'over_budget' : 'failed' })
+        this.ctx.metrics.enclaveRunSeconds.observe({}, (Date.now() - started) / 1000)
         await this.ctx.trades.transition(t, 'executing', { data: { runError: err.message }, note: `run ${t.data.runAttempts ?? 1} ended without a result: ${err.message}` })
-        log.warn('run ended without a result, nothing submitted', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
+        log.warn('run ended without a result, nothing committed', { tradeId: t.tradeId, attempt: t.data.runAttempts, error: err.message })
+        return
+      }
+      // The buyer's code envelope holds another gas or output cap than the trade's on DTMC: no honest node runs
+      // it (each would otherwise run with inputs the others may not share), and the trade ends without a majority.
+      if (err instanceof CapMismatchError) {
+        log.warn('the code envelope\'s caps are not the trade\'s: not running', { tradeId: t.tradeId, err })
+        await this.ctx.trades.transition(t, 'failed', { reason: err.message })
         return
       }
       // A late answer to execute (EnclaveTimeoutError) stops nothing: the run goes on in its thread and
@@ -518,23 +588,48 @@ export class TrustedNodeRole implements Role {
       if (err instanceof EnclaveClosedError) this.enclaveLost = true
       throw err
     }
-    log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, gasUsed: r.resultInfo.gasUsed, ms: Date.now() - started })
-    if (!alreadySubmitted) {
+    log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, ms: Date.now() - started })
+    // A repeat (already committed) returns the sealed result of a run counted before. The gas a run used stays
+    // inside the encrypted result (on the host it would be a data-dependent channel): the trade's cap is observed.
+    if (!alreadyCommitted) {
+      this.ctx.metrics.enclaveRuns.inc({ status: RESULT_STATUS_LABEL.get(Number(r.resultInfo.status)) ?? String(r.resultInfo.status) })
+      this.ctx.metrics.enclaveRunGasCap.observe({}, Number(view.gasCap))
+      this.ctx.metrics.enclaveRunSeconds.observe({}, (Date.now() - started) / 1000)
+    }
+    const nonce = t.data.commitNonce ?? hexlify(randomBytes(32)).toLowerCase()
+    if (!alreadyCommitted) {
+      // The nonce is recorded first: a restart between the two steps still reveals what it committed to.
+      t = await this.ctx.trades.update(t, { commitNonce: nonce })
+      const commitment = resultCommitmentOf(resultDigestOf(networkDomainOf(this.ctx.network), r.resultInfo), t.data.nodeIndex, nonce)
       try {
-        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature)
+        await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment)
       } catch (err) {
-        // DTMC settles as soon as a majority is certain: a result that comes after that is not needed
-        // (and not paid); the next tick sees the outcome and closes our end.
-        if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
-        log.info('trade settled before our result', { tradeId: t.tradeId })
+        // DTMC settles as soon as a majority is certain, and commitments close when reveals open: a result
+        // that comes after that is not needed (and not paid); the next tick sees the outcome.
+        if (!(err instanceof ChainRevertError) || !['AlreadyFinalized', 'CommitPhaseClosed'].includes(err.errorName ?? '')) throw err
+        log.info('commitments closed before our result', { tradeId: t.tradeId, error: err.errorName })
+        t = await this.ctx.trades.update(t, { revealed: true })
       }
     }
     await this.ctx.trades.transition(t, 'submitted', {
-      data: {
-        resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), gasUsed: r.resultInfo.gasUsed.toString(), status: r.resultInfo.status, reason: r.reason
-      },
-      note: `result info submitted (status ${r.resultInfo.status}, ${r.resultInfo.gasUsed} gas)`
+      data: { resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), status: r.resultInfo.status, reason: r.reason },
+      note: `result committed (status ${r.resultInfo.status})`
     })
+  }
+
+  /** Step 9, the reveal: our signed result and the nonce of its commitment, once reveals are open. */
+  private async reveal (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<TradeRecord<NodeTradeData>> {
+    if (view.nodes[t.data.nodeIndex]?.submitted !== true && view.nodes[t.data.nodeIndex]?.committed === true && t.data.commitNonce !== undefined) {
+      const r = await this.run(t, view)
+      try {
+        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature, t.data.commitNonce)
+      } catch (err) {
+        if (err instanceof ChainRevertError && err.errorName === 'RevealTooEarly') return t // the next tick tries again
+        if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
+        log.info('trade settled before our reveal', { tradeId: t.tradeId })
+      }
+    }
+    return await this.ctx.trades.update(t, { revealed: true })
   }
 
   /** Step 9, Consensus: when all results are in or the deadline passed, anyone may close the trade. */
@@ -548,9 +643,21 @@ export class TrustedNodeRole implements Role {
     }
   }
 
+  /** /ready: the enclave answers (a lost one is reopened on the next tick; until then, not ready). */
+  async ready (): Promise<boolean> {
+    if (this.enclave === undefined || this.enclaveLost || this.stopping) return false
+    try {
+      await this.enclave.tasks()
+      return true
+    } catch {
+      return false
+    }
+  }
+
   registerMethods (rpc: RpcServer): void {
     rpc.register({
       name: 'node_enclave',
+      readOnly: true,
       summary: "This node's enclave: mode, measurement, attestation root, and whether the network accepts it.",
       params: [],
       result: r.object({
@@ -577,10 +684,20 @@ function ackKey (tradeId: string): string {
   return `node:resultAck:${tradeId.toLowerCase()}`
 }
 
+/** Whether DTMC accepts reveals: every node has committed, or COMMIT_WINDOW has passed since the first commitment. */
+function revealOpen (view: TradeView, now: number): boolean {
+  return view.nCommits === view.nodes.length || (view.nCommits > 0 && now >= view.commitStart + COMMIT_WINDOW)
+}
+
+/**
+ * Code in, and every seller's data either complete with its receipt acknowledged, or refused because the
+ * seller's own signed bytes failed (the run then reports "input invalid", blaming that seller).
+ */
 function readyToRun (task: TaskSummary, sellers: number): boolean {
   if (!task.hasCode) return false
   for (let i = 0; i < sellers; i++) {
-    if (task.sellers.find(s => s.sellerIndex === i)?.complete !== true) return false
+    const s = task.sellers.find(s => s.sellerIndex === i)
+    if (s === undefined || !((s.complete && s.acked) || s.invalid !== undefined)) return false
   }
   return true
 }

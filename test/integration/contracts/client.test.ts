@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert'
 import { Wallet, keccak256, parseEther } from 'ethers'
 import { ChainClient, ChainConfigError, ChainRevertError, decodeRevert } from '../../../contracts/client.ts'
 import { startChain, account, makeMarket, openTrade, submit, rand32, MEASUREMENT, type Chain } from '../../../contracts/tools/market.ts'
+import { createMetrics } from '../../../daemon/metrics.ts'
 
 let chain: Chain
 
@@ -34,6 +35,24 @@ test('a revert among concurrent sends fails alone; the queue goes on', async () 
   assert.is(((results[1] as PromiseRejectedResult).reason as ChainRevertError).errorName, 'ZeroDemandHash')
   assert.is(((results[3] as PromiseRejectedResult).reason as ChainRevertError).errorName, 'NothingToWithdraw')
   assert.is(await chain.provider.getTransactionCount(a.address), 3)
+})
+
+test('a client handed a registry counts its transactions by outcome, their gas, and errors by name', async () => {
+  const a = await account(chain)
+  const metrics = createMetrics()
+  const client = await ChainClient.connect({ network: chain.network, signer: a.wallet.privateKey, pollingIntervalMs: 50, metrics: metrics.daemon.registry })
+  chain.clients.push(client)
+  // Two receipts: random hashes cost different calldata gas (a zero byte is cheaper).
+  const receipts = [await client.bdbc.postDemand(rand32()), await client.bdbc.postDemand(rand32())]
+  await client.dtmc.withdraw().then(() => assert.unreachable(), (e: ChainRevertError) => { assert.is(e.errorName, 'NothingToWithdraw') })
+  await client.cisc.seller(a.address) // a read that succeeds counts nothing
+  const text = await metrics.prometheus.metrics()
+  const value = (line: string): number => Number(new RegExp(`^${line.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1])
+  assert.is(value('sdte_chain_transactions_total{contract="BDBC",method="postDemand",outcome="mined"}'), 2)
+  assert.is(value('sdte_chain_gas_used_total{contract="BDBC",method="postDemand"}'), receipts.reduce((sum, r) => sum + Number(r.gasUsed), 0))
+  assert.is(value('sdte_chain_transactions_total{contract="DTMC",method="withdraw",outcome="rejected"}'), 1)
+  assert.is(value('sdte_chain_errors_total{contract="DTMC",method="withdraw",error="NothingToWithdraw"}'), 1)
+  assert.not.match(text, /contract="CISC"/)
 })
 
 test('the nonce is re-read after another sender used the same account', async () => {
@@ -128,8 +147,8 @@ test('CISC records through the typed wrappers: seller, node, offers by tag', asy
   assert.equal([n!.measurement, n!.pricePerGas, n!.maxGas], [MEASUREMENT, 7n, 1000n])
   const tag = `weather-${Date.now()}`
   const allowed = [keccak256('0x01'), keccak256('0x02')]
-  const { offerId } = await a.client.cisc.listDataset({ tag, size: 1234n, unitPrice: parseEther('0.000001'), commitment: rand32(), policy: { allowedCodeHashes: allowed, outputCap: 64n, minOutputPrice: 5n } })
-  await a.client.cisc.listDataset({ tag: 'other', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } })
+  const { offerId } = await a.client.cisc.listDataset({ tag, size: 1234n, unitPrice: parseEther('0.000001'), commitment: rand32(), policy: { allowedCodeHashes: allowed, anyCode: false, outputCap: 64n, minOutputPrice: 5n } })
+  await a.client.cisc.listDataset({ tag: 'other', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n } })
   const offers = await a.client.cisc.offersByTag(tag)
   assert.is(offers.length, 1)
   assert.is(offers[0].offerId, offerId)

@@ -3,9 +3,10 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { keccak256 } from 'ethers'
 import { QUOTE_TAG, RESULT_TAG, ResultStatus, inputHashOf } from '../../../contracts/formats.ts'
+import { CLAIM_WINDOW, COMMIT_WINDOW } from '../../../contracts/client.ts'
 import { groupKeyOf } from '../../helpers/dtmc-checks.ts'
 import {
-  startChain, makeMarket, openTrade, submit, signedResult, increaseTime, conserved, everyone, reverts, DEFAULT_TERMS,
+  startChain, makeMarket, openTrade, submit, commit, reveal, signedResult, increaseTime, conserved, everyone, reverts, DEFAULT_TERMS,
   type Chain, type Market, type OpenedTrade
 } from '../../../contracts/tools/market.ts'
 
@@ -15,7 +16,7 @@ test.before(async () => { chain = await startChain() })
 test.after(async () => { await chain?.stop() })
 
 /** What docs/protocol.md says each party gets from a settled trade. */
-function expectedPayouts (m: Market, t: OpenedTrade, winners: number[], result: { resultSize: bigint, gasUsed: bigint, status: number }): Map<string, bigint> {
+function expectedPayouts (m: Market, t: OpenedTrade, winners: number[], result: { resultSize: bigint, status: number }): Map<string, bigint> {
   const out = new Map<string, bigint>()
   const add = (a: string, v: bigint): void => { out.set(a, (out.get(a) ?? 0n) + v) }
   // The output fee is per seller: outputPrice per output byte to each, never a share.
@@ -28,7 +29,8 @@ function expectedPayouts (m: Market, t: OpenedTrade, winners: number[], result: 
     add(s.address, amount)
     paid += amount
   })
-  let nodeFee = t.terms.nodePrice * result.gasUsed
+  // flat: the trade's gas cap, whatever gas the run used (that never reaches the chain)
+  let nodeFee = t.terms.nodePrice * t.terms.gasCap
   if (nodeFee > t.terms.nodeCap) nodeFee = t.terms.nodeCap
   for (const i of winners) { add(m.nodes[i].address, nodeFee); paid += nodeFee }
   add(m.buyer.address, t.deposit - paid)
@@ -121,8 +123,9 @@ test('a full trade: one seller, three nodes, deposit, results, payouts, refund o
 
 test('each of three sellers gets the whole output price per byte (no share); a seller fee is capped', async () => {
   const m = await makeMarket(chain, 3, 1)
-  const t = await openTrade(m, { sellerCap: m.sellers[0].unitPrice * m.sellers[0].size - 1n, outputPrice: 7n })
-  const result = { resultSize: 1000n, gasUsed: 20_000_000_000n } // nodePrice * gasUsed is far above nodeCap
+  // nodePrice * gasCap is far above nodeCap
+  const t = await openTrade(m, { sellerCap: m.sellers[0].unitPrice * m.sellers[0].size - 1n, outputPrice: 7n, gasCap: 20_000_000_000n })
+  const result = { resultSize: 1000n }
   assert.is(t.deposit, 3n * (t.terms.sellerCap + 7n * t.terms.outputCap) + t.terms.nodeCap)
   await submit(m, t, 0, result)
   const c = await credits(m)
@@ -169,7 +172,10 @@ test('three different results: no majority, full refund', async () => {
     const t = await openTrade(m)
     for (let i = 0; i < 3; i++) await submit(m, t, i, { resultHash: keccak256(Buffer.from(`answer ${i}`)) })
     assert.is(await stateOf(m, t), 'refunded', 'the last result closes the trade')
-    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
+    // The sellers' data fees are held for delivery claims (DTMC.CLAIM_WINDOW); the rest goes back at once.
+    const fee = (await m.buyer.client.dtmc.trade(t.tradeId))!.sellers[0].fee
+    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit - fee]]))
+    assert.equal(await m.buyer.client.dtmc.claimsOf(t.tradeId).then(c => c.held), [0])
     await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 3), 'TradeNotSettled')
     await m.buyer.client.dtmc.withdraw()
   })
@@ -194,19 +200,27 @@ test('too few results by the deadline: finalize waits for it, then refunds', asy
     await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'FinalizeTooEarly')
     await increaseTime(chain, 3601)
     assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'refunded')
+    const fee = (await m.buyer.client.dtmc.trade(t.tradeId))!.sellers[0].fee
+    assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit - fee]]))
+    // Nobody claims the held fee within the window: it goes to the buyer too.
+    await increaseTime(chain, CLAIM_WINDOW + 1)
+    await m.sellers[0].client.dtmc.releaseUnclaimed(t.tradeId)
     assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
     await m.buyer.client.dtmc.withdraw()
   })
 })
 
-test('two of three by the deadline are a strict majority of three: settled without the third', async () => {
+test('two of three committed by the end of the commit window are a strict majority of three: settled without the third', async () => {
   const m = await makeMarket(chain, 1, 3)
   const t = await openTrade(m)
-  await submit(m, t, 0)
-  await submit(m, t, 2)
-  await increaseTime(chain, 3601)
-  await reverts(submit(m, t, 1), 'ResultAfterDeadline')
-  assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'settled')
+  await commit(m, t, 0)
+  await commit(m, t, 2)
+  await increaseTime(chain, COMMIT_WINDOW)
+  await reverts(commit(m, t, 1), 'CommitPhaseClosed')
+  await reveal(m, t, 0)
+  await reveal(m, t, 2) // the last committed result settles the trade
+  assert.is(await stateOf(m, t), 'settled')
+  await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
   assert.equal(await credits(m), withoutZeros(expectedPayouts(m, t, [0, 2], signedResult(t, 0).info)))
 })
 

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 import { ContractFactory, type Contract } from 'ethers'
 import { compileSources } from '../../../contracts/tools/compile.ts'
 import { decodeRevert, waitForReceipt } from '../../../contracts/client.ts'
-import { startChain, makeMarket, openTrade, submit, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../../contracts/tools/market.ts'
+import { startChain, makeMarket, openTrade, prepareCommit, commit, reveal, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../../contracts/tools/market.ts'
 
 let chain: Chain
 let m: Market
@@ -27,12 +27,17 @@ test.before(async () => {
 test.after(async () => { await chain?.stop() })
 
 /**
- * A trade whose node 0 is paid to the malicious contract. Settled: all three results in (the last one
- * settles it). Not settled: two agreeing results, a majority anyone may finalize at once.
+ * A trade whose node 0 is paid to the malicious contract (which commits for it: only the payee may). Settled:
+ * all three results revealed (the last one settles it). Not settled: two agreeing results revealed, a majority
+ * anyone may finalize at once.
  */
 async function tradeWithPayee (settled: boolean): Promise<OpenedTrade> {
   const t = await openTrade(m, {}, [payeeAddress])
-  for (let i = 0; i < (settled ? 3 : 2); i++) await submit(m, t, i)
+  const tx = await (payee as any).commit(t.tradeId, 0, prepareCommit(t, 0))
+  await waitForReceipt(chain.provider, tx.hash, 10_000, 20)
+  await commit(m, t, 1)
+  await commit(m, t, 2)
+  for (let i = 0; i < (settled ? 3 : 2); i++) await reveal(m, t, i)
   assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, settled ? 'settled' : 'open')
   return t
 }
@@ -58,7 +63,7 @@ test('re-entering withdraw from the receive hook gets nothing extra', async () =
   await conserved(chain, everyone(m, [payeeAddress]), async () => {
     const t = await tradeWithPayee(true)
     const credit = await m.buyer.client.dtmc.creditOf(payeeAddress)
-    assert.is(credit, t.terms.nodePrice * 1_234_567n) // node 0's fee
+    assert.is(credit, t.terms.nodePrice * t.terms.gasCap) // node 0's flat fee
     await call('setMode', 0, '0x' + '00'.repeat(32))
     assert.is(await call('pull'), null)
     assert.is(await payee.attempts(), 1n)
@@ -76,7 +81,7 @@ test('re-entering finalize of another trade and withdrawing again pays each cred
     const before = await chain.provider.getBalance(payeeAddress)
     const a = await tradeWithPayee(true)
     const b = await tradeWithPayee(false)
-    const fee = a.terms.nodePrice * 1_234_567n
+    const fee = a.terms.nodePrice * a.terms.gasCap
     await call('setMode', 1, b.tradeId)
     assert.is(await call('pull'), null)
     // paid for a, then (inside the hook) b was finalized and its credit paid; nothing beyond the two fees

@@ -3,10 +3,10 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
-import { ResultStatus, SECP256K1_HALF_N, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
-import { ChainRevertError } from '../../../contracts/client.ts'
+import { ResultStatus, SECP256K1_HALF_N, resultCommitmentOf, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
+import { ChainRevertError, COMMIT_WINDOW, type DatasetPolicy } from '../../../contracts/client.ts'
 import {
-  startChain, makeMarket, makeSeller, account, openTrade, submit, signedResult, makeQuote, increaseTime, conserved,
+  startChain, makeMarket, makeSeller, account, openTrade, submit, commit, reveal, signedResult, makeQuote, increaseTime, conserved,
   everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
 } from '../../../contracts/tools/market.ts'
 
@@ -126,43 +126,87 @@ test("a seller's usage policy: allowed code hashes, output cap, delisting", asyn
   await reverts(strict.client.cisc.delistDataset(strict.offerId), 'OfferInactive')
   await reverts(openTrade(market, { codeHash: keccak256('0x6002'), outputCap: 100n }), 'OfferInactive')
   const unregistered = await account(chain)
-  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } }), 'NotRegisteredSeller')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n } }), 'NotRegisteredSeller')
   await reverts(unregistered.client.cisc.registerSeller(''), 'InvalidPeerId')
   await reverts(unregistered.client.cisc.registerNode({ peerId: 'p', measurement: '0x' + '00'.repeat(32), pricePerGas: 1n, maxGas: 1n }), 'InvalidMeasurement')
   await unregistered.client.cisc.registerSeller('p')
-  await reverts(unregistered.client.cisc.listDataset({ tag: 'x'.repeat(65), size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], outputCap: 1n, minOutputPrice: 0n } }), 'InvalidTag')
-  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: Array.from({ length: 17 }, rand32), outputCap: 1n, minOutputPrice: 0n } }), 'TooManyCodeHashes')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 'x'.repeat(65), size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n } }), 'InvalidTag')
+  await reverts(unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: Array.from({ length: 17 }, rand32), anyCode: false, outputCap: 1n, minOutputPrice: 0n } }), 'TooManyCodeHashes')
+  const listing = (policy: Partial<DatasetPolicy>): Promise<unknown> => unregistered.client.cisc.listDataset({ tag: 't', size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 1n, minOutputPrice: 0n, ...policy } })
+  await reverts(listing({ allowedBuyers: Array.from({ length: 17 }, () => stranger().address) }), 'TooManyBuyers')
+  await reverts(listing({ allowedCodeHashes: [CODE_HASH] }), 'InvalidPolicy') // "any code" and a list
+  await reverts(listing({ expiresAt: await latestTimestamp(chain) }), 'InvalidPolicy') // already expired
 })
 
-test('results: not from the attested enclave, wrong task, wrong input, twice, bad info, above the output cap', async () => {
+test('results: not from the attested enclave, wrong task, wrong input, not committed to, twice, bad info, above the output cap', async () => {
+  const m1 = await makeMarket(chain, 1, 1)
+  await conserved(chain, [...new Set([...everyone(m1), ...everyone(m)])], async () => {
+    const dtmc = m1.nodes[0].client.dtmc
+    // One-node trades: the node's own commitment opens reveals at once.
+    const t = await openTrade(m1)
+    const { info, signature } = signedResult(t, 0)
+    const nonce = rand32()
+    await reverts(dtmc.submitResult(info, 0, signature, nonce), 'RevealTooEarly') // nothing committed yet
+    await dtmc.commitResult(t.tradeId, 0, resultCommitmentOf(resultDigestOf(t.domain, info), 0, nonce))
+    // signed by a key that is not node 0's attested enclave
+    await reverts(dtmc.submitResult(info, 0, signDigest(stranger().signingKey, resultDigestOf(t.domain, info)), nonce), 'NotAttestedEnclave')
+    const high = await reverts(dtmc.submitResult(info, 0, highS(signature), nonce), 'InvalidSignature')
+    assert.ok(high)
+    // another task's result, another result than the committed one, or the wrong nonce
+    const other = signedResult(t, 0, { taskId: rand32() })
+    await reverts(dtmc.submitResult(other.info, 0, other.signature, nonce), 'WrongTask')
+    const changed = signedResult(t, 0, { resultSize: 1n })
+    assert.equal((await reverts(dtmc.submitResult(changed.info, 0, changed.signature, nonce), 'CommitmentMismatch')).args, [0n])
+    await reverts(dtmc.submitResult(info, 0, signature, rand32()), 'CommitmentMismatch')
+    await reverts(dtmc.submitResult(info, 3, signature, nonce), 'UnknownNode')
+    await reverts(dtmc.submitResult({ ...info, tradeId: rand32() }, 0, signature, nonce), 'UnknownTrade')
+    // bad result info, each in a fresh trade (a node commits once)
+    await reverts(submit(m1, await openTrade(m1), 0, { inputHash: rand32() }), 'InputHashMismatch')
+    await reverts(submit(m1, await openTrade(m1), 0, { status: 7 }), 'InvalidResultInfo')
+    await reverts(submit(m1, await openTrade(m1), 0, { status: ResultStatus.Reverted, resultSize: 5n }), 'InvalidResultInfo')
+    // a result whose output fee would be above its cap (more bytes than outputCap)
+    const err = await reverts(submit(m1, await openTrade(m1), 0, { resultSize: t.terms.outputCap + 1n }), 'PayoutAboveCap')
+    assert.equal(err.args, [t.terms.outputCap + 1n, t.terms.outputCap])
+    // nothing above changed the trade
+    assert.is((await dtmc.trade(t.tradeId))!.nResults, 0)
+    await dtmc.submitResult(info, 0, signature, nonce)
+    assert.is((await dtmc.trade(t.tradeId))!.state, 'settled')
+
+    // Three nodes: a reveal twice, and commitments: only the payee, once, not zero, not after they closed.
+    const t3 = await openTrade(m)
+    await commit(m, t3, 0)
+    await reverts(reveal(m, t3, 0), 'RevealTooEarly')
+    await reverts(commit(m, t3, 0), 'AlreadyCommitted')
+    await reverts(m.nodes[0].client.dtmc.commitResult(t3.tradeId, 1, rand32()), 'NotNodePayee')
+    await reverts(m.nodes[1].client.dtmc.commitResult(t3.tradeId, 1, '0x' + '00'.repeat(32)), 'ZeroCommitment')
+    await commit(m, t3, 1)
+    await commit(m, t3, 2)
+    await reveal(m, t3, 0)
+    await reverts(reveal(m, t3, 0), 'AlreadySubmitted')
+    const view = await dtmc.trade(t3.tradeId)
+    assert.is(view!.nResults, 1)
+    assert.is(view!.nCommits, 3)
+    assert.equal(view!.groups.map(g => g.count), [1])
+    await reveal(m, t3, 1)
+    await reveal(m, t3, 2)
+  })
+})
+
+test('commitments close when the commit window ends; then only committed nodes reveal, and the last due reveal settles', async () => {
   await balanced(async () => {
     const t = await openTrade(m)
-    const dtmc = m.nodes[0].client.dtmc
-    // signed by a key that is not node 0's attested enclave (here: node 1's enclave, and a stranger)
-    const { info } = signedResult(t, 0)
-    await reverts(dtmc.submitResult(info, 0, signDigest(t.enclaves[1].key.signingKey, resultDigestOf(t.domain, info))), 'NotAttestedEnclave')
-    const forged = signedResult(t, 0, {}, stranger())
-    assert.equal((await reverts(dtmc.submitResult(forged.info, 0, forged.signature), 'NotAttestedEnclave')).args, [0n])
-    // node 1's own correctly signed result submitted as node 0's
-    const other = signedResult(t, 1)
-    await reverts(dtmc.submitResult(other.info, 0, other.signature), 'WrongTask')
-    const high = signedResult(t, 0)
-    await reverts(dtmc.submitResult(high.info, 0, highS(high.signature)), 'InvalidSignature')
-    await reverts(submit(m, t, 0, { inputHash: rand32() }), 'InputHashMismatch')
-    await reverts(submit(m, t, 0, { status: 7 }), 'InvalidResultInfo')
-    await reverts(submit(m, t, 0, { status: ResultStatus.Reverted, resultSize: 5n }), 'InvalidResultInfo')
-    // a result whose output fee would be above its cap (more bytes than outputCap)
-    const err = await reverts(submit(m, t, 0, { resultSize: t.terms.outputCap + 1n }), 'PayoutAboveCap')
-    assert.equal(err.args, [t.terms.outputCap + 1n, t.terms.outputCap])
-    const r = signedResult(t, 0)
-    await reverts(dtmc.submitResult(r.info, 3, r.signature), 'UnknownNode')
-    await reverts(dtmc.submitResult({ ...r.info, tradeId: rand32() }, 0, r.signature), 'UnknownTrade')
-    await submit(m, t, 0)
-    await reverts(submit(m, t, 0), 'AlreadySubmitted')
-    // nothing above changed the trade but the one accepted result
-    const view = await dtmc.trade(t.tradeId)
-    assert.is(view!.nResults, 1)
-    assert.equal(view!.groups.map(g => g.count), [1])
+    await commit(m, t, 0)
+    await commit(m, t, 1)
+    await reverts(reveal(m, t, 0), 'RevealTooEarly')
+    await increaseTime(chain, COMMIT_WINDOW)
+    await reverts(commit(m, t, 2), 'CommitPhaseClosed')
+    await reverts(m.nodes[2].client.dtmc.submitResult(signedResult(t, 2).info, 2, signedResult(t, 2).signature, rand32()), 'NotCommitted')
+    await reveal(m, t, 0)
+    await reveal(m, t, 1) // both committed results are in: the trade settles without node 2
+    const view = await m.buyer.client.dtmc.trade(t.tradeId)
+    assert.is(view!.state, 'settled')
+    assert.equal(view!.final!.members, [0, 1])
+    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[1]]) await a.client.dtmc.withdraw()
   })
 })
 
@@ -181,12 +225,13 @@ test('a result after the deadline: ResultAfterDeadline', async () => {
 test('a second finalize, a second withdraw, a result after finalize', async () => {
   await balanced(async () => {
     const t = await openTrade(m)
-    for (let i = 0; i < 2; i++) await submit(m, t, i)
+    for (let i = 0; i < 3; i++) await commit(m, t, i)
+    for (let i = 0; i < 2; i++) await reveal(m, t, i)
     await m.nodes[0].client.dtmc.finalize(t.tradeId) // two of three agree: the outcome is certain
     await reverts(m.nodes[0].client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
     await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
     await reverts(m.buyer.client.dtmc.finalize(rand32()), 'UnknownTrade')
-    await reverts(submit(m, t, 2), 'AlreadyFinalized')
+    await reverts(reveal(m, t, 2), 'AlreadyFinalized')
     for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[1]]) {
       await a.client.dtmc.withdraw()
       await reverts(a.client.dtmc.withdraw(), 'NothingToWithdraw')

@@ -42,14 +42,16 @@ function oneLineError (r: Run, code: number, message: RegExp): void {
 
 /** Each command (and subcommand) and flags its help must name: the flags README and docs/guide.md use. */
 const HELP: Record<string, string[]> = {
-  daemon: ['--datadir', '--role', '--listen', '--bootstrap', '--rpc-port', '--network', '--password-file', '--log-level', '--debug'],
+  daemon: ['--datadir', '--role', '--listen', '--bootstrap', '--rpc-port', '--network', '--password-file', '--log-level', '--debug',
+    '--log-format', '--log-file', '--log-max-size', '--log-max-files', '--metrics', '--metrics-host', '--metrics-port'],
   init: ['--datadir', '--role', '--network', '--password-file'],
   id: ['--datadir', '--json'],
   config: ['show'],
   'config show': ['--datadir', '--role', '--json'],
   status: ['--datadir', '--json'],
   stop: ['--datadir'],
-  rpc: ['--datadir', '--json', '<method>', '[params]'],
+  dashboard: ['--datadir'],
+  rpc: ['--datadir', '--json', '--read-only', '<method>', '[params]'],
   watch: ['--datadir', '--interval', '--json', '<trade-id>'],
   demo: ['--keep', '--dir', '--analysis', '--plain', '--records', '--nodes'],
   devnet: ['up', 'down', 'status'],
@@ -108,6 +110,10 @@ test('usage errors: one line, exit 2, nothing made', async () => {
   oneLineError(await sdte(['daemon', '--datadir', d, '--role', 'bogus']), 2, /--role: unknown role "bogus"/)
   oneLineError(await sdte(['daemon', '--datadir', d, '--rpc-port', '99999']), 2, /--rpc-port: port must be an integer/)
   oneLineError(await sdte(['daemon', '--datadir', d, '--log-level', 'loud']), 2, /Allowed choices are error, warn, info, debug, trace/)
+  oneLineError(await sdte(['daemon', '--datadir', d, '--log-format', 'xml']), 2, /Allowed choices are human, json/)
+  oneLineError(await sdte(['daemon', '--datadir', d, '--log-max-size', '0']), 2, /--log-max-size: expected an integer >= 1/)
+  oneLineError(await sdte(['daemon', '--datadir', d, '--metrics', '--metrics-host', 'localhost']), 2, /--metrics-host must be an IP address/)
+  oneLineError(await sdte(['daemon', '--datadir', d, '--metrics-port', '70000']), 2, /--metrics-port: port must be an integer/)
   oneLineError(await sdte(['watch', '--datadir', d, '0x12']), 2, /TRADE-ID must be 0x and 64 hex digits/)
   oneLineError(await sdte(['rpc', '--datadir', d]), 2, /missing required argument 'method'/)
   oneLineError(await sdte(['rpc', '--datadir', d, 'admin_info', '{oops']), 2, /params must be JSON/)

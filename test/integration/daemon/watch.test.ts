@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveOptions } from '../../../config/options.ts'
 import { SdteDaemon } from '../../../daemon/daemon.ts'
+import { CLI } from '../../../daemon/tools/child-daemons.ts'
 
-const CLI = new URL('../../../daemon/cli.ts', import.meta.url).pathname
 /** The command as an operator runs it. */
 const SDTE = new URL('../../../bin/sdte', import.meta.url).pathname
 const dir = mkdtempSync(join(tmpdir(), 'sdte-watch-'))

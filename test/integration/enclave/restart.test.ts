@@ -7,7 +7,7 @@ import { ResultStatus } from '../../../contracts/formats.ts'
 import { decryptResult, encryptDataset, MemoryBlobStore, verifyQuote, wrapDataKey } from '../../../enclave/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
 import { referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
-import { artifactCode, buyerSetup, domain, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
+import { artifactCode, buyerSetup, deliverSigned, domain, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
 
 const data = sampleDataset(3000, 3)
 const open: EnclaveHost[] = []
@@ -35,7 +35,7 @@ test('killed mid-delivery, the restarted enclave continues the task from its sea
       yield ds.chunks[i]
     }
   }
-  await rejectsWith(first.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: stream() }), 'EnclaveClosedError')
+  await rejectsWith(deliverSigned(first, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: stream() }), 'EnclaveClosedError')
   await rejectsWith(first.tasks(), 'EnclaveClosedError')
 
   const second = await start(store)
@@ -52,11 +52,11 @@ test('killed mid-delivery, the restarted enclave continues the task from its sea
   assert.is(q.taskId, task.taskId)
   verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [second.measurement], tradeId: task.tradeId, codeHash: task.codeHash, nonce, enclaveAddress: task.enclaveAddress, taskId: task.taskId })
   // ... and sends the rest (chunks the enclave already holds are skipped).
-  const st = await second.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks.slice(half) })
+  const st = await deliverSigned(second, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks.slice(half) })
   assert.ok(st.complete)
   const r = await second.execute(task.taskId)
   assert.is(r.resultInfo.status, ResultStatus.Ok)
-  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash })
+  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash, resultSalt: task.resultSalt })
   assert.is(hexlify(out), hexlify(referenceOutput('Histogram', [data])))
 })
 
@@ -65,7 +65,7 @@ test('killed mid-execution, the restarted enclave runs the task again to the sam
   const first = await start(store)
   const task = await buyerSetup(first, artifactCode('StatsPlain'))
   const ds = encryptDataset(data)
-  await first.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  await deliverSigned(first, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
   // Caught at once: the rejection arrives while close() runs, before anything awaits it.
   const running = first.execute(task.taskId).then(() => undefined, (err: Error) => err)
   await new Promise(resolve => setTimeout(resolve, 150))
@@ -78,7 +78,7 @@ test('killed mid-execution, the restarted enclave runs the task again to the sam
   assert.not.ok(resumed.executed)
   const r = await second.execute(task.taskId)
   assert.is(r.resultInfo.status, ResultStatus.Ok)
-  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash })
+  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash, resultSalt: task.resultSalt })
   assert.is(hexlify(out), hexlify(referenceOutput('Stats', [data])))
 
   // The result itself is sealed: a third start returns the same signed result without running.
@@ -94,7 +94,7 @@ test('an execution over the host\'s timeout fails, but stops nothing: the run fi
   const first = await start(store, { executeTimeoutMs: 100 })
   const task = await buyerSetup(first, artifactCode('LinearFitPlain'))
   const ds = encryptDataset(data)
-  await first.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  await deliverSigned(first, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
   await rejectsWith(first.execute(task.taskId), 'EnclaveTimeoutError')
   // The run goes on in its own thread, and the worker still answers; the run's result gets sealed.
   for (;;) {
@@ -106,7 +106,7 @@ test('an execution over the host\'s timeout fails, but stops nothing: the run fi
   const second = await start(store)
   const r = await second.execute(task.taskId)
   assert.is(r.resultInfo.status, ResultStatus.Ok)
-  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash })
+  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash, resultSalt: task.resultSalt })
   assert.is(hexlify(out), hexlify(referenceOutput('LinearFit', [data])))
   await second.close()
 })
@@ -156,7 +156,7 @@ test('dropTask deletes the sealed state of a task', async () => {
   const e = await start(store)
   const task = await buyerSetup(e, artifactCode('StatsFast'))
   const ds = encryptDataset(data, { chunkSize: 8192 })
-  await e.deliverData(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  await deliverSigned(e, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
   await e.dropTask(task.taskId)
   assert.equal([...store.blobs.keys()], [`enclave/${e.measurement.slice(2)}/index`])
   assert.equal(await e.tasks(), [])

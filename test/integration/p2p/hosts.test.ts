@@ -8,6 +8,7 @@ import {
   P2POptionsError, InvalidP2PInputError, DialFailedError, MessageSchemaError, FrameTooLargeError
 } from '../../../p2p/index.ts'
 import type { GossipMessage, P2PHost } from '../../../p2p/index.ts'
+import { createMetrics } from '../../../daemon/metrics.ts'
 
 const TOPIC = '/sdte/test/1'
 const hosts: P2PHost[] = []
@@ -51,7 +52,9 @@ test('DHT keys map to a raw sha256 CID; malformed keys are refused', async () =>
 })
 
 test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', async () => {
-  const first = await createP2PHost({}, { privateKey: await generateKeyPair('Ed25519') })
+  // The first host is handed a metrics registry (the daemon's, Prometheus) and libp2p's metrics on it.
+  const metrics = createMetrics()
+  const first = await createP2PHost({}, { privateKey: await generateKeyPair('Ed25519'), metrics: metrics.daemon.registry, libp2pMetrics: metrics.libp2p })
   hosts.push(first)
   await first.start()
   const [boot] = first.addresses()
@@ -95,6 +98,12 @@ test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', 
   // The rejected message was published first on the same path: had a forwarded it, b would have it by now.
   assert.is(received.get(a.peerId)?.length, 1)
   assert.is(received.get(b.peerId)?.length, 1)
+  // a counted its verdicts where it applied them, and its peers; libp2p's own metrics are on the same registry.
+  const scraped = await metrics.prometheus.metrics()
+  assert.match(scraped, new RegExp(`^sdte_gossip_validation_total\\{topic="${TOPIC}",verdict="reject"\\} 1$`, 'm'))
+  assert.match(scraped, new RegExp(`^sdte_gossip_validation_total\\{topic="${TOPIC}",verdict="accept"\\} 1$`, 'm'))
+  assert.match(scraped, /^sdte_p2p_peers 2$/m)
+  assert.match(scraped, /^libp2p_connection_manager_connections\{libp2p_connection_manager_connections="inbound"\} 2$/m)
   try { await a.publish('/sdte/nobody/1', new Uint8Array(1)); assert.unreachable() } catch (e) { assert.is((e as Error).name, 'NoTopicPeersError') }
   try { await a.publish(TOPIC, new Uint8Array(a.options.maxGossipMessageBytes + 1)); assert.unreachable() } catch (e) { assert.instance(e, InvalidP2PInputError) }
 

@@ -13,8 +13,8 @@ import { offerProtocol, offerConstants, type Offer } from '../../../p2p/offer/in
 import { attestProtocol, attestConstants, type Attest, type Code, type QuoteReply } from '../../../p2p/attest/index.ts'
 import { dataProtocol, dataConstants, type DataOpen, type DeliveryProgress } from '../../../p2p/data/index.ts'
 import { resultProtocol, resultConstants, signResultMessage, type ResultAck, type ResultRequest } from '../../../p2p/result/index.ts'
-import { RefuseRequest, RequestRefusedError } from '../../../p2p/messages/exchange.ts'
-import { signDemand, type Demand } from '../../../p2p/demand/demand.ts'
+import { RefuseRequest, RequestRefusedError } from '../../../p2p/index.ts'
+import { signDemand, type Demand } from '../../../p2p/index.ts'
 import type { P2PHost } from '../../../p2p/index.ts'
 import type { Stream } from '@libp2p/interface'
 
@@ -159,7 +159,7 @@ function demand (): Demand {
 const sellerOffer = (): Offer => ({ type: 'offer', demandId: hex(32), kind: 'seller', account: hex(20), offerId: 18_000_000_000_000_000_000n, signature: hex(65) })
 const attestReq = (): Omit<Attest, 'type'> => ({ tradeId: hex(32), codeHash: hex(32), nonce: hex(32) })
 const dataOpen = (chunks: number): Omit<DataOpen, 'type'> =>
-  ({ tradeId: hex(32), taskId: hex(32), sellerIndex: 0, commitment: hex(32), wrappedKey: hex(120), size: chunks * 100, chunks })
+  ({ tradeId: hex(32), taskId: hex(32), sellerIndex: 0, commitment: hex(32), wrappedKey: hex(120), sellerSignature: hex(65), size: chunks * 100, chunks })
 const resultDomain = { chainId: 31337, dtmc: hex(20) }
 const resultReq = (): ResultRequest => signResultMessage('result-request', { tradeId: hex(32), taskId: hex(32) }, resultDomain, buyerWallet.privateKey)
 const resultAck = (): ResultAck => signResultMessage('result-ack', { tradeId: hex(32), taskId: hex(32) }, resultDomain, buyerWallet.privateKey)

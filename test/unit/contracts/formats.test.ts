@@ -7,7 +7,7 @@ import { keccak_256 } from '@noble/hashes/sha3.js'
 import { Wallet, SigningKey } from 'ethers'
 import {
   QUOTE_TAG, RESULT_TAG, CODE_TAG, ResultStatus, codeAuthDigestOf, tradeIdOf, taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf,
-  inputHashOf, signDigest, recoverDigest, quoteSignerOf, SECP256K1_HALF_N,
+  inputHashOf, signDigest, recoverDigest, quoteSignerOf, resultCommitmentOf, resultHashOf, SECP256K1_HALF_N,
   type NetworkDomain, type ResultInfo, type Quote
 } from '../../../contracts/formats.ts'
 import { groupKeyOf, quoteProblemOf } from '../../helpers/dtmc-checks.ts'
@@ -31,7 +31,7 @@ const dwords = [word(31337n), word(domain.verifyingContract)]
 
 test('tags are the keccak of their strings', () => {
   assert.is(QUOTE_TAG, utf8kec('SDTE.Quote.v2'))
-  assert.is(RESULT_TAG, utf8kec('SDTE.ResultInfo.v2'))
+  assert.is(RESULT_TAG, utf8kec('SDTE.ResultInfo.v3'))
   assert.is(CODE_TAG, utf8kec('SDTE.CodeDelivery.v2'))
 })
 
@@ -65,23 +65,33 @@ const info: ResultInfo = {
   inputHash: '0x' + '03'.repeat(32),
   resultHash: '0x' + '04'.repeat(32),
   resultSize: 1234n,
-  gasUsed: 987654321n,
   status: ResultStatus.Ok
 }
 
 test('resultDigest and groupKey match a hand-made encoding', () => {
   assert.is(resultDigestOf(domain, info), kec(word(RESULT_TAG), ...dwords, word(info.tradeId), word(info.taskId), word(info.inputHash),
-    word(info.resultHash), word(info.resultSize), word(info.gasUsed), word(info.status)))
-  assert.is(groupKeyOf(info), kec(word(info.inputHash), word(info.resultHash), word(info.resultSize), word(info.gasUsed), word(info.status)))
+    word(info.resultHash), word(info.resultSize), word(info.status)))
+  assert.is(groupKeyOf(info), kec(word(info.resultHash), word(info.resultSize), word(info.status)))
   // the group key ignores tradeId and taskId (each node has its own task)
   const other: ResultInfo = { ...info, taskId: '0x' + '09'.repeat(32) }
   assert.is(groupKeyOf(other), groupKeyOf(info))
-  assert.is.not(groupKeyOf({ ...info, gasUsed: 1n }), groupKeyOf(info))
+  assert.is.not(groupKeyOf({ ...info, resultSize: 1n }), groupKeyOf(info))
+})
+
+test('a result commitment and the salted resultHash match hand-made encodings', () => {
+  const digest = resultDigestOf(domain, info)
+  const nonce = '0x' + '5a'.repeat(32)
+  assert.is(resultCommitmentOf(digest, 3, nonce), kec(word(digest), word(3n), word(nonce)))
+  assert.is.not(resultCommitmentOf(digest, 2, nonce), resultCommitmentOf(digest, 3, nonce))
+  assert.throws(() => resultCommitmentOf(digest, 256, nonce), /node/)
+  const resultSalt = '0x' + '6b'.repeat(32)
+  assert.is(resultHashOf(resultSalt, Uint8Array.of(1, 2)), kec(word(resultSalt) + '0102'))
+  assert.throws(() => resultHashOf('0x1234', Uint8Array.of(1)), /resultSalt/)
 })
 
 test('resultDigest refuses values the contract cannot hold', () => {
   assert.throws(() => resultDigestOf(domain, { ...info, resultSize: 1n << 64n }), /resultSize/)
-  assert.throws(() => resultDigestOf(domain, { ...info, gasUsed: -1n }), /gasUsed/)
+  assert.throws(() => resultDigestOf(domain, { ...info, resultSize: -1n }), /resultSize/)
   assert.throws(() => resultDigestOf(domain, { ...info, status: 256 }), /status/)
 })
 

@@ -16,13 +16,15 @@ const sellerOffer = (i: number): SellerOffer => ({ peerId: `seller-peer-${i}`, a
 const nodeOffer = (i: number): NodeOffer => ({ peerId: `node-peer-${i}`, account: account(100 + i), measurement: MEASUREMENT })
 
 function offerRecord (i: number, over: Partial<OfferRecord> = {}): OfferRecord {
-  return { offerId: BigInt(i), seller: account(i), tag: 'weather', size: 1000n, unitPrice: 10n, commitment: '0x' + '11'.repeat(32), outputCap: 4096n, minOutputPrice: 0n, active: true, ...over }
+  return { offerId: BigInt(i), seller: account(i), tag: 'weather', size: 1000n, unitPrice: 10n, commitment: '0x' + '11'.repeat(32), outputCap: 4096n, minOutputPrice: 0n, active: true, anyCode: true, buyerCount: 0, maxTrades: 0, trades: 0, expiresAt: 0, ...over }
 }
 function sellerRecord (i: number, over: Partial<SellerRecord> = {}): SellerRecord {
   return { address: account(i), peerId: `seller-peer-${i}`, registeredAt: 1, ratingCount: 0, ratingSum: 0, ...over }
 }
-function sellerFacts (i: number, over: { offer?: Partial<OfferRecord>, seller?: Partial<SellerRecord> | null, codeAllowed?: boolean } = {}): SellerFacts {
-  return { offer: offerRecord(i, over.offer), codeAllowed: over.codeAllowed ?? true, seller: over.seller === null ? null : sellerRecord(i, over.seller) }
+function sellerFacts (i: number, over: { offer?: Partial<OfferRecord>, seller?: Partial<SellerRecord> | null, codeAllowed?: boolean, buyerAllowed?: boolean, now?: number } = {}): SellerFacts {
+  return {
+    offer: offerRecord(i, over.offer), codeAllowed: over.codeAllowed ?? true, buyerAllowed: over.buyerAllowed ?? true, seller: over.seller === null ? null : sellerRecord(i, over.seller), now: over.now ?? 1_000
+  }
 }
 function nodeRecord (i: number, over: Partial<NodeRecord> = {}): NodeRecord {
   return { address: account(100 + i), peerId: `node-peer-${i}`, measurement: MEASUREMENT, pricePerGas: 1n, maxGas: 10n ** 9n, registeredAt: 1, ...over }
@@ -52,6 +54,9 @@ test('each reason a seller offer is refused', () => {
     ['too dear', sellerFacts(1, { offer: { unitPrice: 21n } }), REFUSAL.unitPriceAbove],
     ['output cap too small', sellerFacts(1, { offer: { outputCap: 1023n } }), REFUSAL.outputCapBelow],
     ['code not allowed', sellerFacts(1, { codeAllowed: false }), REFUSAL.codeNotAllowed],
+    ['buyer not allowed', sellerFacts(1, { buyerAllowed: false }), REFUSAL.buyerNotAllowed],
+    ['expired', sellerFacts(1, { offer: { expiresAt: 1_000 }, now: 1_000 }), REFUSAL.offerExpired],
+    ['had its trades', sellerFacts(1, { offer: { maxTrades: 2, trades: 2 } }), REFUSAL.offerExhausted],
     ['seller not registered', sellerFacts(1, { seller: null }), REFUSAL.sellerPeerMismatch],
     ['offer sent by another peer', sellerFacts(1, { seller: { peerId: 'someone-else' } }), REFUSAL.sellerPeerMismatch]
   ]
@@ -62,6 +67,7 @@ test('each reason a seller offer is refused', () => {
   }
   // At the bounds the offer passes: unit price equal to the demand's, output cap equal to it.
   assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1, { offer: { unitPrice: 20n, outputCap: 1024n } }), demand), 'object')
+  assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1, { offer: { expiresAt: 1_001, maxTrades: 2, trades: 1 }, now: 1_000 }), demand), 'object')
 })
 
 test('each reason a node offer is refused', () => {

@@ -27,6 +27,9 @@ test('each default is its part\'s constant; the host is not settable; defaults a
   assert.is(o.keys.scryptN, D.DEFAULT_SCRYPT_N)
   assert.is(o.trade.offerWindowMs, D.DEFAULT_OFFER_WINDOW_MS)
   assert.is(o.shutdownTimeoutMs, D.DEFAULT_SHUTDOWN_TIMEOUT_MS)
+  assert.is(o.p2p.mode, D.DEFAULT_P2P_MODE)
+  assert.is(o.p2p.relayReservation, P2P.DEFAULT_RELAY_RESERVATION)
+  assert.equal(o.p2p.announce, [])
   assert.throws(() => validateConfigFile({ rpc: { host: '0.0.0.0' } }, 'config.json'), /unknown option "rpc.host"/)
   o.p2p.listen.push('/ip4/0.0.0.0/tcp/1')
   assert.equal(defaultOptions('/x').p2p.listen, P2P.DEFAULT_LISTEN)
@@ -35,7 +38,7 @@ test('each default is its part\'s constant; the host is not settable; defaults a
 test('every key config.json accepts round-trips through validateConfigFile', () => {
   const raw = {
     roles: ['buyer'], network: 'n.json', shutdownTimeoutMs: 5,
-    p2p: { listen: ['/ip4/127.0.0.1/tcp/1'], bootstrap: [], maxConnections: 7 },
+    p2p: { listen: ['/ip4/127.0.0.1/tcp/1'], bootstrap: [], maxConnections: 7, mode: 'public', announce: ['/ip4/8.8.4.4/tcp/4001'], relayReservation: 'never' },
     rpc: { port: 8, maxBodyBytes: 9, maxBatchLength: 10, requestTimeoutMs: 11 },
     keys: { passwordFile: null, scryptN: 2048 },
     log: { level: 'debug', debug: 'sdte:*' },
@@ -91,7 +94,10 @@ test('bad config is refused with the field named', () => {
     [{ log: { level: 'loud' } }, /log.level/],
     [{ enclave: { runBudget: { minWallMs: -1 } } }, /enclave.runBudget.minWallMs/],
     [{ enclave: { runBudget: { cpuMs: 5 } } }, /enclave.runBudget.cpuMs is not a run budget field/],
-    [{ enclave: { runBudget: 5 } }, /enclave.runBudget must be an object/]
+    [{ enclave: { runBudget: 5 } }, /enclave.runBudget must be an object/],
+    [{ p2p: { mode: 'internet' } }, /p2p.mode must be one of auto, local, public/],
+    [{ p2p: { relayReservation: 'sometimes' } }, /p2p.relayReservation/],
+    [{ p2p: { announce: '/ip4/8.8.4.4/tcp/1' } }, /p2p.announce/]
   ]
   for (const [raw, re] of cases) {
     assert.throws(() => validateConfigFile(raw, 'config.json'), (e: Error) => e instanceof ConfigError && re.test(e.message), JSON.stringify(raw))
@@ -119,6 +125,9 @@ test('env: bad values are refused', () => {
   assert.throws(() => optionsFromEnv({ SDTE_RPC_PORT: 'x' }), (e: Error) => e instanceof ConfigError)
   assert.throws(() => optionsFromEnv({ SDTE_ROLE: 'king' }), (e: Error) => e instanceof ConfigError)
   assert.throws(() => optionsFromEnv({ SDTE_LOG: 'shout' }), (e: Error) => e instanceof ConfigError)
+  assert.throws(() => optionsFromEnv({ SDTE_P2P_MODE: 'lan' }), (e: Error) => e instanceof ConfigError && /SDTE_P2P_MODE/.test(e.message))
+  assert.is(optionsFromEnv({ SDTE_P2P_MODE: 'local' }).p2p?.mode, 'local')
+  assert.equal(optionsFromEnv({ SDTE_ANNOUNCE: '/ip4/8.8.4.4/tcp/1' }).p2p?.announce, ['/ip4/8.8.4.4/tcp/1'])
   assert.equal(optionsFromEnv({ SDTE_LISTEN: '/ip4/0.0.0.0/tcp/1, /ip4/127.0.0.1/tcp/2' }).p2p?.listen, ['/ip4/0.0.0.0/tcp/1', '/ip4/127.0.0.1/tcp/2'])
 })
 

@@ -2,10 +2,10 @@
 import { createHash } from 'node:crypto'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { hexlify, keccak256, randomBytes } from 'ethers'
+import { concat, hexlify, keccak256, randomBytes, toUtf8Bytes } from 'ethers'
 import {
   decryptChunk, deriveSealKey, eciesDecrypt, eciesEncrypt, encryptChunks, encryptDataset, encryptResult,
-  decryptResult, generateKeyPair, sealBlob, unsealBlob
+  decryptResult, openResult, generateKeyPair, sealBlob, unsealBlob
 } from '../../../enclave/crypto.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
 import { throwsWith } from '../../helpers/enclave.ts'
@@ -52,13 +52,19 @@ test('sealed blobs open only with the same platform secret, measurement and slot
   throwsWith(() => unsealBlob(deriveSealKey(secret, m1), 'slot/b', blob), 'UnsealError')
 })
 
-test('a result decrypts for its task and result hash only', () => {
+test('a result decrypts for its task, result hash and salt only, with the gas it used', () => {
   const k = generateKeyPair()
   const taskId = keccak256('0x05')
-  const { envelope, resultHash } = encryptResult(k.publicKey, taskId, new TextEncoder().encode('answer'))
-  assert.is(new TextDecoder().decode(decryptResult(envelope, k.privateKey, { taskId, resultHash })), 'answer')
-  throwsWith(() => decryptResult(envelope, k.privateKey, { taskId, resultHash: keccak256('0x') }), 'ResultDecryptionError')
-  throwsWith(() => decryptResult(envelope, generateKeyPair().privateKey, { taskId, resultHash }), 'ResultDecryptionError')
+  const resultSalt = keccak256('0x06')
+  const { envelope, resultHash } = encryptResult(k.publicKey, taskId, resultSalt, new TextEncoder().encode('answer'), 4321n)
+  assert.is(resultHash, keccak256(concat([resultSalt, toUtf8Bytes('answer')])))
+  const opened = openResult(envelope, k.privateKey, { taskId, resultHash, resultSalt })
+  assert.is(new TextDecoder().decode(opened.output), 'answer')
+  assert.is(opened.gasUsed, 4321n)
+  assert.is(new TextDecoder().decode(decryptResult(envelope, k.privateKey, { taskId, resultHash, resultSalt })), 'answer')
+  throwsWith(() => decryptResult(envelope, k.privateKey, { taskId, resultHash: keccak256('0x'), resultSalt }), 'ResultDecryptionError')
+  throwsWith(() => decryptResult(envelope, k.privateKey, { taskId, resultHash, resultSalt: keccak256('0x07') }), 'ResultDecryptionError')
+  throwsWith(() => decryptResult(envelope, generateKeyPair().privateKey, { taskId, resultHash, resultSalt }), 'ResultDecryptionError')
 })
 
 test.run()

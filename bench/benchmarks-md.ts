@@ -1,0 +1,24 @@
+// BENCHMARKS.md, which every benchmark writes its results into: one `## Title` section each,
+// replaced in place when the file has it (up to the next `## `), appended otherwise.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+
+export const BENCHMARKS_FILE = new URL('../BENCHMARKS.md', import.meta.url).pathname
+
+/** Writes each section (Markdown whose first line is its `## Title`) into `file`. */
+export function writeBenchmarkSections (sections: string[], file = BENCHMARKS_FILE): void {
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n'
+  for (const section of sections) {
+    const title = section.split('\n')[0].trimEnd()
+    const lines = text.split('\n')
+    const start = lines.findIndex(l => l.trimEnd() === title)
+    if (start < 0) {
+      text = text.replace(/\n*$/, '\n\n') + section
+      continue
+    }
+    let end = lines.findIndex((l, i) => i > start && /^## /.test(l))
+    if (end < 0) end = lines.length
+    const after = lines.slice(end).join('\n')
+    text = [...lines.slice(0, start), section.replace(/\n+$/, ''), ...(after === '' ? [''] : ['', after])].join('\n')
+  }
+  writeFileSync(file, text.replace(/\n*$/, '\n'))
+}

@@ -1,0 +1,36 @@
+// Gas of the delivery-claim paths of issue 10 (properties 1 and 6), 3 nodes and 1 or 3 sellers: the refunding
+// finalize (which now holds the data fees), one claimDelivery, releaseUnclaimed, and the settling submission of
+// a status-5 result (which holds the fees instead of paying them). The honest path has none of these.
+//
+//   node bench/gas/claims.ts        (prints a table for BENCHMARKS.md "Delivery claims")
+import { startChain, makeMarket, openTrade, submit, claim, increaseTime } from '../../contracts/tools/market.ts'
+import { CLAIM_WINDOW } from '../../contracts/client.ts'
+import { ResultStatus } from '../../contracts/formats.ts'
+
+const chain = await startChain()
+const fmt = (g: bigint): string => g.toLocaleString('en-US')
+try {
+  console.log('| sellers | finalize (refund, fees held) | claimDelivery | releaseUnclaimed (rest of the sellers) | settling submitResult, status 5 (fees held) |')
+  console.log('|---:|---:|---:|---:|---:|')
+  for (const sellers of [1, 3]) {
+    const m = await makeMarket(chain, sellers, 3)
+    const t = await openTrade(m)
+    await increaseTime(chain, 3601)
+    const refund = (await m.buyer.client.dtmc.finalize(t.tradeId)).receipt.gasUsed
+    const claimed = (await claim(m, t, 0, 1)).gasUsed
+    let release = 0n
+    if (sellers > 1) {
+      await increaseTime(chain, CLAIM_WINDOW + 1)
+      release = (await m.buyer.client.dtmc.releaseUnclaimed(t.tradeId)).gasUsed
+    }
+    const m5 = await makeMarket(chain, sellers, 3)
+    const t5 = await openTrade(m5)
+    const bad = { status: ResultStatus.InputInvalid, resultSize: 0n, gasUsed: 0n }
+    await submit(m5, t5, 0, bad)
+    await submit(m5, t5, 1, bad)
+    const settling = (await submit(m5, t5, 2, bad)).gasUsed
+    console.log(`| ${sellers} | ${fmt(refund)} | ${fmt(claimed)} | ${release === 0n ? '–' : fmt(release)} | ${fmt(settling)} |`)
+  }
+} finally {
+  await chain.stop()
+}

@@ -1,0 +1,99 @@
+// A small TCP relay for testnets: forwards each connection it accepts to a target, holding every
+// chunk for a fixed delay in each direction (this kernel has no netem) and, optionally, cutting a
+// connection after a random number of bytes (a lossy link seen from TCP: a reset, not a retransmit).
+// Endpoints are `HOST:PORT` or a Unix socket path (anything with a `/`), so the same relay also
+// carries a namespaced daemon's control API out of its network namespace (Unix sockets live in the
+// filesystem, which namespaces share).
+//
+// As a process (run inside a namespace with `ip netns exec NS`):
+//   node daemon/tools/tcp-relay.ts LISTEN TARGET [--delay-ms N] [--cut-probability P]
+// It prints `listening` once it accepts connections.
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { rmSync } from 'node:fs'
+
+/** Bytes held in a relay's delay line per direction before it stops reading the sender (backpressure). */
+export const TCP_RELAY_MAX_QUEUED_BYTES = 4 * 1024 * 1024
+
+export interface TcpRelayOptions {
+  listen: string
+  target: string
+  /** Held for this long in each direction. Default 0. */
+  delayMs?: number
+  /** Chance (0..1) that a connection is cut after a random number of bytes, at most CUT_WITHIN_BYTES. Default 0. */
+  cutProbability?: number
+}
+
+/** A cut connection dies within this many bytes. */
+export const CUT_WITHIN_BYTES = 64 * 1024
+
+export class TcpRelayOptionsError extends Error {
+  override name = 'TcpRelayOptionsError'
+}
+
+function endpoint (spec: string): { path: string } | { host: string, port: number } {
+  if (spec.includes('/')) return { path: spec }
+  const m = /^(.+):(\d{1,5})$/.exec(spec)
+  if (m === null || Number(m[2]) > 65535) throw new TcpRelayOptionsError(`not HOST:PORT or a socket path: ${spec}`)
+  return { host: m[1], port: Number(m[2]) }
+}
+
+/** One direction of a relayed connection, delayed; cuts both sockets once `budget` bytes have passed. */
+function delayedPipe (from: Socket, to: Socket, delayMs: number, budget: { left: number }, cut: () => void): void {
+  let queued = 0
+  from.on('data', (chunk: Buffer) => {
+    budget.left -= chunk.length
+    if (budget.left < 0) { cut(); return }
+    queued += chunk.length
+    if (queued > TCP_RELAY_MAX_QUEUED_BYTES) from.pause()
+    // Timers of equal delay fire in the order they were set: the stream's order is kept.
+    setTimeout(() => {
+      queued -= chunk.length
+      if (!to.destroyed) to.write(chunk)
+      if (queued <= TCP_RELAY_MAX_QUEUED_BYTES && from.isPaused()) from.resume()
+    }, delayMs)
+  })
+  from.on('end', () => setTimeout(() => to.end(), delayMs))
+}
+
+/** Starts a relay in this process; resolves once it listens. */
+export async function startTcpRelay (o: TcpRelayOptions): Promise<Server> {
+  const delayMs = o.delayMs ?? 0
+  const cutProbability = o.cutProbability ?? 0
+  if (!Number.isFinite(delayMs) || delayMs < 0) throw new TcpRelayOptionsError('delayMs must be >= 0')
+  if (!(cutProbability >= 0 && cutProbability <= 1)) throw new TcpRelayOptionsError('cutProbability must be in 0..1')
+  const target = endpoint(o.target)
+  const listen = endpoint(o.listen)
+  const server = createServer(inbound => {
+    const outbound = createConnection(target)
+    const budget = { left: Math.random() < cutProbability ? Math.floor(Math.random() * CUT_WITHIN_BYTES) : Infinity }
+    const cut = (): void => { inbound.resetAndDestroy(); outbound.resetAndDestroy() }
+    inbound.on('error', () => outbound.destroy())
+    outbound.on('error', () => inbound.destroy())
+    inbound.on('close', () => setTimeout(() => outbound.destroy(), delayMs))
+    outbound.on('close', () => setTimeout(() => inbound.destroy(), delayMs))
+    delayedPipe(inbound, outbound, delayMs, budget, cut)
+    delayedPipe(outbound, inbound, delayMs, budget, cut)
+  })
+  if ('path' in listen) rmSync(listen.path, { force: true })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    if ('path' in listen) server.listen(listen.path, resolve)
+    else server.listen(listen.port, listen.host, resolve)
+  })
+  return server
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const [listen, target, ...rest] = process.argv.slice(2)
+  const opt = (name: string): number | undefined => {
+    const i = rest.indexOf(name)
+    return i >= 0 ? Number(rest[i + 1]) : undefined
+  }
+  if (listen === undefined || target === undefined) {
+    process.stderr.write('usage: node daemon/tools/tcp-relay.ts LISTEN TARGET [--delay-ms N] [--cut-probability P]\n')
+    process.exit(2)
+  }
+  await startTcpRelay({ listen, target, delayMs: opt('--delay-ms'), cutProbability: opt('--cut-probability') })
+  process.stdout.write('listening\n')
+  process.on('SIGTERM', () => process.exit(0))
+}

@@ -1,0 +1,113 @@
+// Attack: memory held after a stream flood (issue 11, item 6). Measured before: a seller went 164 ->
+// 576 MB under 27k refused offers in 30 s, a node 225 -> 824 MB under an attest flood and was still at
+// 460 MB 25 minutes later. Here, on a real testnet (daemons as processes), independent libp2p hosts
+// send refused offers to the seller and quote requests to the node for FLOOD_SECONDS, as fast as the
+// daemons take them; after a cool-down each daemon's resident memory (VmRSS, /proc/<pid>/status)
+// must be back within FLOOD_MEMORY_SLACK_MIB of where it rested before the flood.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Wallet, hexlify, randomBytes } from 'ethers'
+import { LocalTestnet, type TestnetDaemon } from '../../daemon/tools/testnet.ts'
+import { waitFor } from '../../daemon/tools/child-daemons.ts'
+import { RequestRefusedError, attestProtocol, offerProtocol, signOffer, type P2PHost } from '../../p2p/index.ts'
+import { attackerHost } from '../helpers/attacker.ts'
+
+/** Requests each daemon answers (refusals included) in the flood; a count, not a time, so a slow machine floods as much. */
+const FLOOD_REQUESTS = 1500
+/** Attacker hosts per daemon, and streams each keeps in flight. */
+const HOSTS = 4
+const IN_FLIGHT = 16
+/** How far above its rest a daemon's VmRSS may stay after the flood (V8 keeps some heap it grew). */
+const FLOOD_MEMORY_SLACK_MIB = 96
+/** Wait after the flood for the daemons to release what it made them hold (streams' deadlines are 20-60 s). */
+const COOL_DOWN_MS = 75_000
+
+const dir = mkdtempSync(join(tmpdir(), 'sdte-attack-flood-mem-'))
+let net: LocalTestnet
+const hosts: P2PHost[] = []
+const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
+/** A daemon's resident memory, MiB (VmRSS of /proc/<pid>/status). */
+const rssMiB = (d: TestnetDaemon): number => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${d.child.pid!}/status`, 'utf8'))![1]) / 1024
+
+test.before(async () => {
+  net = await LocalTestnet.start({ dir, buyers: 0, sellers: 1, nodes: 1 })
+})
+
+test.after(async () => {
+  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
+  await net?.stop()
+  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
+})
+
+test(`after ${FLOOD_REQUESTS} refused offers and ${FLOOD_REQUESTS} quote requests the daemons' memory returns within ${FLOOD_MEMORY_SLACK_MIB} MiB of rest`, async () => {
+  const seller = net.sellers[0]
+  const node = net.nodes[0]
+  await sleep(10_000)
+  const rest = { seller: rssMiB(seller), node: rssMiB(node) }
+  const peak = { ...rest }
+  const sent = { offers: 0, attests: 0 }
+  const errors = new Map<string, number>()
+  const inFlight = { offers: 0, attests: 0 }
+  let failures = 0
+  // Stops at FLOOD_REQUESTS answers, or when the daemon keeps not answering (the assertion below then says so).
+  const more = (what: 'offers' | 'attests'): boolean => sent[what] + inFlight[what] < FLOOD_REQUESTS && failures < FLOOD_REQUESTS
+  const w = Wallet.createRandom()
+  const flood = async (target: TestnetDaemon, kind: 'offer' | 'attest'): Promise<void> => {
+    const h = await attackerHost(net, { bootstrap: false })
+    hosts.push(h)
+    await waitFor('a connection', async () => await h.connect(target.info.addresses[0]).then(() => true, () => false), 30_000, 300)
+    // A refusal is the daemon's answer and counts; anything else (the connection closed) waits and redials.
+    const answered = async (err: Error, what: 'offers' | 'attests'): Promise<void> => {
+      if (err instanceof RequestRefusedError) { sent[what]++; return }
+      errors.set(err.name, (errors.get(err.name) ?? 0) + 1)
+      failures++
+      await sleep(200)
+      await h.connect(target.info.addresses[0]).catch(() => {})
+    }
+    const offers = offerProtocol(h)
+    const attest = attestProtocol(h)
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+      const what = kind === 'offer' ? 'offers' : 'attests'
+      while (more(what)) {
+        inFlight[what]++
+        try { await once() } finally { inFlight[what]-- }
+      }
+      async function once (): Promise<void> {
+        if (kind === 'offer') {
+          const offer = signOffer({ type: 'offer', demandId: random32(), kind: 'node', account: w.address.toLowerCase(), measurement: random32() },
+            { chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), peerId: h.peerId }, w.privateKey)
+          await offers.sendOffer(target.info.peerId, offer).then(() => { sent.offers++ }, async (err: Error) => { await answered(err, 'offers') })
+        } else {
+          await attest.attest(target.info.peerId, { tradeId: random32(), codeHash: random32(), nonce: random32() }).then(() => { sent.attests++ }, async (err: Error) => { await answered(err, 'attests') })
+        }
+      }
+    }))
+  }
+  const sampler = setInterval(() => {
+    // A daemon that died under the flood fails the test below (its exit is recorded), not the sampler.
+    try {
+      peak.seller = Math.max(peak.seller, rssMiB(seller))
+      peak.node = Math.max(peak.node, rssMiB(node))
+    } catch {}
+  }, 1000)
+  await Promise.all([
+    ...Array.from({ length: HOSTS }, async () => { await flood(seller, 'offer') }),
+    ...Array.from({ length: HOSTS }, async () => { await flood(node, 'attest') })
+  ])
+  clearInterval(sampler)
+  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
+  await sleep(COOL_DOWN_MS)
+  for (const d of [seller, node]) assert.is(d.child.exitCode, null, `the ${d.name} daemon is still running (exit ${String(d.child.exitCode)}, signal ${String(d.child.signalCode)})`)
+  const after = { seller: rssMiB(seller), node: rssMiB(node) }
+  const figures = `answered ${sent.offers} offers, ${sent.attests} quote requests (other failures: ${JSON.stringify(Object.fromEntries(errors))}); MiB rest/peak/after: seller ${rest.seller.toFixed(0)}/${peak.seller.toFixed(0)}/${after.seller.toFixed(0)}, node ${rest.node.toFixed(0)}/${peak.node.toFixed(0)}/${after.node.toFixed(0)}`
+  console.log(figures)
+  assert.ok(sent.offers >= FLOOD_REQUESTS && sent.attests >= FLOOD_REQUESTS, `the flood reached the daemons (${figures})`)
+  assert.ok(after.seller - rest.seller <= FLOOD_MEMORY_SLACK_MIB, `the seller still holds ${(after.seller - rest.seller).toFixed(0)} MiB more than at rest (${figures})`)
+  assert.ok(after.node - rest.node <= FLOOD_MEMORY_SLACK_MIB, `the node still holds ${(after.node - rest.node).toFixed(0)} MiB more than at rest (${figures})`)
+})
+
+test.run()

@@ -1,0 +1,80 @@
+// The seller's terms through its control API, on a real devnet with a seller daemon as a process
+// (issue 15): seller_addDataset lists a policy-less dataset as "no code" in CISC, a chosen buyer list,
+// maximum and expiry as given; bad terms are refused before any transaction; seller_delistDataset
+// makes CISC refuse new trades on the dataset at once and shows in seller_datasets.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
+import { LocalTestnet } from '../../../daemon/tools/testnet.ts'
+import { ChainClient } from '../../../contracts/index.ts'
+import { sampleDataset } from '../../../enclave/examples.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'sdte-seller-terms-'))
+let net: LocalTestnet
+let chain: ChainClient
+
+test.before(async () => {
+  net = await LocalTestnet.start({ dir, buyers: 0, sellers: 1, nodes: 0 })
+  chain = await ChainClient.connect({ network: net.network, signer: Wallet.createRandom().privateKey })
+})
+
+test.after(async () => {
+  chain?.close()
+  await net?.stop()
+  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
+})
+
+async function errorOf (p: Promise<unknown>): Promise<{ name?: string, message: string }> {
+  try {
+    await p
+  } catch (err) {
+    return { name: (err as { data?: { name: string } }).data?.name, message: (err as Error).message }
+  }
+  throw new Error('expected an error')
+}
+
+test('policy-less, restricted and "any code" datasets in CISC; bad terms refused; delisting', async () => {
+  const seller = net.sellers[0]
+  const path = join(seller.datadir, 'data.csv')
+  writeFileSync(path, sampleDataset(200, 1))
+  const code = keccak256(toUtf8Bytes('some analysis'))
+  const buyer = Wallet.createRandom().address
+
+  const bare = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', { path, tag: 'terms', unitPrice: '10' })
+  const bareOffer = await chain.cisc.offer(BigInt(bare.datasetId))
+  assert.is(bareOffer.anyCode, false)
+  assert.not.ok(await chain.cisc.isCodeAllowed(BigInt(bare.datasetId), code), 'a policy-less dataset allows no code on chain')
+
+  const until = Math.floor(Date.now() / 1000) + 86_400
+  const kept = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', {
+    path, tag: 'terms', unitPrice: '10', policy: { mode: 'any', allowedBuyers: [buyer], maxTrades: 3, expiresAt: until }
+  })
+  const keptOffer = await chain.cisc.offer(BigInt(kept.datasetId))
+  assert.equal([keptOffer.anyCode, keptOffer.buyerCount, keptOffer.maxTrades, keptOffer.expiresAt, keptOffer.active], [true, 1, 3, until, true])
+  assert.ok(await chain.cisc.isBuyerAllowed(BigInt(kept.datasetId), buyer))
+  assert.not.ok(await chain.cisc.isBuyerAllowed(BigInt(kept.datasetId), Wallet.createRandom().address))
+
+  const count = await chain.cisc.offerCount()
+  // A policy without its mode fails the param's served schema (-32602); what a schema cannot say (an expiry
+  // already past, an empty buyer list) the seller refuses (Rejected).
+  const refusals: Array<[Record<string, unknown>, string]> = [
+    [{ allowedCodeHashes: [code] }, 'InvalidParams'], [{ mode: 'any', expiresAt: 1 }, 'Rejected'], [{ mode: 'any', allowedBuyers: [] }, 'Rejected']
+  ]
+  for (const [policy, name] of refusals) {
+    const err = await errorOf(seller.rpc.call('seller_addDataset', { path, tag: 'terms', unitPrice: '10', policy }))
+    assert.is(err.name, name, JSON.stringify(policy))
+  }
+  assert.is(await chain.cisc.offerCount(), count, 'a refused policy lists nothing')
+
+  await seller.rpc.call('seller_delistDataset', { datasetId: kept.datasetId })
+  assert.is((await chain.cisc.offer(BigInt(kept.datasetId))).active, false)
+  const listed = await seller.rpc.call<Array<{ datasetId: string, delisted?: boolean, policy: { mode: string } }>>('seller_datasets', {})
+  assert.equal(listed.map(d => [d.datasetId, d.policy.mode, d.delisted]), [[bare.datasetId, 'none', false], [kept.datasetId, 'any', true]])
+  assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: kept.datasetId }))).name, 'Rejected')
+  assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: '999' }))).name, 'NotFound')
+})
+
+test.run()
