@@ -9,11 +9,9 @@
 // made-up offer may take a slot, and the registered one gets at most MAX_OFFERS_PER_PEER.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Wallet, keccak256 } from 'ethers'
-import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { sampleDataset } from '../../enclave/examples.ts'
@@ -21,38 +19,27 @@ import { offerProtocol, signOffer, type Offer } from '../../p2p/offer/index.ts'
 import { DEMAND_TOPIC, type Demand } from '../../p2p/demand/index.ts'
 import type { P2PHost } from '../../p2p/index.ts'
 import { MAX_OFFERS_PER_PEER, MAX_OFFERS_PER_TRADE } from '../../daemon/roles/buyer/constants.ts'
-import { attackerHost, fundedAccount, listenForDemands } from '../helpers/attacker.ts'
+import { attackerHost, fundedAccount, listenForDemands, attackTestnet } from '../helpers/attacker.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'sdte-attack-flood-'))
 const TAG = 'flood-weather'
 const artifactPath = join(ARTIFACTS_DIR, 'StatsFast.json')
 const REGISTERED_DATASETS = 8
 /** Offers one attacker host has in flight at once (under the buyer's per-connection stream limit). */
 const IN_FLIGHT = 8
-let net: LocalTestnet
-const hosts: P2PHost[] = []
-
-test.before(async () => {
-  net = await LocalTestnet.start({ dir, sellers: 1, nodes: 1 })
-})
-
-test.after(async () => {
-  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
-  await net?.stop()
-  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
-})
+const bench = attackTestnet(test, 'flood', { sellers: 1, nodes: 1 })
+const hosts = bench.hosts
 
 test('a trade completes while two strangers flood the buyer with offers', async () => {
-  const seller = net.sellers[0]
+  const seller = bench.net.sellers[0]
   const path = join(seller.datadir, 'data.csv')
   writeFileSync(path, sampleDataset(1200, 5))
   await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '10', policy: { mode: 'any' } })
 
-  const [a, b] = [await attackerHost(net), await attackerHost(net)]
+  const [a, b] = [await attackerHost(bench.net), await attackerHost(bench.net)]
   hosts.push(a, b)
   // Host a is also a registered seller: its account names a's peer id in CISC and lists datasets of
   // the tag, dearer than the honest seller's (so that the buyer's choice stays the honest one).
-  const registered = await fundedAccount(net.network)
+  const registered = await fundedAccount(bench.net.network)
   await registered.chain.cisc.registerSeller(a.peerId)
   const listed: bigint[] = []
   for (let i = 0; i < REGISTERED_DATASETS; i++) {
@@ -90,9 +77,9 @@ test('a trade completes while two strangers flood the buyer with offers', async 
     })
   })
   await waitFor('the attacker and the buyer on the demand topic', () => a.topicPeers(DEMAND_TOPIC).length > 0 && b.topicPeers(DEMAND_TOPIC).length > 0, 30_000, 200)
-  await waitFor('the seller in the DHT', async () => (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 1, 30_000, 300)
+  await waitFor('the seller in the DHT', async () => (await bench.net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${TAG}` })).length >= 1, 30_000, 300)
 
-  const buyer = net.buyers[0]
+  const buyer = bench.net.buyers[0]
   const { tradeId } = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
     tag: TAG, codePath: artifactPath, nodes: 1, sellers: 1, sellerPrice: '20', sellerCap: '500000', nodePrice: '1', nodeCap: '200000000',
     outputPrice: '12', outputCap: '4096', deadlineSeconds: 600

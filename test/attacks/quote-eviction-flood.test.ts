@@ -9,35 +9,20 @@
 // task must survive: attested again, the enclave answers with the same task key.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { hexlify, randomBytes } from 'ethers'
-import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
-import { attestProtocol, offerProtocol, type P2PHost } from '../../p2p/index.ts'
+import { attestProtocol, offerProtocol } from '../../p2p/index.ts'
 import { DEMAND_TOPIC, demandHashOf, encodeDemand, signDemand } from '../../p2p/demand/index.ts'
 import { MAX_PENDING_TASKS, MAX_PENDING_TASKS_PER_PEER } from '../../daemon/roles/trusted-node/index.ts'
-import { attackerHost, fundedAccount } from '../helpers/attacker.ts'
+import { attackerHost, fundedAccount, attackTestnet } from '../helpers/attacker.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'sdte-attack-quotes-'))
-let net: LocalTestnet
-const hosts: P2PHost[] = []
+const bench = attackTestnet(test, 'quotes', { buyers: 0, sellers: 0, nodes: 1 })
+const hosts = bench.hosts
 const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
 
-test.before(async () => {
-  net = await LocalTestnet.start({ dir, buyers: 0, sellers: 0, nodes: 1 })
-})
-
-test.after(async () => {
-  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
-  await net?.stop()
-  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
-})
-
 test('a flood of quote requests from fresh peer ids does not evict the task of a buyer with a demand on chain', async () => {
-  const node = net.nodes[0]
-  const buyerHost = await attackerHost(net)
+  const node = bench.net.nodes[0]
+  const buyerHost = await attackerHost(bench.net)
   hosts.push(buyerHost)
   const offered = new Promise<void>((resolve) => {
     void offerProtocol(buyerHost).start({ onOffer: async () => { resolve(); return true } })
@@ -47,10 +32,10 @@ test('a flood of quote requests from fresh peer ids does not evict the task of a
   await waitFor('the demand topic', () => buyerHost.topicPeers(DEMAND_TOPIC).length > 0, 30_000, 200)
 
   // The buyer's demand, on BDBC and on the topic; the node's offer says it took the demand in.
-  const buyer = await fundedAccount(net.network)
+  const buyer = await fundedAccount(bench.net.network)
   const codeHash = random32()
   const demand = signDemand({
-    chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), buyerPeer: buyerHost.peerId, tag: 'quotes', codeHash,
+    chainId: bench.net.network.chainId, dtmc: bench.net.network.contracts.DTMC.toLowerCase(), buyerPeer: buyerHost.peerId, tag: 'quotes', codeHash,
     nodes: 1, sellers: 1, sellerPrice: 20n, sellerCap: 100_000n, nodePrice: 1n, nodeCap: 200_000_000n, outputPrice: 12n, outputCap: 4096n,
     expiresAt: Math.floor(Date.now() / 1000) + 600, tradeSeconds: 600
   }, { address: buyer.wallet.address, privateKey: buyer.wallet.privateKey })
@@ -69,7 +54,7 @@ test('a flood of quote requests from fresh peer ids does not evict the task of a
   let quotes = 0
   // One stranger after the other: the node's host limits how fast new connections come in.
   for (let s = 0; s < strangers; s++) {
-    const h = await attackerHost(net, { bootstrap: false })
+    const h = await attackerHost(bench.net, { bootstrap: false })
     hosts.push(h)
     await waitFor('a connection to the node', async () => await h.connect(node.info.addresses[0]).then(() => true, () => false), 30_000, 500)
     const a = attestProtocol(h)

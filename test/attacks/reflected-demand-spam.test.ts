@@ -9,37 +9,24 @@
 // still answered and forwarded: that is also the marker that everything sent before was decided on.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Wallet, keccak256 } from 'ethers'
-import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { sampleDataset } from '../../enclave/examples.ts'
 import { offerProtocol } from '../../p2p/offer/index.ts'
 import { DEMAND_TOPIC, decodeDemand, encodeDemand, signDemand, type DemandTerms } from '../../p2p/demand/index.ts'
 import type { P2PHost } from '../../p2p/index.ts'
-import { attackerHost } from '../helpers/attacker.ts'
+import { attackerHost, attackTestnet } from '../helpers/attacker.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'sdte-attack-reflect-'))
 const TAG = 'reflect-weather'
 const SPAM = 10
-let net: LocalTestnet
-const hosts: P2PHost[] = []
-
-test.before(async () => {
-  net = await LocalTestnet.start({ dir, sellers: 1, nodes: 1 })
-})
-
-test.after(async () => {
-  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
-  await net?.stop()
-  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
-})
+const bench = attackTestnet(test, 'reflect', { sellers: 1, nodes: 1 })
+const hosts = bench.hosts
 
 test('free demands get no offer stream and are not forwarded; a posted one is', async () => {
-  const seller = net.sellers[0]
+  const seller = bench.net.sellers[0]
   const path = join(seller.datadir, 'data.csv')
   writeFileSync(path, sampleDataset(1000, 3))
   await seller.rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '10', policy: { mode: 'any' } })
@@ -49,10 +36,10 @@ test('free demands get no offer stream and are not forwarded; a posted one is', 
     offersTo.set(h.peerId, 0)
     await offerProtocol(h).start({ onOffer: async () => { offersTo.set(h.peerId, offersTo.get(h.peerId)! + 1); return false } })
   }
-  const victim = await attackerHost(net)
-  const attacker = await attackerHost(net)
+  const victim = await attackerHost(bench.net)
+  const attacker = await attackerHost(bench.net)
   // The observer hears the topic only through the seller daemon.
-  const observer = await attackerHost(net, { bootstrap: false })
+  const observer = await attackerHost(bench.net, { bootstrap: false })
   hosts.push(victim, attacker, observer)
   await countOffers(victim)
   await countOffers(attacker)
@@ -61,12 +48,12 @@ test('free demands get no offer stream and are not forwarded; a posted one is', 
   attacker.subscribe(DEMAND_TOPIC, () => {})
   await observer.connect(seller.info.addresses[0])
   // The victim is an ordinary peer of the network, which the seller and the node can reach.
-  for (const h of [victim, attacker]) for (const d of [seller, net.nodes[0]]) await h.connect(d.info.addresses[0])
+  for (const h of [victim, attacker]) for (const d of [seller, bench.net.nodes[0]]) await h.connect(d.info.addresses[0])
   await waitFor('the attacker and the observer on the demand topic', () => attacker.topicPeers(DEMAND_TOPIC).length > 0 && observer.topicPeers(DEMAND_TOPIC).length > 0, 30_000, 200)
 
   const code = keccak256('0x6001')
   const terms = (buyerPeer: string): DemandTerms => ({
-    chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), buyerPeer, tag: TAG, codeHash: code, nodes: 1, sellers: 1,
+    chainId: bench.net.network.chainId, dtmc: bench.net.network.contracts.DTMC.toLowerCase(), buyerPeer, tag: TAG, codeHash: code, nodes: 1, sellers: 1,
     sellerPrice: 20n, sellerCap: 500_000n, nodePrice: 1n, nodeCap: 200_000_000n, outputPrice: 12n, outputCap: 4096n,
     expiresAt: Math.floor(Date.now() / 1000) + 300, tradeSeconds: 600
   })
@@ -78,7 +65,7 @@ test('free demands get no offer stream and are not forwarded; a posted one is', 
 
   // The marker: a demand the buyer daemon posted. Once the observer heard it and the seller and the
   // node offered for it, they have long had the spam.
-  const buyer = net.buyers[0]
+  const buyer = bench.net.buyers[0]
   const { tradeId, demandId } = await buyer.rpc.call<{ tradeId: string, demandId: string }>('buyer_postDemand', {
     tag: TAG, codePath: join(ARTIFACTS_DIR, 'StatsFast.json'), nodes: 1, sellers: 1, sellerPrice: '20', sellerCap: '500000', nodePrice: '1',
     nodeCap: '200000000', outputPrice: '12', outputCap: '4096', deadlineSeconds: 600

@@ -6,15 +6,13 @@
 // must be back within FLOOD_MEMORY_SLACK_MIB of where it rested before the flood.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Wallet, hexlify, randomBytes } from 'ethers'
-import { LocalTestnet, type TestnetDaemon } from '../../daemon/tools/testnet.ts'
+import { type TestnetDaemon } from '../../daemon/tools/testnet.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
-import { RequestRefusedError, attestProtocol, offerProtocol, signOffer, type P2PHost } from '../../p2p/index.ts'
-import { attackerHost } from '../helpers/attacker.ts'
+import { RequestRefusedError, attestProtocol, offerProtocol, signOffer } from '../../p2p/index.ts'
+import { attackerHost, attackTestnet } from '../helpers/attacker.ts'
 
 /** Requests each daemon answers (refusals included) in the flood; a count, not a time, so a slow machine floods as much. */
 const FLOOD_REQUESTS = 1500
@@ -31,26 +29,15 @@ const FLOOD_MEMORY_SLACK_MIB = 96
 /** Wait after the flood for the daemons to release what it made them hold (streams' deadlines are 20-60 s). */
 const COOL_DOWN_MS = 75_000
 
-const dir = mkdtempSync(join(tmpdir(), 'sdte-attack-flood-mem-'))
-let net: LocalTestnet
-const hosts: P2PHost[] = []
+const bench = attackTestnet(test, 'flood-mem', { buyers: 0, sellers: 1, nodes: 1 })
+const hosts = bench.hosts
 const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
 /** A daemon's resident memory, MiB (VmRSS of /proc/<pid>/status). */
 const rssMiB = (d: TestnetDaemon): number => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${d.child.pid!}/status`, 'utf8'))![1]) / 1024
 
-test.before(async () => {
-  net = await LocalTestnet.start({ dir, buyers: 0, sellers: 1, nodes: 1 })
-})
-
-test.after(async () => {
-  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
-  await net?.stop()
-  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
-})
-
 test(`after ${FLOOD_REQUESTS} refused offers and ${FLOOD_REQUESTS} quote requests the daemons' memory returns within ${FLOOD_MEMORY_SLACK_MIB} MiB of rest`, async () => {
-  const seller = net.sellers[0]
-  const node = net.nodes[0]
+  const seller = bench.net.sellers[0]
+  const node = bench.net.nodes[0]
   await sleep(10_000)
   const rest = { seller: rssMiB(seller), node: rssMiB(node) }
   const peak = { ...rest }
@@ -62,7 +49,7 @@ test(`after ${FLOOD_REQUESTS} refused offers and ${FLOOD_REQUESTS} quote request
   const more = (what: 'offers' | 'attests'): boolean => sent[what] + inFlight[what] < FLOOD_REQUESTS && failures < FLOOD_REQUESTS
   const w = Wallet.createRandom()
   const flood = async (target: TestnetDaemon, kind: 'offer' | 'attest'): Promise<void> => {
-    const h = await attackerHost(net, { bootstrap: false })
+    const h = await attackerHost(bench.net, { bootstrap: false })
     hosts.push(h)
     await waitFor('a connection', async () => await h.connect(target.info.addresses[0]).then(() => true, () => false), 30_000, 300)
     // A refusal is the daemon's answer and counts; anything else (the connection closed) waits and redials.
@@ -84,7 +71,7 @@ test(`after ${FLOOD_REQUESTS} refused offers and ${FLOOD_REQUESTS} quote request
       async function once (): Promise<void> {
         if (kind === 'offer') {
           const offer = signOffer({ type: 'offer', demandId: random32(), kind: 'node', account: w.address.toLowerCase(), measurement: random32() },
-            { chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), peerId: h.peerId }, w.privateKey)
+            { chainId: bench.net.network.chainId, dtmc: bench.net.network.contracts.DTMC.toLowerCase(), peerId: h.peerId }, w.privateKey)
           await offers.sendOffer(target.info.peerId, offer).then(() => { sent.offers++ }, async (err: Error) => { await answered(err, 'offers') })
         } else {
           await attest.attest(target.info.peerId, { tradeId: random32(), codeHash: random32(), nonce: random32() }).then(() => { sent.attests++ }, async (err: Error) => { await answered(err, 'attests') })

@@ -8,37 +8,22 @@
 // quotes than its quota, and the enclave must never hold more than MAX_PENDING_TASKS tasks.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { hexlify, randomBytes } from 'ethers'
-import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
-import { attestProtocol, type P2PHost } from '../../p2p/index.ts'
+import { attestProtocol } from '../../p2p/index.ts'
 import { MAX_PENDING_TASKS, MAX_PENDING_TASKS_PER_PEER } from '../../daemon/roles/trusted-node/index.ts'
-import { attackerHost } from '../helpers/attacker.ts'
+import { attackerHost, attackTestnet } from '../helpers/attacker.ts'
 
 const PEERS = 20
-const dir = mkdtempSync(join(tmpdir(), 'sdte-attack-task-race-'))
-let net: LocalTestnet
-const hosts: P2PHost[] = []
+const bench = attackTestnet(test, 'task-race', { buyers: 0, sellers: 0, nodes: 1 })
+const hosts = bench.hosts
 const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
 
-test.before(async () => {
-  net = await LocalTestnet.start({ dir, buyers: 0, sellers: 0, nodes: 1 })
-})
-
-test.after(async () => {
-  await Promise.allSettled(hosts.map(async h => { await h.stop() }))
-  await net?.stop()
-  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
-})
-
 test(`${PEERS} peers x ${MAX_PENDING_TASKS_PER_PEER + 1} concurrent quote requests stay within the per-peer and total task caps`, async () => {
-  const node = net.nodes[0]
+  const node = bench.net.nodes[0]
   // Connected one after the other (the node's host limits how fast new connections come in), then all at once.
   for (let s = 0; s < PEERS; s++) {
-    const h = await attackerHost(net, { bootstrap: false })
+    const h = await attackerHost(bench.net, { bootstrap: false })
     hosts.push(h)
     await waitFor('a connection to the node', async () => await h.connect(node.info.addresses[0]).then(() => true, () => false), 30_000, 500)
   }

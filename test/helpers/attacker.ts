@@ -5,7 +5,10 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createP2PHost, type P2PHost } from '../../p2p/index.ts'
 import { ChainClient, fundDevAccount, type NetworkFile } from '../../contracts/index.ts'
 import { DEMAND_TOPIC, decodeDemand, type Demand } from '../../p2p/demand/index.ts'
-import type { LocalTestnet } from '../../daemon/tools/testnet.ts'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LocalTestnet, type LocalTestnetOptions } from '../../daemon/tools/testnet.ts'
 
 /** A libp2p host with a fresh peer id, bootstrapped from the testnet's relay (or nothing). */
 export async function attackerHost (net: LocalTestnet, o: { bootstrap?: boolean } = {}): Promise<P2PHost> {
@@ -26,4 +29,35 @@ export async function fundedAccount (network: NetworkFile): Promise<{ wallet: Wa
   const wallet = Wallet.createRandom() as unknown as Wallet
   await fundDevAccount(network.rpcUrl, wallet.address, 10n ** 20n)
   return { wallet, chain: await ChainClient.connect({ network, signer: wallet.privateKey }) }
+}
+
+/** One attack file's testnet and the attacker hosts it starts (push them to `hosts` to have them stopped). */
+export interface AttackTestnet { readonly net: LocalTestnet, readonly dir: string, readonly hosts: P2PHost[] }
+
+/**
+ * Starts a testnet before the file's tests and stops it, its attacker hosts and its directory after them
+ * (SDTE_KEEP_TEST_DIRS keeps the directory). `net` is there once the tests run.
+ */
+export function attackTestnet (
+  suite: { before: (fn: () => Promise<void>) => void, after: (fn: () => Promise<void>) => void },
+  name: string,
+  options: Omit<LocalTestnetOptions, 'dir'>
+): AttackTestnet {
+  const dir = mkdtempSync(join(tmpdir(), `sdte-attack-${name}-`))
+  const hosts: P2PHost[] = []
+  let net: LocalTestnet | undefined
+  suite.before(async () => { net = await LocalTestnet.start({ ...options, dir }) })
+  suite.after(async () => {
+    await Promise.allSettled(hosts.map(async h => { await h.stop() }))
+    await net?.stop()
+    if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
+  })
+  return {
+    dir,
+    hosts,
+    get net (): LocalTestnet {
+      if (net === undefined) throw new Error('the attack testnet has not started')
+      return net
+    }
+  }
 }
