@@ -1,16 +1,30 @@
 // The test command: runs every `test/**/*.test.ts` file in its own Node process (uvu suites
 // call `.run()` themselves), reads each file's uvu summary, and ends with one line of its own,
-// `N passed, N failed` (and `, N skipped` when uvu skipped any), so that a run which executed
+// `N passed, N failed` (a line before it counts skipped tests), so that a run which executed
 // nothing, or skipped a test, is visible to CI.
 //
-// Usage: node test/run.ts [substring ...]   (only files whose path contains one of the substrings)
+// Files run TEST_JOBS at a time (most of a file's time is waiting: on blocks, windows, daemons
+// starting), the slowest kinds first so that the short unit files fill the gaps at the end. A file
+// whose first lines hold the marker `// test-run: alone` runs with no other file beside it: one
+// whose subject is the machine's own load (memory or CPU under a flood). Each file's output is
+// printed whole when it ends, so that the files' lines never interleave.
+//
+// Usage: node test/run.ts [--jobs N] [substring ...]   (only files whose path contains one of the substrings)
+//        TEST_JOBS=N node test/run.ts                   (the same; --jobs wins)
 import { spawn } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
+import { parseArgs } from 'node:util'
 
 const root = new URL('..', import.meta.url).pathname
 const testDir = join(root, 'test')
 const FILE_TIMEOUT_MS = 300_000
+/** Files at once by default: CI's machine has 2 cores, and a file mostly waits. */
+const DEFAULT_TEST_JOBS = 2
+/** The marker, in a file's first lines, of a file that must run alone. */
+const ALONE_MARKER = '// test-run: alone'
+/** Kinds of test, slowest first: files start in this order (then by path). */
+const KIND_ORDER = ['test/e2e/', 'test/attacks/', 'test/integration/', 'test/unit/']
 
 function findTests (dir: string): string[] {
   const out: string[] = []
@@ -24,7 +38,17 @@ function findTests (dir: string): string[] {
 
 interface FileResult { file: string, passed: number, failed: number, skipped: number, code: number | null, ms: number }
 
-function runFile (file: string): Promise<FileResult> {
+function runsAlone (file: string): boolean {
+  return readFileSync(file, 'utf8').split('\n', 20).some(line => line.startsWith(ALONE_MARKER))
+}
+
+function kindRank (file: string): number {
+  const name = relative(root, file)
+  const i = KIND_ORDER.findIndex(k => name.startsWith(k))
+  return i === -1 ? KIND_ORDER.length : i
+}
+
+function runFile (file: string): Promise<FileResult & { out: string, err: string }> {
   const started = Date.now()
   return new Promise(resolve => {
     const child = spawn(process.execPath, [file], {
@@ -33,8 +57,9 @@ function runFile (file: string): Promise<FileResult> {
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let out = ''
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); process.stdout.write(d) })
-    child.stderr.on('data', (d: Buffer) => { process.stderr.write(d) })
+    let err = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { err += d.toString() })
     const timer = setTimeout(() => { out += '\n(timed out)\n'; child.kill('SIGKILL') }, FILE_TIMEOUT_MS)
     child.on('close', code => {
       clearTimeout(timer)
@@ -44,28 +69,63 @@ function runFile (file: string): Promise<FileResult> {
       let failed = Math.max(0, total - passed - skipped)
       // A file that crashed before or after its summary counts as one failure at least.
       if (code !== 0 && failed === 0) failed = 1
-      resolve({ file, passed, failed, skipped, code, ms: Date.now() - started })
+      resolve({ file, passed, failed, skipped, code, ms: Date.now() - started, out, err })
     })
   })
 }
 
-const filters = process.argv.slice(2)
-const files = findTests(testDir).filter(f => filters.length === 0 || filters.some(s => f.includes(s)))
+const { values: flags, positionals: filters } = parseArgs({
+  options: { jobs: { type: 'string' } }, allowPositionals: true
+})
+const jobsText = flags.jobs ?? process.env.TEST_JOBS ?? String(DEFAULT_TEST_JOBS)
+const jobs = Number(jobsText)
+if (!Number.isInteger(jobs) || jobs < 1) {
+  process.stderr.write(`--jobs (or TEST_JOBS) must be a whole number of at least 1, not ${jobsText}\n`)
+  process.exit(2)
+}
+const files = findTests(testDir)
+  .filter(f => filters.length === 0 || filters.some(s => f.includes(s)))
+  .sort((a, b) => kindRank(a) - kindRank(b) || a.localeCompare(b))
 let passed = 0
 let failed = 0
 let skipped = 0
-const lines: string[] = []
-for (const file of files) {
-  const name = relative(root, file)
-  process.stdout.write(`\n# ${name}\n`)
-  const r = await runFile(file)
-  passed += r.passed
-  failed += r.failed
-  skipped += r.skipped
-  // A skipped test says why in its own output (e.g. no network namespaces here); the summary shows it too.
-  const skips = r.skipped > 0 ? `, ${r.skipped} SKIPPED` : ''
-  lines.push(`${r.failed === 0 ? 'ok  ' : 'FAIL'} ${name}: ${r.passed} passed, ${r.failed} failed${skips} (${(r.ms / 1000).toFixed(1)} s)`)
-}
+const results = new Map<string, string>()
+const started = Date.now()
+
+// A small scheduler: up to `jobs` files at once, and an 'alone' file only when nothing else runs
+// (it waits for the running ones to end, and nothing starts beside it).
+const queue = files.map(file => ({ file, alone: runsAlone(file) }))
+let running = 0
+let aloneRunning = false
+await new Promise<void>(resolve => {
+  const next = (): void => {
+    if (queue.length === 0 && running === 0) { resolve(); return }
+    while (queue.length > 0 && !aloneRunning && running < jobs) {
+      const i = queue.findIndex(q => !q.alone || running === 0)
+      if (i === -1) break
+      const { file, alone } = queue.splice(i, 1)[0]
+      running++
+      if (alone) aloneRunning = true
+      void runFile(file).then(r => {
+        running--
+        if (alone) aloneRunning = false
+        const name = relative(root, file)
+        process.stdout.write(`\n# ${name}${alone ? ' (alone)' : ''}\n${r.out}`)
+        if (r.err !== '') process.stderr.write(r.err)
+        passed += r.passed
+        failed += r.failed
+        skipped += r.skipped
+        // A skipped test says why in its own output (e.g. no network namespaces here); the summary shows it too.
+        const skips = r.skipped > 0 ? `, ${r.skipped} SKIPPED` : ''
+        results.set(file, `${r.failed === 0 ? 'ok  ' : 'FAIL'} ${name}: ${r.passed} passed, ${r.failed} failed${skips} (${(r.ms / 1000).toFixed(1)} s)`)
+        next()
+      })
+    }
+  }
+  next()
+})
+const lines = files.map(f => results.get(f) ?? '')
+lines.push(`(${files.length} files, ${jobs} at a time, ${((Date.now() - started) / 1000).toFixed(1)} s)`)
 process.stdout.write(`\n${lines.join('\n')}\n`)
 if (skipped > 0) process.stdout.write(`${skipped} skipped (see each file's output for why)\n`)
 process.stdout.write(`${passed} passed, ${failed} failed\n`)

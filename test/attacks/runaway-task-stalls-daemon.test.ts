@@ -1,3 +1,4 @@
+// test-run: alone (its runaway analyses keep the CPU busy for their whole budget: a neighbour's timeouts would suffer)
 // Attack: one runaway task stalls the whole node. A buyer (any stranger who opens a trade) delivers an
 // analysis that loops until its gas cap, as large as the node allows. The enclave worker ran it in the
 // thread that also answers attestation, code and data requests, in their queue: every other request

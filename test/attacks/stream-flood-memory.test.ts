@@ -1,3 +1,4 @@
+// test-run: alone (it floods the daemons as fast as they answer and reads their memory: a neighbour would slow the flood)
 // Attack: memory held after a stream flood (issue 11, item 6). Measured before: a seller went 164 ->
 // 576 MB under 27k refused offers in 30 s, a node 225 -> 824 MB under an attest flood and was still at
 // 460 MB 25 minutes later. Here, on a real testnet (daemons as processes), independent libp2p hosts
