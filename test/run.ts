@@ -38,6 +38,21 @@ function findTests (dir: string): string[] {
 
 interface FileResult { file: string, passed: number, failed: number, skipped: number, code: number | null, ms: number }
 
+/** Process groups of the files running now. */
+const groups = new Set<number>()
+
+function killGroup (pid: number): void {
+  try { process.kill(-pid, 'SIGKILL') } catch { /* the group is gone already */ }
+}
+
+// Interrupted: take every running file's processes down too.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    for (const pid of groups) killGroup(pid)
+    process.exit(130)
+  })
+}
+
 function runsAlone (file: string): boolean {
   return readFileSync(file, 'utf8').split('\n', 20).some(line => line.startsWith(ALONE_MARKER))
 }
@@ -51,18 +66,23 @@ function kindRank (file: string): number {
 function runFile (file: string): Promise<FileResult & { out: string, err: string }> {
   const started = Date.now()
   return new Promise(resolve => {
+    // Its own process group: when the file ends (or times out), whatever it started and left
+    // behind (a daemon, anvil) is killed with it, and cannot slow the files after it.
     const child = spawn(process.execPath, [file], {
       cwd: root,
       env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
-      stdio: ['ignore', 'pipe', 'pipe']
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true
     })
+    if (child.pid !== undefined) groups.add(child.pid)
     let out = ''
     let err = ''
     child.stdout.on('data', (d: Buffer) => { out += d.toString() })
     child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-    const timer = setTimeout(() => { out += '\n(timed out)\n'; child.kill('SIGKILL') }, FILE_TIMEOUT_MS)
+    const timer = setTimeout(() => { out += '\n(timed out)\n'; if (child.pid !== undefined) killGroup(child.pid) }, FILE_TIMEOUT_MS)
     child.on('close', code => {
       clearTimeout(timer)
+      if (child.pid !== undefined) { killGroup(child.pid); groups.delete(child.pid) }
       const total = Number(/Total:\s+(\d+)/.exec(out)?.[1] ?? 0)
       const passed = Number(/Passed:\s+(\d+)/.exec(out)?.[1] ?? 0)
       const skipped = Number(/Skipped:\s+(\d+)/.exec(out)?.[1] ?? 0)
