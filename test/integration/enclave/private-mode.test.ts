@@ -33,12 +33,13 @@ test.after(async () => { for (const e of enclaves) await e.close() })
 
 async function deliverPrivate (e: EnclaveHost, task: BuyerTask, seller: number, data: Uint8Array, terms: PrivacyTerms): Promise<void> {
   const ds = encryptDataset(data, { chunkSize: 4096 })
-  await deliverSigned(e, task.taskId, {
+  const st = await deliverSigned(e, task.taskId, {
     sellerIndex: seller,
     commitment: ds.commitment,
     wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, seller, { key: ds.key, commitment: ds.commitment, size: ds.size, privacy: terms }),
     chunks: ds.chunks
   })
+  assert.ok(st.complete && st.acked && st.private === true, 'the delivery is complete and marked private')
 }
 
 /** One private trade on enclave `e`: both sellers deliver with terms for the trade, the run spends `epsilon`. */
