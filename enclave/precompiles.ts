@@ -280,7 +280,17 @@ export function parseCsvColumn (csv: Uint8Array, column: number, decimals: numbe
 const CHUNK_DIGITS = 15
 const CHUNK_SCALE = 10n ** BigInt(CHUNK_DIGITS)
 
-export function parseNumber (b: Uint8Array, start: number, end: number, decimals: number): bigint {
+function parseNumber (b: Uint8Array, start: number, end: number, decimals: number): bigint {
+  const v = scanNumber(b, start, end, decimals)
+  if (typeof v === 'string') throw new PrecompileInputError(v)
+  return v
+}
+
+/**
+ * The number in b[start, end) with `decimals` digits of fraction, or why it is none (a message): the private
+ * precompiles drop such a record, and an exception per bad field would cost them more than the field's gas.
+ */
+export function scanNumber (b: Uint8Array, start: number, end: number, decimals: number): bigint | string {
   while (start < end && (b[start] === SPACE || b[start] === TAB)) start++
   while (end > start && (b[end - 1] === SPACE || b[end - 1] === TAB)) end--
   let neg = false
@@ -298,19 +308,19 @@ export function parseNumber (b: Uint8Array, start: number, end: number, decimals
     const c = b[i]
     if (c === DOT && !inFrac) { inFrac = true; continue }
     const d = c - ZERO
-    if (d < 0 || d > 9) throw new PrecompileInputError('field is not a number')
+    if (d < 0 || d > 9) return 'field is not a number'
     digits++
     if (inFrac) { if (fracDigits >= decimals) continue; fracDigits++ }
     if (significant === 0 && d === 0) continue // leading zeros add nothing
-    if (++significant > MAX_CSV_NUMBER_DIGITS) throw new PrecompileInputError('number out of int256 range')
+    if (++significant > MAX_CSV_NUMBER_DIGITS) return 'number out of int256 range'
     chunk = chunk * 10 + d
     if (++chunkDigits === CHUNK_DIGITS) { big = big * CHUNK_SCALE + BigInt(chunk); chunk = 0; chunkDigits = 0 }
   }
-  if (digits === 0) throw new PrecompileInputError('field is not a number')
+  if (digits === 0) return 'field is not a number'
   let v = big === 0n ? BigInt(chunk) : big * 10n ** BigInt(chunkDigits) + BigInt(chunk)
   if (fracDigits < decimals) v *= 10n ** BigInt(decimals - fracDigits)
   if (neg) v = -v
-  if (v > INT256_MAX || v < INT256_MIN) throw new PrecompileInputError('number out of int256 range')
+  if (v > INT256_MAX || v < INT256_MIN) return 'number out of int256 range'
   return v
 }
 

@@ -24,8 +24,8 @@ import { PrivacyTermsError } from './errors.ts'
 import type { PrivacyColumn, PrivacyTerms, RunPrivacy } from './messages.ts'
 import { discreteLaplace, exponentialMechanism, NoiseStream } from './noise.ts'
 import {
-  encodeIntArray, encodeWords, histogram, MAX_CSV_DECIMALS, MAX_HISTOGRAM_BUCKETS, parseNumber, PrecompileInputError, PrecompileOutOfGasError,
-  PRIVATE_PRECOMPILE_ADDRESSES, PRIVATE_PRECOMPILE_GAS, Reader
+  encodeIntArray, encodeWords, histogram, MAX_CSV_DECIMALS, MAX_HISTOGRAM_BUCKETS, PrecompileInputError, PrecompileOutOfGasError,
+  PRIVATE_PRECOMPILE_ADDRESSES, PRIVATE_PRECOMPILE_GAS, Reader, scanNumber
 } from './precompiles.ts'
 import type { PrivatePrecompileName } from './precompiles.ts'
 
@@ -125,17 +125,31 @@ const NL = 10
 const CR = 13
 const COMMA = 44
 
+/**
+ * Finds commas for one pass over a text: the first comma at or after a position, searched once for every byte
+ * (positions only move forward). Searching afresh from each field would scan to the next comma of the whole text,
+ * quadratic on a text without commas (the lesson of csvColumn, test/attacks/precompile-csv-superlinear-parse).
+ */
+class CommaCursor {
+  private next = -1
+  private readonly csv: Uint8Array
+  constructor (csv: Uint8Array) { this.csv = csv }
+  from (pos: number): number {
+    if (this.next < pos) { this.next = this.csv.indexOf(COMMA, pos); if (this.next === -1) this.next = this.csv.length }
+    return this.next
+  }
+}
+
 /** Start and end of field `column` of the line [from, lineEnd), or undefined when the line has no such field. */
-function fieldOf (csv: Uint8Array, from: number, lineEnd: number, column: number): [number, number] | undefined {
+function fieldOf (commas: CommaCursor, from: number, lineEnd: number, column: number): [number, number] | undefined {
   let f = from
   for (let c = 0; c < column; c++) {
-    const comma = csv.indexOf(COMMA, f)
-    if (comma === -1 || comma >= lineEnd) return undefined
+    const comma = commas.from(f)
+    if (comma >= lineEnd) return undefined
     f = comma + 1
   }
-  let e = csv.indexOf(COMMA, f)
-  if (e === -1 || e > lineEnd) e = lineEnd
-  return [f, e]
+  const e = commas.from(f)
+  return [f, e > lineEnd ? lineEnd : e]
 }
 
 /**
@@ -143,12 +157,13 @@ function fieldOf (csv: Uint8Array, from: number, lineEnd: number, column: number
  * empty lines skipped, the header skipped when the terms say so), each clamped to its column's range. A record
  * whose field in any of `columns` is missing or not a number is dropped: the call never fails for the data.
  */
-function sellerRecords (csv: Uint8Array, skipHeader: boolean, columns: PrivacyColumn[]): bigint[][] {
-  const out: bigint[][] = columns.map(() => [])
+function sellerRecords (csv: Uint8Array, skipHeader: boolean, columns: PrivacyColumn[], out: Int64List[]): void {
   const n = csv.length
   let pos = 0
   let headerPending = skipHeader
   const row: bigint[] = new Array(columns.length)
+  // One cursor per column: each column's lookups move forward through the text, whatever order the columns are in.
+  const cursors = columns.map(() => new CommaCursor(csv))
   while (pos < n) {
     let end = csv.indexOf(NL, pos)
     if (end === -1) end = n
@@ -161,16 +176,33 @@ function sellerRecords (csv: Uint8Array, skipHeader: boolean, columns: PrivacyCo
     let ok = true
     for (let k = 0; k < columns.length && ok; k++) {
       const c = columns[k]
-      const field = fieldOf(csv, from, lineEnd, c.column)
+      const field = fieldOf(cursors[k], from, lineEnd, c.column)
       if (field === undefined) { ok = false; break }
-      let v: bigint
-      try { v = parseNumber(csv, field[0], field[1], c.decimals) } catch { ok = false; break }
+      const v = scanNumber(csv, field[0], field[1], c.decimals)
+      if (typeof v === 'string') { ok = false; break }
       row[k] = v < c.lo ? c.lo : v > c.hi ? c.hi : v
     }
     if (!ok) continue
     for (let k = 0; k < columns.length; k++) out[k].push(row[k])
   }
-  return out
+}
+
+/**
+ * A growing list of int64 values in one buffer (clamped values fit: |v| <= MAX_CLAMP_ABS < 2^63). Up to 64 M
+ * records of a 128 MiB input would take gigabytes of heap as bigint[]; as int64 they take 8 bytes each.
+ */
+class Int64List {
+  private buf = new BigInt64Array(1024)
+  length = 0
+  push (v: bigint): void {
+    if (this.length === this.buf.length) {
+      const next = new BigInt64Array(this.buf.length * 2)
+      next.set(this.buf)
+      this.buf = next
+    }
+    this.buf[this.length++] = v
+  }
+  values (): BigInt64Array { return this.buf.subarray(0, this.length) }
 }
 
 /** The range a column's records lie in across sellers, and the decimals they share. */
@@ -185,7 +217,7 @@ export class PrivateRun {
   private readonly sellers: RunPrivacy['sellers']
   private spentEpsilon = 0n
   private calls = 0
-  private readonly cache = new Map<string, bigint[][]>()
+  private readonly cache = new Map<string, BigInt64Array[]>()
 
   constructor (privacy: RunPrivacy, inputs: Uint8Array[]) {
     if (privacy.sellers.length !== inputs.length) throw new RangeError('one set of terms per input')
@@ -217,16 +249,15 @@ export class PrivateRun {
   }
 
   /** The clamped values of `columns` over all sellers' records, in trade order (records missing a field dropped). */
-  records (columns: number[]): bigint[][] {
+  records (columns: number[]): BigInt64Array[] {
     const key = columns.join(',')
     const hit = this.cache.get(key)
     if (hit !== undefined) return hit
-    const out: bigint[][] = columns.map(() => [])
+    const lists = columns.map(() => new Int64List())
     this.sellers.forEach((s, i) => {
-      const cols = columns.map(c => s.columns.find(x => x.column === c)!)
-      const part = sellerRecords(this.inputs[i], s.skipHeader, cols)
-      for (let k = 0; k < columns.length; k++) for (const v of part[k]) out[k].push(v)
+      sellerRecords(this.inputs[i], s.skipHeader, columns.map(c => s.columns.find(x => x.column === c)!), lists)
     })
+    const out = lists.map(l => l.values())
     this.cache.set(key, out)
     return out
   }
@@ -255,14 +286,14 @@ function center (lo: bigint, hi: bigint): { mid: bigint, half: bigint } {
 }
 
 /** Noisy count: n + DLap(1/ε). Sensitivity 1. */
-export function dpCount (s: NoiseStream, values: bigint[], epsilon: bigint): bigint {
+export function dpCount (s: NoiseStream, values: ArrayLike<bigint>, epsilon: bigint): bigint {
   return BigInt(values.length) + noise(s, 1n, epsilon)
 }
 
 /** Noisy sum of clamped values: Σx + DLap(Δ/ε), Δ = max(|lo|, |hi|) of the column's domain. */
-export function dpSum (s: NoiseStream, values: bigint[], d: ColumnDomain, epsilon: bigint): bigint {
+export function dpSum (s: NoiseStream, values: ArrayLike<bigint>, d: ColumnDomain, epsilon: bigint): bigint {
   let sum = 0n
-  for (const v of values) sum += v
+  for (let i = 0; i < values.length; i++) sum += values[i]
   return sum + noise(s, max(abs(d.lo), abs(d.hi)), epsilon)
 }
 
@@ -271,10 +302,10 @@ export function dpSum (s: NoiseStream, values: bigint[], d: ColumnDomain, epsilo
  * (sensitivity half the range's width instead of its largest magnitude), mean = m + Σ(x − m)~ / n~, kept within
  * [lo, hi]; m when n~ < 1. Everything after the two noisy statistics is post-processing.
  */
-export function dpMean (s: NoiseStream, values: bigint[], d: ColumnDomain, epsilon: bigint): { mean: bigint, count: bigint } {
+export function dpMean (s: NoiseStream, values: ArrayLike<bigint>, d: ColumnDomain, epsilon: bigint): { mean: bigint, count: bigint } {
   const { mid, half } = center(d.lo, d.hi)
   let shifted = 0n
-  for (const v of values) shifted += v - mid
+  for (let i = 0; i < values.length; i++) shifted += values[i] - mid
   const count = BigInt(values.length) + noise(s, 1n, epsilon, 2n)
   const sum = shifted + noise(s, half, epsilon, 2n)
   let mean = mid * FIXED_POINT_SCALE
@@ -285,7 +316,7 @@ export function dpMean (s: NoiseStream, values: bigint[], d: ColumnDomain, epsil
 }
 
 /** Noisy histogram (the histogram precompile's buckets) + DLap(1/ε) on each count: one record moves one count by one, L1 sensitivity 1. */
-export function dpHistogram (s: NoiseStream, values: bigint[], lo: bigint, width: bigint, buckets: number, epsilon: bigint): bigint[] {
+export function dpHistogram (s: NoiseStream, values: ArrayLike<bigint>, lo: bigint, width: bigint, buckets: number, epsilon: bigint): bigint[] {
   return histogram(values, lo, width, buckets).map(c => c + noise(s, 1n, epsilon))
 }
 
@@ -302,7 +333,7 @@ function countBelow (sorted: BigInt64Array, c: bigint): number {
  * most Δ = max(q, 10^6 − q); the mechanism picks c with probability ∝ exp(−ε·score / (2Δ)), exactly
  * (noise.ts exponentialMechanism), and returns it.
  */
-export function dpQuantile (s: NoiseStream, values: bigint[], q: bigint, lo: bigint, width: bigint, count: number, epsilon: bigint): bigint {
+export function dpQuantile (s: NoiseStream, values: ArrayLike<bigint>, q: bigint, lo: bigint, width: bigint, count: number, epsilon: bigint): bigint {
   const sorted = BigInt64Array.from(values).sort()
   const n = BigInt(sorted.length)
   const scores: bigint[] = []
@@ -322,7 +353,7 @@ export function dpQuantile (s: NoiseStream, values: bigint[], q: bigint, lo: big
  * Σx'² (Δ hx²), Σx'y' (Δ hx·hy), hx and hy the half-widths of the ranges. Slope and intercept follow by
  * post-processing; both 0 when n~ < 2 or the noisy variance of x is not positive.
  */
-export function dpLinearFit (s: NoiseStream, xs: bigint[], ys: bigint[], dx: ColumnDomain, dy: ColumnDomain, epsilon: bigint): { count: bigint, slope: bigint, intercept: bigint } {
+export function dpLinearFit (s: NoiseStream, xs: ArrayLike<bigint>, ys: ArrayLike<bigint>, dx: ColumnDomain, dy: ColumnDomain, epsilon: bigint): { count: bigint, slope: bigint, intercept: bigint } {
   const cx = center(dx.lo, dx.hi)
   const cy = center(dy.lo, dy.hi)
   let sx = 0n; let sy = 0n; let sxx = 0n; let sxy = 0n
@@ -339,8 +370,12 @@ export function dpLinearFit (s: NoiseStream, xs: bigint[], ys: bigint[], dx: Col
   if (n < 2n || den <= 0n) return { count: n, slope: 0n, intercept: 0n }
   const slope = ((n * sxy - sx * sy) * FIXED_POINT_SCALE) / den
   const shiftedIntercept = (sy * FIXED_POINT_SCALE - slope * sx) / n
-  return { count: n, slope, intercept: shiftedIntercept + cy.mid * FIXED_POINT_SCALE - slope * cx.mid }
+  // A tiny noisy variance can make both huge; saturating them (post-processing) keeps the call from failing
+  // for the data (a result out of int256 would fail it).
+  return { count: n, slope: saturate(slope), intercept: saturate(shiftedIntercept + cy.mid * FIXED_POINT_SCALE - slope * cx.mid) }
 }
+
+const saturate = (v: bigint): bigint => (v > INT256_MAX ? INT256_MAX : v < INT256_MIN ? INT256_MIN : v)
 
 // ---- the precompiles ----
 

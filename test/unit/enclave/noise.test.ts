@@ -9,7 +9,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { NoiseStream, bernoulliExp, discreteLaplace, exponentialMechanism } from '../../../enclave/noise.ts'
-import { callStream, dpCount, dpHistogram, dpLinearFit, dpMean, dpQuantile, dpSum, privatePriceOf } from '../../../enclave/private.ts'
+import { PrivateRun, callStream, dpCount, dpHistogram, dpLinearFit, dpMean, dpQuantile, dpSum, privatePriceOf } from '../../../enclave/private.ts'
 import { EPSILON_SCALE, FIXED_POINT_SCALE } from '../../../enclave/constants.ts'
 
 const key = (b: number) => new Uint8Array(32).fill(b)
@@ -193,6 +193,26 @@ test('privateLinearFit: noisy n of scale 5/ε; an exact line is found again with
   const f = dpLinearFit(callStream(runKey, 0), xs, ys, dx, dy, 1000n * EPSILON_SCALE)
   assert.ok(f.slope > 2_900_000n && f.slope < 3_100_000n, `slope ${f.slope}`)
   assert.ok(f.intercept > 0n && f.intercept < 14_000_000n, `intercept ${f.intercept}`)
+})
+
+test('records: header skipped, CRLF and blank lines, clamped per seller, a bad or missing field drops its record', () => {
+  const csv = (t: string) => new TextEncoder().encode(t)
+  const run = new PrivateRun({
+    epsilon: 1n,
+    noiseKey: key(9),
+    sellers: [
+      { skipHeader: true, columns: [{ column: 1, decimals: 1, lo: -100n, hi: 100n }, { column: 3, decimals: 1, lo: 0n, hi: 50n }] },
+      { skipHeader: false, columns: [{ column: 1, decimals: 1, lo: 0n, hi: 1000n }, { column: 3, decimals: 1, lo: -9n, hi: 9n }] }
+    ]
+  }, [
+    csv('id,a,b,c\r\n1,2.5,x,3\r\n\r\n2,-20,y,7.25\n3,oops,z,1\n4,1\n5, 1.0 ,w,-2'),
+    csv('9,500,q,-1000\n8,7,q,\n')
+  ])
+  // Columns asked in either order find the same fields (one forward cursor per column).
+  assert.equal([...run.records([3, 1])[0]], [30n, 50n, 0n, -9n])
+  assert.equal([...run.records([3, 1])[1]], [25n, -100n, 10n, 1000n])
+  assert.equal([...run.records([1])[0]], [25n, -100n, 10n, 10n, 1000n, 70n])
+  assert.equal(run.domain(1), { lo: -100n, hi: 1000n, decimals: 1 })
 })
 
 test('a private call is priced by the input size and its arguments, never by the records', () => {
