@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert'
 import { AbiCoder, getBytes, hexlify } from 'ethers'
 import { compileSources } from '../../../contracts/tools/compile.ts'
 import { ResultStatus } from '../../../contracts/formats.ts'
-import { encryptDataset, openResult, privacySecretOf, wrapDataKey } from '../../../enclave/index.ts'
+import { encryptDataset, MemoryBlobStore, openResult, privacySecretOf, wrapDataKey } from '../../../enclave/index.ts'
 import type { EnclaveHost, PrivacyTerms } from '../../../enclave/index.ts'
 import { referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
 import { artifactCode, buyerSetup, deliverSigned, random32, rejectsWith, sellerDeliver, startEnclave, type BuyerTask } from '../../helpers/enclave.ts'
@@ -145,6 +145,27 @@ test('a private trade with a seller without terms, or an ordinary run calling th
   const r = await e.execute(plain.taskId, { sellerCount: 1 })
   assert.is(r.resultInfo.status, ResultStatus.Forbidden)
   assert.is(r.reason, 'STATICCALL')
+})
+
+test('privacy terms are sealed with the delivery: after a restart the data still runs only privately, with the same noise', async () => {
+  const store = new MemoryBlobStore()
+  const platformSecret = new Uint8Array(32).fill(9)
+  const salt = random32()
+  let e = await startEnclave({ store, platformSecret })
+  const task = await buyerSetup(e, artifactCode('PrivateStats'), {}, salt)
+  for (let i = 0; i < 2; i++) await deliverPrivate(e, task, i, datasets[i], termsOf(i, task.tradeId))
+  await e.close()
+  e = await startEnclave({ store, platformSecret })
+  try {
+    const resumed = (await e.resume()).find(t => t.taskId === task.taskId)!
+    assert.equal(resumed.sellers.map(x => x.private), [true, true])
+    await rejectsWith(e.execute(task.taskId, { sellerCount: 2 }), 'PrivacyMismatchError')
+    const r = await e.execute(task.taskId, { sellerCount: 2, privacy: { epsilon: EPSILON } })
+    const same = await privateRun(enclaves[0], artifactCode('PrivateStats'), salt)
+    assert.is(r.resultInfo.resultHash, same.r.resultInfo.resultHash, 'the restarted enclave drew other noise')
+  } finally {
+    await e.close()
+  }
 })
 
 test.run()
