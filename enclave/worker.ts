@@ -560,6 +560,7 @@ function privateRunOf (t: Task, slots: SellerSlot[], asked: ExecuteRequest['priv
   if (asked === undefined) throw new PrivacyMismatchError('the sellers delivered privacy terms: the data runs only in a private run (execute with privacy.epsilon)')
   let epsilon: bigint
   try {
+    if (typeof asked !== 'object' || asked === null || (typeof asked.epsilon !== 'bigint' && typeof asked.epsilon !== 'string')) throw new TypeError('not a bigint or string')
     epsilon = BigInt(asked.epsilon)
   } catch {
     throw new InvalidRequestError('privacy.epsilon must be a bigint or a decimal string of micro-epsilon')

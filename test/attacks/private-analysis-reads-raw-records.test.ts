@@ -48,6 +48,10 @@ test('a host that asks for an ordinary (non-private) run of private data is refu
   const task = await privateTask()
   await rejectsWith(e.execute(task.taskId, { sellerCount: 1 }), 'PrivacyMismatchError')
   await rejectsWith(e.execute(task.taskId, { sellerCount: 1, privacy: { epsilon: terms.epsilon * 2n } }), 'PrivacyMismatchError')
+  await rejectsWith(e.execute(task.taskId, { sellerCount: 1, privacy: { epsilon: 'one' } }), 'InvalidRequestError')
+  await rejectsWith(e.execute(task.taskId, { sellerCount: 1, privacy: { epsilon: 1.5 as unknown as bigint } }), 'InvalidRequestError')
+  // The right epsilon, as a decimal string, runs it.
+  assert.is((await e.execute(task.taskId, { sellerCount: 1, privacy: { epsilon: '1000000' } })).resultInfo.status, 0)
 })
 
 test.run()
