@@ -103,6 +103,29 @@ export const MAX_CONCURRENT_RUNS = 2
 export const FIXED_POINT_DECIMALS = 6
 export const FIXED_POINT_SCALE = 10n ** BigInt(FIXED_POINT_DECIMALS)
 
+/**
+ * Private mode (docs/enclave.md "Private mode"). Epsilon travels as an integer count of micro-epsilon:
+ * 1 epsilon = EPSILON_SCALE units, so budgets add up exactly on every node and on chain.
+ */
+export const EPSILON_SCALE = 1_000_000n
+/** The largest epsilon of one run, in micro-epsilon (1000 epsilon: beyond it the noise protects nothing anyway). */
+export const MAX_RUN_EPSILON = 1000n * EPSILON_SCALE
+/** Bytes of the seller's privacy secret (the noise key is derived from all sellers' secrets and the trade id). */
+export const PRIVACY_SECRET_BYTES = 32
+/** Most columns a seller's privacy terms may declare. */
+export const MAX_PRIVATE_COLUMNS = 256
+/** Largest column index a privacy term may name (as csvColumn's bound on `column`). */
+export const MAX_PRIVATE_COLUMN_INDEX = 1 << 20
+/**
+ * Largest absolute clamp bound, in the column's units (value × 10^decimals): clamped values fit an int64, and the
+ * linear fit's sums of products over MAX_TOTAL_INPUT_SIZE records stay far inside int256.
+ */
+export const MAX_CLAMP_ABS = 10n ** 18n
+/** Most candidates of one private quantile (the exponential mechanism takes O(candidates) rounds at worst). */
+export const MAX_QUANTILE_CANDIDATES = 4096
+/** Quantiles are given in parts per million: 500000 is the median. */
+export const QUANTILE_SCALE = 1_000_000n
+
 /** Domain labels: each ECIES envelope and each AES-GCM chunk is bound to what it is for. */
 export const ECIES_INFO = 'SDTE.ECIES.v1'
 export const CODE_ENVELOPE_TAG = 'SDTE.CodeEnvelope.v1'
@@ -111,6 +134,12 @@ export const RESULT_ENVELOPE_TAG = 'SDTE.ResultEnvelope.v1'
 export const DATA_CHUNK_TAG = 'SDTE.DataChunk.v1'
 export const SEAL_INFO = 'SDTE.Seal.v1'
 export const MEASUREMENT_TAG = 'SDTE.Measurement.v1'
+/** HKDF info of a private run's noise key (from the sellers' privacy secrets and the trade id). */
+export const NOISE_KEY_INFO = 'SDTE.DP.NoiseKey.v1'
+/** HMAC label of one private call's noise stream key (from the run's noise key and the call's sequence number). */
+export const NOISE_CALL_TAG = 'SDTE.DP.Call.v1'
+/** HMAC label of a seller's per-trade privacy secret derived from its own master secret (privacySecretOf). */
+export const PRIVACY_SECRET_TAG = 'SDTE.DP.Secret.v1'
 
 /** Envelope and chunk format versions (first byte on the wire). */
 export const ENVELOPE_VERSION = 1

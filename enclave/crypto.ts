@@ -27,6 +27,8 @@ import {
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
+import { decodePrivacyTerms, encodePrivacyTerms } from './private.ts'
+import type { PrivacyTerms } from './messages.ts'
 import { chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, resultHashOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
@@ -195,22 +197,45 @@ export interface DataKeyDelivery {
   size: number
   /** The output cap the seller accepts (the enclave enforces the smallest of buyer's and sellers'). Default MAX_OUTPUT_CAP. */
   outputCap?: bigint
+  /**
+   * Privacy terms (docs/enclave.md "Private mode"): with them the dataset is used only by private runs. Inside the
+   * envelope, so encrypted to the task key and covered by the seller's signature over keccak256(wrappedKey).
+   */
+  privacy?: PrivacyTerms
 }
+
+/** Bytes of the plaintext of a data key envelope without privacy terms: abi.encode of four static words. */
+const PLAIN_DATA_KEY_BYTES = 128
 
 export function wrapDataKey (enclavePublicKey: BytesLike, taskId: string, sellerIndex: number, d: DataKeyDelivery): Uint8Array {
   if (d.key.length !== 32) throw new InvalidRequestError('data key must be 32 bytes')
-  const plain = getBytes(abi.encode(['bytes32', 'bytes32', 'uint64', 'uint64'], [d.key, d.commitment, d.size, d.outputCap ?? MAX_OUTPUT_CAP]))
+  const plain = d.privacy === undefined
+    ? getBytes(abi.encode(['bytes32', 'bytes32', 'uint64', 'uint64'], [d.key, d.commitment, d.size, d.outputCap ?? MAX_OUTPUT_CAP]))
+    : getBytes(abi.encode(['bytes32', 'bytes32', 'uint64', 'uint64', 'bytes'], [d.key, d.commitment, d.size, d.outputCap ?? MAX_OUTPUT_CAP, encodePrivacyTerms(d.privacy)]))
   return eciesEncrypt(enclavePublicKey, plain, dataKeyEnvelopeContext(taskId, sellerIndex))
 }
 
-export function unwrapDataKey (taskPrivateKey: Uint8Array, taskId: string, sellerIndex: number, envelope: Uint8Array): Required<DataKeyDelivery> {
+export interface OpenedDataKey { key: Uint8Array, commitment: string, size: number, outputCap: bigint, privacy?: PrivacyTerms }
+
+export function unwrapDataKey (taskPrivateKey: Uint8Array, taskId: string, sellerIndex: number, envelope: Uint8Array): OpenedDataKey {
   const plain = eciesDecrypt(taskPrivateKey, envelope, dataKeyEnvelopeContext(taskId, sellerIndex))
+  let opened: OpenedDataKey
+  let terms: Uint8Array | undefined
   try {
-    const [key, commitment, size, outputCap] = abi.decode(['bytes32', 'bytes32', 'uint64', 'uint64'], plain)
-    return { key: getBytes(key), commitment: String(commitment).toLowerCase(), size: Number(size), outputCap }
+    // The plain format is exactly four words; anything longer must be the private format (a fifth field, bytes).
+    if (plain.length === PLAIN_DATA_KEY_BYTES) {
+      const [key, commitment, size, outputCap] = abi.decode(['bytes32', 'bytes32', 'uint64', 'uint64'], plain)
+      opened = { key: getBytes(key), commitment: String(commitment).toLowerCase(), size: Number(size), outputCap }
+    } else {
+      const [key, commitment, size, outputCap, privacy] = abi.decode(['bytes32', 'bytes32', 'uint64', 'uint64', 'bytes'], plain)
+      opened = { key: getBytes(key), commitment: String(commitment).toLowerCase(), size: Number(size), outputCap }
+      terms = getBytes(privacy)
+    }
   } catch {
-    throw new EnvelopeError('data key envelope is not abi.encode(bytes32, bytes32, uint64, uint64)')
+    throw new EnvelopeError('data key envelope is not abi.encode(bytes32, bytes32, uint64, uint64[, bytes privacyTerms])')
   }
+  if (terms !== undefined) opened.privacy = decodePrivacyTerms(terms)
+  return opened
 }
 
 /** Bytes of the gas-used prefix of a result envelope's plaintext (uint64, big-endian). */

@@ -85,6 +85,20 @@ export class CapMismatchError extends EnclaveError {
   override name = 'CapMismatchError'
   override code = 'ERR_ENCLAVE_CAP_MISMATCH'
 }
+/**
+ * A private run asked for wrongly: the host asks for an ordinary run of data whose deliveries carry privacy terms,
+ * or a private run of data without them (or with some sellers' only), or an epsilon that is not the run's.
+ * Nothing ran.
+ */
+export class PrivacyMismatchError extends EnclaveError {
+  override name = 'PrivacyMismatchError'
+  override code = 'ERR_ENCLAVE_PRIVACY_MISMATCH'
+}
+/** A seller's privacy terms are malformed or out of bounds (docs/enclave.md "Private mode"). Nothing changed. */
+export class PrivacyTermsError extends EnclaveError {
+  override name = 'PrivacyTermsError'
+  override code = 'ERR_ENCLAVE_PRIVACY_TERMS'
+}
 /** A sealed blob does not unseal: another enclave build, another platform, or tampered. */
 export class UnsealError extends EnclaveError {
   override name = 'UnsealError'
@@ -135,6 +149,8 @@ const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
   TruncatedDataError,
   CommitmentMismatchError,
   CapMismatchError,
+  PrivacyMismatchError,
+  PrivacyTermsError,
   UnsealError,
   EnclaveClosedError,
   EnclaveTimeoutError,

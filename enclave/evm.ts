@@ -23,8 +23,10 @@ import type { ResultStatusCode } from '../contracts/formats.ts'
 import {
   DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP, EVM_HARDFORK, MAX_EVM_MEMORY, MAX_GAS_CAP, MAX_OUTPUT_CAP, MAX_TOTAL_INPUT_SIZE, MEMORY_QUAD_COEFF_DIV
 } from './constants.ts'
-import { makePrecompile, MAX_CSV_RECORDS, PRECOMPILE_ADDRESSES, precompileTable } from './precompiles.ts'
-import type { PrecompileName } from './precompiles.ts'
+import { makePrecompile, MAX_CSV_RECORDS, PRECOMPILE_ADDRESSES, precompileTable, PRIVATE_PRECOMPILE_ADDRESSES } from './precompiles.ts'
+import type { PrecompileName, PrivatePrecompileName } from './precompiles.ts'
+import { makePrivatePrecompile, privatePrecompileTable, PrivateRun } from './private.ts'
+import type { RunPrivacy } from './messages.ts'
 
 /** Opcodes refused by the confined EVM, by number. */
 export const FORBIDDEN_OPCODES: Record<number, string> = {
@@ -101,6 +103,8 @@ export function evmConfiguration (): Record<string, unknown> {
     standardGasFactors: Object.fromEntries(Object.entries(STANDARD_PRECOMPILE_GAS_FACTOR).map(([a, f]) => [a, String(f)])),
     disabledPrecompiles: DISABLED_STANDARD_PRECOMPILES,
     precompiles: precompileTable(),
+    privatePrecompiles: privatePrecompileTable(),
+    privateCallData: 'analyze(bytes[]) with no inputs',
     caps: {
       defaultGas: String(DEFAULT_GAS_CAP),
       maxGas: String(MAX_GAS_CAP),
@@ -171,8 +175,8 @@ function repriced (original: PrecompileFunc, factor: bigint): PrecompileFunc {
   }
 }
 
-/** Our precompile table's changes: repriced and removed standard ones, and the analytics ones. */
-function customPrecompiles (common: Common): CustomPrecompile[] {
+/** Our precompile table's changes: repriced and removed standard ones, the analytics ones, and in a private run the private ones. */
+function customPrecompiles (common: Common, privateRun?: PrivateRun): CustomPrecompile[] {
   const standard = getActivePrecompiles(common)
   const table: CustomPrecompile[] = []
   for (const [n, factor] of Object.entries(STANDARD_PRECOMPILE_GAS_FACTOR)) {
@@ -185,6 +189,11 @@ function customPrecompiles (common: Common): CustomPrecompile[] {
   for (const name of Object.keys(PRECOMPILE_ADDRESSES) as PrecompileName[]) {
     table.push({ address: createAddressFromString(PRECOMPILE_ADDRESSES[name]), function: makePrecompile(name) })
   }
+  if (privateRun !== undefined) {
+    for (const name of Object.keys(PRIVATE_PRECOMPILE_ADDRESSES) as PrivatePrecompileName[]) {
+      table.push({ address: createAddressFromString(PRIVATE_PRECOMPILE_ADDRESSES[name]), function: makePrivatePrecompile(name, privateRun) })
+    }
+  }
   return table
 }
 interface RunContext { violation?: string }
@@ -193,11 +202,12 @@ interface RunContext { violation?: string }
  * A confined EVM as runAnalysis makes it (opcodes, precompile table, memory bound); exported for the
  * benchmark of precompiles, which calls them through the EVM's own table.
  */
-export async function createConfinedEvm (ctx: RunContext = {}): Promise<EVM> {
+export async function createConfinedEvm (ctx: RunContext = {}, privateRun?: PrivateRun): Promise<EVM> {
   const params = makeParams()
   const common = makeCommon(params)
   const base = getOpcodesForHF(common)
   const allowed = new Set<bigint>([...STANDARD_PRECOMPILES.map(BigInt), ...Object.values(PRECOMPILE_ADDRESSES).map(a => BigInt(a))])
+  if (privateRun !== undefined) for (const a of Object.values(PRIVATE_PRECOMPILE_ADDRESSES)) allowed.add(BigInt(a))
   const refuse = (name: string) => () => {
     ctx.violation = name
     throw new EVMError(EVMError.errorMessages.INVALID_OPCODE)
@@ -248,7 +258,7 @@ export async function createConfinedEvm (ctx: RunContext = {}): Promise<EVM> {
     common,
     params,
     customOpcodes,
-    customPrecompiles: customPrecompiles(common)
+    customPrecompiles: customPrecompiles(common, privateRun)
   })
   await patchMemoryGrowth(evm)
   return evm
@@ -290,14 +300,19 @@ export function decodeBytesReturn (ret: Uint8Array): Uint8Array | undefined {
   return ret.subarray(64, 64 + len)
 }
 
-/** Runs the analysis. Never throws for anything the code does; a failure of the engine is status Internal. */
-export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limits: RunLimits): Promise<RunOutcome> {
+/**
+ * Runs the analysis. Never throws for anything the code does; a failure of the engine is status Internal.
+ * With `privacy` (a private run) the analysis gets `analyze(bytes[])` with no inputs: the sellers' records reach
+ * only the private precompiles, which this run's table then holds (docs/enclave.md "Private mode").
+ */
+export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limits: RunLimits, privacy?: RunPrivacy): Promise<RunOutcome> {
   const ctx: RunContext = {}
   try {
-    const evm = await createConfinedEvm(ctx)
+    const privateRun = privacy === undefined ? undefined : new PrivateRun(privacy, inputs)
+    const evm = await createConfinedEvm(ctx, privateRun)
     const res = await evm.runCode({
       code,
-      data: encodeAnalyzeCall(inputs),
+      data: encodeAnalyzeCall(privateRun === undefined ? inputs : []),
       gasLimit: limits.gasCap,
       to: createAddressFromString(ANALYSIS_ADDRESS)
     })

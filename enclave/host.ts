@@ -77,6 +77,11 @@ export interface ExecuteOptions {
    */
   gasCap?: bigint
   outputCap?: bigint
+  /**
+   * The trade's epsilon (micro-epsilon, 1 epsilon = 1,000,000) as DTMC has it: required exactly when the sellers'
+   * deliveries carry privacy terms, and equal to the run's (the smallest of theirs), else PrivacyMismatchError.
+   */
+  privacy?: { epsilon: bigint | string }
 }
 
 /**

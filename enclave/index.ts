@@ -4,10 +4,10 @@
 //
 // Node side (trusted node role):   createEnclave(options) -> EnclaveHost (the EnclaveBackend interface)
 // Buyer side:   verifyQuote, encryptCodeForEnclave, generateKeyPair (one-time result key), decryptResult, openResult
-// Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey
+// Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey (with privacy terms: privacySecretOf)
 export { createEnclave } from './host.ts'
 export type { EnclaveBackend, EnclaveHost, EnclaveOptions, EnclaveComponents, DataDelivery, ExecuteOptions } from './host.ts'
-export type { AttestRequest, AttestResponse, ExecuteResponse, RunBudgetPolicy, SellerDataStatus, TaskSummary } from './messages.ts'
+export type { AttestRequest, AttestResponse, ExecuteResponse, PrivacyColumn, PrivacyTerms, RunBudgetPolicy, SellerDataStatus, TaskSummary } from './messages.ts'
 export { DEFAULT_RUN_BUDGET_POLICY, runBudgetOf } from './runs.ts'
 export type { RunBudget } from './runs.ts'
 export { MemoryBlobStore } from './store.ts'
@@ -23,7 +23,8 @@ export {
 } from './crypto.ts'
 export type { CodeDelivery, DataKeyDelivery, EncryptedDataset, KeyPair } from './crypto.ts'
 export { computeMeasurement, ENCLAVE_CODE_FILES } from './measurement.ts'
-export { PRECOMPILE_ADDRESSES, PRECOMPILE_GAS } from './precompiles.ts'
+export { PRECOMPILE_ADDRESSES, PRECOMPILE_GAS, PRIVATE_PRECOMPILE_ADDRESSES, PRIVATE_PRECOMPILE_GAS } from './precompiles.ts'
+export { privacySecretOf, encodePrivacyTerms, decodePrivacyTerms, PrivacyBudgetError } from './private.ts'
 export * from './errors.ts'
 export * from './constants.ts'
 export * from './examples.ts'

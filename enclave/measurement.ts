@@ -23,6 +23,8 @@ export const ENCLAVE_CODE_FILES = [
   'enclave/runs.ts',
   'enclave/runner.ts',
   'enclave/precompiles.ts',
+  'enclave/private.ts',
+  'enclave/noise.ts',
   'enclave/constants.ts',
   'enclave/errors.ts',
   'enclave/measurement.ts',

@@ -45,7 +45,43 @@ export interface RunBudgetPolicy {
 }
 
 /** Enclave worker -> its run thread (enclave/runner.ts): one analysis. Never leaves the enclave. */
-export interface RunJob { code: Uint8Array, inputs: Uint8Array[], gasCap: bigint, outputCap: bigint }
+export interface RunJob {
+  code: Uint8Array
+  inputs: Uint8Array[]
+  gasCap: bigint
+  outputCap: bigint
+  /** Present only for a private run: the analysis then gets no input in its call data, only the private precompiles. */
+  privacy?: RunPrivacy
+}
+
+/** One column a seller opens to private analyses: parsed with `decimals`, each value clamped to [lo, hi] (units × 10^decimals). */
+export interface PrivacyColumn { column: number, decimals: number, lo: bigint, hi: bigint }
+
+/**
+ * A seller's privacy terms (docs/enclave.md "Private mode"), inside its wrapped data key: so they are encrypted to
+ * the task key and covered by the seller's signature over the delivery, and a host can neither strip them (to get
+ * an ordinary run of private data) nor swap in a secret of its own (to predict the noise).
+ */
+export interface PrivacyTerms {
+  /** 32 secret bytes, the same for every enclave of one trade (privacySecretOf): the noise is derived from it. */
+  secret: Uint8Array
+  /** The trade's epsilon in micro-epsilon (1 epsilon = 1,000,000): what the seller saw charged on chain for it. */
+  epsilon: bigint
+  /** Whether the first non-empty line of the dataset is a header. */
+  skipHeader: boolean
+  /** The columns private analyses may use, with their clamping ranges. */
+  columns: PrivacyColumn[]
+}
+
+/** What a private run's thread gets instead of the sellers' secrets: the derived noise key, the budget, the clamps. */
+export interface RunPrivacy {
+  /** The run's epsilon budget, micro-epsilon: the private calls' epsilons add up to at most this. */
+  epsilon: bigint
+  /** HKDF(sellers' secrets in trade order, salt = tradeId, info = NOISE_KEY_INFO): 32 bytes. */
+  noiseKey: Uint8Array
+  /** Each seller's terms without its secret, in trade order (the same order as RunJob.inputs). */
+  sellers: Array<{ skipHeader: boolean, columns: PrivacyColumn[] }>
+}
 
 export interface AttestRequest { tradeId: string, codeHash: string, nonce: string }
 export interface AttestResponse {
@@ -93,6 +129,8 @@ export interface SellerDataStatus {
   receipt?: string
   /** Whether the seller acknowledged the receipt (the task runs only then). */
   acked: boolean
+  /** Set (true) when the delivery carries privacy terms: the task then runs only in the private mode. */
+  private?: true
 }
 
 export interface ExecuteRequest {
@@ -106,6 +144,12 @@ export interface ExecuteRequest {
    */
   gasCap?: bigint
   outputCap?: bigint
+  /**
+   * Required exactly when the sellers' deliveries carry privacy terms (a private run), refused otherwise: the
+   * trade's epsilon as the host read it on DTMC, in micro-epsilon (bigint or decimal string; 1 epsilon = 1,000,000).
+   * It must equal the run's, the smallest of the sellers' terms, else PrivacyMismatchError.
+   */
+  privacy?: { epsilon: bigint | string }
 }
 export interface ExecuteResponse {
   resultInfo: ResultInfo

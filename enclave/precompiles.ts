@@ -30,6 +30,21 @@ export const PRECOMPILE_ADDRESSES = {
 export type PrecompileName = keyof typeof PRECOMPILE_ADDRESSES
 
 /**
+ * The private precompiles (enclave/private.ts), present only in a private run (docs/enclave.md "Private mode"):
+ * they read all sellers' records themselves, clamp them to the sellers' declared ranges and add noise. In an
+ * ordinary run a STATICCALL to them is refused (status Forbidden), as to any address not in the table.
+ */
+export const PRIVATE_PRECOMPILE_ADDRESSES = {
+  privateCount: '0x0000000000000000000000000000000000000a06',
+  privateSum: '0x0000000000000000000000000000000000000a07',
+  privateMean: '0x0000000000000000000000000000000000000a08',
+  privateHistogram: '0x0000000000000000000000000000000000000a09',
+  privateQuantile: '0x0000000000000000000000000000000000000a0a',
+  privateLinearFit: '0x0000000000000000000000000000000000000a0b'
+} as const
+export type PrivatePrecompileName = keyof typeof PRIVATE_PRECOMPILE_ADDRESSES
+
+/**
  * Gas prices. `base` per call, `perByte` per byte of call data, `perItem` per record/element
  * (for sort: per element times ceil(log2(n + 1)), the n log n comparisons of a sort; for histogram
  * the buckets count as items too). Chosen from bench/enclave/precompiles.ts so that, on the worst
@@ -51,6 +66,23 @@ export const PRECOMPILE_GAS = {
   countInRange: { base: 200n, perByte: 0n, perItem: 6n },
   linearFit: { base: 200n, perByte: 0n, perItem: 8n }
 } as const satisfies Record<PrecompileName, { base: bigint, perByte: bigint, perItem: bigint }>
+
+/**
+ * Gas of the private precompiles: `base + perByte × all sellers' input bytes + perItem × buckets or candidates`.
+ * Never the number of records, nor anything else of the data: an analysis reads its remaining gas (GAS) and the
+ * buyer the gas used, so a price that followed the records would leak their count exactly. The input size is
+ * public (each seller's size is in its listing and its delivery). Per byte: each call parses the CSV once (about
+ * csvColumn's 1 a byte plus 8 a record of two bytes or more), then clamps and sums (count, sum, mean, histogram)
+ * or sorts and scores (quantile) or squares (linear fit, two columns).
+ */
+export const PRIVATE_PRECOMPILE_GAS = {
+  privateCount: { base: 2000n, perByte: 8n, perItem: 0n },
+  privateSum: { base: 2000n, perByte: 8n, perItem: 0n },
+  privateMean: { base: 2000n, perByte: 8n, perItem: 0n },
+  privateHistogram: { base: 2000n, perByte: 8n, perItem: 200n },
+  privateQuantile: { base: 2000n, perByte: 16n, perItem: 2000n },
+  privateLinearFit: { base: 2000n, perByte: 16n, perItem: 0n }
+} as const satisfies Record<PrivatePrecompileName, { base: bigint, perByte: bigint, perItem: bigint }>
 
 /** Most buckets a histogram call may ask for. */
 export const MAX_HISTOGRAM_BUCKETS = 4096
@@ -81,7 +113,7 @@ export class PrecompileOutOfGasError extends SdteError {
 
 // ---- ABI helpers (strict: the offsets must be canonical and in bounds) ----
 
-class Reader {
+export class Reader {
   readonly view: DataView
   readonly bytes: Uint8Array
   constructor (bytes: Uint8Array) { this.bytes = bytes; this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength) }
@@ -173,7 +205,7 @@ export function encodeIntArray (values: ArrayLike<bigint>): Uint8Array {
   return w.bytes
 }
 
-function encodeWords (values: bigint[]): Uint8Array {
+export function encodeWords (values: bigint[]): Uint8Array {
   const w = new Writer(values.length * 32)
   values.forEach((v, i) => w.int(i * 32, v))
   return w.bytes
@@ -249,6 +281,16 @@ const CHUNK_DIGITS = 15
 const CHUNK_SCALE = 10n ** BigInt(CHUNK_DIGITS)
 
 function parseNumber (b: Uint8Array, start: number, end: number, decimals: number): bigint {
+  const v = scanNumber(b, start, end, decimals)
+  if (typeof v === 'string') throw new PrecompileInputError(v)
+  return v
+}
+
+/**
+ * The number in b[start, end) with `decimals` digits of fraction, or why it is none (a message): the private
+ * precompiles drop such a record, and an exception per bad field would cost them more than the field's gas.
+ */
+export function scanNumber (b: Uint8Array, start: number, end: number, decimals: number): bigint | string {
   while (start < end && (b[start] === SPACE || b[start] === TAB)) start++
   while (end > start && (b[end - 1] === SPACE || b[end - 1] === TAB)) end--
   let neg = false
@@ -266,19 +308,19 @@ function parseNumber (b: Uint8Array, start: number, end: number, decimals: numbe
     const c = b[i]
     if (c === DOT && !inFrac) { inFrac = true; continue }
     const d = c - ZERO
-    if (d < 0 || d > 9) throw new PrecompileInputError('field is not a number')
+    if (d < 0 || d > 9) return 'field is not a number'
     digits++
     if (inFrac) { if (fracDigits >= decimals) continue; fracDigits++ }
     if (significant === 0 && d === 0) continue // leading zeros add nothing
-    if (++significant > MAX_CSV_NUMBER_DIGITS) throw new PrecompileInputError('number out of int256 range')
+    if (++significant > MAX_CSV_NUMBER_DIGITS) return 'number out of int256 range'
     chunk = chunk * 10 + d
     if (++chunkDigits === CHUNK_DIGITS) { big = big * CHUNK_SCALE + BigInt(chunk); chunk = 0; chunkDigits = 0 }
   }
-  if (digits === 0) throw new PrecompileInputError('field is not a number')
+  if (digits === 0) return 'field is not a number'
   let v = big === 0n ? BigInt(chunk) : big * 10n ** BigInt(chunkDigits) + BigInt(chunk)
   if (fracDigits < decimals) v *= 10n ** BigInt(decimals - fracDigits)
   if (neg) v = -v
-  if (v > INT256_MAX || v < INT256_MIN) throw new PrecompileInputError('number out of int256 range')
+  if (v > INT256_MAX || v < INT256_MIN) return 'number out of int256 range'
   return v
 }
 

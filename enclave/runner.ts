@@ -1,5 +1,5 @@
 // The thread one analysis runs in (enclave/runs.ts starts it, one per run). It gets the buyer's code,
-// the sellers' plaintext and the caps, runs the confined EVM and posts the outcome back; it holds no
+// the sellers' plaintext and the caps (and, for a private run, its noise key and clamps), runs the confined EVM and posts the outcome back; it holds no
 // key (the task key that signs, the seal key and the buyer's result key stay in the enclave worker)
 // and talks to nothing but the enclave worker that started it. Its budget is enforced from outside:
 // the enclave worker terminates it at its time budget, V8 at its heap budget.
@@ -9,5 +9,5 @@ import type { RunJob } from './messages.ts'
 
 if (parentPort === null) throw new Error('enclave/runner.ts must run as a worker thread')
 const job = workerData as RunJob
-const outcome = await runAnalysis(job.code, job.inputs, { gasCap: job.gasCap, outputCap: job.outputCap })
+const outcome = await runAnalysis(job.code, job.inputs, { gasCap: job.gasCap, outputCap: job.outputCap }, job.privacy)
 parentPort.postMessage(outcome, [outcome.output.buffer as ArrayBuffer])

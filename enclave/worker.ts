@@ -9,7 +9,7 @@
 //   index                       { tasks: taskId[] }
 //   task/<taskId>               { tradeId, codeHash, privateKey }
 //   code/<taskId>               { code, resultPublicKey, gasCap, outputCap, resultSalt, envelopeHash }
-//   data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid?, seller, receipt?, acked }
+//   data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid?, seller, receipt?, acked, privacy? }
 //   chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
 //   result/<taskId>             the execute response (signed result info, encrypted result)
 import { parentPort, workerData } from 'node:worker_threads'
@@ -30,14 +30,15 @@ import {
 } from './crypto.ts'
 import {
   CapMismatchError, ChunkAuthError, ChunkNotFromSellerError, ChunkOrderError, CodeAuthorizationError, DataKeyAuthorizationError, ReceiptAckError, CodeHashMismatchError, CommitmentMismatchError, EnclaveError,
-  InvalidRequestError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
+  InvalidRequestError, PrivacyMismatchError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
 } from './errors.ts'
 import type { RunOutcome } from './evm.ts'
 import { runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
 import { computeMeasurement } from './measurement.ts'
+import { deriveNoiseKey, privacyTermsFromJson, privacyTermsJson } from './private.ts'
 import type {
   AckReceiptRequest, AttestRequest, AttestResponse, DataChunkRequest, DeliverCodeRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
-  Request, RunBudgetPolicy, RunJob, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
+  PrivacyTerms, Request, RunBudgetPolicy, RunJob, RunPrivacy, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
 } from './messages.ts'
 
 if (parentPort === null) throw new Error('enclave/worker.ts must run as a worker thread')
@@ -97,6 +98,8 @@ interface SellerSlot {
   acked: boolean
   /** Running commitment hash of the plaintext; rebuilt from the stored chunks after a restart. */
   hasher?: ReturnType<typeof commitmentHasher>
+  /** The seller's privacy terms, when its wrapped key carried them: the task then runs only in the private mode. */
+  privacy?: PrivacyTerms
 }
 interface Task {
   taskId: string
@@ -170,7 +173,7 @@ async function saveIndex (): Promise<void> { await putSealed(K.index(), { tasks:
 function slotJson (s: SellerSlot): Record<string, unknown> {
   return {
     key: hexlify(s.key), commitment: s.commitment, size: s.size, outputCap: String(s.outputCap), nextChunk: s.nextChunk, received: s.received, complete: s.complete, invalid: s.invalid,
-    seller: s.seller, receipt: s.receipt, acked: s.acked
+    seller: s.seller, receipt: s.receipt, acked: s.acked, privacy: s.privacy === undefined ? undefined : privacyTermsJson(s.privacy)
   }
 }
 
@@ -252,6 +255,7 @@ async function loadSealedState (): Promise<void> {
           key: getBytes(sj.key), commitment: sj.commitment, size: sj.size, outputCap: BigInt(sj.outputCap), nextChunk: sj.nextChunk, received: sj.received, complete: sj.complete, invalid: sj.invalid,
           seller: sj.seller, receipt: sj.receipt, acked: sj.acked === true
         }
+        if (sj.privacy !== undefined) s.privacy = privacyTermsFromJson(sj.privacy)
         if (!s.complete && s.invalid === undefined) await rehash(t, i, s)
         t.sellers.set(i, s)
       }
@@ -269,6 +273,7 @@ function slotStatus (index: number, s: SellerSlot): SellerDataStatus {
   const st: SellerDataStatus = { sellerIndex: index, commitment: s.commitment, size: s.size, nextChunk: s.nextChunk, received: s.received, complete: s.complete, seller: s.seller, acked: s.acked }
   if (s.invalid !== undefined) st.invalid = s.invalid
   if (s.receipt !== undefined) st.receipt = s.receipt
+  if (s.privacy !== undefined) st.private = true
   return st
 }
 
@@ -374,7 +379,8 @@ async function openData (p: OpenDataRequest): Promise<SellerDataStatus> {
   if (d.size > MAX_DATASET_SIZE) throw new InvalidRequestError(`dataset over ${MAX_DATASET_SIZE} bytes`)
   const old = t.sellers.get(index)
   // The same delivery again (after a restart of either side): continue where it stopped.
-  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment && old.seller === seller) {
+  const sameTerms = JSON.stringify(old?.privacy === undefined ? null : privacyTermsJson(old.privacy)) === JSON.stringify(d.privacy === undefined ? null : privacyTermsJson(d.privacy))
+  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment && old.seller === seller && sameTerms) {
     old.wrappedKeyHash = keccak256(wrapped)
     return slotStatus(index, old)
   }
@@ -382,6 +388,7 @@ async function openData (p: OpenDataRequest): Promise<SellerDataStatus> {
   if (old?.acked === true) throw new TaskStateError(`the delivery of seller ${index} is complete and acknowledged`)
   if (old !== undefined) await deleteChunks(t, index, old.nextChunk)
   const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, seller, acked: false, wrappedKeyHash: keccak256(wrapped), hasher: commitmentHasher() }
+  if (d.privacy !== undefined) s.privacy = d.privacy
   t.sellers.set(index, s)
   await saveSlot(t, index, s)
   return slotStatus(index, s)
@@ -521,6 +528,7 @@ async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse
   if (p.gasCap !== undefined && p.gasCap !== gasCap) throw new CapMismatchError(`the trade's gas cap is ${gasCap}, not ${p.gasCap}`)
   const outputCap = minCap(t.code.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
   if (p.outputCap !== undefined && p.outputCap !== outputCap) throw new CapMismatchError(`the trade's output cap is ${outputCap}, not ${p.outputCap}`)
+  const privacy = privateRunOf(t, slots, p.privacy)
   const inputSize = slots.reduce((a, s) => a + s.size, 0)
   const plan: RunPlan = { t, inputHash, gasCap, outputCap, inputSize }
   if (slots.some(s => s.invalid !== undefined)) {
@@ -531,8 +539,39 @@ async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse
     const inputs: Uint8Array[] = []
     for (let i = 0; i < slots.length; i++) inputs.push(await loadPlaintext(t, i, slots[i]))
     plan.job = { code: t.code.code, inputs, gasCap, outputCap }
+    if (privacy !== undefined) plan.job.privacy = privacy
   }
   return plan
+}
+
+/**
+ * Whether the run is private, and its noise key, budget and clamps if so (docs/enclave.md "Private mode"). The
+ * sellers decide it: a run is private exactly when their deliveries carry privacy terms, and then all of them must;
+ * the host only states the trade's epsilon it read on DTMC, which must be the run's: the smallest of the sellers'.
+ */
+function privateRunOf (t: Task, slots: SellerSlot[], asked: ExecuteRequest['privacy']): RunPrivacy | undefined {
+  const terms = slots.map(s => s.privacy)
+  const privateSlots = terms.filter(x => x !== undefined).length
+  if (privateSlots === 0) {
+    if (asked !== undefined) throw new PrivacyMismatchError('a private run was asked for, but no seller delivered privacy terms')
+    return undefined
+  }
+  if (privateSlots !== slots.length) throw new PrivacyMismatchError(`${privateSlots} of ${slots.length} sellers delivered privacy terms: a private run needs all of them`)
+  if (asked === undefined) throw new PrivacyMismatchError('the sellers delivered privacy terms: the data runs only in a private run (execute with privacy.epsilon)')
+  let epsilon: bigint
+  try {
+    if (typeof asked !== 'object' || asked === null || (typeof asked.epsilon !== 'bigint' && typeof asked.epsilon !== 'string')) throw new TypeError('not a bigint or string')
+    epsilon = BigInt(asked.epsilon)
+  } catch {
+    throw new InvalidRequestError('privacy.epsilon must be a bigint or a decimal string of micro-epsilon')
+  }
+  const run = terms.reduce((a, x) => (x!.epsilon < a ? x!.epsilon : a), terms[0]!.epsilon)
+  if (epsilon !== run) throw new PrivacyMismatchError(`the run's epsilon is ${run} micro-epsilon (the sellers' terms), not ${epsilon}`)
+  return {
+    epsilon: run,
+    noiseKey: deriveNoiseKey(terms.map(x => x!.secret), t.tradeId),
+    sellers: terms.map(x => ({ skipHeader: x!.skipHeader, columns: x!.columns }))
+  }
 }
 
 /** Signs and seals the outcome of a run that ended within its budget: in the request queue. */

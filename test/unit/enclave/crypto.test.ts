@@ -5,8 +5,9 @@ import * as assert from 'uvu/assert'
 import { concat, hexlify, keccak256, randomBytes, toUtf8Bytes } from 'ethers'
 import {
   decryptChunk, deriveSealKey, eciesDecrypt, eciesEncrypt, encryptChunks, encryptDataset, encryptResult,
-  decryptResult, openResult, generateKeyPair, sealBlob, unsealBlob
+  decryptResult, openResult, generateKeyPair, sealBlob, unsealBlob, wrapDataKey, unwrapDataKey, eciesDecrypt as open, dataKeyEnvelopeContext
 } from '../../../enclave/crypto.ts'
+import { MAX_CLAMP_ABS, MAX_RUN_EPSILON } from '../../../enclave/constants.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
 import { throwsWith } from '../../helpers/enclave.ts'
 
@@ -65,6 +66,27 @@ test('a result decrypts for its task, result hash and salt only, with the gas it
   throwsWith(() => decryptResult(envelope, k.privateKey, { taskId, resultHash: keccak256('0x'), resultSalt }), 'ResultDecryptionError')
   throwsWith(() => decryptResult(envelope, k.privateKey, { taskId, resultHash, resultSalt: keccak256('0x07') }), 'ResultDecryptionError')
   throwsWith(() => decryptResult(envelope, generateKeyPair().privateKey, { taskId, resultHash, resultSalt }), 'ResultDecryptionError')
+})
+
+test('a wrapped data key carries privacy terms only when given; without them its plaintext is the old 128 bytes', () => {
+  const k = generateKeyPair()
+  const taskId = keccak256(toUtf8Bytes('task'))
+  const d = { key: randomBytes(32), commitment: keccak256(toUtf8Bytes('c')), size: 10 }
+  const plain = wrapDataKey(k.publicKey, taskId, 0, d)
+  assert.is(open(k.privateKey, plain, dataKeyEnvelopeContext(taskId, 0)).length, 128)
+  assert.is(unwrapDataKey(k.privateKey, taskId, 0, plain).privacy, undefined)
+  const terms = { secret: randomBytes(32), epsilon: 1_500_000n, skipHeader: true, columns: [{ column: 3, decimals: 2, lo: -5n, hi: 5n }, { column: 1, decimals: 0, lo: 0n, hi: 9n }] }
+  const opened = unwrapDataKey(k.privateKey, taskId, 0, wrapDataKey(k.publicKey, taskId, 0, { ...d, privacy: terms }))
+  assert.is(hexlify(opened.privacy!.secret), hexlify(terms.secret))
+  assert.is(opened.privacy!.epsilon, 1_500_000n)
+  assert.equal(opened.privacy!.columns.map(c => c.column), [1, 3], 'columns in canonical order')
+  assert.equal(opened.privacy!.columns[1], { column: 3, decimals: 2, lo: -5n, hi: 5n })
+  const bad: Array<Partial<typeof terms>> = [
+    { secret: randomBytes(31) }, { epsilon: 0n }, { epsilon: MAX_RUN_EPSILON + 1n }, { columns: [] },
+    { columns: [{ column: 1, decimals: 0, lo: 2n, hi: 1n }] }, { columns: [{ column: 1, decimals: 0, lo: 0n, hi: MAX_CLAMP_ABS + 1n }] },
+    { columns: [{ column: 1, decimals: 19, lo: 0n, hi: 1n }] }, { columns: [{ column: 1, decimals: 0, lo: 0n, hi: 1n }, { column: 1, decimals: 0, lo: 0n, hi: 1n }] }
+  ]
+  for (const b of bad) throwsWith(() => wrapDataKey(k.publicKey, taskId, 0, { ...d, privacy: { ...terms, ...b } }), 'PrivacyTermsError')
 })
 
 test.run()
