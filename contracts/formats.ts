@@ -4,8 +4,8 @@
 // Every hex string returned is 0x-prefixed lowercase.
 //
 // MEASURED: the enclave worker imports this file, so its bytes are part of the enclave measurement
-// (enclave/measurement.ts ENCLAVE_CODE_FILES: enclave/{worker,messages,crypto,evm,precompiles,
-// constants,errors,measurement}.ts, config/errors.ts and this file; test/unit/enclave/measurement.test.ts checks that list
+// (enclave/measurement.ts ENCLAVE_CODE_FILES: the enclave's files the worker imports, config/errors.ts
+// and this file; test/unit/enclave/measurement.test.ts checks that list
 // against the worker's import graph). Editing it changes the measurement every verifier accepts, so
 // only what the enclave or the chain client needs lives here; off-chain mirrors of DTMC's checks that
 // only tests use are in test/helpers/dtmc-checks.ts.

@@ -396,7 +396,7 @@ async function cmdDevnetUp (o: { dir: string, port?: string, measurement?: strin
   try { port = o.port === undefined ? undefined : parsePort(o.port, '--port') } catch (err) { throw new UsageError((err as Error).message) }
   const { devnetUp } = await import('../contracts/tools/index.ts')
   const { computeMeasurement } = await import('../enclave/index.ts')
-  const network = await devnetUp({ dir, port, measurements: o.measurement ?? [computeMeasurement()], blockTime, bootstrap: o.bootstrap })
+  const network = await devnetUp({ dir, port, measurements: o.measurement ?? [await computeMeasurement()], blockTime, bootstrap: o.bootstrap })
   if (o.json === true) {
     out(JSON.stringify({ ...network, networkFile: join(dir, 'network.json') }, null, 2))
     return
@@ -434,7 +434,7 @@ async function cmdDeploy (o: { rpc: string, keystore: string, passwordFile: stri
     keystorePath: resolve(o.keystore),
     password,
     attestationRoot: o.attestationRoot,
-    measurements: o.measurement ?? [computeMeasurement()],
+    measurements: o.measurement ?? [await computeMeasurement()],
     out: resolve(o.out),
     name: o.name,
     bootstrap: o.bootstrap

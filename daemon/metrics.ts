@@ -3,8 +3,9 @@
 // (config/metrics.ts MetricsRegistry) and make their own metrics there (p2p: gossip validation,
 // peers; contracts: transactions, gas, errors); the daemon's own (trades, deliveries, enclave runs)
 // are made here. Served by the monitoring server (daemon/monitor.ts) at /metrics.
-import { Registry, Counter as PromCounter, Gauge as PromGauge, Histogram as PromHistogram } from 'prom-client'
-import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+// prom-client and @libp2p/prometheus-metrics are loaded by createMetrics, only when metrics are enabled.
+import type { Registry, Counter as PromCounter, Gauge as PromGauge, Histogram as PromHistogram } from 'prom-client'
+import type { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import type { Counter, Gauge, Histogram, MetricLabels, MetricsRegistry } from '../config/index.ts'
 import type { TradeRecord } from './trades.ts'
 
@@ -15,20 +16,20 @@ export const ENCLAVE_GAS_BUCKETS = [1e4, 5e4, 1e5, 5e5, 1e6, 5e6, 1e7, 5e7, 1e8,
 /** Buckets (seconds) of one enclave run's wall time. */
 export const ENCLAVE_RUN_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300] as const
 
-function promRegistry (registry: Registry): MetricsRegistry {
+function promRegistry (registry: Registry, prom: typeof import('prom-client')): MetricsRegistry {
   const existing = <T>(name: string): T | undefined => registry.getSingleMetric(name) as T | undefined
   return {
     counter (name, help, labelNames = []) {
-      const c = existing<PromCounter>(name) ?? new PromCounter({ name, help, labelNames: [...labelNames], registers: [registry] })
+      const c = existing<PromCounter>(name) ?? new prom.Counter({ name, help, labelNames: [...labelNames], registers: [registry] })
       return { inc: (labels?: MetricLabels, value = 1) => { labels === undefined ? c.inc(value) : c.inc(labels, value) } }
     },
     histogram (name, help, labelNames, buckets) {
-      const h = existing<PromHistogram>(name) ?? new PromHistogram({ name, help, labelNames: [...labelNames], buckets: [...buckets], registers: [registry] })
+      const h = existing<PromHistogram>(name) ?? new prom.Histogram({ name, help, labelNames: [...labelNames], buckets: [...buckets], registers: [registry] })
       return { observe: (labels, value) => { h.observe(labels, value) } }
     },
     gauge (name, help, labelNames, collect) {
       const wrap = (g: PromGauge): Gauge => ({ set: (labels, value) => { g.set(labels, value) } })
-      const g = existing<PromGauge>(name) ?? new PromGauge({
+      const g = existing<PromGauge>(name) ?? new prom.Gauge({
         name,
         help,
         labelNames: [...labelNames],
@@ -96,11 +97,13 @@ export interface MetricsSetup {
   libp2p: ReturnType<typeof prometheusMetrics>
 }
 
-export function createMetrics (): MetricsSetup {
-  const prometheus = new Registry()
+export async function createMetrics (): Promise<MetricsSetup> {
+  const prom = await import('prom-client')
+  const { prometheusMetrics } = await import('@libp2p/prometheus-metrics')
+  const prometheus = new prom.Registry()
   return {
     prometheus,
-    daemon: daemonMetrics(promRegistry(prometheus)),
+    daemon: daemonMetrics(promRegistry(prometheus, prom)),
     // @libp2p/prometheus-metrics also collects Node's process metrics (CPU, memory, event loop, GC) there.
     // It keeps libp2p's metrics in a module-wide map by name, so they are one set per process: right
     // for a daemon, its own process; a second libp2p in one process (tests) shares the first's.

@@ -12,6 +12,17 @@ const log = logger('sdte:store')
 export const STORE_SCHEMA_VERSION = 1
 export const STORE_DIR = 'store'
 
+/**
+ * Deletions from a blob repository (the enclave's sealed chunks, the buyer's results) after which the
+ * store compacts that repository's key range, once no deletion has come for COMPACT_QUIET_MS. level
+ * keeps a deleted entry's bytes in its table files until a compaction rewrites them: on disk, and
+ * resident in the daemon, since leveldb reads table files through mmap (a node that ran a 64 MiB
+ * trade kept about 80 MiB of such pages after dropping the task). 256 default-size (64 KiB) chunks: 16 MiB.
+ */
+export const COMPACT_AFTER_DELETES = 256
+/** How long a burst of deletions (a task's chunks, dropped one by one) must pause before the compaction. */
+export const COMPACT_QUIET_MS = 1000
+
 /** Repository prefixes. Short and stable: renaming one is a migration. */
 export const REPOSITORIES = { meta: 'm', trades: 't', datasets: 'd', peers: 'p', sealed: 's', results: 'r' } as const
 
@@ -64,14 +75,22 @@ export class Repository<V> {
 /** Opaque bytes, stored base64 (sealed blobs from the enclave). */
 export class BlobRepository {
   private readonly repo: Repository<string>
-  constructor (repo: Repository<string>) { this.repo = repo }
+  private readonly onDelete: () => void
+  constructor (repo: Repository<string>, onDelete: () => void = () => {}) {
+    this.repo = repo
+    this.onDelete = onDelete
+  }
   async get (key: string): Promise<Uint8Array | undefined> {
     const v = await this.repo.get(key)
     return v === undefined ? undefined : new Uint8Array(Buffer.from(v, 'base64'))
   }
 
   async put (key: string, blob: Uint8Array): Promise<void> { await this.repo.put(key, Buffer.from(blob).toString('base64')) }
-  async delete (key: string): Promise<void> { await this.repo.delete(key) }
+  async delete (key: string): Promise<void> {
+    await this.repo.delete(key)
+    this.onDelete()
+  }
+
   async keys (): Promise<string[]> { return (await this.repo.list()).map(([k]) => k) }
 }
 
@@ -88,6 +107,11 @@ export class Store {
   readonly sealed: BlobRepository
   /** The buyer's results, as received (encrypted to its result key) and sealed again under its local key. */
   readonly results: BlobRepository
+  /** Compactions under way or scheduled (COMPACT_AFTER_DELETES), awaited by close(). */
+  private readonly compactions = new Set<Promise<void>>()
+  /** Drops the scheduled compactions (close() does not wait COMPACT_QUIET_MS for them); one under way ends on its own. */
+  private readonly skipCompactions: Array<() => void> = []
+  private closing = false
 
   private constructor (path: string) {
     this.path = path
@@ -98,8 +122,44 @@ export class Store {
     this.trades = sub('trades')
     this.datasets = sub('datasets')
     this.peers = sub('peers')
-    this.sealed = new BlobRepository(sub<string>('sealed'))
-    this.results = new BlobRepository(sub<string>('results'))
+    this.sealed = new BlobRepository(sub<string>('sealed'), this.compactAfterDeletes('sealed'))
+    this.results = new BlobRepository(sub<string>('results'), this.compactAfterDeletes('results'))
+  }
+
+  /** A deletion counter for one repository that compacts its key range (see COMPACT_AFTER_DELETES). */
+  private compactAfterDeletes (name: keyof typeof REPOSITORIES): () => void {
+    // The sublevel's keys in the root database: '!' + prefix + '!' + key (abstract-level's sublevel).
+    const start = `!${REPOSITORIES[name]}!`
+    const end = `!${REPOSITORIES[name]}"`
+    // level is classic-level (leveldb) on Node, which has compactRange; level's own type leaves it out.
+    const db = this.db as unknown as { compactRange: (start: string, end: string) => Promise<void> }
+    let deletes = 0
+    let timer: NodeJS.Timeout | undefined
+    let finish: (() => void) | undefined
+    const compact = (): void => {
+      const done = finish!
+      finish = undefined
+      deletes = 0
+      if (this.closing) { done(); return }
+      db.compactRange(start, end)
+        .then(() => { log.debug('compacted', { repository: name }) })
+        .catch((err: unknown) => { log.warn('compaction failed', { repository: name, err: err as Error }) })
+        .finally(done)
+    }
+    this.skipCompactions.push(() => {
+      clearTimeout(timer)
+      if (finish !== undefined) { const done = finish; finish = undefined; done() }
+    })
+    return () => {
+      if (++deletes < COMPACT_AFTER_DELETES || this.closing) return
+      if (finish === undefined) {
+        const scheduled = new Promise<void>(resolve => { finish = resolve })
+        this.compactions.add(scheduled)
+        void scheduled.then(() => this.compactions.delete(scheduled))
+      }
+      clearTimeout(timer)
+      timer = setTimeout(compact, COMPACT_QUIET_MS)
+    }
   }
 
   /** Opens (creating if needed) the store in `datadir/store` and brings its schema to the current version. */
@@ -134,6 +194,9 @@ export class Store {
   }
 
   async close (): Promise<void> {
+    this.closing = true
+    for (const skip of this.skipCompactions) skip()
+    await Promise.all(this.compactions)
     await this.db.close()
   }
 }

@@ -144,3 +144,6 @@ export const PRIVACY_SECRET_TAG = 'SDTE.DP.Secret.v1'
 /** Envelope and chunk format versions (first byte on the wire). */
 export const ENVELOPE_VERSION = 1
 export const SEALED_BLOB_VERSION = 1
+
+/** Most decimals a CSV column may be parsed with (the analytics precompiles, and a private column's terms). */
+export const MAX_CSV_DECIMALS = 18

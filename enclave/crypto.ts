@@ -27,7 +27,7 @@ import {
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
-import { decodePrivacyTerms, encodePrivacyTerms } from './private.ts'
+import { decodePrivacyTerms, encodePrivacyTerms } from './privacy-terms.ts'
 import type { PrivacyTerms } from './messages.ts'
 import { chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, resultHashOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
 

@@ -22,9 +22,16 @@ export {
   generateKeyPair, eciesEncrypt, eciesDecrypt
 } from './crypto.ts'
 export type { CodeDelivery, DataKeyDelivery, EncryptedDataset, KeyPair } from './crypto.ts'
-export { computeMeasurement, ENCLAVE_CODE_FILES } from './measurement.ts'
-export { PRECOMPILE_ADDRESSES, PRECOMPILE_GAS, PRIVATE_PRECOMPILE_ADDRESSES, PRIVATE_PRECOMPILE_GAS } from './precompiles.ts'
-export { privacySecretOf, encodePrivacyTerms, decodePrivacyTerms, PrivacyBudgetError } from './private.ts'
+export { privacySecretOf, encodePrivacyTerms, decodePrivacyTerms } from './privacy-terms.ts'
 export * from './errors.ts'
 export * from './constants.ts'
 export * from './examples.ts'
+
+/**
+ * The measurement of this build (enclave/measurement.ts), loaded when first asked for: it hashes the
+ * EVM's configuration, so measurement.ts loads @ethereumjs/evm, which a daemon's main thread never
+ * needs (the enclave worker computes its own measurement in its thread; test/unit/architecture.test.ts).
+ */
+export async function computeMeasurement (variant = ''): Promise<string> {
+  return (await import('./measurement.ts')).computeMeasurement(variant)
+}

@@ -25,6 +25,7 @@ export const ENCLAVE_CODE_FILES = [
   'enclave/precompiles.ts',
   'enclave/private.ts',
   'enclave/noise.ts',
+  'enclave/privacy-terms.ts',
   'enclave/constants.ts',
   'enclave/errors.ts',
   'enclave/measurement.ts',

@@ -17,7 +17,7 @@
 import { SdteError } from '../config/errors.ts'
 import { EVMError } from '@ethereumjs/evm'
 import type { ExecResult, PrecompileInput } from '@ethereumjs/evm'
-import { FIXED_POINT_SCALE, MAX_EVM_MEMORY } from './constants.ts'
+import { FIXED_POINT_SCALE, MAX_CSV_DECIMALS, MAX_EVM_MEMORY } from './constants.ts'
 
 export const PRECOMPILE_ADDRESSES = {
   csvColumn: '0x0000000000000000000000000000000000000a00',
@@ -86,8 +86,6 @@ export const PRIVATE_PRECOMPILE_GAS = {
 
 /** Most buckets a histogram call may ask for. */
 export const MAX_HISTOGRAM_BUCKETS = 4096
-/** Most decimals a CSV column may be parsed with. */
-export const MAX_CSV_DECIMALS = 18
 /**
  * Most records one csvColumn call returns: its output (32 bytes a record) must fit in half the EVM's
  * memory bound, or a CSV of tiny records would make the precompile allocate gigabytes that the

@@ -35,7 +35,8 @@ import {
 import type { RunOutcome } from './evm.ts'
 import { runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
 import { computeMeasurement } from './measurement.ts'
-import { deriveNoiseKey, privacyTermsFromJson, privacyTermsJson } from './private.ts'
+import { deriveNoiseKey } from './private.ts'
+import { privacyTermsFromJson, privacyTermsJson } from './privacy-terms.ts'
 import type {
   AckReceiptRequest, AttestRequest, AttestResponse, DataChunkRequest, DeliverCodeRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
   PrivacyTerms, Request, RunBudgetPolicy, RunJob, RunPrivacy, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage

@@ -73,7 +73,7 @@ export class LocalTestnet {
   /** Brings up the devnet, then the relay, then every other daemon in parallel. */
   static async start (o: LocalTestnetOptions): Promise<LocalTestnet> {
     mkdirSync(o.dir, { recursive: true })
-    const network = await devnetUp({ dir: join(o.dir, 'devnet'), measurements: [computeMeasurement()], host: o.chainHost, blockTime: o.blockTime })
+    const network = await devnetUp({ dir: join(o.dir, 'devnet'), measurements: [await computeMeasurement()], host: o.chainHost, blockTime: o.blockTime })
     const net = new LocalTestnet(o.dir, network, o.place)
     try {
       await net.add('relay', 'relay', {}, o)

@@ -22,7 +22,8 @@ import { tradeIdOf, ResultStatus } from '../../contracts/formats.ts'
 import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { startDaemon, waitFor, type DaemonProcess } from '../../daemon/tools/child-daemons.ts'
 import { MAX_RUN_ATTEMPTS } from '../../daemon/roles/trusted-node/index.ts'
-import { computeMeasurement, sampleDataset } from '../../enclave/index.ts'
+import { computeMeasurement } from '../../enclave/measurement.ts'
+import { sampleDataset } from '../../enclave/index.ts'
 import { buyer, buyerSetup, random32, rejectsWith, startEnclave } from '../helpers/enclave.ts'
 
 /** JUMPDEST; PUSH1 0; JUMP: loops until its gas runs out. */

@@ -17,7 +17,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { resolveOptions } from '../../config/options.ts'
 import { SdteDaemon } from '../../daemon/daemon.ts'
 import { devnetDown, devnetUp } from '../../contracts/tools/index.ts'
-import { computeMeasurement } from '../../enclave/index.ts'
+import { computeMeasurement } from '../../enclave/measurement.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 const SDTE = join(ROOT, 'bin', 'sdte')

@@ -8,14 +8,16 @@
 //     p2p/host/, a role of daemon/roles/) from outside it other than through that index.ts; files inside
 //     the folder, and below it, import its files directly, and a folder without an index.ts (daemon/rpc/,
 //     daemon/methods/, daemon/roles/ itself) is a plain grouping whose files are imported directly,
-//   - a tools file reachable from the running daemon (the transitive closure of its start module).
+//   - a tools file reachable from the running daemon (the transitive closure of its start module),
+//   - a part a role loads when it needs it (LOADED_LAZILY: the roles, the EVM, the enclave's measured
+//     code, metrics) in the daemon's static graph: what every daemon loads before its control API answers.
 // Tests and benchmarks are white-box: they may import any file of a part they may import.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readdirSync, readFileSync, existsSync } from 'node:fs'
 import { dirname, join, normalize, relative } from 'node:path'
 import ts from 'typescript'
-import { ENCLAVE_CODE_FILES } from '../../enclave/index.ts'
+import { ENCLAVE_CODE_FILES } from '../../enclave/measurement.ts'
 
 const ROOT = new URL('../..', import.meta.url).pathname
 
@@ -54,10 +56,34 @@ const DEFAULTS_READ_BY_CONFIG: readonly string[] = ['p2p/constants.ts']
 /** The module the running daemon starts from (`sdte daemon` loads it; daemon/cli.ts only parses flags). */
 const DAEMON_START = 'daemon/daemon.ts'
 
+/**
+ * What the daemon's start module reaches only through import() (or a worker's `new URL`), never
+ * through its static imports: each role's code is loaded by a daemon that runs the role; the EVM and
+ * the enclave's measured code only in the enclave's threads (or for computeMeasurement); prom-client
+ * only with metrics enabled; solc never (contracts/tools compiles). Most of a daemon's start-up is
+ * loading modules (BENCHMARKS.md ## Daemon), so these keep a relay's, a buyer's or a seller's short.
+ */
+const LOADED_LAZILY: readonly string[] = [
+  'daemon/roles/buyer/index.ts', 'daemon/roles/seller/index.ts', 'daemon/roles/trusted-node/index.ts',
+  'enclave/measurement.ts', 'enclave/evm.ts', 'enclave/precompiles.ts', 'enclave/worker.ts', 'enclave/runner.ts'
+]
+/** Packages no module of the daemon's static graph imports (see LOADED_LAZILY). */
+const PACKAGES_LOADED_LAZILY: readonly string[] = ['@ethereumjs/evm', 'solc', 'prom-client', '@libp2p/prometheus-metrics']
+
 /** Parts whose files are white-box: tests and benchmarks may import any file of a part they may import. */
 const WHITE_BOX: readonly Part[] = ['test', 'bench']
 
-export interface Edge { from: string, to: string, specifier: string, dynamic: boolean, line: number }
+export interface Edge {
+  from: string
+  to: string
+  specifier: string
+  dynamic: boolean
+  line: number
+  /** `import type`, `export type`, `import('x').T`: erased when the file is loaded. */
+  typeOnly?: boolean
+  /** A package (bare specifier): `to` is its name; only the lazy-loading check reads these. */
+  bare?: boolean
+}
 
 function partOf (file: string): Part | undefined {
   return PARTS.find(p => file === p || file.startsWith(p + '/'))
@@ -100,15 +126,21 @@ function enteredFolder (from: string, to: string, indexed: Set<string>): string 
 export function importsOf (file: string, source: string): Edge[] {
   const sf = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS)
   const edges: Edge[] = []
-  const add = (node: ts.Node, spec: ts.Expression | undefined, dynamic: boolean): void => {
-    if (spec === undefined || !ts.isStringLiteralLike(spec) || !spec.text.startsWith('.')) return
+  const add = (node: ts.Node, spec: ts.Expression | undefined, dynamic: boolean, typeOnly = false): void => {
+    if (spec === undefined || !ts.isStringLiteralLike(spec)) return
+    const line = sf.getLineAndCharacterOfPosition(node.getStart()).line + 1
+    if (!spec.text.startsWith('.')) {
+      if (!spec.text.startsWith('node:')) edges.push({ from: file, to: spec.text, specifier: spec.text, dynamic, line, typeOnly, bare: true })
+      return
+    }
     const to = normalize(join(dirname(file), spec.text))
-    edges.push({ from: file, to, specifier: spec.text, dynamic, line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1 })
+    edges.push({ from: file, to, specifier: spec.text, dynamic, line, typeOnly })
   }
   const visit = (node: ts.Node): void => {
-    if (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) add(node, node.moduleSpecifier, false)
+    if (ts.isImportDeclaration(node)) add(node, node.moduleSpecifier, false, node.importClause?.isTypeOnly === true)
+    else if (ts.isExportDeclaration(node)) add(node, node.moduleSpecifier, false, node.isTypeOnly)
     else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) add(node, node.arguments[0], true)
-    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node, node.argument.literal, false)
+    else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) add(node, node.argument.literal, false, true)
     else if (isModuleUrl(node)) add(node, node.arguments![0], true)
     ts.forEachChild(node, visit)
   }
@@ -131,8 +163,9 @@ export function repositoryEdges (): Edge[] {
 }
 
 /** What is wrong with a set of edges; empty when the architecture holds. */
-export function violations (edges: Edge[], indexed: Set<string> = foldersWithIndex()): string[] {
+export function violations (allEdges: Edge[], indexed: Set<string> = foldersWithIndex()): string[] {
   const problems: string[] = []
+  const edges = allEdges.filter(e => e.bare !== true)
   const where = (e: Edge): string => `${e.from}:${e.line} imports ${e.specifier}`
   const measured = new Set<string>(ENCLAVE_CODE_FILES)
   for (const e of edges) {
@@ -171,6 +204,24 @@ export function violations (edges: Edge[], indexed: Set<string> = foldersWithInd
     }
   }
   for (const [file, path] of seen) if (isTools(file)) problems.push(`the running daemon loads a tool: ${path}`)
+  // The daemon's static graph: what loads before its start module runs, whatever its roles.
+  const staticGraph = new Map<string, string>([[DAEMON_START, DAEMON_START]])
+  const pending = [DAEMON_START]
+  while (pending.length > 0) {
+    const file = pending.shift()!
+    for (const e of allEdges) {
+      if (e.from !== file || e.dynamic || e.typeOnly === true) continue
+      const path = `${staticGraph.get(file)!} -> ${e.to}`
+      if (e.bare === true) {
+        if (PACKAGES_LOADED_LAZILY.includes(e.to)) problems.push(`the daemon's static graph loads ${e.to}, which is loaded lazily: ${path}`)
+        continue
+      }
+      if (staticGraph.has(e.to)) continue
+      staticGraph.set(e.to, path)
+      if (LOADED_LAZILY.includes(e.to)) problems.push(`the daemon's static graph loads ${e.to}, which is loaded lazily: ${path}`)
+      else pending.push(e.to)
+    }
+  }
   // The command line's static imports (loaded for every command, `sdte daemon` included) hold no tool either.
   for (const e of byFile.get(CLI_FILE) ?? []) {
     if (!e.dynamic && isTools(e.to)) problems.push(`${where(e)}: the command line loads a tool for every command`)
@@ -181,7 +232,7 @@ export function violations (edges: Edge[], indexed: Set<string> = foldersWithInd
 test('every import between parts is allowed, goes through the part\'s index, and no tool is in the running daemon', () => {
   const edges = repositoryEdges()
   assert.ok(edges.length > 300, `only ${edges.length} imports found: the parser missed some`)
-  const missing = edges.filter(e => !existsSync(join(ROOT, e.to))).map(e => `${e.from}:${e.line} imports ${e.specifier}: no such file`)
+  const missing = edges.filter(e => e.bare !== true && !existsSync(join(ROOT, e.to))).map(e => `${e.from}:${e.line} imports ${e.specifier}: no such file`)
   const problems = [...missing, ...violations(edges)]
   assert.equal(problems, [], `architecture violations:\n  ${problems.join('\n  ')}`)
 })
@@ -198,7 +249,7 @@ test('the parser sees every kind of import, and the checks catch each kind of vi
     "const w = new Worker(new URL('./worker.ts', import.meta.url))",
     "const p = new URL('../package.json', import.meta.url)"
   ].join('\n')
-  const found = importsOf('daemon/x.ts', source).map(e => [e.to, e.dynamic])
+  const found = importsOf('daemon/x.ts', source).filter(e => e.bare !== true).map(e => [e.to, e.dynamic])
   assert.equal(found, [
     ['contracts/index.ts', false], ['daemon/roles/context.ts', false], ['p2p/index.ts', false],
     ['config/index.ts', false], ['daemon/tools/index.ts', true], ['enclave/index.ts', false], ['daemon/worker.ts', true]
@@ -215,6 +266,19 @@ test('the parser sees every kind of import, and the checks catch each kind of vi
     'daemon/cli.ts:1 imports tools/index.ts: daemon may not import daemon/tools',
     'daemon/cli.ts:1 imports tools/index.ts: the command line loads a tool for every command'
   ])
+  assert.equal(importsOf('daemon/x.ts', source).filter(e => e.bare === true).map(e => [e.to, e.typeOnly]), [['ethers', false]])
+  assert.equal(importsOf('daemon/x.ts', source).filter(e => e.typeOnly === true).map(e => e.to), ['daemon/roles/context.ts', 'enclave/index.ts'])
+  // A role, the EVM or a lazily loaded package in the daemon's static graph; the same through import() or a type is fine.
+  assert.equal(violations([edge('daemon/daemon.ts', 'daemon/roles/buyer/index.ts')]), [
+    'the daemon\'s static graph loads daemon/roles/buyer/index.ts, which is loaded lazily: daemon/daemon.ts -> daemon/roles/buyer/index.ts'
+  ])
+  assert.equal(violations([edge('daemon/daemon.ts', 'enclave/index.ts'), { ...edge('enclave/index.ts', '@ethereumjs/evm'), bare: true }]), [
+    'the daemon\'s static graph loads @ethereumjs/evm, which is loaded lazily: daemon/daemon.ts -> enclave/index.ts -> @ethereumjs/evm'
+  ])
+  assert.equal(violations([
+    edge('daemon/daemon.ts', 'daemon/roles/buyer/index.ts', true), edge('daemon/daemon.ts', 'enclave/index.ts'),
+    { ...edge('enclave/index.ts', 'enclave/measurement.ts'), typeOnly: true }, { ...edge('daemon/metrics.ts', 'prom-client', true), bare: true }
+  ]), [])
   assert.equal(violations([edge('daemon/daemon.ts', 'daemon/roles/node.ts'), edge('daemon/roles/node.ts', 'contracts/tools/index.ts')]), [
     'daemon/roles/node.ts:1 imports ../../contracts/tools/index.ts: daemon may not import contracts/tools',
     'the running daemon loads a tool: daemon/daemon.ts -> daemon/roles/node.ts -> contracts/tools/index.ts'

@@ -39,7 +39,7 @@ test('a revert among concurrent sends fails alone; the queue goes on', async () 
 
 test('a client handed a registry counts its transactions by outcome, their gas, and errors by name', async () => {
   const a = await account(chain)
-  const metrics = createMetrics()
+  const metrics = await createMetrics()
   const client = await ChainClient.connect({ network: chain.network, signer: a.wallet.privateKey, pollingIntervalMs: 50, metrics: metrics.daemon.registry })
   chain.clients.push(client)
   // Two receipts: random hashes cost different calldata gas (a zero byte is cheaper).

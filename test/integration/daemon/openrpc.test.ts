@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import { startDaemon, type DaemonProcess } from '../../helpers/daemon-process.ts'
 import { devnetDown, devnetUp } from '../../../contracts/tools/index.ts'
-import { computeMeasurement } from '../../../enclave/index.ts'
+import { computeMeasurement } from '../../../enclave/measurement.ts'
 import { RpcClient, API_TOKEN_READONLY_FILE } from '../../../daemon/rpc/client.ts'
 import { RpcError } from '../../../daemon/rpc/errors.ts'
 

@@ -53,7 +53,7 @@ test('DHT keys map to a raw sha256 CID; malformed keys are refused', async () =>
 
 test('three hosts: bootstrap, gossip with a validator, DHT provide/find, echo', async () => {
   // The first host is handed a metrics registry (the daemon's, Prometheus) and libp2p's metrics on it.
-  const metrics = createMetrics()
+  const metrics = await createMetrics()
   const first = await createP2PHost({}, { privateKey: await generateKeyPair('Ed25519'), metrics: metrics.daemon.registry, libp2pMetrics: metrics.libp2p })
   hosts.push(first)
   await first.start()

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, chmodSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadOrCreateKeys, KEYSTORE_FILE, PEER_KEY_FILE, GENERATED_PASSWORD_FILE, KeyStoreError } from '../../../daemon/keys.ts'
-import { Store, StoreError, STORE_SCHEMA_VERSION } from '../../../daemon/store.ts'
+import { Store, StoreError, STORE_SCHEMA_VERSION, STORE_DIR, COMPACT_AFTER_DELETES, COMPACT_QUIET_MS } from '../../../daemon/store.ts'
 import { lockDatadir, DatadirLockedError, LOCK_FILE } from '../../../daemon/lock.ts'
 
 const FAST = { passwordFile: null, scryptN: 1024 }
@@ -110,6 +110,34 @@ test('store: a store from a newer release is refused', async () => {
       assert.instance(err, StoreError)
       assert.is((err as StoreError).code, 'ERR_STORE_TOO_NEW')
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('store: deleting many sealed blobs compacts them away (the table files shrink), and only their range', async () => {
+  const dir = tmp()
+  const tableBytes = (): number => readdirSync(join(dir, STORE_DIR)).filter(f => f.endsWith('.ldb') || f.endsWith('.log'))
+    .reduce((n, f) => n + statSync(join(dir, STORE_DIR, f)).size, 0)
+  try {
+    const store = await Store.open(dir)
+    await store.trades.put('kept', { state: 'open' })
+    // Random bytes (leveldb's snappy cannot shrink them), 64 KiB each: the enclave's chunks of a dataset.
+    const blob = new Uint8Array(64 * 1024)
+    for (let i = 0; i < COMPACT_AFTER_DELETES; i++) {
+      crypto.getRandomValues(blob)
+      await store.sealed.put(`chunk/${String(i).padStart(4, '0')}`, blob)
+    }
+    const written = tableBytes()
+    assert.ok(written > COMPACT_AFTER_DELETES * 64 * 1024, `${written} bytes written`)
+    for (let i = 0; i < COMPACT_AFTER_DELETES; i++) await store.sealed.delete(`chunk/${String(i).padStart(4, '0')}`)
+    // Deleting only adds tombstones: the bytes stay in the table files until the compaction (COMPACT_QUIET_MS later).
+    const deadline = Date.now() + COMPACT_QUIET_MS + 60_000
+    while (tableBytes() > written / 4 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
+    assert.ok(tableBytes() <= written / 4, `${tableBytes()} of ${written} bytes still in the table files`)
+    assert.equal(await store.trades.get('kept'), { state: 'open' })
+    assert.equal(await store.sealed.keys(), [])
+    await store.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
