@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createRequire } from 'node:module'
 import { getBytes } from 'ethers'
 import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor, runCli } from '../../daemon/tools/child-daemons.ts'
@@ -127,6 +128,10 @@ test('an analysis that CALLs: the buyer, the seller and the node operator are ea
   // The buyer's daemon opened the enclave's diagnosis: the opcode and where it is.
   assert.match(buyer.reason ?? '', /CALL at position 14 \(byte offset 0xe/)
   assert.match(view.explanation.buyer, /opcode the enclave refuses.*CALL at position 14/)
+  // rpc_discover tells the truth about it: the result, diagnosis and explanation included, matches trade_get's schema.
+  const { MethodCallValidator } = createRequire(import.meta.url)('@open-rpc/schema-utils-js') as { MethodCallValidator: new (doc: unknown) => { validate: (method: string, params: unknown) => unknown } }
+  const discover = new MethodCallValidator(await net.buyers[0].rpc.call('rpc_discover', {}))
+  assert.equal(discover.validate('trade_get', { tradeId, result: view }), [], 'trade_get\'s result matches its served schema')
   const watched = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
   assert.is(watched.code, 1, watched.stderr)
   assert.match(watched.stdout, /why: The trade settled with status 3 \(forbidden opcode\).*CALL at position 14/)

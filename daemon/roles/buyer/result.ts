@@ -12,6 +12,7 @@ import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
 import { chainTime, nodePeerId, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import { explainRun } from '../../ends.ts'
+import { DIAGNOSIS_WAIT_MS } from './constants.ts'
 import { log } from './log.ts'
 import { localKey, resultKey, resultSalt } from './secrets.ts'
 import type { BuyerTrade, BuyerTradeData } from './trade.ts'
@@ -54,8 +55,8 @@ export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeV
  * A trade DTMC settled on a status other than 0: no output, but each node of the majority holds the
  * enclave's diagnosis (which opcode at which position, the gas used, the output size, the refused
  * sellers), encrypted to us and signed by its enclave. The first that opens makes the trade `failed`
- * with the whole explanation; when none is served by the end of the retention, it fails with what
- * DTMC says (the status and the trade's caps).
+ * with the whole explanation; when none is served within DIAGNOSIS_WAIT_MS (or the retention is over),
+ * it fails with what DTMC says (the status and the trade's caps).
  */
 export async function fetchDiagnosis (ctx: RoleContext, t: BuyerTrade, view: TradeView): Promise<void> {
   const status = view.final!.status
@@ -75,8 +76,9 @@ export async function fetchDiagnosis (ctx: RoleContext, t: BuyerTrade, view: Tra
       log.warn('diagnosis fetch failed; trying another node of the majority', { tradeId: t.tradeId, node: node.index, err: err as Error })
     }
   }
-  if (await chainTime(ctx.chain) > view.deadline + resultConstants.RESULT_RETENTION_SECONDS) {
-    await ctx.trades.transition(t, 'failed', { reason: explainRun(status, view).buyer, note: 'no node of the majority served the diagnosis' })
+  const settledAt = Date.parse(t.timeline.findLast(e => e.state === 'finalized')?.at ?? t.updatedAt)
+  if (Date.now() - settledAt > DIAGNOSIS_WAIT_MS || await chainTime(ctx.chain) > view.deadline + resultConstants.RESULT_RETENTION_SECONDS) {
+    await ctx.trades.transition(t, 'failed', { reason: explainRun(status, view).buyer, note: `no node of the majority served the diagnosis within ${DIAGNOSIS_WAIT_MS / 1000} s` })
   }
 }
 
