@@ -23,7 +23,7 @@ import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { AbiCoder, SigningKey, getBytes, hexlify, keccak256, toUtf8Bytes } from 'ethers'
 import {
-  CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DIAGNOSIS_ENVELOPE_TAG, DIAGNOSIS_TAG, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
+  CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DIAGNOSIS_ENVELOPE_TAG, DIAGNOSIS_PAD_BYTES, DIAGNOSIS_TAG, MAX_DIAGNOSIS_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
@@ -250,9 +250,6 @@ export function openResult (encryptedResult: BytesLike, resultPrivateKey: BytesL
   return { output, gasUsed: new DataView(plain.buffer, plain.byteOffset).getBigUint64(0) }
 }
 
-/** Largest diagnosis plaintext the buyer opens (a few hundred bytes in practice; 64 sellers' refusals at most). */
-export const MAX_DIAGNOSIS_SIZE = 64 * 1024
-
 function diagnosisDigestOf (taskId: string, json: Uint8Array): string {
   return keccak256(tagged(DIAGNOSIS_TAG, ['bytes32', 'bytes'], [taskId, json]))
 }
@@ -268,7 +265,11 @@ function diagnosisDigestOf (taskId: string, json: Uint8Array): string {
 export function encryptDiagnosis (resultPublicKey: Uint8Array, taskId: string, diagnosis: RunDiagnosis, taskKey: SigningKey): Uint8Array {
   const json = toUtf8Bytes(JSON.stringify(diagnosis))
   const signature = signDigest(taskKey, diagnosisDigestOf(taskId, json))
-  return eciesEncrypt(resultPublicKey, toUtf8Bytes(JSON.stringify({ diagnosis, signature })), tagged(DIAGNOSIS_ENVELOPE_TAG, ['bytes32'], [taskId]))
+  // Padded with spaces (JSON ignores them) to a multiple of DIAGNOSIS_PAD_BYTES: the envelope's length, which the
+  // host sees, must not tell "CALL" from "SSTORE" or a short gas figure from a long one.
+  const text = JSON.stringify({ diagnosis, signature })
+  const plain = toUtf8Bytes(text.padEnd(Math.ceil(text.length / DIAGNOSIS_PAD_BYTES) * DIAGNOSIS_PAD_BYTES, ' '))
+  return eciesEncrypt(resultPublicKey, plain, tagged(DIAGNOSIS_ENVELOPE_TAG, ['bytes32'], [taskId]))
 }
 
 /** The buyer's side: opens a diagnosis and checks that the task's enclave (its address in the quote, on DTMC) signed it. */

@@ -18,7 +18,7 @@ export {
 } from './quote.ts'
 export type { QuoteExpectations } from './quote.ts'
 export {
-  encryptCodeForEnclave, signCodeDelivery, signDataKeyDelivery, signChunk, splitSignedChunk, signReceiptAck, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult, openResult, RESULT_GAS_BYTES, encryptDiagnosis, openDiagnosis, MAX_DIAGNOSIS_SIZE,
+  encryptCodeForEnclave, signCodeDelivery, signDataKeyDelivery, signChunk, splitSignedChunk, signReceiptAck, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult, openResult, RESULT_GAS_BYTES, encryptDiagnosis, openDiagnosis,
   generateKeyPair, eciesEncrypt, eciesDecrypt
 } from './crypto.ts'
 export type { CodeDelivery, DataKeyDelivery, EncryptedDataset, KeyPair } from './crypto.ts'

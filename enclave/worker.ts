@@ -22,7 +22,7 @@ import {
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
   MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
-  MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE, SELLER_SIGNATURE_BYTES
+  MAX_DIAGNOSIS_ERROR, MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import {
   CHUNK_HEADER_BYTES, commitmentHasher, decryptChunk, deriveSealKey, encryptDiagnosis, encryptResult, generateKeyPair, openCodeEnvelope,
@@ -578,7 +578,7 @@ async function finishRun (plan: RunPlan, outcome: RunOutcome | undefined): Promi
     if (outcome.opcode !== undefined) diagnosis.opcode = outcome.opcode
     if (outcome.pc !== undefined) diagnosis.pc = outcome.pc
     if (outcome.outputSize !== undefined) diagnosis.outputSize = outcome.outputSize
-    if (status === ResultStatus.Reverted || status === ResultStatus.Internal) diagnosis.error = outcome.reason
+    if (status === ResultStatus.Reverted || status === ResultStatus.Internal) diagnosis.error = outcome.reason.slice(0, MAX_DIAGNOSIS_ERROR)
     if (faultWrongResult && status === ResultStatus.Ok && output.length > 0) {
       output = Uint8Array.from(output)
       output[output.length - 1] ^= 0xff
