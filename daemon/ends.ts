@@ -93,8 +93,8 @@ export function explainRun (status: number, terms: RunTerms, diagnosis?: RunDiag
       ? `No analysis ran: ${what}. If your delivery was refused, your data fee is held and you cannot claim it; sellers whose data was accepted claim theirs with their delivery receipts.`
       : `The buyer's analysis ran on your data in the enclave and ${words.meaning.replace(/^the analysis /, '')}${detail === '' || d === undefined ? '' : detail}; ${NO_OUTPUT} to the buyer, so nothing of your data left the enclave. You are paid your data fee.`,
     node: input
-      ? `Your enclave ran nothing: ${what} (status ${status}). You are paid as a node of the majority.`
-      : `Your enclave stopped the buyer's analysis: ${words.meaning} (status ${status}). Nothing is wrong with the node; the details go, encrypted, to the buyer only. You are paid as a node of the majority.`
+      ? `Your enclave ran nothing: ${what} (status ${status}). The nodes of the majority are paid as agreed.`
+      : `Your enclave stopped the buyer's analysis: ${words.meaning} (status ${status}). Nothing is wrong with the node; the details go, encrypted, to the buyer only. The nodes of the majority are paid as agreed.`
   }
 }
 
