@@ -151,6 +151,8 @@ test('an analysis that CALLs: the buyer, the seller and the node operator are ea
   const node = net.nodes[0]
   await waitFor('the node logged the end', () => /Your enclave stopped the buyer's analysis: the analysis used an opcode the enclave refuses/.test(node.output()) ? true : undefined, 30_000, 200)
   assert.not.match(node.output(), /position 14/, 'the position depends on the data: the node does not learn it')
+  // The buyer's log has its own sentence, with the position.
+  assert.match(net.buyers[0].output(), /trade ended: Your analysis delivered no output: .*CALL at position 14/)
 })
 
 test('a seller that goes offline before delivery: refund at the deadline, the seller that delivered claims its fee', async () => {
