@@ -322,6 +322,9 @@ function atItsEnd (r: WatchedRecord): boolean {
 /** The ends that are not a success: `watch` exits 1 on them. */
 const FAILED_ENDS = new Set(['refunded', 'failed'])
 
+/** trade_get's `explanation` (daemon/ends.ts EndExplanation). */
+interface WatchedEnd { kind: string, failed: true, summary: string, buyer: string, seller: string, node: string }
+
 interface WatchedRecord {
   role: string
   state: string
@@ -343,7 +346,7 @@ async function cmdWatch (tradeId: string, o: { datadir?: string, interval: strin
   let chainSeen = ''
   let waiting = false
   while (true) {
-    const v = await client.call<{ records: WatchedRecord[], chain: { state: string, nResults: number } | null }>('trade_get', { tradeId })
+    const v = await client.call<{ records: WatchedRecord[], chain: { state: string, nResults: number } | null, explanation: WatchedEnd | null }>('trade_get', { tradeId })
     for (const r of v.records) {
       for (const e of r.timeline) {
         const key = `${r.role}:${e.state}:${e.at}`
@@ -373,13 +376,15 @@ async function cmdWatch (tradeId: string, o: { datadir?: string, interval: strin
     }
     const ended = v.records.length > 0 ? v.records.every(atItsEnd) : v.chain !== null && v.chain.state !== 'open'
     if (ended) {
-      let failed = false
+      // Why the trade ended without an output (daemon/ends.ts), then each of this daemon's roles in its own words.
+      let failed = v.explanation !== null
+      if (v.explanation !== null) emit({ event: 'explanation', ...v.explanation }, `why: ${v.explanation.summary}`)
       for (const r of v.records) {
         failed ||= FAILED_ENDS.has(r.state)
         emit({ event: 'end', role: r.role, state: r.state, ...(r.reason !== undefined && { reason: r.reason }) }, `${r.role}: ${r.state}${r.reason !== undefined ? ` (${r.reason})` : ''}`)
       }
       if (v.records.length === 0 && v.chain !== null) {
-        failed = v.chain.state === 'refunded'
+        failed ||= v.chain.state === 'refunded'
         emit({ event: 'end', role: 'chain', state: v.chain.state }, `chain: ${v.chain.state}`)
       }
       return failed ? EXIT_FAILURE : EXIT_OK

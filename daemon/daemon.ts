@@ -120,7 +120,7 @@ export class SdteDaemon {
       this.store = await Store.open(o.datadir)
       this.closers.push({ name: 'store', close: async () => await this.store.close() })
 
-      this.trades = new TradeBook(this.store.trades, this.metrics)
+      this.trades = new TradeBook(this.store.trades, this.metrics, logger('sdte:trades'))
       this.metrics.watchTrades(async () => await this.trades.list())
 
       if (this.network !== null) {

@@ -4,7 +4,7 @@
 // functions are idempotent and check the chain before repeating a transaction).
 import { SdteError, type TradeRole } from '../config/index.ts'
 import type { Repository } from './store.ts'
-import type { Counter, Histogram } from '../config/index.ts'
+import type { Counter, Histogram, Logger } from '../config/index.ts'
 
 /** What the trade book counts: every state change, and how long each state lasted (daemon/metrics.ts). */
 export interface TradeMetrics {
@@ -61,11 +61,16 @@ export class TradeBook {
   private readonly listeners = new Set<(t: TradeRecord) => void>()
 
   private readonly metrics: TradeMetrics | undefined
+  private readonly log: Logger | undefined
 
-  /** States change only here, so the trade metrics are counted here rather than in each role. */
-  constructor (repo: Repository<unknown>, metrics?: TradeMetrics) {
+  /**
+   * States change only here, so the trade metrics are counted here rather than in each role, and each
+   * role's end with its reason (daemon/ends.ts words) is logged here.
+   */
+  constructor (repo: Repository<unknown>, metrics?: TradeMetrics, log?: Logger) {
     this.repo = repo
     this.metrics = metrics
+    this.log = log
   }
 
   onChange (fn: (t: TradeRecord) => void): () => void {
@@ -131,6 +136,11 @@ export class TradeBook {
       ...(opts.reason !== undefined && { reason: opts.reason })
     }
     await this.save(next)
+    if (opts.reason !== undefined && state !== record.state && TERMINAL_STATES[record.role].includes(state)) {
+      const fields = { role: record.role, tradeId: record.tradeId, state, reason: opts.reason }
+      if (state === 'failed' || state === 'refunded') this.log?.warn(`trade ended: ${opts.reason}`, fields)
+      else this.log?.info(`trade ended: ${opts.reason}`, fields)
+    }
     if (this.metrics !== undefined && state !== record.state) {
       this.metrics.tradeTransitions.inc({ role: record.role, state })
       // The phase is the state left; it began at the timeline's last entry (a state re-entered, such as

@@ -99,6 +99,17 @@ export const MIN_RUN_HEAP_MB = 8
  */
 export const MAX_CONCURRENT_RUNS = 2
 
+/** Diagnosis of a run without output (crypto.ts encryptDiagnosis). */
+/**
+ * A diagnosis plaintext is padded to a multiple of this: every diagnosis whose fields depend on the data (all but
+ * the refused sellers' list, which the host knows) fits one block (RunDiagnosis.error is cut to MAX_DIAGNOSIS_ERROR).
+ */
+export const DIAGNOSIS_PAD_BYTES = 1024
+/** Characters of an engine's error message a diagnosis keeps. */
+export const MAX_DIAGNOSIS_ERROR = 200
+/** Largest diagnosis plaintext the buyer opens (a few hundred bytes in practice; 64 sellers' refusals at most). */
+export const MAX_DIAGNOSIS_SIZE = 64 * 1024
+
 /** Fixed-point scale of the analytics precompiles' derived values (mean, variance, slope). */
 export const FIXED_POINT_DECIMALS = 6
 export const FIXED_POINT_SCALE = 10n ** BigInt(FIXED_POINT_DECIMALS)
@@ -131,6 +142,8 @@ export const ECIES_INFO = 'SDTE.ECIES.v1'
 export const CODE_ENVELOPE_TAG = 'SDTE.CodeEnvelope.v1'
 export const DATA_KEY_ENVELOPE_TAG = 'SDTE.DataKeyEnvelope.v1'
 export const RESULT_ENVELOPE_TAG = 'SDTE.ResultEnvelope.v1'
+export const DIAGNOSIS_ENVELOPE_TAG = 'SDTE.DiagnosisEnvelope.v1'
+export const DIAGNOSIS_TAG = 'SDTE.Diagnosis.v1'
 export const DATA_CHUNK_TAG = 'SDTE.DataChunk.v1'
 export const SEAL_INFO = 'SDTE.Seal.v1'
 export const MEASUREMENT_TAG = 'SDTE.Measurement.v1'

@@ -23,13 +23,13 @@ import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { AbiCoder, SigningKey, getBytes, hexlify, keccak256, toUtf8Bytes } from 'ethers'
 import {
-  CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
+  CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DIAGNOSIS_ENVELOPE_TAG, DIAGNOSIS_PAD_BYTES, DIAGNOSIS_TAG, MAX_DIAGNOSIS_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
 import { decodePrivacyTerms, encodePrivacyTerms } from './privacy-terms.ts'
-import type { PrivacyTerms } from './messages.ts'
-import { chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, resultHashOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
+import type { PrivacyTerms, RunDiagnosis } from './messages.ts'
+import { chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, recoverDigest, resultHashOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const IV_BYTES = 12
@@ -272,6 +272,52 @@ export function openResult (encryptedResult: BytesLike, resultPrivateKey: BytesL
   const output = plain.slice(RESULT_GAS_BYTES)
   if (resultHashOf(expected.resultSalt, output) !== expected.resultHash.toLowerCase()) throw new ResultDecryptionError('result does not match resultHash')
   return { output, gasUsed: new DataView(plain.buffer, plain.byteOffset).getBigUint64(0) }
+}
+
+function diagnosisDigestOf (taskId: string, json: Uint8Array): string {
+  return keccak256(tagged(DIAGNOSIS_TAG, ['bytes32', 'bytes'], [taskId, json]))
+}
+
+/**
+ * Why a run produced no output, for the buyer only (docs/enclave.md "Diagnosis"): which opcode was refused
+ * at which position, the gas used, the output size over the cap, which sellers' input was refused. All of
+ * it may depend on the data (the code can branch on it), so like the gas used of a result it goes neither
+ * to the chain nor to the node's host: it is encrypted to the buyer's one-time result key, and signed
+ * with the task key so that the buyer knows the enclave of the trade wrote it (ECIES alone does not say
+ * who encrypted). Plaintext: JSON `{ diagnosis, signature }`.
+ */
+export function encryptDiagnosis (resultPublicKey: Uint8Array, taskId: string, diagnosis: RunDiagnosis, taskKey: SigningKey): Uint8Array {
+  const json = toUtf8Bytes(JSON.stringify(diagnosis))
+  const signature = signDigest(taskKey, diagnosisDigestOf(taskId, json))
+  // Padded with spaces (JSON ignores them) to a multiple of DIAGNOSIS_PAD_BYTES: the envelope's length, which the
+  // host sees, must not tell "CALL" from "SSTORE" or a short gas figure from a long one.
+  const text = JSON.stringify({ diagnosis, signature })
+  const plain = toUtf8Bytes(text.padEnd(Math.ceil(text.length / DIAGNOSIS_PAD_BYTES) * DIAGNOSIS_PAD_BYTES, ' '))
+  return eciesEncrypt(resultPublicKey, plain, tagged(DIAGNOSIS_ENVELOPE_TAG, ['bytes32'], [taskId]))
+}
+
+/** The buyer's side: opens a diagnosis and checks that the task's enclave (its address in the quote, on DTMC) signed it. */
+export function openDiagnosis (envelope: BytesLike, resultPrivateKey: BytesLike, expected: { taskId: string, enclaveAddress: string }): RunDiagnosis {
+  const bytes = toBytes(envelope, 'diagnosis')
+  if (bytes.length > MAX_DIAGNOSIS_SIZE + 1024) throw new ResultDecryptionError(`diagnosis over ${MAX_DIAGNOSIS_SIZE} bytes`)
+  let parsed: { diagnosis: RunDiagnosis, signature: string }
+  try {
+    const plain = eciesDecrypt(toBytes(resultPrivateKey, 'result key'), bytes, tagged(DIAGNOSIS_ENVELOPE_TAG, ['bytes32'], [expected.taskId]))
+    parsed = JSON.parse(new TextDecoder().decode(plain))
+  } catch (err) {
+    throw new ResultDecryptionError(`diagnosis does not open for this task (${(err as Error).message})`)
+  }
+  if (typeof parsed?.diagnosis !== 'object' || parsed.diagnosis === null || typeof parsed.signature !== 'string' || typeof parsed.diagnosis.status !== 'number') {
+    throw new ResultDecryptionError('diagnosis is not { diagnosis, signature }')
+  }
+  let signer: string
+  try {
+    signer = recoverDigest(diagnosisDigestOf(expected.taskId, toUtf8Bytes(JSON.stringify(parsed.diagnosis))), parsed.signature)
+  } catch (err) {
+    throw new ResultDecryptionError(`diagnosis signature: ${(err as Error).message}`)
+  }
+  if (signer.toLowerCase() !== expected.enclaveAddress.toLowerCase()) throw new ResultDecryptionError('diagnosis is not signed by the task\'s enclave')
+  return parsed.diagnosis
 }
 
 /** openResult's output only. */

@@ -72,8 +72,16 @@ export interface RunOutcome {
   /** The decoded `bytes` the analysis returned; empty unless status is Ok. */
   output: Uint8Array
   gasUsed: bigint
-  /** Why it stopped, for logs and the host (no data in it): e.g. 'CALL', 'revert', 'out of gas'. */
+  /**
+   * Why it stopped, inside the enclave: e.g. 'CALL', 'revert', 'out of gas'. It depends on the data (the code
+   * may branch on it), so it leaves the enclave only in the buyer's encrypted diagnosis (crypto.ts encryptDiagnosis).
+   */
   reason: string
+  /** Forbidden: the refused opcode and its position (program counter) in the analysis code. */
+  opcode?: string
+  pc?: number
+  /** OutputOverCap: the size of the output the run returned, in bytes. */
+  outputSize?: number
 }
 
 const evmPackageVersion: string = (() => {
@@ -196,7 +204,7 @@ function customPrecompiles (common: Common, privateRun?: PrivateRun): CustomPrec
   }
   return table
 }
-interface RunContext { violation?: string }
+interface RunContext { violation?: string, pc?: number }
 
 /**
  * A confined EVM as runAnalysis makes it (opcodes, precompile table, memory bound); exported for the
@@ -208,12 +216,14 @@ export async function createConfinedEvm (ctx: RunContext = {}, privateRun?: Priv
   const base = getOpcodesForHF(common)
   const allowed = new Set<bigint>([...STANDARD_PRECOMPILES.map(BigInt), ...Object.values(PRECOMPILE_ADDRESSES).map(a => BigInt(a))])
   if (privateRun !== undefined) for (const a of Object.values(PRIVATE_PRECOMPILE_ADDRESSES)) allowed.add(BigInt(a))
-  const refuse = (name: string) => () => {
+  // The interpreter has moved the program counter past the opcode when it calls the opcode's logic.
+  const refuse = (name: string) => (runState: { programCounter: number }) => {
     ctx.violation = name
+    ctx.pc = runState.programCounter - 1
     throw new EVMError(EVMError.errorMessages.INVALID_OPCODE)
   }
   const customOpcodes: CustomOpcode[] = Object.entries(FORBIDDEN_OPCODES).map(([op, name]) => ({
-    opcode: Number(op), opcodeName: name, baseFee: 0, logicFunction: refuse(name)
+    opcode: Number(op), opcodeName: name, baseFee: 0, logicFunction: refuse(name) as any
   }))
   const staticcall = base.opcodeMap[STATICCALL]
   const gasHandler = staticcall.gasHandler as (runState: any, gas: bigint, common: Common) => Promise<bigint> | bigint
@@ -226,6 +236,8 @@ export async function createConfinedEvm (ctx: RunContext = {}, privateRun?: Priv
       const [, target] = runState.stack.peek(2) as bigint[]
       if (!allowed.has(target)) {
         ctx.violation = 'STATICCALL'
+        // The gas handler runs before the interpreter moves past the opcode.
+        ctx.pc = runState.programCounter
         throw new EVMError(EVMError.errorMessages.INVALID_OPCODE)
       }
       return await gasHandler(runState, gas, c)
@@ -318,7 +330,7 @@ export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limit
     })
     const gasUsed = res.executionGasUsed
     const empty = new Uint8Array(0)
-    if (ctx.violation !== undefined) return { status: ResultStatus.Forbidden, output: empty, gasUsed, reason: ctx.violation }
+    if (ctx.violation !== undefined) return { status: ResultStatus.Forbidden, output: empty, gasUsed, reason: ctx.violation, opcode: ctx.violation, ...(ctx.pc !== undefined && { pc: ctx.pc }) }
     const err = res.exceptionError
     if (err !== undefined) {
       if (err.error === EVMError.errorMessages.OUT_OF_GAS) return { status: ResultStatus.OutOfGas, output: empty, gasUsed, reason: err.error }
@@ -326,7 +338,7 @@ export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limit
     }
     const output = decodeBytesReturn(res.returnValue)
     if (output === undefined) return { status: ResultStatus.Reverted, output: empty, gasUsed, reason: 'return data is not abi-encoded bytes' }
-    if (BigInt(output.length) > limits.outputCap) return { status: ResultStatus.OutputOverCap, output: empty, gasUsed, reason: `output of ${output.length} bytes over the cap` }
+    if (BigInt(output.length) > limits.outputCap) return { status: ResultStatus.OutputOverCap, output: empty, gasUsed, reason: `output of ${output.length} bytes over the cap`, outputSize: output.length }
     return { status: ResultStatus.Ok, output: Uint8Array.from(output), gasUsed, reason: 'ok' }
   } catch (err) {
     return { status: ResultStatus.Internal, output: new Uint8Array(0), gasUsed: 0n, reason: `engine error: ${(err as Error).message}` }

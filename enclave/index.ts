@@ -7,7 +7,7 @@
 // Seller side:  verifyQuote, encryptDataset / encryptChunks, datasetCommitment, wrapDataKey (with privacy terms: privacySecretOf)
 export { createEnclave } from './host.ts'
 export type { EnclaveBackend, EnclaveHost, EnclaveOptions, EnclaveComponents, DataDelivery, ExecuteOptions } from './host.ts'
-export type { AttestRequest, AttestResponse, ExecuteResponse, PrivacyColumn, PrivacyTerms, RunBudgetPolicy, SellerDataStatus, TaskSummary } from './messages.ts'
+export type { AttestRequest, AttestResponse, ExecuteResponse, PrivacyColumn, PrivacyTerms, RunBudgetPolicy, RunDiagnosis, SellerDataStatus, TaskSummary } from './messages.ts'
 export { DEFAULT_RUN_BUDGET_POLICY, runBudgetOf } from './runs.ts'
 export type { RunBudget } from './runs.ts'
 export { MemoryBlobStore } from './store.ts'
@@ -18,7 +18,7 @@ export {
 } from './quote.ts'
 export type { QuoteExpectations } from './quote.ts'
 export {
-  encryptCodeForEnclave, signCodeDelivery, signDataKeyDelivery, signChunk, splitSignedChunk, signReceiptAck, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult, openResult, RESULT_GAS_BYTES,
+  encryptCodeForEnclave, signCodeDelivery, signDataKeyDelivery, signChunk, splitSignedChunk, signReceiptAck, wrapDataKey, encryptDataset, encryptChunks, encryptChunk, datasetCommitment, commitmentHasher, decryptResult, openResult, RESULT_GAS_BYTES, encryptDiagnosis, openDiagnosis,
   generateKeyPair, eciesEncrypt, eciesDecrypt
 } from './crypto.ts'
 export type { CodeDelivery, DataKeyDelivery, EncryptedDataset, KeyPair } from './crypto.ts'

@@ -164,8 +164,38 @@ export interface ExecuteResponse {
   inputSize: number
   gasCap: bigint
   outputCap: bigint
-  /** Why the run stopped (no data in it): 'ok', an opcode name, 'revert', 'out of gas', ... */
+  /**
+   * Why the run stopped, in words that depend on the status and the trade's public terms only (never on the data):
+   * 'ok', 'forbidden opcode', 'out of gas', the sellers whose delivery was refused, ... The details (which opcode
+   * where, the gas used, the output size) are in encryptedDiagnosis, for the buyer only.
+   */
   reason: string
+  /** Unless status is Ok: a RunDiagnosis encrypted to the buyer and signed by the task key (crypto.ts encryptDiagnosis). */
+  encryptedDiagnosis: Uint8Array
+}
+
+/**
+ * Why a run delivered no output, as the enclave tells the buyer (encrypted; docs/enclave.md "Diagnosis"). Numbers
+ * that may exceed 2^53 are decimal strings.
+ */
+export interface RunDiagnosis {
+  status: number
+  /** Gas the run used, and the trade's gas cap. */
+  gasUsed: string
+  gasCap: string
+  /** The output cap of the run (the smallest of the buyer's and the sellers'). */
+  outputCap: string
+  /** Forbidden (3): the refused opcode (CALL, SSTORE, STATICCALL to a non-precompile, ...) and its program counter. */
+  opcode?: string
+  pc?: number
+  /** Output over cap (4): the size of the output the run returned. */
+  outputSize?: number
+  /** Reverted (1), internal (6): what stopped it ('revert', 'invalid opcode', 'stack underflow', ...). */
+  error?: string
+  /** Input invalid (5): the sellers (trade order) whose delivery the enclave refused, with the account that signed it and why. */
+  invalidSellers?: Array<{ index: number, account: string, why: string }>
+  /** Input invalid (5): the sum of the inputs, when that is what was over MAX_TOTAL_INPUT_SIZE. */
+  inputSize?: number
 }
 
 export interface TaskSummary {

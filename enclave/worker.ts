@@ -22,10 +22,10 @@ import {
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
   MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
-  MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE, SELLER_SIGNATURE_BYTES
+  MAX_DIAGNOSIS_ERROR, MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import {
-  CHUNK_HEADER_BYTES, commitmentHasher, decryptChunk, deriveSealKey, encryptResult, generateKeyPair, openCodeEnvelope,
+  CHUNK_HEADER_BYTES, commitmentHasher, decryptChunk, deriveSealKey, encryptDiagnosis, encryptResult, generateKeyPair, openCodeEnvelope,
   readChunkHeader, sealBlob, splitSignedChunk, unsealBlob, unwrapDataKey
 } from './crypto.ts'
 import {
@@ -39,7 +39,7 @@ import { deriveNoiseKey } from './private.ts'
 import { privacyTermsFromJson, privacyTermsJson } from './privacy-terms.ts'
 import type {
   AckReceiptRequest, AttestRequest, AttestResponse, DataChunkRequest, DeliverCodeRequest, ExecuteRequest, ExecuteResponse, HostMessage, OpenDataRequest,
-  PrivacyTerms, Request, RunBudgetPolicy, RunJob, RunPrivacy, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
+  PrivacyTerms, Request, RunBudgetPolicy, RunDiagnosis, RunJob, RunPrivacy, SellerDataStatus, TaskSummary, WorkerInit, WorkerMessage
 } from './messages.ts'
 
 if (parentPort === null) throw new Error('enclave/worker.ts must run as a worker thread')
@@ -185,6 +185,7 @@ function resultJson (r: ExecuteResponse): Record<string, unknown> {
     ...r,
     resultInfo: { ...r.resultInfo, resultSize: String(r.resultInfo.resultSize) },
     encryptedResult: hexlify(r.encryptedResult),
+    encryptedDiagnosis: hexlify(r.encryptedDiagnosis),
     gasCap: String(r.gasCap),
     outputCap: String(r.outputCap)
   }
@@ -195,6 +196,8 @@ function resultFromJson (j: any): ExecuteResponse {
     ...j,
     resultInfo: { ...j.resultInfo, resultSize: BigInt(j.resultInfo.resultSize) },
     encryptedResult: getBytes(j.encryptedResult),
+    // A result sealed by a build before diagnoses has none.
+    encryptedDiagnosis: getBytes(j.encryptedDiagnosis ?? '0x'),
     gasCap: BigInt(j.gasCap),
     outputCap: BigInt(j.outputCap)
   }
@@ -498,7 +501,7 @@ interface RunPlan {
   outputCap: bigint
   inputSize: number
   /** Decided without running (an invalid input); otherwise the run's job. */
-  decided?: { status: number, reason: string }
+  decided?: { status: number, reason: string, invalidSellers?: RunDiagnosis['invalidSellers'], inputSize?: number }
   job?: RunJob
 }
 
@@ -533,9 +536,11 @@ async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse
   const inputSize = slots.reduce((a, s) => a + s.size, 0)
   const plan: RunPlan = { t, inputHash, gasCap, outputCap, inputSize }
   if (slots.some(s => s.invalid !== undefined)) {
-    plan.decided = { status: ResultStatus.InputInvalid, reason: 'input invalid: ' + slots.filter(s => s.invalid !== undefined).map(s => s.invalid).join('; ') }
+    // Which delivery was refused and why is no secret from the host: it carried the bytes and saw the refusal.
+    const invalidSellers = slots.flatMap((s, index) => s.invalid === undefined ? [] : [{ index, account: s.seller, why: s.invalid }])
+    plan.decided = { status: ResultStatus.InputInvalid, reason: 'input invalid: ' + invalidSellers.map(x => `seller ${x.index} (${x.account}): ${x.why}`).join('; '), invalidSellers }
   } else if (inputSize > MAX_TOTAL_INPUT_SIZE) {
-    plan.decided = { status: ResultStatus.InputInvalid, reason: `input of ${inputSize} bytes over ${MAX_TOTAL_INPUT_SIZE}` }
+    plan.decided = { status: ResultStatus.InputInvalid, reason: `input of ${inputSize} bytes over ${MAX_TOTAL_INPUT_SIZE}`, inputSize }
   } else {
     const inputs: Uint8Array[] = []
     for (let i = 0; i < slots.length; i++) inputs.push(await loadPlaintext(t, i, slots[i]))
@@ -575,6 +580,17 @@ function privateRunOf (t: Task, slots: SellerSlot[], asked: ExecuteRequest['priv
   }
 }
 
+/** What the host hears of a run's end: the status in words, nothing that depends on the data. */
+const HOST_REASON: Record<number, string> = {
+  [ResultStatus.Ok]: 'ok',
+  [ResultStatus.Reverted]: 'reverted',
+  [ResultStatus.OutOfGas]: 'out of gas',
+  [ResultStatus.Forbidden]: 'forbidden opcode',
+  [ResultStatus.OutputOverCap]: 'output over the cap',
+  [ResultStatus.InputInvalid]: 'input invalid',
+  [ResultStatus.Internal]: 'internal error of the engine'
+}
+
 /** Signs and seals the outcome of a run that ended within its budget: in the request queue. */
 async function finishRun (plan: RunPlan, outcome: RunOutcome | undefined): Promise<ExecuteResponse> {
   const t = plan.t
@@ -586,14 +602,23 @@ async function finishRun (plan: RunPlan, outcome: RunOutcome | undefined): Promi
   let output: Uint8Array = new Uint8Array(0)
   let gasUsed = 0n
   let reason: string
+  const diagnosis: RunDiagnosis = { status: 0, gasUsed: '0', gasCap: String(plan.gasCap), outputCap: String(plan.outputCap) }
   if (outcome === undefined) {
     status = plan.decided!.status
     reason = plan.decided!.reason
+    if (plan.decided!.invalidSellers !== undefined) diagnosis.invalidSellers = plan.decided!.invalidSellers
+    if (plan.decided!.inputSize !== undefined) diagnosis.inputSize = plan.decided!.inputSize
   } else {
     status = outcome.status
     output = outcome.output
     gasUsed = outcome.gasUsed
-    reason = outcome.reason
+    // The host hears the status only: the outcome's own reason, opcode, position and sizes depend on the data.
+    reason = HOST_REASON[status] ?? `status ${status}`
+    diagnosis.gasUsed = String(gasUsed)
+    if (outcome.opcode !== undefined) diagnosis.opcode = outcome.opcode
+    if (outcome.pc !== undefined) diagnosis.pc = outcome.pc
+    if (outcome.outputSize !== undefined) diagnosis.outputSize = outcome.outputSize
+    if (status === ResultStatus.Reverted || status === ResultStatus.Internal) diagnosis.error = outcome.reason.slice(0, MAX_DIAGNOSIS_ERROR)
     if (faultWrongResult && status === ResultStatus.Ok && output.length > 0) {
       output = Uint8Array.from(output)
       output[output.length - 1] ^= 0xff
@@ -612,7 +637,9 @@ async function finishRun (plan: RunPlan, outcome: RunOutcome | undefined): Promi
     status
   }
   const signature = signDigest(t.signingKey, resultDigestOf(t.domain, resultInfo))
-  const result: ExecuteResponse = { resultInfo, signature, encryptedResult: envelope, inputSize: plan.inputSize, gasCap: plan.gasCap, outputCap: plan.outputCap, reason }
+  diagnosis.status = status
+  const encryptedDiagnosis = status === ResultStatus.Ok ? new Uint8Array(0) : encryptDiagnosis(code.resultPublicKey, t.taskId, diagnosis, t.signingKey)
+  const result: ExecuteResponse = { resultInfo, signature, encryptedResult: envelope, inputSize: plan.inputSize, gasCap: plan.gasCap, outputCap: plan.outputCap, reason, encryptedDiagnosis }
   await putSealed(K.result(t.taskId), resultJson(result))
   t.result = result
   return result

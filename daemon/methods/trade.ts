@@ -5,6 +5,7 @@ import { appError } from '../rpc/errors.ts'
 import { address, array, boolean, bytes32, decimal, integer, nullable, object, string } from '../rpc/results.ts'
 import type { TradeBook, TradeRecord } from '../trades.ts'
 import type { ChainClient } from '../../contracts/index.ts'
+import { explainTrade } from '../ends.ts'
 
 /** The parts of the daemon the trade methods use. */
 export interface TradeParts {
@@ -64,6 +65,16 @@ const chainTrade = object({
   final: nullable(resultGroup)
 }, { description: 'the trade on DTMC: state, sellers, nodes with their result groups, final, deadline, deposit' })
 
+/** daemon/ends.ts EndExplanation: how the trade ended, in words for each party. */
+const explanation = object({
+  kind: { type: 'string', enum: ['reverted', 'out_of_gas', 'forbidden_opcode', 'output_over_cap', 'input_invalid', 'internal_error', 'unknown_status', 'refunded_no_result', 'refunded_no_majority', 'role_failed'] },
+  failed: { const: true, description: 'the buyer got no output' },
+  summary: string('what happened, in one sentence'),
+  buyer: string('the same end for the buyer: what it means for its deposit, and what to change'),
+  seller: string('the same end for a seller: whether its data left the enclave, whether it is paid'),
+  node: string('the same end for a node operator')
+}, { description: 'how the trade ended without an output (docs/trade.md "Ends"); null while it goes on or when it succeeded' })
+
 /** What of a role's record is shown: everything but sealed material and a node's commitment nonce. */
 function publicView (t: TradeRecord): Record<string, unknown> {
   const { sealedCode: _code, commitNonce: _nonce, ...data } = t.data as Record<string, unknown>
@@ -86,19 +97,20 @@ export function registerTradeMethods (rpc: RpcServer, daemon: TradeParts): void 
   rpc.register({
     name: 'trade_get',
     readOnly: true,
-    summary: 'One trade: this daemon\'s record(s) with their timeline, and the trade on DTMC (sellers, nodes with their result hashes, final result, state).',
+    summary: 'One trade: this daemon\'s record(s) with their timeline, the trade on DTMC (sellers, nodes with their result hashes, final result, state), and, when it ended without an output, why in words for each party.',
     params: [{ name: 'tradeId', type: 'bytes32', description: 'the trade' }],
     result: object({
       tradeId: bytes32(),
       records: array(tradeRecord),
-      chain: nullable(chainTrade)
+      chain: nullable(chainTrade),
+      explanation: nullable(explanation)
     }),
     errors: ['NotFound'],
     handler: async (p) => {
       const records = (await Promise.all((['buyer', 'seller', 'node'] as const).map(async r => await daemon.trades.get<Record<string, unknown>>(r, p.tradeId)))).filter((t): t is TradeRecord => t !== undefined)
       const chain = daemon.chain === null ? null : await daemon.chain.dtmc.trade(p.tradeId)
       if (records.length === 0 && chain === null) throw appError('NotFound', `no trade ${p.tradeId}`)
-      return { tradeId: p.tradeId, records: records.map(publicView), chain }
+      return { tradeId: p.tradeId, records: records.map(publicView), chain, explanation: explainTrade(records, chain) }
     }
   })
 }

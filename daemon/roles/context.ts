@@ -2,7 +2,7 @@
 // protocols), plus a few chain reads the roles share.
 import { SdteError, type DaemonOptions } from '../../config/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
-import type { ChainClient } from '../../contracts/index.ts'
+import type { ChainClient, TradeView } from '../../contracts/index.ts'
 import type { P2PHost } from '../../p2p/index.ts'
 import type { OfferProtocol } from '../../p2p/index.ts'
 import type { AttestProtocol } from '../../p2p/index.ts'
@@ -18,6 +18,7 @@ import type { Logger } from '../log.ts'
 import type { RpcServer } from '../rpc/server.ts'
 import type { Log } from 'ethers'
 import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/index.ts'
+import { explainTrade } from '../ends.ts'
 
 /**
  * The gas cap of a trade with these node terms, the buyer's and every node's: a node is paid at most nodeCap,
@@ -181,13 +182,18 @@ export async function chainTime (chain: ChainClient): Promise<number> {
  * Step 9, Consensus and payment, the payment of a seller or a node: once DTMC has settled or refunded the trade, withdraw
  * what DTMC credited us and record it (the role's end of the trade). Returns false while it is open.
  */
-export async function collectPayment<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, state: 'open' | 'settled' | 'refunded'): Promise<boolean> {
+export async function collectPayment<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, view: TradeView): Promise<boolean> {
+  const state = view.state
   if (state === 'open') return false
   const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, ctx.network.deployBlock)
   await withdrawCredit(ctx)
+  // A trade that ended without the buyer's output: why, in this role's words (daemon/ends.ts).
+  const ended = explainTrade([], view)
+  const role = t.role === 'seller' ? 'seller' : 'node'
   await ctx.trades.transition<D>(t, state === 'settled' ? 'finalized' : 'refunded', {
     data: { payment: credited.toString() } as Partial<D>,
-    note: `${state}: paid ${credited} wei`
+    note: `${state}: paid ${credited} wei`,
+    ...(ended !== null && { reason: ended[role] })
   })
   return true
 }

@@ -2,6 +2,8 @@
 // - a node whose (attested) enclave signs a wrong result is outvoted, unpaid, and does not change the result;
 // - a node killed with SIGKILL after the key and data delivery, and restarted, finishes its task;
 // - a buyer killed with SIGKILL after escrow, and restarted, gets its result;
+// - an analysis that uses a forbidden opcode fails with the opcode and its position told to the buyer, and a
+//   sentence for the seller (`sdte watch` exits 1) and in the node's log;
 // - a seller that goes offline before delivery leads to a refund at the deadline, less the data fee of the
 //   seller that delivered (it claims it with its delivery receipts; `sdte watch` exits 1);
 // - the test-only fault switch is refused outside a devnet.
@@ -10,6 +12,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createRequire } from 'node:module'
 import { getBytes } from 'ethers'
 import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor, runCli } from '../../daemon/tools/child-daemons.ts'
@@ -110,6 +113,48 @@ test('a buyer killed right after escrow and restarted goes on to its checked res
   assert.equal(getBytes(result.result), referenceOutput('Histogram', datasets))
 })
 
+// analyze() that CALLs: five PUSH1, PUSH2 0x1234, GAS, then CALL at byte 14 of the code.
+const CALLS_OUT = '0x' + '6000'.repeat(5) + '611234' + '5a' + 'f1' + '00'
+
+test('an analysis that CALLs: the buyer, the seller and the node operator are each told why, with the opcode and its position for the buyer', async () => {
+  const { tradeId } = await net.buyers[0].rpc.call<{ tradeId: string }>('buyer_postDemand', {
+    tag: TAG, code: CALLS_OUT, nodes: 3, sellers: 2,
+    sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: '100000000', outputPrice: '5', outputCap: '2048', deadlineSeconds: DEADLINE_SECONDS
+  })
+  const view = await buyerState(tradeId, ['failed'], 120_000) as View & { explanation: { kind: string, summary: string, buyer: string, seller: string, node: string } }
+  assert.is(view.chain.state, 'settled')
+  assert.is(view.explanation.kind, 'forbidden_opcode')
+  const buyer = view.records.find(r => r.role === 'buyer')!
+  // The buyer's daemon opened the enclave's diagnosis: the opcode and where it is.
+  assert.match(buyer.reason ?? '', /CALL at position 14 \(byte offset 0xe/)
+  assert.match(view.explanation.buyer, /opcode the enclave refuses.*CALL at position 14/)
+  // rpc_discover tells the truth about it: the result, diagnosis and explanation included, matches trade_get's schema.
+  const { MethodCallValidator } = createRequire(import.meta.url)('@open-rpc/schema-utils-js') as { MethodCallValidator: new (doc: unknown) => { validate: (method: string, params: unknown) => unknown } }
+  const discover = new MethodCallValidator(await net.buyers[0].rpc.call('rpc_discover', {}))
+  assert.equal(discover.validate('trade_get', { tradeId, result: view }), [], 'trade_get\'s result matches its served schema')
+  const watched = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
+  assert.is(watched.code, 1, watched.stderr)
+  assert.match(watched.stdout, /why: The trade settled with status 3 \(forbidden opcode\).*CALL at position 14/)
+  assert.match(watched.stdout, /buyer: failed \(Your analysis delivered no output: .*CALL at position 14/)
+  // The seller: its data did not leave the enclave, it is paid; its watch fails too (the trade did).
+  const seller = await waitFor('the seller\'s part ended', async () => {
+    const v = await net.sellers[0].rpc.call<View>('trade_get', { tradeId })
+    const r = v.records.find(x => x.role === 'seller')
+    return r?.state === 'finalized' ? r : undefined
+  }, 60_000, 300)
+  assert.match(seller.reason ?? '', /used an opcode the enclave refuses.*nothing of your data left the enclave\. You are paid your data fee/)
+  const sellerWatch = await runCli(['watch', '--json', '--datadir', net.sellers[0].datadir, tradeId])
+  assert.is(sellerWatch.code, 1, sellerWatch.stderr)
+  const explained = sellerWatch.stdout.trimEnd().split('\n').map(l => JSON.parse(l)).find(e => e.event === 'explanation')
+  assert.is(explained?.kind, 'forbidden_opcode')
+  // The node operator's log: the status in words, and that the details went to the buyer only.
+  const node = net.nodes[0]
+  await waitFor('the node logged the end', () => /Your enclave stopped the buyer's analysis: the analysis used an opcode the enclave refuses/.test(node.output()) ? true : undefined, 30_000, 200)
+  assert.not.match(node.output(), /position 14/, 'the position depends on the data: the node does not learn it')
+  // The buyer's log has its own sentence, with the position.
+  assert.match(net.buyers[0].output(), /trade ended: Your analysis delivered no output: .*CALL at position 14/)
+})
+
 test('a seller that goes offline before delivery: refund at the deadline, the seller that delivered claims its fee', async () => {
   const tradeId = await post()
   await buyerState(tradeId, ['attesting', 'escrowed'])
@@ -145,7 +190,10 @@ test('a seller that goes offline before delivery: refund at the deadline, the se
     const watched = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
     assert.is(watched.code, 1, watched.stderr)
     assert.match(watched.stdout, /buyer escrowed/)
-    assert.match(watched.stdout, /buyer: refunded/)
+    assert.match(watched.stdout, /buyer: refunded \(Your trade was refunded because none of the 3 nodes submitted a result by the deadline/)
+    assert.match(watched.stdout, /why: The trade was refunded: none of the 3 nodes submitted a result/)
+    const explained = await net.buyers[0].rpc.call<{ explanation: { kind: string } }>('trade_get', { tradeId })
+    assert.is(explained.explanation.kind, 'refunded_no_result')
   } finally {
     seller2.child.kill('SIGCONT')
   }

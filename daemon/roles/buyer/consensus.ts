@@ -3,6 +3,8 @@
 import { ChainRevertError, type TradeView } from '../../../contracts/index.ts'
 import { chainTime, creditsOf, withdrawCredit, type RoleContext } from '../context.ts'
 import type { BuyerTrade } from './trade.ts'
+import { explainRefund } from '../../ends.ts'
+import { fetchDiagnosis } from './result.ts'
 
 /**
  * One look at the trade on DTMC. Returns the trade and DTMC's view once it is settled on a result
@@ -40,7 +42,7 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
     await withdrawCredit(ctx)
     const payments = Object.fromEntries([...credits].map(([k, v]) => [k, v.toString()]))
     if (view.state === 'refunded') {
-      await ctx.trades.transition(t, 'refunded', { data: { refund: refund.toString(), payments }, reason: `no majority by the deadline (${view.nResults} results)` })
+      await ctx.trades.transition(t, 'refunded', { data: { refund: refund.toString(), payments }, reason: explainRefund(view).buyer })
       return undefined
     }
     t = await ctx.trades.transition(t, 'finalized', {
@@ -49,7 +51,8 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
     })
   }
   if (view.final!.status !== 0) {
-    await ctx.trades.transition(t, 'failed', { reason: `the analysis ended with status ${view.final!.status} (no output delivered)` })
+    // No output: the nodes of the majority hold why, encrypted to us; the trade fails once we have it (or their retention is over).
+    await fetchDiagnosis(ctx, t, view)
     return undefined
   }
   return { t, view }

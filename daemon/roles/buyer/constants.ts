@@ -23,3 +23,9 @@ export const MIN_DEMAND_TTL_SECONDS = 60
 export const DEMAND_TTL_OFFER_WINDOWS = 4
 /** The rating a seller nobody has rated yet is ranked with (the middle of 1..5). */
 export const UNRATED_SELLER_SCORE = 3
+/**
+ * How long after DTMC settled on a status other than 0 the buyer tries the nodes of the majority for the
+ * enclave's diagnosis (why there is no output) before it records the trade `failed` with what DTMC says
+ * alone: the trade is over either way, and `sdte watch` should not wait days for the details.
+ */
+export const DIAGNOSIS_WAIT_MS = 2 * 60_000

@@ -5,12 +5,14 @@
 // which may then drop their copies. Nodes keep an unacknowledged result RESULT_RETENTION_SECONDS
 // past the deadline, so a buyer offline across settlement fetches it when it comes back.
 import { hexlify } from 'ethers'
-import { decryptResult, openResult } from '../../../enclave/index.ts'
+import { decryptResult, openDiagnosis, openResult } from '../../../enclave/index.ts'
 import { resultHashOf, type TradeView } from '../../../contracts/index.ts'
 import { resultConstants, signResultMessage, type ResultDomain } from '../../../p2p/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
 import { chainTime, nodePeerId, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { explainRun } from '../../ends.ts'
+import { DIAGNOSIS_WAIT_MS } from './constants.ts'
 import { log } from './log.ts'
 import { localKey, resultKey, resultSalt } from './secrets.ts'
 import type { BuyerTrade, BuyerTradeData } from './trade.ts'
@@ -46,6 +48,37 @@ export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeV
     await ctx.trades.transition(t, 'failed', {
       reason: `no node of the majority served the result within ${resultConstants.RESULT_RETENTION_SECONDS} s of the deadline, the time nodes keep it`
     })
+  }
+}
+
+/**
+ * A trade DTMC settled on a status other than 0: no output, but each node of the majority holds the
+ * enclave's diagnosis (which opcode at which position, the gas used, the output size, the refused
+ * sellers), encrypted to us and signed by its enclave. The first that opens makes the trade `failed`
+ * with the whole explanation; when none is served within DIAGNOSIS_WAIT_MS (or the retention is over),
+ * it fails with what DTMC says (the status and the trade's caps).
+ */
+export async function fetchDiagnosis (ctx: RoleContext, t: BuyerTrade, view: TradeView): Promise<void> {
+  const status = view.final!.status
+  const { nodes } = await tradeParties(ctx.chain, t.tradeId, ctx.network.deployBlock)
+  const majority = view.final!.members.map(i => nodes.find(n => n.index === i)).filter((n): n is TradeNodeEvent => n !== undefined)
+  const domain = domainOf(ctx)
+  for (const node of majority) {
+    try {
+      const req = signResultMessage('result-request', { tradeId: t.tradeId, taskId: node.taskId }, domain, ctx.keys.ethWallet.privateKey)
+      const envelope = await ctx.result.fetch(await nodePeer(ctx, t, node), req)
+      const diagnosis = openDiagnosis(envelope, resultKey(ctx, t.tradeId).privateKey, { taskId: node.taskId, enclaveAddress: node.enclave })
+      if (diagnosis.status !== status) throw new Error(`the diagnosis is for status ${diagnosis.status}, DTMC settled on ${status}`)
+      await ctx.trades.transition(t, 'failed', { data: { diagnosis }, reason: explainRun(status, view, diagnosis).buyer, note: `diagnosis from node ${node.index}` })
+      await acknowledge(ctx, t, majority)
+      return
+    } catch (err) {
+      log.warn('diagnosis fetch failed; trying another node of the majority', { tradeId: t.tradeId, node: node.index, err: err as Error })
+    }
+  }
+  const settledAt = Date.parse(t.timeline.findLast(e => e.state === 'finalized')?.at ?? t.updatedAt)
+  if (Date.now() - settledAt > DIAGNOSIS_WAIT_MS || await chainTime(ctx.chain) > view.deadline + resultConstants.RESULT_RETENTION_SECONDS) {
+    await ctx.trades.transition(t, 'failed', { reason: explainRun(status, view).buyer, note: `no node of the majority served the diagnosis within ${DIAGNOSIS_WAIT_MS / 1000} s` })
   }
 }
 

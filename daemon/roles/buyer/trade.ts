@@ -2,6 +2,7 @@
 // sealed under the buyer's local key).
 import { decodeDemand, type Demand } from '../../../p2p/index.ts'
 import type { Quote } from '../../../contracts/index.ts'
+import type { RunDiagnosis } from '../../../enclave/index.ts'
 import type { TradeRecord } from '../../trades.ts'
 import type { NodeOffer, Refusal, SellerOffer } from './candidates.ts'
 
@@ -28,6 +29,8 @@ export interface BuyerTradeData {
   deadline?: number
   finalResultHash?: string
   finalStatus?: number
+  /** Why the final run delivered no output, as the enclave told this buyer (encrypted to it; enclave RunDiagnosis). */
+  diagnosis?: RunDiagnosis
   resultSize?: string
   refund?: string
   payments?: Record<string, string>

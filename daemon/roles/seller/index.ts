@@ -243,7 +243,7 @@ export class SellerRole implements Role {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
     await this.claimDeliveries(t, view)
-    if (await collectPayment(this.ctx, t, view.state)) return
+    if (await collectPayment(this.ctx, t, view)) return
     if (t.state === 'escrowed' || t.state === 'delivering') {
       if (await chainTime(this.ctx.chain) > t.data.deadline) return // too late to deliver; wait for the refund
       if (!this.delivering.has(t.tradeId)) {

@@ -25,6 +25,7 @@ import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
+import { explainRun } from '../../ends.ts'
 import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
@@ -437,6 +438,9 @@ export class TrustedNodeRole implements Role {
         : `kept ${resultConstants.RESULT_RETENTION_SECONDS} s past the deadline unacknowledged, then dropped`)
     }
     const r = await this.enclaveCall(async () => await this.enclave.execute(req.taskId))
+    // A run without output has, instead, its diagnosis for the buyer (why, encrypted to it; the buyer knows which
+    // it gets from the final status on DTMC).
+    if (r.resultInfo.status !== ResultStatus.Ok && r.encryptedDiagnosis.length > 0) return r.encryptedDiagnosis
     if (r.encryptedResult.length === 0) throw new RefuseRequest('NoResult', `the run ended with status ${r.resultInfo.status}`)
     return r.encryptedResult
   }
@@ -490,11 +494,11 @@ export class TrustedNodeRole implements Role {
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) return
-    if (await collectPayment(this.ctx, t, view.state)) {
+    if (await collectPayment(this.ctx, t, view)) {
       // The task's sealed code and data are no longer needed unless the buyer still fetches our
-      // result: there is none to fetch when the trade was refunded, we were outvoted, or the final
-      // run produced no output; and none to keep when the buyer has already acknowledged it.
-      if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true || view.final.status !== 0) await this.forgetTask(t.data.taskId)
+      // result (or, when the final run produced no output, its diagnosis): there is none to fetch when
+      // the trade was refunded or we were outvoted; and none to keep when the buyer has acknowledged it.
+      if (view.state === 'refunded' || view.final?.members.includes(t.data.nodeIndex) !== true) await this.forgetTask(t.data.taskId)
       else await this.dropAcknowledged(t.tradeId)
       return
     }
@@ -589,6 +593,7 @@ export class TrustedNodeRole implements Role {
       throw err
     }
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, ms: Date.now() - started })
+    if (r.resultInfo.status !== ResultStatus.Ok) log.warn(explainRun(Number(r.resultInfo.status), view).node, { tradeId: t.tradeId, status: r.resultInfo.status })
     // A repeat (already committed) returns the sealed result of a run counted before. The gas a run used stays
     // inside the encrypted result (on the host it would be a data-dependent channel): the trade's cap is observed.
     if (!alreadyCommitted) {

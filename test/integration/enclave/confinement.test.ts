@@ -4,9 +4,9 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { getBytes } from 'ethers'
 import { recoverDigest, resultDigestOf, ResultStatus } from '../../../contracts/formats.ts'
-import { runAnalysis } from '../../../enclave/evm.ts'
-import { encryptDataset, wrapDataKey } from '../../../enclave/index.ts'
-import type { EnclaveHost } from '../../../enclave/index.ts'
+import { encodeAnalyzeCall, runAnalysis } from '../../../enclave/evm.ts'
+import { encryptDataset, openDiagnosis, wrapDataKey } from '../../../enclave/index.ts'
+import type { EnclaveHost, ExecuteResponse, RunDiagnosis } from '../../../enclave/index.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
 import { buyerSetup, deliverSigned, domain, rejectsWith, sellerDeliver, startEnclave } from '../../helpers/enclave.ts'
 
@@ -41,6 +41,12 @@ for (const [name, p] of Object.entries(PROGRAMS)) {
     const r = await runAnalysis(hex(p.code), input, { gasCap: 200_000n, outputCap: 1000n })
     assert.is(r.status, p.status, r.reason)
     if (p.reason !== undefined) assert.is(r.reason, p.reason)
+    if (p.status === ResultStatus.Forbidden) {
+      // The refused opcode and its program counter: the last opcode before the trailing STOP (or the only one, SELFDESTRUCT).
+      const bytes = hex(p.code)
+      const pc = bytes.at(-1) === 0 ? bytes.length - 2 : bytes.length - 1
+      assert.equal({ opcode: r.opcode, pc: r.pc }, { opcode: p.reason, pc })
+    }
     if (p.status === ResultStatus.Forbidden || p.status === ResultStatus.OutOfGas) assert.is(r.gasUsed, 200_000n)
     if (p.status !== ResultStatus.Ok) assert.is(r.output.length, 0)
   })
@@ -68,7 +74,7 @@ let enclave: EnclaveHost
 test.before(async () => { enclave = await startEnclave() })
 test.after(async () => { await enclave?.close() })
 
-async function signedRun (code: Uint8Array, caps: { gasCap?: bigint, outputCap?: bigint }, sellerCap?: bigint) {
+async function signedRun (code: Uint8Array, caps: { gasCap?: bigint, outputCap?: bigint }, sellerCap?: bigint): Promise<ExecuteResponse & { diagnosis?: RunDiagnosis }> {
   const task = await buyerSetup(enclave, code, caps)
   if (sellerCap === undefined) await sellerDeliver(enclave, task, 0, input[0])
   else {
@@ -77,7 +83,15 @@ async function signedRun (code: Uint8Array, caps: { gasCap?: bigint, outputCap?:
   }
   const r = await enclave.execute(task.taskId)
   assert.is(recoverDigest(resultDigestOf(domain, r.resultInfo), r.signature).toLowerCase(), task.enclaveAddress, 'signed by the task key')
-  return r
+  if (r.resultInfo.status === ResultStatus.Ok) {
+    assert.is(r.encryptedDiagnosis.length, 0)
+    return r
+  }
+  // Why it stopped, for the buyer only: it opens with the buyer's result key and is signed by the task key.
+  const diagnosis = openDiagnosis(r.encryptedDiagnosis, task.resultKey.privateKey, { taskId: task.taskId, enclaveAddress: task.enclaveAddress })
+  assert.throws(() => openDiagnosis(r.encryptedDiagnosis, task.resultKey.privateKey, { taskId: task.taskId, enclaveAddress: '0x' + '11'.repeat(20) }), /not signed by the task's enclave/)
+  assert.is(diagnosis.status, r.resultInfo.status)
+  return { ...r, diagnosis }
 }
 
 test('raw-data exfiltration over the output cap stops with OutputOverCap, signed, with no output', async () => {
@@ -85,6 +99,9 @@ test('raw-data exfiltration over the output cap stops with OutputOverCap, signed
   assert.is(r.resultInfo.status, ResultStatus.OutputOverCap)
   assert.is(r.resultInfo.resultSize, 0n)
   assert.is(r.encryptedResult.length, 0)
+  // The host hears the status; the buyer learns the size the run returned (it depends on the data).
+  assert.is(r.reason, 'output over the cap')
+  assert.equal([r.diagnosis?.outputSize, r.diagnosis?.outputCap], [encodeAnalyzeCall(input).length, '256'], 'the whole call data came back')
   // Within a large enough cap the same code runs (and the buyer pays per output byte on DTMC).
   const ok = await signedRun(EXFILTRATE, { outputCap: 1_000_000n })
   assert.is(ok.resultInfo.status, ResultStatus.Ok)
@@ -100,15 +117,19 @@ test("a seller's lower output cap holds even when the buyer asks for more", asyn
 test('forbidden opcodes and endless loops: the signed result info says so', async () => {
   const call = await signedRun(hex(PROGRAMS.CALL.code), { gasCap: 300_000n })
   assert.is(call.resultInfo.status, ResultStatus.Forbidden)
-  assert.is(call.reason, 'CALL')
-  for (const name of ['CREATE', 'SELFDESTRUCT', 'SSTORE']) {
+  // The host hears only the status in words (which opcode the data led to is a channel); the buyer hears which and where.
+  assert.is(call.reason, 'forbidden opcode')
+  assert.equal([call.diagnosis?.opcode, call.diagnosis?.pc, call.diagnosis?.gasUsed, call.diagnosis?.gasCap], ['CALL', 14, '300000', '300000'])
+  for (const [name, pc] of [['CREATE', 6], ['SELFDESTRUCT', 2], ['SSTORE', 4]] as const) {
     const r = await signedRun(hex(PROGRAMS[name].code), { gasCap: 300_000n })
     assert.is(r.resultInfo.status, ResultStatus.Forbidden, name)
-    assert.is(r.reason, name)
+    assert.is(r.reason, 'forbidden opcode')
+    assert.equal([r.diagnosis?.opcode, r.diagnosis?.pc], [name, pc])
   }
   const loop = await signedRun(hex(PROGRAMS['an endless loop'].code), { gasCap: 2_000_000n })
   assert.is(loop.resultInfo.status, ResultStatus.OutOfGas)
   assert.is(loop.resultInfo.resultSize, 0n)
+  assert.equal([loop.reason, loop.diagnosis?.gasUsed, loop.diagnosis?.gasCap], ['out of gas', '2000000', '2000000'])
 })
 
 test('the run uses exactly the buyer\'s gas cap: a node can neither raise nor lower it', async () => {

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
 import { recoverDigest, resultDigestOf, ResultStatus, tradeIdOf } from '../../../contracts/formats.ts'
 import {
-  encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, wrapDataKey
+  encryptChunk, encryptCodeForEnclave, encryptDataset, generateKeyPair, openDiagnosis, wrapDataKey
 } from '../../../enclave/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
@@ -48,10 +48,17 @@ async function expectResumable (task: BuyerTask, p: { ds: ReturnType<typeof encr
 async function expectInputInvalid (task: BuyerTask): Promise<void> {
   const r = await enclave.execute(task.taskId, { sellerCount: 1 })
   assert.is(r.resultInfo.status, ResultStatus.InputInvalid)
-  assert.is(r.reason.startsWith('input invalid'), true, 'no code ran')
+  assert.is(r.reason.startsWith('input invalid: seller 0 (0x'), true, 'no code ran; the host hears which seller')
   assert.is(r.resultInfo.resultSize, 0n)
   assert.is(r.encryptedResult.length, 0)
   assert.is(recoverDigest(resultDigestOf(domain, r.resultInfo), r.signature).toLowerCase(), task.enclaveAddress)
+  // The buyer's diagnosis names the seller (its index and the account that signed the delivery) and why.
+  const d = openDiagnosis(r.encryptedDiagnosis, task.resultKey.privateKey, { taskId: task.taskId, enclaveAddress: task.enclaveAddress })
+  assert.is(d.status, ResultStatus.InputInvalid)
+  assert.is(d.invalidSellers?.length, 1)
+  assert.is(d.invalidSellers?.[0].index, 0)
+  assert.match(d.invalidSellers?.[0].account ?? '', /^0x[0-9a-f]{40}$/)
+  assert.ok((d.invalidSellers?.[0].why ?? '').length > 0)
 }
 
 test('an intact delivery is accepted and reports its progress', async () => {
