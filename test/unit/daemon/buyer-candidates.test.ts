@@ -16,7 +16,7 @@ const sellerOffer = (i: number): SellerOffer => ({ peerId: `seller-peer-${i}`, a
 const nodeOffer = (i: number): NodeOffer => ({ peerId: `node-peer-${i}`, account: account(100 + i), measurement: MEASUREMENT })
 
 function offerRecord (i: number, over: Partial<OfferRecord> = {}): OfferRecord {
-  return { offerId: BigInt(i), seller: account(i), tag: 'weather', size: 1000n, unitPrice: 10n, commitment: '0x' + '11'.repeat(32), outputCap: 4096n, minOutputPrice: 0n, active: true, anyCode: true, buyerCount: 0, maxTrades: 0, trades: 0, expiresAt: 0, ...over }
+  return { offerId: BigInt(i), seller: account(i), tag: 'weather', size: 1000n, unitPrice: 10n, commitment: '0x' + '11'.repeat(32), outputCap: 4096n, minOutputPrice: 0n, active: true, anyCode: true, buyerCount: 0, maxTrades: 0, trades: 0, expiresAt: 0, privateMode: false, epsilonBudget: 0n, epsilonSpent: 0n, ...over }
 }
 function sellerRecord (i: number, over: Partial<SellerRecord> = {}): SellerRecord {
   return { address: account(i), peerId: `seller-peer-${i}`, registeredAt: 1, ratingCount: 0, ratingSum: 0, ...over }
