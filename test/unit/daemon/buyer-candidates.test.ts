@@ -70,6 +70,14 @@ test('each reason a seller offer is refused', () => {
   assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1, { offer: { expiresAt: 1_001, maxTrades: 2, trades: 1 }, now: 1_000 }), demand), 'object')
 })
 
+test('a private offer: taken only by a demand whose epsilon fits its remaining budget (CISC would revert the trade)', () => {
+  const priv = sellerFacts(1, { offer: { anyCode: false, privateMode: true, epsilonBudget: 3_000_000n, epsilonSpent: 1_000_000n } })
+  assert.is(judgeSellerOffer(sellerOffer(1), priv, demand), REFUSAL.privacyBudget, 'no epsilon declared')
+  assert.is(judgeSellerOffer(sellerOffer(1), priv, { ...demand, epsilon: 2_000_001n }), REFUSAL.privacyBudget, 'over what is left')
+  assert.type(judgeSellerOffer(sellerOffer(1), priv, { ...demand, epsilon: 2_000_000n }), 'object', 'exactly what is left')
+  assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1), { ...demand, epsilon: 5n }), 'object', 'an "any" offer ignores the epsilon')
+})
+
 test('each reason a node offer is refused', () => {
   const cases: Array<[string, NodeFacts | undefined, string]> = [
     ['nothing read', undefined, REFUSAL.lookupFailed],
