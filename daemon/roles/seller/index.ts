@@ -65,6 +65,16 @@ const POLICY_SCHEMA = {
 
 const log = logger('sdte:seller')
 
+/**
+ * Whether this build delivers a private dataset. It may only go to an enclave that gives the analysis the private
+ * mechanisms alone (clamped, noised) and never the records; the enclave's private mode, and our delivery of the
+ * clamps and noise secret with the data key, are not wired yet (issue 15). Until they are, a private dataset is
+ * listed (its budget on chain) but neither offered nor delivered: records the seller opened only under a privacy
+ * budget must not reach an analysis raw.
+ */
+export const PRIVATE_DELIVERY_WIRED = false
+const PRIVATE_NOT_WIRED = 'private datasets are not delivered yet (the enclave\'s private mode is not wired)'
+
 export interface DatasetRecord {
   datasetId: string
   tag: string
@@ -197,7 +207,8 @@ export class SellerRole implements Role {
       const why = judgePolicy({ ...ds, epsilonSpent }, {
         codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now, epsilon: d.epsilon
       })
-      if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
+      const refusal = why ?? (ds.policy.mode === 'private' && !PRIVATE_DELIVERY_WIRED ? PRIVATE_NOT_WIRED : null)
+      if (refusal !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why: refusal })
       else out.push(ds)
     }
     return out
@@ -262,6 +273,7 @@ export class SellerRole implements Role {
         : judgePolicy({ ...ds, epsilonSpent }, {
           codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain), epsilon: view.epsilon
         }) ??
+          (ds.policy.mode === 'private' && !PRIVATE_DELIVERY_WIRED ? PRIVATE_NOT_WIRED : null) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
     if (problem !== null) {
