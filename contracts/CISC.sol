@@ -9,13 +9,19 @@ pragma solidity 0.8.37;
 /// reads it; clients read the log, which costs a fraction of a stored entry).
 /// @dev Bounded by constants: peer ids, tags, code-hash and buyer lists have maximum lengths; nothing loops over
 /// storage that a payee can grow. DTMC takes a trade from an offer with `offerForTrade` in O(1).
-/// Deny by default: an offer allows only its listed code hashes, or any code when the seller chose `anyCode`.
+/// Deny by default: an offer allows only its listed code hashes, or any code when the seller chose `anyCode`,
+/// or any analysis under a differential-privacy budget when the seller chose `privateMode` (docs/contracts.md
+/// "Private datasets"): each trade declares its epsilon, charged here against the offer's budget and never given back.
 contract CISC {
     uint256 public constant MAX_PEER_ID_LENGTH = 128;
     uint256 public constant MAX_TAG_LENGTH = 64;
     uint256 public constant MAX_ALLOWED_CODE_HASHES = 16;
     uint256 public constant MAX_ALLOWED_BUYERS = 16;
     uint256 public constant MAX_COMMENT_LENGTH = 280;
+    /// @notice Most clamped columns a private offer declares.
+    uint256 public constant MAX_CLAMPS = 16;
+    /// @notice Epsilon is counted in micro-epsilon: 1 epsilon = EPSILON_UNIT (the enclave takes the same unit).
+    uint64 public constant EPSILON_UNIT = 1_000_000;
 
     struct Seller {
         uint40 registeredAt;
@@ -32,6 +38,16 @@ contract CISC {
         string peerId;
     }
 
+    /// @notice A private offer's bound on one CSV column: every record's value is clamped into [lower, upper] before
+    /// any private mechanism sees it (what bounds one record's contribution, the sensitivity). Values are integers
+    /// at `decimals` digits of fraction, as the enclave's CSV parser reads a column (12.5 at decimals 2 is 1250).
+    struct Clamp {
+        uint16 column;
+        uint8 decimals;
+        int128 lower;
+        int128 upper;
+    }
+
     /// @notice What a seller asks for a task over one dataset.
     struct Policy {
         bytes32[] allowedCodeHashes; // the analysis code allowed to run; empty and no anyCode: none
@@ -41,6 +57,9 @@ contract CISC {
         address[] allowedBuyers; // the buyers that may open a trade on this offer; empty: any buyer
         uint32 maxTrades; // the most trades this offer joins; 0: no maximum
         uint40 expiresAt; // no trade opens on this offer from this time (unix seconds); 0: never
+        bool privateMode; // any analysis, through the enclave's private mechanisms only (no code list, no anyCode)
+        uint64 epsilonBudget; // privateMode: the total epsilon of all its trades, in micro-epsilon (> 0); else 0
+        Clamp[] clamps; // privateMode: 1..MAX_CLAMPS column bounds (only in the DatasetPrivate event); else none
     }
 
     struct Offer {
@@ -58,6 +77,9 @@ contract CISC {
         uint32 maxTrades; // 0: no maximum
         uint32 trades; // trades opened on this offer, counted when maxTrades is set
         uint40 expiresAt; // 0: never
+        bool privateMode;
+        uint64 epsilonBudget; // micro-epsilon; 0 unless privateMode
+        uint64 epsilonSpent; // micro-epsilon charged by the trades opened on this offer; never decreases
         string tag;
     }
 
@@ -77,6 +99,10 @@ contract CISC {
         uint256 indexed offerId, address indexed seller, bytes32 indexed tagHash, string tag, uint64 size,
         uint128 unitPrice, bytes32 commitment, bytes32[] allowedCodeHashes, uint64 outputCap, uint64 minOutputPrice
     );
+    /// @notice A private offer's budget and clamps (emitted with its DatasetListed; no contract reads the clamps).
+    event DatasetPrivate(uint256 indexed offerId, uint64 epsilonBudget, Clamp[] clamps);
+    /// @notice A trade charged `epsilon` to a private offer's budget; `spent` is the offer's total since listing.
+    event PrivacyBudgetCharged(uint256 indexed offerId, uint64 epsilon, uint64 spent);
     event DatasetDelisted(uint256 indexed offerId, address indexed seller);
     event FeedbackRecorded(
         address indexed seller, bytes32 indexed tradeId, uint8 score, bytes32 resultHash, uint64 resultSize,
@@ -91,6 +117,10 @@ contract CISC {
     error InvalidOffer();
     error TooManyCodeHashes(uint256 count, uint256 max);
     error TooManyBuyers(uint256 count, uint256 max);
+    error InvalidClamps(); // privateMode with no clamps, too many, or one whose lower bound is above its upper
+    error EpsilonRequired(uint256 offerId); // a trade on a private offer must declare an epsilon above 0
+    /// @notice The trade's epsilon is more than what is left of the offer's budget (micro-epsilon).
+    error PrivacyBudgetExceeded(uint256 offerId, uint64 epsilon, uint64 remaining);
     error InvalidPolicy();
     error UnknownOffer(uint256 offerId);
     error NotOfferOwner(uint256 offerId);
@@ -150,6 +180,7 @@ contract CISC {
             offerId, msg.sender, tagHash, tag, size, unitPrice, commitment, policy.allowedCodeHashes, policy.outputCap,
             policy.minOutputPrice
         );
+        if (policy.privateMode) emit DatasetPrivate(offerId, policy.epsilonBudget, policy.clamps);
     }
 
     /// @notice Withdraws an offer: from this block no trade opens on it; trades already open on it are unaffected.
@@ -167,14 +198,37 @@ contract CISC {
     /// `codeHash`, with output cap `outputCap`, paying each seller `outputPrice` wei per output byte; reverts
     /// when the offer is under another tag or its policy refuses those terms, and counts the trade against
     /// the offer's maxTrades. DTMC only: a count anyone could raise would let anyone use up an offer.
+    /// A trade without an epsilon: a private offer refuses it (EpsilonRequired).
     function offerForTrade(
         uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer
     ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) {
+        return _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, 0);
+    }
+
+    /// @notice `offerForTrade` for a trade that declares `epsilon` (micro-epsilon): a private offer is charged it
+    /// against its budget, and refuses it (PrivacyBudgetExceeded) when it is more than what is left; any other
+    /// offer ignores it (it runs the analysis on the records themselves). DTMC only: a charge anyone could make
+    /// would let anyone use up a budget. Its own function, so a trade without epsilon passes no extra word.
+    function offerForPrivateTrade(
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
+        uint64 epsilon
+    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) {
+        return _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, epsilon);
+    }
+
+    function _takeOffer(
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
+        uint64 epsilon
+    ) private returns (address, uint64, uint128, bytes32) {
         if (msg.sender != dtmc) revert NotDTMC();
         Offer storage o = _offer(offerId);
         if (!o.active) revert OfferInactive(offerId);
         if (o.tagHash != tagHash) revert OfferTagMismatch(offerId, o.tagHash, tagHash);
-        if (!o.anyCode && !_allowedCode[offerId][codeHash]) revert CodeNotAllowed(offerId, codeHash);
+        // An "any code" offer (the common case) never reads privateMode: private offers are never anyCode.
+        if (!o.anyCode) {
+            if (o.privateMode) _chargeBudget(o, offerId, epsilon);
+            else if (!_allowedCode[offerId][codeHash]) revert CodeNotAllowed(offerId, codeHash);
+        }
         if (o.buyerCount != 0 && !_allowedBuyer[offerId][buyer]) revert BuyerNotAllowed(offerId, buyer);
         if (outputCap > o.outputCap) revert OutputCapNotAllowed(offerId, outputCap, o.outputCap);
         if (outputPrice < o.minOutputPrice) revert OutputPriceBelowMinimum(offerId, outputPrice, o.minOutputPrice);
@@ -187,6 +241,19 @@ contract CISC {
             o.trades = trades + 1;
         }
         return (o.seller, o.size, o.unitPrice, o.commitment);
+    }
+
+    /// @dev Sequential composition: the epsilons of all trades on one dataset add up, and their sum never exceeds
+    /// the budget. Nothing ever gives a charge back (a refunded trade's enclaves may already have answered: the
+    /// noisy answers, once computed, may have left the enclave, so the privacy they cost is spent).
+    function _chargeBudget(Offer storage o, uint256 offerId, uint64 epsilon) private {
+        if (epsilon == 0) revert EpsilonRequired(offerId);
+        uint64 spent = o.epsilonSpent;
+        uint64 remaining = o.epsilonBudget - spent; // spent <= budget always holds
+        if (epsilon > remaining) revert PrivacyBudgetExceeded(offerId, epsilon, remaining);
+        spent += epsilon;
+        o.epsilonSpent = spent;
+        emit PrivacyBudgetCharged(offerId, epsilon, spent);
     }
 
     // ---- step 11: feedback, written by DTMC only ----
@@ -221,9 +288,17 @@ contract CISC {
         return _offers.length;
     }
 
-    /// @notice Whether the offer's policy lets `codeHash` run on its data: listed, or any code chosen explicitly.
+    /// @notice Whether the offer's policy lets `codeHash` run on its data: listed, any code chosen explicitly, or any
+    /// code in private mode (through the enclave's private mechanisms only).
     function isCodeAllowed(uint256 offerId, bytes32 codeHash) external view returns (bool) {
-        return _offer(offerId).anyCode || _allowedCode[offerId][codeHash];
+        Offer storage o = _offer(offerId);
+        return o.anyCode || o.privateMode || _allowedCode[offerId][codeHash];
+    }
+
+    /// @notice What is left of a private offer's epsilon budget (micro-epsilon); 0 for any other offer.
+    function remainingBudget(uint256 offerId) external view returns (uint64) {
+        Offer storage o = _offer(offerId);
+        return o.epsilonBudget - o.epsilonSpent;
     }
 
     /// @notice Whether the offer's policy lets `buyer` open a trade on it (an empty list: any buyer).
@@ -245,6 +320,17 @@ contract CISC {
         if ((policy.anyCode && count != 0) || (policy.expiresAt != 0 && policy.expiresAt <= block.timestamp)) {
             revert InvalidPolicy();
         }
+        // Private mode is its own code mode, with a budget; any other mode has neither budget nor clamps.
+        if (policy.privateMode ? (policy.anyCode || count != 0 || policy.epsilonBudget == 0) : policy.epsilonBudget != 0) {
+            revert InvalidPolicy();
+        }
+        _checkClamps(policy);
+    }
+
+    function _checkClamps(Policy calldata policy) private pure {
+        uint256 n = policy.clamps.length;
+        if (policy.privateMode ? (n == 0 || n > MAX_CLAMPS) : n != 0) revert InvalidClamps();
+        for (uint256 i; i < n; ++i) if (policy.clamps[i].lower > policy.clamps[i].upper) revert InvalidClamps();
     }
 
     function _store(
@@ -268,6 +354,10 @@ contract CISC {
         // Their slot stays untouched (cheaper) when the offer has neither.
         if (policy.maxTrades != 0) o.maxTrades = policy.maxTrades;
         if (policy.expiresAt != 0) o.expiresAt = policy.expiresAt;
+        if (policy.privateMode) {
+            o.privateMode = true;
+            o.epsilonBudget = policy.epsilonBudget;
+        }
         o.tag = tag;
         for (uint256 i; i < count; ++i) _allowedCode[offerId][policy.allowedCodeHashes[i]] = true;
         for (uint256 i; i < buyers; ++i) _allowedBuyer[offerId][policy.allowedBuyers[i]] = true;

@@ -7,6 +7,10 @@ interface ICISC {
     function offerForTrade(
         uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer
     ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
+    function offerForPrivateTrade(
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
+        uint64 epsilon
+    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
     function recordFeedback(
         address seller, bytes32 tradeId, uint8 score, bytes32 resultHash, uint64 resultSize, uint8 status, string calldata comment
     ) external;
@@ -71,6 +75,7 @@ contract DTMC {
         uint96 outputPrice; // wei per output byte, paid to each seller (at least each offer's minOutputPrice)
         uint64 outputCap; // most output bytes
         uint64 gasCap; // the enclave gas every node runs the analysis with, exactly; a node is paid nodePrice * gasCap
+        uint64 epsilon; // micro-epsilon charged to every private offer of the trade (CISC refuses 0 there); else 0
     }
 
     /// @notice An attestation quote, docs/protocol.md.
@@ -216,6 +221,9 @@ contract DTMC {
     event TradeSeller(
         bytes32 indexed tradeId, address indexed seller, uint256 indexed offerId, uint8 index, uint96 fee, bytes32 commitment
     );
+    /// @notice The trade declared `epsilon` (micro-epsilon): emitted only then, so a trade without one pays nothing
+    /// for it; nodes read it here (DTMC does not store it) and give it to their enclaves.
+    event TradePrivate(bytes32 indexed tradeId, uint64 epsilon);
     event TradeNode(
         bytes32 indexed tradeId, address indexed payee, address indexed enclave, uint8 index, bytes32 measurement, bytes32 taskId
     );
@@ -382,6 +390,7 @@ contract DTMC {
         t.inputHash = inputHash;
         _addNodes(tradeId, terms.codeHash, nodes);
         _emitOpened(tradeId, terms, inputHash);
+        if (terms.epsilon != 0) emit TradePrivate(tradeId, terms.epsilon);
     }
 
     function _emitOpened(bytes32 tradeId, Terms calldata terms, bytes32 inputHash) private {
@@ -402,8 +411,12 @@ contract DTMC {
     }
 
     function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId) private returns (bytes32) {
-        (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) =
-            cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender);
+        // A trade without epsilon calls the function without it: one word less to encode and decode per seller.
+        (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) = terms.epsilon == 0
+            ? cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender)
+            : cisc.offerForPrivateTrade(
+                offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender, terms.epsilon
+            );
         uint256 fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
         _sellers[tradeId][i] = Party(seller, uint96(fee));

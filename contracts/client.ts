@@ -300,7 +300,23 @@ export interface NodeRecord {
   registeredAt: number
 }
 
-/** A dataset's terms in CISC. Deny by default: no code runs unless listed here or `anyCode` is chosen. */
+/** CISC.EPSILON_UNIT: epsilon is counted in integer micro-epsilon on chain, in demands and in the enclave. */
+export const EPSILON_UNIT = 1_000_000n
+/** CISC.MAX_CLAMPS: most clamped columns a private offer declares. */
+export const MAX_CLAMPS = 16
+
+/**
+ * A private offer's bound on one CSV column (CISC.Clamp): each record's value, read at `decimals` digits of
+ * fraction as the enclave's CSV parser reads it, is clamped into [lower, upper] before a private mechanism sees it.
+ */
+export interface Clamp {
+  column: number
+  decimals: number
+  lower: bigint
+  upper: bigint
+}
+
+/** A dataset's terms in CISC. Deny by default: no code runs unless listed here, `anyCode` or `privateMode` is chosen. */
 export interface DatasetPolicy {
   /** Code hashes allowed to run on the data (at most 16); must be empty with `anyCode`. */
   allowedCodeHashes: string[]
@@ -316,6 +332,12 @@ export interface DatasetPolicy {
   maxTrades?: number
   /** Unix seconds from which no trade opens on the offer; absent or 0: never. */
   expiresAt?: number
+  /** Any analysis, through the enclave's private mechanisms only, under `epsilonBudget` (needs `clamps`). */
+  privateMode?: boolean
+  /** privateMode: the epsilon all trades on the offer may spend together, in micro-epsilon (EPSILON_UNIT); else 0. */
+  epsilonBudget?: bigint
+  /** privateMode: 1..MAX_CLAMPS column bounds (only in the DatasetPrivate event); else none. */
+  clamps?: Clamp[]
 }
 
 export interface OfferRecord {
@@ -337,6 +359,11 @@ export interface OfferRecord {
   trades: number
   /** 0: never. */
   expiresAt: number
+  privateMode: boolean
+  /** Micro-epsilon; 0 unless privateMode. */
+  epsilonBudget: bigint
+  /** Micro-epsilon charged by the trades opened on the offer so far (never given back). */
+  epsilonSpent: bigint
   /** Filled from the DatasetListed event by `offersByTag`; the contract keeps only a lookup. */
   allowedCodeHashes?: string[]
 }
@@ -368,7 +395,8 @@ export class CiscClient extends Bound {
   /** Lists a dataset; returns the new offer id. */
   async listDataset (p: { tag: string, size: bigint, unitPrice: bigint, commitment: string, policy: DatasetPolicy }): Promise<{ offerId: bigint, receipt: TransactionReceipt }> {
     const receipt = await this.send('listDataset', [p.tag, p.size, p.unitPrice, p.commitment, [
-      p.policy.allowedCodeHashes, p.policy.anyCode, p.policy.outputCap, p.policy.minOutputPrice, p.policy.allowedBuyers ?? [], p.policy.maxTrades ?? 0, p.policy.expiresAt ?? 0
+      p.policy.allowedCodeHashes, p.policy.anyCode, p.policy.outputCap, p.policy.minOutputPrice, p.policy.allowedBuyers ?? [], p.policy.maxTrades ?? 0, p.policy.expiresAt ?? 0,
+      p.policy.privateMode ?? false, p.policy.epsilonBudget ?? 0n, (p.policy.clamps ?? []).map(c => [c.column, c.decimals, c.lower, c.upper])
     ]])
     const [event] = this.eventsIn(receipt, 'DatasetListed')
     return { offerId: event.args.offerId as bigint, receipt }
@@ -395,8 +423,22 @@ export class CiscClient extends Bound {
   async offer (offerId: bigint): Promise<OfferRecord> {
     const o = await this.call('offer', offerId)
     return { offerId, seller: o.seller, tag: o.tag, size: o.size, unitPrice: o.unitPrice, commitment: o.commitment, outputCap: o.outputCap, minOutputPrice: o.minOutputPrice, active: o.active,
-      anyCode: o.anyCode, buyerCount: Number(o.buyerCount), maxTrades: Number(o.maxTrades), trades: Number(o.trades), expiresAt: Number(o.expiresAt)
+      anyCode: o.anyCode, buyerCount: Number(o.buyerCount), maxTrades: Number(o.maxTrades), trades: Number(o.trades), expiresAt: Number(o.expiresAt),
+      privateMode: o.privateMode, epsilonBudget: o.epsilonBudget, epsilonSpent: o.epsilonSpent
     }
+  }
+
+  /** What is left of a private offer's epsilon budget (micro-epsilon); 0n for any other offer. */
+  async remainingBudget (offerId: bigint): Promise<bigint> {
+    return await this.call('remainingBudget', offerId)
+  }
+
+  /** A private offer's clamps, from its DatasetPrivate event (CISC does not store them); [] for any other offer. */
+  async clampsOf (offerId: bigint, fromBlock = 0): Promise<Clamp[]> {
+    const [log] = await this.contract.queryFilter(this.contract.filters.DatasetPrivate(offerId), fromBlock)
+    if (log === undefined) return []
+    const e = this.iface.parseLog(log)!
+    return (e.args.clamps as any[]).map(c => ({ column: Number(c.column), decimals: Number(c.decimals), lower: c.lower as bigint, upper: c.upper as bigint }))
   }
 
   async offerCount (): Promise<bigint> {
@@ -506,6 +548,8 @@ export interface TradeTerms {
   outputCap: bigint
   /** The enclave gas every node runs the analysis with, exactly (the code envelope holds the same); a node is paid min(nodePrice × gasCap, nodeCap). */
   gasCap: bigint
+  /** Micro-epsilon charged to every private offer of the trade (CISC refuses 0 there); absent or 0n: none. */
+  epsilon?: bigint
 }
 
 export interface OpenTradeParams extends TradeTerms {
@@ -549,6 +593,8 @@ export interface TradeView {
   outputPrice: bigint
   outputCap: bigint
   gasCap: bigint
+  /** Micro-epsilon the trade declared, from its TradePrivate event (DTMC does not store it); 0n: none. */
+  epsilon: bigint
   /** Result commitments so far, and when the first came (unix seconds; 0 before). */
   nCommits: number
   commitStart: number
@@ -564,19 +610,23 @@ export interface TradeView {
 export const NODE_TERMS_CACHE_SIZE = 1024
 
 export class DtmcClient extends Bound {
-  /** tradeId → the node terms DTMC keeps only in the TradeOpened event (they never change). */
-  private readonly nodeTerms = new Map<string, { nodePrice: bigint, nodeCap: bigint }>()
+  /** tradeId → the node terms DTMC keeps only in the TradeOpened event, and the TradePrivate epsilon (they never change). */
+  private readonly nodeTerms = new Map<string, { nodePrice: bigint, nodeCap: bigint, epsilon: bigint }>()
 
   constructor (address: string, ctx: SendContext) { super('DTMC', address, ctx) }
 
-  /** A trade's nodePrice and nodeCap from its TradeOpened event (indexed by tradeId). */
-  private async nodeTermsOf (tradeId: string): Promise<{ nodePrice: bigint, nodeCap: bigint }> {
+  /** A trade's nodePrice and nodeCap from its TradeOpened event, and its epsilon from its TradePrivate event, if any (both indexed by tradeId). */
+  private async nodeTermsOf (tradeId: string): Promise<{ nodePrice: bigint, nodeCap: bigint, epsilon: bigint }> {
     const cached = this.nodeTerms.get(tradeId)
     if (cached !== undefined) return cached
-    const [log] = await this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), 0)
+    const [[log], [privateLog]] = await Promise.all([
+      this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), 0),
+      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), 0)
+    ])
     if (log === undefined) throw new ChainUnavailableError(`DTMC: no TradeOpened event for trade ${tradeId} (a node without logs?)`)
     const e = this.iface.parseLog(log)!
-    const terms = { nodePrice: e.args.nodePrice as bigint, nodeCap: e.args.nodeCap as bigint }
+    const epsilon = privateLog === undefined ? 0n : this.iface.parseLog(privateLog)!.args.epsilon as bigint
+    const terms = { nodePrice: e.args.nodePrice as bigint, nodeCap: e.args.nodeCap as bigint, epsilon }
     if (this.nodeTerms.size >= NODE_TERMS_CACHE_SIZE) this.nodeTerms.delete(this.nodeTerms.keys().next().value!)
     this.nodeTerms.set(tradeId, terms)
     return terms
@@ -585,7 +635,7 @@ export class DtmcClient extends Bound {
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
   async openTrade (p: OpenTradeParams): Promise<{ tradeId: string, deposit: bigint, receipt: TransactionReceipt }> {
     const deposit = p.deposit ?? depositOf({ ...p, sellers: p.offerIds.length, nodes: p.nodes.length })
-    const terms = [p.salt, p.tagHash, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap, p.gasCap]
+    const terms = [p.salt, p.tagHash, p.codeHash, p.deadline, p.sellerCap, p.nodePrice, p.nodeCap, p.outputPrice, p.outputCap, p.gasCap, p.epsilon ?? 0n]
     const nodes = p.nodes.map(n => [n.payee, [n.quote.measurement, n.quote.enclaveAddress, n.quote.taskId, n.quote.nonce, n.quote.signature]])
     const receipt = await this.send('openTrade', [terms, p.offerIds, nodes], deposit)
     const [opened] = this.eventsIn(receipt, 'TradeOpened')
@@ -669,7 +719,7 @@ export class DtmcClient extends Bound {
     }))
     const state = STATE_NAMES[Number(v.state)]
     const ratedMask = Number(v.ratedMask)
-    const { nodePrice, nodeCap } = await this.nodeTermsOf(tradeId.toLowerCase())
+    const { nodePrice, nodeCap, epsilon } = await this.nodeTermsOf(tradeId.toLowerCase())
     return {
       tradeId: tradeId.toLowerCase(),
       buyer: v.buyer,
@@ -684,6 +734,7 @@ export class DtmcClient extends Bound {
       outputPrice: v.outputPrice,
       outputCap: v.outputCap,
       gasCap: v.gasCap,
+      epsilon,
       nCommits: Number(v.nCommits),
       commitStart: Number(v.commitStart),
       deposit: v.deposit,

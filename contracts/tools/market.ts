@@ -6,7 +6,7 @@ import { JsonRpcProvider, Network, Wallet, keccak256, parseEther, hexlify, id, t
 import { startAnvil, type AnvilNode } from './anvil.ts'
 import { deploy } from './deploy.ts'
 import { fundDevAccount } from '../index.ts'
-import { ChainClient, ChainRevertError, type OpenTradeParams, type TradeTerms } from '../index.ts'
+import { ChainClient, ChainRevertError, type Clamp, type OpenTradeParams, type TradeTerms } from '../index.ts'
 import {
   taskIdOf, reportDataOf, quoteDigestOf, resultDigestOf, resultCommitmentOf, receiptDigestOf, signDigest, inputHashOf, networkDomainOf, ResultStatus,
   type NetworkDomain, type Quote, type ResultInfo
@@ -128,7 +128,9 @@ export interface Seller extends Account {
  */
 export async function makeSeller (chain: Chain, opts: {
   size?: bigint, unitPrice?: bigint, outputCap?: bigint, minOutputPrice?: bigint, allowed?: string[], anyCode?: boolean,
-  allowedBuyers?: string[], maxTrades?: number, expiresAt?: number
+  allowedBuyers?: string[], maxTrades?: number, expiresAt?: number,
+  /** Private mode: any analysis under this epsilon budget (micro-epsilon), with `clamps` (default one column). */
+  epsilonBudget?: bigint, clamps?: Clamp[]
 } = {}): Promise<Seller> {
   const a = await account(chain)
   const commitment = rand32()
@@ -138,12 +140,15 @@ export async function makeSeller (chain: Chain, opts: {
   const { offerId } = await a.client.cisc.listDataset({
     tag: TAG, size, unitPrice, commitment, policy: {
       allowedCodeHashes: opts.allowed ?? [],
-      anyCode: opts.anyCode ?? (opts.allowed === undefined || opts.allowed.length === 0),
+      anyCode: opts.anyCode ?? (opts.epsilonBudget === undefined && (opts.allowed === undefined || opts.allowed.length === 0)),
       outputCap: opts.outputCap ?? 1_000_000n,
       minOutputPrice: opts.minOutputPrice ?? 0n,
       allowedBuyers: opts.allowedBuyers,
       maxTrades: opts.maxTrades,
-      expiresAt: opts.expiresAt
+      expiresAt: opts.expiresAt,
+      privateMode: opts.epsilonBudget !== undefined,
+      epsilonBudget: opts.epsilonBudget,
+      clamps: opts.epsilonBudget === undefined ? undefined : opts.clamps ?? [{ column: 0, decimals: 0, lower: 0n, upper: 100n }]
     }
   })
   return { ...a, offerId, commitment, size, unitPrice }

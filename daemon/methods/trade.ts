@@ -56,6 +56,7 @@ const chainTrade = object({
   outputPrice: decimal('wei per output byte'),
   outputCap: decimal('bytes'),
   gasCap: decimal('enclave gas'),
+  epsilon: decimal('micro-epsilon the trade declared (charged to each private dataset); 0: none'),
   nCommits: integer(),
   commitStart: integer('unix seconds; 0 before the first commitment'),
   deposit: decimal('wei'),

@@ -11,14 +11,14 @@ import { MAX_DEMAND_BYTES, MAX_DEMAND_NODES, MAX_DEMAND_SELLERS, MAX_TRADE_SECON
 const abi = AbiCoder.defaultAbiCoder()
 const { object, literal, number, string, hex, bigintString } = schema
 
-/** keccak256("SDTE.Demand.v1"): domain tag of the buyer's demand signature. */
-export const DEMAND_TAG = keccak256(toUtf8Bytes('SDTE.Demand.v1'))
+/** keccak256("SDTE.Demand.v2"): domain tag of the buyer's demand signature (v2: the demand declares its epsilon). */
+export const DEMAND_TAG = keccak256(toUtf8Bytes('SDTE.Demand.v2'))
 /** Dataset tags: what sellers announce in the DHT as sdte:dataset:<tag>. */
 export const TAG_PATTERN = /^[A-Za-z0-9._-]{1,64}$/
 
 const wei = bigintString()
 export const DemandSchema = object({
-  version: literal('1'),
+  version: literal('2'),
   chainId: number({ min: 1 }),
   dtmc: hex({ bytes: 20 }),
   demandId: hex({ bytes: 32 }),
@@ -36,6 +36,8 @@ export const DemandSchema = object({
   outputCap: bigintString({ max: (1n << 64n) - 1n }),
   expiresAt: number({ min: 0 }),
   tradeSeconds: number({ min: 60, max: MAX_TRADE_SECONDS }),
+  // Micro-epsilon (1 epsilon = 1,000,000) the trade will be charged on each private dataset; "0" for none.
+  epsilon: bigintString({ max: (1n << 64n) - 1n }),
   signature: hex({ bytes: 65 })
 })
 export type Demand = Infer<typeof DemandSchema>
@@ -44,11 +46,11 @@ export type DemandTerms = Omit<Demand, 'version' | 'demandId' | 'buyer' | 'signa
 /**
  * The ABI words of the demand digest, in order: DEMAND_TAG, chainId, dtmc, demandId, buyer, keccak256(buyerPeer),
  * keccak256(tag), codeHash, nodes, sellers, sellerPrice, sellerCap, nodePrice, nodeCap, outputPrice, outputCap,
- * expiresAt, tradeSeconds (docs/protocol.md "The demand", checked against this list by test/unit/docs).
+ * expiresAt, tradeSeconds, epsilon (docs/protocol.md "The demand", checked against this list by test/unit/docs).
  */
 export const DEMAND_DIGEST_TYPES = [
   'bytes32', 'uint256', 'address', 'bytes32', 'address', 'bytes32', 'bytes32', 'bytes32', 'uint8', 'uint8',
-  'uint256', 'uint256', 'uint256', 'uint256', 'uint256', 'uint64', 'uint64', 'uint64'
+  'uint256', 'uint256', 'uint256', 'uint256', 'uint256', 'uint64', 'uint64', 'uint64', 'uint64'
 ] as const
 
 export function demandHashOf (d: Omit<Demand, 'signature'>): string {
@@ -56,13 +58,13 @@ export function demandHashOf (d: Omit<Demand, 'signature'>): string {
     DEMAND_DIGEST_TYPES,
     [DEMAND_TAG, d.chainId, d.dtmc, d.demandId, d.buyer, keccak256(toUtf8Bytes(d.buyerPeer)), keccak256(toUtf8Bytes(d.tag)),
       d.codeHash, d.nodes, d.sellers, d.sellerPrice, d.sellerCap, d.nodePrice, d.nodeCap, d.outputPrice, d.outputCap,
-      d.expiresAt, d.tradeSeconds]
+      d.expiresAt, d.tradeSeconds, d.epsilon]
   )).toLowerCase()
 }
 
-/** Builds and signs a demand with the buyer's key. */
-export function signDemand (terms: DemandTerms, buyer: { address: string, privateKey: string }): Demand {
-  const unsigned = { version: '1' as const, ...terms, demandId: hexlify(randomBytes(32)).toLowerCase(), buyer: buyer.address.toLowerCase() }
+/** Builds and signs a demand with the buyer's key; without an epsilon, it declares none (0). */
+export function signDemand (terms: Omit<DemandTerms, 'epsilon'> & { epsilon?: bigint }, buyer: { address: string, privateKey: string }): Demand {
+  const unsigned = { version: '2' as const, ...terms, epsilon: terms.epsilon ?? 0n, demandId: hexlify(randomBytes(32)).toLowerCase(), buyer: buyer.address.toLowerCase() }
   return { ...unsigned, signature: signDigest(buyer.privateKey, demandHashOf(unsigned)) }
 }
 

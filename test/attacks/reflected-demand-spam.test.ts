@@ -55,7 +55,7 @@ test('free demands get no offer stream and are not forwarded; a posted one is', 
   const terms = (buyerPeer: string): DemandTerms => ({
     chainId: bench.net.network.chainId, dtmc: bench.net.network.contracts.DTMC.toLowerCase(), buyerPeer, tag: TAG, codeHash: code, nodes: 1, sellers: 1,
     sellerPrice: 20n, sellerCap: 500_000n, nodePrice: 1n, nodeCap: 200_000_000n, outputPrice: 12n, outputCap: 4096n,
-    expiresAt: Math.floor(Date.now() / 1000) + 300, tradeSeconds: 600
+    expiresAt: Math.floor(Date.now() / 1000) + 300, tradeSeconds: 600, epsilon: 0n
   })
   const spam = [
     ...Array.from({ length: SPAM }, () => signDemand(terms(victim.peerId), Wallet.createRandom())),

@@ -29,7 +29,7 @@ export interface RegistryFacts {
 }
 
 /** The terms of a demand the choice depends on. */
-export type DemandTerms = Pick<Demand, 'tag' | 'codeHash' | 'sellerPrice' | 'outputCap' | 'nodePrice' | 'sellers' | 'nodes'>
+export type DemandTerms = Pick<Demand, 'tag' | 'codeHash' | 'sellerPrice' | 'outputCap' | 'nodePrice' | 'sellers' | 'nodes'> & { epsilon?: bigint }
 
 /** Why an offer is refused; the trade record keeps the reason (`rejected`). */
 export const REFUSAL = {
@@ -43,6 +43,7 @@ export const REFUSAL = {
   buyerNotAllowed: 'buyer not allowed by the seller',
   offerExpired: 'offer expired',
   offerExhausted: 'offer has had its maximum of trades',
+  privacyBudget: 'private offer: the demand declares no epsilon, or more than its remaining privacy budget',
   sellerPeerMismatch: 'peer id is not the one registered for the seller',
   nodeNotRegistered: 'not a registered node',
   nodePeerMismatch: 'peer id is not the one registered for the node',
@@ -62,6 +63,8 @@ export function judgeSellerOffer (o: SellerOffer, facts: SellerFacts | undefined
   // CISC would refuse these at openTrade, failing the whole trade: leave the offer out instead.
   if (offer.expiresAt !== 0 && now >= offer.expiresAt) return REFUSAL.offerExpired
   if (offer.maxTrades !== 0 && offer.trades >= offer.maxTrades) return REFUSAL.offerExhausted
+  const epsilon = d.epsilon ?? 0n
+  if (offer.privateMode && (epsilon === 0n || epsilon > offer.epsilonBudget - offer.epsilonSpent)) return REFUSAL.privacyBudget
   if (offer.tag !== d.tag) return REFUSAL.otherTag
   if (offer.seller.toLowerCase() !== o.account.toLowerCase()) return REFUSAL.otherSeller
   if (offer.unitPrice > d.sellerPrice) return REFUSAL.unitPriceAbove

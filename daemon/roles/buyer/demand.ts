@@ -27,6 +27,8 @@ export interface PostDemandParams {
   outputPrice: bigint
   outputCap: bigint
   deadlineSeconds: number
+  /** Micro-epsilon the trade is charged on each private dataset (absent: 0, no private dataset will take it). */
+  epsilon?: bigint
 }
 
 /** buyer_postDemand: persists the trade, then publishes the demand (publishDemand). */
@@ -52,7 +54,8 @@ export async function postDemand (ctx: RoleContext, p: PostDemandParams): Promis
     outputPrice: p.outputPrice,
     outputCap: p.outputCap,
     expiresAt: Math.max(now, Math.floor(Date.now() / 1000)) + Math.max(MIN_DEMAND_TTL_SECONDS, DEMAND_TTL_OFFER_WINDOWS * offerSeconds),
-    tradeSeconds: p.deadlineSeconds
+    tradeSeconds: p.deadlineSeconds,
+    epsilon: p.epsilon ?? 0n
   }, { address: ctx.keys.ethAddress, privateKey: ctx.keys.ethWallet.privateKey })
   const { signature: _sig, ...unsigned } = demand
   const demandHash = demandHashOf(unsigned)

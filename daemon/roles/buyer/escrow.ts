@@ -21,6 +21,8 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
     outputCap: d.outputCap,
     // The same gas cap the code envelopes hold: every node runs with exactly it and is paid nodePrice × gasCap.
     gasCap: BigInt(t.data.gasCap),
+    // What the buyer signed in its demand: CISC charges it to every private offer of the trade.
+    epsilon: d.epsilon,
     offerIds: (t.data.chosenSellers ?? []).map(s => BigInt(s.offerId)),
     nodes: chosen.map(n => ({ payee: n.payee, quote: n.quote }))
   })

@@ -146,7 +146,8 @@ export class BuyerRole implements Role {
         { name: 'nodeCap', type: 'wei', bits: 96, description: 'most wei paid to one node' },
         { name: 'outputPrice', type: 'wei', bits: 96, description: 'wei per output byte, paid to the sellers' },
         { name: 'outputCap', type: 'wei', bits: 64, description: 'most output bytes' },
-        { name: 'deadlineSeconds', type: 'integer', min: 60, max: 7 * 24 * 3600, description: 'from escrow to the deadline' }
+        { name: 'deadlineSeconds', type: 'integer', min: 60, max: 7 * 24 * 3600, description: 'from escrow to the deadline' },
+        { name: 'epsilon', type: 'wei', bits: 64, required: false, description: 'micro-epsilon (1 epsilon = 1000000) charged to each private dataset\'s privacy budget on chain (default 0: no private dataset takes the demand)' }
       ],
       result: r.object({ demandId: r.bytes32(), tradeId: r.bytes32(), codeHash: r.bytes32(), deposit: r.decimal('wei escrowed when the trade opens') }),
       errors: ['Rejected', 'Unavailable', 'ChainReverted'],

@@ -18,7 +18,10 @@ import { deriveSecret } from '../../local-secrets.ts'
 import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
-import { CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy, parsePolicy, type DatasetPolicy } from './policy.ts'
+import {
+  CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, MAX_CLAMPS, MAX_CLAMP_COLUMN, MAX_CLAMP_DECIMALS, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy,
+  parsePolicy, type DatasetPolicy
+} from './policy.ts'
 import { ADDRESS_PATTERN, BYTES32_PATTERN, weiDigits } from '../../rpc/params.ts'
 
 export { MAX_ALLOWED_CODE_HASHES, MAX_ALLOWED_BUYERS, type DatasetPolicy } from './policy.ts'
@@ -35,13 +38,42 @@ const POLICY_SCHEMA = {
     expiresAt: { type: 'integer', minimum: 1, maximum: MAX_EXPIRES_AT },
     // Both land in uint64 fields of CISC: at most 19 digits always fits.
     outputCap: { type: ['string', 'integer'], pattern: `^[0-9]{1,${weiDigits(64)}}$`, minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
-    minOutputPrice: { type: 'string', pattern: `^[0-9]{1,${weiDigits(64)}}$` }
+    minOutputPrice: { type: 'string', pattern: `^[0-9]{1,${weiDigits(64)}}$` },
+    // Mode private only: micro-epsilon (1 epsilon = 1,000,000) in a uint64 of CISC, and the column bounds.
+    epsilonBudget: { type: ['string', 'integer'], pattern: `^[0-9]{1,${weiDigits(64)}}$`, minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    clamps: {
+      type: 'array',
+      minItems: 1,
+      maxItems: MAX_CLAMPS,
+      items: {
+        type: 'object',
+        properties: {
+          column: { type: 'integer', minimum: 0, maximum: MAX_CLAMP_COLUMN },
+          decimals: { type: 'integer', minimum: 0, maximum: MAX_CLAMP_DECIMALS },
+          // int128 bounds at the column's decimals (12.5 at decimals 1 is 125)
+          lower: { type: ['string', 'integer'], pattern: '^-?[0-9]{1,39}$' },
+          upper: { type: ['string', 'integer'], pattern: '^-?[0-9]{1,39}$' }
+        },
+        required: ['column', 'decimals', 'lower', 'upper'],
+        additionalProperties: false
+      }
+    }
   },
   required: ['mode'],
   additionalProperties: false
 }
 
 const log = logger('sdte:seller')
+
+/**
+ * Whether this build delivers a private dataset. It may only go to an enclave that gives the analysis the private
+ * mechanisms alone (clamped, noised) and never the records; the enclave's private mode, and our delivery of the
+ * clamps and noise secret with the data key, are not wired yet (issue 15). Until they are, a private dataset is
+ * listed (its budget on chain) but neither offered nor delivered: records the seller opened only under a privacy
+ * budget must not reach an analysis raw.
+ */
+export const PRIVATE_DELIVERY_WIRED = false
+const PRIVATE_NOT_WIRED = 'private datasets are not delivered yet (the enclave\'s private mode is not wired)'
 
 export interface DatasetRecord {
   datasetId: string
@@ -72,6 +104,8 @@ export interface SellerTradeData {
   nodes: Array<TradeNodeEvent & { peerId?: string, delivered: boolean, sentBytes: number, receipt?: string }>
   size?: number
   payment?: string
+  /** Micro-epsilon the trade declared (its TradePrivate event); absent: none. */
+  epsilon?: string
 }
 
 const DATA_KEY_PURPOSE = 'seller-data-key'
@@ -163,14 +197,21 @@ export class SellerRole implements Role {
   private async matching (d: Demand): Promise<DatasetRecord[]> {
     if (d.chainId !== this.ctx.network.chainId) return []
     const now = await chainTime(this.ctx.chain)
-    return (await this.datasets()).filter(ds => {
-      if (ds.tag !== d.tag || BigInt(ds.unitPrice) > d.sellerPrice) return false
+    const out: DatasetRecord[] = []
+    for (const ds of await this.datasets()) {
+      if (ds.tag !== d.tag || BigInt(ds.unitPrice) > d.sellerPrice) continue
       // DTMC would pay min(unitPrice × size, sellerCap) for the data.
       const fullPrice = fullPriceOf(ds)
-      const why = judgePolicy(ds, { codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now })
-      if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
-      return why === null
-    })
+      // A private dataset's budget is spent on chain (CISC charges every trade): read what is left there.
+      const epsilonSpent = ds.policy.mode === 'private' ? (await this.ctx.chain.cisc.offer(BigInt(ds.datasetId))).epsilonSpent : undefined
+      const why = judgePolicy({ ...ds, epsilonSpent }, {
+        codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now, epsilon: d.epsilon
+      })
+      const refusal = why ?? (ds.policy.mode === 'private' && !PRIVATE_DELIVERY_WIRED ? PRIVATE_NOT_WIRED : null)
+      if (refusal !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why: refusal })
+      else out.push(ds)
+    }
+    return out
   }
 
   /** Signed by our account for this demand's network and our peer id (p2p/offer/signature.ts). */
@@ -221,12 +262,18 @@ export class SellerRole implements Role {
       commitment: mine.commitment,
       codeHash: view.codeHash.toLowerCase(),
       deadline: view.deadline,
-      nodes: nodes.map(n => ({ ...n, delivered: false, sentBytes: 0 }))
+      nodes: nodes.map(n => ({ ...n, delivered: false, sentBytes: 0 })),
+      ...(view.epsilon !== 0n && { epsilon: view.epsilon.toString() })
     }
+    // CISC charged this trade already: the budget the other trades left is what it was judged against.
+    const epsilonSpent = ds?.policy.mode === 'private' ? (await this.ctx.chain.cisc.offer(mine.offerId)).epsilonSpent - view.epsilon : undefined
     const problem = ds === undefined ? 'the offer is not one of our datasets'
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
         // Judged now, at our check: a trade that opened before a delisting or expiry but reaches us after is refused.
-        : judgePolicy(ds, { codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain) }) ??
+        : judgePolicy({ ...ds, epsilonSpent }, {
+          codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain), epsilon: view.epsilon
+        }) ??
+          (ds.policy.mode === 'private' && !PRIVATE_DELIVERY_WIRED ? PRIVATE_NOT_WIRED : null) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
     if (problem !== null) {
@@ -370,7 +417,7 @@ export class SellerRole implements Role {
         { name: 'path', type: 'path', description: 'the dataset file on this machine' },
         { name: 'tag', type: 'string', maxLength: 64, pattern: TAG_PATTERN.source, description: 'dataset tag buyers ask for: 1..64 of letters, digits, . _ -' },
         { name: 'unitPrice', type: 'wei', bits: 128, description: 'wei per byte' },
-        { name: 'policy', type: 'object', schema: POLICY_SCHEMA, required: false, description: '{ mode: "allowlist" | "any", allowedCodeHashes?: bytes32[] (mode allowlist: 1..16), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice), allowedBuyers?: address[] (1..16; default any buyer), maxTrades?: integer (default no maximum), expiresAt?: unix seconds (default never) }; without a policy no analysis may use the dataset' }
+        { name: 'policy', type: 'object', schema: POLICY_SCHEMA, required: false, description: '{ mode: "allowlist" | "any" | "private", allowedCodeHashes?: bytes32[] (mode allowlist: 1..16), outputCap?: bytes (default 65536), minOutputPrice?: wei per output byte (default unitPrice), allowedBuyers?: address[] (1..16; default any buyer), maxTrades?: integer (default no maximum), expiresAt?: unix seconds (default never), epsilonBudget: micro-epsilon (mode private; 1 epsilon = 1000000), clamps: [{ column, decimals, lower, upper }] (mode private: 1..16 column bounds, integers at the column\'s decimals) }; without a policy no analysis may use the dataset' }
       ],
       result: r.object({ datasetId: r.bytes32(), size: r.integer('bytes'), commitment: r.bytes32('the data commitment buyers\' enclaves check') }),
       errors: ['Rejected', 'ChainReverted'],
@@ -392,14 +439,16 @@ export class SellerRole implements Role {
         commitment: r.bytes32(),
         unitPrice: r.decimal('wei per byte'),
         policy: r.object({
-          mode: { enum: ['none', 'allowlist', 'any'], description: 'none: no analysis allowed (listed without a policy)' },
+          mode: { enum: ['none', 'allowlist', 'any', 'private'], description: 'none: no analysis allowed (listed without a policy); private: any analysis under the privacy budget' },
           allowedCodeHashes: r.array(r.bytes32()),
           outputCap: r.decimal('bytes'),
           minOutputPrice: r.decimal('wei per output byte'),
           allowedBuyers: r.array(r.address(), 'empty: any buyer'),
           maxTrades: r.integer('0: no maximum'),
-          expiresAt: r.integer('unix seconds; 0: never')
-        }),
+          expiresAt: r.integer('unix seconds; 0: never'),
+          epsilonBudget: r.decimal('micro-epsilon (mode private)'),
+          clamps: r.array(r.object({ column: r.integer('CSV column'), decimals: r.integer('digits of fraction'), lower: r.string('integer at decimals'), upper: r.string('integer at decimals') }), 'mode private')
+        }, { optional: ['epsilonBudget', 'clamps'] }),
         addedAt: r.string('ISO 8601'),
         delisted: r.boolean(),
         trades: r.integer('trades accepted on the dataset')

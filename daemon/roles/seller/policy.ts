@@ -1,7 +1,7 @@
 // A dataset's terms, and the one judge of them: a demand the seller might offer for (step 3) and a
 // trade DTMC opened with its offer (step 6, Checks) are both judged by `judgePolicy`.
 import { DEFAULT_OUTPUT_CAP } from '../../../enclave/index.ts'
-import { MAX_UINT64, type DatasetPolicy as ChainDatasetPolicy } from '../../../contracts/index.ts'
+import { MAX_CLAMPS, MAX_UINT64, type DatasetPolicy as ChainDatasetPolicy } from '../../../contracts/index.ts'
 import { appError } from '../../rpc/errors.ts'
 
 /** CISC's MAX_ALLOWED_CODE_HASHES: a longer list would only revert on chain. */
@@ -12,13 +12,34 @@ export const MAX_ALLOWED_BUYERS = 16
 export const MAX_TRADES_LIMIT = 2 ** 32 - 1
 /** CISC holds expiresAt as a uint40 (unix seconds). */
 export const MAX_EXPIRES_AT = 2 ** 40 - 1
+/** CISC holds a private offer's budget as a uint64 of micro-epsilon (contracts' EPSILON_UNIT per epsilon). */
+export const MAX_EPSILON_BUDGET = MAX_UINT64
+/** CISC.Clamp.column is a uint16. */
+export const MAX_CLAMP_COLUMN = 2 ** 16 - 1
+/** The enclave's CSV parser reads at most this many digits of fraction (enclave/precompiles.ts MAX_CSV_DECIMALS). */
+export const MAX_CLAMP_DECIMALS = 18
+/** CISC.Clamp bounds are int128. */
+export const MIN_CLAMP_VALUE = -(2n ** 127n)
+export const MAX_CLAMP_VALUE = 2n ** 127n - 1n
+export { MAX_CLAMPS }
 
 /**
  * Which code may run on the data. Deny by default: 'none' (a dataset listed without a policy) allows no
- * code at all; 'allowlist' allows the listed code hashes; 'any' is any code, chosen explicitly.
+ * code at all; 'allowlist' allows the listed code hashes; 'any' is any code, chosen explicitly; 'private' is
+ * any analysis under a differential-privacy budget: the enclave gives it only the private precompiles
+ * (clamped by the policy's clamps, noised), and every trade's epsilon is charged to the budget on chain.
  */
-export type CodeMode = 'none' | 'allowlist' | 'any'
-export const CODE_MODES: readonly CodeMode[] = ['allowlist', 'any']
+export type CodeMode = 'none' | 'allowlist' | 'any' | 'private'
+export const CODE_MODES: readonly CodeMode[] = ['allowlist', 'any', 'private']
+
+/** A column bound of a private dataset, as JSON (CISC.Clamp): the values are integers at `decimals` digits of fraction. */
+export interface ClampPolicy {
+  column: number
+  decimals: number
+  /** Decimal integer strings (int128). */
+  lower: string
+  upper: string
+}
 
 /**
  * The mode, allowedCodeHashes, outputCap, allowedBuyers, maxTrades and expiresAt are on-chain (CISC
@@ -39,6 +60,10 @@ export interface DatasetPolicy {
   maxTrades: number
   /** Unix seconds (chain time) from which no trade is accepted; 0: never. */
   expiresAt: number
+  /** Mode 'private' only: the epsilon all trades may spend together, micro-epsilon as a decimal string (CISC holds it). */
+  epsilonBudget?: string
+  /** Mode 'private' only: 1..MAX_CLAMPS column bounds (in CISC's DatasetPrivate event; delivered to the enclave too). */
+  clamps?: ClampPolicy[]
 }
 
 /** What the policy is judged on: a dataset's price and size, its policy, and what the seller did with it since. */
@@ -50,6 +75,8 @@ export interface PricedDataset {
   delisted?: boolean
   /** Trades the seller accepted on the dataset (what maxTrades bounds). */
   trades?: number
+  /** Mode 'private': micro-epsilon the other trades on the dataset have spent, read from CISC; absent: 0. */
+  epsilonSpent?: bigint
 }
 
 /** The terms of a demand or a trade that the policy judges. */
@@ -63,6 +90,8 @@ export interface TradeTerms {
   buyer: string
   /** Chain time (unix seconds) when the seller judges. */
   now: number
+  /** Micro-epsilon the demand or trade declares; absent: 0 (refused on a private dataset). */
+  epsilon?: bigint
 }
 
 /** The full price of the data, not a token: the seller is paid unitPrice × size or nothing. */
@@ -76,9 +105,15 @@ export function judgePolicy (ds: PricedDataset, terms: TradeTerms): string | nul
   if (ds.delisted === true) return 'the dataset is delisted'
   if (p.expiresAt !== 0 && terms.now >= p.expiresAt) return `the dataset policy expired at ${p.expiresAt}`
   if (p.maxTrades !== 0 && (ds.trades ?? 0) >= p.maxTrades) return `the dataset has had its ${p.maxTrades} trades`
-  // Anything but an explicit 'any' or a listed hash is refused: a stored record without a mode included.
-  if (p.mode !== 'any' && !(p.mode === 'allowlist' && p.allowedCodeHashes.includes(terms.codeHash.toLowerCase()))) {
+  // Anything but an explicit 'any' or 'private' or a listed hash is refused: a stored record without a mode included.
+  if (p.mode !== 'any' && p.mode !== 'private' && !(p.mode === 'allowlist' && p.allowedCodeHashes.includes(terms.codeHash.toLowerCase()))) {
     return p.mode === 'allowlist' ? 'the code is not allowed by the dataset policy' : 'no analysis is allowed on the dataset (its policy names no code)'
+  }
+  if (p.mode === 'private') {
+    const epsilon = terms.epsilon ?? 0n
+    if (epsilon <= 0n) return 'the dataset is private: the trade must declare an epsilon'
+    const remaining = BigInt(p.epsilonBudget ?? '0') - (ds.epsilonSpent ?? 0n)
+    if (epsilon > remaining) return `the epsilon ${epsilon} exceeds the remaining privacy budget ${remaining < 0n ? 0n : remaining} (micro-epsilon)`
   }
   if (p.allowedBuyers.length > 0 && !p.allowedBuyers.includes(terms.buyer.toLowerCase())) return `the buyer ${terms.buyer} is not allowed by the dataset policy`
   if (terms.outputCap > BigInt(p.outputCap)) return 'the output cap is above the dataset policy'
@@ -87,7 +122,7 @@ export function judgePolicy (ds: PricedDataset, terms: TradeTerms): string | nul
   return null
 }
 
-const POLICY_FIELDS = ['mode', 'allowedCodeHashes', 'outputCap', 'minOutputPrice', 'allowedBuyers', 'maxTrades', 'expiresAt']
+const POLICY_FIELDS = ['mode', 'allowedCodeHashes', 'outputCap', 'minOutputPrice', 'allowedBuyers', 'maxTrades', 'expiresAt', 'epsilonBudget', 'clamps']
 
 const rejected = (message: string): Error => appError('Rejected', message, { param: 'policy' })
 
@@ -146,7 +181,50 @@ export function parsePolicy (raw: Record<string, unknown> | undefined, unitPrice
   }
   if (raw.maxTrades !== undefined) policy.maxTrades = positiveInteger(raw.maxTrades, 'maxTrades', MAX_TRADES_LIMIT)
   if (raw.expiresAt !== undefined) policy.expiresAt = positiveInteger(raw.expiresAt, 'expiresAt', MAX_EXPIRES_AT)
+  if (policy.mode === 'private') {
+    policy.epsilonBudget = parseEpsilonBudget(raw.epsilonBudget)
+    policy.clamps = parseClamps(raw.clamps)
+  } else if (raw.epsilonBudget !== undefined || raw.clamps !== undefined) {
+    throw rejected('policy.epsilonBudget and policy.clamps go with mode private')
+  }
   return policy
+}
+
+/** Micro-epsilon in 1..MAX_EPSILON_BUDGET, as a JSON integer or a decimal string. */
+function parseEpsilonBudget (v: unknown): string {
+  const s = typeof v === 'number' && Number.isSafeInteger(v) ? String(v) : v
+  if (typeof s !== 'string' || !/^[0-9]{1,20}$/.test(s) || BigInt(s) < 1n || BigInt(s) > MAX_EPSILON_BUDGET) {
+    throw rejected(`policy.epsilonBudget must be micro-epsilon (1 epsilon = 1000000) in 1..${MAX_EPSILON_BUDGET} in mode private`)
+  }
+  return BigInt(s).toString()
+}
+
+/** 1..MAX_CLAMPS column bounds, each { column, decimals, lower, upper } with lower ≤ upper and distinct columns. */
+function parseClamps (v: unknown): ClampPolicy[] {
+  const bad = (why: string): Error => rejected(`policy.clamps: ${why}`)
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_CLAMPS) throw bad(`1..${MAX_CLAMPS} column bounds are required in mode private`)
+  const bound = (x: unknown): bigint => {
+    const s = typeof x === 'number' && Number.isSafeInteger(x) ? String(x) : x
+    if (typeof s !== 'string' || !/^-?[0-9]{1,39}$/.test(s)) throw bad('lower and upper must be integers (decimal strings) at the column\'s decimals')
+    const n = BigInt(s)
+    if (n < MIN_CLAMP_VALUE || n > MAX_CLAMP_VALUE) throw bad('lower and upper must fit an int128')
+    return n
+  }
+  const seen = new Set<number>()
+  return v.map((c: unknown) => {
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) throw bad('each must be { column, decimals, lower, upper }')
+    const o = c as Record<string, unknown>
+    for (const k of Object.keys(o)) if (!['column', 'decimals', 'lower', 'upper'].includes(k)) throw bad(`unknown field ${k}`)
+    const { column, decimals } = o
+    if (typeof column !== 'number' || !Number.isInteger(column) || column < 0 || column > MAX_CLAMP_COLUMN) throw bad(`column must be an integer in 0..${MAX_CLAMP_COLUMN}`)
+    if (seen.has(column)) throw bad(`column ${column} is bounded twice`)
+    seen.add(column)
+    if (typeof decimals !== 'number' || !Number.isInteger(decimals) || decimals < 0 || decimals > MAX_CLAMP_DECIMALS) throw bad(`decimals must be an integer in 0..${MAX_CLAMP_DECIMALS}`)
+    const lower = bound(o.lower)
+    const upper = bound(o.upper)
+    if (lower > upper) throw bad(`column ${column}: lower is above upper`)
+    return { column, decimals, lower: lower.toString(), upper: upper.toString() }
+  })
 }
 
 /** The policy as CISC.listDataset takes it. */
@@ -158,6 +236,14 @@ export function chainPolicyOf (p: DatasetPolicy): ChainDatasetPolicy {
     minOutputPrice: BigInt(p.minOutputPrice),
     allowedBuyers: p.allowedBuyers,
     maxTrades: p.maxTrades,
-    expiresAt: p.expiresAt
+    expiresAt: p.expiresAt,
+    // Only a private policy carries these (an 'any' or 'allowlist' listing's arguments stay as they were).
+    ...(p.mode === 'private'
+      ? {
+          privateMode: true,
+          epsilonBudget: BigInt(p.epsilonBudget ?? '0'),
+          clamps: (p.clamps ?? []).map(c => ({ column: c.column, decimals: c.decimals, lower: BigInt(c.lower), upper: BigInt(c.upper) }))
+        }
+      : {})
   }
 }

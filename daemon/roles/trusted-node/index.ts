@@ -78,6 +78,12 @@ export interface NodeTradeData {
   runError?: string
   /** Why the sealed task of a settled trade was dropped: the buyer acknowledged its result, or the retention ran out. */
   resultDropped?: 'acknowledged' | 'retention'
+  /**
+   * Micro-epsilon the trade declared on DTMC (its TradePrivate event; CISC charged it to every private offer);
+   * absent: none. It will feed ExecuteRequest.epsilon (the private mode's noise scale, enclave/messages.ts) once
+   * the enclave's private mode takes it: like gasCap, the host reads it on chain and the enclave checks it.
+   */
+  epsilon?: string
 }
 
 export class TrustedNodeRole implements Role {
@@ -486,8 +492,9 @@ export class TrustedNodeRole implements Role {
       const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
       if (mine === undefined) return
       await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
-        nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline
-      }, `chosen as node ${mine.index} of ${nodes.length}`)
+        nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline,
+        ...(view.epsilon !== 0n && { epsilon: view.epsilon.toString() })
+      }, `chosen as node ${mine.index} of ${nodes.length}${view.epsilon !== 0n ? `, epsilon ${view.epsilon} micro` : ''}`)
     })
   }
 

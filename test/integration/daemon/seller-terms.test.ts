@@ -1,7 +1,8 @@
 // The seller's terms through its control API, on a real devnet with a seller daemon as a process
 // (issue 15): seller_addDataset lists a policy-less dataset as "no code" in CISC, a chosen buyer list,
 // maximum and expiry as given; bad terms are refused before any transaction; seller_delistDataset
-// makes CISC refuse new trades on the dataset at once and shows in seller_datasets.
+// makes CISC refuse new trades on the dataset at once and shows in seller_datasets; a private dataset's
+// budget and clamps reach CISC.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -69,10 +70,23 @@ test('policy-less, restricted and "any code" datasets in CISC; bad terms refused
   }
   assert.is(await chain.cisc.offerCount(), count, 'a refused policy lists nothing')
 
+  // Mode private: the budget in CISC's offer, the clamps in its DatasetPrivate event, any code allowed on chain.
+  const priv = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', {
+    path, tag: 'terms', unitPrice: '10', policy: { mode: 'private', epsilonBudget: '2500000', clamps: [{ column: 2, decimals: 1, lower: '-300', upper: 450 }] }
+  })
+  const privOffer = await chain.cisc.offer(BigInt(priv.datasetId))
+  assert.equal([privOffer.privateMode, privOffer.anyCode, privOffer.epsilonBudget, privOffer.epsilonSpent], [true, false, 2_500_000n, 0n])
+  assert.equal(await chain.cisc.clampsOf(BigInt(priv.datasetId)), [{ column: 2, decimals: 1, lower: -300n, upper: 450n }])
+  assert.ok(await chain.cisc.isCodeAllowed(BigInt(priv.datasetId), code))
+  for (const policy of [{ mode: 'private', clamps: [{ column: 0, decimals: 0, lower: '0', upper: '1' }] }, { mode: 'private', epsilonBudget: '1' }]) {
+    assert.is((await errorOf(seller.rpc.call('seller_addDataset', { path, tag: 'terms', unitPrice: '10', policy }))).name, 'Rejected', JSON.stringify(policy))
+  }
+
   await seller.rpc.call('seller_delistDataset', { datasetId: kept.datasetId })
   assert.is((await chain.cisc.offer(BigInt(kept.datasetId))).active, false)
-  const listed = await seller.rpc.call<Array<{ datasetId: string, delisted?: boolean, policy: { mode: string } }>>('seller_datasets', {})
-  assert.equal(listed.map(d => [d.datasetId, d.policy.mode, d.delisted]), [[bare.datasetId, 'none', false], [kept.datasetId, 'any', true]])
+  const listed = await seller.rpc.call<Array<{ datasetId: string, delisted?: boolean, policy: { mode: string, epsilonBudget?: string } }>>('seller_datasets', {})
+  assert.equal(listed.map(d => [d.datasetId, d.policy.mode, d.delisted, d.policy.epsilonBudget]),
+    [[bare.datasetId, 'none', false, undefined], [kept.datasetId, 'any', true, undefined], [priv.datasetId, 'private', false, '2500000']])
   assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: kept.datasetId }))).name, 'Rejected')
   assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: '999' }))).name, 'NotFound')
 })

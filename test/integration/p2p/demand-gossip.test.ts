@@ -26,7 +26,7 @@ const signDemand = (t: DemandTerms, w: { address: string, privateKey: string }):
 const terms = (over: Partial<DemandTerms> = {}): DemandTerms => ({
   chainId: 31337, dtmc: DTMC, buyerPeer: hosts[2].peerId, tag: 'gossip', codeHash: keccak256('0x00'),
   nodes: 3, sellers: 1, sellerPrice: 1n, sellerCap: 10n, nodePrice: 1n, nodeCap: 10n, outputPrice: 1n, outputCap: 10n,
-  expiresAt: now() + 300, tradeSeconds: 600, ...over
+  expiresAt: now() + 300, tradeSeconds: 600, epsilon: 0n, ...over
 })
 const raw = (d: Demand | Record<string, unknown>): Uint8Array => new TextEncoder().encode(JSON.stringify(d, (_k, v) => typeof v === 'bigint' ? v.toString() : v))
 

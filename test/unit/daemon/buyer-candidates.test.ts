@@ -16,7 +16,7 @@ const sellerOffer = (i: number): SellerOffer => ({ peerId: `seller-peer-${i}`, a
 const nodeOffer = (i: number): NodeOffer => ({ peerId: `node-peer-${i}`, account: account(100 + i), measurement: MEASUREMENT })
 
 function offerRecord (i: number, over: Partial<OfferRecord> = {}): OfferRecord {
-  return { offerId: BigInt(i), seller: account(i), tag: 'weather', size: 1000n, unitPrice: 10n, commitment: '0x' + '11'.repeat(32), outputCap: 4096n, minOutputPrice: 0n, active: true, anyCode: true, buyerCount: 0, maxTrades: 0, trades: 0, expiresAt: 0, ...over }
+  return { offerId: BigInt(i), seller: account(i), tag: 'weather', size: 1000n, unitPrice: 10n, commitment: '0x' + '11'.repeat(32), outputCap: 4096n, minOutputPrice: 0n, active: true, anyCode: true, buyerCount: 0, maxTrades: 0, trades: 0, expiresAt: 0, privateMode: false, epsilonBudget: 0n, epsilonSpent: 0n, ...over }
 }
 function sellerRecord (i: number, over: Partial<SellerRecord> = {}): SellerRecord {
   return { address: account(i), peerId: `seller-peer-${i}`, registeredAt: 1, ratingCount: 0, ratingSum: 0, ...over }
@@ -68,6 +68,14 @@ test('each reason a seller offer is refused', () => {
   // At the bounds the offer passes: unit price equal to the demand's, output cap equal to it.
   assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1, { offer: { unitPrice: 20n, outputCap: 1024n } }), demand), 'object')
   assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1, { offer: { expiresAt: 1_001, maxTrades: 2, trades: 1 }, now: 1_000 }), demand), 'object')
+})
+
+test('a private offer: taken only by a demand whose epsilon fits its remaining budget (CISC would revert the trade)', () => {
+  const priv = sellerFacts(1, { offer: { anyCode: false, privateMode: true, epsilonBudget: 3_000_000n, epsilonSpent: 1_000_000n } })
+  assert.is(judgeSellerOffer(sellerOffer(1), priv, demand), REFUSAL.privacyBudget, 'no epsilon declared')
+  assert.is(judgeSellerOffer(sellerOffer(1), priv, { ...demand, epsilon: 2_000_001n }), REFUSAL.privacyBudget, 'over what is left')
+  assert.type(judgeSellerOffer(sellerOffer(1), priv, { ...demand, epsilon: 2_000_000n }), 'object', 'exactly what is left')
+  assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1), { ...demand, epsilon: 5n }), 'object', 'an "any" offer ignores the epsilon')
 })
 
 test('each reason a node offer is refused', () => {

@@ -70,6 +70,23 @@ test('parsePolicy: defaults, and bad input refused with the field named', () => 
     { mode: 'any', expiresAt: -1 },
     { mode: 'any', expiresAt: 'tomorrow' }
   ]
+  const clamp = { column: 1, decimals: 2, lower: '-100', upper: '5000' }
+  bad.push(
+    { mode: 'private', clamps: [clamp] }, // no budget
+    { mode: 'private', epsilonBudget: '0', clamps: [clamp] },
+    { mode: 'private', epsilonBudget: (1n << 64n).toString(), clamps: [clamp] },
+    { mode: 'private', epsilonBudget: '1000000' }, // no clamps
+    { mode: 'private', epsilonBudget: '1000000', clamps: [] },
+    { mode: 'private', epsilonBudget: '1000000', clamps: Array.from({ length: 17 }, (_, i) => ({ ...clamp, column: i })) },
+    { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, lower: '6000' }] },
+    { mode: 'private', epsilonBudget: '1000000', clamps: [clamp, clamp] }, // a column twice
+    { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, decimals: 19 }] },
+    { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, upper: (1n << 127n).toString() }] },
+    { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, colour: 'red' }] },
+    { mode: 'private', epsilonBudget: '1000000', clamps: [clamp], allowedCodeHashes: [CODE] },
+    { mode: 'any', epsilonBudget: '1000000' },
+    { mode: 'any', clamps: [clamp] }
+  )
   for (const raw of bad) {
     try {
       parsePolicy(raw, 7n)
@@ -79,6 +96,20 @@ test('parsePolicy: defaults, and bad input refused with the field named', () => 
       assert.match((err as Error).message, /policy/)
     }
   }
+})
+
+test('mode private: any code under the budget left; its budget and clamps go to CISC', () => {
+  const p = parsePolicy({ mode: 'private', epsilonBudget: 2_000_000, clamps: [{ column: 3, decimals: 1, lower: -5, upper: '120' }] }, 7n)
+  assert.equal([p.mode, p.epsilonBudget, p.clamps], ['private', '2000000', [{ column: 3, decimals: 1, lower: '-5', upper: '120' }]])
+  assert.equal(chainPolicyOf(p), {
+    allowedCodeHashes: [], anyCode: false, outputCap: DEFAULT_OUTPUT_CAP, minOutputPrice: 7n, allowedBuyers: [], maxTrades: 0, expiresAt: 0,
+    privateMode: true, epsilonBudget: 2_000_000n, clamps: [{ column: 3, decimals: 1, lower: -5n, upper: 120n }]
+  })
+  const ds: PricedDataset = { unitPrice: '10', size: 1000, policy: { ...p, minOutputPrice: '12' }, epsilonSpent: 500_000n }
+  assert.is(judgePolicy(ds, { ...fair, codeHash: OTHER_CODE, epsilon: 1_500_000n }), null, 'any code, exactly the budget left')
+  assert.match(judgePolicy(ds, { ...fair, epsilon: 1_500_001n }) ?? '', /exceeds the remaining privacy budget 1500000/)
+  assert.match(judgePolicy(ds, fair) ?? '', /must declare an epsilon/)
+  assert.is(judgePolicy(dataset, { ...fair, epsilon: 5n }), null, 'a non-private dataset ignores the epsilon')
 })
 
 test.run()

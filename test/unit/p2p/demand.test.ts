@@ -22,7 +22,8 @@ const terms: DemandTerms = {
   outputPrice: 100n,
   outputCap: 4096n,
   expiresAt: NOW + 600,
-  tradeSeconds: 3600
+  tradeSeconds: 3600,
+  epsilon: 0n
 }
 const enc = (o: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(o, (_k, v) => typeof v === 'bigint' ? v.toString() : v))
 const reasonOf = (fn: () => unknown): string => {
@@ -41,6 +42,10 @@ test('a signed demand round-trips and verifies', () => {
 test('a changed field breaks the signature; another signer is refused', () => {
   const d = signDemand(terms, buyer)
   assert.is(reasonOf(() => decodeDemand(enc({ ...d, sellerCap: '999999999' }))), 'signature')
+  // The epsilon is signed too: nobody on the way can raise what a buyer agreed to be charged.
+  const priv = signDemand({ ...terms, epsilon: 500_000n }, buyer)
+  assert.is(decodeDemand(encodeDemand(priv)).demand.epsilon, 500_000n)
+  assert.is(reasonOf(() => decodeDemand(enc({ ...priv, epsilon: '1000000' }))), 'signature')
   const other = signDemand(terms, Wallet.createRandom())
   assert.is(reasonOf(() => decodeDemand(enc({ ...other, buyer: d.buyer }))), 'signature')
 })
@@ -51,6 +56,8 @@ test('malformed and oversized demands are refused', () => {
   assert.is(reasonOf(() => decodeDemand(enc({ ...d, extra: 1 }))), 'schema')
   assert.is(reasonOf(() => decodeDemand(enc({ ...d, nodes: 100 }))), 'schema')
   assert.is(reasonOf(() => decodeDemand(enc({ ...d, tag: 'a b' }))), 'schema')
+  assert.is(reasonOf(() => decodeDemand(enc({ ...d, epsilon: (1n << 64n).toString() }))), 'schema', 'an epsilon over uint64')
+  assert.is(reasonOf(() => decodeDemand(enc({ ...d, version: '1' }))), 'schema', 'a v1 demand (no epsilon)')
   assert.is(reasonOf(() => decodeDemand(new Uint8Array(MAX_DEMAND_BYTES + 1))), 'size')
 })
 
