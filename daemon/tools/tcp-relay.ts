@@ -5,9 +5,14 @@
 // carries a namespaced daemon's control API out of its network namespace (Unix sockets live in the
 // filesystem, which namespaces share).
 //
-// As a process (run inside a namespace with `ip netns exec NS`):
-//   node daemon/tools/tcp-relay.ts LISTEN TARGET [--delay-ms N] [--cut-probability P]
-// It prints `listening` once it accepts connections.
+// A relay in front of a daemon makes every inbound connection come from the relay's own address,
+// which a daemon holds against its peers (gossipsub's IP colocation score, libp2p's per-host inbound
+// rate): with `sourcePrefix` the relay connects from PREFIX.<last byte of the inbound peer's IPv4>
+// instead, one local address per remote host (the namespace harness adds them, netns.ts).
+//
+// As a process (run inside a namespace with `ip netns exec NS`), one relay or several:
+//   node daemon/tools/tcp-relay.ts LISTEN TARGET [--delay-ms N] [--cut-probability P] [--source-prefix A.B.C] [--and LISTEN TARGET ...]
+// It prints `listening` once all accept connections.
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { rmSync } from 'node:fs'
 
@@ -21,6 +26,8 @@ export interface TcpRelayOptions {
   delayMs?: number
   /** Chance (0..1) that a connection is cut after a random number of bytes, at most CUT_WITHIN_BYTES. Default 0. */
   cutProbability?: number
+  /** Connect to the target from `${sourcePrefix}.<last byte of the inbound peer's IPv4 address>` (a local address). */
+  sourcePrefix?: string
 }
 
 /** A cut connection dies within this many bytes. */
@@ -63,8 +70,11 @@ export async function startTcpRelay (o: TcpRelayOptions): Promise<Server> {
   if (!(cutProbability >= 0 && cutProbability <= 1)) throw new TcpRelayOptionsError('cutProbability must be in 0..1')
   const target = endpoint(o.target)
   const listen = endpoint(o.listen)
+  const sourcePrefix = o.sourcePrefix
+  if (sourcePrefix !== undefined && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(sourcePrefix)) throw new TcpRelayOptionsError(`sourcePrefix must be A.B.C: ${sourcePrefix}`)
   const server = createServer(inbound => {
-    const outbound = createConnection(target)
+    const lastByte = /(\d{1,3})$/.exec(inbound.remoteAddress ?? '')?.[1]
+    const outbound = createConnection({ ...target, ...(sourcePrefix !== undefined && lastByte !== undefined && { localAddress: `${sourcePrefix}.${lastByte}` }) })
     const budget = { left: Math.random() < cutProbability ? Math.floor(Math.random() * CUT_WITHIN_BYTES) : Infinity }
     const cut = (): void => { inbound.resetAndDestroy(); outbound.resetAndDestroy() }
     inbound.on('error', () => outbound.destroy())
@@ -83,17 +93,42 @@ export async function startTcpRelay (o: TcpRelayOptions): Promise<Server> {
   return server
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const [listen, target, ...rest] = process.argv.slice(2)
-  const opt = (name: string): number | undefined => {
-    const i = rest.indexOf(name)
-    return i >= 0 ? Number(rest[i + 1]) : undefined
+/** The relays one command line asks for: `LISTEN TARGET [options]`, groups separated by `--and`. */
+export function parseTcpRelayArgs (argv: string[]): TcpRelayOptions[] {
+  const groups: string[][] = [[]]
+  for (const a of argv) {
+    if (a === '--and') groups.push([])
+    else groups[groups.length - 1].push(a)
   }
-  if (listen === undefined || target === undefined) {
-    process.stderr.write('usage: node daemon/tools/tcp-relay.ts LISTEN TARGET [--delay-ms N] [--cut-probability P]\n')
+  return groups.map(([listen, target, ...rest]) => {
+    if (listen === undefined || target === undefined || listen.startsWith('--') || target.startsWith('--')) throw new TcpRelayOptionsError('each relay is LISTEN TARGET [options]')
+    const str = (name: string): string | undefined => {
+      const i = rest.indexOf(name)
+      return i >= 0 ? rest[i + 1] : undefined
+    }
+    const num = (name: string): number | undefined => {
+      const v = str(name)
+      return v !== undefined ? Number(v) : undefined
+    }
+    return { listen, target, delayMs: num('--delay-ms'), cutProbability: num('--cut-probability'), sourcePrefix: str('--source-prefix') }
+  })
+}
+
+/** The command-line arguments of one relay (parseTcpRelayArgs reads them back). */
+export function tcpRelayArgs (o: TcpRelayOptions): string[] {
+  return [o.listen, o.target, '--delay-ms', String(o.delayMs ?? 0), '--cut-probability', String(o.cutProbability ?? 0), ...(o.sourcePrefix !== undefined ? ['--source-prefix', o.sourcePrefix] : [])]
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  let relays: TcpRelayOptions[]
+  try {
+    relays = parseTcpRelayArgs(process.argv.slice(2))
+  } catch {
+    process.stderr.write('usage: node daemon/tools/tcp-relay.ts LISTEN TARGET [--delay-ms N] [--cut-probability P] [--source-prefix A.B.C] [--and LISTEN TARGET ...]\n')
     process.exit(2)
   }
-  await startTcpRelay({ listen, target, delayMs: opt('--delay-ms'), cutProbability: opt('--cut-probability') })
+  // Several relays in one process: each Node process costs about 65 MB resident.
+  for (const r of relays) await startTcpRelay(r)
   process.stdout.write('listening\n')
   process.on('SIGTERM', () => process.exit(0))
 }
