@@ -12,8 +12,8 @@
 // Writes a results JSON and prints a Markdown section `## Network`; with --write it replaces that
 // section in BENCHMARKS.md. Needs root, ip and nft (netnsUnavailable says why not).
 //
-//   node bench/network/run.ts [--daemons 50] [--delays 0,20,100] [--batch 5] [--demands 3]
-//                             [--lookups 20] [--out FILE] [--write] [--keep DIR]
+//   node bench/network/run.ts [--daemons 50] [--delays 0,20,100] [--batch 5] [--demands 2]
+//                             [--lookups 10] [--out FILE] [--write] [--keep DIR]
 //
 // --daemons: 1 relay, 1 buyer, min(9, (N-2)/2) nodes, the rest sellers (up to 8 with the dataset);
 // --batch: daemons started at once (the machine is shared: a batch at a time, with progress);
@@ -28,6 +28,7 @@ import { LocalTestnet, NetnsNetwork, controlSocket, netnsUnavailable, waitFor, t
 import { sampleDataset } from '../../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { datasetKey } from '../../p2p/dht-keys.ts'
+import { ChainClient } from '../../contracts/index.ts'
 import { memoryOf, median } from '../trade/daemon.ts'
 import { writeBenchmarkSections } from '../benchmarks-md.ts'
 
@@ -36,8 +37,8 @@ const { values: flags } = parseArgs({
     daemons: { type: 'string', default: '50' },
     delays: { type: 'string', default: '0,20,100' },
     batch: { type: 'string', default: '5' },
-    demands: { type: 'string', default: '3' },
-    lookups: { type: 'string', default: '20' },
+    demands: { type: 'string', default: '2' },
+    lookups: { type: 'string', default: '10' },
     out: { type: 'string' },
     write: { type: 'boolean', default: false },
     keep: { type: 'string' }
@@ -70,9 +71,11 @@ const EMPTY_TAG = 'bench-net-none'
 const SETTLE_MS = 15_000
 /** A demand not seen by a daemon within this is counted as not reaching it. */
 const DEMAND_WAIT_MS = 30_000
-/** Pause between timed demands (MAX_DEMANDS_PER_BUYER is 10 a minute: 3 demands and a trade stay under it). */
+/** Pause between timed demands (MAX_DEMANDS_PER_BUYER is 10 a minute: 2 demands and a trade a step stay under it). */
 const DEMAND_GAP_MS = 2_000
 const TRADE_TIMEOUT_MS = 10 * 60_000
+/** One daemon's start-up: loading its modules took 50 s on this machine at a load average of 36. */
+const START_TIMEOUT_MS = 180_000
 const GOAL_MS = 1000
 const TRADE_TERMS = { unitPrice: '10', sellerPrice: '20', sellerCap: '500000', nodePrice: '1', nodeCap: '200000000', outputPrice: '12', outputCap: '4096', deadlineSeconds: 600 }
 
@@ -103,18 +106,25 @@ interface DemandReach {
   p100Ms: number | null
 }
 
-interface MemoryRow { role: string, restMiB: number[], afterMiB: number[] }
 
 interface DelayRun {
   delayMs: number
-  startSeconds: number
   peers: Summary | null
   demands: DemandReach[]
-  dht: { firstMs: Summary | null, allMs: Summary | null, allFound: number[], rpcRoundTripMs: number }
-  trade: { sellers: number, nodes: number, state: string, verified: boolean, seconds: number, reason?: string, demand: DemandReach | null }
-  memory: MemoryRow[]
-  uptimeBefore: string
-  uptimeAfter: string
+  dht: { firstMs: Summary | null, allMs: Summary | null, allFound: number[], rpcRoundTripMs: number } | null
+  /** The demand validator's BDBC read (the query it makes), from here: alone, and as many at once as daemons got each demand. */
+  chainRead: { aloneMs: number, concurrentMs: Summary | null } | null
+  trade: { sellers: number, nodes: number, state: string, verified: boolean, seconds: number, reason?: string, demand: DemandReach | null } | null
+  /** What failed in this step (the machine is shared: a chain request may time out), if anything. */
+  errors: string[]
+  memoryAfter: Record<string, number[]>
+  uptime: string
+}
+
+interface NetworkRun {
+  startSeconds: number
+  memoryAtRest: Record<string, number[]>
+  runs: DelayRun[]
 }
 
 /** `<iso time> <level> <ns> <msg> <json>` lines of one daemon's log with this message. */
@@ -163,40 +173,40 @@ async function postDemand (buyer: TestnetDaemon, tag: string, nodes: number, sel
 }
 
 const mib = (kib: number): number => Math.round(kib / 1024)
-function memoryByRole (net: LocalTestnet): Map<string, number[]> {
-  const m = new Map<string, number[]>()
+function memoryByRole (net: LocalTestnet): Record<string, number[]> {
+  const m: Record<string, number[]> = {}
   for (const d of net.daemons) {
-    const role = d.role
     if (d.child.pid === undefined) continue
-    m.set(role, [...(m.get(role) ?? []), mib(memoryOf(d.child.pid).rssKiB)])
+    try { (m[d.role] ??= []).push(mib(memoryOf(d.child.pid).rssKiB)) } catch {}
   }
   return m
 }
 
-async function oneNetwork (delayMs: number, root: string): Promise<DelayRun> {
-  const dir = join(root, `delay-${delayMs}`)
+async function runNetwork (root: string): Promise<NetworkRun> {
+  const dir = join(root, 'net')
   mkdirSync(dir, { recursive: true })
-  const uptimeBefore = uptime()
+  const delayFile = join(root, 'delay-ms')
   const names = ['relay', 'buyer1', ...Array.from({ length: NODES }, (_, i) => `node${i + 1}`), ...Array.from({ length: SELLERS }, (_, i) => `seller${i + 1}`)]
   const t0 = Date.now()
-  say(`${delayMs} ms: ${names.length} namespaces`)
+  say(`${names.length} namespaces`)
   const hosts = await NetnsNetwork.create({ hosts: names.map(name => ({ name })) })
   let net: LocalTestnet | undefined
   try {
     // One relay process a host: the delaying relay in front of its daemon (peers told apart by
-    // address, mirrorSources) and the one carrying its control API out of the namespace.
+    // address, mirrorSources; its delay set from delayFile for each step) and the one carrying its
+    // control API out of the namespace.
     for (let i = 0; i < names.length; i += 10) {
       await Promise.all(names.slice(i, i + 10).map(async name => {
         const ip = hosts.host(name).ip
         mkdirSync(join(dir, name), { recursive: true, mode: 0o700 })
         await hosts.relays(name, [
-          { listen: `${ip}:${PUBLIC_PORT}`, target: `${ip}:${P2P_PORT}`, delayMs, mirrorSources: true },
+          { listen: `${ip}:${PUBLIC_PORT}`, target: `${ip}:${P2P_PORT}`, delayMs: DELAYS[0], delayFile, mirrorSources: true },
           { listen: controlSocket(join(dir, name)), target: `127.0.0.1:${RPC_PORT}` }
         ])
       }))
     }
-    say(`${delayMs} ms: relays up; devnet and the relay daemon`)
-    const o = { config: { p2p: { mode: 'public' } }, env: { SDTE_RPC_PORT: String(RPC_PORT) } }
+    say('relays up; devnet and the relay daemon')
+    const o = { config: { p2p: { mode: 'public' } }, env: { SDTE_RPC_PORT: String(RPC_PORT) }, startTimeoutMs: START_TIMEOUT_MS }
     net = await LocalTestnet.start({
       dir,
       buyers: 0,
@@ -211,16 +221,15 @@ async function oneNetwork (delayMs: number, root: string): Promise<DelayRun> {
     for (let i = 0; i < rest.length; i += BATCH) {
       const batch = rest.slice(i, i + BATCH)
       await Promise.all(batch.map(async name => await net!.add(name, roleOf(name), {}, o)))
-      say(`${delayMs} ms: ${net.daemons.length}/${names.length} daemons started`)
+      say(`${net.daemons.length}/${names.length} daemons started`)
     }
     const startSeconds = (Date.now() - t0) / 1000
-    say(`${delayMs} ms: all started in ${startSeconds.toFixed(0)} s; settling ${SETTLE_MS / 1000} s`)
+    say(`all started in ${startSeconds.toFixed(0)} s; settling ${SETTLE_MS / 1000} s`)
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-    const peerCounts = await Promise.all(net.daemons.map(async d => (await d.rpc.call<unknown[]>('admin_peers')).length))
-    const rest0 = memoryByRole(net)
+    const memoryAtRest = memoryByRole(net)
     const buyer = net.buyers[0]
 
-    // (b) the sellers list a dataset each; other daemons look the tag up.
+    // The sellers list a dataset each, once.
     const datasets = Array.from({ length: DATA_SELLERS }, (_, i) => sampleDataset(1200, 100 + i))
     const sellers = net.sellers.slice(0, DATA_SELLERS)
     await Promise.all(sellers.map(async (s, i) => {
@@ -230,6 +239,38 @@ async function oneNetwork (delayMs: number, root: string): Promise<DelayRun> {
     }))
     // seller_addDataset announces in the background: wait for the buyer to see every seller (bounded).
     await waitFor('every seller in the DHT', async () => (await buyer.rpc.call<unknown[]>('net_findProviders', { key: datasetKey(TAG), limit: DATA_SELLERS })).length >= DATA_SELLERS, 120_000, 500)
+
+    const runs: DelayRun[] = []
+    for (const delayMs of DELAYS) {
+      await hosts.setRelayDelay(delayFile, delayMs)
+      say(`${delayMs} ms: every relay delays by ${delayMs} ms`)
+      runs.push(await measure(net, delayMs, sellers))
+    }
+    return { startSeconds, memoryAtRest, runs }
+  } finally {
+    say('stopping')
+    await net?.stop()
+    await hosts.destroy()
+  }
+}
+
+/** One step at the relays' current delay: peers, DHT lookups, demands, the chain read, a trade, memory. */
+async function measure (net: LocalTestnet, delayMs: number, sellers: TestnetDaemon[]): Promise<DelayRun> {
+  const buyer = net.buyers[0]
+  const errors: string[] = []
+  const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | null> => {
+    try {
+      return await fn()
+    } catch (err) {
+      errors.push(`${what}: ${(err as Error).message}`)
+      say(`${delayMs} ms: ${what} failed: ${(err as Error).message}`)
+      return null
+    }
+  }
+  const peerCounts = (await Promise.all(net.daemons.map(async d => await attempt('admin_peers', async () => (await d.rpc.call<unknown[]>('admin_peers')).length)))).filter(n => n !== null)
+
+  // (b) other daemons look the tag up.
+  const dht = await attempt('DHT lookups', async () => {
     const lookers = net.daemons.filter(d => !sellers.includes(d) && d !== buyer).slice(0, LOOKUPS)
     const firstMs: number[] = []
     const allMs: number[] = []
@@ -248,19 +289,47 @@ async function oneNetwork (delayMs: number, root: string): Promise<DelayRun> {
       allFound.push(all.length)
     }
     say(`${delayMs} ms: ${lookers.length} DHT lookups, first provider median ${median(firstMs).toFixed(0)} ms`)
+    return { firstMs: summary(firstMs), allMs: summary(allMs), allFound, rpcRoundTripMs: median(rtt) }
+  })
 
-    // (a) demands for a tag nobody lists.
-    const demands: DemandReach[] = []
-    for (let i = 0; i < DEMANDS; i++) {
+  // (a) demands for a tag nobody lists.
+  const demands: DemandReach[] = []
+  for (let i = 0; i < DEMANDS; i++) {
+    const r = await attempt(`demand ${i + 1}`, async () => {
       const before = logTimes(buyer, 'demand gossiped').length
       await postDemand(buyer, EMPTY_TAG, 1, 1)
-      const r = await demandReach(net, before)
+      return await demandReach(net, before)
+    })
+    if (r !== null) {
       demands.push(r)
       say(`${delayMs} ms: demand ${i + 1}: ${r.reached}/${r.of} daemons, 95 % at ${r.p95Ms ?? '–'} ms, 100 % at ${r.p100Ms ?? '–'} ms`)
-      await new Promise(resolve => setTimeout(resolve, DEMAND_GAP_MS))
     }
+    await new Promise(resolve => setTimeout(resolve, DEMAND_GAP_MS))
+  }
 
-    // (c) one trade with the sellers of the dataset and up to 9 nodes.
+  // What each daemon's demand validator does before it forwards the demand: one BDBC read (the
+  // DemandPosted query), each daemon with its own provider. Alone, then all at once.
+  const chainRead = await attempt('BDBC reads', async () => {
+    const clients = await Promise.all(net.daemons.slice(1).map(async () => await ChainClient.connect({ network: net.network, skipChecks: true })))
+    try {
+      const read = async (c: ChainClient): Promise<number> => {
+        const t = performance.now()
+        await c.bdbc.demands({ buyer: buyer.info.ethAddress, demandHash: '0x' + '11'.repeat(32), fromBlock: net.network.deployBlock })
+        return performance.now() - t
+      }
+      const alone = [] as number[]
+      for (let i = 0; i < 5; i++) alone.push(await read(clients[0]))
+      const concurrent = await Promise.all(clients.map(read))
+      const r = { aloneMs: median(alone), concurrentMs: summary(concurrent) }
+      say(`${delayMs} ms: BDBC read alone ${r.aloneMs.toFixed(0)} ms, ${clients.length} at once median ${r.concurrentMs?.median.toFixed(0)} ms`)
+      return r
+    } finally {
+      for (const c of clients) c.close()
+    }
+  })
+
+  // (c) one trade with the sellers of the dataset and up to 9 nodes.
+  const trade = await attempt('trade', async () => {
     const before = logTimes(buyer, 'demand gossiped').length
     const tt = performance.now()
     const tradeId = await postDemand(buyer, TAG, NODES, DATA_SELLERS)
@@ -273,39 +342,26 @@ async function oneNetwork (delayMs: number, root: string): Promise<DelayRun> {
     const rec = view.records[0]
     const verified = rec.state === 'delivered' && (await buyer.rpc.call<{ verified: boolean }>('buyer_result', { tradeId })).verified
     say(`${delayMs} ms: trade ${rec.state} in ${seconds.toFixed(1)} s${rec.reason !== undefined ? ` (${rec.reason})` : ''}`)
-    const after = memoryByRole(net)
-    const memory = [...rest0.keys()].map(role => ({ role, restMiB: rest0.get(role) ?? [], afterMiB: after.get(role) ?? [] }))
-    return {
-      delayMs,
-      startSeconds,
-      peers: summary(peerCounts),
-      demands,
-      dht: { firstMs: summary(firstMs), allMs: summary(allMs), allFound, rpcRoundTripMs: median(rtt) },
-      trade: { sellers: DATA_SELLERS, nodes: NODES, state: rec.state, verified, seconds, ...(rec.reason !== undefined && { reason: rec.reason }), demand: await reachOfTrade },
-      memory,
-      uptimeBefore,
-      uptimeAfter: uptime()
-    }
-  } finally {
-    say(`${delayMs} ms: stopping`)
-    await net?.stop()
-    await hosts.destroy()
-  }
+    return { sellers: DATA_SELLERS, nodes: NODES, state: rec.state, verified, seconds, ...(rec.reason !== undefined && { reason: rec.reason }), demand: await reachOfTrade }
+  })
+  return { delayMs, peers: summary(peerCounts), demands, dht, chainRead, trade, errors, memoryAfter: memoryByRole(net), uptime: uptime() }
 }
 
 const root = flags.keep ?? mkdtempSync(join(tmpdir(), 'sdte-netbench-'))
 const commit = (() => { try { return execFileSync('git', ['rev-parse', '--short', 'HEAD']).toString().trim() } catch { return 'unknown' } })()
 const command = `node bench/network/run.ts --daemons ${DAEMONS} --delays ${DELAYS.join(',')} --batch ${BATCH} --demands ${DEMANDS} --lookups ${LOOKUPS}`
 const machine = `${cpus()[0]?.model.trim() ?? 'unknown CPU'} (${cpus().length} cores), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, Node ${process.versions.node}`
-say(`${command}; ${uptime()}`)
-const runs: DelayRun[] = []
+const uptimeAtStart = uptime()
+say(`${command}; ${uptimeAtStart}`)
+let network: NetworkRun
 try {
-  for (const d of DELAYS) runs.push(await oneNetwork(d, root))
+  network = await runNetwork(root)
 } finally {
   if (flags.keep === undefined) rmSync(root, { recursive: true, force: true })
 }
+const runs = network.runs
 
-const results = { command, machine, commit, date: new Date().toISOString(), loadavgAtEnd: loadavg(), daemons: DAEMONS, roles: { relay: 1, buyer: 1, node: NODES, seller: SELLERS, sellersWithData: DATA_SELLERS }, runs }
+const results = { command, machine, commit, date: new Date().toISOString(), uptimeAtStart, loadavgAtEnd: loadavg(), daemons: DAEMONS, roles: { relay: 1, buyer: 1, node: NODES, seller: SELLERS, sellersWithData: DATA_SELLERS }, ...network }
 const out = flags.out ?? join('bench', 'network', `results-${DAEMONS}.json`)
 writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
 say(`results in ${out}`)
@@ -319,27 +375,28 @@ const reach = (r: DelayRun, k: 'p95Ms' | 'p100Ms'): number | null => medianOf(r.
 const lines = [
   '## Network',
   '',
-  `Command: \`${command}\` (commit ${commit}), ${machine}. Load (\`uptime\`) before each network: ${runs.map(r => `${r.delayMs} ms: ${r.uptimeBefore.replace(/^.*load average: /, '')}`).join('; ')}.`,
+  `Command: \`${command}\` (commit ${commit}), ${machine}. Load (\`uptime\`): at the start ${uptimeAtStart.replace(/^.*load average: /, '')}; after each step ${runs.map(r => `${r.delayMs} ms: ${r.uptime.replace(/^.*load average: /, '')}`).join('; ')}.`,
   `${DAEMONS} daemons (1 relay as bootstrap, 1 buyer, ${NODES} trusted nodes, ${SELLERS} sellers of which ${DATA_SELLERS} list the dataset), each a process in its own network namespace`,
   'with its own address (daemon/tools/netns.ts), mode public; every connection to a daemon crosses a delaying TCP relay in its namespace (tcp-relay.ts; the daemon',
   'announces the relay\'s port), which holds each chunk for the one-way delay in each direction and connects to the daemon from an address that mirrors the',
-  'remote host\'s (so a daemon tells its peers apart by address, as without the relay). A fresh network for each delay, started',
-  `${BATCH} daemons at a time, measured ${SETTLE_MS / 1000} s after the last started.`,
+  `remote host's (so a daemon tells its peers apart by address, as without the relay). One network, started ${BATCH} daemons at a time (${network.startSeconds.toFixed(0)} s),`,
+  `measured ${SETTLE_MS / 1000} s after the last started; then for each delay in turn every relay is set to it and the step measured.`,
   '',
-  `Demand: ms from the buyer's \`demand gossiped\` log line to each other daemon's \`demand received\` (logged once the gossip validator accepted it, which reads BDBC on the chain); median over ${DEMANDS} demands (their own columns in the JSON). DHT: \`net_findProviders\` from ${LOOKUPS} daemons that are neither the buyer nor a listing seller, timed around the control API call (round trip of a plain call: the last column), for the first provider and for all ${DATA_SELLERS}. Trade: \`buyer_postDemand\` to the buyer's record \`delivered\`, ${DATA_SELLERS} sellers and ${NODES} nodes, 1,200 records each.`,
+  `Demand: ms from the buyer's \`demand gossiped\` log line to each other daemon's \`demand received\` (logged once the gossip validator accepted it, which reads BDBC on the chain); median over ${DEMANDS} demands (each below). DHT: \`net_findProviders\` from ${LOOKUPS} daemons that are neither the buyer nor a listing seller, timed around the control API call (round trip of a plain call: RPC ms), for the first provider and for all ${DATA_SELLERS}. BDBC read: the query each daemon's demand validator makes before it forwards a demand, timed from here, alone (median of 5) and ${DAEMONS - 1} at once, each with its own provider (median). Trade: \`buyer_postDemand\` to the buyer's record \`delivered\`, ${DATA_SELLERS} sellers and ${NODES} nodes, 1,200 records each.`,
   '',
-  '| one-way delay ms | peers median (min) | demand 95 % ms | ×0 ms | demand 100 % ms | ×0 ms | DHT first provider median / p95 ms | ×0 ms | DHT all providers median ms | trade s | ×0 ms | trade | RPC ms |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|'
+  '| one-way delay ms | peers median (min) | demand 95 % ms | ×0 ms | demand 100 % ms | ×0 ms | DHT first provider median / p95 ms | ×0 ms | DHT all providers median ms | trade s | ×0 ms | trade | RPC ms | BDBC read alone / all at once ms |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|'
 ]
 for (const r of runs) {
-  lines.push(`| ${r.delayMs} | ${r.peers?.median ?? '–'} (${r.peers?.min ?? '–'}) | ${ms(reach(r, 'p95Ms'))} | ${ratio(reach(r, 'p95Ms'), base && reach(base, 'p95Ms'))} | ${ms(reach(r, 'p100Ms'))} | ${ratio(reach(r, 'p100Ms'), base && reach(base, 'p100Ms'))} | ${ms(r.dht.firstMs?.median)} / ${ms(r.dht.firstMs?.p95)} | ${ratio(r.dht.firstMs?.median, base?.dht.firstMs?.median)} | ${ms(r.dht.allMs?.median)} | ${(r.trade.seconds).toFixed(1)} | ${ratio(r.trade.seconds, base?.trade.seconds)} | ${r.trade.state}${r.trade.verified ? ', verified' : ''} | ${ms(r.dht.rpcRoundTripMs)} |`)
+  lines.push(`| ${r.delayMs} | ${r.peers?.median ?? '–'} (${r.peers?.min ?? '–'}) | ${ms(reach(r, 'p95Ms'))} | ${ratio(reach(r, 'p95Ms'), base && reach(base, 'p95Ms'))} | ${ms(reach(r, 'p100Ms'))} | ${ratio(reach(r, 'p100Ms'), base && reach(base, 'p100Ms'))} | ${ms(r.dht?.firstMs?.median)} / ${ms(r.dht?.firstMs?.p95)} | ${ratio(r.dht?.firstMs?.median, base?.dht?.firstMs?.median)} | ${ms(r.dht?.allMs?.median)} | ${r.trade === null ? '–' : r.trade.seconds.toFixed(1)} | ${ratio(r.trade?.seconds, base?.trade?.seconds)} | ${r.trade === null ? 'failed to run' : `${r.trade.state}${r.trade.verified ? ', verified' : ''}`} | ${ms(r.dht?.rpcRoundTripMs)} | ${ms(r.chainRead?.aloneMs)} / ${ms(r.chainRead?.concurrentMs?.median)} |`)
 }
 lines.push('', 'Each demand (ms to 95 % / 100 % of the other daemons; – when it did not reach them within 30 s):', '')
-for (const r of runs) lines.push(`- ${r.delayMs} ms: ${[...r.demands, ...(r.trade.demand !== null ? [r.trade.demand] : [])].map(d => `${ms(d.p95Ms)} / ${ms(d.p100Ms)} (${d.reached}/${d.of})`).join('; ')} (the last is the trade's)`)
-lines.push('', 'Resident memory per daemon, MiB (VmRSS; median and max by role; at rest: before the lookups, after: once the trade ended):', '', '| one-way delay ms | role | daemons | at rest median | at rest max | after median | after max |', '|---:|---|---:|---:|---:|---:|---:|')
-for (const r of runs) {
-  for (const m of r.memory) lines.push(`| ${r.delayMs} | ${m.role} | ${m.restMiB.length} | ${median(m.restMiB)} | ${Math.max(...m.restMiB)} | ${median(m.afterMiB)} | ${Math.max(...m.afterMiB)} |`)
-}
+for (const r of runs) lines.push(`- ${r.delayMs} ms: ${[...r.demands, ...(r.trade?.demand != null ? [r.trade.demand] : [])].map(d => `${ms(d.p95Ms)} / ${ms(d.p100Ms)} (${d.reached}/${d.of})`).join('; ')}${r.trade?.demand != null ? ' (the last is the trade\'s)' : ''}${r.errors.length > 0 ? `; failed: ${r.errors.join('; ')}` : ''}`)
+lines.push('', 'Resident memory per daemon, MiB (VmRSS; median and max by role): at rest (after start-up and the settle), and after each step\'s trade:', '')
+const roles = Object.keys(network.memoryAtRest)
+const cell = (xs: number[] | undefined): string => xs === undefined || xs.length === 0 ? '–' : `${median(xs)} / ${Math.max(...xs)}`
+lines.push(`| role | daemons | at rest | ${runs.map(r => `after ${r.delayMs} ms`).join(' | ')} |`, `|---|---:|---:|${runs.map(() => '---:').join('|')}|`)
+for (const role of roles) lines.push(`| ${role} | ${network.memoryAtRest[role].length} | ${cell(network.memoryAtRest[role])} | ${runs.map(r => cell(r.memoryAfter[role])).join(' | ')} |`)
 const at20 = runs.find(r => r.delayMs === 20)
 if (at20 !== undefined) {
   const p95 = reach(at20, 'p95Ms')

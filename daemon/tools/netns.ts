@@ -19,7 +19,7 @@
 // left behind (a test killed by its timeout), destroy() removes this network's, and an exit hook
 // runs destroy's synchronous part if the process ends without it.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Server } from 'node:net'
 import { startTcpRelay, tcpRelayArgs, type TcpRelayOptions } from './tcp-relay.ts'
@@ -153,6 +153,8 @@ export class NetnsNetwork {
   private readonly mirrored = new Set<string>()
   private readonly namespaces: string[] = []
   private readonly children: ChildProcess[] = []
+  /** Relay processes started with a delay file, by that file. */
+  private readonly delayed = new Map<string, ChildProcess[]>()
   private readonly servers: Server[] = []
   private readonly onExit = (): void => { this.destroySync() }
   private destroyed = false
@@ -288,7 +290,26 @@ table ip sdte_nat {
       }
       args.push(...(i > 0 ? ['--and'] : []), ...tcpRelayArgs({ ...r, ...(mirrorSources === true && { sourcePrefix: PEER_SOURCE_PREFIX }) }))
     }
-    await this.waitListening(this.spawnIn(name, NODE, args))
+    const child = this.spawnIn(name, NODE, args)
+    await this.waitListening(child)
+    for (const file of new Set(relays.map(r => r.delayFile).filter(f => f !== undefined))) this.delayed.set(file, [...(this.delayed.get(file) ?? []), child])
+  }
+
+  /**
+   * Sets the delay of every relay started with this delayFile (relays()) while they run: writes the
+   * file, signals each, and resolves once all took it. Chunks already waiting keep their due time.
+   */
+  async setRelayDelay (delayFile: string, delayMs: number): Promise<void> {
+    writeFileSync(delayFile, String(delayMs))
+    await Promise.all((this.delayed.get(delayFile) ?? []).map(async child => await new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer): void => {
+        if (!d.toString().includes('delay set')) return
+        child.stdout?.off('data', onData)
+        resolve()
+      }
+      child.stdout?.on('data', onData)
+      if (!child.kill('SIGUSR2')) reject(new NetnsError('a relay process is gone'))
+    })))
   }
 
   /**

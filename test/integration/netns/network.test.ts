@@ -5,6 +5,9 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createServer } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { execFileSync, spawn } from 'node:child_process'
 import { NetnsNetwork, PEER_SOURCE_PREFIX, netnsUnavailable, parseTcpRelayArgs, removeStaleNetworks, tcpRelayArgs } from '../../../daemon/tools/index.ts'
 
@@ -68,6 +71,18 @@ if (why !== null) {
     assert.ok(ms >= 300, `answered after ${ms} ms`)
   })
 
+  test('a running relay takes a new delay from its delay file', async () => {
+    await listenIn('b', 7009)
+    const file = join(mkdtempSync(join(tmpdir(), 'sdte-relay-')), 'delay-ms')
+    await net.relays('a', [{ listen: `${net.host('a').ip}:7010`, target: `${net.host('b').ip}:7009`, delayMs: 0, delayFile: file }])
+    await net.setRelayDelay(file, 300)
+    const script = `const t=Date.now();const s=require('net').connect(7010,'${net.host('a').ip}');s.on('data',()=>{console.log(Date.now()-t);process.exit(0)})`
+    const child = net.spawnIn('hidden', process.execPath, ['-e', script])
+    const ms = await new Promise<number>(resolve => child.stdout?.on('data', (d: Buffer) => resolve(Number(d.toString()))))
+    assert.ok(ms >= 300, `answered after ${ms} ms`)
+    rmSync(dirname(file), { recursive: true, force: true })
+  })
+
   test('a relay with mirrorSources connects from an address that tells the remote hosts apart', async () => {
     const b = await listenIn('b', 7007)
     const relay = await net.delayRelay('b', 7008, `${net.host('b').ip}:7007`, { delayMs: 0, mirrorSources: true })
@@ -81,7 +96,7 @@ if (why !== null) {
   })
 
   test('relays on one command line: each keeps its own options', () => {
-    const relays = [{ listen: '1.2.3.4:5', target: '/tmp/x.sock', delayMs: 20, cutProbability: 0, sourcePrefix: '11.8.0' }, { listen: '/tmp/y.sock', target: '127.0.0.1:7', delayMs: 0, cutProbability: 0.5, sourcePrefix: undefined }]
+    const relays = [{ listen: '1.2.3.4:5', target: '/tmp/x.sock', delayMs: 20, cutProbability: 0, sourcePrefix: '11.8.0', delayFile: undefined }, { listen: '/tmp/y.sock', target: '127.0.0.1:7', delayMs: 0, cutProbability: 0.5, sourcePrefix: undefined, delayFile: '/tmp/d' }]
     const argv = relays.flatMap((r, i) => [...(i > 0 ? ['--and'] : []), ...tcpRelayArgs(r)])
     assert.equal(parseTcpRelayArgs(argv), relays)
     assert.throws(() => parseTcpRelayArgs(['1.2.3.4:5', '--and', '--delay-ms', '3']), /LISTEN TARGET/)
