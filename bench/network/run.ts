@@ -1,14 +1,16 @@
 // Network benchmark (issue 12): a network of daemons, each a separate process in its own network
 // namespace (daemon/tools/netns.ts), every connection to a daemon crossing a delaying TCP relay in
-// its namespace (the daemon announces the relay's port; this kernel has no netem). For each one-way
-// delay, a fresh network:
+// its namespace (the daemon announces the relay's port; this kernel has no netem). One network is
+// started (a batch of daemons at a time); then for each one-way delay every relay is set to it
+// (NetnsNetwork.setRelayDelay) and the step measured:
 //   (a) how long a demand takes to reach 95 % and 100 % of the other daemons: the buyer's "demand
 //       gossiped" log line against each daemon's "demand received" (logged once the demand passed the
 //       gossip validator, before its roles see it; one machine, one clock);
 //   (b) DHT provider lookups of the sellers' dataset tag from other daemons (net_findProviders, timed
 //       around the control API call: the first provider, and all of them);
 //   (c) one trade with up to 8 sellers and 9 nodes, postDemand to the buyer's record delivered;
-//   the resident memory (VmRSS) of every daemon at rest and after the trade.
+//   the resident memory (VmRSS) of every daemon at rest and after each step's trade. A step's
+//   failure (a chain request timing out on a loaded machine) is recorded in the results, not fatal.
 // Writes a results JSON and prints a Markdown section `## Network`; with --write it replaces that
 // section in BENCHMARKS.md. Needs root, ip and nft (netnsUnavailable says why not).
 //
