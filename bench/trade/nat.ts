@@ -56,14 +56,7 @@ async function oneTrade (delayMs: number, lossPerMille: number): Promise<TradePh
       nodes: 1,
       chainHost: hosts.chainHost,
       config: { p2p: { mode: 'public' } },
-      place: (name) => {
-        const h = hosts.host(HOSTS[name])
-        return {
-          wrap: h.wrap,
-          args: ['--listen', `/ip4/${h.ip}/tcp/${P2P_PORT}`, ...(h.nat ? [] : ['--announce', `/ip4/${h.ip}/tcp/${PUBLIC_PORT}`])],
-          client: async (datadir) => await hosts.controlClient(HOSTS[name], datadir)
-        }
-      }
+      place: hosts.placeDaemons({ hostOf: (name) => HOSTS[name], p2pPort: P2P_PORT, announcePort: () => PUBLIC_PORT })
     })
     const dataset = sampleDataset(records, 7)
     const seller = net.sellers[0]

@@ -19,10 +19,11 @@
 // left behind (a test killed by its timeout), destroy() removes this network's, and an exit hook
 // runs destroy's synchronous part if the process ends without it.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Server } from 'node:net'
-import { startTcpRelay } from './tcp-relay.ts'
+import { startTcpRelay, tcpRelayArgs, type TcpRelayOptions } from './tcp-relay.ts'
+import type { DaemonPlacement } from './testnet.ts'
 import { RpcClient } from '../index.ts'
 
 /**
@@ -31,10 +32,21 @@ import { RpcClient } from '../index.ts'
  * routes to it; the calling machine's routing table never does.
  */
 export const PUBLIC_PREFIX = '11.7.0'
+/**
+ * Where a delaying relay with `mirrorSources` connects to its daemon from: PEER_SOURCE_PREFIX.<last
+ * byte of the remote host's address>, a local address (on lo) of the relay's namespace, so that the
+ * daemon tells its remote peers apart by address as it would without the relay (tcp-relay.ts).
+ */
+export const PEER_SOURCE_PREFIX = '11.8.0'
 /** Node as the tests run it (the pinned Node 22 when started through npm). */
 const NODE = process.execPath
 const TCP_RELAY_SCRIPT = new URL('./tcp-relay.ts', import.meta.url).pathname
 const NAME_PATTERN = /^[a-z][a-z0-9]{0,11}$/
+
+/** Where controlClient's relay in a daemon's namespace listens: a Unix socket in its datadir. */
+export function controlSocket (datadir: string): string {
+  return join(datadir, 'api.sock')
+}
 
 export class NetnsError extends Error {
   override name = 'NetnsError'
@@ -135,8 +147,14 @@ export class NetnsNetwork {
   /** The bridge's address in the calling namespace: where the chain listens. */
   readonly chainHost: string
   readonly hosts = new Map<string, NetHost>()
+  /** The last bytes of the addresses hosts dial from (public hosts and NAT routers). */
+  private readonly sourceBytes: number[] = []
+  /** Namespaces that have the PEER_SOURCE_PREFIX addresses. */
+  private readonly mirrored = new Set<string>()
   private readonly namespaces: string[] = []
   private readonly children: ChildProcess[] = []
+  /** Relay processes started with a delay file, by that file. */
+  private readonly delayed = new Map<string, ChildProcess[]>()
   private readonly servers: Server[] = []
   private readonly onExit = (): void => { this.destroySync() }
   private destroyed = false
@@ -204,12 +222,14 @@ export class NetnsNetwork {
         this.addNamespace(ns)
         this.plug(ns, String(i), [`${sub}.${i}/24`, `${PUBLIC_PREFIX}.${i}/24`])
         const ip = `${PUBLIC_PREFIX}.${i}`
+        this.sourceBytes.push(i)
         this.hosts.set(h.name, { name: h.name, ns, nat: false, ip, publicIp: ip, wrap: ['ip', 'netns', 'exec', ns] })
         continue
       }
       const j = nat++
       const router = `sdte-${this.id}-nat-${h.name}`
       const routerPublic = `${PUBLIC_PREFIX}.${150 + j}`
+      this.sourceBytes.push(150 + j)
       this.addNamespace(router)
       this.plug(router, String(150 + j), [`${sub}.${150 + j}/24`, `${routerPublic}/24`])
       this.addNamespace(ns)
@@ -248,11 +268,66 @@ table ip sdte_nat {
    * A delaying (and optionally cutting) TCP relay in a host's namespace: listens on listenPort of its
    * address and forwards to target. Resolves once it listens.
    */
-  async delayRelay (name: string, listenPort: number, target: string, o: { delayMs: number, cutProbability?: number }): Promise<string> {
+  async delayRelay (name: string, listenPort: number, target: string, o: { delayMs: number, cutProbability?: number, mirrorSources?: boolean }): Promise<string> {
+    const listen = `${this.host(name).ip}:${listenPort}`
+    await this.relays(name, [{ listen, target, ...o }])
+    return listen
+  }
+
+  /**
+   * Several TCP relays (tcp-relay.ts) in one process in a host's namespace (a Node process costs
+   * about 65 MB resident: a network of 50 daemons starts one per host, not two). With mirrorSources
+   * a relay connects to its target from PEER_SOURCE_PREFIX.<the remote host's last byte>, so that a
+   * daemon behind it tells its peers apart by address. Resolves once all listen.
+   */
+  async relays (name: string, relays: Array<Omit<TcpRelayOptions, 'sourcePrefix'> & { mirrorSources?: boolean }>): Promise<void> {
     const h = this.host(name)
-    const args = [TCP_RELAY_SCRIPT, `${h.ip}:${listenPort}`, target, '--delay-ms', String(o.delayMs), '--cut-probability', String(o.cutProbability ?? 0)]
-    await this.waitListening(this.spawnIn(name, NODE, args))
-    return `${h.ip}:${listenPort}`
+    const args = [TCP_RELAY_SCRIPT]
+    for (const [i, { mirrorSources, ...r }] of relays.entries()) {
+      if (mirrorSources === true && !this.mirrored.has(h.ns)) {
+        run('ip', ['-n', h.ns, '-batch', '-'], this.sourceBytes.map(b => `addr add ${PEER_SOURCE_PREFIX}.${b}/32 dev lo\n`).join(''))
+        this.mirrored.add(h.ns)
+      }
+      args.push(...(i > 0 ? ['--and'] : []), ...tcpRelayArgs({ ...r, ...(mirrorSources === true && { sourcePrefix: PEER_SOURCE_PREFIX }) }))
+    }
+    const child = this.spawnIn(name, NODE, args)
+    await this.waitListening(child)
+    for (const file of new Set(relays.map(r => r.delayFile).filter(f => f !== undefined))) this.delayed.set(file, [...(this.delayed.get(file) ?? []), child])
+  }
+
+  /**
+   * Sets the delay of every relay started with this delayFile (relays()) while they run: writes the
+   * file, signals each, and resolves once all took it. Chunks already waiting keep their due time.
+   */
+  async setRelayDelay (delayFile: string, delayMs: number): Promise<void> {
+    writeFileSync(delayFile, String(delayMs))
+    await Promise.all((this.delayed.get(delayFile) ?? []).map(async child => await new Promise<void>((resolve, reject) => {
+      const onData = (d: Buffer): void => {
+        if (!d.toString().includes('delay set')) return
+        child.stdout?.off('data', onData)
+        resolve()
+      }
+      child.stdout?.on('data', onData)
+      if (!child.kill('SIGUSR2')) reject(new NetnsError('a relay process is gone'))
+    })))
+  }
+
+  /**
+   * Where each daemon of a LocalTestnet runs (its `place` option): in its host's namespace, listening
+   * on the host's address at p2pPort; a public host's daemon announces that address at
+   * announcePort (a delaying relay's port, say; default p2pPort), one behind a NAT announces nothing
+   * (it reserves a relay slot); its control API is reached through controlClient (socketRelayed:
+   * each host's relays() already carry its controlSocket to the daemon's fixed control API port).
+   */
+  placeDaemons (o: { hostOf: (daemon: string) => string, p2pPort: number, announcePort?: (host: NetHost, daemon: string) => number, socketRelayed?: boolean }): (daemon: string) => DaemonPlacement {
+    return (daemon) => {
+      const h = this.host(o.hostOf(daemon))
+      return {
+        wrap: h.wrap,
+        args: ['--listen', `/ip4/${h.ip}/tcp/${o.p2pPort}`, ...(h.nat ? [] : ['--announce', `/ip4/${h.ip}/tcp/${o.announcePort?.(h, daemon) ?? o.p2pPort}`])],
+        client: async (datadir) => await this.controlClient(h.name, datadir, { socketRelayed: o.socketRelayed })
+      }
+    }
   }
 
   private async waitListening (child: ChildProcess): Promise<void> {
@@ -266,13 +341,14 @@ table ip sdte_nat {
 
   /**
    * A control API client for a daemon in a host's namespace (its API listens on that namespace's
-   * loopback): a relay there carries it to a Unix socket in the datadir, and one here to our loopback.
+   * loopback): a relay there carries it to a Unix socket in the datadir (controlSocket), and one
+   * here to our loopback. With `socketRelayed` the relay there already runs (started with relays()).
    */
-  async controlClient (name: string, datadir: string): Promise<RpcClient> {
+  async controlClient (name: string, datadir: string, o: { socketRelayed?: boolean } = {}): Promise<RpcClient> {
     const api = new URL(readFileSync(join(datadir, 'api'), 'utf8').trim())
     const token = readFileSync(join(datadir, 'api-token'), 'utf8').trim()
-    const socket = join(datadir, 'api.sock')
-    await this.waitListening(this.spawnIn(name, NODE, [TCP_RELAY_SCRIPT, socket, `127.0.0.1:${api.port}`]))
+    const socket = controlSocket(datadir)
+    if (o.socketRelayed !== true) await this.waitListening(this.spawnIn(name, NODE, [TCP_RELAY_SCRIPT, socket, `127.0.0.1:${api.port}`]))
     const server = await startTcpRelay({ listen: '127.0.0.1:0', target: socket })
     this.servers.push(server)
     const { port } = server.address() as { port: number }

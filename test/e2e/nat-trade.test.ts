@@ -52,19 +52,9 @@ if (why !== null) {
       chainHost: hosts.chainHost,
       // As on the internet: only public (and relayed) addresses are announced or kept in the DHT.
       config: { p2p: { mode: 'public' } },
-      place: (name) => {
-        const h = hosts.host(HOSTS[name])
-        return {
-          wrap: h.wrap,
-          args: [
-            '--listen', `/ip4/${h.ip}/tcp/${P2P_PORT}`,
-            // Operators with a public address announce it (libp2p would otherwise wait for AutoNAT
-            // to confirm it, which takes more peers than this network has); the node behind the NAT has none.
-            ...(name === 'relay' ? ['--announce', `/ip4/${relayIp}/tcp/${RELAY_PUBLIC_PORT}`] : h.nat ? [] : ['--announce', `/ip4/${h.ip}/tcp/${P2P_PORT}`])
-          ],
-          client: async (datadir) => await hosts.controlClient(HOSTS[name], datadir)
-        }
-      }
+      // Operators with a public address announce it (libp2p would otherwise wait for AutoNAT to confirm
+      // it, which takes more peers than this network has); the node behind the NAT has none.
+      place: hosts.placeDaemons({ hostOf: (name) => HOSTS[name], p2pPort: P2P_PORT, announcePort: (_h, name) => name === 'relay' ? RELAY_PUBLIC_PORT : P2P_PORT })
     })
     node = net.nodes[0]
   })

@@ -5,8 +5,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createServer } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { execFileSync, spawn } from 'node:child_process'
-import { NetnsNetwork, netnsUnavailable, removeStaleNetworks } from '../../../daemon/tools/index.ts'
+import { NetnsNetwork, PEER_SOURCE_PREFIX, netnsUnavailable, parseTcpRelayArgs, removeStaleNetworks, tcpRelayArgs } from '../../../daemon/tools/index.ts'
 
 const why = netnsUnavailable()
 if (why !== null) {
@@ -66,6 +69,37 @@ if (why !== null) {
     const ms = await new Promise<number>(resolve => child.stdout?.on('data', (d: Buffer) => resolve(Number(d.toString()))))
     // The reply crossed the relay once each way after the connection: at least one delay.
     assert.ok(ms >= 300, `answered after ${ms} ms`)
+  })
+
+  test('a running relay takes a new delay from its delay file', async () => {
+    await listenIn('b', 7009)
+    const file = join(mkdtempSync(join(tmpdir(), 'sdte-relay-')), 'delay-ms')
+    await net.relays('a', [{ listen: `${net.host('a').ip}:7010`, target: `${net.host('b').ip}:7009`, delayMs: 0, delayFile: file }])
+    await net.setRelayDelay(file, 300)
+    const script = `const t=Date.now();const s=require('net').connect(7010,'${net.host('a').ip}');s.on('data',()=>{console.log(Date.now()-t);process.exit(0)})`
+    const child = net.spawnIn('hidden', process.execPath, ['-e', script])
+    const ms = await new Promise<number>(resolve => child.stdout?.on('data', (d: Buffer) => resolve(Number(d.toString()))))
+    assert.ok(ms >= 300, `answered after ${ms} ms`)
+    rmSync(dirname(file), { recursive: true, force: true })
+  })
+
+  test('a relay with mirrorSources connects from an address that tells the remote hosts apart', async () => {
+    const b = await listenIn('b', 7007)
+    const relay = await net.delayRelay('b', 7008, `${net.host('b').ip}:7007`, { delayMs: 0, mirrorSources: true })
+    const [ip, port] = relay.split(':')
+    assert.ok(net.canConnect('a', ip, Number(port)))
+    assert.ok(net.canConnect('hidden', ip, Number(port)))
+    const lastByte = (addr: string): string => addr.slice(addr.lastIndexOf('.') + 1)
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.match(b.seen(), `from ${PEER_SOURCE_PREFIX}.${lastByte(net.host('a').ip)}`)
+    assert.match(b.seen(), `from ${PEER_SOURCE_PREFIX}.${lastByte(net.host('hidden').publicIp)}`)
+  })
+
+  test('relays on one command line: each keeps its own options', () => {
+    const relays = [{ listen: '1.2.3.4:5', target: '/tmp/x.sock', delayMs: 20, cutProbability: 0, sourcePrefix: '11.8.0', delayFile: undefined }, { listen: '/tmp/y.sock', target: '127.0.0.1:7', delayMs: 0, cutProbability: 0.5, sourcePrefix: undefined, delayFile: '/tmp/d' }]
+    const argv = relays.flatMap((r, i) => [...(i > 0 ? ['--and'] : []), ...tcpRelayArgs(r)])
+    assert.equal(parseTcpRelayArgs(argv), relays)
+    assert.throws(() => parseTcpRelayArgs(['1.2.3.4:5', '--and', '--delay-ms', '3']), /LISTEN TARGET/)
   })
 
   test('what a killed process left behind is removed by the next one', async () => {
