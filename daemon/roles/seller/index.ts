@@ -20,7 +20,7 @@ import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, Resu
 import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
 import {
-  CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, MAX_CLAMPS, MAX_CLAMP_ABS, MAX_CLAMP_COLUMN, MAX_CSV_DECIMALS, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy,
+  CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, CLAMP_BOUND_PATTERN, MAX_CLAMPS, MAX_CLAMP_COLUMN, MAX_CSV_DECIMALS, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy,
   parsePolicy, type DatasetPolicy
 } from './policy.ts'
 import { ADDRESS_PATTERN, BYTES32_PATTERN, weiDigits } from '../../rpc/params.ts'
@@ -52,8 +52,8 @@ const POLICY_SCHEMA = {
           column: { type: 'integer', minimum: 0, maximum: MAX_CLAMP_COLUMN },
           decimals: { type: 'integer', minimum: 0, maximum: MAX_CSV_DECIMALS },
           // integers at the column's decimals (12.5 at decimals 1 is 125), within ±MAX_CLAMP_ABS (parseClamps checks the value)
-          lower: { type: ['string', 'integer'], pattern: `^-?[0-9]{1,${MAX_CLAMP_ABS.toString().length}}$` },
-          upper: { type: ['string', 'integer'], pattern: `^-?[0-9]{1,${MAX_CLAMP_ABS.toString().length}}$` }
+          lower: { type: ['string', 'integer'], pattern: CLAMP_BOUND_PATTERN },
+          upper: { type: ['string', 'integer'], pattern: CLAMP_BOUND_PATTERN }
         },
         required: ['column', 'decimals', 'lower', 'upper'],
         additionalProperties: false

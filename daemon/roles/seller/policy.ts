@@ -27,6 +27,8 @@ export const MAX_EPSILON_BUDGET = MAX_UINT64
 export const MAX_CLAMP_COLUMN = Math.min(2 ** 16 - 1, MAX_PRIVATE_COLUMN_INDEX)
 if (MAX_CLAMPS > MAX_PRIVATE_COLUMNS) throw new Error('CISC.MAX_CLAMPS is above the enclave\'s MAX_PRIVATE_COLUMNS: a listed dataset could not be delivered')
 export { MAX_CLAMPS, MAX_CLAMP_ABS, MAX_CSV_DECIMALS, MAX_RUN_EPSILON }
+/** A clamp bound as a decimal string: as many digits as MAX_CLAMP_ABS has at most (parseClamps checks the value). */
+export const CLAMP_BOUND_PATTERN = `^-?[0-9]{1,${MAX_CLAMP_ABS.toString().length}}$`
 
 /**
  * Which code may run on the data. Deny by default: 'none' (a dataset listed without a policy) allows no
@@ -212,7 +214,7 @@ function parseClamps (v: unknown): ClampPolicy[] {
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_CLAMPS) throw bad(`1..${MAX_CLAMPS} column bounds are required in mode private`)
   const bound = (x: unknown): bigint => {
     const s = typeof x === 'number' && Number.isSafeInteger(x) ? String(x) : x
-    if (typeof s !== 'string' || !/^-?[0-9]{1,39}$/.test(s)) throw bad('lower and upper must be integers (decimal strings) at the column\'s decimals')
+    if (typeof s !== 'string' || !new RegExp(CLAMP_BOUND_PATTERN).test(s)) throw bad('lower and upper must be integers (decimal strings) at the column\'s decimals')
     const n = BigInt(s)
     if (n < -MAX_CLAMP_ABS || n > MAX_CLAMP_ABS) throw bad(`lower and upper must be within ±${MAX_CLAMP_ABS} (the enclave's bound)`)
     return n
