@@ -115,8 +115,9 @@ test('PrivateStats on a private dataset: three nodes agree on a noisy result nea
   const [count, mean, hist, median, n, slope] = abi.decode(['int256', 'int256', 'int256[]', 'int256', 'int256', 'int256', 'int256'], result).toArray() as [bigint, bigint, bigint[], bigint, bigint, bigint]
   const stats = abi.decode(['uint256', 'int256', 'int256', 'int256', 'int256', 'int256'], referenceOutput('Stats', [data])).toArray() as bigint[]
   const trueCounts = [...abi.decode(['uint256[]'], referenceOutput('Histogram', [data]))[0] as bigint[]]
+  const trueMedian = (abi.decode(['uint256', 'int256'], referenceOutput('Median', [data]))[1] as bigint) / 1_000_000n
   const trueFit = abi.decode(['uint256', 'int256', 'int256'], referenceOutput('LinearFit', [data])).toArray() as bigint[]
-  console.log(`  private result: count ${count} (exact ${stats[0]}), mean×1e6 ${mean} (exact ${stats[4]}), median ${median}, n ${n}, slope×1e6 ${slope} (exact ${trueFit[1]}), ` +
+  console.log(`  private result: count ${count} (exact ${stats[0]}), mean×1e6 ${mean} (exact ${stats[4]}), median ${median} (exact ${trueMedian}), n ${n}, slope×1e6 ${slope} (exact ${trueFit[1]}), ` +
     `histogram ${hist.join(' ')} (exact ${trueCounts.join(' ')})`)
   // Tolerances: each at least 15 scales b of its discrete Laplace noise, P(|noise| > 15 b) = e^-15 ≈ 3e-7 per value
   // (about 5e-6 for the 15 values of a run: the noise key is random per trade here, so that is the flake rate), and
@@ -126,7 +127,7 @@ test('PrivateStats on a private dataset: three nodes agree on a noisy result nea
   near(mean, stats[4], 45_000_000n, 'mean ×10^6 (ε 0.2: count scale 10, sum scale 5500 over 2000 records: 2.75 units)')
   assert.is(hist.length, 10)
   hist.forEach((c, i) => near(c, trueCounts[i], 75n, `bucket ${i} (ε 0.2: scale 5)`))
-  near(median, 550n, 110n, 'median (value uniform on 0..1099; 11 of its 111 candidates)')
+  near(median, trueMedian, 110n, 'median (candidates 0, 10, .., 1100)')
   near(n, stats[0], 250n, 'linear fit n (ε 0.06: scale 16.7)')
   near(slope, trueFit[1], 1_000_000n, 'slope ×10^6 (exact about 3; noise of 5 statistics at ε 0.06 each, observed within ±0.2)')
   // P(no noise on the count and on every bucket) is below 0.05 × 0.1^10.
