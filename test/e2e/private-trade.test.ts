@@ -21,6 +21,7 @@ import { offerProtocol } from '../../p2p/offer/index.ts'
 import { demandHashOf, signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
 import { datasetKey, type RequestRefusedError } from '../../p2p/index.ts'
 import { fundedAccount } from '../helpers/attacker.ts'
+import { findIn, searchChain, searchLogs, searchStore, type Secret } from '../helpers/secrets.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-private-'))
@@ -43,6 +44,8 @@ const ECHO_CALLDATA = '0x36600060403760206000523660205236604001' + '6000f3'
 
 let net: LocalTestnet
 let datasetId = ''
+/** The private result's plaintext, for the search of the last test. */
+let privateResult: Uint8Array | undefined
 
 interface BuyerView {
   records: Array<{ state: string, reason?: string, rejected?: unknown }>
@@ -110,6 +113,7 @@ const near = (got: bigint, want: bigint, tol: bigint, what: string): void =>
 test('PrivateStats on a private dataset: three nodes agree on a noisy result near the truth; the budget drops by its epsilon', async () => {
   assert.equal(await budgetOnChain(), { spent: 0n, remaining: BUDGET })
   const { view, result } = await trade({ codePath: artifactPath, epsilon: EPSILON })
+  privateResult = result
   assert.is(view.chain.final.count, 3, 'all three enclaves are in the one result group (the same noise, bit for bit)')
   assert.equal(view.chain.final.members.length, 3)
   const [count, mean, hist, median, n, slope] = abi.decode(['int256', 'int256', 'int256[]', 'int256', 'int256', 'int256', 'int256'], result).toArray() as [bigint, bigint, bigint[], bigint, bigint, bigint]
@@ -179,6 +183,25 @@ test('an analysis that returns its call data gets nothing of the private records
     if (line !== '') assert.not.ok(text.includes(Buffer.from(line)), `a raw line reached the buyer: ${line}`)
   }
   assert.equal(await budgetOnChain(), { spent: EPSILON + epsilon, remaining: BUDGET - EPSILON - epsilon })
+})
+
+test('neither the records nor the private result are in any log, store or transaction', async () => {
+  assert.ok(privateResult !== undefined, 'the first test ran')
+  // The body of the data (a record is short: a whole block of lines is what must not appear), and the result.
+  const lines = new TextDecoder().decode(data).split('\n')
+  const secrets: Secret[] = [
+    { name: 'records 100..120', bytes: new TextEncoder().encode(lines.slice(100, 120).join('\n')) },
+    { name: 'private result', bytes: privateResult }
+  ]
+  const hits = await searchChain(net.network.rpcUrl, secrets)
+  await Promise.all(net.daemons.map(async d => await d.stop('SIGTERM')))
+  for (const d of net.daemons) {
+    hits.push(...searchLogs(d.datadir, secrets))
+    // The seller's datadir holds the dataset file itself (data.csv): its store and logs are searched, not the file.
+    hits.push(...await searchStore(d.datadir, secrets))
+  }
+  assert.equal(hits, [])
+  assert.ok(findIn(Buffer.from(`x${Buffer.from(privateResult).toString('hex')}y`), secrets, 'probe').length > 0, 'the search finds what it looks for')
 })
 
 test.run()
