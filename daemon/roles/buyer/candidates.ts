@@ -44,6 +44,7 @@ export const REFUSAL = {
   offerExpired: 'offer expired',
   offerExhausted: 'offer has had its maximum of trades',
   privacyBudget: 'private offer: the demand declares no epsilon, or more than its remaining privacy budget',
+  notPrivate: 'ordinary offer: the demand declares an epsilon, and a private trade takes private datasets only',
   sellerPeerMismatch: 'peer id is not the one registered for the seller',
   nodeNotRegistered: 'not a registered node',
   nodePeerMismatch: 'peer id is not the one registered for the node',
@@ -65,6 +66,9 @@ export function judgeSellerOffer (o: SellerOffer, facts: SellerFacts | undefined
   if (offer.maxTrades !== 0 && offer.trades >= offer.maxTrades) return REFUSAL.offerExhausted
   const epsilon = d.epsilon ?? 0n
   if (offer.privateMode && (epsilon === 0n || epsilon > offer.epsilonBudget - offer.epsilonSpent)) return REFUSAL.privacyBudget
+  // The enclaves run private and ordinary sellers' data together in neither mode (PrivacyMismatchError): a private
+  // trade with an ordinary seller would end without a result. And the analysis was written for the private mode.
+  if (!offer.privateMode && epsilon !== 0n) return REFUSAL.notPrivate
   if (offer.tag !== d.tag) return REFUSAL.otherTag
   if (offer.seller.toLowerCase() !== o.account.toLowerCase()) return REFUSAL.otherSeller
   if (offer.unitPrice > d.sellerPrice) return REFUSAL.unitPriceAbove

@@ -5,7 +5,8 @@
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import {
-  datasetCommitment, encryptChunk, signChunk, signDataKeyDelivery, signReceiptAck, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE
+  datasetCommitment, encryptChunk, privacySecretOf, signChunk, signDataKeyDelivery, signReceiptAck, wrapDataKey, verifyQuote, DEFAULT_CHUNK_SIZE, MAX_DATASET_SIZE,
+  type PrivacyTerms
 } from '../../../enclave/index.ts'
 import { TAG_PATTERN, datasetKey, signOffer, type Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
@@ -19,7 +20,7 @@ import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, Resu
 import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
 import {
-  CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, MAX_CLAMPS, MAX_CLAMP_COLUMN, MAX_CLAMP_DECIMALS, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy,
+  CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, CLAMP_BOUND_PATTERN, MAX_CLAMPS, MAX_CLAMP_COLUMN, MAX_CSV_DECIMALS, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy,
   parsePolicy, type DatasetPolicy
 } from './policy.ts'
 import { ADDRESS_PATTERN, BYTES32_PATTERN, weiDigits } from '../../rpc/params.ts'
@@ -49,10 +50,10 @@ const POLICY_SCHEMA = {
         type: 'object',
         properties: {
           column: { type: 'integer', minimum: 0, maximum: MAX_CLAMP_COLUMN },
-          decimals: { type: 'integer', minimum: 0, maximum: MAX_CLAMP_DECIMALS },
-          // int128 bounds at the column's decimals (12.5 at decimals 1 is 125)
-          lower: { type: ['string', 'integer'], pattern: '^-?[0-9]{1,39}$' },
-          upper: { type: ['string', 'integer'], pattern: '^-?[0-9]{1,39}$' }
+          decimals: { type: 'integer', minimum: 0, maximum: MAX_CSV_DECIMALS },
+          // integers at the column's decimals (12.5 at decimals 1 is 125), within ±MAX_CLAMP_ABS (parseClamps checks the value)
+          lower: { type: ['string', 'integer'], pattern: CLAMP_BOUND_PATTERN },
+          upper: { type: ['string', 'integer'], pattern: CLAMP_BOUND_PATTERN }
         },
         required: ['column', 'decimals', 'lower', 'upper'],
         additionalProperties: false
@@ -64,16 +65,6 @@ const POLICY_SCHEMA = {
 }
 
 const log = logger('sdte:seller')
-
-/**
- * Whether this build delivers a private dataset. It may only go to an enclave that gives the analysis the private
- * mechanisms alone (clamped, noised) and never the records; the enclave's private mode, and our delivery of the
- * clamps and noise secret with the data key, are not wired yet (issue 15). Until they are, a private dataset is
- * listed (its budget on chain) but neither offered nor delivered: records the seller opened only under a privacy
- * budget must not reach an analysis raw.
- */
-export const PRIVATE_DELIVERY_WIRED = false
-const PRIVATE_NOT_WIRED = 'private datasets are not delivered yet (the enclave\'s private mode is not wired)'
 
 export interface DatasetRecord {
   datasetId: string
@@ -109,6 +100,13 @@ export interface SellerTradeData {
 }
 
 const DATA_KEY_PURPOSE = 'seller-data-key'
+/**
+ * The seller's privacy master secret (32 bytes), derived from its account key like its data keys: nothing more to
+ * store or back up, the same after a restart (a retried delivery to a trade's enclave carries the same secret, so the
+ * enclaves agree on the noise), and never on chain or on the wire in the clear. Each trade's secret is
+ * privacySecretOf(master, tradeId) (enclave/privacy-terms.ts): another one for every trade.
+ */
+const PRIVACY_MASTER_PURPOSE = 'seller-privacy-master'
 
 export class SellerRole implements Role {
   readonly name = 'seller' as const
@@ -207,8 +205,7 @@ export class SellerRole implements Role {
       const why = judgePolicy({ ...ds, epsilonSpent }, {
         codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now, epsilon: d.epsilon
       })
-      const refusal = why ?? (ds.policy.mode === 'private' && !PRIVATE_DELIVERY_WIRED ? PRIVATE_NOT_WIRED : null)
-      if (refusal !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why: refusal })
+      if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
       else out.push(ds)
     }
     return out
@@ -273,7 +270,6 @@ export class SellerRole implements Role {
         : judgePolicy({ ...ds, epsilonSpent }, {
           codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain), epsilon: view.epsilon
         }) ??
-          (ds.policy.mode === 'private' && !PRIVATE_DELIVERY_WIRED ? PRIVATE_NOT_WIRED : null) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
     if (problem !== null) {
@@ -343,6 +339,7 @@ export class SellerRole implements Role {
     // Each chunk goes out signed with our account key: the enclave tells bytes we sent from bytes changed on the way.
     const chunkAt = (taskId: string, wrapped: Uint8Array) => (i: number): Uint8Array =>
       signChunk(account, domain, taskId, t.data.sellerIndex, wrapped, encryptChunk(key, ds.commitment, i, i === chunks - 1, plain.subarray(i * chunkSize, (i + 1) * chunkSize)))
+    const privacy = this.privacyTermsOf(ds, t.tradeId, t.data.epsilon)
     const nodes = [...t.data.nodes]
     // Progress and completion per node go to the record (trade_get shows them), one write at a time.
     const saveNodes = async (): Promise<void> => {
@@ -365,7 +362,7 @@ export class SellerRole implements Role {
         taskId: n.taskId
       })
       const wrapped = wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
-        key, commitment: ds.commitment, size: plain.length, outputCap: BigInt(ds.policy.outputCap)
+        key, commitment: ds.commitment, size: plain.length, outputCap: BigInt(ds.policy.outputCap), ...(privacy !== undefined && { privacy })
       })
       const open = {
         tradeId: t.tradeId,
@@ -406,6 +403,26 @@ export class SellerRole implements Role {
     }))
     if (nodes.every(n => n.delivered)) {
       await this.ctx.trades.transition(t, 'executing', { note: `data delivered to ${nodes.length} enclaves (${plain.length} bytes each)` })
+    }
+  }
+
+  /**
+   * A private dataset's terms for one trade's enclaves (docs/enclave.md "Private mode"): the trade's secret, its
+   * epsilon as DTMC holds it (read from the chain at our checks, never taken from the buyer), and the policy's clamps
+   * (the ones in CISC's DatasetPrivate event, same units). With them the enclave runs the analysis only in the private
+   * mode (no raw record in its call data). skipHeader is false: a header line is a record whose fields are not
+   * numbers, which the private mechanisms drop like any such record. Another mode: none (an ordinary delivery).
+   */
+  private privacyTermsOf (ds: DatasetRecord, tradeId: string, epsilon: string | undefined): PrivacyTerms | undefined {
+    if (ds.policy.mode !== 'private') return undefined
+    // checkTrade refused a trade without one: a record that got here without it must not deliver records unguarded.
+    if (epsilon === undefined) throw new Error(`trade ${tradeId} on private dataset ${ds.datasetId} declares no epsilon`)
+    const master = deriveSecret(this.ctx.keys.ethWallet.privateKey, networkDomainOf(this.ctx.network), PRIVACY_MASTER_PURPOSE, '')
+    return {
+      secret: privacySecretOf(master, tradeId),
+      epsilon: BigInt(epsilon),
+      skipHeader: false,
+      columns: (ds.policy.clamps ?? []).map(c => ({ column: c.column, decimals: c.decimals, lo: BigInt(c.lower), hi: BigInt(c.upper) }))
     }
   }
 

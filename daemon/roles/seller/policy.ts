@@ -1,6 +1,8 @@
 // A dataset's terms, and the one judge of them: a demand the seller might offer for (step 3) and a
 // trade DTMC opened with its offer (step 6, Checks) are both judged by `judgePolicy`.
-import { DEFAULT_OUTPUT_CAP } from '../../../enclave/index.ts'
+import {
+  DEFAULT_OUTPUT_CAP, MAX_CLAMP_ABS, MAX_CSV_DECIMALS, MAX_PRIVATE_COLUMN_INDEX, MAX_PRIVATE_COLUMNS, MAX_RUN_EPSILON
+} from '../../../enclave/index.ts'
 import { MAX_CLAMPS, MAX_UINT64, type DatasetPolicy as ChainDatasetPolicy } from '../../../contracts/index.ts'
 import { appError } from '../../rpc/errors.ts'
 
@@ -14,14 +16,19 @@ export const MAX_TRADES_LIMIT = 2 ** 32 - 1
 export const MAX_EXPIRES_AT = 2 ** 40 - 1
 /** CISC holds a private offer's budget as a uint64 of micro-epsilon (contracts' EPSILON_UNIT per epsilon). */
 export const MAX_EPSILON_BUDGET = MAX_UINT64
-/** CISC.Clamp.column is a uint16. */
-export const MAX_CLAMP_COLUMN = 2 ** 16 - 1
-/** The enclave's CSV parser reads at most this many digits of fraction (enclave/precompiles.ts MAX_CSV_DECIMALS). */
-export const MAX_CLAMP_DECIMALS = 18
-/** CISC.Clamp bounds are int128. */
-export const MIN_CLAMP_VALUE = -(2n ** 127n)
-export const MAX_CLAMP_VALUE = 2n ** 127n - 1n
-export { MAX_CLAMPS }
+/**
+ * A private dataset's clamps must be what both the chain and the enclave take (issue 15's two halves), so the
+ * bounds are the narrower of the two, each from its home: the column index is a uint16 in CISC.Clamp and at most
+ * the enclave's MAX_PRIVATE_COLUMN_INDEX; decimals at most the enclave's MAX_CSV_DECIMALS (CISC takes a uint8);
+ * bounds within the enclave's ±MAX_CLAMP_ABS (CISC takes int128, which holds them); at most CISC's MAX_CLAMPS
+ * columns (the enclave takes MAX_PRIVATE_COLUMNS). The units are the same on both sides: an integer at the
+ * column's decimals (12.5 at decimals 1 is 125), CISC's lower/upper being the enclave's lo/hi.
+ */
+export const MAX_CLAMP_COLUMN = Math.min(2 ** 16 - 1, MAX_PRIVATE_COLUMN_INDEX)
+if (MAX_CLAMPS > MAX_PRIVATE_COLUMNS) throw new Error('CISC.MAX_CLAMPS is above the enclave\'s MAX_PRIVATE_COLUMNS: a listed dataset could not be delivered')
+export { MAX_CLAMPS, MAX_CLAMP_ABS, MAX_CSV_DECIMALS, MAX_RUN_EPSILON }
+/** A clamp bound as a decimal string: as many digits as MAX_CLAMP_ABS has at most (parseClamps checks the value). */
+export const CLAMP_BOUND_PATTERN = `^-?[0-9]{1,${MAX_CLAMP_ABS.toString().length}}$`
 
 /**
  * Which code may run on the data. Deny by default: 'none' (a dataset listed without a policy) allows no
@@ -112,6 +119,8 @@ export function judgePolicy (ds: PricedDataset, terms: TradeTerms): string | nul
   if (p.mode === 'private') {
     const epsilon = terms.epsilon ?? 0n
     if (epsilon <= 0n) return 'the dataset is private: the trade must declare an epsilon'
+    // The enclave runs at most MAX_RUN_EPSILON per run: a larger trade could be charged on chain but never delivered.
+    if (epsilon > MAX_RUN_EPSILON) return `the epsilon ${epsilon} is above the most one run takes, ${MAX_RUN_EPSILON} (micro-epsilon)`
     const remaining = BigInt(p.epsilonBudget ?? '0') - (ds.epsilonSpent ?? 0n)
     if (epsilon > remaining) return `the epsilon ${epsilon} exceeds the remaining privacy budget ${remaining < 0n ? 0n : remaining} (micro-epsilon)`
   }
@@ -205,9 +214,9 @@ function parseClamps (v: unknown): ClampPolicy[] {
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_CLAMPS) throw bad(`1..${MAX_CLAMPS} column bounds are required in mode private`)
   const bound = (x: unknown): bigint => {
     const s = typeof x === 'number' && Number.isSafeInteger(x) ? String(x) : x
-    if (typeof s !== 'string' || !/^-?[0-9]{1,39}$/.test(s)) throw bad('lower and upper must be integers (decimal strings) at the column\'s decimals')
+    if (typeof s !== 'string' || !new RegExp(CLAMP_BOUND_PATTERN).test(s)) throw bad('lower and upper must be integers (decimal strings) at the column\'s decimals')
     const n = BigInt(s)
-    if (n < MIN_CLAMP_VALUE || n > MAX_CLAMP_VALUE) throw bad('lower and upper must fit an int128')
+    if (n < -MAX_CLAMP_ABS || n > MAX_CLAMP_ABS) throw bad(`lower and upper must be within ±${MAX_CLAMP_ABS} (the enclave's bound)`)
     return n
   }
   const seen = new Set<number>()
@@ -219,7 +228,7 @@ function parseClamps (v: unknown): ClampPolicy[] {
     if (typeof column !== 'number' || !Number.isInteger(column) || column < 0 || column > MAX_CLAMP_COLUMN) throw bad(`column must be an integer in 0..${MAX_CLAMP_COLUMN}`)
     if (seen.has(column)) throw bad(`column ${column} is bounded twice`)
     seen.add(column)
-    if (typeof decimals !== 'number' || !Number.isInteger(decimals) || decimals < 0 || decimals > MAX_CLAMP_DECIMALS) throw bad(`decimals must be an integer in 0..${MAX_CLAMP_DECIMALS}`)
+    if (typeof decimals !== 'number' || !Number.isInteger(decimals) || decimals < 0 || decimals > MAX_CSV_DECIMALS) throw bad(`decimals must be an integer in 0..${MAX_CSV_DECIMALS}`)
     const lower = bound(o.lower)
     const upper = bound(o.upper)
     if (lower > upper) throw bad(`column ${column}: lower is above upper`)

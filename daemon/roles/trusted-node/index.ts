@@ -79,9 +79,11 @@ export interface NodeTradeData {
   /** Why the sealed task of a settled trade was dropped: the buyer acknowledged its result, or the retention ran out. */
   resultDropped?: 'acknowledged' | 'retention'
   /**
-   * Micro-epsilon the trade declared on DTMC (its TradePrivate event; CISC charged it to every private offer);
-   * absent: none. It will feed ExecuteRequest.epsilon (the private mode's noise scale, enclave/messages.ts) once
-   * the enclave's private mode takes it: like gasCap, the host reads it on chain and the enclave checks it.
+   * Micro-epsilon of a private trade: the trade's epsilon on DTMC (its TradePrivate event; CISC charged it to every
+   * private offer), kept when one of its sellers' offers is private (CISC), so the run is a private one; absent: an
+   * ordinary run (a trade with an epsilon but no private offer runs as any other). The run's `privacy.epsilon`
+   * (execute, docs/enclave.md "Private mode"): like gasCap, the host reads it on chain (never from the buyer) and the
+   * enclave checks it against the sellers' privacy terms.
    */
   epsilon?: string
 }
@@ -491,10 +493,11 @@ export class TrustedNodeRole implements Role {
       const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
       const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
       if (mine === undefined) return
+      const privateRun = view.epsilon !== 0n && (await Promise.all(sellers.map(async s => await this.ctx.chain.cisc.offer(s.offerId)))).some(o => o.privateMode)
       await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
         nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline,
-        ...(view.epsilon !== 0n && { epsilon: view.epsilon.toString() })
-      }, `chosen as node ${mine.index} of ${nodes.length}${view.epsilon !== 0n ? `, epsilon ${view.epsilon} micro` : ''}`)
+        ...(privateRun && { epsilon: view.epsilon.toString() })
+      }, `chosen as node ${mine.index} of ${nodes.length}${privateRun ? `, private run of epsilon ${view.epsilon} micro` : ''}`)
     })
   }
 
@@ -552,9 +555,14 @@ export class TrustedNodeRole implements Role {
     return true
   }
 
-  /** The run with exactly the trade's caps (the enclave refuses any other); a repeat returns the sealed result. */
+  /**
+   * The run with exactly the trade's caps and epsilon (the enclave refuses any other); a repeat returns the sealed
+   * result. The epsilon is DTMC's (the trade's view), as CISC charged it: private sellers' data runs only with it.
+   */
   private async run (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<ExecuteResponse> {
-    return await this.enclave.execute(t.data.taskId, { sellerCount: t.data.sellers, gasCap: view.gasCap })
+    return await this.enclave.execute(t.data.taskId, {
+      sellerCount: t.data.sellers, gasCap: view.gasCap, ...(t.data.epsilon !== undefined && { privacy: { epsilon: view.epsilon } })
+    })
   }
 
   /**

@@ -64,7 +64,7 @@ const PATTERN_SAMPLES: Record<string, { near: string[], far: string[] }> = {
   '^[A-Za-z0-9._-]{1,64}$': { near: ['a', 'weather.v2_x-1', 'x'.repeat(64)], far: ['x'.repeat(65), 'has space', 'slash/tag', 'é'] },
   '^sdte:[a-z][a-z0-9-]*:[\\x21-\\x7e]+$': { near: ['sdte:dataset:weather', 'sdte:node:0xee', 'sdte:a:' + '!'.repeat(249)], far: ['sdte:Dataset:x', 'sdte:dataset:', 'sdte:dataset:a b', 'other:dataset:x', 'sdte:dataset:é'] },
   '^\\/sdte\\/debug\\/[A-Za-z0-9._-]{1,64}$': { near: ['/sdte/debug/chat', '/sdte/debug/' + 'x'.repeat(64)], far: ['/sdte/debug/', '/sdte/bdbc/1', '/sdte/debug/a b', '/sdte/debug/' + 'x'.repeat(65)] },
-  '^-?[0-9]{1,39}$': { near: ['0', '-5', '9'.repeat(39), '-' + '9'.repeat(39)], far: ['9'.repeat(40), '--1', '1.5', '+1', '-', ' 1', '0x10'] },
+  '^-?[0-9]{1,19}$': { near: ['0', '-5', '9'.repeat(19), '-' + '9'.repeat(19)], far: ['9'.repeat(20), '--1', '1.5', '+1', '-', ' 1', '0x10'] },
   '^/': { near: ['/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGzh8bKQBUAvNmNNM2vPwZ3R5EucR1WfZ3TgDfbBqfxV9', '/'], far: ['ip4/127.0.0.1/tcp/1', ' /ip4', ''] }
 }
 

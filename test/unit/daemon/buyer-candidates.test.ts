@@ -75,7 +75,12 @@ test('a private offer: taken only by a demand whose epsilon fits its remaining b
   assert.is(judgeSellerOffer(sellerOffer(1), priv, demand), REFUSAL.privacyBudget, 'no epsilon declared')
   assert.is(judgeSellerOffer(sellerOffer(1), priv, { ...demand, epsilon: 2_000_001n }), REFUSAL.privacyBudget, 'over what is left')
   assert.type(judgeSellerOffer(sellerOffer(1), priv, { ...demand, epsilon: 2_000_000n }), 'object', 'exactly what is left')
-  assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1), { ...demand, epsilon: 5n }), 'object', 'an "any" offer ignores the epsilon')
+  // A demand with an epsilon is a private trade: the enclaves run private and ordinary sellers' data together in
+  // neither mode (PrivacyMismatchError), so an ordinary offer would end the trade without a result.
+  assert.is(judgeSellerOffer(sellerOffer(1), sellerFacts(1), { ...demand, epsilon: 5n }), REFUSAL.notPrivate, 'an "any" offer for a private trade')
+  assert.type(judgeSellerOffer(sellerOffer(1), sellerFacts(1), demand), 'object', 'an "any" offer for an ordinary trade')
+  const mixed = selectCandidates({ ...demand, sellers: 2, epsilon: 1_000_000n }, { sellers: [sellerOffer(1), sellerOffer(2)], nodes: [] }, facts([[1, priv], [2, sellerFacts(2)]], []))
+  assert.equal(mixed.sellers.map(s => String(s.offerId)), ['1'], 'only the private offer is chosen')
 })
 
 test('each reason a node offer is refused', () => {

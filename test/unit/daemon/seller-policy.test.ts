@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert'
 import {
   judgePolicy, parsePolicy, chainPolicyOf, fullPriceOf, MAX_ALLOWED_CODE_HASHES, MAX_ALLOWED_BUYERS, MAX_TRADES_LIMIT, type PricedDataset, type TradeTerms
 } from '../../../daemon/roles/seller/policy.ts'
-import { DEFAULT_OUTPUT_CAP } from '../../../enclave/index.ts'
+import { DEFAULT_OUTPUT_CAP, MAX_CLAMP_ABS, MAX_RUN_EPSILON } from '../../../enclave/index.ts'
 import { RpcError } from '../../../daemon/rpc/errors.ts'
 
 const CODE = '0x' + 'ab'.repeat(32)
@@ -82,6 +82,10 @@ test('parsePolicy: defaults, and bad input refused with the field named', () => 
     { mode: 'private', epsilonBudget: '1000000', clamps: [clamp, clamp] }, // a column twice
     { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, decimals: 19 }] },
     { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, upper: (1n << 127n).toString() }] },
+    // Within CISC's int128 and uint16 but beyond what the enclave takes: a listing it could never deliver.
+    { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, upper: (MAX_CLAMP_ABS + 1n).toString() }] },
+    { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, lower: (-MAX_CLAMP_ABS - 1n).toString() }] },
+    { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, column: 2 ** 16 }] },
     { mode: 'private', epsilonBudget: '1000000', clamps: [{ ...clamp, colour: 'red' }] },
     { mode: 'private', epsilonBudget: '1000000', clamps: [clamp], allowedCodeHashes: [CODE] },
     { mode: 'any', epsilonBudget: '1000000' },
@@ -110,6 +114,12 @@ test('mode private: any code under the budget left; its budget and clamps go to 
   assert.match(judgePolicy(ds, { ...fair, epsilon: 1_500_001n }) ?? '', /exceeds the remaining privacy budget 1500000/)
   assert.match(judgePolicy(ds, fair) ?? '', /must declare an epsilon/)
   assert.is(judgePolicy(dataset, { ...fair, epsilon: 5n }), null, 'a non-private dataset ignores the epsilon')
+  // One trade's epsilon is at most what one enclave run takes, however large the budget left.
+  const big: PricedDataset = { ...ds, policy: { ...ds.policy, epsilonBudget: (10n * MAX_RUN_EPSILON).toString() }, epsilonSpent: 0n }
+  assert.is(judgePolicy(big, { ...fair, epsilon: MAX_RUN_EPSILON }), null)
+  assert.match(judgePolicy(big, { ...fair, epsilon: MAX_RUN_EPSILON + 1n }) ?? '', /above the most one run takes/)
+  const edge = parsePolicy({ mode: 'private', epsilonBudget: 1, clamps: [{ column: 65535, decimals: 18, lower: (-MAX_CLAMP_ABS).toString(), upper: MAX_CLAMP_ABS.toString() }] }, 1n)
+  assert.is(edge.clamps?.[0].upper, MAX_CLAMP_ABS.toString(), 'the enclave\'s own bounds are taken')
 })
 
 test.run()
