@@ -3,13 +3,13 @@
 // while independent libp2p hosts of this process send mixed hostile traffic at the three daemons:
 // malformed frames on every protocol, refused offers to the buyer, unposted demands on the topic,
 // free quote requests to the node, idle streams and slow readers (a request sent, the reply never
-// read). Reports the trades completed, their latency against the quiet run, and each daemon's
-// resident memory (VmRSS) over time, through a cool-down after the flood.
+// read), and low-gas precompile loops: a second buyer daemon (the attacker's, a funded devnet
+// account) escrows trade after trade with the same seller and node whose analysis STATICCALLs sort
+// with an ABI head claiming 262,144 values and 300 gas, in a loop until the node's gas cap is spent.
+// Reports the trades completed, their latency against the quiet run, and each daemon's resident
+// memory (VmRSS) over time, through a cool-down after the flood.
 //
 //   node_modules/.bin/node bench/soak/run.ts [--minutes 10] [--trades 20] [--quiet 3] [--out soak.json]
-//
-// Not sent: low-gas precompile loops (they need an escrowed trade per run, i.e. gas; issue 11 item 2's
-// run budget and test/attacks/runaway-task-stalls-daemon cover them).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,6 +39,19 @@ export const SOAK_TRADE_TIMEOUT_MS = 300_000
 /** Attacker hosts alive at once; each lives one round and a fresh peer id takes its place. */
 export const SOAK_ATTACKERS = 4
 
+/** The attacker buyer's analysis gas cap per trade (the node runs its loop until this is spent). */
+export const SOAK_LOOP_GAS_CAP = 100_000_000n
+
+/**
+ * The low-gas precompile loop, hand-assembled (a contract that does only this needs no compiler):
+ * mem[0] = 0x20, mem[32] = 262144 (the ABI head of sort(int256[]) claiming 262,144 values), then
+ * forever: STATICCALL(gas 300, 0x0a02, args mem[0..64), no return data); POP. Each call is priced
+ * from the head (4 gas a value) before any value is read, so it fails for its 300 gas at once.
+ */
+export const PRECOMPILE_LOOP_CODE = '0x' +
+  '6020600052' + '62040000602052' + // MSTORE(0, 0x20); MSTORE(32, 262144)
+  '5b' + '6000600060406000610a0261012cfa50' + '600c56' // 12: JUMPDEST; STATICCALL(300, 0x0a02, 0, 64, 0, 0); POP; JUMP(12)
+
 const TAG = 'soak'
 const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
 
@@ -62,6 +75,33 @@ async function honestTrade (net: LocalTestnet): Promise<Trade> {
     return ['delivered', 'failed', 'refunded'].includes(state)
   }, SOAK_TRADE_TIMEOUT_MS, 250).catch(() => {})
   return { tradeId, ms: performance.now() - t0, state }
+}
+
+/** The attacker buyer's trades, one after the other until the flood ends: each escrows the loop's gas. */
+async function precompileLoops (net: LocalTestnet, end: number, counts: Record<string, number>): Promise<void> {
+  const attacker = net.buyers[1]
+  while (Date.now() < end) {
+    try {
+      const { tradeId } = await attacker.rpc.call<{ tradeId: string }>('buyer_postDemand', {
+        tag: TAG, code: PRECOMPILE_LOOP_CODE, nodes: 1, sellers: 1,
+        sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: String(SOAK_LOOP_GAS_CAP), outputPrice: '5', outputCap: '2048', deadlineSeconds: 600
+      })
+      counts.loopTrades++
+      let state = ''
+      await waitFor('the loop trade to end', async () => {
+        state = await stateOf(attacker, 'buyer', tradeId)
+        return ['delivered', 'failed', 'refunded', 'finalized'].includes(state) || Date.now() >= end
+      }, SOAK_TRADE_TIMEOUT_MS, 1000).catch(() => {})
+      // An out-of-gas end means the node ran the loop to its gas cap: the attack was delivered and paid for.
+      const r = (await attacker.rpc.call<{ records: Array<{ role: string, reason?: string }> }>('trade_get', { tradeId })).records.find(x => x.role === 'buyer')
+      const key = `loop_${state || 'unknown'}${/OutOfGas/i.test(r?.reason ?? '') ? '_outOfGas' : ''}`
+      counts[key] = (counts[key] ?? 0) + 1
+      if (key === 'loop_failed') console.error(`loop trade failed: ${r?.reason ?? ''}`)
+    } catch (err) {
+      console.error('loop trade failed:', (err as Error).message)
+      await sleep(5000)
+    }
+  }
 }
 
 /** One round of hostile traffic from a fresh host; counts what was sent. */
@@ -144,7 +184,8 @@ export interface SoakReport {
 
 export async function soak (o: { minutes: number, trades: number, quiet: number }): Promise<SoakReport> {
   const dir = mkdtempSync(join(tmpdir(), 'sdte-soak-'))
-  const net = await LocalTestnet.start({ dir, buyers: 1, sellers: 1, nodes: 1 })
+  // buyers[0] is honest; buyers[1] is the attacker's, sending the precompile loops.
+  const net = await LocalTestnet.start({ dir, buyers: 2, sellers: 1, nodes: 1 })
   const daemons: Record<string, TestnetDaemon> = { buyer: net.buyers[0], seller: net.sellers[0], node: net.nodes[0] }
   const memory: SoakReport['memory'] = { buyer: [], seller: [], node: [] }
   let t0 = performance.now()
@@ -167,7 +208,7 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
     await demandWatcher.start()
     const demands: Demand[] = []
     demandWatcher.subscribe(DEMAND_TOPIC, (m) => { try { demands.push(decodeDemand(m.data).demand) } catch {} })
-    const counts: Record<string, number> = { malformed: 0, idle: 0, slowReaders: 0, quotes: 0, quotesRefused: 0, offers: 0, demands: 0, rounds: 0 }
+    const counts: Record<string, number> = { malformed: 0, idle: 0, slowReaders: 0, quotes: 0, quotesRefused: 0, offers: 0, demands: 0, rounds: 0, loopTrades: 0 }
     const stop = new AbortController()
     t0 = performance.now()
     sample()
@@ -179,6 +220,7 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
         counts.rounds++
       }
     })
+    const loops = precompileLoops(net, end, counts)
     const flood: Trade[] = []
     let started = 0
     // Trades spread over the flood: the i-th starts no earlier than i/trades of the way through.
@@ -194,6 +236,7 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
     })
     await Promise.all(lanes)
     await Promise.all(attackers)
+    await loops
     stop.abort()
     await demandWatcher.stop()
     // Cool-down: the memory after the flood.
