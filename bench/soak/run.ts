@@ -65,10 +65,18 @@ async function stateOf (d: TestnetDaemon, role: string, tradeId: string): Promis
 async function honestTrade (net: LocalTestnet): Promise<Trade> {
   const buyer = net.buyers[0]
   const t0 = performance.now()
-  const { tradeId } = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
+  // A demand the buyer could not post (its control API timed out on a loaded machine, ...) is a trade
+  // not completed, reported with its error; it must not end the soak.
+  let tradeId: string
+  try {
+    ({ tradeId } = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
     tag: TAG, codePath: join(ARTIFACTS_DIR, 'HistogramFast.json'), nodes: 1, sellers: 1,
     sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: '100000000', outputPrice: '5', outputCap: '2048', deadlineSeconds: 600
-  })
+    }))
+  } catch (err) {
+    console.error('posting a demand failed:', (err as Error).message)
+    return { tradeId: '', ms: performance.now() - t0, state: `not posted (${(err as Error).name})` }
+  }
   let state = ''
   await waitFor('the trade to end', async () => {
     state = await stateOf(buyer, 'buyer', tradeId)
@@ -191,7 +199,15 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
   let t0 = performance.now()
   const sample = (): void => {
     const t = Math.round((performance.now() - t0) / 1000)
-    for (const [name, d] of Object.entries(daemons)) memory[name].push([t, Math.round(memoryOf(d.child.pid!).rssKiB / 1024)])
+    // A daemon that has exited has no VmRSS: recorded as -1 (and said), not a crash of the sampler.
+    for (const [name, d] of Object.entries(daemons)) {
+      try {
+        memory[name].push([t, Math.round(memoryOf(d.child.pid!).rssKiB / 1024)])
+      } catch {
+        console.error(`${name} daemon has no memory to sample (exit ${String(d.child.exitCode)}, signal ${String(d.child.signalCode)})`)
+        memory[name].push([t, -1])
+      }
+    }
   }
   try {
     const s = net.sellers[0]
