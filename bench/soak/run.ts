@@ -5,12 +5,13 @@
 // free quote requests to the node, idle streams and slow readers (a request sent, the reply never
 // read), and low-gas precompile loops: a second buyer daemon (the attacker's, a funded devnet
 // account) escrows trade after trade with the same seller and node whose analysis STATICCALLs sort
-// with an ABI head claiming 262,144 values and 300 gas, in a loop until the node's gas cap is spent.
+// with an ABI head claiming 262,144 values and 300 gas, in a loop until the node's gas cap is spent
+// (a new such trade every SOAK_LOOP_INTERVAL_MS; the node's log tells how its runs ended).
 // Reports the trades completed, their latency against the quiet run, and each daemon's resident
 // memory (VmRSS) over time, through a cool-down after the flood.
 //
 //   node_modules/.bin/node bench/soak/run.ts [--minutes 10] [--trades 20] [--quiet 3] [--out soak.json]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -39,6 +40,8 @@ export const SOAK_TRADE_TIMEOUT_MS = 300_000
 /** Attacker hosts alive at once; each lives one round and a fresh peer id takes its place. */
 export const SOAK_ATTACKERS = 4
 
+/** How often the attacker buyer posts a new loop trade during the flood, ms. */
+export const SOAK_LOOP_INTERVAL_MS = 40_000
 /** The attacker buyer's analysis gas cap per trade (the node runs its loop until this is spent). */
 export const SOAK_LOOP_GAS_CAP = 100_000_000n
 
@@ -85,31 +88,42 @@ async function honestTrade (net: LocalTestnet): Promise<Trade> {
   return { tradeId, ms: performance.now() - t0, state }
 }
 
-/** The attacker buyer's trades, one after the other until the flood ends: each escrows the loop's gas. */
-async function precompileLoops (net: LocalTestnet, end: number, counts: Record<string, number>): Promise<void> {
+/**
+ * The attacker buyer's trades: a new one every SOAK_LOOP_INTERVAL_MS until the flood ends, without
+ * waiting for the earlier ones (each escrows the loop's gas cap); their states are read at the end.
+ */
+async function precompileLoops (net: LocalTestnet, end: number, counts: Record<string, number>, posted: string[]): Promise<void> {
   const attacker = net.buyers[1]
   while (Date.now() < end) {
+    const next = Date.now() + SOAK_LOOP_INTERVAL_MS
     try {
       const { tradeId } = await attacker.rpc.call<{ tradeId: string }>('buyer_postDemand', {
         tag: TAG, code: PRECOMPILE_LOOP_CODE, nodes: 1, sellers: 1,
         sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: String(SOAK_LOOP_GAS_CAP), outputPrice: '5', outputCap: '2048', deadlineSeconds: 600
       })
+      posted.push(tradeId)
       counts.loopTrades++
-      let state = ''
-      await waitFor('the loop trade to end', async () => {
-        state = await stateOf(attacker, 'buyer', tradeId)
-        return ['delivered', 'failed', 'refunded', 'finalized'].includes(state) || Date.now() >= end
-      }, SOAK_TRADE_TIMEOUT_MS, 1000).catch(() => {})
-      // An out-of-gas end means the node ran the loop to its gas cap: the attack was delivered and paid for.
-      const r = (await attacker.rpc.call<{ records: Array<{ role: string, reason?: string }> }>('trade_get', { tradeId })).records.find(x => x.role === 'buyer')
-      const key = `loop_${state || 'unknown'}${/OutOfGas/i.test(r?.reason ?? '') ? '_outOfGas' : ''}`
-      counts[key] = (counts[key] ?? 0) + 1
-      if (key === 'loop_failed') console.error(`loop trade failed: ${r?.reason ?? ''}`)
     } catch (err) {
-      console.error('loop trade failed:', (err as Error).message)
-      await sleep(5000)
+      console.error('posting a loop trade failed:', (err as Error).message)
     }
+    if (next > Date.now()) await sleep(Math.min(next, end) - Date.now())
   }
+}
+
+/** The states the attacker's trades reached, and what the node's log says of its runs. */
+async function loopOutcome (net: LocalTestnet, posted: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const tradeId of posted) {
+    const st = `loopTrade_${await stateOf(net.buyers[1], 'buyer', tradeId).catch(() => 'unknown')}`
+    out[st] = (out[st] ?? 0) + 1
+  }
+  const log = readFileSync(join(net.nodes[0].datadir, 'daemon.log'), 'utf8').split('\n')
+  const count = (re: RegExp): number => log.filter(l => re.test(l)).length
+  out.nodeRunsOutOfGas = count(/analysis ran in the enclave.*"status":2/)
+  out.nodeRunsOk = count(/analysis ran in the enclave.*"status":0/)
+  out.nodeRunsKilled = count(/run ended without a result/)
+  out.nodeTasksGivenUp = count(/gave up the task/)
+  return out
 }
 
 /** One round of hostile traffic from a fresh host; counts what was sent. */
@@ -236,7 +250,8 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
         counts.rounds++
       }
     })
-    const loops = precompileLoops(net, end, counts)
+    const loopTrades: string[] = []
+    const loops = precompileLoops(net, end, counts, loopTrades)
     const flood: Trade[] = []
     let started = 0
     // Trades spread over the flood: the i-th starts no earlier than i/trades of the way through.
@@ -259,6 +274,7 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
     await sleep(SOAK_COOLDOWN_MS)
     sample()
     clearInterval(sampler)
+    Object.assign(counts, await loopOutcome(net, loopTrades))
 
     const done = flood.filter(t => t.state === 'delivered')
     const sorted = done.map(t => t.ms).sort((a, b) => a - b)
