@@ -3,14 +3,15 @@
 // while independent libp2p hosts of this process send mixed hostile traffic at the three daemons:
 // malformed frames on every protocol, refused offers to the buyer, unposted demands on the topic,
 // free quote requests to the node, idle streams and slow readers (a request sent, the reply never
-// read). Reports the trades completed, their latency against the quiet run, and each daemon's
-// resident memory (VmRSS) over time, through a cool-down after the flood.
+// read), and low-gas precompile loops: a second buyer daemon (the attacker's, a funded devnet
+// account) escrows trade after trade with the same seller and node whose analysis STATICCALLs sort
+// with an ABI head claiming 262,144 values and 300 gas, in a loop until the node's gas cap is spent
+// (a new such trade every SOAK_LOOP_INTERVAL_MS; the node's log tells how its runs ended).
+// Reports the trades completed, their latency against the quiet run, and each daemon's resident
+// memory (VmRSS) over time, through a cool-down after the flood.
 //
 //   node_modules/.bin/node bench/soak/run.ts [--minutes 10] [--trades 20] [--quiet 3] [--out soak.json]
-//
-// Not sent: low-gas precompile loops (they need an escrowed trade per run, i.e. gas; issue 11 item 2's
-// run budget and test/attacks/runaway-task-stalls-daemon cover them).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -39,6 +40,21 @@ export const SOAK_TRADE_TIMEOUT_MS = 300_000
 /** Attacker hosts alive at once; each lives one round and a fresh peer id takes its place. */
 export const SOAK_ATTACKERS = 4
 
+/** How often the attacker buyer posts a new loop trade during the flood, ms. */
+export const SOAK_LOOP_INTERVAL_MS = 40_000
+/** The attacker buyer's analysis gas cap per trade (the node runs its loop until this is spent). */
+export const SOAK_LOOP_GAS_CAP = 100_000_000n
+
+/**
+ * The low-gas precompile loop, hand-assembled (a contract that does only this needs no compiler):
+ * mem[0] = 0x20, mem[32] = 262144 (the ABI head of sort(int256[]) claiming 262,144 values), then
+ * forever: STATICCALL(gas 300, 0x0a02, args mem[0..64), no return data); POP. Each call is priced
+ * from the head (4 gas a value) before any value is read, so it fails for its 300 gas at once.
+ */
+export const PRECOMPILE_LOOP_CODE = '0x' +
+  '6020600052' + '62040000602052' + // MSTORE(0, 0x20); MSTORE(32, 262144)
+  '5b' + '6000600060406000610a0261012cfa50' + '600c56' // 12: JUMPDEST; STATICCALL(300, 0x0a02, 0, 64, 0, 0); POP; JUMP(12)
+
 const TAG = 'soak'
 const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
 
@@ -52,16 +68,62 @@ async function stateOf (d: TestnetDaemon, role: string, tradeId: string): Promis
 async function honestTrade (net: LocalTestnet): Promise<Trade> {
   const buyer = net.buyers[0]
   const t0 = performance.now()
-  const { tradeId } = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
+  // A demand the buyer could not post (its control API timed out on a loaded machine, ...) is a trade
+  // not completed, reported with its error; it must not end the soak.
+  let tradeId: string
+  try {
+    ({ tradeId } = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
     tag: TAG, codePath: join(ARTIFACTS_DIR, 'HistogramFast.json'), nodes: 1, sellers: 1,
     sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: '100000000', outputPrice: '5', outputCap: '2048', deadlineSeconds: 600
-  })
+    }))
+  } catch (err) {
+    console.error('posting a demand failed:', (err as Error).message)
+    return { tradeId: '', ms: performance.now() - t0, state: `not posted (${(err as Error).name})` }
+  }
   let state = ''
   await waitFor('the trade to end', async () => {
     state = await stateOf(buyer, 'buyer', tradeId)
     return ['delivered', 'failed', 'refunded'].includes(state)
   }, SOAK_TRADE_TIMEOUT_MS, 250).catch(() => {})
   return { tradeId, ms: performance.now() - t0, state }
+}
+
+/**
+ * The attacker buyer's trades: a new one every SOAK_LOOP_INTERVAL_MS until the flood ends, without
+ * waiting for the earlier ones (each escrows the loop's gas cap); their states are read at the end.
+ */
+async function precompileLoops (net: LocalTestnet, end: number, counts: Record<string, number>, posted: string[]): Promise<void> {
+  const attacker = net.buyers[1]
+  while (Date.now() < end) {
+    const next = Date.now() + SOAK_LOOP_INTERVAL_MS
+    try {
+      const { tradeId } = await attacker.rpc.call<{ tradeId: string }>('buyer_postDemand', {
+        tag: TAG, code: PRECOMPILE_LOOP_CODE, nodes: 1, sellers: 1,
+        sellerPrice: '10', sellerCap: '1000000', nodePrice: '1', nodeCap: String(SOAK_LOOP_GAS_CAP), outputPrice: '5', outputCap: '2048', deadlineSeconds: 600
+      })
+      posted.push(tradeId)
+      counts.loopTrades++
+    } catch (err) {
+      console.error('posting a loop trade failed:', (err as Error).message)
+    }
+    if (next > Date.now()) await sleep(Math.min(next, end) - Date.now())
+  }
+}
+
+/** The states the attacker's trades reached, and what the node's log says of its runs. */
+async function loopOutcome (net: LocalTestnet, posted: string[]): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const tradeId of posted) {
+    const st = `loopTrade_${await stateOf(net.buyers[1], 'buyer', tradeId).catch(() => 'unknown')}`
+    out[st] = (out[st] ?? 0) + 1
+  }
+  const log = readFileSync(join(net.nodes[0].datadir, 'daemon.log'), 'utf8').split('\n')
+  const count = (re: RegExp): number => log.filter(l => re.test(l)).length
+  out.nodeRunsOutOfGas = count(/analysis ran in the enclave.*"status":2/)
+  out.nodeRunsOk = count(/analysis ran in the enclave.*"status":0/)
+  out.nodeRunsKilled = count(/run ended without a result/)
+  out.nodeTasksGivenUp = count(/gave up the task/)
+  return out
 }
 
 /** One round of hostile traffic from a fresh host; counts what was sent. */
@@ -144,13 +206,22 @@ export interface SoakReport {
 
 export async function soak (o: { minutes: number, trades: number, quiet: number }): Promise<SoakReport> {
   const dir = mkdtempSync(join(tmpdir(), 'sdte-soak-'))
-  const net = await LocalTestnet.start({ dir, buyers: 1, sellers: 1, nodes: 1 })
+  // buyers[0] is honest; buyers[1] is the attacker's, sending the precompile loops.
+  const net = await LocalTestnet.start({ dir, buyers: 2, sellers: 1, nodes: 1 })
   const daemons: Record<string, TestnetDaemon> = { buyer: net.buyers[0], seller: net.sellers[0], node: net.nodes[0] }
   const memory: SoakReport['memory'] = { buyer: [], seller: [], node: [] }
   let t0 = performance.now()
   const sample = (): void => {
     const t = Math.round((performance.now() - t0) / 1000)
-    for (const [name, d] of Object.entries(daemons)) memory[name].push([t, Math.round(memoryOf(d.child.pid!).rssKiB / 1024)])
+    // A daemon that has exited has no VmRSS: recorded as -1 (and said), not a crash of the sampler.
+    for (const [name, d] of Object.entries(daemons)) {
+      try {
+        memory[name].push([t, Math.round(memoryOf(d.child.pid!).rssKiB / 1024)])
+      } catch {
+        console.error(`${name} daemon has no memory to sample (exit ${String(d.child.exitCode)}, signal ${String(d.child.signalCode)})`)
+        memory[name].push([t, -1])
+      }
+    }
   }
   try {
     const s = net.sellers[0]
@@ -167,7 +238,7 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
     await demandWatcher.start()
     const demands: Demand[] = []
     demandWatcher.subscribe(DEMAND_TOPIC, (m) => { try { demands.push(decodeDemand(m.data).demand) } catch {} })
-    const counts: Record<string, number> = { malformed: 0, idle: 0, slowReaders: 0, quotes: 0, quotesRefused: 0, offers: 0, demands: 0, rounds: 0 }
+    const counts: Record<string, number> = { malformed: 0, idle: 0, slowReaders: 0, quotes: 0, quotesRefused: 0, offers: 0, demands: 0, rounds: 0, loopTrades: 0 }
     const stop = new AbortController()
     t0 = performance.now()
     sample()
@@ -179,6 +250,8 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
         counts.rounds++
       }
     })
+    const loopTrades: string[] = []
+    const loops = precompileLoops(net, end, counts, loopTrades)
     const flood: Trade[] = []
     let started = 0
     // Trades spread over the flood: the i-th starts no earlier than i/trades of the way through.
@@ -194,12 +267,14 @@ export async function soak (o: { minutes: number, trades: number, quiet: number 
     })
     await Promise.all(lanes)
     await Promise.all(attackers)
+    await loops
     stop.abort()
     await demandWatcher.stop()
     // Cool-down: the memory after the flood.
     await sleep(SOAK_COOLDOWN_MS)
     sample()
     clearInterval(sampler)
+    Object.assign(counts, await loopOutcome(net, loopTrades))
 
     const done = flood.filter(t => t.state === 'delivered')
     const sorted = done.map(t => t.ms).sort((a, b) => a - b)

@@ -11,7 +11,8 @@ import { createGossip } from './gossip.ts'
 import { createSdteLibp2p, type Libp2pComponents } from './libp2p.ts'
 import { libp2pLogger } from './logger.ts'
 import { resolveP2PHostOptions, type P2PHostOptions } from './options.ts'
-import { parseMultiaddr, parsePeerId, withTimeout } from './util.ts'
+import { parseMultiaddr, parsePeerId } from './util.ts'
+import { deadline, withDeadline } from '../deadline.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { P2PHost, P2PHostStatus, SdteLibp2p } from './types.ts'
 
@@ -70,7 +71,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       const target = multiaddr(address)
       if (address.endsWith(`/p2p/${selfId}`)) continue
       try {
-        await node.dial(target, { signal: withTimeout(opts.dialTimeoutMs, lifetime.signal) })
+        await withDeadline(opts.dialTimeoutMs, [lifetime.signal], async (signal) => await node.dial(target, { signal }))
       } catch (err) {
         log.debug('bootstrap dial failed', { address, error: err })
       }
@@ -164,7 +165,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       requireStarted('connect')
       const ma = parseMultiaddr(address)
       try {
-        const conn = await node.dial(ma, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+        const conn = await withDeadline(opts.dialTimeoutMs, [signal], async (s) => await node.dial(ma, { signal: s }))
         return { peerId: conn.remotePeer.toString() }
       } catch (err) {
         if (signal?.aborted === true) throw signal.reason
@@ -189,21 +190,23 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
     async handle (protocol, handler, handleOptions = {}) {
       const timeoutMs = handleOptions.timeoutMs ?? opts.handlerTimeoutMs
       await node.handle(protocol, async (stream, connection) => {
-        const deadline = AbortSignal.timeout(timeoutMs)
+        // Not AbortSignal.timeout, which Node keeps alive until it fires: see p2p/deadline.ts.
+        const d = deadline(timeoutMs)
         const onDeadline = (): void => {
           if (stream.status === 'open') stream.abort(new StreamTimeoutError(`handler for ${protocol}`, timeoutMs))
         }
-        deadline.addEventListener('abort', onDeadline, { once: true })
+        d.signal.addEventListener('abort', onDeadline, { once: true })
         const remotePeer = connection.remotePeer.toString()
         try {
-          await handler(stream, { remotePeer, connection, signal: deadline })
-          if (stream.status === 'open' && stream.writeStatus === 'writable') await stream.close({ signal: deadline })
+          await handler(stream, { remotePeer, connection, signal: d.signal })
+          if (stream.status === 'open' && stream.writeStatus === 'writable') await stream.close({ signal: d.signal })
         } catch (err) {
           // A misbehaving remote is routine, not an operator problem: debug, not warn.
           log.debug('protocol handler failed', { protocol, remotePeer, error: err })
           if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
         } finally {
-          deadline.removeEventListener('abort', onDeadline)
+          d.signal.removeEventListener('abort', onDeadline)
+          d.clear()
         }
       }, {
         maxInboundStreams: handleOptions.maxInboundStreams ?? opts.maxInboundStreams,
@@ -220,13 +223,13 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       const id = parsePeerId(peerId)
       try {
         try {
-          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+          return await withDeadline(opts.dialTimeoutMs, [signal], async (s) => await node.dialProtocol(id, protocol, { signal: s }))
         } catch (err) {
           // Reached only through a relay: our protocols do not run on a relayed (limited) connection,
           // but the peer's DCUtR turns it into a direct one when we can be dialled; wait for that.
           if ((err as Error).name !== 'LimitedConnectionError') throw err
-          await directConnection(id.toString(), withTimeout(opts.directUpgradeWaitMs, signal))
-          return await node.dialProtocol(id, protocol, { signal: withTimeout(opts.dialTimeoutMs, signal) })
+          await withDeadline(opts.directUpgradeWaitMs, [signal], async (s) => { await directConnection(id.toString(), s) })
+          return await withDeadline(opts.dialTimeoutMs, [signal], async (s) => await node.dialProtocol(id, protocol, { signal: s }))
         }
       } catch (err) {
         if (signal?.aborted === true) throw signal.reason

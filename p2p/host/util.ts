@@ -22,11 +22,6 @@ export function parseMultiaddr (address: string): Multiaddr {
   }
 }
 
-export function withTimeout (timeoutMs: number, signal?: AbortSignal): AbortSignal {
-  const t = AbortSignal.timeout(timeoutMs)
-  return signal == null ? t : AbortSignal.any([signal, t])
-}
-
 export async function sleep (ms: number, signal: AbortSignal): Promise<void> {
   await new Promise<void>((resolve) => {
     const done = (): void => { clearTimeout(timer); signal.removeEventListener('abort', done); resolve() }

@@ -20,6 +20,7 @@ import {
 } from '../errors.ts'
 import { DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MESSAGE_TIMEOUT_MS, MAX_VARINT_BYTES } from './constants.ts'
 import { decodeVarint, encodeVarint } from './varint.ts'
+import { deadline } from '../deadline.ts'
 import type { Schema } from './schema.ts'
 import type { Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 
@@ -211,16 +212,15 @@ export function messageChannel (stream: Stream, options: MessageChannelOptions =
   /** Runs one operation under its own timeout plus the channel's and the caller's signals. */
   async function guarded<R> (what: string, op: OperationOptions | undefined, fn: (signal: AbortSignal) => Promise<R>): Promise<R> {
     if (failure != null) throw failure
-    const timeout = AbortSignal.timeout(messageTimeoutMs)
-    const signals = [timeout]
-    if (channelSignal != null) signals.push(channelSignal)
-    if (op?.signal != null) signals.push(op.signal)
-    const signal = signals.length === 1 ? timeout : AbortSignal.any(signals)
+    // Not AbortSignal.timeout/any, which Node keeps alive until the timer fires: see p2p/deadline.ts.
+    const d = deadline(messageTimeoutMs, [channelSignal, op?.signal])
     try {
-      return await fn(signal)
+      return await fn(d.signal)
     } catch (err) {
-      if (timeout.aborted && signal.reason === timeout.reason) throw fail(new StreamTimeoutError(what, messageTimeoutMs))
+      if (d.timedOut()) throw fail(new StreamTimeoutError(what, messageTimeoutMs))
       throw fail(asError(err, what))
+    } finally {
+      d.clear()
     }
   }
 

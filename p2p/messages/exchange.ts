@@ -3,6 +3,7 @@
 // but will not serve it (unknown trade, not chosen, ...), so the caller gets a reason, not a reset.
 import { SdteError } from '../../config/index.ts'
 import { messageChannel, type MessageChannel } from './channel.ts'
+import { clearOnClose, deadline } from '../deadline.ts'
 import * as s from './schema.ts'
 import { P2PError, ProtocolViolationError } from '../errors.ts'
 import type { P2PHost, ProtocolHandlerContext } from '../host/index.ts'
@@ -16,10 +17,17 @@ export interface ExchangeOptions {
 
 /** Dials `protocol` on `peerId` and wraps the stream; every operation is bounded by the exchange deadline. */
 export async function openExchange (host: P2PHost, peerId: string, protocol: string, o: ExchangeOptions): Promise<MessageChannel> {
-  const deadline = AbortSignal.timeout(o.exchangeTimeoutMs)
-  const signal = o.signal === undefined ? deadline : AbortSignal.any([o.signal, deadline])
-  const stream = await host.dialProtocol(peerId, protocol, { signal })
-  return messageChannel(stream, { maxMessageBytes: o.maxMessageBytes, messageTimeoutMs: o.messageTimeoutMs, signal })
+  // Not AbortSignal.timeout/any: see p2p/deadline.ts. The deadline ends with the stream.
+  const d = deadline(o.exchangeTimeoutMs, [o.signal])
+  let stream
+  try {
+    stream = await host.dialProtocol(peerId, protocol, { signal: d.signal })
+  } catch (err) {
+    d.clear()
+    throw err
+  }
+  clearOnClose(stream, d)
+  return messageChannel(stream, { maxMessageBytes: o.maxMessageBytes, messageTimeoutMs: o.messageTimeoutMs, signal: d.signal })
 }
 
 /** Bounds of a refusal's reason code and human-readable message. */
