@@ -129,7 +129,7 @@ export class SdteDaemon {
       if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
-        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey, metrics: this.metrics.registry })
+        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey, metrics: this.metrics.registry, confirmations: o.trade.confirmations })
         this.chain = chain
         this.closers.push({ name: 'chain', close: () => chain.close() })
       }

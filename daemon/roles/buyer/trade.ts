@@ -26,6 +26,8 @@ export interface BuyerTradeData {
   rejected?: Refusal[]
   deposit?: string
   deadline?: number
+  /** The openTrade transaction (a reorganisation that drops it is repaired: escrow.ts reopenVanishedEscrow). */
+  escrowTx?: string
   finalResultHash?: string
   finalStatus?: number
   resultSize?: string
