@@ -30,7 +30,7 @@ import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
 import { appError } from './rpc/errors.ts'
 import { API_FILE, API_TOKEN_FILE, API_TOKEN_READONLY_FILE } from './rpc/client.ts'
-import { registerAdminMethods } from './methods/admin.ts'
+import { registerAdminMethods, NO_BOOTSTRAP_WARNING } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
 import { dashboardPages, DASHBOARD_HEADERS } from './dashboard/index.ts'
 import { VERSION } from './version.ts'
@@ -57,6 +57,8 @@ export class SdteDaemon {
   keys!: DaemonKeys
   store!: Store
   network: NetworkFile | null = null
+  /** The bootstrap peers dialed at start: --bootstrap and the network file's. */
+  bootstrap: string[] = []
   chain: ChainClient | null = null
   p2p!: P2PHost
   rpc!: RpcServer
@@ -104,6 +106,7 @@ export class SdteDaemon {
         maxConnections: o.p2p.maxConnections
       }
       resolveP2PHostOptions(p2pOptions)
+      this.bootstrap = p2pOptions.bootstrap
 
       mkdirSync(o.datadir, { recursive: true, mode: 0o700 })
       const lock = lockDatadir(o.datadir)
@@ -143,6 +146,12 @@ export class SdteDaemon {
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })
+      // Without a bootstrap peer a daemon finds nobody unless dialed: say so, with the fix. A relay is
+      // usually the bootstrap peer itself, so for a relay only it is information.
+      if (this.bootstrap.length === 0) {
+        if (o.roles.every(r => r === 'relay')) log.info('no bootstrap peers: others find this daemon by dialing it (give its listening address as their --bootstrap)')
+        else log.warn(NO_BOOTSTRAP_WARNING)
+      }
 
       if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain)
       await this.startControlApi()
