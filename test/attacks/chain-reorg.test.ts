@@ -3,9 +3,10 @@
 // not back in the pool, as when the competing chain's miner never saw them). The parties' receipts
 // said "mined"; the trade must still end correctly (the result, every payment and the refund to the
 // wei, nothing left in DTMC) and no party's record may stay active: never stuck, never funds lost.
-// The reorg is of 1 and of 2 blocks, at the two riskiest moments: right after the escrow (sellers
-// start delivering, nodes start running on a trade that then vanishes) and right after the
-// settlement (the buyer took the result as final and withdrew its refund).
+// The reorg is at the two riskiest moments: of 1 block right after the escrow (sellers start
+// delivering, nodes start running on a trade that then vanishes), and of 2 right after the
+// settlement (the last reveal and the withdrawals after it vanish, while the buyer took the result as
+// final and recorded its refund). Two trades only, to keep the file short.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -103,10 +104,6 @@ async function tradeThroughReorg (tag: string, event: DtmcEvent, depth: number):
 
 test('a 1-block reorg right after the escrow: the trade still settles, paid to the wei', async () => {
   await tradeThroughReorg('reorg-open-1', 'TradeOpened', 1)
-})
-
-test('a 2-block reorg right after the escrow: the trade still settles, paid to the wei', async () => {
-  await tradeThroughReorg('reorg-open-2', 'TradeOpened', 2)
 })
 
 test('a 2-block reorg right after the settlement: settled again, nobody paid twice or not at all', async () => {
