@@ -16,6 +16,8 @@ export const DEFAULT_TICK_MS = 500
  * right for a devnet, which mines one block per transaction and never reorganises on its own; whatever it is,
  * a transaction a reorganisation drops is broadcast again and the roles re-check the chain. On a public chain
  * use more, e.g. 3 on Ethereum mainnet (reorganisations deeper than 2 blocks are very rare since the merge).
+ * Not more than 1 on a chain that mines only on transactions (an automining devnet): no block would follow
+ * the last transaction, and its send would wait for its receipt timeout.
  */
 export const DEFAULT_CONFIRMATIONS = 1
 /** Buyer: how long offers are collected after a demand goes out. */
