@@ -41,6 +41,9 @@ import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
 
 const log = logger('sdte:daemon')
 
+/** How often a daemon with a trading role withdraws a credit left on DTMC (e.g. a withdrawal a reorganisation dropped). */
+export const CREDIT_SWEEP_INTERVAL_MS = 30_000
+
 /** What a daemon on a devnet tops its own account up to at start (anvil_setBalance). */
 export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
 
@@ -236,6 +239,18 @@ export class SdteDaemon {
       }
     }, this.options.trade.tickMs)
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
+
+    // Whatever DTMC credits this account and nobody withdrew is withdrawn now and then: a withdrawal a chain
+    // reorganisation dropped after its trade was recorded paid (the roles withdraw once, when the trade ends).
+    const sweep = setInterval(() => {
+      void (async () => {
+        if (await chain.dtmc.creditOf(this.keys.ethAddress) === 0n) return
+        const { amount } = await chain.dtmc.withdraw()
+        log.info('withdrew a credit left on DTMC', { amount })
+      })().catch((err: unknown) => { log.debug('credit sweep failed (will retry)', { err: err as Error }) })
+    }, CREDIT_SWEEP_INTERVAL_MS)
+    sweep.unref()
+    this.closers.push({ name: 'credit sweep', close: () => clearInterval(sweep) })
   }
 
   private async startMonitor (setup: MetricsSetup): Promise<void> {
