@@ -173,6 +173,11 @@ class TxQueue {
   private readonly provider: Provider
   private readonly sent: SentTransaction[] = []
   private readonly onResubmit: (hash: string) => void
+  /** What the last look saw: the head's hash, whether every watched transaction was mined, and the sends so far. */
+  private lastHead: string | null = null
+  private allMined = false
+  private sends = 0
+  private sendsAtLastLook = 0
 
   constructor (signer: Signer, provider: Provider, onResubmit: (hash: string) => void = () => {}) {
     this.signer = signer
@@ -201,6 +206,7 @@ class TxQueue {
           const raw = await this.signer.signTransaction(populated)
           const response = await this.provider.broadcastTransaction(raw)
           this.sent.push({ hash: response.hash, nonce: this.nonce, raw })
+          this.sends++
           if (this.sent.length > MAX_WATCHED_TRANSACTIONS) this.sent.shift()
           this.nonce++
           return response
@@ -223,14 +229,20 @@ class TxQueue {
   resubmitDropped (): Promise<number> {
     if (this.sent.length === 0) return Promise.resolve(0)
     return this.enqueue(async () => {
-      const head = await this.provider.getBlockNumber()
+      // One read when nothing changed: the same head as at the last look, when every watched one was mined.
+      const latest = await this.provider.getBlock('latest')
+      if (latest === null) return 0
+      if (latest.hash === this.lastHead && this.allMined && this.sends === this.sendsAtLastLook) return 0
+      const head = latest.number
       let resubmitted = 0
+      let allMined = true
       for (const s of [...this.sent].sort((a, b) => a.nonce - b.nonce)) {
         const receipt = await this.provider.getTransactionReceipt(s.hash)
         if (receipt !== null) {
           if (receipt.blockNumber <= head - MAX_REORG_DEPTH) this.forget(s)
           continue
         }
+        allMined = false
         if (await this.provider.getTransaction(s.hash) !== null) continue // still pending
         try {
           await this.provider.broadcastTransaction(s.raw)
@@ -242,6 +254,9 @@ class TxQueue {
           this.nonce = undefined
         }
       }
+      this.lastHead = latest.hash
+      this.allMined = allMined
+      this.sendsAtLastLook = this.sends
       return resubmitted
     })
   }

@@ -405,7 +405,7 @@ async function cmdDevnetUp (o: { dir: string, host?: string, announce?: string, 
   const { computeMeasurement } = await import('../enclave/index.ts')
   let network = await devnetUp({ dir, host: o.host, announce: o.announce, port, measurements: o.measurement ?? [computeMeasurement()], blockTime, bootstrap: o.bootstrap })
   if (o.relay !== false) {
-    const { startDevnetRelay } = await import('./tools/devnet-relay.ts')
+    const { startDevnetRelay } = await import('./tools/index.ts')
     try {
       network = await startDevnetRelay(dir, { host: o.host ?? '127.0.0.1', announce: o.announce, port: relayPort })
     } catch (err) {
@@ -422,7 +422,7 @@ async function cmdDevnetUp (o: { dir: string, host?: string, announce?: string, 
 
 async function cmdDevnetDown (o: { dir: string, json?: boolean }): Promise<void> {
   const { devnetDown } = await import('../contracts/tools/index.ts')
-  const { stopDevnetRelay } = await import('./tools/devnet-relay.ts')
+  const { stopDevnetRelay } = await import('./tools/index.ts')
   await stopDevnetRelay(resolve(o.dir))
   const stopped = await devnetDown(resolve(o.dir))
   out(o.json === true ? JSON.stringify({ stopped }) : stopped ? 'devnet stopped' : 'no devnet running there')
@@ -431,7 +431,7 @@ async function cmdDevnetDown (o: { dir: string, json?: boolean }): Promise<void>
 async function cmdDevnetStatus (o: { dir: string, json?: boolean }): Promise<number> {
   const dir = resolve(o.dir)
   const { devnetStatus } = await import('../contracts/tools/index.ts')
-  const { devnetRelayPid } = await import('./tools/devnet-relay.ts')
+  const { devnetRelayPid } = await import('./tools/index.ts')
   const s = { ...await devnetStatus(dir), relayPid: devnetRelayPid(dir) ?? null }
   if (o.json === true) out(JSON.stringify(s, null, 2))
   else if (s.running) out(`devnet running in ${dir} (pid ${s.pid})${s.network !== undefined ? `: chain ${s.chainId ?? s.network.chainId} at ${s.network.rpcUrl}${s.blockNumber !== undefined ? `, block ${s.blockNumber}` : ''}; network file ${dir}/network.json` : ''}; relay ${s.relayPid !== null ? `running (pid ${s.relayPid})${s.network !== undefined ? ` at ${s.network.bootstrap[0] ?? '?'}` : ''}` : 'not running'}`)
