@@ -10,6 +10,16 @@ export const MIN_SCRYPT_N = 1024
 export const DEFAULT_LOG_LEVEL = 'info'
 /** How often each role looks at its active trades and the chain. */
 export const DEFAULT_TICK_MS = 500
+/**
+ * Blocks deep a transaction of ours must be before the role acts on it as done, and how deep a trade's opening
+ * must be before a seller delivers data or a node runs for it (contracts/client.ts). 1, as soon as it is mined:
+ * right for a devnet, which mines one block per transaction and never reorganises on its own; whatever it is,
+ * a transaction a reorganisation drops is broadcast again and the roles re-check the chain. On a public chain
+ * use more, e.g. 3 on Ethereum mainnet (reorganisations deeper than 2 blocks are very rare since the merge).
+ * Not more than 1 on a chain that mines only on transactions (an automining devnet): no block would follow
+ * the last transaction, and its send would wait for its receipt timeout.
+ */
+export const DEFAULT_CONFIRMATIONS = 1
 /** Buyer: how long offers are collected after a demand goes out. */
 export const DEFAULT_OFFER_WINDOW_MS = 3000
 /** Buyer: how long one attestation may take before the node is passed over. */

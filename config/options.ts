@@ -188,6 +188,8 @@ const SECTIONS = {
   /** How the roles trade. Prices are wei as decimal strings. */
   trade: {
     tickMs: field(D.DEFAULT_TICK_MS, positiveInt),
+    /** Blocks deep our transactions, and a trade's opening, must be before the roles act on them (1: mined). */
+    confirmations: field(D.DEFAULT_CONFIRMATIONS, positiveInt),
     offerWindowMs: field(D.DEFAULT_OFFER_WINDOW_MS, positiveInt),
     attestTimeoutMs: field(D.DEFAULT_ATTEST_TIMEOUT_MS, positiveInt),
     nodePricePerGas: field(D.DEFAULT_NODE_PRICE_PER_GAS, decimalString),

@@ -145,26 +145,69 @@ function withMargin (gas: bigint): bigint {
   return gas + gas / 4n
 }
 
-/** Serialises sends of one account: one nonce counter, re-read from the chain after a failure. */
+/** Blocks deep a transaction of ours must be before `send` returns it, unless told: 1, as soon as it is mined (the daemon passes its trade.confirmations). */
+export const DEFAULT_SEND_CONFIRMATIONS = 1
+/**
+ * The deepest reorganisation the client (and the roles' event scans) are built to survive: a transaction of
+ * ours is watched until it is this many blocks deep, and broadcast again if a reorganisation dropped it.
+ */
+export const MAX_REORG_DEPTH = 12
+/** How often the client looks whether a reorganisation dropped a transaction of ours (ms). */
+export const REORG_CHECK_INTERVAL_MS = 1000
+/** Most transactions watched at once; past it the oldest stops being watched. */
+export const MAX_WATCHED_TRANSACTIONS = 256
+
+/** A transaction of ours, signed, kept until it is MAX_REORG_DEPTH deep so that it can be broadcast again. */
+interface SentTransaction { hash: string, nonce: number, raw: string }
+
+/**
+ * Serialises sends of one account: one nonce counter, re-read from the chain after a failure. It signs the
+ * transactions itself and keeps each one signed until it is MAX_REORG_DEPTH blocks deep: a reorganisation that
+ * drops it (the competing chain's blocks never had it, and no node has it pending any more) is repaired by
+ * broadcasting the very same transaction again (same nonce: it cannot take effect twice).
+ */
 class TxQueue {
   private tail: Promise<unknown> = Promise.resolve()
   private nonce: number | undefined
   private readonly signer: Signer
+  private readonly provider: Provider
+  private readonly sent: SentTransaction[] = []
+  private readonly onResubmit: (hash: string) => void
+  /** What the last look saw: the head's hash, whether every watched transaction was mined, and the sends so far. */
+  private lastHead: string | null = null
+  private allMined = false
+  private sends = 0
+  private sendsAtLastLook = 0
 
-  constructor (signer: Signer) {
+  constructor (signer: Signer, provider: Provider, onResubmit: (hash: string) => void = () => {}) {
     this.signer = signer
+    this.provider = provider
+    this.onResubmit = onResubmit
+  }
+
+  private enqueue<T> (fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn)
+    this.tail = run.catch(() => {})
+    return run
   }
 
   /** Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). */
   broadcast (tx: TransactionRequest): Promise<TransactionResponse> {
-    const run = this.tail.then(async () => {
+    return this.enqueue(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
           if (this.nonce === undefined) this.nonce = await this.signer.getNonce('pending')
           // A margin over the estimate: what a call costs can depend on the transactions mined before it
           // in the same block (e.g. which result group leads). Unused gas is not paid.
           const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx))
-          const response = await this.signer.sendTransaction({ ...tx, gasLimit, nonce: this.nonce })
+          // Signed here rather than by signer.sendTransaction (which does the same three steps) to keep the
+          // signed bytes for a broadcast after a reorganisation.
+          const populated = await this.signer.populateTransaction({ ...tx, gasLimit, nonce: this.nonce })
+          const raw = await this.signer.signTransaction(populated)
+          const response = await this.provider.broadcastTransaction(raw)
+          this.sent.push({ hash: response.hash, nonce: this.nonce, raw })
+          this.sends++
+          if (this.sent.length > MAX_WATCHED_TRANSACTIONS) this.sent.shift()
           this.nonce++
           return response
         } catch (err) {
@@ -175,8 +218,52 @@ class TxQueue {
         }
       }
     })
-    this.tail = run.catch(() => {})
-    return run
+  }
+
+  /**
+   * Our transactions a reorganisation dropped (no receipt and not pending) are broadcast again, oldest nonce
+   * first; those MAX_REORG_DEPTH deep stop being watched. One whose nonce another transaction took since
+   * (a restart, another client of the account) is given up: the roles' own checks see what it did not do.
+   * Returns how many were broadcast again.
+   */
+  resubmitDropped (): Promise<number> {
+    if (this.sent.length === 0) return Promise.resolve(0)
+    return this.enqueue(async () => {
+      // One read when nothing changed: the same head as at the last look, when every watched one was mined.
+      const latest = await this.provider.getBlock('latest')
+      if (latest === null) return 0
+      if (latest.hash === this.lastHead && this.allMined && this.sends === this.sendsAtLastLook) return 0
+      const head = latest.number
+      let resubmitted = 0
+      let allMined = true
+      for (const s of [...this.sent].sort((a, b) => a.nonce - b.nonce)) {
+        const receipt = await this.provider.getTransactionReceipt(s.hash)
+        if (receipt !== null) {
+          if (receipt.blockNumber <= head - MAX_REORG_DEPTH) this.forget(s)
+          continue
+        }
+        allMined = false
+        if (await this.provider.getTransaction(s.hash) !== null) continue // still pending
+        try {
+          await this.provider.broadcastTransaction(s.raw)
+          resubmitted++
+          this.onResubmit(s.hash)
+        } catch (err) {
+          if (!isError(err, 'NONCE_EXPIRED') && !isError(err, 'REPLACEMENT_UNDERPRICED')) throw err
+          this.forget(s)
+          this.nonce = undefined
+        }
+      }
+      this.lastHead = latest.hash
+      this.allMined = allMined
+      this.sendsAtLastLook = this.sends
+      return resubmitted
+    })
+  }
+
+  private forget (s: SentTransaction): void {
+    const i = this.sent.indexOf(s)
+    if (i >= 0) this.sent.splice(i, 1)
   }
 }
 
@@ -185,6 +272,8 @@ interface SendContext {
   signer?: Signer
   queue?: TxQueue
   receiptTimeoutMs: number
+  /** Blocks deep a transaction must be before `send` returns it (1: mined). */
+  confirmations: number
   metrics: ChainMetrics
 }
 
@@ -195,13 +284,16 @@ interface ChainMetrics {
   gasUsed: Counter
   /** Failed calls and sends, by the error's name. */
   errors: Counter
+  /** Transactions of ours broadcast again after a reorganisation dropped them. */
+  resubmitted: Counter
 }
 
 function chainMetrics (registry: MetricsRegistry): ChainMetrics {
   return {
     transactions: registry.counter('sdte_chain_transactions_total', 'Transactions sent, by contract, method and outcome (mined, reverted, rejected)', ['contract', 'method', 'outcome']),
     gasUsed: registry.counter('sdte_chain_gas_used_total', 'Gas used by mined transactions (reverted ones too), by contract and method', ['contract', 'method']),
-    errors: registry.counter('sdte_chain_errors_total', 'Failed chain calls and transactions, by contract, method and error name', ['contract', 'method', 'error'])
+    errors: registry.counter('sdte_chain_errors_total', 'Failed chain calls and transactions, by contract, method and error name', ['contract', 'method', 'error']),
+    resubmitted: registry.counter('sdte_chain_resubmitted_total', 'Transactions broadcast again after a chain reorganisation dropped them', [])
   }
 }
 
@@ -257,7 +349,7 @@ class Bound {
     }
     let receipt: TransactionReceipt
     try {
-      receipt = await waitForReceipt(this.ctx.provider, response.hash, this.ctx.receiptTimeoutMs, this.ctx.provider.pollingInterval)
+      receipt = await this.confirmed(response.hash)
     } catch (err) {
       throw this.counted(method, err as Error)
     }
@@ -272,6 +364,27 @@ class Bound {
       throw this.counted(method, toRevertError(why ?? makeCallException(), this.name, method, response.hash))
     }
     return receipt
+  }
+
+  /**
+   * The receipt of our transaction `hash` once it is `confirmations` blocks deep and still in the chain: one that
+   * a reorganisation dropped meanwhile is broadcast again (the same signed transaction) and waited for again.
+   */
+  private async confirmed (hash: string): Promise<TransactionReceipt> {
+    const { provider, confirmations, receiptTimeoutMs, queue } = this.ctx
+    const until = Date.now() + receiptTimeoutMs
+    const poll = provider.pollingInterval
+    for (;;) {
+      const receipt = await waitForReceipt(provider, hash, Math.max(0, until - Date.now()), poll)
+      if (confirmations <= 1) return receipt
+      while (await provider.getBlockNumber() < receipt.blockNumber + confirmations - 1) {
+        if (Date.now() > until) throw new ReceiptTimeoutError(`${hash} not ${confirmations} blocks deep within ${receiptTimeoutMs} ms`)
+        await new Promise(resolve => setTimeout(resolve, poll))
+      }
+      const again = await provider.getTransactionReceipt(hash)
+      if (again !== null && again.blockHash === receipt.blockHash) return again
+      await queue?.resubmitDropped()
+    }
   }
 
   /** The decoded events of this contract in a receipt. */
@@ -809,6 +922,13 @@ export interface ChainClientOptions {
   pollingIntervalMs?: number
   /** How long to wait for a receipt (default 120 s). */
   receiptTimeoutMs?: number
+  /**
+   * Blocks deep a transaction of ours must be before a send returns (default DEFAULT_SEND_CONFIRMATIONS, 1: mined).
+   * Whatever it is, a transaction a reorganisation drops later is broadcast again (see TxQueue).
+   */
+  confirmations?: number
+  /** How often to look for our transactions a reorganisation dropped (default REORG_CHECK_INTERVAL_MS; 0: never). */
+  reorgCheckMs?: number
   /** Skip the chain id and contract code checks (default false). */
   skipChecks?: boolean
   /** Where the client counts its transactions, gas and errors (handed in, like a logger). Default: noMetrics. */
@@ -822,17 +942,32 @@ export class ChainClient {
   readonly bdbc: BdbcClient
   readonly dtmc: DtmcClient
   readonly network: ChainClientOptions['network']
+  /** Blocks deep a transaction of ours is when a send returns it; the roles read events as deep. */
+  readonly confirmations: number
+  private readonly queue: TxQueue | undefined
+  private readonly reorgTimer: ReturnType<typeof setInterval> | undefined
 
   private constructor (opts: ChainClientOptions, provider: JsonRpcProvider, signer?: Signer) {
     this.provider = provider
     this.signer = signer
     this.network = opts.network
+    const metrics = chainMetrics(opts.metrics ?? noMetrics)
+    this.queue = signer !== undefined ? new TxQueue(signer, provider, () => { metrics.resubmitted.inc() }) : undefined
+    this.confirmations = opts.confirmations ?? DEFAULT_SEND_CONFIRMATIONS
     const ctx: SendContext = {
       provider,
       signer,
-      queue: signer !== undefined ? new TxQueue(signer) : undefined,
+      queue: this.queue,
       receiptTimeoutMs: opts.receiptTimeoutMs ?? 120_000,
-      metrics: chainMetrics(opts.metrics ?? noMetrics)
+      confirmations: this.confirmations,
+      metrics
+    }
+    const every = opts.reorgCheckMs ?? REORG_CHECK_INTERVAL_MS
+    if (this.queue !== undefined && every > 0) {
+      const queue = this.queue
+      // Errors (the chain briefly unreachable) are left for the next look.
+      this.reorgTimer = setInterval(() => { queue.resubmitDropped().catch(() => {}) }, every)
+      this.reorgTimer.unref()
     }
     this.cisc = new CiscClient(opts.network.contracts.CISC, ctx)
     this.bdbc = new BdbcClient(opts.network.contracts.BDBC, ctx)
@@ -896,7 +1031,18 @@ export class ChainClient {
     return decodeLogs(logs, { [contracts.CISC]: 'CISC', [contracts.BDBC]: 'BDBC', [contracts.DTMC]: 'DTMC' })
   }
 
+  /** Broadcasts again our transactions a reorganisation dropped (also done every reorgCheckMs); returns how many. */
+  async resubmitDropped (): Promise<number> {
+    return await (this.queue?.resubmitDropped() ?? Promise.resolve(0))
+  }
+
+  /** The newest block `confirmations` deep: what the roles scan events up to. */
+  async confirmedBlock (): Promise<number> {
+    return (await this.blockNumber()) - (this.confirmations - 1)
+  }
+
   close (): void {
+    clearInterval(this.reorgTimer)
     this.provider.destroy()
   }
 }

@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from 'commander'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { isIP } from 'node:net'
 import { configureLogging } from './log.ts'
 import {
   SdteError, LOG_LEVELS, LOG_FORMATS, isLogLevel, ConfigError, defaultDatadir, defaultOptions, parseListenHost, parseP2PMode, parsePort, parseRoles,
@@ -393,24 +394,41 @@ async function cmdWatch (tradeId: string, o: { datadir?: string, interval: strin
   }
 }
 
-async function cmdDevnetUp (o: { dir: string, port?: string, measurement?: string[], blockTime?: string, bootstrap?: string[], json?: boolean }): Promise<void> {
+async function cmdDevnetUp (o: { dir: string, host?: string, announce?: string, port?: string, relay?: boolean, relayPort?: string, measurement?: string[], blockTime?: string, bootstrap?: string[], json?: boolean }): Promise<void> {
   const dir = resolve(o.dir)
   const blockTime = o.blockTime === undefined ? undefined : Number(o.blockTime)
   if (blockTime !== undefined && (!Number.isInteger(blockTime) || blockTime < 1)) throw new UsageError('--block-time must be a whole number of seconds, at least 1')
   let port: number | undefined
-  try { port = o.port === undefined ? undefined : parsePort(o.port, '--port') } catch (err) { throw new UsageError((err as Error).message) }
-  const { devnetUp } = await import('../contracts/tools/index.ts')
+  let relayPort: number | undefined
+  try {
+    port = o.port === undefined ? undefined : parsePort(o.port, '--port')
+    relayPort = o.relayPort === undefined ? undefined : parsePort(o.relayPort, '--relay-port')
+    for (const [flag, ip] of [['--host', o.host], ['--announce', o.announce]] as const) if (ip !== undefined && isIP(ip) === 0) throw new UsageError(`${flag} must be an IP address`)
+  } catch (err) { throw new UsageError((err as Error).message) }
+  if ((o.host === '0.0.0.0' || o.host === '::') && o.announce === undefined) throw new UsageError('--host 0.0.0.0 listens on every address: give the one other hosts reach this one at with --announce IP')
+  const { devnetUp, devnetDown } = await import('../contracts/tools/index.ts')
   const { computeMeasurement } = await import('../enclave/index.ts')
-  const network = await devnetUp({ dir, port, measurements: o.measurement ?? [await computeMeasurement()], blockTime, bootstrap: o.bootstrap })
+  let network = await devnetUp({ dir, host: o.host, announce: o.announce, port, measurements: o.measurement ?? [await computeMeasurement()], blockTime, bootstrap: o.bootstrap })
+  if (o.relay !== false) {
+    const { startDevnetRelay } = await import('./tools/index.ts')
+    try {
+      network = await startDevnetRelay(dir, { host: o.host ?? '127.0.0.1', announce: o.announce, port: relayPort })
+    } catch (err) {
+      await devnetDown(dir)
+      throw err
+    }
+  }
   if (o.json === true) {
     out(JSON.stringify({ ...network, networkFile: join(dir, 'network.json') }, null, 2))
     return
   }
-  out(`devnet up: chain ${network.chainId} at ${network.rpcUrl}\n  CISC ${network.contracts.CISC}\n  BDBC ${network.contracts.BDBC}\n  DTMC ${network.contracts.DTMC}\n  attestation root ${network.attestationRoot}\n  accepted enclave ${network.measurements.join(', ')}\n  network file ${dir}/network.json`)
+  out(`devnet up: chain ${network.chainId} at ${network.rpcUrl}\n  CISC ${network.contracts.CISC}\n  BDBC ${network.contracts.BDBC}\n  DTMC ${network.contracts.DTMC}\n  attestation root ${network.attestationRoot}\n  accepted enclave ${network.measurements.join(', ')}\n  bootstrap ${network.bootstrap.length > 0 ? network.bootstrap.join(', ') : '(none: daemons need --bootstrap)'}\n  network file ${dir}/network.json`)
 }
 
 async function cmdDevnetDown (o: { dir: string, json?: boolean }): Promise<void> {
   const { devnetDown } = await import('../contracts/tools/index.ts')
+  const { stopDevnetRelay } = await import('./tools/index.ts')
+  await stopDevnetRelay(resolve(o.dir))
   const stopped = await devnetDown(resolve(o.dir))
   out(o.json === true ? JSON.stringify({ stopped }) : stopped ? 'devnet stopped' : 'no devnet running there')
 }
@@ -418,9 +436,10 @@ async function cmdDevnetDown (o: { dir: string, json?: boolean }): Promise<void>
 async function cmdDevnetStatus (o: { dir: string, json?: boolean }): Promise<number> {
   const dir = resolve(o.dir)
   const { devnetStatus } = await import('../contracts/tools/index.ts')
-  const s = await devnetStatus(dir)
+  const { devnetRelayPid } = await import('./tools/index.ts')
+  const s = { ...await devnetStatus(dir), relayPid: devnetRelayPid(dir) ?? null }
   if (o.json === true) out(JSON.stringify(s, null, 2))
-  else if (s.running) out(`devnet running in ${dir} (pid ${s.pid})${s.network !== undefined ? `: chain ${s.chainId ?? s.network.chainId} at ${s.network.rpcUrl}${s.blockNumber !== undefined ? `, block ${s.blockNumber}` : ''}; network file ${dir}/network.json` : ''}`)
+  else if (s.running) out(`devnet running in ${dir} (pid ${s.pid})${s.network !== undefined ? `: chain ${s.chainId ?? s.network.chainId} at ${s.network.rpcUrl}${s.blockNumber !== undefined ? `, block ${s.blockNumber}` : ''}; network file ${dir}/network.json` : ''}; relay ${s.relayPid !== null ? `running (pid ${s.relayPid})${s.network !== undefined ? ` at ${s.network.bootstrap[0] ?? '?'}` : ''}` : 'not running'}`)
   else process.stderr.write(`sdte: no devnet running in ${dir} (start one with: sdte devnet up --dir ${dir})\n`)
   return s.running ? EXIT_OK : EXIT_FAILURE
 }
@@ -561,7 +580,11 @@ Exit codes: ${EXIT_OK} ok, ${EXIT_FAILURE} the command failed, ${EXIT_USAGE} the
   const devnet = root.command('devnet').description('a local chain (anvil) with the contracts, for testing')
   devnet.command('up').description('start anvil, deploy the contracts, write DIR/network.json')
     .requiredOption('--dir <dir>', 'the devnet\'s directory')
+    .option('--host <ip>', 'the address the chain and the relay listen on (default 127.0.0.1: this host only; 0.0.0.0: every address, with --announce)')
+    .option('--announce <ip>', 'the address other hosts reach them at, written into network.json (default: --host)')
     .option('--port <n>', 'anvil\'s port (default: any free port)')
+    .option('--relay-port <n>', 'the relay\'s libp2p TCP port (default: any free port)')
+    .option('--no-relay', 'start no relay (network.json then lists only the --bootstrap peers)')
     .option('--measurement <0x..>', 'an accepted enclave measurement (repeatable; default: this build\'s)', collect)
     .option('--block-time <s>', 'mine a block every s seconds (default: on each transaction)')
     .option('--bootstrap <multiaddr>', 'a bootstrap peer to write into network.json (repeatable)', collect)

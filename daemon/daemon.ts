@@ -27,7 +27,7 @@ import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
 import { appError } from './rpc/errors.ts'
 import { API_FILE, API_TOKEN_FILE, API_TOKEN_READONLY_FILE } from './rpc/client.ts'
-import { registerAdminMethods } from './methods/admin.ts'
+import { registerAdminMethods, NO_BOOTSTRAP_WARNING } from './methods/admin.ts'
 import { registerNetMethods } from './methods/net.ts'
 import { dashboardPages, DASHBOARD_HEADERS } from './dashboard/index.ts'
 import { VERSION } from './version.ts'
@@ -37,6 +37,9 @@ import { RefuseRequest } from '../p2p/index.ts'
 import { decodeDemand, DemandInvalidError } from '../p2p/index.ts'
 
 const log = logger('sdte:daemon')
+
+/** How often a daemon with a trading role withdraws a credit left on DTMC (e.g. a withdrawal a reorganisation dropped). */
+export const CREDIT_SWEEP_INTERVAL_MS = 30_000
 
 /** What a daemon on a devnet tops its own account up to at start (anvil_setBalance). */
 export const DEVNET_ACCOUNT_FUNDS = 1000n * 10n ** 18n
@@ -54,6 +57,8 @@ export class SdteDaemon {
   keys!: DaemonKeys
   store!: Store
   network: NetworkFile | null = null
+  /** The bootstrap peers dialed at start: --bootstrap and the network file's. */
+  bootstrap: string[] = []
   chain: ChainClient | null = null
   p2p!: P2PHost
   rpc!: RpcServer
@@ -101,6 +106,7 @@ export class SdteDaemon {
         maxConnections: o.p2p.maxConnections
       }
       resolveP2PHostOptions(p2pOptions)
+      this.bootstrap = p2pOptions.bootstrap
 
       mkdirSync(o.datadir, { recursive: true, mode: 0o700 })
       const lock = lockDatadir(o.datadir)
@@ -126,7 +132,7 @@ export class SdteDaemon {
       if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
-        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey, metrics: this.metrics.registry })
+        const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey, metrics: this.metrics.registry, confirmations: o.trade.confirmations })
         this.chain = chain
         this.closers.push({ name: 'chain', close: () => chain.close() })
       }
@@ -140,6 +146,12 @@ export class SdteDaemon {
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })
+      // Without a bootstrap peer a daemon finds nobody unless dialed: say so, with the fix. A relay is
+      // usually the bootstrap peer itself, so for a relay only it is information.
+      if (this.bootstrap.length === 0) {
+        if (o.roles.every(r => r === 'relay')) log.info('no bootstrap peers: others find this daemon by dialing it (give its listening address as their --bootstrap)')
+        else log.warn(NO_BOOTSTRAP_WARNING)
+      }
 
       if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain)
       await this.startControlApi()
@@ -232,6 +244,18 @@ export class SdteDaemon {
       }
     }, this.options.trade.tickMs)
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
+
+    // Whatever DTMC credits this account and nobody withdrew is withdrawn now and then: a withdrawal a chain
+    // reorganisation dropped after its trade was recorded paid (the roles withdraw once, when the trade ends).
+    const sweep = setInterval(() => {
+      void (async () => {
+        if (await chain.dtmc.creditOf(this.keys.ethAddress) === 0n) return
+        const { amount } = await chain.dtmc.withdraw()
+        log.info('withdrew a credit left on DTMC', { amount })
+      })().catch((err: unknown) => { log.debug('credit sweep failed (will retry)', { err: err as Error }) })
+    }, CREDIT_SWEEP_INTERVAL_MS)
+    sweep.unref()
+    this.closers.push({ name: 'credit sweep', close: () => clearInterval(sweep) })
   }
 
   private async startMonitor (setup: MetricsSetup): Promise<void> {

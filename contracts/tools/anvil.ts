@@ -41,26 +41,26 @@ export function anvilBinary (): string {
   return bin
 }
 
-/** A free TCP port on 127.0.0.1 (anvil cannot be told to pick one itself and report it). */
-export async function freePort (): Promise<number> {
+/** A free TCP port on `host` (default 127.0.0.1; anvil cannot be told to pick one itself and report it). */
+export async function freePort (host = '127.0.0.1'): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()
     server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, host, () => {
       const { port } = server.address() as { port: number }
       server.close(() => resolve(port))
     })
   })
 }
 
-/** Whether nothing listens on 127.0.0.1:port (so an anvil started there is the one that answers). */
-export async function portIsFree (port: number): Promise<boolean> {
+/** Whether nothing listens on host:port, default 127.0.0.1 (so an anvil started there is the one that answers). */
+export async function portIsFree (port: number, host = '127.0.0.1'): Promise<boolean> {
   return await new Promise(resolve => {
     const server = createServer()
     server.unref()
     server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+    server.listen(port, host, () => server.close(() => resolve(true)))
   })
 }
 

@@ -7,7 +7,7 @@
 //   attestation-root.key    the simulated attestation service's private key (0600; never logged)
 //   deployer.key            the funded dev deployer's private key, DTMC's admin (0600)
 //
-//   sdte devnet up --dir DIR [--port N] [--measurement 0x..]... [--block-time S] [--bootstrap MULTIADDR]...
+//   sdte devnet up --dir DIR [--host IP] [--announce IP] [--port N] [--measurement 0x..]... [--block-time S] [--bootstrap MULTIADDR]...
 //   sdte devnet down --dir DIR
 //   sdte devnet status --dir DIR
 // (daemon/cli.ts parses those flags; this module has no command line of its own.)
@@ -23,10 +23,12 @@ const DEPLOYER_FUNDS = parseEther('10000')
 
 export interface DevnetOptions {
   dir: string
-  /** RPC port on 127.0.0.1; absent or 0: a free one. */
+  /** RPC port on `host`; absent or 0: a free one. */
   port?: number
-  /** Address anvil listens on (and network.json names). Default 127.0.0.1. */
+  /** Address anvil listens on. Default 127.0.0.1; 0.0.0.0 (every address) needs `announce`. */
   host?: string
+  /** Address other hosts reach the chain at, which network.json's rpcUrl names. Default: `host`. */
+  announce?: string
   /** Enclave measurements DTMC accepts (0x bytes32); more can be added later by the admin (deployer.key). */
   measurements?: string[]
   chainId?: number
@@ -94,10 +96,12 @@ export async function devnetUp (opts: DevnetOptions): Promise<NetworkFile> {
     throw new DevnetError(`a devnet is already running in ${dir} (pid ${running}); stop it first with: sdte devnet down --dir ${dir}`)
   }
   const chainId = opts.chainId ?? DEVNET_CHAIN_ID
-  const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort()
-  if (!await portIsFree(port)) throw new DevnetError(`port ${port} on 127.0.0.1 is in use`)
   const host = opts.host ?? '127.0.0.1'
-  const rpcUrl = `http://${host}:${port}`
+  const announce = opts.announce ?? host
+  if (announce === '0.0.0.0' || announce === '::') throw new DevnetError(`the chain listens on every address (${host}): give the one other hosts reach it at (announce)`)
+  const port = opts.port !== undefined && opts.port !== 0 ? opts.port : await freePort(host)
+  if (!await portIsFree(port, host)) throw new DevnetError(`port ${port} on ${host} is in use`)
+  const rpcUrl = `http://${announce.includes(':') ? `[${announce}]` : announce}:${port}`
 
   const log = openSync(p.log, 'a')
   const child = spawn(anvilBinary(), anvilArgs(port, { chainId, blockTime: opts.blockTime, host }), {
@@ -113,7 +117,7 @@ export async function devnetUp (opts: DevnetOptions): Promise<NetworkFile> {
   child.once('exit', () => { exited = true })
 
   try {
-    await waitForRpc(rpcUrl, 15_000, () => !exited)
+    await waitForRpc(`http://${host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host}:${port}`, 15_000, () => !exited)
     const root = Wallet.createRandom()
     writeSecret(p.root, root.privateKey)
     const deployer = Wallet.createRandom()

@@ -11,9 +11,15 @@ export interface AdminParts {
   p2p: Pick<P2PHost, 'addresses' | 'peers' | 'connect' | 'reachability'>
   options: { roles: readonly string[] }
   network: Pick<NetworkFile, 'chainId' | 'contracts' | 'name'> | null
+  /** The bootstrap peers it dialed at start: its own and the network file's. */
+  bootstrap: readonly string[]
   version: string
   stop: () => Promise<void>
 }
+
+/** What a daemon with no bootstrap peer and no peer says (log at start, admin_info `warnings`), with the fix. */
+export const NO_BOOTSTRAP_WARNING = 'no bootstrap peers: this daemon finds no other peer unless one dials it; ' +
+  'give --bootstrap MULTIADDR (a relay\'s /ip4/.../tcp/.../p2p/...), or a network file whose "bootstrap" lists one (sdte devnet up writes its relay there)'
 
 /** How long admin_connect waits for a dial before answering PeerUnreachable. */
 export const CONNECT_TIMEOUT_MS = 15_000
@@ -33,6 +39,8 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
       chainId: nullable(integer()),
       contracts: nullable(record(address(), 'contract name -> address')),
       network: nullable(string('network name')),
+      bootstrap: array(string('multiaddr'), 'the bootstrap peers it dialed at start (--bootstrap and the network file\'s)'),
+      warnings: array(string('what is wrong and how to fix it'), 'problems of its configuration now, e.g. no bootstrap peer and no peer found'),
       version: string()
     }, { description: 'identity and configuration of this daemon' }),
     errors: [],
@@ -45,6 +53,8 @@ export function registerAdminMethods (rpc: RpcServer, daemon: AdminParts): void 
       chainId: daemon.network?.chainId ?? null,
       contracts: daemon.network?.contracts ?? null,
       network: daemon.network?.name ?? null,
+      bootstrap: [...daemon.bootstrap],
+      warnings: daemon.bootstrap.length === 0 && daemon.p2p.peers().length === 0 ? [NO_BOOTSTRAP_WARNING] : [],
       version: daemon.version
     })
   })

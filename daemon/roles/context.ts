@@ -2,7 +2,7 @@
 // protocols), plus a few chain reads the roles share.
 import { SdteError, type DaemonOptions } from '../../config/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
-import type { ChainClient, TradeView } from '../../contracts/index.ts'
+import { MAX_REORG_DEPTH, type ChainClient, type TradeView } from '../../contracts/index.ts'
 import type { P2PHost } from '../../p2p/index.ts'
 import type { OfferProtocol } from '../../p2p/index.ts'
 import type { AttestProtocol } from '../../p2p/index.ts'
@@ -125,7 +125,8 @@ export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock 
 
 /** Ids of trades in which `account` took part in `role` since `fromBlock`, with the block scanned up to. */
 export async function newTradesOf (chain: ChainClient, account: string, role: 'seller' | 'node', fromBlock: number): Promise<{ tradeIds: string[], toBlock: number }> {
-  const toBlock = await chain.blockNumber()
+  // Only blocks as deep as the client's confirmations: a trade is acted on once its opening is that deep.
+  const toBlock = await chain.confirmedBlock()
   if (toBlock < fromBlock) return { tradeIds: [], toBlock: fromBlock - 1 }
   const c = chain.dtmc.contract
   const filter = role === 'seller' ? c.filters.TradeSeller(null, account) : c.filters.TradeNode(null, account)
@@ -137,15 +138,18 @@ export async function newTradesOf (chain: ChainClient, account: string, role: 's
 /**
  * Calls `take` for every trade DTMC opened with us in `role` since the last scan and that we have no
  * record of yet; the scan position is kept in the store, so a restart neither misses nor repeats.
+ * Each scan goes back MAX_REORG_DEPTH blocks before it: a trade whose opening a reorganisation moved into
+ * a block at a height already scanned (or that was gone when `take` looked) is seen again.
  */
 export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string) => Promise<void>): Promise<void> {
   const key = `${role}:scannedBlock`
-  const from = ((await ctx.store.meta.get(key)) as number | undefined) ?? ctx.network.deployBlock
+  const scanned = ((await ctx.store.meta.get(key)) as number | undefined) ?? ctx.network.deployBlock
+  const from = Math.max(ctx.network.deployBlock, scanned - MAX_REORG_DEPTH)
   const { tradeIds, toBlock } = await newTradesOf(ctx.chain, ctx.keys.ethAddress, role, from)
   for (const tradeId of tradeIds) {
     if (await ctx.trades.get(role, tradeId) === undefined) await take(tradeId)
   }
-  await ctx.store.meta.put(key, toBlock + 1)
+  await ctx.store.meta.put(key, Math.max(scanned, toBlock + 1))
 }
 
 /**

@@ -1,6 +1,7 @@
 // A trade on a chain that mines a block every 2 s (anvil --block-time 2, as `sdte devnet up
 // --block-time 2` runs it) rather than one per transaction: every role must wait for its
-// transactions to be mined, and read the chain after they are. The result and the payments to the
+// transactions to be mined, and read the chain after they are; with trade.confirmations 2, as on a
+// public chain, each waits for one more block. The result and the payments to the
 // wei are checked as in trade.test.ts.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
@@ -14,13 +15,15 @@ import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { runTrade, expectedPayments, paymentsOf, type TradeRun } from '../helpers/trade.ts'
 
 const BLOCK_TIME_S = 2
+/** As on a public chain: every role waits for its transactions, and the trade's opening and end, to be 2 blocks deep. */
+const CONFIRMATIONS = 2
 const dir = mkdtempSync(join(tmpdir(), 'sdte-blocks-'))
 const datasets = [sampleDataset(900, 31)]
 let net: LocalTestnet
 let run: TradeRun
 
 test.before(async () => {
-  net = await LocalTestnet.start({ dir, sellers: 1, nodes: 2, blockTime: BLOCK_TIME_S })
+  net = await LocalTestnet.start({ dir, sellers: 1, nodes: 2, blockTime: BLOCK_TIME_S, config: { trade: { confirmations: CONFIRMATIONS } } })
 })
 
 test.after(async () => {

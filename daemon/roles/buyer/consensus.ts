@@ -36,6 +36,8 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
     }
     return undefined
   }
+  // Final only once its settlement (or refund) is trade.confirmations deep: a reorganisation may yet undo it.
+  if (t.state !== 'finalized' && ctx.chain.confirmations > 1 && await endedAt(ctx, t.tradeId) > await ctx.chain.confirmedBlock()) return undefined
   if (t.state !== 'finalized') {
     const credits = await creditsOf(ctx.chain, t.tradeId, ctx.network.deployBlock)
     const refund = credits.get(ctx.keys.ethAddress.toLowerCase()) ?? 0n
@@ -56,4 +58,14 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
     return undefined
   }
   return { t, view }
+}
+
+/** The block of the trade's TradeSettled or TradeRefunded event (the newest, should there be several). */
+async function endedAt (ctx: RoleContext, tradeId: string): Promise<number> {
+  const c = ctx.chain.dtmc.contract
+  const logs = [
+    ...await c.queryFilter(c.filters.TradeSettled(tradeId), ctx.network.deployBlock),
+    ...await c.queryFilter(c.filters.TradeRefunded(tradeId), ctx.network.deployBlock)
+  ]
+  return Math.max(0, ...logs.map(l => l.blockNumber))
 }

@@ -9,7 +9,7 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
   const d = demandOf(t)
   const started = Date.now()
   const deadline = (await chainTime(ctx.chain)) + d.tradeSeconds
-  const { deposit } = await ctx.chain.dtmc.openTrade({
+  const { deposit, receipt } = await ctx.chain.dtmc.openTrade({
     salt: t.data.salt,
     tagHash: tagHashOf(d.tag),
     codeHash: d.codeHash,
@@ -28,7 +28,26 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
   })
   log.info('escrowed', { tradeId: t.tradeId, deposit, nodes: chosen.length })
   await ctx.trades.transition(t, 'escrowed', {
-    data: { deposit: deposit.toString(), deadline, phaseMs: { ...t.data.phaseMs, escrow: Date.now() - started } },
+    data: { deposit: deposit.toString(), deadline, escrowTx: receipt.hash, phaseMs: { ...t.data.phaseMs, escrow: Date.now() - started } },
     note: `deposit ${deposit} wei; nodes chosen in ${chosen.map(n => `${n.attestMs} ms`).join(', ')}`
   })
+}
+
+/**
+ * The trade we escrowed is not on DTMC: a reorganisation dropped the block that opened it. The chain client
+ * broadcasts the same transaction again; only when it cannot (a restart lost it, or its nonce was taken since)
+ * and the transaction is neither mined nor pending is the trade opened again, with the same parties and terms
+ * (the same salt: the same trade id, which the sellers and nodes already know).
+ */
+export async function reopenVanishedEscrow (ctx: RoleContext, t: BuyerTrade): Promise<void> {
+  if (await ctx.chain.resubmitDropped() > 0) return
+  if (await ctx.chain.dtmc.trade(t.tradeId) !== null) return
+  if (t.data.escrowTx !== undefined && await ctx.chain.provider.getTransaction(t.data.escrowTx) !== null) return
+  const chosen = t.data.chosenNodes
+  if (chosen === undefined) {
+    await ctx.trades.transition(t, 'failed', { reason: 'the escrow left the chain in a reorganisation and the chosen nodes are not recorded' })
+    return
+  }
+  log.warn('the escrow left the chain in a reorganisation: opening the trade again', { tradeId: t.tradeId })
+  await openEscrow(ctx, t, chosen)
 }

@@ -19,7 +19,7 @@ import { advanceActive, type Role, type RoleContext } from '../context.ts'
 import { attestNodes, deliverCode } from './attestation.ts'
 import { followConsensus } from './consensus.ts'
 import { postDemand, publishDemand, type PostDemandParams } from './demand.ts'
-import { openEscrow } from './escrow.ts'
+import { openEscrow, reopenVanishedEscrow } from './escrow.ts'
 import { log } from './log.ts'
 import { checkOffer, chooseCandidates, recordOffer } from './offers.ts'
 import { rateSeller } from './rating.ts'
@@ -93,6 +93,10 @@ export class BuyerRole implements Role {
         await this.attestAndEscrow(t)
         return
       default: {
+        if (await this.ctx.chain.dtmc.trade(t.tradeId) === null) {
+          await reopenVanishedEscrow(this.ctx, t)
+          return
+        }
         const settled = await followConsensus(this.ctx, t)
         if (settled !== undefined) await fetchResult(this.ctx, settled.t, settled.view)
       }

@@ -27,6 +27,8 @@ export interface BuyerTradeData {
   rejected?: Refusal[]
   deposit?: string
   deadline?: number
+  /** The openTrade transaction (a reorganisation that drops it is repaired: escrow.ts reopenVanishedEscrow). */
+  escrowTx?: string
   finalResultHash?: string
   finalStatus?: number
   /** Why the final run delivered no output, as the enclave told this buyer (encrypted to it; enclave RunDiagnosis). */

@@ -284,7 +284,11 @@ export class SellerRole implements Role {
 
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
-    if (view === null) return
+    if (view === null) {
+      // A reorganisation took the trade's opening away; its buyer opens it again (same id). One that never comes back ends here.
+      if (await chainTime(this.ctx.chain) > t.data.deadline) await this.ctx.trades.transition(t, 'failed', { reason: 'the trade left the chain in a reorganisation and was not opened again by its deadline' })
+      return
+    }
     await this.claimDeliveries(t, view)
     if (await collectPayment(this.ctx, t, view)) return
     if (t.state === 'escrowed' || t.state === 'delivering') {

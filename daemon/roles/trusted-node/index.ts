@@ -503,7 +503,14 @@ export class TrustedNodeRole implements Role {
 
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(t.tradeId)
-    if (view === null) return
+    if (view === null) {
+      // A reorganisation took the trade's opening away; its buyer opens it again (same id). One that never comes back ends here.
+      if (await chainTime(this.ctx.chain) > t.data.deadline) {
+        await this.ctx.trades.transition(t, 'failed', { reason: 'the trade left the chain in a reorganisation and was not opened again by its deadline' })
+        await this.forgetTask(t.data.taskId)
+      }
+      return
+    }
     if (await collectPayment(this.ctx, t, view)) {
       // The task's sealed code and data are no longer needed unless the buyer still fetches our
       // result (or, when the final run produced no output, its diagnosis): there is none to fetch when
@@ -531,7 +538,15 @@ export class TrustedNodeRole implements Role {
       return
     }
     // The latest block's time lags the clock on a chain that mines only on demand: the next block is at least now.
-    if (t.state === 'submitted' && t.data.revealed !== true && revealOpen(view, Math.max(now, Math.floor(Date.now() / 1000)))) {
+    // Our commitment is not on DTMC any more: a reorganisation dropped it. The chain client broadcasts it again;
+    // when it cannot, commit again (the run is not repeated: the enclave returns its sealed result).
+    if (t.state === 'submitted' && t.data.revealed !== true && view.nodes[t.data.nodeIndex]?.committed !== true && await this.ctx.chain.resubmitDropped() === 0) {
+      await this.ctx.trades.transition(t, 'executing', { note: 'our commitment left the chain in a reorganisation: committing again' })
+      return
+    }
+    // Revealed but not on DTMC: a reorganisation dropped the reveal (the chain client broadcasts it again; this is for when it cannot).
+    const revealLost = view.nodes[t.data.nodeIndex]?.committed === true && view.nodes[t.data.nodeIndex]?.submitted !== true
+    if (t.state === 'submitted' && (t.data.revealed !== true || revealLost) && revealOpen(view, Math.max(now, Math.floor(Date.now() / 1000)))) {
       t = await this.reveal(t, view)
     }
     if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {

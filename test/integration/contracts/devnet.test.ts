@@ -36,7 +36,9 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
   assert.is(network.chainId, 31337)
   assert.match(network.rpcUrl, /^http:\/\/127\.0\.0\.1:\d+$/)
   assert.equal(network.measurements, [MEASUREMENT])
-  assert.equal(network.bootstrap, [])
+  // its relay, started beside the chain, is the network's bootstrap peer: a daemon needs only the file
+  assert.is(network.bootstrap.length, 1)
+  assert.match(network.bootstrap[0], /^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/p2p\/12D3Koo\w+$/)
   assert.ok(network.deployBlock >= 1)
   const raw = JSON.parse(readFileSync(join(dir, 'network.json'), 'utf8'))
   assert.equal(Object.keys(raw).sort(), ['attestationRoot', 'bootstrap', 'chainId', 'contracts', 'deployBlock', 'devnet', 'measurements', 'name', 'rpcUrl'])
@@ -80,6 +82,8 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
   assert.match(again.stderr, /^sdte: a devnet is already running in .*; stop it first with: sdte devnet down --dir .*\n$/)
   const { stdout: statusJson } = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'status', '--dir', dir, '--json'], { cwd: root })
   assert.is(JSON.parse(statusJson).running, true)
+  assert.ok(Number.isInteger(JSON.parse(statusJson).relayPid), 'the relay runs')
+  const relayPid = JSON.parse(statusJson).relayPid as number
 
   const { stdout: down } = await run(process.execPath, ['daemon/cli.ts', 'devnet', 'down', '--dir', dir], { cwd: root })
   assert.match(down, /devnet stopped/)
@@ -89,6 +93,7 @@ test('devnet up from a command that exits; anvil lives on; network.json, keys; d
   assert.is(stopped?.code, 1)
   assert.match(stopped?.stderr ?? '', /no devnet running in .*start one with: sdte devnet up/)
   assert.not.ok(existsSync(join(dir, 'anvil.pid')))
+  assert.throws(() => process.kill(relayPid, 0), 'the relay was stopped too')
   await rpc(network.rpcUrl, 'eth_chainId', [], 500).then(() => assert.unreachable('anvil still answers'), () => {})
   assert.is(await devnetDown(dir), false)
 })

@@ -55,7 +55,7 @@ const HELP: Record<string, string[]> = {
   watch: ['--datadir', '--interval', '--json', '<trade-id>'],
   demo: ['--keep', '--dir', '--analysis', '--plain', '--records', '--nodes'],
   devnet: ['up', 'down', 'status'],
-  'devnet up': ['--dir', '--port', '--measurement', '--block-time', '--bootstrap', '--json'],
+  'devnet up': ['--dir', '--host', '--announce', '--port', '--relay-port', '--no-relay', '--measurement', '--block-time', '--bootstrap', '--json'],
   'devnet down': ['--dir', '--json'],
   'devnet status': ['--dir', '--json'],
   deploy: ['--rpc', '--keystore', '--password-file', '--attestation-root', '--measurement', '--out', '--name', '--bootstrap'],

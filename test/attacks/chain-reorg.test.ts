@@ -1,0 +1,113 @@
+// A reorganisation of the chain during a trade (issue 12): the block that opened the trade, or the
+// one that settled it, is replaced by an empty block (anvil_reorg: the dropped transactions are gone,
+// not back in the pool, as when the competing chain's miner never saw them). The parties' receipts
+// said "mined"; the trade must still end correctly (the result, every payment and the refund to the
+// wei, nothing left in DTMC) and no party's record may stay active: never stuck, never funds lost.
+// The reorg is at the two riskiest moments: of 1 block right after the escrow (sellers start
+// delivering, nodes start running on a trade that then vanishes), and of 2 right after the
+// settlement (the last reveal and the withdrawals after it vanish, while the buyer took the result as
+// final and recorded its refund). Two trades only, to keep the file short.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { getBytes } from 'ethers'
+import { LocalTestnet, waitFor } from '../../daemon/tools/index.ts'
+import { ChainClient, rpc } from '../../contracts/index.ts'
+import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
+import { runTrade, expectedPayments, paymentsOf, type TradeRun } from '../helpers/trade.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'sdte-reorg-'))
+let net: LocalTestnet
+let chain: ChainClient
+
+test.before(async () => {
+  net = await LocalTestnet.start({ dir, sellers: 1, nodes: 2 })
+  chain = await ChainClient.connect({ network: net.network })
+})
+
+test.after(async () => {
+  chain?.close()
+  await net?.stop()
+  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
+})
+
+type DtmcEvent = 'TradeOpened' | 'TradeSettled'
+/** How long one trade may take (a few seconds when nothing goes wrong; a stuck one fails here). */
+const TRADE_TIMEOUT_MS = 90_000
+
+/**
+ * Waits for DTMC's first `event` from block `fromBlock` on and, the moment it is seen, replaces the
+ * last `depth` blocks with empty ones. Returns the block of the event and the head at the reorg: the
+ * event's block must be among those dropped, or the test proves nothing.
+ */
+async function reorgOn (event: DtmcEvent, depth: number, fromBlock: number, stop: { stopped: boolean }): Promise<{ eventBlock: number, head: number }> {
+  const rpcUrl = net.network.rpcUrl
+  const topic = chain.dtmc.iface.getEvent(event)!.topicHash
+  const until = Date.now() + TRADE_TIMEOUT_MS
+  while (Date.now() < until && !stop.stopped) {
+    const head = await headBlock()
+    const logs = head < fromBlock ? [] : await rpc<Array<{ blockNumber: string }>>(rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [topic], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: `0x${head.toString(16)}` }])
+    if (logs.length > 0) {
+      await rpc(rpcUrl, 'anvil_reorg', [depth, []])
+      return { eventBlock: Number(logs[0].blockNumber), head }
+    }
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  throw new Error(`no ${event} seen`)
+}
+
+async function headBlock (): Promise<number> {
+  return Number(await rpc<string>(net.network.rpcUrl, 'eth_blockNumber', []))
+}
+
+/** A trade with a reorg of `depth` blocks the moment `event` is mined; checked to the wei, and every party's part ended. */
+async function tradeThroughReorg (tag: string, event: DtmcEvent, depth: number): Promise<void> {
+  const datasets = [sampleDataset(700 + depth * 50, depth + (event === 'TradeOpened' ? 0 : 10))]
+  const from = await headBlock() + 1
+  const stop = { stopped: false }
+  const reorg = reorgOn(event, depth, from, stop)
+  reorg.catch(() => {}) // awaited below; a trade that fails first must not leave it unhandled
+  let run: TradeRun
+  try {
+    run = await runTrade(net, { tag, datasets, nodes: 2, timeoutMs: TRADE_TIMEOUT_MS })
+  } finally {
+    stop.stopped = true
+  }
+  const r = await reorg
+  assert.ok(r.eventBlock > r.head - depth, `the reorg of ${depth} at head ${r.head} dropped the block ${r.eventBlock} with ${event}`)
+  assert.ok(await chain.dtmc.trade(run.tradeId) !== null, 'the trade is on the chain after the reorg')
+
+  const rec = run.view.records[0]
+  assert.is(rec.state, 'delivered', `${rec.reason ?? ''} ${JSON.stringify(rec.rejected)}`)
+  assert.ok(run.result.verified, 'result hash equals the final hash on DTMC')
+  assert.equal(getBytes(run.result.result), referenceOutput('Stats', datasets))
+  const { deposit, payments } = expectedPayments(net, datasets, run.view)
+  assert.is(BigInt(run.view.chain.deposit), deposit)
+  assert.equal(paymentsOf(run.view), payments, 'the buyer records the payments of the chain as it is now')
+
+  // Every party ends its part, and withdraws all DTMC credited it: nothing is left in the contract.
+  for (const d of [...net.sellers, ...net.nodes]) {
+    await waitFor(`${d.name}'s part of the trade to end`, async () => {
+      const v = await d.rpc.call<{ records: Array<{ role: string, state: string }> }>('trade_get', { tradeId: run.tradeId })
+      const mine = v.records.find(x => x.role === d.role)
+      return mine !== undefined && ['finalized', 'delivered'].includes(mine.state) ? true : undefined
+    }, 60_000, 250)
+  }
+  for (const d of [...net.buyers, ...net.sellers, ...net.nodes]) {
+    await waitFor(`${d.name}'s credit on DTMC to be withdrawn`, async () => (await chain.dtmc.creditOf(d.info.ethAddress)) === 0n ? true : undefined, 60_000, 250)
+  }
+  const credited = await chain.provider.getBalance(net.network.contracts.DTMC)
+  assert.is(credited, 0n, 'DTMC holds no ether once every trade ended and every party withdrew')
+}
+
+test('a 1-block reorg right after the escrow: the trade still settles, paid to the wei', async () => {
+  await tradeThroughReorg('reorg-open-1', 'TradeOpened', 1)
+})
+
+test('a 2-block reorg right after the settlement: settled again, nobody paid twice or not at all', async () => {
+  await tradeThroughReorg('reorg-settle-2', 'TradeSettled', 2)
+})
+
+test.run()
