@@ -189,6 +189,9 @@ const SECTIONS = {
   trade: {
     tickMs: field(D.DEFAULT_TICK_MS, positiveInt),
     offerWindowMs: field(D.DEFAULT_OFFER_WINDOW_MS, positiveInt),
+    offerGraceMs: field(D.DEFAULT_OFFER_GRACE_MS, nonNegativeInt),
+    /** React to new blocks, trade state changes and stream messages at once; off: only the tick advances trades. */
+    events: field(true, flag),
     attestTimeoutMs: field(D.DEFAULT_ATTEST_TIMEOUT_MS, positiveInt),
     nodePricePerGas: field(D.DEFAULT_NODE_PRICE_PER_GAS, decimalString),
     nodeMaxGas: field(D.DEFAULT_NODE_MAX_GAS, decimalString)

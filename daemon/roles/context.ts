@@ -12,7 +12,7 @@ import type { Demand } from '../../p2p/index.ts'
 import type { Offer } from '../../p2p/index.ts'
 import type { DaemonKeys } from '../keys.ts'
 import type { Store } from '../store.ts'
-import type { TradeBook, TradeRecord, TradeRole } from '../trades.ts'
+import { TERMINAL_STATES, type TradeBook, type TradeRecord, type TradeRole } from '../trades.ts'
 import type { DaemonMetrics } from '../metrics.ts'
 import type { Logger } from '../log.ts'
 import type { RpcServer } from '../rpc/server.ts'
@@ -44,6 +44,12 @@ export interface RoleContext {
   attest: AttestProtocol
   data: DataProtocol
   result: ResultProtocol
+  /**
+   * Asks the daemon to advance `role`'s trades now rather than at the next safety poll (trade.tickMs): a
+   * stream message or a timer that may let a trade go on. Coalesced: a tick already running is followed by
+   * one more. The daemon also wakes every role on each new block and a role on its own trades' state changes.
+   */
+  wake: (role: TradeRole) => void
 }
 
 /** A role's behaviour: started after the daemon's parts, ticked to advance its trades, stopped before them. */
@@ -147,11 +153,16 @@ export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', 
   await ctx.store.meta.put(key, toBlock + 1)
 }
 
+/** Trades (of an in-flight set) whose step was asked for again while it ran: it runs once more when done. */
+const stepAgain = new WeakMap<Set<string>, Set<string>>()
+
 /**
  * One step for each active trade of a role; a step that fails is logged and tried again next tick.
  * With `inFlight`, each step runs in the background and a trade whose step is still running is
  * skipped: a role whose steps take seconds (the buyer's offer window, attestation) does not hold up
- * its other trades, nor the daemon's tick, behind one of them.
+ * its other trades, nor the daemon's tick, behind one of them. A tick that finds a step in flight (an
+ * event came meanwhile: a block, a state change) has it run once more as soon as it ends, with the
+ * record as it is then, instead of leaving the trade to the next safety poll.
  */
 export async function advanceActive<D> (ctx: RoleContext, role: TradeRole, advance: (t: TradeRecord<D>) => Promise<void>, log: Logger, inFlight?: Set<string>): Promise<void> {
   const step = async (t: TradeRecord<D>): Promise<void> => {
@@ -161,13 +172,25 @@ export async function advanceActive<D> (ctx: RoleContext, role: TradeRole, advan
       log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
     }
   }
+  if (inFlight === undefined) {
+    for (const t of await ctx.trades.active<D>(role)) await step(t)
+    return
+  }
+  let again = stepAgain.get(inFlight)
+  if (again === undefined) stepAgain.set(inFlight, again = new Set())
+  const pending = again
+  const background = (t: TradeRecord<D>): void => {
+    inFlight.add(t.tradeId)
+    void step(t).finally(async () => {
+      if (!pending.delete(t.tradeId)) { inFlight.delete(t.tradeId); return }
+      const fresh = await ctx.trades.get<D>(role, t.tradeId).catch(() => undefined)
+      if (fresh !== undefined && !TERMINAL_STATES[fresh.role].includes(fresh.state)) background(fresh)
+      else inFlight.delete(t.tradeId)
+    })
+  }
   for (const t of await ctx.trades.active<D>(role)) {
-    if (inFlight === undefined) {
-      await step(t)
-    } else if (!inFlight.has(t.tradeId)) {
-      inFlight.add(t.tradeId)
-      void step(t).finally(() => inFlight.delete(t.tradeId))
-    }
+    if (inFlight.has(t.tradeId)) pending.add(t.tradeId)
+    else background(t)
   }
 }
 

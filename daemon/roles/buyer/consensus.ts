@@ -37,7 +37,9 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
   if (t.state !== 'finalized') {
     const credits = await creditsOf(ctx.chain, t.tradeId, ctx.network.deployBlock)
     const refund = credits.get(ctx.keys.ethAddress.toLowerCase()) ?? 0n
-    await withdrawCredit(ctx)
+    // With an output to fetch, the refund is withdrawn after it (index.ts): on a chain with timed blocks the
+    // withdrawal waits a block, and the result need not wait for it.
+    if (view.state === 'refunded' || view.final!.status !== 0) await withdrawCredit(ctx)
     const payments = Object.fromEntries([...credits].map(([k, v]) => [k, v.toString()]))
     if (view.state === 'refunded') {
       await ctx.trades.transition(t, 'refunded', { data: { refund: refund.toString(), payments }, reason: `no majority by the deadline (${view.nResults} results)` })

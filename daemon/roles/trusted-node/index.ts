@@ -197,6 +197,8 @@ export class TrustedNodeRole implements Role {
       },
       onCode: async (_remote, req) => {
         await this.enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
+        // The code may be the last thing a trade's run waited for.
+        this.ctx.wake('node')
       }
     })
     // Step 7, Data delivery, once the delivery passed the checks (step 6).
@@ -208,7 +210,10 @@ export class TrustedNodeRole implements Role {
         const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
           sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, sellerSignature: req.sellerSignature, chunks: counted
         }))
-        if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
+        if (status.invalid !== undefined) {
+          this.ctx.wake('node') // a seller's refused data lets the run go on too (it reports "input invalid")
+          throw new RefuseRequest('InvalidData', status.invalid)
+        }
         this.ctx.metrics.bytesDelivered.inc({ role: 'node' }, bytes)
         log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
         // The receipt goes back to the seller on its own stream; the enclave runs nothing until the seller acknowledges it.
@@ -397,6 +402,8 @@ export class TrustedNodeRole implements Role {
       // The seller acknowledges the receipt it got for its complete delivery (the enclave checks the signature).
       const ack = req.ack
       status = await this.enclaveCall(async () => await this.enclave.ackReceipt(req.taskId, req.sellerIndex, ack))
+      // The enclave runs once every seller's receipt is acknowledged: this may have been the last one.
+      this.ctx.wake('node')
     }
     if (status === undefined) return { nextChunk: 0, complete: false }
     return { nextChunk: status.invalid === undefined ? status.nextChunk : 0, complete: status.complete, receipt: status.receipt, acked: status.acked }
