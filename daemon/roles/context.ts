@@ -75,7 +75,7 @@ export interface TradeSellerEvent { index: number, account: string, offerId: big
 export interface TradeNodeEvent { index: number, payee: string, enclave: string, measurement: string, taskId: string }
 
 /** The sellers and nodes of a trade as DTMC recorded them when it opened (TradeSeller / TradeNode events). */
-export async function tradeParties (chain: ChainClient, tradeId: string, fromBlock = 0): Promise<{ sellers: TradeSellerEvent[], nodes: TradeNodeEvent[] }> {
+export async function tradeParties (chain: ChainClient, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<{ sellers: TradeSellerEvent[], nodes: TradeNodeEvent[] }> {
   const c = chain.dtmc.contract
   const [sl, nl] = await Promise.all([
     c.queryFilter(c.filters.TradeSeller(tradeId), fromBlock),
@@ -111,12 +111,12 @@ export function dtmcLogArgs (chain: ChainClient, log: Log): Record<string, any> 
 }
 
 /** Wei DTMC credited to `account` for one trade (its Credited events). */
-export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = 0): Promise<bigint> {
+export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<bigint> {
   return (await creditsOf(chain, tradeId, fromBlock, account)).get(account.toLowerCase()) ?? 0n
 }
 
 /** Wei DTMC credited for one trade, per account (lowercase), from its Credited events; only `account`'s when given. */
-export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = 0, account: string | null = null): Promise<Map<string, bigint>> {
+export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = chain.network.deployBlock ?? 0, account: string | null = null): Promise<Map<string, bigint>> {
   const c = chain.dtmc.contract
   const logs = await c.queryFilter(c.filters.Credited(account, tradeId), fromBlock)
   const out = new Map<string, bigint>()
@@ -128,27 +128,38 @@ export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock 
   return out
 }
 
-/** Ids of trades in which `account` took part in `role` since `fromBlock`, with the block scanned up to. */
-export async function newTradesOf (chain: ChainClient, account: string, role: 'seller' | 'node', fromBlock: number): Promise<{ tradeIds: string[], toBlock: number }> {
+/**
+ * Blocks before a trade's opening block that its log queries still cover: a reorganisation may mine the opening
+ * again in an earlier block than the one we saw (a fork is rarely deeper).
+ */
+export const OPENED_BLOCK_MARGIN = 64
+
+/** Where a trade's log queries start: a little before the block it opened in when we know it, else the deploy block. */
+export function tradeFromBlock (ctx: Pick<RoleContext, 'network'>, openedBlock: number | undefined): number {
+  return openedBlock === undefined ? ctx.network.deployBlock : Math.max(ctx.network.deployBlock, openedBlock - OPENED_BLOCK_MARGIN)
+}
+
+/** Ids of trades in which `account` took part in `role` since `fromBlock`, the block each opened in, and the block scanned up to. */
+export async function newTradesOf (chain: ChainClient, account: string, role: 'seller' | 'node', fromBlock: number): Promise<{ tradeIds: string[], openedBlocks: Map<string, number>, toBlock: number }> {
   const toBlock = await chain.blockNumber()
-  if (toBlock < fromBlock) return { tradeIds: [], toBlock: fromBlock - 1 }
+  if (toBlock < fromBlock) return { tradeIds: [], openedBlocks: new Map(), toBlock: fromBlock - 1 }
   const c = chain.dtmc.contract
   const filter = role === 'seller' ? c.filters.TradeSeller(null, account) : c.filters.TradeNode(null, account)
   const logs = await c.queryFilter(filter, fromBlock, toBlock)
-  const ids = logs.map(l => String(dtmcLogArgs(chain, l).tradeId).toLowerCase())
-  return { tradeIds: [...new Set(ids)], toBlock }
+  const openedBlocks = new Map(logs.map(l => [String(dtmcLogArgs(chain, l).tradeId).toLowerCase(), l.blockNumber]))
+  return { tradeIds: [...openedBlocks.keys()], openedBlocks, toBlock }
 }
 
 /**
  * Calls `take` for every trade DTMC opened with us in `role` since the last scan and that we have no
  * record of yet; the scan position is kept in the store, so a restart neither misses nor repeats.
  */
-export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string) => Promise<void>): Promise<void> {
+export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string, openedBlock: number | undefined) => Promise<void>): Promise<void> {
   const key = `${role}:scannedBlock`
   const from = ((await ctx.store.meta.get(key)) as number | undefined) ?? ctx.network.deployBlock
-  const { tradeIds, toBlock } = await newTradesOf(ctx.chain, ctx.keys.ethAddress, role, from)
+  const { tradeIds, openedBlocks, toBlock } = await newTradesOf(ctx.chain, ctx.keys.ethAddress, role, from)
   for (const tradeId of tradeIds) {
-    if (await ctx.trades.get(role, tradeId) === undefined) await take(tradeId)
+    if (await ctx.trades.get(role, tradeId) === undefined) await take(tradeId, openedBlocks.get(tradeId))
   }
   await ctx.store.meta.put(key, toBlock + 1)
 }
@@ -204,9 +215,9 @@ export async function chainTime (chain: ChainClient): Promise<number> {
  * Step 9, Consensus and payment, the payment of a seller or a node: once DTMC has settled or refunded the trade, withdraw
  * what DTMC credited us and record it (the role's end of the trade). Returns false while it is open.
  */
-export async function collectPayment<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, state: 'open' | 'settled' | 'refunded'): Promise<boolean> {
+export async function collectPayment<D extends { payment?: string, openedBlock?: number }> (ctx: RoleContext, t: TradeRecord<D>, state: 'open' | 'settled' | 'refunded'): Promise<boolean> {
   if (state === 'open') return false
-  const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, ctx.network.deployBlock)
+  const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
   await withdrawCredit(ctx)
   await ctx.trades.transition<D>(t, state === 'settled' ? 'finalized' : 'refunded', {
     data: { payment: credited.toString() } as Partial<D>,

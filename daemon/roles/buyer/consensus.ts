@@ -1,7 +1,7 @@
 // Step 9, Consensus and payment (docs/protocol.md), as the buyer follows it: the results coming in
 // on DTMC, `finalize` when all are in or the deadline has passed, then its refund and the payments.
 import { ChainRevertError, type TradeView } from '../../../contracts/index.ts'
-import { chainTime, creditsOf, withdrawCredit, type RoleContext } from '../context.ts'
+import { chainTime, creditsOf, tradeFromBlock, withdrawCredit, type RoleContext } from '../context.ts'
 import type { BuyerTrade } from './trade.ts'
 
 /**
@@ -35,7 +35,7 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
     return undefined
   }
   if (t.state !== 'finalized') {
-    const credits = await creditsOf(ctx.chain, t.tradeId, ctx.network.deployBlock)
+    const credits = await creditsOf(ctx.chain, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
     const refund = credits.get(ctx.keys.ethAddress.toLowerCase()) ?? 0n
     // With an output to fetch, the refund is withdrawn after it (index.ts): on a chain with timed blocks the
     // withdrawal waits a block, and the result need not wait for it.

@@ -9,7 +9,7 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
   const d = demandOf(t)
   const started = Date.now()
   const deadline = (await chainTime(ctx.chain)) + d.tradeSeconds
-  const { deposit } = await ctx.chain.dtmc.openTrade({
+  const { deposit, receipt } = await ctx.chain.dtmc.openTrade({
     salt: t.data.salt,
     tagHash: tagHashOf(d.tag),
     codeHash: d.codeHash,
@@ -26,7 +26,7 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
   })
   log.info('escrowed', { tradeId: t.tradeId, deposit, nodes: chosen.length })
   await ctx.trades.transition(t, 'escrowed', {
-    data: { deposit: deposit.toString(), deadline, phaseMs: { ...t.data.phaseMs, escrow: Date.now() - started } },
+    data: { deposit: deposit.toString(), deadline, openedBlock: receipt.blockNumber, phaseMs: { ...t.data.phaseMs, escrow: Date.now() - started } },
     note: `deposit ${deposit} wei; nodes chosen in ${chosen.map(n => `${n.attestMs} ms`).join(', ')}`
   })
 }

@@ -25,7 +25,7 @@ import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
-import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeFromBlock, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
 
@@ -77,6 +77,8 @@ export interface NodeTradeData {
   runError?: string
   /** Why the sealed task of a settled trade was dropped: the buyer acknowledged its result, or the retention ran out. */
   resultDropped?: 'acknowledged' | 'retention'
+  /** The block DTMC opened the trade in (where its log queries start). */
+  openedBlock?: number
 }
 
 export class TrustedNodeRole implements Role {
@@ -389,7 +391,8 @@ export class TrustedNodeRole implements Role {
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
     if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
-    const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, this.ctx.network.deployBlock)
+    const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
+    const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock))
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
     if (seller === undefined || seller.commitment !== req.commitment) throw new RefuseRequest('WrongSeller', 'no such seller / commitment in the trade')
@@ -481,15 +484,16 @@ export class TrustedNodeRole implements Role {
 
   /** Trades DTMC opened with our enclave. */
   private async discoverTrades (): Promise<void> {
-    await scanNewTrades(this.ctx, 'node', async (tradeId) => {
+    await scanNewTrades(this.ctx, 'node', async (tradeId, openedBlock) => {
       const view = await this.ctx.chain.dtmc.trade(tradeId)
       if (view === null) return
       const tasks = new Set((await this.enclave.tasks()).map(t => t.taskId))
-      const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
+      const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock))
       const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
       if (mine === undefined) return
       await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
-        nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline
+        nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline,
+        ...(openedBlock !== undefined && { openedBlock })
       }, `chosen as node ${mine.index} of ${nodes.length}`)
     })
   }
