@@ -1,9 +1,9 @@
 // Latency of a small trade (issue 13, "event-driven roles"): 1 KiB of the sample CSV, StatsFast, 3 nodes
-// chosen of the testnet's 5, on the automining devnet or on timed blocks; each trade by phase (as in
+// (of the testnet's, 3 by default), on the automining devnet or on timed blocks; each trade by phase (as in
 // run.ts, daemon/tools/phases.ts), and the chain's part of it: which transactions were mined in which block
 // between the demand and the checked result. Prints a Markdown table; writes nothing.
 //
-//   node bench/trade/latency.ts [--repeats N] [--nodes N] [--block-time S] [--keep DIR]
+//   node bench/trade/latency.ts [--repeats N] [--nodes N] [--testnet-nodes N] [--block-time S] [--keep DIR]
 //
 // For a before/after, run it on both trees (the same machine, one after the other) and compare the medians.
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -24,14 +24,15 @@ const { values: flags } = parseArgs({
     repeats: { type: 'string', default: '5' },
     nodes: { type: 'string', default: '3' },
     'block-time': { type: 'string' },
+    'testnet-nodes': { type: 'string' },
     keep: { type: 'string' }
   }
 })
 const REPEATS = Number(flags.repeats)
 const NODES = Number(flags.nodes)
 const BLOCK_TIME = flags['block-time'] === undefined ? undefined : Number(flags['block-time'])
-/** As bench/trade/run.ts: the buyer attests every offered enclave and keeps the n fastest. */
-const TESTNET_NODES = 5
+/** Nodes on the testnet (default: as many as the trade needs; run.ts has 5): the buyer attests every offered enclave and keeps the n fastest. */
+const TESTNET_NODES = Number(flags['testnet-nodes'] ?? NODES)
 const TAG = 'bench-latency-1kib'
 const TRADE_TERMS = {
   sellers: 1, sellerPrice: '1', sellerCap: '1000000', nodePrice: '1', nodeCap: '1000000000', outputPrice: '1', outputCap: '4096', deadlineSeconds: 1800
@@ -133,7 +134,7 @@ async function main (): Promise<void> {
     const names = selectors()
     const median = [...rows].sort((a, b) => a.figures.totalMs - b.figures.totalMs)[Math.floor((rows.length - 1) / 2)]
     const lines = [
-      `\`node bench/trade/latency.ts --repeats ${REPEATS} --nodes ${NODES}${BLOCK_TIME === undefined ? '' : ` --block-time ${BLOCK_TIME}`}\`, commit ${commit}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${load} when it began; ${new Date().toISOString().slice(0, 10)}.`,
+      `\`node bench/trade/latency.ts --repeats ${REPEATS} --nodes ${NODES} --testnet-nodes ${TESTNET_NODES}${BLOCK_TIME === undefined ? '' : ` --block-time ${BLOCK_TIME}`}\`, commit ${commit}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${load} when it began; ${new Date().toISOString().slice(0, 10)}.`,
       '',
       `| run | ${PHASES.join(' | ')} | total |`,
       `|---|${PHASES.map(() => '---:').join('|')}|---:|`,
