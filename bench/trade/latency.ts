@@ -38,6 +38,8 @@ const TRADE_TERMS = {
   sellers: 1, sellerPrice: '1', sellerCap: '1000000', nodePrice: '1', nodeCap: '1000000000', outputPrice: '1', outputCap: '4096', deadlineSeconds: 1800
 }
 const TRADE_TIMEOUT_MS = 5 * 60_000
+/** How long a daemon may take to start: minutes on a machine other work saturates. */
+const START_TIMEOUT_MS = 300_000
 /** Let a fresh testnet settle (DHT refreshes, first gossip heartbeats) before the first trade. */
 const SETTLE_MS = 3000
 
@@ -112,7 +114,7 @@ async function main (): Promise<void> {
   let commit = 'a tree outside git'
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() } catch {}
   say(`starting a testnet in ${dir}: devnet (${BLOCK_TIME === undefined ? 'automining' : `${BLOCK_TIME} s blocks`}), relay, 1 buyer, 1 seller, ${TESTNET_NODES} nodes`)
-  const net = await LocalTestnet.start({ dir, buyers: 1, sellers: 1, nodes: TESTNET_NODES, blockTime: BLOCK_TIME })
+  const net = await LocalTestnet.start({ dir, buyers: 1, sellers: 1, nodes: TESTNET_NODES, blockTime: BLOCK_TIME, startTimeoutMs: START_TIMEOUT_MS })
   const provider = new JsonRpcProvider(net.network.rpcUrl, undefined, { staticNetwork: true })
   const rows: Array<Awaited<ReturnType<typeof runTrade>>> = []
   try {

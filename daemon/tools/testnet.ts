@@ -25,6 +25,8 @@ export interface LocalTestnetOptions {
   chainHost?: string
   /** Seconds between blocks; absent: a block per transaction. */
   blockTime?: number
+  /** How long each daemon may take to start (default 60 s; a benchmark on a loaded machine may need more). */
+  startTimeoutMs?: number
   /** Where each daemon runs (its own network namespace, say); default: here, on loopback. */
   place?: (name: string, role: TestnetDaemon['role']) => DaemonPlacement
 }
@@ -91,7 +93,7 @@ export class LocalTestnet {
   }
 
   /** Starts one more daemon (or restarts one on its datadir) on this testnet. */
-  async add (name: string, role: TestnetDaemon['role'], extra: Record<string, unknown>, o: Pick<LocalTestnetOptions, 'config' | 'env'> = {}): Promise<TestnetDaemon> {
+  async add (name: string, role: TestnetDaemon['role'], extra: Record<string, unknown>, o: Pick<LocalTestnetOptions, 'config' | 'env' | 'startTimeoutMs'> = {}): Promise<TestnetDaemon> {
     const bootstrap = role === 'relay' ? [] : ['--bootstrap', this.relay.info.addresses[0]]
     const config = { keys: { scryptN: 1024 }, ...o.config, ...extra }
     const place = this.place?.(name, role) ?? {}
@@ -100,7 +102,7 @@ export class LocalTestnet {
       config,
       env: o.env,
       wrap: place.wrap,
-      timeoutMs: 60_000
+      timeoutMs: o.startTimeoutMs ?? 60_000
     })
     if (place.client !== undefined) {
       try {
