@@ -74,7 +74,8 @@ async function chainPart (provider: JsonRpcProvider, from: number, to: number, n
       const m = names.get(tx.data.slice(0, 10)) ?? (tx.data === '0x' ? 'transfer' : 'other')
       calls.set(m, (calls.get(m) ?? 0) + 1)
     }
-    if (calls.size > 0) out.push(`block ${n} (${previous === undefined ? 'first' : `+${b.timestamp - previous} s`}): ${[...calls].map(([m, c]) => c > 1 ? `${m} ×${c}` : m).join(', ')}`)
+    if (calls.size === 0) continue
+    out.push(`block ${n} (${previous === undefined ? 'first' : `+${b.timestamp - previous} s`}): ${[...calls].map(([m, c]) => c > 1 ? `${m} ×${c}` : m).join(', ')}`)
     previous = b.timestamp
   }
   return out
