@@ -8,8 +8,12 @@ export const DEFAULT_SCRYPT_N = 131_072
 /** Smallest scrypt cost accepted (it must also be a power of two). */
 export const MIN_SCRYPT_N = 1024
 export const DEFAULT_LOG_LEVEL = 'info'
-/** How often each role looks at its active trades and the chain. */
-export const DEFAULT_TICK_MS = 500
+/**
+ * The safety poll: how often each role looks at its active trades and the chain even when no event woke it.
+ * Roles react to new blocks, their own trades' state changes and stream messages as they come
+ * (trade.events); this poll only bounds how long a missed event can leave a trade waiting.
+ */
+export const DEFAULT_TICK_MS = 2000
 /**
  * Blocks deep a transaction of ours must be before the role acts on it as done, and how deep a trade's opening
  * must be before a seller delivers data or a node runs for it (contracts/client.ts). 1, as soon as it is mined:
@@ -20,8 +24,14 @@ export const DEFAULT_TICK_MS = 500
  * the last transaction, and its send would wait for its receipt timeout.
  */
 export const DEFAULT_CONFIRMATIONS = 1
-/** Buyer: how long offers are collected after a demand goes out. */
+/** Buyer: the most offers are collected after a demand goes out (the choice comes earlier once there are enough). */
 export const DEFAULT_OFFER_WINDOW_MS = 3000
+/**
+ * Buyer: once the checked offers are enough for the demand (its sellers and nodes), how long more offers may
+ * still come (a faster enclave, a better rated seller) before the choice. Short: every honest party answers
+ * the same gossiped demand within a few tens of milliseconds on a local network.
+ */
+export const DEFAULT_OFFER_GRACE_MS = 200
 /** Buyer: how long one attestation may take before the node is passed over. */
 export const DEFAULT_ATTEST_TIMEOUT_MS = 10_000
 /** Node: the price it asks per unit of enclave gas, wei as a decimal string. */

@@ -191,6 +191,9 @@ const SECTIONS = {
     /** Blocks deep our transactions, and a trade's opening, must be before the roles act on them (1: mined). */
     confirmations: field(D.DEFAULT_CONFIRMATIONS, positiveInt),
     offerWindowMs: field(D.DEFAULT_OFFER_WINDOW_MS, positiveInt),
+    offerGraceMs: field(D.DEFAULT_OFFER_GRACE_MS, nonNegativeInt),
+    /** React to new blocks, trade state changes and stream messages at once; off: only the tick advances trades. */
+    events: field(true, flag),
     attestTimeoutMs: field(D.DEFAULT_ATTEST_TIMEOUT_MS, positiveInt),
     nodePricePerGas: field(D.DEFAULT_NODE_PRICE_PER_GAS, decimalString),
     nodeMaxGas: field(D.DEFAULT_NODE_MAX_GAS, decimalString)

@@ -275,6 +275,8 @@ interface SendContext {
   /** Blocks deep a transaction must be before `send` returns it (1: mined). */
   confirmations: number
   metrics: ChainMetrics
+  /** Where log queries start unless told otherwise: the network's deploy block (nothing of ours is older). */
+  fromBlock: number
 }
 
 /** What the client counts (docs/guide.md, "Metrics"): transactions by outcome, the gas they used, errors. */
@@ -547,7 +549,7 @@ export class CiscClient extends Bound {
   }
 
   /** A private offer's clamps, from its DatasetPrivate event (CISC does not store them); [] for any other offer. */
-  async clampsOf (offerId: bigint, fromBlock = 0): Promise<Clamp[]> {
+  async clampsOf (offerId: bigint, fromBlock = this.ctx.fromBlock): Promise<Clamp[]> {
     const [log] = await this.contract.queryFilter(this.contract.filters.DatasetPrivate(offerId), fromBlock)
     if (log === undefined) return []
     const e = this.iface.parseLog(log)!
@@ -567,7 +569,7 @@ export class CiscClient extends Bound {
   }
 
   /** Offers ever listed under `tag` (active or not), with their allowed code hashes, oldest first. */
-  async offersByTag (tag: string, fromBlock = 0): Promise<OfferRecord[]> {
+  async offersByTag (tag: string, fromBlock = this.ctx.fromBlock): Promise<OfferRecord[]> {
     const filter = this.contract.filters.DatasetListed(null, null, tagHashOf(tag))
     const logs = await this.contract.queryFilter(filter, fromBlock)
     const out: OfferRecord[] = []
@@ -584,12 +586,12 @@ export class CiscClient extends Bound {
     return await this.contract.queryFilter(this.contract.filters.FeedbackRecorded(seller), fromBlock) as Log[]
   }
 
-  async feedbackCount (seller: string, fromBlock = 0): Promise<number> {
+  async feedbackCount (seller: string, fromBlock = this.ctx.fromBlock): Promise<number> {
     return (await this.feedbackLogs(seller, fromBlock)).length
   }
 
   /** A page of a seller's feedback (at most MAX_FEEDBACK_PAGE), oldest first; ratedAt is its block's timestamp. */
-  async feedback (seller: string, offset = 0, limit = MAX_FEEDBACK_PAGE, fromBlock = 0): Promise<Feedback[]> {
+  async feedback (seller: string, offset = 0, limit = MAX_FEEDBACK_PAGE, fromBlock = this.ctx.fromBlock): Promise<Feedback[]> {
     const logs = (await this.feedbackLogs(seller, fromBlock)).slice(offset, offset + Math.min(limit, MAX_FEEDBACK_PAGE))
     const out: Feedback[] = []
     for (const log of logs) {
@@ -623,7 +625,7 @@ export class BdbcClient extends Bound {
 
   /** Demands on the record, optionally of one buyer or one hash. */
   async demands (q: { buyer?: string, demandHash?: string, fromBlock?: number } = {}): Promise<DemandRecord[]> {
-    const logs = await this.contract.queryFilter(this.contract.filters.DemandPosted(q.buyer ?? null, q.demandHash ?? null), q.fromBlock ?? 0)
+    const logs = await this.contract.queryFilter(this.contract.filters.DemandPosted(q.buyer ?? null, q.demandHash ?? null), q.fromBlock ?? this.ctx.fromBlock)
     return logs.map(log => {
       const e = this.iface.parseLog(log)!
       return { buyer: e.args.buyer, demandHash: e.args.demandHash, blockNumber: log.blockNumber, txHash: log.transactionHash }
@@ -733,8 +735,8 @@ export class DtmcClient extends Bound {
     const cached = this.nodeTerms.get(tradeId)
     if (cached !== undefined) return cached
     const [[log], [privateLog]] = await Promise.all([
-      this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), 0),
-      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), 0)
+      this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), this.ctx.fromBlock),
+      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), this.ctx.fromBlock)
     ])
     if (log === undefined) throw new ChainUnavailableError(`DTMC: no TradeOpened event for trade ${tradeId} (a node without logs?)`)
     const e = this.iface.parseLog(log)!
@@ -859,7 +861,7 @@ export class DtmcClient extends Bound {
   }
 
   /** Ids of trades in which `account` is the buyer, a seller or a node's payee, oldest first. */
-  async tradesOf (account: string, role: TradeRole, fromBlock = 0): Promise<string[]> {
+  async tradesOf (account: string, role: TradeRole, fromBlock = this.ctx.fromBlock): Promise<string[]> {
     const f = this.contract.filters
     const filter = role === 'buyer' ? f.TradeOpened(null, account) : role === 'seller' ? f.TradeSeller(null, account) : f.TradeNode(null, account)
     const logs = await this.contract.queryFilter(filter, fromBlock)
@@ -960,7 +962,8 @@ export class ChainClient {
       queue: this.queue,
       receiptTimeoutMs: opts.receiptTimeoutMs ?? 120_000,
       confirmations: this.confirmations,
-      metrics
+      metrics,
+      fromBlock: opts.network.deployBlock ?? 0
     }
     const every = opts.reorgCheckMs ?? REORG_CHECK_INTERVAL_MS
     if (this.queue !== undefined && every > 0) {
@@ -1018,6 +1021,18 @@ export class ChainClient {
 
   async blockNumber (): Promise<number> {
     return await this.provider.getBlockNumber()
+  }
+
+  /**
+   * Calls `listener` with the number of each new block as it is seen; returns the unsubscribe function.
+   * ethers polls eth_blockNumber every `pollingIntervalMs` for it (100 ms on a devnet): over HTTP, because
+   * ethers v6's WebSocketProvider does not reconnect (a dropped socket would silently end the events), and
+   * one cheap call per interval is a small price. A listener that throws is logged by nobody: catch inside.
+   */
+  onBlock (listener: (blockNumber: number) => void): () => void {
+    const fn = (n: number): void => { listener(n) }
+    void this.provider.on('block', fn)
+    return () => { void this.provider.off('block', fn).catch(() => {}) }
   }
 
   /** The decoded events of all three contracts in a block range (default: from the deploy block). */

@@ -179,7 +179,8 @@ export class SdteDaemon {
       offer: offerProtocol(this.p2p),
       attest: attestProtocol(this.p2p),
       data: dataProtocol(this.p2p),
-      result: resultProtocol(this.p2p)
+      result: resultProtocol(this.p2p),
+      wake: (role) => { const r = this.roles.find(x => x.name === role); if (r !== undefined) this.advanceRole(r) }
     }
     for (const name of this.options.roles) {
       // Each role's code is loaded only by a daemon that runs it (a relay loads none; the roles' graphs
@@ -232,17 +233,9 @@ export class SdteDaemon {
     }, (msg) => validator.validate(msg))
     this.closers.push({ name: 'demand topic', close: () => unsubscribe() })
 
-    // Each role ticks on its own: a role whose tick is slow skips its own next ticks, not the others'.
-    const ticking = new Set<Role>()
-    const timer = setInterval(() => {
-      for (const r of this.roles) {
-        if (ticking.has(r)) continue
-        ticking.add(r)
-        r.tick()
-          .catch((err: unknown) => { log.warn('tick failed', { role: r.name, err: err as Error }) })
-          .finally(() => ticking.delete(r))
-      }
-    }, this.options.trade.tickMs)
+    // The safety poll: every role ticks every trade.tickMs whatever happened. The events below advance
+    // trades as soon as they can go on; this only bounds how long a missed event leaves one waiting.
+    const timer = setInterval(() => { for (const r of this.roles) this.advanceRole(r) }, this.options.trade.tickMs)
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
 
     // Whatever DTMC credits this account and nobody withdrew is withdrawn now and then: a withdrawal a chain
@@ -256,6 +249,40 @@ export class SdteDaemon {
     }, CREDIT_SWEEP_INTERVAL_MS)
     sweep.unref()
     this.closers.push({ name: 'credit sweep', close: () => clearInterval(sweep) })
+
+    if (this.options.trade.events) {
+      // Each new block may hold what a trade waits for (DTMC's events, a deadline passed on the chain's clock).
+      const unwatch = chain.onBlock(() => { for (const r of this.roles) this.advanceRole(r) })
+      this.closers.push({ name: 'block events', close: () => unwatch() })
+      // A trade that changed state may take its next step now (a transition or a new record, not a progress
+      // update: those are written while a delivery goes, many times a second).
+      const unlisten = this.trades.onChange((t) => {
+        if (t.updatedAt !== t.timeline.at(-1)?.at) return
+        const r = this.roles.find(x => x.name === t.role)
+        if (r !== undefined) this.advanceRole(r)
+      })
+      this.closers.push({ name: 'trade events', close: () => unlisten() })
+    }
+  }
+
+  /** Roles whose tick is running, and those asked to tick again meanwhile. */
+  private readonly ticking = new Set<Role>()
+  private readonly tickAgain = new Set<Role>()
+
+  /**
+   * Ticks a role now, or, when its tick is running, once more right after it: each role ticks on its own (a
+   * slow one holds up only itself), and any number of events during a tick make one more, not one each.
+   */
+  private advanceRole (r: Role): void {
+    if (this.status === 'stopping' || this.status === 'stopped') return
+    if (this.ticking.has(r)) { this.tickAgain.add(r); return }
+    this.ticking.add(r)
+    r.tick()
+      .catch((err: unknown) => { log.warn('tick failed', { role: r.name, err: err as Error }) })
+      .finally(() => {
+        this.ticking.delete(r)
+        if (this.tickAgain.delete(r)) this.advanceRole(r)
+      })
   }
 
   private async startMonitor (setup: MetricsSetup): Promise<void> {

@@ -12,7 +12,7 @@ import type { Demand } from '../../p2p/index.ts'
 import type { Offer } from '../../p2p/index.ts'
 import type { DaemonKeys } from '../keys.ts'
 import type { Store } from '../store.ts'
-import type { TradeBook, TradeRecord, TradeRole } from '../trades.ts'
+import { TERMINAL_STATES, type TradeBook, type TradeRecord, type TradeRole } from '../trades.ts'
 import type { DaemonMetrics } from '../metrics.ts'
 import type { Logger } from '../log.ts'
 import type { RpcServer } from '../rpc/server.ts'
@@ -45,6 +45,12 @@ export interface RoleContext {
   attest: AttestProtocol
   data: DataProtocol
   result: ResultProtocol
+  /**
+   * Asks the daemon to advance `role`'s trades now rather than at the next safety poll (trade.tickMs): a
+   * stream message or a timer that may let a trade go on. Coalesced: a tick already running is followed by
+   * one more. The daemon also wakes every role on each new block and a role on its own trades' state changes.
+   */
+  wake: (role: TradeRole) => void
 }
 
 /** A role's behaviour: started after the daemon's parts, ticked to advance its trades, stopped before them. */
@@ -70,7 +76,7 @@ export interface TradeSellerEvent { index: number, account: string, offerId: big
 export interface TradeNodeEvent { index: number, payee: string, enclave: string, measurement: string, taskId: string }
 
 /** The sellers and nodes of a trade as DTMC recorded them when it opened (TradeSeller / TradeNode events). */
-export async function tradeParties (chain: ChainClient, tradeId: string, fromBlock = 0): Promise<{ sellers: TradeSellerEvent[], nodes: TradeNodeEvent[] }> {
+export async function tradeParties (chain: ChainClient, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<{ sellers: TradeSellerEvent[], nodes: TradeNodeEvent[] }> {
   const c = chain.dtmc.contract
   const [sl, nl] = await Promise.all([
     c.queryFilter(c.filters.TradeSeller(tradeId), fromBlock),
@@ -106,12 +112,12 @@ export function dtmcLogArgs (chain: ChainClient, log: Log): Record<string, any> 
 }
 
 /** Wei DTMC credited to `account` for one trade (its Credited events). */
-export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = 0): Promise<bigint> {
+export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<bigint> {
   return (await creditsOf(chain, tradeId, fromBlock, account)).get(account.toLowerCase()) ?? 0n
 }
 
 /** Wei DTMC credited for one trade, per account (lowercase), from its Credited events; only `account`'s when given. */
-export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = 0, account: string | null = null): Promise<Map<string, bigint>> {
+export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = chain.network.deployBlock ?? 0, account: string | null = null): Promise<Map<string, bigint>> {
   const c = chain.dtmc.contract
   const logs = await c.queryFilter(c.filters.Credited(account, tradeId), fromBlock)
   const out = new Map<string, bigint>()
@@ -123,16 +129,27 @@ export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock 
   return out
 }
 
-/** Ids of trades in which `account` took part in `role` since `fromBlock`, with the block scanned up to. */
-export async function newTradesOf (chain: ChainClient, account: string, role: 'seller' | 'node', fromBlock: number): Promise<{ tradeIds: string[], toBlock: number }> {
+/**
+ * Blocks before a trade's opening block that its log queries still cover: a reorganisation may mine the opening
+ * again in an earlier block than the one we saw (a fork is rarely deeper).
+ */
+export const OPENED_BLOCK_MARGIN = 64
+
+/** Where a trade's log queries start: a little before the block it opened in when we know it, else the deploy block. */
+export function tradeFromBlock (ctx: Pick<RoleContext, 'network'>, openedBlock: number | undefined): number {
+  return openedBlock === undefined ? ctx.network.deployBlock : Math.max(ctx.network.deployBlock, openedBlock - OPENED_BLOCK_MARGIN)
+}
+
+/** Ids of trades in which `account` took part in `role` since `fromBlock`, the block each opened in, and the block scanned up to. */
+export async function newTradesOf (chain: ChainClient, account: string, role: 'seller' | 'node', fromBlock: number): Promise<{ tradeIds: string[], openedBlocks: Map<string, number>, toBlock: number }> {
   // Only blocks as deep as the client's confirmations: a trade is acted on once its opening is that deep.
   const toBlock = await chain.confirmedBlock()
-  if (toBlock < fromBlock) return { tradeIds: [], toBlock: fromBlock - 1 }
+  if (toBlock < fromBlock) return { tradeIds: [], openedBlocks: new Map(), toBlock: fromBlock - 1 }
   const c = chain.dtmc.contract
   const filter = role === 'seller' ? c.filters.TradeSeller(null, account) : c.filters.TradeNode(null, account)
   const logs = await c.queryFilter(filter, fromBlock, toBlock)
-  const ids = logs.map(l => String(dtmcLogArgs(chain, l).tradeId).toLowerCase())
-  return { tradeIds: [...new Set(ids)], toBlock }
+  const openedBlocks = new Map(logs.map(l => [String(dtmcLogArgs(chain, l).tradeId).toLowerCase(), l.blockNumber]))
+  return { tradeIds: [...openedBlocks.keys()], openedBlocks, toBlock }
 }
 
 /**
@@ -141,22 +158,27 @@ export async function newTradesOf (chain: ChainClient, account: string, role: 's
  * Each scan goes back MAX_REORG_DEPTH blocks before it: a trade whose opening a reorganisation moved into
  * a block at a height already scanned (or that was gone when `take` looked) is seen again.
  */
-export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string) => Promise<void>): Promise<void> {
+export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string, openedBlock: number | undefined) => Promise<void>): Promise<void> {
   const key = `${role}:scannedBlock`
   const scanned = ((await ctx.store.meta.get(key)) as number | undefined) ?? ctx.network.deployBlock
   const from = Math.max(ctx.network.deployBlock, scanned - MAX_REORG_DEPTH)
-  const { tradeIds, toBlock } = await newTradesOf(ctx.chain, ctx.keys.ethAddress, role, from)
+  const { tradeIds, openedBlocks, toBlock } = await newTradesOf(ctx.chain, ctx.keys.ethAddress, role, from)
   for (const tradeId of tradeIds) {
-    if (await ctx.trades.get(role, tradeId) === undefined) await take(tradeId)
+    if (await ctx.trades.get(role, tradeId) === undefined) await take(tradeId, openedBlocks.get(tradeId))
   }
   await ctx.store.meta.put(key, Math.max(scanned, toBlock + 1))
 }
+
+/** Trades (of an in-flight set) whose step was asked for again while it ran: it runs once more when done. */
+const stepAgain = new WeakMap<Set<string>, Set<string>>()
 
 /**
  * One step for each active trade of a role; a step that fails is logged and tried again next tick.
  * With `inFlight`, each step runs in the background and a trade whose step is still running is
  * skipped: a role whose steps take seconds (the buyer's offer window, attestation) does not hold up
- * its other trades, nor the daemon's tick, behind one of them.
+ * its other trades, nor the daemon's tick, behind one of them. A tick that finds a step in flight (an
+ * event came meanwhile: a block, a state change) has it run once more as soon as it ends, with the
+ * record as it is then, instead of leaving the trade to the next safety poll.
  */
 export async function advanceActive<D> (ctx: RoleContext, role: TradeRole, advance: (t: TradeRecord<D>) => Promise<void>, log: Logger, inFlight?: Set<string>): Promise<void> {
   const step = async (t: TradeRecord<D>): Promise<void> => {
@@ -166,13 +188,25 @@ export async function advanceActive<D> (ctx: RoleContext, role: TradeRole, advan
       log.warn('trade step failed (will retry)', { tradeId: t.tradeId, state: t.state, err: err as Error })
     }
   }
+  if (inFlight === undefined) {
+    for (const t of await ctx.trades.active<D>(role)) await step(t)
+    return
+  }
+  let again = stepAgain.get(inFlight)
+  if (again === undefined) stepAgain.set(inFlight, again = new Set())
+  const pending = again
+  const background = (t: TradeRecord<D>): void => {
+    inFlight.add(t.tradeId)
+    void step(t).finally(async () => {
+      if (!pending.delete(t.tradeId)) { inFlight.delete(t.tradeId); return }
+      const fresh = await ctx.trades.get<D>(role, t.tradeId).catch(() => undefined)
+      if (fresh !== undefined && !TERMINAL_STATES[fresh.role].includes(fresh.state)) background(fresh)
+      else inFlight.delete(t.tradeId)
+    })
+  }
   for (const t of await ctx.trades.active<D>(role)) {
-    if (inFlight === undefined) {
-      await step(t)
-    } else if (!inFlight.has(t.tradeId)) {
-      inFlight.add(t.tradeId)
-      void step(t).finally(() => inFlight.delete(t.tradeId))
-    }
+    if (inFlight.has(t.tradeId)) pending.add(t.tradeId)
+    else background(t)
   }
 }
 
@@ -186,10 +220,10 @@ export async function chainTime (chain: ChainClient): Promise<number> {
  * Step 9, Consensus and payment, the payment of a seller or a node: once DTMC has settled or refunded the trade, withdraw
  * what DTMC credited us and record it (the role's end of the trade). Returns false while it is open.
  */
-export async function collectPayment<D extends { payment?: string }> (ctx: RoleContext, t: TradeRecord<D>, view: TradeView): Promise<boolean> {
+export async function collectPayment<D extends { payment?: string, openedBlock?: number }> (ctx: RoleContext, t: TradeRecord<D>, view: TradeView): Promise<boolean> {
   const state = view.state
   if (state === 'open') return false
-  const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, ctx.network.deployBlock)
+  const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
   await withdrawCredit(ctx)
   // A trade that ended without the buyer's output: why, in this role's words (daemon/ends.ts).
   const ended = explainTrade([], view)

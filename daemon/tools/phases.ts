@@ -7,13 +7,14 @@
 //   attestation  buyer attesting -> escrow started      (every candidate attested, the n fastest get the code)
 //   escrow       openTrade sent -> mined                 (buyer's phaseMs.escrow)
 //   delivery     buyer escrowed -> last node executing   (seller sees the trade, attests each enclave, streams its
-//                                                          data; each node's poll sees code and data complete)
+//                                                          data; each node sees code and data complete)
 //   execution    last node executing -> last submitted   (the enclave runs, submitResult)
-//   consensus    last node submitted -> buyer finalized  (buyer sees all results, finalize, withdraw the refund)
+//   consensus    last node submitted -> buyer finalized  (reveals, DTMC settles, the buyer sees it)
 //   result       buyer finalized -> buyer delivered      (fetch the encrypted result, decrypt, check the final hash)
 //
-// Every hand-over between daemons waits for the next poll of the receiving daemon (trade.tickMs,
-// 500 ms by default), which is part of the phase it starts. The end of the delivery is taken from the
+// Every hand-over between daemons waits for the event that wakes the receiving daemon (a new block seen, a
+// stream message) or, when it missed it, its next safety poll (trade.tickMs), which is part of the phase it
+// starts. The end of the delivery is taken from the
 // nodes, not from the seller's own record: a seller whose stream failed after the enclave already had
 // every chunk marks its delivery done only after a retry, while the node has already gone on.
 import { SdteError, type TradeRole } from '../../config/index.ts'

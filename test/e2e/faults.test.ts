@@ -54,8 +54,9 @@ test.before(async () => {
     dir,
     sellers: 2,
     nodes: 3,
-    // node2 ticks slowly, which leaves time to kill it between data delivery and execution; node3 lies.
-    nodeConfig: (i) => i === 1 ? { trade: { tickMs: 4000 } } : i === 2 ? { enclave: { faultWrongResult: true } } : {}
+    // node2 only polls, and slowly (no events), which leaves time to kill it between data delivery and
+    // execution; node3 lies.
+    nodeConfig: (i) => i === 1 ? { trade: { tickMs: 4000, events: false } } : i === 2 ? { enclave: { faultWrongResult: true } } : {}
   })
   for (const [i, s] of net.sellers.entries()) {
     const path = join(s.datadir, 'data.csv')
@@ -74,7 +75,7 @@ test('a wrong result is outvoted and unpaid; a node killed after delivery and re
   const tradeId = await post()
   await buyerState(tradeId, ['escrowed', 'executing', 'submitted', 'finalized', 'delivered'])
   const node2 = net.nodes[1]
-  // Both sellers' data complete in node2's enclave, and it has not run yet (it ticks every 4 s): kill it.
+  // Both sellers' data complete in node2's enclave, and it has not run yet (it polls every 4 s): kill it.
   await waitFor('node2 to hold all data', () => (node2.output().match(/data received .*"complete":true/g) ?? []).length >= 2, 30_000, 20)
   const before = await node2.rpc.call<Array<{ state: string }>>('trade_list', { role: 'node' })
   assert.ok(before.every(t => t.state !== 'submitted'), 'node2 had not submitted when it was killed')

@@ -1,7 +1,7 @@
 // Step 9, Consensus and payment (docs/protocol.md), as the buyer follows it: the results coming in
 // on DTMC, `finalize` when all are in or the deadline has passed, then its refund and the payments.
 import { ChainRevertError, type TradeView } from '../../../contracts/index.ts'
-import { chainTime, creditsOf, withdrawCredit, type RoleContext } from '../context.ts'
+import { chainTime, creditsOf, tradeFromBlock, withdrawCredit, type RoleContext } from '../context.ts'
 import type { BuyerTrade } from './trade.ts'
 import { explainRefund } from '../../ends.ts'
 import { fetchDiagnosis } from './result.ts'
@@ -39,9 +39,11 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
   // Final only once its settlement (or refund) is trade.confirmations deep: a reorganisation may yet undo it.
   if (t.state !== 'finalized' && ctx.chain.confirmations > 1 && await endedAt(ctx, t.tradeId) > await ctx.chain.confirmedBlock()) return undefined
   if (t.state !== 'finalized') {
-    const credits = await creditsOf(ctx.chain, t.tradeId, ctx.network.deployBlock)
+    const credits = await creditsOf(ctx.chain, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
     const refund = credits.get(ctx.keys.ethAddress.toLowerCase()) ?? 0n
-    await withdrawCredit(ctx)
+    // With an output to fetch, the refund is withdrawn after it (index.ts): on a chain with timed blocks the
+    // withdrawal waits a block, and the result need not wait for it.
+    if (view.state === 'refunded' || view.final!.status !== 0) await withdrawCredit(ctx)
     const payments = Object.fromEntries([...credits].map(([k, v]) => [k, v.toString()]))
     if (view.state === 'refunded') {
       await ctx.trades.transition(t, 'refunded', { data: { refund: refund.toString(), payments }, reason: explainRefund(view).buyer })

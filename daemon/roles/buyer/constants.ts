@@ -1,5 +1,5 @@
 // The buyer's bounds. Those an operator may tune are options (config/options.ts: trade.offerWindowMs,
-// trade.attestTimeoutMs); these are fixed.
+// trade.offerGraceMs, trade.attestTimeoutMs); these are fixed.
 
 /** Offers (sellers and nodes together) one trade records; later ones are turned away. */
 export const MAX_OFFERS_PER_TRADE = 64

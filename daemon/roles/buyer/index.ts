@@ -15,13 +15,13 @@ import type { Offer } from '../../../p2p/index.ts'
 import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
-import { advanceActive, type Role, type RoleContext } from '../context.ts'
+import { advanceActive, withdrawCredit, type Role, type RoleContext } from '../context.ts'
 import { attestNodes, deliverCode } from './attestation.ts'
 import { followConsensus } from './consensus.ts'
 import { postDemand, publishDemand, type PostDemandParams } from './demand.ts'
 import { openEscrow, reopenVanishedEscrow } from './escrow.ts'
 import { log } from './log.ts'
-import { checkOffer, chooseCandidates, recordOffer } from './offers.ts'
+import { checkOffer, chooseCandidates, enoughOffers, recordOffer } from './offers.ts'
 import { rateSeller } from './rating.ts'
 import { fetchResult, readResult } from './result.ts'
 import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
@@ -38,6 +38,10 @@ export class BuyerRole implements Role {
   private readonly inFlight = new Set<string>()
   /** When a trade that lacked offers is looked at again. */
   private readonly retryChoiceAt = new Map<string, number>()
+  /** When the checked offers of a trade still collecting them first were enough for its demand. */
+  private readonly enoughSince = new Map<string, number>()
+  /** Wake-ups set for the end of an offer window or of a grace, by trade (cleared at stop). */
+  private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
   /** Nonces of every quote this buyer accepted: a replayed quote is refused. */
   private readonly seenNonces = new Set<string>()
 
@@ -49,7 +53,18 @@ export class BuyerRole implements Role {
   async start (): Promise<void> {
     await this.tick()
   }
-  async stop (): Promise<void> {}
+  async stop (): Promise<void> {
+    for (const timer of this.timers.values()) clearTimeout(timer)
+    this.timers.clear()
+  }
+
+  /** Advances this trade again at `at` (ms since the epoch): the end of its offer window or of its grace. */
+  private wakeAt (tradeId: string, at: number): void {
+    clearTimeout(this.timers.get(tradeId))
+    const timer = setTimeout(() => { this.timers.delete(tradeId); this.ctx.wake('buyer') }, Math.max(0, at - Date.now()))
+    timer.unref()
+    this.timers.set(tradeId, timer)
+  }
 
   /** buyer_postDemand: step 2. */
   async postDemand (p: PostDemandParams): Promise<{ demandId: string, tradeId: string, codeHash: string, deposit: string }> {
@@ -65,7 +80,10 @@ export class BuyerRole implements Role {
       log.debug('offer refused', { demandId: offer.demandId, from: remotePeer, why })
       return false
     }
-    return await this.ctx.trades.locked('buyer', found.tradeId, async () => await recordOffer(this.ctx, found.tradeId, remotePeer, offer))
+    const taken = await this.ctx.trades.locked('buyer', found.tradeId, async () => await recordOffer(this.ctx, found.tradeId, remotePeer, offer))
+    // This offer may be the one that makes enough: look now, not at the end of the window.
+    if (taken) this.ctx.wake('buyer')
+    return taken
   }
 
   async tick (): Promise<void> {
@@ -83,12 +101,35 @@ export class BuyerRole implements Role {
   /** The step each state takes. */
   private async advance (t: BuyerTrade): Promise<void> {
     switch (t.state) {
-      case 'demanded':
+      case 'demanded': {
         if (!t.data.published || !t.data.posted) t = await publishDemand(this.ctx, t)
-        if (Date.now() - Date.parse(t.createdAt) < this.ctx.options.trade.offerWindowMs) return
-        if (Date.now() < (this.retryChoiceAt.get(t.tradeId) ?? 0)) return
-        if (await chooseCandidates(this.ctx, t) === 'collecting') this.retryChoiceAt.set(t.tradeId, Date.now() + this.ctx.options.trade.offerWindowMs)
+        const { offerWindowMs, offerGraceMs } = this.ctx.options.trade
+        const windowEnd = Date.parse(t.createdAt) + offerWindowMs
+        const windowOver = Date.now() >= windowEnd
+        if (!windowOver) {
+          // Early choice: the offers recorded so far were each checked at arrival (offers.ts checkOffer:
+          // signed for this demand by the sending peer's account, backed by CISC); once they are enough for
+          // the demand, a short grace lets more come, then the choice checks them all again. Short of
+          // offers, the window (the most we wait) ends as before, with the DHT solicitation.
+          const since = enoughOffers(t) ? (this.enoughSince.get(t.tradeId) ?? Date.now()) : undefined
+          if (since === undefined || Date.now() < (this.retryChoiceAt.get(t.tradeId) ?? 0)) {
+            this.wakeAt(t.tradeId, Math.max(windowEnd, this.retryChoiceAt.get(t.tradeId) ?? 0))
+            return
+          }
+          this.enoughSince.set(t.tradeId, since)
+          if (Date.now() < since + offerGraceMs) {
+            this.wakeAt(t.tradeId, since + offerGraceMs)
+            return
+          }
+        }
+        const retryAt = this.retryChoiceAt.get(t.tradeId) ?? 0
+        if (Date.now() < retryAt) { this.wakeAt(t.tradeId, retryAt); return }
+        const outcome = await chooseCandidates(this.ctx, t, { solicit: windowOver })
+        // Too few after all (the choice reads CISC again): back to collecting, until the window's end at least.
+        if (outcome === 'collecting') this.retryChoiceAt.set(t.tradeId, windowOver ? Date.now() + offerWindowMs : windowEnd)
+        else this.forget(t.tradeId)
         return
+      }
       case 'attesting':
         await this.attestAndEscrow(t)
         return
@@ -98,9 +139,21 @@ export class BuyerRole implements Role {
           return
         }
         const settled = await followConsensus(this.ctx, t)
-        if (settled !== undefined) await fetchResult(this.ctx, settled.t, settled.view)
+        if (settled !== undefined) {
+          await fetchResult(this.ctx, settled.t, settled.view)
+          // The refund (consensus.ts leaves it until the result is in). Withdrawals take all our credit on DTMC:
+          // one that fails here is taken by the next one (a later trade's), so it does not hold this trade up.
+          await withdrawCredit(this.ctx).catch((err: unknown) => { log.warn('refund not withdrawn yet', { tradeId: t.tradeId, err: err as Error }) })
+        }
       }
     }
+  }
+
+  private forget (tradeId: string): void {
+    this.retryChoiceAt.delete(tradeId)
+    this.enoughSince.delete(tradeId)
+    clearTimeout(this.timers.get(tradeId))
+    this.timers.delete(tradeId)
   }
 
   /** Steps 4 and 5: attest every candidate, keep the n fastest valid, deliver the code, escrow. */

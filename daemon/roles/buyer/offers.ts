@@ -88,12 +88,23 @@ export async function solicitOffers (ctx: RoleContext, t: BuyerTrade): Promise<v
 }
 
 /**
- * The end of an offer window: solicit, then choose. Enough candidates: `attesting`. Too few: keep
- * collecting ('collecting') until the demand nearly expires, then `failed`. The caller holds the lock.
+ * Whether the offers recorded so far (each checked at arrival: checkOffer) are enough for the demand: as many
+ * sellers as it asks for and at least its number of nodes. The choice (chooseCandidates) may then come before
+ * the end of the offer window; it checks every offer against CISC again.
  */
-export async function chooseCandidates (ctx: RoleContext, t0: BuyerTrade): Promise<'chosen' | 'collecting' | 'failed'> {
+export function enoughOffers (t: BuyerTrade): boolean {
+  const d = demandOf(t)
+  return t.data.sellerOffers.length >= d.sellers && t.data.nodeOffers.length >= d.nodes
+}
+
+/**
+ * The choice, at the end of an offer window or once enough offers came: solicit (`solicit`, at the end of a
+ * window: the peers the DHT lists that have not offered), then choose. Enough candidates: `attesting`. Too
+ * few: keep collecting ('collecting') until the demand nearly expires, then `failed`. The caller holds the lock.
+ */
+export async function chooseCandidates (ctx: RoleContext, t0: BuyerTrade, o: { solicit: boolean } = { solicit: true }): Promise<'chosen' | 'collecting' | 'failed'> {
   const started = Date.now()
-  await solicitOffers(ctx, t0)
+  if (o.solicit) await solicitOffers(ctx, t0)
   const t = await ctx.trades.require<BuyerTradeData>('buyer', t0.tradeId)
   const d = demandOf(t)
   const offers = { sellers: t.data.sellerOffers, nodes: t.data.nodeOffers }

@@ -2,14 +2,14 @@
 // the rating and the result info (never the result) in CISC for future buyers.
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { appError } from '../../rpc/errors.ts'
-import { tradeParties, type RoleContext } from '../context.ts'
+import { tradeFromBlock, tradeParties, type RoleContext } from '../context.ts'
 import type { BuyerTradeData } from './trade.ts'
 
 /** buyer_rate: once per seller; the trade is `rated` when every seller is. */
 export async function rateSeller (ctx: RoleContext, tradeId: string, seller: string, score: number, comment: string): Promise<{ txHash: string }> {
   const t = await ctx.trades.get<BuyerTradeData>('buyer', tradeId)
   if (t === undefined) throw appError('NotFound', `no buyer trade ${tradeId}`)
-  const { sellers } = await tradeParties(ctx.chain, t.tradeId, ctx.network.deployBlock)
+  const { sellers } = await tradeParties(ctx.chain, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
   const s = sellers.find(x => x.account === seller.toLowerCase())
   if (s === undefined) throw appError('Rejected', `${seller} is not a seller of this trade`, { param: 'seller' })
   let receipt

@@ -10,7 +10,7 @@ import { resultHashOf, type TradeView } from '../../../contracts/index.ts'
 import { resultConstants, signResultMessage, type ResultDomain } from '../../../p2p/index.ts'
 import { openLocal, sealLocal } from '../../local-secrets.ts'
 import { appError } from '../../rpc/errors.ts'
-import { chainTime, nodePeerId, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { chainTime, nodePeerId, tradeFromBlock, tradeParties, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import { explainRun } from '../../ends.ts'
 import { DIAGNOSIS_WAIT_MS } from './constants.ts'
 import { log } from './log.ts'
@@ -24,7 +24,7 @@ import type { BuyerTrade, BuyerTradeData } from './trade.ts'
  */
 export async function fetchResult (ctx: RoleContext, t: BuyerTrade, view: TradeView): Promise<void> {
   const started = Date.now()
-  const { nodes } = await tradeParties(ctx.chain, t.tradeId, ctx.network.deployBlock)
+  const { nodes } = await tradeParties(ctx.chain, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
   const majority = view.final!.members.map(i => nodes.find(n => n.index === i)).filter((n): n is TradeNodeEvent => n !== undefined)
   const domain = domainOf(ctx)
   for (const node of majority) {
@@ -111,7 +111,7 @@ export async function readResult (ctx: RoleContext, tradeId: string): Promise<{ 
   const sealed = await ctx.store.results.get(t.tradeId)
   if (sealed === undefined) throw appError('Unavailable', `no result yet (trade is ${t.state})`)
   const view = await ctx.chain.dtmc.trade(t.tradeId)
-  const { nodes } = await tradeParties(ctx.chain, t.tradeId, ctx.network.deployBlock)
+  const { nodes } = await tradeParties(ctx.chain, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
   for (const n of nodes) {
     let envelope: Uint8Array
     try { envelope = openLocal(localKey(ctx), sealed, `result/${t.tradeId}/${n.taskId}`) } catch { continue }

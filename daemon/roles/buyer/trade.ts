@@ -38,6 +38,8 @@ export interface BuyerTradeData {
   payments?: Record<string, string>
   ratings?: Record<string, number>
   phaseMs?: Record<string, number>
+  /** The block openTrade was mined in (where the trade's log queries start). */
+  openedBlock?: number
 }
 
 export type BuyerTrade = TradeRecord<BuyerTradeData>

@@ -17,7 +17,7 @@ import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
 import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
-import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeFromBlock, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
 import {
   CODE_MODES, MAX_ALLOWED_BUYERS, MAX_ALLOWED_CODE_HASHES, CLAMP_BOUND_PATTERN, MAX_CLAMPS, MAX_CLAMP_COLUMN, MAX_CSV_DECIMALS, MAX_EXPIRES_AT, MAX_TRADES_LIMIT, chainPolicyOf, fullPriceOf, judgePolicy,
@@ -97,6 +97,8 @@ export interface SellerTradeData {
   payment?: string
   /** Micro-epsilon the trade declared (its TradePrivate event); absent: none. */
   epsilon?: string
+  /** The block DTMC opened the trade in (where its log queries start). */
+  openedBlock?: number
 }
 
 const DATA_KEY_PURPOSE = 'seller-data-key'
@@ -241,14 +243,14 @@ export class SellerRole implements Role {
 
   /** Step 6, Checks: trades DTMC opened with our offers; each is checked before anything is delivered. */
   private async discoverTrades (): Promise<void> {
-    await scanNewTrades(this.ctx, 'seller', async (tradeId) => { await this.checkTrade(tradeId) })
+    await scanNewTrades(this.ctx, 'seller', async (tradeId, openedBlock) => { await this.checkTrade(tradeId, openedBlock) })
   }
 
   /** Records the trade, `failed` with the reason when it is not ours or its terms fail the dataset's policy. */
-  private async checkTrade (tradeId: string): Promise<void> {
+  private async checkTrade (tradeId: string, openedBlock: number | undefined): Promise<void> {
     const view = await this.ctx.chain.dtmc.trade(tradeId)
     if (view === null) return
-    const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
+    const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock))
     const mine = sellers.find(s => s.account === this.address)
     if (mine === undefined) return
     const ds = await this.ctx.store.datasets.get(mine.offerId.toString()) as DatasetRecord | undefined
@@ -260,7 +262,8 @@ export class SellerRole implements Role {
       codeHash: view.codeHash.toLowerCase(),
       deadline: view.deadline,
       nodes: nodes.map(n => ({ ...n, delivered: false, sentBytes: 0 })),
-      ...(view.epsilon !== 0n && { epsilon: view.epsilon.toString() })
+      ...(view.epsilon !== 0n && { epsilon: view.epsilon.toString() }),
+      ...(openedBlock !== undefined && { openedBlock })
     }
     // CISC charged this trade already: the budget the other trades left is what it was judged against.
     const epsilonSpent = ds?.policy.mode === 'private' ? (await this.ctx.chain.cisc.offer(mine.offerId)).epsilonSpent - view.epsilon : undefined
@@ -310,7 +313,7 @@ export class SellerRole implements Role {
     if (view.state === 'open' || (view.state === 'settled' && view.final?.status !== ResultStatus.InputInvalid)) return
     const claims = await this.ctx.chain.dtmc.claimsOf(t.tradeId)
     if (!claims.held.includes(t.data.sellerIndex)) return
-    const { sellers } = await tradeParties(this.ctx.chain, t.tradeId, this.ctx.network.deployBlock)
+    const { sellers } = await tradeParties(this.ctx.chain, t.tradeId, tradeFromBlock(this.ctx, t.data.openedBlock))
     const commitments = sellers.map(s => s.commitment)
     for (const n of t.data.nodes) {
       if (n.receipt === undefined || (view.state === 'settled' && view.final?.members.includes(n.index) !== true)) continue

@@ -26,7 +26,7 @@ import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { explainRun } from '../../ends.ts'
-import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
+import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeFromBlock, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
 
@@ -86,6 +86,8 @@ export interface NodeTradeData {
    * enclave checks it against the sellers' privacy terms.
    */
   epsilon?: string
+  /** The block DTMC opened the trade in (where its log queries start). */
+  openedBlock?: number
 }
 
 export class TrustedNodeRole implements Role {
@@ -206,6 +208,8 @@ export class TrustedNodeRole implements Role {
       },
       onCode: async (_remote, req) => {
         await this.enclaveCall(async () => { await this.enclave.deliverCode(req.taskId, req.envelope, { salt: req.salt, signature: req.signature }) })
+        // The code may be the last thing a trade's run waited for.
+        this.ctx.wake('node')
       }
     })
     // Step 7, Data delivery, once the delivery passed the checks (step 6).
@@ -217,7 +221,10 @@ export class TrustedNodeRole implements Role {
         const status = await this.enclaveCall(async () => await this.enclave.deliverData(req.taskId, {
           sellerIndex: req.sellerIndex, commitment: req.commitment, wrappedKey: req.wrappedKey, sellerSignature: req.sellerSignature, chunks: counted
         }))
-        if (status.invalid !== undefined) throw new RefuseRequest('InvalidData', status.invalid)
+        if (status.invalid !== undefined) {
+          this.ctx.wake('node') // a seller's refused data lets the run go on too (it reports "input invalid")
+          throw new RefuseRequest('InvalidData', status.invalid)
+        }
         this.ctx.metrics.bytesDelivered.inc({ role: 'node' }, bytes)
         log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
         // The receipt goes back to the seller on its own stream; the enclave runs nothing until the seller acknowledges it.
@@ -393,7 +400,8 @@ export class TrustedNodeRole implements Role {
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
     if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
-    const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, this.ctx.network.deployBlock)
+    const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
+    const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock))
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
     if (seller === undefined || seller.commitment !== req.commitment) throw new RefuseRequest('WrongSeller', 'no such seller / commitment in the trade')
@@ -406,6 +414,8 @@ export class TrustedNodeRole implements Role {
       // The seller acknowledges the receipt it got for its complete delivery (the enclave checks the signature).
       const ack = req.ack
       status = await this.enclaveCall(async () => await this.enclave.ackReceipt(req.taskId, req.sellerIndex, ack))
+      // The enclave runs once every seller's receipt is acknowledged: this may have been the last one.
+      this.ctx.wake('node')
     }
     if (status === undefined) return { nextChunk: 0, complete: false }
     return { nextChunk: status.invalid === undefined ? status.nextChunk : 0, complete: status.complete, receipt: status.receipt, acked: status.acked }
@@ -486,17 +496,18 @@ export class TrustedNodeRole implements Role {
 
   /** Trades DTMC opened with our enclave. */
   private async discoverTrades (): Promise<void> {
-    await scanNewTrades(this.ctx, 'node', async (tradeId) => {
+    await scanNewTrades(this.ctx, 'node', async (tradeId, openedBlock) => {
       const view = await this.ctx.chain.dtmc.trade(tradeId)
       if (view === null) return
       const tasks = new Set((await this.enclave.tasks()).map(t => t.taskId))
-      const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, this.ctx.network.deployBlock)
+      const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock))
       const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
       if (mine === undefined) return
       const privateRun = view.epsilon !== 0n && (await Promise.all(sellers.map(async s => await this.ctx.chain.cisc.offer(s.offerId)))).some(o => o.privateMode)
       await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
         nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline,
-        ...(privateRun && { epsilon: view.epsilon.toString() })
+        ...(privateRun && { epsilon: view.epsilon.toString() }),
+        ...(openedBlock !== undefined && { openedBlock })
       }, `chosen as node ${mine.index} of ${nodes.length}${privateRun ? `, private run of epsilon ${view.epsilon} micro` : ''}`)
     })
   }
