@@ -111,22 +111,35 @@ export function dtmcLogArgs (chain: ChainClient, log: Log): Record<string, any> 
   return parsed.args as unknown as Record<string, any>
 }
 
-/** Wei DTMC credited to `account` for one trade (its Credited events). */
-export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<bigint> {
-  return (await creditsOf(chain, tradeId, fromBlock, account)).get(account.toLowerCase()) ?? 0n
+/**
+ * Wei DTMC credited to `account` for one trade (its Credited events); undefined while the chain shows no end of
+ * the trade (see creditsOf).
+ */
+export async function creditedFor (chain: ChainClient, account: string, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<bigint | undefined> {
+  const credits = await creditsOf(chain, tradeId, fromBlock)
+  return credits === undefined ? undefined : credits.get(account.toLowerCase()) ?? 0n
 }
 
-/** Wei DTMC credited for one trade, per account (lowercase), from its Credited events; only `account`'s when given. */
-export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = chain.network.deployBlock ?? 0, account: string | null = null): Promise<Map<string, bigint>> {
-  const c = chain.dtmc.contract
-  const logs = await c.queryFilter(c.filters.Credited(account, tradeId), fromBlock)
+/**
+ * Wei DTMC credited for one trade, per account (lowercase), from its Credited events; undefined when the same logs
+ * hold no TradeSettled or TradeRefunded of the trade. One eth_getLogs over DTMC, so the credits and the end come from
+ * one view of the chain: a reorganisation between two reads (the trade seen settled, then its credits gone with the
+ * dropped blocks) would otherwise record no payment at all for a trade that settles again a block later.
+ */
+export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<Map<string, bigint> | undefined> {
+  const logs = await chain.provider.getLogs({ address: chain.dtmc.address, fromBlock, toBlock: 'latest' })
+  const id = tradeId.toLowerCase()
   const out = new Map<string, bigint>()
+  let ended = false
   for (const l of logs) {
-    const a = dtmcLogArgs(chain, l)
-    const k = String(a.account).toLowerCase()
-    out.set(k, (out.get(k) ?? 0n) + (a.amount as bigint))
+    const parsed = chain.dtmc.iface.parseLog(l)
+    if (parsed === null || String(parsed.args.tradeId).toLowerCase() !== id) continue
+    if (parsed.name === 'TradeSettled' || parsed.name === 'TradeRefunded') ended = true
+    if (parsed.name !== 'Credited') continue
+    const k = String(parsed.args.account).toLowerCase()
+    out.set(k, (out.get(k) ?? 0n) + (parsed.args.amount as bigint))
   }
-  return out
+  return ended ? out : undefined
 }
 
 /**
@@ -224,6 +237,8 @@ export async function collectPayment<D extends { payment?: string, openedBlock?:
   const state = view.state
   if (state === 'open') return false
   const credited = await creditedFor(ctx.chain, ctx.keys.ethAddress, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
+  // The end we saw was undone by a reorganisation meanwhile: look again once the chain shows it.
+  if (credited === undefined) return false
   await withdrawCredit(ctx)
   // A trade that ended without the buyer's output: why, in this role's words (daemon/ends.ts).
   const ended = explainTrade([], view)

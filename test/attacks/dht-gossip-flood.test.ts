@@ -20,6 +20,8 @@ import { boundGossipCaches } from '../../p2p/host/gossip.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 
 let victim: P2PHost
+/** Attacker hosts providing the same key at once (each one dials the victim, which limits new connections per address). */
+const PROVIDERS_AT_ONCE = 4
 const attackers: P2PHost[] = []
 
 async function newAttacker (): Promise<P2PHost> {
@@ -59,13 +61,19 @@ test(`one peer providing ${MAX_PROVIDER_RECORDS_PER_PEER + 16} keys keeps at mos
 
 test(`${MAX_PROVIDERS_PER_KEY + 6} peers providing one key leave at most ${MAX_PROVIDERS_PER_KEY} records for it, the newest`, async () => {
   const cid = await randomCid()
-  let last: P2PHost | undefined
-  for (let i = 0; i < MAX_PROVIDERS_PER_KEY + 6; i++) {
-    last = await newAttacker()
-    await provideRaw(last, cid)
-    // Only the victim and this attacker: keep the victim's connection count low.
-    if (i < MAX_PROVIDERS_PER_KEY + 5) { await last.stop(); attackers.splice(attackers.indexOf(last), 1) }
+  // The older providers a few at a time, each stopped once it provided (keeps the victim's connection count low);
+  // then the newest alone, after all of them.
+  const older = MAX_PROVIDERS_PER_KEY + 5
+  for (let i = 0; i < older; i += PROVIDERS_AT_ONCE) {
+    await Promise.all(Array.from({ length: Math.min(PROVIDERS_AT_ONCE, older - i) }, async () => {
+      const a = await newAttacker()
+      await provideRaw(a, cid)
+      await a.stop()
+      attackers.splice(attackers.indexOf(a), 1)
+    }))
   }
+  const last = await newAttacker()
+  await provideRaw(last, cid)
   // ADD_PROVIDER is fire-and-forget: the victim may store the last record a moment after the attacker sent it.
   const providers = (victim.node.services.dht as unknown as { providers: { getProviders: (c: CID) => Promise<Array<{ toString: () => string }>> } }).providers
   let stored = await providers.getProviders(cid)

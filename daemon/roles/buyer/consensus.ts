@@ -40,6 +40,8 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
   if (t.state !== 'finalized' && ctx.chain.confirmations > 1 && await endedAt(ctx, t.tradeId) > await ctx.chain.confirmedBlock()) return undefined
   if (t.state !== 'finalized') {
     const credits = await creditsOf(ctx.chain, t.tradeId, tradeFromBlock(ctx, t.data.openedBlock))
+    // The end we saw was undone by a reorganisation meanwhile: look again once the chain shows it.
+    if (credits === undefined) return undefined
     const refund = credits.get(ctx.keys.ethAddress.toLowerCase()) ?? 0n
     // With an output to fetch, the refund is withdrawn after it (index.ts): on a chain with timed blocks the
     // withdrawal waits a block, and the result need not wait for it.
