@@ -23,6 +23,8 @@ const FILE_TIMEOUT_MS = 300_000
 const DEFAULT_TEST_JOBS = 2
 /** The marker, in a file's first lines, of a file that must run alone. */
 const ALONE_MARKER = '// test-run: alone'
+/** Preloaded into every file: prints what a failing before/after hook threw (uvu drops it). */
+const HOOK_ERRORS = join(testDir, 'helpers', 'hook-errors.ts')
 /** Kinds of test, slowest first: files start in this order (then by path). */
 const KIND_ORDER = ['test/e2e/', 'test/attacks/', 'test/integration/', 'test/unit/']
 
@@ -68,7 +70,7 @@ function runFile (file: string): Promise<FileResult & { out: string, err: string
   return new Promise(resolve => {
     // Its own process group: when the file ends (or times out), whatever it started and left
     // behind (a daemon, anvil) is killed with it, and cannot slow the files after it.
-    const child = spawn(process.execPath, [file], {
+    const child = spawn(process.execPath, ['--import', HOOK_ERRORS, file], {
       cwd: root,
       env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
