@@ -28,7 +28,8 @@ interface ICISC {
 /// holding an attested enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer
 /// (`releaseUnclaimed`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
 /// the chain (it depends on the data), and the result hash is salted by the buyer. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
-/// after its deadline, which is at most MAX_TRADE_DURATION after opening. Credits are withdrawn (pull).
+/// after its deadline, which is at most MAX_TRADE_DURATION after opening. Payouts are sent at once (push, with the
+/// 2,300-gas stipend); a payee that refuses the transfer is credited instead and withdraws it (pull).
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
@@ -204,7 +205,8 @@ contract DTMC {
     /// @notice The simulated attestation service's key: every quote must recover to it.
     address public attestationRoot;
     mapping(bytes32 => bool) public acceptedMeasurement;
-    /// @notice Credited wei, withdrawn with `withdraw`.
+    /// @notice Wei of payouts a payee refused at settlement (its receive hook reverted or needed more than the
+    /// stipend), withdrawn with `withdraw`.
     mapping(address => uint256) public balanceOf;
 
     mapping(bytes32 => Trade) private _trades;
@@ -240,6 +242,7 @@ contract DTMC {
     event FeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
     event DeliveryClaimed(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 node, uint256 fee);
     event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
+    /// @notice `account` was paid `amount` for the trade: sent, or credited to `balanceOf` when the send failed.
     event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event AttestationRootChanged(address indexed previous, address indexed root);
@@ -685,10 +688,15 @@ contract DTMC {
         _credit(t.buyer, tradeId, amount);
     }
 
+    /// @dev Pays `amount` at once (push): a send with only the 2,300-gas stipend, too little for the payee to write
+    /// storage, so it cannot re-enter DTMC with effect, and a payee that refuses (a reverting or costly receive
+    /// hook) only has the amount credited to `balanceOf` instead, for `withdraw`: nobody can block a settlement.
+    /// Pushing spares the honest trade a fresh balance slot and a withdrawal transaction per payee (about 46,000
+    /// gas each; BENCHMARKS.md "Issue 13"). `Credited` reports the payment either way.
     function _credit(address account, bytes32 tradeId, uint256 amount) private {
         if (amount == 0) return;
-        balanceOf[account] += amount;
         emit Credited(account, tradeId, amount);
+        if (!payable(account).send(amount)) balanceOf[account] += amount;
     }
 
     /// @notice Sends the caller everything credited to it. The balance is zeroed before the transfer,

@@ -1,5 +1,6 @@
 // A malicious payee contract (test/integration/contracts/fixtures/ReentrantPayee.sol) that re-enters DTMC from its
-// receive hook gets exactly what it was credited, nothing more; one that refuses payment keeps its credit.
+// receive hook gets exactly what it was credited, nothing more; one that refuses payment keeps its credit. Its receive
+// hook needs more than the 2,300-gas stipend of the settlement's send, so DTMC credits it instead of paying it at once.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
