@@ -33,7 +33,7 @@ interface ICISC {
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 5 slots, plus 1 per seller, 2 per node (payee and enclave, with the node's
+/// never searches. One trade occupies 2 slots (the second the hash of its Facts), plus 1 per seller, 2 per node (payee and enclave, with the node's
 /// result commitment packed beside them) and 2 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
@@ -103,8 +103,21 @@ contract DTMC {
         uint8 status;
     }
 
-    /// @dev Five slots. The first holds everything a commitment or a reveal reads or writes besides codeHash and
-    /// inputHash, so commitResult touches one trade slot and a reveal three; the rest is read at settlement.
+    /// @notice What a trade fixes at opening and only later calls read. DTMC stores just its keccak256
+    /// (`Trade.factsHash`): the calls that need it (submitResult, finalize, claimDelivery, releaseUnclaimed, rate)
+    /// pass it in calldata and it must hash to the stored word (`FactsMismatch`); contracts/client.ts rebuilds it
+    /// from `TradeOpened`. Opening fills three slots less (about 66,000 gas) for a little calldata per call.
+    struct Facts {
+        address buyer;
+        uint96 outputPrice;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap): what each node of the final group is paid
+        uint96 deposit; // at most MAX_DEPOSIT
+        bytes32 codeHash;
+        bytes32 inputHash;
+    }
+
+    /// @dev Two slots. The first holds everything a commitment or a reveal reads or writes, so commitResult touches
+    /// one trade slot and a reveal two; the second is the hash of the trade's Facts.
     struct Trade {
         State state;
         uint8 nSellers;
@@ -119,13 +132,7 @@ contract DTMC {
         uint40 deadline;
         uint40 commitStart; // time of the first commitment
         uint64 outputCap;
-        bytes32 codeHash;
-        bytes32 inputHash;
-        address buyer;
-        uint96 outputPrice;
-        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap): what each node of the final group is paid
-        uint96 deposit; // at most MAX_DEPOSIT
-        uint64 gasCap;
+        bytes32 factsHash; // keccak256(abi.encode(Facts))
     }
 
     struct Party {
@@ -178,22 +185,16 @@ contract DTMC {
         uint8 group; // index into TradeView.groups when submitted
     }
 
+    /// @dev Without the Facts (the client fills them in from `TradeOpened`) and the node terms.
     struct TradeView {
-        address buyer;
         State state;
         uint40 deadline;
         uint8 nResults;
         uint8 ratedMask;
         uint8 leader;
-        bytes32 codeHash;
-        bytes32 inputHash;
-        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap); nodePrice and nodeCap are in the TradeOpened event
-        uint96 outputPrice;
         uint64 outputCap;
-        uint64 gasCap;
         uint8 nCommits;
         uint40 commitStart;
-        uint128 deposit;
         Party[] sellers;
         NodeView[] nodes;
         Group[] groups;
@@ -279,6 +280,7 @@ contract DTMC {
     error NotCommitted(uint256 node);
     error CommitmentMismatch(uint256 node);
     error UnknownTrade(bytes32 tradeId);
+    error FactsMismatch(bytes32 tradeId); // the Facts passed do not hash to the trade's factsHash
     error AlreadyFinalized(bytes32 tradeId);
     error ResultAfterDeadline(uint256 deadline);
     error UnknownNode(uint256 node);
@@ -377,23 +379,29 @@ contract DTMC {
         tradeId = keccak256(abi.encode(msg.sender, terms.salt));
         Trade storage t = _trades[tradeId];
         if (t.state != State.None) revert TradeExists(tradeId);
-        t.buyer = msg.sender;
         t.deadline = terms.deadline;
         t.nSellers = uint8(ns);
         t.nNodes = uint8(nn);
         t.state = State.Open;
-        t.codeHash = terms.codeHash;
-        uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
-        t.nodeFee = nodeFee > terms.nodeCap ? terms.nodeCap : uint96(nodeFee);
         t.outputCap = terms.outputCap;
-        t.outputPrice = terms.outputPrice;
-        t.gasCap = terms.gasCap;
-        t.deposit = uint96(msg.value);
         bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
-        t.inputHash = inputHash;
+        t.factsHash = _factsHashOf(terms, inputHash);
         _addNodes(tradeId, terms.codeHash, nodes);
         _emitOpened(tradeId, terms, inputHash);
         if (terms.epsilon != 0) emit TradePrivate(tradeId, terms.epsilon);
+    }
+
+    /// @dev keccak256 of the trade's Facts: what later calls pass back.
+    function _factsHashOf(Terms calldata terms, bytes32 inputHash) private view returns (bytes32) {
+        uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
+        if (nodeFee > terms.nodeCap) nodeFee = terms.nodeCap;
+        return keccak256(
+            abi.encode(Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash))
+        );
+    }
+
+    function _checkFacts(bytes32 tradeId, Trade storage t, Facts calldata facts) private view {
+        if (keccak256(abi.encode(facts)) != t.factsHash) revert FactsMismatch(tradeId);
     }
 
     function _emitOpened(bytes32 tradeId, Terms calldata terms, bytes32 inputHash) private {
@@ -478,16 +486,19 @@ contract DTMC {
     /// must recover to the enclave attested for that node, the result must be for this trade's task and inputs, and it
     /// must open the node's commitment. The reveal settles the trade when the outcome was already certain before it (a
     /// group held a strict majority: this result is counted, then the trade settles) or when it is the last one due.
-    function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce) external {
+    function submitResult(
+        ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce, Facts calldata facts
+    ) external {
         Trade storage t = _openTrade(info.tradeId);
+        _checkFacts(info.tradeId, t, facts);
         if (!_revealOpen(t)) revert RevealTooEarly(t.nCommits == 0 ? 0 : uint256(t.commitStart) + COMMIT_WINDOW);
-        uint16 bit = _checkResult(t, info, node, signature, nonce);
+        uint16 bit = _checkResult(t, info, node, signature, nonce, facts);
         GroupSlot[MAX_NODES] storage groups = _groups[info.tradeId];
         // Whether a group already held a strict majority: then this is "the next submission" that settles.
         // Only possible once more than half the results are in, which spares the group read before that.
         bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
         _record(t, groups, info, node, bit);
-        if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader]);
+        if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader], facts);
     }
 
     /// @dev The stored first 24 bytes of node's commitment.
@@ -512,7 +523,9 @@ contract DTMC {
     }
 
     /// @dev The checks of a revealed result, in the order the custom errors report them; returns the node's bit.
-    function _checkResult(Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce)
+    function _checkResult(
+        Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce, Facts calldata facts
+    )
         private
         view
         returns (uint16 bit)
@@ -524,12 +537,12 @@ contract DTMC {
         if (t.committedMask & bit == 0) revert NotCommitted(node);
         NodeSlot storage slot = _nodes[info.tradeId][node];
         address enclave = slot.enclave;
-        if (info.taskId != keccak256(abi.encode(info.tradeId, t.codeHash, enclave))) revert WrongTask(node);
+        if (info.taskId != keccak256(abi.encode(info.tradeId, facts.codeHash, enclave))) revert WrongTask(node);
         // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
         bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
         if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
-        if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
+        if (info.inputHash != facts.inputHash) revert InputHashMismatch(facts.inputHash, info.inputHash);
         if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
         if (info.resultSize > t.outputCap) revert PayoutAboveCap(info.resultSize, t.outputCap);
     }
@@ -566,27 +579,28 @@ contract DTMC {
     /// nodes that have not reported are not paid) or when no group can reach one any more, even with every
     /// missing result (a full refund); once reveals are open, only the committed nodes can still report.
     /// After the deadline: the majority if there is one, else a full refund.
-    function finalize(bytes32 tradeId) external {
+    function finalize(bytes32 tradeId, Facts calldata facts) external {
         Trade storage t = _openTrade(tradeId);
+        _checkFacts(tradeId, t, facts);
         GroupSlot storage win = _groups[tradeId][t.leader];
         uint256 lead = t.nGroups == 0 ? 0 : win.count;
         uint256 missing = (_revealOpen(t) ? t.nCommits : t.nNodes) - t.nResults;
         bool certain = lead * 2 > t.nNodes || (lead + missing) * 2 <= t.nNodes;
         if (!certain && block.timestamp <= t.deadline) revert FinalizeTooEarly(t.deadline);
-        _close(tradeId, t, win);
+        _close(tradeId, t, win, facts);
     }
 
     /// @dev Settles on `win` when it holds a strict majority of the trade's nodes, else refunds the buyer.
-    function _close(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
-        if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win);
-        else _refund(tradeId, t);
+    function _close(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts) private {
+        if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win, facts);
+        else _refund(tradeId, t, facts);
     }
 
-    function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
+    function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts) private {
         t.state = State.Settled;
-        uint256 paid = _paySellers(tradeId, t, win) + _payNodes(tradeId, t, win);
-        uint256 refund = t.deposit - paid; // cannot underflow: every payout is within its cap
-        _credit(t.buyer, tradeId, refund);
+        uint256 paid = _paySellers(tradeId, t, win, facts.outputPrice) + _payNodes(tradeId, t, win, facts.nodeFee);
+        uint256 refund = facts.deposit - paid; // cannot underflow: every payout is within its cap
+        _credit(facts.buyer, tradeId, refund);
         emit TradeSettled(tradeId, _keyOf(win), win.resultHash, win.resultSize, win.status, win.count, refund);
     }
 
@@ -594,9 +608,12 @@ contract DTMC {
     /// per seller, never a share: a buyer adding offers of its own cannot dilute what a real seller earns.
     /// On "input invalid" the data fees are held instead: a seller is paid only with a receipt from a node of
     /// the final group, which a seller whose signed data broke cannot have (`claimDelivery`).
-    function _paySellers(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
+    function _paySellers(bytes32 tradeId, Trade storage t, GroupSlot storage win, uint256 outputPrice)
+        private
+        returns (uint256 paid)
+    {
         if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, t);
-        uint256 outputFee = win.status == 0 ? uint256(t.outputPrice) * win.resultSize : 0;
+        uint256 outputFee = win.status == 0 ? outputPrice * win.resultSize : 0;
         uint256 ns = t.nSellers;
         Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
         for (uint256 i; i < ns; ++i) {
@@ -608,8 +625,10 @@ contract DTMC {
 
     /// @dev Each node of the final group: min(nodePrice * gasCap, nodeCap), whatever gas the run used (that would
     /// be a public, data-dependent channel); the others nothing.
-    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
-        uint256 nodeFee = t.nodeFee;
+    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win, uint256 nodeFee)
+        private
+        returns (uint256 paid)
+    {
         uint256 members = win.members;
         NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
         for (uint256 i; i < t.nNodes; ++i) {
@@ -621,10 +640,10 @@ contract DTMC {
 
     /// @dev A refund returns everything except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
     /// whose data an attested enclave verified holds a receipt for it and is paid whatever became of the trade.
-    function _refund(bytes32 tradeId, Trade storage t) private {
+    function _refund(bytes32 tradeId, Trade storage t, Facts calldata facts) private {
         t.state = State.Refunded;
-        uint256 refund = t.deposit - _holdFees(tradeId, t);
-        _credit(t.buyer, tradeId, refund);
+        uint256 refund = facts.deposit - _holdFees(tradeId, t);
+        _credit(facts.buyer, tradeId, refund);
         emit TradeRefunded(tradeId, refund, t.nResults);
     }
 
@@ -644,10 +663,25 @@ contract DTMC {
     /// (the task key DTMC holds for that node). Anyone may relay it; the fee goes to the seller's account.
     /// `commitments` are the trade's sellers' commitments in order (they must hash to its inputHash): the receipt
     /// is over this seller's. After an "input invalid" settlement the receipt must come from the final group.
-    function claimDelivery(bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, bytes calldata signature)
-        external
+    function claimDelivery(
+        bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, bytes calldata signature,
+        Facts calldata facts
+    ) external {
+        _checkClaim(tradeId, index, node, commitments, facts);
+        Party storage seller = _sellers[tradeId][index];
+        _checkReceipt(tradeId, facts.codeHash, index, node, commitments[index], seller.account, signature);
+        claims[tradeId].held &= ~(uint8(1) << index);
+        emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
+        _credit(seller.account, tradeId, seller.fee);
+    }
+
+    /// @dev The checks of a claim before its receipt, in the order the custom errors report them.
+    function _checkClaim(bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, Facts calldata facts)
+        private
+        view
     {
         Trade storage t = _trade(tradeId);
+        _checkFacts(tradeId, t, facts);
         Claims storage c = claims[tradeId];
         if (index >= t.nSellers || c.held & (uint8(1) << index) == 0) revert NothingHeld(tradeId, index);
         if (block.timestamp > c.until) revert ClaimWindowClosed(c.until);
@@ -655,12 +689,7 @@ contract DTMC {
         if (t.state == State.Settled && _groups[tradeId][t.leader].members & (uint16(1) << node) == 0) {
             revert ReceiptNotFromFinalGroup(node);
         }
-        if (keccak256(abi.encode(commitments)) != t.inputHash) revert CommitmentsMismatch();
-        Party storage seller = _sellers[tradeId][index];
-        _checkReceipt(tradeId, t.codeHash, index, node, commitments[index], seller.account, signature);
-        c.held &= ~(uint8(1) << index);
-        emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
-        _credit(seller.account, tradeId, seller.fee);
+        if (keccak256(abi.encode(commitments)) != facts.inputHash) revert CommitmentsMismatch();
     }
 
     /// @dev The receipt must recover to node `node`'s attested enclave: receiptDigest of docs/protocol.md.
@@ -675,8 +704,9 @@ contract DTMC {
     }
 
     /// @notice After the claim window, the data fees nobody claimed go to the buyer. Anyone may call it.
-    function releaseUnclaimed(bytes32 tradeId) external {
+    function releaseUnclaimed(bytes32 tradeId, Facts calldata facts) external {
         Trade storage t = _trade(tradeId);
+        _checkFacts(tradeId, t, facts);
         Claims storage c = claims[tradeId];
         if (c.held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
         if (block.timestamp <= c.until) revert ClaimWindowOpen(c.until);
@@ -685,7 +715,7 @@ contract DTMC {
         for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += sellers[i].fee;
         c.held = 0;
         emit UnclaimedReleased(tradeId, amount);
-        _credit(t.buyer, tradeId, amount);
+        _credit(facts.buyer, tradeId, amount);
     }
 
     /// @dev Pays `amount` at once (push): a send with only the 2,300-gas stipend, too little for the payee to write
@@ -713,9 +743,10 @@ contract DTMC {
     // ---- step 11: feedback ----
 
     /// @notice The buyer rates seller `index` of a settled trade, once; the rating and the final result info go to CISC.
-    function rate(bytes32 tradeId, uint8 index, uint8 score, string calldata comment) external {
+    function rate(bytes32 tradeId, uint8 index, uint8 score, string calldata comment, Facts calldata facts) external {
         Trade storage t = _trade(tradeId);
-        if (msg.sender != t.buyer) revert NotBuyer(tradeId);
+        _checkFacts(tradeId, t, facts);
+        if (msg.sender != facts.buyer) revert NotBuyer(tradeId);
         if (t.state != State.Settled) revert TradeNotSettled(tradeId);
         if (index >= t.nSellers) revert UnknownSeller(index);
         uint8 bit = uint8(1) << index;
@@ -733,21 +764,14 @@ contract DTMC {
     /// When `state` is Settled, `groups[leader]` is the final result.
     function trade(bytes32 tradeId) external view returns (TradeView memory v) {
         Trade storage t = _trade(tradeId);
-        v.buyer = t.buyer;
         v.state = t.state;
         v.deadline = t.deadline;
         v.nResults = t.nResults;
         v.ratedMask = t.ratedMask;
         v.leader = t.leader;
-        v.codeHash = t.codeHash;
-        v.inputHash = t.inputHash;
-        v.nodeFee = t.nodeFee;
-        v.outputPrice = t.outputPrice;
         v.outputCap = t.outputCap;
-        v.gasCap = t.gasCap;
         v.nCommits = t.nCommits;
         v.commitStart = t.commitStart;
-        v.deposit = t.deposit;
         v.sellers = new Party[](t.nSellers);
         for (uint256 i; i < v.sellers.length; ++i) v.sellers[i] = _sellers[tradeId][i];
         v.groups = new Group[](t.nGroups);

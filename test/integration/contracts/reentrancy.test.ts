@@ -65,7 +65,7 @@ test('re-entering withdraw from the receive hook gets nothing extra', async () =
     const t = await tradeWithPayee(true)
     const credit = await m.buyer.client.dtmc.creditOf(payeeAddress)
     assert.is(credit, t.terms.nodePrice * t.terms.gasCap) // node 0's flat fee
-    await call('setMode', 0, '0x' + '00'.repeat(32))
+    await call('setMode', 0, '0x')
     assert.is(await call('pull'), null)
     assert.is(await payee.attempts(), 1n)
     assert.is(await payee.reentryFailures(), 1n) // the nested withdraw found nothing
@@ -83,7 +83,9 @@ test('re-entering finalize of another trade and withdrawing again pays each cred
     const a = await tradeWithPayee(true)
     const b = await tradeWithPayee(false)
     const fee = a.terms.nodePrice * a.terms.gasCap
-    await call('setMode', 1, b.tradeId)
+    const f = await m.buyer.client.dtmc.factsOf(b.tradeId)
+    const finalizeB = m.buyer.client.dtmc.contract.interface.encodeFunctionData('finalize', [b.tradeId, [f.buyer, f.outputPrice, f.nodeFee, f.deposit, f.codeHash, f.inputHash]])
+    await call('setMode', 1, finalizeB)
     assert.is(await call('pull'), null)
     // paid for a, then (inside the hook) b was finalized and its credit paid; nothing beyond the two fees
     assert.is(await chain.provider.getBalance(payeeAddress) - before, 2n * fee)
@@ -97,10 +99,10 @@ test('a payee that refuses the money: WithdrawFailed, and its credit stays', asy
   await conserved(chain, everyone(m, [payeeAddress]), async () => {
     await tradeWithPayee(true)
     const credit = await m.buyer.client.dtmc.creditOf(payeeAddress)
-    await call('setMode', 2, '0x' + '00'.repeat(32))
+    await call('setMode', 2, '0x')
     assert.is(await call('pull'), 'WithdrawFailed')
     assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), credit)
-    await call('setMode', 0, '0x' + '00'.repeat(32))
+    await call('setMode', 0, '0x')
     assert.is(await call('pull'), null)
     assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), 0n)
     await dtmcHoldsExactlyTheCredits()

@@ -266,6 +266,37 @@ test('ratings: only the buyer, once per seller, 1..5, only of a settled trade; o
   }
 })
 
+test('forged Facts (DTMC keeps only their hash): another buyer, deposit, node fee, output price, codeHash or inputHash is FactsMismatch', async () => {
+  const t = await openTrade(m)
+  for (let i = 0; i < 3; i++) await submit(m, t, i) // settled: rate would pay nothing, finalize is refused anyway
+  const f = await m.buyer.client.dtmc.factsOf(t.tradeId)
+  const tuple = (x: typeof f): unknown[] => [x.buyer, x.outputPrice, x.nodeFee, x.deposit, x.codeHash, x.inputHash]
+  const node = m.nodes[0]
+  const dtmc = node.client.dtmc.contract.connect(node.client.signer!) as any
+  const forged = [
+    { ...f, buyer: node.address }, { ...f, deposit: f.deposit + 1n }, { ...f, nodeFee: f.nodeFee + 1n },
+    { ...f, outputPrice: f.outputPrice + 1n }, { ...f, codeHash: rand32() }, { ...f, inputHash: rand32() }
+  ]
+  for (const x of forged) {
+    // A node posing as the buyer to rate, or anyone releasing fees to another buyer: refused before any other check.
+    for (const call of [dtmc.rate.staticCall(t.tradeId, 0, 5, '', tuple(x)), dtmc.releaseUnclaimed.staticCall(t.tradeId, tuple(x))]) {
+      try {
+        await call
+        assert.unreachable('forged Facts accepted')
+      } catch (err) {
+        assert.is((err as any).revert?.name, 'FactsMismatch')
+      }
+    }
+  }
+  const t2 = await openTrade(m)
+  try {
+    await dtmc.finalize.staticCall(t2.tradeId, tuple({ ...f, deposit: f.deposit * 2n }))
+    assert.unreachable('forged Facts accepted')
+  } catch (err) {
+    assert.is((err as any).revert?.name, 'FactsMismatch')
+  }
+})
+
 test('admin handover is two steps', async () => {
   const next = await account(chain)
   await reverts(next.client.dtmc.acceptAdmin(), 'NotPendingAdmin')
