@@ -91,7 +91,7 @@ const fmt = (n: bigint): string => n.toLocaleString('en-US')
 
 function tables (setup: Array<[string, bigint]>, rows: Row[]): string {
   const lines: string[] = []
-  lines.push('Per trade, honest path (every node commits; then nodes reveal the same result in turn; the reveal after a strict majority settles the trade, so nobody calls finalize and later nodes do not reveal; every paid party withdraws; the buyer rates every seller):', '')
+  lines.push('Per trade, honest path (every node commits; then nodes reveal the same result in turn; the reveal after a strict majority settles the trade, so nobody calls finalize and later nodes do not reveal; DTMC sends every payout with the settlement, so a party withdraws only what a refused send left credited (none here); the buyer rates every seller):', '')
   lines.push('| nodes | sellers | openTrade | commitResult each | reveal first | reveal each further | settling reveal (last) | withdraw each | rate each | total |')
   lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of rows) {
@@ -112,9 +112,9 @@ function marginals (rows: Row[]): string {
   return [
     `Marginal costs: each node adds about ${fmt(perNodeOpen)} gas to openTrade (its quote: one ecrecover, the keccaks`,
     'of taskId, reportData and quoteDigest, a measurement lookup, two storage slots, an event) and about',
-    `${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal, its credit at settlement and its withdraw);`,
+    `${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal and its payout at settlement);`,
     `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, one slot, an event)`,
-    `and about ${fmt(perSellerTotal)} to the whole trade (with its credit, withdraw and rating). The first reveal`,
+    `and about ${fmt(perSellerTotal)} to the whole trade (with its payout and rating). The first reveal`,
     'pays for the new result group (two slots); later identical results only update one packed slot. Each',
     'commitResult is a transaction of its own (21,000) that updates the trade\'s first slot and the two slots of its node',
     '(written at opening; the commitment\'s first 24 bytes are packed beside the payee and enclave addresses).'
