@@ -33,8 +33,8 @@ interface ICISC {
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 2 slots (the second the hash of its Facts), plus 1 per seller, 2 per node (payee and enclave, with the node's
-/// result commitment packed beside them) and 2 per distinct result.
+/// never searches. One trade occupies 2 slots (the second the hash of its Facts, which hold its nodes), plus 1 per
+/// seller, 1 per node once it commits (its commitment) and 2 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
     uint256 public constant MAX_SELLERS = 8;
@@ -104,9 +104,10 @@ contract DTMC {
     }
 
     /// @notice What a trade fixes at opening and only later calls read. DTMC stores just its keccak256
-    /// (`Trade.factsHash`): the calls that need it (submitResult, finalize, claimDelivery, releaseUnclaimed, rate)
-    /// pass it in calldata and it must hash to the stored word (`FactsMismatch`); contracts/client.ts rebuilds it
-    /// from `TradeOpened`. Opening fills three slots less (about 66,000 gas) for a little calldata per call.
+    /// (`Trade.factsHash`): the calls that need it (commitResult, submitResult, finalize, claimDelivery,
+    /// releaseUnclaimed, rate) pass it in calldata and it must hash to the stored word (`FactsMismatch`);
+    /// contracts/client.ts rebuilds it from `TradeOpened` and `TradeNode`. Opening fills three trade slots and two
+    /// slots per node less (about 66,000 + 44,200 per node) for a little calldata per call.
     struct Facts {
         address buyer;
         uint96 outputPrice;
@@ -114,6 +115,13 @@ contract DTMC {
         uint96 deposit; // at most MAX_DEPOSIT
         bytes32 codeHash;
         bytes32 inputHash;
+        NodeRef[] nodes; // in the trade's node order
+    }
+
+    /// @notice A node of a trade: the account it is paid to (and commits from) and its attested enclave.
+    struct NodeRef {
+        address payee;
+        address enclave;
     }
 
     /// @dev Two slots. The first holds everything a commitment or a reveal reads or writes, so commitResult touches
@@ -138,16 +146,6 @@ contract DTMC {
     struct Party {
         address account;
         uint96 fee; // a seller's data fee: min(unitPrice * size, sellerCap)
-    }
-
-    /// @dev Two slots per node. Its result commitment is kept as its first 192 bits, split over the 12 bytes each
-    /// address leaves free: committing then updates two slots written at opening instead of filling a new one
-    /// (about 12,000 gas less per node), and opening a commitment still takes a 192-bit keccak256 preimage.
-    struct NodeSlot {
-        address payee;
-        bytes12 commitHigh; // commitment bytes 0..11
-        address enclave;
-        bytes12 commitLow; // commitment bytes 12..23
     }
 
     /// @notice Identical results: same key = keccak256(abi.encode(resultHash, resultSize, status)) (every result's
@@ -177,9 +175,8 @@ contract DTMC {
         uint8 held; // bit i: seller i's data fee is held (not yet claimed nor released)
     }
 
+    /// @dev payee and enclave are in the Facts (the client fills them in from `TradeNode`).
     struct NodeView {
-        address payee;
-        address enclave;
         bool committed;
         bool submitted;
         uint8 group; // index into TradeView.groups when submitted
@@ -212,7 +209,8 @@ contract DTMC {
 
     mapping(bytes32 => Trade) private _trades;
     mapping(bytes32 => Party[MAX_SELLERS]) private _sellers;
-    mapping(bytes32 => NodeSlot[MAX_NODES]) private _nodes;
+    /// @dev Per trade, each node's result commitment (the one slot a node fills, when it commits).
+    mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
     mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
     /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
     mapping(bytes32 => Claims) public claims;
@@ -385,18 +383,19 @@ contract DTMC {
         t.state = State.Open;
         t.outputCap = terms.outputCap;
         bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
-        t.factsHash = _factsHashOf(terms, inputHash);
-        _addNodes(tradeId, terms.codeHash, nodes);
+        t.factsHash = _factsHashOf(terms, inputHash, _addNodes(tradeId, terms.codeHash, nodes));
         _emitOpened(tradeId, terms, inputHash);
         if (terms.epsilon != 0) emit TradePrivate(tradeId, terms.epsilon);
     }
 
     /// @dev keccak256 of the trade's Facts: what later calls pass back.
-    function _factsHashOf(Terms calldata terms, bytes32 inputHash) private view returns (bytes32) {
+    function _factsHashOf(Terms calldata terms, bytes32 inputHash, NodeRef[] memory nodes) private view returns (bytes32) {
         uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
         if (nodeFee > terms.nodeCap) nodeFee = terms.nodeCap;
         return keccak256(
-            abi.encode(Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash))
+            abi.encode(
+                Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash, nodes)
+            )
         );
     }
 
@@ -435,8 +434,12 @@ contract DTMC {
         return commitment;
     }
 
-    function _addNodes(bytes32 tradeId, bytes32 codeHash, NodeInput[] calldata nodes) private {
-        NodeSlot[MAX_NODES] storage slots = _nodes[tradeId];
+    /// @dev Checks each node's quote and returns the nodes for the Facts (nothing is stored per node).
+    function _addNodes(bytes32 tradeId, bytes32 codeHash, NodeInput[] calldata nodes)
+        private
+        returns (NodeRef[] memory refs)
+    {
+        refs = new NodeRef[](nodes.length);
         address root = attestationRoot;
         for (uint256 i; i < nodes.length; ++i) {
             NodeInput calldata n = nodes[i];
@@ -444,7 +447,7 @@ contract DTMC {
             if (n.payee == address(0) || enclave == address(0)) revert ZeroAddress();
             for (uint256 j; j < i; ++j) if (nodes[j].quote.enclave == enclave) revert DuplicateEnclave(enclave);
             _checkQuote(i, tradeId, codeHash, n.quote, root);
-            slots[i] = NodeSlot(n.payee, bytes12(0), enclave, bytes12(0));
+            refs[i] = NodeRef(n.payee, enclave);
             emit TradeNode(tradeId, n.payee, enclave, uint8(i), n.quote.measurement, n.quote.taskId);
         }
     }
@@ -463,19 +466,18 @@ contract DTMC {
     /// @notice Node `node` commits to its signed result: commitment = keccak256(abi.encode(resultDigest, node, nonce))
     /// with a fresh secret nonce. Only the node's payee may commit for it, once, while commitments are open: until
     /// every node has committed or COMMIT_WINDOW has passed since the first commitment. No result is public before.
-    function commitResult(bytes32 tradeId, uint8 node, bytes32 commitment) external {
+    function commitResult(bytes32 tradeId, uint8 node, bytes32 commitment, Facts calldata facts) external {
         Trade storage t = _openTrade(tradeId);
+        _checkFacts(tradeId, t, facts);
         if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
         if (node >= t.nNodes) revert UnknownNode(node);
-        NodeSlot storage slot = _nodes[tradeId][node];
-        if (msg.sender != slot.payee) revert NotNodePayee(node);
+        if (msg.sender != facts.nodes[node].payee) revert NotNodePayee(node);
         if (_revealOpen(t)) revert CommitPhaseClosed();
         uint16 bit = uint16(1) << node;
         if (t.committedMask & bit != 0) revert AlreadyCommitted(node);
         if (commitment == bytes32(0)) revert ZeroCommitment();
-        // commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md; its first 24 bytes
-        slot.commitHigh = bytes12(commitment);
-        slot.commitLow = bytes12(commitment << 96);
+        // commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md
+        _commitments[tradeId][node] = commitment;
         if (t.nCommits == 0) t.commitStart = uint40(block.timestamp);
         t.nCommits += 1;
         t.committedMask |= bit;
@@ -499,11 +501,6 @@ contract DTMC {
         bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
         _record(t, groups, info, node, bit);
         if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader], facts);
-    }
-
-    /// @dev The stored first 24 bytes of node's commitment.
-    function _commitmentOf(NodeSlot storage slot) private view returns (bytes24) {
-        return bytes24(slot.commitHigh) | (bytes24(slot.commitLow) >> 96);
     }
 
     /// @dev Reveals are accepted, and commitments refused, once every node committed or COMMIT_WINDOW has passed.
@@ -535,12 +532,11 @@ contract DTMC {
         bit = uint16(1) << node;
         if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
         if (t.committedMask & bit == 0) revert NotCommitted(node);
-        NodeSlot storage slot = _nodes[info.tradeId][node];
-        address enclave = slot.enclave;
+        address enclave = facts.nodes[node].enclave;
         if (info.taskId != keccak256(abi.encode(info.tradeId, facts.codeHash, enclave))) revert WrongTask(node);
         // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
         bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
-        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);
+        if (keccak256(abi.encode(digest, node, nonce)) != _commitments[info.tradeId][node]) revert CommitmentMismatch(node);
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
         if (info.inputHash != facts.inputHash) revert InputHashMismatch(facts.inputHash, info.inputHash);
         if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
@@ -598,7 +594,7 @@ contract DTMC {
 
     function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts) private {
         t.state = State.Settled;
-        uint256 paid = _paySellers(tradeId, t, win, facts.outputPrice) + _payNodes(tradeId, t, win, facts.nodeFee);
+        uint256 paid = _paySellers(tradeId, t, win, facts.outputPrice) + _payNodes(tradeId, t, win, facts);
         uint256 refund = facts.deposit - paid; // cannot underflow: every payout is within its cap
         _credit(facts.buyer, tradeId, refund);
         emit TradeSettled(tradeId, _keyOf(win), win.resultHash, win.resultSize, win.status, win.count, refund);
@@ -625,16 +621,16 @@ contract DTMC {
 
     /// @dev Each node of the final group: min(nodePrice * gasCap, nodeCap), whatever gas the run used (that would
     /// be a public, data-dependent channel); the others nothing.
-    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win, uint256 nodeFee)
+    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts)
         private
         returns (uint256 paid)
     {
+        uint256 nodeFee = facts.nodeFee;
         uint256 members = win.members;
-        NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
         for (uint256 i; i < t.nNodes; ++i) {
             if (members & (1 << i) == 0) continue;
             paid += nodeFee;
-            _credit(nodes[i].payee, tradeId, nodeFee);
+            _credit(facts.nodes[i].payee, tradeId, nodeFee);
         }
     }
 
@@ -669,7 +665,7 @@ contract DTMC {
     ) external {
         _checkClaim(tradeId, index, node, commitments, facts);
         Party storage seller = _sellers[tradeId][index];
-        _checkReceipt(tradeId, facts.codeHash, index, node, commitments[index], seller.account, signature);
+        _checkReceipt(tradeId, facts, index, node, commitments[index], seller.account, signature);
         claims[tradeId].held &= ~(uint8(1) << index);
         emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
         _credit(seller.account, tradeId, seller.fee);
@@ -694,10 +690,10 @@ contract DTMC {
 
     /// @dev The receipt must recover to node `node`'s attested enclave: receiptDigest of docs/protocol.md.
     function _checkReceipt(
-        bytes32 tradeId, bytes32 codeHash, uint8 index, uint8 node, bytes32 commitment, address seller, bytes calldata signature
+        bytes32 tradeId, Facts calldata facts, uint8 index, uint8 node, bytes32 commitment, address seller, bytes calldata signature
     ) private view {
-        address enclave = _nodes[tradeId][node].enclave;
-        bytes32 taskId = keccak256(abi.encode(tradeId, codeHash, enclave));
+        address enclave = facts.nodes[node].enclave;
+        bytes32 taskId = keccak256(abi.encode(tradeId, facts.codeHash, enclave));
         bytes32 digest =
             keccak256(abi.encode(RECEIPT_TAG, block.chainid, address(this), tradeId, taskId, index, commitment, seller));
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
@@ -781,10 +777,7 @@ contract DTMC {
         }
         v.nodes = new NodeView[](t.nNodes);
         for (uint256 i; i < v.nodes.length; ++i) {
-            NodeSlot storage s = _nodes[tradeId][i];
             NodeView memory n = v.nodes[i];
-            n.payee = s.payee;
-            n.enclave = s.enclave;
             n.committed = t.committedMask & (1 << i) != 0;
             n.submitted = t.submittedMask & (1 << i) != 0;
             for (uint256 g; g < v.groups.length; ++g) if (v.groups[g].members & (1 << i) != 0) n.group = uint8(g);

@@ -735,7 +735,16 @@ export interface TradeFacts {
   deposit: bigint
   codeHash: string
   inputHash: string
+  /** In the trade's node order (from its TradeNode events). */
+  nodes: Array<{ payee: string, enclave: string }>
 }
+
+/** The Facts as DTMC's ABI takes them. */
+export function factsTupleOf (f: TradeFacts): unknown[] {
+  return [f.buyer, f.outputPrice, f.nodeFee, f.deposit, f.codeHash, f.inputHash, f.nodes.map(n => [n.payee, n.enclave])]
+}
+
+const NO_FACTS: TradeFacts = { buyer: ZeroAddress, outputPrice: 0n, nodeFee: 0n, deposit: 0n, codeHash: ZeroHash, inputHash: ZeroHash, nodes: [] }
 
 /** What a trade's TradeOpened and TradePrivate events say and DTMC does not store (they never change). */
 interface OpeningTerms {
@@ -763,18 +772,24 @@ export class DtmcClient extends Bound {
     tradeId = tradeId.toLowerCase()
     const cached = this.opening.get(tradeId)
     if (cached !== undefined) return cached
-    const [[log], [privateLog]] = await Promise.all([
+    const [[log], [privateLog], nodeLogs] = await Promise.all([
       this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), this.ctx.fromBlock),
-      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), this.ctx.fromBlock)
+      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), this.ctx.fromBlock),
+      this.contract.queryFilter(this.contract.filters.TradeNode(tradeId), this.ctx.fromBlock)
     ])
     if (log === undefined) return null
+    const nodes: TradeFacts['nodes'] = []
+    for (const l of nodeLogs) {
+      const n = this.iface.parseLog(l)!.args
+      nodes[Number(n.index)] = { payee: n.payee as string, enclave: n.enclave as string }
+    }
     const a = this.iface.parseLog(log)!.args
     const epsilon = privateLog === undefined ? 0n : this.iface.parseLog(privateLog)!.args.epsilon as bigint
     const nodePrice = a.nodePrice as bigint
     const nodeCap = a.nodeCap as bigint
     const gasCap = a.gasCap as bigint
     const nodeFee = nodePrice * gasCap > nodeCap ? nodeCap : nodePrice * gasCap
-    const facts = { buyer: a.buyer as string, outputPrice: a.outputPrice as bigint, nodeFee, deposit: a.deposit as bigint, codeHash: a.codeHash as string, inputHash: a.inputHash as string }
+    const facts = { buyer: a.buyer as string, outputPrice: a.outputPrice as bigint, nodeFee, deposit: a.deposit as bigint, codeHash: a.codeHash as string, inputHash: a.inputHash as string, nodes }
     const terms = { facts, nodePrice, nodeCap, gasCap, epsilon }
     if (this.opening.size >= NODE_TERMS_CACHE_SIZE) this.opening.delete(this.opening.keys().next().value!)
     this.opening.set(tradeId, terms)
@@ -792,10 +807,7 @@ export class DtmcClient extends Bound {
    */
   private async sendWithFacts (tradeId: string, method: string, args: unknown[]): Promise<TransactionReceipt> {
     // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
-    const tuple = async (): Promise<unknown[]> => {
-      const f = (await this.openingOrNull(tradeId))?.facts ?? { buyer: ZeroAddress, outputPrice: 0n, nodeFee: 0n, deposit: 0n, codeHash: ZeroHash, inputHash: ZeroHash }
-      return [f.buyer, f.outputPrice, f.nodeFee, f.deposit, f.codeHash, f.inputHash]
-    }
+    const tuple = async (): Promise<unknown[]> => factsTupleOf((await this.openingOrNull(tradeId))?.facts ?? NO_FACTS)
     try {
       return await this.send(method, [...args, await tuple()])
     } catch (err) {
@@ -822,7 +834,7 @@ export class DtmcClient extends Bound {
 
   /** Node `nodeIndex` commits to its result: resultCommitmentOf(resultDigest, nodeIndex, nonce). Only its payee may. */
   async commitResult (tradeId: string, nodeIndex: number, commitment: string): Promise<TransactionReceipt> {
-    return await this.send('commitResult', [tradeId, nodeIndex, commitment])
+    return await this.sendWithFacts(tradeId, 'commitResult', [tradeId, nodeIndex, commitment])
   }
 
   /** Reveals node `nodeIndex`'s ResultInfo with its enclave's signature and its commitment's nonce (anyone may relay it). */
@@ -912,7 +924,7 @@ export class DtmcClient extends Bound {
       commitStart: Number(v.commitStart),
       deposit: facts.deposit,
       sellers: (v.sellers as any[]).map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
-      nodes: (v.nodes as any[]).map(n => ({ payee: n.payee, enclave: n.enclave, committed: n.committed, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
+      nodes: (v.nodes as any[]).map((n, i) => ({ payee: facts.nodes[i].payee, enclave: facts.nodes[i].enclave, committed: n.committed, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
       groups,
       final: state === 'settled' ? groups[Number(v.leader)] : null
     }

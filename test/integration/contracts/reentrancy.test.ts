@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { ContractFactory, type Contract } from 'ethers'
 import { compileSources } from '../../../contracts/tools/compile.ts'
-import { decodeRevert, waitForReceipt } from '../../../contracts/client.ts'
+import { decodeRevert, factsTupleOf, waitForReceipt } from '../../../contracts/client.ts'
 import { startChain, makeMarket, openTrade, prepareCommit, commit, reveal, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../../contracts/tools/market.ts'
 
 let chain: Chain
@@ -34,7 +34,8 @@ test.after(async () => { await chain?.stop() })
  */
 async function tradeWithPayee (settled: boolean): Promise<OpenedTrade> {
   const t = await openTrade(m, {}, [payeeAddress])
-  const tx = await (payee as any).commit(t.tradeId, 0, prepareCommit(t, 0))
+  const facts = factsTupleOf(await m.buyer.client.dtmc.factsOf(t.tradeId))
+  const tx = await (payee as any).commit(m.buyer.client.dtmc.contract.interface.encodeFunctionData('commitResult', [t.tradeId, 0, prepareCommit(t, 0), facts]))
   await waitForReceipt(chain.provider, tx.hash, 10_000, 20)
   await commit(m, t, 1)
   await commit(m, t, 2)
@@ -83,8 +84,7 @@ test('re-entering finalize of another trade and withdrawing again pays each cred
     const a = await tradeWithPayee(true)
     const b = await tradeWithPayee(false)
     const fee = a.terms.nodePrice * a.terms.gasCap
-    const f = await m.buyer.client.dtmc.factsOf(b.tradeId)
-    const finalizeB = m.buyer.client.dtmc.contract.interface.encodeFunctionData('finalize', [b.tradeId, [f.buyer, f.outputPrice, f.nodeFee, f.deposit, f.codeHash, f.inputHash]])
+    const finalizeB = m.buyer.client.dtmc.contract.interface.encodeFunctionData('finalize', [b.tradeId, factsTupleOf(await m.buyer.client.dtmc.factsOf(b.tradeId))])
     await call('setMode', 1, finalizeB)
     assert.is(await call('pull'), null)
     // paid for a, then (inside the hook) b was finalized and its credit paid; nothing beyond the two fees

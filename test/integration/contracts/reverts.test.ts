@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
 import { ResultStatus, SECP256K1_HALF_N, resultCommitmentOf, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
-import { ChainRevertError, COMMIT_WINDOW, type DatasetPolicy } from '../../../contracts/client.ts'
+import { ChainRevertError, COMMIT_WINDOW, factsTupleOf, type DatasetPolicy } from '../../../contracts/client.ts'
 import {
   startChain, makeMarket, makeSeller, account, openTrade, submit, commit, reveal, signedResult, makeQuote, increaseTime, conserved,
   everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
@@ -266,16 +266,18 @@ test('ratings: only the buyer, once per seller, 1..5, only of a settled trade; o
   }
 })
 
-test('forged Facts (DTMC keeps only their hash): another buyer, deposit, node fee, output price, codeHash or inputHash is FactsMismatch', async () => {
+test('forged Facts (DTMC keeps only their hash): another buyer, deposit, node fee, output price, codeHash, inputHash, payee or enclave is FactsMismatch', async () => {
   const t = await openTrade(m)
   for (let i = 0; i < 3; i++) await submit(m, t, i) // settled: rate would pay nothing, finalize is refused anyway
   const f = await m.buyer.client.dtmc.factsOf(t.tradeId)
-  const tuple = (x: typeof f): unknown[] => [x.buyer, x.outputPrice, x.nodeFee, x.deposit, x.codeHash, x.inputHash]
+  const tuple = factsTupleOf
   const node = m.nodes[0]
   const dtmc = node.client.dtmc.contract.connect(node.client.signer!) as any
   const forged = [
     { ...f, buyer: node.address }, { ...f, deposit: f.deposit + 1n }, { ...f, nodeFee: f.nodeFee + 1n },
-    { ...f, outputPrice: f.outputPrice + 1n }, { ...f, codeHash: rand32() }, { ...f, inputHash: rand32() }
+    { ...f, outputPrice: f.outputPrice + 1n }, { ...f, codeHash: rand32() }, { ...f, inputHash: rand32() },
+    { ...f, nodes: f.nodes.map((n, i) => i === 0 ? { ...n, payee: m.sellers[0].address } : n) },
+    { ...f, nodes: f.nodes.map((n, i) => i === 1 ? { ...n, enclave: node.address } : n) }
   ]
   for (const x of forged) {
     // A node posing as the buyer to rate, or anyone releasing fees to another buyer: refused before any other check.
@@ -289,11 +291,16 @@ test('forged Facts (DTMC keeps only their hash): another buyer, deposit, node fe
     }
   }
   const t2 = await openTrade(m)
-  try {
-    await dtmc.finalize.staticCall(t2.tradeId, tuple({ ...f, deposit: f.deposit * 2n }))
-    assert.unreachable('forged Facts accepted')
-  } catch (err) {
-    assert.is((err as any).revert?.name, 'FactsMismatch')
+  const f2 = await m.buyer.client.dtmc.factsOf(t2.tradeId)
+  // Node 0 posing as node 1's payee to commit for it; anyone finalizing with a doubled deposit.
+  const asPayeeOf1 = { ...f2, nodes: f2.nodes.map((n, i) => i === 1 ? { ...n, payee: node.address } : n) }
+  for (const call of [dtmc.commitResult.staticCall(t2.tradeId, 1, rand32(), tuple(asPayeeOf1)), dtmc.finalize.staticCall(t2.tradeId, tuple({ ...f2, deposit: f2.deposit * 2n }))]) {
+    try {
+      await call
+      assert.unreachable('forged Facts accepted')
+    } catch (err) {
+      assert.is((err as any).revert?.name, 'FactsMismatch')
+    }
   }
 })
 
