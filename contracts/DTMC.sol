@@ -33,7 +33,7 @@ interface ICISC {
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 2 slots (the second the hash of its Facts, which hold its nodes), plus 1 per
+/// never searches. One trade occupies 2 slots (the second the hash of its Facts, which hold its nodes), nothing per
 /// seller, 1 per node once it commits (its commitment) and 2 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
@@ -106,8 +106,9 @@ contract DTMC {
     /// @notice What a trade fixes at opening and only later calls read. DTMC stores just its keccak256
     /// (`Trade.factsHash`): the calls that need it (commitResult, submitResult, finalize, claimDelivery,
     /// releaseUnclaimed, rate) pass it in calldata and it must hash to the stored word (`FactsMismatch`);
-    /// contracts/client.ts rebuilds it from `TradeOpened` and `TradeNode`. Opening fills three trade slots and two
-    /// slots per node less (about 66,000 + 44,200 per node) for a little calldata per call.
+    /// contracts/client.ts rebuilds it from `TradeOpened`, `TradeNode` and `TradeSeller`. Opening fills three trade
+    /// slots, two per node and one per seller less (about 66,000 + 44,200 per node + 22,100 per seller) for a little
+    /// calldata per call.
     struct Facts {
         address buyer;
         uint96 outputPrice;
@@ -116,6 +117,7 @@ contract DTMC {
         bytes32 codeHash;
         bytes32 inputHash;
         NodeRef[] nodes; // in the trade's node order
+        Party[] sellers; // in the trade's seller order
     }
 
     /// @notice A node of a trade: the account it is paid to (and commits from) and its attested enclave.
@@ -192,7 +194,6 @@ contract DTMC {
         uint64 outputCap;
         uint8 nCommits;
         uint40 commitStart;
-        Party[] sellers;
         NodeView[] nodes;
         Group[] groups;
     }
@@ -208,7 +209,6 @@ contract DTMC {
     mapping(address => uint256) public balanceOf;
 
     mapping(bytes32 => Trade) private _trades;
-    mapping(bytes32 => Party[MAX_SELLERS]) private _sellers;
     /// @dev Per trade, each node's result commitment (the one slot a node fills, when it commits).
     mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
     mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
@@ -382,19 +382,31 @@ contract DTMC {
         t.nNodes = uint8(nn);
         t.state = State.Open;
         t.outputCap = terms.outputCap;
-        bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
-        t.factsHash = _factsHashOf(terms, inputHash, _addNodes(tradeId, terms.codeHash, nodes));
+        bytes32 inputHash = _addParties(t, tradeId, terms, offerIds, nodes);
         _emitOpened(tradeId, terms, inputHash);
         if (terms.epsilon != 0) emit TradePrivate(tradeId, terms.epsilon);
     }
 
+    /// @dev Adds the sellers and nodes (checking offers and quotes), stores the Facts' hash, returns the inputHash.
+    function _addParties(
+        Trade storage t, bytes32 tradeId, Terms calldata terms, uint256[] calldata offerIds, NodeInput[] calldata nodes
+    ) private returns (bytes32 inputHash) {
+        Party[] memory sellers;
+        (inputHash, sellers) = _addSellers(tradeId, terms, offerIds);
+        t.factsHash = _factsHashOf(terms, inputHash, _addNodes(tradeId, terms.codeHash, nodes), sellers);
+    }
+
     /// @dev keccak256 of the trade's Facts: what later calls pass back.
-    function _factsHashOf(Terms calldata terms, bytes32 inputHash, NodeRef[] memory nodes) private view returns (bytes32) {
+    function _factsHashOf(Terms calldata terms, bytes32 inputHash, NodeRef[] memory nodes, Party[] memory sellers)
+        private
+        view
+        returns (bytes32)
+    {
         uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
         if (nodeFee > terms.nodeCap) nodeFee = terms.nodeCap;
         return keccak256(
             abi.encode(
-                Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash, nodes)
+                Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash, nodes, sellers)
             )
         );
     }
@@ -410,28 +422,47 @@ contract DTMC {
         );
     }
 
-    /// @dev Reads each offer from CISC (which enforces its policy) and returns the trade's inputHash.
-    function _addSellers(bytes32 tradeId, Terms calldata terms, uint256[] calldata offerIds) private returns (bytes32) {
+    /// @dev Reads each offer from CISC (which enforces its policy); returns the trade's inputHash and its sellers for
+    /// the Facts (nothing is stored per seller).
+    function _addSellers(bytes32 tradeId, Terms calldata terms, uint256[] calldata offerIds)
+        private
+        returns (bytes32, Party[] memory sellers)
+    {
         bytes32[] memory commitments = new bytes32[](offerIds.length);
+        sellers = new Party[](offerIds.length);
         for (uint256 i; i < offerIds.length; ++i) {
             for (uint256 j; j < i; ++j) if (offerIds[j] == offerIds[i]) revert DuplicateOffer(offerIds[i]);
-            commitments[i] = _addSeller(tradeId, terms, i, offerIds[i]);
+            commitments[i] = _addSeller(tradeId, terms, i, offerIds[i], sellers);
         }
-        return keccak256(abi.encode(commitments));
+        return (keccak256(abi.encode(commitments)), sellers);
     }
 
-    function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId) private returns (bytes32) {
+    function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId, Party[] memory sellers)
+        private
+        returns (bytes32 commitment)
+    {
+        address seller;
+        uint256 fee;
+        (seller, fee, commitment) = _takeOffer(terms, offerId);
+        sellers[i] = Party(seller, uint96(fee));
+        emit TradeSeller(tradeId, seller, offerId, uint8(i), uint96(fee), commitment);
+    }
+
+    /// @dev The offer from CISC (which enforces its policy) and the seller's data fee, min(unitPrice * size, sellerCap).
+    function _takeOffer(Terms calldata terms, uint256 offerId)
+        private
+        returns (address seller, uint256 fee, bytes32 commitment)
+    {
+        uint64 size;
+        uint128 unitPrice;
         // A trade without epsilon calls the function without it: one word less to encode and decode per seller.
-        (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) = terms.epsilon == 0
+        (seller, size, unitPrice, commitment) = terms.epsilon == 0
             ? cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender)
             : cisc.offerForPrivateTrade(
                 offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender, terms.epsilon
             );
-        uint256 fee = uint256(unitPrice) * size;
+        fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
-        _sellers[tradeId][i] = Party(seller, uint96(fee));
-        emit TradeSeller(tradeId, seller, offerId, uint8(i), uint96(fee), commitment);
-        return commitment;
     }
 
     /// @dev Checks each node's quote and returns the nodes for the Facts (nothing is stored per node).
@@ -594,7 +625,7 @@ contract DTMC {
 
     function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts) private {
         t.state = State.Settled;
-        uint256 paid = _paySellers(tradeId, t, win, facts.outputPrice) + _payNodes(tradeId, t, win, facts);
+        uint256 paid = _paySellers(tradeId, win, facts) + _payNodes(tradeId, t, win, facts);
         uint256 refund = facts.deposit - paid; // cannot underflow: every payout is within its cap
         _credit(facts.buyer, tradeId, refund);
         emit TradeSettled(tradeId, _keyOf(win), win.resultHash, win.resultSize, win.status, win.count, refund);
@@ -604,15 +635,11 @@ contract DTMC {
     /// per seller, never a share: a buyer adding offers of its own cannot dilute what a real seller earns.
     /// On "input invalid" the data fees are held instead: a seller is paid only with a receipt from a node of
     /// the final group, which a seller whose signed data broke cannot have (`claimDelivery`).
-    function _paySellers(bytes32 tradeId, Trade storage t, GroupSlot storage win, uint256 outputPrice)
-        private
-        returns (uint256 paid)
-    {
-        if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, t);
-        uint256 outputFee = win.status == 0 ? outputPrice * win.resultSize : 0;
-        uint256 ns = t.nSellers;
-        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
-        for (uint256 i; i < ns; ++i) {
+    function _paySellers(bytes32 tradeId, GroupSlot storage win, Facts calldata facts) private returns (uint256 paid) {
+        if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, facts);
+        uint256 outputFee = win.status == 0 ? uint256(facts.outputPrice) * win.resultSize : 0;
+        Party[] calldata sellers = facts.sellers;
+        for (uint256 i; i < sellers.length; ++i) {
             uint256 amount = sellers[i].fee + outputFee;
             paid += amount;
             _credit(sellers[i].account, tradeId, amount);
@@ -638,16 +665,15 @@ contract DTMC {
     /// whose data an attested enclave verified holds a receipt for it and is paid whatever became of the trade.
     function _refund(bytes32 tradeId, Trade storage t, Facts calldata facts) private {
         t.state = State.Refunded;
-        uint256 refund = facts.deposit - _holdFees(tradeId, t);
+        uint256 refund = facts.deposit - _holdFees(tradeId, facts);
         _credit(facts.buyer, tradeId, refund);
         emit TradeRefunded(tradeId, refund, t.nResults);
     }
 
     /// @dev Holds every seller's data fee for claims until now + CLAIM_WINDOW; returns the sum held.
-    function _holdFees(bytes32 tradeId, Trade storage t) private returns (uint256 held) {
-        uint256 ns = t.nSellers;
-        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
-        for (uint256 i; i < ns; ++i) held += sellers[i].fee;
+    function _holdFees(bytes32 tradeId, Facts calldata facts) private returns (uint256 held) {
+        uint256 ns = facts.sellers.length;
+        for (uint256 i; i < ns; ++i) held += facts.sellers[i].fee;
         uint40 until = uint40(block.timestamp + CLAIM_WINDOW);
         claims[tradeId] = Claims(until, uint8((1 << ns) - 1));
         emit FeesHeld(tradeId, held, until);
@@ -664,7 +690,7 @@ contract DTMC {
         Facts calldata facts
     ) external {
         _checkClaim(tradeId, index, node, commitments, facts);
-        Party storage seller = _sellers[tradeId][index];
+        Party calldata seller = facts.sellers[index];
         _checkReceipt(tradeId, facts, index, node, commitments[index], seller.account, signature);
         claims[tradeId].held &= ~(uint8(1) << index);
         emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
@@ -707,8 +733,7 @@ contract DTMC {
         if (c.held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
         if (block.timestamp <= c.until) revert ClaimWindowOpen(c.until);
         uint256 amount;
-        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
-        for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += sellers[i].fee;
+        for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += facts.sellers[i].fee;
         c.held = 0;
         emit UnclaimedReleased(tradeId, amount);
         _credit(facts.buyer, tradeId, amount);
@@ -749,7 +774,7 @@ contract DTMC {
         if (t.ratedMask & bit != 0) revert AlreadyRated(tradeId, index);
         if (score == 0 || score > 5) revert InvalidScore(score);
         t.ratedMask |= bit;
-        address seller = _sellers[tradeId][index].account;
+        address seller = facts.sellers[index].account;
         GroupSlot storage win = _groups[tradeId][t.leader];
         cisc.recordFeedback(seller, tradeId, score, win.resultHash, win.resultSize, win.status, comment);
     }
@@ -768,8 +793,6 @@ contract DTMC {
         v.outputCap = t.outputCap;
         v.nCommits = t.nCommits;
         v.commitStart = t.commitStart;
-        v.sellers = new Party[](t.nSellers);
-        for (uint256 i; i < v.sellers.length; ++i) v.sellers[i] = _sellers[tradeId][i];
         v.groups = new Group[](t.nGroups);
         for (uint256 g; g < v.groups.length; ++g) {
             GroupSlot storage grp = _groups[tradeId][g];

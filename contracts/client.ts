@@ -737,14 +737,16 @@ export interface TradeFacts {
   inputHash: string
   /** In the trade's node order (from its TradeNode events). */
   nodes: Array<{ payee: string, enclave: string }>
+  /** In the trade's seller order, with each data fee (from its TradeSeller events). */
+  sellers: Array<{ account: string, fee: bigint }>
 }
 
 /** The Facts as DTMC's ABI takes them. */
 export function factsTupleOf (f: TradeFacts): unknown[] {
-  return [f.buyer, f.outputPrice, f.nodeFee, f.deposit, f.codeHash, f.inputHash, f.nodes.map(n => [n.payee, n.enclave])]
+  return [f.buyer, f.outputPrice, f.nodeFee, f.deposit, f.codeHash, f.inputHash, f.nodes.map(n => [n.payee, n.enclave]), f.sellers.map(x => [x.account, x.fee])]
 }
 
-const NO_FACTS: TradeFacts = { buyer: ZeroAddress, outputPrice: 0n, nodeFee: 0n, deposit: 0n, codeHash: ZeroHash, inputHash: ZeroHash, nodes: [] }
+const NO_FACTS: TradeFacts = { buyer: ZeroAddress, outputPrice: 0n, nodeFee: 0n, deposit: 0n, codeHash: ZeroHash, inputHash: ZeroHash, nodes: [], sellers: [] }
 
 /** What a trade's TradeOpened and TradePrivate events say and DTMC does not store (they never change). */
 interface OpeningTerms {
@@ -772,10 +774,11 @@ export class DtmcClient extends Bound {
     tradeId = tradeId.toLowerCase()
     const cached = this.opening.get(tradeId)
     if (cached !== undefined) return cached
-    const [[log], [privateLog], nodeLogs] = await Promise.all([
+    const [[log], [privateLog], nodeLogs, sellerLogs] = await Promise.all([
       this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), this.ctx.fromBlock),
       this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), this.ctx.fromBlock),
-      this.contract.queryFilter(this.contract.filters.TradeNode(tradeId), this.ctx.fromBlock)
+      this.contract.queryFilter(this.contract.filters.TradeNode(tradeId), this.ctx.fromBlock),
+      this.contract.queryFilter(this.contract.filters.TradeSeller(tradeId), this.ctx.fromBlock)
     ])
     if (log === undefined) return null
     const nodes: TradeFacts['nodes'] = []
@@ -783,13 +786,18 @@ export class DtmcClient extends Bound {
       const n = this.iface.parseLog(l)!.args
       nodes[Number(n.index)] = { payee: n.payee as string, enclave: n.enclave as string }
     }
+    const sellers: TradeFacts['sellers'] = []
+    for (const l of sellerLogs) {
+      const x = this.iface.parseLog(l)!.args
+      sellers[Number(x.index)] = { account: x.seller as string, fee: x.fee as bigint }
+    }
     const a = this.iface.parseLog(log)!.args
     const epsilon = privateLog === undefined ? 0n : this.iface.parseLog(privateLog)!.args.epsilon as bigint
     const nodePrice = a.nodePrice as bigint
     const nodeCap = a.nodeCap as bigint
     const gasCap = a.gasCap as bigint
     const nodeFee = nodePrice * gasCap > nodeCap ? nodeCap : nodePrice * gasCap
-    const facts = { buyer: a.buyer as string, outputPrice: a.outputPrice as bigint, nodeFee, deposit: a.deposit as bigint, codeHash: a.codeHash as string, inputHash: a.inputHash as string, nodes }
+    const facts = { buyer: a.buyer as string, outputPrice: a.outputPrice as bigint, nodeFee, deposit: a.deposit as bigint, codeHash: a.codeHash as string, inputHash: a.inputHash as string, nodes, sellers }
     const terms = { facts, nodePrice, nodeCap, gasCap, epsilon }
     if (this.opening.size >= NODE_TERMS_CACHE_SIZE) this.opening.delete(this.opening.keys().next().value!)
     this.opening.set(tradeId, terms)
@@ -923,7 +931,7 @@ export class DtmcClient extends Bound {
       nCommits: Number(v.nCommits),
       commitStart: Number(v.commitStart),
       deposit: facts.deposit,
-      sellers: (v.sellers as any[]).map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
+      sellers: facts.sellers.map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
       nodes: (v.nodes as any[]).map((n, i) => ({ payee: facts.nodes[i].payee, enclave: facts.nodes[i].enclave, committed: n.committed, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
       groups,
       final: state === 'settled' ? groups[Number(v.leader)] : null
