@@ -404,15 +404,30 @@ contract DTMC {
     {
         uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
         if (nodeFee > terms.nodeCap) nodeFee = terms.nodeCap;
-        return keccak256(
-            abi.encode(
-                Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash, nodes, sellers)
-            )
+        bytes memory encoded = abi.encode(
+            Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash, nodes, sellers)
         );
+        bytes32 h;
+        // The tuple's own encoding: abi.encode puts one offset word (0x20) before a dynamic tuple.
+        assembly ("memory-safe") {
+            h := keccak256(add(encoded, 64), sub(mload(encoded), 32))
+        }
+        return h;
     }
 
+    /// @dev Hashes the Facts as they are in calldata. Every function that takes them has them as its last argument,
+    /// so their standard encoding runs from their offset to the end of the calldata; hashing those bytes is as
+    /// strict as re-encoding them with abi.encode (equal bytes decode to equal Facts; any other bytes, trailing
+    /// ones included, are a FactsMismatch) and spares the re-encoding (about 2,400 gas per call with 3 nodes and 1 seller).
     function _checkFacts(bytes32 tradeId, Trade storage t, Facts calldata facts) private view {
-        if (keccak256(abi.encode(facts)) != t.factsHash) revert FactsMismatch(tradeId);
+        bytes32 h;
+        assembly ("memory-safe") {
+            let len := sub(calldatasize(), facts)
+            let ptr := mload(0x40)
+            calldatacopy(ptr, facts, len)
+            h := keccak256(ptr, len)
+        }
+        if (h != t.factsHash) revert FactsMismatch(tradeId);
     }
 
     function _emitOpened(bytes32 tradeId, Terms calldata terms, bytes32 inputHash) private {

@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
 import { ResultStatus, SECP256K1_HALF_N, resultCommitmentOf, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
-import { ChainRevertError, COMMIT_WINDOW, factsTupleOf, type DatasetPolicy } from '../../../contracts/client.ts'
+import { ChainRevertError, COMMIT_WINDOW, decodeRevert, factsTupleOf, type DatasetPolicy } from '../../../contracts/client.ts'
 import {
   startChain, makeMarket, makeSeller, account, openTrade, submit, commit, reveal, signedResult, makeQuote, increaseTime, conserved,
   everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
@@ -289,6 +289,14 @@ test('forged Facts (DTMC keeps only their hash): another buyer, deposit, node fe
         assert.is((err as any).revert?.name, 'FactsMismatch')
       }
     }
+  }
+  // DTMC hashes the Facts' calldata bytes: the true Facts with a trailing word are refused too.
+  const data = dtmc.interface.encodeFunctionData('rate', [t.tradeId, 0, 5, '', tuple(f)]) as string
+  try {
+    await chain.provider.call({ to: chain.network.contracts.DTMC, from: m.buyer.address, data: data + '00'.repeat(32) })
+    assert.unreachable('trailing bytes accepted')
+  } catch (err) {
+    assert.is(decodeRevert((err as any).data)?.errorName, 'FactsMismatch')
   }
   const t2 = await openTrade(m)
   const f2 = await m.buyer.client.dtmc.factsOf(t2.tradeId)
