@@ -111,13 +111,14 @@ function marginals (rows: Row[]): string {
   const perSellerTotal = (find(1, 3).total - find(1, 1).total) / 2n
   return [
     `Marginal costs: each node adds about ${fmt(perNodeOpen)} gas to openTrade (its quote: one ecrecover, the keccaks`,
-    'of taskId, reportData and quoteDigest, a measurement lookup, two storage slots, an event) and about',
-    `${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal and its payout at settlement);`,
-    `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, one slot, an event)`,
+    'of taskId, reportData and quoteDigest, a measurement lookup, an event; nothing stored: its payee and enclave are in',
+    `the trade's hashed Facts) and about ${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal, its payout`,
+    'at settlement and two more words of Facts in every call that takes them);',
+    `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, an event)`,
     `and about ${fmt(perSellerTotal)} to the whole trade (with its payout and rating). The first reveal`,
     'pays for the new result group (two slots); later identical results only update one packed slot. Each',
-    'commitResult is a transaction of its own (21,000) that updates the trade\'s first slot and the two slots of its node',
-    '(written at opening; the commitment\'s first 24 bytes are packed beside the payee and enclave addresses).'
+    'commitResult is a transaction of its own (21,000) that updates the trade\'s first slot and fills one slot with the',
+    'node\'s commitment; it and every later call but withdraw carry the trade\'s Facts (checked against their stored hash).'
   ].join('\n')
 }
 
