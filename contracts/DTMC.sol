@@ -28,12 +28,13 @@ interface ICISC {
 /// holding an attested enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer
 /// (`releaseUnclaimed`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
 /// the chain (it depends on the data), and the result hash is salted by the buyer. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
-/// after its deadline, which is at most MAX_TRADE_DURATION after opening. Credits are withdrawn (pull).
+/// after its deadline, which is at most MAX_TRADE_DURATION after opening. Payouts are sent at once (push, with the
+/// 2,300-gas stipend); a payee that refuses the transfer is credited instead and withdraws it (pull).
 /// Every signature DTMC checks is over a digest that holds block.chainid and this contract's address, so a
 /// quote or result signed for one deployment is worthless on any other.
 /// @dev Every loop is bounded by MAX_SELLERS or MAX_NODES. Results are grouped as they arrive, so `finalize`
-/// never searches. One trade occupies 5 slots, plus 1 per seller, 2 per node (payee and enclave, with the node's
-/// result commitment packed beside them) and 2 per distinct result.
+/// never searches. One trade occupies 2 slots (the second the hash of its Facts, which hold its nodes), nothing per
+/// seller, 1 per node once it commits (its commitment) and 2 per distinct result.
 contract DTMC {
     /// @notice Most sellers in one trade (the rated-sellers bitmask is a uint8).
     uint256 public constant MAX_SELLERS = 8;
@@ -102,8 +103,31 @@ contract DTMC {
         uint8 status;
     }
 
-    /// @dev Five slots. The first holds everything a commitment or a reveal reads or writes besides codeHash and
-    /// inputHash, so commitResult touches one trade slot and a reveal three; the rest is read at settlement.
+    /// @notice What a trade fixes at opening and only later calls read. DTMC stores just its keccak256
+    /// (`Trade.factsHash`): the calls that need it (commitResult, submitResult, finalize, claimDelivery,
+    /// releaseUnclaimed, rate) pass it in calldata and it must hash to the stored word (`FactsMismatch`);
+    /// contracts/client.ts rebuilds it from `TradeOpened`, `TradeNode` and `TradeSeller`. Opening fills three trade
+    /// slots, two per node and one per seller less (about 66,000 + 44,200 per node + 22,100 per seller) for a little
+    /// calldata per call.
+    struct Facts {
+        address buyer;
+        uint96 outputPrice;
+        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap): what each node of the final group is paid
+        uint96 deposit; // at most MAX_DEPOSIT
+        bytes32 codeHash;
+        bytes32 inputHash;
+        NodeRef[] nodes; // in the trade's node order
+        Party[] sellers; // in the trade's seller order
+    }
+
+    /// @notice A node of a trade: the account it is paid to (and commits from) and its attested enclave.
+    struct NodeRef {
+        address payee;
+        address enclave;
+    }
+
+    /// @dev Two slots. The first holds everything a commitment or a reveal reads or writes, so commitResult touches
+    /// one trade slot and a reveal two; the second is the hash of the trade's Facts.
     struct Trade {
         State state;
         uint8 nSellers;
@@ -118,28 +142,12 @@ contract DTMC {
         uint40 deadline;
         uint40 commitStart; // time of the first commitment
         uint64 outputCap;
-        bytes32 codeHash;
-        bytes32 inputHash;
-        address buyer;
-        uint96 outputPrice;
-        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap): what each node of the final group is paid
-        uint96 deposit; // at most MAX_DEPOSIT
-        uint64 gasCap;
+        bytes32 factsHash; // keccak256(abi.encode(Facts))
     }
 
     struct Party {
         address account;
         uint96 fee; // a seller's data fee: min(unitPrice * size, sellerCap)
-    }
-
-    /// @dev Two slots per node. Its result commitment is kept as its first 192 bits, split over the 12 bytes each
-    /// address leaves free: committing then updates two slots written at opening instead of filling a new one
-    /// (about 12,000 gas less per node), and opening a commitment still takes a 192-bit keccak256 preimage.
-    struct NodeSlot {
-        address payee;
-        bytes12 commitHigh; // commitment bytes 0..11
-        address enclave;
-        bytes12 commitLow; // commitment bytes 12..23
     }
 
     /// @notice Identical results: same key = keccak256(abi.encode(resultHash, resultSize, status)) (every result's
@@ -169,31 +177,23 @@ contract DTMC {
         uint8 held; // bit i: seller i's data fee is held (not yet claimed nor released)
     }
 
+    /// @dev payee and enclave are in the Facts (the client fills them in from `TradeNode`).
     struct NodeView {
-        address payee;
-        address enclave;
         bool committed;
         bool submitted;
         uint8 group; // index into TradeView.groups when submitted
     }
 
+    /// @dev Without the Facts (the client fills them in from `TradeOpened`) and the node terms.
     struct TradeView {
-        address buyer;
         State state;
         uint40 deadline;
         uint8 nResults;
         uint8 ratedMask;
         uint8 leader;
-        bytes32 codeHash;
-        bytes32 inputHash;
-        uint96 nodeFee; // min(nodePrice * gasCap, nodeCap); nodePrice and nodeCap are in the TradeOpened event
-        uint96 outputPrice;
         uint64 outputCap;
-        uint64 gasCap;
         uint8 nCommits;
         uint40 commitStart;
-        uint128 deposit;
-        Party[] sellers;
         NodeView[] nodes;
         Group[] groups;
     }
@@ -204,12 +204,13 @@ contract DTMC {
     /// @notice The simulated attestation service's key: every quote must recover to it.
     address public attestationRoot;
     mapping(bytes32 => bool) public acceptedMeasurement;
-    /// @notice Credited wei, withdrawn with `withdraw`.
+    /// @notice Wei of payouts a payee refused at settlement (its receive hook reverted or needed more than the
+    /// stipend), withdrawn with `withdraw`.
     mapping(address => uint256) public balanceOf;
 
     mapping(bytes32 => Trade) private _trades;
-    mapping(bytes32 => Party[MAX_SELLERS]) private _sellers;
-    mapping(bytes32 => NodeSlot[MAX_NODES]) private _nodes;
+    /// @dev Per trade, each node's result commitment (the one slot a node fills, when it commits).
+    mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
     mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
     /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
     mapping(bytes32 => Claims) public claims;
@@ -240,6 +241,7 @@ contract DTMC {
     event FeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
     event DeliveryClaimed(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 node, uint256 fee);
     event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
+    /// @notice `account` was paid `amount` for the trade: sent, or credited to `balanceOf` when the send failed.
     event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
     event AttestationRootChanged(address indexed previous, address indexed root);
@@ -276,6 +278,7 @@ contract DTMC {
     error NotCommitted(uint256 node);
     error CommitmentMismatch(uint256 node);
     error UnknownTrade(bytes32 tradeId);
+    error FactsMismatch(bytes32 tradeId); // the Facts passed do not hash to the trade's factsHash
     error AlreadyFinalized(bytes32 tradeId);
     error ResultAfterDeadline(uint256 deadline);
     error UnknownNode(uint256 node);
@@ -374,23 +377,57 @@ contract DTMC {
         tradeId = keccak256(abi.encode(msg.sender, terms.salt));
         Trade storage t = _trades[tradeId];
         if (t.state != State.None) revert TradeExists(tradeId);
-        t.buyer = msg.sender;
         t.deadline = terms.deadline;
         t.nSellers = uint8(ns);
         t.nNodes = uint8(nn);
         t.state = State.Open;
-        t.codeHash = terms.codeHash;
-        uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
-        t.nodeFee = nodeFee > terms.nodeCap ? terms.nodeCap : uint96(nodeFee);
         t.outputCap = terms.outputCap;
-        t.outputPrice = terms.outputPrice;
-        t.gasCap = terms.gasCap;
-        t.deposit = uint96(msg.value);
-        bytes32 inputHash = _addSellers(tradeId, terms, offerIds);
-        t.inputHash = inputHash;
-        _addNodes(tradeId, terms.codeHash, nodes);
+        bytes32 inputHash = _addParties(t, tradeId, terms, offerIds, nodes);
         _emitOpened(tradeId, terms, inputHash);
         if (terms.epsilon != 0) emit TradePrivate(tradeId, terms.epsilon);
+    }
+
+    /// @dev Adds the sellers and nodes (checking offers and quotes), stores the Facts' hash, returns the inputHash.
+    function _addParties(
+        Trade storage t, bytes32 tradeId, Terms calldata terms, uint256[] calldata offerIds, NodeInput[] calldata nodes
+    ) private returns (bytes32 inputHash) {
+        Party[] memory sellers;
+        (inputHash, sellers) = _addSellers(tradeId, terms, offerIds);
+        t.factsHash = _factsHashOf(terms, inputHash, _addNodes(tradeId, terms.codeHash, nodes), sellers);
+    }
+
+    /// @dev keccak256 of the trade's Facts: what later calls pass back.
+    function _factsHashOf(Terms calldata terms, bytes32 inputHash, NodeRef[] memory nodes, Party[] memory sellers)
+        private
+        view
+        returns (bytes32)
+    {
+        uint256 nodeFee = uint256(terms.nodePrice) * terms.gasCap;
+        if (nodeFee > terms.nodeCap) nodeFee = terms.nodeCap;
+        bytes memory encoded = abi.encode(
+            Facts(msg.sender, terms.outputPrice, uint96(nodeFee), uint96(msg.value), terms.codeHash, inputHash, nodes, sellers)
+        );
+        bytes32 h;
+        // The tuple's own encoding: abi.encode puts one offset word (0x20) before a dynamic tuple.
+        assembly ("memory-safe") {
+            h := keccak256(add(encoded, 64), sub(mload(encoded), 32))
+        }
+        return h;
+    }
+
+    /// @dev Hashes the Facts as they are in calldata. Every function that takes them has them as its last argument,
+    /// so their standard encoding runs from their offset to the end of the calldata; hashing those bytes is as
+    /// strict as re-encoding them with abi.encode (equal bytes decode to equal Facts; any other bytes, trailing
+    /// ones included, are a FactsMismatch) and spares the re-encoding (about 2,400 gas per call with 3 nodes and 1 seller).
+    function _checkFacts(bytes32 tradeId, Trade storage t, Facts calldata facts) private view {
+        bytes32 h;
+        assembly ("memory-safe") {
+            let len := sub(calldatasize(), facts)
+            let ptr := mload(0x40)
+            calldatacopy(ptr, facts, len)
+            h := keccak256(ptr, len)
+        }
+        if (h != t.factsHash) revert FactsMismatch(tradeId);
     }
 
     function _emitOpened(bytes32 tradeId, Terms calldata terms, bytes32 inputHash) private {
@@ -400,32 +437,55 @@ contract DTMC {
         );
     }
 
-    /// @dev Reads each offer from CISC (which enforces its policy) and returns the trade's inputHash.
-    function _addSellers(bytes32 tradeId, Terms calldata terms, uint256[] calldata offerIds) private returns (bytes32) {
+    /// @dev Reads each offer from CISC (which enforces its policy); returns the trade's inputHash and its sellers for
+    /// the Facts (nothing is stored per seller).
+    function _addSellers(bytes32 tradeId, Terms calldata terms, uint256[] calldata offerIds)
+        private
+        returns (bytes32, Party[] memory sellers)
+    {
         bytes32[] memory commitments = new bytes32[](offerIds.length);
+        sellers = new Party[](offerIds.length);
         for (uint256 i; i < offerIds.length; ++i) {
             for (uint256 j; j < i; ++j) if (offerIds[j] == offerIds[i]) revert DuplicateOffer(offerIds[i]);
-            commitments[i] = _addSeller(tradeId, terms, i, offerIds[i]);
+            commitments[i] = _addSeller(tradeId, terms, i, offerIds[i], sellers);
         }
-        return keccak256(abi.encode(commitments));
+        return (keccak256(abi.encode(commitments)), sellers);
     }
 
-    function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId) private returns (bytes32) {
+    function _addSeller(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId, Party[] memory sellers)
+        private
+        returns (bytes32 commitment)
+    {
+        address seller;
+        uint256 fee;
+        (seller, fee, commitment) = _takeOffer(terms, offerId);
+        sellers[i] = Party(seller, uint96(fee));
+        emit TradeSeller(tradeId, seller, offerId, uint8(i), uint96(fee), commitment);
+    }
+
+    /// @dev The offer from CISC (which enforces its policy) and the seller's data fee, min(unitPrice * size, sellerCap).
+    function _takeOffer(Terms calldata terms, uint256 offerId)
+        private
+        returns (address seller, uint256 fee, bytes32 commitment)
+    {
+        uint64 size;
+        uint128 unitPrice;
         // A trade without epsilon calls the function without it: one word less to encode and decode per seller.
-        (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) = terms.epsilon == 0
+        (seller, size, unitPrice, commitment) = terms.epsilon == 0
             ? cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender)
             : cisc.offerForPrivateTrade(
                 offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender, terms.epsilon
             );
-        uint256 fee = uint256(unitPrice) * size;
+        fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
-        _sellers[tradeId][i] = Party(seller, uint96(fee));
-        emit TradeSeller(tradeId, seller, offerId, uint8(i), uint96(fee), commitment);
-        return commitment;
     }
 
-    function _addNodes(bytes32 tradeId, bytes32 codeHash, NodeInput[] calldata nodes) private {
-        NodeSlot[MAX_NODES] storage slots = _nodes[tradeId];
+    /// @dev Checks each node's quote and returns the nodes for the Facts (nothing is stored per node).
+    function _addNodes(bytes32 tradeId, bytes32 codeHash, NodeInput[] calldata nodes)
+        private
+        returns (NodeRef[] memory refs)
+    {
+        refs = new NodeRef[](nodes.length);
         address root = attestationRoot;
         for (uint256 i; i < nodes.length; ++i) {
             NodeInput calldata n = nodes[i];
@@ -433,7 +493,7 @@ contract DTMC {
             if (n.payee == address(0) || enclave == address(0)) revert ZeroAddress();
             for (uint256 j; j < i; ++j) if (nodes[j].quote.enclave == enclave) revert DuplicateEnclave(enclave);
             _checkQuote(i, tradeId, codeHash, n.quote, root);
-            slots[i] = NodeSlot(n.payee, bytes12(0), enclave, bytes12(0));
+            refs[i] = NodeRef(n.payee, enclave);
             emit TradeNode(tradeId, n.payee, enclave, uint8(i), n.quote.measurement, n.quote.taskId);
         }
     }
@@ -452,19 +512,18 @@ contract DTMC {
     /// @notice Node `node` commits to its signed result: commitment = keccak256(abi.encode(resultDigest, node, nonce))
     /// with a fresh secret nonce. Only the node's payee may commit for it, once, while commitments are open: until
     /// every node has committed or COMMIT_WINDOW has passed since the first commitment. No result is public before.
-    function commitResult(bytes32 tradeId, uint8 node, bytes32 commitment) external {
+    function commitResult(bytes32 tradeId, uint8 node, bytes32 commitment, Facts calldata facts) external {
         Trade storage t = _openTrade(tradeId);
+        _checkFacts(tradeId, t, facts);
         if (block.timestamp > t.deadline) revert ResultAfterDeadline(t.deadline);
         if (node >= t.nNodes) revert UnknownNode(node);
-        NodeSlot storage slot = _nodes[tradeId][node];
-        if (msg.sender != slot.payee) revert NotNodePayee(node);
+        if (msg.sender != facts.nodes[node].payee) revert NotNodePayee(node);
         if (_revealOpen(t)) revert CommitPhaseClosed();
         uint16 bit = uint16(1) << node;
         if (t.committedMask & bit != 0) revert AlreadyCommitted(node);
         if (commitment == bytes32(0)) revert ZeroCommitment();
-        // commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md; its first 24 bytes
-        slot.commitHigh = bytes12(commitment);
-        slot.commitLow = bytes12(commitment << 96);
+        // commitment = keccak256(abi.encode(resultDigest, uint8 node, bytes32 nonce)), docs/protocol.md
+        _commitments[tradeId][node] = commitment;
         if (t.nCommits == 0) t.commitStart = uint40(block.timestamp);
         t.nCommits += 1;
         t.committedMask |= bit;
@@ -475,21 +534,19 @@ contract DTMC {
     /// must recover to the enclave attested for that node, the result must be for this trade's task and inputs, and it
     /// must open the node's commitment. The reveal settles the trade when the outcome was already certain before it (a
     /// group held a strict majority: this result is counted, then the trade settles) or when it is the last one due.
-    function submitResult(ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce) external {
+    function submitResult(
+        ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce, Facts calldata facts
+    ) external {
         Trade storage t = _openTrade(info.tradeId);
+        _checkFacts(info.tradeId, t, facts);
         if (!_revealOpen(t)) revert RevealTooEarly(t.nCommits == 0 ? 0 : uint256(t.commitStart) + COMMIT_WINDOW);
-        uint16 bit = _checkResult(t, info, node, signature, nonce);
+        uint16 bit = _checkResult(t, info, node, signature, nonce, facts);
         GroupSlot[MAX_NODES] storage groups = _groups[info.tradeId];
         // Whether a group already held a strict majority: then this is "the next submission" that settles.
         // Only possible once more than half the results are in, which spares the group read before that.
         bool certain = uint256(t.nResults) * 2 > t.nNodes && uint256(groups[t.leader].count) * 2 > t.nNodes;
         _record(t, groups, info, node, bit);
-        if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader]);
-    }
-
-    /// @dev The stored first 24 bytes of node's commitment.
-    function _commitmentOf(NodeSlot storage slot) private view returns (bytes24) {
-        return bytes24(slot.commitHigh) | (bytes24(slot.commitLow) >> 96);
+        if (certain || t.nResults == t.nCommits) _close(info.tradeId, t, groups[t.leader], facts);
     }
 
     /// @dev Reveals are accepted, and commitments refused, once every node committed or COMMIT_WINDOW has passed.
@@ -509,7 +566,9 @@ contract DTMC {
     }
 
     /// @dev The checks of a revealed result, in the order the custom errors report them; returns the node's bit.
-    function _checkResult(Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce)
+    function _checkResult(
+        Trade storage t, ResultInfo calldata info, uint8 node, bytes calldata signature, bytes32 nonce, Facts calldata facts
+    )
         private
         view
         returns (uint16 bit)
@@ -519,14 +578,13 @@ contract DTMC {
         bit = uint16(1) << node;
         if (t.submittedMask & bit != 0) revert AlreadySubmitted(node);
         if (t.committedMask & bit == 0) revert NotCommitted(node);
-        NodeSlot storage slot = _nodes[info.tradeId][node];
-        address enclave = slot.enclave;
-        if (info.taskId != keccak256(abi.encode(info.tradeId, t.codeHash, enclave))) revert WrongTask(node);
+        address enclave = facts.nodes[node].enclave;
+        if (info.taskId != keccak256(abi.encode(info.tradeId, facts.codeHash, enclave))) revert WrongTask(node);
         // A static struct ABI-encodes as its fields in order: this is the resultDigest of docs/protocol.md.
         bytes32 digest = keccak256(abi.encode(RESULT_TAG, block.chainid, address(this), info));
-        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);
+        if (keccak256(abi.encode(digest, node, nonce)) != _commitments[info.tradeId][node]) revert CommitmentMismatch(node);
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
-        if (info.inputHash != t.inputHash) revert InputHashMismatch(t.inputHash, info.inputHash);
+        if (info.inputHash != facts.inputHash) revert InputHashMismatch(facts.inputHash, info.inputHash);
         if (info.status > MAX_STATUS || (info.status != 0 && info.resultSize != 0)) revert InvalidResultInfo();
         if (info.resultSize > t.outputCap) revert PayoutAboveCap(info.resultSize, t.outputCap);
     }
@@ -563,27 +621,28 @@ contract DTMC {
     /// nodes that have not reported are not paid) or when no group can reach one any more, even with every
     /// missing result (a full refund); once reveals are open, only the committed nodes can still report.
     /// After the deadline: the majority if there is one, else a full refund.
-    function finalize(bytes32 tradeId) external {
+    function finalize(bytes32 tradeId, Facts calldata facts) external {
         Trade storage t = _openTrade(tradeId);
+        _checkFacts(tradeId, t, facts);
         GroupSlot storage win = _groups[tradeId][t.leader];
         uint256 lead = t.nGroups == 0 ? 0 : win.count;
         uint256 missing = (_revealOpen(t) ? t.nCommits : t.nNodes) - t.nResults;
         bool certain = lead * 2 > t.nNodes || (lead + missing) * 2 <= t.nNodes;
         if (!certain && block.timestamp <= t.deadline) revert FinalizeTooEarly(t.deadline);
-        _close(tradeId, t, win);
+        _close(tradeId, t, win, facts);
     }
 
     /// @dev Settles on `win` when it holds a strict majority of the trade's nodes, else refunds the buyer.
-    function _close(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
-        if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win);
-        else _refund(tradeId, t);
+    function _close(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts) private {
+        if (t.nGroups != 0 && uint256(win.count) * 2 > t.nNodes) _settle(tradeId, t, win, facts);
+        else _refund(tradeId, t, facts);
     }
 
-    function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win) private {
+    function _settle(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts) private {
         t.state = State.Settled;
-        uint256 paid = _paySellers(tradeId, t, win) + _payNodes(tradeId, t, win);
-        uint256 refund = t.deposit - paid; // cannot underflow: every payout is within its cap
-        _credit(t.buyer, tradeId, refund);
+        uint256 paid = _paySellers(tradeId, win, facts) + _payNodes(tradeId, t, win, facts);
+        uint256 refund = facts.deposit - paid; // cannot underflow: every payout is within its cap
+        _credit(facts.buyer, tradeId, refund);
         emit TradeSettled(tradeId, _keyOf(win), win.resultHash, win.resultSize, win.status, win.count, refund);
     }
 
@@ -591,12 +650,11 @@ contract DTMC {
     /// per seller, never a share: a buyer adding offers of its own cannot dilute what a real seller earns.
     /// On "input invalid" the data fees are held instead: a seller is paid only with a receipt from a node of
     /// the final group, which a seller whose signed data broke cannot have (`claimDelivery`).
-    function _paySellers(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
-        if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, t);
-        uint256 outputFee = win.status == 0 ? uint256(t.outputPrice) * win.resultSize : 0;
-        uint256 ns = t.nSellers;
-        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
-        for (uint256 i; i < ns; ++i) {
+    function _paySellers(bytes32 tradeId, GroupSlot storage win, Facts calldata facts) private returns (uint256 paid) {
+        if (win.status == STATUS_INPUT_INVALID) return _holdFees(tradeId, facts);
+        uint256 outputFee = win.status == 0 ? uint256(facts.outputPrice) * win.resultSize : 0;
+        Party[] calldata sellers = facts.sellers;
+        for (uint256 i; i < sellers.length; ++i) {
             uint256 amount = sellers[i].fee + outputFee;
             paid += amount;
             _credit(sellers[i].account, tradeId, amount);
@@ -605,31 +663,32 @@ contract DTMC {
 
     /// @dev Each node of the final group: min(nodePrice * gasCap, nodeCap), whatever gas the run used (that would
     /// be a public, data-dependent channel); the others nothing.
-    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win) private returns (uint256 paid) {
-        uint256 nodeFee = t.nodeFee;
+    function _payNodes(bytes32 tradeId, Trade storage t, GroupSlot storage win, Facts calldata facts)
+        private
+        returns (uint256 paid)
+    {
+        uint256 nodeFee = facts.nodeFee;
         uint256 members = win.members;
-        NodeSlot[MAX_NODES] storage nodes = _nodes[tradeId];
         for (uint256 i; i < t.nNodes; ++i) {
             if (members & (1 << i) == 0) continue;
             paid += nodeFee;
-            _credit(nodes[i].payee, tradeId, nodeFee);
+            _credit(facts.nodes[i].payee, tradeId, nodeFee);
         }
     }
 
     /// @dev A refund returns everything except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
     /// whose data an attested enclave verified holds a receipt for it and is paid whatever became of the trade.
-    function _refund(bytes32 tradeId, Trade storage t) private {
+    function _refund(bytes32 tradeId, Trade storage t, Facts calldata facts) private {
         t.state = State.Refunded;
-        uint256 refund = t.deposit - _holdFees(tradeId, t);
-        _credit(t.buyer, tradeId, refund);
+        uint256 refund = facts.deposit - _holdFees(tradeId, facts);
+        _credit(facts.buyer, tradeId, refund);
         emit TradeRefunded(tradeId, refund, t.nResults);
     }
 
     /// @dev Holds every seller's data fee for claims until now + CLAIM_WINDOW; returns the sum held.
-    function _holdFees(bytes32 tradeId, Trade storage t) private returns (uint256 held) {
-        uint256 ns = t.nSellers;
-        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
-        for (uint256 i; i < ns; ++i) held += sellers[i].fee;
+    function _holdFees(bytes32 tradeId, Facts calldata facts) private returns (uint256 held) {
+        uint256 ns = facts.sellers.length;
+        for (uint256 i; i < ns; ++i) held += facts.sellers[i].fee;
         uint40 until = uint40(block.timestamp + CLAIM_WINDOW);
         claims[tradeId] = Claims(until, uint8((1 << ns) - 1));
         emit FeesHeld(tradeId, held, until);
@@ -641,10 +700,25 @@ contract DTMC {
     /// (the task key DTMC holds for that node). Anyone may relay it; the fee goes to the seller's account.
     /// `commitments` are the trade's sellers' commitments in order (they must hash to its inputHash): the receipt
     /// is over this seller's. After an "input invalid" settlement the receipt must come from the final group.
-    function claimDelivery(bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, bytes calldata signature)
-        external
+    function claimDelivery(
+        bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, bytes calldata signature,
+        Facts calldata facts
+    ) external {
+        _checkClaim(tradeId, index, node, commitments, facts);
+        Party calldata seller = facts.sellers[index];
+        _checkReceipt(tradeId, facts, index, node, commitments[index], seller.account, signature);
+        claims[tradeId].held &= ~(uint8(1) << index);
+        emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
+        _credit(seller.account, tradeId, seller.fee);
+    }
+
+    /// @dev The checks of a claim before its receipt, in the order the custom errors report them.
+    function _checkClaim(bytes32 tradeId, uint8 index, uint8 node, bytes32[] calldata commitments, Facts calldata facts)
+        private
+        view
     {
         Trade storage t = _trade(tradeId);
+        _checkFacts(tradeId, t, facts);
         Claims storage c = claims[tradeId];
         if (index >= t.nSellers || c.held & (uint8(1) << index) == 0) revert NothingHeld(tradeId, index);
         if (block.timestamp > c.until) revert ClaimWindowClosed(c.until);
@@ -652,43 +726,43 @@ contract DTMC {
         if (t.state == State.Settled && _groups[tradeId][t.leader].members & (uint16(1) << node) == 0) {
             revert ReceiptNotFromFinalGroup(node);
         }
-        if (keccak256(abi.encode(commitments)) != t.inputHash) revert CommitmentsMismatch();
-        Party storage seller = _sellers[tradeId][index];
-        _checkReceipt(tradeId, t.codeHash, index, node, commitments[index], seller.account, signature);
-        c.held &= ~(uint8(1) << index);
-        emit DeliveryClaimed(tradeId, seller.account, index, node, seller.fee);
-        _credit(seller.account, tradeId, seller.fee);
+        if (keccak256(abi.encode(commitments)) != facts.inputHash) revert CommitmentsMismatch();
     }
 
     /// @dev The receipt must recover to node `node`'s attested enclave: receiptDigest of docs/protocol.md.
     function _checkReceipt(
-        bytes32 tradeId, bytes32 codeHash, uint8 index, uint8 node, bytes32 commitment, address seller, bytes calldata signature
+        bytes32 tradeId, Facts calldata facts, uint8 index, uint8 node, bytes32 commitment, address seller, bytes calldata signature
     ) private view {
-        address enclave = _nodes[tradeId][node].enclave;
-        bytes32 taskId = keccak256(abi.encode(tradeId, codeHash, enclave));
+        address enclave = facts.nodes[node].enclave;
+        bytes32 taskId = keccak256(abi.encode(tradeId, facts.codeHash, enclave));
         bytes32 digest =
             keccak256(abi.encode(RECEIPT_TAG, block.chainid, address(this), tradeId, taskId, index, commitment, seller));
         if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
     }
 
     /// @notice After the claim window, the data fees nobody claimed go to the buyer. Anyone may call it.
-    function releaseUnclaimed(bytes32 tradeId) external {
+    function releaseUnclaimed(bytes32 tradeId, Facts calldata facts) external {
         Trade storage t = _trade(tradeId);
+        _checkFacts(tradeId, t, facts);
         Claims storage c = claims[tradeId];
         if (c.held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
         if (block.timestamp <= c.until) revert ClaimWindowOpen(c.until);
         uint256 amount;
-        Party[MAX_SELLERS] storage sellers = _sellers[tradeId];
-        for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += sellers[i].fee;
+        for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += facts.sellers[i].fee;
         c.held = 0;
         emit UnclaimedReleased(tradeId, amount);
-        _credit(t.buyer, tradeId, amount);
+        _credit(facts.buyer, tradeId, amount);
     }
 
+    /// @dev Pays `amount` at once (push): a send with only the 2,300-gas stipend, too little for the payee to write
+    /// storage, so it cannot re-enter DTMC with effect, and a payee that refuses (a reverting or costly receive
+    /// hook) only has the amount credited to `balanceOf` instead, for `withdraw`: nobody can block a settlement.
+    /// Pushing spares the honest trade a fresh balance slot and a withdrawal transaction per payee (about 46,000
+    /// gas each; BENCHMARKS.md "Issue 13"). `Credited` reports the payment either way.
     function _credit(address account, bytes32 tradeId, uint256 amount) private {
         if (amount == 0) return;
-        balanceOf[account] += amount;
         emit Credited(account, tradeId, amount);
+        if (!payable(account).send(amount)) balanceOf[account] += amount;
     }
 
     /// @notice Sends the caller everything credited to it. The balance is zeroed before the transfer,
@@ -705,16 +779,17 @@ contract DTMC {
     // ---- step 11: feedback ----
 
     /// @notice The buyer rates seller `index` of a settled trade, once; the rating and the final result info go to CISC.
-    function rate(bytes32 tradeId, uint8 index, uint8 score, string calldata comment) external {
+    function rate(bytes32 tradeId, uint8 index, uint8 score, string calldata comment, Facts calldata facts) external {
         Trade storage t = _trade(tradeId);
-        if (msg.sender != t.buyer) revert NotBuyer(tradeId);
+        _checkFacts(tradeId, t, facts);
+        if (msg.sender != facts.buyer) revert NotBuyer(tradeId);
         if (t.state != State.Settled) revert TradeNotSettled(tradeId);
         if (index >= t.nSellers) revert UnknownSeller(index);
         uint8 bit = uint8(1) << index;
         if (t.ratedMask & bit != 0) revert AlreadyRated(tradeId, index);
         if (score == 0 || score > 5) revert InvalidScore(score);
         t.ratedMask |= bit;
-        address seller = _sellers[tradeId][index].account;
+        address seller = facts.sellers[index].account;
         GroupSlot storage win = _groups[tradeId][t.leader];
         cisc.recordFeedback(seller, tradeId, score, win.resultHash, win.resultSize, win.status, comment);
     }
@@ -725,23 +800,14 @@ contract DTMC {
     /// When `state` is Settled, `groups[leader]` is the final result.
     function trade(bytes32 tradeId) external view returns (TradeView memory v) {
         Trade storage t = _trade(tradeId);
-        v.buyer = t.buyer;
         v.state = t.state;
         v.deadline = t.deadline;
         v.nResults = t.nResults;
         v.ratedMask = t.ratedMask;
         v.leader = t.leader;
-        v.codeHash = t.codeHash;
-        v.inputHash = t.inputHash;
-        v.nodeFee = t.nodeFee;
-        v.outputPrice = t.outputPrice;
         v.outputCap = t.outputCap;
-        v.gasCap = t.gasCap;
         v.nCommits = t.nCommits;
         v.commitStart = t.commitStart;
-        v.deposit = t.deposit;
-        v.sellers = new Party[](t.nSellers);
-        for (uint256 i; i < v.sellers.length; ++i) v.sellers[i] = _sellers[tradeId][i];
         v.groups = new Group[](t.nGroups);
         for (uint256 g; g < v.groups.length; ++g) {
             GroupSlot storage grp = _groups[tradeId][g];
@@ -749,10 +815,7 @@ contract DTMC {
         }
         v.nodes = new NodeView[](t.nNodes);
         for (uint256 i; i < v.nodes.length; ++i) {
-            NodeSlot storage s = _nodes[tradeId][i];
             NodeView memory n = v.nodes[i];
-            n.payee = s.payee;
-            n.enclave = s.enclave;
             n.committed = t.committedMask & (1 << i) != 0;
             n.submitted = t.submittedMask & (1 << i) != 0;
             for (uint256 g; g < v.groups.length; ++g) if (v.groups[g].members & (1 << i) != 0) n.group = uint8(g);

@@ -11,7 +11,7 @@
 // chain after any failed send, so concurrent calls never collide on nonces.
 import { SdteError, noMetrics, type Counter, type MetricsRegistry, type TradeRole } from '../config/index.ts'
 import {
-  Contract, Interface, JsonRpcProvider, Network, Wallet, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
+  Contract, Interface, JsonRpcProvider, Network, Wallet, ZeroAddress, ZeroHash, getAddress, id, isError, toBeHex, type Log, type Provider, type Signer,
   type TransactionReceipt, type TransactionRequest, type TransactionResponse
 } from 'ethers'
 import { tradeIdOf, type Quote, type ResultInfo } from './formats.ts'
@@ -700,7 +700,7 @@ export interface TradeView {
   nResults: number
   codeHash: string
   inputHash: string
-  /** From the trade's TradeOpened event (DTMC stores only nodeFee). */
+  /** From the trade's TradeOpened event (DTMC stores only the hash of buyer, codeHash, inputHash, nodeFee, outputPrice and deposit). */
   nodePrice: bigint
   nodeCap: bigint
   /** What each node of the final group is paid: min(nodePrice × gasCap, nodeCap). */
@@ -721,30 +721,108 @@ export interface TradeView {
   final: ResultGroup | null
 }
 
-/** Most trades whose node terms (read once from their TradeOpened event) a DtmcClient keeps; the oldest goes first. */
+/** Most trades whose opening terms (read once from their TradeOpened event) a DtmcClient keeps; the oldest goes first. */
 export const NODE_TERMS_CACHE_SIZE = 1024
 
+/**
+ * DTMC's `Facts` of a trade: fixed at opening, stored on chain only as their keccak256, passed back in calldata by
+ * submitResult, finalize, claimDelivery, releaseUnclaimed and rate (DTMC checks them against the hash).
+ */
+export interface TradeFacts {
+  buyer: string
+  outputPrice: bigint
+  nodeFee: bigint
+  deposit: bigint
+  codeHash: string
+  inputHash: string
+  /** In the trade's node order (from its TradeNode events). */
+  nodes: Array<{ payee: string, enclave: string }>
+  /** In the trade's seller order, with each data fee (from its TradeSeller events). */
+  sellers: Array<{ account: string, fee: bigint }>
+}
+
+/** The Facts as DTMC's ABI takes them. */
+export function factsTupleOf (f: TradeFacts): unknown[] {
+  return [f.buyer, f.outputPrice, f.nodeFee, f.deposit, f.codeHash, f.inputHash, f.nodes.map(n => [n.payee, n.enclave]), f.sellers.map(x => [x.account, x.fee])]
+}
+
+const NO_FACTS: TradeFacts = { buyer: ZeroAddress, outputPrice: 0n, nodeFee: 0n, deposit: 0n, codeHash: ZeroHash, inputHash: ZeroHash, nodes: [], sellers: [] }
+
+/** What a trade's TradeOpened and TradePrivate events say and DTMC does not store (they never change). */
+interface OpeningTerms {
+  facts: TradeFacts
+  nodePrice: bigint
+  nodeCap: bigint
+  gasCap: bigint
+  epsilon: bigint
+}
+
 export class DtmcClient extends Bound {
-  /** tradeId → the node terms DTMC keeps only in the TradeOpened event, and the TradePrivate epsilon (they never change). */
-  private readonly nodeTerms = new Map<string, { nodePrice: bigint, nodeCap: bigint, epsilon: bigint }>()
+  /** tradeId → what its TradeOpened and TradePrivate events say (DTMC keeps only the hash of the Facts). */
+  private readonly opening = new Map<string, OpeningTerms>()
 
   constructor (address: string, ctx: SendContext) { super('DTMC', address, ctx) }
 
-  /** A trade's nodePrice and nodeCap from its TradeOpened event, and its epsilon from its TradePrivate event, if any (both indexed by tradeId). */
-  private async nodeTermsOf (tradeId: string): Promise<{ nodePrice: bigint, nodeCap: bigint, epsilon: bigint }> {
-    const cached = this.nodeTerms.get(tradeId)
-    if (cached !== undefined) return cached
-    const [[log], [privateLog]] = await Promise.all([
-      this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), this.ctx.fromBlock),
-      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), this.ctx.fromBlock)
-    ])
-    if (log === undefined) throw new ChainUnavailableError(`DTMC: no TradeOpened event for trade ${tradeId} (a node without logs?)`)
-    const e = this.iface.parseLog(log)!
-    const epsilon = privateLog === undefined ? 0n : this.iface.parseLog(privateLog)!.args.epsilon as bigint
-    const terms = { nodePrice: e.args.nodePrice as bigint, nodeCap: e.args.nodeCap as bigint, epsilon }
-    if (this.nodeTerms.size >= NODE_TERMS_CACHE_SIZE) this.nodeTerms.delete(this.nodeTerms.keys().next().value!)
-    this.nodeTerms.set(tradeId, terms)
+  /** A trade's Facts and node terms from its TradeOpened event, and its epsilon from its TradePrivate event, if any (both indexed by tradeId). */
+  private async openingOf (tradeId: string): Promise<OpeningTerms> {
+    const terms = await this.openingOrNull(tradeId)
+    if (terms === null) throw new ChainUnavailableError(`DTMC: no TradeOpened event for trade ${tradeId} (a node without logs?)`)
     return terms
+  }
+
+  private async openingOrNull (tradeId: string): Promise<OpeningTerms | null> {
+    tradeId = tradeId.toLowerCase()
+    const cached = this.opening.get(tradeId)
+    if (cached !== undefined) return cached
+    const [[log], [privateLog], nodeLogs, sellerLogs] = await Promise.all([
+      this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), this.ctx.fromBlock),
+      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), this.ctx.fromBlock),
+      this.contract.queryFilter(this.contract.filters.TradeNode(tradeId), this.ctx.fromBlock),
+      this.contract.queryFilter(this.contract.filters.TradeSeller(tradeId), this.ctx.fromBlock)
+    ])
+    if (log === undefined) return null
+    const nodes: TradeFacts['nodes'] = []
+    for (const l of nodeLogs) {
+      const n = this.iface.parseLog(l)!.args
+      nodes[Number(n.index)] = { payee: n.payee as string, enclave: n.enclave as string }
+    }
+    const sellers: TradeFacts['sellers'] = []
+    for (const l of sellerLogs) {
+      const x = this.iface.parseLog(l)!.args
+      sellers[Number(x.index)] = { account: x.seller as string, fee: x.fee as bigint }
+    }
+    const a = this.iface.parseLog(log)!.args
+    const epsilon = privateLog === undefined ? 0n : this.iface.parseLog(privateLog)!.args.epsilon as bigint
+    const nodePrice = a.nodePrice as bigint
+    const nodeCap = a.nodeCap as bigint
+    const gasCap = a.gasCap as bigint
+    const nodeFee = nodePrice * gasCap > nodeCap ? nodeCap : nodePrice * gasCap
+    const facts = { buyer: a.buyer as string, outputPrice: a.outputPrice as bigint, nodeFee, deposit: a.deposit as bigint, codeHash: a.codeHash as string, inputHash: a.inputHash as string, nodes, sellers }
+    const terms = { facts, nodePrice, nodeCap, gasCap, epsilon }
+    if (this.opening.size >= NODE_TERMS_CACHE_SIZE) this.opening.delete(this.opening.keys().next().value!)
+    this.opening.set(tradeId, terms)
+    return terms
+  }
+
+  /** The trade's Facts, as DTMC's calls take them. */
+  async factsOf (tradeId: string): Promise<TradeFacts> {
+    return (await this.openingOf(tradeId)).facts
+  }
+
+  /**
+   * Sends `method` with the trade's Facts appended to `args`. On FactsMismatch (a reorganisation mined the trade's
+   * opening again with other terms after we cached them) it reads them again from the chain and retries once.
+   */
+  private async sendWithFacts (tradeId: string, method: string, args: unknown[]): Promise<TransactionReceipt> {
+    // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
+    const tuple = async (): Promise<unknown[]> => factsTupleOf((await this.openingOrNull(tradeId))?.facts ?? NO_FACTS)
+    try {
+      return await this.send(method, [...args, await tuple()])
+    } catch (err) {
+      if (!(err instanceof ChainRevertError && err.errorName === 'FactsMismatch')) throw err
+      this.opening.delete(tradeId.toLowerCase())
+      return await this.send(method, [...args, await tuple()])
+    }
   }
 
   /** Opens a trade with exactly the deposit its caps require. The trade id is derived from the sender and salt. */
@@ -764,18 +842,18 @@ export class DtmcClient extends Bound {
 
   /** Node `nodeIndex` commits to its result: resultCommitmentOf(resultDigest, nodeIndex, nonce). Only its payee may. */
   async commitResult (tradeId: string, nodeIndex: number, commitment: string): Promise<TransactionReceipt> {
-    return await this.send('commitResult', [tradeId, nodeIndex, commitment])
+    return await this.sendWithFacts(tradeId, 'commitResult', [tradeId, nodeIndex, commitment])
   }
 
   /** Reveals node `nodeIndex`'s ResultInfo with its enclave's signature and its commitment's nonce (anyone may relay it). */
   async submitResult (info: ResultInfo, nodeIndex: number, signature: string, nonce: string): Promise<TransactionReceipt> {
     const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
-    return await this.send('submitResult', [tuple, nodeIndex, signature, nonce])
+    return await this.sendWithFacts(info.tradeId, 'submitResult', [tuple, nodeIndex, signature, nonce])
   }
 
   /** Settles (strict majority) or refunds a trade whose outcome is certain or whose deadline has passed. */
   async finalize (tradeId: string): Promise<{ outcome: 'settled' | 'refunded', receipt: TransactionReceipt }> {
-    const receipt = await this.send('finalize', [tradeId])
+    const receipt = await this.sendWithFacts(tradeId, 'finalize', [tradeId])
     return { outcome: this.eventsIn(receipt, 'TradeSettled').length > 0 ? 'settled' : 'refunded', receipt }
   }
 
@@ -784,12 +862,12 @@ export class DtmcClient extends Bound {
    * that node's enclave). `commitments` are all the trade's sellers' commitments in trade order. Anyone may relay it.
    */
   async claimDelivery (tradeId: string, sellerIndex: number, nodeIndex: number, commitments: string[], receipt: string): Promise<TransactionReceipt> {
-    return await this.send('claimDelivery', [tradeId, sellerIndex, nodeIndex, commitments, receipt])
+    return await this.sendWithFacts(tradeId, 'claimDelivery', [tradeId, sellerIndex, nodeIndex, commitments, receipt])
   }
 
   /** After the claim window: the data fees nobody claimed go to the buyer. */
   async releaseUnclaimed (tradeId: string): Promise<TransactionReceipt> {
-    return await this.send('releaseUnclaimed', [tradeId])
+    return await this.sendWithFacts(tradeId, 'releaseUnclaimed', [tradeId])
   }
 
   /** The claim window of a refunded (or "input invalid") trade and the sellers whose data fee is still held. */
@@ -807,7 +885,7 @@ export class DtmcClient extends Bound {
 
   /** The buyer rates seller `sellerIndex` of a settled trade (score 1..5), once. */
   async rate (tradeId: string, sellerIndex: number, score: number, comment = ''): Promise<TransactionReceipt> {
-    return await this.send('rate', [tradeId, sellerIndex, score, comment])
+    return await this.sendWithFacts(tradeId, 'rate', [tradeId, sellerIndex, score, comment])
   }
 
   /** Wei credited to `address` and not yet withdrawn. */
@@ -834,27 +912,27 @@ export class DtmcClient extends Bound {
     }))
     const state = STATE_NAMES[Number(v.state)]
     const ratedMask = Number(v.ratedMask)
-    const { nodePrice, nodeCap, epsilon } = await this.nodeTermsOf(tradeId.toLowerCase())
+    const { facts, nodePrice, nodeCap, gasCap, epsilon } = await this.openingOf(tradeId)
     return {
       tradeId: tradeId.toLowerCase(),
-      buyer: v.buyer,
+      buyer: facts.buyer,
       state,
       deadline: Number(v.deadline),
       nResults: Number(v.nResults),
-      codeHash: v.codeHash,
-      inputHash: v.inputHash,
+      codeHash: facts.codeHash,
+      inputHash: facts.inputHash,
       nodePrice,
       nodeCap,
-      nodeFee: v.nodeFee,
-      outputPrice: v.outputPrice,
+      nodeFee: facts.nodeFee,
+      outputPrice: facts.outputPrice,
       outputCap: v.outputCap,
-      gasCap: v.gasCap,
+      gasCap,
       epsilon,
       nCommits: Number(v.nCommits),
       commitStart: Number(v.commitStart),
-      deposit: v.deposit,
-      sellers: (v.sellers as any[]).map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
-      nodes: (v.nodes as any[]).map(n => ({ payee: n.payee, enclave: n.enclave, committed: n.committed, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
+      deposit: facts.deposit,
+      sellers: facts.sellers.map((s, i) => ({ account: s.account, fee: s.fee, rated: (ratedMask & (1 << i)) !== 0 })),
+      nodes: (v.nodes as any[]).map((n, i) => ({ payee: facts.nodes[i].payee, enclave: facts.nodes[i].enclave, committed: n.committed, submitted: n.submitted, group: n.submitted ? Number(n.group) : null })),
       groups,
       final: state === 'settled' ? groups[Number(v.leader)] : null
     }

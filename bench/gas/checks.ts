@@ -61,7 +61,7 @@ const VARIANTS: Variant[] = [
   {
     check: 'the reveal opens its commitment (DTMC `submitResult`, per reveal)',
     file: 'DTMC.sol',
-    text: '        if (bytes24(keccak256(abi.encode(digest, node, nonce))) != _commitmentOf(slot)) revert CommitmentMismatch(node);',
+    text: '        if (keccak256(abi.encode(digest, node, nonce)) != _commitments[info.tradeId][node]) revert CommitmentMismatch(node);',
     replacement: ''
   }
 ]

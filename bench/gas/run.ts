@@ -44,7 +44,8 @@ async function measureTrade (chain: Chain, nodes: number, sellers: number): Prom
   if ((await m.buyer.client.dtmc.trade(t.tradeId))?.state !== 'settled') throw new Error('the last submission did not settle the trade')
   let withdraws = 0n
   const parties = [m.buyer, ...m.sellers, ...m.nodes.slice(0, reporting)]
-  for (const a of parties) withdraws += (await a.client.dtmc.withdraw()).receipt.gasUsed
+  // DTMC sends payouts at once; a party withdraws only what a refused send left credited (none here).
+  for (const a of parties) if (await a.client.dtmc.creditOf(a.address) > 0n) withdraws += (await a.client.dtmc.withdraw()).receipt.gasUsed
   let rates = 0n
   for (let i = 0; i < sellers; i++) rates += (await m.buyer.client.dtmc.rate(t.tradeId, i, 5, 'good data')).gasUsed
   const submits = submitGas.reduce((a, b) => a + b, 0n)
@@ -90,7 +91,7 @@ const fmt = (n: bigint): string => n.toLocaleString('en-US')
 
 function tables (setup: Array<[string, bigint]>, rows: Row[]): string {
   const lines: string[] = []
-  lines.push('Per trade, honest path (every node commits; then nodes reveal the same result in turn; the reveal after a strict majority settles the trade, so nobody calls finalize and later nodes do not reveal; every paid party withdraws; the buyer rates every seller):', '')
+  lines.push('Per trade, honest path (every node commits; then nodes reveal the same result in turn; the reveal after a strict majority settles the trade, so nobody calls finalize and later nodes do not reveal; DTMC sends every payout with the settlement, so a party withdraws only what a refused send left credited (none here); the buyer rates every seller):', '')
   lines.push('| nodes | sellers | openTrade | commitResult each | reveal first | reveal each further | settling reveal (last) | withdraw each | rate each | total |')
   lines.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
   for (const r of rows) {
@@ -110,13 +111,14 @@ function marginals (rows: Row[]): string {
   const perSellerTotal = (find(1, 3).total - find(1, 1).total) / 2n
   return [
     `Marginal costs: each node adds about ${fmt(perNodeOpen)} gas to openTrade (its quote: one ecrecover, the keccaks`,
-    'of taskId, reportData and quoteDigest, a measurement lookup, two storage slots, an event) and about',
-    `${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal, its credit at settlement and its withdraw);`,
-    `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, one slot, an event)`,
-    `and about ${fmt(perSellerTotal)} to the whole trade (with its credit, withdraw and rating). The first reveal`,
+    'of taskId, reportData and quoteDigest, a measurement lookup, an event; nothing stored: its payee and enclave are in',
+    `the trade's hashed Facts) and about ${fmt(perNodeTotal)} to the whole trade (with its commitResult, its reveal, its payout`,
+    'at settlement and two more words of Facts in every call that takes them);',
+    `each seller adds about ${fmt(perSellerOpen)} to openTrade (a CISC offer read that enforces the seller's policy, an event)`,
+    `and about ${fmt(perSellerTotal)} to the whole trade (with its payout and rating). The first reveal`,
     'pays for the new result group (two slots); later identical results only update one packed slot. Each',
-    'commitResult is a transaction of its own (21,000) that updates the trade\'s first slot and the two slots of its node',
-    '(written at opening; the commitment\'s first 24 bytes are packed beside the payee and enclave addresses).'
+    'commitResult is a transaction of its own (21,000) that updates the trade\'s first slot and fills one slot with the',
+    'node\'s commitment; it and every later call but withdraw carry the trade\'s Facts (checked against their stored hash).'
   ].join('\n')
 }
 

@@ -311,6 +311,17 @@ export async function reverts (p: Promise<unknown>, errorName: string): Promise<
   throw new Error(`expected a revert with ${errorName}, but it succeeded`)
 }
 
+/**
+ * Wei DTMC paid `account` for trade `tradeId` (null: for every trade), from its `Credited` events: sent at once, or
+ * left in `creditOf` when the send failed.
+ */
+export async function paid (m: Pick<Market, 'buyer'>, tradeId: string | null, account: string): Promise<bigint> {
+  const c = m.buyer.client.dtmc.contract
+  let sum = 0n
+  for (const l of await c.queryFilter(c.filters.Credited(account, tradeId), 0)) sum += c.interface.parseLog(l)!.args.amount as bigint
+  return sum
+}
+
 /** Sum of the ether balances of `addresses`. */
 export async function sumBalances (chain: Chain, addresses: string[]): Promise<bigint> {
   let sum = 0n

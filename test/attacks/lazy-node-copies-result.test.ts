@@ -10,7 +10,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { COMMIT_WINDOW } from '../../contracts/client.ts'
 import {
-  startChain, makeMarket, openTrade, commit, reveal, signedResult, increaseTime, reverts, rand32, type Chain
+  startChain, makeMarket, openTrade, commit, reveal, signedResult, increaseTime, reverts, rand32, paid, type Chain
 } from '../../contracts/tools/market.ts'
 
 let chain: Chain
@@ -37,8 +37,8 @@ test('a node that copies another node\'s commitment cannot open it, and is not p
   assert.is((await m.buyer.client.dtmc.finalize(t.tradeId)).outcome, 'settled') // two of three: certain
   const view = await m.buyer.client.dtmc.trade(t.tradeId)
   assert.equal(view!.final!.members, [0, 1])
-  assert.is(await m.buyer.client.dtmc.creditOf(m.nodes[2].address), 0n, 'the lazy node was paid')
-  assert.ok(await m.buyer.client.dtmc.creditOf(m.nodes[0].address) > 0n)
+  assert.is(await paid(m, t.tradeId, m.nodes[2].address), 0n, 'the lazy node was paid')
+  assert.ok(await paid(m, t.tradeId, m.nodes[0].address) > 0n)
 })
 
 test('a node that waits for a public result to commit finds commitments closed', async () => {
@@ -54,7 +54,7 @@ test('a node that waits for a public result to commit finds commitments closed',
   await reverts(commit(m, t, 2, { resultHash: pub.args.resultHash as string, resultSize: pub.args.resultSize as bigint }), 'CommitPhaseClosed')
   await reveal(m, t, 1) // the last committed result settles the trade
   assert.equal((await m.buyer.client.dtmc.trade(t.tradeId))!.final!.members, [0, 1])
-  assert.is(await m.buyer.client.dtmc.creditOf(m.nodes[2].address), 0n)
+  assert.is(await paid(m, t.tradeId, m.nodes[2].address), 0n)
 })
 
 test('an honest trade is at most one block slower: reveals are accepted right after the last commitment', async () => {

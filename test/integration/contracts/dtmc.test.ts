@@ -6,7 +6,7 @@ import { QUOTE_TAG, RESULT_TAG, ResultStatus, inputHashOf } from '../../../contr
 import { CLAIM_WINDOW, COMMIT_WINDOW } from '../../../contracts/client.ts'
 import { groupKeyOf } from '../../helpers/dtmc-checks.ts'
 import {
-  startChain, makeMarket, openTrade, submit, commit, reveal, signedResult, increaseTime, conserved, everyone, reverts, DEFAULT_TERMS,
+  startChain, makeMarket, openTrade, submit, commit, reveal, signedResult, increaseTime, conserved, everyone, reverts, paid, DEFAULT_TERMS,
   type Chain, type Market, type OpenedTrade
 } from '../../../contracts/tools/market.ts'
 
@@ -37,10 +37,11 @@ function expectedPayouts (m: Market, t: OpenedTrade, winners: number[], result: 
   return out
 }
 
+/** What DTMC paid each party of the market (its Credited events; every test has a market of its own). */
 async function credits (m: Market): Promise<Map<string, bigint>> {
   const out = new Map<string, bigint>()
   for (const a of everyone(m).slice(0, -1)) {
-    const c = await m.buyer.client.dtmc.creditOf(a)
+    const c = await paid(m, null, a)
     if (c !== 0n) out.set(a, c)
   }
   return out
@@ -99,11 +100,10 @@ test('a full trade: one seller, three nodes, deposit, results, payouts, refund o
     assert.is(view!.final!.resultHash, info.resultHash)
     assert.equal(view!.final!.members, [0, 1, 2])
 
-    // pull: each party withdraws exactly its credit
+    // push: each party was sent its payout at once (conserved() checks the balances): nothing is left to withdraw
     for (const a of [m.buyer, ...m.sellers, ...m.nodes]) {
-      const { amount } = await a.client.dtmc.withdraw()
-      assert.is(amount, expected.get(a.address))
       assert.is(await a.client.dtmc.creditOf(a.address), 0n)
+      await reverts(a.client.dtmc.withdraw(), 'NothingToWithdraw')
     }
     assert.is(await chain.provider.getBalance(chain.network.contracts.DTMC), held)
 
@@ -152,7 +152,6 @@ test('one of three nodes reports a different result: it is unpaid and the majori
     const c = await credits(m)
     assert.is(c.get(m.nodes[1].address), undefined)
     assert.equal(c, withoutZeros(expectedPayouts(m, t, [0, 2], signedResult(t, 0).info)))
-    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[2]]) await a.client.dtmc.withdraw()
     await reverts(m.nodes[1].client.dtmc.withdraw(), 'NothingToWithdraw')
   })
 })
@@ -177,7 +176,6 @@ test('three different results: no majority, full refund', async () => {
     assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit - fee]]))
     assert.equal(await m.buyer.client.dtmc.claimsOf(t.tradeId).then(c => c.held), [0])
     await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 3), 'TradeNotSettled')
-    await m.buyer.client.dtmc.withdraw()
   })
 })
 
@@ -206,7 +204,6 @@ test('too few results by the deadline: finalize waits for it, then refunds', asy
     await increaseTime(chain, CLAIM_WINDOW + 1)
     await m.sellers[0].client.dtmc.releaseUnclaimed(t.tradeId)
     assert.equal(await credits(m), new Map([[m.buyer.address, t.deposit]]))
-    await m.buyer.client.dtmc.withdraw()
   })
 })
 

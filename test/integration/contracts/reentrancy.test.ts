@@ -1,11 +1,12 @@
 // A malicious payee contract (test/integration/contracts/fixtures/ReentrantPayee.sol) that re-enters DTMC from its
-// receive hook gets exactly what it was credited, nothing more; one that refuses payment keeps its credit.
+// receive hook gets exactly what it was credited, nothing more; one that refuses payment keeps its credit. Its receive
+// hook needs more than the 2,300-gas stipend of the settlement's send, so DTMC credits it instead of paying it at once.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { ContractFactory, type Contract } from 'ethers'
 import { compileSources } from '../../../contracts/tools/compile.ts'
-import { decodeRevert, waitForReceipt } from '../../../contracts/client.ts'
+import { decodeRevert, factsTupleOf, waitForReceipt } from '../../../contracts/client.ts'
 import { startChain, makeMarket, openTrade, prepareCommit, commit, reveal, conserved, everyone, type Chain, type Market, type OpenedTrade } from '../../../contracts/tools/market.ts'
 
 let chain: Chain
@@ -33,7 +34,8 @@ test.after(async () => { await chain?.stop() })
  */
 async function tradeWithPayee (settled: boolean): Promise<OpenedTrade> {
   const t = await openTrade(m, {}, [payeeAddress])
-  const tx = await (payee as any).commit(t.tradeId, 0, prepareCommit(t, 0))
+  const facts = factsTupleOf(await m.buyer.client.dtmc.factsOf(t.tradeId))
+  const tx = await (payee as any).commit(m.buyer.client.dtmc.contract.interface.encodeFunctionData('commitResult', [t.tradeId, 0, prepareCommit(t, 0), facts]))
   await waitForReceipt(chain.provider, tx.hash, 10_000, 20)
   await commit(m, t, 1)
   await commit(m, t, 2)
@@ -64,7 +66,7 @@ test('re-entering withdraw from the receive hook gets nothing extra', async () =
     const t = await tradeWithPayee(true)
     const credit = await m.buyer.client.dtmc.creditOf(payeeAddress)
     assert.is(credit, t.terms.nodePrice * t.terms.gasCap) // node 0's flat fee
-    await call('setMode', 0, '0x' + '00'.repeat(32))
+    await call('setMode', 0, '0x')
     assert.is(await call('pull'), null)
     assert.is(await payee.attempts(), 1n)
     assert.is(await payee.reentryFailures(), 1n) // the nested withdraw found nothing
@@ -82,7 +84,8 @@ test('re-entering finalize of another trade and withdrawing again pays each cred
     const a = await tradeWithPayee(true)
     const b = await tradeWithPayee(false)
     const fee = a.terms.nodePrice * a.terms.gasCap
-    await call('setMode', 1, b.tradeId)
+    const finalizeB = m.buyer.client.dtmc.contract.interface.encodeFunctionData('finalize', [b.tradeId, factsTupleOf(await m.buyer.client.dtmc.factsOf(b.tradeId))])
+    await call('setMode', 1, finalizeB)
     assert.is(await call('pull'), null)
     // paid for a, then (inside the hook) b was finalized and its credit paid; nothing beyond the two fees
     assert.is(await chain.provider.getBalance(payeeAddress) - before, 2n * fee)
@@ -96,10 +99,10 @@ test('a payee that refuses the money: WithdrawFailed, and its credit stays', asy
   await conserved(chain, everyone(m, [payeeAddress]), async () => {
     await tradeWithPayee(true)
     const credit = await m.buyer.client.dtmc.creditOf(payeeAddress)
-    await call('setMode', 2, '0x' + '00'.repeat(32))
+    await call('setMode', 2, '0x')
     assert.is(await call('pull'), 'WithdrawFailed')
     assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), credit)
-    await call('setMode', 0, '0x' + '00'.repeat(32))
+    await call('setMode', 0, '0x')
     assert.is(await call('pull'), null)
     assert.is(await m.buyer.client.dtmc.creditOf(payeeAddress), 0n)
     await dtmcHoldsExactlyTheCredits()

@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet, keccak256 } from 'ethers'
 import { ResultStatus, SECP256K1_HALF_N, resultCommitmentOf, resultDigestOf, signDigest } from '../../../contracts/formats.ts'
-import { ChainRevertError, COMMIT_WINDOW, type DatasetPolicy } from '../../../contracts/client.ts'
+import { ChainRevertError, COMMIT_WINDOW, decodeRevert, factsTupleOf, type DatasetPolicy } from '../../../contracts/client.ts'
 import {
   startChain, makeMarket, makeSeller, account, openTrade, submit, commit, reveal, signedResult, makeQuote, increaseTime, conserved,
   everyone, reverts, latestTimestamp, rand32, CODE_HASH, MEASUREMENT, type Chain, type Market
@@ -206,7 +206,6 @@ test('commitments close when the commit window ends; then only committed nodes r
     const view = await m.buyer.client.dtmc.trade(t.tradeId)
     assert.is(view!.state, 'settled')
     assert.equal(view!.final!.members, [0, 1])
-    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[1]]) await a.client.dtmc.withdraw()
   })
 })
 
@@ -218,11 +217,10 @@ test('a result after the deadline: ResultAfterDeadline', async () => {
     const err = await reverts(submit(m, t, 1), 'ResultAfterDeadline')
     assert.equal(err.args, [BigInt(t.terms.deadline)])
     await m.buyer.client.dtmc.finalize(t.tradeId)
-    await m.buyer.client.dtmc.withdraw()
   })
 })
 
-test('a second finalize, a second withdraw, a result after finalize', async () => {
+test('a second finalize, a withdrawal after the payouts were sent, a result after finalize', async () => {
   await balanced(async () => {
     const t = await openTrade(m)
     for (let i = 0; i < 3; i++) await commit(m, t, i)
@@ -232,15 +230,12 @@ test('a second finalize, a second withdraw, a result after finalize', async () =
     await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
     await reverts(m.buyer.client.dtmc.finalize(rand32()), 'UnknownTrade')
     await reverts(reveal(m, t, 2), 'AlreadyFinalized')
-    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[1]]) {
-      await a.client.dtmc.withdraw()
-      await reverts(a.client.dtmc.withdraw(), 'NothingToWithdraw')
-    }
+    // The payouts were sent with the settlement: a withdrawal finds nothing (a refused send: reentrancy.test.ts).
+    for (const a of [m.buyer, m.sellers[0], m.nodes[0], m.nodes[1]]) await reverts(a.client.dtmc.withdraw(), 'NothingToWithdraw')
     const t2 = await openTrade(m)
     for (let i = 0; i < 3; i++) await submit(m, t2, i) // the last one settles
     await reverts(submit(m, t2, 0), 'AlreadyFinalized')
     await reverts(m.buyer.client.dtmc.finalize(t2.tradeId), 'AlreadyFinalized')
-    for (const a of [m.buyer, m.sellers[0], ...m.nodes]) await a.client.dtmc.withdraw()
   })
 })
 
@@ -260,7 +255,6 @@ test('ratings: only the buyer, once per seller, 1..5, only of a settled trade; o
     const err = await reverts(m.buyer.client.dtmc.rate(t.tradeId, 0, 5), 'AlreadyRated')
     assert.equal(err.args, [t.tradeId, 0n])
     assert.is(await m.buyer.client.cisc.feedbackCount(m.sellers[0].address), before + 1)
-    for (const a of [m.buyer, m.sellers[0], ...m.nodes]) await a.client.dtmc.withdraw()
   })
   // CISC takes feedback from DTMC only
   const cisc = m.buyer.client.cisc.contract.connect(m.buyer.client.signer!) as any
@@ -269,6 +263,52 @@ test('ratings: only the buyer, once per seller, 1..5, only of a settled trade; o
     assert.unreachable('recordFeedback accepted a call from a buyer')
   } catch (err) {
     assert.is((err as any).revert?.name, 'NotDTMC')
+  }
+})
+
+test('forged Facts (DTMC keeps only their hash): another buyer, deposit, node fee, output price, codeHash, inputHash, payee or enclave is FactsMismatch', async () => {
+  const t = await openTrade(m)
+  for (let i = 0; i < 3; i++) await submit(m, t, i) // settled: rate would pay nothing, finalize is refused anyway
+  const f = await m.buyer.client.dtmc.factsOf(t.tradeId)
+  const tuple = factsTupleOf
+  const node = m.nodes[0]
+  const dtmc = node.client.dtmc.contract.connect(node.client.signer!) as any
+  const forged = [
+    { ...f, buyer: node.address }, { ...f, deposit: f.deposit + 1n }, { ...f, nodeFee: f.nodeFee + 1n },
+    { ...f, outputPrice: f.outputPrice + 1n }, { ...f, codeHash: rand32() }, { ...f, inputHash: rand32() },
+    { ...f, nodes: f.nodes.map((n, i) => i === 0 ? { ...n, payee: m.sellers[0].address } : n) },
+    { ...f, nodes: f.nodes.map((n, i) => i === 1 ? { ...n, enclave: node.address } : n) }
+  ]
+  for (const x of forged) {
+    // A node posing as the buyer to rate, or anyone releasing fees to another buyer: refused before any other check.
+    for (const call of [dtmc.rate.staticCall(t.tradeId, 0, 5, '', tuple(x)), dtmc.releaseUnclaimed.staticCall(t.tradeId, tuple(x))]) {
+      try {
+        await call
+        assert.unreachable('forged Facts accepted')
+      } catch (err) {
+        assert.is((err as any).revert?.name, 'FactsMismatch')
+      }
+    }
+  }
+  // DTMC hashes the Facts' calldata bytes: the true Facts with a trailing word are refused too.
+  const data = dtmc.interface.encodeFunctionData('rate', [t.tradeId, 0, 5, '', tuple(f)]) as string
+  try {
+    await chain.provider.call({ to: chain.network.contracts.DTMC, from: m.buyer.address, data: data + '00'.repeat(32) })
+    assert.unreachable('trailing bytes accepted')
+  } catch (err) {
+    assert.is(decodeRevert((err as any).data)?.errorName, 'FactsMismatch')
+  }
+  const t2 = await openTrade(m)
+  const f2 = await m.buyer.client.dtmc.factsOf(t2.tradeId)
+  // Node 0 posing as node 1's payee to commit for it; anyone finalizing with a doubled deposit.
+  const asPayeeOf1 = { ...f2, nodes: f2.nodes.map((n, i) => i === 1 ? { ...n, payee: node.address } : n) }
+  for (const call of [dtmc.commitResult.staticCall(t2.tradeId, 1, rand32(), tuple(asPayeeOf1)), dtmc.finalize.staticCall(t2.tradeId, tuple({ ...f2, deposit: f2.deposit * 2n }))]) {
+    try {
+      await call
+      assert.unreachable('forged Facts accepted')
+    } catch (err) {
+      assert.is((err as any).revert?.name, 'FactsMismatch')
+    }
   }
 })
 
