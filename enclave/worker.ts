@@ -33,7 +33,7 @@ import {
   InvalidRequestError, PrivacyMismatchError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
 } from './errors.ts'
 import type { RunOutcome } from './evm.ts'
-import { runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
+import { prewarmRunThread, runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
 import { computeMeasurement } from './measurement.ts'
 import { deriveNoiseKey } from './private.ts'
 import { privacyTermsFromJson, privacyTermsJson } from './privacy-terms.ts'
@@ -354,6 +354,8 @@ async function deliverCode (p: DeliverCodeRequest): Promise<{ taskId: string }> 
   if (opened.outputCap > MAX_OUTPUT_CAP) throw new InvalidRequestError(`outputCap must be at most ${MAX_OUTPUT_CAP}`)
   await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap), resultSalt: opened.resultSalt, envelopeHash })
   t.code = { ...opened, envelopeHash }
+  // The run's budget is known from here on: its thread loads while the data arrives.
+  prewarmRunThread(runBudgetOf(opened.gasCap, runBudget))
   return { taskId: t.taskId }
 }
 
@@ -450,6 +452,8 @@ async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
     // claims its data fee with it on DTMC if the trade does not pay it; the task runs only once it is acknowledged.
     s.receipt = signDigest(t.signingKey, receiptDigestOf(t.domain, t.tradeId, t.taskId, index, s.commitment, s.seller))
     await saveSlot(t, index, s)
+    // Again here, in case the thread started at code delivery was ended while a long delivery went on.
+    if (t.code !== undefined) prewarmRunThread(runBudgetOf(t.code.gasCap, runBudget))
   } else if (s.nextChunk % 64 === 0) {
     // Progress note for `tasks()` after a restart; the chunks themselves are what count.
     await saveSlot(t, index, s)
