@@ -21,7 +21,7 @@ import {
 } from '../contracts/formats.ts'
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
-  MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
+  DEFAULT_GAS_CAP, MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
   MAX_DIAGNOSIS_ERROR, MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import {
@@ -317,6 +317,9 @@ async function attest (p: AttestRequest): Promise<AttestResponse> {
       throw err
     }
   }
+  // The run's thread can start loading now, a second or so before the code arrives: its heap limit is the budget of
+  // the default gas cap (what most trades keep); the code delivery starts another if the trade's cap differs.
+  if (t.code === undefined) prewarmRunThread(runBudgetOf(DEFAULT_GAS_CAP, runBudget))
   const reportData = reportDataOf(t.address, t.taskId, tradeId, codeHash, nonce)
   const signature = signDigest(attestationKey, quoteDigestOf(t.domain, measurement, reportData))
   return {
