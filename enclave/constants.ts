@@ -98,6 +98,18 @@ export const MIN_RUN_HEAP_MB = 8
  * number of trades strangers open with it.
  */
 export const MAX_CONCURRENT_RUNS = 2
+/**
+ * Run threads an enclave keeps started ahead of a run (enclave/runs.ts, "warm" threads: the thread and
+ * the EVM's modules loaded, no job yet, each used for one run only), at most one per run slot. Starting
+ * one costs about 0.4-1 s (a new V8 isolate loading @ethereumjs/evm), which a small trade would
+ * otherwise wait for on its critical path.
+ */
+export const MAX_WARM_RUN_THREADS = MAX_CONCURRENT_RUNS
+/**
+ * A warm thread nobody took within this long is ended: an idle node keeps no thread (each holds tens of
+ * MiB) after its trades are over.
+ */
+export const WARM_RUN_THREAD_IDLE_MS = 30_000
 
 /** Diagnosis of a run without output (crypto.ts encryptDiagnosis). */
 /**

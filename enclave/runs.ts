@@ -1,11 +1,12 @@
-// Runs an analysis in its own thread (enclave/runner.ts) under a budget derived from its gas cap
+// Runs an analysis in a thread of its own (enclave/runner.ts) under a budget derived from its gas cap
 // (constants.ts, "Budget of one run"), so that a long run holds up neither the enclave worker, which
 // keeps answering attestation, code and data requests, nor other runs beyond MAX_CONCURRENT_RUNS.
 // The thread is part of the enclave: same process, measured code, it gets only the code and the
 // plaintext inputs of its run, and only the enclave worker sees what it returns.
 import { Worker } from 'node:worker_threads'
 import {
-  MAX_CONCURRENT_RUNS, MAX_CPU_MS_PER_MGAS, MAX_RUN_HEAP_MB, MIN_RUN_HEAP_MB, MIN_RUN_WALL_MS, RUN_HEAP_BASE_MB, RUN_HEAP_MB_PER_MGAS, RUN_WALL_SLACK
+  MAX_CONCURRENT_RUNS, MAX_CPU_MS_PER_MGAS, MAX_RUN_HEAP_MB, MAX_WARM_RUN_THREADS, MIN_RUN_HEAP_MB, MIN_RUN_WALL_MS, RUN_HEAP_BASE_MB, RUN_HEAP_MB_PER_MGAS,
+  RUN_WALL_SLACK, WARM_RUN_THREAD_IDLE_MS
 } from './constants.ts'
 import { InvalidRequestError, RunFailedError, RunOverBudgetError } from './errors.ts'
 import type { RunOutcome } from './evm.ts'
@@ -33,7 +34,7 @@ export function runBudgetPolicy (overrides: Partial<RunBudgetPolicy> = {}): RunB
 }
 
 export interface RunBudget {
-  /** Wall-clock milliseconds from the start of the run's thread. */
+  /** Wall-clock milliseconds from the start of the run (its job handed to its thread, warm or new). */
   wallMs: number
   /** V8 old-generation heap of the run's thread, in MiB (at least MIN_RUN_HEAP_MB). */
   heapMb: number
@@ -63,21 +64,77 @@ function release (): void {
   else running--
 }
 
+// Warm run threads: started ahead of a run (the thread and the EVM's modules loaded, waiting for a job), so
+// that a small run does not wait the 0.4-1 s a new isolate takes to load @ethereumjs/evm. A warm thread has
+// had nothing but runner.ts's imports in it: it gets one job, and is terminated after it like a cold one, so
+// no state passes from run to run. resourceLimits are fixed when a thread starts, so a warm thread serves
+// only a run whose heap budget is exactly the one it was started with (a trade's budget is known from its
+// code delivery on, ahead of its run: prewarmRunThread); any other run starts its own thread as before.
+interface IdleThread { worker: Worker, heapMb: number, idleTimer: ReturnType<typeof setTimeout>, onEnd: () => void }
+const idle: IdleThread[] = []
+
+function forget (thread: IdleThread): void {
+  const i = idle.indexOf(thread)
+  if (i >= 0) idle.splice(i, 1)
+  clearTimeout(thread.idleTimer)
+  thread.worker.off('error', thread.onEnd)
+  thread.worker.off('exit', thread.onEnd)
+}
+
+function startThread (heapMb: number): Worker {
+  return new Worker(new URL('./runner.ts', import.meta.url), { resourceLimits: { maxOldGenerationSizeMb: heapMb } })
+}
+
 /**
- * Runs `job` in a new thread under `budget`. Resolves with the run's outcome (whatever the code did:
+ * Starts a run thread for `budget`'s heap ahead of the run that will need it, unless one is already
+ * waiting; at most MAX_WARM_RUN_THREADS wait at a time (the longest-waiting one of another heap size
+ * gives way). Ended after WARM_RUN_THREAD_IDLE_MS if no run takes it.
+ */
+export function prewarmRunThread (budget: RunBudget): void {
+  if (idle.some(t => t.heapMb === budget.heapMb)) return
+  if (idle.length >= MAX_WARM_RUN_THREADS) {
+    const oldest = idle.find(t => t.heapMb !== budget.heapMb)
+    if (oldest === undefined) return
+    forget(oldest)
+    void oldest.worker.terminate()
+  }
+  const worker = startThread(budget.heapMb)
+  // Waiting, it must not keep the process (or the enclave worker) alive.
+  worker.unref()
+  const thread: IdleThread = {
+    worker,
+    heapMb: budget.heapMb,
+    idleTimer: setTimeout(() => { forget(thread); void worker.terminate() }, WARM_RUN_THREAD_IDLE_MS).unref(),
+    // A thread that dies while it waits (it failed to load) is dropped; the run that would have taken it starts its own.
+    onEnd: () => { forget(thread) }
+  }
+  worker.on('error', thread.onEnd)
+  worker.on('exit', thread.onEnd)
+  idle.push(thread)
+}
+
+/** A waiting thread started with this heap limit, taken out of the pool, or a new one. */
+function threadFor (heapMb: number): Worker {
+  const thread = idle.find(t => t.heapMb === heapMb)
+  if (thread === undefined) return startThread(heapMb)
+  forget(thread)
+  thread.worker.ref()
+  return thread.worker
+}
+
+/**
+ * Runs `job` in a thread of its own under `budget` (a warm one if one was started for its heap budget,
+ * else a new one). Resolves with the run's outcome (whatever the code did:
  * ok, revert, out of gas, forbidden, ...); rejects with RunOverBudgetError when the thread outlives
  * its time budget or outgrows its heap budget (it is terminated), RunFailedError when it dies otherwise.
  * The inputs' buffers are handed over to the thread (transferred): the caller must not use them after.
+ * The thread is terminated after the run, whatever its end.
  */
 export async function runInThread (job: RunJob, budget: RunBudget): Promise<RunOutcome> {
   await acquire()
   try {
     return await new Promise<RunOutcome>((resolve, reject) => {
-      const worker = new Worker(new URL('./runner.ts', import.meta.url), {
-        workerData: job,
-        transferList: job.inputs.map(i => i.buffer as ArrayBuffer),
-        resourceLimits: { maxOldGenerationSizeMb: budget.heapMb }
-      })
+      const worker = threadFor(budget.heapMb)
       let settled = false
       const settle = (fn: () => void): void => {
         if (settled) return
@@ -94,6 +151,8 @@ export async function runInThread (job: RunJob, budget: RunBudget): Promise<RunO
         ? new RunOverBudgetError(`run killed: over its heap budget of ${budget.heapMb} MiB`)
         : new RunFailedError(`run failed: ${err.message}`))))
       worker.once('exit', (code) => settle(() => reject(new RunFailedError(`run thread exited (${code}) without an outcome`))))
+      // A thread still loading gets the job when it is ready (messages wait in its port).
+      worker.postMessage(job, job.inputs.map(i => i.buffer as ArrayBuffer))
     })
   } finally {
     release()

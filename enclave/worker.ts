@@ -21,7 +21,7 @@ import {
 } from '../contracts/formats.ts'
 import type { ResultInfo } from '../contracts/formats.ts'
 import {
-  MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
+  DEFAULT_GAS_CAP, MAX_CODE_SIZE, MAX_DATASET_SIZE, MAX_ENVELOPE_SIZE, MAX_GAS_CAP,
   MAX_DIAGNOSIS_ERROR, MAX_OUTPUT_CAP, MAX_SELLERS, MAX_TASKS, MAX_TOTAL_INPUT_SIZE, MAX_CHUNK_SIZE, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
 import {
@@ -33,7 +33,7 @@ import {
   InvalidRequestError, PrivacyMismatchError, TaskStateError, TruncatedDataError, UnknownTaskError, UnsealError, serializeError
 } from './errors.ts'
 import type { RunOutcome } from './evm.ts'
-import { runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
+import { prewarmRunThread, runBudgetOf, runBudgetPolicy, runInThread } from './runs.ts'
 import { computeMeasurement } from './measurement.ts'
 import { deriveNoiseKey } from './private.ts'
 import { privacyTermsFromJson, privacyTermsJson } from './privacy-terms.ts'
@@ -317,6 +317,9 @@ async function attest (p: AttestRequest): Promise<AttestResponse> {
       throw err
     }
   }
+  // The run's thread can start loading now, a second or so before the code arrives: its heap limit is the budget of
+  // the default gas cap (what most trades keep); the code delivery starts another if the trade's cap differs.
+  if (t.code === undefined) prewarmRunThread(runBudgetOf(DEFAULT_GAS_CAP, runBudget))
   const reportData = reportDataOf(t.address, t.taskId, tradeId, codeHash, nonce)
   const signature = signDigest(attestationKey, quoteDigestOf(t.domain, measurement, reportData))
   return {
@@ -354,6 +357,8 @@ async function deliverCode (p: DeliverCodeRequest): Promise<{ taskId: string }> 
   if (opened.outputCap > MAX_OUTPUT_CAP) throw new InvalidRequestError(`outputCap must be at most ${MAX_OUTPUT_CAP}`)
   await putSealed(K.code(t.taskId), { code: hexlify(opened.code), resultPublicKey: hexlify(opened.resultPublicKey), gasCap: String(opened.gasCap), outputCap: String(opened.outputCap), resultSalt: opened.resultSalt, envelopeHash })
   t.code = { ...opened, envelopeHash }
+  // The run's budget is known from here on: its thread loads while the data arrives.
+  prewarmRunThread(runBudgetOf(opened.gasCap, runBudget))
   return { taskId: t.taskId }
 }
 
@@ -450,6 +455,8 @@ async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
     // claims its data fee with it on DTMC if the trade does not pay it; the task runs only once it is acknowledged.
     s.receipt = signDigest(t.signingKey, receiptDigestOf(t.domain, t.tradeId, t.taskId, index, s.commitment, s.seller))
     await saveSlot(t, index, s)
+    // Again here, in case the thread started at code delivery was ended while a long delivery went on.
+    if (t.code !== undefined) prewarmRunThread(runBudgetOf(t.code.gasCap, runBudget))
   } else if (s.nextChunk % 64 === 0) {
     // Progress note for `tasks()` after a restart; the chunks themselves are what count.
     await saveSlot(t, index, s)

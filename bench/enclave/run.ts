@@ -1,9 +1,9 @@
 // Enclave benchmark: each example analysis on 10k, 100k and 1M records in the plain-EVM build, the
 // precompile build, and plain TypeScript (the baseline); one 64 MiB dataset through the precompile
 // build; AES-256-GCM chunk encryption against node:crypto on one buffer; a delivery through the
-// worker. Prints a Markdown section; with --write it replaces `## Enclave` in BENCHMARKS.md.
+// worker; each analysis against DuckDB on the same CSV (bench/enclave/duckdb.ts, if installed). Prints a Markdown section; with --write it replaces `## Enclave` in BENCHMARKS.md.
 //
-//   node bench/enclave/run.ts [--write] [--plain-max N] [--no-big]
+//   node bench/enclave/run.ts [--write] [--plain-max N] [--no-big] [--no-duckdb]
 //
 // Plain-EVM runs above --plain-max records (default 100000) are extrapolated linearly from the
 // largest measured size (gas and time per record are flat in the record count) and marked "≈".
@@ -21,11 +21,13 @@ import {
 import { keccak_256 } from '@noble/hashes/sha3.js'
 import { decryptChunk as decryptOne } from '../../enclave/crypto.ts'
 import { writeBenchmarkSections } from '../benchmarks-md.ts'
+import { openDuckDb } from './duckdb.ts'
 
 const args = process.argv.slice(2)
 const write = args.includes('--write')
 const plainMax = Number(args[args.indexOf('--plain-max') + 1] ?? NaN) || (args.includes('--plain-max') ? 0 : 100_000)
 const big = !args.includes('--no-big')
+const withDuckDb = !args.includes('--no-duckdb')
 const SIZES = [10_000, 100_000, 1_000_000]
 const GAS_CAP = 4_000_000_000n
 
@@ -50,6 +52,7 @@ function timeTs (analysis: AnyAnalysis, input: Uint8Array): { seconds: number, o
 }
 
 const measuredPlain = new Map<string, Measured>()
+const measuredFast = new Map<string, { fast: number, ts: number }>()
 const lines: string[] = []
 const out = (s = ''): void => { lines.push(s); process.stdout.write(s + '\n') }
 
@@ -81,6 +84,7 @@ for (const records of SIZES) {
       plain = { seconds: m.seconds * f, gas: BigInt(Math.round(Number(m.gas) * f)), extrapolated: true }
     }
     measuredPlain.set(`${analysis}/${records}`, plain)
+    measuredFast.set(`${analysis}/${records}`, { fast: fast.seconds, ts: ts.seconds })
     const approx = plain.extrapolated ? '≈' : ''
     out(`| ${analysis} | ${records.toLocaleString('en')} | ${mb(input.length)} | ${approx}${fmt(plain.seconds, 2)} | ${approx}${fmt(Number(plain.gas) / 1e6)} | ${approx}${fmt(records / plain.seconds, 0)} | ${fmt(Number(plain.gas) / 1e6 / plain.seconds)} | ${fmt(fast.seconds, 3)} | ${fmt(Number(fast.gas) / 1e6, 2)} | ${fmt(records / fast.seconds, 0)} | ${fmt(Number(fast.gas) / 1e6 / fast.seconds)} | ${fmt(ts.seconds, 3)} | ${fmt(records / ts.seconds, 0)} | ${fmt(plain.seconds / fast.seconds)}× | ${fmt(fast.seconds / ts.seconds)}× |`)
   }
@@ -88,6 +92,39 @@ for (const records of SIZES) {
 out()
 out(`Plain-EVM rows marked ≈ are extrapolated linearly from the ${Math.max(...SIZES.filter(s => s <= plainMax)).toLocaleString('en')}-record run (a real run takes minutes each; MedianPlain's in-EVM heapsort grows as n log n, so its ≈ row is a low estimate); run with \`--plain-max 1000000\` to measure them.`)
 out()
+
+if (withDuckDb) {
+  // Against what a user would pick instead (issue 13): the same result from DuckDB, with its default
+  // threads (one per core) and with one thread like the EVM.
+  const dbs = [await openDuckDb(), await openDuckDb(1)]
+  const [db, db1] = dbs
+  if (typeof db === 'string' || typeof db1 === 'string') {
+    out('### Against DuckDB')
+    out()
+    out(`Not measured: ${typeof db === 'string' ? db : db1 as string}.`)
+    out()
+  } else {
+    out(`### Against DuckDB (${db.version}, same CSV, same results)`)
+    out()
+    out(`DuckDB reads the CSV from a file (in the page cache; column types given, no sniffing), aggregates exactly (HUGEINT) and the fixed-point values and ABI encoding follow in BigInt, all in its time; "Fast" is the precompile build above (confined EVM alone, the CSV in its call data), "TS" the plain TypeScript. DuckDB with its default ${db.threads} threads and with 1 (the EVM runs on one). Ratios are time over DuckDB's (default threads): lower is better, 1× is DuckDB's speed.`)
+    out()
+    out(`| analysis | records | Fast s | TS s | DuckDB s | DuckDB 1-thread s | Fast vs DuckDB | Fast vs DuckDB 1-thread | TS vs DuckDB |`)
+    out('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for (const records of SIZES) {
+      const input = sampleDataset(records, 42)
+      for (const analysis of ALL_ANALYSES) {
+        const m = measuredFast.get(`${analysis}/${records}`)!
+        const d = await db.time(analysis, input)
+        const d1 = await db1.time(analysis, input)
+        const expected = hexlify(referenceOutput(analysis, [input]))
+        if (hexlify(d.output) !== expected || hexlify(d1.output) !== expected) throw new Error(`DuckDB's ${analysis} differs from TypeScript at ${records}`)
+        out(`| ${analysis} | ${records.toLocaleString('en')} | ${fmt(m.fast, 3)} | ${fmt(m.ts, 3)} | ${fmt(d.seconds, 3)} | ${fmt(d1.seconds, 3)} | ${fmt(m.fast / d.seconds)}× | ${fmt(m.fast / d1.seconds)}× | ${fmt(m.ts / d.seconds)}× |`)
+      }
+    }
+    out()
+  }
+  for (const d of dbs) if (typeof d !== 'string') d.close()
+}
 
 if (big) {
   // The claim the gas caps rest on: a 64 MiB dataset is practical through the precompiles.

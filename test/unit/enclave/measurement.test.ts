@@ -11,11 +11,13 @@ import { ENCLAVE_CODE_FILES, computeMeasurement } from '../../../enclave/measure
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url))
 
-/** Relative specifiers of every static import and re-export in a TypeScript source. */
+/** Relative specifiers of every static import and re-export in a TypeScript source, and of worker entries (`new URL('./x.ts', import.meta.url)`). */
 function relativeImports (source: string): string[] {
   const out: string[] = []
   const re = /^\s*(?:import|export)\b[^'";]*?(?:from\s*)?['"](\.{1,2}\/[^'"]+)['"]/gm
   for (const m of source.matchAll(re)) out.push(m[1])
+  // A worker thread's entry (enclave/runs.ts starts enclave/runner.ts) is code the worker runs too.
+  for (const m of source.matchAll(/new URL\(\s*['"](\.{1,2}\/[^'"]+\.ts)['"]\s*,\s*import\.meta\.url\s*\)/g)) out.push(m[1])
   if (/\bimport\s*\(/.test(source)) throw new Error('dynamic import: this check cannot follow it')
   return out
 }
@@ -32,9 +34,9 @@ function importGraph (entry: string): string[] {
   return [...seen].sort()
 }
 
-test('the import parser sees multi-line, type-only and re-export imports, and skips packages', () => {
-  const src = "import {\n  a,\n  b\n} from './a.ts'\nimport type { C } from '../c.ts'\nexport { d } from './d.ts'\nimport { x } from 'ethers'\nimport 'node:fs'\n"
-  assert.equal(relativeImports(src), ['./a.ts', '../c.ts', './d.ts'])
+test('the import parser sees multi-line, type-only and re-export imports and worker entries, and skips packages', () => {
+  const src = "import {\n  a,\n  b\n} from './a.ts'\nimport type { C } from '../c.ts'\nexport { d } from './d.ts'\nimport { x } from 'ethers'\nimport 'node:fs'\nconst w = new Worker(new URL('./w.ts', import.meta.url))\n"
+  assert.equal(relativeImports(src), ['./a.ts', '../c.ts', './d.ts', './w.ts'])
 })
 
 test('ENCLAVE_CODE_FILES is the worker\'s import graph', () => {
