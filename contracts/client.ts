@@ -623,9 +623,9 @@ export class BdbcClient extends Bound {
     return await this.send('postDemand', [demandHash])
   }
 
-  /** Demands on the record, optionally of one buyer or one hash. */
-  async demands (q: { buyer?: string, demandHash?: string, fromBlock?: number } = {}): Promise<DemandRecord[]> {
-    const logs = await this.contract.queryFilter(this.contract.filters.DemandPosted(q.buyer ?? null, q.demandHash ?? null), q.fromBlock ?? this.ctx.fromBlock)
+  /** Demands on the record, optionally of one buyer or one hash, optionally up to a block (inclusive). */
+  async demands (q: { buyer?: string, demandHash?: string, fromBlock?: number, toBlock?: number } = {}): Promise<DemandRecord[]> {
+    const logs = await this.contract.queryFilter(this.contract.filters.DemandPosted(q.buyer ?? null, q.demandHash ?? null), q.fromBlock ?? this.ctx.fromBlock, q.toBlock)
     return logs.map(log => {
       const e = this.iface.parseLog(log)!
       return { buyer: e.args.buyer, demandHash: e.args.demandHash, blockNumber: log.blockNumber, txHash: log.transactionHash }

@@ -14,7 +14,7 @@ import { offerProtocol } from '../p2p/index.ts'
 import { attestProtocol } from '../p2p/index.ts'
 import { dataProtocol } from '../p2p/index.ts'
 import { resultProtocol } from '../p2p/index.ts'
-import { DEMAND_TOPIC, createDemandValidator } from '../p2p/index.ts'
+import { DEMAND_TOPIC, createDemandValidator, createPostedDemands } from '../p2p/index.ts'
 import { ConfigError, SdteError, noMetrics } from '../config/index.ts'
 import { TradeBook } from './trades.ts'
 import type { Role, RoleContext } from './roles/context.ts'
@@ -196,10 +196,20 @@ export class SdteDaemon {
       this.closers.push({ name: `${name} role`, close: async () => await role.stop() })
     }
     // A demand counts only once its buyer posted its hash to BDBC (docs/threat-model.md, reflected demand spam).
+    // BDBC's DemandPosted logs are read once a block, ahead of the gossip; a demand not seen so is read alone.
+    const posted = createPostedDemands({
+      fromBlock: network.deployBlock,
+      read: async (fromBlock, toBlock) => await chain.bdbc.demands({ fromBlock, toBlock }),
+      readOne: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0
+    }, { logger: componentLogger })
+    const unwatchPosted = chain.onBlock(n => { posted.onBlock(n) })
+    this.closers.push({ name: 'posted demands', close: () => unwatchPosted() })
+    // Scan what is on the record already (a chain that mines only on transactions may not make a block soon).
+    chain.blockNumber().then(n => { posted.onBlock(n) }, (err: unknown) => { log.debug('no block number for the posted demands yet', { err: err as Error }) })
     const validator = createDemandValidator({
       chainId: network.chainId,
       dtmc: network.contracts.DTMC,
-      isPosted: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0
+      isPosted: posted.isPosted
     }, { logger: componentLogger })
     const buyer = this.roles.find(r => r.onOffer !== undefined)
     await ctx.offer.start({

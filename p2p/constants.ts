@@ -135,3 +135,11 @@ export const GOSSIP_MCACHE_GOSSIP = 3
  * but not kept for IWANT (peers in the mesh got it pushed).
  */
 export const GOSSIP_MAX_MCACHE = 10_000
+/**
+ * How often the host looks for connected peers that gossipsub has no outbound stream to (p2p/host/gossip.ts
+ * repairStreams): gossipsub opens it once, when the peer connects, and never again if it fails while the
+ * connection stays open. A lost stream is opened again within about this long (gossipsub's heartbeat is 1 s).
+ */
+export const GOSSIP_STREAM_REPAIR_INTERVAL_MS = 1_000
+/** Least time between two attempts to open a gossip stream to one peer (each may wait for a negotiation timeout). */
+export const GOSSIP_STREAM_RETRY_MS = 5_000

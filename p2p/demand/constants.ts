@@ -21,3 +21,9 @@ export const MAX_DEMANDS_PER_BUYER = 10
 export const DEMAND_RATE_WINDOW_SECONDS = 60
 /** Buyers whose recent demands are counted; beyond it the least recently active are forgotten. */
 export const MAX_RATE_TRACKED_BUYERS = 10_000
+/**
+ * Posted demands (buyer and hash, read from BDBC's DemandPosted logs as blocks arrive) remembered so
+ * that the validator need not read the chain for them (posted.ts); past it the oldest are forgotten
+ * and such a demand is read from the chain again. About 250 bytes each.
+ */
+export const MAX_KNOWN_POSTED_DEMANDS = 20_000

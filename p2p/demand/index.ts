@@ -3,4 +3,6 @@ export { DEMAND_TOPIC, MAX_DEMAND_BYTES, MAX_DEMAND_TTL_SECONDS, MAX_DEMAND_NODE
 export { DemandSchema, DEMAND_TAG, TAG_PATTERN, demandHashOf, signDemand, encodeDemand, decodeDemand, verifyDemandSignature, DemandInvalidError, DEMAND_VERDICTS } from './demand.ts'
 export type { Demand, DemandTerms, DemandInvalidReason } from './demand.ts'
 export { createDemandValidator } from './validator.ts'
+export { createPostedDemands } from './posted.ts'
+export type { PostedDemands, PostedDemandsOptions } from './posted.ts'
 export type { DemandValidator, DemandValidatorOptions, DemandValidatorComponents } from './validator.ts'

@@ -6,6 +6,7 @@ import * as C from '../constants.ts'
 import { InvalidP2PInputError, NoTopicPeersError, P2PStateError } from '../errors.ts'
 import { parsePeerId } from './util.ts'
 import type { Message, TopicValidatorFn } from '@libp2p/gossipsub'
+import type { Connection, PeerId } from '@libp2p/interface'
 import type { TopicScoreParams } from '@libp2p/gossipsub/score'
 import type { Logger, MetricsRegistry } from '../../config/index.ts'
 import type { ResolvedP2PHostOptions } from './options.ts'
@@ -75,9 +76,68 @@ export function boundGossipCaches (pubsub: unknown, maxSeen = C.GOSSIP_MAX_SEEN,
   return () => ({ seen: g.seenCache.entries.size, mcache: g.mcache.msgs.size })
 }
 
+/** The parts of gossipsub's per-peer state repairStreams reads (gossipsub 17 internals, checked at start). */
+interface GossipPeerState {
+  peers: Map<string, unknown>
+  streamsOutbound: Map<string, { rawStream: { status: string, remoteWriteStatus: string, abort: (err: Error) => void } }>
+  protocols: string[]
+  onPeerConnected: (peerId: PeerId, connection: Connection) => void
+}
+
+/**
+ * Opens again the gossip streams gossipsub lost while their connection stayed open; returns how many
+ * peers it asked gossipsub to reconnect. Gossipsub opens one outbound stream a peer when the peer
+ * connects (or first opens a stream to us) and never again: when that stream fails (a negotiation
+ * that timed out on a loaded host, a reset) the peer gets nothing from us any more, and when our
+ * read from the peer fails gossipsub forgets the peer altogether, both while still connected. The
+ * bootstrap relay of a 50-daemon network dropped out of gossip so (BENCHMARKS.md, Network). Written
+ * here since gossipsub has no option for it: we hand such a peer to gossipsub as a fresh connection
+ * (its own onPeerConnected), which adds it back and opens the stream, sending our subscriptions.
+ */
+export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, retryMs = C.GOSSIP_STREAM_RETRY_MS): () => Promise<number> {
+  const g = node.services.pubsub as unknown as GossipPeerState
+  if (!(g.peers instanceof Map) || !(g.streamsOutbound instanceof Map) || !Array.isArray(g.protocols) || typeof g.onPeerConnected !== 'function') {
+    throw new P2PStateError('gossipsub peer state is not where this version keeps it')
+  }
+  const lastTried = new Map<string, number>()
+  return async () => {
+    const now = Date.now()
+    const connected = new Set<string>()
+    let repaired = 0
+    for (const conn of node.getConnections()) {
+      const id = conn.remotePeer.toString()
+      // Gossipsub does not run on limited (relayed) connections.
+      if (conn.status !== 'open' || conn.limits != null || connected.has(id)) continue
+      connected.add(id)
+      const out = g.streamsOutbound.get(id)
+      // The peer closed its end of our stream: it dropped the stream (or us) and reads nothing from it.
+      const lost = out !== undefined && (out.rawStream.status !== 'open' || out.rawStream.remoteWriteStatus === 'closed')
+      if (g.peers.has(id) && out !== undefined && !lost) continue
+      if (now - (lastTried.get(id) ?? 0) < retryMs) continue
+      if (!g.peers.has(id)) {
+        // Only peers that speak gossipsub (identify told the peer store); others are not ours to add.
+        const peer = await node.peerStore.get(conn.remotePeer).catch(() => undefined)
+        if (peer?.protocols.some(p => g.protocols.includes(p)) !== true) continue
+      }
+      lastTried.set(id, now)
+      if (lost) {
+        out.rawStream.abort(new P2PStateError('gossip stream closed by the peer'))
+        if (g.streamsOutbound.get(id) === out) g.streamsOutbound.delete(id)
+      }
+      log.info('reopening a lost gossip stream', { peerId: id, known: g.peers.has(id), lost })
+      g.onPeerConnected(conn.remotePeer, conn)
+      repaired++
+    }
+    for (const id of lastTried.keys()) if (!connected.has(id)) lastTried.delete(id)
+    return repaired
+  }
+}
+
 /** The host's gossip methods, and what its stop() needs. */
 export interface Gossip extends Pick<P2PHost, 'publish' | 'subscribe' | 'topicPeers' | 'gossipScore'> {
   caches: () => GossipCacheStats
+  /** Opens again gossip streams lost while their connection stayed open (gossipStreamRepairer); the host runs it now and then. */
+  repairStreams: () => Promise<void>
   /** Leaves every topic (the host is stopping). */
   unsubscribeAll: () => void
 }
@@ -89,6 +149,8 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
   const score = (pubsub as unknown as { score?: { params: { topics: Record<string, TopicScoreParams> } } }).score
   const subscriptions = new Map<string, (evt: CustomEvent<Message>) => void>()
   const caches = boundGossipCaches(pubsub)
+  const repairer = gossipStreamRepairer(node, log)
+  const repairs = metrics.counter('sdte_gossip_stream_repairs_total', 'Peers whose gossip stream was lost while connected and opened again', [])
 
   function unsubscribe (topic: string): void {
     const listener = subscriptions.get(topic)
@@ -101,6 +163,11 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
 
   return {
     caches,
+
+    async repairStreams () {
+      const n = await repairer()
+      if (n > 0) repairs.inc({}, n)
+    },
 
     async publish (topic, data) {
       requireStarted('publish')

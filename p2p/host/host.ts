@@ -5,6 +5,7 @@
 import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { noMetrics, silentLogger, type ComponentLogger, type MetricsRegistry } from '../../config/index.ts'
+import * as C from '../constants.ts'
 import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
 import { createDht } from './dht.ts'
 import { createGossip } from './gossip.ts'
@@ -47,6 +48,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
   let status: P2PHostStatus = 'stopped'
   const listenAddrsByPeer = new Map<string, string[]>()
   let redialTimer: ReturnType<typeof setInterval> | undefined
+  let gossipRepairTimer: ReturnType<typeof setInterval> | undefined
   // Aborted by stop(): ends in-flight DHT work and bootstrap dials. Renewed by start().
   let lifetime = new AbortController()
 
@@ -117,6 +119,10 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       }
       status = 'started'
       log.debug('p2p host started', { peerId: selfId, addresses: host.addresses() })
+      gossipRepairTimer = setInterval(() => {
+        gossip.repairStreams().catch((err: unknown) => { log.debug('gossip stream repair failed', { error: err }) })
+      }, C.GOSSIP_STREAM_REPAIR_INTERVAL_MS)
+      gossipRepairTimer.unref()
       if (opts.bootstrap.length > 0) {
         redialTimer = setInterval(() => { void redialBootstrap() }, opts.bootstrapRedialIntervalMs)
         redialTimer.unref()
@@ -127,6 +133,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       if (status !== 'started') return
       status = 'stopping'
       clearInterval(redialTimer)
+      clearInterval(gossipRepairTimer)
       dht.cancelReprovide()
       lifetime.abort(new P2PStateError('host stopping'))
       gossip.unsubscribeAll()
