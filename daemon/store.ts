@@ -18,9 +18,10 @@ export const STORE_DIR = 'store'
  * store compacts that repository's key range, once no deletion has come for COMPACT_QUIET_MS. level
  * keeps a deleted entry's bytes in its table files until a compaction rewrites them: on disk, and
  * resident in the daemon, since leveldb reads table files through mmap (a node that ran a 64 MiB
- * trade kept about 80 MiB of such pages after dropping the task). 256 default-size (64 KiB) chunks: 16 MiB.
+ * trade kept about 80 MiB of such pages after dropping the task). 16 default-size (1 MiB, DEFAULT_CHUNK_SIZE) chunks:
+ * 16 MiB, so dropping a 64 MiB task compacts.
  */
-export const COMPACT_AFTER_DELETES = 256
+export const COMPACT_AFTER_DELETES = 16
 /** How long a burst of deletions (a task's chunks, dropped one by one) must pause before the compaction. */
 export const COMPACT_QUIET_MS = 1000
 

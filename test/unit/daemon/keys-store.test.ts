@@ -2,6 +2,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, chmodSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { randomFillSync } from 'node:crypto'
 import { join } from 'node:path'
 import { loadOrCreateKeys, KEYSTORE_FILE, PEER_KEY_FILE, GENERATED_PASSWORD_FILE, KeyStoreError } from '../../../daemon/keys.ts'
 import { Level } from 'level'
@@ -149,14 +150,14 @@ test('store: deleting many sealed blobs compacts them away (the table files shri
   try {
     const store = await Store.open(dir)
     await store.trades.put('kept', { state: 'open' })
-    // Random bytes (leveldb's snappy cannot shrink them), 64 KiB each: the enclave's chunks of a dataset.
-    const blob = new Uint8Array(64 * 1024)
+    // Random bytes (leveldb's snappy cannot shrink them), 1 MiB each: the enclave's chunks of a dataset (DEFAULT_CHUNK_SIZE).
+    const blob = new Uint8Array(1024 * 1024)
     for (let i = 0; i < COMPACT_AFTER_DELETES; i++) {
-      crypto.getRandomValues(blob)
+      randomFillSync(blob)
       await store.sealed.put(`chunk/${String(i).padStart(4, '0')}`, blob)
     }
     const written = tableBytes()
-    assert.ok(written > COMPACT_AFTER_DELETES * 64 * 1024, `${written} bytes written`)
+    assert.ok(written > COMPACT_AFTER_DELETES * blob.length, `${written} bytes written`)
     for (let i = 0; i < COMPACT_AFTER_DELETES; i++) await store.sealed.delete(`chunk/${String(i).padStart(4, '0')}`)
     // Deleting only adds tombstones: the bytes stay in the table files until the compaction (COMPACT_QUIET_MS later).
     const deadline = Date.now() + COMPACT_QUIET_MS + 60_000
