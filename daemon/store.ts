@@ -4,6 +4,7 @@
 // a store written by a newer release is refused rather than misread.
 import { SdteError } from '../config/index.ts'
 import { Level } from 'level'
+import type { AbstractSublevel } from 'abstract-level'
 import { join } from 'node:path'
 import { logger } from './log.ts'
 
@@ -17,9 +18,10 @@ export const STORE_DIR = 'store'
  * store compacts that repository's key range, once no deletion has come for COMPACT_QUIET_MS. level
  * keeps a deleted entry's bytes in its table files until a compaction rewrites them: on disk, and
  * resident in the daemon, since leveldb reads table files through mmap (a node that ran a 64 MiB
- * trade kept about 80 MiB of such pages after dropping the task). 256 default-size (64 KiB) chunks: 16 MiB.
+ * trade kept about 80 MiB of such pages after dropping the task). 16 default-size (1 MiB, DEFAULT_CHUNK_SIZE) chunks:
+ * 16 MiB, so dropping a 64 MiB task compacts.
  */
-export const COMPACT_AFTER_DELETES = 256
+export const COMPACT_AFTER_DELETES = 16
 /** How long a burst of deletions (a task's chunks, dropped one by one) must pause before the compaction. */
 export const COMPACT_QUIET_MS = 1000
 
@@ -72,26 +74,51 @@ export class Repository<V> {
   }
 }
 
-/** Opaque bytes, stored base64 (sealed blobs from the enclave). */
+/** A sublevel read and written as raw bytes ('view' on each operation: the store's default encoding is JSON). */
+type BlobSub = AbstractSublevel<Level<string, unknown>, string | Uint8Array | Buffer, string, unknown>
+
+/**
+ * First byte of a blob stored as raw bytes. A blob was stored as a JSON base64 string before (issue 13: the enclave's
+ * 64 MiB of chunks went through base64, JSON and back on every delivery and run); such a value starts with '"', so
+ * both read back and nothing needs migrating.
+ */
+const RAW_BLOB_MARK = 0
+
+/** Opaque bytes (sealed blobs from the enclave, the buyer's results), stored as they are behind RAW_BLOB_MARK. */
 export class BlobRepository {
-  private readonly repo: Repository<string>
+  private readonly db: BlobSub
   private readonly onDelete: () => void
-  constructor (repo: Repository<string>, onDelete: () => void = () => {}) {
-    this.repo = repo
+  constructor (db: BlobSub, onDelete: () => void = () => {}) {
+    this.db = db
     this.onDelete = onDelete
   }
+
   async get (key: string): Promise<Uint8Array | undefined> {
-    const v = await this.repo.get(key)
-    return v === undefined ? undefined : new Uint8Array(Buffer.from(v, 'base64'))
+    const v = await this.db.get(key, { valueEncoding: 'view' }) as Uint8Array | undefined
+    if (v === undefined) return undefined
+    // A plain Uint8Array view (level hands out a Buffer), without copying.
+    if (v[0] === RAW_BLOB_MARK) return new Uint8Array(v.buffer, v.byteOffset + 1, v.byteLength - 1)
+    // Written by a release before raw blobs: a JSON string of base64.
+    return new Uint8Array(Buffer.from(JSON.parse(Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8')) as string, 'base64'))
   }
 
-  async put (key: string, blob: Uint8Array): Promise<void> { await this.repo.put(key, Buffer.from(blob).toString('base64')) }
+  async put (key: string, blob: Uint8Array): Promise<void> {
+    const value = new Uint8Array(blob.byteLength + 1)
+    value[0] = RAW_BLOB_MARK
+    value.set(blob, 1)
+    await this.db.put(key, value, { valueEncoding: 'view' })
+  }
+
   async delete (key: string): Promise<void> {
-    await this.repo.delete(key)
+    await this.db.del(key)
     this.onDelete()
   }
 
-  async keys (): Promise<string[]> { return (await this.repo.list()).map(([k]) => k) }
+  async keys (): Promise<string[]> {
+    const out: string[] = []
+    for await (const k of this.db.keys()) out.push(k as string)
+    return out
+  }
 }
 
 /** Migrations from version N to N+1, applied in order at open. Empty while the schema is at 1. */
@@ -122,8 +149,9 @@ export class Store {
     this.trades = sub('trades')
     this.datasets = sub('datasets')
     this.peers = sub('peers')
-    this.sealed = new BlobRepository(sub<string>('sealed'), this.compactAfterDeletes('sealed'))
-    this.results = new BlobRepository(sub<string>('results'), this.compactAfterDeletes('results'))
+    const blobs = (name: 'sealed' | 'results'): BlobSub => this.db.sublevel<string, unknown>(REPOSITORIES[name], { valueEncoding: 'json' })
+    this.sealed = new BlobRepository(blobs('sealed'), this.compactAfterDeletes('sealed'))
+    this.results = new BlobRepository(blobs('results'), this.compactAfterDeletes('results'))
   }
 
   /** A deletion counter for one repository that compacts its key range (see COMPACT_AFTER_DELETES). */

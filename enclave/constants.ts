@@ -37,8 +37,11 @@ export const MAX_DATASET_SIZE = 128 * 1024 * 1024
 export const MAX_TOTAL_INPUT_SIZE = 128 * 1024 * 1024
 /** Bytes of the seller's signature (r ‖ s ‖ v) in front of each chunk on the data stream (docs/protocol.md). */
 export const SELLER_SIGNATURE_BYTES = 65
-/** Default and largest plaintext size of a data chunk. */
-export const DEFAULT_CHUNK_SIZE = 64 * 1024
+/**
+ * Default and largest plaintext size of a data chunk. Each chunk costs a signature on the seller, a recovery in the
+ * enclave and a store write: 1 MiB chunks make that a few dozen per 64 MiB instead of a thousand (docs/enclave.md).
+ */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024
 export const MAX_CHUNK_SIZE = 4 * 1024 * 1024
 /** Largest number of sellers in one task. */
 export const MAX_SELLERS = 64
@@ -48,6 +51,12 @@ export const MAX_TASKS = 1024
 export const MAX_ENVELOPE_SIZE = MAX_CODE_SIZE + 4096
 /** How long the host waits for the worker to answer one request, other than execute. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
+/**
+ * Chunks of one delivery the host posts to the worker ahead of its answers, so the worker decrypts, hashes and
+ * stores one while the next ones arrive from the stream (no round trip per chunk). The worker still takes them one
+ * at a time, in order. Bounds the chunks held in the worker's queue: at most this × (MAX_CHUNK_SIZE + framing).
+ */
+export const DATA_CHUNKS_IN_FLIGHT = 4
 /**
  * How long the host waits for the answer to one execute request, a backstop only: the enclave ends
  * every run at its budget (below) and answers then. A run happens in its own thread, so a late

@@ -29,7 +29,7 @@ import {
 import { ChunkAuthError, EnvelopeError, InvalidRequestError, ResultDecryptionError, UnsealError } from './errors.ts'
 import { decodePrivacyTerms, encodePrivacyTerms } from './privacy-terms.ts'
 import type { PrivacyTerms, RunDiagnosis } from './messages.ts'
-import { chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, recoverDigest, resultHashOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
+import { chunkDigestOf, chunkHashOf, codeAuthDigestOf, dataKeyDigestOf, receiptAckDigestOf, receiptDigestOf, recoverDigest, resultHashOf, signDigest, type NetworkDomain } from '../contracts/formats.ts'
 
 const abi = AbiCoder.defaultAbiCoder()
 const IV_BYTES = 12
@@ -456,7 +456,7 @@ export function signDataKeyDelivery (sellerKey: string | SigningKey, domain: Net
  * is the one of the delivery the chunk is sent in (the one signDataKeyDelivery signed).
  */
 export function signChunk (sellerKey: string | SigningKey, domain: NetworkDomain, taskId: string, sellerIndex: number, wrappedKey: Uint8Array, chunk: Uint8Array): Uint8Array {
-  return concat(getBytes(signDigest(sellerKey, chunkDigestOf(domain, taskId, sellerIndex, keccak256(wrappedKey), keccak256(chunk)))), chunk)
+  return concat(getBytes(signDigest(sellerKey, chunkDigestOf(domain, taskId, sellerIndex, keccak256(wrappedKey), chunkHashOf(chunk)))), chunk)
 }
 
 /** Splits a signed chunk frame; a frame too short to hold a signature is refused. */

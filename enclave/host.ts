@@ -4,7 +4,7 @@
 import { Worker } from 'node:worker_threads'
 import type { ResourceLimits } from 'node:worker_threads'
 import { silentLogger, type ComponentLogger } from '../config/index.ts'
-import { DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.ts'
+import { DATA_CHUNKS_IN_FLIGHT, DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.ts'
 import { toBytes } from './crypto.ts'
 import { EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, RunOverBudgetError, deserializeError } from './errors.ts'
 import type {
@@ -199,7 +199,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     if (!closed) worker.postMessage(reply)
   }
 
-  function call<O extends Request['op']> (op: O, params: Extract<Request, { op: O }>['params'], timeoutMs = requestTimeoutMs): Promise<ResponseMap[O]> {
+  function call<O extends Request['op']> (op: O, params: Extract<Request, { op: O }>['params'], timeoutMs = requestTimeoutMs, transfer: ArrayBuffer[] = []): Promise<ResponseMap[O]> {
     if (closed) return Promise.reject(new EnclaveClosedError('enclave is closed'))
     const id = nextId++
     return new Promise((resolve, reject) => {
@@ -215,7 +215,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
       }, timeoutMs)
       pending.set(id, { resolve, reject, timer })
       const msg: HostMessage = { kind: 'request', id, request: { op, params } as Request }
-      worker.postMessage(msg)
+      worker.postMessage(msg, transfer)
     })
   }
 
@@ -242,11 +242,31 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     },
     deliverData: async (taskId, d) => {
       const wrappedKey = toBytes(d.wrappedKey, 'wrappedKey')
-      let status = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey, sellerSignature: d.sellerSignature })
-      for await (const chunk of d.chunks) {
-        if (status.complete) break
-        status = await call('dataChunk', { taskId, sellerIndex: d.sellerIndex, chunk })
+      const opened = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey, sellerSignature: d.sellerSignature })
+      // Pipelined: up to DATA_CHUNKS_IN_FLIGHT chunks go to the worker before their answers come back, so the
+      // stream keeps arriving while the worker checks and stores. The worker takes them in order, one at a time,
+      // as before. Chunks posted after one that failed change nothing there (a chunk past a gap is a ChunkOrderError,
+      // one after a refusal a TaskStateError): the first failure is the answer, as when each chunk waited for the last.
+      let complete = opened.complete
+      let failure: { err: unknown } | undefined
+      const inFlight: Array<Promise<void>> = []
+      const post = (chunk: Uint8Array): Promise<void> => {
+        // A copy of just the chunk, moved to the worker: structured cloning the view would copy its whole underlying
+        // buffer (a stream's chunk may be a view into a larger one), and the caller's buffer must stay usable.
+        // Not chunk.slice(): on a Buffer that is a view, and moving it would detach Node's shared pool.
+        const own = new Uint8Array(chunk)
+        return call('dataChunk', { taskId, sellerIndex: d.sellerIndex, chunk: own }, requestTimeoutMs, [own.buffer]).then(
+          (st) => { if (st.complete) complete = true },
+          (err: unknown) => { failure ??= { err } }
+        )
       }
+      for await (const chunk of d.chunks) {
+        if (complete || failure !== undefined) break
+        inFlight.push(post(chunk))
+        if (inFlight.length >= DATA_CHUNKS_IN_FLIGHT) await inFlight.shift()
+      }
+      await Promise.all(inFlight)
+      if (failure !== undefined) throw failure.err
       return await call('closeData', { taskId, sellerIndex: d.sellerIndex })
     },
     ackReceipt: async (taskId, sellerIndex, signature) => await call('ackReceipt', { taskId, sellerIndex, signature }),

@@ -16,7 +16,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import type { NetworkDomain } from '../contracts/formats.ts'
 import { SigningKey, computeAddress, getBytes, hexlify, keccak256 } from 'ethers'
 import {
-  chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf, inputHashOf, networkDomainKey, quoteDigestOf, receiptAckDigestOf, receiptDigestOf, recoverDigest,
+  chunkDigestOf, chunkHashOf, codeAuthDigestOf, dataKeyDigestOf, inputHashOf, networkDomainKey, quoteDigestOf, receiptAckDigestOf, receiptDigestOf, recoverDigest,
   reportDataOf, resultDigestOf, resultHashOf, ResultStatus, signDigest, taskIdOf, tradeIdOf
 } from '../contracts/formats.ts'
 import type { ResultInfo } from '../contracts/formats.ts'
@@ -424,7 +424,7 @@ async function dataChunk (p: DataChunkRequest): Promise<SellerDataStatus> {
   if (s.wrappedKeyHash === undefined) throw new TaskStateError(`the delivery of seller ${index} must be opened again (after a restart)`)
   let signer: string
   try {
-    signer = recoverDigest(chunkDigestOf(t.domain, t.taskId, index, s.wrappedKeyHash, keccak256(chunk)), signature).toLowerCase()
+    signer = recoverDigest(chunkDigestOf(t.domain, t.taskId, index, s.wrappedKeyHash, chunkHashOf(chunk)), signature).toLowerCase()
   } catch (err) {
     throw new ChunkNotFromSellerError(`chunk signature: ${(err as Error).message}`)
   }

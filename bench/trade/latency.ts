@@ -3,7 +3,10 @@
 // run.ts, daemon/tools/phases.ts), and the chain's part of it: which transactions were mined in which block
 // between the demand and the checked result. Prints a Markdown table; writes nothing.
 //
-//   node bench/trade/latency.ts [--repeats N] [--nodes N] [--testnet-nodes N] [--block-time S] [--keep DIR]
+//   node bench/trade/latency.ts [--repeats N] [--nodes N] [--testnet-nodes N] [--block-time S] [--mib N] [--keep DIR]
+//
+// --mib N: a dataset of about N MiB of the sample CSV instead of 1 KiB (issue 13, "delivery as a pipeline": 64 MiB
+// to 3 nodes), on the terms of run.ts (sellerCap covers the dataset at 1 wei a byte; the enclave's gas cap 1 Ggas).
 //
 // For a before/after, run it on both trees (the same machine, one after the other) and compare the medians.
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -25,6 +28,7 @@ const { values: flags } = parseArgs({
     nodes: { type: 'string', default: '3' },
     'block-time': { type: 'string' },
     'testnet-nodes': { type: 'string' },
+    mib: { type: 'string' },
     keep: { type: 'string' }
   }
 })
@@ -33,9 +37,12 @@ const NODES = Number(flags.nodes)
 const BLOCK_TIME = flags['block-time'] === undefined ? undefined : Number(flags['block-time'])
 /** Nodes on the testnet (default: as many as the trade needs; run.ts has 5): the buyer attests every offered enclave and keeps the n fastest. */
 const TESTNET_NODES = Number(flags['testnet-nodes'] ?? NODES)
-const TAG = 'bench-latency-1kib'
+const DATASET_MIB = flags.mib === undefined ? undefined : Number(flags.mib)
+const TAG = DATASET_MIB === undefined ? 'bench-latency-1kib' : `bench-latency-${DATASET_MIB}mib`
+/** The seller's dataset at 1 wei a byte must fit its cap (the seller refuses a trade below unitPrice × size). */
+const SELLER_CAP = Math.max(1_000_000, 2 * (DATASET_MIB ?? 0) * 1024 * 1024)
 const TRADE_TERMS = {
-  sellers: 1, sellerPrice: '1', sellerCap: '1000000', nodePrice: '1', nodeCap: '1000000000', outputPrice: '1', outputCap: '4096', deadlineSeconds: 1800
+  sellers: 1, sellerPrice: '1', sellerCap: String(SELLER_CAP), nodePrice: '1', nodeCap: '1000000000', outputPrice: '1', outputCap: '4096', deadlineSeconds: 1800
 }
 const TRADE_TIMEOUT_MS = 5 * 60_000
 /** How long a daemon may take to start: minutes on a machine other work saturates. */
@@ -81,6 +88,14 @@ async function chainPart (provider: JsonRpcProvider, from: number, to: number, n
   return out
 }
 
+/** The sample CSV closest to `bytes` (as run.ts: record lengths grow with the id, so estimate, then correct once). */
+function datasetOfSize (bytes: number, seed: number): Uint8Array {
+  const probe = sampleDataset(1000, seed)
+  let records = Math.max(1, Math.round(bytes / (probe.length / 1000)))
+  records = Math.max(1, Math.round(records * bytes / sampleDataset(records, seed).length))
+  return sampleDataset(records, seed)
+}
+
 async function runTrade (net: LocalTestnet, provider: JsonRpcProvider, expected: Uint8Array): Promise<{ figures: TradePhases, tradeId: string, fromBlock: number, toBlock: number }> {
   const buyer = net.buyers[0]
   const fromBlock = await provider.getBlockNumber() + 1
@@ -120,7 +135,7 @@ async function main (): Promise<void> {
   const rows: Array<Awaited<ReturnType<typeof runTrade>>> = []
   try {
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-    const data = sampleDataset(64, 1)
+    const data = DATASET_MIB === undefined ? sampleDataset(64, 1) : datasetOfSize(DATASET_MIB * 1024 * 1024, 1)
     const path = join(dir, 'data.csv')
     writeFileSync(path, data)
     await net.sellers[0].rpc.call('seller_addDataset', { path, tag: TAG, unitPrice: '1', policy: { mode: 'any' } })
@@ -137,7 +152,7 @@ async function main (): Promise<void> {
     const names = selectors()
     const median = [...rows].sort((a, b) => a.figures.totalMs - b.figures.totalMs)[Math.floor((rows.length - 1) / 2)]
     const lines = [
-      `\`node bench/trade/latency.ts --repeats ${REPEATS} --nodes ${NODES} --testnet-nodes ${TESTNET_NODES}${BLOCK_TIME === undefined ? '' : ` --block-time ${BLOCK_TIME}`}\`, commit ${commit}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${load} when it began; ${new Date().toISOString().slice(0, 10)}.`,
+      `\`node bench/trade/latency.ts --repeats ${REPEATS} --nodes ${NODES} --testnet-nodes ${TESTNET_NODES}${BLOCK_TIME === undefined ? '' : ` --block-time ${BLOCK_TIME}`}${DATASET_MIB === undefined ? '' : ` --mib ${DATASET_MIB}`}\` (${data.length} bytes of CSV), commit ${commit}, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load average ${load} when it began; ${new Date().toISOString().slice(0, 10)}.`,
       '',
       `| run | ${PHASES.join(' | ')} | total |`,
       `|---|${PHASES.map(() => '---:').join('|')}|---:|`,

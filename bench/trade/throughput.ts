@@ -2,8 +2,11 @@
 // chunk size, once as plaintext chunks and once encrypted chunk by chunk with encryptChunk (what the
 // seller does), plus encryptChunk alone, so the table shows where a delivery's time goes.
 // The libp2p side is two real hosts (TCP + noise + yamux) with the real data protocol; the
-// receiving handler only counts bytes (no enclave).
+// receiving handler only counts bytes (no enclave). Beside it, the same two hosts with a bare libp2p
+// stream (a handler that only drains, no framing, no protocol): what /sdte/data/1 adds on top of libp2p.
 import { once } from 'node:events'
+import { parseArgs } from 'node:util'
+import { pathToFileURL } from 'node:url'
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -89,7 +92,10 @@ async function tcpRun (chunks: number, source: ChunkSource): Promise<{ ms: numbe
   }
 }
 
-interface P2PPair { sender: P2PHost, receiver: P2PHost, received: { bytes: number, chunks: number } }
+interface P2PPair { sender: P2PHost, receiver: P2PHost, received: { bytes: number, chunks: number }, bare: { bytes: number, expected: number, done: () => void } }
+
+/** The bare baseline's protocol: raw bytes, no framing, the receiver drains and counts. */
+const BARE_PROTOCOL = '/sdte-bench/bare/1'
 
 async function p2pPair (): Promise<P2PPair> {
   const sender = await createP2PHost({}, { privateKey: await generateKeyPair('Ed25519') })
@@ -105,8 +111,38 @@ async function p2pPair (): Promise<P2PPair> {
       return { nextChunk: req.chunks, complete: true }
     }
   })
+  const bare = { bytes: 0, expected: Infinity, done: () => {} }
+  await receiver.handle(BARE_PROTOCOL, async (stream) => {
+    // Only drain: libp2p's own cost (noise, yamux, TCP) for the same bytes, nothing of ours.
+    const ended = new Promise<void>(resolve => { stream.addEventListener('remoteCloseWrite', () => { resolve() }, { once: true }) })
+    stream.addEventListener('message', (evt) => {
+      bare.bytes += evt.data.byteLength
+      if (bare.bytes >= bare.expected) bare.done()
+    })
+    await ended
+  })
   await sender.connect(receiver.addresses()[0])
-  return { sender, receiver, received }
+  return { sender, receiver, received, bare }
+}
+
+/** A bare libp2p stream between the same two hosts: the sender writes every chunk (honouring backpressure), timed until the receiver has drained them all. */
+async function bareRun (pair: P2PPair, chunks: number, source: ChunkSource): Promise<{ ms: number, received: number }> {
+  pair.bare.bytes = 0
+  pair.bare.expected = Infinity
+  const allIn = new Promise<void>(resolve => { pair.bare.done = resolve })
+  const t0 = performance.now()
+  const stream = await pair.sender.dialProtocol(pair.receiver.peerId, BARE_PROTOCOL)
+  let sent = 0
+  for (let i = 0; i < chunks; i++) {
+    const c = source(i, i === chunks - 1)
+    sent += c.length
+    if (!stream.send(c)) await stream.onDrain()
+  }
+  pair.bare.expected = sent
+  if (pair.bare.bytes >= sent) pair.bare.done()
+  await stream.close()
+  await allIn
+  return { ms: performance.now() - t0, received: pair.bare.bytes }
 }
 
 async function p2pRun (pair: P2PPair, chunks: number, size: number, source: ChunkSource): Promise<{ ms: number, received: number }> {
@@ -161,6 +197,15 @@ export async function measureThroughput (o: ThroughputOptions = {}): Promise<Thr
   const pair = await p2pPair()
   try {
     await p2pRun(pair, 64, 64 * chunkBytes, plainChunk)
+    await bareRun(pair, 64, plainChunk)
+    const bareMs = async (source: ChunkSource, expected: number): Promise<number> => {
+      const r = await bareRun(pair, chunks, source)
+      if (r.received !== expected) throw new Error(`bare libp2p stream received ${r.received} of ${expected} bytes`)
+      return r.ms
+    }
+    const bare = await bestPair(repeats, async () => await bareMs(plainChunk, bytes), async () => await bareMs(sealedChunk, sealedBytes))
+    rows.push(row('bare libp2p stream, plaintext chunks', bytes, bare[0]))
+    rows.push(row('bare libp2p stream, encryptChunk chunks', bytes, bare[1]))
     const p2p = await bestPair(repeats, async () => (await p2pRun(pair, chunks, bytes, plainChunk)).ms, async () => (await p2pRun(pair, chunks, bytes, sealedChunk)).ms)
     rows.push(row('/sdte/data/1, plaintext chunks', bytes, p2p[0]))
     rows.push(row('/sdte/data/1, encryptChunk chunks (as the seller)', bytes, p2p[1]))
@@ -169,4 +214,29 @@ export async function measureThroughput (o: ThroughputOptions = {}): Promise<Thr
     await pair.receiver.stop()
   }
   return rows
+}
+
+/** `row.mibPerSecond` over the plain TCP row and over the bare libp2p row of the same kind of chunk (plaintext or encrypted). */
+export function throughputRatios (rows: ThroughputRow[], r: ThroughputRow): { vsTcp: number, vsBare?: number } {
+  const tcp = rows.find(x => x.path.startsWith('TCP socket, plaintext'))
+  const kind = r.path.includes('encryptChunk chunks') ? 'encryptChunk chunks' : 'plaintext chunks'
+  const bare = rows.find(x => x.path.startsWith('bare libp2p stream') && x.path.endsWith(kind))
+  return { vsTcp: tcp === undefined ? NaN : r.mibPerSecond / tcp.mibPerSecond, ...(r.path.startsWith('/sdte/data/1') && bare !== undefined ? { vsBare: r.mibPerSecond / bare.mibPerSecond } : {}) }
+}
+
+// On its own: node bench/trade/throughput.ts [--mib N] [--chunk-kib N] [--repeats N]; prints the table.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({ options: { mib: { type: 'string' }, 'chunk-kib': { type: 'string' }, repeats: { type: 'string' } } })
+  const MiB = 1024 * 1024
+  const totalBytes = values.mib === undefined ? DEFAULT_THROUGHPUT_BYTES : Number(values.mib) * MiB
+  const chunkBytes = values['chunk-kib'] === undefined ? DEFAULT_THROUGHPUT_CHUNK : Number(values['chunk-kib']) * 1024
+  const repeats = values.repeats === undefined ? DEFAULT_THROUGHPUT_REPEATS : Number(values.repeats)
+  const rows = await measureThroughput({ totalBytes, chunkBytes, repeats })
+  console.log(`${totalBytes / MiB} MiB in ${chunkBytes / 1024} KiB chunks, fastest of ${repeats}`)
+  console.log('| path | s | MiB/s | vs plain TCP | vs bare libp2p stream |')
+  console.log('|---|---:|---:|---:|---:|')
+  for (const r of rows) {
+    const q = throughputRatios(rows, r)
+    console.log(`| ${r.path} | ${r.seconds.toFixed(2)} | ${r.mibPerSecond.toFixed(0)} | ${q.vsTcp.toFixed(2)}× | ${q.vsBare === undefined ? '' : `${q.vsBare.toFixed(2)}×`} |`)
+  }
 }

@@ -7,7 +7,7 @@ export const SIGNATURE_BYTES = 65
 export const MAX_CHUNK_FRAME_BYTES = SIGNATURE_BYTES + 4 * 1024 * 1024 + 64
 /** The protocol's frame cap: a chunk frame is its largest. */
 export const MAX_MESSAGE_BYTES = MAX_CHUNK_FRAME_BYTES
-/** Most chunks in one delivery (64 KiB chunks: a 128 MiB dataset). */
+/** Most chunks in one delivery (even 128 byte chunks of a 128 MiB dataset; the seller sends 1 MiB chunks). */
 export const MAX_CHUNKS = 1 << 20
 /** The wrapped data key envelope is small: ECIES overhead plus a 32-byte key and a commitment. */
 export const MAX_WRAPPED_KEY_BYTES = 1024
@@ -16,5 +16,5 @@ export const MESSAGE_TIMEOUT_MS = 30_000
 export const EXCHANGE_TIMEOUT_MS = 15 * 60_000
 export const MAX_INBOUND_STREAMS = 16
 export const MAX_OUTBOUND_STREAMS = 16
-/** The seller reports progress every this many chunks. */
-export const PROGRESS_EVERY_CHUNKS = 64
+/** The seller reports progress every this many chunks (8 MiB of the seller's 1 MiB chunks). */
+export const PROGRESS_EVERY_CHUNKS = 8

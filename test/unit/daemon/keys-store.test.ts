@@ -2,9 +2,11 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, statSync, readFileSync, writeFileSync, chmodSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { randomFillSync } from 'node:crypto'
 import { join } from 'node:path'
 import { loadOrCreateKeys, KEYSTORE_FILE, PEER_KEY_FILE, GENERATED_PASSWORD_FILE, KeyStoreError } from '../../../daemon/keys.ts'
-import { Store, StoreError, STORE_SCHEMA_VERSION, STORE_DIR, COMPACT_AFTER_DELETES, COMPACT_QUIET_MS } from '../../../daemon/store.ts'
+import { Level } from 'level'
+import { Store, StoreError, STORE_SCHEMA_VERSION, STORE_DIR, COMPACT_AFTER_DELETES, COMPACT_QUIET_MS, REPOSITORIES } from '../../../daemon/store.ts'
 import { lockDatadir, DatadirLockedError, LOCK_FILE } from '../../../daemon/lock.ts'
 
 const FAST = { passwordFile: null, scryptN: 1024 }
@@ -97,6 +99,32 @@ test('store: repositories are separate, survive a reopen, and list by prefix', a
   }
 })
 
+test('store: blobs are kept as raw bytes, and one an earlier release stored as base64 JSON still reads', async () => {
+  const dir = tmp()
+  try {
+    let store = await Store.open(dir)
+    const blob = new Uint8Array(100_000).map((_, i) => i * 7)
+    await store.sealed.put('raw', blob)
+    await store.sealed.put('empty', new Uint8Array(0))
+    await store.close()
+    // The earlier format, written straight into the sealed repository's key range: a JSON string of base64.
+    const db = new Level<string, unknown>(join(dir, STORE_DIR), { valueEncoding: 'json' })
+    await db.sublevel<string, unknown>(REPOSITORIES.sealed, { valueEncoding: 'json' }).put('old', Buffer.from([0, 34, 9, 255]).toString('base64'))
+    const rawBytes = await db.sublevel<string, Uint8Array>(REPOSITORIES.sealed, { valueEncoding: 'view' }).get('raw')
+    assert.is(rawBytes?.length, blob.length + 1, 'a one-byte mark, then the blob: no base64')
+    await db.close()
+    store = await Store.open(dir)
+    assert.equal(await store.sealed.get('raw'), blob)
+    assert.equal(await store.sealed.get('empty'), new Uint8Array(0))
+    assert.equal(await store.sealed.get('old'), new Uint8Array([0, 34, 9, 255]))
+    assert.is(await store.sealed.get('missing'), undefined)
+    assert.equal(await store.sealed.keys(), ['empty', 'old', 'raw'])
+    await store.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('store: a store from a newer release is refused', async () => {
   const dir = tmp()
   try {
@@ -122,14 +150,14 @@ test('store: deleting many sealed blobs compacts them away (the table files shri
   try {
     const store = await Store.open(dir)
     await store.trades.put('kept', { state: 'open' })
-    // Random bytes (leveldb's snappy cannot shrink them), 64 KiB each: the enclave's chunks of a dataset.
-    const blob = new Uint8Array(64 * 1024)
+    // Random bytes (leveldb's snappy cannot shrink them), 1 MiB each: the enclave's chunks of a dataset (DEFAULT_CHUNK_SIZE).
+    const blob = new Uint8Array(1024 * 1024)
     for (let i = 0; i < COMPACT_AFTER_DELETES; i++) {
-      crypto.getRandomValues(blob)
+      randomFillSync(blob)
       await store.sealed.put(`chunk/${String(i).padStart(4, '0')}`, blob)
     }
     const written = tableBytes()
-    assert.ok(written > COMPACT_AFTER_DELETES * 64 * 1024, `${written} bytes written`)
+    assert.ok(written > COMPACT_AFTER_DELETES * blob.length, `${written} bytes written`)
     for (let i = 0; i < COMPACT_AFTER_DELETES; i++) await store.sealed.delete(`chunk/${String(i).padStart(4, '0')}`)
     // Deleting only adds tombstones: the bytes stay in the table files until the compaction (COMPACT_QUIET_MS later).
     const deadline = Date.now() + COMPACT_QUIET_MS + 60_000

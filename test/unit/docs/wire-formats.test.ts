@@ -19,7 +19,7 @@ import { ResultRequest, ResultAck, ResultHeader, ResultAcked } from '../../../p2
 import { RESULT_ACK_TAG, RESULT_REQUEST_TAG, resultMessageDigestOf, resultMessageSigner } from '../../../p2p/result/request.ts'
 import { EchoRequest, EchoResponse } from '../../../p2p/echo/schema.ts'
 import {
-  CHUNK_TAG, CODE_TAG, DATA_KEY_TAG, QUOTE_TAG, RECEIPT_ACK_TAG, RECEIPT_TAG, RESULT_TAG, chunkDigestOf, codeAuthDigestOf, dataKeyDigestOf,
+  CHUNK_TAG, CODE_TAG, DATA_KEY_TAG, QUOTE_TAG, RECEIPT_ACK_TAG, RECEIPT_TAG, RESULT_TAG, chunkDigestOf, chunkHashOf, codeAuthDigestOf, dataKeyDigestOf,
   inputHashOf, networkDomainOf, quoteDigestOf, receiptAckDigestOf, receiptDigestOf, reportDataOf, resultCommitmentOf, resultDigestOf,
   resultHashOf, taskIdOf, tradeIdOf
 } from '../../../contracts/formats.ts'
@@ -154,7 +154,7 @@ test('the test vectors of the digests are what contracts/formats.ts computes fro
     resultDigest,
     commitment: resultCommitmentOf(resultDigest, 1, nonce),
     dataKeyDigest: dataKeyDigestOf(domain, taskId, 0, commitment, keccak256('0x0a0b0c')),
-    chunkDigest: chunkDigestOf(domain, taskId, 0, keccak256('0x0a0b0c'), keccak256('0x010203')),
+    chunkDigest: chunkDigestOf(domain, taskId, 0, keccak256('0x0a0b0c'), chunkHashOf(Uint8Array.of(1, 2, 3))),
     receiptDigest,
     ackDigest: receiptAckDigestOf(receiptDigest)
   }
