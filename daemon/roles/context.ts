@@ -127,7 +127,9 @@ export async function creditedFor (chain: ChainClient, account: string, tradeId:
  * dropped blocks) would otherwise record no payment at all for a trade that settles again a block later.
  */
 export async function creditsOf (chain: ChainClient, tradeId: string, fromBlock = chain.network.deployBlock ?? 0): Promise<Map<string, bigint> | undefined> {
-  const logs = await chain.provider.getLogs({ address: chain.dtmc.address, fromBlock, toBlock: 'latest' })
+  // Only these three events (a topic list is an OR); the trade id sits in another topic in each, so it is matched below.
+  const topics = ['Credited', 'TradeSettled', 'TradeRefunded'].map(name => chain.dtmc.iface.getEvent(name)!.topicHash)
+  const logs = await chain.provider.getLogs({ address: chain.dtmc.address, fromBlock, toBlock: 'latest', topics: [topics] })
   const id = tradeId.toLowerCase()
   const out = new Map<string, bigint>()
   let ended = false
