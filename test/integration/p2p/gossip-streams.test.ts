@@ -8,20 +8,13 @@ import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { createP2PHost } from '../../../p2p/index.ts'
 import type { P2PHost } from '../../../p2p/index.ts'
+import { waitFor } from '../../../daemon/tools/child-daemons.ts'
 
 const TOPIC = '/sdte/test/streams/1'
 const LEAVES = 10
 const hosts: P2PHost[] = []
-
-async function eventually<T> (what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  while (true) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
+/** How long each wait may take (10 leaves joining one host at once, on a loaded machine). */
+const EVENTUALLY_MS = 60_000
 
 async function newHost (bootstrap: string[] = []): Promise<P2PHost> {
   // Every leaf dials from 127.0.0.1, all at once: the bootstrap would refuse them as one host
@@ -43,13 +36,13 @@ test(`${LEAVES} hosts bootstrapped through one: every host, the bootstrap too, g
   const all = [boot, ...leaves]
   const got = new Map<string, Set<string>>(all.map(h => [h.peerId, new Set()]))
   for (const h of all) h.subscribe(TOPIC, (msg) => { got.get(h.peerId)?.add(new TextDecoder().decode(msg.data)) })
-  await eventually('the bootstrap sees every leaf subscribed', () => boot.topicPeers(TOPIC).length === LEAVES)
-  await eventually('every leaf sees the bootstrap subscribed', () => leaves.every(l => l.topicPeers(TOPIC).includes(boot.peerId)))
+  await waitFor('the bootstrap sees every leaf subscribed', () => boot.topicPeers(TOPIC).length === LEAVES, EVENTUALLY_MS)
+  await waitFor('every leaf sees the bootstrap subscribed', () => leaves.every(l => l.topicPeers(TOPIC).includes(boot.peerId)), EVENTUALLY_MS)
 
   const publishAndWait = async (from: P2PHost, text: string): Promise<void> => {
     // A publish that reaches nobody throws (NoTopicPeersError): retried until someone is subscribed.
-    await eventually(`${text} published`, async () => { try { return (await from.publish(TOPIC, new TextEncoder().encode(text))).recipients > 0 } catch { return false } })
-    await eventually(`every host but the publisher has ${text}`, () => all.every(h => h === from || got.get(h.peerId)?.has(text)))
+    await waitFor(`${text} published`, async () => { try { return (await from.publish(TOPIC, new TextEncoder().encode(text))).recipients > 0 } catch { return false } }, EVENTUALLY_MS)
+    await waitFor(`every host but the publisher has ${text}`, () => all.every(h => h === from || got.get(h.peerId)?.has(text)), EVENTUALLY_MS)
   }
   await publishAndWait(leaves[0], 'from a leaf')
   await publishAndWait(boot, 'from the bootstrap')
