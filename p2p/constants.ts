@@ -78,6 +78,12 @@ export const YAMUX_MAX_READ_BUFFER = 2 * YAMUX_MAX_STREAM_WINDOW + 8 * 1024 * 10
 // connection is upgraded to a direct one (DCUtR) where one side can be dialled.
 /** Reservations a relay holds at once; a host asking for one more is refused (RESERVATION_REFUSED). */
 export const RELAY_MAX_RESERVATIONS = 64
+/**
+ * Reservations a relay holds at once for one source: an IPv4 address, or an IPv6 /64 (what one
+ * subscriber gets). Peer ids cost nothing, so without it one machine took every slot for an hour
+ * (test/attacks/relay-reservation-flood). Several honest hosts behind one home NAT share an address.
+ */
+export const RELAY_MAX_RESERVATIONS_PER_SOURCE = 8
 /** How long a reservation lasts before the host must renew it (the transport renews it itself). */
 export const RELAY_RESERVATION_TTL_MS = 60 * 60_000
 /**

@@ -27,7 +27,8 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as C from '../constants.ts'
 import { DhtValueRecordRefusedError } from '../errors.ts'
-import type { PrivateKey } from '@libp2p/interface'
+import { refusesReservation } from './relay-sources.ts'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Libp2pInit } from 'libp2p'
 import type { ResolvedP2PHostOptions } from './options.ts'
 import type { SdteLibp2p } from './types.ts'
@@ -61,7 +62,10 @@ export function wantsRelayReservation (opts: Pick<ResolvedP2PHostOptions, 'annou
 /** A libp2p node built from checked options (resolveP2PHostOptions), not started. */
 export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey: PrivateKey, components: Libp2pComponents = {}): Promise<SdteLibp2p> {
   const dhtProtocol = `${opts.protocolPrefix}/${C.DHT_PROTOCOL_NAME}/${C.DHT_PROTOCOL_VERSION}`
-  return await createLibp2p({
+  // The gater runs only once the node exists (a reservation needs a started relay); it reads the
+  // node it belongs to, so the node is bound after it is built.
+  let built: SdteLibp2p | undefined
+  const node: SdteLibp2p = await createLibp2p({
     start: false,
     privateKey,
     ...components,
@@ -73,6 +77,14 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     },
     transports: [tcp(), circuitRelayTransport({ maxInboundStopStreams: C.RELAY_MAX_STOP_STREAMS })],
     connectionEncrypters: [noise()],
+    ...(opts.relayServer && {
+      connectionGater: {
+        denyInboundRelayReservation: (peer: PeerId) => built === undefined || refusesReservation(peer, {
+          remoteAddrsOf: (p) => built?.getConnections(p).map(c => c.remoteAddr) ?? [],
+          reservations: () => built?.services.relay?.reservations.entries() ?? []
+        }, C.RELAY_MAX_RESERVATIONS_PER_SOURCE)
+      }
+    }),
     // A paused stream (the message channel's read backpressure) still receives what yamux's window
     // already granted: its read buffer must hold a whole window plus a frame, or it is reset.
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: C.YAMUX_MAX_STREAM_WINDOW, maxReadBufferLength: C.YAMUX_MAX_READ_BUFFER } })],
@@ -129,4 +141,6 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
       })
     }
   })
+  built = node
+  return node
 }
