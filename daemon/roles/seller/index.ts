@@ -365,8 +365,9 @@ export class SellerRole implements Role {
       try {
         if (await this.releaseBudget(tradeId, sellerIndex, now)) await this.ctx.store.meta.delete(key)
       } catch (err) {
-        // Another party ended or released it first, or the chain is away: look again next tick.
-        log.warn('privacy budget release failed (will retry)', { tradeId, err: err as Error })
+        // A revert: the buyer or a node ended or released it first (the next tick sees that); else the chain is away.
+        if (err instanceof ChainRevertError) log.debug('privacy budget release reverted (will look again)', { tradeId, error: err.errorName })
+        else log.warn('privacy budget release failed (will retry)', { tradeId, err: err as Error })
       }
     }
   }
