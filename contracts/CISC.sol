@@ -11,7 +11,8 @@ pragma solidity 0.8.37;
 /// storage that a payee can grow. DTMC takes a trade from an offer with `offerForTrade` in O(1).
 /// Deny by default: an offer allows only its listed code hashes, or any code when the seller chose `anyCode`,
 /// or any analysis under a differential-privacy budget when the seller chose `privateMode` (docs/contracts.md
-/// "Private datasets"): each trade declares its epsilon, charged here against the offer's budget and never given back.
+/// "Private datasets"): each trade declares its epsilon, reserved here against the offer's budget when it opens; DTMC
+/// gives a reservation back (`releaseBudget`) only when no enclave can have computed on that seller's data for it.
 contract CISC {
     uint256 public constant MAX_PEER_ID_LENGTH = 128;
     uint256 public constant MAX_TAG_LENGTH = 64;
@@ -79,7 +80,7 @@ contract CISC {
         uint40 expiresAt; // 0: never
         bool privateMode;
         uint64 epsilonBudget; // micro-epsilon; 0 unless privateMode
-        uint64 epsilonSpent; // micro-epsilon charged by the trades opened on this offer; never decreases
+        uint64 epsilonSpent; // micro-epsilon charged by the trades opened on this offer, less what DTMC released
         string tag;
     }
 
@@ -92,6 +93,16 @@ contract CISC {
     Offer[] private _offers;
     mapping(uint256 => mapping(bytes32 => bool)) private _allowedCode;
     mapping(uint256 => mapping(address => bool)) private _allowedBuyer;
+    /// @dev Per reservation key, keccak256(abi.encode(tradeId, uint256 sellerIndex)), the private offer a trade charged
+    /// and its epsilon (0: none), until DTMC releases it. One slot per private seller of a trade; an ordinary trade
+    /// writes none.
+    mapping(bytes32 => Reservation) private _reservations;
+
+    /// @dev The epsilon a trade charged to a private offer (offer ids index `_offers`, far below 2^192).
+    struct Reservation {
+        uint192 offerId;
+        uint64 epsilon;
+    }
 
     event SellerRegistered(address indexed seller, string peerId);
     event NodeRegistered(address indexed node, string peerId, bytes32 indexed measurement, uint128 pricePerGas, uint64 maxGas);
@@ -103,6 +114,9 @@ contract CISC {
     event DatasetPrivate(uint256 indexed offerId, uint64 epsilonBudget, Clamp[] clamps);
     /// @notice A trade charged `epsilon` to a private offer's budget; `spent` is the offer's total since listing.
     event PrivacyBudgetCharged(uint256 indexed offerId, uint64 epsilon, uint64 spent);
+    /// @notice DTMC gave trade `tradeId`'s `epsilon` back to the offer's budget (no enclave received the seller's data
+    /// for it); `spent` is the offer's total after it.
+    event PrivacyBudgetReleased(uint256 indexed offerId, bytes32 indexed tradeId, uint64 epsilon, uint64 spent);
     event DatasetDelisted(uint256 indexed offerId, address indexed seller);
     event FeedbackRecorded(
         address indexed seller, bytes32 indexed tradeId, uint8 score, bytes32 resultHash, uint64 resultSize,
@@ -207,13 +221,35 @@ contract CISC {
 
     /// @notice `offerForTrade` for a trade that declares `epsilon` (micro-epsilon): a private offer is charged it
     /// against its budget, and refuses it (PrivacyBudgetExceeded) when it is more than what is left; any other
-    /// offer ignores it (it runs the analysis on the records themselves). DTMC only: a charge anyone could make
-    /// would let anyone use up a budget. Its own function, so a trade without epsilon passes no extra word.
+    /// offer ignores it (it runs the analysis on the records themselves). The charge is kept as `reservation`,
+    /// keccak256(abi.encode(tradeId, uint256 sellerIndex)), which DTMC may give back with `releaseBudget`. DTMC only:
+    /// a charge anyone could make would let anyone use up a budget. Its own function, so a trade without epsilon
+    /// passes no extra word.
     function offerForPrivateTrade(
         uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
-        uint64 epsilon
+        uint64 epsilon, bytes32 reservation
     ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) {
-        return _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, epsilon);
+        (seller, size, unitPrice, commitment) = _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, epsilon);
+        if (_offers[offerId].privateMode) _reservations[reservation] = Reservation(uint192(offerId), epsilon);
+    }
+
+    /// @notice Gives back the epsilon trade `tradeId` reserved on the private offers of its sellers in `sellers` (bit i:
+    /// seller i): DTMC calls it for the sellers that claimed no delivery receipt by the end of the claim window, whose
+    /// data therefore never entered an enclave (an enclave runs nothing before every seller has acknowledged its
+    /// receipt), so no answer can have been computed on it. Sellers without a reservation are skipped. DTMC only.
+    function releaseBudget(bytes32 tradeId, uint8 sellers) external {
+        if (msg.sender != dtmc) revert NotDTMC();
+        for (uint256 i; sellers >> i != 0; ++i) {
+            if ((sellers >> i) & 1 == 0) continue;
+            bytes32 key = keccak256(abi.encode(tradeId, i));
+            Reservation memory res = _reservations[key];
+            if (res.epsilon == 0) continue;
+            delete _reservations[key];
+            Offer storage o = _offers[res.offerId];
+            uint64 spent = o.epsilonSpent - res.epsilon; // the reservation is part of what was charged
+            o.epsilonSpent = spent;
+            emit PrivacyBudgetReleased(res.offerId, tradeId, res.epsilon, spent);
+        }
     }
 
     function _takeOffer(
@@ -244,8 +280,10 @@ contract CISC {
     }
 
     /// @dev Sequential composition: the epsilons of all trades on one dataset add up, and their sum never exceeds
-    /// the budget. Nothing ever gives a charge back (a refunded trade's enclaves may already have answered: the
-    /// noisy answers, once computed, may have left the enclave, so the privacy they cost is spent).
+    /// the budget; a trade's charge is reserved from its opening, so trades running at once never exceed it either.
+    /// Only `releaseBudget` gives a charge back, when the seller's data never reached an enclave: a refunded trade's
+    /// enclaves that had the data may already have answered (the noisy answers, once computed, may have left the
+    /// enclave), so the privacy they cost is spent.
     function _chargeBudget(Offer storage o, uint256 offerId, uint64 epsilon) private {
         if (epsilon == 0) revert EpsilonRequired(offerId);
         uint64 spent = o.epsilonSpent;
@@ -295,7 +333,8 @@ contract CISC {
         return o.anyCode || o.privateMode || _allowedCode[offerId][codeHash];
     }
 
-    /// @notice What is left of a private offer's epsilon budget (micro-epsilon); 0 for any other offer.
+    /// @notice What is left of a private offer's epsilon budget (micro-epsilon), net of what open trades reserved;
+    /// 0 for any other offer.
     function remainingBudget(uint256 offerId) external view returns (uint64) {
         Offer storage o = _offer(offerId);
         return o.epsilonBudget - o.epsilonSpent;

@@ -9,8 +9,9 @@ interface ICISC {
     ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
     function offerForPrivateTrade(
         uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
-        uint64 epsilon
+        uint64 epsilon, bytes32 reservation
     ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
+    function releaseBudget(bytes32 tradeId, uint8 sellers) external;
     function recordFeedback(
         address seller, bytes32 tradeId, uint8 score, bytes32 resultHash, uint64 resultSize, uint8 status, string calldata comment
     ) external;
@@ -76,7 +77,7 @@ contract DTMC {
         uint96 outputPrice; // wei per output byte, paid to each seller (at least each offer's minOutputPrice)
         uint64 outputCap; // most output bytes
         uint64 gasCap; // the enclave gas every node runs the analysis with, exactly; a node is paid nodePrice * gasCap
-        uint64 epsilon; // micro-epsilon charged to every private offer of the trade (CISC refuses 0 there); else 0
+        uint64 epsilon; // micro-epsilon reserved on every private offer of the trade (CISC refuses 0 there); else 0
     }
 
     /// @notice An attestation quote, docs/protocol.md.
@@ -142,6 +143,7 @@ contract DTMC {
         uint40 deadline;
         uint40 commitStart; // time of the first commitment
         uint64 outputCap;
+        bool isPrivate; // the trade declared an epsilon: its unclaimed sellers' reservations go back to CISC on release
         bytes32 factsHash; // keccak256(abi.encode(Facts))
     }
 
@@ -384,7 +386,10 @@ contract DTMC {
         t.outputCap = terms.outputCap;
         bytes32 inputHash = _addParties(t, tradeId, terms, offerIds, nodes);
         _emitOpened(tradeId, terms, inputHash);
-        if (terms.epsilon != 0) emit TradePrivate(tradeId, terms.epsilon);
+        if (terms.epsilon != 0) {
+            t.isPrivate = true;
+            emit TradePrivate(tradeId, terms.epsilon);
+        }
     }
 
     /// @dev Adds the sellers and nodes (checking offers and quotes), stores the Facts' hash, returns the inputHash.
@@ -458,26 +463,36 @@ contract DTMC {
     {
         address seller;
         uint256 fee;
-        (seller, fee, commitment) = _takeOffer(terms, offerId);
+        (seller, fee, commitment) = _takeOffer(tradeId, terms, i, offerId);
         sellers[i] = Party(seller, uint96(fee));
         emit TradeSeller(tradeId, seller, offerId, uint8(i), uint96(fee), commitment);
     }
 
     /// @dev The offer from CISC (which enforces its policy) and the seller's data fee, min(unitPrice * size, sellerCap).
-    function _takeOffer(Terms calldata terms, uint256 offerId)
+    function _takeOffer(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId)
         private
         returns (address seller, uint256 fee, bytes32 commitment)
     {
         uint64 size;
         uint128 unitPrice;
-        // A trade without epsilon calls the function without it: one word less to encode and decode per seller.
+        // A trade without epsilon calls the function without it: three words less to encode and decode per seller.
         (seller, size, unitPrice, commitment) = terms.epsilon == 0
             ? cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender)
-            : cisc.offerForPrivateTrade(
-                offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender, terms.epsilon
-            );
+            : _takePrivateOffer(keccak256(abi.encode(tradeId, i)), terms, offerId);
         fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
+    }
+
+    /// @dev `cisc.offerForPrivateTrade`, which reserves the trade's epsilon under `reservation`, the key of the
+    /// trade's seller, keccak256(abi.encode(tradeId, uint256 index)) (one word: a ninth argument does not fit the stack).
+    function _takePrivateOffer(bytes32 reservation, Terms calldata terms, uint256 offerId)
+        private
+        returns (address, uint64, uint128, bytes32)
+    {
+        return cisc.offerForPrivateTrade(
+            offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender, terms.epsilon,
+            reservation
+        );
     }
 
     /// @dev Checks each node's quote and returns the nodes for the Facts (nothing is stored per node).
@@ -741,16 +756,21 @@ contract DTMC {
     }
 
     /// @notice After the claim window, the data fees nobody claimed go to the buyer. Anyone may call it.
+    /// On a private trade, the sellers that claimed nothing also get their epsilon back (CISC `releaseBudget`): without
+    /// a receipt their data never entered an enclave (none runs before every seller acknowledged its receipt), so no
+    /// answer spent it. A seller that claimed keeps it spent, and was paid its fee for it.
     function releaseUnclaimed(bytes32 tradeId, Facts calldata facts) external {
         Trade storage t = _trade(tradeId);
         _checkFacts(tradeId, t, facts);
         Claims storage c = claims[tradeId];
-        if (c.held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
+        uint8 held = c.held;
+        if (held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
         if (block.timestamp <= c.until) revert ClaimWindowOpen(c.until);
         uint256 amount;
-        for (uint256 i; i < t.nSellers; ++i) if (c.held & (uint8(1) << i) != 0) amount += facts.sellers[i].fee;
+        for (uint256 i; i < t.nSellers; ++i) if (held & (uint8(1) << i) != 0) amount += facts.sellers[i].fee;
         c.held = 0;
         emit UnclaimedReleased(tradeId, amount);
+        if (t.isPrivate) cisc.releaseBudget(tradeId, held);
         _credit(facts.buyer, tradeId, amount);
     }
 

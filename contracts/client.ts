@@ -477,7 +477,7 @@ export interface OfferRecord {
   privateMode: boolean
   /** Micro-epsilon; 0 unless privateMode. */
   epsilonBudget: bigint
-  /** Micro-epsilon charged by the trades opened on the offer so far (never given back). */
+  /** Micro-epsilon charged by the trades opened on the offer so far, less what DTMC gave back (trades whose data no enclave received). */
   epsilonSpent: bigint
   /** Filled from the DatasetListed event by `offersByTag`; the contract keeps only a lookup. */
   allowedCodeHashes?: string[]

@@ -110,6 +110,19 @@ const DATA_KEY_PURPOSE = 'seller-data-key'
  */
 const PRIVACY_MASTER_PURPOSE = 'seller-privacy-master'
 
+/**
+ * Meta key prefix (+ tradeId) of the trades on our private datasets whose reserved epsilon we may have to free
+ * (`releaseBudgets`): one entry per such trade, from our checks until the trade needs nothing more from us.
+ */
+const BUDGET_RELEASE_PREFIX = 'seller:budgetRelease:'
+
+/** What `releaseBudgets` needs of a trade on one of our private datasets. */
+interface BudgetRelease {
+  sellerIndex: number
+  /** The trade's deadline (unix seconds): nothing to do before it. */
+  deadline: number
+}
+
 export class SellerRole implements Role {
   readonly name = 'seller' as const
   private readonly ctx: RoleContext
@@ -239,6 +252,7 @@ export class SellerRole implements Role {
   async tick (): Promise<void> {
     await this.discoverTrades()
     await advanceActive<SellerTradeData>(this.ctx, 'seller', async t => await this.advance(t), log)
+    await this.releaseBudgets()
   }
 
   /** Step 6, Checks: trades DTMC opened with our offers; each is checked before anything is delivered. */
@@ -275,6 +289,10 @@ export class SellerRole implements Role {
         }) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
+    // CISC reserved the trade's epsilon on our private dataset, refused by us or not: see that it comes back if our data never goes in.
+    if (ds?.policy.mode === 'private' && view.epsilon !== 0n) {
+      await this.ctx.store.meta.put(BUDGET_RELEASE_PREFIX + tradeId, { sellerIndex: mine.index, deadline: view.deadline } satisfies BudgetRelease)
+    }
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
       await this.ctx.trades.transition(t, 'failed', { reason: `checks: ${problem}` })
@@ -326,6 +344,52 @@ export class SellerRole implements Role {
         log.warn('delivery claim refused', { tradeId: t.tradeId, node: n.index, error: err.errorName })
       }
     }
+  }
+
+  /**
+   * A trade's epsilon stays reserved on our private dataset until DTMC's releaseUnclaimed gives it back: after the
+   * trade ended, for a seller that claimed no delivery within the claim window (so its data never entered an enclave;
+   * contracts.md "Private datasets"). The buyer gets its held fee back with that call, but a buyer that wanted the
+   * budget gone has no reason to make it, nor to end its trade: past the deadline we end the trade (`finalize`) and,
+   * after the claim window, release it ourselves. Never for a trade we delivered to (we hold a receipt): an enclave
+   * may have computed on our data, the epsilon is spent, and `advance` claims our fee for it.
+   */
+  private async releaseBudgets (): Promise<void> {
+    const pending = await this.ctx.store.meta.list({ prefix: BUDGET_RELEASE_PREFIX })
+    if (pending.length === 0) return
+    const now = await chainTime(this.ctx.chain)
+    for (const [key, value] of pending) {
+      const { sellerIndex, deadline } = value as BudgetRelease
+      if (now <= deadline) continue
+      const tradeId = key.slice(BUDGET_RELEASE_PREFIX.length)
+      try {
+        if (await this.releaseBudget(tradeId, sellerIndex, now)) await this.ctx.store.meta.delete(key)
+      } catch (err) {
+        // A revert: the buyer or a node ended or released it first (the next tick sees that); else the chain is away.
+        if (err instanceof ChainRevertError) log.debug('privacy budget release reverted (will look again)', { tradeId, error: err.errorName })
+        else log.warn('privacy budget release failed (will retry)', { tradeId, err: err as Error })
+      }
+    }
+  }
+
+  /** One step towards giving a trade's reservation back; true once nothing is left to do for it. */
+  private async releaseBudget (tradeId: string, sellerIndex: number, now: number): Promise<boolean> {
+    const t = await this.ctx.trades.get<SellerTradeData>('seller', tradeId)
+    if (t?.data.nodes.some(n => n.receipt !== undefined) === true) return true
+    const view = await this.ctx.chain.dtmc.trade(tradeId)
+    // Gone in a reorganisation and not opened again by its deadline: nothing is reserved.
+    if (view === null) return true
+    if (view.state === 'open') {
+      await this.ctx.chain.dtmc.finalize(tradeId)
+      return false
+    }
+    if (view.state === 'settled' && view.final?.status !== ResultStatus.InputInvalid) return true
+    const claims = await this.ctx.chain.dtmc.claimsOf(tradeId)
+    if (!claims.held.includes(sellerIndex)) return true
+    if (now <= claims.until) return false
+    await this.ctx.chain.dtmc.releaseUnclaimed(tradeId)
+    log.info('privacy budget given back: the trade ended without our data', { tradeId })
+    return true
   }
 
   /** Step 7, Data delivery, to every node of the trade not served yet: attest its enclave ourselves, wrap the key to it, stream the data. */

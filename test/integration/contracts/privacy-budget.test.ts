@@ -1,14 +1,16 @@
 // Issue 15, differential-privacy mode, the chain's part: the budget runs out exactly when it should, on chain.
 // A private offer's budget (micro-epsilon) is charged by every trade's declared epsilon in CISC when DTMC opens
 // the trade; trades that sum to exactly the budget open, the next one reverts with PrivacyBudgetExceeded, and
-// a refund gives nothing back. The seller's judge refuses the same trade from the budget left on chain.
+// a refund gives nothing back once the seller's data reached an enclave (it claimed its delivery), and the whole
+// epsilon back otherwise, at the end of the claim window (test/attacks/private-budget-drain.test.ts). The seller's
+// judge refuses the same trade from the budget left on chain.
 // Non-private offers are untouched by all of it. One anvil for the whole file.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { EPSILON_UNIT, type DatasetPolicy } from '../../../contracts/client.ts'
+import { CLAIM_WINDOW, EPSILON_UNIT, type DatasetPolicy } from '../../../contracts/client.ts'
 import { judgePolicy, parsePolicy, type PricedDataset, type TradeTerms } from '../../../daemon/roles/seller/policy.ts'
 import {
-  startChain, makeMarket, makeSeller, account, openTrade, reverts, increaseTime, latestTimestamp, rand32, conserved, everyone, CODE_HASH,
+  startChain, makeMarket, makeSeller, account, openTrade, reverts, increaseTime, latestTimestamp, rand32, conserved, everyone, claim, CODE_HASH,
   type Chain
 } from '../../../contracts/tools/market.ts'
 
@@ -94,7 +96,7 @@ test('trades that sum to exactly the budget open; the next one reverts; the sell
   assert.match(judgePolicy({ ...ds, epsilonSpent: 0n }, { ...demand, epsilon: 0n }) ?? '', /must declare an epsilon/)
 })
 
-test('a refund gives no budget back (the enclaves may already have answered)', async () => {
+test('a refund gives no budget back once the seller claimed its delivery (the enclaves may already have answered)', async () => {
   const m = await privateMarket()
   const offerId = m.sellers[0].offerId
   await conserved(chain, everyone(m), async () => {
@@ -102,9 +104,36 @@ test('a refund gives no budget back (the enclaves may already have answered)', a
     await increaseTime(chain, 3601)
     const { outcome } = await m.buyer.client.dtmc.finalize(t.tradeId)
     assert.is(outcome, 'refunded')
+    // Still reserved through the claim window: the seller may yet show a receipt.
+    assert.is(await m.buyer.client.cisc.remainingBudget(offerId), 0n)
+    await reverts(openTrade(m, { epsilon: 1n }), 'PrivacyBudgetExceeded')
+    await claim(m, t, 0, 0)
   })
   assert.is(await m.buyer.client.cisc.remainingBudget(offerId), 0n)
   await reverts(openTrade(m, { epsilon: 1n }), 'PrivacyBudgetExceeded')
+})
+
+test('the release gives back exactly the unclaimed private sellers\' reservations, once', async () => {
+  const m = await privateMarket()
+  m.sellers.push(await makeSeller(chain)) // an "any" offer: nothing reserved, nothing released
+  m.sellers.push(await makeSeller(chain, { epsilonBudget: BUDGET, clamps: CLAMPS }))
+  const cisc = m.buyer.client.cisc
+  const t = await openTrade(m, { epsilon: EPSILON_UNIT })
+  const other = await openTrade(m, { epsilon: EPSILON_UNIT }) // another trade's reservation on the same offers stays
+  await increaseTime(chain, 3601)
+  await m.buyer.client.dtmc.finalize(t.tradeId)
+  await claim(m, t, 2, 0)
+  await reverts(m.buyer.client.dtmc.releaseUnclaimed(t.tradeId), 'ClaimWindowOpen')
+  await increaseTime(chain, CLAIM_WINDOW + 1)
+  const { logs } = await m.buyer.client.dtmc.releaseUnclaimed(t.tradeId)
+  const released = logs.map(l => cisc.iface.parseLog(l)).filter(e => e?.name === 'PrivacyBudgetReleased')
+  assert.equal(released.map(e => [e!.args.offerId, e!.args.tradeId, e!.args.epsilon, e!.args.spent]), [[m.sellers[0].offerId, t.tradeId, EPSILON_UNIT, EPSILON_UNIT]])
+  assert.equal(
+    [await cisc.remainingBudget(m.sellers[0].offerId), await cisc.remainingBudget(m.sellers[2].offerId), (await cisc.offer(m.sellers[1].offerId)).epsilonSpent],
+    [BUDGET - EPSILON_UNIT, BUDGET - 2n * EPSILON_UNIT, 0n]
+  )
+  await reverts(m.buyer.client.dtmc.releaseUnclaimed(t.tradeId), 'NothingHeld')
+  assert.is((await m.buyer.client.dtmc.trade(other.tradeId))?.state, 'open')
 })
 
 test('each private offer of a trade pays its epsilon; an "any" offer in the same trade is not charged', async () => {

@@ -2,16 +2,22 @@
 // (issue 15): seller_addDataset lists a policy-less dataset as "no code" in CISC, a chosen buyer list,
 // maximum and expiry as given; bad terms are refused before any transaction; seller_delistDataset
 // makes CISC refuse new trades on the dataset at once and shows in seller_datasets; a private dataset's
-// budget and clamps reach CISC.
+// budget and clamps reach CISC; and the epsilon a buyer's trade reserved on it comes back when that trade ends
+// without the seller's data (the seller daemon ends the trade and releases it itself: issue 15's budget drain).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Wallet, keccak256, toUtf8Bytes } from 'ethers'
+import { Wallet, keccak256, toUtf8Bytes, id } from 'ethers'
 import { LocalTestnet } from '../../../daemon/tools/testnet.ts'
+import { waitFor } from '../../../daemon/tools/child-daemons.ts'
 import { ChainClient } from '../../../contracts/index.ts'
+import { CLAIM_WINDOW } from '../../../contracts/client.ts'
+import { readKeyFile, rpc as anvilRpc } from '../../../contracts/devnet-accounts.ts'
+import { makeQuote, rand32 } from '../../../contracts/tools/market.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
+import { fundedAccount } from '../../helpers/attacker.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-seller-terms-'))
 let net: LocalTestnet
@@ -89,6 +95,45 @@ test('policy-less, restricted and "any code" datasets in CISC; bad terms refused
     [[bare.datasetId, 'none', false, undefined], [kept.datasetId, 'any', true, undefined], [priv.datasetId, 'private', false, '2500000']])
   assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: kept.datasetId }))).name, 'Rejected')
   assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: '999' }))).name, 'NotFound')
+})
+
+// Last in the file: it moves the chain's clock past a trade's deadline and the claim window (3 days).
+test('a trade that reserved a private dataset\'s whole budget and never got the data gives it back through the seller daemon', async () => {
+  const seller = net.sellers[0]
+  const path = join(seller.datadir, 'data.csv')
+  const budget = 2_000_000n
+  const { datasetId } = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', {
+    path, tag: 'drain', unitPrice: '10', policy: { mode: 'private', epsilonBudget: budget.toString(), clamps: [{ column: 1, decimals: 0, lower: '0', upper: '1100' }] }
+  })
+  const offerId = BigInt(datasetId)
+  // The attacker opens a trade with all of it on a node of its own (an attested enclave key it never uses).
+  const attacker = await fundedAccount(net.network)
+  try {
+    const root = new Wallet(readKeyFile(join(net.networkPath, '..', 'attestation-root.key')))
+    const salt = rand32()
+    const tradeId = attacker.chain.dtmc.tradeIdOf(attacker.wallet.address, salt)
+    const codeHash = rand32()
+    const enclave = Wallet.createRandom()
+    const deadline = Math.floor(Date.now() / 1000) + 600
+    await attacker.chain.dtmc.openTrade({
+      salt, tagHash: id('drain'), codeHash, deadline, sellerCap: 10n * BigInt(sampleDataset(200, 1).length), nodePrice: 1n, nodeCap: 1000n,
+      outputPrice: 10n, outputCap: 16n, gasCap: 1000n, epsilon: budget, offerIds: [offerId],
+      nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, enclave.address, tradeId, codeHash, net.network.measurements[0]) }]
+    })
+    assert.is(await chain.cisc.remainingBudget(offerId), 0n, 'reserved')
+    // Past the deadline nobody else ends it: the seller daemon finalizes (a refund: no result) ...
+    await anvilRpc(net.network.rpcUrl, 'evm_increaseTime', [deadline - (await chain.provider.getBlock('latest'))!.timestamp + 10])
+    await anvilRpc(net.network.rpcUrl, 'evm_mine', [])
+    await waitFor('the seller ends the trade', async () => (await chain.dtmc.trade(tradeId))?.state === 'refunded', 60_000, 200)
+    assert.is(await chain.cisc.remainingBudget(offerId), 0n, 'still reserved during the claim window')
+    // ... and after the claim window releases the fee to the buyer and the epsilon to its budget.
+    await anvilRpc(net.network.rpcUrl, 'evm_increaseTime', [CLAIM_WINDOW + 10])
+    await anvilRpc(net.network.rpcUrl, 'evm_mine', [])
+    await waitFor('the budget back', async () => await chain.cisc.remainingBudget(offerId) === budget, 60_000, 200)
+    assert.equal((await chain.dtmc.claimsOf(tradeId)).held, [])
+  } finally {
+    attacker.chain.close()
+  }
 })
 
 test.run()
