@@ -19,6 +19,7 @@ import { waitFor, runCli } from '../../daemon/tools/child-daemons.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { rpc as anvilRpc } from '../../contracts/devnet-accounts.ts'
+import { CLAIM_WINDOW } from '../../contracts/index.ts'
 import { datasetKey } from '../../p2p/dht-keys.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-faults-'))
@@ -28,7 +29,7 @@ const datasets = [sampleDataset(800, 21), sampleDataset(900, 22)]
 const DEADLINE_SECONDS = 600
 
 interface View {
-  records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string, payment?: string, fee?: string }>
+  records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string, heldFeesReturned?: string, payment?: string, fee?: string }>
   chain: { state: string, deposit: string, sellers: Array<{ account: string, fee: string }>, nResults: number, final: { count: number, members: number[], resultHash: string } | null, nodes: Array<{ payee: string, submitted: boolean }>, groups: Array<{ count: number, members: number[] }> }
 }
 
@@ -187,6 +188,17 @@ test('a seller that goes offline before delivery: refund at the deadline, the se
     }, 60_000, 300)
     assert.ok(fees.includes(BigInt(seller1.fee ?? '-1')))
     assert.is(BigInt(seller1.payment ?? '0'), BigInt(seller1.fee ?? '-1'), 'the seller that delivered is paid its data fee')
+    // Past the claim window the buyer's daemon releases the unclaimed fee to itself: nobody else would.
+    const unclaimed = fees.find(f => f !== BigInt(seller1.fee ?? '-1')) ?? -1n
+    await anvilRpc(net.network.rpcUrl, 'evm_increaseTime', [CLAIM_WINDOW + 10])
+    await anvilRpc(net.network.rpcUrl, 'evm_mine', [])
+    const returned = await waitFor('the held fee back to the buyer', async () => {
+      const v = await net.buyers[0].rpc.call<View>('trade_get', { tradeId })
+      return v.records[0].heldFeesReturned
+    }, 60_000, 300)
+    assert.is(BigInt(returned), unclaimed, 'the fee of the seller that delivered nothing, to the wei')
+    assert.is(BigInt(view.records[0].refund ?? '0') + BigInt(returned), deposit - BigInt(seller1.fee ?? '-1'), 'the deposit back but the fee the seller earned')
+    assert.match(net.buyers[0].output(), /held data fees returned/)
     // The operator's view: `sdte watch` prints the trade to its end and fails, as the trade did.
     const watched = await runCli(['watch', '--datadir', net.buyers[0].datadir, tradeId])
     assert.is(watched.code, 1, watched.stderr)

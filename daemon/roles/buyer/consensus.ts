@@ -5,6 +5,7 @@ import { chainTime, creditsOf, tradeFromBlock, withdrawCredit, type RoleContext 
 import type { BuyerTrade } from './trade.ts'
 import { explainRefund } from '../../ends.ts'
 import { fetchDiagnosis } from './result.ts'
+import { rememberHeldFees } from './held-fees.ts'
 
 /**
  * One look at the trade on DTMC. Returns the trade and DTMC's view once it is settled on a result
@@ -47,6 +48,8 @@ export async function followConsensus (ctx: RoleContext, t: BuyerTrade): Promise
     // withdrawal waits a block, and the result need not wait for it.
     if (view.state === 'refunded' || view.final!.status !== 0) await withdrawCredit(ctx)
     const payments = Object.fromEntries([...credits].map(([k, v]) => [k, v.toString()]))
+    // The sellers' data fees may be held for delivery claims: they come back to us after the window (held-fees.ts).
+    if (view.state === 'refunded' || view.final!.status !== 0) await rememberHeldFees(ctx, t.tradeId)
     if (view.state === 'refunded') {
       await ctx.trades.transition(t, 'refunded', { data: { refund: refund.toString(), payments }, reason: explainRefund(view).buyer })
       return undefined

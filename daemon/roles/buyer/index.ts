@@ -6,6 +6,7 @@
 //   attestation.ts  4  Attestation: attest every candidate enclave, keep the n fastest, deliver the code
 //   escrow.ts       5  Escrow: openTrade on DTMC
 //   consensus.ts    9  Consensus and payment: follow DTMC, finalize, refund and payments
+//   held-fees.ts    9  the sellers' data fees DTMC held after a refund: released to us after the claim window
 //   result.ts      10  Result delivery: fetch, decrypt and check the result
 //   rating.ts      11  Rating: rate a seller
 // This file is the role's state machine (which step each trade state takes) and its control API.
@@ -21,6 +22,7 @@ import { followConsensus } from './consensus.ts'
 import { postDemand, publishDemand, type PostDemandParams } from './demand.ts'
 import { openEscrow, reopenVanishedEscrow } from './escrow.ts'
 import { log } from './log.ts'
+import { releaseHeldFees } from './held-fees.ts'
 import { checkOffer, chooseCandidates, enoughOffers, recordOffer } from './offers.ts'
 import { rateSeller } from './rating.ts'
 import { fetchResult, readResult } from './result.ts'
@@ -88,6 +90,7 @@ export class BuyerRole implements Role {
 
   async tick (): Promise<void> {
     await advanceActive<BuyerTradeData>(this.ctx, 'buyer', async t => await this.advanceLocked(t), log, this.inFlight)
+    await releaseHeldFees(this.ctx)
   }
 
   /** One step under the trade's lock (offers arriving meanwhile wait), if the trade is still in the state we saw. */

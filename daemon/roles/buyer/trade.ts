@@ -35,6 +35,8 @@ export interface BuyerTradeData {
   diagnosis?: RunDiagnosis
   resultSize?: string
   refund?: string
+  /** The sellers' data fees DTMC held after the refund that came back to us after its claim window (held-fees.ts). */
+  heldFeesReturned?: string
   payments?: Record<string, string>
   ratings?: Record<string, number>
   phaseMs?: Record<string, number>
