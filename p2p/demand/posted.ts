@@ -74,7 +74,7 @@ export function createPostedDemands (opts: PostedDemandsOptions, components: { l
       const now = new Set(found.map(d => key(d.buyer, d.demandHash)))
       // What the re-read blocks held at the last look and hold no more: dropped by a reorganisation.
       for (const [blockNumber, keys] of recent) {
-        if (blockNumber < from) continue
+        if (blockNumber < from || blockNumber > to) continue // not read now (one known from a chain read alone may be newer)
         for (const k of keys) {
           if (!now.has(k)) {
             known.delete(k)

@@ -119,13 +119,18 @@ test('reorgDepth: each scan reads the last blocks again; a demand they no longer
   assert.is(c.singles, 0)
   assert.is(await p.isPosted(A, h(5)), false, 'read from the chain, which no longer holds it')
   assert.is(c.singles, 1)
-  // One known from a chain read alone is forgotten as well when its block goes.
-  c.logs.set(7, [{ buyer: A, demandHash: h(7) }])
+  // One known from a chain read alone is forgotten as well when its block goes (and kept until a scan reads that block).
+  c.logs.set(9, [{ buyer: A, demandHash: h(7) }])
   assert.is(await p.isPosted(A, h(7)), true)
-  c.logs.delete(7)
-  p.onBlock(8)
+  p.onBlock(7)
   await settle()
-  assert.equal(c.ranges.at(-1), [5, 8])
+  assert.equal(c.ranges.at(-1), [5, 7])
+  assert.is(await p.isPosted(A, h(7)), true)
+  assert.is(c.singles, 2, 'known from the chain read: the scan up to block 7 did not forget it')
+  c.logs.delete(9)
+  p.onBlock(10)
+  await settle()
+  assert.equal(c.ranges.at(-1), [6, 10])
   assert.is(await p.isPosted(A, h(7)), false)
 })
 
