@@ -158,7 +158,18 @@ export const REORG_CHECK_INTERVAL_MS = 1000
 export const MAX_WATCHED_TRANSACTIONS = 256
 
 /** A transaction of ours, signed, kept until it is MAX_REORG_DEPTH deep so that it can be broadcast again. */
-interface SentTransaction { hash: string, nonce: number, raw: string }
+interface SentTransaction {
+  hash: string
+  nonce: number
+  raw: string
+  /** What was signed (to, data, value): signed again with `rebuild`'s calldata. */
+  tx: TransactionRequest
+  /**
+   * The calldata as it would be sent now: a call that carries a trade's Facts reads them again (a reorganisation
+   * may have opened the trade again with other terms, and the Facts signed before would revert, FactsMismatch).
+   */
+  rebuild?: () => Promise<string>
+}
 
 /**
  * Serialises sends of one account: one nonce counter, re-read from the chain after a failure. It signs the
@@ -172,6 +183,8 @@ class TxQueue {
   private readonly signer: Signer
   private readonly provider: Provider
   private readonly sent: SentTransaction[] = []
+  /** Hash of a transaction of ours → the one signed again in its place (other calldata, same nonce). */
+  private readonly replaced = new Map<string, string>()
   private readonly onResubmit: (hash: string) => void
   /** What the last look saw: the head's hash, whether every watched transaction was mined, and the sends so far. */
   private lastHead: string | null = null
@@ -191,8 +204,11 @@ class TxQueue {
     return run
   }
 
-  /** Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). */
-  broadcast (tx: TransactionRequest): Promise<TransactionResponse> {
+  /**
+   * Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). `rebuild` gives its
+   * calldata as it would be now, for a broadcast again after a reorganisation (see SentTransaction).
+   */
+  broadcast (tx: TransactionRequest, rebuild?: () => Promise<string>): Promise<TransactionResponse> {
     return this.enqueue(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -205,7 +221,7 @@ class TxQueue {
           const populated = await this.signer.populateTransaction({ ...tx, gasLimit, nonce: this.nonce })
           const raw = await this.signer.signTransaction(populated)
           const response = await this.provider.broadcastTransaction(raw)
-          this.sent.push({ hash: response.hash, nonce: this.nonce, raw })
+          this.sent.push({ hash: response.hash, nonce: this.nonce, raw, tx, ...(rebuild !== undefined && { rebuild }) })
           this.sends++
           if (this.sent.length > MAX_WATCHED_TRANSACTIONS) this.sent.shift()
           this.nonce++
@@ -245,7 +261,7 @@ class TxQueue {
         allMined = false
         if (await this.provider.getTransaction(s.hash) !== null) continue // still pending
         try {
-          await this.provider.broadcastTransaction(s.raw)
+          await this.broadcastAgain(s)
           resubmitted++
           this.onResubmit(s.hash)
         } catch (err) {
@@ -259,6 +275,36 @@ class TxQueue {
       this.sendsAtLastLook = this.sends
       return resubmitted
     })
+  }
+
+  /**
+   * Broadcasts a dropped transaction again: the same signed bytes, unless its calldata would differ now (a call
+   * with a trade's Facts, the trade opened again with other terms); then signed again with the calldata of now
+   * at the same nonce (so that it still takes effect at most once), as `send` itself retries on FactsMismatch.
+   * When that cannot be (the call would revert now), the old one is broadcast: it takes its nonce, so that
+   * our later transactions are not held up behind a gap.
+   */
+  private async broadcastAgain (s: SentTransaction): Promise<void> {
+    const data = await s.rebuild?.().catch(() => undefined)
+    if (data !== undefined && data !== s.tx.data) {
+      const tx = { ...s.tx, data }
+      const gasLimit = await this.signer.estimateGas(tx).then(withMargin, () => null)
+      if (gasLimit !== null) {
+        const raw = await this.signer.signTransaction(await this.signer.populateTransaction({ ...tx, gasLimit, nonce: s.nonce }))
+        const response = await this.provider.broadcastTransaction(raw)
+        this.replaced.set(s.hash, response.hash)
+        if (this.replaced.size > MAX_WATCHED_TRANSACTIONS) this.replaced.delete(this.replaced.keys().next().value!)
+        Object.assign(s, { hash: response.hash, raw, tx })
+        return
+      }
+    }
+    await this.provider.broadcastTransaction(s.raw)
+  }
+
+  /** The transaction that stands for our transaction `hash` now: itself, or the one signed again in its place. */
+  currentHash (hash: string): string {
+    for (let next = this.replaced.get(hash); next !== undefined; next = this.replaced.get(hash)) hash = next
+    return hash
   }
 
   private forget (s: SentTransaction): void {
@@ -333,8 +379,11 @@ class Bound {
     return err
   }
 
-  /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. */
-  protected async send (method: string, args: unknown[], value?: bigint): Promise<TransactionReceipt> {
+  /**
+   * Sends a transaction and waits for its receipt; reverts become ChainRevertError. `rebuild`: its calldata as
+   * it would be now, for a broadcast again after a reorganisation (a call that carries a trade's Facts).
+   */
+  protected async send (method: string, args: unknown[], value?: bigint, rebuild?: () => Promise<string>): Promise<TransactionReceipt> {
     const { signer, queue } = this.ctx
     if (signer === undefined || queue === undefined) throw new NoSignerError(`${this.name}.${method}: this client has no signer`)
     const tx: TransactionRequest = {
@@ -344,7 +393,7 @@ class Bound {
     }
     let response: TransactionResponse
     try {
-      response = await queue.broadcast(tx) // gas estimation inside catches most reverts before sending
+      response = await queue.broadcast(tx, rebuild) // gas estimation inside catches most reverts before sending
     } catch (err) {
       this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: 'rejected' })
       throw this.counted(method, toRevertError(err, this.name, method))
@@ -352,6 +401,7 @@ class Bound {
     let receipt: TransactionReceipt
     try {
       receipt = await this.confirmed(response.hash)
+      if (receipt.hash !== response.hash) tx.data = (await this.ctx.provider.getTransaction(receipt.hash))?.data ?? tx.data
     } catch (err) {
       throw this.counted(method, err as Error)
     }
@@ -377,6 +427,7 @@ class Bound {
     const until = Date.now() + receiptTimeoutMs
     const poll = provider.pollingInterval
     for (;;) {
+      hash = queue?.currentHash(hash) ?? hash // signed again in its place with the Facts of now (TxQueue.broadcastAgain)
       const receipt = await waitForReceipt(provider, hash, Math.max(0, until - Date.now()), poll)
       if (confirmations <= 1) return receipt
       while (await provider.getBlockNumber() < receipt.blockNumber + confirmations - 1) {
@@ -774,13 +825,16 @@ export class DtmcClient extends Bound {
     tradeId = tradeId.toLowerCase()
     const cached = this.opening.get(tradeId)
     if (cached !== undefined) return cached
-    const [[log], [privateLog], nodeLogs, sellerLogs] = await Promise.all([
-      this.contract.queryFilter(this.contract.filters.TradeOpened(tradeId), this.ctx.fromBlock),
-      this.contract.queryFilter(this.contract.filters.TradePrivate(tradeId), this.ctx.fromBlock),
-      this.contract.queryFilter(this.contract.filters.TradeNode(tradeId), this.ctx.fromBlock),
-      this.contract.queryFilter(this.contract.filters.TradeSeller(tradeId), this.ctx.fromBlock)
-    ])
+    // One query for the four kinds (a topic list), and only the logs of the transaction that opened the trade: the
+    // Facts come from one opening at one block, never from two that a reorganisation between reads would mix.
+    const kinds = ['TradeOpened', 'TradePrivate', 'TradeNode', 'TradeSeller'].map(e => this.iface.getEvent(e)!.topicHash)
+    const logs = await this.ctx.provider.getLogs({ address: this.address, topics: [kinds, tradeId], fromBlock: this.ctx.fromBlock, toBlock: 'latest' })
+    const log = logs.findLast(l => l.topics[0] === kinds[0])
     if (log === undefined) return null
+    const ofOpening = logs.filter(l => l.transactionHash === log.transactionHash && l.blockHash === log.blockHash)
+    const privateLog = ofOpening.find(l => l.topics[0] === kinds[1])
+    const nodeLogs = ofOpening.filter(l => l.topics[0] === kinds[2])
+    const sellerLogs = ofOpening.filter(l => l.topics[0] === kinds[3])
     const nodes: TradeFacts['nodes'] = []
     for (const l of nodeLogs) {
       const n = this.iface.parseLog(l)!.args
@@ -816,12 +870,17 @@ export class DtmcClient extends Bound {
   private async sendWithFacts (tradeId: string, method: string, args: unknown[]): Promise<TransactionReceipt> {
     // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
     const tuple = async (): Promise<unknown[]> => factsTupleOf((await this.openingOrNull(tradeId))?.facts ?? NO_FACTS)
+    // For a broadcast again after a reorganisation: the Facts read again, the trade may have been opened again.
+    const rebuild = async (): Promise<string> => {
+      this.opening.delete(tradeId.toLowerCase())
+      return this.iface.encodeFunctionData(method, [...args, await tuple()])
+    }
     try {
-      return await this.send(method, [...args, await tuple()])
+      return await this.send(method, [...args, await tuple()], undefined, rebuild)
     } catch (err) {
       if (!(err instanceof ChainRevertError && err.errorName === 'FactsMismatch')) throw err
       this.opening.delete(tradeId.toLowerCase())
-      return await this.send(method, [...args, await tuple()])
+      return await this.send(method, [...args, await tuple()], undefined, rebuild)
     }
   }
 

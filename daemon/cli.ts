@@ -64,6 +64,7 @@ interface DaemonFlags {
   metrics?: boolean
   metricsHost?: string
   metricsPort?: string
+  confirmations?: string
   debug?: string | boolean
 }
 
@@ -95,6 +96,7 @@ function withDaemonFlags (cmd: Command): Command {
     .option('--metrics', `serve Prometheus /metrics, and /health and /ready (default address ${DEFAULTS.metrics.host}:${DEFAULTS.metrics.port})`)
     .option('--metrics-host <ip>', 'address the metrics server listens on (a non-loopback one exposes it to that network)')
     .option('--metrics-port <n>', 'port of the metrics server (0: any free port)')
+    .option('--confirmations <n>', `blocks deep our transactions and a trade's opening must be before the roles act on them (default: ${DEFAULTS.trade.confirmations}, mined; 3 or more on a public chain)`)
 }
 
 /** Maps flags onto a partial options tree. A bad flag value is a usage error. */
@@ -119,6 +121,7 @@ function flagsFrom (v: DaemonFlags): PartialOptions {
     if (v.logFile !== undefined) flags.log = { ...flags.log, file: resolve(v.logFile) }
     if (v.logMaxSize !== undefined) flags.log = { ...flags.log, maxFileBytes: flagInt(v.logMaxSize, '--log-max-size', 1) }
     if (v.logMaxFiles !== undefined) flags.log = { ...flags.log, maxFiles: flagInt(v.logMaxFiles, '--log-max-files', 0) }
+    if (v.confirmations !== undefined) flags.trade = { confirmations: flagInt(v.confirmations, '--confirmations', 1) }
     if (v.metrics === true || v.metricsHost !== undefined || v.metricsPort !== undefined) {
       flags.metrics = {
         ...(v.metrics === true && { enabled: true }),

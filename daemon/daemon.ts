@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { DaemonOptions } from '../config/index.ts'
 import { readNetworkFile, type NetworkFile } from '../contracts/index.ts'
-import { ChainClient } from '../contracts/index.ts'
+import { ChainClient, MAX_REORG_DEPTH } from '../contracts/index.ts'
 import { fundDevAccount } from '../contracts/index.ts'
 import { createP2PHost, resolveP2PHostOptions, type P2PHost } from '../p2p/index.ts'
 import { offerProtocol } from '../p2p/index.ts'
@@ -199,8 +199,9 @@ export class SdteDaemon {
     // BDBC's DemandPosted logs are read once a block, ahead of the gossip; a demand not seen so is read alone.
     const posted = createPostedDemands({
       fromBlock: network.deployBlock,
+      reorgDepth: MAX_REORG_DEPTH,
       read: async (fromBlock, toBlock) => await chain.bdbc.demands({ fromBlock, toBlock }),
-      readOne: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock })).length > 0
+      readOne: async (buyer, demandHash) => (await chain.bdbc.demands({ buyer, demandHash, fromBlock: network.deployBlock }))[0]?.blockNumber ?? null
     }, { logger: componentLogger })
     const unwatchPosted = chain.onBlock(n => { posted.onBlock(n) })
     this.closers.push({ name: 'posted demands', close: () => unwatchPosted() })

@@ -6,7 +6,11 @@
 // The reorg is at the two riskiest moments: of 1 block right after the escrow (sellers start
 // delivering, nodes start running on a trade that then vanishes), and of 2 right after the
 // settlement (the last reveal and the withdrawals after it vanish, while the buyer took the result as
-// final and recorded its refund). Two trades only, to keep the file short.
+// final and recorded its refund). The chain client repairs those by broadcasting the dropped
+// transactions again; two more trades show the roles' own repair for when it cannot (a restart lost the
+// signed transaction, or another client of the account took its nonce): the competing chain's block
+// holds a transfer of the sender's at the dropped transaction's nonce, so the broadcast again is
+// refused ("nonce too low"), and the buyer must open the escrow again, or the node commit again.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -33,25 +37,36 @@ test.after(async () => {
   if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
 })
 
-type DtmcEvent = 'TradeOpened' | 'TradeSettled'
+type DtmcEvent = 'TradeOpened' | 'TradeSettled' | 'ResultCommitted'
 /** How long one trade may take (a few seconds when nothing goes wrong; a stuck one fails here). */
 const TRADE_TIMEOUT_MS = 90_000
 
 /**
  * Waits for DTMC's first `event` from block `fromBlock` on and, the moment it is seen, replaces the
- * last `depth` blocks with empty ones. Returns the block of the event and the head at the reorg: the
- * event's block must be among those dropped, or the test proves nothing.
+ * last `depth` blocks with empty ones. Returns the block of the event, the head at the reorg and the
+ * event's transaction: the event's block must be among those dropped, or the test proves nothing.
+ * With `takeNonce`, every block from the event's on is replaced (at least `depth`), the first holding
+ * a transfer of the event's sender to itself at the dropped transaction's nonce.
  */
-async function reorgOn (event: DtmcEvent, depth: number, fromBlock: number, stop: { stopped: boolean }): Promise<{ eventBlock: number, head: number }> {
+async function reorgOn (event: DtmcEvent, depth: number, fromBlock: number, stop: { stopped: boolean }, takeNonce = false): Promise<{ eventBlock: number, head: number, txHash: string }> {
   const rpcUrl = net.network.rpcUrl
   const topic = chain.dtmc.iface.getEvent(event)!.topicHash
   const until = Date.now() + TRADE_TIMEOUT_MS
   while (Date.now() < until && !stop.stopped) {
     const head = await headBlock()
-    const logs = head < fromBlock ? [] : await rpc<Array<{ blockNumber: string }>>(rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [topic], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: `0x${head.toString(16)}` }])
+    const logs = head < fromBlock ? [] : await rpc<Array<{ blockNumber: string, transactionHash: string }>>(rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [topic], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: `0x${head.toString(16)}` }])
     if (logs.length > 0) {
-      await rpc(rpcUrl, 'anvil_reorg', [depth, []])
-      return { eventBlock: Number(logs[0].blockNumber), head }
+      const eventBlock = Number(logs[0].blockNumber)
+      const txHash = logs[0].transactionHash
+      if (takeNonce) {
+        const { from } = await rpc<{ from: string }>(rpcUrl, 'eth_getTransactionByHash', [txHash])
+        await rpc(rpcUrl, 'anvil_impersonateAccount', [from])
+        await rpc(rpcUrl, 'anvil_reorg', [Math.max(depth, head - eventBlock + 1), [[{ from, to: from, value: '0x0' }, 0]]])
+        await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [from])
+      } else {
+        await rpc(rpcUrl, 'anvil_reorg', [depth, []])
+      }
+      return { eventBlock, head, txHash }
     }
     await new Promise(resolve => setTimeout(resolve, 10))
   }
@@ -62,12 +77,15 @@ async function headBlock (): Promise<number> {
   return Number(await rpc<string>(net.network.rpcUrl, 'eth_blockNumber', []))
 }
 
-/** A trade with a reorg of `depth` blocks the moment `event` is mined; checked to the wei, and every party's part ended. */
-async function tradeThroughReorg (tag: string, event: DtmcEvent, depth: number): Promise<void> {
-  const datasets = [sampleDataset(700 + depth * 50, depth + (event === 'TradeOpened' ? 0 : 10))]
+/**
+ * A trade with a reorg of `depth` blocks the moment `event` is mined; checked to the wei, and every party's part ended.
+ * With `takeNonce`, the event's transaction cannot be broadcast again: the event that ends on the chain is another transaction's.
+ */
+async function tradeThroughReorg (tag: string, event: DtmcEvent, depth: number, takeNonce = false): Promise<void> {
+  const datasets = [sampleDataset(700 + depth * 50 + (takeNonce ? 25 : 0), depth + (event === 'TradeOpened' ? 0 : event === 'TradeSettled' ? 10 : 20))]
   const from = await headBlock() + 1
   const stop = { stopped: false }
-  const reorg = reorgOn(event, depth, from, stop)
+  const reorg = reorgOn(event, depth, from, stop, takeNonce)
   reorg.catch(() => {}) // awaited below; a trade that fails first must not leave it unhandled
   let run: TradeRun
   try {
@@ -78,6 +96,11 @@ async function tradeThroughReorg (tag: string, event: DtmcEvent, depth: number):
   const r = await reorg
   assert.ok(r.eventBlock > r.head - depth, `the reorg of ${depth} at head ${r.head} dropped the block ${r.eventBlock} with ${event}`)
   assert.ok(await chain.dtmc.trade(run.tradeId) !== null, 'the trade is on the chain after the reorg')
+  if (takeNonce) {
+    const redone = await rpc<Array<{ transactionHash: string }>>(net.network.rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [chain.dtmc.iface.getEvent(event)!.topicHash, run.tradeId], fromBlock: `0x${from.toString(16)}`, toBlock: 'latest' }])
+    assert.ok(redone.length > 0, `${event} is on the chain again`)
+    assert.ok(redone.every(l => l.transactionHash !== r.txHash), `${event} came from a new transaction (the role's repair), not the dropped one broadcast again`)
+  }
 
   const rec = run.view.records[0]
   assert.is(rec.state, 'delivered', `${rec.reason ?? ''} ${JSON.stringify(rec.rejected)}`)
@@ -108,6 +131,14 @@ test('a 1-block reorg right after the escrow: the trade still settles, paid to t
 
 test('a 2-block reorg right after the settlement: settled again, nobody paid twice or not at all', async () => {
   await tradeThroughReorg('reorg-settle-2', 'TradeSettled', 2)
+})
+
+test('a reorg takes the escrow\'s nonce: the dropped openTrade cannot come back, the buyer opens the trade again', async () => {
+  await tradeThroughReorg('reorg-open-nonce', 'TradeOpened', 1, true)
+})
+
+test('a reorg takes a commitment\'s nonce: the dropped commitResult cannot come back, the node commits again', async () => {
+  await tradeThroughReorg('reorg-commit-nonce', 'ResultCommitted', 1, true)
 })
 
 test.run()

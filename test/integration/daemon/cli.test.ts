@@ -43,7 +43,7 @@ function oneLineError (r: Run, code: number, message: RegExp): void {
 /** Each command (and subcommand) and flags its help must name: the flags README and docs/guide.md use. */
 const HELP: Record<string, string[]> = {
   daemon: ['--datadir', '--role', '--listen', '--bootstrap', '--rpc-port', '--network', '--password-file', '--log-level', '--debug',
-    '--log-format', '--log-file', '--log-max-size', '--log-max-files', '--metrics', '--metrics-host', '--metrics-port'],
+    '--log-format', '--log-file', '--log-max-size', '--log-max-files', '--metrics', '--metrics-host', '--metrics-port', '--confirmations'],
   init: ['--datadir', '--role', '--network', '--password-file'],
   id: ['--datadir', '--json'],
   config: ['show'],
@@ -114,6 +114,8 @@ test('usage errors: one line, exit 2, nothing made', async () => {
   oneLineError(await sdte(['daemon', '--datadir', d, '--log-max-size', '0']), 2, /--log-max-size: expected an integer >= 1/)
   oneLineError(await sdte(['daemon', '--datadir', d, '--metrics', '--metrics-host', 'localhost']), 2, /--metrics-host must be an IP address/)
   oneLineError(await sdte(['daemon', '--datadir', d, '--metrics-port', '70000']), 2, /--metrics-port: port must be an integer/)
+  oneLineError(await sdte(['daemon', '--datadir', d, '--confirmations', '0']), 2, /--confirmations: expected an integer >= 1, got "0"/)
+  oneLineError(await sdte(['daemon', '--datadir', d, '--confirmations', 'two']), 2, /--confirmations: expected an integer >= 1, got "two"/)
   oneLineError(await sdte(['watch', '--datadir', d, '0x12']), 2, /TRADE-ID must be 0x and 64 hex digits/)
   oneLineError(await sdte(['rpc', '--datadir', d]), 2, /missing required argument 'method'/)
   oneLineError(await sdte(['rpc', '--datadir', d, 'admin_info', '{oops']), 2, /params must be JSON/)
@@ -178,7 +180,7 @@ test('init makes keys and config (nothing started); id and config show (with sou
   assert.is(id.code, 0, id.stderr)
   assert.equal(JSON.parse(id.stdout), { peerId, ethAddress })
 
-  const shown = await sdte(['config', 'show', '--datadir', d, '--json', '--log-level', 'warn'], { env: { SDTE_BOOTSTRAP: '/ip4/127.0.0.1/tcp/9/p2p/' + peerId } })
+  const shown = await sdte(['config', 'show', '--datadir', d, '--json', '--log-level', 'warn', '--confirmations', '3'], { env: { SDTE_BOOTSTRAP: '/ip4/127.0.0.1/tcp/9/p2p/' + peerId } })
   assert.is(shown.code, 0, shown.stderr)
   const c = JSON.parse(shown.stdout)
   assert.equal(c.datadir, { value: d, source: 'flag' })
@@ -187,6 +189,7 @@ test('init makes keys and config (nothing started); id and config show (with sou
   assert.equal(c['p2p.bootstrap'], { value: ['/ip4/127.0.0.1/tcp/9/p2p/' + peerId], source: 'env SDTE_BOOTSTRAP' })
   assert.equal(c['log.level'], { value: 'warn', source: 'flag' })
   assert.equal(c['trade.tickMs'].source, 'default')
+  assert.equal(c['trade.confirmations'], { value: 3, source: 'flag' })
   const text = await sdte(['config', 'show', '--datadir', d])
   assert.match(text.stdout, /^p2p\.maxConnections +20 +\(.*config\.json\)$/m)
 

@@ -22,12 +22,12 @@ function fakeChain () {
       c.ranges.push([from, to])
       if (c.gate !== null) await c.gate
       if (c.fail) throw new Error('chain down')
-      return [...logs].filter(([b]) => b >= from && b <= to).flatMap(([, l]) => l)
+      return [...logs].filter(([b]) => b >= from && b <= to).flatMap(([b, l]) => l.map(d => ({ ...d, blockNumber: b })))
     },
     readOne: async (buyer: string, demandHash: string) => {
       c.singles++
       if (c.fail) throw new Error('chain down')
-      return [...logs.values()].flat().some(d => d.buyer === buyer && d.demandHash === demandHash)
+      return [...logs].find(([, l]) => l.some(d => d.buyer === buyer && d.demandHash === demandHash))?.[0] ?? null
     }
   }
   return c
@@ -37,7 +37,7 @@ const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await ne
 
 test('a demand in a scanned block answers without a chain read; one never posted is read and refused', async () => {
   const c = fakeChain()
-  const p = createPostedDemands({ fromBlock: 10, read: c.read, readOne: c.readOne })
+  const p = createPostedDemands({ fromBlock: 10, reorgDepth: 0, read: c.read, readOne: c.readOne })
   c.logs.set(12, [{ buyer: A, demandHash: h(1) }])
   p.onBlock(12)
   await settle()
@@ -61,7 +61,7 @@ test('a demand arriving while its block is read waits for that read', async () =
   const c = fakeChain()
   let open = (): void => {}
   c.gate = new Promise(resolve => { open = resolve })
-  const p = createPostedDemands({ fromBlock: 1, read: c.read, readOne: c.readOne })
+  const p = createPostedDemands({ fromBlock: 1, reorgDepth: 0, read: c.read, readOne: c.readOne })
   c.logs.set(5, [{ buyer: A, demandHash: h(5) }])
   p.onBlock(5)
   const answer = p.isPosted(A, h(5))
@@ -72,7 +72,7 @@ test('a demand arriving while its block is read waits for that read', async () =
 
 test('a failed read falls back to a chain read per demand and is retried at the next block', async () => {
   const c = fakeChain()
-  const p = createPostedDemands({ fromBlock: 1, read: c.read, readOne: c.readOne })
+  const p = createPostedDemands({ fromBlock: 1, reorgDepth: 0, read: c.read, readOne: c.readOne })
   c.logs.set(2, [{ buyer: A, demandHash: h(2) }])
   c.fail = true
   p.onBlock(2)
@@ -88,7 +88,7 @@ test('a failed read falls back to a chain read per demand and is retried at the 
 
 test('bounded: past maxKnown the oldest are forgotten and read from the chain again', async () => {
   const c = fakeChain()
-  const p = createPostedDemands({ fromBlock: 1, read: c.read, readOne: c.readOne, maxKnown: 2 })
+  const p = createPostedDemands({ fromBlock: 1, reorgDepth: 0, read: c.read, readOne: c.readOne, maxKnown: 2 })
   c.logs.set(1, [1, 2, 3].map(n => ({ buyer: A, demandHash: h(n) })))
   p.onBlock(1)
   await settle()
@@ -97,6 +97,41 @@ test('bounded: past maxKnown the oldest are forgotten and read from the chain ag
   assert.is(c.singles, 0)
   assert.is(await p.isPosted(A, h(1)), true)
   assert.is(c.singles, 1)
+})
+
+test('reorgDepth: each scan reads the last blocks again; a demand they no longer hold is forgotten, one moved to another block kept', async () => {
+  const c = fakeChain()
+  const p = createPostedDemands({ fromBlock: 1, reorgDepth: 2, read: c.read, readOne: c.readOne })
+  c.logs.set(4, [{ buyer: A, demandHash: h(4) }])
+  c.logs.set(5, [{ buyer: A, demandHash: h(5) }, { buyer: B, demandHash: h(6) }])
+  p.onBlock(5)
+  await settle()
+  assert.is(p.known(), 3)
+  // A reorganisation replaces block 5: h(5) is gone, h(6) is mined again in block 6.
+  c.logs.delete(5)
+  c.logs.set(6, [{ buyer: B, demandHash: h(6) }])
+  p.onBlock(6)
+  await settle()
+  assert.equal(c.ranges, [[1, 5], [4, 6]], 'the last 2 blocks read again')
+  assert.is(p.known(), 2)
+  assert.is(await p.isPosted(A, h(4)), true)
+  assert.is(await p.isPosted(B, h(6)), true)
+  assert.is(c.singles, 0)
+  assert.is(await p.isPosted(A, h(5)), false, 'read from the chain, which no longer holds it')
+  assert.is(c.singles, 1)
+  // One known from a chain read alone is forgotten as well when its block goes (and kept until a scan reads that block).
+  c.logs.set(9, [{ buyer: A, demandHash: h(7) }])
+  assert.is(await p.isPosted(A, h(7)), true)
+  p.onBlock(7)
+  await settle()
+  assert.equal(c.ranges.at(-1), [5, 7])
+  assert.is(await p.isPosted(A, h(7)), true)
+  assert.is(c.singles, 2, 'known from the chain read: the scan up to block 7 did not forget it')
+  c.logs.delete(9)
+  p.onBlock(10)
+  await settle()
+  assert.equal(c.ranges.at(-1), [6, 10])
+  assert.is(await p.isPosted(A, h(7)), false)
 })
 
 test.run()
