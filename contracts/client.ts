@@ -145,6 +145,28 @@ function withMargin (gas: bigint): bigint {
   return gas + gas / 4n
 }
 
+/**
+ * Gas reserved over the estimate for each payout a DTMC call may send: the most a payout refused when mined costs
+ * beyond one the estimate saw accepted. DTMC sends with the 2,300-gas stipend, which a refusing payee may burn whole
+ * (an accepting one hands back what it did not use), and credits the refused amount to a `balanceOf` slot, fresh
+ * in the worst case (22,100: a cold zero-to-non-zero store): about 24,500 with the branch and the slot's hashing
+ * (measured in test/attacks/payee-refuses-when-mined.test.ts, which holds it under this bound), rounded up. The estimate cannot be trusted to have seen a refusal: a payee
+ * tells the estimate from the mined call (eth_estimateGas runs at gas price 0) and refuses only in the latter, which
+ * without the reserve ran every settling call out of gas. Unused gas is not paid.
+ */
+export const REFUSED_PUSH_GAS = 25_000n
+
+/**
+ * How many payouts DTMC's `method` may send for a trade with `facts` (each gets REFUSED_PUSH_GAS): a settlement pays
+ * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a release
+ * the buyer. Other calls pay nobody.
+ */
+function payoutsOf (method: string, facts: TradeFacts): number {
+  if (method === 'submitResult' || method === 'finalize') return facts.sellers.length + facts.nodes.length + 1
+  if (method === 'claimDelivery' || method === 'releaseUnclaimed') return 1
+  return 0
+}
+
 /** Blocks deep a transaction of ours must be before `send` returns it, unless told: 1, as soon as it is mined (the daemon passes its trade.confirmations). */
 export const DEFAULT_SEND_CONFIRMATIONS = 1
 /**
@@ -191,15 +213,18 @@ class TxQueue {
     return run
   }
 
-  /** Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). */
-  broadcast (tx: TransactionRequest): Promise<TransactionResponse> {
+  /**
+   * Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). `reserveGas` is added to
+   * the gas limit over the estimate's margin (what the estimate may not see: REFUSED_PUSH_GAS per payout).
+   */
+  broadcast (tx: TransactionRequest, reserveGas = 0n): Promise<TransactionResponse> {
     return this.enqueue(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
           if (this.nonce === undefined) this.nonce = await this.signer.getNonce('pending')
           // A margin over the estimate: what a call costs can depend on the transactions mined before it
           // in the same block (e.g. which result group leads). Unused gas is not paid.
-          const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx))
+          const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx)) + reserveGas
           // Signed here rather than by signer.sendTransaction (which does the same three steps) to keep the
           // signed bytes for a broadcast after a reorganisation.
           const populated = await this.signer.populateTransaction({ ...tx, gasLimit, nonce: this.nonce })
@@ -333,8 +358,8 @@ class Bound {
     return err
   }
 
-  /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. */
-  protected async send (method: string, args: unknown[], value?: bigint): Promise<TransactionReceipt> {
+  /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. `reserveGas`: see TxQueue.broadcast. */
+  protected async send (method: string, args: unknown[], value?: bigint, reserveGas = 0n): Promise<TransactionReceipt> {
     const { signer, queue } = this.ctx
     if (signer === undefined || queue === undefined) throw new NoSignerError(`${this.name}.${method}: this client has no signer`)
     const tx: TransactionRequest = {
@@ -344,7 +369,7 @@ class Bound {
     }
     let response: TransactionResponse
     try {
-      response = await queue.broadcast(tx) // gas estimation inside catches most reverts before sending
+      response = await queue.broadcast(tx, reserveGas) // gas estimation inside catches most reverts before sending
     } catch (err) {
       this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: 'rejected' })
       throw this.counted(method, toRevertError(err, this.name, method))
@@ -810,18 +835,22 @@ export class DtmcClient extends Bound {
   }
 
   /**
-   * Sends `method` with the trade's Facts appended to `args`. On FactsMismatch (a reorganisation mined the trade's
-   * opening again with other terms after we cached them) it reads them again from the chain and retries once.
+   * Sends `method` with the trade's Facts appended to `args`, with REFUSED_PUSH_GAS reserved per payout it may send.
+   * On FactsMismatch (a reorganisation mined the trade's opening again with other terms after we cached them) it
+   * reads them again from the chain and retries once.
    */
   private async sendWithFacts (tradeId: string, method: string, args: unknown[]): Promise<TransactionReceipt> {
-    // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
-    const tuple = async (): Promise<unknown[]> => factsTupleOf((await this.openingOrNull(tradeId))?.facts ?? NO_FACTS)
+    const sendOnce = async (): Promise<TransactionReceipt> => {
+      // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
+      const facts = (await this.openingOrNull(tradeId))?.facts ?? NO_FACTS
+      return await this.send(method, [...args, factsTupleOf(facts)], undefined, BigInt(payoutsOf(method, facts)) * REFUSED_PUSH_GAS)
+    }
     try {
-      return await this.send(method, [...args, await tuple()])
+      return await sendOnce()
     } catch (err) {
       if (!(err instanceof ChainRevertError && err.errorName === 'FactsMismatch')) throw err
       this.opening.delete(tradeId.toLowerCase())
-      return await this.send(method, [...args, await tuple()])
+      return await sendOnce()
     }
   }
 
