@@ -761,8 +761,8 @@ contract DTMC {
     /// Pushing spares the honest trade a fresh balance slot and a withdrawal transaction per payee (about 46,000
     /// gas each; BENCHMARKS.md "Issue 13"). `Credited` reports the payment either way, and whether it was sent.
     /// What a payee's behaviour can change is bounded: a refusal costs at most the whole stipend and a fresh balance
-    /// slot (22,100) more than an acceptance, and a payee may accept in the caller's gas estimate and refuse when
-    /// mined, so a caller reserves that much per payee over its estimate (REFUSED_PUSH_GAS in contracts/client.ts).
+    /// slot (22,100) more than an acceptance. A payee may accept in the caller's gas estimate and refuse when mined,
+    /// so a caller reserves the most a payout can cost per payee over its estimate (PAYOUT_GAS in contracts/client.ts).
     /// The event comes after the send: the stipend leaves the payee no gas to act on DTMC in between.
     function _credit(address account, bytes32 tradeId, uint256 amount) private {
         if (amount == 0) return;

@@ -146,18 +146,20 @@ function withMargin (gas: bigint): bigint {
 }
 
 /**
- * Gas reserved over the estimate for each payout a DTMC call may send: the most a payout refused when mined costs
- * beyond one the estimate saw accepted. DTMC sends with the 2,300-gas stipend, which a refusing payee may burn whole
- * (an accepting one hands back what it did not use), and credits the refused amount to a `balanceOf` slot, fresh
- * in the worst case (22,100: a cold zero-to-non-zero store): about 24,500 with the branch and the slot's hashing
- * (measured in test/attacks/payee-refuses-when-mined.test.ts, which holds it under this bound), rounded up. The estimate cannot be trusted to have seen a refusal: a payee
- * tells the estimate from the mined call (eth_estimateGas runs at gas price 0) and refuses only in the latter, which
- * without the reserve ran every settling call out of gas. Unused gas is not paid.
+ * Gas reserved over the estimate for each payout a DTMC call may send: the most one payout can cost, whatever its
+ * payee does. DTMC sends with the 2,300-gas stipend: a cold account (2,600) and a value transfer (9,000), then either
+ * a new account (25,000: a payee with no code and nothing on it) or a refusal (the whole stipend burnt, 2,300, and
+ * the amount credited to a fresh `balanceOf` slot, 22,100), and the `Credited` event (about 2,000): about 38,500,
+ * rounded up. The estimate cannot be trusted to have seen what the mined call pays: a payee tells the estimate from
+ * the mined call (eth_estimateGas runs at gas price 0) and refuses only in the latter, and a reveal estimated before
+ * another one is mined first in the same block becomes the settling one, every payout unseen. A 25 % margin alone
+ * ran such settling calls out of gas, every time (test/attacks/payee-refuses-when-mined.test.ts); the reserve also
+ * covers the settlement's own writes (the buyer's +1, and a group's unpaid nodes). Unused gas is not paid.
  */
-export const REFUSED_PUSH_GAS = 25_000n
+export const PAYOUT_GAS = 40_000n
 
 /**
- * How many payouts DTMC's `method` may send for a trade with `facts` (each gets REFUSED_PUSH_GAS): a settlement pays
+ * How many payouts DTMC's `method` may send for a trade with `facts` (each gets PAYOUT_GAS): a settlement pays
  * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a release
  * the buyer. Other calls pay nobody.
  */
@@ -215,7 +217,7 @@ class TxQueue {
 
   /**
    * Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). `reserveGas` is added to
-   * the gas limit over the estimate's margin (what the estimate may not see: REFUSED_PUSH_GAS per payout).
+   * the gas limit over the estimate's margin (what the estimate may not see: PAYOUT_GAS per payout).
    */
   broadcast (tx: TransactionRequest, reserveGas = 0n): Promise<TransactionResponse> {
     return this.enqueue(async () => {
@@ -835,7 +837,7 @@ export class DtmcClient extends Bound {
   }
 
   /**
-   * Sends `method` with the trade's Facts appended to `args`, with REFUSED_PUSH_GAS reserved per payout it may send.
+   * Sends `method` with the trade's Facts appended to `args`, with PAYOUT_GAS reserved per payout it may send.
    * On FactsMismatch (a reorganisation mined the trade's opening again with other terms after we cached them) it
    * reads them again from the chain and retries once.
    */
@@ -843,7 +845,7 @@ export class DtmcClient extends Bound {
     const sendOnce = async (): Promise<TransactionReceipt> => {
       // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
       const facts = (await this.openingOrNull(tradeId))?.facts ?? NO_FACTS
-      return await this.send(method, [...args, factsTupleOf(facts)], undefined, BigInt(payoutsOf(method, facts)) * REFUSED_PUSH_GAS)
+      return await this.send(method, [...args, factsTupleOf(facts)], undefined, BigInt(payoutsOf(method, facts)) * PAYOUT_GAS)
     }
     try {
       return await sendOnce()

@@ -4,15 +4,16 @@
 // attacker's payees (two sellers and one node's payee, all contracts: test/attacks/fixtures/EstimateOnlyPayee.sol)
 // tell the estimate from the mined call by `tx.gasprice` (0 in eth_estimateGas, on anvil as on geth), so every
 // attempt fails the same way: before the fix the client's limit (estimate + 25 %) ran the honest node's settling
-// reveal, and every `finalize` after it (before the deadline or after), out of gas, and the trade could never settle.
-// Now the client adds REFUSED_PUSH_GAS per possible payee (sellers + nodes + the buyer) over the margin for the calls
-// that pay, a bound on what any payee's behaviour can add (DTMC sends with the 2,300-gas stipend).
+// reveal, its retry and an honest node's `finalize` out of gas, and the trade could never settle. Worse when the
+// estimate saw no settlement at all (another reveal mined first in the same block makes this one the settling one).
+// Now the client adds PAYOUT_GAS per possible payout (sellers + nodes + the buyer) over the margin for the calls that
+// pay: the most one payout can cost whatever its payee does (DTMC sends with the 2,300-gas stipend).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
 import { Contract, ContractFactory, Wallet, type TransactionReceipt } from 'ethers'
 import { compileSources } from '../../contracts/tools/compile.ts'
-import { REFUSED_PUSH_GAS, factsTupleOf, waitForReceipt } from '../../contracts/client.ts'
+import { PAYOUT_GAS, factsTupleOf, waitForReceipt } from '../../contracts/client.ts'
 import {
   startChain, makeMarket, openTrade, prepareCommit, commit, reveal, account, rand32, conserved, everyone, TAG,
   type Account, type Chain, type Market, type OpenedTrade, type Seller
@@ -71,15 +72,15 @@ async function attackerSeller (attacker: Attacker): Promise<Seller> {
 }
 
 /**
- * A market of two attacker sellers and three nodes, node 0 paid to an attacker payee contract (which commits for it:
- * only the payee may); nodes 1 and 2 honest. Every node commits the same result and nodes 0 and 1 reveal: a majority
- * of two, not yet settled (the next reveal, or a finalize, settles it).
+ * A market of `sellers` attacker sellers and three nodes, node 0 paid to an attacker payee contract (which commits for
+ * it: only the payee may); nodes 1 and 2 honest. Every node commits the same result and the nodes `revealed` reveal
+ * (default 0 and 1: a majority of two, not yet settled; the next reveal, or a finalize, settles it).
  */
-async function attackedTrade (): Promise<{ m: Market, t: OpenedTrade, attackerPayees: string[] }> {
+async function attackedTrade (sellers = 2, revealed = [0, 1]): Promise<{ m: Market, t: OpenedTrade, attacker: Attacker, attackerPayees: string[] }> {
   const a = await account(chain)
   const attacker = { account: a, wallet: new Wallet(a.wallet.privateKey, chain.provider) }
   const m = await makeMarket(chain, 0, 3)
-  m.sellers.push(await attackerSeller(attacker), await attackerSeller(attacker))
+  for (let i = 0; i < sellers; i++) m.sellers.push(await attackerSeller(attacker))
   const nodePayee = await deployPayee(attacker)
   const nodePayeeAddress = await nodePayee.getAddress()
   const t = await openTrade(m, {}, [nodePayeeAddress, m.nodes[1].address, m.nodes[2].address])
@@ -88,10 +89,9 @@ async function attackedTrade (): Promise<{ m: Market, t: OpenedTrade, attackerPa
   await exec(nodePayee, dtmc.address, dtmc.iface.encodeFunctionData('commitResult', [t.tradeId, 0, prepareCommit(t, 0), facts]))
   await commit(m, t, 1)
   await commit(m, t, 2)
-  await reveal(m, t, 0)
-  await reveal(m, t, 1)
+  for (const i of revealed) await reveal(m, t, i)
   assert.is((await dtmc.trade(t.tradeId))!.state, 'open')
-  return { m, t, attackerPayees: [...m.sellers.map(s => s.address), nodePayeeAddress] }
+  return { m, t, attacker, attackerPayees: [...m.sellers.map(s => s.address), nodePayeeAddress] }
 }
 
 /** Each attacker payee refused its payout when mined and was credited it; every honest payee was sent its own. */
@@ -125,11 +125,11 @@ test('three payees that refuse only when mined: the honest node\'s settling reve
     assert.is(view!.state, 'settled')
     assert.equal(view!.final!.members, [0, 1, 2])
     await checkPayouts(m, t, receipt, attackerPayees, [m.nodes[1].address, m.nodes[2].address, m.buyer.address])
-    // What the three refusals cost over the honest settlement: each more than a fresh slot, none more than the bound
-    // the client reserves per payee.
+    // What the three refusals cost over the honest settlement: each more than a fresh slot (22,100); with what an
+    // accepted send costs at least (9,300: a cold account and the transfer, the stipend handed back), within PAYOUT_GAS.
     const extra = receipt.gasUsed - honestSettlingGas
     assert.ok(extra > 3n * 22_100n, `three refusals cost ${extra} gas`)
-    assert.ok(extra <= 3n * REFUSED_PUSH_GAS, `three refusals cost ${extra} gas, over 3 x REFUSED_PUSH_GAS`)
+    assert.ok(extra <= 3n * (PAYOUT_GAS - 9_300n), `three refusals cost ${extra} gas`)
   })
 })
 
@@ -143,5 +143,54 @@ test('three payees that refuse only when mined: an honest node\'s finalize still
     await checkPayouts(m, t, receipt, attackerPayees, [m.nodes[1].address, m.buyer.address])
   })
 })
+
+test('eight sellers and a node\'s payee that refuse when mined, and a reveal mined first that makes the honest one settle', async () => {
+  // The honest node 2 estimates its reveal when only node 1's is in: not the settling one (one of three results
+  // missing), so the estimate sees no payout at all. The attacker relays node 0's reveal with a higher tip into the
+  // same block, ahead of it: node 2's reveal becomes the settling one and pays everyone, nine payees refusing.
+  const { m, t, attacker, attackerPayees } = await attackedTrade(8, [1])
+  const dtmc = m.buyer.client.dtmc
+  const node0 = t.committed.get(0)!
+  const info = node0.info
+  const frontRun = dtmc.iface.encodeFunctionData('submitResult', [
+    [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status], 0, node0.signature, node0.nonce,
+    factsTupleOf(await dtmc.factsOf(t.tradeId))
+  ])
+  await conserved(chain, everyone(m, [...attackerPayees, attacker.account.address]), async () => {
+    await chain.provider.send('evm_setAutomine', [false])
+    let settling: Promise<TransactionReceipt> | undefined
+    try {
+      settling = reveal(m, t, 2)
+      settling.catch(() => {}) // awaited below
+      const pending = async (): Promise<number> => ((await chain.provider.send('eth_getBlockByNumber', ['pending', false])).transactions as string[]).length
+      await waitUntil(async () => await pending() === 1)
+      await attacker.wallet.sendTransaction({ to: dtmc.address, data: frontRun, gasLimit: 1_000_000n, maxPriorityFeePerGas: 100_000_000_000n, maxFeePerGas: 200_000_000_000n })
+      await waitUntil(async () => await pending() === 2)
+      await chain.provider.send('evm_mine', [])
+    } finally {
+      await chain.provider.send('evm_setAutomine', [true])
+    }
+    const receipt = await settling
+    // The reserve was needed: the estimate (no payout) + 25 % is the limit less the reserve of 12 possible payouts
+    // (8 sellers, 3 nodes, the buyer).
+    const tx = await chain.provider.getTransaction(receipt.hash)
+    assert.ok(receipt.gasUsed > tx!.gasLimit - 12n * PAYOUT_GAS, `used ${receipt.gasUsed} of ${tx!.gasLimit}`)
+    const block = await chain.provider.getBlock(receipt.blockNumber)
+    assert.is(block!.transactions.length, 2)
+    assert.is(block!.transactions[1], receipt.hash, 'the honest reveal was mined after the attacker\'s')
+    const view = await dtmc.trade(t.tradeId)
+    assert.is(view!.state, 'settled')
+    assert.equal(view!.final!.members, [0, 1, 2])
+    await checkPayouts(m, t, receipt, attackerPayees, [m.nodes[1].address, m.nodes[2].address, m.buyer.address])
+  })
+})
+
+/** Polls `condition` every 20 ms for up to 30 s (a loaded machine). */
+async function waitUntil (condition: () => Promise<boolean>): Promise<void> {
+  for (const until = Date.now() + 30_000; !(await condition());) {
+    if (Date.now() > until) throw new Error('condition not met within 30 s')
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
 
 test.run()
