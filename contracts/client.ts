@@ -151,7 +151,7 @@ function withMargin (gas: bigint): bigint {
  * a new account (25,000: a payee with no code and nothing on it) or a refusal (the whole stipend burnt, 2,300, and
  * the amount credited to a fresh `balanceOf` slot, 22,100), and the `Credited` event (about 2,000): about 38,500,
  * rounded up. The estimate cannot be trusted to have seen what the mined call pays: a payee tells the estimate from
- * the mined call (eth_estimateGas runs at gas price 0) and refuses only in the latter, and a reveal estimated before
+ * the mined call (eth_estimateGas of a call without fees runs at gas price 0) and refuses only in the latter, and a reveal estimated before
  * another one is mined first in the same block becomes the settling one, every payout unseen. A 25 % margin alone
  * ran such settling calls out of gas, every time (test/attacks/payee-refuses-when-mined.test.ts); the reserve also
  * covers the settlement's own writes (the buyer's +1, and a group's unpaid nodes). Unused gas is not paid.

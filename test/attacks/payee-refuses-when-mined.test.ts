@@ -1,13 +1,14 @@
 // Attack (review, settlement gas griefing): payees that accept ether while a client estimates gas and refuse it when
 // the transaction is mined. DTMC pushes every payout with the settlement; a refused send is credited to a fresh
 // `balanceOf` slot instead, which costs the settling transaction some 24,000 gas more than the estimate saw. The
-// attacker's payees (two sellers and one node's payee, all contracts: test/attacks/fixtures/EstimateOnlyPayee.sol)
-// tell the estimate from the mined call by `tx.gasprice` (0 in eth_estimateGas, on anvil as on geth), so every
-// attempt fails the same way: before the fix the client's limit (estimate + 25 %) ran the honest node's settling
-// reveal, its retry and an honest node's `finalize` out of gas, and the trade could never settle. Worse when the
-// estimate saw no settlement at all (another reveal mined first in the same block makes this one the settling one).
-// Now the client adds PAYOUT_GAS per possible payout (sellers + nodes + the buyer) over the margin for the calls that
-// pay: the most one payout can cost whatever its payee does (DTMC sends with the 2,300-gas stipend).
+// attacker's payees (sellers and one node's payee, all contracts: test/attacks/fixtures/EstimateOnlyPayee.sol) tell
+// the estimate from the mined call by `tx.gasprice` (0 in anvil's eth_estimateGas of a call without fees, as the
+// client's are), so every attempt fails the same way: before the fix the client's limit (estimate + 25 %) ran the
+// honest node's settling reveal, its retry and an honest node's `finalize` out of gas, and the trade could never
+// settle. Worse when the estimate saw no settlement at all (another reveal mined first in the same block makes this
+// one the settling one). Now the client adds PAYOUT_GAS per possible payout (sellers + nodes + the buyer) over the
+// margin for the calls that pay: the most one payout can cost whatever its payee does (DTMC sends with the 2,300-gas
+// stipend).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
