@@ -243,8 +243,9 @@ contract DTMC {
     event FeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
     event DeliveryClaimed(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 node, uint256 fee);
     event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
-    /// @notice `account` was paid `amount` for the trade: sent, or credited to `balanceOf` when the send failed.
-    event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount);
+    /// @notice `account` was paid `amount` for the trade: `sent` at once, or (false) credited to `balanceOf` because the
+    /// send failed, for `withdraw`.
+    event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount, bool sent);
     event Withdrawn(address indexed account, uint256 amount);
     event AttestationRootChanged(address indexed previous, address indexed root);
     event MeasurementSet(bytes32 indexed measurement, bool accepted);
@@ -778,11 +779,16 @@ contract DTMC {
     /// storage, so it cannot re-enter DTMC with effect, and a payee that refuses (a reverting or costly receive
     /// hook) only has the amount credited to `balanceOf` instead, for `withdraw`: nobody can block a settlement.
     /// Pushing spares the honest trade a fresh balance slot and a withdrawal transaction per payee (about 46,000
-    /// gas each; BENCHMARKS.md "Issue 13"). `Credited` reports the payment either way.
+    /// gas each; BENCHMARKS.md "Issue 13"). `Credited` reports the payment either way, and whether it was sent.
+    /// What a payee's behaviour can change is bounded: a refusal costs at most the whole stipend and a fresh balance
+    /// slot (22,100) more than an acceptance. A payee may accept in the caller's gas estimate and refuse when mined,
+    /// so a caller reserves the most a payout can cost per payee over its estimate (PAYOUT_GAS in contracts/client.ts).
+    /// The event comes after the send: the stipend leaves the payee no gas to act on DTMC in between.
     function _credit(address account, bytes32 tradeId, uint256 amount) private {
         if (amount == 0) return;
-        emit Credited(account, tradeId, amount);
-        if (!payable(account).send(amount)) balanceOf[account] += amount;
+        bool sent = payable(account).send(amount);
+        if (!sent) balanceOf[account] += amount;
+        emit Credited(account, tradeId, amount, sent);
     }
 
     /// @notice Sends the caller everything credited to it. The balance is zeroed before the transfer,

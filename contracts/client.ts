@@ -145,6 +145,30 @@ function withMargin (gas: bigint): bigint {
   return gas + gas / 4n
 }
 
+/**
+ * Gas reserved over the estimate for each payout a DTMC call may send: the most one payout can cost, whatever its
+ * payee does. DTMC sends with the 2,300-gas stipend: a cold account (2,600) and a value transfer (9,000), then either
+ * a new account (25,000: a payee with no code and nothing on it) or a refusal (the whole stipend burnt, 2,300, and
+ * the amount credited to a fresh `balanceOf` slot, 22,100), and the `Credited` event (about 2,000): about 38,500,
+ * rounded up. The estimate cannot be trusted to have seen what the mined call pays: a payee tells the estimate from
+ * the mined call (eth_estimateGas of a call without fees runs at gas price 0) and refuses only in the latter, and a reveal estimated before
+ * another one is mined first in the same block becomes the settling one, every payout unseen. A 25 % margin alone
+ * ran such settling calls out of gas, every time (test/attacks/payee-refuses-when-mined.test.ts); the reserve also
+ * covers the settlement's own writes (the buyer's +1, and a group's unpaid nodes). Unused gas is not paid.
+ */
+export const PAYOUT_GAS = 40_000n
+
+/**
+ * How many payouts DTMC's `method` may send for a trade with `facts` (each gets PAYOUT_GAS): a settlement pays
+ * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a release
+ * the buyer. Other calls pay nobody.
+ */
+function payoutsOf (method: string, facts: TradeFacts): number {
+  if (method === 'submitResult' || method === 'finalize') return facts.sellers.length + facts.nodes.length + 1
+  if (method === 'claimDelivery' || method === 'releaseUnclaimed') return 1
+  return 0
+}
+
 /** Blocks deep a transaction of ours must be before `send` returns it, unless told: 1, as soon as it is mined (the daemon passes its trade.confirmations). */
 export const DEFAULT_SEND_CONFIRMATIONS = 1
 /**
@@ -169,6 +193,8 @@ interface SentTransaction {
    * may have opened the trade again with other terms, and the Facts signed before would revert, FactsMismatch).
    */
   rebuild?: () => Promise<string>
+  /** Gas added over the estimate's margin when it is signed again (TxQueue.broadcast). */
+  reserveGas: bigint
 }
 
 /**
@@ -206,22 +232,23 @@ class TxQueue {
 
   /**
    * Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). `rebuild` gives its
-   * calldata as it would be now, for a broadcast again after a reorganisation (see SentTransaction).
+   * calldata as it would be now, for a broadcast again after a reorganisation (see SentTransaction); `reserveGas`
+   * is added to the gas limit over the estimate's margin (what the estimate may not see: PAYOUT_GAS per payout).
    */
-  broadcast (tx: TransactionRequest, rebuild?: () => Promise<string>): Promise<TransactionResponse> {
+  broadcast (tx: TransactionRequest, rebuild?: () => Promise<string>, reserveGas = 0n): Promise<TransactionResponse> {
     return this.enqueue(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
           if (this.nonce === undefined) this.nonce = await this.signer.getNonce('pending')
           // A margin over the estimate: what a call costs can depend on the transactions mined before it
           // in the same block (e.g. which result group leads). Unused gas is not paid.
-          const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx))
+          const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx)) + reserveGas
           // Signed here rather than by signer.sendTransaction (which does the same three steps) to keep the
           // signed bytes for a broadcast after a reorganisation.
           const populated = await this.signer.populateTransaction({ ...tx, gasLimit, nonce: this.nonce })
           const raw = await this.signer.signTransaction(populated)
           const response = await this.provider.broadcastTransaction(raw)
-          this.sent.push({ hash: response.hash, nonce: this.nonce, raw, tx, ...(rebuild !== undefined && { rebuild }) })
+          this.sent.push({ hash: response.hash, nonce: this.nonce, raw, tx, reserveGas, ...(rebuild !== undefined && { rebuild }) })
           this.sends++
           if (this.sent.length > MAX_WATCHED_TRANSACTIONS) this.sent.shift()
           this.nonce++
@@ -288,7 +315,7 @@ class TxQueue {
     const data = await s.rebuild?.().catch(() => undefined)
     if (data !== undefined && data !== s.tx.data) {
       const tx = { ...s.tx, data }
-      const gasLimit = await this.signer.estimateGas(tx).then(withMargin, () => null)
+      const gasLimit = await this.signer.estimateGas(tx).then(g => withMargin(g) + s.reserveGas, () => null)
       if (gasLimit !== null) {
         const raw = await this.signer.signTransaction(await this.signer.populateTransaction({ ...tx, gasLimit, nonce: s.nonce }))
         const response = await this.provider.broadcastTransaction(raw)
@@ -382,8 +409,9 @@ class Bound {
   /**
    * Sends a transaction and waits for its receipt; reverts become ChainRevertError. `rebuild`: its calldata as
    * it would be now, for a broadcast again after a reorganisation (a call that carries a trade's Facts).
+   * `reserveGas`: see TxQueue.broadcast.
    */
-  protected async send (method: string, args: unknown[], value?: bigint, rebuild?: () => Promise<string>): Promise<TransactionReceipt> {
+  protected async send (method: string, args: unknown[], value?: bigint, rebuild?: () => Promise<string>, reserveGas = 0n): Promise<TransactionReceipt> {
     const { signer, queue } = this.ctx
     if (signer === undefined || queue === undefined) throw new NoSignerError(`${this.name}.${method}: this client has no signer`)
     const tx: TransactionRequest = {
@@ -393,7 +421,7 @@ class Bound {
     }
     let response: TransactionResponse
     try {
-      response = await queue.broadcast(tx, rebuild) // gas estimation inside catches most reverts before sending
+      response = await queue.broadcast(tx, rebuild, reserveGas) // gas estimation inside catches most reverts before sending
     } catch (err) {
       this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: 'rejected' })
       throw this.counted(method, toRevertError(err, this.name, method))
@@ -864,23 +892,28 @@ export class DtmcClient extends Bound {
   }
 
   /**
-   * Sends `method` with the trade's Facts appended to `args`. On FactsMismatch (a reorganisation mined the trade's
-   * opening again with other terms after we cached them) it reads them again from the chain and retries once.
+   * Sends `method` with the trade's Facts appended to `args`, with PAYOUT_GAS reserved per payout it may send.
+   * On FactsMismatch (a reorganisation mined the trade's opening again with other terms after we cached them) it
+   * reads them again from the chain and retries once.
    */
   private async sendWithFacts (tradeId: string, method: string, args: unknown[]): Promise<TransactionReceipt> {
     // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
-    const tuple = async (): Promise<unknown[]> => factsTupleOf((await this.openingOrNull(tradeId))?.facts ?? NO_FACTS)
+    const factsNow = async (): Promise<TradeFacts> => (await this.openingOrNull(tradeId))?.facts ?? NO_FACTS
     // For a broadcast again after a reorganisation: the Facts read again, the trade may have been opened again.
     const rebuild = async (): Promise<string> => {
       this.opening.delete(tradeId.toLowerCase())
-      return this.iface.encodeFunctionData(method, [...args, await tuple()])
+      return this.iface.encodeFunctionData(method, [...args, factsTupleOf(await factsNow())])
+    }
+    const sendOnce = async (): Promise<TransactionReceipt> => {
+      const facts = await factsNow()
+      return await this.send(method, [...args, factsTupleOf(facts)], undefined, rebuild, BigInt(payoutsOf(method, facts)) * PAYOUT_GAS)
     }
     try {
-      return await this.send(method, [...args, await tuple()], undefined, rebuild)
+      return await sendOnce()
     } catch (err) {
       if (!(err instanceof ChainRevertError && err.errorName === 'FactsMismatch')) throw err
       this.opening.delete(tradeId.toLowerCase())
-      return await this.send(method, [...args, await tuple()], undefined, rebuild)
+      return await sendOnce()
     }
   }
 

@@ -313,7 +313,7 @@ export async function reverts (p: Promise<unknown>, errorName: string): Promise<
 
 /**
  * Wei DTMC paid `account` for trade `tradeId` (null: for every trade), from its `Credited` events: sent at once, or
- * left in `creditOf` when the send failed.
+ * left in `creditOf` when the send failed (the event's `sent` says which).
  */
 export async function paid (m: Pick<Market, 'buyer'>, tradeId: string | null, account: string): Promise<bigint> {
   const c = m.buyer.client.dtmc.contract

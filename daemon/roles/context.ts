@@ -121,7 +121,8 @@ export async function creditedFor (chain: ChainClient, account: string, tradeId:
 }
 
 /**
- * Wei DTMC credited for one trade, per account (lowercase), from its Credited events; undefined when the same logs
+ * Wei DTMC credited for one trade, per account (lowercase), from its Credited events (whether each was sent at once
+ * or, its `sent` false, left in `balanceOf` for withdraw: both are what the account was paid); undefined when the same logs
  * hold no TradeSettled or TradeRefunded of the trade. One eth_getLogs over DTMC, so the credits and the end come from
  * one view of the chain: a reorganisation between two reads (the trade seen settled, then its credits gone with the
  * dropped blocks) would otherwise record no payment at all for a trade that settles again a block later.
