@@ -93,7 +93,13 @@ test('a private offer with a maximum gets both its epsilon and its count back in
   const cisc = m.buyer.client.cisc
   const trades = [await openTrade(m, { epsilon: EPSILON_UNIT }), await openTrade(m, { epsilon: EPSILON_UNIT })]
   assert.equal([(await cisc.offer(offerId)).trades, await cisc.remainingBudget(offerId)], [MAX_TRADES, 0n])
-  await refundAndRelease(m, trades.map(t => t.tradeId))
+  await increaseTime(chain, 3601)
+  for (const t of trades) await m.buyer.client.dtmc.finalize(t.tradeId)
+  await increaseTime(chain, CLAIM_WINDOW + 1)
+  const { logs } = await m.buyer.client.dtmc.releaseUnclaimed(trades[0].tradeId)
+  const events = logs.map(l => cisc.iface.parseLog(l)).filter(e => e !== null).map(e => [e.name, e.args.offerId, e.args.tradeId])
+  assert.equal(events, [['PrivacyBudgetReleased', offerId, trades[0].tradeId], ['TradeCountReleased', offerId, trades[0].tradeId]], 'one CISC call gives back both')
+  await m.buyer.client.dtmc.releaseUnclaimed(trades[1].tradeId)
   assert.equal([(await cisc.offer(offerId)).trades, await cisc.remainingBudget(offerId)], [0, budget])
 })
 
