@@ -11,8 +11,9 @@ pragma solidity 0.8.37;
 /// storage that a payee can grow. DTMC takes a trade from an offer with `offerForTrade` in O(1).
 /// Deny by default: an offer allows only its listed code hashes, or any code when the seller chose `anyCode`,
 /// or any analysis under a differential-privacy budget when the seller chose `privateMode` (docs/contracts.md
-/// "Private datasets"): each trade declares its epsilon, reserved here against the offer's budget when it opens; DTMC
-/// gives a reservation back (`releaseBudget`) only when no enclave can have computed on that seller's data for it.
+/// "Private datasets"): each trade declares its epsilon, reserved here against the offer's budget when it opens. A
+/// trade on an offer with a `maxTrades` is likewise counted (reserved) when it opens. DTMC gives a trade's reservation
+/// (epsilon and count) back (`releaseReservations`) only when no enclave can have computed on that seller's data for it.
 contract CISC {
     uint256 public constant MAX_PEER_ID_LENGTH = 128;
     uint256 public constant MAX_TAG_LENGTH = 64;
@@ -76,7 +77,7 @@ contract CISC {
         bytes32 commitment;
         bytes32 tagHash; // keccak256(bytes(tag)): what DTMC compares with a trade's tag
         uint32 maxTrades; // 0: no maximum
-        uint32 trades; // trades opened on this offer, counted when maxTrades is set
+        uint32 trades; // trades opened on this offer, counted when maxTrades is set, less what DTMC released
         uint40 expiresAt; // 0: never
         bool privateMode;
         uint64 epsilonBudget; // micro-epsilon; 0 unless privateMode
@@ -93,15 +94,17 @@ contract CISC {
     Offer[] private _offers;
     mapping(uint256 => mapping(bytes32 => bool)) private _allowedCode;
     mapping(uint256 => mapping(address => bool)) private _allowedBuyer;
-    /// @dev Per reservation key, keccak256(abi.encode(tradeId, uint256 sellerIndex)), the private offer a trade charged
-    /// and its epsilon (0: none), until DTMC releases it. One slot per private seller of a trade; an ordinary trade
-    /// writes none.
+    /// @dev Per reservation key, keccak256(abi.encode(tradeId, uint256 sellerIndex)), what a trade holds on the offer
+    /// of one of its sellers until DTMC releases it: the epsilon it charged to a private offer, and whether it counts
+    /// against the offer's maxTrades. One slot per seller whose offer is private or has a maxTrades; a trade on any
+    /// other offer writes none.
     mapping(bytes32 => Reservation) private _reservations;
 
-    /// @dev The epsilon a trade charged to a private offer (offer ids index `_offers`, far below 2^192).
+    /// @dev What a trade reserved on one offer (offer ids index `_offers`, far below 2^184); all zero: nothing.
     struct Reservation {
-        uint192 offerId;
-        uint64 epsilon;
+        uint184 offerId;
+        uint64 epsilon; // micro-epsilon charged to the offer's budget; 0: none (not a private offer)
+        bool counted; // the trade counts against the offer's maxTrades
     }
 
     event SellerRegistered(address indexed seller, string peerId);
@@ -117,6 +120,9 @@ contract CISC {
     /// @notice DTMC gave trade `tradeId`'s `epsilon` back to the offer's budget (no enclave received the seller's data
     /// for it); `spent` is the offer's total after it.
     event PrivacyBudgetReleased(uint256 indexed offerId, bytes32 indexed tradeId, uint64 epsilon, uint64 spent);
+    /// @notice DTMC gave trade `tradeId`'s place in the offer's maxTrades back (no enclave received the seller's data
+    /// for it); `trades` is the offer's count after it.
+    event TradeCountReleased(uint256 indexed offerId, bytes32 indexed tradeId, uint32 trades);
     event DatasetDelisted(uint256 indexed offerId, address indexed seller);
     event FeedbackRecorded(
         address indexed seller, bytes32 indexed tradeId, uint8 score, bytes32 resultHash, uint64 resultSize,
@@ -211,53 +217,72 @@ contract CISC {
     /// @notice The terms of an active offer for a trade by `buyer` over datasets tagged `tagHash`, running
     /// `codeHash`, with output cap `outputCap`, paying each seller `outputPrice` wei per output byte; reverts
     /// when the offer is under another tag or its policy refuses those terms, and counts the trade against
-    /// the offer's maxTrades. DTMC only: a count anyone could raise would let anyone use up an offer.
+    /// the offer's maxTrades, kept as `reservation`, keccak256(abi.encode(tradeId, uint256 sellerIndex)), which DTMC
+    /// may give back with `releaseReservations` (`reserved`: the offer has a maxTrades, so there is one to give back).
+    /// DTMC only: a count anyone could raise would let anyone use up an offer.
     /// A trade without an epsilon: a private offer refuses it (EpsilonRequired).
     function offerForTrade(
-        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer
-    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) {
-        return _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, 0);
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
+        bytes32 reservation
+    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment, bool reserved) {
+        Offer storage o;
+        (o, reserved) = _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, 0);
+        if (reserved) _reservations[reservation] = Reservation(uint184(offerId), 0, true);
+        return (o.seller, o.size, o.unitPrice, o.commitment, reserved);
     }
 
     /// @notice `offerForTrade` for a trade that declares `epsilon` (micro-epsilon): a private offer is charged it
     /// against its budget, and refuses it (PrivacyBudgetExceeded) when it is more than what is left; any other
-    /// offer ignores it (it runs the analysis on the records themselves). The charge is kept as `reservation`,
-    /// keccak256(abi.encode(tradeId, uint256 sellerIndex)), which DTMC may give back with `releaseBudget`. DTMC only:
-    /// a charge anyone could make would let anyone use up a budget. Its own function, so a trade without epsilon
-    /// passes no extra word.
+    /// offer ignores it (it runs the analysis on the records themselves). The charge (with the trade's count when the
+    /// offer has a maxTrades) is kept as `reservation`, keccak256(abi.encode(tradeId, uint256 sellerIndex)), which DTMC
+    /// may give back with `releaseReservations`. DTMC only: a charge anyone could make would let anyone use up a
+    /// budget. Its own function, so a trade without epsilon passes no extra word.
     function offerForPrivateTrade(
         uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
         uint64 epsilon, bytes32 reservation
     ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment) {
-        (seller, size, unitPrice, commitment) = _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, epsilon);
-        if (_offers[offerId].privateMode) _reservations[reservation] = Reservation(uint192(offerId), epsilon);
+        (Offer storage o, bool counted) = _takeOffer(offerId, tagHash, codeHash, outputCap, outputPrice, buyer, epsilon);
+        _reserve(reservation, offerId, o.privateMode ? epsilon : 0, counted);
+        return (o.seller, o.size, o.unitPrice, o.commitment);
     }
 
-    /// @notice Gives back the epsilon trade `tradeId` reserved on the private offers of its sellers in `sellers` (bit i:
-    /// seller i): DTMC calls it for the sellers that claimed no delivery receipt by the end of the claim window, whose
-    /// data therefore never entered an enclave (an enclave runs nothing before every seller has acknowledged its
-    /// receipt), so no answer can have been computed on it. Sellers without a reservation are skipped. DTMC only.
-    function releaseBudget(bytes32 tradeId, uint8 sellers) external {
+    /// @notice Gives back what trade `tradeId` reserved on the offers of its sellers in `sellers` (bit i: seller i):
+    /// the epsilon charged to a private offer, and the trade's place in an offer's maxTrades. DTMC calls it for the
+    /// sellers that claimed no delivery receipt by the end of the claim window, whose data therefore never entered an
+    /// enclave (an enclave runs nothing before every seller has acknowledged its receipt), so no answer can have been
+    /// computed on it. Sellers without a reservation are skipped. DTMC only.
+    function releaseReservations(bytes32 tradeId, uint8 sellers) external {
         if (msg.sender != dtmc) revert NotDTMC();
         for (uint256 i; sellers >> i != 0; ++i) {
             if ((sellers >> i) & 1 == 0) continue;
             bytes32 key = keccak256(abi.encode(tradeId, i));
             Reservation memory res = _reservations[key];
-            if (res.epsilon == 0) continue;
+            if (res.epsilon == 0 && !res.counted) continue;
             delete _reservations[key];
             Offer storage o = _offers[res.offerId];
-            uint64 spent = o.epsilonSpent - res.epsilon; // the reservation is part of what was charged
-            o.epsilonSpent = spent;
-            emit PrivacyBudgetReleased(res.offerId, tradeId, res.epsilon, spent);
+            if (res.epsilon != 0) {
+                uint64 spent = o.epsilonSpent - res.epsilon; // the reservation is part of what was charged
+                o.epsilonSpent = spent;
+                emit PrivacyBudgetReleased(res.offerId, tradeId, res.epsilon, spent);
+            }
+            if (res.counted) {
+                uint32 trades = o.trades - 1; // the trade is part of the count
+                o.trades = trades;
+                emit TradeCountReleased(res.offerId, tradeId, trades);
+            }
         }
     }
 
+    /// @dev Checks the trade's terms against the offer's policy, charges a private offer's budget, and counts the trade
+    /// against the offer's maxTrades if it has one (`counted`); returns the offer. A charge and a count are reserved
+    /// from the opening, so trades running at once never exceed the budget or the maximum; the caller records them
+    /// (`_reserve`) for `releaseReservations`.
     function _takeOffer(
         uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
         uint64 epsilon
-    ) private returns (address, uint64, uint128, bytes32) {
+    ) private returns (Offer storage o, bool counted) {
         if (msg.sender != dtmc) revert NotDTMC();
-        Offer storage o = _offer(offerId);
+        o = _offer(offerId);
         if (!o.active) revert OfferInactive(offerId);
         if (o.tagHash != tagHash) revert OfferTagMismatch(offerId, o.tagHash, tagHash);
         // An "any code" offer (the common case) never reads privateMode: private offers are never anyCode.
@@ -270,18 +295,26 @@ contract CISC {
         if (outputPrice < o.minOutputPrice) revert OutputPriceBelowMinimum(offerId, outputPrice, o.minOutputPrice);
         uint40 expiresAt = o.expiresAt;
         if (expiresAt != 0 && block.timestamp >= expiresAt) revert OfferExpired(offerId, expiresAt);
+        // Read with expiresAt (one slot). Like the epsilon, a count comes back only through `releaseReservations`, when
+        // the seller's data never reached an enclave: a trade that may have computed on it used one the seller allowed.
         uint32 maxTrades = o.maxTrades;
         if (maxTrades != 0) {
             uint32 trades = o.trades;
             if (trades >= maxTrades) revert OfferTradesExhausted(offerId, maxTrades);
             o.trades = trades + 1;
+            counted = true;
         }
-        return (o.seller, o.size, o.unitPrice, o.commitment);
+    }
+
+    /// @dev Records under `reservation` what a private trade holds on the offer: the epsilon `charged` to its budget and
+    /// whether it `counted` against its maxTrades; an offer with neither writes nothing.
+    function _reserve(bytes32 reservation, uint256 offerId, uint64 charged, bool counted) private {
+        if (charged != 0 || counted) _reservations[reservation] = Reservation(uint184(offerId), charged, counted);
     }
 
     /// @dev Sequential composition: the epsilons of all trades on one dataset add up, and their sum never exceeds
     /// the budget; a trade's charge is reserved from its opening, so trades running at once never exceed it either.
-    /// Only `releaseBudget` gives a charge back, when the seller's data never reached an enclave: a refunded trade's
+    /// Only `releaseReservations` gives a charge back, when the seller's data never reached an enclave: a refunded trade's
     /// enclaves that had the data may already have answered (the noisy answers, once computed, may have left the
     /// enclave), so the privacy they cost is spent.
     function _chargeBudget(Offer storage o, uint256 offerId, uint64 epsilon) private {

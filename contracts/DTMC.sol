@@ -5,13 +5,14 @@ pragma solidity 0.8.37;
 interface ICISC {
     function dtmc() external view returns (address);
     function offerForTrade(
-        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer
-    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
+        uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
+        bytes32 reservation
+    ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment, bool reserved);
     function offerForPrivateTrade(
         uint256 offerId, bytes32 tagHash, bytes32 codeHash, uint64 outputCap, uint256 outputPrice, address buyer,
         uint64 epsilon, bytes32 reservation
     ) external returns (address seller, uint64 size, uint128 unitPrice, bytes32 commitment);
-    function releaseBudget(bytes32 tradeId, uint8 sellers) external;
+    function releaseReservations(bytes32 tradeId, uint8 sellers) external;
     function recordFeedback(
         address seller, bytes32 tradeId, uint8 score, bytes32 resultHash, uint64 resultSize, uint8 status, string calldata comment
     ) external;
@@ -143,7 +144,7 @@ contract DTMC {
         uint40 deadline;
         uint40 commitStart; // time of the first commitment
         uint64 outputCap;
-        bool isPrivate; // the trade declared an epsilon: its unclaimed sellers' reservations go back to CISC on release
+        bool reserved; // CISC holds a reservation (epsilon, trade count) for a seller: the unclaimed ones' go back on release
         bytes32 factsHash; // keccak256(abi.encode(Facts))
     }
 
@@ -388,7 +389,7 @@ contract DTMC {
         bytes32 inputHash = _addParties(t, tradeId, terms, offerIds, nodes);
         _emitOpened(tradeId, terms, inputHash);
         if (terms.epsilon != 0) {
-            t.isPrivate = true;
+            t.reserved = true; // its private offers reserved its epsilon
             emit TradePrivate(tradeId, terms.epsilon);
         }
     }
@@ -470,22 +471,39 @@ contract DTMC {
     }
 
     /// @dev The offer from CISC (which enforces its policy) and the seller's data fee, min(unitPrice * size, sellerCap).
+    /// CISC keeps what the trade reserves on the offer (epsilon, a place in its maxTrades) under the key of the trade's
+    /// seller, keccak256(abi.encode(tradeId, uint256 index)); a trade it reserved on is marked `reserved` (a private
+    /// one by `openTrade`).
     function _takeOffer(bytes32 tradeId, Terms calldata terms, uint256 i, uint256 offerId)
         private
         returns (address seller, uint256 fee, bytes32 commitment)
     {
         uint64 size;
         uint128 unitPrice;
-        // A trade without epsilon calls the function without it: three words less to encode and decode per seller.
-        (seller, size, unitPrice, commitment) = terms.epsilon == 0
-            ? cisc.offerForTrade(offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender)
-            : _takePrivateOffer(keccak256(abi.encode(tradeId, i)), terms, offerId);
+        bytes32 reservation;
+        // keccak256(abi.encode(tradeId, i)) hashed in the scratch space: abi.encode would allocate memory for it, and
+        // every trade pays this per seller (the key is passed whether the offer keeps a reservation or not).
+        assembly ("memory-safe") {
+            mstore(0x00, tradeId)
+            mstore(0x20, i)
+            reservation := keccak256(0x00, 0x40)
+        }
+        // A trade without epsilon calls the function without it: one word less to encode and decode per seller.
+        if (terms.epsilon == 0) {
+            bool reserved;
+            (seller, size, unitPrice, commitment, reserved) = cisc.offerForTrade(
+                offerId, terms.tagHash, terms.codeHash, terms.outputCap, terms.outputPrice, msg.sender, reservation
+            );
+            if (reserved) _trades[tradeId].reserved = true; // the offer counted the trade against its maxTrades
+        } else {
+            (seller, size, unitPrice, commitment) = _takePrivateOffer(reservation, terms, offerId);
+        }
         fee = uint256(unitPrice) * size;
         if (fee > terms.sellerCap) fee = terms.sellerCap;
     }
 
-    /// @dev `cisc.offerForPrivateTrade`, which reserves the trade's epsilon under `reservation`, the key of the
-    /// trade's seller, keccak256(abi.encode(tradeId, uint256 index)) (one word: a ninth argument does not fit the stack).
+    /// @dev `cisc.offerForPrivateTrade`, which reserves the trade's epsilon under `reservation` (one word: a ninth
+    /// argument does not fit the stack).
     function _takePrivateOffer(bytes32 reservation, Terms calldata terms, uint256 offerId)
         private
         returns (address, uint64, uint128, bytes32)
@@ -757,9 +775,10 @@ contract DTMC {
     }
 
     /// @notice After the claim window, the data fees nobody claimed go to the buyer. Anyone may call it.
-    /// On a private trade, the sellers that claimed nothing also get their epsilon back (CISC `releaseBudget`): without
-    /// a receipt their data never entered an enclave (none runs before every seller acknowledged its receipt), so no
-    /// answer spent it. A seller that claimed keeps it spent, and was paid its fee for it.
+    /// The sellers that claimed nothing also get back what the trade reserved on their offers (CISC
+    /// `releaseReservations`: a private offer's epsilon, the trade's place in an offer's maxTrades): without a receipt
+    /// their data never entered an enclave (none runs before every seller acknowledged its receipt), so no answer
+    /// spent it. A seller that claimed keeps it spent, and was paid its fee for it.
     function releaseUnclaimed(bytes32 tradeId, Facts calldata facts) external {
         Trade storage t = _trade(tradeId);
         _checkFacts(tradeId, t, facts);
@@ -771,7 +790,7 @@ contract DTMC {
         for (uint256 i; i < t.nSellers; ++i) if (held & (uint8(1) << i) != 0) amount += facts.sellers[i].fee;
         c.held = 0;
         emit UnclaimedReleased(tradeId, amount);
-        if (t.isPrivate) cisc.releaseBudget(tradeId, held);
+        if (t.reserved) cisc.releaseReservations(tradeId, held);
         _credit(facts.buyer, tradeId, amount);
     }
 

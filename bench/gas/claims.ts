@@ -1,8 +1,9 @@
 // Gas of the delivery-claim paths of issue 10 (properties 1 and 6), 3 nodes and 1 or 3 sellers: the refunding
 // finalize (which now holds the data fees), one claimDelivery, releaseUnclaimed, and the settling submission of
 // a status-5 result (which holds the fees instead of paying them). The honest path has none of these.
-// Then releaseUnclaimed of a refunded trade whose one seller never delivered, on an "any" offer and on a private
-// one (whose reserved epsilon CISC gives back, issue 15).
+// Then releaseUnclaimed of a refunded trade whose one seller never delivered, on an "any" offer, on a private
+// one (whose reserved epsilon CISC gives back, issue 15) and on an "any" offer with a maxTrades (whose count CISC
+// gives back, issue 15).
 //
 //   node bench/gas/claims.ts        (prints a table for BENCHMARKS.md "Delivery claims")
 import { startChain, makeMarket, makeSeller, openTrade, submit, claim, increaseTime } from '../../contracts/tools/market.ts'
@@ -34,7 +35,11 @@ try {
     console.log(`| ${sellers} | ${fmt(refund)} | ${fmt(claimed)} | ${release === 0n ? '–' : fmt(release)} | ${fmt(settling)} |`)
   }
   console.log('\n| 1 seller, 3 nodes, nothing delivered | releaseUnclaimed |\n|---|---:|')
-  for (const [what, opts, epsilon] of [['"any" offer', {}, undefined], ['private offer (its reservation given back)', { epsilonBudget: EPSILON_UNIT }, EPSILON_UNIT]] as const) {
+  for (const [what, opts, epsilon] of [
+    ['"any" offer', {}, undefined],
+    ['private offer (its reservation given back)', { epsilonBudget: EPSILON_UNIT }, EPSILON_UNIT],
+    ['"any" offer with a maxTrades (its count given back)', { maxTrades: 10 }, undefined]
+  ] as const) {
     const m = await makeMarket(chain, 0, 3)
     m.sellers.push(await makeSeller(chain, opts))
     const t = await openTrade(m, { epsilon })

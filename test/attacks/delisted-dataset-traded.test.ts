@@ -56,10 +56,10 @@ test('only DTMC can take a trade from an offer (nobody else can use up its count
   const m = await makeMarket(chain, 0, 1)
   m.sellers.push(await makeSeller(chain, { anyCode: true, maxTrades: 1 }))
   const cisc = m.buyer.client.cisc as unknown as { send: (f: string, a: unknown[]) => Promise<unknown> }
-  await reverts(cisc.send('offerForTrade', [m.sellers[0].offerId, '0x' + '00'.repeat(32), CODE_HASH, 1n, 0n, m.buyer.address]), 'NotDTMC')
+  await reverts(cisc.send('offerForTrade', [m.sellers[0].offerId, '0x' + '00'.repeat(32), CODE_HASH, 1n, 0n, m.buyer.address, '0x' + '00'.repeat(32)]), 'NotDTMC')
   await reverts(cisc.send('offerForPrivateTrade', [m.sellers[0].offerId, '0x' + '00'.repeat(32), CODE_HASH, 1n, 0n, m.buyer.address, 1n, '0x' + '00'.repeat(32)]), 'NotDTMC')
-  // Nor give a private trade's reserved epsilon back (nobody can undo another trade's charge).
-  await reverts(cisc.send('releaseBudget', ['0x' + '00'.repeat(32), 1]), 'NotDTMC')
+  // Nor give a trade's reserved epsilon or count back (nobody can undo another trade's charge).
+  await reverts(cisc.send('releaseReservations', ['0x' + '00'.repeat(32), 1]), 'NotDTMC')
   await openTrade(m)
 })
 

@@ -2,8 +2,9 @@
 // window: a seller holding an enclave's delivery receipt claims its fee, and the rest is the buyer's,
 // but only once somebody calls releaseUnclaimed after the window. Nobody else has a reason to (a seller
 // that delivered has claimed; one that did not gets nothing from the call), so the buyer's daemon does,
-// or its refund stays short of its deposit for good. A private dataset's seller may also make the call
-// to free its epsilon budget (seller/index.ts releaseBudgets): the fees go to the buyer either way.
+// or its refund stays short of its deposit for good. A seller of a private dataset or one with a maxTrades
+// may also make the call to free the epsilon or the place in its maximum the trade reserved
+// (seller/index.ts releaseReservations): the fees go to the buyer either way.
 import { ChainRevertError } from '../../../contracts/index.ts'
 import { chainTime, withdrawCredit, type RoleContext } from '../context.ts'
 import { log } from './log.ts'

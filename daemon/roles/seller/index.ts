@@ -77,7 +77,7 @@ export interface DatasetRecord {
   addedAt: string
   /** seller_delistDataset was called (CISC refuses new trades on it, and so do we). */
   delisted?: boolean
-  /** Trades on the dataset we accepted at our checks (what policy.maxTrades bounds). */
+  /** Trades on the dataset we accepted at our checks (a statistic: policy.maxTrades bounds CISC's count, read there). */
   trades?: number
 }
 
@@ -111,16 +111,23 @@ const DATA_KEY_PURPOSE = 'seller-data-key'
 const PRIVACY_MASTER_PURPOSE = 'seller-privacy-master'
 
 /**
- * Meta key prefix (+ tradeId) of the trades on our private datasets whose reserved epsilon we may have to free
- * (`releaseBudgets`): one entry per such trade, from our checks until the trade needs nothing more from us.
+ * Meta key prefix (+ tradeId) of the trades that reserved something on our datasets in CISC (a private dataset's
+ * epsilon, a place in a dataset's maxTrades) which we may have to free (`releaseReservations`): one entry per such
+ * trade, from our checks until the trade needs nothing more from us. (The name predates the maxTrades reservation;
+ * kept so entries stored before it are still found.)
  */
-const BUDGET_RELEASE_PREFIX = 'seller:budgetRelease:'
+const RESERVATION_RELEASE_PREFIX = 'seller:budgetRelease:'
 
-/** What `releaseBudgets` needs of a trade on one of our private datasets. */
-interface BudgetRelease {
+/** What `releaseReservations` needs of a trade that reserved something on one of our datasets. */
+interface ReservationRelease {
   sellerIndex: number
   /** The trade's deadline (unix seconds): nothing to do before it. */
   deadline: number
+}
+
+/** Whether trades reserve something on the dataset in CISC (a private dataset's epsilon, a place in its maxTrades): read it there. */
+function reservesOnChain (ds: DatasetRecord): boolean {
+  return ds.policy.mode === 'private' || ds.policy.maxTrades !== 0
 }
 
 export class SellerRole implements Role {
@@ -215,9 +222,10 @@ export class SellerRole implements Role {
       if (ds.tag !== d.tag || BigInt(ds.unitPrice) > d.sellerPrice) continue
       // DTMC would pay min(unitPrice × size, sellerCap) for the data.
       const fullPrice = fullPriceOf(ds)
-      // A private dataset's budget is spent on chain (CISC charges every trade): read what is left there.
-      const epsilonSpent = ds.policy.mode === 'private' ? (await this.ctx.chain.cisc.offer(BigInt(ds.datasetId))).epsilonSpent : undefined
-      const why = judgePolicy({ ...ds, epsilonSpent }, {
+      // A private dataset's budget and a maximum of trades are counted on chain (CISC reserves them for every trade
+      // and gives back those of trades that never got the data): read what is used there.
+      const onChain = reservesOnChain(ds) ? await this.ctx.chain.cisc.offer(BigInt(ds.datasetId)) : undefined
+      const why = judgePolicy({ ...ds, epsilonSpent: onChain?.epsilonSpent, trades: onChain?.trades }, {
         codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now, epsilon: d.epsilon
       })
       if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
@@ -252,7 +260,7 @@ export class SellerRole implements Role {
   async tick (): Promise<void> {
     await this.discoverTrades()
     await advanceActive<SellerTradeData>(this.ctx, 'seller', async t => await this.advance(t), log)
-    await this.releaseBudgets()
+    await this.releaseReservations()
   }
 
   /** Step 6, Checks: trades DTMC opened with our offers; each is checked before anything is delivered. */
@@ -279,19 +287,21 @@ export class SellerRole implements Role {
       ...(view.epsilon !== 0n && { epsilon: view.epsilon.toString() }),
       ...(openedBlock !== undefined && { openedBlock })
     }
-    // CISC charged this trade already: the budget the other trades left is what it was judged against.
-    const epsilonSpent = ds?.policy.mode === 'private' ? (await this.ctx.chain.cisc.offer(mine.offerId)).epsilonSpent - view.epsilon : undefined
+    // CISC charged and counted this trade already: the budget and count the other trades left is what it is judged against.
+    const onChain = ds !== undefined && reservesOnChain(ds) ? await this.ctx.chain.cisc.offer(mine.offerId) : undefined
+    const others = onChain === undefined ? {} : { epsilonSpent: onChain.epsilonSpent - view.epsilon, trades: onChain.maxTrades !== 0 ? onChain.trades - 1 : 0 }
     const problem = ds === undefined ? 'the offer is not one of our datasets'
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
         // Judged now, at our check: a trade that opened before a delisting or expiry but reaches us after is refused.
-        : judgePolicy({ ...ds, epsilonSpent }, {
+        : judgePolicy({ ...ds, ...others }, {
           codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain), epsilon: view.epsilon
         }) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
-    // CISC reserved the trade's epsilon on our private dataset, refused by us or not: see that it comes back if our data never goes in.
-    if (ds?.policy.mode === 'private' && view.epsilon !== 0n) {
-      await this.ctx.store.meta.put(BUDGET_RELEASE_PREFIX + tradeId, { sellerIndex: mine.index, deadline: view.deadline } satisfies BudgetRelease)
+    // CISC reserved the trade's epsilon on our private dataset or its place in our maxTrades, refused by us or not: see
+    // that it comes back if our data never goes in.
+    if (ds !== undefined && ((ds.policy.mode === 'private' && view.epsilon !== 0n) || ds.policy.maxTrades !== 0)) {
+      await this.ctx.store.meta.put(RESERVATION_RELEASE_PREFIX + tradeId, { sellerIndex: mine.index, deadline: view.deadline } satisfies ReservationRelease)
     }
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
@@ -347,33 +357,34 @@ export class SellerRole implements Role {
   }
 
   /**
-   * A trade's epsilon stays reserved on our private dataset until DTMC's releaseUnclaimed gives it back: after the
-   * trade ended, for a seller that claimed no delivery within the claim window (so its data never entered an enclave;
-   * contracts.md "Private datasets"). The buyer gets its held fee back with that call, but a buyer that wanted the
-   * budget gone has no reason to make it, nor to end its trade: past the deadline we end the trade (`finalize`) and,
-   * after the claim window, release it ourselves. Never for a trade we delivered to (we hold a receipt): an enclave
-   * may have computed on our data, the epsilon is spent, and `advance` claims our fee for it.
+   * What a trade reserved on our dataset in CISC (a private dataset's epsilon, a place in its maxTrades) stays reserved
+   * until DTMC's releaseUnclaimed gives it back: after the trade ended, for a seller that claimed no delivery within
+   * the claim window (so its data never entered an enclave; contracts.md "Private datasets", "Maximum of trades").
+   * The buyer gets its held fee back with that call, but a buyer that wanted the budget or the trades used up has no
+   * reason to make it, nor to end its trade: past the deadline we end the trade (`finalize`) and, after the claim
+   * window, release it ourselves. Never for a trade we delivered to (we hold a receipt): an enclave may have computed
+   * on our data, the epsilon and the trade are used, and `advance` claims our fee for it.
    */
-  private async releaseBudgets (): Promise<void> {
-    const pending = await this.ctx.store.meta.list({ prefix: BUDGET_RELEASE_PREFIX })
+  private async releaseReservations (): Promise<void> {
+    const pending = await this.ctx.store.meta.list({ prefix: RESERVATION_RELEASE_PREFIX })
     if (pending.length === 0) return
     const now = await chainTime(this.ctx.chain)
     for (const [key, value] of pending) {
-      const { sellerIndex, deadline } = value as BudgetRelease
+      const { sellerIndex, deadline } = value as ReservationRelease
       if (now <= deadline) continue
-      const tradeId = key.slice(BUDGET_RELEASE_PREFIX.length)
+      const tradeId = key.slice(RESERVATION_RELEASE_PREFIX.length)
       try {
-        if (await this.releaseBudget(tradeId, sellerIndex, now)) await this.ctx.store.meta.delete(key)
+        if (await this.releaseReservation(tradeId, sellerIndex, now)) await this.ctx.store.meta.delete(key)
       } catch (err) {
         // A revert: the buyer or a node ended or released it first (the next tick sees that); else the chain is away.
-        if (err instanceof ChainRevertError) log.debug('privacy budget release reverted (will look again)', { tradeId, error: err.errorName })
-        else log.warn('privacy budget release failed (will retry)', { tradeId, err: err as Error })
+        if (err instanceof ChainRevertError) log.debug('reservation release reverted (will look again)', { tradeId, error: err.errorName })
+        else log.warn('reservation release failed (will retry)', { tradeId, err: err as Error })
       }
     }
   }
 
   /** One step towards giving a trade's reservation back; true once nothing is left to do for it. */
-  private async releaseBudget (tradeId: string, sellerIndex: number, now: number): Promise<boolean> {
+  private async releaseReservation (tradeId: string, sellerIndex: number, now: number): Promise<boolean> {
     const t = await this.ctx.trades.get<SellerTradeData>('seller', tradeId)
     if (t?.data.nodes.some(n => n.receipt !== undefined) === true) return true
     const view = await this.ctx.chain.dtmc.trade(tradeId)
@@ -388,7 +399,7 @@ export class SellerRole implements Role {
     if (!claims.held.includes(sellerIndex)) return true
     if (now <= claims.until) return false
     await this.ctx.chain.dtmc.releaseUnclaimed(tradeId)
-    log.info('privacy budget given back: the trade ended without our data', { tradeId })
+    log.info('reservation given back (epsilon, place in maxTrades): the trade ended without our data', { tradeId })
     return true
   }
 

@@ -80,7 +80,10 @@ export interface PricedDataset {
   policy: DatasetPolicy
   /** seller_delistDataset was called: no new trade. */
   delisted?: boolean
-  /** Trades the seller accepted on the dataset (what maxTrades bounds). */
+  /**
+   * Trades that hold a place in the dataset's maxTrades, read from CISC (it counts every trade that opens on it and
+   * gives back the place of one that ended without the seller's data); absent: 0.
+   */
   trades?: number
   /** Mode 'private': micro-epsilon the other trades on the dataset have spent, read from CISC; absent: 0. */
   epsilonSpent?: bigint

@@ -2,8 +2,9 @@
 // (issue 15): seller_addDataset lists a policy-less dataset as "no code" in CISC, a chosen buyer list,
 // maximum and expiry as given; bad terms are refused before any transaction; seller_delistDataset
 // makes CISC refuse new trades on the dataset at once and shows in seller_datasets; a private dataset's
-// budget and clamps reach CISC; and the epsilon a buyer's trade reserved on it comes back when that trade ends
-// without the seller's data (the seller daemon ends the trade and releases it itself: issue 15's budget drain).
+// budget and clamps reach CISC; and the epsilon a buyer's trade reserved on it, or the place in a dataset's
+// maxTrades, comes back when that trade ends without the seller's data (the seller daemon ends the trade and
+// releases it itself: issue 15's budget drain and maxTrades drain).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -98,7 +99,7 @@ test('policy-less, restricted and "any code" datasets in CISC; bad terms refused
 })
 
 // Last in the file: it moves the chain's clock past a trade's deadline and the claim window (3 days).
-test('a trade that reserved a private dataset\'s whole budget and never got the data gives it back through the seller daemon', async () => {
+test('trades that reserved a private dataset\'s whole budget or a dataset\'s only trade and never got the data give them back through the seller daemon', async () => {
   const seller = net.sellers[0]
   const path = join(seller.datadir, 'data.csv')
   const budget = 2_000_000n
@@ -106,31 +107,44 @@ test('a trade that reserved a private dataset\'s whole budget and never got the 
     path, tag: 'drain', unitPrice: '10', policy: { mode: 'private', epsilonBudget: budget.toString(), clamps: [{ column: 1, decimals: 0, lower: '0', upper: '1100' }] }
   })
   const offerId = BigInt(datasetId)
-  // The attacker opens a trade with all of it on a node of its own (an attested enclave key it never uses).
+  const capped = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', { path, tag: 'drain-count', unitPrice: '10', policy: { mode: 'any', maxTrades: 1 } })
+  const cappedId = BigInt(capped.datasetId)
+  // The attacker opens a trade with all of it on a node of its own (an attested enclave key it never uses), and one
+  // with the capped dataset's only trade.
   const attacker = await fundedAccount(net.network)
   try {
     const root = new Wallet(readKeyFile(join(net.networkPath, '..', 'attestation-root.key')))
-    const salt = rand32()
-    const tradeId = attacker.chain.dtmc.tradeIdOf(attacker.wallet.address, salt)
-    const codeHash = rand32()
-    const enclave = Wallet.createRandom()
     const deadline = Math.floor(Date.now() / 1000) + 600
-    await attacker.chain.dtmc.openTrade({
-      salt, tagHash: id('drain'), codeHash, deadline, sellerCap: 10n * BigInt(sampleDataset(200, 1).length), nodePrice: 1n, nodeCap: 1000n,
-      outputPrice: 10n, outputCap: 16n, gasCap: 1000n, epsilon: budget, offerIds: [offerId],
-      nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, enclave.address, tradeId, codeHash, net.network.measurements[0]) }]
-    })
+    const open = async (tag: string, offerIds: bigint[], epsilon: bigint): Promise<string> => {
+      const salt = rand32()
+      const tradeId = attacker.chain.dtmc.tradeIdOf(attacker.wallet.address, salt)
+      const codeHash = rand32()
+      const enclave = Wallet.createRandom()
+      await attacker.chain.dtmc.openTrade({
+        salt, tagHash: id(tag), codeHash, deadline, sellerCap: 10n * BigInt(sampleDataset(200, 1).length), nodePrice: 1n, nodeCap: 1000n,
+        outputPrice: 10n, outputCap: 16n, gasCap: 1000n, epsilon, offerIds,
+        nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, enclave.address, tradeId, codeHash, net.network.measurements[0]) }]
+      })
+      return tradeId
+    }
+    const tradeId = await open('drain', [offerId], budget)
+    const countedId = await open('drain-count', [cappedId], 0n)
     assert.is(await chain.cisc.remainingBudget(offerId), 0n, 'reserved')
+    assert.is((await chain.cisc.offer(cappedId)).trades, 1, 'counted')
     // Past the deadline nobody else ends it: the seller daemon finalizes (a refund: no result) ...
     await anvilRpc(net.network.rpcUrl, 'evm_increaseTime', [deadline - (await chain.provider.getBlock('latest'))!.timestamp + 10])
     await anvilRpc(net.network.rpcUrl, 'evm_mine', [])
-    await waitFor('the seller ends the trade', async () => (await chain.dtmc.trade(tradeId))?.state === 'refunded', 60_000, 200)
+    await waitFor('the seller ends the trades', async () => (await chain.dtmc.trade(tradeId))?.state === 'refunded' && (await chain.dtmc.trade(countedId))?.state === 'refunded', 60_000, 200)
     assert.is(await chain.cisc.remainingBudget(offerId), 0n, 'still reserved during the claim window')
+    assert.is((await chain.cisc.offer(cappedId)).trades, 1, 'still counted during the claim window')
     // ... and after the claim window releases the fee to the buyer and the epsilon to its budget.
     await anvilRpc(net.network.rpcUrl, 'evm_increaseTime', [CLAIM_WINDOW + 10])
     await anvilRpc(net.network.rpcUrl, 'evm_mine', [])
     await waitFor('the budget back', async () => await chain.cisc.remainingBudget(offerId) === budget, 60_000, 200)
     assert.equal((await chain.dtmc.claimsOf(tradeId)).held, [])
+    // Before the fix the count stayed at 1, and the dataset was dead for every other buyer.
+    await waitFor('the count back', async () => (await chain.cisc.offer(cappedId)).trades === 0, 60_000, 200)
+    assert.equal((await chain.dtmc.claimsOf(countedId)).held, [])
   } finally {
     attacker.chain.close()
   }
