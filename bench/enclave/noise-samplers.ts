@@ -20,9 +20,11 @@ const cases: Array<{ what: string, samples: number, run: (i: number) => unknown 
   { what: 'privateCount noise, ε 1000 (scale 0.001)', samples: 200, run: i => dpCount(callStream(key, i), values, 1000_000_000n) },
   { what: 'privateSum noise, ±10^18 at ε 1 (scale 10^18)', samples: 500, run: i => dpSum(callStream(key, i), values, wide, 1_000_000n) },
   { what: 'privateHistogram, 4096 buckets, ε 1', samples: 1, run: i => dpHistogram(callStream(key, i), values, 0n, 1n, 4096, 1_000_000n) },
+  { what: 'privateHistogram, 4096 buckets, ε 1000', samples: 1, run: i => dpHistogram(callStream(key, i), values, 0n, 1n, 4096, 1000_000_000n) },
   { what: 'privateQuantile, 64 candidates, ε 1', samples: 50, run: i => dpQuantile(callStream(key, i), values, 500_000n, 0n, 16n, 64, 1_000_000n) },
   { what: 'privateQuantile, 4096 candidates, ε 1', samples: 1, run: i => dpQuantile(callStream(key, i), values, 500_000n, 0n, 1n, 4096, 1_000_000n) },
-  { what: 'privateQuantile, 4096 candidates, ε 100', samples: 1, run: i => dpQuantile(callStream(key, i), values, 500_000n, 0n, 1n, 4096, 100_000_000n) }
+  { what: 'privateQuantile, 4096 candidates, ε 100', samples: 1, run: i => dpQuantile(callStream(key, i), values, 500_000n, 0n, 1n, 4096, 100_000_000n) },
+  { what: 'privateQuantile, 4096 candidates, ε 1000', samples: 1, run: i => dpQuantile(callStream(key, i), values, 500_000n, 0n, 1n, 4096, 1000_000_000n) }
 ]
 
 const lines = [`Measured by \`node bench/enclave/noise-samplers.ts${quick ? ' --quick' : ''}\` on ${cpus()[0]?.model ?? 'this machine'} (${cpus().length} cores, load average ${loadavg()[0].toFixed(1)} at start), Node ${process.versions.node}; best of ${REPEAT} repetitions, CPU from process.cpuUsage().`, '', '| what | calls | CPU ms per call |', '|---|---:|---:|']
