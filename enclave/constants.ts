@@ -153,8 +153,26 @@ export const MAX_PRIVATE_COLUMN_INDEX = 1 << 20
  * linear fit's sums of products over MAX_TOTAL_INPUT_SIZE records stay far inside int256.
  */
 export const MAX_CLAMP_ABS = 10n ** 18n
-/** Most candidates of one private quantile (the exponential mechanism takes O(candidates) rounds at worst). */
+/** Most candidates of one private quantile (the exponential mechanism computes every candidate's weight). */
 export const MAX_QUANTILE_CANDIDATES = 4096
+/**
+ * The private mode's samplers (enclave/noise.ts) do a fixed amount of work, so they cannot be exact (an exact
+ * sampler of a non-dyadic probability needs unbounded randomness). They are exact up to this: each statistic is
+ * (ε + 2^-50, δ)-DP with δ ≤ 2^-NOISE_DELTA_BITS instead of ε-DP (docs/enclave.md "The noise").
+ */
+export const NOISE_DELTA_BITS = 64
+/**
+ * Where the samplers cut a tail, in nats beyond the shift they hide: e^-46 < 2^-65 = 2^-(NOISE_DELTA_BITS + 1)
+ * (65 · ln 2 = 45.06), the mass they may drop.
+ */
+export const NOISE_TAIL_NATS = 46n
+/**
+ * Largest epsilon one noise draw may hide (ε of one statistic, in whole epsilon): its cost grows with it (a
+ * probability near e^-ε must be drawn to 2^-64 of itself). One run's MAX_RUN_EPSILON bounds every call.
+ */
+export const MAX_NOISE_EPSILON = MAX_RUN_EPSILON / EPSILON_SCALE
+/** Fixed-point bits (beyond the range reduction's) of the samplers' integer e^x: relative error below 2^-70. */
+export const NOISE_EXP_BITS = 80
 /** Quantiles are given in parts per million: 500000 is the median. */
 export const QUANTILE_SCALE = 1_000_000n
 

@@ -1,11 +1,13 @@
 // The private mode (docs/enclave.md "Private mode"): the sellers' privacy terms, the run's noise key, and the
 // private precompiles, which compute over all sellers' records (the analysis never sees one) with each record's
-// contribution bounded by the seller's clamping range and exact discrete noise (enclave/noise.ts) added.
+// contribution bounded by the seller's clamping range and discrete noise (enclave/noise.ts) added.
 //
-// Accounting: pure epsilon-differential privacy for the addition or removal of one record (of any seller), with
-// basic sequential composition: each call names the epsilon it spends, and the calls of one run spend at most the
-// run's epsilon (a call that would exceed it fails and spends nothing). A call that splits its epsilon over several
-// statistics (mean: 2, linear fit: 5) gives each an equal share, again by basic composition.
+// Accounting: epsilon-differential privacy for the addition or removal of one record (of any seller), with basic
+// sequential composition: each call names the epsilon it spends, and the calls of one run spend at most the run's
+// epsilon (a call that would exceed it fails and spends nothing). A call that splits its epsilon over several
+// statistics (mean: 2, linear fit: 5) gives each an equal share, again by basic composition. The samplers' work is
+// fixed (no timing channel), which makes each statistic (ε + 2^-50, 2^-64)-DP rather than exactly ε-DP: k
+// statistics compose to (Σε + k·2^-50, k·2^-64).
 //
 // Nothing about the data may change what the analysis can observe other than the noisy values: a call fails only
 // for its arguments, the sellers' (public) terms, its gas or the budget; a field that does not parse drops its
@@ -21,7 +23,7 @@ import {
   NOISE_CALL_TAG, NOISE_KEY_INFO, PRIVACY_SECRET_BYTES, QUANTILE_SCALE
 } from './constants.ts'
 import type { PrivacyColumn, RunPrivacy } from './messages.ts'
-import { discreteLaplace, exponentialMechanism, NoiseStream } from './noise.ts'
+import { DiscreteLaplace, exponentialMechanism, NoiseStream } from './noise.ts'
 import {
   encodeIntArray, encodeWords, histogram, MAX_HISTOGRAM_BUCKETS, PrecompileInputError, PrecompileOutOfGasError,
   PRIVATE_PRECOMPILE_ADDRESSES, PRIVATE_PRECOMPILE_GAS, Reader, scanNumber
@@ -210,9 +212,14 @@ export class PrivateRun {
 
 const max = (a: bigint, b: bigint): bigint => (a > b ? a : b)
 const abs = (a: bigint): bigint => (a < 0n ? -a : a)
-/** The discrete Laplace noise for sensitivity `delta` at `epsilon` micro-epsilon split in `parts` equal shares: scale Δ·parts/ε. */
+/** The discrete Laplace sampler for sensitivity `delta` at `epsilon` micro-epsilon split in `parts` equal shares: scale Δ·parts/ε. */
+function laplaceFor (delta: bigint, epsilon: bigint, parts = 1n): DiscreteLaplace {
+  const d = max(delta, 1n)
+  return DiscreteLaplace.of(d * parts * EPSILON_SCALE, epsilon, d)
+}
+/** One draw of that noise (its work fixed by Δ, ε and parts: enclave/noise.ts). */
 function noise (s: NoiseStream, delta: bigint, epsilon: bigint, parts = 1n): bigint {
-  return discreteLaplace(s, max(delta, 1n) * parts * EPSILON_SCALE, epsilon)
+  return laplaceFor(delta, epsilon, parts).sample(s)
 }
 /** An integer midpoint of [lo, hi] and the largest distance of a value of the range from it. */
 function center (lo: bigint, hi: bigint): { mid: bigint, half: bigint } {
@@ -252,7 +259,8 @@ export function dpMean (s: NoiseStream, values: ArrayLike<bigint>, d: ColumnDoma
 
 /** Noisy histogram (the histogram precompile's buckets) + DLap(1/ε) on each count: one record moves one count by one, L1 sensitivity 1. */
 export function dpHistogram (s: NoiseStream, values: ArrayLike<bigint>, lo: bigint, width: bigint, buckets: number, epsilon: bigint): bigint[] {
-  return histogram(values, lo, width, buckets).map(c => c + noise(s, 1n, epsilon))
+  const dlap = laplaceFor(1n, epsilon)
+  return histogram(values, lo, width, buckets).map(c => c + dlap.sample(s))
 }
 
 function countBelow (sorted: BigInt64Array, c: bigint): number {
@@ -265,8 +273,8 @@ function countBelow (sorted: BigInt64Array, c: bigint): number {
  * Private quantile by the exponential mechanism over the candidates lo + j·width (j < count), as OpenDP's
  * make_quantile_score_candidates + noisy max (Smith 2011): with α = q / 10^6, candidate c scores
  * |(10^6 − q)·#{x < c} − q·#{x > c}| (0 at the exact quantile), which one added or removed record changes by at
- * most Δ = max(q, 10^6 − q); the mechanism picks c with probability ∝ exp(−ε·score / (2Δ)), exactly
- * (noise.ts exponentialMechanism), and returns it.
+ * most Δ = max(q, 10^6 − q); the mechanism picks c with probability ∝ exp(−ε·score / (2Δ)) (noise.ts
+ * exponentialMechanism: every candidate weighed, one draw, a fixed amount of work), and returns it.
  */
 export function dpQuantile (s: NoiseStream, values: ArrayLike<bigint>, q: bigint, lo: bigint, width: bigint, count: number, epsilon: bigint): bigint {
   const sorted = BigInt64Array.from(values).sort()
@@ -279,7 +287,7 @@ export function dpQuantile (s: NoiseStream, values: ArrayLike<bigint>, q: bigint
     scores.push(abs((QUANTILE_SCALE - q) * below - q * above))
   }
   const delta = max(q, QUANTILE_SCALE - q)
-  return lo + BigInt(exponentialMechanism(s, scores, epsilon, 2n * delta * EPSILON_SCALE)) * width
+  return lo + BigInt(exponentialMechanism(s, scores, epsilon, 2n * delta * EPSILON_SCALE, delta)) * width
 }
 
 /**

@@ -8,7 +8,7 @@
 // A sampler with the wrong scale (a factor 2 in epsilon, say) is off by hundreds in these statistics.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { NoiseStream, bernoulliExp, discreteLaplace, exponentialMechanism } from '../../../enclave/noise.ts'
+import { DiscreteLaplace, NoiseStream, discreteLaplace, exponentialMechanism } from '../../../enclave/noise.ts'
 import { PrivateRun, callStream, dpCount, dpHistogram, dpLinearFit, dpMean, dpQuantile, dpSum, privatePriceOf } from '../../../enclave/private.ts'
 import { EPSILON_SCALE, FIXED_POINT_SCALE } from '../../../enclave/constants.ts'
 
@@ -70,41 +70,62 @@ function draw (n: number, f: (i: number) => bigint): bigint[] {
   return out
 }
 
-test('the noise stream is deterministic in its key and uniform draws are exact', () => {
+test('the noise stream is deterministic in its key; its uniform integers and threshold draws are exact', () => {
   const a = new NoiseStream(key(1)); const b = new NoiseStream(key(1)); const c = new NoiseStream(key(2))
-  const xa = draw(200, () => a.uniformBelow(1000n)); const xb = draw(200, () => b.uniformBelow(1000n)); const xc = draw(200, () => c.uniformBelow(1000n))
+  const xa = draw(200, () => a.uint(2)); const xb = draw(200, () => b.uint(2)); const xc = draw(200, () => c.uint(2))
   assert.equal(xa, xb)
   assert.not.equal(xa, xc)
   const s = new NoiseStream(key(3))
-  // Uniform on 0..5 (rejection on one byte masked to 3 bits): chi-square.
-  chiSquare(draw(30000, () => s.uniformBelow(6n)), y => (y < 0 ? 0 : y >= 5 ? 1 : (y + 1) / 6), 'uniform below 6')
-  // A bound past 2^48 takes the bigint path: its draws stay below it and cover it evenly (halves).
-  const big = (1n << 60n) + 12345n
-  const xs = draw(20000, () => s.uniformBelow(big))
-  assert.ok(xs.every(x => x >= 0n && x < big))
-  const low = xs.filter(x => x < big / 2n).length
-  assert.ok(Math.abs(low - 10000) < 5 * Math.sqrt(20000 * 0.25), `halves: ${low}`)
+  // Uniform on 0..255 (one byte): chi-square.
+  chiSquare(draw(30000, () => s.uint(1)), y => (y < 0 ? 0 : y >= 255 ? 1 : (y + 1) / 256), 'uniform byte')
+  // below(t) is 1 with probability t / 256^len, whatever the bytes: 0x40 is 1/4, 0x00 0x01 is 2^-16, 0x00 never.
+  for (const [t, p] of [[[0x40], 0.25], [[0xc0, 0x00], 0.75], [[0x00, 0x01], 2 ** -16], [[0x00], 0]] as Array<[number[], number]>) {
+    const n = 40000
+    let k = 0
+    for (let i = 0; i < n; i++) k += s.below(Uint8Array.from(t))
+    const se = Math.sqrt(n * p * (1 - p))
+    assert.ok(Math.abs(k - n * p) <= 5 * se + 1e-9, `below ${t}: ${k} of ${n}, want ${n * p} ± ${5 * se}`)
+  }
+  // It reads exactly as many bytes as the threshold has, whatever they are.
+  const d = new NoiseStream(key(4)); const e = new NoiseStream(key(4))
+  d.below(Uint8Array.from([0, 0, 0])); d.below(Uint8Array.from([255, 255]))
+  e.uint(5)
+  assert.is(d.uint(4), e.uint(4))
 })
 
-test('Bernoulli(exp(-γ)) has probability exp(-γ), for γ below and above 1', () => {
-  const s = new NoiseStream(key(4))
-  for (const [num, den] of [[3n, 10n], [1n, 1n], [27n, 10n], [1234n, 1000n], [0n, 1n]]) {
-    const n = 20000
-    let k = 0
-    for (let i = 0; i < n; i++) if (bernoulliExp(s, num, den)) k++
-    const p = Math.exp(-Number(num) / Number(den))
-    const se = Math.sqrt(n * p * (1 - p))
-    assert.ok(Math.abs(k - n * p) <= 5 * se + 1e-9, `γ = ${num}/${den}: ${k} of ${n}, want ${(n * p).toFixed(0)} ± ${(5 * se).toFixed(0)}`)
+test('the digits of the discrete Laplace\'s geometrics have probability 1/(1 + e^(2^i/scale)), and the tail cut is past ε + 46 scales', () => {
+  for (const [num, den, delta] of [[1n, 1n, 1n], [7n, 3n, 1n], [10n, 1n, 1n], [1n, 1000n, 1n], [5500n * EPSILON_SCALE, EPSILON_SCALE, 1100n], [5n * 10n ** 42n, 1n, 10n ** 36n]]) {
+    const d = new DiscreteLaplace(num, den, delta)
+    const x = Number(den) / Number(num)
+    assert.is(d.thresholds.length, d.digits)
+    for (let i = 0; i < d.digits; i++) {
+      // In logarithms (π can be e^-1000): ln(threshold / 256^len) against ln π = −(y + ln(1 + e^−y)), y = 2^i·x.
+      const t = d.thresholds[i]
+      const first = t.findIndex(byte => byte !== 0)
+      let v = 0
+      for (let k = first; k < Math.min(t.length, first + 6); k++) v = v * 256 + t[k]
+      const lnGot = Math.log(v) - 8 * Math.LN2 * (Math.min(t.length, first + 6))
+      const y = 2 ** i * x
+      const lnWant = -(y + Math.log1p(Math.exp(-y)))
+      assert.ok(Math.abs(lnGot - lnWant) < 2 ** -36 * Math.max(1, Math.abs(lnWant)), `scale ${num}/${den}, digit ${i}: ln ${lnGot} vs ${lnWant}`)
+    }
+    // 2^m·x ≥ ε + 46 (ε = Δ·x), and m is the least such: the geometric's dropped tail is below e^-(ε+46).
+    const eps = Number(delta) * x
+    assert.ok(2 ** d.digits * x >= eps + 46 - 1e-9, `scale ${num}/${den}: ${d.digits} digits`)
+    assert.ok(d.digits === 0 || 2 ** (d.digits - 1) * x < Math.ceil(eps) + 46)
   }
+  assert.throws(() => new DiscreteLaplace(1n, 1001n, 1n), /above 1000/)
+  assert.throws(() => new DiscreteLaplace(1n, 1n, 0n), /sensitivity/)
 })
 
 test('discrete Laplace matches its distribution at small, rational and large scales', () => {
   const s = new NoiseStream(key(5))
-  for (const [num, den] of [[1n, 1n], [1n, 2n], [7n, 3n], [10n, 1n], [5500n * EPSILON_SCALE, EPSILON_SCALE]]) {
-    chiSquare(draw(20000, () => discreteLaplace(s, num, den)), dlapCdf(Number(num) / Number(den)), `discrete Laplace scale ${num}/${den}`)
+  for (const [num, den, delta] of [[1n, 1n, 1n], [1n, 2n, 1n], [7n, 3n, 2n], [10n, 1n, 1n], [5500n * EPSILON_SCALE, EPSILON_SCALE, 1100n]]) {
+    const d = new DiscreteLaplace(num, den, delta)
+    chiSquare(draw(20000, () => d.sample(s)), dlapCdf(Number(num) / Number(den)), `discrete Laplace scale ${num}/${den}`)
   }
   // The same test notices a wrong scale: samples of scale 10 against the distribution of scale 8.
-  const wrong = draw(20000, () => discreteLaplace(s, 10n, 1n))
+  const wrong = draw(20000, () => discreteLaplace(s, 10n, 1n, 1n))
   const w = chiSquareOf(wrong, dlapCdf(8))
   assert.ok(w.stat > 5 * w.bound, `a wrong scale passes: ${w.stat} against ${w.bound}`)
 })
@@ -114,10 +135,19 @@ test('the exponential mechanism picks candidates with probability ∝ exp(-score
   const scores = [0n, 1n, 2n, 4n, 8n, 3n]
   const w = scores.map(x => Math.exp(-Number(x) / 2))
   const total = w.reduce((a, b) => a + b)
-  const picks = draw(30000, () => BigInt(exponentialMechanism(s, scores, 1n, 2n)))
+  const picks = draw(30000, () => BigInt(exponentialMechanism(s, scores, 1n, 2n, 1n)))
   let acc = 0
   const cum = w.map(x => (acc += x / total))
   chiSquare(picks, y => (y < 0 ? 0 : y >= cum.length - 1 ? 1 : cum[y]), 'exponential mechanism')
+  // A wrong scale (twice the weights' exponent) fails the same test.
+  const wrong = draw(30000, () => BigInt(exponentialMechanism(s, scores, 1n, 1n, 1n)))
+  const ws = chiSquareOf(wrong, y => (y < 0 ? 0 : y >= cum.length - 1 ? 1 : cum[y]))
+  assert.ok(ws.stat > 5 * ws.bound, `a wrong scale passes: ${ws.stat} against ${ws.bound}`)
+  // Scores far apart: the candidates beyond the cut (γ > ε + bitlen(n) + 46) are never picked, the best nearly always.
+  const far = [5n, 0n, 10n ** 12n, 3n]
+  const got = draw(2000, () => BigInt(exponentialMechanism(s, far, 1n, 1n, 1n)))
+  assert.ok(got.every(j => j !== 2n))
+  assert.throws(() => exponentialMechanism(s, [0n], 1001n, 2n, 1n), /above 1000/)
 })
 
 // ---- the mechanisms, through the streams of many calls (seq 0..n-1 of one run key) ----
@@ -156,8 +186,8 @@ test('privateMean: a noisy count of scale 2/ε and a noisy centred sum of scale 
     const m = dpMean(callStream(runKey, i), values, domain, eps)
     // The same call's stream drawn by hand, in the mechanism's order: count noise, then sum noise.
     const s = callStream(runKey, i)
-    const c = 1000n + discreteLaplace(s, 2n * EPSILON_SCALE, eps)
-    const z = discreteLaplace(s, 2n * 500n * EPSILON_SCALE, eps)
+    const c = 1000n + discreteLaplace(s, 2n * EPSILON_SCALE, eps, 1n)
+    const z = discreteLaplace(s, 2n * 500n * EPSILON_SCALE, eps, 500n)
     let want = 200n * FIXED_POINT_SCALE + (c >= 1n ? ((shifted + z) * FIXED_POINT_SCALE) / c : 0n)
     if (want < -300n * FIXED_POINT_SCALE) want = -300n * FIXED_POINT_SCALE
     if (want > 700n * FIXED_POINT_SCALE) want = 700n * FIXED_POINT_SCALE
