@@ -18,6 +18,7 @@ import { DEMAND_TOPIC, createDemandValidator, createPostedDemands } from '../p2p
 import { ConfigError, SdteError, noMetrics } from '../config/index.ts'
 import { TradeBook } from './trades.ts'
 import type { Role, RoleContext } from './roles/context.ts'
+import type { EnclaveHost } from '../enclave/index.ts'
 import { registerChainMethods } from './methods/chain.ts'
 import { registerTradeMethods } from './methods/trade.ts'
 import { componentLogger, logger } from './log.ts'
@@ -89,9 +90,13 @@ export class SdteDaemon {
       // What can be checked is checked before the datadir or a key is made: a start that fails on its
       // options or its network file leaves nothing behind.
       const trading = o.roles.filter(r => r !== 'relay')
+      let nodeRole: typeof import('./roles/trusted-node/index.ts') | undefined
       if (o.network !== null) {
         this.network = readNetworkFile(o.network)
-        if (o.roles.includes('node')) (await import('./roles/trusted-node/index.ts')).TrustedNodeRole.checkOptions(o, this.network)
+        if (o.roles.includes('node')) {
+          nodeRole = await import('./roles/trusted-node/index.ts')
+          nodeRole.TrustedNodeRole.checkOptions(o, this.network)
+        }
       } else if (trading.length > 0) {
         throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
       }
@@ -129,6 +134,17 @@ export class SdteDaemon {
       this.trades = new TradeBook(this.store.trades, this.metrics, logger('sdte:trades'))
       this.metrics.watchTrades(async () => await this.trades.list())
 
+      // A node's enclave worker boots (its thread loads the EVM) while the chain client and the p2p host
+      // start, on the other core; the node role takes it when it starts (and its stop closes it).
+      let enclaveAhead: Promise<EnclaveHost> | undefined
+      if (nodeRole !== undefined && this.network !== null) {
+        const opening = nodeRole.TrustedNodeRole.openEnclave({ options: o, network: this.network, store: this.store })
+        // A failure surfaces where the role awaits it; until then it is not an unhandled rejection.
+        opening.catch(() => {})
+        enclaveAhead = opening
+        this.closers.push({ name: 'enclave', close: async () => { await (await opening.catch(() => null))?.close() } })
+      }
+
       if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
@@ -153,7 +169,7 @@ export class SdteDaemon {
         else log.warn(NO_BOOTSTRAP_WARNING)
       }
 
-      if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain)
+      if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain, enclaveAhead)
       await this.startControlApi()
       this.status = 'started'
       log.info('daemon started', { version: VERSION })
@@ -166,7 +182,7 @@ export class SdteDaemon {
   }
 
   /** The roles, the trade protocols they serve, the demand topic, and the ticker that advances trades. */
-  private async startRoles (network: NetworkFile, chain: ChainClient): Promise<void> {
+  private async startRoles (network: NetworkFile, chain: ChainClient, enclaveAhead?: Promise<EnclaveHost>): Promise<void> {
     const ctx: RoleContext = {
       options: this.options,
       keys: this.keys,
@@ -189,7 +205,7 @@ export class SdteDaemon {
         ? new (await import('./roles/buyer/index.ts')).BuyerRole(ctx)
         : name === 'seller'
           ? new (await import('./roles/seller/index.ts')).SellerRole(ctx)
-          : name === 'node' ? new (await import('./roles/trusted-node/index.ts')).TrustedNodeRole(ctx) : null
+          : name === 'node' ? new (await import('./roles/trusted-node/index.ts')).TrustedNodeRole(ctx, enclaveAhead) : null
       if (role === null) continue
       await role.start()
       this.roles.push(role)
