@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RpcClient } from '../index.ts'
+import { DAEMON_NODE_OPTIONS, DAEMON_PROCESS_ENV } from '../../config/index.ts'
 
 export const ROOT = new URL('../..', import.meta.url).pathname
 export const CLI = join(ROOT, 'daemon', 'cli.ts')
@@ -47,6 +48,21 @@ export async function waitFor<T> (what: string, fn: () => Promise<T | undefined 
   throw new Error(`timed out waiting for ${what}${lastErr !== undefined ? `: ${(lastErr as Error).message}` : ''}`)
 }
 
+/**
+ * The environment a daemon process starts with: `env` with the daemon's process settings (config/daemon-defaults.ts
+ * DAEMON_PROCESS_ENV, DAEMON_NODE_OPTIONS) where `env` does not set them, as bin/sdte does.
+ */
+export function daemonEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...DAEMON_PROCESS_ENV, ...env }
+  const flags = (env.NODE_OPTIONS ?? '').split(/\s+/).filter(f => f !== '')
+  for (const flag of DAEMON_NODE_OPTIONS) {
+    const name = flag.split('=')[0]
+    if (!flags.some(f => f.split('=')[0] === name)) flags.unshift(flag)
+  }
+  out.NODE_OPTIONS = flags.join(' ')
+  return out
+}
+
 /** Runs the CLI to completion (e.g. `sdte rpc ...`), returning its exit code and output. */
 export async function runCli (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return await new Promise(resolve => {
@@ -68,7 +84,7 @@ export async function startDaemon (datadir: string, opts: StartOptions = {}): Pr
   const command = [...(opts.wrap ?? []), process.execPath, CLI, 'daemon', '--datadir', datadir, ...(opts.args ?? [])]
   const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
-    env: { ...process.env, ...opts.env },
+    env: daemonEnv({ ...process.env, ...opts.env }),
     stdio: ['ignore', fd, fd],
     detached: opts.detached ?? false
   })
