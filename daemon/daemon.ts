@@ -23,6 +23,7 @@ import { registerChainMethods } from './methods/chain.ts'
 import { registerTradeMethods } from './methods/trade.ts'
 import { componentLogger, logger } from './log.ts'
 import { lockDatadir } from './lock.ts'
+import { memoryReleaser } from './memory.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
@@ -263,6 +264,12 @@ export class SdteDaemon {
     // trades as soon as they can go on; this only bounds how long a missed event leaves one waiting.
     const timer = setInterval(() => { for (const r of this.roles) this.advanceRole(r) }, this.options.trade.tickMs)
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
+
+    // Trade work that ended leaves garbage (a delivery's dataset, the chunks a node passed on) that an idle
+    // daemon would keep: one full collection once its trades have not changed state for a while (daemon/memory.ts).
+    const releaser = memoryReleaser(logger('sdte:memory'))
+    const unlistenRelease = this.trades.onChange((t) => { if (t.updatedAt === t.timeline.at(-1)?.at) releaser.poke() })
+    this.closers.push({ name: 'memory release', close: () => { unlistenRelease(); releaser.stop() } })
 
     // Whatever DTMC credits this account and nobody withdrew is withdrawn now and then: a withdrawal a chain
     // reorganisation dropped after its trade was recorded paid (the roles withdraw once, when the trade ends).
