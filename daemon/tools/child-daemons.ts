@@ -48,18 +48,22 @@ export async function waitFor<T> (what: string, fn: () => Promise<T | undefined 
   throw new Error(`timed out waiting for ${what}${lastErr !== undefined ? `: ${(lastErr as Error).message}` : ''}`)
 }
 
+/** Preloaded by every daemon the tools start, as bin/sdte does: strips (and keeps) the types of our .ts files. */
+export const STRIP_TYPES = join(ROOT, 'bin', 'strip-types.js')
+
 /**
- * The environment a daemon process starts with: `env` with the daemon's process settings (config/daemon-defaults.ts
- * DAEMON_PROCESS_ENV, DAEMON_NODE_OPTIONS) where `env` does not set them, as bin/sdte does.
+ * The environment a daemon process starts with, as bin/sdte makes it: `env` with the daemon's process settings
+ * (config/daemon-defaults.ts DAEMON_PROCESS_ENV, DAEMON_NODE_OPTIONS) and bin/strip-types.js preloaded, where
+ * `env` does not set them already.
  */
 export function daemonEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...DAEMON_PROCESS_ENV, ...env }
-  const flags = (env.NODE_OPTIONS ?? '').split(/\s+/).filter(f => f !== '')
-  for (const flag of DAEMON_NODE_OPTIONS) {
-    const name = flag.split('=')[0]
-    if (!flags.some(f => f.split('=')[0] === name)) flags.unshift(flag)
+  let options = env.NODE_OPTIONS ?? ''
+  if (!options.includes(STRIP_TYPES)) options = `--import="${STRIP_TYPES}"${options !== '' ? ` ${options}` : ''}`
+  for (const flag of [...DAEMON_NODE_OPTIONS].reverse()) {
+    if (!` ${options} `.includes(` ${flag.split('=')[0]}`)) options = `${flag} ${options}`
   }
-  out.NODE_OPTIONS = flags.join(' ')
+  out.NODE_OPTIONS = options
   return out
 }
 
