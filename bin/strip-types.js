@@ -1,11 +1,22 @@
-// Runs sdte's TypeScript from an installed package. Node strips types natively (22.18+) but refuses
-// to for files under node_modules, which is where `npm install -g` puts sdte; so when bin/sdte runs
-// from there, it preloads this file (--import, through NODE_OPTIONS so that worker threads and the
-// daemons `sdte demo` spawns get it too), which strips the types of sdte's own .ts files with the
-// same stripper Node uses (module.stripTypeScriptTypes: whitespace in place of types, so stack
-// traces keep their lines and columns). Plain JavaScript, so that an old Node gets a clear error.
+// Strips the types of sdte's .ts files, and keeps what it stripped. bin/sdte preloads it (--import, through
+// NODE_OPTIONS so that worker threads and the daemons `sdte demo` spawns get it too), for two reasons:
+// - Node strips types natively (22.18+) but refuses to for files under node_modules, which is where
+//   `npm install -g` puts sdte: this strips them with the same stripper Node uses (module.stripTypeScriptTypes:
+//   whitespace in place of types, so stack traces keep their lines and columns);
+// - the stripper is a WebAssembly build of swc that every thread loading a .ts file instantiates: about 30 MiB
+//   resident per thread (the daemon's main thread, the enclave worker, a run thread) and 0.1-0.2 s of CPU at a
+//   daemon's start (issue 13, BENCHMARKS.md "Daemon footprint"). So the stripped text is kept in an owner-only
+//   cache directory (CACHE_DIR) under the SHA-256 of the Node version and the file's bytes: a file is stripped
+//   once, and a thread whose files are all in the cache never loads the stripper. What runs is always the strip
+//   of the bytes on disk now (the enclave's measurement hashes those bytes too). Without a usable cache
+//   directory, it strips every time, as Node would.
+// Plain JavaScript, so that an old Node gets a clear error.
 import * as nodeModule from 'node:module'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 /** The oldest Node that has module.registerHooks (22.15) and module.stripTypeScriptTypes (22.13). */
 const MIN_NODE = [22, 15]
@@ -28,11 +39,47 @@ process.emitWarning = function (warning, ...rest) {
   return emitWarning.call(process, warning, ...rest)
 }
 
+/**
+ * Where stripped files are kept: $SDTE_TS_CACHE, else $XDG_CACHE_HOME/sdte/ts, else ~/.cache/sdte/ts. Used only
+ * when it is a directory of ours that nobody else can write to (whoever could, could change the code we run).
+ */
+const CACHE_DIR = process.env.SDTE_TS_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sdte', 'ts')
+
+function usableCacheDir () {
+  try {
+    mkdirSync(CACHE_DIR, { recursive: true, mode: 0o700 })
+    const st = statSync(CACHE_DIR)
+    return st.isDirectory() && (process.getuid === undefined || st.uid === process.getuid()) && (st.mode & 0o022) === 0
+  } catch {
+    return false
+  }
+}
+const cache = usableCacheDir()
+
+/** A file's entry: <hash of its path>-<hash of the Node version and its bytes>.js; an edited file replaces its entry. */
+function strip (url) {
+  const text = readFileSync(new URL(url), 'utf8')
+  if (!cache) return nodeModule.stripTypeScriptTypes(text, { mode: 'strip' })
+  const pathKey = createHash('sha256').update(fileURLToPath(url)).digest('hex').slice(0, 16)
+  const entry = `${pathKey}-${createHash('sha256').update(process.version).update('\0').update(text).digest('hex')}.js`
+  try {
+    return readFileSync(join(CACHE_DIR, entry), 'utf8')
+  } catch {}
+  const source = nodeModule.stripTypeScriptTypes(text, { mode: 'strip' })
+  try {
+    for (const old of readdirSync(CACHE_DIR)) if (old.startsWith(`${pathKey}-`)) unlinkSync(join(CACHE_DIR, old))
+    // Written whole under a temporary name, then renamed: a thread reading the entry meanwhile sees all of it or none.
+    const tmp = join(CACHE_DIR, `${entry}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`)
+    writeFileSync(tmp, source, { mode: 0o600 })
+    renameSync(tmp, join(CACHE_DIR, entry))
+  } catch {}
+  return source
+}
+
 nodeModule.registerHooks({
   load (url, context, nextLoad) {
     if (url.startsWith(ROOT) && !url.startsWith(DEPENDENCIES) && url.endsWith('.ts')) {
-      const source = nodeModule.stripTypeScriptTypes(readFileSync(new URL(url), 'utf8'), { mode: 'strip' })
-      return { format: 'module', source, shortCircuit: true }
+      return { format: 'module', source: strip(url), shortCircuit: true }
     }
     return nextLoad(url, context)
   }

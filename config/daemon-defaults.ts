@@ -59,3 +59,23 @@ export const DEFAULT_METRICS_PORT = 9464
  * file says devnet) or without a network, 'public' on any other network.
  */
 export const DEFAULT_P2P_MODE = 'auto' as const
+/**
+ * The daemon process's environment, set by its launchers (bin/sdte; daemon/tools/child-daemons.ts for the
+ * local testnets, tests and benchmarks) where the user has not set the variable; glibc and V8 read them when
+ * the process starts, so the daemon cannot set them for itself. Measured in BENCHMARKS.md "Daemon footprint":
+ * - MALLOC_MMAP_THRESHOLD_: buffers from this size up (the 1 MiB data chunks, their ciphertexts, a whole input)
+ *   get pages of their own that go back to the system when freed. Without it glibc raises its threshold to the
+ *   size of the largest buffer freed so far (up to 32 MiB), after which such buffers come from the heap, which
+ *   keeps their memory once they are freed (a seller stayed at 2.2x its resting memory after a 64 MiB trade).
+ * - MALLOC_ARENA_MAX: the malloc arenas the daemon's threads (the enclave worker and run threads, libuv's pool)
+ *   share, instead of up to 8 per core, each keeping its own freed memory.
+ */
+export const DAEMON_PROCESS_ENV: Readonly<Record<string, string>> = {
+  MALLOC_MMAP_THRESHOLD_: '131072',
+  MALLOC_ARENA_MAX: '2'
+}
+/**
+ * V8 flags the launchers add to NODE_OPTIONS (unless it sets the flag already): a young generation of at most
+ * 2 MiB per semi-space instead of 16, which V8 fills at start-up and keeps (about 25 MiB less at rest).
+ */
+export const DAEMON_NODE_OPTIONS: readonly string[] = ['--max-semi-space-size=2']

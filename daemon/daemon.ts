@@ -18,10 +18,12 @@ import { DEMAND_TOPIC, createDemandValidator, createPostedDemands } from '../p2p
 import { ConfigError, SdteError, noMetrics } from '../config/index.ts'
 import { TradeBook } from './trades.ts'
 import type { Role, RoleContext } from './roles/context.ts'
+import type { EnclaveHost } from '../enclave/index.ts'
 import { registerChainMethods } from './methods/chain.ts'
 import { registerTradeMethods } from './methods/trade.ts'
 import { componentLogger, logger } from './log.ts'
 import { lockDatadir } from './lock.ts'
+import { memoryReleaser } from './memory.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
@@ -89,9 +91,13 @@ export class SdteDaemon {
       // What can be checked is checked before the datadir or a key is made: a start that fails on its
       // options or its network file leaves nothing behind.
       const trading = o.roles.filter(r => r !== 'relay')
+      let nodeRole: typeof import('./roles/trusted-node/index.ts') | undefined
       if (o.network !== null) {
         this.network = readNetworkFile(o.network)
-        if (o.roles.includes('node')) (await import('./roles/trusted-node/index.ts')).TrustedNodeRole.checkOptions(o, this.network)
+        if (o.roles.includes('node')) {
+          nodeRole = await import('./roles/trusted-node/index.ts')
+          nodeRole.TrustedNodeRole.checkOptions(o, this.network)
+        }
       } else if (trading.length > 0) {
         throw new ConfigError(`the ${trading.join(', ')} role needs a network: --network FILE (from sdte devnet up or sdte deploy)`)
       }
@@ -129,6 +135,17 @@ export class SdteDaemon {
       this.trades = new TradeBook(this.store.trades, this.metrics, logger('sdte:trades'))
       this.metrics.watchTrades(async () => await this.trades.list())
 
+      // A node's enclave worker boots (its thread loads the EVM) while the chain client and the p2p host
+      // start, on the other core; the node role takes it when it starts (and its stop closes it).
+      let enclaveAhead: Promise<EnclaveHost> | undefined
+      if (nodeRole !== undefined && this.network !== null) {
+        const opening = nodeRole.TrustedNodeRole.openEnclave({ options: o, network: this.network, store: this.store })
+        // A failure surfaces where the role awaits it; until then it is not an unhandled rejection.
+        opening.catch(() => {})
+        enclaveAhead = opening
+        this.closers.push({ name: 'enclave', close: async () => { await (await opening.catch(() => null))?.close() } })
+      }
+
       if (this.network !== null) {
         log.info('network', { name: this.network.name, chainId: this.network.chainId, rpcUrl: this.network.rpcUrl })
         if (this.network.devnet) await fundDevAccount(this.network.rpcUrl, this.keys.ethAddress, DEVNET_ACCOUNT_FUNDS)
@@ -153,7 +170,7 @@ export class SdteDaemon {
         else log.warn(NO_BOOTSTRAP_WARNING)
       }
 
-      if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain)
+      if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain, enclaveAhead)
       await this.startControlApi()
       this.status = 'started'
       log.info('daemon started', { version: VERSION })
@@ -166,7 +183,7 @@ export class SdteDaemon {
   }
 
   /** The roles, the trade protocols they serve, the demand topic, and the ticker that advances trades. */
-  private async startRoles (network: NetworkFile, chain: ChainClient): Promise<void> {
+  private async startRoles (network: NetworkFile, chain: ChainClient, enclaveAhead?: Promise<EnclaveHost>): Promise<void> {
     const ctx: RoleContext = {
       options: this.options,
       keys: this.keys,
@@ -189,7 +206,7 @@ export class SdteDaemon {
         ? new (await import('./roles/buyer/index.ts')).BuyerRole(ctx)
         : name === 'seller'
           ? new (await import('./roles/seller/index.ts')).SellerRole(ctx)
-          : name === 'node' ? new (await import('./roles/trusted-node/index.ts')).TrustedNodeRole(ctx) : null
+          : name === 'node' ? new (await import('./roles/trusted-node/index.ts')).TrustedNodeRole(ctx, enclaveAhead) : null
       if (role === null) continue
       await role.start()
       this.roles.push(role)
@@ -248,6 +265,12 @@ export class SdteDaemon {
     // trades as soon as they can go on; this only bounds how long a missed event leaves one waiting.
     const timer = setInterval(() => { for (const r of this.roles) this.advanceRole(r) }, this.options.trade.tickMs)
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
+
+    // Trade work that ended leaves garbage (a delivery's dataset, the chunks a node passed on) that an idle
+    // daemon would keep: one full collection once its trades have not changed state for a while (daemon/memory.ts).
+    const releaser = memoryReleaser(logger('sdte:memory'))
+    const unlistenRelease = this.trades.onChange((t) => { if (t.updatedAt === t.timeline.at(-1)?.at) releaser.poke() })
+    this.closers.push({ name: 'memory release', close: () => { unlistenRelease(); releaser.stop() } })
 
     // Whatever DTMC credits this account and nobody withdrew is withdrawn now and then: a withdrawal a chain
     // reorganisation dropped after its trade was recorded paid (the roles withdraw once, when the trade ends).

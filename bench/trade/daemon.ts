@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { once } from 'node:events'
-import { CLI, ROOT } from '../../daemon/tools/child-daemons.ts'
+import { CLI, ROOT, daemonEnv } from '../../daemon/tools/child-daemons.ts'
 import { RpcClient, API_FILE } from '../../daemon/rpc/client.ts'
 import type { RoleName } from '../../config/index.ts'
 
@@ -72,7 +72,7 @@ async function startAndTime (o: StartupOptions, datadir: string): Promise<{ ms: 
   rmSync(join(datadir, API_FILE), { force: true })
   const t0 = performance.now()
   const child = spawn(process.execPath, [CLI, 'daemon', '--datadir', datadir, '--role', o.role, '--network', o.networkPath, '--bootstrap', o.bootstrap], {
-    cwd: ROOT, stdio: 'ignore', env: { ...process.env, SDTE_LOG: 'warn' }
+    cwd: ROOT, stdio: 'ignore', env: daemonEnv({ ...process.env, SDTE_LOG: 'warn' })
   })
   let exited = false
   const exit = once(child, 'exit').then(() => { exited = true })

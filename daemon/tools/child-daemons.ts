@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RpcClient } from '../index.ts'
+import { DAEMON_NODE_OPTIONS, DAEMON_PROCESS_ENV } from '../../config/index.ts'
 
 export const ROOT = new URL('../..', import.meta.url).pathname
 export const CLI = join(ROOT, 'daemon', 'cli.ts')
@@ -47,6 +48,25 @@ export async function waitFor<T> (what: string, fn: () => Promise<T | undefined 
   throw new Error(`timed out waiting for ${what}${lastErr !== undefined ? `: ${(lastErr as Error).message}` : ''}`)
 }
 
+/** Preloaded by every daemon the tools start, as bin/sdte does: strips (and keeps) the types of our .ts files. */
+export const STRIP_TYPES = join(ROOT, 'bin', 'strip-types.js')
+
+/**
+ * The environment a daemon process starts with, as bin/sdte makes it: `env` with the daemon's process settings
+ * (config/daemon-defaults.ts DAEMON_PROCESS_ENV, DAEMON_NODE_OPTIONS) and bin/strip-types.js preloaded, where
+ * `env` does not set them already.
+ */
+export function daemonEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...DAEMON_PROCESS_ENV, ...env }
+  let options = env.NODE_OPTIONS ?? ''
+  if (!options.includes(STRIP_TYPES)) options = `--import="${STRIP_TYPES}"${options !== '' ? ` ${options}` : ''}`
+  for (const flag of [...DAEMON_NODE_OPTIONS].reverse()) {
+    if (!` ${options} `.includes(` ${flag.split('=')[0]}`)) options = `${flag} ${options}`
+  }
+  out.NODE_OPTIONS = options
+  return out
+}
+
 /** Runs the CLI to completion (e.g. `sdte rpc ...`), returning its exit code and output. */
 export async function runCli (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return await new Promise(resolve => {
@@ -68,7 +88,7 @@ export async function startDaemon (datadir: string, opts: StartOptions = {}): Pr
   const command = [...(opts.wrap ?? []), process.execPath, CLI, 'daemon', '--datadir', datadir, ...(opts.args ?? [])]
   const child = spawn(command[0], command.slice(1), {
     cwd: ROOT,
-    env: { ...process.env, ...opts.env },
+    env: daemonEnv({ ...process.env, ...opts.env }),
     stdio: ['ignore', fd, fd],
     detached: opts.detached ?? false
   })

@@ -90,6 +90,9 @@ export interface NodeTradeData {
   openedBlock?: number
 }
 
+/** What opening the node's enclave needs: the daemon has it once its store is open. */
+export type EnclaveContext = Pick<RoleContext, 'options' | 'network' | 'store'>
+
 export class TrustedNodeRole implements Role {
   readonly name = 'node' as const
   private readonly ctx: RoleContext
@@ -109,16 +112,20 @@ export class TrustedNodeRole implements Role {
   /** Demands on BDBC (checked by the demand validator), by demand id, oldest first; at most MAX_PAID_DEMANDS. */
   private readonly paidDemands = new Map<string, { buyerPeer: string, codeHash: string, expiresAt: number }>()
 
-  constructor (ctx: RoleContext) {
+  /** The enclave the daemon began to open ahead of the role's start (openEnclave), if it did. */
+  private readonly enclaveAhead: Promise<EnclaveHost> | undefined
+
+  constructor (ctx: RoleContext, enclaveAhead?: Promise<EnclaveHost>) {
     this.ctx = ctx
+    this.enclaveAhead = enclaveAhead
   }
 
   private get address (): string { return this.ctx.keys.ethAddress.toLowerCase() }
 
-  private attestationKey (): string {
-    const o = this.ctx.options
+  private static attestationKey (ctx: EnclaveContext): string {
+    const o = ctx.options
     let file = o.enclave.attestationKeyFile
-    if (file === null && this.ctx.network.devnet && o.network !== null) file = join(dirname(o.network), 'attestation-root.key')
+    if (file === null && ctx.network.devnet && o.network !== null) file = join(dirname(o.network), 'attestation-root.key')
     if (file === null) throw new NodeConfigError('the node role needs enclave.attestationKeyFile (the simulated attestation service key)')
     try {
       return readKeyFile(file)
@@ -127,22 +134,27 @@ export class TrustedNodeRole implements Role {
     }
   }
 
-  private platformSecret (): Uint8Array {
-    const path = join(this.ctx.options.datadir, PLATFORM_SECRET_FILE)
+  private static platformSecret (ctx: EnclaveContext): Uint8Array {
+    const path = join(ctx.options.datadir, PLATFORM_SECRET_FILE)
     if (!existsSync(path)) writeSecretFile(path, randomBytes(32))
     const secret = new Uint8Array(readFileSync(path))
     if (secret.length !== 32) throw new NodeConfigError(`${path} must hold 32 bytes`)
     return secret
   }
 
-  private async openEnclave (): Promise<EnclaveHost> {
+  /**
+   * Starts the node's enclave (a worker thread that loads the EVM: the longest step of a node's start).
+   * The daemon calls it as soon as the store is open, so that the worker boots while the chain client
+   * and the p2p host start, and hands the promise to the role.
+   */
+  static async openEnclave (ctx: EnclaveContext): Promise<EnclaveHost> {
     return await createEnclave({
-      attestationKey: this.attestationKey(),
-      domain: networkDomainOf(this.ctx.network),
-      platformSecret: this.platformSecret(),
-      store: this.ctx.store.sealed,
-      faultWrongResult: this.ctx.options.enclave.faultWrongResult,
-      runBudget: this.ctx.options.enclave.runBudget
+      attestationKey: TrustedNodeRole.attestationKey(ctx),
+      domain: networkDomainOf(ctx.network),
+      platformSecret: TrustedNodeRole.platformSecret(ctx),
+      store: ctx.store.sealed,
+      faultWrongResult: ctx.options.enclave.faultWrongResult,
+      runBudget: ctx.options.enclave.runBudget
     }, { logger: componentLogger })
   }
 
@@ -154,7 +166,7 @@ export class TrustedNodeRole implements Role {
     if (!this.enclaveLost || this.stopping) return
     this.enclaveLost = false
     await this.enclave.close().catch(() => {})
-    this.enclave = await this.openEnclave()
+    this.enclave = await TrustedNodeRole.openEnclave(this.ctx)
     log.warn('enclave restarted from its sealed state', { tasks: (await this.enclave.tasks()).length })
   }
 
@@ -178,7 +190,7 @@ export class TrustedNodeRole implements Role {
 
   async start (): Promise<void> {
     TrustedNodeRole.checkOptions(this.ctx.options, this.ctx.network)
-    this.enclave = await this.openEnclave()
+    this.enclave = await (this.enclaveAhead ?? TrustedNodeRole.openEnclave(this.ctx))
     const m = this.enclave.measurement.toLowerCase()
     if (!this.ctx.network.measurements.includes(m)) {
       log.warn('this enclave build is not among the network\'s accepted measurements: buyers and DTMC will refuse it', { measurement: m })
