@@ -93,6 +93,15 @@ export class ReceiptTimeoutError extends SdteError {
   override code = 'ERR_RECEIPT_TIMEOUT'
 }
 
+/**
+ * Our transaction left the chain in a reorganisation and cannot come back: its nonce was taken by another
+ * transaction of the account (a restart lost the signed one, or another client of the account sent at that
+ * nonce). Nothing of it is on the chain: the caller decides whether to send it again (a new transaction).
+ */
+export class TransactionDroppedError extends SdteError {
+  override code = 'ERR_TX_DROPPED'
+}
+
 /** A write on a client built without a signer (a read-only ChainClient). */
 export class NoSignerError extends SdteError {
   override code = 'ERR_NO_SIGNER'
@@ -211,6 +220,8 @@ class TxQueue {
   private readonly sent: SentTransaction[] = []
   /** Hash of a transaction of ours → the one signed again in its place (other calldata, same nonce). */
   private readonly replaced = new Map<string, string>()
+  /** Hashes of ours given up: dropped by a reorganisation, their nonce taken since (they can never be mined). */
+  private readonly givenUp = new Set<string>()
   private readonly onResubmit: (hash: string) => void
   /** What the last look saw: the head's hash, whether every watched transaction was mined, and the sends so far. */
   private lastHead: string | null = null
@@ -294,6 +305,9 @@ class TxQueue {
         } catch (err) {
           if (!isError(err, 'NONCE_EXPIRED') && !isError(err, 'REPLACEMENT_UNDERPRICED')) throw err
           this.forget(s)
+          // Told to whoever waits for its receipt (Bound.confirmed), which would otherwise wait for its receipt timeout.
+          this.givenUp.add(s.hash)
+          if (this.givenUp.size > MAX_WATCHED_TRANSACTIONS) this.givenUp.delete(this.givenUp.values().next().value!)
           this.nonce = undefined
         }
       }
@@ -332,6 +346,11 @@ class TxQueue {
   currentHash (hash: string): string {
     for (let next = this.replaced.get(hash); next !== undefined; next = this.replaced.get(hash)) hash = next
     return hash
+  }
+
+  /** Whether our transaction `hash` was given up: a reorganisation dropped it and its nonce was taken since. */
+  wasGivenUp (hash: string): boolean {
+    return this.givenUp.has(hash)
   }
 
   private forget (s: SentTransaction): void {
@@ -449,6 +468,8 @@ class Bound {
   /**
    * The receipt of our transaction `hash` once it is `confirmations` blocks deep and still in the chain: one that
    * a reorganisation dropped meanwhile is broadcast again (the same signed transaction) and waited for again.
+   * One that cannot be broadcast again (TxQueue gave it up: its nonce was taken) throws TransactionDroppedError
+   * at once: its receipt will never come, and the caller's repair should not wait for the receipt timeout.
    */
   private async confirmed (hash: string): Promise<TransactionReceipt> {
     const { provider, confirmations, receiptTimeoutMs, queue } = this.ctx
@@ -456,7 +477,16 @@ class Bound {
     const poll = provider.pollingInterval
     for (;;) {
       hash = queue?.currentHash(hash) ?? hash // signed again in its place with the Facts of now (TxQueue.broadcastAgain)
-      const receipt = await waitForReceipt(provider, hash, Math.max(0, until - Date.now()), poll)
+      // Read before the receipt: given up and still without a receipt means it is not mined and never will be
+      // (given up only once its nonce was taken; one mined just before, refused as "nonce too low", has its receipt).
+      const givenUp = queue?.wasGivenUp(hash) === true
+      const receipt = await provider.getTransactionReceipt(hash)
+      if (receipt === null) {
+        if (givenUp) throw new TransactionDroppedError(`${hash} left the chain in a reorganisation and its nonce was taken by another transaction: it cannot be mined`)
+        if (Date.now() > until) throw new ReceiptTimeoutError(`no receipt for ${hash} within ${receiptTimeoutMs} ms`)
+        await new Promise(resolve => setTimeout(resolve, poll))
+        continue
+      }
       if (confirmations <= 1) return receipt
       while (await provider.getBlockNumber() < receipt.blockNumber + confirmations - 1) {
         if (Date.now() > until) throw new ReceiptTimeoutError(`${hash} not ${confirmations} blocks deep within ${receiptTimeoutMs} ms`)

@@ -43,30 +43,32 @@ const TRADE_TIMEOUT_MS = 90_000
 
 /**
  * Waits for DTMC's first `event` from block `fromBlock` on and, the moment it is seen, replaces the
- * last `depth` blocks with empty ones. Returns the block of the event, the head at the reorg and the
- * event's transaction: the event's block must be among those dropped, or the test proves nothing.
- * With `takeNonce`, every block from the event's on is replaced (at least `depth`), the first holding
- * a transfer of the event's sender to itself at the dropped transaction's nonce.
+ * last `depth` blocks with empty ones (more when blocks were mined after the event's meanwhile).
+ * Returns the block of the event, the head at the reorg, the reorg's depth, whether the event's block
+ * was replaced and the event's transaction: the event's block must be among those dropped, or the test
+ * proves nothing. With `takeNonce`, the first replacement block holds a transfer of the event's sender
+ * to itself at the dropped transaction's nonce.
  */
-async function reorgOn (event: DtmcEvent, depth: number, fromBlock: number, stop: { stopped: boolean }, takeNonce = false): Promise<{ eventBlock: number, head: number, txHash: string }> {
+async function reorgOn (event: DtmcEvent, depth: number, fromBlock: number, stop: { stopped: boolean }, takeNonce = false): Promise<{ eventBlock: number, head: number, depth: number, replaced: boolean, txHash: string }> {
   const rpcUrl = net.network.rpcUrl
   const topic = chain.dtmc.iface.getEvent(event)!.topicHash
   const until = Date.now() + TRADE_TIMEOUT_MS
   while (Date.now() < until && !stop.stopped) {
     const head = await headBlock()
-    const logs = head < fromBlock ? [] : await rpc<Array<{ blockNumber: string, transactionHash: string }>>(rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [topic], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: `0x${head.toString(16)}` }])
+    const logs = head < fromBlock ? [] : await rpc<Array<{ blockNumber: string, blockHash: string, transactionHash: string }>>(rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [topic], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: `0x${head.toString(16)}` }])
     if (logs.length > 0) {
       const eventBlock = Number(logs[0].blockNumber)
       const txHash = logs[0].transactionHash
-      if (takeNonce) {
-        const { from } = await rpc<{ from: string }>(rpcUrl, 'eth_getTransactionByHash', [txHash])
-        await rpc(rpcUrl, 'anvil_impersonateAccount', [from])
-        await rpc(rpcUrl, 'anvil_reorg', [Math.max(depth, head - eventBlock + 1), [[{ from, to: from, value: '0x0' }, 0]]])
-        await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [from])
-      } else {
-        await rpc(rpcUrl, 'anvil_reorg', [depth, []])
-      }
-      return { eventBlock, head, txHash }
+      const from = takeNonce ? (await rpc<{ from: string }>(rpcUrl, 'eth_getTransactionByHash', [txHash])).from : undefined
+      if (from !== undefined) await rpc(rpcUrl, 'anvil_impersonateAccount', [from])
+      // The head read again right before: on a loaded machine other parties' transactions may have mined blocks
+      // after the event's since, and the reorg must still reach the event's block.
+      const now = await headBlock()
+      const reorged = { head: now, depth: Math.max(depth, now - eventBlock + 1) }
+      await rpc(rpcUrl, 'anvil_reorg', [reorged.depth, from === undefined ? [] : [[{ from, to: from, value: '0x0' }, 0]]])
+      if (from !== undefined) await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [from])
+      const block = await rpc<{ hash: string } | null>(rpcUrl, 'eth_getBlockByNumber', [`0x${eventBlock.toString(16)}`, false])
+      return { eventBlock, ...reorged, replaced: block?.hash !== logs[0].blockHash, txHash }
     }
     await new Promise(resolve => setTimeout(resolve, 10))
   }
@@ -94,7 +96,8 @@ async function tradeThroughReorg (tag: string, event: DtmcEvent, depth: number, 
     stop.stopped = true
   }
   const r = await reorg
-  assert.ok(r.eventBlock > r.head - depth, `the reorg of ${depth} at head ${r.head} dropped the block ${r.eventBlock} with ${event}`)
+  assert.ok(r.eventBlock > r.head - r.depth, `the reorg of ${r.depth} at head ${r.head} dropped the block ${r.eventBlock} with ${event}`)
+  assert.ok(r.replaced, `the block ${r.eventBlock} with ${event} was replaced`)
   assert.ok(await chain.dtmc.trade(run.tradeId) !== null, 'the trade is on the chain after the reorg')
   if (takeNonce) {
     const redone = await rpc<Array<{ transactionHash: string }>>(net.network.rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [chain.dtmc.iface.getEvent(event)!.topicHash, run.tradeId], fromBlock: `0x${from.toString(16)}`, toBlock: 'latest' }])

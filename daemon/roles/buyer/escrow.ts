@@ -1,6 +1,6 @@
 // Step 5, Escrow (docs/protocol.md): the buyer opens the trade on DTMC with a deposit covering
 // every cap, the chosen sellers' offers and the chosen enclaves' quotes (DTMC checks them again).
-import { tagHashOf } from '../../../contracts/index.ts'
+import { tagHashOf, TransactionDroppedError } from '../../../contracts/index.ts'
 import { chainTime, type RoleContext } from '../context.ts'
 import { log } from './log.ts'
 import { demandOf, type BuyerTrade, type ChosenNode } from './trade.ts'
@@ -9,7 +9,7 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
   const d = demandOf(t)
   const started = Date.now()
   const deadline = (await chainTime(ctx.chain)) + d.tradeSeconds
-  const { deposit, receipt } = await ctx.chain.dtmc.openTrade({
+  const params = {
     salt: t.data.salt,
     tagHash: tagHashOf(d.tag),
     codeHash: d.codeHash,
@@ -25,7 +25,19 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
     epsilon: d.epsilon,
     offerIds: (t.data.chosenSellers ?? []).map(s => BigInt(s.offerId)),
     nodes: chosen.map(n => ({ payee: n.payee, quote: n.quote }))
-  })
+  }
+  let opened
+  try {
+    opened = await ctx.chain.dtmc.openTrade(params)
+  } catch (err) {
+    // A reorganisation dropped our openTrade before we saw it mined, and another transaction of ours took its
+    // nonce: it can never be mined. The trade is opened again, once here (as reopenVanishedEscrow does for one
+    // dropped after we saw it mined); the same salt gives the same trade id, and DTMC refuses a second opening.
+    if (!(err instanceof TransactionDroppedError) || await ctx.chain.dtmc.trade(t.tradeId) !== null) throw err
+    log.warn('the escrow left the chain in a reorganisation before it was confirmed: opening the trade again', { tradeId: t.tradeId })
+    opened = await ctx.chain.dtmc.openTrade(params)
+  }
+  const { deposit, receipt } = opened
   log.info('escrowed', { tradeId: t.tradeId, deposit, nodes: chosen.length })
   await ctx.trades.transition(t, 'escrowed', {
     data: { deposit: deposit.toString(), deadline, escrowTx: receipt.hash, openedBlock: receipt.blockNumber, phaseMs: { ...t.data.phaseMs, escrow: Date.now() - started } },

@@ -13,7 +13,7 @@ import {
   CapMismatchError, createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
 } from '../../../enclave/index.ts'
 import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, ResultStatus, type TradeView } from '../../../contracts/index.ts'
-import { ChainRevertError } from '../../../contracts/index.ts'
+import { ChainRevertError, TransactionDroppedError } from '../../../contracts/index.ts'
 import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
@@ -660,7 +660,13 @@ export class TrustedNodeRole implements Role {
       t = await this.ctx.trades.update(t, { commitNonce: nonce })
       const commitment = resultCommitmentOf(resultDigestOf(networkDomainOf(this.ctx.network), r.resultInfo), t.data.nodeIndex, nonce)
       try {
-        await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment)
+        await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment).catch(async (err: unknown) => {
+          // A reorganisation dropped our commitment before we saw it mined, and another transaction of ours took its
+          // nonce: it can never be mined. Committed again, once here (DTMC refuses a second commitment of ours).
+          if (!(err instanceof TransactionDroppedError)) throw err
+          log.warn('our commitment left the chain in a reorganisation before it was confirmed: committing again', { tradeId: t.tradeId })
+          await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment)
+        })
       } catch (err) {
         // DTMC settles as soon as a majority is certain, and commitments close when reveals open: a result
         // that comes after that is not needed (and not paid); the next tick sees the outcome.

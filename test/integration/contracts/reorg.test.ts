@@ -1,12 +1,13 @@
 // The chain client across reorganisations: a transaction of ours that a reorganisation dropped (its
 // block replaced by an empty one, the transaction gone from the pool) is broadcast again, unchanged,
-// and takes effect once; with `confirmations: 2` a send returns only once its block has a successor.
+// and takes effect once; one that cannot be (its nonce taken since) fails its send at once, not at the
+// receipt timeout; with `confirmations: 2` a send returns only once its block has a successor.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { Wallet } from 'ethers'
 import { startAnvil, ANVIL_DEV_KEY, type AnvilNode } from '../../../contracts/tools/anvil.ts'
 import { deploy } from '../../../contracts/tools/deploy.ts'
-import { ChainClient } from '../../../contracts/client.ts'
+import { ChainClient, TransactionDroppedError } from '../../../contracts/client.ts'
 import { rpc } from '../../../contracts/devnet-accounts.ts'
 
 const PEER = '12D3KooWKNzdPZvfGdzh5uAjRJh14fZmMybYaoxq8oBnZ297dokY'
@@ -48,6 +49,38 @@ test('a transaction a reorganisation dropped is broadcast again and takes effect
   const next = await client.cisc.registerSeller(other)
   assert.is((await client.provider.getTransaction(next.hash))!.nonce, (await client.provider.getTransaction(receipt.hash))!.nonce + 1)
   assert.is((await client.cisc.seller(await client.address()))?.peerId, other)
+})
+
+test('a send whose transaction was dropped and its nonce taken fails at once with TransactionDroppedError', async () => {
+  const { anvil, network } = await chainWithContracts()
+  // A receipt timeout far longer than the test's wait: the send must end because the transaction was given up.
+  const client = await ChainClient.connect({ network, signer: ANVIL_DEV_KEY, reorgCheckMs: 0, receiptTimeoutMs: 600_000, pollingIntervalMs: 50 })
+  clients.push(client)
+  const from = await client.address()
+  await rpc(anvil.rpcUrl, 'evm_setAutomine', [false])
+  const sent = client.cisc.registerSeller(PEER).then(() => undefined, (err: unknown) => err)
+  const mined = Number(await rpc<string>(anvil.rpcUrl, 'eth_getTransactionCount', [from, 'latest']))
+  for (let i = 0; Number(await rpc<string>(anvil.rpcUrl, 'eth_getTransactionCount', [from, 'pending'])) === mined; i++) {
+    assert.ok(i < 200, 'the send reached the pool')
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  // What a reorganisation to a chain whose block holds another transaction of the account at that nonce leaves:
+  // ours neither mined nor pending, its nonce used.
+  await rpc(anvil.rpcUrl, 'anvil_dropAllTransactions', [])
+  await rpc(anvil.rpcUrl, 'anvil_impersonateAccount', [from])
+  await rpc(anvil.rpcUrl, 'eth_sendTransaction', [{ from, to: from, value: '0x0' }])
+  await rpc(anvil.rpcUrl, 'anvil_stopImpersonatingAccount', [from])
+  await rpc(anvil.rpcUrl, 'evm_mine', [])
+  await rpc(anvil.rpcUrl, 'evm_setAutomine', [true])
+  assert.is(Number(await rpc<string>(anvil.rpcUrl, 'eth_getTransactionCount', [from, 'latest'])), mined + 1, 'the nonce was taken')
+
+  assert.is(await client.resubmitDropped(), 0, 'it cannot be broadcast again')
+  const err = await sent
+  assert.ok(err instanceof TransactionDroppedError, `the send failed with TransactionDroppedError, not ${String(err)}`)
+  assert.is(await client.cisc.seller(from), null, 'nothing of it is on the chain')
+  // the nonce counter was re-read: the next send is mined
+  await client.cisc.registerSeller(PEER)
+  assert.is((await client.cisc.seller(from))?.peerId, PEER)
 })
 
 test('confirmations: 2 returns a send only once its block has a successor', async () => {
