@@ -15,11 +15,12 @@
 // section in BENCHMARKS.md. Needs root, ip and nft (netnsUnavailable says why not).
 //
 //   node bench/network/run.ts [--daemons 50] [--delays 0,20,100] [--batch 5] [--demands 2]
-//                             [--lookups 10] [--out FILE] [--write] [--keep DIR]
+//                             [--lookups 10] [--out FILE] [--write] [--keep DIR] [--debug PATTERN]
 //
 // --daemons: 1 relay, 1 buyer, min(9, (N-2)/2) nodes, the rest sellers (up to 8 with the dataset);
 // --batch: daemons started at once (the machine is shared: a batch at a time, with progress);
-// --demands: demands timed per delay (besides the trade's own); --lookups: daemons that look up.
+// --demands: demands timed per delay (besides the trade's own); --lookups: daemons that look up;
+// --debug: SDTE_DEBUG of every daemon (e.g. libp2p:gossipsub), its lines in DIR/net/<name>/daemon.log with --keep.
 // A quick check: `node bench/network/run.ts --daemons 8 --delays 0,20`.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
@@ -43,7 +44,8 @@ const { values: flags } = parseArgs({
     lookups: { type: 'string', default: '10' },
     out: { type: 'string' },
     write: { type: 'boolean', default: false },
-    keep: { type: 'string' }
+    keep: { type: 'string' },
+    debug: { type: 'string' }
   }
 })
 const int = (name: string, v: string, min: number, max: number): number => {
@@ -208,7 +210,9 @@ async function runNetwork (root: string): Promise<NetworkRun> {
       }))
     }
     say('relays up; devnet and the relay daemon')
-    const o = { config: { p2p: { mode: 'public' } }, env: { SDTE_RPC_PORT: String(RPC_PORT) }, startTimeoutMs: START_TIMEOUT_MS }
+    // --debug: libp2p/sdte namespaces every daemon logs at debug (SDTE_DEBUG), to see what closes streams.
+    const env = { SDTE_RPC_PORT: String(RPC_PORT), ...(flags.debug !== undefined && { SDTE_DEBUG: flags.debug }) }
+    const o = { config: { p2p: { mode: 'public' } }, env, startTimeoutMs: START_TIMEOUT_MS }
     net = await LocalTestnet.start({
       dir,
       buyers: 0,
