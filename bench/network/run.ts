@@ -81,6 +81,8 @@ const TRADE_TIMEOUT_MS = 10 * 60_000
 /** One daemon's start-up: loading its modules took 50 s on this machine at a load average of 36. */
 const START_TIMEOUT_MS = 180_000
 const GOAL_MS = 1000
+/** Starts of one daemon before the bench gives up (addDaemon). */
+const START_ATTEMPTS = 2
 const TRADE_TERMS = { unitPrice: '10', sellerPrice: '20', sellerCap: '500000', nodePrice: '1', nodeCap: '200000000', outputPrice: '12', outputCap: '4096', deadlineSeconds: 600 }
 
 const say = (msg: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
@@ -226,7 +228,7 @@ async function runNetwork (root: string): Promise<NetworkRun> {
     const roleOf = (name: string): TestnetDaemon['role'] => name.startsWith('buyer') ? 'buyer' : name.startsWith('node') ? 'node' : 'seller'
     for (let i = 0; i < rest.length; i += BATCH) {
       const batch = rest.slice(i, i + BATCH)
-      await Promise.all(batch.map(async name => await net!.add(name, roleOf(name), {}, o)))
+      await Promise.all(batch.map(async name => await addDaemon(net!, name, roleOf(name), o)))
       say(`${net.daemons.length}/${names.length} daemons started`)
     }
     const startSeconds = (Date.now() - t0) / 1000
@@ -257,6 +259,21 @@ async function runNetwork (root: string): Promise<NetworkRun> {
     say('stopping')
     await net?.stop()
     await hosts.destroy()
+  }
+}
+
+/**
+ * Starts a daemon, once more on its datadir if it exited while starting: on a loaded machine a
+ * daemon's first chain request may time out (two 50-daemon runs stopped so, at the 37th and 48th).
+ */
+async function addDaemon (net: LocalTestnet, name: string, role: TestnetDaemon['role'], o: Parameters<LocalTestnet['add']>[3]): Promise<TestnetDaemon> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await net.add(name, role, {}, o)
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS) throw err
+      say(`${name} did not start (${(err as Error).message.split('\n').at(-2) ?? ''}); starting it again`)
+    }
   }
 }
 
