@@ -263,8 +263,9 @@ async function runNetwork (root: string): Promise<NetworkRun> {
 }
 
 /**
- * Starts a daemon, once more on its datadir if it exited while starting: on a loaded machine a
- * daemon's first chain request may time out (two 50-daemon runs stopped so, at the 37th and 48th).
+ * Starts a daemon, once more on its datadir if it exited while starting: a daemon's first chain
+ * request may time out (two 50-daemon runs stopped so, at the 37th and 48th, on a loaded machine; a
+ * third, at the 42nd-46th, failed again on the second start: BENCHMARKS.md, Network).
  */
 async function addDaemon (net: LocalTestnet, name: string, role: TestnetDaemon['role'], o: Parameters<LocalTestnet['add']>[3]): Promise<TestnetDaemon> {
   for (let attempt = 1; ; attempt++) {
