@@ -21,6 +21,12 @@ export const DEFAULT_MAX_PARALLEL_DIALS = 50
 /** Incoming connection attempts allowed per remote host per second. */
 export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 5
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
+/**
+ * Whether libp2p's connection monitor aborts a connection whose ping (every 10 s) took longer than its
+ * adaptive timeout (libp2p's default: yes). No: under load a slow ping is not a dead connection, and
+ * an abort takes every stream on the connection with it (p2p/host/libp2p.ts).
+ */
+export const ABORT_CONNECTION_ON_PING_FAILURE = false
 
 // Bootstrap: @libp2p/bootstrap dials its list once; we redial while we have no peer at all.
 export const DEFAULT_BOOTSTRAP_REDIAL_INTERVAL_MS = 5_000
@@ -149,3 +155,12 @@ export const GOSSIP_MAX_MCACHE = 10_000
 export const GOSSIP_STREAM_REPAIR_INTERVAL_MS = 1_000
 /** Least time between two attempts to open a gossip stream to one peer (each may wait for a negotiation timeout). */
 export const GOSSIP_STREAM_RETRY_MS = 5_000
+/**
+ * Reopenings of one connected peer's gossip stream within GOSSIP_STREAM_REPAIR_WINDOW_MS; past it the
+ * host stops reopening it until the oldest falls out of the window. A peer that keeps closing our
+ * stream (or dropping us) made the repairer reopen it every GOSSIP_STREAM_RETRY_MS for as long as it
+ * stayed connected; an honest peer loses its stream now and then (a reset under load), not 5 times
+ * in 10 minutes once connections are not aborted on a slow ping (p2p/host/libp2p.ts).
+ */
+export const GOSSIP_MAX_STREAM_REPAIRS = 5
+export const GOSSIP_STREAM_REPAIR_WINDOW_MS = 10 * 60_000

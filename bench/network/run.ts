@@ -15,11 +15,12 @@
 // section in BENCHMARKS.md. Needs root, ip and nft (netnsUnavailable says why not).
 //
 //   node bench/network/run.ts [--daemons 50] [--delays 0,20,100] [--batch 5] [--demands 2]
-//                             [--lookups 10] [--out FILE] [--write] [--keep DIR]
+//                             [--lookups 10] [--out FILE] [--write] [--keep DIR] [--debug PATTERN]
 //
 // --daemons: 1 relay, 1 buyer, min(9, (N-2)/2) nodes, the rest sellers (up to 8 with the dataset);
 // --batch: daemons started at once (the machine is shared: a batch at a time, with progress);
-// --demands: demands timed per delay (besides the trade's own); --lookups: daemons that look up.
+// --demands: demands timed per delay (besides the trade's own); --lookups: daemons that look up;
+// --debug: SDTE_DEBUG of every daemon (e.g. libp2p:gossipsub), its lines in DIR/net/<name>/daemon.log with --keep.
 // A quick check: `node bench/network/run.ts --daemons 8 --delays 0,20`.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
@@ -43,7 +44,8 @@ const { values: flags } = parseArgs({
     lookups: { type: 'string', default: '10' },
     out: { type: 'string' },
     write: { type: 'boolean', default: false },
-    keep: { type: 'string' }
+    keep: { type: 'string' },
+    debug: { type: 'string' }
   }
 })
 const int = (name: string, v: string, min: number, max: number): number => {
@@ -79,6 +81,8 @@ const TRADE_TIMEOUT_MS = 10 * 60_000
 /** One daemon's start-up: loading its modules took 50 s on this machine at a load average of 36. */
 const START_TIMEOUT_MS = 180_000
 const GOAL_MS = 1000
+/** Starts of one daemon before the bench gives up (addDaemon). */
+const START_ATTEMPTS = 2
 const TRADE_TERMS = { unitPrice: '10', sellerPrice: '20', sellerCap: '500000', nodePrice: '1', nodeCap: '200000000', outputPrice: '12', outputCap: '4096', deadlineSeconds: 600 }
 
 const say = (msg: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
@@ -208,7 +212,9 @@ async function runNetwork (root: string): Promise<NetworkRun> {
       }))
     }
     say('relays up; devnet and the relay daemon')
-    const o = { config: { p2p: { mode: 'public' } }, env: { SDTE_RPC_PORT: String(RPC_PORT) }, startTimeoutMs: START_TIMEOUT_MS }
+    // --debug: libp2p/sdte namespaces every daemon logs at debug (SDTE_DEBUG), to see what closes streams.
+    const env = { SDTE_RPC_PORT: String(RPC_PORT), ...(flags.debug !== undefined && { SDTE_DEBUG: flags.debug }) }
+    const o = { config: { p2p: { mode: 'public' } }, env, startTimeoutMs: START_TIMEOUT_MS }
     net = await LocalTestnet.start({
       dir,
       buyers: 0,
@@ -222,7 +228,7 @@ async function runNetwork (root: string): Promise<NetworkRun> {
     const roleOf = (name: string): TestnetDaemon['role'] => name.startsWith('buyer') ? 'buyer' : name.startsWith('node') ? 'node' : 'seller'
     for (let i = 0; i < rest.length; i += BATCH) {
       const batch = rest.slice(i, i + BATCH)
-      await Promise.all(batch.map(async name => await net!.add(name, roleOf(name), {}, o)))
+      await Promise.all(batch.map(async name => await addDaemon(net!, name, roleOf(name), o)))
       say(`${net.daemons.length}/${names.length} daemons started`)
     }
     const startSeconds = (Date.now() - t0) / 1000
@@ -253,6 +259,22 @@ async function runNetwork (root: string): Promise<NetworkRun> {
     say('stopping')
     await net?.stop()
     await hosts.destroy()
+  }
+}
+
+/**
+ * Starts a daemon, once more on its datadir if it exited while starting: a daemon's first chain
+ * request may time out (two 50-daemon runs stopped so, at the 37th and 48th, on a loaded machine; a
+ * third, at the 42nd-46th, failed again on the second start: BENCHMARKS.md, Network).
+ */
+async function addDaemon (net: LocalTestnet, name: string, role: TestnetDaemon['role'], o: Parameters<LocalTestnet['add']>[3]): Promise<TestnetDaemon> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await net.add(name, role, {}, o)
+    } catch (err) {
+      if (attempt >= START_ATTEMPTS) throw err
+      say(`${name} did not start (${(err as Error).message.split('\n').at(-2) ?? ''}); starting it again`)
+    }
   }
 }
 

@@ -84,26 +84,53 @@ interface GossipPeerState {
   onPeerConnected: (peerId: PeerId, connection: Connection) => void
 }
 
+/** What gossipStreamRepairer may do: how often a peer is retried, and how many reopenings a peer gets in a window. */
+export interface GossipStreamRepairLimits {
+  /** Least time between two attempts for one peer. Default GOSSIP_STREAM_RETRY_MS. */
+  retryMs?: number
+  /** Reopenings of one peer within windowMs, past which it is left alone. Default GOSSIP_MAX_STREAM_REPAIRS. */
+  maxRepairs?: number
+  /** Default GOSSIP_STREAM_REPAIR_WINDOW_MS. */
+  windowMs?: number
+  /** The clock (tests). Default Date.now. */
+  now?: () => number
+}
+
+/** One pass of the repairer: peers handed back to gossipsub, and peers newly left alone as over their repairs (counted once a window). */
+export interface GossipRepairPass { repaired: number, refused: number }
+
 /**
- * Opens again the gossip streams gossipsub lost while their connection stayed open; returns how many
- * peers it asked gossipsub to reconnect. Gossipsub opens one outbound stream a peer when the peer
- * connects (or first opens a stream to us) and never again: when that stream fails (a negotiation
- * that timed out on a loaded host, a reset) the peer gets nothing from us any more, and when our
- * read from the peer fails gossipsub forgets the peer altogether, both while still connected. The
- * bootstrap relay of a 50-daemon network dropped out of gossip so (BENCHMARKS.md, Network). Written
- * here since gossipsub has no option for it: we hand such a peer to gossipsub as a fresh connection
- * (its own onPeerConnected), which adds it back and opens the stream, sending our subscriptions.
+ * Opens again the gossip streams gossipsub lost while their connection stayed open. Gossipsub opens
+ * one outbound stream a peer when the peer connects (or first opens a stream to us) and never again:
+ * when that stream fails (a negotiation that timed out on a loaded host, a reset) the peer gets
+ * nothing from us any more, and when our read from the peer fails gossipsub forgets the peer
+ * altogether, both while still connected. The main cause, libp2p's connection monitor aborting a
+ * connection (every stream on it) when one ping was slow, is configured away (libp2p.ts); streams
+ * are still lost when a peer holds two connections to us and one of them closes (gossipsub hears of
+ * no disconnect, as the peer stays connected). Written here since gossipsub has no option for it: we
+ * hand such a peer to gossipsub as a fresh connection (its own onPeerConnected), which adds it back
+ * and opens the stream, sending our subscriptions. A peer gets at most `maxRepairs` of these in
+ * `windowMs`: one that keeps closing our stream would otherwise have it reopened every `retryMs`.
  */
-export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, retryMs = C.GOSSIP_STREAM_RETRY_MS): () => Promise<number> {
+export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, limits: GossipStreamRepairLimits = {}): () => Promise<GossipRepairPass> {
+  const retryMs = limits.retryMs ?? C.GOSSIP_STREAM_RETRY_MS
+  const maxRepairs = limits.maxRepairs ?? C.GOSSIP_MAX_STREAM_REPAIRS
+  const windowMs = limits.windowMs ?? C.GOSSIP_STREAM_REPAIR_WINDOW_MS
+  const clock = limits.now ?? Date.now
   const g = node.services.pubsub as unknown as GossipPeerState
   if (!(g.peers instanceof Map) || !(g.streamsOutbound instanceof Map) || !Array.isArray(g.protocols) || typeof g.onPeerConnected !== 'function') {
     throw new P2PStateError('gossipsub peer state is not where this version keeps it')
   }
   const lastTried = new Map<string, number>()
+  /** Per connected peer: when its stream was reopened, within the window (at most maxRepairs entries). */
+  const repairedAt = new Map<string, number[]>()
+  /** Peers over their repairs that were logged as such (once a window). */
+  const refusedLogged = new Set<string>()
   return async () => {
-    const now = Date.now()
+    const now = clock()
     const connected = new Set<string>()
     let repaired = 0
+    let refused = 0
     for (const conn of node.getConnections()) {
       const id = conn.remotePeer.toString()
       // Gossipsub does not run on limited (relayed) connections.
@@ -113,13 +140,25 @@ export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, retryMs = C
       // The peer closed its end of our stream: it dropped the stream (or us) and reads nothing from it.
       const lost = out !== undefined && (out.rawStream.status !== 'open' || out.rawStream.remoteWriteStatus === 'closed')
       if (g.peers.has(id) && out !== undefined && !lost) continue
-      if (now - (lastTried.get(id) ?? 0) < retryMs) continue
+      if (now - (lastTried.get(id) ?? -Infinity) < retryMs) continue
       if (!g.peers.has(id)) {
         // Only peers that speak gossipsub (identify told the peer store); others are not ours to add.
         const peer = await node.peerStore.get(conn.remotePeer).catch(() => undefined)
         if (peer?.protocols.some(p => g.protocols.includes(p)) !== true) continue
       }
+      const recent = (repairedAt.get(id) ?? []).filter(t => now - t < windowMs)
+      repairedAt.set(id, recent)
+      if (recent.length >= maxRepairs) {
+        if (!refusedLogged.has(id)) {
+          refusedLogged.add(id)
+          refused++
+          log.warn('gossip stream of a peer lost too often; not reopening it for now', { peerId: id, repairs: recent.length, windowMs })
+        }
+        continue
+      }
+      refusedLogged.delete(id)
       lastTried.set(id, now)
+      recent.push(now)
       if (lost) {
         out.rawStream.abort(new P2PStateError('gossip stream closed by the peer'))
         if (g.streamsOutbound.get(id) === out) g.streamsOutbound.delete(id)
@@ -128,8 +167,15 @@ export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, retryMs = C
       g.onPeerConnected(conn.remotePeer, conn)
       repaired++
     }
+    // A peer that disconnected starts afresh when it connects again (gossipsub then opens its streams itself).
     for (const id of lastTried.keys()) if (!connected.has(id)) lastTried.delete(id)
-    return repaired
+    for (const id of repairedAt.keys()) {
+      if (!connected.has(id)) {
+        repairedAt.delete(id)
+        refusedLogged.delete(id)
+      }
+    }
+    return { repaired, refused }
   }
 }
 
@@ -151,6 +197,7 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
   const caches = boundGossipCaches(pubsub)
   const repairer = gossipStreamRepairer(node, log)
   const repairs = metrics.counter('sdte_gossip_stream_repairs_total', 'Peers whose gossip stream was lost while connected and opened again', [])
+  const refusedRepairs = metrics.counter('sdte_gossip_stream_repairs_refused_total', 'Peers whose lost gossip stream is no longer reopened: GOSSIP_MAX_STREAM_REPAIRS reopenings within GOSSIP_STREAM_REPAIR_WINDOW_MS (counted once a window)', [])
 
   function unsubscribe (topic: string): void {
     const listener = subscriptions.get(topic)
@@ -165,8 +212,9 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
     caches,
 
     async repairStreams () {
-      const n = await repairer()
-      if (n > 0) repairs.inc({}, n)
+      const pass = await repairer()
+      if (pass.repaired > 0) repairs.inc({}, pass.repaired)
+      if (pass.refused > 0) refusedRepairs.inc({}, pass.refused)
     },
 
     async publish (topic, data) {

@@ -95,6 +95,14 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
       inboundConnectionThreshold: opts.inboundConnectionThreshold,
       dialTimeout: opts.dialTimeoutMs
     },
+    // libp2p's connection monitor pings every connection every 10 s and by default aborts the
+    // connection (every stream on it: gossip, DHT, trades) when one ping is not answered within its
+    // adaptive timeout (at least 5 s). On a loaded host that is routine: a 20-daemon network at a load
+    // average of 50 had 1,140 connections aborted so in 4 minutes, the main way gossipsub lost its
+    // streams (a peer with a second connection hears of no disconnect, so gossipsub never reopens
+    // them) and demands missed daemons (BENCHMARKS.md, Network; js-libp2p #3463, #3504). A connection
+    // is still closed when TCP or the peer closes it; the monitor keeps measuring round trips.
+    connectionMonitor: { abortConnectionOnPingFailure: C.ABORT_CONNECTION_ON_PING_FAILURE },
     // @libp2p/bootstrap refuses an empty list; we also redial the list ourselves (host.ts, redialBootstrap).
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 10 })] : [],
     services: {
