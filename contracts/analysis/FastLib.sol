@@ -2,9 +2,11 @@
 pragma solidity ^0.8.24;
 
 /// Helpers of the analysis contracts' "Fast" builds: calls to the enclave's analytics precompiles
-/// (docs/enclave.md has their ABI and gas prices). Inputs of the precompiles are built straight
-/// from csvColumn's return data, so a 64 MiB dataset is held in memory once as text and once per
-/// parsed column, not copied again: memory is what large inputs pay for.
+/// (docs/enclave.md has their ABI and gas prices). The example analyses call the fused precompiles
+/// (0x0a10..0x0a14), which take the inputs as they are and parse and compute in one pass. For the
+/// array precompiles, encodeColumns builds their input straight from csvColumn's return data, so a
+/// 64 MiB dataset is held in memory once as text and once per parsed column, not copied again:
+/// memory is what large inputs pay for.
 library FastLib {
     address internal constant CSV_COLUMN = address(0x0a00);
     address internal constant STATS = address(0x0a01);
@@ -12,6 +14,14 @@ library FastLib {
     address internal constant HISTOGRAM = address(0x0a03);
     address internal constant COUNT_IN_RANGE = address(0x0a04);
     address internal constant LINEAR_FIT = address(0x0a05);
+    // The fused ones: abi.encode(bytes[] csvs, column(s), decimals, flags, args...), parsed and computed in one pass.
+    address internal constant CSV_STATS = address(0x0a10);
+    address internal constant CSV_HISTOGRAM = address(0x0a11);
+    address internal constant CSV_COUNT_IN_RANGE = address(0x0a12);
+    address internal constant CSV_LINEAR_FIT = address(0x0a13);
+    address internal constant CSV_QUANTILE = address(0x0a14);
+    /// The fused precompiles' `flags`: each input's first line is a header.
+    uint256 internal constant SKIP_HEADER = 1;
 
     error PrecompileFailed(address precompile);
     error ColumnsDiffer();
