@@ -443,8 +443,9 @@ function fitOf (n: bigint, sx: bigint, sy: bigint, sxx: bigint, sxy: bigint): Li
 // the precompile builds against DuckDB (issue 13). The rules are csvColumn's, byte for byte; results are exact.
 //
 // Fast path: every value an integer of magnitude at most FAST_MAX (2^52), so a double holds it exactly, and
-// so does the sum of two; sums are kept in a double while they stay within FAST_MAX and moved into a bigint
-// when they pass it (ExactSum), squares and products are taken in doubles only below 2^26 (then < 2^52).
+// so does the sum of two; a running sum is kept in a double while it stays within FAST_MAX and moved into a
+// bigint when it passes it ("the exact-sum rule"), squares and products are taken in doubles only below 2^26
+// (then < 2^52), else in bigints.
 // A value beyond FAST_MAX makes the fast parse give up (FastRangeExceeded) and the call is computed again
 // on the slow path: csvColumn's parser and the bigint functions above. Both paths give the same result.
 
@@ -461,19 +462,6 @@ const POW10 = Array.from({ length: MAX_CSV_DECIMALS + 1 }, (_, i) => 10 ** i) //
 /** Thrown by the fast parse at a value it cannot hold exactly; the caller computes again on the slow path. */
 class FastRangeExceeded extends Error {}
 
-/** A sum of integers kept exact: a double while it stays within FAST_MAX, the rest in a bigint. */
-class ExactSum {
-  small = 0
-  big = 0n
-  /** Adds v, |v| ≤ FAST_MAX. */
-  add (v: number): void {
-    const s = this.small + v
-    if (s > FAST_MAX || s < -FAST_MAX) { this.big += BigInt(s); this.small = 0 } else this.small = s
-  }
-  addBig (v: bigint): void { this.big += v }
-  value (): bigint { return this.big + BigInt(this.small) }
-}
-
 /** Receives a chunk of parsed values: cols[i][0..n) is column columns[i] of the next n records. */
 type Sink = (cols: Float64Array[], n: number) => void
 
@@ -488,10 +476,12 @@ type Sink = (cols: Float64Array[], n: number) => void
 export function scanCsvFast (csvs: Uint8Array[], columns: number[], decimals: number, skipHeader: boolean, maxRecords: number, sink: Sink): number {
   if (!Number.isInteger(decimals) || decimals < 0 || decimals > MAX_CSV_DECIMALS) throw new PrecompileInputError('decimals out of range')
   const last = Math.max(...columns)
-  const bufs = columns.map(() => new Float64Array(FAST_CHUNK))
-  // wanted[f] = the indices i with columns[i] === f (a column may be asked for twice)
-  const wanted: number[][] = Array.from({ length: last + 1 }, () => [])
-  columns.forEach((c, i) => wanted[c].push(i))
+  // One buffer per distinct column; slot[f] = the buffer of field f, or -1 when f is not wanted.
+  const distinct = [...new Set(columns)]
+  const buffers = distinct.map(() => new Float64Array(FAST_CHUNK))
+  const slot = new Int32Array(last + 1).fill(-1)
+  distinct.forEach((c, i) => { slot[c] = i })
+  const bufs = columns.map(c => buffers[slot[c]]) // what the sink sees: one per asked column, in order
   let fill = 0
   let records = 0
   for (const csv of csvs) {
@@ -513,7 +503,8 @@ export function scanCsvFast (csvs: Uint8Array[], columns: number[], decimals: nu
       if (records >= maxRecords) throw new PrecompileOutOfGasError(`more than the ${maxRecords} records the gas pays for`)
       let field = 0
       for (;;) {
-        if (wanted[field] === undefined || wanted[field].length === 0) {
+        const into = slot[field]
+        if (into < 0) {
           // skip this field: to the next comma of the line
           for (;;) {
             if (pos >= n) throw new PrecompileInputError(`record has no column ${last}`)
@@ -532,21 +523,25 @@ export function scanCsvFast (csvs: Uint8Array[], columns: number[], decimals: nu
         let digits = 0
         let significant = 0
         let fracDigits = 0
-        let inFrac = false
-        while (pos < n) {
-          c = csv[pos]
-          const d = c - ZERO
-          if (d >= 0 && d <= 9) {
-            pos++
+        for (; pos < n; pos++) { // the integer part
+          const d = csv[pos] - ZERO
+          if (d < 0 || d > 9) break
+          digits++
+          if (significant === 0 && d === 0) continue // leading zeros add nothing
+          if (++significant > FAST_DIGITS) throw new FastRangeExceeded()
+          v = v * 10 + d
+        }
+        if (pos < n && csv[pos] === DOT) {
+          for (pos++; pos < n; pos++) { // the fraction: digits beyond `decimals` are read and dropped
+            const d = csv[pos] - ZERO
+            if (d < 0 || d > 9) break
             digits++
-            if (inFrac) { if (fracDigits >= decimals) continue; fracDigits++ }
+            if (fracDigits >= decimals) continue
+            fracDigits++
             if (significant === 0 && d === 0) continue
             if (++significant > FAST_DIGITS) throw new FastRangeExceeded()
             v = v * 10 + d
-          } else if (c === DOT && !inFrac) {
-            pos++
-            inFrac = true
-          } else break
+          }
         }
         while (pos < n && ((c = csv[pos]) === SPACE || c === TAB)) pos++
         if (pos < n && csv[pos] === CR && (pos + 1 === n || csv[pos + 1] === NL)) pos++
@@ -555,9 +550,10 @@ export function scanCsvFast (csvs: Uint8Array[], columns: number[], decimals: nu
         if (fracDigits < decimals) v *= POW10[decimals - fracDigits]
         if (v > FAST_MAX) throw new FastRangeExceeded()
         if (neg && v !== 0) v = -v
-        for (const i of wanted[field]) bufs[i][fill] = v
+        buffers[into][fill] = v
         if (field === last) {
-          if (!atEnd) { const e = csv.indexOf(NL, pos); pos = e === -1 ? n : e } // the rest of the line
+          // the rest of the line (a loop: a few bytes as a rule, where calling indexOf costs more)
+          if (!atEnd) while (pos < n && csv[pos] !== NL) pos++
           pos++
           break
         }
@@ -589,21 +585,33 @@ export interface CsvArgs { csvs: Uint8Array[], decimals: number, skipHeader: boo
 /** The statistics of `stats` over column `column`. */
 export function csvStats (a: CsvArgs, column: number): Stats {
   let count = 0
-  const sum = new ExactSum()
-  const sumSq = new ExactSum()
+  let sum = 0n
+  let sumSq = 0n
   let min = Infinity
   let max = -Infinity
   try {
     scanCsvFast(a.csvs, [column], a.decimals, a.skipHeader, a.maxRecords, (cols, n) => {
       const xs = cols[0]
+      // the exact-sum rule in locals (moved into the bigints at the chunk's end): the hot loop of csvStats
+      let s1 = 0
+      let s2 = 0
+      let lo = min
+      let hi = max
       for (let i = 0; i < n; i++) {
         const v = xs[i]
-        sum.add(v)
-        if (v < FAST_PRODUCT_MAX && v > -FAST_PRODUCT_MAX) sumSq.add(v * v)
-        else sumSq.addBig(BigInt(v) * BigInt(v))
-        if (v < min) min = v
-        if (v > max) max = v
+        s1 += v
+        if (s1 > FAST_MAX || s1 < -FAST_MAX) { sum += BigInt(s1); s1 = 0 }
+        if (v < FAST_PRODUCT_MAX && v > -FAST_PRODUCT_MAX) {
+          s2 += v * v
+          if (s2 > FAST_MAX) { sumSq += BigInt(s2); s2 = 0 }
+        } else sumSq += BigInt(v) * BigInt(v)
+        if (v < lo) lo = v
+        if (v > hi) hi = v
       }
+      sum += BigInt(s1)
+      sumSq += BigInt(s2)
+      min = lo
+      max = hi
       count += n
     })
   } catch (err) {
@@ -611,7 +619,7 @@ export function csvStats (a: CsvArgs, column: number): Stats {
     throw err
   }
   if (count === 0) return computeStats([])
-  return statsOf(BigInt(count), sum.value(), sumSq.value(), BigInt(min), BigInt(max))
+  return statsOf(BigInt(count), sum, sumSq, BigInt(min), BigInt(max))
 }
 
 /** `histogram` of column `column`. */
@@ -660,7 +668,9 @@ export function csvCountInRange (a: CsvArgs, column: number, lo: bigint, hi: big
   try {
     scanCsvFast(a.csvs, [column], a.decimals, a.skipHeader, a.maxRecords, (cols, n) => {
       const xs = cols[0]
-      for (let i = 0; i < n; i++) { const v = xs[i]; if (v >= loN && v <= hiN) inRange++ }
+      let c = 0
+      for (let i = 0; i < n; i++) { const v = xs[i]; if (v >= loN && v <= hiN) c++ }
+      inRange += c
       count += n
     })
   } catch (err) {
@@ -676,27 +686,40 @@ export function csvCountInRange (a: CsvArgs, column: number, lo: bigint, hi: big
 /** `linearFit` of column `yColumn` on column `xColumn`. */
 export function csvLinearFit (a: CsvArgs, xColumn: number, yColumn: number): LinearFit {
   let count = 0
-  const sx = new ExactSum()
-  const sy = new ExactSum()
-  const sxx = new ExactSum()
-  const sxy = new ExactSum()
+  let sx = 0n
+  let sy = 0n
+  let sxx = 0n
+  let sxy = 0n
   try {
     scanCsvFast(a.csvs, [xColumn, yColumn], a.decimals, a.skipHeader, a.maxRecords, (cols, n) => {
       const xs = cols[0]
       const ys = cols[1]
+      // the exact-sum rule in locals (moved into the bigints at the chunk's end): the hot loop of csvLinearFit
+      let x1 = 0
+      let y1 = 0
+      let xx = 0
+      let xy = 0
       for (let i = 0; i < n; i++) {
         const x = xs[i]
         const y = ys[i]
-        sx.add(x)
-        sy.add(y)
+        x1 += x
+        if (x1 > FAST_MAX || x1 < -FAST_MAX) { sx += BigInt(x1); x1 = 0 }
+        y1 += y
+        if (y1 > FAST_MAX || y1 < -FAST_MAX) { sy += BigInt(y1); y1 = 0 }
         if (x < FAST_PRODUCT_MAX && x > -FAST_PRODUCT_MAX && y < FAST_PRODUCT_MAX && y > -FAST_PRODUCT_MAX) {
-          sxx.add(x * x)
-          sxy.add(x * y)
+          xx += x * x
+          if (xx > FAST_MAX) { sxx += BigInt(xx); xx = 0 }
+          xy += x * y
+          if (xy > FAST_MAX || xy < -FAST_MAX) { sxy += BigInt(xy); xy = 0 }
         } else {
-          sxx.addBig(BigInt(x) * BigInt(x))
-          sxy.addBig(BigInt(x) * BigInt(y))
+          sxx += BigInt(x) * BigInt(x)
+          sxy += BigInt(x) * BigInt(y)
         }
       }
+      sx += BigInt(x1)
+      sy += BigInt(y1)
+      sxx += BigInt(xx)
+      sxy += BigInt(xy)
       count += n
     })
   } catch (err) {
@@ -708,7 +731,7 @@ export function csvLinearFit (a: CsvArgs, xColumn: number, yColumn: number): Lin
     }
     throw err
   }
-  return fitOf(BigInt(count), sx.value(), sy.value(), sxx.value(), sxy.value())
+  return fitOf(BigInt(count), sx, sy, sxx, sxy)
 }
 
 export interface Quantile { count: bigint, lower: bigint, upper: bigint }
