@@ -10,7 +10,7 @@ contract FilterCountFast {
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
         // 500 <= value <= 899
         return FastLib.call(
-            FastLib.CSV_COUNT_IN_RANGE, abi.encode(inputs, COLUMN, uint256(0), FastLib.SKIP_HEADER, int256(500), int256(899))
+            FastLib.CSV_COUNT_IN_RANGE, FastLib.withInputs(inputs, FastLib.five(COLUMN, 0, FastLib.SKIP_HEADER, 500, 899))
         );
     }
 }

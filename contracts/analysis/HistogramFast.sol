@@ -10,7 +10,7 @@ contract HistogramFast {
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
         // lo 0, width 100, 10 buckets
         return FastLib.call(
-            FastLib.CSV_HISTOGRAM, abi.encode(inputs, COLUMN, uint256(0), FastLib.SKIP_HEADER, int256(0), int256(100), uint256(10))
+            FastLib.CSV_HISTOGRAM, FastLib.withInputs(inputs, FastLib.six(COLUMN, 0, FastLib.SKIP_HEADER, 0, 100, 10))
         );
     }
 }

@@ -9,6 +9,6 @@ contract LinearFitFast {
     uint256 internal constant Y = 3;
 
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
-        return FastLib.call(FastLib.CSV_LINEAR_FIT, abi.encode(inputs, X, Y, uint256(0), FastLib.SKIP_HEADER));
+        return FastLib.call(FastLib.CSV_LINEAR_FIT, FastLib.withInputs(inputs, FastLib.four(X, Y, 0, FastLib.SKIP_HEADER)));
     }
 }

@@ -11,7 +11,7 @@ contract MedianFast {
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
         // quantile 1/2: the middle value, or the two around the middle
         bytes memory ret =
-            FastLib.call(FastLib.CSV_QUANTILE, abi.encode(inputs, COLUMN, uint256(0), FastLib.SKIP_HEADER, uint256(1), uint256(2)));
+            FastLib.call(FastLib.CSV_QUANTILE, FastLib.withInputs(inputs, FastLib.five(COLUMN, 0, FastLib.SKIP_HEADER, 1, 2)));
         (uint256 n, int256 lower, int256 upper) = abi.decode(ret, (uint256, int256, int256));
         if (n == 0) return abi.encode(uint256(0), int256(0));
         int256 median = n % 2 == 1 ? upper * SCALE : (lower + upper) * SCALE / 2;

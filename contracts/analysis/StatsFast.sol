@@ -8,6 +8,6 @@ contract StatsFast {
     uint256 internal constant COLUMN = 1;
 
     function analyze(bytes[] calldata inputs) external view returns (bytes memory) {
-        return FastLib.call(FastLib.CSV_STATS, abi.encode(inputs, COLUMN, uint256(0), FastLib.SKIP_HEADER));
+        return FastLib.call(FastLib.CSV_STATS, FastLib.withInputs(inputs, FastLib.three(COLUMN, 0, FastLib.SKIP_HEADER)));
     }
 }
