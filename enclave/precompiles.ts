@@ -457,6 +457,8 @@ const FAST_PRODUCT_MAX = 2 ** 26
 const FAST_DIGITS = 15
 /** Values passed to a sink at a time. */
 const FAST_CHUNK = 4096
+/** Below it, FAST_CHUNK squares or products sum to less than 2^52: 4096 · (2^20)² = 2^52. */
+const FAST_CHUNK_SMALL = 2 ** 20
 const POW10 = Array.from({ length: MAX_CSV_DECIMALS + 1 }, (_, i) => 10 ** i) // exact: 10^22 is the last exact power
 
 /** Thrown by the fast parse at a value it cannot hold exactly; the caller computes again on the slow path. */
@@ -597,6 +599,24 @@ export function csvStats (a: CsvArgs, column: number): Stats {
       let s2 = 0
       let lo = min
       let hi = max
+      // Values under 2^20 (the common case): the chunk's sums stay under 2^52, exact without checks.
+      let small = true
+      for (let i = 0; i < n; i++) { const v = xs[i]; if (v >= FAST_CHUNK_SMALL || v <= -FAST_CHUNK_SMALL) { small = false; break } }
+      if (small) {
+        for (let i = 0; i < n; i++) {
+          const v = xs[i]
+          s1 += v
+          s2 += v * v
+          if (v < lo) lo = v
+          if (v > hi) hi = v
+        }
+        sum += BigInt(s1)
+        sumSq += BigInt(s2)
+        min = lo
+        max = hi
+        count += n
+        return
+      }
       for (let i = 0; i < n; i++) {
         const v = xs[i]
         s1 += v
@@ -699,6 +719,29 @@ export function csvLinearFit (a: CsvArgs, xColumn: number, yColumn: number): Lin
       let y1 = 0
       let xx = 0
       let xy = 0
+      // Values under 2^20 (the common case): a chunk's sums stay under 2^12 · 2^40 = 2^52, exact without checks.
+      let small = true
+      for (let i = 0; i < n; i++) {
+        const x = xs[i]
+        const y = ys[i]
+        if (x >= FAST_CHUNK_SMALL || x <= -FAST_CHUNK_SMALL || y >= FAST_CHUNK_SMALL || y <= -FAST_CHUNK_SMALL) { small = false; break }
+      }
+      if (small) {
+        for (let i = 0; i < n; i++) {
+          const x = xs[i]
+          const y = ys[i]
+          x1 += x
+          y1 += y
+          xx += x * x
+          xy += x * y
+        }
+        sx += BigInt(x1)
+        sy += BigInt(y1)
+        sxx += BigInt(xx)
+        sxy += BigInt(xy)
+        count += n
+        return
+      }
       for (let i = 0; i < n; i++) {
         const x = xs[i]
         const y = ys[i]
