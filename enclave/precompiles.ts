@@ -453,8 +453,8 @@ function fitOf (n: bigint, sx: bigint, sy: bigint, sxx: bigint, sxy: bigint): Li
 const FAST_MAX = 2 ** 52
 /** Below it a square or a product of two values is under 2^52, exact in a double. */
 const FAST_PRODUCT_MAX = 2 ** 26
-/** Most significant digits a fast-path number may have: 10^15 < 2^52. */
-const FAST_DIGITS = 15
+/** A fast-path number takes another digit only below it: 9·10^14 · 10 + 9 < 2^53, exact. */
+const FAST_ACCUMULATE_MAX = 9e14
 /** Values passed to a sink at a time. */
 const FAST_CHUNK = 4096
 /** Below it, FAST_CHUNK squares or products sum to less than 2^52: 4096 · (2^20)² = 2^52. */
@@ -472,7 +472,7 @@ type Sink = (cols: Float64Array[], n: number) => void
  * `skipHeader`) on the fast path, handing the values to `sink` FAST_CHUNK records at a time. Returns the
  * record count. Throws PrecompileInputError where csvColumn would, PrecompileOutOfGasError past
  * `maxRecords` records in all, and FastRangeExceeded at a value beyond ±FAST_MAX (or of more than
- * FAST_DIGITS significant digits). Linear: each byte is looked at once, the bytes after a record's last
+ * more digits than a double holds exactly: past FAST_ACCUMULATE_MAX). Linear: each byte is looked at once, the bytes after a record's last
  * wanted field by indexOf.
  */
 export function scanCsvFast (csvs: Uint8Array[], columns: number[], decimals: number, skipHeader: boolean, maxRecords: number, sink: Sink): number {
@@ -522,34 +522,32 @@ export function scanCsvFast (csvs: Uint8Array[], columns: number[], decimals: nu
         let neg = false
         if (pos < n && ((c = csv[pos]) === MINUS || c === PLUS)) { neg = c === MINUS; pos++ }
         let v = 0
-        let digits = 0
-        let significant = 0
         let fracDigits = 0
+        const intStart = pos
         for (; pos < n; pos++) { // the integer part
           const d = csv[pos] - ZERO
           if (d < 0 || d > 9) break
-          digits++
-          if (significant === 0 && d === 0) continue // leading zeros add nothing
-          if (++significant > FAST_DIGITS) throw new FastRangeExceeded()
+          if (v >= FAST_ACCUMULATE_MAX) throw new FastRangeExceeded()
           v = v * 10 + d
         }
+        let digits = pos - intStart
         if (pos < n && csv[pos] === DOT) {
-          for (pos++; pos < n; pos++) { // the fraction: digits beyond `decimals` are read and dropped
+          const fracStart = ++pos
+          for (; pos < n; pos++) { // the fraction: digits beyond `decimals` are read and dropped
             const d = csv[pos] - ZERO
             if (d < 0 || d > 9) break
-            digits++
             if (fracDigits >= decimals) continue
             fracDigits++
-            if (significant === 0 && d === 0) continue
-            if (++significant > FAST_DIGITS) throw new FastRangeExceeded()
+            if (v >= FAST_ACCUMULATE_MAX) throw new FastRangeExceeded()
             v = v * 10 + d
           }
+          digits += pos - fracStart
         }
         while (pos < n && ((c = csv[pos]) === SPACE || c === TAB)) pos++
         if (pos < n && csv[pos] === CR && (pos + 1 === n || csv[pos + 1] === NL)) pos++
         const atEnd = pos >= n || csv[pos] === NL
         if (digits === 0 || !(atEnd || csv[pos] === COMMA)) throw new PrecompileInputError('field is not a number')
-        if (fracDigits < decimals) v *= POW10[decimals - fracDigits]
+        if (fracDigits < decimals) v *= POW10[decimals - fracDigits] // exact, or over FAST_MAX and refused
         if (v > FAST_MAX) throw new FastRangeExceeded()
         if (neg && v !== 0) v = -v
         buffers[into][fill] = v

@@ -5,7 +5,7 @@
 //  - a call whose gas pays for 10 records must stop at the 11th, not at the end of the text;
 //  - csvQuantile's selection, priced from the record count, must be paid before it runs;
 //  - the parse stays linear on the inputs that made csvColumn's quadratic (records without commas, a
-//    million-digit number: the fast parse gives up at its 16th digit, the slow one fails at the 78th);
+//    million-digit number: the fast parse gives up by its 17th digit, the slow one fails at the 78th);
 //  - the price follows from the call data's size and the record count, never from the values.
 // Observed without the clock: the call data is wrapped in a Proxy (./watched.ts) that records how far into it
 // the precompile read.
