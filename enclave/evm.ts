@@ -246,7 +246,7 @@ export async function createConfinedEvm (ctx: RunContext = {}, privateRun?: Priv
   })
   // CALLDATACOPY past the end of the call data (Solidity zero-fills new memory that way) pads with
   // an array spread in @ethereumjs/util that is slow and fails ("Invalid array length") beyond a
-  // few hundred MB; same semantics and the same gas, with a plain zeroed buffer.
+  // few hundred MB; same semantics and the same gas, copied straight into memory and zero-filled.
   const calldatacopy = base.opcodeMap[CALLDATACOPY]
   customOpcodes.push({
     opcode: CALLDATACOPY,
@@ -258,12 +258,18 @@ export async function createConfinedEvm (ctx: RunContext = {}, privateRun?: Priv
       if (dataLength === 0n) return
       const callData = runState.interpreter.getCallData() as Uint8Array
       const length = Number(dataLength)
-      const out = new Uint8Array(length)
+      const at = Number(memOffset)
+      // Straight into the memory buffer (no intermediate copy: at 64 MiB of inputs each copy counts).
+      runState.memory.extend(at, length)
+      const store = runState.memory._store as Uint8Array
+      let copied = 0
       if (dataOffset < BigInt(callData.length)) {
         const start = Number(dataOffset)
-        out.set(callData.subarray(start, Math.min(callData.length, start + length)))
+        const part = callData.subarray(start, Math.min(callData.length, start + length))
+        store.set(part, at)
+        copied = part.length
       }
-      runState.memory.write(Number(memOffset), length, out)
+      store.fill(0, at + copied, at + length)
     }
   })
   const evm = await createEVM({

@@ -11,7 +11,7 @@ export const SAMPLE_HEADER = 'id,value,x,y\n'
 
 export const EXAMPLE_ANALYSES = ['Stats', 'Histogram', 'FilterCount', 'LinearFit'] as const
 export type ExampleAnalysis = typeof EXAMPLE_ANALYSES[number]
-/** Analyses built on the sort precompile (kept apart: the plain build's in-EVM sort is slow). */
+/** Analyses built on ordering the values (kept apart: the plain build's in-EVM sort is slow). */
 export const SORT_ANALYSES = ['Median'] as const
 export type AnyAnalysis = ExampleAnalysis | typeof SORT_ANALYSES[number]
 export const ALL_ANALYSES: readonly AnyAnalysis[] = [...EXAMPLE_ANALYSES, ...SORT_ANALYSES]

@@ -107,3 +107,53 @@ export async function openDuckDb (threads?: number): Promise<DuckDb | string> {
     }
   }
 }
+
+// ---- run on its own: the precompile build against DuckDB only ----
+//
+//   node bench/enclave/duckdb.ts [--records N] [--runs K]
+//
+// Each analysis's "Fast" build (the confined EVM alone, the CSV in its call data) and DuckDB (default threads
+// and one thread) on the same sample CSV, K runs each (default 5) after one warm-up, the median of each
+// reported: far quicker than bench/enclave/run.ts, whose DuckDB table this is, and steadier than its one run.
+async function main (): Promise<void> {
+  const { getBytes: bytesOf, hexlify } = await import('ethers')
+  const { cpus, loadavg } = await import('node:os')
+  const { loadArtifact } = await import('../../contracts/tools/compile.ts')
+  const { runAnalysis } = await import('../../enclave/evm.ts')
+  const { ALL_ANALYSES, referenceOutput, sampleDataset } = await import('../../enclave/examples.ts')
+  const argv = process.argv.slice(2)
+  const opt = (name: string, fallback: number): number => argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback
+  const records = opt('--records', 1_000_000)
+  const runs = opt('--runs', 5)
+  const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+  const dbs = [await openDuckDb(), await openDuckDb(1)]
+  const [db, db1] = dbs
+  if (typeof db === 'string' || typeof db1 === 'string') { process.stdout.write(`Not measured: ${String(typeof db === 'string' ? db : db1)}\n`); return }
+  const input = sampleDataset(records, 42)
+  const load = loadavg()[0]
+  process.stdout.write(`DuckDB ${db.version}, ${records.toLocaleString('en')} records (${(input.length / 1024 / 1024).toFixed(1)} MiB), median of ${runs} runs, ${cpus()[0]?.model ?? ''} (${cpus().length} cores), load average ${load.toFixed(1)} at start\n\n`)
+  process.stdout.write('| analysis | Fast s | Fast Mgas | DuckDB s | DuckDB 1-thread s | Fast vs DuckDB | Fast vs DuckDB 1-thread |\n|---|---:|---:|---:|---:|---:|---:|\n')
+  for (const analysis of ALL_ANALYSES) {
+    const code = bytesOf(loadArtifact(`${analysis}Fast`).deployedBytecode)
+    const expected = hexlify(referenceOutput(analysis, [input]))
+    const fast: number[] = []; const d: number[] = []; const d1: number[] = []
+    let gas = 0n
+    for (let i = 0; i <= runs; i++) {
+      const t = performance.now()
+      const r = await runAnalysis(code, [input], { gasCap: 4_000_000_000n, outputCap: 1n << 20n })
+      const s = (performance.now() - t) / 1000
+      if (r.status !== 0 || hexlify(r.output) !== expected) throw new Error(`${analysis}Fast: status ${r.status} (${r.reason ?? ''}) or output differs`)
+      const a = await db.time(analysis, input)
+      const b = await db1.time(analysis, input)
+      if (hexlify(a.output) !== expected || hexlify(b.output) !== expected) throw new Error(`DuckDB's ${analysis} differs`)
+      if (i === 0) continue // warm-up
+      gas = r.gasUsed; fast.push(s); d.push(a.seconds); d1.push(b.seconds)
+    }
+    const [f, x, y] = [median(fast), median(d), median(d1)]
+    process.stdout.write(`| ${analysis} | ${f.toFixed(3)} | ${(Number(gas) / 1e6).toFixed(1)} | ${x.toFixed(3)} | ${y.toFixed(3)} | ${(f / x).toFixed(1)}× | ${(f / y).toFixed(1)}× |\n`)
+  }
+  process.stdout.write(`\nload average ${loadavg()[0].toFixed(1)} at the end\n`)
+  for (const x of dbs) if (typeof x !== 'string') x.close()
+}
+
+if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) await main()

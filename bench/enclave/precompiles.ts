@@ -120,8 +120,49 @@ function ours (): Array<[string, string, Uint8Array]> {
     ['countInRange', `${N} int64 values`, enc(['int256[]', 'int256', 'int256'], [small, -(1n << 61n), 1n << 61n])],
     ['countInRange', `${N} 250-bit values`, enc(['int256[]', 'int256', 'int256'], [wide, -(1n << 248n), 1n << 248n])],
     ['linearFit', `${N} int64 pairs`, enc(['int256[]', 'int256[]'], [small, [...small].reverse()])],
-    ['linearFit', `${N} 120-bit pairs`, enc(['int256[]', 'int256[]'], [wide.map(v => v >> 130n), wide.map(v => v >> 131n)])]
+    ['linearFit', `${N} 120-bit pairs`, enc(['int256[]', 'int256[]'], [wide.map(v => v >> 130n), wide.map(v => v >> 131n)])],
+    ...fused()
   ]
+}
+
+/**
+ * The fused precompiles on the inputs worst for them: the most records a byte ("1\n"), the slow path from the
+ * first record (70-digit numbers) and the slow path after a whole fast parse (small numbers, the last one
+ * of 30 digits: both parses run), long records, and random values for csvQuantile's selection.
+ */
+function fused (): Array<[string, string, Uint8Array]> {
+  const kib = `${csvBytes >> 10} KiB`
+  const sample = sampleDataset(Math.floor(csvBytes / 19.5), 1)
+  const ones = text('1\n'.repeat(csvBytes / 2))
+  const pairs = text('1,2\n'.repeat(csvBytes / 4))
+  // 30 digits: past the fast path's 15, and its square still within int256 (csvStats' variance)
+  const lateWide = text('1\n'.repeat(csvBytes / 2 - 16) + '9'.repeat(30) + '\n')
+  const lateWidePairs = text('1,2\n'.repeat(csvBytes / 4 - 8) + '1,' + '9'.repeat(30) + '\n')
+  const longNumbers = text(Array.from({ length: Math.floor(csvBytes / 72) }, () => '9'.repeat(70)).join('\n') + '\n')
+  const random = text(Array.from({ length: Math.floor(csvBytes / 8) }, () => String(Number(randomBytes(4).reduce((a, b) => a * 256 + b, 0)) % 10_000_000)).join('\n') + '\n')
+  const longRecords = text(('0,'.repeat(999) + '1\n').repeat(Math.floor(csvBytes / 2000)))
+  const call = (csv: Uint8Array, header: boolean, columns: number[], types: string[] = [], values: unknown[] = []): Uint8Array =>
+    enc(['bytes[]', ...columns.map(() => 'uint256'), 'uint256', 'uint256', ...types], [[csv], ...columns, 0, header ? 1 : 0, ...values])
+  const one: Array<[string, Uint8Array, boolean, number]> = [
+    [`sample CSV (id,value,x,y), ${kib}, column 1`, sample, true, 1],
+    [`"1\\n" records, ${kib}`, ones, false, 0],
+    [`70-digit numbers, ${kib} (slow path)`, longNumbers, false, 0],
+    [`"1\\n" records, the last one 30 digits, ${kib} (both paths)`, lateWide, false, 0],
+    [`1,000-column records, ${kib}, column 999`, longRecords, false, 999]
+  ]
+  const rows: Array<[string, string, Uint8Array]> = []
+  for (const [label, csv, header, column] of one) {
+    rows.push(['csvStats', label, call(csv, header, [column])])
+    rows.push(['csvHistogram', `${label}, 4096 buckets`, call(csv, header, [column], ['int256', 'int256', 'uint256'], [-(1n << 62n), 1n << 51n, 4096])])
+    rows.push(['csvCountInRange', label, call(csv, header, [column], ['int256', 'int256'], [-(1n << 61n), 1n << 61n])])
+    rows.push(['csvQuantile', label, call(csv, header, [column], ['uint256', 'uint256'], [1, 2])])
+  }
+  rows.push(['csvQuantile', `random values < 10^7, ${kib}`, call(random, false, [0], ['uint256', 'uint256'], [1, 2])])
+  rows.push(['csvLinearFit', `sample CSV (id,value,x,y), ${kib}, columns 2, 3`, call(sample, true, [2, 3])])
+  rows.push(['csvLinearFit', `"1,2\\n" records, ${kib}`, call(pairs, false, [0, 1])])
+  rows.push(['csvLinearFit', `70-digit numbers, ${kib} (slow path)`, call(longNumbers, false, [0, 0])])
+  rows.push(['csvLinearFit', `"1,2\\n" records, the last y 30 digits, ${kib} (both paths)`, call(lateWidePairs, false, [0, 1])])
+  return rows
 }
 
 async function standard (): Promise<Array<[number, string, string, Uint8Array]>> {
