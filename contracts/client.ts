@@ -145,6 +145,24 @@ function withMargin (gas: bigint): bigint {
   return gas + gas / 4n
 }
 
+/**
+ * Gas a reveal (`submitResult`) gets beyond its estimate, so that it may be the one that settles the trade. It is
+ * estimated on the chain as it is, but the other nodes reveal at the same time: when another reveal is mined first
+ * (in the same block, or a block between the estimate and ours), ours becomes the submission that settles and pays
+ * every party in it, which its estimate did not cover. Without this it runs out of gas, is mined reverted, and the
+ * trade settles only on a second reveal a block later (a transaction on the critical path). Unused gas is not paid
+ * for. SETTLEMENT_GAS_BASE covers the settlement's own writes and events (a held fee's slot too);
+ * SETTLEMENT_GAS_PER_PAYEE each payout (every seller, node and the buyer): a cold value transfer (2,600 + 9,000),
+ * to a fresh account (25,000) or refused and credited instead (a balance slot, 22,100), and its Credited event.
+ */
+export const SETTLEMENT_GAS_BASE = 40_000n
+export const SETTLEMENT_GAS_PER_PAYEE = 45_000n
+
+/** Gas a reveal may need beyond its estimate when it settles a trade of `sellers` sellers and `nodes` nodes. */
+export function settlementGasOf (sellers: number, nodes: number): bigint {
+  return SETTLEMENT_GAS_BASE + SETTLEMENT_GAS_PER_PAYEE * BigInt(sellers + nodes + 1)
+}
+
 /** Blocks deep a transaction of ours must be before `send` returns it, unless told: 1, as soon as it is mined (the daemon passes its trade.confirmations). */
 export const DEFAULT_SEND_CONFIRMATIONS = 1
 /**
@@ -191,15 +209,15 @@ class TxQueue {
     return run
   }
 
-  /** Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). */
-  broadcast (tx: TransactionRequest): Promise<TransactionResponse> {
+  /** Signs and broadcasts `tx` in turn; resolves once the node accepted it (not mined yet). `extraGas`: added to the estimate's margin. */
+  broadcast (tx: TransactionRequest, extraGas = 0n): Promise<TransactionResponse> {
     return this.enqueue(async () => {
       for (let attempt = 0; ; attempt++) {
         try {
           if (this.nonce === undefined) this.nonce = await this.signer.getNonce('pending')
           // A margin over the estimate: what a call costs can depend on the transactions mined before it
           // in the same block (e.g. which result group leads). Unused gas is not paid.
-          const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx))
+          const gasLimit = tx.gasLimit ?? withMargin(await this.signer.estimateGas(tx)) + extraGas
           // Signed here rather than by signer.sendTransaction (which does the same three steps) to keep the
           // signed bytes for a broadcast after a reorganisation.
           const populated = await this.signer.populateTransaction({ ...tx, gasLimit, nonce: this.nonce })
@@ -333,8 +351,8 @@ class Bound {
     return err
   }
 
-  /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. */
-  protected async send (method: string, args: unknown[], value?: bigint): Promise<TransactionReceipt> {
+  /** Sends a transaction and waits for its receipt; reverts become ChainRevertError. `extraGas`: over the estimate's margin. */
+  protected async send (method: string, args: unknown[], value?: bigint, extraGas?: bigint): Promise<TransactionReceipt> {
     const { signer, queue } = this.ctx
     if (signer === undefined || queue === undefined) throw new NoSignerError(`${this.name}.${method}: this client has no signer`)
     const tx: TransactionRequest = {
@@ -344,7 +362,7 @@ class Bound {
     }
     let response: TransactionResponse
     try {
-      response = await queue.broadcast(tx) // gas estimation inside catches most reverts before sending
+      response = await queue.broadcast(tx, extraGas) // gas estimation inside catches most reverts before sending
     } catch (err) {
       this.ctx.metrics.transactions.inc({ contract: this.name, method, outcome: 'rejected' })
       throw this.counted(method, toRevertError(err, this.name, method))
@@ -813,15 +831,18 @@ export class DtmcClient extends Bound {
    * Sends `method` with the trade's Facts appended to `args`. On FactsMismatch (a reorganisation mined the trade's
    * opening again with other terms after we cached them) it reads them again from the chain and retries once.
    */
-  private async sendWithFacts (tradeId: string, method: string, args: unknown[]): Promise<TransactionReceipt> {
+  private async sendWithFacts (tradeId: string, method: string, args: unknown[], o: { settles?: boolean } = {}): Promise<TransactionReceipt> {
     // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
-    const tuple = async (): Promise<unknown[]> => factsTupleOf((await this.openingOrNull(tradeId))?.facts ?? NO_FACTS)
+    const facts = async (): Promise<TradeFacts> => (await this.openingOrNull(tradeId))?.facts ?? NO_FACTS
+    // `settles`: the call may settle the trade whatever its estimate saw (see SETTLEMENT_GAS_PER_PAYEE).
+    const send = async (f: TradeFacts): Promise<TransactionReceipt> =>
+      await this.send(method, [...args, factsTupleOf(f)], undefined, o.settles === true ? settlementGasOf(f.sellers.length, f.nodes.length) : undefined)
     try {
-      return await this.send(method, [...args, await tuple()])
+      return await send(await facts())
     } catch (err) {
       if (!(err instanceof ChainRevertError && err.errorName === 'FactsMismatch')) throw err
       this.opening.delete(tradeId.toLowerCase())
-      return await this.send(method, [...args, await tuple()])
+      return await send(await facts())
     }
   }
 
@@ -848,7 +869,8 @@ export class DtmcClient extends Bound {
   /** Reveals node `nodeIndex`'s ResultInfo with its enclave's signature and its commitment's nonce (anyone may relay it). */
   async submitResult (info: ResultInfo, nodeIndex: number, signature: string, nonce: string): Promise<TransactionReceipt> {
     const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
-    return await this.sendWithFacts(info.tradeId, 'submitResult', [tuple, nodeIndex, signature, nonce])
+    // Another node's reveal mined before ours can make ours the one that settles: its gas covers the payouts.
+    return await this.sendWithFacts(info.tradeId, 'submitResult', [tuple, nodeIndex, signature, nonce], { settles: true })
   }
 
   /** Settles (strict majority) or refunds a trade whose outcome is certain or whose deadline has passed. */
