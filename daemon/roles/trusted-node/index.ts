@@ -401,13 +401,16 @@ export class TrustedNodeRole implements Role {
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
     if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
     const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
-    const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock))
+    // The trade's parties and the enclave's tasks are read together (one wait, not two), then checked in turn.
+    const [{ sellers, nodes }, tasks] = await Promise.all([
+      tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock)), this.enclave.tasks()
+    ])
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
     if (seller === undefined || seller.commitment !== req.commitment) throw new RefuseRequest('WrongSeller', 'no such seller / commitment in the trade')
     const record = await this.ctx.chain.cisc.seller(seller.account)
     if (record?.peerId !== remote) throw new RefuseRequest('WrongSeller', 'this peer is not the seller registered for that account')
-    const task = (await this.enclave.tasks()).find(t => t.taskId === req.taskId)
+    const task = tasks.find(t => t.taskId === req.taskId)
     if (task === undefined) throw new RefuseRequest('UnknownTask', 'the enclave holds no such task')
     let status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
     if (req.ack !== undefined) {
