@@ -178,6 +178,14 @@ function payoutsOf (method: string, facts: TradeFacts): number {
   return 0
 }
 
+
+/**
+ * How long (ms) the provider holds a JSON-RPC request to batch it with others: 0, the requests made in the same turn
+ * of the event loop (a Promise.all of reads) still go as one batch, and a lone request goes at once. ethers' default
+ * (10 ms) made every request wait 10 ms, and a trade's steps make dozens of reads and sends one after the other.
+ */
+export const RPC_BATCH_STALL_MS = 0
+
 /** Blocks deep a transaction of ours must be before `send` returns it, unless told: 1, as soon as it is mined (the daemon passes its trade.confirmations). */
 export const DEFAULT_SEND_CONFIRMATIONS = 1
 /**
@@ -970,6 +978,7 @@ export class DtmcClient extends Bound {
   /** Reveals node `nodeIndex`'s ResultInfo with its enclave's signature and its commitment's nonce (anyone may relay it). */
   async submitResult (info: ResultInfo, nodeIndex: number, signature: string, nonce: string): Promise<TransactionReceipt> {
     const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
+    // Another node's reveal mined before ours can make ours the one that settles: PAYOUT_GAS per payee covers it.
     return await this.sendWithFacts(info.tradeId, 'submitResult', [tuple, nodeIndex, signature, nonce])
   }
 
@@ -1181,7 +1190,7 @@ export class ChainClient {
   static async connect (opts: ChainClientOptions): Promise<ChainClient> {
     const rpcUrl = opts.rpcUrl ?? opts.network.rpcUrl
     if (rpcUrl === undefined) throw new ChainConfigError('no rpcUrl given and none in the network file')
-    const provider = new JsonRpcProvider(rpcUrl, Network.from(opts.network.chainId), { staticNetwork: true, cacheTimeout: -1 })
+    const provider = new JsonRpcProvider(rpcUrl, Network.from(opts.network.chainId), { staticNetwork: true, cacheTimeout: -1, batchStallTime: RPC_BATCH_STALL_MS })
     provider.pollingInterval = opts.pollingIntervalMs ?? (opts.network.devnet === true ? 100 : 1000)
     let signer: Signer | undefined
     if (typeof opts.signer === 'string') signer = new Wallet(opts.signer, provider)

@@ -131,6 +131,8 @@ export class BuyerRole implements Role {
         // Too few after all (the choice reads CISC again): back to collecting, until the window's end at least.
         if (outcome === 'collecting') this.retryChoiceAt.set(t.tradeId, windowOver ? Date.now() + offerWindowMs : windowEnd)
         else this.forget(t.tradeId)
+        // Chosen: on to the attestation in this same step, not at the next look.
+        if (outcome === 'chosen') await this.attestAndEscrow(await this.ctx.trades.require<BuyerTradeData>('buyer', t.tradeId))
         return
       }
       case 'attesting':

@@ -270,9 +270,9 @@ export class SellerRole implements Role {
 
   /** Records the trade, `failed` with the reason when it is not ours or its terms fail the dataset's policy. */
   private async checkTrade (tradeId: string, openedBlock: number | undefined): Promise<void> {
-    const view = await this.ctx.chain.dtmc.trade(tradeId)
+    // Read together: the trade was found by its TradeSeller event, so both are there (one wait, not two).
+    const [view, { sellers, nodes }] = await Promise.all([this.ctx.chain.dtmc.trade(tradeId), tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock))])
     if (view === null) return
-    const { sellers, nodes } = await tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock))
     const mine = sellers.find(s => s.account === this.address)
     if (mine === undefined) return
     const ds = await this.ctx.store.datasets.get(mine.offerId.toString()) as DatasetRecord | undefined

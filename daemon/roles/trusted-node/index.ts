@@ -413,13 +413,16 @@ export class TrustedNodeRole implements Role {
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
     if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
     const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
-    const { sellers, nodes } = await tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock))
+    // The trade's parties and the enclave's tasks are read together (one wait, not two), then checked in turn.
+    const [{ sellers, nodes }, tasks] = await Promise.all([
+      tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock)), this.enclave.tasks()
+    ])
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
     if (seller === undefined || seller.commitment !== req.commitment) throw new RefuseRequest('WrongSeller', 'no such seller / commitment in the trade')
     const record = await this.ctx.chain.cisc.seller(seller.account)
     if (record?.peerId !== remote) throw new RefuseRequest('WrongSeller', 'this peer is not the seller registered for that account')
-    const task = (await this.enclave.tasks()).find(t => t.taskId === req.taskId)
+    const task = tasks.find(t => t.taskId === req.taskId)
     if (task === undefined) throw new RefuseRequest('UnknownTask', 'the enclave holds no such task')
     let status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
     if (req.ack !== undefined) {
@@ -500,10 +503,11 @@ export class TrustedNodeRole implements Role {
   async tick (): Promise<void> {
     await this.reopenEnclaveIfLost()
     await this.discoverTrades()
-    await this.expirePendingTasks()
     // Each trade's step in the background: a run takes up to its budget, and neither this role's
-    // other trades nor the daemon's tick (the buyer and seller roles) wait for it.
+    // other trades nor the daemon's tick (the buyer and seller roles) wait for it. The housekeeping of
+    // expired tasks comes after the steps have started: none of them waits for it.
     await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log, this.inFlight)
+    await this.expirePendingTasks()
   }
 
   /** Trades DTMC opened with our enclave. */
@@ -525,7 +529,7 @@ export class TrustedNodeRole implements Role {
   }
 
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
-    const view = await this.ctx.chain.dtmc.trade(t.tradeId)
+    let view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) {
       // A reorganisation took the trade's opening away; its buyer opens it again (same id). One that never comes back ends here.
       if (await chainTime(this.ctx.chain) > t.data.deadline) {
@@ -542,23 +546,30 @@ export class TrustedNodeRole implements Role {
       else await this.dropAcknowledged(t.tradeId)
       return
     }
-    const now = await chainTime(this.ctx.chain)
+    let now = await chainTime(this.ctx.chain)
     if (t.state === 'escrowed' || t.state === 'delivering') {
       const task = (await this.enclave.tasks()).find(x => x.taskId === t.data.taskId)
       if (task === undefined) return
       if (readyToRun(task, t.data.sellers)) {
-        await this.ctx.trades.transition(t, 'executing', { note: 'code and all data are in the enclave' })
-      } else if (t.state === 'escrowed' && task.sellers.length > 0) {
-        await this.ctx.trades.transition(t, 'delivering')
+        // On to the run in this same step: the last seller's acknowledgement (or our code) is what it waited for.
+        t = await this.ctx.trades.transition(t, 'executing', { note: 'code and all data are in the enclave' })
+      } else {
+        if (t.state === 'escrowed' && task.sellers.length > 0) await this.ctx.trades.transition(t, 'delivering')
+        return
       }
-      return
     }
     if (t.state === 'executing') {
       // This step runs in the background (advanceActive's in-flight set): a long run holds up no tick.
       const committed = view.nodes[t.data.nodeIndex]?.committed === true
       if (!committed && await this.giveUpRun(t, now, view.deadline)) return
-      await this.executeAndCommit(t, view, committed)
-      return
+      const submitted = await this.executeAndCommit(t, view, committed)
+      if (submitted === undefined) return
+      // Ours may have been the last commitment, which opens the reveals: look at once (the others see it on the
+      // next block), with the chain as it is now.
+      t = submitted
+      view = await this.ctx.chain.dtmc.trade(t.tradeId)
+      if (view === null || view.state !== 'open') return
+      now = await chainTime(this.ctx.chain)
     }
     // The latest block's time lags the clock on a chain that mines only on demand: the next block is at least now.
     // Our commitment is not on DTMC any more: a reorganisation dropped it. The chain client broadcasts it again;
@@ -609,7 +620,7 @@ export class TrustedNodeRole implements Role {
    * passed): then `reveal` shows it, and no node can have copied it. A run killed at its budget is noted
    * (trade record, log) and commits nothing; the next tick tries again, up to MAX_RUN_ATTEMPTS runs in all.
    */
-  private async executeAndCommit (t: TradeRecord<NodeTradeData>, view: TradeView, alreadyCommitted: boolean): Promise<void> {
+  private async executeAndCommit (t: TradeRecord<NodeTradeData>, view: TradeView, alreadyCommitted: boolean): Promise<TradeRecord<NodeTradeData> | undefined> {
     if (view.gasCap > this.maxGas) {
       // checkDelivery refuses such a trade's data, so this is a trade that cannot run here: we never run with less.
       log.warn('the trade\'s gas cap is above our maxGas: not running', { tradeId: t.tradeId, gasCap: view.gasCap, maxGas: this.maxGas })
@@ -675,7 +686,7 @@ export class TrustedNodeRole implements Role {
         t = await this.ctx.trades.update(t, { revealed: true })
       }
     }
-    await this.ctx.trades.transition(t, 'submitted', {
+    return await this.ctx.trades.transition(t, 'submitted', {
       data: { resultHash: r.resultInfo.resultHash, resultSize: r.resultInfo.resultSize.toString(), status: r.resultInfo.status, reason: r.reason },
       note: `result committed (status ${r.resultInfo.status})`
     })

@@ -2,9 +2,9 @@
 // wrong-chain and missing-contract errors, BDBC demands and CISC records through the typed wrappers.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { Wallet, keccak256, parseEther } from 'ethers'
+import { Transaction, Wallet, keccak256, parseEther } from 'ethers'
 import { ChainClient, ChainConfigError, ChainRevertError, decodeRevert } from '../../../contracts/client.ts'
-import { startChain, account, makeMarket, openTrade, submit, rand32, MEASUREMENT, type Chain } from '../../../contracts/tools/market.ts'
+import { startChain, account, makeMarket, openTrade, submit, commit, reveal, rand32, MEASUREMENT, type Chain } from '../../../contracts/tools/market.ts'
 import { createMetrics } from '../../../daemon/metrics.ts'
 
 let chain: Chain
@@ -92,6 +92,39 @@ test('a transaction that reverts after mining is decoded by replaying it', async
     assert.is((await chain.provider.getTransactionReceipt(err.txHash!))!.status, 0)
   } finally {
     await chain.provider.send('evm_setAutomine', [true])
+  }
+})
+
+test('a reveal estimated before another node\'s reveal was mined still settles the trade (its gas covers the payouts)', async () => {
+  const m = await makeMarket(chain, 1, 3)
+  const t = await openTrade(m)
+  for (const i of [0, 1, 2]) await commit(m, t, i)
+  await reveal(m, t, 0)
+  await chain.provider.send('evm_setAutomine', [false])
+  let automine = false
+  try {
+    // Node 2's reveal is estimated and signed while it is the second of three (nothing to settle), as when
+    // the nodes reveal together; it is then held back until node 1's reveal is mined, so that it settles.
+    const revealed = reveal(m, t, 2).then(() => null, (err: unknown) => err)
+    const until = Date.now() + 10_000
+    let pending: string[] = []
+    while ((pending = (await chain.provider.send('eth_getBlockByNumber', ['pending', false])).transactions).length < 1) {
+      if (Date.now() > until) throw new Error('the reveal never reached the pool')
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    const raw = Transaction.from((await chain.provider.getTransaction(pending[0]))!).serialized
+    await chain.provider.send('anvil_dropTransaction', [pending[0]])
+    await chain.provider.send('evm_setAutomine', [true])
+    automine = true
+    await reveal(m, t, 1)
+    assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, 'open', 'two of three revealed: the next reveal settles')
+    await chain.provider.broadcastTransaction(raw)
+    assert.is(await revealed, null, 'the reveal that settled was mined without a revert')
+    const view = await m.buyer.client.dtmc.trade(t.tradeId)
+    assert.is(view!.state, 'settled')
+    assert.equal(view!.final!.members, [0, 1, 2])
+  } finally {
+    if (!automine) await chain.provider.send('evm_setAutomine', [true])
   }
 })
 
