@@ -198,6 +198,32 @@ export const REORG_CHECK_INTERVAL_MS = 1000
 /** Most transactions watched at once; past it the oldest stops being watched. */
 export const MAX_WATCHED_TRANSACTIONS = 256
 
+/**
+ * Our transactions signed again in another's place (TxQueue.broadcastAgain): old hash -> new, the most recent
+ * MAX_WATCHED_TRANSACTIONS. A reorganisation back and forth can sign the very bytes of an earlier one again (the same
+ * hash): the newest stands for itself, so that no chain of replacements leads back to where it started.
+ */
+export class ReplacedTransactions {
+  private readonly next = new Map<string, string>()
+
+  record (old: string, replacement: string): void {
+    this.next.delete(replacement)
+    if (replacement !== old) this.next.set(old, replacement)
+    if (this.next.size > MAX_WATCHED_TRANSACTIONS) this.next.delete(this.next.keys().next().value!)
+  }
+
+  /** The transaction that stands for `hash` now: itself, or the last of its replacements. */
+  current (hash: string): string {
+    // Bounded whatever the map holds: a hash seen twice ends the walk.
+    const seen = new Set<string>([hash])
+    for (let next = this.next.get(hash); next !== undefined && !seen.has(next); next = this.next.get(hash)) {
+      seen.add(next)
+      hash = next
+    }
+    return hash
+  }
+}
+
 /** A transaction of ours, signed, kept until it is MAX_REORG_DEPTH deep so that it can be broadcast again. */
 interface SentTransaction {
   hash: string
@@ -227,7 +253,7 @@ class TxQueue {
   private readonly provider: Provider
   private readonly sent: SentTransaction[] = []
   /** Hash of a transaction of ours → the one signed again in its place (other calldata, same nonce). */
-  private readonly replaced = new Map<string, string>()
+  private readonly replaced = new ReplacedTransactions()
   /** Hashes of ours given up: dropped by a reorganisation, their nonce taken since (they can never be mined). */
   private readonly givenUp = new Set<string>()
   private readonly onResubmit: (hash: string) => void
@@ -341,8 +367,7 @@ class TxQueue {
       if (gasLimit !== null) {
         const raw = await this.signer.signTransaction(await this.signer.populateTransaction({ ...tx, gasLimit, nonce: s.nonce }))
         const response = await this.provider.broadcastTransaction(raw)
-        this.replaced.set(s.hash, response.hash)
-        if (this.replaced.size > MAX_WATCHED_TRANSACTIONS) this.replaced.delete(this.replaced.keys().next().value!)
+        this.replaced.record(s.hash, response.hash)
         Object.assign(s, { hash: response.hash, raw, tx })
         return
       }
@@ -352,8 +377,7 @@ class TxQueue {
 
   /** The transaction that stands for our transaction `hash` now: itself, or the one signed again in its place. */
   currentHash (hash: string): string {
-    for (let next = this.replaced.get(hash); next !== undefined; next = this.replaced.get(hash)) hash = next
-    return hash
+    return this.replaced.current(hash)
   }
 
   /** Whether our transaction `hash` was given up: a reorganisation dropped it and its nonce was taken since. */
