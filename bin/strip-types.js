@@ -12,7 +12,7 @@
 //   directory, it strips every time, as Node would.
 // Plain JavaScript, so that an old Node gets a clear error.
 import * as nodeModule from 'node:module'
-import { mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
@@ -56,15 +56,34 @@ function usableCacheDir () {
 }
 const cache = usableCacheDir()
 
+/**
+ * An entry's text, only when it is a regular file of ours that nobody else can write, with one link: the
+ * directory was checked once at start, and whoever could swap it (or a file in it) afterwards must not have
+ * their file run. Checked on the open file, so that the file read is the file checked.
+ */
+function readOwnEntry (path) {
+  let fd
+  try {
+    fd = openSync(path, 'r')
+    const st = fstatSync(fd)
+    const own = process.getuid === undefined || st.uid === process.getuid()
+    if (!st.isFile() || !own || (st.mode & 0o022) !== 0 || st.nlink !== 1) return undefined
+    return readFileSync(fd, 'utf8')
+  } catch {
+    return undefined
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
 /** A file's entry: <hash of its path>-<hash of the Node version and its bytes>.js; an edited file replaces its entry. */
 function strip (url) {
   const text = readFileSync(new URL(url), 'utf8')
   if (!cache) return nodeModule.stripTypeScriptTypes(text, { mode: 'strip' })
   const pathKey = createHash('sha256').update(fileURLToPath(url)).digest('hex').slice(0, 16)
   const entry = `${pathKey}-${createHash('sha256').update(process.version).update('\0').update(text).digest('hex')}.js`
-  try {
-    return readFileSync(join(CACHE_DIR, entry), 'utf8')
-  } catch {}
+  const cached = readOwnEntry(join(CACHE_DIR, entry))
+  if (cached !== undefined) return cached
   const source = nodeModule.stripTypeScriptTypes(text, { mode: 'strip' })
   try {
     for (const old of readdirSync(CACHE_DIR)) if (old.startsWith(`${pathKey}-`)) unlinkSync(join(CACHE_DIR, old))

@@ -6,7 +6,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ROOT, STRIP_TYPES } from '../../daemon/tools/child-daemons.ts'
@@ -25,6 +25,24 @@ function rpcHostWith (cacheDir: string): string {
     env: { ...process.env, SDTE_TS_CACHE: cacheDir }, encoding: 'utf8'
   })
 }
+
+test('in our own cache, an entry others can write, or one with a second link, is not run (a review: only the directory was checked, once)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sdte-ts-cache-'))
+  try {
+    chmodSync(dir, 0o700)
+    const entry = join(dir, entryName())
+    writeFileSync(entry, "export const RPC_HOST = 'planted'\n")
+    chmodSync(entry, 0o666)
+    assert.is(rpcHostWith(dir), '127.0.0.1', 'world-writable entry')
+    rmSync(entry)
+    const elsewhere = join(dir, 'elsewhere.js')
+    writeFileSync(elsewhere, "export const RPC_HOST = 'planted'\n", { mode: 0o600 })
+    linkSync(elsewhere, entry)
+    assert.is(rpcHostWith(dir), '127.0.0.1', 'an entry with two links (one of them anywhere)')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
 
 test('a planted entry in a cache others can write to is not run; in our own it is (the cache is used)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sdte-ts-cache-'))
