@@ -468,6 +468,19 @@ class FastRangeExceeded extends Error {}
 type Sink = (cols: Float64Array[], n: number) => void
 
 /**
+ * slot[f] = the index in `distinct` of field f, or -1 when field f is not wanted, for every field a record of `csvs`
+ * can reach: no more entries than the texts have bytes (a field after the first needs a comma), however large a
+ * column index the call names (up to 2^20: a table of 4 MiB that only the scan's flat price paid for, a review found).
+ * A wanted column past the table can be in no record: reaching it fails as "record has no column".
+ */
+export function fieldSlots (distinct: number[], csvs: Uint8Array[]): Int32Array {
+  const longest = csvs.reduce((most, csv) => Math.max(most, csv.length), 0)
+  const slot = new Int32Array(Math.min(Math.max(...distinct), longest) + 1).fill(-1)
+  distinct.forEach((c, i) => { if (c < slot.length) slot[c] = i })
+  return slot
+}
+
+/**
  * Parses columns `columns` of every text in `csvs` (csvColumn's rules, each text's header skipped with
  * `skipHeader`) on the fast path, handing the values to `sink` FAST_CHUNK records at a time. Returns the
  * record count. Throws PrecompileInputError where csvColumn would, PrecompileOutOfGasError past
@@ -481,8 +494,7 @@ export function scanCsvFast (csvs: Uint8Array[], columns: number[], decimals: nu
   // One buffer per distinct column; slot[f] = the buffer of field f, or -1 when f is not wanted.
   const distinct = [...new Set(columns)]
   const buffers = distinct.map(() => new Float64Array(FAST_CHUNK))
-  const slot = new Int32Array(last + 1).fill(-1)
-  distinct.forEach((c, i) => { slot[c] = i })
+  const slot = fieldSlots(distinct, csvs)
   const bufs = columns.map(c => buffers[slot[c]]) // what the sink sees: one per asked column, in order
   let fill = 0
   let records = 0
@@ -784,7 +796,8 @@ export interface Quantile { count: bigint, lower: bigint, upper: bigint }
  */
 export function csvQuantile (a: CsvArgs, column: number, num: bigint, den: bigint, payFor: (n: number) => void = () => {}): Quantile {
   if (den < 1n || num < 0n || num > den) throw new PrecompileInputError('quantile must be num / den with 0 <= num <= den, den >= 1')
-  let values = new Float64Array(Math.min(FAST_CHUNK * 16, MAX_CSV_RECORDS))
+  // Grown as records come (each paid for as it is read), not allocated ahead for records that may not exist.
+  let values = new Float64Array(FAST_CHUNK)
   let count = 0
   const ranks = (n: number): [number, number] => {
     const scaled = BigInt(n - 1) * num

@@ -12,7 +12,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { PrecompileInput } from '@ethereumjs/evm'
-import { makePrecompile, PRECOMPILE_GAS, priceOf } from '../../enclave/precompiles.ts'
+import { fieldSlots, makePrecompile, PRECOMPILE_GAS, priceOf } from '../../enclave/precompiles.ts'
 import type { PrecompileName } from '../../enclave/precompiles.ts'
 import { watch } from './watched.ts'
 
@@ -106,6 +106,15 @@ test('csvQuantile: the selection is paid before it runs; prices follow the size 
     assert.is(b.exceptionError, undefined)
     assert.is(a.executionGasUsed, b.executionGasUsed, name)
   }
+})
+
+test('a large column index does not buy a large field table: the table is bounded by the texts\' bytes (a review)', () => {
+  // Column indexes go to 2^20: the field table was allocated at that size (4 MiB, filled) for the scan's flat price.
+  const csv = new TextEncoder().encode('1,2\n3,4\n')
+  assert.ok(fieldSlots([(1 << 20) - 1], [csv]).length <= csv.length + 1, 'no more entries than a record can have fields')
+  assert.is(fieldSlots([(1 << 20) - 1], []).length, 1, 'no text: one entry')
+  const slots = fieldSlots([1, 0], [csv])
+  assert.equal([...slots], [1, 0], 'the wanted fields still map to their buffers')
 })
 
 test.run()
