@@ -13,7 +13,8 @@
 // Public hosts have no default route, so dialling a private address fails at once (unreachable)
 // rather than after a timeout. Delay: a delaying TCP relay (tcp-relay.ts) in the path, since this
 // kernel has no netem; loss: the NAT routers drop a share of forwarded packets (nftables numgen),
-// which TCP retransmits.
+// which TCP retransmits. Every neighbour (ARP) entry is permanent, set when the network is built
+// (staticNeighbours: the kernel's learned ones are bounded machine-wide).
 //
 // Everything is named after the creating process's pid: create() first removes what a dead process
 // left behind (a test killed by its timeout), destroy() removes this network's, and an exit hook
@@ -38,6 +39,12 @@ export const PUBLIC_PREFIX = '11.7.0'
  * daemon tells its remote peers apart by address as it would without the relay (tcp-relay.ts).
  */
 export const PEER_SOURCE_PREFIX = '11.8.0'
+/** First byte of the MACs on the bridge (locally administered, unicast; the rest: pid and index). */
+const BRIDGE_SIDE_MAC = 0x02
+/** First byte of the MACs on each NAT router's LAN (its own link; index 1 the router, 2 the host). */
+const LAN_SIDE_MAC = 0x06
+/** The bridge's index in its MAC (hosts use 10..109 and 150..249). */
+const BRIDGE_MAC_INDEX = 1
 /** Node as the tests run it (the pinned Node 22 when started through npm). */
 const NODE = process.execPath
 const TCP_RELAY_SCRIPT = new URL('./tcp-relay.ts', import.meta.url).pathname
@@ -149,6 +156,10 @@ export class NetnsNetwork {
   readonly hosts = new Map<string, NetHost>()
   /** The last bytes of the addresses hosts dial from (public hosts and NAT routers). */
   private readonly sourceBytes: number[] = []
+  /** The namespace plugged into the bridge (a public host or a NAT router) by its address's last byte. */
+  private readonly bridged = new Map<number, string>()
+  /** Each NAT host's router and LAN. */
+  private readonly lans: Array<{ router: string, ns: string, lan: string }> = []
   /** Namespaces that have the PEER_SOURCE_PREFIX addresses. */
   private readonly mirrored = new Set<string>()
   private readonly namespaces: string[] = []
@@ -199,10 +210,19 @@ export class NetnsNetwork {
     run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
   }
 
+  /**
+   * A MAC address of this network: locally administered (first byte `kind`: BRIDGE_SIDE_MAC or
+   * LAN_SIDE_MAC), then the pid and the host's index, so that permanent neighbour entries can name
+   * it before the interface exists (staticNeighbours).
+   */
+  private mac (kind: number, index: number): string {
+    return [kind, 0, (this.id >> 16) & 255, (this.id >> 8) & 255, this.id & 255, index].map(b => b.toString(16).padStart(2, '0')).join(':')
+  }
+
   /** A veth from the bridge into namespace ns, named eth0 there, with the given addresses. */
-  private plug (ns: string, index: string, addresses: string[]): void {
+  private plug (ns: string, index: number, addresses: string[]): void {
     const outer = `sv${this.id}x${index}`
-    run('ip', ['link', 'add', outer, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    run('ip', ['link', 'add', outer, 'type', 'veth', 'peer', 'name', 'eth0', 'address', this.mac(BRIDGE_SIDE_MAC, index), 'netns', ns])
     run('ip', ['link', 'set', outer, 'master', this.bridge, 'up'])
     for (const a of addresses) run('ip', ['-n', ns, 'addr', 'add', a, 'dev', 'eth0'])
     run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up'])
@@ -210,7 +230,8 @@ export class NetnsNetwork {
 
   private build (hosts: NetHostSpec[], lossPerMille: number): void {
     const sub = this.chainHost.slice(0, this.chainHost.lastIndexOf('.'))
-    run('ip', ['link', 'add', this.bridge, 'type', 'bridge'])
+    // A fixed address (a bridge otherwise takes its ports' lowest), for the hosts' neighbour entries.
+    run('ip', ['link', 'add', this.bridge, 'address', this.mac(BRIDGE_SIDE_MAC, BRIDGE_MAC_INDEX), 'type', 'bridge'])
     run('ip', ['addr', 'add', `${this.chainHost}/24`, 'dev', this.bridge])
     run('ip', ['link', 'set', this.bridge, 'up'])
     let pub = 0
@@ -220,9 +241,10 @@ export class NetnsNetwork {
       if (h.nat !== true) {
         const i = 10 + pub++
         this.addNamespace(ns)
-        this.plug(ns, String(i), [`${sub}.${i}/24`, `${PUBLIC_PREFIX}.${i}/24`])
+        this.plug(ns, i, [`${sub}.${i}/24`, `${PUBLIC_PREFIX}.${i}/24`])
         const ip = `${PUBLIC_PREFIX}.${i}`
         this.sourceBytes.push(i)
+        this.bridged.set(i, ns)
         this.hosts.set(h.name, { name: h.name, ns, nat: false, ip, publicIp: ip, wrap: ['ip', 'netns', 'exec', ns] })
         continue
       }
@@ -230,11 +252,12 @@ export class NetnsNetwork {
       const router = `sdte-${this.id}-nat-${h.name}`
       const routerPublic = `${PUBLIC_PREFIX}.${150 + j}`
       this.sourceBytes.push(150 + j)
+      this.bridged.set(150 + j, router)
       this.addNamespace(router)
-      this.plug(router, String(150 + j), [`${sub}.${150 + j}/24`, `${routerPublic}/24`])
+      this.plug(router, 150 + j, [`${sub}.${150 + j}/24`, `${routerPublic}/24`])
       this.addNamespace(ns)
       const lan = `192.168.${1 + j}`
-      run('ip', ['-n', router, 'link', 'add', 'lan0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+      run('ip', ['-n', router, 'link', 'add', 'lan0', 'address', this.mac(LAN_SIDE_MAC, 1), 'type', 'veth', 'peer', 'name', 'eth0', 'address', this.mac(LAN_SIDE_MAC, 2), 'netns', ns])
       run('ip', ['-n', router, 'addr', 'add', `${lan}.1/24`, 'dev', 'lan0'])
       run('ip', ['-n', router, 'link', 'set', 'lan0', 'up'])
       run('ip', ['-n', ns, 'addr', 'add', `${lan}.2/24`, 'dev', 'eth0'])
@@ -254,6 +277,34 @@ table ip sdte_nat {
 }
 `)
       this.hosts.set(h.name, { name: h.name, ns, nat: true, ip: `${lan}.2`, publicIp: routerPublic, wrap: ['ip', 'netns', 'exec', ns] })
+      this.lans.push({ router, ns, lan })
+    }
+    this.staticNeighbours(sub)
+  }
+
+  /**
+   * Permanent neighbour (ARP) entries for every address on the bridge and on each NAT LAN, in every
+   * namespace and on the bridge here. Why: the kernel keeps one IPv4 neighbour table for all
+   * namespaces, and net.ipv4.neigh.default.gc_thresh3 (1024 by default) bounds its learned entries
+   * machine-wide; hosts on one bridge that all talk to each other learn n² of them (50 daemons:
+   * about 2,500), and once it is full (`neighbour: arp_cache: neighbor table overflow!` in dmesg)
+   * the kernel refuses new ones while the learned ones stay fresh: a namespace that starts talking
+   * then cannot resolve the chain's bridge address (its first RPC times out, or EHOSTUNREACH), while
+   * the hosts already talking carry on. Permanent entries are not counted against that bound and
+   * need no ARP, so no network of ours fills the table, whatever its size or whatever else runs.
+   */
+  private staticNeighbours (sub: string): void {
+    const bridgeMac = this.mac(BRIDGE_SIDE_MAC, BRIDGE_MAC_INDEX)
+    const entry = (ip: string, mac: string, dev: string): string => `neigh replace ${ip} lladdr ${mac} dev ${dev} nud permanent\n`
+    run('ip', ['-batch', '-'], this.sourceBytes.map(b => entry(`${sub}.${b}`, this.mac(BRIDGE_SIDE_MAC, b), this.bridge)).join(''))
+    for (const [i, ns] of this.bridged) {
+      const others = this.sourceBytes.filter(b => b !== i)
+      run('ip', ['-n', ns, '-batch', '-'], entry(this.chainHost, bridgeMac, 'eth0') + others.map(b =>
+        entry(`${sub}.${b}`, this.mac(BRIDGE_SIDE_MAC, b), 'eth0') + entry(`${PUBLIC_PREFIX}.${b}`, this.mac(BRIDGE_SIDE_MAC, b), 'eth0')).join(''))
+    }
+    for (const { router, ns, lan } of this.lans) {
+      run('ip', ['-n', router, '-batch', '-'], entry(`${lan}.2`, this.mac(LAN_SIDE_MAC, 2), 'lan0'))
+      run('ip', ['-n', ns, '-batch', '-'], entry(`${lan}.1`, this.mac(LAN_SIDE_MAC, 1), 'eth0'))
     }
   }
 

@@ -60,6 +60,21 @@ if (why !== null) {
     }
   })
 
+  // The kernel's IPv4 neighbour table is one for all namespaces, bounded machine-wide (gc_thresh3);
+  // a 50-host network that learned its neighbours filled it, and then new namespaces could not
+  // reach the chain. The harness gives every host permanent entries instead: after the traffic
+  // above, no namespace has learned one.
+  test('hosts learn no neighbours: every one is a permanent entry', () => {
+    const neighbours = (ns: string): string[] => execFileSync('ip', ['-n', ns, 'neigh', 'show']).toString().split('\n').filter(l => l !== '')
+    for (const h of ['a', 'b', 'hidden']) {
+      const ns = net.host(h).ns
+      const entries = neighbours(ns)
+      assert.equal(entries.filter(l => !l.includes('PERMANENT')), [], `${h} learned neighbours`)
+      assert.ok(entries.some(l => l.startsWith(`${h === 'hidden' ? net.host(h).ip.replace(/\.2$/, '.1') : net.chainHost} `)), `${h} has its way out`)
+    }
+    assert.ok(neighbours(`sdte-${net.id}-nat-hidden`).some(l => l.startsWith(`${net.host('hidden').ip} `)), 'the router has its LAN host')
+  })
+
   test('the delaying relay delays each direction', async () => {
     await listenIn('b', 7005)
     const relay = await net.delayRelay('a', 7006, `${net.host('b').ip}:7005`, { delayMs: 300 })
