@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Wallet, getBytes, keccak256 } from 'ethers'
+import { Wallet, getBytes, hexlify, keccak256, randomBytes } from 'ethers'
 import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor, runCli } from '../../daemon/tools/child-daemons.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
@@ -19,7 +19,7 @@ import { createP2PHost } from '../../p2p/host/index.ts'
 import { offerProtocol } from '../../p2p/offer/index.ts'
 import { demandHashOf, signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
 import { fundedAccount } from '../helpers/attacker.ts'
-import { datasetKey, type RequestRefusedError } from '../../p2p/index.ts'
+import { dataProtocol, datasetKey, type RequestRefusedError } from '../../p2p/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
 const forgedKey = join(dir, 'forged-root.key')
@@ -148,6 +148,30 @@ test('payments and the refund match the caps and prices to the wei', () => {
   expected.set(net.buyers[0].info.ethAddress.toLowerCase(), deposit - paidOut)
   assert.equal(Object.fromEntries(Object.entries(payments).map(([k, v]) => [k, BigInt(v)])), Object.fromEntries(expected))
   assert.ok(BigInt(datasets[1].length) * UNIT_PRICE < SELLER_CAP, 'each seller is paid the full price of its data')
+})
+
+test('a chosen node refuses a delivery to a trade no longer open, before any other check, from any peer', async () => {
+  // The node reads the trade, its parties, the seller's record and its enclave's tasks at once: the refusals must
+  // still come in the order of its checks (the trade is settled, so "not open" whatever else is wrong).
+  const host = await createP2PHost({ bootstrap: [net.relay.info.addresses[0]] }, { privateKey: await generateKeyPair('Ed25519') })
+  await host.start()
+  try {
+    const node = net.nodes.find(n => n.info.ethAddress.toLowerCase() === view.chain.nodes[0].payee.toLowerCase())
+    assert.ok(node !== undefined, 'the first chosen node is one of the testnet\'s')
+    await host.connect(node.info.addresses[0])
+    const data = dataProtocol(host)
+    const open = {
+      tradeId, taskId: hexlify(randomBytes(32)), sellerIndex: 0, commitment: hexlify(randomBytes(32)), wrappedKey: '0x00',
+      sellerSignature: hexlify(randomBytes(65)), size: 1, chunks: 1
+    }
+    const refusal = async (o: typeof open): Promise<string> => {
+      try { await data.deliver(node.info.peerId, o, () => new Uint8Array(1)); return 'accepted' } catch (err) { return (err as RequestRefusedError).reason ?? String(err) }
+    }
+    assert.is(await refusal(open), 'TradeNotOpen', 'the settled trade')
+    assert.is(await refusal({ ...open, tradeId: hexlify(randomBytes(32)) }), 'TradeNotOpen', 'a trade DTMC does not know')
+  } finally {
+    await host.stop()
+  }
 })
 
 test('the buyer\'s ack reaches every node of the majority, and each drops its sealed task', async () => {

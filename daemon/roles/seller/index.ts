@@ -271,7 +271,8 @@ export class SellerRole implements Role {
   /** Records the trade, `failed` with the reason when it is not ours or its terms fail the dataset's policy. */
   private async checkTrade (tradeId: string, openedBlock: number | undefined): Promise<void> {
     // Read together: the trade was found by its TradeSeller event, so both are there (one wait, not two).
-    const [view, { sellers, nodes }] = await Promise.all([this.ctx.chain.dtmc.trade(tradeId), tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock))])
+    // The chain's time too: the policy is judged at it.
+    const [view, { sellers, nodes }, checkedAt] = await Promise.all([this.ctx.chain.dtmc.trade(tradeId), tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock)), chainTime(this.ctx.chain)])
     if (view === null) return
     const mine = sellers.find(s => s.account === this.address)
     if (mine === undefined) return
@@ -294,7 +295,7 @@ export class SellerRole implements Role {
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
         // Judged now, at our check: a trade that opened before a delisting or expiry but reaches us after is refused.
         : judgePolicy({ ...ds, ...others }, {
-          codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: await chainTime(this.ctx.chain), epsilon: view.epsilon
+          codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: checkedAt, epsilon: view.epsilon
         }) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
     const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
@@ -314,16 +315,19 @@ export class SellerRole implements Role {
   }
 
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
-    const view = await this.ctx.chain.dtmc.trade(t.tradeId)
+    // The chain's time is read with the trade (one wait, not two) where the step needs it: before a delivery starts.
+    const [view, deliveryTime] = await Promise.all([
+      this.ctx.chain.dtmc.trade(t.tradeId), t.state === 'escrowed' || t.state === 'delivering' ? chainTime(this.ctx.chain) : undefined
+    ])
     if (view === null) {
       // A reorganisation took the trade's opening away; its buyer opens it again (same id). One that never comes back ends here.
-      if (await chainTime(this.ctx.chain) > t.data.deadline) await this.ctx.trades.transition(t, 'failed', { reason: 'the trade left the chain in a reorganisation and was not opened again by its deadline' })
+      if ((deliveryTime ?? await chainTime(this.ctx.chain)) > t.data.deadline) await this.ctx.trades.transition(t, 'failed', { reason: 'the trade left the chain in a reorganisation and was not opened again by its deadline' })
       return
     }
     await this.claimDeliveries(t, view)
     if (await collectPayment(this.ctx, t, view)) return
     if (t.state === 'escrowed' || t.state === 'delivering') {
-      if (await chainTime(this.ctx.chain) > t.data.deadline) return // too late to deliver; wait for the refund
+      if ((deliveryTime ?? await chainTime(this.ctx.chain)) > t.data.deadline) return // too late to deliver; wait for the refund
       if (!this.delivering.has(t.tradeId)) {
         this.delivering.add(t.tradeId)
         this.deliverData(t).finally(() => this.delivering.delete(t.tradeId)).catch((err: unknown) => {

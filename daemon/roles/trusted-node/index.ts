@@ -408,19 +408,24 @@ export class TrustedNodeRole implements Role {
 
   /** Step 6, Checks, the node's before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
   private async checkDelivery (remote: string, req: DataOpen): Promise<DeliveryState> {
-    const view = await this.ctx.chain.dtmc.trade(req.tradeId)
+    const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
+    // Every read at once (each delivery and each acknowledgement is checked, so this is on the delivery's path twice
+    // per node): the trade, its parties, then the seller's CISC record, and the enclave's tasks; nothing is decided
+    // before all are in, and the checks below run in their order on what was read.
+    const parties = tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock))
+    const [view, { sellers, nodes }, tasks, record] = await Promise.all([
+      this.ctx.chain.dtmc.trade(req.tradeId), parties, this.enclave.tasks(),
+      parties.then(async p => {
+        const s = p.sellers.find(x => x.index === req.sellerIndex)
+        return s === undefined ? null : await this.ctx.chain.cisc.seller(s.account)
+      })
+    ])
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
     if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
-    const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
-    // The trade's parties and the enclave's tasks are read together (one wait, not two), then checked in turn.
-    const [{ sellers, nodes }, tasks] = await Promise.all([
-      tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock)), this.enclave.tasks()
-    ])
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
     if (seller === undefined || seller.commitment !== req.commitment) throw new RefuseRequest('WrongSeller', 'no such seller / commitment in the trade')
-    const record = await this.ctx.chain.cisc.seller(seller.account)
     if (record?.peerId !== remote) throw new RefuseRequest('WrongSeller', 'this peer is not the seller registered for that account')
     const task = tasks.find(t => t.taskId === req.taskId)
     if (task === undefined) throw new RefuseRequest('UnknownTask', 'the enclave holds no such task')
