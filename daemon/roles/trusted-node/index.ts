@@ -406,6 +406,20 @@ export class TrustedNodeRole implements Role {
     return this.offerFor(d)
   }
 
+  /**
+   * Why the trade's node fee does not pay this node's price per gas for all the gas its enclave may burn, or
+   * undefined when it does. The enclave runs with exactly the trade's gasCap, and DTMC pays a node the flat
+   * `min(nodePrice × gasCap, nodeCap)` (the min is DTMC's on purpose): a buyer that opens a trade itself may pair a
+   * large gasCap with a tiny nodeCap, and nodePrice alone would pass it. A demand this node offers for passes:
+   * its gasCap is tradeGasCapOf(nodePrice, nodeCap), so the fee is nodePrice × gasCap, and offerFor wants
+   * nodePrice at least our price.
+   */
+  private underpaid (view: TradeView): string | undefined {
+    const asked = view.gasCap * this.pricePerGas
+    if (view.nodeFee >= asked) return undefined
+    return `the trade pays a node ${view.nodeFee} wei for up to ${view.gasCap} gas; at ${this.pricePerGas} wei per gas this node asks ${asked}`
+  }
+
   /** Step 6, Checks, the node's before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
   private async checkDelivery (remote: string, req: DataOpen): Promise<DeliveryState> {
     const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
@@ -423,6 +437,8 @@ export class TrustedNodeRole implements Role {
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
     if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
     if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
+    const underpaid = this.underpaid(view)
+    if (underpaid !== undefined) throw new RefuseRequest('FeeBelowPrice', underpaid)
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
     if (seller === undefined || seller.commitment !== req.commitment) throw new RefuseRequest('WrongSeller', 'no such seller / commitment in the trade')
@@ -630,6 +646,14 @@ export class TrustedNodeRole implements Role {
       // checkDelivery refuses such a trade's data, so this is a trade that cannot run here: we never run with less.
       log.warn('the trade\'s gas cap is above our maxGas: not running', { tradeId: t.tradeId, gasCap: view.gasCap, maxGas: this.maxGas })
       await this.ctx.trades.transition(t, 'failed', { reason: `gas cap ${view.gasCap} above this node's maxGas ${this.maxGas}` })
+      return
+    }
+    // checkDelivery refuses such a trade's data too: the gas beyond what the fee pays for would be run for nothing.
+    // (Once committed, `run` only returns the sealed result: nothing more is burned.)
+    const underpaid = alreadyCommitted ? undefined : this.underpaid(view)
+    if (underpaid !== undefined) {
+      log.warn('the trade\'s node fee does not pay for its gas cap: not running', { tradeId: t.tradeId, nodeFee: view.nodeFee, gasCap: view.gasCap, pricePerGas: this.pricePerGas })
+      await this.ctx.trades.transition(t, 'failed', { reason: underpaid })
       return
     }
     const started = Date.now()
