@@ -164,3 +164,9 @@ export const GOSSIP_STREAM_RETRY_MS = 5_000
  */
 export const GOSSIP_MAX_STREAM_REPAIRS = 5
 export const GOSSIP_STREAM_REPAIR_WINDOW_MS = 10 * 60_000
+/**
+ * Disconnected peers whose gossip stream reopenings are remembered for the window (a peer that
+ * reconnects keeps its count); past it the oldest is forgotten. A peer id costs nothing, so this
+ * only needs to outlast an ordinary churn of reconnecting peers: ten times DEFAULT_MAX_CONNECTIONS.
+ */
+export const GOSSIP_MAX_REPAIR_RECORDS = 1_000
