@@ -27,7 +27,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as C from '../constants.ts'
 import { DhtValueRecordRefusedError } from '../errors.ts'
-import { refusesReservation } from './relay-sources.ts'
+import { dropReservationOf, reservationGate } from './relay-sources.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Libp2pInit } from 'libp2p'
 import type { ResolvedP2PHostOptions } from './options.ts'
@@ -65,6 +65,10 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
   // The gater runs only once the node exists (a reservation needs a started relay); it reads the
   // node it belongs to, so the node is bound after it is built.
   let built: SdteLibp2p | undefined
+  const relayGate = reservationGate({
+    remoteAddrsOf: (p) => built?.getConnections(p).map(c => c.remoteAddr) ?? [],
+    reservations: () => built?.services.relay?.reservations.entries() ?? []
+  }, C.RELAY_MAX_RESERVATIONS_PER_SOURCE, C.RELAY_HOP_TIMEOUT_MS)
   const node: SdteLibp2p = await createLibp2p({
     start: false,
     privateKey,
@@ -79,10 +83,7 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     connectionEncrypters: [noise()],
     ...(opts.relayServer && {
       connectionGater: {
-        denyInboundRelayReservation: (peer: PeerId) => built === undefined || refusesReservation(peer, {
-          remoteAddrsOf: (p) => built?.getConnections(p).map(c => c.remoteAddr) ?? [],
-          reservations: () => built?.services.relay?.reservations.entries() ?? []
-        }, C.RELAY_MAX_RESERVATIONS_PER_SOURCE)
+        denyInboundRelayReservation: (peer: PeerId) => built === undefined || relayGate(peer)
       }
     }),
     // A paused stream (the message channel's read backpressure) still receives what yamux's window
@@ -150,5 +151,12 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     }
   })
   built = node
+  if (opts.relayServer) {
+    // A reservation is dropped with its holder's last connection (relay-sources.ts dropReservationOf).
+    node.addEventListener('peer:disconnect', (evt) => {
+      const relay = node.services.relay
+      if (relay !== undefined) dropReservationOf(relay.reservations, evt.detail)
+    })
+  }
   return node
 }
