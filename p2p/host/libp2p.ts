@@ -101,9 +101,10 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     // adaptive timeout (at least 5 s). On a loaded host that is routine: a 20-daemon network at a load
     // average of 50 had 1,140 connections aborted so in 4 minutes, the main way gossipsub lost its
     // streams (a peer with a second connection hears of no disconnect, so gossipsub never reopens
-    // them) and demands missed daemons (BENCHMARKS.md, Network; js-libp2p #3463, #3504). A connection
-    // is still closed when TCP or the peer closes it; the monitor keeps measuring round trips.
-    connectionMonitor: { abortConnectionOnPingFailure: C.ABORT_CONNECTION_ON_PING_FAILURE },
+    // them) and demands missed daemons (BENCHMARKS.md, Network; js-libp2p #3463, #3504). Its only other
+    // choice is never to abort, which kept a vanished peer's connection ~15 min; the host runs its own
+    // (liveness.ts: closed after CONNECTION_MAX_FAILED_PINGS unanswered in a row) and turns it off.
+    connectionMonitor: { enabled: false },
     // @libp2p/bootstrap refuses an empty list; we also redial the list ourselves (host.ts, redialBootstrap).
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 10 })] : [],
     services: {
