@@ -85,7 +85,7 @@ export function connectionLiveness (connections: () => Connection[], protocol: s
       log.info('closing a connection whose peer answers no ping', { peerId: conn.remotePeer.toString(), remoteAddr: conn.remoteAddr.toString(), failed })
       closed++
       conn.abort(new ConnectionUnresponsiveError(failed))
-    })
+    }).catch((err: unknown) => { log.debug('connection liveness check failed', { error: err }) })
   }
 
   return {
