@@ -22,11 +22,17 @@ export const DEFAULT_MAX_PARALLEL_DIALS = 50
 export const DEFAULT_INBOUND_CONNECTION_THRESHOLD = 5
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000
 /**
- * Whether libp2p's connection monitor aborts a connection whose ping (every 10 s) took longer than its
- * adaptive timeout (libp2p's default: yes). No: under load a slow ping is not a dead connection, and
- * an abort takes every stream on the connection with it (p2p/host/libp2p.ts).
+ * Connection liveness (p2p/host/liveness.ts, in place of libp2p's connection monitor, which aborted
+ * a connection on its first slow ping: under load a slow ping is not a dead connection, and an abort
+ * takes every stream on the connection with it). Every CONNECTION_PING_INTERVAL_MS each connection
+ * without a ping in flight is pinged; a ping waits CONNECTION_PING_TIMEOUT_MS for its answer; after
+ * CONNECTION_MAX_FAILED_PINGS unanswered in a row the connection is closed. A peer that vanished
+ * without closing is so dropped within CONNECTION_MAX_FAILED_PINGS × (interval + timeout), 60 s
+ * (TCP alone took ~15 min), while a loaded peer must miss 30 s of pings in a row to be dropped.
  */
-export const ABORT_CONNECTION_ON_PING_FAILURE = false
+export const CONNECTION_PING_INTERVAL_MS = 10_000
+export const CONNECTION_PING_TIMEOUT_MS = 10_000
+export const CONNECTION_MAX_FAILED_PINGS = 3
 
 // Bootstrap: @libp2p/bootstrap dials its list once; we redial while we have no peer at all.
 export const DEFAULT_BOOTSTRAP_REDIAL_INTERVAL_MS = 5_000
@@ -164,3 +170,9 @@ export const GOSSIP_STREAM_RETRY_MS = 5_000
  */
 export const GOSSIP_MAX_STREAM_REPAIRS = 5
 export const GOSSIP_STREAM_REPAIR_WINDOW_MS = 10 * 60_000
+/**
+ * Disconnected peers whose gossip stream reopenings are remembered for the window (a peer that
+ * reconnects keeps its count); past it the oldest is forgotten. A peer id costs nothing, so this
+ * only needs to outlast an ordinary churn of reconnecting peers: ten times DEFAULT_MAX_CONNECTIONS.
+ */
+export const GOSSIP_MAX_REPAIR_RECORDS = 1_000

@@ -156,3 +156,12 @@ export class DhtValueRecordRefusedError extends P2PError {
     this.name = 'DhtValueRecordRefusedError'
   }
 }
+
+/** A connection whose peer answered none of CONNECTION_MAX_FAILED_PINGS pings in a row: it is closed (p2p/host/liveness.ts). */
+export class ConnectionUnresponsiveError extends P2PError {
+  static readonly code = 'ERR_CONNECTION_UNRESPONSIVE'
+  constructor (failedPings: number) {
+    super(`the peer answered none of ${failedPings} pings in a row`, ConnectionUnresponsiveError.code)
+    this.name = 'ConnectionUnresponsiveError'
+  }
+}

@@ -92,6 +92,8 @@ export interface GossipStreamRepairLimits {
   maxRepairs?: number
   /** Default GOSSIP_STREAM_REPAIR_WINDOW_MS. */
   windowMs?: number
+  /** Peers whose reopenings are remembered after they disconnected. Default GOSSIP_MAX_REPAIR_RECORDS. */
+  maxRecords?: number
   /** The clock (tests). Default Date.now. */
   now?: () => number
 }
@@ -111,21 +113,26 @@ export interface GossipRepairPass { repaired: number, refused: number }
  * hand such a peer to gossipsub as a fresh connection (its own onPeerConnected), which adds it back
  * and opens the stream, sending our subscriptions. A peer gets at most `maxRepairs` of these in
  * `windowMs`: one that keeps closing our stream would otherwise have it reopened every `retryMs`.
+ * The count is kept by peer id across its connections (a peer that disconnected and came back had a
+ * fresh allowance), for the window, in a table of at most `maxRecords` peers beyond those connected.
  */
 export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, limits: GossipStreamRepairLimits = {}): () => Promise<GossipRepairPass> {
   const retryMs = limits.retryMs ?? C.GOSSIP_STREAM_RETRY_MS
   const maxRepairs = limits.maxRepairs ?? C.GOSSIP_MAX_STREAM_REPAIRS
   const windowMs = limits.windowMs ?? C.GOSSIP_STREAM_REPAIR_WINDOW_MS
+  const maxRecords = limits.maxRecords ?? C.GOSSIP_MAX_REPAIR_RECORDS
   const clock = limits.now ?? Date.now
   const g = node.services.pubsub as unknown as GossipPeerState
   if (!(g.peers instanceof Map) || !(g.streamsOutbound instanceof Map) || !Array.isArray(g.protocols) || typeof g.onPeerConnected !== 'function') {
     throw new P2PStateError('gossipsub peer state is not where this version keeps it')
   }
   const lastTried = new Map<string, number>()
-  /** Per connected peer: when its stream was reopened, within the window (at most maxRepairs entries). */
-  const repairedAt = new Map<string, number[]>()
-  /** Peers over their repairs that were logged as such (once a window). */
-  const refusedLogged = new Set<string>()
+  /**
+   * Per peer, connected or not: when its stream was reopened, within the window (at most maxRepairs
+   * times), and whether it was logged as over its repairs (once a window). In the order of their
+   * last reopening, so the first disconnected one is the one to forget past maxRecords.
+   */
+  const records = new Map<string, { at: number[], refusedLogged: boolean }>()
   return async () => {
     const now = clock()
     const connected = new Set<string>()
@@ -146,19 +153,21 @@ export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, limits: Gos
         const peer = await node.peerStore.get(conn.remotePeer).catch(() => undefined)
         if (peer?.protocols.some(p => g.protocols.includes(p)) !== true) continue
       }
-      const recent = (repairedAt.get(id) ?? []).filter(t => now - t < windowMs)
-      repairedAt.set(id, recent)
-      if (recent.length >= maxRepairs) {
-        if (!refusedLogged.has(id)) {
-          refusedLogged.add(id)
+      const record = records.get(id) ?? { at: [], refusedLogged: false }
+      record.at = record.at.filter(t => now - t < windowMs)
+      if (record.at.length >= maxRepairs) {
+        if (!record.refusedLogged) {
+          record.refusedLogged = true
           refused++
-          log.warn('gossip stream of a peer lost too often; not reopening it for now', { peerId: id, repairs: recent.length, windowMs })
+          log.warn('gossip stream of a peer lost too often; not reopening it for now', { peerId: id, repairs: record.at.length, windowMs })
         }
         continue
       }
-      refusedLogged.delete(id)
+      record.refusedLogged = false
       lastTried.set(id, now)
-      recent.push(now)
+      record.at.push(now)
+      records.delete(id)
+      records.set(id, record)
       if (lost) {
         out.rawStream.abort(new P2PStateError('gossip stream closed by the peer'))
         if (g.streamsOutbound.get(id) === out) g.streamsOutbound.delete(id)
@@ -167,13 +176,21 @@ export function gossipStreamRepairer (node: SdteLibp2p, log: Logger, limits: Gos
       g.onPeerConnected(conn.remotePeer, conn)
       repaired++
     }
-    // A peer that disconnected starts afresh when it connects again (gossipsub then opens its streams itself).
+    // A peer that connects again is retried at once (gossipsub then opens its streams itself), but
+    // its reopenings in the window still count. Disconnected peers' records go once their window has
+    // passed, and the oldest past maxRecords (connected peers' never: they are at most maxConnections).
     for (const id of lastTried.keys()) if (!connected.has(id)) lastTried.delete(id)
-    for (const id of repairedAt.keys()) {
-      if (!connected.has(id)) {
-        repairedAt.delete(id)
-        refusedLogged.delete(id)
-      }
+    let disconnected = 0
+    for (const [id, record] of records) {
+      if (connected.has(id)) continue
+      if (record.at.every(t => now - t >= windowMs)) records.delete(id)
+      else disconnected++
+    }
+    for (const [id] of records) {
+      if (disconnected <= maxRecords) break
+      if (connected.has(id)) continue
+      records.delete(id)
+      disconnected--
     }
     return { repaired, refused }
   }

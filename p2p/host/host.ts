@@ -2,6 +2,7 @@
 // with per-topic validators (gossip.ts), provide/find providers of `sdte:<kind>:<value>` keys (dht.ts),
 // and protocol streams with limits and deadlines (here), under one start/stop lifecycle. Its options
 // are in options.ts, its interface in types.ts.
+import { PING_PROTOCOL } from '@libp2p/ping'
 import { isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { noMetrics, silentLogger, type ComponentLogger, type MetricsRegistry } from '../../config/index.ts'
@@ -9,6 +10,7 @@ import * as C from '../constants.ts'
 import { DialFailedError, InvalidP2PInputError, P2PStateError, StreamTimeoutError } from '../errors.ts'
 import { createDht } from './dht.ts'
 import { createGossip } from './gossip.ts'
+import { connectionLiveness } from './liveness.ts'
 import { createSdteLibp2p, type Libp2pComponents } from './libp2p.ts'
 import { libp2pLogger } from './logger.ts'
 import { resolveP2PHostOptions, type P2PHostOptions } from './options.ts'
@@ -49,6 +51,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
   const listenAddrsByPeer = new Map<string, string[]>()
   let redialTimer: ReturnType<typeof setInterval> | undefined
   let gossipRepairTimer: ReturnType<typeof setInterval> | undefined
+  let livenessTimer: ReturnType<typeof setInterval> | undefined
   // Aborted by stop(): ends in-flight DHT work and bootstrap dials. Renewed by start().
   let lifetime = new AbortController()
 
@@ -98,6 +101,11 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
   }
 
   const gossip = createGossip(node, opts, log, metrics, requireStarted)
+  const liveness = connectionLiveness(() => node.getConnections(), PING_PROTOCOL, log, {
+    maxFailedPings: opts.connectionMaxFailedPings,
+    timeoutMs: opts.connectionPingTimeoutMs
+  })
+  const unresponsive = metrics.counter('sdte_p2p_connections_unresponsive_total', 'Connections closed as their peer answered none of CONNECTION_MAX_FAILED_PINGS pings in a row', [])
   const dht = createDht(node, opts, log, { selfId, status: () => status, requireStarted, lifetime: () => lifetime.signal })
 
   const host: P2PHost = {
@@ -123,6 +131,11 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
         gossip.repairStreams().catch((err: unknown) => { log.debug('gossip stream repair failed', { error: err }) })
       }, C.GOSSIP_STREAM_REPAIR_INTERVAL_MS)
       gossipRepairTimer.unref()
+      livenessTimer = setInterval(() => {
+        const round = liveness.round()
+        if (round.closed > 0) unresponsive.inc({}, round.closed)
+      }, opts.connectionPingIntervalMs)
+      livenessTimer.unref()
       if (opts.bootstrap.length > 0) {
         redialTimer = setInterval(() => { void redialBootstrap() }, opts.bootstrapRedialIntervalMs)
         redialTimer.unref()
@@ -134,6 +147,7 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       status = 'stopping'
       clearInterval(redialTimer)
       clearInterval(gossipRepairTimer)
+      clearInterval(livenessTimer)
       dht.cancelReprovide()
       lifetime.abort(new P2PStateError('host stopping'))
       gossip.unsubscribeAll()

@@ -27,7 +27,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import * as C from '../constants.ts'
 import { DhtValueRecordRefusedError } from '../errors.ts'
-import { refusesReservation } from './relay-sources.ts'
+import { dropReservationOf, reservationGate } from './relay-sources.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Libp2pInit } from 'libp2p'
 import type { ResolvedP2PHostOptions } from './options.ts'
@@ -65,6 +65,10 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
   // The gater runs only once the node exists (a reservation needs a started relay); it reads the
   // node it belongs to, so the node is bound after it is built.
   let built: SdteLibp2p | undefined
+  const relayGate = reservationGate({
+    remoteAddrsOf: (p) => built?.getConnections(p).map(c => c.remoteAddr) ?? [],
+    reservations: () => built?.services.relay?.reservations.entries() ?? []
+  }, C.RELAY_MAX_RESERVATIONS_PER_SOURCE, C.RELAY_HOP_TIMEOUT_MS)
   const node: SdteLibp2p = await createLibp2p({
     start: false,
     privateKey,
@@ -79,10 +83,7 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     connectionEncrypters: [noise()],
     ...(opts.relayServer && {
       connectionGater: {
-        denyInboundRelayReservation: (peer: PeerId) => built === undefined || refusesReservation(peer, {
-          remoteAddrsOf: (p) => built?.getConnections(p).map(c => c.remoteAddr) ?? [],
-          reservations: () => built?.services.relay?.reservations.entries() ?? []
-        }, C.RELAY_MAX_RESERVATIONS_PER_SOURCE)
+        denyInboundRelayReservation: (peer: PeerId) => built === undefined || relayGate(peer)
       }
     }),
     // A paused stream (the message channel's read backpressure) still receives what yamux's window
@@ -100,9 +101,10 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     // adaptive timeout (at least 5 s). On a loaded host that is routine: a 20-daemon network at a load
     // average of 50 had 1,140 connections aborted so in 4 minutes, the main way gossipsub lost its
     // streams (a peer with a second connection hears of no disconnect, so gossipsub never reopens
-    // them) and demands missed daemons (BENCHMARKS.md, Network; js-libp2p #3463, #3504). A connection
-    // is still closed when TCP or the peer closes it; the monitor keeps measuring round trips.
-    connectionMonitor: { abortConnectionOnPingFailure: C.ABORT_CONNECTION_ON_PING_FAILURE },
+    // them) and demands missed daemons (BENCHMARKS.md, Network; js-libp2p #3463, #3504). Its only other
+    // choice is never to abort, which kept a vanished peer's connection ~15 min; the host runs its own
+    // (liveness.ts: closed after CONNECTION_MAX_FAILED_PINGS unanswered in a row) and turns it off.
+    connectionMonitor: { enabled: false },
     // @libp2p/bootstrap refuses an empty list; we also redial the list ourselves (host.ts, redialBootstrap).
     peerDiscovery: opts.bootstrap.length > 0 ? [bootstrap({ list: opts.bootstrap, timeout: 10 })] : [],
     services: {
@@ -150,5 +152,12 @@ export async function createSdteLibp2p (opts: ResolvedP2PHostOptions, privateKey
     }
   })
   built = node
+  if (opts.relayServer) {
+    // A reservation is dropped with its holder's last connection (relay-sources.ts dropReservationOf).
+    node.addEventListener('peer:disconnect', (evt) => {
+      const relay = node.services.relay
+      if (relay !== undefined) dropReservationOf(relay.reservations, evt.detail)
+    })
+  }
   return node
 }

@@ -29,6 +29,12 @@ export interface P2PHostOptions {
   /** Incoming connection attempts accepted per remote host per second. */
   inboundConnectionThreshold?: number
   dialTimeoutMs?: number
+  /** How often each connection is pinged (p2p/host/liveness.ts). Default CONNECTION_PING_INTERVAL_MS. */
+  connectionPingIntervalMs?: number
+  /** How long a ping waits for its answer. Default CONNECTION_PING_TIMEOUT_MS. */
+  connectionPingTimeoutMs?: number
+  /** Pings in a row without an answer after which a connection is closed. Default CONNECTION_MAX_FAILED_PINGS. */
+  connectionMaxFailedPings?: number
   /** How long dialProtocol waits for a relayed connection to become direct (DCUtR) before it fails. */
   directUpgradeWaitMs?: number
   bootstrapRedialIntervalMs?: number
@@ -68,6 +74,9 @@ export const DEFAULT_P2P_HOST_OPTIONS: Readonly<ResolvedP2PHostOptions> = Object
   maxParallelDials: C.DEFAULT_MAX_PARALLEL_DIALS,
   inboundConnectionThreshold: C.DEFAULT_INBOUND_CONNECTION_THRESHOLD,
   dialTimeoutMs: C.DEFAULT_DIAL_TIMEOUT_MS,
+  connectionPingIntervalMs: C.CONNECTION_PING_INTERVAL_MS,
+  connectionPingTimeoutMs: C.CONNECTION_PING_TIMEOUT_MS,
+  connectionMaxFailedPings: C.CONNECTION_MAX_FAILED_PINGS,
   directUpgradeWaitMs: C.DIRECT_UPGRADE_WAIT_MS,
   bootstrapRedialIntervalMs: C.DEFAULT_BOOTSTRAP_REDIAL_INTERVAL_MS,
   maxGossipMessageBytes: C.DEFAULT_MAX_GOSSIP_MESSAGE_BYTES,
@@ -123,7 +132,7 @@ export function resolveP2PHostOptions (options: P2PHostOptions = {}): ResolvedP2
     throw new P2POptionsError('protocolPrefix must look like /name (lowercase, at most 32 characters)')
   }
   for (const k of ['maxConnections', 'maxIncomingPendingConnections', 'maxParallelDials', 'inboundConnectionThreshold',
-    'dialTimeoutMs', 'directUpgradeWaitMs', 'bootstrapRedialIntervalMs', 'maxGossipMessageBytes', 'maxGossipRpcBytes', 'provideTimeoutMs',
+    'dialTimeoutMs', 'connectionPingIntervalMs', 'connectionPingTimeoutMs', 'connectionMaxFailedPings', 'directUpgradeWaitMs', 'bootstrapRedialIntervalMs', 'maxGossipMessageBytes', 'maxGossipRpcBytes', 'provideTimeoutMs',
     'findProvidersTimeoutMs', 'findProvidersRetryMs', 'maxProvidedKeys', 'maxInboundStreams', 'maxOutboundStreams',
     'handlerTimeoutMs'] as const) {
     const v = o[k]

@@ -1,8 +1,8 @@
 // The gossip stream repairer (p2p/host/gossip.ts gossipStreamRepairer) against a fake gossipsub: a
 // lost stream is reopened, but a peer that keeps closing our stream gets at most maxRepairs
 // reopenings within the window (review: before, it had one every GOSSIP_STREAM_RETRY_MS for as long
-// as it stayed connected), then more once the oldest fell out of the window, and afresh after it
-// reconnected.
+// as it stayed connected), then more once the oldest fell out of the window; its count is kept
+// across reconnections, in a bounded table.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { gossipStreamRepairer } from '../../../p2p/host/gossip.ts'
@@ -85,7 +85,7 @@ test('a peer that keeps closing our gossip stream has it reopened GOSSIP_MAX_STR
   assert.is(net.opened.get('closer'), GOSSIP_MAX_STREAM_REPAIRS + 1)
 })
 
-test('a lost stream of an honest peer is reopened; a peer that reconnects starts afresh', async () => {
+test('a lost stream of an honest peer is reopened, up to maxRepairs in the window', async () => {
   const net = fakeNetwork(['a'], new Set())
   let now = 5_000_000
   const repair = gossipStreamRepairer(net.node, log, { now: () => now, maxRepairs: 2, retryMs: 10, windowMs: 1_000 })
@@ -100,13 +100,50 @@ test('a lost stream of an honest peer is reopened; a peer that reconnects starts
   now += 10
   net.pubsub.streamsOutbound.delete('a')
   assert.equal(await repair(), { repaired: 0, refused: 1 }, 'over maxRepairs in the window')
-  // Disconnected, then connected again: its record is gone with the connection.
-  net.setConnected([])
-  now += 10
-  await repair()
-  net.setConnected(['a'])
-  now += 10
+})
+
+// Review: the count was dropped with the peer's connection, so a peer that used up its reopenings
+// disconnected, connected again and had a fresh allowance (a handshake each time). Now its count
+// stays with its peer id for the window, however it comes and goes.
+test('a peer that disconnects and reconnects keeps its count of reopenings for the window', async () => {
+  const net = fakeNetwork(['closer'], new Set(['closer']))
+  let now = 7_000_000
+  const repair = gossipStreamRepairer(net.node, log, { now: () => now, maxRepairs: 2, retryMs: 10, windowMs: 1_000 })
+  let reopened = 0
+  for (let round = 0; round < 5; round++) {
+    for (let i = 0; i < 3; i++) {
+      reopened += (await repair()).repaired
+      now += 10
+    }
+    // Disconnected, then connected again (gossipsub opens a stream itself: the peer closes it too).
+    net.setConnected([])
+    await repair()
+    now += 10
+    net.setConnected(['closer'])
+    net.pubsub.onPeerConnected({ toString: () => 'closer' })
+  }
+  assert.is(reopened, 2, 'two reopenings in the window in all, not two a connection')
+  // Once the window has passed, it gets reopenings again.
+  now += 1_000
   assert.is((await repair()).repaired, 1)
+})
+
+test('the records of disconnected peers are bounded: past maxRecords the oldest goes', async () => {
+  const ids = Array.from({ length: 6 }, (_, i) => `p${i}`)
+  const net = fakeNetwork(ids, new Set(ids))
+  let now = 9_000_000
+  const repair = gossipStreamRepairer(net.node, log, { now: () => now, maxRepairs: 1, retryMs: 10, windowMs: 1_000, maxRecords: 4 })
+  assert.is((await repair()).repaired, 6, 'each reopened once (connected peers are never forgotten)')
+  net.setConnected([])
+  await repair()
+  // Six disconnected records over a bound of four: p0 and p1, the oldest, were forgotten.
+  now += 10
+  net.setConnected(ids)
+  for (const id of ids) net.pubsub.onPeerConnected({ toString: () => id })
+  const pass = await repair()
+  assert.equal(pass, { repaired: 2, refused: 4 }, 'p0 and p1 start afresh; p2..p5 are still over their repairs')
+  assert.is(net.opened.get('p0'), 2 + 1)
+  assert.is(net.opened.get('p5'), 2, 'reopened once by the repairer, once by the reconnection')
 })
 
 test.run()
