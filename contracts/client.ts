@@ -407,10 +407,13 @@ class TxQueue {
 
   /** An empty transfer to ourselves at `s`'s nonce, so that `s` can never be mined; whoever waits for it is told. */
   private async withdraw (s: SentTransaction, tradeId: string): Promise<void> {
-    const self = await this.signer.getAddress()
-    const raw = await this.signer.signTransaction(await this.signer.populateTransaction({ to: self, value: 0n, gasLimit: 21_000n, nonce: s.nonce }))
-    await this.provider.broadcastTransaction(raw)
+    const tx: TransactionRequest = { to: await this.signer.getAddress(), value: 0n, gasLimit: 21_000n }
+    const raw = await this.signer.signTransaction(await this.signer.populateTransaction({ ...tx, nonce: s.nonce }))
+    const response = await this.provider.broadcastTransaction(raw)
     this.forget(s)
+    // Watched as any of ours: another reorganisation that drops it too gets it broadcast again (no gap at its nonce).
+    this.sent.push({ hash: response.hash, nonce: s.nonce, raw, tx, reserveGas: 0n })
+    if (this.sent.length > MAX_WATCHED_TRANSACTIONS) this.sent.shift()
     this.withdrawn.set(s.hash, tradeId)
     if (this.withdrawn.size > MAX_WATCHED_TRANSACTIONS) this.withdrawn.delete(this.withdrawn.keys().next().value!)
   }
