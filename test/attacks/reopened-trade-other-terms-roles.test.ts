@@ -95,7 +95,7 @@ test('the nodes commit nothing to a trade opened again with a lower node price a
       return mine !== undefined && ['failed', 'finalized', 'delivered', 'refunded'].includes(mine.state) ? mine : undefined
     }, WAIT_MS, 250)
     assert.is(rec.state, 'failed', JSON.stringify(rec.timeline))
-    assert.match(rec.timeline.at(-1)?.note ?? '', /opened again with other terms/, JSON.stringify(rec.timeline))
+    assert.match(rec.timeline.at(-1)?.note ?? '', /opened again with other terms/, JSON.stringify(rec))
   }
   const view = await chain.dtmc.trade(tradeId)
   assert.is(view?.nCommits, 0, 'no commitment on the trade opened again with other terms')

@@ -335,7 +335,7 @@ export class SellerRole implements Role {
   /** The trade was opened again with other terms than the ones we checked: nothing more of ours goes to it. */
   private async refuseOtherTerms (t: TradeRecord<SellerTradeData>): Promise<void> {
     log.warn('the trade was opened again with other terms than the ones we checked: refused', { tradeId: t.tradeId })
-    await this.ctx.trades.transition(t, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we checked' })
+    await this.ctx.trades.transition(t, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we checked', note: 'refused: opened again with other terms' })
   }
 
   private async step (t: TradeRecord<SellerTradeData>): Promise<void> {

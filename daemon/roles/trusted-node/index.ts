@@ -551,7 +551,7 @@ export class TrustedNodeRole implements Role {
       // the enclave is dropped with the task, so it never reaches the buyer either).
       const now = await this.ctx.trades.get<NodeTradeData>('node', t.tradeId) ?? t
       log.warn('the trade was opened again with other terms than the ones we took it up with: refused', { tradeId: t.tradeId })
-      await this.ctx.trades.transition(now, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we took it up with' })
+      await this.ctx.trades.transition(now, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we took it up with', note: 'refused: opened again with other terms' })
       await this.forgetTask(t.data.taskId)
     }
   }
