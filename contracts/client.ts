@@ -102,6 +102,20 @@ export class TransactionDroppedError extends SdteError {
   override code = 'ERR_TX_DROPPED'
 }
 
+/**
+ * A trade was opened again (a reorganisation dropped its opening, and its buyer opened the same id) with other terms
+ * than the ones the caller accepted (`DtmcClient.termsDigestOf`): nothing is signed for it under the new ones.
+ */
+export class TradeTermsChangedError extends SdteError {
+  override code = 'ERR_TRADE_TERMS_CHANGED'
+  readonly tradeId: string
+
+  constructor (tradeId: string, message = `trade ${tradeId} was opened again with other terms than the ones accepted: nothing is signed under them`) {
+    super(message)
+    this.tradeId = tradeId
+  }
+}
+
 /** A write on a client built without a signer (a read-only ChainClient). */
 export class NoSignerError extends SdteError {
   override code = 'ERR_NO_SIGNER'
@@ -256,6 +270,11 @@ class TxQueue {
   private readonly replaced = new ReplacedTransactions()
   /** Hashes of ours given up: dropped by a reorganisation, their nonce taken since (they can never be mined). */
   private readonly givenUp = new Set<string>()
+  /**
+   * Hashes of ours withdrawn, by their trade: dropped by a reorganisation, their trade opened again with terms other
+   * than the ones accepted, so an empty transfer took their nonce instead (TxQueue.broadcastAgain).
+   */
+  private readonly withdrawn = new Map<string, string>()
   private readonly onResubmit: (hash: string) => void
   /** What the last look saw: the head's hash, whether every watched transaction was mined, and the sends so far. */
   private lastHead: string | null = null
@@ -333,7 +352,7 @@ class TxQueue {
         allMined = false
         if (await this.provider.getTransaction(s.hash) !== null) continue // still pending
         try {
-          await this.broadcastAgain(s)
+          if (await this.broadcastAgain(s) === 'withdrawn') continue
           resubmitted++
           this.onResubmit(s.hash)
         } catch (err) {
@@ -359,8 +378,19 @@ class TxQueue {
    * When that cannot be (the call would revert now), the old one is broadcast: it takes its nonce, so that
    * our later transactions are not held up behind a gap.
    */
-  private async broadcastAgain (s: SentTransaction): Promise<void> {
-    const data = await s.rebuild?.().catch(() => undefined)
+  private async broadcastAgain (s: SentTransaction): Promise<'withdrawn' | undefined> {
+    let data: string | undefined
+    try {
+      data = await s.rebuild?.()
+    } catch (err) {
+      // Its trade was opened again with terms the caller did not accept. Broadcast as it was, it could still be mined
+      // when the Facts did not change (another epsilon, gas cap or output cap only): an empty transfer to ourselves
+      // takes its nonce instead, so that it never is and our later transactions are not held up behind a gap.
+      if (err instanceof TradeTermsChangedError) {
+        await this.withdraw(s, err.tradeId)
+        return 'withdrawn'
+      }
+    }
     if (data !== undefined && data !== s.tx.data) {
       const tx = { ...s.tx, data }
       const gasLimit = await this.signer.estimateGas(tx).then(g => withMargin(g) + s.reserveGas, () => null)
@@ -373,6 +403,24 @@ class TxQueue {
       }
     }
     await this.provider.broadcastTransaction(s.raw)
+  }
+
+  /** An empty transfer to ourselves at `s`'s nonce, so that `s` can never be mined; whoever waits for it is told. */
+  private async withdraw (s: SentTransaction, tradeId: string): Promise<void> {
+    const tx: TransactionRequest = { to: await this.signer.getAddress(), value: 0n, gasLimit: 21_000n }
+    const raw = await this.signer.signTransaction(await this.signer.populateTransaction({ ...tx, nonce: s.nonce }))
+    const response = await this.provider.broadcastTransaction(raw)
+    this.forget(s)
+    // Watched as any of ours: another reorganisation that drops it too gets it broadcast again (no gap at its nonce).
+    this.sent.push({ hash: response.hash, nonce: s.nonce, raw, tx, reserveGas: 0n })
+    if (this.sent.length > MAX_WATCHED_TRANSACTIONS) this.sent.shift()
+    this.withdrawn.set(s.hash, tradeId)
+    if (this.withdrawn.size > MAX_WATCHED_TRANSACTIONS) this.withdrawn.delete(this.withdrawn.keys().next().value!)
+  }
+
+  /** The trade of our transaction `hash` if it was withdrawn: its trade opened again with terms not accepted. */
+  withdrawnFor (hash: string): string | undefined {
+    return this.withdrawn.get(hash)
   }
 
   /** The transaction that stands for our transaction `hash` now: itself, or the one signed again in its place. */
@@ -512,8 +560,10 @@ class Bound {
       // Read before the receipt: given up and still without a receipt means it is not mined and never will be
       // (given up only once its nonce was taken; one mined just before, refused as "nonce too low", has its receipt).
       const givenUp = queue?.wasGivenUp(hash) === true
+      const withdrawnFor = queue?.withdrawnFor(hash)
       const receipt = await provider.getTransactionReceipt(hash)
       if (receipt === null) {
+        if (withdrawnFor !== undefined) throw new TradeTermsChangedError(withdrawnFor, `${hash} left the chain in a reorganisation, and its trade ${withdrawnFor} was opened again with other terms than the ones accepted: withdrawn, not signed again`)
         if (givenUp) throw new TransactionDroppedError(`${hash} left the chain in a reorganisation and its nonce was taken by another transaction: it cannot be mined`)
         if (Date.now() > until) throw new ReceiptTimeoutError(`no receipt for ${hash} within ${receiptTimeoutMs} ms`)
         await new Promise(resolve => setTimeout(resolve, poll))
@@ -896,6 +946,18 @@ interface OpeningTerms {
   nodeCap: bigint
   gasCap: bigint
   epsilon: bigint
+  outputCap: bigint
+}
+
+/**
+ * What a node or a seller accepted of a trade, as one word: every term of its opening that what it is paid, what its
+ * run does or what CISC charges depends on (the Facts: buyer, prices, fees, deposit, code, input, nodes, sellers; and
+ * nodePrice, nodeCap, gasCap, epsilon, outputCap). Not the deadline: a buyer that opens its vanished trade again with
+ * the same terms (buyer/escrow.ts reopenVanishedEscrow) gives it a new one, and nobody is paid by it.
+ */
+function termsDigest (o: OpeningTerms): string {
+  const terms = [factsTupleOf(o.facts), o.nodePrice, o.nodeCap, o.gasCap, o.epsilon, o.outputCap]
+  return id(JSON.stringify(terms, (_, v: unknown) => typeof v === 'bigint' ? v.toString() : typeof v === 'string' ? v.toLowerCase() : v))
 }
 
 export class DtmcClient extends Bound {
@@ -942,7 +1004,7 @@ export class DtmcClient extends Bound {
     const gasCap = a.gasCap as bigint
     const nodeFee = nodePrice * gasCap > nodeCap ? nodeCap : nodePrice * gasCap
     const facts = { buyer: a.buyer as string, outputPrice: a.outputPrice as bigint, nodeFee, deposit: a.deposit as bigint, codeHash: a.codeHash as string, inputHash: a.inputHash as string, nodes, sellers }
-    const terms = { facts, nodePrice, nodeCap, gasCap, epsilon }
+    const terms = { facts, nodePrice, nodeCap, gasCap, epsilon, outputCap: a.outputCap as bigint }
     if (this.opening.size >= NODE_TERMS_CACHE_SIZE) this.opening.delete(this.opening.keys().next().value!)
     this.opening.set(tradeId, terms)
     return terms
@@ -954,13 +1016,33 @@ export class DtmcClient extends Bound {
   }
 
   /**
+   * The digest of the trade's terms as it is open now (see termsDigest), or null when it is not: what a node or a
+   * seller records when it takes the trade up, and passes back as `accepted` to the calls it signs for it. Read from
+   * the chain, not the cache: a reorganisation may have opened the trade again with other terms since.
+   */
+  async termsDigestOf (tradeId: string): Promise<string | null> {
+    this.opening.delete(tradeId.toLowerCase())
+    const terms = await this.openingOrNull(tradeId)
+    return terms === null ? null : termsDigest(terms)
+  }
+
+  /**
    * Sends `method` with the trade's Facts appended to `args`, with PAYOUT_GAS reserved per payout it may send.
    * On FactsMismatch (a reorganisation mined the trade's opening again with other terms after we cached them) it
-   * reads them again from the chain and retries once.
+   * reads them again from the chain and retries once. With `accepted` (termsDigestOf when the caller took the trade
+   * up) it signs only under those terms, at the first send, the retry and a broadcast again after a reorganisation:
+   * a trade opened again with others throws TradeTermsChangedError (and its dropped transaction is withdrawn).
    */
-  private async sendWithFacts (tradeId: string, method: string, args: unknown[]): Promise<TransactionReceipt> {
+  private async sendWithFacts (tradeId: string, method: string, args: unknown[], accepted?: string): Promise<TransactionReceipt> {
     // No TradeOpened event: zero Facts, so that DTMC reports why (UnknownTrade; FactsMismatch when only our logs lack it).
-    const factsNow = async (): Promise<TradeFacts> => (await this.openingOrNull(tradeId))?.facts ?? NO_FACTS
+    const factsNow = async (): Promise<TradeFacts> => {
+      // Read anew when the caller holds us to terms: cached, a trade opened again with the same Facts but another
+      // gas cap, output cap or epsilon would pass (DTMC does not hash those) and be signed for.
+      if (accepted !== undefined) this.opening.delete(tradeId.toLowerCase())
+      const opening = await this.openingOrNull(tradeId)
+      if (opening !== null && accepted !== undefined && termsDigest(opening) !== accepted) throw new TradeTermsChangedError(tradeId.toLowerCase())
+      return opening?.facts ?? NO_FACTS
+    }
     // For a broadcast again after a reorganisation: the Facts read again, the trade may have been opened again.
     const rebuild = async (): Promise<string> => {
       this.opening.delete(tradeId.toLowerCase())
@@ -995,20 +1077,20 @@ export class DtmcClient extends Bound {
   }
 
   /** Node `nodeIndex` commits to its result: resultCommitmentOf(resultDigest, nodeIndex, nonce). Only its payee may. */
-  async commitResult (tradeId: string, nodeIndex: number, commitment: string): Promise<TransactionReceipt> {
-    return await this.sendWithFacts(tradeId, 'commitResult', [tradeId, nodeIndex, commitment])
+  async commitResult (tradeId: string, nodeIndex: number, commitment: string, accepted?: string): Promise<TransactionReceipt> {
+    return await this.sendWithFacts(tradeId, 'commitResult', [tradeId, nodeIndex, commitment], accepted)
   }
 
   /** Reveals node `nodeIndex`'s ResultInfo with its enclave's signature and its commitment's nonce (anyone may relay it). */
-  async submitResult (info: ResultInfo, nodeIndex: number, signature: string, nonce: string): Promise<TransactionReceipt> {
+  async submitResult (info: ResultInfo, nodeIndex: number, signature: string, nonce: string, accepted?: string): Promise<TransactionReceipt> {
     const tuple = [info.tradeId, info.taskId, info.inputHash, info.resultHash, info.resultSize, info.status]
     // Another node's reveal mined before ours can make ours the one that settles: PAYOUT_GAS per payee covers it.
-    return await this.sendWithFacts(info.tradeId, 'submitResult', [tuple, nodeIndex, signature, nonce])
+    return await this.sendWithFacts(info.tradeId, 'submitResult', [tuple, nodeIndex, signature, nonce], accepted)
   }
 
   /** Settles (strict majority) or refunds a trade whose outcome is certain or whose deadline has passed. */
-  async finalize (tradeId: string): Promise<{ outcome: 'settled' | 'refunded', receipt: TransactionReceipt }> {
-    const receipt = await this.sendWithFacts(tradeId, 'finalize', [tradeId])
+  async finalize (tradeId: string, accepted?: string): Promise<{ outcome: 'settled' | 'refunded', receipt: TransactionReceipt }> {
+    const receipt = await this.sendWithFacts(tradeId, 'finalize', [tradeId], accepted)
     return { outcome: this.eventsIn(receipt, 'TradeSettled').length > 0 ? 'settled' : 'refunded', receipt }
   }
 
@@ -1016,8 +1098,8 @@ export class DtmcClient extends Bound {
    * Claims seller `sellerIndex`'s held data fee with node `nodeIndex`'s delivery receipt (receiptDigestOf, signed by
    * that node's enclave). `commitments` are all the trade's sellers' commitments in trade order. Anyone may relay it.
    */
-  async claimDelivery (tradeId: string, sellerIndex: number, nodeIndex: number, commitments: string[], receipt: string): Promise<TransactionReceipt> {
-    return await this.sendWithFacts(tradeId, 'claimDelivery', [tradeId, sellerIndex, nodeIndex, commitments, receipt])
+  async claimDelivery (tradeId: string, sellerIndex: number, nodeIndex: number, commitments: string[], receipt: string, accepted?: string): Promise<TransactionReceipt> {
+    return await this.sendWithFacts(tradeId, 'claimDelivery', [tradeId, sellerIndex, nodeIndex, commitments, receipt], accepted)
   }
 
   /** After the claim window: the data fees nobody claimed go to the buyer. */
@@ -1054,7 +1136,11 @@ export class DtmcClient extends Bound {
     try {
       v = await this.call('trade', tradeId)
     } catch (err) {
-      if (err instanceof ChainRevertError && err.errorName === 'UnknownTrade') return null
+      if (err instanceof ChainRevertError && err.errorName === 'UnknownTrade') {
+        // Gone (a reorganisation dropped its opening): if its buyer opens it again, read its terms anew.
+        this.opening.delete(tradeId.toLowerCase())
+        return null
+      }
       throw err
     }
     const groups: ResultGroup[] = (v.groups as any[]).map(g => ({

@@ -515,8 +515,7 @@ interface RunPlan {
 /** The part of an execute request that reads and checks the task's state: in the request queue. */
 async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse> {
   const t = taskOf(p.taskId)
-  if (t.result !== undefined) return t.result
-  if (t.code === undefined) throw new TaskStateError('no code delivered')
+  if (t.code === undefined) throw new TaskStateError(t.result === undefined ? 'no code delivered' : 'the task\'s code is gone')
   if (p.gasCap !== undefined && (typeof p.gasCap !== 'bigint' || p.gasCap <= 0n)) throw new InvalidRequestError('gasCap must be a positive bigint')
   if (p.outputCap !== undefined && (typeof p.outputCap !== 'bigint' || p.outputCap < 0n)) throw new InvalidRequestError('outputCap must be a non-negative bigint')
   let count = p.sellerCount
@@ -540,6 +539,10 @@ async function prepareRun (p: ExecuteRequest): Promise<RunPlan | ExecuteResponse
   const outputCap = minCap(t.code.outputCap, ...slots.map(s => s.outputCap), MAX_OUTPUT_CAP)
   if (p.outputCap !== undefined && p.outputCap !== outputCap) throw new CapMismatchError(`the trade's output cap is ${outputCap}, not ${p.outputCap}`)
   const privacy = privateRunOf(t, slots, p.privacy)
+  // A repeat gets the sealed run only after the same checks as the first: a host asking with another gas cap or
+  // epsilon (the trade opened again with other terms after a reorganisation) gets a refusal, not a result of the
+  // first terms to commit under the new ones.
+  if (t.result !== undefined) return t.result
   const inputSize = slots.reduce((a, s) => a + s.size, 0)
   const plan: RunPlan = { t, inputHash, gasCap, outputCap, inputSize }
   if (slots.some(s => s.invalid !== undefined)) {

@@ -16,7 +16,7 @@ import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { deriveSecret } from '../../local-secrets.ts'
-import { ChainRevertError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
+import { ChainRevertError, TradeTermsChangedError, networkDomainOf, receiptDigestOf, recoverDigest, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { advanceActive, chainTime, collectPayment, nodePeerId, scanNewTrades, tradeFromBlock, tradeParties, type Role, type RoleContext, type TradeNodeEvent } from '../context.ts'
 import * as r from '../../rpc/results.ts'
 import {
@@ -99,6 +99,12 @@ export interface SellerTradeData {
   epsilon?: string
   /** The block DTMC opened the trade in (where its log queries start). */
   openedBlock?: number
+  /**
+   * The trade's terms as we checked them (DtmcClient.termsDigestOf): a trade its buyer opened again with other terms
+   * after a reorganisation gets no delivery and no claim of ours under those (it ends `failed`): our policy judged
+   * the first ones. Absent in records older than this check.
+   */
+  terms?: string
 }
 
 const DATA_KEY_PURPOSE = 'seller-data-key'
@@ -276,6 +282,8 @@ export class SellerRole implements Role {
     if (view === null) return
     const mine = sellers.find(s => s.account === this.address)
     if (mine === undefined) return
+    const terms = await this.ctx.chain.dtmc.termsDigestOf(tradeId)
+    if (terms === null) return // gone again since the view: the next scan sees it if it comes back
     const ds = await this.ctx.store.datasets.get(mine.offerId.toString()) as DatasetRecord | undefined
     const data: SellerTradeData = {
       offerId: mine.offerId.toString(),
@@ -286,7 +294,8 @@ export class SellerRole implements Role {
       deadline: view.deadline,
       nodes: nodes.map(n => ({ ...n, delivered: false, sentBytes: 0 })),
       ...(view.epsilon !== 0n && { epsilon: view.epsilon.toString() }),
-      ...(openedBlock !== undefined && { openedBlock })
+      ...(openedBlock !== undefined && { openedBlock }),
+      terms
     }
     // CISC charged and counted this trade already: the budget and count the other trades left is what it is judged against.
     const onChain = ds !== undefined && reservesOnChain(ds) ? await this.ctx.chain.cisc.offer(mine.offerId) : undefined
@@ -315,6 +324,21 @@ export class SellerRole implements Role {
   }
 
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
+    try {
+      await this.step(t)
+    } catch (err) {
+      if (!(err instanceof TradeTermsChangedError)) throw err
+      await this.refuseOtherTerms(await this.ctx.trades.get<SellerTradeData>('seller', t.tradeId) ?? t)
+    }
+  }
+
+  /** The trade was opened again with other terms than the ones we checked: nothing more of ours goes to it. */
+  private async refuseOtherTerms (t: TradeRecord<SellerTradeData>): Promise<void> {
+    log.warn('the trade was opened again with other terms than the ones we checked: refused', { tradeId: t.tradeId })
+    await this.ctx.trades.transition(t, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we checked', note: 'refused: opened again with other terms' })
+  }
+
+  private async step (t: TradeRecord<SellerTradeData>): Promise<void> {
     // The chain's time is read with the trade (one wait, not two) where the step needs it: before a delivery starts.
     const [view, deliveryTime] = await Promise.all([
       this.ctx.chain.dtmc.trade(t.tradeId), t.state === 'escrowed' || t.state === 'delivering' ? chainTime(this.ctx.chain) : undefined
@@ -350,7 +374,7 @@ export class SellerRole implements Role {
     for (const n of t.data.nodes) {
       if (n.receipt === undefined || (view.state === 'settled' && view.final?.members.includes(n.index) !== true)) continue
       try {
-        await this.ctx.chain.dtmc.claimDelivery(t.tradeId, t.data.sellerIndex, n.index, commitments, n.receipt)
+        await this.ctx.chain.dtmc.claimDelivery(t.tradeId, t.data.sellerIndex, n.index, commitments, n.receipt, t.data.terms)
         log.info('data fee claimed with a delivery receipt', { tradeId: t.tradeId, node: n.index })
         return
       } catch (err) {
@@ -409,6 +433,17 @@ export class SellerRole implements Role {
 
   /** Step 7, Data delivery, to every node of the trade not served yet: attest its enclave ourselves, wrap the key to it, stream the data. */
   private async deliverData (t0: TradeRecord<SellerTradeData>): Promise<void> {
+    // Read from the chain at each start of a delivery (not per tick): our data goes only under the terms we checked.
+    if (t0.data.terms !== undefined) {
+      const now = await this.ctx.chain.dtmc.termsDigestOf(t0.tradeId)
+      if (now === null) return // gone (a reorganisation): advance waits for it to come back
+      if (now !== t0.data.terms) {
+        await this.ctx.trades.locked('seller', t0.tradeId, async () => {
+          await this.refuseOtherTerms(await this.ctx.trades.get<SellerTradeData>('seller', t0.tradeId) ?? t0)
+        })
+        return
+      }
+    }
     let t = t0.state === 'delivering' ? t0 : await this.ctx.trades.transition(t0, 'delivering')
     const ds = await this.ctx.store.datasets.get(t.data.offerId) as DatasetRecord
     const plain = readFileSync(ds.path)

@@ -13,7 +13,7 @@ import {
   CapMismatchError, createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
 } from '../../../enclave/index.ts'
 import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, ResultStatus, type TradeView } from '../../../contracts/index.ts'
-import { ChainRevertError, TransactionDroppedError } from '../../../contracts/index.ts'
+import { ChainRevertError, TradeTermsChangedError, TransactionDroppedError } from '../../../contracts/index.ts'
 import { RefuseRequest, ResultRequestInvalidError, resultConstants, resultMessageSigner, signOffer, type ResultMessage } from '../../../p2p/index.ts'
 import type { Demand } from '../../../p2p/index.ts'
 import type { Offer } from '../../../p2p/index.ts'
@@ -88,6 +88,12 @@ export interface NodeTradeData {
   epsilon?: string
   /** The block DTMC opened the trade in (where its log queries start). */
   openedBlock?: number
+  /**
+   * The trade's terms as we took it up (DtmcClient.termsDigestOf): every call we sign for it is held to them, so that
+   * a trade its buyer opened again with other terms after a reorganisation gets nothing of ours under those
+   * (TradeTermsChangedError; the trade ends `failed`). Absent in records older than this check.
+   */
+  terms?: string
 }
 
 /** What opening the node's enclave needs: the daemon has it once its store is open. */
@@ -541,15 +547,32 @@ export class TrustedNodeRole implements Role {
       const mine = nodes.find(n => n.payee === this.address && tasks.has(n.taskId))
       if (mine === undefined) return
       const privateRun = view.epsilon !== 0n && (await Promise.all(sellers.map(async s => await this.ctx.chain.cisc.offer(s.offerId)))).some(o => o.privateMode)
+      const terms = await this.ctx.chain.dtmc.termsDigestOf(tradeId)
+      if (terms === null) return // gone again since the view: the next scan sees it if it comes back
       await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
         nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline,
         ...(privateRun && { epsilon: view.epsilon.toString() }),
-        ...(openedBlock !== undefined && { openedBlock })
+        ...(openedBlock !== undefined && { openedBlock }),
+        terms
       }, `chosen as node ${mine.index} of ${nodes.length}${privateRun ? `, private run of epsilon ${view.epsilon} micro` : ''}`)
     })
   }
 
   private async advance (t: TradeRecord<NodeTradeData>): Promise<void> {
+    try {
+      await this.step(t)
+    } catch (err) {
+      if (!(err instanceof TradeTermsChangedError)) throw err
+      // Our run was for the terms we took the trade up with: nothing of it goes under others (the result sealed in
+      // the enclave is dropped with the task, so it never reaches the buyer either).
+      const now = await this.ctx.trades.get<NodeTradeData>('node', t.tradeId) ?? t
+      log.warn('the trade was opened again with other terms than the ones we took it up with: refused', { tradeId: t.tradeId })
+      await this.ctx.trades.transition(now, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we took it up with', note: 'refused: opened again with other terms' })
+      await this.forgetTask(t.data.taskId)
+    }
+  }
+
+  private async step (t: TradeRecord<NodeTradeData>): Promise<void> {
     let view = await this.ctx.chain.dtmc.trade(t.tradeId)
     if (view === null) {
       // A reorganisation took the trade's opening away; its buyer opens it again (same id). One that never comes back ends here.
@@ -605,7 +628,7 @@ export class TrustedNodeRole implements Role {
       t = await this.reveal(t, view)
     }
     if (t.state === 'submitted' && (view.nResults === view.nodes.length || now > view.deadline)) {
-      await this.finalize(t.tradeId)
+      await this.finalize(t.tradeId, t.data.terms)
     }
   }
 
@@ -700,12 +723,12 @@ export class TrustedNodeRole implements Role {
       t = await this.ctx.trades.update(t, { commitNonce: nonce })
       const commitment = resultCommitmentOf(resultDigestOf(networkDomainOf(this.ctx.network), r.resultInfo), t.data.nodeIndex, nonce)
       try {
-        await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment).catch(async (err: unknown) => {
+        await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment, t.data.terms).catch(async (err: unknown) => {
           // A reorganisation dropped our commitment before we saw it mined, and another transaction of ours took its
           // nonce: it can never be mined. Committed again, once here (DTMC refuses a second commitment of ours).
           if (!(err instanceof TransactionDroppedError)) throw err
           log.warn('our commitment left the chain in a reorganisation before it was confirmed: committing again', { tradeId: t.tradeId })
-          await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment)
+          await this.ctx.chain.dtmc.commitResult(t.tradeId, t.data.nodeIndex, commitment, t.data.terms)
         })
       } catch (err) {
         // DTMC settles as soon as a majority is certain, and commitments close when reveals open: a result
@@ -726,7 +749,7 @@ export class TrustedNodeRole implements Role {
     if (view.nodes[t.data.nodeIndex]?.submitted !== true && view.nodes[t.data.nodeIndex]?.committed === true && t.data.commitNonce !== undefined) {
       const r = await this.run(t, view)
       try {
-        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature, t.data.commitNonce)
+        await this.ctx.chain.dtmc.submitResult(r.resultInfo, t.data.nodeIndex, r.signature, t.data.commitNonce, t.data.terms)
       } catch (err) {
         if (err instanceof ChainRevertError && err.errorName === 'RevealTooEarly') return t // the next tick tries again
         if (!(err instanceof ChainRevertError) || err.errorName !== 'AlreadyFinalized') throw err
@@ -737,9 +760,9 @@ export class TrustedNodeRole implements Role {
   }
 
   /** Step 9, Consensus: when all results are in or the deadline passed, anyone may close the trade. */
-  private async finalize (tradeId: string): Promise<void> {
+  private async finalize (tradeId: string, terms: string | undefined): Promise<void> {
     try {
-      await this.ctx.chain.dtmc.finalize(tradeId)
+      await this.ctx.chain.dtmc.finalize(tradeId, terms)
     } catch (err) {
       // Another party finalized first: that is fine, the next tick sees the outcome.
       if (!(err instanceof ChainRevertError)) throw err
