@@ -244,6 +244,8 @@ contract DTMC {
     event FeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
     event DeliveryClaimed(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 node, uint256 fee);
     event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
+    /// @notice Seller `index` declined the trade: its data fee `fee` went back to the buyer, its reservation to its offer.
+    event TradeDeclined(bytes32 indexed tradeId, address indexed seller, uint8 index, uint256 fee);
     /// @notice `account` was paid `amount` for the trade: `sent` at once, or (false) credited to `balanceOf` because the
     /// send failed, for `withdraw`.
     event Credited(address indexed account, bytes32 indexed tradeId, uint256 amount, bool sent);
@@ -307,6 +309,9 @@ contract DTMC {
     error ClaimWindowOpen(uint256 until);
     error CommitmentsMismatch(); // the commitments given do not hash to the trade's inputHash
     error ReceiptNotFromFinalGroup(uint256 node); // after an "input invalid" settlement only the final group's receipts count
+    // declineTrade
+    error NotSeller(bytes32 tradeId, uint256 index); // only seller `index`'s account declines for it
+    error DeclineTooLate(bytes32 tradeId); // a node committed a result: an enclave ran on every seller's data
 
     modifier onlyAdmin() {
         if (msg.sender != admin) revert NotAdmin();
@@ -792,6 +797,56 @@ contract DTMC {
         emit UnclaimedReleased(tradeId, amount);
         if (t.reserved) cisc.releaseReservations(tradeId, held);
         _credit(facts.buyer, tradeId, amount);
+    }
+
+    /// @notice Seller `index` declines the trade before its data went in, and frees at once what the trade reserved
+    /// on its offer in CISC (a private offer's epsilon, a place in its maxTrades) instead of at `releaseUnclaimed`,
+    /// after the deadline and the claim window: a stranger's trade the seller refuses (a fee below its price, terms
+    /// outside its policy) holds nothing. Only the seller's account (`NotSeller`).
+    /// - Open, and no node committed (`DeclineTooLate`: an enclave ran, so it had every seller's data): the trade is
+    ///   refunded now. The other sellers' data fees are held for CLAIM_WINDOW as on any refund (one may have
+    ///   delivered and hold a receipt); the decliner's is not held (it gives it up), the rest goes to the buyer.
+    /// - Refunded or settled on "input invalid" with the seller's fee still held (`NothingHeld`; a seller that
+    ///   claimed it with a receipt cannot decline) and within the claim window (`ClaimWindowClosed`; after it
+    ///   `releaseUnclaimed` does this for everyone): the fee goes to the buyer.
+    /// Safe for the budget: a seller's data enters an enclave only with the seller's acknowledged receipt, and a
+    /// seller that declines gives up its fee for it, so it cannot both sell an answer on its data and get the
+    /// reservation back. Nothing on the honest path calls it.
+    function declineTrade(bytes32 tradeId, uint8 index, Facts calldata facts) external {
+        Trade storage t = _trade(tradeId);
+        _checkFacts(tradeId, t, facts);
+        if (index >= t.nSellers) revert UnknownSeller(index);
+        Party calldata seller = facts.sellers[index];
+        if (msg.sender != seller.account) revert NotSeller(tradeId, index);
+        uint8 bit = uint8(1) << index;
+        uint256 refund;
+        if (t.state == State.Open) {
+            if (t.nCommits != 0) revert DeclineTooLate(tradeId);
+            t.state = State.Refunded;
+            refund = facts.deposit - _holdOthers(tradeId, facts, bit);
+            emit TradeRefunded(tradeId, refund, 0);
+        } else {
+            Claims storage c = claims[tradeId];
+            if (c.held & bit == 0) revert NothingHeld(tradeId, index);
+            if (block.timestamp > c.until) revert ClaimWindowClosed(c.until);
+            c.held &= ~bit;
+            refund = seller.fee;
+        }
+        emit TradeDeclined(tradeId, seller.account, index, seller.fee);
+        if (t.reserved) cisc.releaseReservations(tradeId, bit);
+        _credit(facts.buyer, tradeId, refund);
+    }
+
+    /// @dev `_holdFees` for every seller but the one of `except` (a decline): returns the sum held. Holds nothing
+    /// (no claims entry) when no other seller is left.
+    function _holdOthers(bytes32 tradeId, Facts calldata facts, uint8 except) private returns (uint256 held) {
+        uint256 ns = facts.sellers.length;
+        uint8 mask = uint8((1 << ns) - 1) & ~except;
+        if (mask == 0) return 0;
+        for (uint256 i; i < ns; ++i) if (mask & (uint8(1) << i) != 0) held += facts.sellers[i].fee;
+        uint40 until = uint40(block.timestamp + CLAIM_WINDOW);
+        claims[tradeId] = Claims(until, mask);
+        emit FeesHeld(tradeId, held, until);
     }
 
     /// @dev Pays `amount` at once (push): a send with only the 2,300-gas stipend, too little for the payee to write

@@ -184,11 +184,11 @@ export const PAYOUT_GAS = 40_000n
 /**
  * How many payouts DTMC's `method` may send for a trade with `facts` (each gets PAYOUT_GAS): a settlement pays
  * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a release
- * the buyer. Other calls pay nobody.
+ * the buyer, a decline the buyer. Other calls pay nobody.
  */
 function payoutsOf (method: string, facts: TradeFacts): number {
   if (method === 'submitResult' || method === 'finalize') return facts.sellers.length + facts.nodes.length + 1
-  if (method === 'claimDelivery' || method === 'releaseUnclaimed') return 1
+  if (method === 'claimDelivery' || method === 'releaseUnclaimed' || method === 'declineTrade') return 1
   return 0
 }
 
@@ -1105,6 +1105,15 @@ export class DtmcClient extends Bound {
   /** After the claim window: the data fees nobody claimed go to the buyer. */
   async releaseUnclaimed (tradeId: string): Promise<TransactionReceipt> {
     return await this.sendWithFacts(tradeId, 'releaseUnclaimed', [tradeId])
+  }
+
+  /**
+   * Seller `sellerIndex` (this client's account) declines the trade before its data went in: an open trade no node
+   * committed to is refunded at once (the other sellers' data fees held for claims), a held fee of ours goes to the
+   * buyer, and what the trade reserved on our offer in CISC comes back now. Refused once our fee was claimed.
+   */
+  async declineTrade (tradeId: string, sellerIndex: number): Promise<TransactionReceipt> {
+    return await this.sendWithFacts(tradeId, 'declineTrade', [tradeId, sellerIndex])
   }
 
   /** The claim window of a refunded (or "input invalid") trade and the sellers whose data fee is still held. */

@@ -127,8 +127,10 @@ const RESERVATION_RELEASE_PREFIX = 'seller:budgetRelease:'
 /** What `releaseReservations` needs of a trade that reserved something on one of our datasets. */
 interface ReservationRelease {
   sellerIndex: number
-  /** The trade's deadline (unix seconds): nothing to do before it. */
+  /** The trade's deadline (unix seconds): nothing to do before it, unless `refused`. */
   deadline: number
+  /** Our checks refused the trade: we decline it at once (`DTMC.declineTrade`) instead of waiting for its deadline. */
+  refused?: boolean
 }
 
 /** Whether trades reserve something on the dataset in CISC (a private dataset's epsilon, a place in its maxTrades): read it there. */
@@ -311,7 +313,9 @@ export class SellerRole implements Role {
     // CISC reserved the trade's epsilon on our private dataset or its place in our maxTrades, refused by us or not: see
     // that it comes back if our data never goes in.
     if (ds !== undefined && ((ds.policy.mode === 'private' && view.epsilon !== 0n) || ds.policy.maxTrades !== 0)) {
-      await this.ctx.store.meta.put(RESERVATION_RELEASE_PREFIX + tradeId, { sellerIndex: mine.index, deadline: view.deadline } satisfies ReservationRelease)
+      await this.ctx.store.meta.put(RESERVATION_RELEASE_PREFIX + tradeId, {
+        sellerIndex: mine.index, deadline: view.deadline, ...(problem !== null && { refused: true })
+      } satisfies ReservationRelease)
     }
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
@@ -398,11 +402,11 @@ export class SellerRole implements Role {
     if (pending.length === 0) return
     const now = await chainTime(this.ctx.chain)
     for (const [key, value] of pending) {
-      const { sellerIndex, deadline } = value as ReservationRelease
-      if (now <= deadline) continue
+      const { sellerIndex, deadline, refused = false } = value as ReservationRelease
+      if (now <= deadline && !refused) continue
       const tradeId = key.slice(RESERVATION_RELEASE_PREFIX.length)
       try {
-        if (await this.releaseReservation(tradeId, sellerIndex, now)) await this.ctx.store.meta.delete(key)
+        if (await this.releaseReservation(tradeId, sellerIndex, deadline, now, refused)) await this.ctx.store.meta.delete(key)
       } catch (err) {
         // A revert: the buyer or a node ended or released it first (the next tick sees that); else the chain is away.
         if (err instanceof ChainRevertError) log.debug('reservation release reverted (will look again)', { tradeId, error: err.errorName })
@@ -411,23 +415,39 @@ export class SellerRole implements Role {
     }
   }
 
-  /** One step towards giving a trade's reservation back; true once nothing is left to do for it. */
-  private async releaseReservation (tradeId: string, sellerIndex: number, now: number): Promise<boolean> {
+  /**
+   * One step towards giving a trade's reservation back; true once nothing is left to do for it. A trade our checks
+   * `refused` (we never deliver to it) is declined at once (`DTMC.declineTrade`: open with no node committed, or our
+   * fee held within the claim window): else a stranger's trades at a fee of nothing would hold our epsilon or our
+   * places in maxTrades for the deadline and the claim window, up to 10 days (test/attacks/zero-deposit-reservation-lock.test.ts).
+   * Only trades that reserved something on our datasets: declining costs us gas, waiting for any other costs us nothing.
+   */
+  private async releaseReservation (tradeId: string, sellerIndex: number, deadline: number, now: number, refused: boolean): Promise<boolean> {
     const t = await this.ctx.trades.get<SellerTradeData>('seller', tradeId)
     if (t?.data.nodes.some(n => n.receipt !== undefined) === true) return true
     const view = await this.ctx.chain.dtmc.trade(tradeId)
     // Gone in a reorganisation and not opened again by its deadline: nothing is reserved.
-    if (view === null) return true
+    if (view === null) return now > deadline
     if (view.state === 'open') {
+      if (refused && view.nCommits === 0) return await this.decline(tradeId, sellerIndex)
+      if (now <= view.deadline) return false
       await this.ctx.chain.dtmc.finalize(tradeId)
       return false
     }
     if (view.state === 'settled' && view.final?.status !== ResultStatus.InputInvalid) return true
     const claims = await this.ctx.chain.dtmc.claimsOf(tradeId)
     if (!claims.held.includes(sellerIndex)) return true
+    if (refused && now <= claims.until) return await this.decline(tradeId, sellerIndex)
     if (now <= claims.until) return false
     await this.ctx.chain.dtmc.releaseUnclaimed(tradeId)
     log.info('reservation given back (epsilon, place in maxTrades): the trade ended without our data', { tradeId })
+    return true
+  }
+
+  /** Declines a trade we refused: the buyer is refunded (our fee), our reservation comes back now. */
+  private async decline (tradeId: string, sellerIndex: number): Promise<boolean> {
+    await this.ctx.chain.dtmc.declineTrade(tradeId, sellerIndex)
+    log.info('refused trade declined: its reservation (epsilon, place in maxTrades) given back at once', { tradeId })
     return true
   }
 

@@ -4,7 +4,8 @@
 // makes CISC refuse new trades on the dataset at once and shows in seller_datasets; a private dataset's
 // budget and clamps reach CISC; and the epsilon a buyer's trade reserved on it, or the place in a dataset's
 // maxTrades, comes back when that trade ends without the seller's data (the seller daemon ends the trade and
-// releases it itself: issue 15's budget drain and maxTrades drain).
+// releases it itself: issue 15's budget drain and maxTrades drain), or at once when its checks refused the trade
+// (it declines it: a stranger's trades at a fee below the price).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -97,6 +98,58 @@ test('policy-less, restricted and "any code" datasets in CISC; bad terms refused
   assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: kept.datasetId }))).name, 'Rejected')
   assert.is((await errorOf(seller.rpc.call('seller_delistDataset', { datasetId: '999' }))).name, 'NotFound')
 })
+
+// A stranger's trades at a fee below the price (zero, and one wei short) holding a private dataset's whole budget and
+// a dataset's only trade: the seller daemon refuses them at its checks and declines them at once (DTMC.declineTrade),
+// long before their deadline, so the budget and the place are back for other buyers within a few ticks
+// (test/attacks/zero-deposit-reservation-lock.test.ts). Before the fix they stayed until deadline + claim window.
+test('trades at a fee below the price that reserve a private budget or a dataset\'s only trade are declined at once', async () => {
+  const seller = net.sellers[0]
+  const path = join(seller.datadir, 'data.csv')
+  writeFileSync(path, sampleDataset(200, 1))
+  const budget = 2_000_000n
+  const { datasetId } = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', {
+    path, tag: 'decline', unitPrice: '10', policy: { mode: 'private', epsilonBudget: budget.toString(), clamps: [{ column: 1, decimals: 0, lower: '0', upper: '1100' }] }
+  })
+  const capped = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', { path, tag: 'decline-count', unitPrice: '10', policy: { mode: 'any', maxTrades: 1 } })
+  const price = 10n * BigInt(sampleDataset(200, 1).length)
+  const attacker = await fundedAccount(net.network)
+  try {
+    const deadline = Math.floor(Date.now() / 1000) + 3600
+    const zeroFee = await openAttackTrade(attacker, 'decline', [BigInt(datasetId)], budget, 0n, deadline)
+    const shortFee = await openAttackTrade(attacker, 'decline-count', [BigInt(capped.datasetId)], 0n, price - 1n, deadline)
+    await waitFor('the seller declines both', async () => (await chain.dtmc.trade(zeroFee))?.state === 'refunded' && (await chain.dtmc.trade(shortFee))?.state === 'refunded', 60_000, 200)
+    assert.is(await chain.cisc.remainingBudget(BigInt(datasetId)), budget, 'the epsilon is back')
+    assert.is((await chain.cisc.offer(BigInt(capped.datasetId))).trades, 0, 'the place is back')
+    assert.ok((await chain.provider.getBlock('latest'))!.timestamp < deadline, 'before the deadline: nobody waited for it')
+    for (const tradeId of [zeroFee, shortFee]) {
+      const declined = await chain.dtmc.contract.queryFilter(chain.dtmc.contract.filters.TradeDeclined(tradeId), 0)
+      assert.is(declined.length, 1, 'declined by the seller')
+      const view = (await chain.dtmc.trade(tradeId))!
+      const credited = await chain.dtmc.contract.queryFilter(chain.dtmc.contract.filters.Credited(attacker.wallet.address, tradeId), 0)
+      assert.equal(credited.map(l => chain.dtmc.contract.interface.parseLog(l)!.args.amount as bigint), [view.deposit], 'the buyer got its whole deposit back')
+      const record = await seller.rpc.call<{ records: Array<{ role: string, state: string, reason?: string }> }>('trade_get', { tradeId })
+      assert.match(record.records.find(r => r.role === 'seller')?.reason ?? '', /below the price/)
+    }
+  } finally {
+    attacker.chain.close()
+  }
+})
+
+/** Opens a trade as `attacker` on a node of its own (an attested enclave key it never uses). */
+async function openAttackTrade (
+  attacker: Awaited<ReturnType<typeof fundedAccount>>, tag: string, offerIds: bigint[], epsilon: bigint, sellerCap: bigint, deadline: number
+): Promise<string> {
+  const root = new Wallet(readKeyFile(join(net.networkPath, '..', 'attestation-root.key')))
+  const salt = rand32()
+  const tradeId = attacker.chain.dtmc.tradeIdOf(attacker.wallet.address, salt)
+  const codeHash = rand32()
+  await attacker.chain.dtmc.openTrade({
+    salt, tagHash: id(tag), codeHash, deadline, sellerCap, nodePrice: 1n, nodeCap: 1000n, outputPrice: 10n, outputCap: 16n, gasCap: 1000n, epsilon, offerIds,
+    nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, Wallet.createRandom().address, tradeId, codeHash, net.network.measurements[0]) }]
+  })
+  return tradeId
+}
 
 // Last in the file: it moves the chain's clock past a trade's deadline and the claim window (3 days).
 test('trades that reserved a private dataset\'s whole budget or a dataset\'s only trade and never got the data give them back through the seller daemon', async () => {
