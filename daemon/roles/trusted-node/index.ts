@@ -651,10 +651,13 @@ export class TrustedNodeRole implements Role {
   /**
    * The run with exactly the trade's caps and epsilon (the enclave refuses any other); a repeat returns the sealed
    * result. The epsilon is DTMC's (the trade's view), as CISC charged it: private sellers' data runs only with it.
+   * Both caps are DTMC's too: the enclave's output cap is the smallest of the envelope's and the sellers' (each at
+   * least the trade's, CISC and the seller check that), so an honest trade runs with exactly DTMC's, and a buyer's
+   * envelope with another cap is refused on every node alike instead of splitting them into result groups.
    */
   private async run (t: TradeRecord<NodeTradeData>, view: TradeView): Promise<ExecuteResponse> {
     return await this.enclave.execute(t.data.taskId, {
-      sellerCount: t.data.sellers, gasCap: view.gasCap, ...(t.data.epsilon !== undefined && { privacy: { epsilon: view.epsilon } })
+      sellerCount: t.data.sellers, gasCap: view.gasCap, outputCap: view.outputCap, ...(t.data.epsilon !== undefined && { privacy: { epsilon: view.epsilon } })
     })
   }
 

@@ -1,0 +1,133 @@
+// Attack (issue 10, property 9, the output cap): a buyer forces a refund by splitting its nodes into result groups
+// with the output cap. The trade's output cap is on DTMC, but each node's code envelope carries its own, and the
+// node passed the enclave only the trade's gas cap: each enclave ran with min(its envelope's output cap, the
+// sellers' data-key caps, MAX_OUTPUT_CAP). A buyer that gives one node's envelope the trade's cap and another's an
+// output cap of 1 byte gets status 0 (Ok) from the first and status 4 (OutputOverCap) from the second: two groups,
+// no majority, a refund, and the nodes that ran are unpaid. Now the node passes DTMC's outputCap with the gas cap,
+// the enclave refuses an envelope whose cap differs (CapMismatchError) before anything runs, and the node's part
+// ends without a result: no node runs under terms the trade does not hold.
+//
+// Shown twice: at the enclave (two enclaves of one trade, asked as the node asks), and through a real node daemon
+// (anvil, a relay and a node daemon as separate processes; the attacker is an independent libp2p host with two
+// funded accounts of its own, the buyer and a seller it registers and lists a dataset for).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { getBytes, hexlify, keccak256, randomBytes } from 'ethers'
+import { waitFor } from '../../daemon/tools/child-daemons.ts'
+import { attestProtocol, dataProtocol } from '../../p2p/index.ts'
+import { networkDomainOf, tagHashOf } from '../../contracts/index.ts'
+import type { EnclaveHost } from '../../enclave/index.ts'
+import {
+  encryptCodeForEnclave, encryptDataset, generateKeyPair, signChunk, signCodeDelivery, signDataKeyDelivery, signReceiptAck, wrapDataKey
+} from '../../enclave/index.ts'
+import { ResultStatus } from '../../contracts/formats.ts'
+import { attackerHost, attackTestnet, fundedAccount } from '../helpers/attacker.ts'
+import { groupKeyOf } from '../helpers/dtmc-checks.ts'
+import { buyerSetup, rejectsWith, sellerDeliver, startEnclave } from '../helpers/enclave.ts'
+
+const bench = attackTestnet(test, 'output-cap-split', { buyers: 0, sellers: 0, nodes: 1 })
+const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
+const TAG = 'output-cap-split'
+// analyze(bytes[]) returning abi.encode(bytes(uint256(gasleft()))): 96 bytes of output, whatever the data.
+const CODE = getBytes('0x602060005260206020525a60405260606000f3')
+const DATA = new TextEncoder().encode('x,y\n1,2\n3,4\n')
+const GAS_CAP = 1_000_000n
+/** The trade's output cap on DTMC (and the seller's listed cap): the 96-byte output fits. */
+const TRADE_OUTPUT_CAP = 4096n
+/** The attacker's cap in one node's envelope: the output does not fit, status OutputOverCap. */
+const SPLIT_OUTPUT_CAP = 1n
+
+let enclaves: EnclaveHost[] = []
+test.after(async () => { for (const e of enclaves) await e.close(); enclaves = [] })
+
+test('two enclaves of one trade, envelopes with output caps 4096 and 1: the one that differs from DTMC\'s refuses, nothing splits', async () => {
+  for (let i = 0; i < 2; i++) enclaves.push(await startEnclave({ platformSecret: new Uint8Array(32).fill(40 + i) }))
+  const salt = random32()
+  const statuses: string[] = []
+  const keys: string[] = []
+  for (const [i, outputCap] of [TRADE_OUTPUT_CAP, SPLIT_OUTPUT_CAP].entries()) {
+    const task = await buyerSetup(enclaves[i], CODE, { gasCap: GAS_CAP, outputCap }, salt)
+    await sellerDeliver(enclaves[i], task, 0, DATA)
+    // What the node asks: the trade's caps as DTMC has them.
+    try {
+      const r = await enclaves[i].execute(task.taskId, { sellerCount: 1, gasCap: GAS_CAP, outputCap: TRADE_OUTPUT_CAP })
+      statuses.push(String(r.resultInfo.status))
+      keys.push(groupKeyOf(r.resultInfo))
+    } catch (err) {
+      statuses.push((err as Error).name)
+    }
+  }
+  assert.equal(statuses, [String(ResultStatus.Ok), 'CapMismatchError'], `the enclaves answered ${statuses.join(', ')}`)
+  assert.is(keys.length, 1, 'one result group only')
+  // The other way round: a host that does not pass DTMC's cap is what let the split through; it still cannot lower it.
+  const task = await buyerSetup(enclaves[0], CODE, { gasCap: GAS_CAP, outputCap: TRADE_OUTPUT_CAP })
+  await sellerDeliver(enclaves[0], task, 0, DATA)
+  await rejectsWith(enclaves[0].execute(task.taskId, { sellerCount: 1, gasCap: GAS_CAP, outputCap: SPLIT_OUTPUT_CAP }), 'CapMismatchError')
+})
+
+interface NodeRecord { role: string, state: string, reason?: string }
+
+test('a node daemon given an envelope with an output cap of 1 (DTMC\'s is 4096) runs nothing and submits no result', async () => {
+  const net = bench.net
+  const node = net.nodes[0]
+  const host = await attackerHost(net)
+  bench.hosts.push(host)
+  await waitFor('a connection to the node', async () => await host.connect(node.info.addresses[0]).then(() => true, () => false), 30_000, 500)
+  const buyer = await fundedAccount(net.network)
+  const seller = await fundedAccount(net.network)
+  try {
+    await seller.chain.cisc.registerSeller(host.peerId)
+    const ds = encryptDataset(DATA)
+    const { offerId } = await seller.chain.cisc.listDataset({
+      tag: TAG, size: BigInt(DATA.length), unitPrice: 1n, commitment: ds.commitment,
+      policy: { allowedCodeHashes: [], anyCode: true, outputCap: TRADE_OUTPUT_CAP, minOutputPrice: 0n }
+    })
+    const attest = attestProtocol(host)
+    const data = dataProtocol(host)
+    const domain = networkDomainOf(net.network)
+    const salt = random32()
+    const tradeId = buyer.chain.dtmc.tradeIdOf(buyer.wallet.address, salt)
+    const codeHash = keccak256(CODE).toLowerCase()
+    const reply = await attest.attest(node.info.peerId, { tradeId, codeHash, nonce: random32() })
+    const taskId = reply.quote.taskId
+    const now = (await buyer.chain.provider.getBlock('latest'))!.timestamp
+    // The node's default price per gas is 1 wei: a fee of GAS_CAP wei pays for the whole cap.
+    await buyer.chain.dtmc.openTrade({
+      salt, tagHash: tagHashOf(TAG), codeHash, deadline: now + 600, sellerCap: BigInt(DATA.length), nodePrice: 1n, nodeCap: GAS_CAP,
+      outputPrice: 1n, outputCap: TRADE_OUTPUT_CAP, gasCap: GAS_CAP, offerIds: [offerId], nodes: [{ payee: node.info.ethAddress, quote: reply.quote }]
+    })
+    assert.is((await buyer.chain.dtmc.trade(tradeId))?.outputCap, TRADE_OUTPUT_CAP, 'DTMC holds the trade\'s output cap')
+    const envelope = encryptCodeForEnclave(reply.enclavePublicKey, taskId, {
+      code: CODE, resultPublicKey: generateKeyPair().publicKey, gasCap: GAS_CAP, outputCap: SPLIT_OUTPUT_CAP, resultSalt: random32()
+    })
+    await attest.sendCode(node.info.peerId, { taskId, envelope: hexlify(envelope), salt, signature: signCodeDelivery(buyer.wallet.privateKey, domain, taskId, envelope) })
+    // The seller delivers as an honest seller daemon does: its data key carries its listed cap.
+    const sellerKey = seller.wallet.privateKey
+    const wrapped = wrapDataKey(reply.enclavePublicKey, taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size, outputCap: TRADE_OUTPUT_CAP })
+    const open = {
+      tradeId, taskId, sellerIndex: 0, commitment: ds.commitment, wrappedKey: hexlify(wrapped),
+      sellerSignature: signDataKeyDelivery(sellerKey, domain, taskId, 0, ds.commitment, wrapped), size: ds.size, chunks: ds.chunks.length
+    }
+    const chunkAt = (i: number): Uint8Array => signChunk(sellerKey, domain, taskId, 0, wrapped, ds.chunks[i])
+    let status = await data.deliver(node.info.peerId, open, chunkAt)
+    if (status.complete && status.acked !== true) {
+      const ack = signReceiptAck(sellerKey, domain, { tradeId, taskId, sellerIndex: 0, commitment: ds.commitment, seller: seller.wallet.address.toLowerCase() })
+      status = await data.deliver(node.info.peerId, { ...open, ack }, chunkAt)
+    }
+    assert.ok(status.complete && status.acked === true, 'the node took the data and acknowledged receipt: it would run')
+    // The node's part ends: before the fix it ran with the envelope's 1 byte (OutputOverCap) and committed that.
+    const record = await waitFor('the node to end or commit its part', async () => {
+      const r = (await node.rpc.call<{ records: NodeRecord[] }>('trade_get', { tradeId }).catch(() => ({ records: [] }))).records.find(x => x.role === 'node')
+      return r !== undefined && ['failed', 'submitted', 'finalized'].includes(r.state) ? r : undefined
+    }, 90_000, 250)
+    assert.is(record.state, 'failed', `the node ran the envelope's output cap of ${SPLIT_OUTPUT_CAP} byte and went on to ${record.state}`)
+    assert.match(record.reason ?? '', /output cap/, `the node's part failed for another reason: ${record.reason}`)
+    const view = await buyer.chain.dtmc.trade(tradeId)
+    assert.is(view?.nodes[0]?.committed, false, 'the node committed a result on DTMC')
+  } finally {
+    buyer.chain.close()
+    seller.chain.close()
+  }
+})
+
+test.run()
