@@ -114,6 +114,7 @@ export function createDemandValidator (opts: DemandValidatorOptions, components:
       try {
         const r = check(msg.data)
         demand = r.demand
+        log.debug('demand validating', { demandId: demand.demandId })
         checkAuthor(demand, msg.from)
         const times = withinRate(demand.buyer)
         if (times === null) {
