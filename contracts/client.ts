@@ -16,6 +16,7 @@ import {
 } from 'ethers'
 import { tradeIdOf, type Quote, type ResultInfo } from './formats.ts'
 import type { ContractAddresses, NetworkFile } from './network.ts'
+import { headsUrlOf, subscribeHeads, type HeadSubscription } from './heads.ts'
 // The committed artifacts, imported as JSON: the client never loads the compiler.
 import CISC_ARTIFACT from './artifacts/CISC.json' with { type: 'json' }
 import BDBC_ARTIFACT from './artifacts/BDBC.json' with { type: 'json' }
@@ -1261,6 +1262,8 @@ export interface ChainClientOptions {
   reorgCheckMs?: number
   /** Skip the chain id and contract code checks (default false). */
   skipChecks?: boolean
+  /** Take the new heads the node pushes over a WebSocket at the RPC address (heads.ts), besides polling (default true). */
+  pushedHeads?: boolean
   /** Where the client counts its transactions, gas and errors (handed in, like a logger). Default: noMetrics. */
   metrics?: MetricsRegistry
 }
@@ -1276,6 +1279,10 @@ export class ChainClient {
   readonly confirmations: number
   private readonly queue: TxQueue | undefined
   private readonly reorgTimer: ReturnType<typeof setInterval> | undefined
+  /** Where the node pushes new heads (null: nowhere), the subscription while a listener wants blocks, and those listeners. */
+  private readonly headsUrl: string | null
+  private heads: HeadSubscription | undefined
+  private readonly headListeners = new Set<(blockNumber: number) => void>()
 
   private constructor (opts: ChainClientOptions, provider: JsonRpcProvider, signer?: Signer) {
     this.provider = provider
@@ -1284,6 +1291,8 @@ export class ChainClient {
     const metrics = chainMetrics(opts.metrics ?? noMetrics)
     this.queue = signer !== undefined ? new TxQueue(signer, provider, () => { metrics.resubmitted.inc() }) : undefined
     this.confirmations = opts.confirmations ?? DEFAULT_SEND_CONFIRMATIONS
+    const rpcUrl = opts.rpcUrl ?? opts.network.rpcUrl
+    this.headsUrl = opts.pushedHeads === false || rpcUrl === undefined ? null : headsUrlOf(rpcUrl)
     const ctx: SendContext = {
       provider,
       signer,
@@ -1352,15 +1361,32 @@ export class ChainClient {
   }
 
   /**
-   * Calls `listener` with the number of each new block as it is seen; returns the unsubscribe function.
-   * ethers polls eth_blockNumber every `pollingIntervalMs` for it (100 ms on a devnet): over HTTP, because
-   * ethers v6's WebSocketProvider does not reconnect (a dropped socket would silently end the events), and
-   * one cheap call per interval is a small price. A listener that throws is logged by nobody: catch inside.
+   * Calls `listener` with the number of each new block as it is seen, each number once and rising; returns the
+   * unsubscribe function. Two sources, whichever sees a block first: the heads the chain node pushes over a
+   * WebSocket (heads.ts: at once when mined; opened again after a drop), and ethers polling eth_blockNumber
+   * over HTTP every `pollingIntervalMs` (100 ms on a devnet; the safety net when the socket is down or the
+   * node has none). A listener that throws is logged by nobody: catch inside.
    */
   onBlock (listener: (blockNumber: number) => void): () => void {
-    const fn = (n: number): void => { listener(n) }
+    let last = -1
+    const fn = (n: number): void => {
+      if (n <= last) return
+      last = n
+      listener(n)
+    }
     void this.provider.on('block', fn)
-    return () => { void this.provider.off('block', fn).catch(() => {}) }
+    this.headListeners.add(fn)
+    if (this.heads === undefined && this.headsUrl !== null) {
+      this.heads = subscribeHeads(this.headsUrl, (n) => { for (const l of [...this.headListeners]) l(n) })
+    }
+    return () => {
+      void this.provider.off('block', fn).catch(() => {})
+      this.headListeners.delete(fn)
+      if (this.headListeners.size === 0) {
+        this.heads?.stop()
+        this.heads = undefined
+      }
+    }
   }
 
   /** The decoded events of all three contracts in a block range (default: from the deploy block). */
@@ -1386,6 +1412,9 @@ export class ChainClient {
 
   close (): void {
     clearInterval(this.reorgTimer)
+    this.heads?.stop()
+    this.heads = undefined
+    this.headListeners.clear()
     this.provider.destroy()
   }
 }

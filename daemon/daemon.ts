@@ -252,7 +252,7 @@ export class SdteDaemon {
 
     // Every daemon on a network relays demands, and validates them before it does.
     const unsubscribe = this.p2p.subscribe(DEMAND_TOPIC, async (msg) => {
-      const { demand, demandHash } = decodeDemand(msg.data)
+      const { demand, demandHash } = validator.accepted(msg.data) ?? decodeDemand(msg.data)
       // When this daemon had the demand (validated, before its roles): bench/network reads it to time propagation.
       log.info('demand received', { demandId: demand.demandId })
       for (const role of this.roles) {

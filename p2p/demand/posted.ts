@@ -69,8 +69,10 @@ export function createPostedDemands (opts: PostedDemandsOptions, components: { l
     const to = head
     const from = Math.max(opts.fromBlock, scannedTo + 1 - opts.reorgDepth)
     let read = false
+    const started = Date.now()
     try {
       const found = await opts.read(from, to)
+      log.debug('posted demands scanned', { from, to, found: found.length, ms: Date.now() - started })
       const now = new Set(found.map(d => key(d.buyer, d.demandHash)))
       // What the re-read blocks held at the last look and hold no more: dropped by a reorganisation.
       for (const [blockNumber, keys] of recent) {
@@ -100,18 +102,22 @@ export function createPostedDemands (opts: PostedDemandsOptions, components: { l
 
   return {
     onBlock (blockNumber) {
+      if (blockNumber > head) log.debug('head seen', { blockNumber })
       if (blockNumber > head) head = blockNumber
       if (scanning === null && scannedTo < head) scanning = scan()
     },
     async isPosted (buyer, demandHash) {
       const k = key(buyer, demandHash)
-      if (known.has(k)) return true
+      const started = Date.now()
+      const at = { head, scannedTo }
+      if (known.has(k)) { log.debug('posted check', { how: 'known', ms: 0, ...at }); return true }
       // A scan under way may be reading the demand's block now.
       if (scanning !== null) {
         await scanning
-        if (known.has(k)) return true
+        if (known.has(k)) { log.debug('posted check', { how: 'scan', ms: Date.now() - started, ...at }); return true }
       }
       const blockNumber = await opts.readOne(buyer, demandHash)
+      log.debug('posted check', { how: 'read', ms: Date.now() - started, found: blockNumber, ...at })
       if (blockNumber === null) return false
       remember(k)
       noteRecent(blockNumber, k)

@@ -41,6 +41,11 @@ export interface DemandValidator {
   verify: (demand: Demand, remotePeer: string) => Promise<string>
   /** The gossipsub verdict for one message (`from`: its author). */
   validate: (msg: { from: string, data: Uint8Array }) => Promise<'accept' | 'ignore' | 'reject'>
+  /**
+   * The demand `validate` accepted in exactly these bytes (the same Uint8Array, which gossipsub hands on to the
+   * topic's handler), or undefined: the handler then need not decode and check the signature a second time.
+   */
+  accepted: (bytes: Uint8Array) => { demand: Demand, demandHash: string } | undefined
 }
 
 export function createDemandValidator (opts: DemandValidatorOptions, components: DemandValidatorComponents = {}): DemandValidator {
@@ -53,6 +58,10 @@ export function createDemandValidator (opts: DemandValidatorOptions, components:
   const seen = new Map<string, number>()
   // buyer -> times (seconds) of its demands accepted within the rate window; bounded in buyers.
   const recent = new Map<string, number[]>()
+  // The accepted message's bytes -> its demand, until gossipsub drops the message (weak: no bound needed).
+  // Decoding checks the buyer's signature (a secp256k1 recovery, the costliest step of the form check:
+  // 25 ms a demand on the loaded bench machine), so the handler takes the result instead of a second decode.
+  const acceptedDemands = new WeakMap<Uint8Array, { demand: Demand, demandHash: string }>()
 
   const checkTerms = (d: Demand): void => {
     if (d.chainId !== opts.chainId || d.dtmc !== dtmc) throw new DemandInvalidError('network', `demand for chain ${d.chainId} / ${d.dtmc}, not this network`)
@@ -114,6 +123,7 @@ export function createDemandValidator (opts: DemandValidatorOptions, components:
       try {
         const r = check(msg.data)
         demand = r.demand
+        log.debug('demand validating', { demandId: demand.demandId })
         checkAuthor(demand, msg.from)
         const times = withinRate(demand.buyer)
         if (times === null) {
@@ -128,12 +138,14 @@ export function createDemandValidator (opts: DemandValidatorOptions, components:
           return 'ignore'
         }
         counted(demand.buyer, times)
+        acceptedDemands.set(msg.data, r)
         return 'accept'
       } catch (err) {
         if (!(err instanceof DemandInvalidError)) throw err
         log.debug(`demand ${err.verdict === 'reject' ? 'rejected' : 'ignored'}`, { from: msg.from, reason: err.reason })
         return err.verdict
       }
-    }
+    },
+    accepted: (bytes) => acceptedDemands.get(bytes)
   }
 }

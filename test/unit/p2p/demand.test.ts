@@ -122,6 +122,20 @@ test('the validator: a buyer over its rate is ignored until the window moves on'
   assert.is(await send(), 'accept')
 })
 
+test('accepted: the demand validate accepted in exactly those bytes, nothing for others', async () => {
+  const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW, isPosted })
+  const d = post(signDemand(terms, buyer))
+  const bytes = encodeDemand(d)
+  assert.is(v.accepted(bytes), undefined, 'nothing before validation')
+  assert.is(await v.validate({ from: PEER, data: bytes }), 'accept')
+  assert.equal(v.accepted(bytes), decodeDemand(bytes), 'the accepted demand and its hash')
+  assert.is(v.accepted(bytes.slice()), undefined, 'equal bytes in another array: decoded again by the caller')
+  const notPosted = encodeDemand(signDemand(terms, buyer))
+  assert.is(await v.validate({ from: PEER, data: notPosted }), 'reject')
+  assert.is(v.accepted(notPosted), undefined, 'a refused demand is never handed on')
+  assert.is(await v.validate({ from: PEER, data: bytes }), 'ignore', 'the same demand again: a duplicate')
+})
+
 test('verify: a demand that came by solicitation gets the same checks but the seen set', async () => {
   const v = createDemandValidator({ chainId: 31337, dtmc: DTMC, now: () => NOW, isPosted })
   const d = post(signDemand(terms, buyer))
