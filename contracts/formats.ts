@@ -10,7 +10,11 @@
 // only what the enclave or the chain client needs lives here; off-chain mirrors of DTMC's checks that
 // only tests use are in test/helpers/dtmc-checks.ts.
 import { createHash } from 'node:crypto'
-import { AbiCoder, SigningKey, Signature, concat, getAddress, getBytes, keccak256, toUtf8Bytes, recoverAddress } from 'ethers'
+import { AbiCoder } from 'ethers/abi'
+import { SigningKey, Signature, keccak256 } from 'ethers/crypto'
+import { concat, getBytes, toUtf8Bytes } from 'ethers/utils'
+import { getAddress } from 'ethers/address'
+import { recoverAddress } from 'ethers/transaction'
 
 const abi = AbiCoder.defaultAbiCoder()
 

@@ -21,7 +21,9 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { secp256k1 } from '@noble/curves/secp256k1.js'
 import { hkdf } from '@noble/hashes/hkdf.js'
 import { sha256 } from '@noble/hashes/sha2.js'
-import { AbiCoder, SigningKey, getBytes, hexlify, keccak256, toUtf8Bytes } from 'ethers'
+import { AbiCoder } from 'ethers/abi'
+import { SigningKey, keccak256 } from 'ethers/crypto'
+import { getBytes, hexlify, toUtf8Bytes } from 'ethers/utils'
 import {
   CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DIAGNOSIS_ENVELOPE_TAG, DIAGNOSIS_PAD_BYTES, DIAGNOSIS_TAG, MAX_DIAGNOSIS_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES

@@ -13,11 +13,10 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
-import { Common, Hardfork, Mainnet } from '@ethereumjs/common'
-import { createEVM, EVMError, getActivePrecompiles, getOpcodesForHF, paramsEVM } from '@ethereumjs/evm'
-import type { EVM, EVMOpts, PrecompileFunc, PrecompileInput } from '@ethereumjs/evm'
-import { createAddressFromString } from '@ethereumjs/util'
-import { getBytes, keccak256, toUtf8Bytes } from 'ethers'
+import type { Common, Hardfork } from '@ethereumjs/common'
+import type { EVM, EVMOpts, ExecResult, PrecompileFunc, PrecompileInput, paramsEVM } from '@ethereumjs/evm'
+import { getBytes, toUtf8Bytes } from 'ethers/utils'
+import { keccak256 } from 'ethers/crypto'
 import { ResultStatus } from '../contracts/formats.ts'
 import type { ResultStatusCode } from '../contracts/formats.ts'
 import {
@@ -125,15 +124,36 @@ export function evmConfiguration (): Record<string, unknown> {
   }
 }
 
+/** The engine's packages, loaded by loadEngine. */
+interface Engine {
+  common: typeof import('@ethereumjs/common')
+  evm: typeof import('@ethereumjs/evm')
+  util: typeof import('@ethereumjs/util')
+}
+let engine: Engine | undefined
+
+/**
+ * The engine (@ethereumjs/evm, its common and util: about 190 modules), loaded when the first EVM is made. The
+ * enclave worker imports this file for evmConfiguration (its measurement) and types, but runs no EVM itself (runs
+ * happen in their own threads, enclave/runs.ts): a node's worker so boots without it (issue 13, a lighter daemon).
+ */
+async function loadEngine (): Promise<Engine> {
+  if (engine === undefined) {
+    const [common, evm, util] = await Promise.all([import('@ethereumjs/common'), import('@ethereumjs/evm'), import('@ethereumjs/util')])
+    engine = { common, evm, util }
+  }
+  return engine
+}
+
 /** The EVM's parameter table with our memory pricing (the EVM applies it over the Common's). */
-function makeParams (): typeof paramsEVM {
-  const params = JSON.parse(JSON.stringify(paramsEVM, (_k, v) => typeof v === 'bigint' ? Number(v) : v))
+function makeParams (e: Engine): typeof paramsEVM {
+  const params = JSON.parse(JSON.stringify(e.evm.paramsEVM, (_k, v) => typeof v === 'bigint' ? Number(v) : v))
   params['1'].quadCoefficientDivGas = Number(MEMORY_QUAD_COEFF_DIV)
   return params
 }
 
-function makeCommon (params: typeof paramsEVM): Common {
-  return new Common({ chain: Mainnet, hardfork: EVM_HARDFORK as Hardfork, params })
+function makeCommon (e: Engine, params: typeof paramsEVM): Common {
+  return new e.common.Common({ chain: e.common.Mainnet, hardfork: EVM_HARDFORK as Hardfork, params })
 }
 
 let memoryPatched = false
@@ -145,7 +165,8 @@ let memoryPatched = false
  * visible EVM semantics (MSIZE, gas) are unchanged, since they are tracked apart from the buffer.
  * Growth past MAX_EVM_MEMORY halts the frame as out of gas (the gas was charged just before).
  */
-async function patchMemoryGrowth (evm: EVM): Promise<void> {
+async function patchMemoryGrowth (e: Engine, evm: EVM): Promise<void> {
+  const { EVMError } = e.evm
   if (memoryPatched) return
   const probe = await evm.runCode({ code: Uint8Array.of(0x00), gasLimit: 100n })
   const proto = Object.getPrototypeOf(probe.runState!.memory) as { extend: (offset: number, size: number) => void }
@@ -167,7 +188,19 @@ async function patchMemoryGrowth (evm: EVM): Promise<void> {
 type CustomOpcode = NonNullable<EVMOpts['customOpcodes']>[number]
 type CustomPrecompile = NonNullable<EVMOpts['customPrecompiles']>[number]
 
-const precompileAddress = (n: number) => createAddressFromString('0x' + n.toString(16).padStart(40, '0'))
+const precompileAddress = (e: Engine, n: number) => e.util.createAddressFromString('0x' + n.toString(16).padStart(40, '0'))
+
+/**
+ * Our precompiles as the EVM calls them: a failure's error made the engine's EVMError (enclave/precompiles.ts makes
+ * its failures without the engine, PRECOMPILE_FAILURE).
+ */
+function engineFailure (e: Engine, fn: (input: PrecompileInput) => ExecResult): PrecompileFunc {
+  return (input: PrecompileInput) => {
+    const r = fn(input)
+    if (r.exceptionError === undefined) return r
+    return { ...r, exceptionError: new e.evm.EVMError(r.exceptionError.error) }
+  }
+}
 
 /**
  * A standard precompile charging `factor` times its standard gas. The original runs with a gas limit
@@ -184,22 +217,22 @@ function repriced (original: PrecompileFunc, factor: bigint): PrecompileFunc {
 }
 
 /** Our precompile table's changes: repriced and removed standard ones, the analytics ones, and in a private run the private ones. */
-function customPrecompiles (common: Common, privateRun?: PrivateRun): CustomPrecompile[] {
-  const standard = getActivePrecompiles(common)
+function customPrecompiles (e: Engine, common: Common, privateRun?: PrivateRun): CustomPrecompile[] {
+  const standard = e.evm.getActivePrecompiles(common)
   const table: CustomPrecompile[] = []
   for (const [n, factor] of Object.entries(STANDARD_PRECOMPILE_GAS_FACTOR)) {
-    const address = precompileAddress(Number(n))
+    const address = precompileAddress(e, Number(n))
     const original = standard.get(address.toString().slice(2))
     if (original === undefined) throw new Error(`standard precompile ${n} missing in ${EVM_HARDFORK}`)
     if (factor !== 1n) table.push({ address, function: repriced(original, factor) })
   }
-  for (const n of DISABLED_STANDARD_PRECOMPILES) table.push({ address: precompileAddress(n) })
+  for (const n of DISABLED_STANDARD_PRECOMPILES) table.push({ address: precompileAddress(e, n) })
   for (const name of Object.keys(PRECOMPILE_ADDRESSES) as PrecompileName[]) {
-    table.push({ address: createAddressFromString(PRECOMPILE_ADDRESSES[name]), function: makePrecompile(name) })
+    table.push({ address: e.util.createAddressFromString(PRECOMPILE_ADDRESSES[name]), function: engineFailure(e, makePrecompile(name)) })
   }
   if (privateRun !== undefined) {
     for (const name of Object.keys(PRIVATE_PRECOMPILE_ADDRESSES) as PrivatePrecompileName[]) {
-      table.push({ address: createAddressFromString(PRIVATE_PRECOMPILE_ADDRESSES[name]), function: makePrivatePrecompile(name, privateRun) })
+      table.push({ address: e.util.createAddressFromString(PRIVATE_PRECOMPILE_ADDRESSES[name]), function: engineFailure(e, makePrivatePrecompile(name, privateRun)) })
     }
   }
   return table
@@ -211,9 +244,11 @@ interface RunContext { violation?: string, pc?: number }
  * benchmark of precompiles, which calls them through the EVM's own table.
  */
 export async function createConfinedEvm (ctx: RunContext = {}, privateRun?: PrivateRun): Promise<EVM> {
-  const params = makeParams()
-  const common = makeCommon(params)
-  const base = getOpcodesForHF(common)
+  const e = await loadEngine()
+  const { EVMError } = e.evm
+  const params = makeParams(e)
+  const common = makeCommon(e, params)
+  const base = e.evm.getOpcodesForHF(common)
   const allowed = new Set<bigint>([...STANDARD_PRECOMPILES.map(BigInt), ...Object.values(PRECOMPILE_ADDRESSES).map(a => BigInt(a))])
   if (privateRun !== undefined) for (const a of Object.values(PRIVATE_PRECOMPILE_ADDRESSES)) allowed.add(BigInt(a))
   // The interpreter has moved the program counter past the opcode when it calls the opcode's logic.
@@ -272,13 +307,13 @@ export async function createConfinedEvm (ctx: RunContext = {}, privateRun?: Priv
       store.fill(0, at + copied, at + length)
     }
   })
-  const evm = await createEVM({
+  const evm = await e.evm.createEVM({
     common,
     params,
     customOpcodes,
-    customPrecompiles: customPrecompiles(common, privateRun)
+    customPrecompiles: customPrecompiles(e, common, privateRun)
   })
-  await patchMemoryGrowth(evm)
+  await patchMemoryGrowth(e, evm)
   return evm
 }
 
@@ -328,6 +363,7 @@ export async function runAnalysis (code: Uint8Array, inputs: Uint8Array[], limit
   try {
     const privateRun = privacy === undefined ? undefined : new PrivateRun(privacy, inputs)
     const evm = await createConfinedEvm(ctx, privateRun)
+    const { evm: { EVMError }, util: { createAddressFromString } } = await loadEngine()
     const res = await evm.runCode({
       code,
       data: encodeAnalyzeCall(privateRun === undefined ? inputs : []),

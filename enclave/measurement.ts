@@ -10,7 +10,8 @@
 // The worker computes it at start from the files it actually loads, the way SGX measures the pages
 // it loads (MRENCLAVE). The host can compute the same value to publish it (network.json, DTMC).
 import { readFileSync } from 'node:fs'
-import { keccak256, toUtf8Bytes } from 'ethers'
+import { keccak256 } from 'ethers/crypto'
+import { toUtf8Bytes } from 'ethers/utils'
 import { MEASUREMENT_TAG } from './constants.ts'
 import { evmConfiguration } from './evm.ts'
 

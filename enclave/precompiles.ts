@@ -15,8 +15,7 @@
 // passed to it and returns nothing, like the standard precompiles; the contract's staticcall
 // returns false.
 import { SdteError } from '../config/errors.ts'
-import { EVMError } from '@ethereumjs/evm'
-import type { ExecResult, PrecompileInput } from '@ethereumjs/evm'
+import type { EVMError, ExecResult, PrecompileInput } from '@ethereumjs/evm'
 import { FIXED_POINT_SCALE, MAX_CSV_DECIMALS, MAX_EVM_MEMORY } from './constants.ts'
 
 export const PRECOMPILE_ADDRESSES = {
@@ -996,8 +995,17 @@ const IMPLEMENTATIONS: Record<PrecompileName, Implementation> = {
   }
 }
 
-function failed (gasLimit: bigint): ExecResult {
-  return { returnValue: new Uint8Array(0), executionGasUsed: gasLimit, exceptionError: new EVMError(EVMError.errorMessages.REVERT) }
+/**
+ * A failed call's error, as the EVM reads it: its `error` field, @ethereumjs/evm's EVMError.errorMessages.REVERT. Made
+ * here without the engine's EVMError class because the enclave worker imports this file (precompileTable, for its
+ * measurement) and never runs an EVM: importing @ethereumjs/evm here would load the whole engine (about 190 modules) into
+ * the worker at boot. enclave/evm.ts gives the EVM an EVMError in its place (engineFailure).
+ */
+export const PRECOMPILE_FAILURE: EVMError = { error: 'revert', errorType: 'EVMError' }
+
+/** What a failed call returns: all the gas passed to it consumed, nothing returned. */
+export function failed (gasLimit: bigint): ExecResult {
+  return { returnValue: new Uint8Array(0), executionGasUsed: gasLimit, exceptionError: PRECOMPILE_FAILURE }
 }
 
 /** Wraps one analytics function as an @ethereumjs/evm precompile. */

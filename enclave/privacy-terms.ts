@@ -3,7 +3,8 @@
 // wrapDataKey, loaded in a daemon's main thread) does not load the EVM that the private precompiles need
 // (test/unit/architecture.test.ts keeps @ethereumjs/evm out of the daemon's static import graph).
 import { createHmac } from 'node:crypto'
-import { AbiCoder, getBytes, hexlify } from 'ethers'
+import { AbiCoder } from 'ethers/abi'
+import { getBytes, hexlify } from 'ethers/utils'
 import {
   MAX_CLAMP_ABS, MAX_CSV_DECIMALS, MAX_PRIVATE_COLUMN_INDEX, MAX_PRIVATE_COLUMNS, MAX_RUN_EPSILON, PRIVACY_SECRET_BYTES, PRIVACY_SECRET_TAG
 } from './constants.ts'

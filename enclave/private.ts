@@ -14,9 +14,8 @@
 // record (a 1-stable transformation) instead of failing the call; the gas depends on the input size and the
 // arguments only (PRIVATE_PRECOMPILE_GAS).
 import { createHmac, hkdfSync } from 'node:crypto'
-import { EVMError } from '@ethereumjs/evm'
 import type { ExecResult, PrecompileInput } from '@ethereumjs/evm'
-import { getBytes } from 'ethers'
+import { getBytes } from 'ethers/utils'
 import { SdteError } from '../config/errors.ts'
 import {
   EPSILON_SCALE, FIXED_POINT_SCALE, MAX_PRIVATE_COLUMN_INDEX, MAX_QUANTILE_CANDIDATES, MAX_RUN_EPSILON,
@@ -25,7 +24,7 @@ import {
 import type { PrivacyColumn, RunPrivacy } from './messages.ts'
 import { DiscreteLaplace, exponentialMechanism, NoiseStream } from './noise.ts'
 import {
-  encodeIntArray, encodeWords, histogram, MAX_HISTOGRAM_BUCKETS, PrecompileInputError, PrecompileOutOfGasError,
+  encodeIntArray, encodeWords, failed, histogram, MAX_HISTOGRAM_BUCKETS, PrecompileInputError, PrecompileOutOfGasError,
   PRIVATE_PRECOMPILE_ADDRESSES, PRIVATE_PRECOMPILE_GAS, Reader, scanNumber
 } from './precompiles.ts'
 import type { PrivatePrecompileName } from './precompiles.ts'
@@ -428,7 +427,7 @@ export function makePrivatePrecompile (name: PrivatePrecompileName, run: Private
       return { returnValue: result.returnValue, executionGasUsed: result.gas }
     } catch (err) {
       if (err instanceof PrecompileInputError || err instanceof PrecompileOutOfGasError || err instanceof PrivacyBudgetError || err instanceof RangeError) {
-        return { returnValue: new Uint8Array(0), executionGasUsed: input.gasLimit, exceptionError: new EVMError(EVMError.errorMessages.REVERT) }
+        return failed(input.gasLimit)
       }
       throw err
     }

@@ -18,7 +18,11 @@ function relativeImports (source: string): string[] {
   for (const m of source.matchAll(re)) out.push(m[1])
   // A worker thread's entry (enclave/runs.ts starts enclave/runner.ts) is code the worker runs too.
   for (const m of source.matchAll(/new URL\(\s*['"](\.{1,2}\/[^'"]+\.ts)['"]\s*,\s*import\.meta\.url\s*\)/g)) out.push(m[1])
-  if (/\bimport\s*\(/.test(source)) throw new Error('dynamic import: this check cannot follow it')
+  // A package loaded on use (enclave/evm.ts loads the EVM engine on a run's first EVM) is not our code; a dynamic
+  // import of one of our files, or of a specifier computed at run time, cannot be followed here.
+  for (const m of source.matchAll(/\bimport\s*\(\s*(['"]?)([^'")]*)/g)) {
+    if (m[1] === '' || m[2].startsWith('.') || m[2].startsWith('/')) throw new Error('dynamic import: this check cannot follow it')
+  }
   return out
 }
 
@@ -37,6 +41,12 @@ function importGraph (entry: string): string[] {
 test('the import parser sees multi-line, type-only and re-export imports and worker entries, and skips packages', () => {
   const src = "import {\n  a,\n  b\n} from './a.ts'\nimport type { C } from '../c.ts'\nexport { d } from './d.ts'\nimport { x } from 'ethers'\nimport 'node:fs'\nconst w = new Worker(new URL('./w.ts', import.meta.url))\n"
   assert.equal(relativeImports(src), ['./a.ts', '../c.ts', './d.ts', './w.ts'])
+})
+
+test('the import parser lets a package be imported on use, and refuses to guess at a dynamic import of our code', () => {
+  assert.equal(relativeImports("const e = await import('@ethereumjs/evm')\ntype T = typeof import('@ethereumjs/util')\n"), [])
+  assert.throws(() => relativeImports("await import('./evm.ts')\n"), /dynamic import/)
+  assert.throws(() => relativeImports('await import(name)\n'), /dynamic import/)
 })
 
 test('ENCLAVE_CODE_FILES is the worker\'s import graph', () => {
