@@ -45,7 +45,7 @@ const TRADE_REPEATS = quick ? 1 : 3
 const ANALYSIS_ARTIFACT = join(ARTIFACTS_DIR, 'StatsFast.json')
 /**
  * The enclave's gas cap for a trade is min(DEFAULT_GAS_CAP, MAX_GAS_CAP, nodeCap / nodePrice)
- * (daemon/roles/buyer/demand.ts). StatsFast on 64 MiB takes about 0.24 Ggas (BENCHMARKS.md ## Enclave), so
+ * (daemon/roles/buyer/demand.ts). StatsFast on 64 MiB takes about 0.13 Ggas (BENCHMARKS.md ## Enclave), so
  * nodeCap / nodePrice must be well above that: 1 Ggas at 1 wei a gas, which is also the ceiling
  * DEFAULT_GAS_CAP puts on any buyer's cap.
  */
