@@ -1,12 +1,12 @@
 // /sdte/data/1: the seller streams its encrypted dataset to an enclave, resuming where the enclave
 // left off. Chunks travel as raw frames (no hex, no JSON): this is the bulk path. Shaped like p2p/echo.
-import { clientExchange, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/index.ts'
+import { clientExchange, decodeJsonMessage, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
 import * as C from './constants.ts'
-import { DataOpen, DataStatus } from './schema.ts'
+import { DataAck, DataDone, DataOpen, DataStatus } from './schema.ts'
 import type { P2PHost } from '../host/index.ts'
 
-export { DataOpen, DataStatus } from './schema.ts'
+export { DataAck, DataDone, DataOpen, DataStatus } from './schema.ts'
 export * as dataConstants from './constants.ts'
 
 /** The node's side. Each may throw RefuseRequest to stop the delivery with a reason. */
@@ -15,6 +15,11 @@ export interface DataHandlers {
   open: (remotePeer: string, req: DataOpen) => Promise<DeliveryState>
   /** Consumes chunks `from`..chunks-1 (into the enclave); returns whether it now holds the whole dataset. */
   receive: (req: DataOpen, from: number, chunks: AsyncIterable<Uint8Array>) => Promise<DeliveryState>
+  /**
+   * Takes the seller's acknowledgement of the receipt this stream carried (the delivery `open` checked moments
+   * ago, on this stream); returns the state with it. Without it, a receipt is never acknowledged here.
+   */
+  ack?: (req: DataOpen, ack: string) => Promise<DeliveryState>
 }
 
 /** Where a delivery stands in the enclave: where to resume, and once complete its receipt and whether it was acknowledged. */
@@ -28,9 +33,13 @@ export interface DataProtocol {
   readonly protocol: string
   start: (handlers: DataHandlers) => Promise<void>
   stop: () => Promise<void>
-  /** Sends a dataset; `chunkAt(i)` gives encrypted chunk i. Resolves with the node's final status. */
+  /**
+   * Sends a dataset; `chunkAt(i)` gives encrypted chunk i. Resolves with the node's final status. With `acknowledge`,
+   * a complete status whose receipt is not acknowledged yet goes to it (it checks the receipt, keeps it, and returns
+   * the seller's ack, or undefined for none), and the ack goes back on the same stream.
+   */
   deliver: (nodePeer: string, open: Omit<DataOpen, 'type'>, chunkAt: (index: number) => Promise<Uint8Array> | Uint8Array,
-    o?: { signal?: AbortSignal, onProgress?: (p: DeliveryProgress) => void }) => Promise<DataStatus>
+    o?: { signal?: AbortSignal, onProgress?: (p: DeliveryProgress) => void, acknowledge?: (status: DataStatus) => Promise<string | undefined> }) => Promise<DataStatus>
 }
 
 export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataProtocol {
@@ -49,6 +58,17 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
           if (at.acked !== undefined) st.acked = at.acked
           return st
         }
+        let done = false
+        // The frame after the last chunk must be DataDone: anything else (another chunk) breaks the announced count.
+        const readDone = async (): Promise<void> => {
+          const body = await channel.readBytesOrEnd()
+          if (body === undefined) throw new ProtocolViolationError(`delivery ended without data-done after ${req.chunks} chunks`)
+          try {
+            decodeJsonMessage(body, DataDone)
+          } catch {
+            throw extraChunk()
+          }
+        }
         try {
           let at = await handlers.open(context.remotePeer, req)
           await channel.write(status(at))
@@ -61,18 +81,28 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
                 if (chunk === undefined) throw new ProtocolViolationError(`delivery ended at chunk ${next} of ${req.chunks}`)
                 yield chunk
               }
-              // The seller closes after its last chunk. Check it here, inside the iteration, so
+              // The seller ends its chunks with DataDone. Check it here, inside the iteration, so
               // that a delivery with extra chunks fails for the receiver too, before it counts as complete.
-              if (await channel.readBytesOrEnd() !== undefined) throw extraChunk()
+              await readDone()
+              done = true
             })())
             // The receiver may be done before the stream is (it already held the rest, e.g. from a
             // delivery that was still going in when this one opened): take the announced rest, unread.
             for (; next < req.chunks; next++) {
-              if (await channel.readBytesOrEnd() === undefined) break
+              if (await channel.readBytesOrEnd() === undefined) throw new ProtocolViolationError(`delivery ended at chunk ${next} of ${req.chunks}`)
             }
           }
-          if (await channel.readBytesOrEnd() !== undefined) throw extraChunk()
+          if (!done) await readDone()
           await channel.write(status(at))
+          // The acknowledgement on this same stream (no second exchange): only for a receipt sent here and not yet
+          // acknowledged; otherwise the seller's end comes next.
+          const ackable = at.complete && at.receipt !== undefined && at.acked !== true && handlers.ack !== undefined
+          const ack = ackable ? await channel.readOrEnd(DataAck) : undefined
+          if (ack !== undefined && handlers.ack !== undefined) {
+            at = await handlers.ack(req, ack.ack)
+            await channel.write(status(at))
+          }
+          if (await channel.readBytesOrEnd() !== undefined) throw new ProtocolViolationError('more than one delivery on one stream')
         } catch (err) {
           if (!(err instanceof RefuseRequest)) throw err
           await channel.write(refusal(err))
@@ -81,7 +111,8 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
           // It may also reset once it has the refusal; either way the exchange is over.
           try {
             await channel.close()
-            for (let n = 0; n <= req.chunks; n++) {
+            // The announced chunks and DataDone (and an ack) at most.
+            for (let n = 0; n <= req.chunks + 1; n++) {
               if (await channel.readBytesOrEnd() === undefined) return
             }
             channel.abort(extraChunk())
@@ -108,6 +139,16 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
             }
           }
         }
+        await channel.write({ type: 'data-done' })
+        const status = await readReply(channel, 'data-status', DataStatus)
+        const ack = status.complete && status.receipt !== undefined && status.acked !== true && o.acknowledge !== undefined
+          ? await o.acknowledge(status)
+          : undefined
+        if (ack === undefined) {
+          await channel.close()
+          return status
+        }
+        await channel.write({ type: 'data-ack', ack })
         await channel.close()
         return await readReply(channel, 'data-status', DataStatus)
       })

@@ -9,7 +9,7 @@ import {
   type PrivacyTerms
 } from '../../../enclave/index.ts'
 import { TAG_PATTERN, datasetKey, signOffer, type Demand } from '../../../p2p/index.ts'
-import type { Offer } from '../../../p2p/index.ts'
+import type { DataStatus, Offer } from '../../../p2p/index.ts'
 import { hexlify, randomBytes } from 'ethers'
 import { logger } from '../../log.ts'
 import { appError } from '../../rpc/errors.ts'
@@ -486,9 +486,22 @@ export class SellerRole implements Role {
     const saveNodes = async (): Promise<void> => {
       await this.ctx.trades.locked('seller', t.tradeId, async () => { t = await this.ctx.trades.update(t, { nodes: [...nodes] }) })
     }
+    // The enclave's receipt must be over our delivery to this node's attested enclave, naming our account; it is
+    // stored before we acknowledge it (the enclave may run once we have).
+    const receiptOf = (n: SellerTradeData['nodes'][number], i: number, peerId: string) => async (status: DataStatus): Promise<string> => {
+      const receipt = status.receipt
+      const digest = receiptDigestOf(domain, t.tradeId, n.taskId, t.data.sellerIndex, ds.commitment, this.address)
+      if (receipt === undefined || recoverDigest(digest, receipt).toLowerCase() !== n.enclave) throw new Error(`node ${n.index} sent no valid delivery receipt`)
+      nodes[i] = { ...nodes[i], peerId, receipt, sentBytes: plain.length }
+      await saveNodes()
+      return receipt
+    }
+    const ackOf = (taskId: string): string =>
+      signReceiptAck(account, domain, { tradeId: t.tradeId, taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, seller: this.address })
     await Promise.all(nodes.map(async (n, i) => {
       if (n.delivered) return
       const record = { peerId: await nodePeerId(this.ctx, n.payee) }
+      const takeReceipt = receiptOf(n, i, record.peerId)
       // Attest the enclave ourselves (our own nonce): it must be the key and task DTMC holds.
       const nonce = hexlify(randomBytes(32))
       const reply = await this.ctx.attest.attest(record.peerId, { tradeId: t.tradeId, codeHash: t.data.codeHash, nonce })
@@ -517,28 +530,20 @@ export class SellerRole implements Role {
       }
       // sentBytes is this delivery's running total: the counter takes its increments.
       let counted = 0
-      let status = await this.ctx.data.deliver(record.peerId, open, chunkAt(n.taskId, wrapped), {
+      let receipt: string | undefined
+      const status = await this.ctx.data.deliver(record.peerId, open, chunkAt(n.taskId, wrapped), {
         onProgress: (p) => {
           this.ctx.metrics.bytesDelivered.inc({ role: 'seller' }, Math.max(0, p.sentBytes - counted))
           counted = Math.max(counted, p.sentBytes)
           log.info('delivering', { tradeId: t.tradeId, node: n.index, chunks: `${p.sentChunks}/${p.totalChunks}`, bytes: p.sentBytes })
           nodes[i] = { ...nodes[i], peerId: record.peerId, sentBytes: Math.min(plain.length, p.sentChunks * chunkSize) }
           void saveNodes().catch(() => {})
-        }
+        },
+        // The receipt, then our acknowledgement on the same stream (docs/protocol.md "Delivery receipts").
+        acknowledge: async (st) => { receipt = await takeReceipt(st); return ackOf(n.taskId) }
       })
-      let receipt: string | undefined
-      if (status.complete) {
-        // The enclave's receipt must be over our delivery to this node's attested enclave, naming our account.
-        receipt = status.receipt
-        const digest = receiptDigestOf(domain, t.tradeId, n.taskId, t.data.sellerIndex, ds.commitment, this.address)
-        if (receipt === undefined || recoverDigest(digest, receipt).toLowerCase() !== n.enclave) throw new Error(`node ${n.index} sent no valid delivery receipt`)
-        nodes[i] = { ...nodes[i], peerId: record.peerId, receipt, sentBytes: plain.length }
-        await saveNodes() // stored before we acknowledge: the enclave may run once we have
-        if (status.acked !== true) {
-          const ack = signReceiptAck(account, domain, { tradeId: t.tradeId, taskId: n.taskId, sellerIndex: t.data.sellerIndex, commitment: ds.commitment, seller: this.address })
-          status = await this.ctx.data.deliver(record.peerId, { ...open, ack }, chunkAt(n.taskId, wrapped))
-        }
-      }
+      // Complete and already acknowledged (a delivery resumed after our restart): the receipt still checked and kept.
+      if (status.complete && receipt === undefined) receipt = await takeReceipt(status)
       nodes[i] = { ...nodes[i], peerId: record.peerId, receipt, delivered: status.complete && status.acked === true, sentBytes: plain.length }
       await saveNodes()
     }))

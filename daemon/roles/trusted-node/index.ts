@@ -245,8 +245,16 @@ export class TrustedNodeRole implements Role {
         }
         this.ctx.metrics.bytesDelivered.inc({ role: 'node' }, bytes)
         log.info('data received', { tradeId: req.tradeId, seller: req.sellerIndex, bytes: status.received, complete: status.complete })
-        // The receipt goes back to the seller on its own stream; the enclave runs nothing until the seller acknowledges it.
+        // The receipt goes back to the seller; the enclave runs nothing until the seller acknowledges it.
         return { nextChunk: status.nextChunk, complete: status.complete, receipt: status.receipt, acked: status.acked }
+      },
+      // The seller acknowledges, on the same stream, the receipt it got for the delivery checked at its open (step 6,
+      // against DTMC and CISC); the enclave checks the ack's signature against the account that sent the data key.
+      ack: async (req, ack) => {
+        const status = await this.enclaveCall(async () => await this.enclave.ackReceipt(req.taskId, req.sellerIndex, ack))
+        // The enclave runs once every seller's receipt is acknowledged: this may have been the last one.
+        this.ctx.wake('node')
+        return { nextChunk: status.invalid === undefined ? status.nextChunk : 0, complete: status.complete, receipt: status.receipt, acked: status.acked }
       }
     })
     await this.ctx.result.start({
@@ -429,8 +437,7 @@ export class TrustedNodeRole implements Role {
   /** Step 6, Checks, the node's before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
   private async checkDelivery (remote: string, req: DataOpen): Promise<DeliveryState> {
     const known = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
-    // Every read at once (each delivery and each acknowledgement is checked, so this is on the delivery's path twice
-    // per node): the trade, its parties, then the seller's CISC record, and the enclave's tasks; nothing is decided
+    // Every read at once (on the delivery's path once per node and seller): the trade, its parties, then the seller's CISC record, and the enclave's tasks; nothing is decided
     // before all are in, and the checks below run in their order on what was read.
     const parties = tradeParties(this.ctx.chain, req.tradeId, tradeFromBlock(this.ctx, known?.data.openedBlock))
     const [view, { sellers, nodes }, tasks, record] = await Promise.all([
@@ -451,14 +458,7 @@ export class TrustedNodeRole implements Role {
     if (record?.peerId !== remote) throw new RefuseRequest('WrongSeller', 'this peer is not the seller registered for that account')
     const task = tasks.find(t => t.taskId === req.taskId)
     if (task === undefined) throw new RefuseRequest('UnknownTask', 'the enclave holds no such task')
-    let status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
-    if (req.ack !== undefined) {
-      // The seller acknowledges the receipt it got for its complete delivery (the enclave checks the signature).
-      const ack = req.ack
-      status = await this.enclaveCall(async () => await this.enclave.ackReceipt(req.taskId, req.sellerIndex, ack))
-      // The enclave runs once every seller's receipt is acknowledged: this may have been the last one.
-      this.ctx.wake('node')
-    }
+    const status = task.sellers.find(s => s.sellerIndex === req.sellerIndex)
     if (status === undefined) return { nextChunk: 0, complete: false }
     return { nextChunk: status.invalid === undefined ? status.nextChunk : 0, complete: status.complete, receipt: status.receipt, acked: status.acked }
   }

@@ -40,7 +40,8 @@ const seen = {
   opens: [] as Array<{ from: string, req: DataOpen }>,
   receives: [] as Array<{ tradeId: string, from: number, chunks: Uint8Array[], error?: Error }>,
   results: [] as Array<{ from: string, req: ResultRequest }>,
-  acks: [] as Array<{ from: string, req: ResultAck }>
+  acks: [] as Array<{ from: string, req: ResultAck }>,
+  dataAcks: [] as Array<{ tradeId: string, ack: string }>
 }
 const behaviour = {
   /** When set, every handler throws RefuseRequest('NotReady', ...). */
@@ -50,6 +51,9 @@ const behaviour = {
   alreadyComplete: false,
   /** data: receive refuses after taking this many chunks. */
   refuseAfterChunks: -1,
+  /** data: the receipt a complete delivery returns (none when undefined); refuseAck: the ack handler refuses. */
+  receipt: undefined as string | undefined,
+  refuseAck: false,
   /** result: the bytes the handler returns. */
   result: new Uint8Array(0) as Uint8Array
 }
@@ -116,7 +120,13 @@ test.before(async () => {
         record.error = err as Error
         throw err
       }
-      return { nextChunk: from + record.chunks.length, complete: from + record.chunks.length === req.chunks }
+      const complete = from + record.chunks.length === req.chunks
+      return { nextChunk: from + record.chunks.length, complete, ...(complete && behaviour.receipt !== undefined && { receipt: behaviour.receipt, acked: false }) }
+    },
+    async ack (req, ack) {
+      seen.dataAcks.push({ tradeId: req.tradeId, ack })
+      if (behaviour.refuseAck) throw new RefuseRequest('ReceiptAckError', 'not signed by the seller')
+      return { nextChunk: req.chunks, complete: true, receipt: behaviour.receipt, acked: true }
     }
   })
   await resultProtocol(server).start({
@@ -131,7 +141,7 @@ test.after(async () => {
 
 test.before.each(() => {
   for (const list of Object.values(seen)) list.length = 0
-  Object.assign(behaviour, { refuse: false, resumeAt: 0, alreadyComplete: false, refuseAfterChunks: -1, result: new Uint8Array(0) })
+  Object.assign(behaviour, { refuse: false, resumeAt: 0, alreadyComplete: false, refuseAfterChunks: -1, receipt: undefined, refuseAck: false, result: new Uint8Array(0) })
 })
 
 // ---- fixtures ----
@@ -303,6 +313,32 @@ test('data: a fresh delivery of big chunks, and one the node already holds (no c
   assert.equal(done, { type: 'data-status', nextChunk: N, complete: true })
   assert.is(asked, 0)
   assert.is(seen.receives.length, 1, 'receive not called for a complete dataset')
+})
+
+test('data: the receipt comes back and its ack goes on the same stream (one open); declined or refused acks', async () => {
+  const N = 2
+  behaviour.receipt = hex(65)
+  const ack = hex(65)
+  const given: Array<{ receipt?: string, acked?: boolean }> = []
+  const open = dataOpen(N)
+  const status = await datas.deliver(server.peerId, open, chunkAt, {
+    acknowledge: async (st) => { given.push({ receipt: st.receipt, acked: st.acked }); return ack }
+  })
+  assert.equal(given, [{ receipt: behaviour.receipt, acked: false }], 'the seller saw the receipt before acknowledging')
+  assert.equal(status, { type: 'data-status', nextChunk: N, complete: true, receipt: behaviour.receipt, acked: true })
+  assert.equal(seen.dataAcks, [{ tradeId: open.tradeId, ack }])
+  assert.is(seen.opens.length, 1, 'one stream: no second exchange for the ack')
+  // A seller that does not acknowledge (acknowledge returns nothing): the status as it was, no ack taken.
+  const declined = await datas.deliver(server.peerId, dataOpen(N), chunkAt, { acknowledge: async () => undefined })
+  assert.equal(declined, { type: 'data-status', nextChunk: N, complete: true, receipt: behaviour.receipt, acked: false })
+  assert.is(seen.dataAcks.length, 1)
+  // The node refuses the ack (the enclave found it not signed by the seller): the seller gets the reason.
+  behaviour.refuseAck = true
+  await expectRefused('ack', async () => await datas.deliver(server.peerId, dataOpen(N), chunkAt, { acknowledge: async () => ack }), 'ReceiptAckError')
+  assert.is(seen.dataAcks.length, 2)
+  // The protocol's streams are all closed: a plain delivery still goes through.
+  behaviour.receipt = undefined
+  assert.equal(await datas.deliver(server.peerId, dataOpen(N), chunkAt), { type: 'data-status', nextChunk: N, complete: true })
 })
 
 test('result: fetch returns exactly the handler\'s bytes (0 bytes, a few, several frames)', async () => {
@@ -606,6 +642,7 @@ test('data: chunk frames that break the announced delivery reset it, and the han
     const { stream, write } = await openRaw(1)
     const impostor = encodeJsonMessage({ type: 'data-open', ...dataOpen(1) })
     write(frame(impostor))
+    write(jsonFrame({ type: 'data-done' }))
     await stream.close()
     const ch = messageChannel(stream)
     assert.equal(await ch.read((v: unknown) => v), { type: 'data-status', nextChunk: 1, complete: true })

@@ -14,7 +14,7 @@ import { DemandSchema, DEMAND_DIGEST_TYPES, DEMAND_TAG, demandHashOf, verifyDema
 import { Offer, OfferAck, Solicit } from '../../../p2p/offer/schema.ts'
 import { OFFER_TAG, offerDigestOf, verifyOfferSignature } from '../../../p2p/offer/signature.ts'
 import { Attest, QuoteReply, Code, CodeAck } from '../../../p2p/attest/schema.ts'
-import { DataOpen, DataStatus } from '../../../p2p/data/schema.ts'
+import { DataAck, DataDone, DataOpen, DataStatus } from '../../../p2p/data/schema.ts'
 import { ResultRequest, ResultAck, ResultHeader, ResultAcked } from '../../../p2p/result/schema.ts'
 import { RESULT_ACK_TAG, RESULT_REQUEST_TAG, resultMessageDigestOf, resultMessageSigner } from '../../../p2p/result/request.ts'
 import { EchoRequest, EchoResponse } from '../../../p2p/echo/schema.ts'
@@ -28,7 +28,7 @@ const DOC = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 
 
 /** Every JSON message of the p2p layer, by the name the page gives it. Solicit is a demand in an envelope. */
 const SCHEMAS: Record<string, Schema<unknown>> = {
-  Refused, Demand: DemandSchema, Offer, OfferAck, Attest, QuoteReply, Code, CodeAck, DataOpen, DataStatus,
+  Refused, Demand: DemandSchema, Offer, OfferAck, Attest, QuoteReply, Code, CodeAck, DataOpen, DataStatus, DataDone, DataAck,
   ResultRequest, ResultAck, ResultHeader, ResultAcked, EchoRequest, EchoResponse
 }
 
