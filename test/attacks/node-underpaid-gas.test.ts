@@ -92,11 +92,10 @@ async function trade (a: Attacker, terms: { nodeCap: bigint, gasCap: bigint }): 
   const chunkAt = (i: number): Uint8Array => signChunk(sellerKey, a.domain, taskId, 0, wrapped, a.ds.chunks[i])
   let outcome: string
   try {
-    let status = await a.data.deliver(a.node.info.peerId, open, chunkAt)
-    if (status.complete && status.acked !== true) {
-      const ack = signReceiptAck(sellerKey, a.domain, { tradeId, taskId, sellerIndex: 0, commitment: a.ds.commitment, seller: a.seller.wallet.address.toLowerCase() })
-      status = await a.data.deliver(a.node.info.peerId, { ...open, ack }, chunkAt)
-    }
+    // The receipt is acknowledged on the delivery's own stream, as the seller daemon does.
+    const acknowledge = async (): Promise<string> =>
+      signReceiptAck(sellerKey, a.domain, { tradeId, taskId, sellerIndex: 0, commitment: a.ds.commitment, seller: a.seller.wallet.address.toLowerCase() })
+    const status = await a.data.deliver(a.node.info.peerId, open, chunkAt, { acknowledge })
     outcome = status.complete ? 'complete' : `incomplete at chunk ${status.nextChunk}`
   } catch (err) {
     outcome = (err as RequestRefusedError).reason ?? String(err)

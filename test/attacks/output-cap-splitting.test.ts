@@ -109,11 +109,10 @@ test('a node daemon given an envelope with an output cap of 1 (DTMC\'s is 4096) 
       sellerSignature: signDataKeyDelivery(sellerKey, domain, taskId, 0, ds.commitment, wrapped), size: ds.size, chunks: ds.chunks.length
     }
     const chunkAt = (i: number): Uint8Array => signChunk(sellerKey, domain, taskId, 0, wrapped, ds.chunks[i])
-    let status = await data.deliver(node.info.peerId, open, chunkAt)
-    if (status.complete && status.acked !== true) {
-      const ack = signReceiptAck(sellerKey, domain, { tradeId, taskId, sellerIndex: 0, commitment: ds.commitment, seller: seller.wallet.address.toLowerCase() })
-      status = await data.deliver(node.info.peerId, { ...open, ack }, chunkAt)
-    }
+    // The receipt is acknowledged on the delivery's own stream, as the seller daemon does.
+    const acknowledge = async (): Promise<string> =>
+      signReceiptAck(sellerKey, domain, { tradeId, taskId, sellerIndex: 0, commitment: ds.commitment, seller: seller.wallet.address.toLowerCase() })
+    const status = await data.deliver(node.info.peerId, open, chunkAt, { acknowledge })
     assert.ok(status.complete && status.acked === true, 'the node took the data and acknowledged receipt: it would run')
     // The node's part ends: before the fix it ran with the envelope's 1 byte (OutputOverCap) and committed that.
     const record = await waitFor('the node to end or commit its part', async () => {

@@ -469,7 +469,7 @@ export class TrustedNodeRole implements Role {
    * a majority delivers nothing), fresh, and signed by the buyer DTMC recorded for the trade:
    * a stranger can neither fetch a result nor make the node drop it.
    */
-  private async checkResultMessage (req: ResultMessage): Promise<TradeRecord<NodeTradeData>> {
+  private async checkResultMessage (req: ResultMessage): Promise<{ t: TradeRecord<NodeTradeData>, view: TradeView }> {
     const t = await this.ctx.trades.get<NodeTradeData>('node', req.tradeId)
     if (t === undefined || t.data.taskId !== req.taskId) throw new RefuseRequest('UnknownTrade', 'no such task here')
     let signer: string
@@ -486,18 +486,20 @@ export class TrustedNodeRole implements Role {
     if (view.state !== 'settled' || view.final === null || !view.final.members.includes(t.data.nodeIndex)) {
       throw new RefuseRequest('NotFinal', 'the result is served once DTMC has settled the trade on it')
     }
-    return t
+    return { t, view }
   }
 
   /** Serves the encrypted result to its buyer as often as asked: serving changes nothing here. */
   private async serveResult (req: ResultMessage): Promise<Uint8Array> {
-    const t = await this.checkResultMessage(req)
+    const { t, view } = await this.checkResultMessage(req)
     if (t.data.resultDropped !== undefined) {
       throw new RefuseRequest('ResultDropped', t.data.resultDropped === 'acknowledged'
         ? 'the buyer acknowledged this result; the node dropped it'
         : `kept ${resultConstants.RESULT_RETENTION_SECONDS} s past the deadline unacknowledged, then dropped`)
     }
-    const r = await this.enclaveCall(async () => await this.enclave.execute(req.taskId))
+    // The sealed run, asked for with the trade's terms as the run was: the enclave checks a repeat as it checked the
+    // first (a private run's epsilon included) before it returns the sealed result.
+    const r = await this.enclaveCall(async () => await this.run(t, view))
     // A run without output has, instead, its diagnosis for the buyer (why, encrypted to it; the buyer knows which
     // it gets from the final status on DTMC).
     if (r.resultInfo.status !== ResultStatus.Ok && r.encryptedDiagnosis.length > 0) return r.encryptedDiagnosis
@@ -510,7 +512,7 @@ export class TrustedNodeRole implements Role {
    * before this node's tick has recorded the settlement, and that tick's write must not lose it.
    */
   private async takeAck (req: ResultMessage): Promise<void> {
-    const t = await this.checkResultMessage(req)
+    const { t } = await this.checkResultMessage(req)
     if (t.state === 'delivered') return
     await this.ctx.store.meta.put(ackKey(req.tradeId), true)
     await this.dropAcknowledged(req.tradeId)
