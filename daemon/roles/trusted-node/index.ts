@@ -673,7 +673,7 @@ export class TrustedNodeRole implements Role {
     if (view.gasCap > this.maxGas) {
       // checkDelivery refuses such a trade's data, so this is a trade that cannot run here: we never run with less.
       log.warn('the trade\'s gas cap is above our maxGas: not running', { tradeId: t.tradeId, gasCap: view.gasCap, maxGas: this.maxGas })
-      await this.ctx.trades.transition(t, 'failed', { reason: `gas cap ${view.gasCap} above this node's maxGas ${this.maxGas}` })
+      await this.ctx.trades.transition(t, 'failed', { reason: `gas cap ${view.gasCap} above this node's maxGas ${this.maxGas}`, note: 'refused: gas cap above our maxGas' })
       return
     }
     // checkDelivery refuses such a trade's data too: the gas beyond what the fee pays for would be run for nothing.
@@ -681,7 +681,7 @@ export class TrustedNodeRole implements Role {
     const underpaid = alreadyCommitted ? undefined : this.underpaid(view)
     if (underpaid !== undefined) {
       log.warn('the trade\'s node fee does not pay for its gas cap: not running', { tradeId: t.tradeId, nodeFee: view.nodeFee, gasCap: view.gasCap, pricePerGas: this.pricePerGas })
-      await this.ctx.trades.transition(t, 'failed', { reason: underpaid })
+      await this.ctx.trades.transition(t, 'failed', { reason: underpaid, note: 'refused: fee below our price' })
       return
     }
     const started = Date.now()
