@@ -12,16 +12,11 @@
 // funded accounts of its own, the buyer and a seller it registers and lists a dataset for).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { getBytes, hexlify, keccak256, randomBytes } from 'ethers'
+import { getBytes, hexlify, randomBytes } from 'ethers'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
-import { attestProtocol, dataProtocol } from '../../p2p/index.ts'
-import { networkDomainOf, tagHashOf } from '../../contracts/index.ts'
 import type { EnclaveHost } from '../../enclave/index.ts'
-import {
-  encryptCodeForEnclave, encryptDataset, generateKeyPair, signChunk, signCodeDelivery, signDataKeyDelivery, signReceiptAck, wrapDataKey
-} from '../../enclave/index.ts'
 import { ResultStatus } from '../../contracts/formats.ts'
-import { attackerHost, attackTestnet, fundedAccount } from '../helpers/attacker.ts'
+import { attackerTrade, attackTestnet, nodeTradeAttacker } from '../helpers/attacker.ts'
 import { groupKeyOf } from '../helpers/dtmc-checks.ts'
 import { buyerSetup, rejectsWith, sellerDeliver, startEnclave } from '../helpers/enclave.ts'
 
@@ -68,64 +63,26 @@ test('two enclaves of one trade, envelopes with output caps 4096 and 1: the one 
 interface NodeRecord { role: string, state: string, reason?: string }
 
 test('a node daemon given an envelope with an output cap of 1 (DTMC\'s is 4096) runs nothing and submits no result', async () => {
-  const net = bench.net
-  const node = net.nodes[0]
-  const host = await attackerHost(net)
-  bench.hosts.push(host)
-  await waitFor('a connection to the node', async () => await host.connect(node.info.addresses[0]).then(() => true, () => false), 30_000, 500)
-  const buyer = await fundedAccount(net.network)
-  const seller = await fundedAccount(net.network)
+  const attacker = await nodeTradeAttacker(bench, { tag: TAG, data: DATA, outputCap: TRADE_OUTPUT_CAP })
   try {
-    await seller.chain.cisc.registerSeller(host.peerId)
-    const ds = encryptDataset(DATA)
-    const { offerId } = await seller.chain.cisc.listDataset({
-      tag: TAG, size: BigInt(DATA.length), unitPrice: 1n, commitment: ds.commitment,
-      policy: { allowedCodeHashes: [], anyCode: true, outputCap: TRADE_OUTPUT_CAP, minOutputPrice: 0n }
+    // The node's default price per gas is 1 wei: a fee of GAS_CAP wei pays for the whole cap. The seller delivers as an
+    // honest seller daemon does: its data key carries its listed cap (the trade's); the buyer's envelope carries 1.
+    const { tradeId, outcome, view: opened } = await attackerTrade(attacker, {
+      code: CODE, nodePrice: 1n, nodeCap: GAS_CAP, gasCap: GAS_CAP, outputCap: TRADE_OUTPUT_CAP, envelopeOutputCap: SPLIT_OUTPUT_CAP
     })
-    const attest = attestProtocol(host)
-    const data = dataProtocol(host)
-    const domain = networkDomainOf(net.network)
-    const salt = random32()
-    const tradeId = buyer.chain.dtmc.tradeIdOf(buyer.wallet.address, salt)
-    const codeHash = keccak256(CODE).toLowerCase()
-    const reply = await attest.attest(node.info.peerId, { tradeId, codeHash, nonce: random32() })
-    const taskId = reply.quote.taskId
-    const now = (await buyer.chain.provider.getBlock('latest'))!.timestamp
-    // The node's default price per gas is 1 wei: a fee of GAS_CAP wei pays for the whole cap.
-    await buyer.chain.dtmc.openTrade({
-      salt, tagHash: tagHashOf(TAG), codeHash, deadline: now + 600, sellerCap: BigInt(DATA.length), nodePrice: 1n, nodeCap: GAS_CAP,
-      outputPrice: 1n, outputCap: TRADE_OUTPUT_CAP, gasCap: GAS_CAP, offerIds: [offerId], nodes: [{ payee: node.info.ethAddress, quote: reply.quote }]
-    })
-    assert.is((await buyer.chain.dtmc.trade(tradeId))?.outputCap, TRADE_OUTPUT_CAP, 'DTMC holds the trade\'s output cap')
-    const envelope = encryptCodeForEnclave(reply.enclavePublicKey, taskId, {
-      code: CODE, resultPublicKey: generateKeyPair().publicKey, gasCap: GAS_CAP, outputCap: SPLIT_OUTPUT_CAP, resultSalt: random32()
-    })
-    await attest.sendCode(node.info.peerId, { taskId, envelope: hexlify(envelope), salt, signature: signCodeDelivery(buyer.wallet.privateKey, domain, taskId, envelope) })
-    // The seller delivers as an honest seller daemon does: its data key carries its listed cap.
-    const sellerKey = seller.wallet.privateKey
-    const wrapped = wrapDataKey(reply.enclavePublicKey, taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size, outputCap: TRADE_OUTPUT_CAP })
-    const open = {
-      tradeId, taskId, sellerIndex: 0, commitment: ds.commitment, wrappedKey: hexlify(wrapped),
-      sellerSignature: signDataKeyDelivery(sellerKey, domain, taskId, 0, ds.commitment, wrapped), size: ds.size, chunks: ds.chunks.length
-    }
-    const chunkAt = (i: number): Uint8Array => signChunk(sellerKey, domain, taskId, 0, wrapped, ds.chunks[i])
-    // The receipt is acknowledged on the delivery's own stream, as the seller daemon does.
-    const acknowledge = async (): Promise<string> =>
-      signReceiptAck(sellerKey, domain, { tradeId, taskId, sellerIndex: 0, commitment: ds.commitment, seller: seller.wallet.address.toLowerCase() })
-    const status = await data.deliver(node.info.peerId, open, chunkAt, { acknowledge })
-    assert.ok(status.complete && status.acked === true, 'the node took the data and acknowledged receipt: it would run')
+    assert.is(opened.outputCap, TRADE_OUTPUT_CAP, 'DTMC holds the trade\'s output cap')
+    assert.is(outcome, 'complete', 'the node took the data and acknowledged receipt: it would run')
     // The node's part ends: before the fix it ran with the envelope's 1 byte (OutputOverCap) and committed that.
     const record = await waitFor('the node to end or commit its part', async () => {
-      const r = (await node.rpc.call<{ records: NodeRecord[] }>('trade_get', { tradeId }).catch(() => ({ records: [] }))).records.find(x => x.role === 'node')
+      const r = (await attacker.node.rpc.call<{ records: NodeRecord[] }>('trade_get', { tradeId }).catch(() => ({ records: [] }))).records.find(x => x.role === 'node')
       return r !== undefined && ['failed', 'submitted', 'finalized'].includes(r.state) ? r : undefined
     }, 90_000, 250)
     assert.is(record.state, 'failed', `the node ran the envelope's output cap of ${SPLIT_OUTPUT_CAP} byte and went on to ${record.state}`)
     assert.match(record.reason ?? '', /output cap/, `the node's part failed for another reason: ${record.reason}`)
-    const view = await buyer.chain.dtmc.trade(tradeId)
+    const view = await attacker.buyer.chain.dtmc.trade(tradeId)
     assert.is(view?.nodes[0]?.committed, false, 'the node committed a result on DTMC')
   } finally {
-    buyer.chain.close()
-    seller.chain.close()
+    attacker.close()
   }
 })
 
