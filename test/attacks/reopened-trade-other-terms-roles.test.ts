@@ -8,34 +8,25 @@
 // took the trade up with: nothing is committed on the reopened trade, and each node's part ends `failed`.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { LocalTestnet, waitFor } from '../../daemon/tools/index.ts'
+import { waitFor } from '../../daemon/tools/index.ts'
 import { ChainClient, rpc } from '../../contracts/index.ts'
 import { sampleDataset } from '../../enclave/examples.ts'
 import { STATS_ARTIFACT, TRADE_TERMS } from '../helpers/trade.ts'
+import { attackTestnet } from '../helpers/attacker.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'sdte-reterms-'))
-let net: LocalTestnet
+const bench = attackTestnet(test, 'reterms', { sellers: 1, nodes: 2 })
 let chain: ChainClient
 
-test.before(async () => {
-  net = await LocalTestnet.start({ dir, sellers: 1, nodes: 2 })
-  chain = await ChainClient.connect({ network: net.network })
-})
-
-test.after(async () => {
-  chain?.close()
-  await net?.stop()
-  if (process.env.SDTE_KEEP_TEST_DIRS === undefined) rmSync(dir, { recursive: true, force: true })
-})
+test.before(async () => { chain = await ChainClient.connect({ network: bench.net.network }) })
+test.after(() => { chain?.close() })
 
 /** Bound on each wait (a few seconds when nothing goes wrong). */
 const WAIT_MS = 90_000
 
 async function headBlock (): Promise<number> {
-  return Number(await rpc<string>(net.network.rpcUrl, 'eth_blockNumber', []))
+  return Number(await rpc<string>(bench.net.network.rpcUrl, 'eth_blockNumber', []))
 }
 
 async function firstLog (event: string, fromBlock: number): Promise<{ blockNumber: string, blockHash: string, transactionHash: string }> {
@@ -43,19 +34,19 @@ async function firstLog (event: string, fromBlock: number): Promise<{ blockNumbe
   return await waitFor(`DTMC's ${event}`, async () => {
     const head = await headBlock()
     if (head < fromBlock) return undefined
-    const logs = await rpc<Array<{ blockNumber: string, blockHash: string, transactionHash: string }>>(net.network.rpcUrl, 'eth_getLogs', [{ address: net.network.contracts.DTMC, topics: [topic], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: `0x${head.toString(16)}` }])
+    const logs = await rpc<Array<{ blockNumber: string, blockHash: string, transactionHash: string }>>(bench.net.network.rpcUrl, 'eth_getLogs', [{ address: bench.net.network.contracts.DTMC, topics: [topic], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: `0x${head.toString(16)}` }])
     return logs[0]
   }, WAIT_MS, 10)
 }
 
 test('the nodes commit nothing to a trade opened again with a lower node price after a reorganisation', async () => {
   const from = await headBlock() + 1
-  const s = net.sellers[0]
+  const s = bench.net.sellers[0]
   const path = join(s.datadir, 'data.csv')
   writeFileSync(path, sampleDataset(600, 4))
   const tag = 'reopened-other-terms'
   await s.rpc.call('seller_addDataset', { path, tag, unitPrice: TRADE_TERMS.unitPrice.toString(), policy: { mode: 'any' } })
-  const buyer = net.buyers[0]
+  const buyer = bench.net.buyers[0]
   await waitFor('the DHT announcement', async () => {
     const found = await buyer.rpc.call<unknown[]>('net_findProviders', { key: `sdte:dataset:${tag}` })
     return found.length >= 1 ? true : undefined
@@ -69,7 +60,7 @@ test('the nodes commit nothing to a trade opened again with a lower node price a
 
   // The opening, as the buyer sent it; the moment a node has committed, the reorganisation.
   const opened = await firstLog('TradeOpened', from)
-  const openTx = await rpc<{ from: string, to: string, input: string, value: string }>(net.network.rpcUrl, 'eth_getTransactionByHash', [opened.transactionHash])
+  const openTx = await rpc<{ from: string, to: string, input: string, value: string }>(bench.net.network.rpcUrl, 'eth_getTransactionByHash', [opened.transactionHash])
   const call = chain.dtmc.iface.parseTransaction({ data: openTx.input, value: BigInt(openTx.value) })!
   const terms = [...call.args[0]]
   assert.is(terms[5], t.nodePrice, 'the terms\' nodePrice')
@@ -77,7 +68,7 @@ test('the nodes commit nothing to a trade opened again with a lower node price a
   const cheaper = chain.dtmc.iface.encodeFunctionData('openTrade', [terms, call.args[1], call.args[2]])
   const committed = await firstLog('ResultCommitted', from)
   const openBlock = Number(opened.blockNumber)
-  const rpcUrl = net.network.rpcUrl
+  const rpcUrl = bench.net.network.rpcUrl
   await rpc(rpcUrl, 'anvil_impersonateAccount', [openTx.from])
   const depth = await headBlock() - openBlock + 1
   await rpc(rpcUrl, 'anvil_reorg', [depth, [[{ from: openTx.from, to: openTx.to, value: openTx.value, data: cheaper, gas: '0x1c9c380' }, 0]]])
@@ -88,7 +79,7 @@ test('the nodes commit nothing to a trade opened again with a lower node price a
   assert.ok(reopened !== null && reopened.nodePrice === t.nodePrice / 2n, 'the trade is open again, at half the node price')
 
   // Each node's part ends, refused; nothing is committed to the trade as it is now.
-  for (const d of net.nodes) {
+  for (const d of bench.net.nodes) {
     const rec = await waitFor(`${d.name}'s part of the trade to end`, async () => {
       const v = await d.rpc.call<{ records: Array<{ role: string, state: string, timeline: Array<{ note?: string }> }> }>('trade_get', { tradeId })
       const mine = v.records.find(x => x.role === 'node')
