@@ -69,10 +69,22 @@ test('the nodes commit nothing to a trade opened again with a lower node price a
   const committed = await firstLog('ResultCommitted', from)
   const openBlock = Number(opened.blockNumber)
   const rpcUrl = bench.net.network.rpcUrl
-  await rpc(rpcUrl, 'anvil_impersonateAccount', [openTx.from])
-  const depth = await headBlock() - openBlock + 1
-  await rpc(rpcUrl, 'anvil_reorg', [depth, [[{ from: openTx.from, to: openTx.to, value: openTx.value, data: cheaper, gas: '0x1c9c380' }, 0]]])
-  await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [openTx.from])
+  // anvil_reorg counts its depth from the head when it runs: a block mined between reading the head and the reorg
+  // (the other node's commitment) would leave the opening in place. Mining stops for that moment; what the daemons
+  // send meanwhile is dropped, as a transaction lost with the replaced blocks (a chain node that pools it again is
+  // an open row of docs/threat-model.md, not this test's subject).
+  await rpc(rpcUrl, 'evm_setAutomine', [false])
+  try {
+    await rpc(rpcUrl, 'anvil_impersonateAccount', [openTx.from])
+    const depth = await headBlock() - openBlock + 1
+    await rpc(rpcUrl, 'anvil_reorg', [depth, [[{ from: openTx.from, to: openTx.to, value: openTx.value, data: cheaper, gas: '0x1c9c380' }, 0]]])
+    await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [openTx.from])
+    await rpc(rpcUrl, 'anvil_dropAllTransactions', [])
+  } finally {
+    await rpc(rpcUrl, 'evm_setAutomine', [true])
+  }
+  const openingBlock = await rpc<{ hash: string } | null>(rpcUrl, 'eth_getBlockByNumber', [opened.blockNumber, false])
+  assert.ok(openingBlock?.hash !== opened.blockHash, 'the block with the opening was replaced')
   const replaced = await rpc<{ hash: string } | null>(rpcUrl, 'eth_getBlockByNumber', [committed.blockNumber, false])
   assert.ok(replaced?.hash !== committed.blockHash, 'the block with the commitment was replaced')
   const reopened = await chain.dtmc.trade(tradeId)
