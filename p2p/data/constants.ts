@@ -1,6 +1,12 @@
-// /sdte/data/1 (docs/trade.md step 7): the seller's encrypted data, streamed to an attested enclave.
+// /sdte/data/2 (docs/trade.md step 7): the seller's encrypted data, streamed to an attested enclave.
 export const PROTOCOL_NAME = 'data'
-export const PROTOCOL_VERSION = '1'
+/**
+ * 2 since issue 13: the seller ends its chunks with data-done and acknowledges the receipt on the same stream
+ * (data-ack). Version 1 ended the chunks with the stream's end and took the ack in a second stream's data-open; a
+ * daemon of either kind dialling the other now fails at protocol negotiation, naming the protocol, instead of
+ * stalling mid-delivery. No version 1 handler is kept: its ack on a second open is the flow version 2 replaced.
+ */
+export const PROTOCOL_VERSION = '2'
 /** A secp256k1 signature r ‖ s ‖ v: the seller's on each chunk, key delivery and ack; the enclave's receipt. */
 export const SIGNATURE_BYTES = 65
 /** Largest chunk frame: the seller's signature, then the enclave's largest chunk (4 MiB) plus header and tag. */

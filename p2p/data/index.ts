@@ -1,4 +1,4 @@
-// /sdte/data/1: the seller streams its encrypted dataset to an enclave, resuming where the enclave
+// /sdte/data/2: the seller streams its encrypted dataset to an enclave, resuming where the enclave
 // left off. Chunks travel as raw frames (no hex, no JSON): this is the bulk path. Shaped like p2p/echo.
 import { clientExchange, decodeJsonMessage, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/index.ts'
 import { ProtocolViolationError } from '../errors.ts'
