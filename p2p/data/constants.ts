@@ -20,6 +20,17 @@ export const MAX_WRAPPED_KEY_BYTES = 1024
 export const MESSAGE_TIMEOUT_MS = 30_000
 /** A whole delivery; large datasets at loopback speed take seconds, a slow link minutes. */
 export const EXCHANGE_TIMEOUT_MS = 15 * 60_000
+/**
+ * The node's wait for the seller's data-ack after it sent the complete status with the enclave's receipt (default of
+ * the option ackTimeoutMs). Without its own bound that wait had only a frame's (MESSAGE_TIMEOUT_MS, sized for a 4 MiB
+ * chunk on a slow link) and the whole delivery's: a seller silent after data-done held the stream and its handler that
+ * long (test/attacks/data-ack-withheld). An honest seller is one receipt check, one store write (it keeps the receipt
+ * before it acknowledges; the write may queue behind its progress writes for the same trade) and one signature away
+ * from its ack: milliseconds, seconds on a loaded machine, so 10 s. Missing it costs an honest seller one more
+ * stream, not the delivery: the node then resets the stream, the enclave keeps the data complete and the receipt
+ * unacknowledged (as when a seller ends without an ack), and the seller's next stream gets the receipt again and acks it.
+ */
+export const DATA_ACK_TIMEOUT_MS = 10_000
 export const MAX_INBOUND_STREAMS = 16
 export const MAX_OUTBOUND_STREAMS = 16
 /** The seller reports progress every this many chunks (8 MiB of the seller's 1 MiB chunks). */

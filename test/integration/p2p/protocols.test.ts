@@ -341,6 +341,12 @@ test('data: the receipt comes back and its ack goes on the same stream (one open
   assert.equal(await datas.deliver(server.peerId, dataOpen(N), chunkAt), { type: 'data-status', nextChunk: N, complete: true })
 })
 
+test('data: the ack\'s bound (ackTimeoutMs) must be a positive integer', () => {
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(() => dataProtocol(client, { ackTimeoutMs: bad }), (e: Error) => e.name === 'P2POptionsError', String(bad))
+  }
+})
+
 test('data: the format with data-done and data-ack is /sdte/data/2; a peer dialling /sdte/data/1 fails at negotiation, named', async () => {
   assert.is(datas.protocol, '/sdte/data/2')
   try { await client.dialProtocol(server.peerId, '/sdte/data/1'); assert.unreachable('/sdte/data/1 is not served') } catch (e) {
