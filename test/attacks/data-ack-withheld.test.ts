@@ -49,9 +49,10 @@ async function host (): Promise<P2PHost> {
 const stateOf = (s: { nextChunk: number, complete: boolean, receipt?: string, acked?: boolean, invalid?: string }): DeliveryState =>
   ({ nextChunk: s.invalid === undefined ? s.nextChunk : 0, complete: s.complete, receipt: s.receipt, acked: s.acked })
 
-/** The trusted node's data handlers (daemon/roles/trusted-node), on the enclave, without the open's chain checks. */
-async function serveData (node: P2PHost, acks: string[]): Promise<void> {
-  await dataProtocol(node, { messageTimeoutMs: DELIVERY_MS, exchangeTimeoutMs: DELIVERY_MS, ackTimeoutMs: ACK_MS }).start({
+/** The trusted node's data handlers (daemon/roles/trusted-node), on the enclave, without the open's chain checks; returns the protocol id. */
+async function serveData (node: P2PHost, acks: string[]): Promise<string> {
+  const data = dataProtocol(node, { messageTimeoutMs: DELIVERY_MS, exchangeTimeoutMs: DELIVERY_MS, ackTimeoutMs: ACK_MS })
+  await data.start({
     open: async (_remote, req) => {
       const task = (await enclave.tasks()).find(t => t.taskId === req.taskId)
       const st = task?.sellers.find(s => s.sellerIndex === req.sellerIndex)
@@ -62,6 +63,7 @@ async function serveData (node: P2PHost, acks: string[]): Promise<void> {
     })),
     ack: async (req, ack) => { acks.push(ack); return stateOf(await enclave.ackReceipt(req.taskId, req.sellerIndex, ack)) }
   })
+  return data.protocol
 }
 
 /** The seller's delivery of `data` to `task`: its open and its signed chunk frames, as the seller daemon makes them. */
@@ -87,14 +89,13 @@ test('a seller silent after data-done holds the node\'s stream only for the ack\
   enclave = await startEnclave()
   const [node, attacker] = [await host(), await host()]
   const acks: string[] = []
-  await serveData(node, acks)
+  const protocol = await serveData(node, acks)
   await attacker.connect(node.addresses()[0])
   const task = await buyerSetup(enclave, artifactCode('StatsFast'))
   const { open, frames } = delivery(task, sampleDataset(300))
   assert.ok(frames.length > 1, 'several chunks')
 
   // The attacker: everything a seller sends up to data-done, then the receipt is read and nothing more is sent.
-  const protocol = `/sdte/${dataConstants.PROTOCOL_NAME}/${dataConstants.PROTOCOL_VERSION}`
   const channel = messageChannel(await attacker.dialProtocol(node.peerId, protocol), { maxMessageBytes: dataConstants.MAX_MESSAGE_BYTES, messageTimeoutMs: WAIT_MS })
   await channel.write({ type: 'data-open', ...open })
   assert.equal(await channel.read(DataStatus), { type: 'data-status', nextChunk: 0, complete: false })
