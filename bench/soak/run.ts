@@ -28,7 +28,7 @@ import { DEMAND_TOPIC, decodeDemand, encodeDemand, signDemand, type Demand } fro
 import { memoryOf, median } from '../trade/daemon.ts'
 
 /** Protocols every daemon may serve: each gets malformed frames and idle streams. */
-export const SOAK_PROTOCOLS = ['/sdte/offer/1', '/sdte/attest/1', '/sdte/data/1', '/sdte/result/1']
+export const SOAK_PROTOCOLS = ['/sdte/offer/1', '/sdte/attest/1', '/sdte/data/2', '/sdte/result/1']
 /** Memory sample period, ms. */
 export const SOAK_SAMPLE_MS = 10_000
 /** Cool-down after the flood, sampled the same way, ms. */

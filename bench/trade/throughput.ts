@@ -1,9 +1,9 @@
-// /sdte/data/1 against a plain TCP socket on loopback, in this process: the same bytes in the same
+// /sdte/data/2 against a plain TCP socket on loopback, in this process: the same bytes in the same
 // chunk size, once as plaintext chunks and once encrypted chunk by chunk with encryptChunk (what the
 // seller does), plus encryptChunk alone, so the table shows where a delivery's time goes.
 // The libp2p side is two real hosts (TCP + noise + yamux) with the real data protocol; the
 // receiving handler only counts bytes (no enclave). Beside it, the same two hosts with a bare libp2p
-// stream (a handler that only drains, no framing, no protocol): what /sdte/data/1 adds on top of libp2p.
+// stream (a handler that only drains, no framing, no protocol): what /sdte/data/2 adds on top of libp2p.
 import { once } from 'node:events'
 import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
@@ -207,8 +207,8 @@ export async function measureThroughput (o: ThroughputOptions = {}): Promise<Thr
     rows.push(row('bare libp2p stream, plaintext chunks', bytes, bare[0]))
     rows.push(row('bare libp2p stream, encryptChunk chunks', bytes, bare[1]))
     const p2p = await bestPair(repeats, async () => (await p2pRun(pair, chunks, bytes, plainChunk)).ms, async () => (await p2pRun(pair, chunks, bytes, sealedChunk)).ms)
-    rows.push(row('/sdte/data/1, plaintext chunks', bytes, p2p[0]))
-    rows.push(row('/sdte/data/1, encryptChunk chunks (as the seller)', bytes, p2p[1]))
+    rows.push(row('/sdte/data/2, plaintext chunks', bytes, p2p[0]))
+    rows.push(row('/sdte/data/2, encryptChunk chunks (as the seller)', bytes, p2p[1]))
   } finally {
     await pair.sender.stop()
     await pair.receiver.stop()
@@ -221,7 +221,7 @@ export function throughputRatios (rows: ThroughputRow[], r: ThroughputRow): { vs
   const tcp = rows.find(x => x.path.startsWith('TCP socket, plaintext'))
   const kind = r.path.includes('encryptChunk chunks') ? 'encryptChunk chunks' : 'plaintext chunks'
   const bare = rows.find(x => x.path.startsWith('bare libp2p stream') && x.path.endsWith(kind))
-  return { vsTcp: tcp === undefined ? NaN : r.mibPerSecond / tcp.mibPerSecond, ...(r.path.startsWith('/sdte/data/1') && bare !== undefined ? { vsBare: r.mibPerSecond / bare.mibPerSecond } : {}) }
+  return { vsTcp: tcp === undefined ? NaN : r.mibPerSecond / tcp.mibPerSecond, ...(r.path.startsWith('/sdte/data/2') && bare !== undefined ? { vsBare: r.mibPerSecond / bare.mibPerSecond } : {}) }
 }
 
 // On its own: node bench/trade/throughput.ts [--mib N] [--chunk-kib N] [--repeats N]; prints the table.

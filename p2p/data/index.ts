@@ -1,7 +1,8 @@
-// /sdte/data/1: the seller streams its encrypted dataset to an enclave, resuming where the enclave
+// /sdte/data/2: the seller streams its encrypted dataset to an enclave, resuming where the enclave
 // left off. Chunks travel as raw frames (no hex, no JSON): this is the bulk path. Shaped like p2p/echo.
 import { clientExchange, decodeJsonMessage, protocolEndpoint, readReply, RefuseRequest, refusal, type ProtocolLimits } from '../messages/index.ts'
-import { ProtocolViolationError } from '../errors.ts'
+import { P2POptionsError, ProtocolViolationError, StreamTimeoutError } from '../errors.ts'
+import { deadline } from '../deadline.ts'
 import * as C from './constants.ts'
 import { DataAck, DataDone, DataOpen, DataStatus } from './schema.ts'
 import type { P2PHost } from '../host/index.ts'
@@ -25,7 +26,10 @@ export interface DataHandlers {
 /** Where a delivery stands in the enclave: where to resume, and once complete its receipt and whether it was acknowledged. */
 export interface DeliveryState { nextChunk: number, complete: boolean, receipt?: string, acked?: boolean }
 
-export type DataOptions = ProtocolLimits
+export interface DataOptions extends ProtocolLimits {
+  /** The node's wait for the seller's data-ack after the status with the receipt. Default DATA_ACK_TIMEOUT_MS. */
+  ackTimeoutMs?: number
+}
 
 export interface DeliveryProgress { sentChunks: number, totalChunks: number, sentBytes: number }
 
@@ -44,6 +48,8 @@ export interface DataProtocol {
 
 export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataProtocol {
   const endpoint = protocolEndpoint(host, C, options)
+  const ackTimeoutMs = options.ackTimeoutMs ?? C.DATA_ACK_TIMEOUT_MS
+  if (!Number.isSafeInteger(ackTimeoutMs) || ackTimeoutMs <= 0) throw new P2POptionsError(`ackTimeoutMs must be a positive integer, got ${String(ackTimeoutMs)}`)
 
   return {
     protocol: endpoint.protocol,
@@ -67,6 +73,21 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
             decodeJsonMessage(body, DataDone)
           } catch {
             throw extraChunk()
+          }
+        }
+        // The seller's ack, or undefined when it ended its side without one; within ackTimeoutMs, not a frame's or the
+        // whole delivery's time. Past it the seller is taken as not acknowledging: the delivery stays as it is
+        // (complete, the receipt unacknowledged; no ack handler runs) and the stream is reset, since a silent seller
+        // would not end it either. The timeout error ends the handler (the host logs it at debug).
+        const readAck = async (): Promise<DataAck | undefined> => {
+          const d = deadline(ackTimeoutMs)
+          try {
+            return await channel.readOrEnd(DataAck, { signal: d.signal })
+          } catch (err) {
+            if (d.timedOut()) throw new StreamTimeoutError('the seller\'s data-ack', ackTimeoutMs)
+            throw err
+          } finally {
+            d.clear()
           }
         }
         try {
@@ -97,7 +118,7 @@ export function dataProtocol (host: P2PHost, options: DataOptions = {}): DataPro
           // The acknowledgement on this same stream (no second exchange): only for a receipt sent here and not yet
           // acknowledged; otherwise the seller's end comes next.
           const ackable = at.complete && at.receipt !== undefined && at.acked !== true && handlers.ack !== undefined
-          const ack = ackable ? await channel.readOrEnd(DataAck) : undefined
+          const ack = ackable ? await readAck() : undefined
           if (ack !== undefined && handlers.ack !== undefined) {
             at = await handlers.ack(req, ack.ack)
             await channel.write(status(at))

@@ -1,4 +1,4 @@
-// The wire messages of /sdte/data/1, on one stream:
+// The wire messages of /sdte/data/2, on one stream:
 //   seller -> node   DataOpen (JSON)
 //   node -> seller   DataStatus (JSON): where to resume (chunks the enclave already holds are skipped)  | Refused
 //   seller -> node   chunks nextChunk..chunks-1, one raw bytes frame each, then DataDone (JSON)

@@ -1,5 +1,5 @@
 // /sdte/echo/1: a request/response protocol for tests and diagnostics, and the model each real
-// protocol (/sdte/offer/1, /sdte/attest/1, /sdte/data/1, /sdte/result/1) follows (see index.ts).
+// protocol (/sdte/offer/1, /sdte/attest/1, /sdte/data/2, /sdte/result/1) follows (see index.ts).
 export const PROTOCOL_NAME = 'echo'
 export const PROTOCOL_VERSION = '1'
 /** Longest text echoed, in characters. */

@@ -1,5 +1,5 @@
 // /sdte/echo/1, the smallest protocol here and the model of every request/response protocol
-// (/sdte/offer/1, /sdte/attest/1, /sdte/data/1, /sdte/result/1). The shape:
+// (/sdte/offer/1, /sdte/attest/1, /sdte/data/2, /sdte/result/1). The shape:
 //   constants.ts  protocol name, version and every bound (the defaults protocolEndpoint reads)
 //   schema.ts     the wire messages, declared with p2p/messages schema helpers
 //   index.ts      public types and a factory taking the host and an options object (all defaulted),

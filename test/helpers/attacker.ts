@@ -98,7 +98,7 @@ export interface AttackerTradeTerms { code: Uint8Array, nodePrice: bigint, nodeC
 
 /**
  * The attacker's trade on the node: a quote from its enclave, the trade opened on DTMC with `terms`, the buyer's code
- * envelope (with `envelopeOutputCap`, default the trade's), then the seller's delivery over /sdte/data/1 with its data
+ * envelope (with `envelopeOutputCap`, default the trade's), then the seller's delivery over /sdte/data/2 with its data
  * key carrying the trade's output cap, the receipt acknowledged on the delivery's own stream as the seller daemon does.
  * Returns the delivery's outcome: 'complete', or the node's refusal.
  */

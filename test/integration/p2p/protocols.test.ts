@@ -1,4 +1,4 @@
-// The four trade protocols (/sdte/offer/1, /sdte/attest/1, /sdte/data/1, /sdte/result/1) between
+// The four trade protocols (/sdte/offer/1, /sdte/attest/1, /sdte/data/2, /sdte/result/1) between
 // real hosts in one process on loopback TCP. The server side runs stub handlers that record what
 // they got. Besides the happy paths and refusals, this checks the property "a malformed or
 // oversized message on each protocol resets that stream and nothing else": a raw client sends bad
@@ -341,6 +341,22 @@ test('data: the receipt comes back and its ack goes on the same stream (one open
   assert.equal(await datas.deliver(server.peerId, dataOpen(N), chunkAt), { type: 'data-status', nextChunk: N, complete: true })
 })
 
+test('data: the ack\'s bound (ackTimeoutMs) must be a positive integer', () => {
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(() => dataProtocol(client, { ackTimeoutMs: bad }), (e: Error) => e.name === 'P2POptionsError', String(bad))
+  }
+})
+
+test('data: the format with data-done and data-ack is /sdte/data/2; a peer dialling /sdte/data/1 fails at negotiation, named', async () => {
+  assert.is(datas.protocol, '/sdte/data/2')
+  try { await client.dialProtocol(server.peerId, '/sdte/data/1'); assert.unreachable('/sdte/data/1 is not served') } catch (e) {
+    assert.is((e as Error).name, 'DialFailedError')
+    assert.match((e as Error).message, '/sdte/data/1')
+  }
+  // Only that stream failed: the connection and the current protocol are still there.
+  assert.equal(await datas.deliver(server.peerId, dataOpen(1), chunkAt), { type: 'data-status', nextChunk: 1, complete: true })
+})
+
 test('result: fetch returns exactly the handler\'s bytes (0 bytes, a few, several frames)', async () => {
   const sizes = [0, 5, resultConstants.RESULT_FRAME_BYTES, 2 * resultConstants.RESULT_FRAME_BYTES + 12_345]
   for (const size of sizes) {
@@ -452,7 +468,7 @@ test('refusals: a big delivery refused after two chunks still gets the reason (t
 
 test('refusals do not leak streams: more refused requests than the per-connection stream limit', async () => {
   behaviour.refuse = true
-  // MAX_OUTBOUND_STREAMS / MAX_INBOUND_STREAMS are 16 for /sdte/data/1: a refused stream left
+  // MAX_OUTBOUND_STREAMS / MAX_INBOUND_STREAMS are 16 for /sdte/data/2: a refused stream left
   // half-open would count against them until the limit refuses new streams.
   const rounds = dataConstants.MAX_OUTBOUND_STREAMS + 4
   for (let i = 0; i < rounds; i++) {
@@ -552,7 +568,7 @@ for (const c of cases) {
       ['a frame cut off by the end of the stream', [frame(encodeJsonMessage(c.valid())).subarray(0, 20)]]
     ]
     // One request per stream: a valid request followed by anything is refused before the handler
-    // acts on it. (On /sdte/data/1 the frames after the open are chunks: tested below.)
+    // acts on it. (On /sdte/data/2 the frames after the open are chunks: tested below.)
     if (c.name !== 'data') {
       badFrames.push(
         ['a second request after a valid one', [jsonFrame(c.valid()), jsonFrame(c.valid())]],

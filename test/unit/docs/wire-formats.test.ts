@@ -2,8 +2,9 @@
 // `json wire:NAME` block decodes with the code's schema NAME (strict: an unknown or missing field fails),
 // every message schema of the p2p protocols has an example, the signed examples verify against the
 // digests the page gives and recover to the signer it names, the demand digest's ABI words are the
-// code's, every `NAME = keccak256("...")` tag line is the code's constant, and the digest test vectors
-// are what contracts/formats.ts computes.
+// code's, every `NAME = keccak256("...")` tag line is the code's constant, the digest test vectors
+// are what contracts/formats.ts computes, and every stream protocol's id (name and version, which a
+// changed wire format must bump) is the one this page and docs/p2p.md give.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { readFileSync } from 'node:fs'
@@ -18,6 +19,12 @@ import { DataAck, DataDone, DataOpen, DataStatus } from '../../../p2p/data/schem
 import { ResultRequest, ResultAck, ResultHeader, ResultAcked } from '../../../p2p/result/schema.ts'
 import { RESULT_ACK_TAG, RESULT_REQUEST_TAG, resultMessageDigestOf, resultMessageSigner } from '../../../p2p/result/request.ts'
 import { EchoRequest, EchoResponse } from '../../../p2p/echo/schema.ts'
+import * as offerConstants from '../../../p2p/offer/constants.ts'
+import * as attestConstants from '../../../p2p/attest/constants.ts'
+import * as dataConstants from '../../../p2p/data/constants.ts'
+import * as resultConstants from '../../../p2p/result/constants.ts'
+import * as echoConstants from '../../../p2p/echo/constants.ts'
+import { DEFAULT_PROTOCOL_PREFIX } from '../../../p2p/constants.ts'
 import {
   CHUNK_TAG, CODE_TAG, DATA_KEY_TAG, QUOTE_TAG, RECEIPT_ACK_TAG, RECEIPT_TAG, RESULT_TAG, chunkDigestOf, chunkHashOf, codeAuthDigestOf, dataKeyDigestOf,
   inputHashOf, networkDomainOf, quoteDigestOf, receiptAckDigestOf, receiptDigestOf, reportDataOf, resultCommitmentOf, resultDigestOf,
@@ -25,6 +32,10 @@ import {
 } from '../../../contracts/formats.ts'
 
 const DOC = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8')
+const P2P_DOC = readFileSync(new URL('../../../docs/p2p.md', import.meta.url), 'utf8')
+
+/** Every stream protocol's constants: its id is `${prefix}/${PROTOCOL_NAME}/${PROTOCOL_VERSION}` (host.protocolId). */
+const PROTOCOLS = [offerConstants, attestConstants, dataConstants, resultConstants, echoConstants]
 
 /** Every JSON message of the p2p layer, by the name the page gives it. Solicit is a demand in an envelope. */
 const SCHEMAS: Record<string, Schema<unknown>> = {
@@ -126,6 +137,18 @@ test('every tag line of the page is the code\'s constant, and every constant is 
     seen.add(name)
   }
   assert.equal([...seen].sort(), Object.keys(TAGS).sort())
+})
+
+test('every stream protocol has its section on the page under the id the code serves, and docs/p2p.md lists that id', () => {
+  const sections = [...DOC.matchAll(/^### `(\/[^`]+)`:/gm)].map(m => m[1])
+  const ids = PROTOCOLS.map(c => `${DEFAULT_PROTOCOL_PREFIX}/${c.PROTOCOL_NAME}/${c.PROTOCOL_VERSION}`)
+  assert.equal(sections.sort(), [...ids].sort(), 'the section headings of docs/protocol.md are the served protocol ids')
+  const table = P2P_DOC.slice(P2P_DOC.indexOf('## Protocol ids'), P2P_DOC.indexOf('## Gossip topics'))
+  for (const id of ids) assert.ok(table.includes(`\`${id}\``), `docs/p2p.md "Protocol ids" lists ${id}`)
+  // A version no longer served is not named as a protocol id outside the history of a section.
+  for (const c of PROTOCOLS) {
+    for (let v = 1; v < Number(c.PROTOCOL_VERSION); v++) assert.not.ok(table.includes(`/${c.PROTOCOL_NAME}/${v}\``), `docs/p2p.md lists /${c.PROTOCOL_NAME}/${v}, no longer served`)
+  }
 })
 
 test('the test vectors of the digests are what contracts/formats.ts computes from the documented inputs', () => {
