@@ -62,11 +62,19 @@ async function reorgOn (event: DtmcEvent, depth: number, fromBlock: number, stop
       const from = takeNonce ? (await rpc<{ from: string }>(rpcUrl, 'eth_getTransactionByHash', [txHash])).from : undefined
       if (from !== undefined) await rpc(rpcUrl, 'anvil_impersonateAccount', [from])
       // The head read again right before: on a loaded machine other parties' transactions may have mined blocks
-      // after the event's since, and the reorg must still reach the event's block.
-      const now = await headBlock()
-      const reorged = { head: now, depth: Math.max(depth, now - eventBlock + 1) }
-      await rpc(rpcUrl, 'anvil_reorg', [reorged.depth, from === undefined ? [] : [[{ from, to: from, value: '0x0' }, 0]]])
-      if (from !== undefined) await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [from])
+      // after the event's since, and the reorg must still reach the event's block. anvil_reorg counts its depth from
+      // the head when it runs, so mining stops from that read to the reorg; what the daemons send meanwhile waits in
+      // the pool and is mined when automine is back on (anvil mines the pending transactions then).
+      await rpc(rpcUrl, 'evm_setAutomine', [false])
+      let reorged: { head: number, depth: number }
+      try {
+        const now = await headBlock()
+        reorged = { head: now, depth: Math.max(depth, now - eventBlock + 1) }
+        await rpc(rpcUrl, 'anvil_reorg', [reorged.depth, from === undefined ? [] : [[{ from, to: from, value: '0x0' }, 0]]])
+        if (from !== undefined) await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [from])
+      } finally {
+        await rpc(rpcUrl, 'evm_setAutomine', [true])
+      }
       const block = await rpc<{ hash: string } | null>(rpcUrl, 'eth_getBlockByNumber', [`0x${eventBlock.toString(16)}`, false])
       return { eventBlock, ...reorged, replaced: block?.hash !== logs[0].blockHash, txHash }
     }
