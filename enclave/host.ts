@@ -1,6 +1,8 @@
 // The host side of the simulated enclave: starts the worker, forwards typed requests to it, serves
 // its store ocalls from the daemon's SealedBlobStore, and never sees a secret it did not already
 // hold (the simulated platform's keys, passed in at start as SGX would have them fused in hardware).
+// With idleStopMs it stops the worker while it is idle and holds no task, and starts a new one on the same
+// store for the next request (docs/enclave.md "Idle stop").
 import { Worker } from 'node:worker_threads'
 import type { ResourceLimits } from 'node:worker_threads'
 import { silentLogger, type ComponentLogger } from '../config/index.ts'
