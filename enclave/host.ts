@@ -1,6 +1,8 @@
 // The host side of the simulated enclave: starts the worker, forwards typed requests to it, serves
 // its store ocalls from the daemon's SealedBlobStore, and never sees a secret it did not already
 // hold (the simulated platform's keys, passed in at start as SGX would have them fused in hardware).
+// With idleStopMs it stops the worker while it is idle and holds no task, and starts a new one on the same
+// store for the next request (docs/enclave.md "Idle stop").
 import { Worker } from 'node:worker_threads'
 import type { ResourceLimits } from 'node:worker_threads'
 import { silentLogger, type ComponentLogger } from '../config/index.ts'
@@ -48,6 +50,13 @@ export interface EnclaveOptions {
   faultWrongResult?: boolean
   /** V8 heap limits of the worker thread. Default: Node's. */
   resourceLimits?: ResourceLimits
+  /**
+   * Stop the worker thread once it holds no task and no request (other than `tasks`) came for this long; the next
+   * request starts a new one on the same store, which resumes from the sealed state as after any restart
+   * (docs/enclave.md "Sealed state and restart"). The thread is most of an idle node's memory beyond the daemon's
+   * own: a second V8 isolate with the enclave's code (issue 13). Default: never (the thread lives as long as the host).
+   */
+  idleStopMs?: number
 }
 
 /** What the daemon hands the enclave host, as js-libp2p hands its components (createP2PHost's second argument). */
@@ -110,6 +119,12 @@ export interface EnclaveBackend {
   resume: () => Promise<TaskSummary[]>
   /** Forgets a task and deletes its sealed state (after the trade is over). */
   dropTask: (taskId: string) => Promise<void>
+  /**
+   * Starts the enclave's thread now if it was stopped while idle (idleStopMs), so that a request expected soon (a
+   * demand this node may serve) does not wait for its boot; otherwise does nothing. Never fails (a boot that fails
+   * fails the next request).
+   */
+  warm: () => void
   /** Stops the enclave; pending requests fail with EnclaveClosedError. Sealed state stays. */
   close: () => Promise<void>
 }
@@ -118,34 +133,40 @@ export type EnclaveHost = EnclaveBackend
 
 interface Pending { resolve: (v: any) => void, reject: (e: Error) => void, timer: NodeJS.Timeout }
 
-/** Starts a simulated enclave (a worker thread) and resolves once it has loaded its sealed state. */
-export async function createEnclave (options: EnclaveOptions, components: EnclaveComponents = {}): Promise<EnclaveHost> {
-  if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
-  const platformSecret = toBytes(options.platformSecret, 'platformSecret')
-  if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
-  try {
-    networkDomainKey(options.domain)
-  } catch (err) {
-    throw new InvalidRequestError(`domain must be { chainId: positive bigint, verifyingContract: address }: ${(err as Error).message}`)
-  }
-  const store = options.store ?? new MemoryBlobStore()
-  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-  const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
-  const log = (components.logger ?? silentLogger).forComponent('sdte:enclave')
+/** What the worker said when it was ready. */
+interface WorkerReady { measurement: string, attestationRoot: string, tasks: TaskSummary[] }
 
-  const init: WorkerInit = {
-    attestationKey: options.attestationKey,
-    platformSecret: Uint8Array.from(platformSecret),
-    domain: { chainId: options.domain.chainId, verifyingContract: options.domain.verifyingContract },
-    variant: options.variant ?? '',
-    faultWrongResult: options.faultWrongResult === true,
-    runBudget: runBudgetPolicy(options.runBudget)
-  }
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: init, resourceLimits: options.resourceLimits })
+/** One worker thread of the enclave, from its start to its exit, and the requests it has not answered yet. */
+interface EnclaveThread {
+  ready: WorkerReady
+  call: <O extends Request['op']>(op: O, params: Extract<Request, { op: O }>['params'], timeoutMs: number, transfer?: ArrayBuffer[]) => Promise<ResponseMap[O]>
+  /** Ends the thread; its unanswered requests fail with EnclaveClosedError. */
+  terminate: (why: string) => Promise<void>
+}
+
+interface ThreadHooks {
+  /** The thread exited or failed without terminate() (a crash): the host is closed. */
+  lost: (err: Error) => void
+  /** A request other than execute was not answered in time: the host stops it (see call). */
+  unresponsive: (op: string, timeoutMs: number) => void
+}
+
+/** Starts a worker thread and resolves once it has loaded its sealed state (or rejects with why it could not). */
+async function startThread (init: WorkerInit, store: SealedBlobStore, resourceLimits: ResourceLimits | undefined, hooks: ThreadHooks): Promise<EnclaveThread> {
+  const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: init, resourceLimits })
   const pending = new Map<number, Pending>()
   let nextId = 1
-  let closed = false
-  let ready: { measurement: string, attestationRoot: string, tasks: TaskSummary[] } | undefined
+  let ended = false
+  /** Set by terminate(): the exit that follows is ours, not a crash. */
+  let stopping = false
+  let ready: WorkerReady | undefined
+  /** A crash is reported once ('error' is followed by 'exit'). */
+  let lostReported = false
+  const lost = (err: Error): void => {
+    if (stopping || ready === undefined || lostReported) return
+    lostReported = true
+    hooks.lost(err)
+  }
 
   const failAll = (err: Error): void => {
     for (const p of pending.values()) { clearTimeout(p.timer); p.reject(err) }
@@ -176,14 +197,16 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
       }
     })
     worker.on('error', (err) => {
-      log.error('enclave worker failed', { error: err })
-      failAll(new EnclaveClosedError(`enclave worker failed: ${err.message}`))
+      const closedErr = new EnclaveClosedError(`enclave worker failed: ${err.message}`)
+      failAll(closedErr)
       reject(err)
+      lost(err)
     })
     worker.on('exit', (code) => {
-      closed = true
-      failAll(new EnclaveClosedError(`enclave worker exited (${code})`))
+      ended = true
+      failAll(new EnclaveClosedError(stopping ? 'enclave closed' : `enclave worker exited (${code})`))
       reject(new EnclaveClosedError(`enclave worker exited (${code}) before it was ready`))
+      lost(new EnclaveClosedError(`enclave worker exited (${code})`))
     })
   })
 
@@ -196,53 +219,186 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     } catch (err) {
       reply = { kind: 'ocallResult', id: msg.id, error: (err as Error).message }
     }
-    if (!closed) worker.postMessage(reply)
+    if (!ended && !stopping) worker.postMessage(reply)
   }
 
-  function call<O extends Request['op']> (op: O, params: Extract<Request, { op: O }>['params'], timeoutMs = requestTimeoutMs, transfer: ArrayBuffer[] = []): Promise<ResponseMap[O]> {
-    if (closed) return Promise.reject(new EnclaveClosedError('enclave is closed'))
-    const id = nextId++
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        pending.delete(id)
-        reject(new EnclaveTimeoutError(`enclave did not answer ${op} within ${timeoutMs} ms`))
-        // A run happens in its own thread and holds up nothing: its late answer is dropped.
-        if (op === 'execute') return
-        // The worker serves the other requests one at a time: one that does not answer holds up
-        // all others. Stop it; its state is sealed, and a new createEnclave() resumes from there.
-        log.warn('enclave worker unresponsive, stopping it', { op, timeoutMs })
-        void host.close()
-      }, timeoutMs)
-      pending.set(id, { resolve, reject, timer })
-      const msg: HostMessage = { kind: 'request', id, request: { op, params } as Request }
-      worker.postMessage(msg, transfer)
-    })
+  const thread: EnclaveThread = {
+    ready: undefined as unknown as WorkerReady,
+    call: (op, params, timeoutMs, transfer = []) => {
+      if (ended || stopping) return Promise.reject(new EnclaveClosedError('enclave is closed'))
+      const id = nextId++
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id)
+          reject(new EnclaveTimeoutError(`enclave did not answer ${op} within ${timeoutMs} ms`))
+          // A run happens in its own thread and holds up nothing: its late answer is dropped.
+          if (op !== 'execute') hooks.unresponsive(op, timeoutMs)
+        }, timeoutMs)
+        pending.set(id, { resolve, reject, timer })
+        const msg: HostMessage = { kind: 'request', id, request: { op, params } as Request }
+        worker.postMessage(msg, transfer)
+      })
+    },
+    terminate: async (why) => {
+      stopping = true
+      failAll(new EnclaveClosedError(why))
+      await worker.terminate()
+    }
   }
 
   try {
     await readyPromise
   } catch (err) {
+    stopping = true
     await worker.terminate()
     throw err
   }
-  const started = ready!
+  thread.ready = ready!
+  return thread
+}
+
+/**
+ * Starts a simulated enclave (a worker thread) and resolves once it has loaded its sealed state. With
+ * `idleStopMs`, the thread stops while the enclave is idle and holds no task, and starts again on the next request.
+ */
+export async function createEnclave (options: EnclaveOptions, components: EnclaveComponents = {}): Promise<EnclaveHost> {
+  if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
+  const platformSecret = toBytes(options.platformSecret, 'platformSecret')
+  if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
+  try {
+    networkDomainKey(options.domain)
+  } catch (err) {
+    throw new InvalidRequestError(`domain must be { chainId: positive bigint, verifyingContract: address }: ${(err as Error).message}`)
+  }
+  const idleStopMs = options.idleStopMs
+  if (idleStopMs !== undefined && !(Number.isSafeInteger(idleStopMs) && idleStopMs > 0)) throw new InvalidRequestError('idleStopMs must be a positive integer of milliseconds')
+  const store = options.store ?? new MemoryBlobStore()
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
+  const log = (components.logger ?? silentLogger).forComponent('sdte:enclave')
+
+  const init: WorkerInit = {
+    attestationKey: options.attestationKey,
+    platformSecret: Uint8Array.from(platformSecret),
+    domain: { chainId: options.domain.chainId, verifyingContract: options.domain.verifyingContract },
+    variant: options.variant ?? '',
+    faultWrongResult: options.faultWrongResult === true,
+    runBudget: runBudgetPolicy(options.runBudget)
+  }
+
+  let closed = false
+  /** The running (or starting) thread; undefined once it stopped while idle. */
+  let thread: Promise<EnclaveThread> | undefined
+  /** Requests in progress, and those of them that count as activity (every one but `tasks`: the node's tick asks it). */
+  let inProgress = 0
+  let busy = 0
+  /** Counts requests other than `tasks` ever started: an idle stop that saw one start meanwhile does not stop. */
+  let requests = 0
+  let idleTimer: NodeJS.Timeout | undefined
+
+  const hooks: ThreadHooks = {
+    lost: (err) => {
+      log.error('enclave worker failed', { error: err })
+      void host.close()
+    },
+    unresponsive: (op, timeoutMs) => {
+      // The worker serves the other requests one at a time: one that does not answer holds up
+      // all others. Stop it; its state is sealed, and a new createEnclave() resumes from there.
+      log.warn('enclave worker unresponsive, stopping it', { op, timeoutMs })
+      void host.close()
+    }
+  }
+
+  const first = await startThread(init, store, options.resourceLimits, hooks)
+  const started = first.ready
+  thread = Promise.resolve(first)
   log.info('enclave started', { mode: 'sim', measurement: started.measurement, tasks: started.tasks.length })
+
+  /** A thread started again must be the same build: the node registered and announced this measurement. */
+  async function restart (): Promise<EnclaveThread> {
+    const t = await startThread(init, store, options.resourceLimits, hooks)
+    if (t.ready.measurement !== started.measurement) {
+      await t.terminate('enclave closed')
+      log.error('the enclave build on disk changed since the enclave started; restart the daemon', { measurement: started.measurement, now: t.ready.measurement })
+      void host.close()
+      throw new EnclaveClosedError('the enclave build changed since the enclave started')
+    }
+    log.debug('enclave thread started again', { tasks: t.ready.tasks.length })
+    return t
+  }
+
+  function threadNow (): Promise<EnclaveThread> {
+    if (thread === undefined) {
+      const starting = restart()
+      thread = starting
+      // A start that failed is tried again by the next request.
+      starting.catch(() => { if (thread === starting) thread = undefined })
+    }
+    return thread
+  }
+
+  function armIdleStop (): void {
+    if (idleStopMs === undefined || closed || busy > 0) return
+    clearTimeout(idleTimer)
+    idleTimer = setTimeout(() => { void stopIfIdle() }, idleStopMs)
+    idleTimer.unref()
+  }
+
+  async function stopIfIdle (): Promise<void> {
+    idleTimer = undefined
+    const current = thread
+    if (closed || current === undefined || busy > 0) return
+    const seen = requests
+    let held: number
+    try {
+      held = (await (await current).call('tasks', {}, requestTimeoutMs)).length
+    } catch {
+      return
+    }
+    // A task's sealed state is all a restart needs, but not all the worker holds (an open delivery, a run): only a
+    // thread with no task stops. The next request for a task arms the timer again when it ends.
+    if (held > 0 || closed || thread !== current || busy > 0 || requests !== seen) return
+    if (inProgress > 0) { armIdleStop(); return }
+    thread = undefined
+    await (await current).terminate('enclave thread stopped while idle')
+    log.debug('enclave thread stopped while idle', { idleStopMs })
+  }
+
+  /** Runs one request on the thread, starting it first if it stopped while idle. */
+  async function use<T> (op: Request['op'], fn: (t: EnclaveThread) => Promise<T>): Promise<T> {
+    if (closed) throw new EnclaveClosedError('enclave is closed')
+    const active = op !== 'tasks'
+    inProgress++
+    if (active) { busy++; requests++; clearTimeout(idleTimer); idleTimer = undefined }
+    try {
+      return await fn(await threadNow())
+    } finally {
+      inProgress--
+      if (active) { busy--; armIdleStop() }
+    }
+  }
+
+  /** The thread holds no task while stopped (it stops only then, and only a request to it makes one): nothing to ask. */
+  async function tasksNow (): Promise<TaskSummary[]> {
+    if (!closed && thread === undefined) return []
+    return await use('tasks', async t => await t.call('tasks', {}, requestTimeoutMs))
+  }
 
   const host: EnclaveHost = {
     mode: 'sim',
     measurement: started.measurement,
     attestationRoot: started.attestationRoot,
     attest: async (req) => {
-      const r = await call('attest', { tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce })
+      const r = await use('attest', async t => await t.call('attest', { tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce }, requestTimeoutMs))
       log.debug('attested', { tradeId: req.tradeId, taskId: r.taskId, enclaveAddress: r.quote.enclaveAddress })
       return r
     },
     deliverCode: async (taskId, envelope, authorization) => {
-      await call('deliverCode', { taskId, envelope: toBytes(envelope, 'envelope'), salt: authorization.salt, signature: authorization.signature })
+      await use('deliverCode', async t => await t.call('deliverCode', { taskId, envelope: toBytes(envelope, 'envelope'), salt: authorization.salt, signature: authorization.signature }, requestTimeoutMs))
     },
-    deliverData: async (taskId, d) => {
+    deliverData: async (taskId, d) => await use('openData', async (t) => {
       const wrappedKey = toBytes(d.wrappedKey, 'wrappedKey')
-      const opened = await call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey, sellerSignature: d.sellerSignature })
+      const opened = await t.call('openData', { taskId, sellerIndex: d.sellerIndex, commitment: d.commitment, wrappedKey, sellerSignature: d.sellerSignature }, requestTimeoutMs)
       // Pipelined: up to DATA_CHUNKS_IN_FLIGHT chunks go to the worker before their answers come back, so the
       // stream keeps arriving while the worker checks and stores. The worker takes them in order, one at a time,
       // as before. Chunks posted after one that failed change nothing there (a chunk past a gap is a ChunkOrderError,
@@ -255,7 +411,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
         // buffer (a stream's chunk may be a view into a larger one), and the caller's buffer must stay usable.
         // Not chunk.slice(): on a Buffer that is a view, and moving it would detach Node's shared pool.
         const own = new Uint8Array(chunk)
-        return call('dataChunk', { taskId, sellerIndex: d.sellerIndex, chunk: own }, requestTimeoutMs, [own.buffer]).then(
+        return t.call('dataChunk', { taskId, sellerIndex: d.sellerIndex, chunk: own }, requestTimeoutMs, [own.buffer]).then(
           (st) => { if (st.complete) complete = true },
           (err: unknown) => { failure ??= { err } }
         )
@@ -267,13 +423,13 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
       }
       await Promise.all(inFlight)
       if (failure !== undefined) throw failure.err
-      return await call('closeData', { taskId, sellerIndex: d.sellerIndex })
-    },
-    ackReceipt: async (taskId, sellerIndex, signature) => await call('ackReceipt', { taskId, sellerIndex, signature }),
+      return await t.call('closeData', { taskId, sellerIndex: d.sellerIndex }, requestTimeoutMs)
+    }),
+    ackReceipt: async (taskId, sellerIndex, signature) => await use('ackReceipt', async t => await t.call('ackReceipt', { taskId, sellerIndex, signature }, requestTimeoutMs)),
     execute: async (taskId, opts = {}) => {
       let r: ExecuteResponse
       try {
-        r = await call('execute', { taskId, ...opts }, executeTimeoutMs)
+        r = await use('execute', async t => await t.call('execute', { taskId, ...opts }, executeTimeoutMs))
       } catch (err) {
         if (err instanceof RunOverBudgetError) log.warn('run killed over its budget, nothing signed', { taskId, reason: err.message })
         throw err
@@ -281,15 +437,23 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
       log.debug('executed', { taskId, status: r.resultInfo.status, reason: r.reason, resultSize: r.resultInfo.resultSize })
       return r
     },
-    tasks: async () => await call('tasks', {}),
-    resume: async () => await call('tasks', {}),
-    dropTask: async (taskId) => { await call('dropTask', { taskId }) },
+    tasks: tasksNow,
+    resume: tasksNow,
+    dropTask: async (taskId) => { await use('dropTask', async t => await t.call('dropTask', { taskId }, requestTimeoutMs)) },
+    warm: () => {
+      if (closed || thread !== undefined) return
+      threadNow().then(() => { armIdleStop() }, () => {})
+    },
     close: async () => {
       if (closed) return
       closed = true
-      failAll(new EnclaveClosedError('enclave closed'))
-      await worker.terminate()
+      clearTimeout(idleTimer)
+      const current = thread
+      thread = undefined
+      const t = await current?.catch(() => undefined)
+      await t?.terminate('enclave closed')
     }
   }
+  armIdleStop()
   return host
 }

@@ -1,6 +1,7 @@
 // The daemon's footprint, on its own (issue 13, a lighter daemon): start-up to admin_info per role
 // against `node -e 0` and against importing daemon/daemon.ts; the resident memory of every daemon of a
-// local testnet at rest; and a node's memory right after one 64 MiB trade and FOOTPRINT_AFTER_MS later.
+// local testnet right after its start and at rest (once a node's idle enclave thread stopped: ENCLAVE_IDLE_STOP_MS);
+// and a node's memory right after one 64 MiB trade and FOOTPRINT_AFTER_MS later.
 // Quicker than bench/trade/run.ts (one trade, not the matrix), so that a change can be measured
 // against a baseline of the same run (the same script at the commit before it).
 //
@@ -18,12 +19,15 @@ import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { datasetKey, enclaveKey } from '../../p2p/dht-keys.ts'
 import { LocalTestnet } from '../../daemon/tools/testnet.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
+import { ENCLAVE_IDLE_STOP_MS } from '../../daemon/roles/trusted-node/index.ts'
 import { baselineStartup, measureStartup, median, memoryOf } from './daemon.ts'
 
 /** How long the daemons sit idle after the trade before the last memory reading (the issue's "a minute after"). */
 export const FOOTPRINT_AFTER_MS = 60_000
 /** Let a freshly started testnet settle (DHT refreshes, first gossip heartbeats) before the resting reading. */
 const SETTLE_MS = 3000
+/** The resting reading: past the node's enclave idle stop (it stops its thread when it holds no task for that long). */
+const REST_MS = ENCLAVE_IDLE_STOP_MS + 5000
 const MiB = 1024 * 1024
 
 const { values: flags } = parseArgs({
@@ -58,7 +62,11 @@ async function main (): Promise<void> {
   const net = await LocalTestnet.start({ dir, buyers: 1, sellers: 1, nodes: NODES })
   try {
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
+    out.startedMiB = Object.fromEntries(net.daemons.map(d => [d.name, mib(memoryOf(d.child.pid!).rssKiB)]))
+    say(`waiting ${REST_MS - SETTLE_MS} ms more for the resting reading`)
+    await new Promise(resolve => setTimeout(resolve, REST_MS - SETTLE_MS))
     out.restMiB = Object.fromEntries(net.daemons.map(d => [d.name, mib(memoryOf(d.child.pid!).rssKiB)]))
+    say(`  started: ${JSON.stringify(out.startedMiB)}; at rest: ${JSON.stringify(out.restMiB)}`)
 
     say('start-up of idle daemons')
     const bootstrap = net.relay.info.addresses[0]

@@ -47,6 +47,14 @@ export const MAX_PAID_DEMANDS = 1024
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
 export const PENDING_TASK_TTL_MS = 10 * 60_000
 /**
+ * How long the enclave's thread stays up with no task and no request (createEnclave's idleStopMs): then it stops,
+ * and the next quote request (or a demand this node offers for, which warms it) starts it again from the sealed
+ * state. The thread is a second V8 isolate with the enclave's code, about 20 MiB of a resting node (issue 13:
+ * under 120 MiB at rest); starting it again costs a few hundred ms of CPU, so trades that follow each other
+ * within this keep it.
+ */
+export const ENCLAVE_IDLE_STOP_MS = 30_000
+/**
  * Runs of one task, counting those killed at their budget (or lost with the daemon): after this many
  * the node gives the task up and submits nothing. A kill is most likely the code's doing (an honest
  * node with the same budget kills it too); one more try covers a machine that was busy at the time.
@@ -160,7 +168,8 @@ export class TrustedNodeRole implements Role {
       platformSecret: TrustedNodeRole.platformSecret(ctx),
       store: ctx.store.sealed,
       faultWrongResult: ctx.options.enclave.faultWrongResult,
-      runBudget: ctx.options.enclave.runBudget
+      runBudget: ctx.options.enclave.runBudget,
+      idleStopMs: ENCLAVE_IDLE_STOP_MS
     }, { logger: componentLogger })
   }
 
@@ -407,6 +416,8 @@ export class TrustedNodeRole implements Role {
     this.notePaidDemand(d)
     const offer = this.offerFor(d)
     if (offer === null) return
+    // The buyer asks for a quote next if it picks this node: its enclave thread boots meanwhile, if it stopped while idle.
+    this.enclave.warm()
     try {
       const accepted = await this.ctx.offer.sendOffer(d.buyerPeer, offer)
       log.info('offered enclave', { demandId: d.demandId, accepted })
@@ -417,7 +428,9 @@ export class TrustedNodeRole implements Role {
 
   async onSolicit (_remote: string, d: Demand): Promise<Offer | null> {
     this.notePaidDemand(d)
-    return this.offerFor(d)
+    const offer = this.offerFor(d)
+    if (offer !== null) this.enclave.warm()
+    return offer
   }
 
   /**

@@ -1,0 +1,128 @@
+// idleStopMs (issue 13, a resting node without its enclave thread): the host stops the worker thread once it holds no
+// task and no request came for that long, answers `tasks` without it, and starts it again on the next request from the
+// sealed store; a thread holding a task is never stopped. Thread starts are counted by the store reads of the sealed
+// index (each worker reads it once at its start), stops by the host's log line.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { hexlify } from 'ethers'
+import { ResultStatus } from '../../../contracts/formats.ts'
+import { createEnclave, decryptResult, encryptDataset, MemoryBlobStore, verifyQuote, wrapDataKey } from '../../../enclave/index.ts'
+import type { ComponentLogger } from '../../../config/index.ts'
+import type { EnclaveHost } from '../../../enclave/index.ts'
+import { referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
+import { waitFor } from '../../../daemon/tools/child-daemons.ts'
+import { artifactCode, buyerSetup, deliverSigned, domain, platformSecret, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
+
+/** Short, so the test is quick; the waits below are bounded conditions, not sleeps of this length. */
+const IDLE_MS = 300
+/** Far above IDLE_MS: what a loaded machine may take to stop or start a thread. */
+const WAIT_MS = 30_000
+
+/** A memory store that counts the reads of the sealed index: one per worker start. */
+class CountingStore extends MemoryBlobStore {
+  starts = 0
+  override async get (key: string): Promise<Uint8Array | undefined> {
+    if (key.endsWith('/index')) this.starts++
+    return await super.get(key)
+  }
+}
+
+function recordingLogger (): { logger: ComponentLogger, stops: () => number } {
+  let stops = 0
+  const drop = (): void => {}
+  return {
+    stops: () => stops,
+    logger: {
+      forComponent: (namespace) => ({
+        namespace,
+        error: drop,
+        warn: drop,
+        info: drop,
+        debug: (msg) => { if (msg === 'enclave thread stopped while idle') stops++ },
+        trace: drop,
+        enabled: () => true
+      })
+    }
+  }
+}
+
+const open: EnclaveHost[] = []
+async function start (store: MemoryBlobStore, logger: ComponentLogger, opts = {}): Promise<EnclaveHost> {
+  const e = await createEnclave({ attestationKey: root.privateKey, domain, platformSecret, store, idleStopMs: IDLE_MS, ...opts }, { logger })
+  open.push(e)
+  return e
+}
+test.after(async () => { for (const e of open) await e.close() })
+
+test('an idle enclave without tasks stops its thread, answers tasks without it, and starts it again for a request', async () => {
+  const store = new CountingStore()
+  const log = recordingLogger()
+  const e = await start(store, log.logger)
+  assert.is(store.starts, 1)
+  await waitFor('the idle thread to stop', () => log.stops() === 1, WAIT_MS, 20)
+  // The node's tick asks for the tasks: no thread starts for that, and the answer is right (it stopped with none).
+  assert.equal(await e.tasks(), [])
+  assert.equal(await e.resume(), [])
+  assert.is(store.starts, 1)
+
+  // A quote request starts a thread on the same store: the same build, the same attestation root.
+  const nonce = random32()
+  const tradeId = random32()
+  const codeHash = random32()
+  const q = await e.attest({ tradeId, codeHash, nonce })
+  assert.is(store.starts, 2)
+  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [e.measurement], tradeId, codeHash, nonce })
+  assert.is((await e.tasks()).length, 1)
+  await e.dropTask(q.taskId)
+  await waitFor('the thread to stop again', () => log.stops() === 2, WAIT_MS, 20)
+  assert.equal(await e.tasks(), [])
+
+  // warm() starts a stopped thread ahead of a request; unused, it stops again.
+  e.warm()
+  await waitFor('warm() to start the thread', () => store.starts === 3, WAIT_MS, 20)
+  await waitFor('the warmed thread to stop', () => log.stops() === 3, WAIT_MS, 20)
+  assert.is(store.starts, 3)
+})
+
+test('a thread that holds a task is not stopped: the trade goes on to its result, then the thread stops', async () => {
+  const store = new CountingStore()
+  const log = recordingLogger()
+  const e = await start(store, log.logger)
+  const data = sampleDataset(2000, 3)
+  const task = await buyerSetup(e, artifactCode('HistogramFast'))
+  const starts = store.starts
+  // Several idle periods pass with the task held (the tick's tasks() is no activity, and the check finds the task).
+  const until = Date.now() + 4 * IDLE_MS
+  while (Date.now() < until) {
+    assert.is((await e.tasks()).length, 1)
+    await new Promise(resolve => setTimeout(resolve, IDLE_MS / 3))
+  }
+  assert.is(log.stops(), 0)
+  const ds = encryptDataset(data, { chunkSize: 1024 })
+  const st = await deliverSigned(e, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  assert.ok(st.complete && st.acked)
+  const r = await e.execute(task.taskId)
+  assert.is(r.resultInfo.status, ResultStatus.Ok)
+  const out = decryptResult(r.encryptedResult, task.resultKey.privateKey, { taskId: task.taskId, resultHash: r.resultInfo.resultHash, resultSalt: task.resultSalt })
+  assert.is(hexlify(out), hexlify(referenceOutput('Histogram', [data])))
+  assert.is(store.starts, starts, 'one thread served the whole task')
+  assert.is(log.stops(), 0)
+  await e.dropTask(task.taskId)
+  await waitFor('the thread to stop once the task is gone', () => log.stops() === 1, WAIT_MS, 20)
+})
+
+test('a closed enclave stays closed; idleStopMs must be a positive integer', async () => {
+  const store = new CountingStore()
+  const log = recordingLogger()
+  const e = await start(store, log.logger)
+  await waitFor('the idle thread to stop', () => log.stops() === 1, WAIT_MS, 20)
+  await e.close()
+  await rejectsWith(e.attest({ tradeId: random32(), codeHash: random32(), nonce: random32() }), 'EnclaveClosedError')
+  e.warm()
+  assert.is(store.starts, 1)
+  for (const idleStopMs of [0, -1, 1.5, Number.NaN]) {
+    await rejectsWith(startEnclave({ idleStopMs }), 'InvalidRequestError')
+  }
+})
+
+test.run()
