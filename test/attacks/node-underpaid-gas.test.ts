@@ -11,9 +11,11 @@
 // with two funded accounts of its own: the buyer, and a seller it registers and lists a dataset for.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { getBytes } from 'ethers'
+import { getBytes, keccak256 } from 'ethers'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
-import { attackerTrade, attackTestnet, nodeTradeAttacker, type NodeTradeAttacker } from '../helpers/attacker.ts'
+import { offerProtocol } from '../../p2p/index.ts'
+import { demandHashOf, signDemand } from '../../p2p/demand/index.ts'
+import { attackerHost, attackerTrade, attackTestnet, nodeTradeAttacker, type NodeTradeAttacker } from '../helpers/attacker.ts'
 
 const bench = attackTestnet(test, 'underpaid-gas', { buyers: 0, sellers: 0, nodes: 1 })
 const TAG = 'underpaid-gas'
@@ -29,7 +31,7 @@ const BIG_GAS_CAP = 1_000_000_000n
 let attacker: NodeTradeAttacker | undefined
 const setUp = async (): Promise<NodeTradeAttacker> => await nodeTradeAttacker(bench, { tag: TAG, data: DATA, outputCap: OUTPUT_CAP })
 
-interface NodeRecord { role: string, state: string, reason?: string }
+interface NodeRecord { role: string, state: string, reason?: string, offeredPricePerGas?: string }
 
 test.after(() => { attacker?.close() })
 
@@ -62,6 +64,54 @@ test('a fair trade on the same node (the fee exactly its price for the whole gas
   const { outcome, nodeFee } = await trade(attacker, { nodeCap: gasCap * NODE_PRICE, gasCap })
   assert.is(nodeFee, gasCap * NODE_PRICE)
   assert.is(outcome, 'complete', 'the node took the data and acknowledged receipt')
+})
+
+// Regression: the node judged a trade by its price per gas at the time the data came, not by the price it offered
+// for the trade. An operator who raises the price (it is read from the config at the daemon's start: a restart with a
+// new price) made the node refuse the trades it had offered for at the old price (`PriceTooLow`, or `FeeBelowPrice`):
+// the buyer opened the trade on the node's signed offer, and the trade lost a node. Now the node keeps the price of
+// each offer it signs (level, on disk: it outlives the restart) and judges a trade opened on that offer by it.
+test('a trade opened on an offer at price P is served after the node\'s price was raised to 2P; one without an offer, or underpaid, is not', async () => {
+  attacker ??= await setUp()
+  const net = bench.net
+  const gasCap = 1_000_000n
+  const nodeCap = gasCap * NODE_PRICE
+  // The attacker, as an honest buyer: a demand at NODE_PRICE on BDBC, and the node's offer for it, solicited.
+  const host = await attackerHost(net)
+  bench.hosts.push(host)
+  await waitFor('a connection to the node', async () => await host.connect(attacker!.node.info.addresses[0]).then(() => true, () => false), 30_000, 500)
+  const demand = signDemand({
+    chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), buyerPeer: host.peerId, tag: TAG, codeHash: keccak256(CODE).toLowerCase(),
+    nodes: 1, sellers: 1, sellerPrice: 1n, sellerCap: BigInt(DATA.length), nodePrice: NODE_PRICE, nodeCap, outputPrice: 1n, outputCap: OUTPUT_CAP,
+    expiresAt: Math.floor(Date.now() / 1000) + 600, tradeSeconds: 600, epsilon: 0n
+  }, { address: attacker.buyer.wallet.address, privateKey: attacker.buyer.wallet.privateKey })
+  const { signature: _s, ...unsigned } = demand
+  await attacker.buyer.chain.bdbc.postDemand(demandHashOf(unsigned))
+  const offer = await offerProtocol(host).solicit(attacker.node.info.peerId, demand)
+  assert.is(offer.account.toLowerCase(), attacker.node.info.ethAddress.toLowerCase(), 'the node offered for the demand at its price')
+
+  // The operator raises the node's price to 2P: a restart on the same datadir with the new price in its config.
+  await attacker.node.stop('SIGTERM')
+  const node = await net.add('node1', 'node', { trade: { nodePricePerGas: String(2n * NODE_PRICE) } })
+  const a: NodeTradeAttacker = { ...attacker, node }
+  await waitFor('a connection to the restarted node', async () =>
+    await Promise.all(bench.hosts.map(async h => await h.connect(node.info.addresses[0]))).then(() => true, () => false), 30_000, 500)
+
+  const offered = await attackerTrade(a, { code: CODE, nodePrice: NODE_PRICE, nodeCap, gasCap, outputCap: OUTPUT_CAP })
+  assert.is(offered.outcome, 'complete', `the node refused a trade opened on its own offer at ${NODE_PRICE} wei per gas: ${offered.outcome}`)
+  const record = await waitFor('the node to run the trade it offered for', async () => {
+    const r = await nodeRecord(a, offered.tradeId)
+    return r.state === 'escrowed' || r.state === 'delivering' || r.state === 'executing' ? undefined : r
+  }, 60_000, 200)
+  assert.ok(record.state !== 'failed', `the node gave up the trade it offered for: ${record.reason ?? ''}`)
+  assert.is(record.offeredPricePerGas, String(NODE_PRICE), 'the node keeps the price it offered with the trade')
+
+  // The offer's terms with a gas cap the fee does not pay for: still refused, at the offered price.
+  const underpaid = await attackerTrade(a, { code: CODE, nodePrice: NODE_PRICE, nodeCap, gasCap: BIG_GAS_CAP, outputCap: OUTPUT_CAP })
+  assert.is(underpaid.outcome, 'FeeBelowPrice', `an underpaid trade on the offer's terms: ${underpaid.outcome}`)
+  // Terms the node made no offer for are judged by its price now: P is below it.
+  const unoffered = await attackerTrade(a, { code: CODE, nodePrice: NODE_PRICE, nodeCap: nodeCap + 1n, gasCap, outputCap: OUTPUT_CAP })
+  assert.is(unoffered.outcome, 'PriceTooLow', `a trade at the old price without an offer: ${unoffered.outcome}`)
 })
 
 test.run()

@@ -61,6 +61,24 @@ export const ENCLAVE_IDLE_STOP_MS = 30_000
  */
 export const MAX_RUN_ATTEMPTS = 2
 
+/** Meta key prefix of the price per gas this node offered at, by the terms of the demand it offered for (offerKeyOf). */
+const OFFERED_PRICE_PREFIX = 'node:offeredPrice:'
+
+/** The price per gas this node signed an offer at, kept until a trade opened on the demand can no longer run. */
+interface OfferedPrice {
+  pricePerGas: string
+  /** Unix seconds: the demand's expiresAt plus its tradeSeconds (a trade opened on it runs at most that long). */
+  until: number
+}
+
+/**
+ * What a trade opened on a demand has of the demand, and what fixes this node's pay: the buyer, the code, the node
+ * price and cap (the offer itself names only the demand, and DTMC does not know the demand: these are the link).
+ */
+function offerKeyOf (t: { buyer: string, codeHash: string, nodePrice: bigint, nodeCap: bigint }): string {
+  return `${OFFERED_PRICE_PREFIX}${t.buyer.toLowerCase()}:${t.codeHash.toLowerCase()}:${t.nodePrice}:${t.nodeCap}`
+}
+
 export class NodeConfigError extends SdteError {
   override name = 'NodeConfigError'
   override code = 'ERR_NODE_CONFIG'
@@ -102,6 +120,11 @@ export interface NodeTradeData {
    * (TradeTermsChangedError; the trade ends `failed`). Absent in records older than this check.
    */
   terms?: string
+  /**
+   * Wei per gas this node offered for the trade's demand (offerKeyOf), when it made an offer for it: the trade is
+   * judged by this price (priceFor), not by the node's price now. Absent: no offer of ours (or an older record).
+   */
+  offeredPricePerGas?: string
 }
 
 /** What opening the node's enclave needs: the daemon has it once its store is open. */
@@ -411,6 +434,44 @@ export class TrustedNodeRole implements Role {
       { chainId: d.chainId, dtmc: d.dtmc, peerId: this.ctx.p2p.peerId }, this.ctx.keys.ethWallet.privateKey)
   }
 
+  /**
+   * Keeps the price per gas of an offer we sign, before it leaves (so no trade opened on it can come before the
+   * record): the node is held to it (priceFor) even after its operator raised the price. Offered twice (before and
+   * after a change), the lower price holds: the buyer may open the trade on either offer.
+   */
+  private async recordOffer (d: Demand): Promise<void> {
+    const key = offerKeyOf(d)
+    const prev = await this.ctx.store.meta.get(key) as OfferedPrice | undefined
+    const live = prev !== undefined && prev.until >= Math.floor(Date.now() / 1000) ? prev : undefined
+    const price = live !== undefined && BigInt(live.pricePerGas) < this.pricePerGas ? BigInt(live.pricePerGas) : this.pricePerGas
+    await this.ctx.store.meta.put(key, { pricePerGas: price.toString(), until: Math.max(live?.until ?? 0, d.expiresAt + d.tradeSeconds) } satisfies OfferedPrice)
+  }
+
+  /** Offer prices whose demand's trades can no longer run. */
+  private async expireOfferedPrices (): Promise<void> {
+    const now = Math.floor(Date.now() / 1000)
+    for (const [key, value] of await this.ctx.store.meta.list({ prefix: OFFERED_PRICE_PREFIX })) {
+      if ((value as OfferedPrice).until < now) await this.ctx.store.meta.delete(key)
+    }
+  }
+
+  /**
+   * The price per gas a trade is judged by: the one we offered for it (recorded with the trade once we took it up,
+   * or still kept from the offer), so that raising the price (a restart with a new nodePricePerGas) does not make
+   * the node refuse a trade its buyer opened on our signed offer at the old price. Only a trade we made no offer for
+   * (a buyer that opened it with our quote but without our offer, on terms of its own) is judged by our price now:
+   * nothing of ours promised it another.
+   */
+  private async priceFor (view: TradeView, t?: TradeRecord<NodeTradeData>): Promise<bigint> {
+    if (t?.data.offeredPricePerGas !== undefined) return BigInt(t.data.offeredPricePerGas)
+    return (await this.offeredPriceOf(view)) ?? this.pricePerGas
+  }
+
+  private async offeredPriceOf (view: TradeView): Promise<bigint | undefined> {
+    const o = await this.ctx.store.meta.get(offerKeyOf(view)) as OfferedPrice | undefined
+    return o === undefined ? undefined : BigInt(o.pricePerGas)
+  }
+
   /** Step 3, Offers: our enclave for a demand within our price. */
   async onDemand (d: Demand): Promise<void> {
     this.notePaidDemand(d)
@@ -418,6 +479,7 @@ export class TrustedNodeRole implements Role {
     if (offer === null) return
     // The buyer asks for a quote next if it picks this node: its enclave thread boots meanwhile, if it stopped while idle.
     this.enclave.warm()
+    await this.recordOffer(d)
     try {
       const accepted = await this.ctx.offer.sendOffer(d.buyerPeer, offer)
       log.info('offered enclave', { demandId: d.demandId, accepted })
@@ -429,7 +491,10 @@ export class TrustedNodeRole implements Role {
   async onSolicit (_remote: string, d: Demand): Promise<Offer | null> {
     this.notePaidDemand(d)
     const offer = this.offerFor(d)
-    if (offer !== null) this.enclave.warm()
+    if (offer !== null) {
+      this.enclave.warm()
+      await this.recordOffer(d)
+    }
     return offer
   }
 
@@ -439,12 +504,12 @@ export class TrustedNodeRole implements Role {
    * `min(nodePrice × gasCap, nodeCap)` (the min is DTMC's on purpose): a buyer that opens a trade itself may pair a
    * large gasCap with a tiny nodeCap, and nodePrice alone would pass it. A demand this node offers for passes:
    * its gasCap is tradeGasCapOf(nodePrice, nodeCap), so the fee is nodePrice × gasCap, and offerFor wants
-   * nodePrice at least our price.
+   * nodePrice at least our price. `pricePerGas` is the trade's (priceFor): the one we offered it at.
    */
-  private underpaid (view: TradeView): string | undefined {
-    const asked = view.gasCap * this.pricePerGas
+  private underpaid (view: TradeView, pricePerGas: bigint): string | undefined {
+    const asked = view.gasCap * pricePerGas
     if (view.nodeFee >= asked) return undefined
-    return `the trade pays a node ${view.nodeFee} wei for up to ${view.gasCap} gas; at ${this.pricePerGas} wei per gas this node asks ${asked}`
+    return `the trade pays a node ${view.nodeFee} wei for up to ${view.gasCap} gas; at ${pricePerGas} wei per gas this node asks ${asked}`
   }
 
   /** Step 6, Checks, the node's before any data enters the enclave: the trade is open on DTMC with this task and this seller. */
@@ -461,9 +526,10 @@ export class TrustedNodeRole implements Role {
       })
     ])
     if (view === null || view.state !== 'open') throw new RefuseRequest('TradeNotOpen', 'no open trade with this id on DTMC')
-    if (view.nodePrice < this.pricePerGas) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${this.pricePerGas}`)
+    const price = await this.priceFor(view, known)
+    if (view.nodePrice < price) throw new RefuseRequest('PriceTooLow', `the trade pays ${view.nodePrice} wei per gas, this node asks ${price}`)
     if (view.gasCap > this.maxGas) throw new RefuseRequest('GasCapTooHigh', `the trade runs with ${view.gasCap} gas, this node's maxGas is ${this.maxGas}`)
-    const underpaid = this.underpaid(view)
+    const underpaid = this.underpaid(view, price)
     if (underpaid !== undefined) throw new RefuseRequest('FeeBelowPrice', underpaid)
     if (!nodes.some(n => n.taskId === req.taskId && n.payee === this.address)) throw new RefuseRequest('NotOurTask', 'this task is not ours in the trade')
     const seller = sellers.find(s => s.index === req.sellerIndex)
@@ -550,6 +616,7 @@ export class TrustedNodeRole implements Role {
     // expired tasks comes after the steps have started: none of them waits for it.
     await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log, this.inFlight)
     await this.expirePendingTasks()
+    await this.expireOfferedPrices()
   }
 
   /** Trades DTMC opened with our enclave. */
@@ -564,10 +631,13 @@ export class TrustedNodeRole implements Role {
       const privateRun = view.epsilon !== 0n && (await Promise.all(sellers.map(async s => await this.ctx.chain.cisc.offer(s.offerId)))).some(o => o.privateMode)
       const terms = await this.ctx.chain.dtmc.termsDigestOf(tradeId)
       if (terms === null) return // gone again since the view: the next scan sees it if it comes back
+      // Kept with the trade: the offer's own record goes when its demand's trades can no longer run.
+      const offered = await this.offeredPriceOf(view)
       await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
         nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline,
         ...(privateRun && { epsilon: view.epsilon.toString() }),
         ...(openedBlock !== undefined && { openedBlock }),
+        ...(offered !== undefined && { offeredPricePerGas: offered.toString() }),
         terms
       }, `chosen as node ${mine.index} of ${nodes.length}${privateRun ? `, private run of epsilon ${view.epsilon} micro` : ''}`)
     })
@@ -691,9 +761,10 @@ export class TrustedNodeRole implements Role {
     }
     // checkDelivery refuses such a trade's data too: the gas beyond what the fee pays for would be run for nothing.
     // (Once committed, `run` only returns the sealed result: nothing more is burned.)
-    const underpaid = alreadyCommitted ? undefined : this.underpaid(view)
+    const price = alreadyCommitted ? undefined : await this.priceFor(view, t)
+    const underpaid = price === undefined ? undefined : this.underpaid(view, price)
     if (underpaid !== undefined) {
-      log.warn('the trade\'s node fee does not pay for its gas cap: not running', { tradeId: t.tradeId, nodeFee: view.nodeFee, gasCap: view.gasCap, pricePerGas: this.pricePerGas })
+      log.warn('the trade\'s node fee does not pay for its gas cap: not running', { tradeId: t.tradeId, nodeFee: view.nodeFee, gasCap: view.gasCap, pricePerGas: price })
       await this.ctx.trades.transition(t, 'failed', { reason: underpaid, note: 'refused: fee below our price' })
       return
     }
