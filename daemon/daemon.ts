@@ -87,6 +87,10 @@ export class SdteDaemon {
     if (this.status !== 'created') throw new DaemonStateError(`cannot start a daemon that is ${this.status}`)
     this.status = 'starting'
     const o = this.options
+    // Where start-up time goes (issue 13, start to admin_info; bench/trade/startup-phases.ts reads these):
+    // the end of each phase, ms since the process began.
+    const phase = (name: string): void => { log.debug('start phase', { phase: name, ms: Math.round(performance.now()) }) }
+    phase('modules loaded')
     try {
       // What can be checked is checked before the datadir or a key is made: a start that fails on its
       // options or its network file leaves nothing behind.
@@ -113,6 +117,7 @@ export class SdteDaemon {
       }
       resolveP2PHostOptions(p2pOptions)
       this.bootstrap = p2pOptions.bootstrap
+      phase('options checked')
 
       mkdirSync(o.datadir, { recursive: true, mode: 0o700 })
       const lock = lockDatadir(o.datadir)
@@ -128,12 +133,14 @@ export class SdteDaemon {
 
       this.keys = await loadOrCreateKeys(o.datadir, o.keys)
       log.info('identity', { peerId: this.keys.peerId, ethAddress: this.keys.ethAddress, roles: o.roles })
+      phase('keys')
 
       this.store = await Store.open(o.datadir)
       this.closers.push({ name: 'store', close: async () => await this.store.close() })
 
       this.trades = new TradeBook(this.store.trades, this.metrics, logger('sdte:trades'))
       this.metrics.watchTrades(async () => await this.trades.list())
+      phase('store')
 
       // A node's enclave worker boots (its thread loads the EVM) while the chain client and the p2p host
       // start, on the other core; the node role takes it when it starts (and its stop closes it).
@@ -152,6 +159,7 @@ export class SdteDaemon {
         const chain = await ChainClient.connect({ network: this.network, signer: this.keys.ethWallet.privateKey, metrics: this.metrics.registry, confirmations: o.trade.confirmations })
         this.chain = chain
         this.closers.push({ name: 'chain', close: () => chain.close() })
+        phase('chain')
       }
 
       this.p2p = await createP2PHost(p2pOptions, {
@@ -163,6 +171,7 @@ export class SdteDaemon {
       await this.p2p.start()
       this.closers.push({ name: 'p2p', close: async () => await this.p2p.stop() })
       log.info('p2p host listening', { addresses: this.p2p.addresses() })
+      phase('p2p')
       // Without a bootstrap peer a daemon finds nobody unless dialed: say so, with the fix. A relay is
       // usually the bootstrap peer itself, so for a relay only it is information.
       if (this.bootstrap.length === 0) {
@@ -171,7 +180,9 @@ export class SdteDaemon {
       }
 
       if (this.network !== null && this.chain !== null) await this.startRoles(this.network, this.chain, enclaveAhead)
+      phase('roles')
       await this.startControlApi()
+      phase('control API')
       this.status = 'started'
       log.info('daemon started', { version: VERSION })
     } catch (err) {
