@@ -425,13 +425,14 @@ export class SellerRole implements Role {
       if (now <= deadline && !refused) continue
       const tradeId = key.slice(RESERVATION_RELEASE_PREFIX.length)
       try {
-        if (await this.releaseReservation(tradeId, sellerIndex, deadline, now, refused, terms)) await this.ctx.store.meta.delete(key)
-      } catch (err) {
-        if (err instanceof TradeTermsChangedError) {
+        try {
+          if (await this.releaseReservation(tradeId, sellerIndex, deadline, now, refused, terms)) await this.ctx.store.meta.delete(key)
+        } catch (err) {
+          if (!(err instanceof TradeTermsChangedError)) throw err
           // Opened again (a reorganisation) with other terms than the ones we refused: not declined on that refusal.
           await this.judgeAgain(tradeId)
-          continue
         }
+      } catch (err) {
         // A revert: the buyer or a node ended or released it first (the next tick sees that); else the chain is away.
         if (err instanceof ChainRevertError) log.debug('reservation release reverted (will look again)', { tradeId, error: err.errorName })
         else log.warn('reservation release failed (will retry)', { tradeId, err: err as Error })
