@@ -1112,9 +1112,11 @@ export class DtmcClient extends Bound {
    * Seller `sellerIndex` (this client's account) declines the trade before its data went in: an open trade no node
    * committed to is refunded at once (the other sellers' data fees held for claims), a held fee of ours goes to the
    * buyer, and what the trade reserved on our offer in CISC comes back now. Refused once our fee was claimed.
+   * `refused` (termsDigestOf the terms the seller refused) holds the decline to them: a trade opened again with other
+   * terms after a reorganisation throws TradeTermsChangedError instead of being declined on a refusal of others.
    */
-  async declineTrade (tradeId: string, sellerIndex: number): Promise<TransactionReceipt> {
-    return await this.sendWithFacts(tradeId, 'declineTrade', [tradeId, sellerIndex])
+  async declineTrade (tradeId: string, sellerIndex: number, refused?: string): Promise<TransactionReceipt> {
+    return await this.sendWithFacts(tradeId, 'declineTrade', [tradeId, sellerIndex], refused)
   }
 
   /** The claim window of a refunded (or "input invalid") trade and the sellers whose data fee is still held. */

@@ -131,6 +131,13 @@ interface ReservationRelease {
   deadline: number
   /** Our checks refused the trade: we decline it at once (`DTMC.declineTrade`) instead of waiting for its deadline. */
   refused?: boolean
+  /**
+   * The terms digest (DtmcClient.termsDigestOf) judged: a reorganisation can open the same trade id again with other
+   * terms, so a refusal holds for these terms only. The decline is held to them, and a trade whose terms changed is
+   * judged again (test/attacks/declined-reopened-trade.test.ts). Absent in entries older than this: the trade
+   * record's `terms` stands for it.
+   */
+  terms?: string
 }
 
 /** Whether trades reserve something on the dataset in CISC (a private dataset's epsilon, a place in its maxTrades): read it there. */
@@ -276,8 +283,12 @@ export class SellerRole implements Role {
     await scanNewTrades(this.ctx, 'seller', async (tradeId, openedBlock) => { await this.checkTrade(tradeId, openedBlock) })
   }
 
-  /** Records the trade, `failed` with the reason when it is not ours or its terms fail the dataset's policy. */
-  private async checkTrade (tradeId: string, openedBlock: number | undefined): Promise<void> {
+  /**
+   * Records the trade, `failed` with the reason when it is not ours or its terms fail the dataset's policy. With
+   * `previous`, the record of a trade we refused that was opened again with other terms (a reorganisation): judged
+   * again, on its terms as they are now.
+   */
+  private async checkTrade (tradeId: string, openedBlock: number | undefined, previous?: TradeRecord<SellerTradeData>): Promise<void> {
     // Read together: the trade was found by its TradeSeller event, so both are there (one wait, not two).
     // The chain's time too: the policy is judged at it.
     const [view, { sellers, nodes }, checkedAt] = await Promise.all([this.ctx.chain.dtmc.trade(tradeId), tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock)), chainTime(this.ctx.chain)])
@@ -309,14 +320,22 @@ export class SellerRole implements Role {
           codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: checkedAt, epsilon: view.epsilon
         }) ??
           (view.state !== 'open' ? `the trade is ${view.state}` : null)
-    const t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`)
+    const note = `offer ${data.offerId}, fee ${data.fee} wei, ${nodes.length} nodes`
+    let t: TradeRecord<SellerTradeData>
+    if (previous === undefined) t = await this.ctx.trades.create('seller', tradeId, 'escrowed', data, note)
+    else {
+      // The refusal's reason was about other terms: the record starts again from these (its timeline kept).
+      const { reason: _refusedTerms, ...rest } = previous
+      t = await this.ctx.trades.transition({ ...rest, data }, 'escrowed', { note: `judged again, opened again with other terms: ${note}` })
+    }
     // CISC reserved the trade's epsilon on our private dataset or its place in our maxTrades, refused by us or not: see
     // that it comes back if our data never goes in.
+    const releaseKey = RESERVATION_RELEASE_PREFIX + tradeId
     if (ds !== undefined && ((ds.policy.mode === 'private' && view.epsilon !== 0n) || ds.policy.maxTrades !== 0)) {
-      await this.ctx.store.meta.put(RESERVATION_RELEASE_PREFIX + tradeId, {
-        sellerIndex: mine.index, deadline: view.deadline, ...(problem !== null && { refused: true })
+      await this.ctx.store.meta.put(releaseKey, {
+        sellerIndex: mine.index, deadline: view.deadline, terms, ...(problem !== null && { refused: true })
       } satisfies ReservationRelease)
-    }
+    } else if (previous !== undefined) await this.ctx.store.meta.delete(releaseKey)
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
       await this.ctx.trades.transition(t, 'failed', { reason: `checks: ${problem}` })
@@ -402,11 +421,17 @@ export class SellerRole implements Role {
     if (pending.length === 0) return
     const now = await chainTime(this.ctx.chain)
     for (const [key, value] of pending) {
-      const { sellerIndex, deadline, refused = false } = value as ReservationRelease
+      const { sellerIndex, deadline, refused = false, terms } = value as ReservationRelease
       if (now <= deadline && !refused) continue
       const tradeId = key.slice(RESERVATION_RELEASE_PREFIX.length)
       try {
-        if (await this.releaseReservation(tradeId, sellerIndex, deadline, now, refused)) await this.ctx.store.meta.delete(key)
+        try {
+          if (await this.releaseReservation(tradeId, sellerIndex, deadline, now, refused, terms)) await this.ctx.store.meta.delete(key)
+        } catch (err) {
+          if (!(err instanceof TradeTermsChangedError)) throw err
+          // Opened again (a reorganisation) with other terms than the ones we refused: not declined on that refusal.
+          await this.judgeAgain(tradeId)
+        }
       } catch (err) {
         // A revert: the buyer or a node ended or released it first (the next tick sees that); else the chain is away.
         if (err instanceof ChainRevertError) log.debug('reservation release reverted (will look again)', { tradeId, error: err.errorName })
@@ -422,14 +447,16 @@ export class SellerRole implements Role {
    * places in maxTrades for the deadline and the claim window, up to 10 days (test/attacks/zero-deposit-reservation-lock.test.ts).
    * Only trades that reserved something on our datasets: declining costs us gas, waiting for any other costs us nothing.
    */
-  private async releaseReservation (tradeId: string, sellerIndex: number, deadline: number, now: number, refused: boolean): Promise<boolean> {
+  private async releaseReservation (tradeId: string, sellerIndex: number, deadline: number, now: number, refused: boolean, terms: string | undefined): Promise<boolean> {
     const t = await this.ctx.trades.get<SellerTradeData>('seller', tradeId)
     if (t?.data.nodes.some(n => n.receipt !== undefined) === true) return true
+    // The terms we refused: the decline is held to them (it throws TradeTermsChangedError on a trade opened again with others).
+    const refusedTerms = terms ?? t?.data.terms
     const view = await this.ctx.chain.dtmc.trade(tradeId)
     // Gone in a reorganisation and not opened again by its deadline: nothing is reserved.
     if (view === null) return now > deadline
     if (view.state === 'open') {
-      if (refused && view.nCommits === 0) return await this.decline(tradeId, sellerIndex)
+      if (refused && view.nCommits === 0) return await this.decline(tradeId, sellerIndex, refusedTerms)
       if (now <= view.deadline) return false
       await this.ctx.chain.dtmc.finalize(tradeId)
       return false
@@ -437,7 +464,7 @@ export class SellerRole implements Role {
     if (view.state === 'settled' && view.final?.status !== ResultStatus.InputInvalid) return true
     const claims = await this.ctx.chain.dtmc.claimsOf(tradeId)
     if (!claims.held.includes(sellerIndex)) return true
-    if (refused && now <= claims.until) return await this.decline(tradeId, sellerIndex)
+    if (refused && now <= claims.until) return await this.decline(tradeId, sellerIndex, refusedTerms)
     if (now <= claims.until) return false
     await this.ctx.chain.dtmc.releaseUnclaimed(tradeId)
     log.info('reservation given back (epsilon, place in maxTrades): the trade ended without our data', { tradeId })
@@ -445,10 +472,25 @@ export class SellerRole implements Role {
   }
 
   /** Declines a trade we refused: the buyer is refunded (our fee), our reservation comes back now. */
-  private async decline (tradeId: string, sellerIndex: number): Promise<boolean> {
-    await this.ctx.chain.dtmc.declineTrade(tradeId, sellerIndex)
+  private async decline (tradeId: string, sellerIndex: number, refused: string | undefined): Promise<boolean> {
+    await this.ctx.chain.dtmc.declineTrade(tradeId, sellerIndex, refused)
     log.info('refused trade declined: its reservation (epsilon, place in maxTrades) given back at once', { tradeId })
     return true
+  }
+
+  /**
+   * A trade we refused was opened again with other terms (a reorganisation, same trade id): our refusal was of the
+   * others, so the trade is judged again, as if new (`checkTrade`): declined only if these fail our checks too, else
+   * our part goes on. Only refused trades: one we accepted and that changed its terms is refused (`refuseOtherTerms`).
+   */
+  private async judgeAgain (tradeId: string): Promise<void> {
+    await this.ctx.trades.locked('seller', tradeId, async () => {
+      const t = await this.ctx.trades.get<SellerTradeData>('seller', tradeId)
+      if (t === undefined || t.state !== 'failed') return
+      log.warn('a trade we refused was opened again with other terms: judged again', { tradeId })
+      // From the deploy block: the opening may be in another block than the first one's.
+      await this.checkTrade(tradeId, undefined, t)
+    })
   }
 
   /** Step 7, Data delivery, to every node of the trade not served yet: attest its enclave ourselves, wrap the key to it, stream the data. */
