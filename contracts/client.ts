@@ -1383,7 +1383,7 @@ export class ChainClient {
       last = n
       listener(n)
     }
-    if (this.headListeners.size === 0) this.changeBlockPoll(async () => { await this.provider.on('block', this.polled) })
+    if (this.headListeners.size === 0) this.changeBlockPoll(async () => { await this.pollBlocks() })
     this.headListeners.add(fn)
     if (this.heads === undefined && this.headsUrl !== null) {
       this.heads = subscribeHeads(this.headsUrl, this.polled, { onState: (s) => { this.onHeadsState(s) } })
@@ -1412,6 +1412,11 @@ export class ChainClient {
     }).catch(() => {}) // off/on on a destroyed provider (closed meanwhile): nothing left to poll
   }
 
+  /** Starts ethers' block poll, unless the client was closed meanwhile (ethers would start it on a destroyed provider, failing forever). */
+  private async pollBlocks (): Promise<void> {
+    if (!this.provider.destroyed) await this.provider.on('block', this.polled)
+  }
+
   private onHeadsState (state: HeadsState): void {
     if (this.heads === undefined) return
     this.headsUp = state === 'up'
@@ -1426,7 +1431,7 @@ export class ChainClient {
     this.changeBlockPoll(async () => {
       await this.provider.off('block', this.polled)
       if (this.headListeners.size === 0) return
-      await this.provider.on('block', this.polled)
+      await this.pollBlocks()
       this.provider.getBlockNumber().then(this.polled, () => {})
     })
   }

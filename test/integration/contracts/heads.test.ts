@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { connect, type Socket } from 'node:net'
+import { spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Wallet } from 'ethers'
@@ -191,6 +192,24 @@ test('while heads come pushed, blocks are polled for only now and then; while th
   assert.ok(again.calls <= slowBound(again.elapsed), `pushed heads up again: ${again.calls} eth_blockNumber in ${again.elapsed} ms`)
   assert.equal(states, ['up', 'down', 'up'])
   assert.ok(seen.every((n, i) => i === 0 || n > seen[i - 1]), `each number once, rising: ${seen.join(',')}`)
+})
+
+test('a client closed at once after onBlock leaves no block poll behind (its process exits)', async () => {
+  assert.ok(anvil !== undefined && network !== undefined, 'the chain of the test before')
+  // ethers would start its poll on the destroyed provider, failing and scheduled again forever: a live timer.
+  const client = new URL('../../../contracts/client.ts', import.meta.url).pathname
+  const script = `import { ChainClient } from ${JSON.stringify(client)}
+const c = await ChainClient.connect({ network: ${JSON.stringify(network)}, skipChecks: true })
+c.onBlock(() => {})
+c.close()`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  const code = await new Promise<number | null>((resolve) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(null) }, WAIT_MS)
+    child.on('exit', (c) => { clearTimeout(timer); resolve(c) })
+  })
+  assert.is(code, 0, code === null ? `still running ${WAIT_MS} ms after close()` : stderr)
 })
 
 test.run()
