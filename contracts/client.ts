@@ -16,7 +16,7 @@ import {
 } from 'ethers'
 import { tradeIdOf, type Quote, type ResultInfo } from './formats.ts'
 import type { ContractAddresses, NetworkFile } from './network.ts'
-import { headsUrlOf, subscribeHeads, type HeadSubscription } from './heads.ts'
+import { headsUrlOf, subscribeHeads, PUSHED_HEADS_POLL_MS, type HeadSubscription, type HeadsState } from './heads.ts'
 // The committed artifacts, imported as JSON: the client never loads the compiler.
 import CISC_ARTIFACT from './artifacts/CISC.json' with { type: 'json' }
 import BDBC_ARTIFACT from './artifacts/BDBC.json' with { type: 'json' }
@@ -1251,7 +1251,10 @@ export interface ChainClientOptions {
   rpcUrl?: string
   /** A private key or an ethers Signer; absent: a read-only client. */
   signer?: string | Signer
-  /** How often to poll for blocks and receipts (default 100 ms on a devnet, 1 s elsewhere). */
+  /**
+   * How often to poll for blocks and receipts (default 100 ms on a devnet, 1 s elsewhere). For blocks only while
+   * no heads come pushed: while they do, every PUSHED_HEADS_POLL_MS (or this, if slower).
+   */
   pollingIntervalMs?: number
   /** How long to wait for a receipt (default 120 s). */
   receiptTimeoutMs?: number
@@ -1285,6 +1288,11 @@ export class ChainClient {
   private readonly headsUrl: string | null
   private heads: HeadSubscription | undefined
   private readonly headListeners = new Set<(blockNumber: number) => void>()
+  /** Whether that subscription is up now (the block poll is slow then), and the one listener on ethers' block poll. */
+  private headsUp = false
+  private readonly polled = (n: number): void => { for (const l of [...this.headListeners]) l(n) }
+  /** The latest change to ethers' block poll (subscribe, unsubscribe, restart), each made after the one before. */
+  private blockPoll: Promise<void> = Promise.resolve()
 
   private constructor (opts: ChainClientOptions, provider: JsonRpcProvider, signer?: Signer) {
     this.provider = provider
@@ -1366,8 +1374,9 @@ export class ChainClient {
    * Calls `listener` with the number of each new block as it is seen, each number once and rising; returns the
    * unsubscribe function. Two sources, whichever sees a block first: the heads the chain node pushes over a
    * WebSocket (heads.ts: at once when mined; opened again after a drop), and ethers polling eth_blockNumber
-   * over HTTP every `pollingIntervalMs` (100 ms on a devnet; the safety net when the socket is down or the
-   * node has none). A listener that throws is logged by nobody: catch inside.
+   * over HTTP: every `pollingIntervalMs` (100 ms on a devnet) while the socket is down or the node has none,
+   * every PUSHED_HEADS_POLL_MS while it is up (the safety net for a push that stalls). A listener that throws
+   * is logged by nobody: catch inside.
    */
   onBlock (listener: (blockNumber: number) => void): () => void {
     let last = -1
@@ -1376,19 +1385,57 @@ export class ChainClient {
       last = n
       listener(n)
     }
-    void this.provider.on('block', fn)
+    if (this.headListeners.size === 0) this.changeBlockPoll(async () => { await this.pollBlocks() })
     this.headListeners.add(fn)
     if (this.heads === undefined && this.headsUrl !== null) {
-      this.heads = subscribeHeads(this.headsUrl, (n) => { for (const l of [...this.headListeners]) l(n) })
+      this.heads = subscribeHeads(this.headsUrl, this.polled, { onState: (s) => { this.onHeadsState(s) } })
     }
     return () => {
-      void this.provider.off('block', fn).catch(() => {})
-      this.headListeners.delete(fn)
-      if (this.headListeners.size === 0) {
-        this.heads?.stop()
-        this.heads = undefined
-      }
+      if (!this.headListeners.delete(fn) || this.headListeners.size > 0) return
+      this.heads?.stop()
+      this.heads = undefined
+      this.headsUp = false
+      this.changeBlockPoll(async () => { await this.provider.off('block', this.polled) })
     }
+  }
+
+  /**
+   * Runs `change` to ethers' block poll after the changes before it, then sets the poll's pace to the heads'
+   * state. ethers (6.x) starts one PollingBlockSubscriber for all of a provider's 'block' listeners; its
+   * `pollingInterval` (the Subscriber interface's, which ethers' own provider.pollingInterval setter sets on
+   * every subscriber that has one) is read when the next poll is scheduled. Only that subscriber is changed:
+   * provider.pollingInterval, which the receipts are polled at (SendContext.confirmed), stays.
+   */
+  private changeBlockPoll (change: () => Promise<void>): void {
+    this.blockPoll = this.blockPoll.then(change).then(() => {
+      const fast = this.provider.pollingInterval
+      const ms = this.headsUp ? Math.max(PUSHED_HEADS_POLL_MS, fast) : fast
+      this.provider._forEachSubscriber((sub) => { if (typeof sub.pollingInterval === 'number') sub.pollingInterval = ms })
+    }).catch(() => {}) // off/on on a destroyed provider (closed meanwhile): nothing left to poll
+  }
+
+  /** Starts ethers' block poll, unless the client was closed meanwhile (ethers would start it on a destroyed provider, failing forever). */
+  private async pollBlocks (): Promise<void> {
+    if (!this.provider.destroyed) await this.provider.on('block', this.polled)
+  }
+
+  private onHeadsState (state: HeadsState): void {
+    if (this.heads === undefined) return
+    this.headsUp = state === 'up'
+    if (this.headsUp) {
+      this.changeBlockPoll(async () => {})
+      return
+    }
+    // Down: the slow poll may be PUSHED_HEADS_POLL_MS from its next call. ethers' subscriber cannot be told
+    // to poll now (its start() after stop() would run a second chain of polls beside the first), so a new
+    // one takes its place: off and on again; it starts at the fast pace. It first reads the block number
+    // only to start from, so the head is read once here too, in case blocks came since the last push.
+    this.changeBlockPoll(async () => {
+      await this.provider.off('block', this.polled)
+      if (this.headListeners.size === 0) return
+      await this.pollBlocks()
+      this.provider.getBlockNumber().then(this.polled, () => {})
+    })
   }
 
   /** The decoded events of all three contracts in a block range (default: from the deploy block). */
@@ -1416,6 +1463,7 @@ export class ChainClient {
     clearInterval(this.reorgTimer)
     this.heads?.stop()
     this.heads = undefined
+    this.headsUp = false
     this.headListeners.clear()
     this.provider.destroy()
   }
