@@ -18,6 +18,7 @@ import { Interface, JsonRpcProvider, getBytes } from 'ethers'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { datasetKey, enclaveKey } from '../../p2p/dht-keys.ts'
+import { MAX_DEMANDS_PER_BUYER, DEMAND_RATE_WINDOW_SECONDS } from '../../p2p/demand/index.ts'
 import { LocalTestnet, type TestnetDaemon } from '../../daemon/tools/testnet.ts'
 import { ROOT, waitFor } from '../../daemon/tools/child-daemons.ts'
 import { PHASES, tradePhases, type PartyRecord, type TradePhases } from '../../daemon/tools/phases.ts'
@@ -124,6 +125,8 @@ async function runTrade (net: LocalTestnet, provider: JsonRpcProvider, expected:
 }
 
 async function main (): Promise<void> {
+  // One buyer posts every demand: past its rate, sellers and nodes ignore them and the trades wait out the offer window.
+  if (REPEATS > MAX_DEMANDS_PER_BUYER) say(`warning: more than ${MAX_DEMANDS_PER_BUYER} trades from one buyer: those within ${DEMAND_RATE_WINDOW_SECONDS} s of its first ${MAX_DEMANDS_PER_BUYER} get their offers only at the end of the offer window`)
   const dir = flags.keep !== undefined ? resolve(flags.keep) : mkdtempSync(join(tmpdir(), 'sdte-bench-latency-'))
   mkdirSync(dir, { recursive: true })
   const load = loadavg().map(x => x.toFixed(2)).join(' ')

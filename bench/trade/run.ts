@@ -19,6 +19,7 @@ import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
 import { DEFAULT_GAS_CAP, MAX_GAS_CAP } from '../../enclave/constants.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { datasetKey, enclaveKey } from '../../p2p/dht-keys.ts'
+import { MAX_DEMANDS_PER_BUYER, DEMAND_RATE_WINDOW_SECONDS } from '../../p2p/demand/index.ts'
 import { LocalTestnet, type TestnetDaemon } from '../../daemon/tools/testnet.ts'
 import { ROOT, waitFor } from '../../daemon/tools/child-daemons.ts'
 import { PHASES, enclaveRunMsFromLog, tradePhases, type PartyRecord, type TradePhases } from '../../daemon/tools/phases.ts'
@@ -42,6 +43,13 @@ const THROUGHPUT_BYTES = quick ? 16 * MiB : DEFAULT_THROUGHPUT_BYTES
 const STARTUP_RUNS = quick ? 1 : 5
 /** Trades per cell of the matrix; the one with the median total is shown, with every total beside it. */
 const TRADE_REPEATS = quick ? 1 : 3
+/**
+ * Buyers the trades take turns on. Sellers and nodes ignore a buyer's gossiped demands beyond MAX_DEMANDS_PER_BUYER
+ * per DEMAND_RATE_WINDOW_SECONDS (p2p/demand/validator.ts): one buyer posting the whole matrix went over it during
+ * the 1 MiB cells (the 11th demand within a minute on), and those trades waited out the offer window for the DHT
+ * solicitation. With this many buyers none posts more than MAX_DEMANDS_PER_BUYER demands in the whole run.
+ */
+const BUYERS = Math.ceil(SIZES.length * NODE_COUNTS.length * TRADE_REPEATS / MAX_DEMANDS_PER_BUYER)
 const ANALYSIS_ARTIFACT = join(ARTIFACTS_DIR, 'StatsFast.json')
 /**
  * The enclave's gas cap for a trade is min(DEFAULT_GAS_CAP, MAX_GAS_CAP, nodeCap / nodePrice)
@@ -132,8 +140,7 @@ async function recordOf (d: TestnetDaemon, tradeId: string, role: PartyRecord['r
   return v.records.find(r => r.role === role)
 }
 
-async function runTrade (net: LocalTestnet, ds: Dataset, nodes: number): Promise<TradeRow> {
-  const buyer = net.buyers[0]
+async function runTrade (net: LocalTestnet, ds: Dataset, nodes: number, buyer: TestnetDaemon): Promise<TradeRow> {
   const seller = net.sellers[0]
   const bufferErrorsBefore = streamBufferErrorsOn(net)
   const posted = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', { tag: ds.tag, codePath: ANALYSIS_ARTIFACT, nodes, ...TRADE_TERMS })
@@ -204,9 +211,9 @@ async function main (): Promise<void> {
     return { label: s.label, tag: `bench-${s.label.replace(/\s+/g, '').toLowerCase()}`, data, records, expected: referenceOutput('Stats', [data]) }
   })
 
-  say(`starting a local testnet in ${dir}: devnet, relay, 1 buyer, 1 seller, ${TESTNET_NODES} nodes`)
+  say(`starting a local testnet in ${dir}: devnet, relay, ${BUYERS} buyer(s), 1 seller, ${TESTNET_NODES} nodes`)
   const tStart = Date.now()
-  const net = await LocalTestnet.start({ dir, buyers: 1, sellers: 1, nodes: TESTNET_NODES, env: DAEMON_ENV })
+  const net = await LocalTestnet.start({ dir, buyers: BUYERS, sellers: 1, nodes: TESTNET_NODES, env: DAEMON_ENV })
   const testnetStartMs = Date.now() - tStart
   const rows: TradeRow[] = []
   let idleMemory = new Map<string, Memory>()
@@ -228,16 +235,20 @@ async function main (): Promise<void> {
     }
     const measurement = net.network.measurements[0]
     await waitFor('DHT announcements', async () => {
-      for (const ds of datasets) if ((await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: datasetKey(ds.tag) })).length < 1) return false
-      return (await net.buyers[0].rpc.call<unknown[]>('net_findProviders', { key: enclaveKey(measurement) })).length >= TESTNET_NODES
+      for (const b of net.buyers) {
+        for (const ds of datasets) if ((await b.rpc.call<unknown[]>('net_findProviders', { key: datasetKey(ds.tag) })).length < 1) return false
+        if ((await b.rpc.call<unknown[]>('net_findProviders', { key: enclaveKey(measurement) })).length < TESTNET_NODES) return false
+      }
+      return true
     }, 60_000, 500)
 
+    let tradesRun = 0
     for (const ds of datasets) {
       for (const n of NODE_COUNTS) {
         const runs: TradeRow[] = []
         for (let i = 0; i < TRADE_REPEATS; i++) {
           say(`trade: ${ds.label} (${ds.data.length} bytes, ${ds.records} records), ${n} node(s), run ${i + 1} of ${TRADE_REPEATS}`)
-          const row = await runTrade(net, ds, n)
+          const row = await runTrade(net, ds, n, net.buyers[tradesRun++ % net.buyers.length])
           runs.push(row)
           if (row.failure !== undefined) { say(`  FAILED: ${row.failure}`); break }
           say(`  total ${sec(row.figures!.totalMs)} s: ${PHASES.map(p => `${p} ${sec(row.figures!.phases[p])}`).join(', ')}; streams reset ${row.streamBufferErrors}, deliveries restarted ${row.deliveryRetries}`)
@@ -312,7 +323,7 @@ function report (r: ReportInput): { trade: string, daemon: string } {
   const bigGas = bigRow === undefined ? undefined : (Number(bigRow.gasUsed) / 1e9).toFixed(2)
   t.push('## Trade', '')
   t.push(`Measured by \`${command}\` on ${machine()}. Every daemon, anvil and the benchmark share those cores, and other work ran on the machine too, so single figures are noisy (±0.5 s): each cell is run ${TRADE_REPEATS} time(s), the run with the median total is shown, and every total is listed.`)
-  t.push(`One LocalTestnet (daemon/tools/testnet.ts) for all trades: devnet (anvil, a block per transaction), relay, 1 buyer, 1 seller, ${TESTNET_NODES} trusted nodes, each a separate process with the default options (trade.events on, tickMs 2000 as the safety poll, offerWindowMs 3000 at most, offerGraceMs 100); it took ${sec(r.testnetStartMs)} s to start.`)
+  t.push(`One LocalTestnet (daemon/tools/testnet.ts) for all trades: devnet (anvil, a block per transaction), relay, ${BUYERS} buyer(s) taking turns (each posts at most ${MAX_DEMANDS_PER_BUYER} demands in the run: sellers and nodes ignore a buyer's demands beyond ${MAX_DEMANDS_PER_BUYER} per ${DEMAND_RATE_WINDOW_SECONDS} s), 1 seller, ${TESTNET_NODES} trusted nodes, each a separate process with the default options (trade.events on, tickMs 2000 as the safety poll, offerWindowMs 3000 at most, offerGraceMs 100); it took ${sec(r.testnetStartMs)} s to start.`)
   t.push(`Each trade: one seller, the sample CSV of enclave/examples.ts, StatsFast (the precompile build); nodePrice ${NODE_PRICE} wei/gas and nodeCap ${NODE_CAP} wei, so the enclave's gas cap is min(DEFAULT_GAS_CAP ${DEFAULT_GAS_CAP}, MAX_GAS_CAP ${MAX_GAS_CAP}, nodeCap / nodePrice) = 1 Ggas (${bigGas === undefined ? 'see the gas column below' : `64 MiB needs about ${bigGas} Ggas`}). The buyer attests all ${TESTNET_NODES} offered enclaves and keeps the n fastest. Results are checked against the same analysis in TypeScript.`)
   t.push('', 'Seconds per phase (they add up to the total, demand posted to result checked):', '')
   t.push(`| dataset | records | nodes | ${PHASES.join(' | ')} | total | totals of all runs |`)

@@ -20,6 +20,7 @@ import { offerProtocol } from '../../p2p/offer/index.ts'
 import { demandHashOf, signDemand, type Demand, type DemandTerms } from '../../p2p/demand/index.ts'
 import { fundedAccount } from '../helpers/attacker.ts'
 import { dataProtocol, datasetKey, type RequestRefusedError } from '../../p2p/index.ts'
+import { OFFER_WINDOW_CLOSED } from '../../daemon/roles/buyer/offers.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-e2e-'))
 const forgedKey = join(dir, 'forged-root.key')
@@ -34,10 +35,13 @@ const OUTPUT_PRICE = 12n
 const OUTPUT_CAP = 4096n
 const datasets = [sampleDataset(1500, 11), sampleDataset(2500, 12)]
 const artifactPath = join(ARTIFACTS_DIR, 'StatsFast.json')
+/** About 1 MiB of the sample CSV (the bench's middle size), under its own tag. */
+const MIB_DATASET = sampleDataset(55_000, 13)
+const MIB_TAG = 'e2e-weather-1mib'
 const code = getBytes(JSON.parse(readFileSync(artifactPath, 'utf8')).deployedBytecode)
 
 interface BuyerView {
-  records: Array<{ role: string, state: string, reason?: string, payments?: Record<string, string>, refund?: string, chosenNodes?: Array<{ payee: string }>, rejected?: Array<{ peerId: string, why: string }>, demand?: string }>
+  records: Array<{ role: string, state: string, reason?: string, timeline: Array<{ state: string, at: string, note?: string }>, payments?: Record<string, string>, refund?: string, chosenNodes?: Array<{ payee: string }>, rejected?: Array<{ peerId: string, why: string }>, demand?: string }>
   chain: { state: string, deposit: string, final: { resultHash: string, resultSize: string, status: number, count: number, members: number[] }, gasCap: string, nodes: Array<{ payee: string }>, sellers: Array<{ account: string, fee: string }> }
 }
 
@@ -58,7 +62,12 @@ test.before(async () => {
       ? { enclave: { attestationKeyFile: forgedKey } }
       : i === 0 ? { trade: { nodeMaxGas: '300000000' } } : i === 1 ? { trade: { nodeMaxGas: '1500000000' } } : i === 4 ? { trade: { nodeMaxGas: '100000000' } } : {},
     // Every daemon serves /metrics (on a free port): the trade must move the counters.
-    config: { metrics: { enabled: true, port: 0 } }
+    config: {
+      metrics: { enabled: true, port: 0 },
+      // An offer window far longer than offers take even on a loaded machine: a buyer that waited it out (rather
+      // than closing on enough offers) is told apart by its timeline, not by timing.
+      trade: { offerWindowMs: 30_000 }
+    }
   })
 })
 
@@ -271,6 +280,29 @@ test('the trade moved each role\'s metrics: states, phases, bytes delivered, enc
   const relay = await scrape(net.relay)
   assert.ok((sample(relay, 'sdte_gossip_validation_total', 'verdict="accept"') ?? 0) >= 1)
   assert.ok((sample(relay, 'sdte_p2p_peers') ?? 0) >= 1)
+})
+
+test('a 1 MiB dataset\'s offers close the offer window early: enough offers, not the window\'s end (issue 13)', async () => {
+  // The bench saw 1 MiB trades run the whole window: its buyer had posted more than MAX_DEMANDS_PER_BUYER demands in a
+  // DEMAND_RATE_WINDOW_SECONDS, so sellers and nodes ignored the gossiped demand. Here the buyer is well under its rate.
+  const seller = net.sellers[0]
+  const path = join(seller.datadir, 'data-1mib.csv')
+  writeFileSync(path, MIB_DATASET)
+  await seller.rpc.call('seller_addDataset', { path, tag: MIB_TAG, unitPrice: UNIT_PRICE.toString(), policy: { mode: 'any' } })
+  const buyer = net.buyers[0]
+  await waitFor('DHT announcement of the 1 MiB dataset', async () => (await buyer.rpc.call<unknown[]>('net_findProviders', { key: datasetKey(MIB_TAG) })).length >= 1, 30_000, 300)
+  const { tradeId: mibTrade } = await buyer.rpc.call<{ tradeId: string }>('buyer_postDemand', {
+    tag: MIB_TAG, codePath: artifactPath, nodes: 1, sellerPrice: UNIT_PRICE.toString(), sellerCap: (2n * BigInt(MIB_DATASET.length) * UNIT_PRICE).toString(),
+    nodePrice: NODE_PRICE.toString(), nodeCap: NODE_CAP.toString(), outputPrice: OUTPUT_PRICE.toString(), outputCap: OUTPUT_CAP.toString(), deadlineSeconds: 600
+  })
+  const ended = await waitFor('the 1 MiB trade to end', async () => {
+    const v = await buyer.rpc.call<BuyerView>('trade_get', { tradeId: mibTrade })
+    return ['delivered', 'failed', 'refunded'].includes(v.records[0].state) ? v.records[0] : undefined
+  }, 120_000, 250)
+  assert.is(ended.state, 'delivered', ended.reason)
+  const chose = ended.timeline.find(e => e.state === 'attesting')
+  assert.ok(chose !== undefined, 'the buyer chose its candidates')
+  assert.ok(chose.note?.includes(OFFER_WINDOW_CLOSED.enough), `the window closed on enough offers, not at its end: ${chose.note ?? ''}`)
 })
 
 test('nothing secret in any log, store, gossip message or transaction', async () => {

@@ -97,6 +97,12 @@ export function enoughOffers (t: BuyerTrade): boolean {
   return t.data.sellerOffers.length >= d.sellers && t.data.nodeOffers.length >= d.nodes
 }
 
+/** The timeline notes of the `attesting` entry: what closed the offer window (tests and benchmarks read them). */
+export const OFFER_WINDOW_CLOSED = {
+  enough: 'offer window closed early: enough offers, then the grace',
+  end: 'offer window closed at its end'
+} as const
+
 /**
  * The choice, at the end of an offer window or once enough offers came: solicit (`solicit`, at the end of a
  * window: the peers the DHT lists that have not offered), then choose. Enough candidates: `attesting`. Too
@@ -124,7 +130,7 @@ export async function chooseCandidates (ctx: RoleContext, t0: BuyerTrade, o: { s
   log.info('candidates chosen', { tradeId: t.tradeId, sellers: sellers.length, nodes: nodes.length, ms: Date.now() - started })
   await ctx.trades.transition(t, 'attesting', {
     data: { chosenSellers: sellers, nodeOffers: nodes, rejected, phaseMs },
-    note: `${sellers.length} sellers, ${nodes.length} candidate nodes`
+    note: `${sellers.length} sellers, ${nodes.length} candidate nodes; ${o.solicit ? OFFER_WINDOW_CLOSED.end : OFFER_WINDOW_CLOSED.enough}`
   })
   return 'chosen'
 }
