@@ -131,8 +131,13 @@ export function createDht (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: 
       // A provider record may still be on its way (a provide racing this query, or the closest
       // peers only just joined): query again until something is found or the deadline passes.
       while (true) {
+        // Each pass's query gets a signal of its own, aborted once the pass is over (enough providers,
+        // or the query ended): breaking out of the loop alone does not stop it. libp2p merges its
+        // content routers' iterators (it-merge), which asks kad-dht's to return without awaiting it:
+        // a query parked on a response goes on until its next event, and its dials and streams with it.
+        const pass = new AbortController()
         try {
-          for await (const info of node.contentRouting.findProviders(cid, { signal: searchSignal })) {
+          for await (const info of node.contentRouting.findProviders(cid, { signal: AbortSignal.any([searchSignal, pass.signal]) })) {
             const id = info.id.toString()
             if (id === selfId && !includeSelf) continue
             const prev = found.get(id)
@@ -142,6 +147,8 @@ export function createDht (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: 
           }
         } catch (err) {
           if (!searchSignal.aborted) log.debug('findProviders pass failed', { dhtKey: key, error: err })
+        } finally {
+          pass.abort()
         }
         signal?.throwIfAborted()
         if (found.size > 0 || searchSignal.aborted) break
