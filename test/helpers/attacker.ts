@@ -94,7 +94,11 @@ export async function nodeTradeAttacker (bench: AttackTestnet, o: { tag: string,
 export type NodeTradeAttacker = Awaited<ReturnType<typeof nodeTradeAttacker>>
 
 /** The trade's terms the attacker opens on DTMC, and the output cap its code envelope carries. */
-export interface AttackerTradeTerms { code: Uint8Array, nodePrice: bigint, nodeCap: bigint, gasCap: bigint, outputCap: bigint, envelopeOutputCap?: bigint }
+export interface AttackerTradeTerms {
+  code: Uint8Array, nodePrice: bigint, nodeCap: bigint, gasCap: bigint, outputCap: bigint, envelopeOutputCap?: bigint
+  /** What the attacker does once it holds the node's receipt, before it sends its ack (a decline on DTMC, say). */
+  beforeAck?: (tradeId: string) => Promise<void>
+}
 
 /**
  * The attacker's trade on the node: a quote from its enclave, the trade opened on DTMC with `terms`, the buyer's code
@@ -127,8 +131,10 @@ export async function attackerTrade (a: NodeTradeAttacker, terms: AttackerTradeT
     sellerSignature: signDataKeyDelivery(sellerKey, a.domain, taskId, 0, a.ds.commitment, wrapped), size: a.ds.size, chunks: a.ds.chunks.length
   }
   const chunkAt = (i: number): Uint8Array => signChunk(sellerKey, a.domain, taskId, 0, wrapped, a.ds.chunks[i])
-  const acknowledge = async (): Promise<string> =>
-    signReceiptAck(sellerKey, a.domain, { tradeId, taskId, sellerIndex: 0, commitment: a.ds.commitment, seller: a.seller.wallet.address.toLowerCase() })
+  const acknowledge = async (): Promise<string> => {
+    await terms.beforeAck?.(tradeId)
+    return signReceiptAck(sellerKey, a.domain, { tradeId, taskId, sellerIndex: 0, commitment: a.ds.commitment, seller: a.seller.wallet.address.toLowerCase() })
+  }
   let outcome: string
   try {
     const status = await a.data.deliver(a.node.info.peerId, open, chunkAt, { acknowledge })
