@@ -684,6 +684,7 @@ export class TrustedNodeRole implements Role {
       log.warn('the trade was opened again with other terms than the ones we took it up with: refused', { tradeId: t.tradeId })
       await this.ctx.trades.transition(now, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we took it up with', note: 'refused: opened again with other terms' })
       await this.forgetTask(t.data.taskId)
+      await this.forgetSellerAcks(t.tradeId, t.data.sellers)
     }
   }
 
@@ -694,6 +695,7 @@ export class TrustedNodeRole implements Role {
       if (await chainTime(this.ctx.chain) > t.data.deadline) {
         await this.ctx.trades.transition(t, 'failed', { reason: 'the trade left the chain in a reorganisation and was not opened again by its deadline' })
         await this.forgetTask(t.data.taskId)
+        await this.forgetSellerAcks(t.tradeId, t.data.sellers)
       }
       return
     }
