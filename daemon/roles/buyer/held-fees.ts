@@ -59,7 +59,9 @@ export async function releaseHeldFees (ctx: RoleContext): Promise<void> {
         const t = await ctx.trades.get<BuyerTradeData>('buyer', tradeId)
         const before = BigInt(t?.data.heldFeesReturned ?? '0')
         if (t !== undefined) await ctx.trades.update(t, { heldFeesReturned: (before + amount).toString() })
-        log.info('held fees returned: nobody claimed them within their window', { tradeId, amount: amount.toString() })
+        log.info(sellersDue
+          ? 'held data fees returned: no seller claimed them within the claim window'
+          : 'held node fees returned: no node claimed them within the window after the decline', { tradeId, amount: amount.toString() })
       }
       // What is still held (the data fees after the node fees) waits for its own window.
       const rest = nextUntil({ ...claims, held: sellersDue ? [] : claims.held, nodesHeld: nodesDue ? [] : claims.nodesHeld })
