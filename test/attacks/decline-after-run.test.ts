@@ -6,8 +6,10 @@
 // node that shows the decliner's acknowledgement of its own receipt (the seller's signature over receiptAckDigestOf,
 // which the node keeps from the data stream) is paid it (`claimRun`); what nobody claims goes back to the buyer after
 // the window (`releaseUnclaimed`), so a buyer refused honestly (no ack, no delivery) gets all of it back within it.
-// The decline is mined before the attacker sends the node its ack (the strongest form: no commitment can outrun it);
-// the node's enclave still accepts the ack (it reads no chain), as it would a moment before the decline.
+// The test is deterministic where the attack is a race (a decline sent once the ack is in, against the node's run and
+// commitment): the attacker holds its code back, so the node takes the data and the ack and then cannot run nor
+// commit, and declines then. DTMC cannot tell this from a decline during the run, which is the point: what pays the
+// node is the decliner's acknowledgement, which the seller had to give before any enclave of the trade could run.
 //
 // Real parts: anvil, a relay and a node daemon as separate processes; the attacker is an independent libp2p host with
 // two funded accounts of its own: the buyer, and a seller it registers and lists a dataset for.
@@ -48,14 +50,13 @@ async function buyerGets (a: NodeTradeAttacker, fn: () => Promise<void>): Promis
 test('a buyer\'s own seller declines after acknowledging the node\'s receipt: the node is paid its fee, the buyer gets the rest', async () => {
   attacker = await nodeTradeAttacker(bench, { tag: TAG, data: DATA, outputCap: OUTPUT_CAP })
   const a = attacker
-  let refund: bigint | undefined
   const { tradeId, outcome, view } = await attackerTrade(a, {
-    code: CODE, nodePrice: NODE_PRICE, nodeCap: GAS_CAP * NODE_PRICE, gasCap: GAS_CAP, outputCap: OUTPUT_CAP,
-    // The receipt is in the attacker's hands: the seller declines now (no node committed), then acknowledges.
-    beforeAck: async (id) => { refund = await buyerGets(a, async () => { await a.seller.chain.dtmc.declineTrade(id, 0) }) }
+    code: CODE, nodePrice: NODE_PRICE, nodeCap: GAS_CAP * NODE_PRICE, gasCap: GAS_CAP, outputCap: OUTPUT_CAP, withholdCode: true
   })
   assert.is(outcome, 'complete', 'the node took the data and the seller\'s acknowledgement')
-  assert.ok(refund !== undefined, 'the seller declined')
+  // The node has the ack (its trade is past `escrowed`): the seller declines now, no node having committed.
+  await waitFor('the node to take the trade up', async () => (await nodeRecord(a, tradeId))?.state === 'delivering', 60_000, 200)
+  const refund = await buyerGets(a, async () => { await a.seller.chain.dtmc.declineTrade(tradeId, 0) })
   const nodeFee = view.nodeFee
   assert.is(nodeFee, GAS_CAP * NODE_PRICE)
   // The decline refunded everything but the node's fee (the only seller gave up its own fee: nothing else is held).
