@@ -28,7 +28,8 @@ interface ICISC {
 /// sellers and the majority's nodes are credited within their caps and the rest goes back to the buyer; without
 /// one the buyer gets everything back except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
 /// holding an attested enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer
-/// (`releaseUnclaimed`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
+/// (`releaseUnclaimed`). A seller's decline of an open trade holds the node fees for DECLINE_NODE_CLAIM_WINDOW, paid
+/// to a node showing the decliner's acknowledgement of its receipt (`claimRun`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
 /// the chain (it depends on the data), and the result hash is salted by the buyer. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
 /// after its deadline, which is at most MAX_TRADE_DURATION after opening. Payouts are sent at once (push, with the
 /// 2,300-gas stipend); a payee that refuses the transfer is credited instead and withdraws it (pull).
@@ -228,7 +229,8 @@ contract DTMC {
     /// @dev Per trade, each node's result commitment (the one slot a node fills, when it commits).
     mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
     mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
-    /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
+    /// @notice Per trade: the claim window and which sellers' data fees are still held for it; after an open trade's
+    /// decline also the node claim window, which nodes' fees are still held and the decliner.
     mapping(bytes32 => Claims) public claims;
 
     event TradeOpened(
