@@ -184,8 +184,8 @@ export const PAYOUT_GAS = 40_000n
 
 /**
  * How many payouts DTMC's `method` may send for a trade with `facts` (each gets PAYOUT_GAS): a settlement pays
- * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a release
- * the buyer, a decline the buyer. Other calls pay nobody.
+ * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a run claim
+ * its node, a release the buyer, a decline the buyer. Other calls pay nobody.
  */
 function payoutsOf (method: string, facts: TradeFacts): number {
   if (method === 'submitResult' || method === 'finalize') return facts.sellers.length + facts.nodes.length + 1
