@@ -28,7 +28,8 @@ interface ICISC {
 /// sellers and the majority's nodes are credited within their caps and the rest goes back to the buyer; without
 /// one the buyer gets everything back except the sellers' data fees, which are held for CLAIM_WINDOW: a seller
 /// holding an attested enclave's delivery receipt claims its fee (`claimDelivery`), the rest then goes to the buyer
-/// (`releaseUnclaimed`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
+/// (`releaseUnclaimed`). A seller's decline of an open trade holds the node fees for DECLINE_NODE_CLAIM_WINDOW, paid
+/// to a node showing the decliner's acknowledgement of its receipt (`claimRun`). A node is paid a flat min(nodePrice * gasCap, nodeCap): the gas a run used never reaches
 /// the chain (it depends on the data), and the result hash is salted by the buyer. A trade settles as soon as its outcome cannot change (see `finalize`), at the latest
 /// after its deadline, which is at most MAX_TRADE_DURATION after opening. Payouts are sent at once (push, with the
 /// 2,300-gas stipend); a payee that refuses the transfer is credited instead and withdraws it (pull).
@@ -54,6 +55,15 @@ contract DTMC {
     /// @notice How long after a refund (or a settlement on "input invalid") sellers may claim their data fee with
     /// a delivery receipt; after it the unclaimed fees go back to the buyer (mirrored in contracts/client.ts).
     uint256 public constant CLAIM_WINDOW = 3 days;
+    /// @notice How long after a seller declined an open trade (no node committed) its nodes may claim their fee with
+    /// the decliner's acknowledgement of their delivery receipt (`claimRun`); after it the unclaimed node fees go
+    /// back to the buyer (`releaseUnclaimed`). Short: a buyer refused honestly (the seller never acknowledged a
+    /// receipt, so no node can claim) gets its node fees back within the hour; a node that ran holds the ack from
+    /// before the decline and only has to see the `TradeDeclined` event and send one transaction, which a daemon
+    /// polling every few seconds does in well under a minute (mirrored in contracts/client.ts).
+    uint256 public constant DECLINE_NODE_CLAIM_WINDOW = 1 hours;
+    /// @notice Domain tag of a seller's acknowledgement of a delivery receipt (docs/protocol.md "Delivery receipts").
+    bytes32 public constant RECEIPT_ACK_TAG = keccak256("SDTE.ReceiptAck.v1");
     /// @notice ResultInfo.status "input invalid": the final group found a seller's signed data broken.
     uint8 public constant STATUS_INPUT_INVALID = 5;
     /// @notice How long after a trade's first commitment the other nodes may still commit; reveals open at its
@@ -174,10 +184,14 @@ contract DTMC {
         uint16 members;
     }
 
-    /// @notice Data fees held for delivery claims after a refund or an "input invalid" settlement.
+    /// @notice Data fees held for delivery claims after a refund or an "input invalid" settlement, and after an open
+    /// trade's decline the nodes' fees held for run claims (`claimRun`). One slot.
     struct Claims {
         uint40 until; // last second a claim is accepted; unclaimed fees go to the buyer after it
         uint8 held; // bit i: seller i's data fee is held (not yet claimed nor released)
+        uint40 nodeUntil; // last second a node of a declined open trade may claim its fee
+        uint16 nodesHeld; // bit i: node i's fee is held for a run claim (not yet claimed nor released)
+        uint8 decliner; // the seller whose decline refunded the open trade: its acknowledgement is what a node shows
     }
 
     /// @dev payee and enclave are in the Facts (the client fills them in from `TradeNode`).
@@ -215,7 +229,8 @@ contract DTMC {
     /// @dev Per trade, each node's result commitment (the one slot a node fills, when it commits).
     mapping(bytes32 => bytes32[MAX_NODES]) private _commitments;
     mapping(bytes32 => GroupSlot[MAX_NODES]) private _groups;
-    /// @notice Per trade: the claim window and which sellers' data fees are still held for it.
+    /// @notice Per trade: the claim window and which sellers' data fees are still held for it; after an open trade's
+    /// decline also the node claim window, which nodes' fees are still held and the decliner.
     mapping(bytes32 => Claims) public claims;
 
     event TradeOpened(
@@ -244,6 +259,9 @@ contract DTMC {
     event FeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
     event DeliveryClaimed(bytes32 indexed tradeId, address indexed seller, uint8 index, uint8 node, uint256 fee);
     event UnclaimedReleased(bytes32 indexed tradeId, uint256 amount);
+    /// @notice An open trade's decline holds every node's fee for run claims until `until`.
+    event NodeFeesHeld(bytes32 indexed tradeId, uint256 amount, uint40 until);
+    event RunClaimed(bytes32 indexed tradeId, uint8 indexed node, address payee, uint256 fee);
     /// @notice Seller `index` declined the trade: its data fee `fee` went back to the buyer, its reservation to its offer.
     event TradeDeclined(bytes32 indexed tradeId, address indexed seller, uint8 index, uint256 fee);
     /// @notice `account` was paid `amount` for the trade: `sent` at once, or (false) credited to `balanceOf` because the
@@ -312,6 +330,9 @@ contract DTMC {
     // declineTrade
     error NotSeller(bytes32 tradeId, uint256 index); // only seller `index`'s account declines for it
     error DeclineTooLate(bytes32 tradeId); // a node committed a result: an enclave ran on every seller's data
+    // claimRun
+    error NodeFeeNotHeld(bytes32 tradeId, uint256 node); // no fee held for this node (no open decline, claimed, released)
+    error NotDeclinerAck(uint256 node); // the signature is not the decliner's over its ack of this node's receipt
 
     modifier onlyAdmin() {
         if (msg.sender != admin) revert NotAdmin();
@@ -729,7 +750,7 @@ contract DTMC {
         uint256 ns = facts.sellers.length;
         for (uint256 i; i < ns; ++i) held += facts.sellers[i].fee;
         uint40 until = uint40(block.timestamp + CLAIM_WINDOW);
-        claims[tradeId] = Claims(until, uint8((1 << ns) - 1));
+        claims[tradeId] = Claims(until, uint8((1 << ns) - 1), 0, 0, 0);
         emit FeesHeld(tradeId, held, until);
     }
 
@@ -773,13 +794,52 @@ contract DTMC {
         bytes32 tradeId, Facts calldata facts, uint8 index, uint8 node, bytes32 commitment, address seller, bytes calldata signature
     ) private view {
         address enclave = facts.nodes[node].enclave;
-        bytes32 taskId = keccak256(abi.encode(tradeId, facts.codeHash, enclave));
-        bytes32 digest =
-            keccak256(abi.encode(RECEIPT_TAG, block.chainid, address(this), tradeId, taskId, index, commitment, seller));
-        if (_recover(digest, signature) != enclave) revert NotAttestedEnclave(node);
+        if (_recover(_receiptDigest(tradeId, facts, index, node, commitment, seller), signature) != enclave) {
+            revert NotAttestedEnclave(node);
+        }
     }
 
-    /// @notice After the claim window, the data fees nobody claimed go to the buyer. Anyone may call it.
+    /// @dev receiptDigest of docs/protocol.md: node `node`'s enclave's receipt for seller `index`'s delivery.
+    function _receiptDigest(bytes32 tradeId, Facts calldata facts, uint8 index, uint8 node, bytes32 commitment, address seller)
+        private
+        view
+        returns (bytes32)
+    {
+        bytes32 taskId = keccak256(abi.encode(tradeId, facts.codeHash, facts.nodes[node].enclave));
+        return keccak256(abi.encode(RECEIPT_TAG, block.chainid, address(this), tradeId, taskId, index, commitment, seller));
+    }
+
+    /// @notice Pays node `node` of an open trade a seller declined (`declineTrade` before any commitment) its held
+    /// fee, on the decliner's acknowledgement of that node's delivery receipt: the decliner's signature over
+    /// receiptAckDigest(receiptDigest(tradeId, the node's taskId, decliner, its commitment, its account)), which the
+    /// seller sent the node on the data stream before the enclave could run (docs/protocol.md "Delivery receipts").
+    /// So a buyer that is also a seller of its own trade cannot let the nodes run and then decline for a full refund:
+    /// its acknowledgement pays them. Within DECLINE_NODE_CLAIM_WINDOW; anyone may relay it, the fee goes to the
+    /// node's payee. `commitments` are the trade's sellers' commitments in order (they must hash to its inputHash).
+    function claimRun(bytes32 tradeId, uint8 node, bytes32[] calldata commitments, bytes calldata ack, Facts calldata facts)
+        external
+    {
+        Trade storage t = _trade(tradeId);
+        _checkFacts(tradeId, t, facts);
+        if (node >= t.nNodes) revert UnknownNode(node);
+        Claims storage c = claims[tradeId];
+        uint16 bit = uint16(1) << node;
+        if (c.nodesHeld & bit == 0) revert NodeFeeNotHeld(tradeId, node);
+        if (block.timestamp > c.nodeUntil) revert ClaimWindowClosed(c.nodeUntil);
+        if (keccak256(abi.encode(commitments)) != facts.inputHash) revert CommitmentsMismatch();
+        uint8 index = c.decliner;
+        address seller = facts.sellers[index].account;
+        bytes32 receipt = _receiptDigest(tradeId, facts, index, node, commitments[index], seller);
+        if (_recover(keccak256(abi.encode(RECEIPT_ACK_TAG, receipt)), ack) != seller) revert NotDeclinerAck(node);
+        c.nodesHeld &= ~bit;
+        address payee = facts.nodes[node].payee;
+        emit RunClaimed(tradeId, node, payee, facts.nodeFee);
+        _credit(payee, tradeId, facts.nodeFee);
+    }
+
+    /// @notice After the claim window, the data fees nobody claimed go to the buyer; after DECLINE_NODE_CLAIM_WINDOW
+    /// the node fees a decline held that no node claimed (`claimRun`) too (each part once its own window is over, so
+    /// the node fees come back days before the data fees). Anyone may call it.
     /// The sellers that claimed nothing also get back what the trade reserved on their offers (CISC
     /// `releaseReservations`: a private offer's epsilon, the trade's place in an offer's maxTrades): without a receipt
     /// their data never entered an enclave (none runs before every seller acknowledged its receipt), so no answer
@@ -789,13 +849,23 @@ contract DTMC {
         _checkFacts(tradeId, t, facts);
         Claims storage c = claims[tradeId];
         uint8 held = c.held;
-        if (held == 0) revert NothingHeld(tradeId, MAX_SELLERS);
-        if (block.timestamp <= c.until) revert ClaimWindowOpen(c.until);
+        uint16 nodesHeld = c.nodesHeld;
+        if (held == 0 && nodesHeld == 0) revert NothingHeld(tradeId, MAX_SELLERS);
         uint256 amount;
-        for (uint256 i; i < t.nSellers; ++i) if (held & (uint8(1) << i) != 0) amount += facts.sellers[i].fee;
-        c.held = 0;
+        bool nodesDue = nodesHeld != 0 && block.timestamp > c.nodeUntil;
+        bool sellersDue = held != 0 && block.timestamp > c.until;
+        // Nothing due yet: the earliest window still open (a decline's node window ends before its claim window).
+        if (!nodesDue && !sellersDue) revert ClaimWindowOpen(nodesHeld != 0 ? c.nodeUntil : c.until);
+        if (nodesDue) {
+            for (uint256 i; i < t.nNodes; ++i) if (nodesHeld & (uint16(1) << i) != 0) amount += facts.nodeFee;
+            c.nodesHeld = 0;
+        }
+        if (sellersDue) {
+            for (uint256 i; i < t.nSellers; ++i) if (held & (uint8(1) << i) != 0) amount += facts.sellers[i].fee;
+            c.held = 0;
+        }
         emit UnclaimedReleased(tradeId, amount);
-        if (t.reserved) cisc.releaseReservations(tradeId, held);
+        if (sellersDue && t.reserved) cisc.releaseReservations(tradeId, held);
         _credit(facts.buyer, tradeId, amount);
     }
 
@@ -805,7 +875,9 @@ contract DTMC {
     /// outside its policy) holds nothing. Only the seller's account (`NotSeller`).
     /// - Open, and no node committed (`DeclineTooLate`: an enclave ran, so it had every seller's data): the trade is
     ///   refunded now. The other sellers' data fees are held for CLAIM_WINDOW as on any refund (one may have
-    ///   delivered and hold a receipt); the decliner's is not held (it gives it up), the rest goes to the buyer.
+    ///   delivered and hold a receipt); the decliner's is not held (it gives it up); every node's fee is held for
+    ///   DECLINE_NODE_CLAIM_WINDOW, paid to a node that shows the decliner's acknowledgement of its receipt
+    ///   (`claimRun`: the enclave may have run, DTMC cannot see it before a commitment); the rest goes to the buyer.
     /// - Refunded or settled on "input invalid" with the seller's fee still held (`NothingHeld`; a seller that
     ///   claimed it with a receipt cannot decline) and within the claim window (`ClaimWindowClosed`; after it
     ///   `releaseUnclaimed` does this for everyone): the fee goes to the buyer.
@@ -823,7 +895,7 @@ contract DTMC {
         if (t.state == State.Open) {
             if (t.nCommits != 0) revert DeclineTooLate(tradeId);
             t.state = State.Refunded;
-            refund = facts.deposit - _holdOthers(tradeId, facts, bit);
+            refund = facts.deposit - _holdOthers(tradeId, facts, bit) - _holdNodes(tradeId, facts, index);
             emit TradeRefunded(tradeId, refund, 0);
         } else {
             Claims storage c = claims[tradeId];
@@ -845,8 +917,24 @@ contract DTMC {
         if (mask == 0) return 0;
         for (uint256 i; i < ns; ++i) if (mask & (uint8(1) << i) != 0) held += facts.sellers[i].fee;
         uint40 until = uint40(block.timestamp + CLAIM_WINDOW);
-        claims[tradeId] = Claims(until, mask);
+        Claims storage c = claims[tradeId];
+        c.until = until;
+        c.held = mask;
         emit FeesHeld(tradeId, held, until);
+    }
+
+    /// @dev On an open trade's decline by seller `decliner`: holds every node's fee for run claims until now +
+    /// DECLINE_NODE_CLAIM_WINDOW; returns the sum held (nothing when the node fee is zero).
+    function _holdNodes(bytes32 tradeId, Facts calldata facts, uint8 decliner) private returns (uint256 held) {
+        uint256 nn = facts.nodes.length;
+        held = facts.nodeFee * nn;
+        if (held == 0) return 0;
+        uint40 until = uint40(block.timestamp + DECLINE_NODE_CLAIM_WINDOW);
+        Claims storage c = claims[tradeId];
+        c.nodeUntil = until;
+        c.nodesHeld = uint16((1 << nn) - 1);
+        c.decliner = decliner;
+        emit NodeFeesHeld(tradeId, held, until);
     }
 
     /// @dev Pays `amount` at once (push): a send with only the 2,300-gas stipend, too little for the payee to write

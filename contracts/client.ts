@@ -184,12 +184,12 @@ export const PAYOUT_GAS = 40_000n
 
 /**
  * How many payouts DTMC's `method` may send for a trade with `facts` (each gets PAYOUT_GAS): a settlement pays
- * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a release
- * the buyer, a decline the buyer. Other calls pay nobody.
+ * every seller, the final group's nodes and the buyer's rest, a refund the buyer; a claim pays its seller, a run claim
+ * its node, a release the buyer, a decline the buyer. Other calls pay nobody.
  */
 function payoutsOf (method: string, facts: TradeFacts): number {
   if (method === 'submitResult' || method === 'finalize') return facts.sellers.length + facts.nodes.length + 1
-  if (method === 'claimDelivery' || method === 'releaseUnclaimed' || method === 'declineTrade') return 1
+  if (method === 'claimDelivery' || method === 'claimRun' || method === 'releaseUnclaimed' || method === 'declineTrade') return 1
   return 0
 }
 
@@ -838,6 +838,8 @@ export const MAX_NODES = 9
 export const MAX_TRADE_DURATION = 7 * 24 * 3600
 /** DTMC.CLAIM_WINDOW: how long after a refund (or an "input invalid" settlement) sellers may claim their data fee with a receipt. */
 export const CLAIM_WINDOW = 3 * 24 * 3600
+/** DTMC.DECLINE_NODE_CLAIM_WINDOW: how long after an open trade's decline its nodes may claim their fee (claimRun). */
+export const DECLINE_NODE_CLAIM_WINDOW = 3600
 /** DTMC.COMMIT_WINDOW: seconds after a trade's first result commitment before reveals open without every node's. */
 export const COMMIT_WINDOW = 10 * 60
 
@@ -1103,7 +1105,16 @@ export class DtmcClient extends Bound {
     return await this.sendWithFacts(tradeId, 'claimDelivery', [tradeId, sellerIndex, nodeIndex, commitments, receipt], accepted)
   }
 
-  /** After the claim window: the data fees nobody claimed go to the buyer. */
+  /**
+   * Node `nodeIndex` of a trade a seller declined while open claims its held node fee with the decliner's
+   * acknowledgement of that node's delivery receipt (`ack`, the seller's signature over receiptAckDigestOf).
+   * `commitments` are all the trade's sellers' commitments in trade order. Anyone may relay it.
+   */
+  async claimRun (tradeId: string, nodeIndex: number, commitments: string[], ack: string, accepted?: string): Promise<TransactionReceipt> {
+    return await this.sendWithFacts(tradeId, 'claimRun', [tradeId, nodeIndex, commitments, ack], accepted)
+  }
+
+  /** After the claim window: the data fees nobody claimed go to the buyer (the node fees a decline held, after theirs). */
   async releaseUnclaimed (tradeId: string): Promise<TransactionReceipt> {
     return await this.sendWithFacts(tradeId, 'releaseUnclaimed', [tradeId])
   }
@@ -1119,10 +1130,13 @@ export class DtmcClient extends Bound {
     return await this.sendWithFacts(tradeId, 'declineTrade', [tradeId, sellerIndex], refused)
   }
 
-  /** The claim window of a refunded (or "input invalid") trade and the sellers whose data fee is still held. */
-  async claimsOf (tradeId: string): Promise<{ until: number, held: number[] }> {
+  /**
+   * The claim window of a refunded (or "input invalid") trade and the sellers whose data fee is still held; after an
+   * open trade's decline also the nodes' run-claim window, the nodes whose fee is still held and the decliner's index.
+   */
+  async claimsOf (tradeId: string): Promise<{ until: number, held: number[], nodeUntil: number, nodesHeld: number[], decliner: number }> {
     const c = await this.call('claims', tradeId)
-    return { until: Number(c.until), held: bits(Number(c.held)) }
+    return { until: Number(c.until), held: bits(Number(c.held)), nodeUntil: Number(c.nodeUntil), nodesHeld: bits(Number(c.nodesHeld)), decliner: Number(c.decliner) }
   }
 
   /** Withdraws everything credited to this client's account. */

@@ -9,10 +9,12 @@
 // data never went in). A seller that delivered and claimed its fee with a receipt can no longer decline: it cannot
 // take the data fee and also give the buyer its money and itself its epsilon back.
 // Contracts only (anvil): the attack needs no daemon, the buyer's nodes simply never act; the seller daemon's own
-// decline is in test/integration/daemon/seller-terms.test.ts.
+// decline is in test/integration/daemon/seller-terms.test.ts. An open trade's decline holds the node fees for
+// DECLINE_NODE_CLAIM_WINDOW (a node that ran is paid on the decliner's ack: test/attacks/decline-after-run.test.ts):
+// the nodes here never act, so the buyer gets them back at the release after that window.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { CLAIM_WINDOW, EPSILON_UNIT } from '../../contracts/client.ts'
+import { CLAIM_WINDOW, DECLINE_NODE_CLAIM_WINDOW, EPSILON_UNIT } from '../../contracts/client.ts'
 import {
   startChain, makeMarket, makeSeller, account, openTrade, reverts, increaseTime, claim, commit, paid, conserved, everyone,
   type Chain, type Market
@@ -43,17 +45,24 @@ test('a zero-fee trade holding a private dataset\'s whole epsilon: the seller de
   await reverts(m.sellers[0].client.dtmc.finalize(t.tradeId), 'FinalizeTooEarly')
   // Nobody but the seller declines for it.
   await reverts(m.buyer.client.dtmc.declineTrade(t.tradeId, 0), 'NotSeller')
+  const held = await nodeFees(m, t.tradeId)
   await conserved(chain, everyone(m), async () => {
     await m.sellers[0].client.dtmc.declineTrade(t.tradeId, 0)
-    assert.is(await paid(m, t.tradeId, m.buyer.address), t.deposit, 'the buyer gets its whole deposit back')
+    assert.is(await paid(m, t.tradeId, m.buyer.address), t.deposit - held, 'the buyer gets its deposit back but the node fees')
   })
   // Before the fix: declineTrade did not exist, and the budget stayed reserved until deadline + CLAIM_WINDOW.
   assert.is(await cisc.remainingBudget(offerId), BUDGET, 'the epsilon is back at once')
   assert.is((await m.buyer.client.dtmc.trade(t.tradeId))!.state, 'refunded')
-  assert.equal((await m.buyer.client.dtmc.claimsOf(t.tradeId)).held, [], 'nothing held: the only seller declined')
+  assert.equal((await m.buyer.client.dtmc.claimsOf(t.tradeId)).held, [], 'no data fee held: the only seller declined')
+  assert.equal((await m.buyer.client.dtmc.claimsOf(t.tradeId)).nodesHeld, [0], 'the node fee held for a run claim')
   await reverts(m.sellers[0].client.dtmc.declineTrade(t.tradeId, 0), 'NothingHeld')
   await reverts(m.buyer.client.dtmc.finalize(t.tradeId), 'AlreadyFinalized')
   await openTrade(await otherBuyer(m), { epsilon: BUDGET })
+  // The node never ran (no ack to show): after the node claim window the buyer has its whole deposit back.
+  await reverts(m.buyer.client.dtmc.releaseUnclaimed(t.tradeId), 'ClaimWindowOpen')
+  await increaseTime(chain, DECLINE_NODE_CLAIM_WINDOW + 1)
+  await m.buyer.client.dtmc.releaseUnclaimed(t.tradeId)
+  assert.is(await paid(m, t.tradeId, m.buyer.address), t.deposit, 'the buyer gets its whole deposit back')
 })
 
 test('below-price trades holding a dataset\'s every place in its maxTrades: each declined, the count is back at once', async () => {
@@ -65,6 +74,9 @@ test('below-price trades holding a dataset\'s every place in its maxTrades: each
   await reverts(openTrade(await otherBuyer(m)), 'OfferTradesExhausted')
   for (const t of trades) await s.client.dtmc.declineTrade(t.tradeId, 0)
   assert.is((await m.buyer.client.cisc.offer(s.offerId)).trades, 0, 'both places back')
+  for (const t of trades) assert.is(await paid(m, t.tradeId, m.buyer.address), t.deposit - await nodeFees(m, t.tradeId))
+  await increaseTime(chain, DECLINE_NODE_CLAIM_WINDOW + 1)
+  for (const t of trades) await m.buyer.client.dtmc.releaseUnclaimed(t.tradeId)
   for (const t of trades) assert.is(await paid(m, t.tradeId, m.buyer.address), t.deposit)
   await openTrade(await otherBuyer(m))
 })
@@ -79,7 +91,7 @@ test('one seller of two declines: the trade is refunded, the other seller keeps 
     await reverts(delivered.client.dtmc.declineTrade(t.tradeId, 1), 'NotSeller')
     await decliner.client.dtmc.declineTrade(t.tradeId, 1)
     assert.equal((await m.buyer.client.dtmc.claimsOf(t.tradeId)).held, [0], 'seller 0 may have delivered: its fee is held for its receipt')
-    assert.is(await paid(m, t.tradeId, m.buyer.address), t.deposit - fees[0])
+    assert.is(await paid(m, t.tradeId, m.buyer.address), t.deposit - fees[0] - await nodeFees(m, t.tradeId))
     await claim(m, t, 0, 0)
     assert.is(await paid(m, t.tradeId, delivered.address), fees[0])
     await reverts(claim(m, t, 1, 0), 'NothingHeld') // the decliner gave its fee up
@@ -114,6 +126,12 @@ test('no decline once the data may have gone in: after a node committed, or afte
   await reverts(m2.buyer.client.dtmc.releaseUnclaimed(unclaimed.tradeId), 'NothingHeld')
   await reverts(m2.buyer.client.dtmc.releaseUnclaimed(claimed.tradeId), 'NothingHeld')
 })
+
+/** What an open trade's decline holds for its nodes' run claims: each node's fee. */
+async function nodeFees (m: Market, tradeId: string): Promise<bigint> {
+  const view = (await m.buyer.client.dtmc.trade(tradeId))!
+  return view.nodeFee * BigInt(view.nodes.length)
+}
 
 /** The same offers and nodes, traded by another buyer. */
 async function otherBuyer (m: Market): Promise<Market> {

@@ -94,7 +94,13 @@ export async function nodeTradeAttacker (bench: AttackTestnet, o: { tag: string,
 export type NodeTradeAttacker = Awaited<ReturnType<typeof nodeTradeAttacker>>
 
 /** The trade's terms the attacker opens on DTMC, and the output cap its code envelope carries. */
-export interface AttackerTradeTerms { code: Uint8Array, nodePrice: bigint, nodeCap: bigint, gasCap: bigint, outputCap: bigint, envelopeOutputCap?: bigint }
+export interface AttackerTradeTerms {
+  code: Uint8Array, nodePrice: bigint, nodeCap: bigint, gasCap: bigint, outputCap: bigint, envelopeOutputCap?: bigint
+  /** The buyer's code envelope is not sent: the node takes the data and the ack but cannot run (nor commit). */
+  withholdCode?: boolean
+  /** What the attacker does once it holds the node's receipt, before it sends its ack (a decline on DTMC, say). */
+  beforeAck?: (tradeId: string) => Promise<void>
+}
 
 /**
  * The attacker's trade on the node: a quote from its enclave, the trade opened on DTMC with `terms`, the buyer's code
@@ -119,7 +125,7 @@ export async function attackerTrade (a: NodeTradeAttacker, terms: AttackerTradeT
   const envelope = encryptCodeForEnclave(reply.enclavePublicKey, taskId, {
     code: terms.code, resultPublicKey: generateResultKeyPair().publicKey, gasCap: terms.gasCap, outputCap: terms.envelopeOutputCap ?? terms.outputCap, resultSalt: random32()
   })
-  await a.attest.sendCode(a.node.info.peerId, { taskId, envelope: hexlify(envelope), salt, signature: signCodeDelivery(a.buyer.wallet.privateKey, a.domain, taskId, envelope) })
+  if (terms.withholdCode !== true) await a.attest.sendCode(a.node.info.peerId, { taskId, envelope: hexlify(envelope), salt, signature: signCodeDelivery(a.buyer.wallet.privateKey, a.domain, taskId, envelope) })
   const sellerKey = a.seller.wallet.privateKey
   const wrapped = wrapDataKey(reply.enclavePublicKey, taskId, 0, { key: a.ds.key, commitment: a.ds.commitment, size: a.ds.size, outputCap: terms.outputCap })
   const open = {
@@ -127,8 +133,10 @@ export async function attackerTrade (a: NodeTradeAttacker, terms: AttackerTradeT
     sellerSignature: signDataKeyDelivery(sellerKey, a.domain, taskId, 0, a.ds.commitment, wrapped), size: a.ds.size, chunks: a.ds.chunks.length
   }
   const chunkAt = (i: number): Uint8Array => signChunk(sellerKey, a.domain, taskId, 0, wrapped, a.ds.chunks[i])
-  const acknowledge = async (): Promise<string> =>
-    signReceiptAck(sellerKey, a.domain, { tradeId, taskId, sellerIndex: 0, commitment: a.ds.commitment, seller: a.seller.wallet.address.toLowerCase() })
+  const acknowledge = async (): Promise<string> => {
+    await terms.beforeAck?.(tradeId)
+    return signReceiptAck(sellerKey, a.domain, { tradeId, taskId, sellerIndex: 0, commitment: a.ds.commitment, seller: a.seller.wallet.address.toLowerCase() })
+  }
   let outcome: string
   try {
     const status = await a.data.deliver(a.node.info.peerId, open, chunkAt, { acknowledge })

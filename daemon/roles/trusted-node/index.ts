@@ -284,6 +284,11 @@ export class TrustedNodeRole implements Role {
       // against DTMC and CISC); the enclave checks the ack's signature against the account that sent the data key.
       ack: async (req, ack) => {
         const status = await this.enclaveCall(async () => await this.enclave.ackReceipt(req.taskId, req.sellerIndex, ack))
+        // Kept for DTMC.claimRun: should this seller decline the trade before our commitment, its ack pays our run.
+        // Only the first: the enclave checks an ack only while the receipt is unacknowledged (a later one is not checked).
+        if (status.acked === true && !await this.ctx.store.meta.has(sellerAckKey(req.tradeId, req.sellerIndex))) {
+          await this.ctx.store.meta.put(sellerAckKey(req.tradeId, req.sellerIndex), ack)
+        }
         // The enclave runs once every seller's receipt is acknowledged: this may have been the last one.
         this.ctx.wake('node')
         return { nextChunk: status.invalid === undefined ? status.nextChunk : 0, complete: status.complete, receipt: status.receipt, acked: status.acked }
@@ -404,6 +409,31 @@ export class TrustedNodeRole implements Role {
         log.debug('dropped a task no trade took up', { taskId: task.taskId })
       }
     }
+  }
+
+  /**
+   * A seller declined the trade while it was open (before any commitment): DTMC holds our fee for
+   * DECLINE_NODE_CLAIM_WINDOW, paid on the decliner's acknowledgement of our receipt, which it sent us before our
+   * enclave could run (test/attacks/decline-after-run.test.ts). Without that ack (it declined before delivering to
+   * us) there is nothing to claim: the fee goes back to the buyer.
+   */
+  private async claimRun (t: TradeRecord<NodeTradeData>): Promise<void> {
+    const claims = await this.ctx.chain.dtmc.claimsOf(t.tradeId)
+    if (!claims.nodesHeld.includes(t.data.nodeIndex) || await chainTime(this.ctx.chain) > claims.nodeUntil) return
+    const ack = await this.ctx.store.meta.get(sellerAckKey(t.tradeId, claims.decliner)) as string | undefined
+    if (ack === undefined) return
+    const { sellers } = await tradeParties(this.ctx.chain, t.tradeId, tradeFromBlock(this.ctx, t.data.openedBlock))
+    try {
+      await this.ctx.chain.dtmc.claimRun(t.tradeId, t.data.nodeIndex, sellers.map(x => x.commitment), ack, t.data.terms)
+      log.info('run fee claimed with the declining seller\'s acknowledgement', { tradeId: t.tradeId, seller: claims.decliner })
+    } catch (err) {
+      if (!(err instanceof ChainRevertError)) throw err
+      log.warn('run claim refused', { tradeId: t.tradeId, error: err.errorName })
+    }
+  }
+
+  private async forgetSellerAcks (tradeId: string, sellers: number): Promise<void> {
+    for (let i = 0; i < sellers; i++) await this.ctx.store.meta.delete(sellerAckKey(tradeId, i))
   }
 
   private async forgetTask (taskId: string): Promise<void> {
@@ -654,6 +684,7 @@ export class TrustedNodeRole implements Role {
       log.warn('the trade was opened again with other terms than the ones we took it up with: refused', { tradeId: t.tradeId })
       await this.ctx.trades.transition(now, 'failed', { reason: 'the trade was opened again (after a reorganisation) with other terms than the ones we took it up with', note: 'refused: opened again with other terms' })
       await this.forgetTask(t.data.taskId)
+      await this.forgetSellerAcks(t.tradeId, t.data.sellers)
     }
   }
 
@@ -664,10 +695,13 @@ export class TrustedNodeRole implements Role {
       if (await chainTime(this.ctx.chain) > t.data.deadline) {
         await this.ctx.trades.transition(t, 'failed', { reason: 'the trade left the chain in a reorganisation and was not opened again by its deadline' })
         await this.forgetTask(t.data.taskId)
+        await this.forgetSellerAcks(t.tradeId, t.data.sellers)
       }
       return
     }
+    if (view.state === 'refunded') await this.claimRun(t)
     if (await collectPayment(this.ctx, t, view)) {
+      await this.forgetSellerAcks(t.tradeId, t.data.sellers)
       // The task's sealed code and data are no longer needed unless the buyer still fetches our
       // result (or, when the final run produced no output, its diagnosis): there is none to fetch when
       // the trade was refunded or we were outvoted; and none to keep when the buyer has acknowledged it.
@@ -898,6 +932,11 @@ export class TrustedNodeRole implements Role {
 /** Where a buyer's ack waits (in `meta`) for this node to record the trade's settlement. */
 function ackKey (tradeId: string): string {
   return `node:resultAck:${tradeId.toLowerCase()}`
+}
+
+/** Where a seller's acknowledgement of our enclave's delivery receipt waits (in `meta`) for a claimRun. */
+function sellerAckKey (tradeId: string, sellerIndex: number): string {
+  return `node:sellerAck:${tradeId.toLowerCase()}:${sellerIndex}`
 }
 
 /** Whether DTMC accepts reveals: every node has committed, or COMMIT_WINDOW has passed since the first commitment. */
