@@ -64,6 +64,15 @@ export const DEFAULT_FIND_PROVIDERS_RETRY_MS = 500
 export const DEFAULT_MAX_PROVIDED_KEYS = 1024
 /** Re-announce provided keys this long after the last new DHT peer (batches a burst of joins). */
 export const REPROVIDE_DEBOUNCE_MS = 1_000
+/**
+ * A re-announce of the provided keys starts at least this long after the previous announce began.
+ * Each one is a whole provide per key (a lookup, then ADD_PROVIDER to up to k peers), competing with
+ * the daemon's gossip and chain reads: in a 20-daemon bench a listing seller re-announced 2-3 times
+ * within 8 s as its table filled, and got the first demand 2-6 s late (BENCHMARKS.md, "The stall after
+ * the DHT lookups"). Peers that join meanwhile still find the record through the peers that hold it;
+ * one trailing re-announce then reaches them.
+ */
+export const DHT_REPROVIDE_MIN_INTERVAL_MS = 15_000
 
 // Protocol streams
 export const DEFAULT_MAX_INBOUND_STREAMS = 32

@@ -9,6 +9,7 @@ import { InvalidP2PInputError, P2PStateError } from '../errors.ts'
 import { sleep } from './util.ts'
 import { boundProviderRecords, type ProviderRecordStats, type ProviderStore } from './providers.ts'
 import type { SingleKadDHT } from '@libp2p/kad-dht'
+import type { PeerId } from '@libp2p/interface'
 import type { Logger } from '../../config/index.ts'
 import type { ResolvedP2PHostOptions } from './options.ts'
 import type { P2PHost, P2PHostStatus, PeerSummary, SdteLibp2p } from './types.ts'
@@ -46,34 +47,58 @@ export interface Dht extends Pick<P2PHost, 'provide' | 'findProviders'> {
   settled: () => Promise<void>
 }
 
-export function createDht (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: Logger, host: DhtHostState): Dht {
+/** When re-announces run (the defaults are the p2p constants; a unit test shortens them). */
+export interface ReprovideTiming {
+  /** A re-announce waits this long after the last new DHT peer (batches a burst of joins). */
+  debounceMs: number
+  /** ...and starts at least this long after the previous announce began. */
+  minIntervalMs: number
+}
+
+const DEFAULT_REPROVIDE_TIMING: ReprovideTiming = { debounceMs: C.REPROVIDE_DEBOUNCE_MS, minIntervalMs: C.DHT_REPROVIDE_MIN_INTERVAL_MS }
+
+export function createDht (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: Logger, host: DhtHostState, timing: ReprovideTiming = DEFAULT_REPROVIDE_TIMING): Dht {
   const { selfId, requireStarted } = host
   const providedKeys = new Map<string, CID>()
+  /** For each provided key, the peers that stored our record at its latest announce. */
+  const storedAt = new Map<string, Set<string>>()
   let reprovideTimer: ReturnType<typeof setTimeout> | undefined
+  /** The re-announce under way, if any: at most one runs at a time. */
   let reproviding: Promise<void> | undefined
+  /** A new peer arrived since the latest re-announce began: one more is due. */
+  let reprovideDue = false
+  let lastAnnounceAt = -Infinity
   const providerRecords = boundProviderRecords((node.services.dht as unknown as { providers: ProviderStore }).providers, selfId)
 
   // kad-dht's exported RoutingTable type only declares `size`; the instance is an event emitter.
   const routingTable = (node.services.dht as SingleKadDHT).routingTable as unknown as {
     size: number
     kBucketSize: number
-    addEventListener: (type: 'peer:add', listener: () => void) => void
+    addEventListener: (type: 'peer:add', listener: (event: CustomEvent<PeerId>) => void) => void
   }
 
   /** Sends our provider record for `cid`; returns how many peers stored it (partial on timeout). */
   async function announce (key: string, cid: CID, signal?: AbortSignal): Promise<number> {
     let announcedTo = 0
+    const stored = new Set<string>()
+    lastAnnounceAt = Date.now()
     const timeout = AbortSignal.timeout(opts.provideTimeoutMs)
     const stopping = host.lifetime()
     try {
       for await (const event of node.services.dht.provide(cid, { signal: AbortSignal.any([timeout, stopping, ...(signal == null ? [] : [signal])]) })) {
-        if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') announcedTo++
+        if (event.name === 'PEER_RESPONSE' && event.messageName === 'ADD_PROVIDER') {
+          announcedTo++
+          stored.add(event.from.toString())
+        }
       }
     } catch (err) {
       signal?.throwIfAborted()
       // Out of time or stopping: the record is stored locally and reached `announcedTo` peers.
       if (!timeout.aborted && !stopping.aborted) throw err
       log.debug('provide cut short', { dhtKey: key, announcedTo })
+    } finally {
+      // Only the latest announce's peers are kept: bounded by k per key.
+      if (providedKeys.has(key)) storedAt.set(key, stored)
     }
     log.debug('provided', { dhtKey: key, announcedTo })
     return announcedTo
@@ -81,26 +106,45 @@ export function createDht (node: SdteLibp2p, opts: ResolvedP2PHostOptions, log: 
 
   // Provider records go to the peers closest to the key at the time of provide. In a small or
   // young network those may not have joined yet, so while the routing table is small we
-  // re-announce our keys whenever it gains a peer. Large networks rely on kad-dht's reprovider.
-  function scheduleReprovide (): void {
+  // re-announce our keys when it gains a peer that does not hold them yet (a daemon that provided
+  // before its peers joined must still be found). Large networks rely on kad-dht's reprovider.
+  // A re-announce is a whole provide per key, so a burst of joins is coalesced: at most one runs at
+  // a time, and one starts no sooner than minIntervalMs after the previous announce began; peers
+  // that join in between are reached by one trailing re-announce.
+  function onPeerAdded (event: CustomEvent<PeerId>): void {
     if (host.status() !== 'started' || providedKeys.size === 0) return
     if (routingTable.size > routingTable.kBucketSize) return
-    clearTimeout(reprovideTimer)
-    reprovideTimer = setTimeout(() => {
-      const previous = reproviding ?? Promise.resolve()
-      reproviding = previous.then(async () => {
-        for (const [key, cid] of providedKeys) {
-          if (host.status() !== 'started') return
-          try {
-            await announce(key, cid)
-          } catch (err) {
-            log.debug('re-provide failed', { dhtKey: key, error: err })
-          }
-        }
-      })
-    }, C.REPROVIDE_DEBOUNCE_MS)
+    const peer = event.detail?.toString()
+    // kad-dht emits peer:add again for a peer it evicted and re-added: it still holds our records.
+    if (peer != null && [...providedKeys.keys()].every(key => storedAt.get(key)?.has(peer) === true)) return
+    reprovideDue = true
+    if (reproviding == null) armReprovide()
   }
-  routingTable.addEventListener('peer:add', scheduleReprovide)
+
+  function armReprovide (): void {
+    clearTimeout(reprovideTimer)
+    const now = Date.now()
+    const at = Math.max(now + timing.debounceMs, lastAnnounceAt + timing.minIntervalMs)
+    reprovideTimer = setTimeout(reprovide, at - now)
+  }
+
+  function reprovide (): void {
+    reprovideDue = false
+    reproviding = (async () => {
+      for (const [key, cid] of providedKeys) {
+        if (host.status() !== 'started') return
+        try {
+          await announce(key, cid)
+        } catch (err) {
+          log.debug('re-provide failed', { dhtKey: key, error: err })
+        }
+      }
+    })().finally(() => {
+      reproviding = undefined
+      if (reprovideDue && host.status() === 'started') armReprovide()
+    })
+  }
+  routingTable.addEventListener('peer:add', onPeerAdded)
 
   return {
     providerRecords,
