@@ -48,7 +48,7 @@ async function nonces (address: string): Promise<{ latest: number, pending: numb
  * A stranger's trade one wei below the price on a new dataset with one place in its maxTrades; the seller refuses it
  * and its decline waits in the pool when a reorganisation opens the same trade id again with sellerCap `reopenedCap`.
  */
-async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) => bigint): Promise<{ tradeId: string, datasetId: string, price: bigint }> {
+async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) => bigint, o: { withoutSeller?: boolean } = {}): Promise<{ tradeId: string, datasetId: string, price: bigint }> {
   const rpcUrl = net.network.rpcUrl
   const seller = net.sellers[0]
   const path = join(seller.datadir, `${tag}.csv`)
@@ -61,6 +61,11 @@ async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) =>
   const salt = rand32()
   const tradeId = attacker.chain.dtmc.tradeIdOf(attacker.wallet.address, salt)
   const codeHash = rand32()
+  // withoutSeller: the trade comes back naming the attacker's own offer (same tag) instead of the seller's.
+  if (o.withoutSeller === true) await attacker.chain.cisc.registerSeller('12D3KooW' + attacker.wallet.address.slice(2, 20))
+  const otherOffer = o.withoutSeller === true
+    ? (await attacker.chain.cisc.listDataset({ tag, size: 1n, unitPrice: 1n, commitment: rand32(), policy: { allowedCodeHashes: [], anyCode: true, outputCap: 16n, minOutputPrice: 0n } })).offerId
+    : undefined
   const deadline = Math.floor(Date.now() / 1000) + 3600
   // Blocks are mined only when told from here to the reorganisation: the seller's decline waits in the pool (and
   // anvil_reorg's depth, counted from the head when it runs, cannot miss a block mined meanwhile).
@@ -83,7 +88,7 @@ async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) =>
     const terms = [...call.args[0]]
     assert.is(terms[4], price - 1n, 'the terms\' sellerCap')
     terms[4] = reopenedCap(price)
-    const reopening = chain.dtmc.iface.encodeFunctionData('openTrade', [terms, call.args[1], call.args[2]])
+    const reopening = chain.dtmc.iface.encodeFunctionData('openTrade', [terms, otherOffer === undefined ? call.args[1] : [otherOffer], call.args[2]])
     // The deposit holds sellerCap once (one seller).
     const value = `0x${(BigInt(openTx.value) + reopenedCap(price) - (price - 1n)).toString(16)}`
     await rpc(rpcUrl, 'anvil_impersonateAccount', [openTx.from])
@@ -92,7 +97,9 @@ async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) =>
     await rpc(rpcUrl, 'anvil_stopImpersonatingAccount', [openTx.from])
     const fresh = await ChainClient.connect({ network: net.network }) // no opening cached from before the reorganisation
     try {
-      assert.is((await fresh.dtmc.trade(tradeId))?.sellers[0].fee, reopenedCap(price), 'open again with the other seller cap')
+      const reopened = await fresh.dtmc.trade(tradeId)
+      if (otherOffer === undefined) assert.is(reopened?.sellers[0].fee, reopenedCap(price), 'open again with the other seller cap')
+      else assert.is(reopened?.sellers[0].account.toLowerCase(), attacker.wallet.address.toLowerCase(), 'open again naming the attacker\'s offer only')
     } finally { fresh.close() }
   } finally {
     await rpc(rpcUrl, 'evm_setAutomine', [true])
@@ -135,6 +142,28 @@ test('a refused trade opened again with other terms the seller refuses too is ju
   assert.is((await chain.cisc.offer(BigInt(datasetId))).trades, 0, 'the place is back')
   const mine = await waitFor('the seller\'s record', async () => { const m = await sellerPart(tradeId); return m?.state === 'failed' ? m : undefined }, WAIT_MS, 200)
   assert.match(mine.reason ?? '', /below the price/)
+})
+
+// Review finding: a refused trade that came back naming another seller's offer was judged again on every tick (its
+// decline throwing TradeTermsChangedError, its parties read from the deploy block) up to its deadline and claim
+// window, since nothing recorded it: now the release entry goes and the record ends once, saying why.
+test('a refused trade opened again without the seller\'s offer ends the seller\'s part once, not judged again each tick', async () => {
+  const { tradeId } = await refusedThenReopened('reopened-without-seller', price => price - 1n, { withoutSeller: true })
+  const JUDGED_AGAIN = 'opened again with other terms: judged again'
+  const judgedAgain = (): number => net.sellers[0].output().split('\n').filter(l => l.includes(JUDGED_AGAIN) && l.toLowerCase().includes(tradeId)).length
+  // Before the fix the seller judged it again every tick: three times is the loop, not a slow machine.
+  const outcome = await waitFor('the seller to end its part, or to judge the trade again and again', async () => {
+    const mine = await sellerPart(tradeId)
+    if (mine?.timeline.some(e => e.note === 'judged again: opened again without us') === true) return { ended: true, mine }
+    return judgedAgain() >= 3 ? { ended: false, mine } : undefined
+  }, WAIT_MS, 200)
+  assert.ok(outcome.ended, `judged again ${judgedAgain()} times, never ended: ${JSON.stringify(outcome.mine)}`)
+  assert.is(outcome.mine?.state, 'failed')
+  assert.match(outcome.mine?.reason ?? '', /without our offer/)
+  assert.is(judgedAgain(), 1, 'judged again once')
+  const declined = await chain.dtmc.contract.queryFilter(chain.dtmc.contract.filters.TradeDeclined(tradeId), 0)
+  assert.is(declined.length, 0, 'nothing declined on the trade as it is (not ours)')
+  assert.is((await chain.dtmc.trade(tradeId))?.state, 'open')
 })
 
 test.run()

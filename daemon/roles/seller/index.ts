@@ -286,17 +286,18 @@ export class SellerRole implements Role {
   /**
    * Records the trade, `failed` with the reason when it is not ours or its terms fail the dataset's policy. With
    * `previous`, the record of a trade we refused that was opened again with other terms (a reorganisation): judged
-   * again, on its terms as they are now.
+   * again, on its terms as they are now. Returns what it found: `gone` (no trade under that id, or its terms unread)
+   * and `not ours` (none of its sellers is us) record nothing.
    */
-  private async checkTrade (tradeId: string, openedBlock: number | undefined, previous?: TradeRecord<SellerTradeData>): Promise<void> {
+  private async checkTrade (tradeId: string, openedBlock: number | undefined, previous?: TradeRecord<SellerTradeData>): Promise<'recorded' | 'gone' | 'not ours'> {
     // Read together: the trade was found by its TradeSeller event, so both are there (one wait, not two).
     // The chain's time too: the policy is judged at it.
     const [view, { sellers, nodes }, checkedAt] = await Promise.all([this.ctx.chain.dtmc.trade(tradeId), tradeParties(this.ctx.chain, tradeId, tradeFromBlock(this.ctx, openedBlock)), chainTime(this.ctx.chain)])
-    if (view === null) return
+    if (view === null) return 'gone'
     const mine = sellers.find(s => s.account === this.address)
-    if (mine === undefined) return
+    if (mine === undefined) return 'not ours'
     const terms = await this.ctx.chain.dtmc.termsDigestOf(tradeId)
-    if (terms === null) return // gone again since the view: the next scan sees it if it comes back
+    if (terms === null) return 'gone' // gone again since the view: the next scan sees it if it comes back
     const ds = await this.ctx.store.datasets.get(mine.offerId.toString()) as DatasetRecord | undefined
     const data: SellerTradeData = {
       offerId: mine.offerId.toString(),
@@ -344,6 +345,7 @@ export class SellerRole implements Role {
       const now = await this.ctx.store.datasets.get(ds.datasetId) as DatasetRecord
       await this.ctx.store.datasets.put(ds.datasetId, { ...now, trades: (now.trades ?? 0) + 1 })
     }
+    return 'recorded'
   }
 
   private async advance (t: TradeRecord<SellerTradeData>): Promise<void> {
@@ -482,6 +484,8 @@ export class SellerRole implements Role {
    * A trade we refused was opened again with other terms (a reorganisation, same trade id): our refusal was of the
    * others, so the trade is judged again, as if new (`checkTrade`): declined only if these fail our checks too, else
    * our part goes on. Only refused trades: one we accepted and that changed its terms is refused (`refuseOtherTerms`).
+   * Opened again without our offer, or gone again: it reserves nothing of ours, so its release entry goes (else every
+   * tick would try the decline again, up to its deadline and claim window) and the record ends saying why.
    */
   private async judgeAgain (tradeId: string): Promise<void> {
     await this.ctx.trades.locked('seller', tradeId, async () => {
@@ -489,7 +493,13 @@ export class SellerRole implements Role {
       if (t === undefined || t.state !== 'failed') return
       log.warn('a trade we refused was opened again with other terms: judged again', { tradeId })
       // From the deploy block: the opening may be in another block than the first one's.
-      await this.checkTrade(tradeId, undefined, t)
+      const found = await this.checkTrade(tradeId, undefined, t)
+      if (found === 'recorded') return
+      await this.ctx.store.meta.delete(RESERVATION_RELEASE_PREFIX + tradeId)
+      const reason = found === 'not ours'
+        ? 'the trade was opened again (after a reorganisation) without our offer: nothing of ours in it'
+        : 'the trade was opened again (after a reorganisation) with other terms, then left the chain again: nothing of ours in it'
+      await this.ctx.trades.transition(t, 'failed', { reason, note: `judged again: ${found === 'not ours' ? 'opened again without us' : 'gone again'}` })
     })
   }
 
