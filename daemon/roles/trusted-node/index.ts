@@ -26,6 +26,7 @@ import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { explainRun } from '../../ends.ts'
+import { judgedPrice, OfferedPrices } from './offered-prices.ts'
 import { advanceActive, chainTime, collectPayment, scanNewTrades, tradeFromBlock, tradeGasCapOf, tradeParties, type Role, type RoleContext } from '../context.ts'
 
 const log = logger('sdte:node')
@@ -44,6 +45,14 @@ export const MAX_PENDING_TASKS = 512
  * the demand's) from a free one; beyond it the oldest are forgotten.
  */
 export const MAX_PAID_DEMANDS = 1024
+/**
+ * Offered prices this node keeps (OfferedPrices, level meta `node:offeredPrice:`): one per demand's terms it offered
+ * for, each until the demand's expiresAt + tradeSeconds (up to MAX_DEMAND_TTL_SECONDS + MAX_TRADE_SECONDS, about a
+ * week), so a stranger posting demands on BDBC would grow them without end. 4 × MAX_PAID_DEMANDS: room for every
+ * demand the node remembers and the trades still running on older ones; a record is about 200 bytes, so under 1 MiB
+ * in level and in the index in memory. Past it the record that expires first goes (why not refuse: OfferedPrices.record).
+ */
+export const MAX_OFFERED_PRICES = 4 * MAX_PAID_DEMANDS
 /** How long an attested task waits for a trade on DTMC before the enclave forgets it. */
 export const PENDING_TASK_TTL_MS = 10 * 60_000
 /**
@@ -60,24 +69,6 @@ export const ENCLAVE_IDLE_STOP_MS = 30_000
  * node with the same budget kills it too); one more try covers a machine that was busy at the time.
  */
 export const MAX_RUN_ATTEMPTS = 2
-
-/** Meta key prefix of the price per gas this node offered at, by the terms of the demand it offered for (offerKeyOf). */
-const OFFERED_PRICE_PREFIX = 'node:offeredPrice:'
-
-/** The price per gas this node signed an offer at, kept until a trade opened on the demand can no longer run. */
-interface OfferedPrice {
-  pricePerGas: string
-  /** Unix seconds: the demand's expiresAt plus its tradeSeconds (a trade opened on it runs at most that long). */
-  until: number
-}
-
-/**
- * What a trade opened on a demand has of the demand, and what fixes this node's pay: the buyer, the code, the node
- * price and cap (the offer itself names only the demand, and DTMC does not know the demand: these are the link).
- */
-function offerKeyOf (t: { buyer: string, codeHash: string, nodePrice: bigint, nodeCap: bigint }): string {
-  return `${OFFERED_PRICE_PREFIX}${t.buyer.toLowerCase()}:${t.codeHash.toLowerCase()}:${t.nodePrice}:${t.nodeCap}`
-}
 
 export class NodeConfigError extends SdteError {
   override name = 'NodeConfigError'
@@ -148,6 +139,8 @@ export class TrustedNodeRole implements Role {
   private reservedTotal = 0
   /** Demands on BDBC (checked by the demand validator), by demand id, oldest first; at most MAX_PAID_DEMANDS. */
   private readonly paidDemands = new Map<string, { buyerPeer: string, codeHash: string, expiresAt: number }>()
+  /** The prices per gas of the offers we signed, by the demand's terms; at most MAX_OFFERED_PRICES. */
+  private readonly offeredPrices: OfferedPrices
 
   /** The enclave the daemon began to open ahead of the role's start (openEnclave), if it did. */
   private readonly enclaveAhead: Promise<EnclaveHost> | undefined
@@ -155,6 +148,7 @@ export class TrustedNodeRole implements Role {
   constructor (ctx: RoleContext, enclaveAhead?: Promise<EnclaveHost>) {
     this.ctx = ctx
     this.enclaveAhead = enclaveAhead
+    this.offeredPrices = new OfferedPrices(ctx.store.meta, MAX_OFFERED_PRICES)
   }
 
   private get address (): string { return this.ctx.keys.ethAddress.toLowerCase() }
@@ -470,36 +464,20 @@ export class TrustedNodeRole implements Role {
    * after a change), the lower price holds: the buyer may open the trade on either offer.
    */
   private async recordOffer (d: Demand): Promise<void> {
-    const key = offerKeyOf(d)
-    const prev = await this.ctx.store.meta.get(key) as OfferedPrice | undefined
-    const live = prev !== undefined && prev.until >= Math.floor(Date.now() / 1000) ? prev : undefined
-    const price = live !== undefined && BigInt(live.pricePerGas) < this.pricePerGas ? BigInt(live.pricePerGas) : this.pricePerGas
-    await this.ctx.store.meta.put(key, { pricePerGas: price.toString(), until: Math.max(live?.until ?? 0, d.expiresAt + d.tradeSeconds) } satisfies OfferedPrice)
-  }
-
-  /** Offer prices whose demand's trades can no longer run. */
-  private async expireOfferedPrices (): Promise<void> {
-    const now = Math.floor(Date.now() / 1000)
-    for (const [key, value] of await this.ctx.store.meta.list({ prefix: OFFERED_PRICE_PREFIX })) {
-      if ((value as OfferedPrice).until < now) await this.ctx.store.meta.delete(key)
-    }
+    await this.offeredPrices.record(d, this.pricePerGas, d.expiresAt + d.tradeSeconds)
   }
 
   /**
    * The price per gas a trade is judged by: the one we offered for it (recorded with the trade once we took it up,
    * or still kept from the offer), so that raising the price (a restart with a new nodePricePerGas) does not make
-   * the node refuse a trade its buyer opened on our signed offer at the old price. Only a trade we made no offer for
-   * (a buyer that opened it with our quote but without our offer, on terms of its own) is judged by our price now:
-   * nothing of ours promised it another.
+   * the node refuse a trade its buyer opened on our signed offer at the old price; our price now when it is lower
+   * (a restart at a lower price serves what pays for itself at it). Only a trade we made no offer for
+   * (a buyer that opened it with our quote but without our offer, on terms of its own) is judged by our price now
+   * alone: nothing of ours promised it another.
    */
   private async priceFor (view: TradeView, t?: TradeRecord<NodeTradeData>): Promise<bigint> {
-    if (t?.data.offeredPricePerGas !== undefined) return BigInt(t.data.offeredPricePerGas)
-    return (await this.offeredPriceOf(view)) ?? this.pricePerGas
-  }
-
-  private async offeredPriceOf (view: TradeView): Promise<bigint | undefined> {
-    const o = await this.ctx.store.meta.get(offerKeyOf(view)) as OfferedPrice | undefined
-    return o === undefined ? undefined : BigInt(o.pricePerGas)
+    const offered = t?.data.offeredPricePerGas !== undefined ? BigInt(t.data.offeredPricePerGas) : await this.offeredPrices.get(view)
+    return judgedPrice(offered, this.pricePerGas)
   }
 
   /** Step 3, Offers: our enclave for a demand within our price. */
@@ -646,7 +624,7 @@ export class TrustedNodeRole implements Role {
     // expired tasks comes after the steps have started: none of them waits for it.
     await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log, this.inFlight)
     await this.expirePendingTasks()
-    await this.expireOfferedPrices()
+    await this.offeredPrices.expire()
   }
 
   /** Trades DTMC opened with our enclave. */
@@ -662,7 +640,7 @@ export class TrustedNodeRole implements Role {
       const terms = await this.ctx.chain.dtmc.termsDigestOf(tradeId)
       if (terms === null) return // gone again since the view: the next scan sees it if it comes back
       // Kept with the trade: the offer's own record goes when its demand's trades can no longer run.
-      const offered = await this.offeredPriceOf(view)
+      const offered = await this.offeredPrices.get(view)
       await this.ctx.trades.create<NodeTradeData>('node', tradeId, 'escrowed', {
         nodeIndex: mine.index, taskId: mine.taskId, enclave: mine.enclave, codeHash: view.codeHash.toLowerCase(), sellers: sellers.length, deadline: view.deadline,
         ...(privateRun && { epsilon: view.epsilon.toString() }),
