@@ -27,7 +27,7 @@ class CountingStore extends MemoryBlobStore {
   }
 }
 
-function recordingLogger (): { logger: ComponentLogger, stops: () => number } {
+function recordingLogger (onStop = (): void => {}): { logger: ComponentLogger, stops: () => number } {
   let stops = 0
   const drop = (): void => {}
   return {
@@ -38,7 +38,7 @@ function recordingLogger (): { logger: ComponentLogger, stops: () => number } {
         error: drop,
         warn: drop,
         info: drop,
-        debug: (msg) => { if (msg === 'enclave thread stopped while idle') stops++ },
+        debug: (msg) => { if (msg === 'enclave thread stopped while idle') { stops++; onStop() } },
         trace: drop,
         enabled: () => true
       })
@@ -91,7 +91,8 @@ test('a thread that holds a task is not stopped: the trade goes on to its result
   const data = sampleDataset(2000, 3)
   const task = await buyerSetup(e, artifactCode('HistogramFast'))
   const starts = store.starts
-  // Several idle periods pass with the task held (the tick's tasks() is no activity, and the check finds the task).
+  // Several idle periods pass with the task held: the tick's tasks() is no activity, and the one idle check that comes
+  // finds the task and does not stop the thread (nor arms again: the task's next request does, when it ends).
   const until = Date.now() + 4 * IDLE_MS
   while (Date.now() < until) {
     assert.is((await e.tasks()).length, 1)
@@ -109,6 +110,40 @@ test('a thread that holds a task is not stopped: the trade goes on to its result
   assert.is(log.stops(), 0)
   await e.dropTask(task.taskId)
   await waitFor('the thread to stop once the task is gone', () => log.stops() === 1, WAIT_MS, 20)
+})
+
+test('warm() on a running thread pushes back its idle stop as a request would', async () => {
+  const store = new CountingStore()
+  let stoppedAt = 0
+  const log = recordingLogger(() => { stoppedAt = Date.now() })
+  const e = await start(store, log.logger)
+  // The idle timer was armed before createEnclave resolved: it fires at armedBy + IDLE_MS at the earliest.
+  const armedBy = Date.now()
+  await waitFor('half an idle period', () => Date.now() >= armedBy + IDLE_MS / 2, WAIT_MS, 10)
+  // On a machine so loaded that the first stop came already, this test proves nothing: it says so and fails.
+  assert.is(log.stops(), 0, 'the thread stopped before warm() could be called (machine overloaded)')
+  const warmedAt = Date.now()
+  e.warm()
+  await waitFor('the warmed thread to stop', () => log.stops() === 1, WAIT_MS, 10)
+  // A timer never fires early: a stop at or after warmedAt + IDLE_MS came from the timer warm() armed, not the first.
+  assert.ok(stoppedAt >= warmedAt + IDLE_MS - 2, `stopped ${stoppedAt - warmedAt} ms after warm(), before a full idle period`)
+  assert.is(store.starts, 1, 'warm() on a running thread starts no other')
+})
+
+test('a thread started again on a changed build is refused with EnclaveBuildChangedError, and the host stays closed', async () => {
+  const store = new CountingStore()
+  const log = recordingLogger()
+  let build = ''
+  const e = await start(store, log.logger, { variant: () => build })
+  await waitFor('the idle thread to stop', () => log.stops() === 1, WAIT_MS, 20)
+  build = 'changed on disk'
+  await rejectsWith(e.attest({ tradeId: random32(), codeHash: random32(), nonce: random32() }), 'EnclaveBuildChangedError')
+  assert.is(store.starts, 2, 'the changed build was started once, and compared')
+  // Every later request fails the same way, without starting it again: the node must not take it for a lost enclave.
+  await rejectsWith(e.tasks(), 'EnclaveBuildChangedError')
+  await rejectsWith(e.attest({ tradeId: random32(), codeHash: random32(), nonce: random32() }), 'EnclaveBuildChangedError')
+  e.warm()
+  assert.is(store.starts, 2)
 })
 
 test('a closed enclave stays closed; idleStopMs must be a positive integer', async () => {
