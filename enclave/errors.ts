@@ -109,6 +109,15 @@ export class EnclaveClosedError extends EnclaveError {
   override name = 'EnclaveClosedError'
   override code = 'ERR_ENCLAVE_CLOSED'
 }
+/**
+ * A worker started again (after an idle stop) reports another measurement than the first: the enclave's files on
+ * disk changed since the host started. Not a lost enclave: opening a new one would run the changed build while the
+ * node is registered (CISC) and offers with the old measurement. The host stays closed; the daemon must restart.
+ */
+export class EnclaveBuildChangedError extends EnclaveError {
+  override name = 'EnclaveBuildChangedError'
+  override code = 'ERR_ENCLAVE_BUILD_CHANGED'
+}
 /** The worker did not answer in time. */
 export class EnclaveTimeoutError extends EnclaveError {
   override name = 'EnclaveTimeoutError'
@@ -153,6 +162,7 @@ const BY_NAME: Record<string, new (message: string) => EnclaveError> = {
   PrivacyTermsError,
   UnsealError,
   EnclaveClosedError,
+  EnclaveBuildChangedError,
   EnclaveTimeoutError,
   RunOverBudgetError,
   RunFailedError,

@@ -8,7 +8,7 @@ import type { ResourceLimits } from 'node:worker_threads'
 import { silentLogger, type ComponentLogger } from '../config/index.ts'
 import { DATA_CHUNKS_IN_FLIGHT, DEFAULT_EXECUTE_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from './constants.ts'
 import { toBytes } from './crypto.ts'
-import { EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, RunOverBudgetError, deserializeError } from './errors.ts'
+import { EnclaveBuildChangedError, EnclaveClosedError, EnclaveTimeoutError, InvalidRequestError, RunOverBudgetError, deserializeError } from './errors.ts'
 import type {
   AttestRequest, AttestResponse, ExecuteResponse, HostMessage, Request, ResponseMap, RunBudgetPolicy, SellerDataStatus, TaskSummary,
   WorkerInit, WorkerMessage
@@ -44,8 +44,11 @@ export interface EnclaveOptions {
    * DEFAULT_RUN_BUDGET_POLICY (constants.ts, "Budget of one run"); any field may be overridden.
    */
   runBudget?: Partial<RunBudgetPolicy>
-  /** Simulates another enclave build (tests only): mixed into the measurement. Default ''. */
-  variant?: string
+  /**
+   * Simulates another enclave build (tests only): mixed into the measurement. Default ''. A function is asked at
+   * each thread start, as the build's files on disk are read at each start (a test changes the build that way).
+   */
+  variant?: string | (() => string)
   /** Test-only fault (see WorkerInit.faultWrongResult). Default false. */
   faultWrongResult?: boolean
   /** V8 heap limits of the worker thread. Default: Node's. */
@@ -121,8 +124,8 @@ export interface EnclaveBackend {
   dropTask: (taskId: string) => Promise<void>
   /**
    * Starts the enclave's thread now if it was stopped while idle (idleStopMs), so that a request expected soon (a
-   * demand this node may serve) does not wait for its boot; otherwise does nothing. Never fails (a boot that fails
-   * fails the next request).
+   * demand this node may serve) does not wait for its boot; a running thread's idle stop is pushed back as by a
+   * request. Never fails (a boot that fails fails the next request).
    */
   warm: () => void
   /** Stops the enclave; pending requests fail with EnclaveClosedError. Sealed state stays. */
@@ -277,16 +280,21 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
   const executeTimeoutMs = options.executeTimeoutMs ?? DEFAULT_EXECUTE_TIMEOUT_MS
   const log = (components.logger ?? silentLogger).forComponent('sdte:enclave')
 
-  const init: WorkerInit = {
+  const runBudget = runBudgetPolicy(options.runBudget)
+  const variant = options.variant ?? ''
+  /** The start parameters of a thread; a variant function is asked at each start (a test's build changed on disk). */
+  const initNow = (): WorkerInit => ({
     attestationKey: options.attestationKey,
     platformSecret: Uint8Array.from(platformSecret),
     domain: { chainId: options.domain.chainId, verifyingContract: options.domain.verifyingContract },
-    variant: options.variant ?? '',
+    variant: typeof variant === 'function' ? variant() : variant,
     faultWrongResult: options.faultWrongResult === true,
-    runBudget: runBudgetPolicy(options.runBudget)
-  }
+    runBudget
+  })
 
   let closed = false
+  /** Set once a restarted thread reported another build: every later request fails with it. */
+  let buildChanged: EnclaveBuildChangedError | undefined
   /** The running (or starting) thread; undefined once it stopped while idle. */
   let thread: Promise<EnclaveThread> | undefined
   /** Requests in progress, and those of them that count as activity (every one but `tasks`: the node's tick asks it). */
@@ -309,19 +317,24 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     }
   }
 
-  const first = await startThread(init, store, options.resourceLimits, hooks)
+  const first = await startThread(initNow(), store, options.resourceLimits, hooks)
   const started = first.ready
   thread = Promise.resolve(first)
   log.info('enclave started', { mode: 'sim', measurement: started.measurement, tasks: started.tasks.length })
 
-  /** A thread started again must be the same build: the node registered and announced this measurement. */
+  /**
+   * A thread started again must be the same build: the node registered and announced this measurement. A consistency
+   * check, not a guard of the secrets: the changed build has already received the WorkerInit (keys, platform secret)
+   * and opened the store by the time its measurement is compared. Once changed, the host stays closed with
+   * EnclaveBuildChangedError (not EnclaveClosedError: a node must not open a new enclave on the changed build).
+   */
   async function restart (): Promise<EnclaveThread> {
-    const t = await startThread(init, store, options.resourceLimits, hooks)
+    const t = await startThread(initNow(), store, options.resourceLimits, hooks)
     if (t.ready.measurement !== started.measurement) {
       await t.terminate('enclave closed')
-      log.error('the enclave build on disk changed since the enclave started; restart the daemon', { measurement: started.measurement, now: t.ready.measurement })
+      buildChanged = new EnclaveBuildChangedError(`the enclave build on disk changed since the enclave started (measurement ${started.measurement}, now ${t.ready.measurement}): restart the daemon`)
       void host.close()
-      throw new EnclaveClosedError('the enclave build changed since the enclave started')
+      throw buildChanged
     }
     log.debug('enclave thread started again', { tasks: t.ready.tasks.length })
     return t
@@ -366,6 +379,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
 
   /** Runs one request on the thread, starting it first if it stopped while idle. */
   async function use<T> (op: Request['op'], fn: (t: EnclaveThread) => Promise<T>): Promise<T> {
+    if (buildChanged !== undefined) throw buildChanged
     if (closed) throw new EnclaveClosedError('enclave is closed')
     const active = op !== 'tasks'
     inProgress++
@@ -441,7 +455,11 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     resume: tasksNow,
     dropTask: async (taskId) => { await use('dropTask', async t => await t.call('dropTask', { taskId }, requestTimeoutMs)) },
     warm: () => {
-      if (closed || thread !== undefined) return
+      if (closed) return
+      // A request is expected soon: that pushes back a pending idle stop as a request would (an idle check under
+      // way sees `requests` moved and does not stop), and starts a stopped thread.
+      requests++
+      if (thread !== undefined) { armIdleStop(); return }
       threadNow().then(() => { armIdleStop() }, () => {})
     },
     close: async () => {

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { hexlify } from 'ethers'
 import {
-  CapMismatchError, createEnclave, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
+  CapMismatchError, createEnclave, EnclaveBuildChangedError, EnclaveClosedError, EnclaveError, EnclaveTimeoutError, RunFailedError, RunOverBudgetError, type EnclaveHost, type ExecuteResponse, type TaskSummary
 } from '../../../enclave/index.ts'
 import { readKeyFile, networkDomainOf, resultCommitmentOf, resultDigestOf, COMMIT_WINDOW, ResultStatus, type TradeView } from '../../../contracts/index.ts'
 import { ChainRevertError, TradeTermsChangedError, TransactionDroppedError } from '../../../contracts/index.ts'
@@ -128,6 +128,8 @@ export class TrustedNodeRole implements Role {
   /** Trades whose step is running in the background (advanceActive): a run in flight holds up no tick. */
   private readonly inFlight = new Set<string>()
   private enclaveLost = false
+  /** The enclave's build changed on disk since the start (EnclaveBuildChangedError): no offers, not ready, no reopen. */
+  private enclaveBuildChanged = false
   private stopping = false
   /**
    * Tasks attested but not (yet) in a trade on DTMC: who asked, since when, and whether a demand on
@@ -202,12 +204,26 @@ export class TrustedNodeRole implements Role {
     log.warn('enclave restarted from its sealed state', { tasks: (await this.enclave.tasks()).length })
   }
 
+  /**
+   * What an enclave failure means for the node: a closed or unresponsive enclave is lost (the next tick opens a new
+   * one on the sealed state); a changed build is not reopened (the new host would run the changed build while CISC
+   * holds the measurement registered at start): the node stops offering until its operator restarts the daemon.
+   */
+  private noteEnclaveFailure (err: unknown): void {
+    const kind = enclaveFailureOf(err)
+    if (kind === 'lost') this.enclaveLost = true
+    if (kind === 'build-changed' && !this.enclaveBuildChanged) {
+      this.enclaveBuildChanged = true
+      log.error('the enclave build changed on disk since the daemon started: this node no longer offers nor runs trades; restart the daemon', { error: err as Error })
+    }
+  }
+
   /** Enclave refusals (bad envelope, bad chunk, wrong state) become protocol refusals with the error's name. */
   private async enclaveCall<T> (fn: () => Promise<T>): Promise<T> {
     try {
       return await fn()
     } catch (err) {
-      if (err instanceof EnclaveClosedError || err instanceof EnclaveTimeoutError) this.enclaveLost = true
+      this.noteEnclaveFailure(err)
       if (err instanceof EnclaveError) throw new RefuseRequest(err.name, err.message)
       throw err
     }
@@ -447,6 +463,7 @@ export class TrustedNodeRole implements Role {
   }
 
   private offerFor (d: Demand): Offer | null {
+    if (this.enclaveBuildChanged) return null
     if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
     // Every node runs with exactly the trade's gas cap: a node that would have to lower it does not offer.
     const gasCap = tradeGasCapOf(d.nodePrice, d.nodeCap)
@@ -617,14 +634,21 @@ export class TrustedNodeRole implements Role {
   }
 
   async tick (): Promise<void> {
-    await this.reopenEnclaveIfLost()
-    await this.discoverTrades()
-    // Each trade's step in the background: a run takes up to its budget, and neither this role's
-    // other trades nor the daemon's tick (the buyer and seller roles) wait for it. The housekeeping of
-    // expired tasks comes after the steps have started: none of them waits for it.
-    await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log, this.inFlight)
-    await this.expirePendingTasks()
-    await this.offeredPrices.expire()
+    // Nothing the node can do with the enclave until the daemon restarts (logged once, when it was found).
+    if (this.enclaveBuildChanged) return
+    try {
+      await this.reopenEnclaveIfLost()
+      await this.discoverTrades()
+      // Each trade's step in the background: a run takes up to its budget, and neither this role's
+      // other trades nor the daemon's tick (the buyer and seller roles) wait for it. The housekeeping of
+      // expired tasks comes after the steps have started: none of them waits for it.
+      await advanceActive<NodeTradeData>(this.ctx, 'node', async t => await this.advance(t), log, this.inFlight)
+      await this.expirePendingTasks()
+      await this.offeredPrices.expire()
+    } catch (err) {
+      if (err instanceof EnclaveBuildChangedError) this.noteEnclaveFailure(err)
+      throw err
+    }
   }
 
   /** Trades DTMC opened with our enclave. */
@@ -807,6 +831,7 @@ export class TrustedNodeRole implements Role {
       // A late answer to execute (EnclaveTimeoutError) stops nothing: the run goes on in its thread and
       // the next try joins it. Only a closed enclave needs a new one.
       if (err instanceof EnclaveClosedError) this.enclaveLost = true
+      if (err instanceof EnclaveBuildChangedError) this.noteEnclaveFailure(err)
       throw err
     }
     log.info('analysis ran in the enclave', { tradeId: t.tradeId, status: r.resultInfo.status, reason: r.reason, ms: Date.now() - started })
@@ -871,13 +896,18 @@ export class TrustedNodeRole implements Role {
     }
   }
 
-  /** /ready: the enclave answers (a lost one is reopened on the next tick; until then, not ready). */
+  /**
+   * /ready: the enclave answers, or its thread stopped while idle (tasks() answers without it; the next request starts
+   * it). A lost one is reopened on the next tick (until then, not ready); a changed build never is (not ready until
+   * the daemon restarts).
+   */
   async ready (): Promise<boolean> {
-    if (this.enclave === undefined || this.enclaveLost || this.stopping) return false
+    if (this.enclave === undefined || this.enclaveLost || this.enclaveBuildChanged || this.stopping) return false
     try {
       await this.enclave.tasks()
       return true
-    } catch {
+    } catch (err) {
+      if (err instanceof EnclaveBuildChangedError) this.noteEnclaveFailure(err)
       return false
     }
   }
@@ -926,6 +956,16 @@ function revealOpen (view: TradeView, now: number): boolean {
  * Code in, and every seller's data either complete with its receipt acknowledged, or refused because the
  * seller's own signed bytes failed (the run then reports "input invalid", blaming that seller).
  */
+/**
+ * How the node takes an enclave failure: 'lost' (closed or unresponsive: open a new enclave on the sealed state),
+ * 'build-changed' (never reopen: the node's registered measurement is the old build's), else undefined (a refusal).
+ */
+export function enclaveFailureOf (err: unknown): 'lost' | 'build-changed' | undefined {
+  if (err instanceof EnclaveBuildChangedError) return 'build-changed'
+  if (err instanceof EnclaveClosedError || err instanceof EnclaveTimeoutError) return 'lost'
+  return undefined
+}
+
 function readyToRun (task: TaskSummary, sellers: number): boolean {
   if (!task.hasCode) return false
   for (let i = 0; i < sellers; i++) {

@@ -27,7 +27,7 @@ class CountingStore extends MemoryBlobStore {
   }
 }
 
-function recordingLogger (): { logger: ComponentLogger, stops: () => number } {
+function recordingLogger (onStop = (): void => {}): { logger: ComponentLogger, stops: () => number } {
   let stops = 0
   const drop = (): void => {}
   return {
@@ -38,7 +38,7 @@ function recordingLogger (): { logger: ComponentLogger, stops: () => number } {
         error: drop,
         warn: drop,
         info: drop,
-        debug: (msg) => { if (msg === 'enclave thread stopped while idle') stops++ },
+        debug: (msg) => { if (msg === 'enclave thread stopped while idle') { stops++; onStop() } },
         trace: drop,
         enabled: () => true
       })
@@ -91,7 +91,8 @@ test('a thread that holds a task is not stopped: the trade goes on to its result
   const data = sampleDataset(2000, 3)
   const task = await buyerSetup(e, artifactCode('HistogramFast'))
   const starts = store.starts
-  // Several idle periods pass with the task held (the tick's tasks() is no activity, and the check finds the task).
+  // Several idle periods pass with the task held: the tick's tasks() is no activity, and the one idle check that comes
+  // finds the task and does not stop the thread (nor arms again: the task's next request does, when it ends).
   const until = Date.now() + 4 * IDLE_MS
   while (Date.now() < until) {
     assert.is((await e.tasks()).length, 1)
@@ -109,6 +110,51 @@ test('a thread that holds a task is not stopped: the trade goes on to its result
   assert.is(log.stops(), 0)
   await e.dropTask(task.taskId)
   await waitFor('the thread to stop once the task is gone', () => log.stops() === 1, WAIT_MS, 20)
+})
+
+test('warm() on a running thread pushes back its idle stop as a request would', async () => {
+  // A longer idle period than the other cases, so that warm() comes before the first stop even on a loaded machine;
+  // when the first stop still came first, the case starts again on a new enclave (at most WARM_ATTEMPTS times).
+  const idleMs = 4 * IDLE_MS
+  const WARM_ATTEMPTS = 3
+  for (let attempt = 1; ; attempt++) {
+    const store = new CountingStore()
+    let stoppedAt = 0
+    const log = recordingLogger(() => { stoppedAt = Date.now() })
+    const e = await start(store, log.logger, { idleStopMs: idleMs })
+    // The idle timer was armed before createEnclave resolved: it fires at armedBy + idleMs at the earliest.
+    const armedBy = Date.now()
+    await waitFor('half an idle period', () => Date.now() >= armedBy + idleMs / 2, WAIT_MS, 10)
+    if (log.stops() !== 0) {
+      // The machine was too loaded for warm() to come first: this attempt proves nothing, it says so.
+      console.log(`warm() attempt ${attempt}: the thread stopped before warm() was called (loaded machine)`)
+      assert.ok(attempt < WARM_ATTEMPTS, `the thread stopped before warm() in all ${WARM_ATTEMPTS} attempts (machine overloaded)`)
+      continue
+    }
+    const warmedAt = Date.now()
+    e.warm()
+    await waitFor('the warmed thread to stop', () => log.stops() === 1, WAIT_MS, 10)
+    // A timer never fires early: a stop at or after warmedAt + idleMs came from the timer warm() armed, not the first.
+    assert.ok(stoppedAt >= warmedAt + idleMs - 2, `stopped ${stoppedAt - warmedAt} ms after warm(), before a full idle period`)
+    assert.is(store.starts, 1, 'warm() on a running thread starts no other')
+    return
+  }
+})
+
+test('a thread started again on a changed build is refused with EnclaveBuildChangedError, and the host stays closed', async () => {
+  const store = new CountingStore()
+  const log = recordingLogger()
+  let build = ''
+  const e = await start(store, log.logger, { variant: () => build })
+  await waitFor('the idle thread to stop', () => log.stops() === 1, WAIT_MS, 20)
+  build = 'changed on disk'
+  await rejectsWith(e.attest({ tradeId: random32(), codeHash: random32(), nonce: random32() }), 'EnclaveBuildChangedError')
+  assert.is(store.starts, 2, 'the changed build was started once, and compared')
+  // Every later request fails the same way, without starting it again: the node must not take it for a lost enclave.
+  await rejectsWith(e.tasks(), 'EnclaveBuildChangedError')
+  await rejectsWith(e.attest({ tradeId: random32(), codeHash: random32(), nonce: random32() }), 'EnclaveBuildChangedError')
+  e.warm()
+  assert.is(store.starts, 2)
 })
 
 test('a closed enclave stays closed; idleStopMs must be a positive integer', async () => {
