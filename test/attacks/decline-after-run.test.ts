@@ -15,17 +15,15 @@
 // two funded accounts of its own: the buyer, and a seller it registers and lists a dataset for.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { getBytes } from 'ethers'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 import { DECLINE_NODE_CLAIM_WINDOW } from '../../contracts/client.ts'
 import { rpc as anvilRpc } from '../../contracts/devnet-accounts.ts'
-import { attackerTrade, attackTestnet, nodeTradeAttacker, type NodeTradeAttacker } from '../helpers/attacker.ts'
+import { GASLEFT_CODE, TINY_DATA, attackerTrade, attackTestnet, nodeTradeAttacker, type NodeTradeAttacker } from '../helpers/attacker.ts'
 
 const bench = attackTestnet(test, 'decline-after-run', { buyers: 0, sellers: 0, nodes: 1 })
 const TAG = 'decline-after-run'
-// analyze(bytes[]) returning abi.encode(bytes(uint256(gasleft()))): cheap to run.
-const CODE = getBytes('0x602060005260206020525a60405260606000f3')
-const DATA = new TextEncoder().encode('x,y\n1,2\n3,4\n')
+const CODE = GASLEFT_CODE
+const DATA = TINY_DATA
 const OUTPUT_CAP = 64n
 /** The node's price per gas (DEFAULT_NODE_PRICE_PER_GAS) and a gas cap it takes: the node's fee is their product. */
 const NODE_PRICE = 1n

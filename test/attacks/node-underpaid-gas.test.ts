@@ -11,17 +11,16 @@
 // with two funded accounts of its own: the buyer, and a seller it registers and lists a dataset for.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { getBytes, keccak256 } from 'ethers'
+import { keccak256 } from 'ethers'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 import { offerProtocol } from '../../p2p/index.ts'
 import { demandHashOf, signDemand } from '../../p2p/demand/index.ts'
-import { attackerHost, attackerTrade, attackTestnet, nodeTradeAttacker, type NodeTradeAttacker } from '../helpers/attacker.ts'
+import { GASLEFT_CODE, TINY_DATA, attackerHost, attackerTrade, attackTestnet, nodeTradeAttacker, type NodeTradeAttacker } from '../helpers/attacker.ts'
 
 const bench = attackTestnet(test, 'underpaid-gas', { buyers: 0, sellers: 0, nodes: 1 })
 const TAG = 'underpaid-gas'
-// analyze(bytes[]) returning abi.encode(bytes(uint256(gasleft()))): cheap to run, and it reads the cap it ran with.
-const CODE = getBytes('0x602060005260206020525a60405260606000f3')
-const DATA = new TextEncoder().encode('x,y\n1,2\n3,4\n')
+const CODE = GASLEFT_CODE
+const DATA = TINY_DATA
 const OUTPUT_CAP = 64n
 /** The node's price per gas: the testnet's daemons keep DEFAULT_NODE_PRICE_PER_GAS (config/daemon-defaults.ts). */
 const NODE_PRICE = 1n

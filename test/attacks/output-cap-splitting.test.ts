@@ -12,20 +12,19 @@
 // funded accounts of its own, the buyer and a seller it registers and lists a dataset for).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { getBytes, hexlify, randomBytes } from 'ethers'
+import { hexlify, randomBytes } from 'ethers'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 import type { EnclaveHost } from '../../enclave/index.ts'
 import { ResultStatus } from '../../contracts/formats.ts'
-import { attackerTrade, attackTestnet, nodeTradeAttacker } from '../helpers/attacker.ts'
+import { GASLEFT_CODE, TINY_DATA, attackerTrade, attackTestnet, nodeTradeAttacker } from '../helpers/attacker.ts'
 import { groupKeyOf } from '../helpers/dtmc-checks.ts'
 import { buyerSetup, rejectsWith, sellerDeliver, startEnclave } from '../helpers/enclave.ts'
 
 const bench = attackTestnet(test, 'output-cap-split', { buyers: 0, sellers: 0, nodes: 1 })
 const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
 const TAG = 'output-cap-split'
-// analyze(bytes[]) returning abi.encode(bytes(uint256(gasleft()))): 96 bytes of output, whatever the data.
-const CODE = getBytes('0x602060005260206020525a60405260606000f3')
-const DATA = new TextEncoder().encode('x,y\n1,2\n3,4\n')
+const CODE = GASLEFT_CODE
+const DATA = TINY_DATA
 const GAS_CAP = 1_000_000n
 /** The trade's output cap on DTMC (and the seller's listed cap): the 96-byte output fits. */
 const TRADE_OUTPUT_CAP = 4096n

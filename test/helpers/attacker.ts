@@ -1,6 +1,6 @@
 // An attacker for the attack tests: independent libp2p hosts (fresh peer ids, our own code, not a
 // daemon) on a LocalTestnet, and funded accounts of its own on the devnet.
-import { Wallet, hexlify, keccak256, randomBytes } from 'ethers'
+import { Wallet, getBytes, hexlify, keccak256, randomBytes } from 'ethers'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { attestProtocol, createP2PHost, dataProtocol, type P2PHost } from '../../p2p/index.ts'
 import type { RequestRefusedError } from '../../p2p/messages/exchange.ts'
@@ -66,6 +66,11 @@ export function attackTestnet (
     }
   }
 }
+
+/** analyze(bytes[]) returning abi.encode(bytes(uint256(gasleft()))): cheap to run, and it reads the gas cap it ran with. */
+export const GASLEFT_CODE = getBytes('0x602060005260206020525a60405260606000f3')
+/** A dataset of two rows for the attacker's own trades. */
+export const TINY_DATA = new TextEncoder().encode('x,y\n1,2\n3,4\n')
 
 /**
  * A buyer and a seller of the attacker's own against one node daemon: a libp2p host connected to the node, two funded
