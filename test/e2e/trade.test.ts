@@ -65,8 +65,11 @@ test.before(async () => {
     config: {
       metrics: { enabled: true, port: 0 },
       // An offer window far longer than offers take even on a loaded machine: a buyer that waited it out (rather
-      // than closing on enough offers) is told apart by its timeline, not by timing.
-      trade: { offerWindowMs: 30_000 }
+      // than closing on enough offers) is told apart by its timeline, not by timing. A grace long enough for the
+      // forged node's offer to be among the candidates whatever order the four offers come in: with the default
+      // 100 ms the buyer could close on three offers, the forged one among them (2 of 3 attested: the trade failed
+      // once in a fresh-clone CI).
+      trade: { offerWindowMs: 30_000, offerGraceMs: 2_000 }
     }
   })
 })
