@@ -38,6 +38,9 @@ const random32 = (): string => hexlify(randomBytes(32)).toLowerCase()
 /** A daemon's resident memory, MiB (VmRSS of /proc/<pid>/status). */
 const rssMiB = (d: TestnetDaemon): number => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${d.child.pid!}/status`, 'utf8'))![1]) / 1024
 
+/** Failed requests (refused streams) after which the flood gives up: see `more` below. */
+const FLOOD_FAILURES_ALLOWED = 4 * FLOOD_REQUESTS
+
 test(`after ${FLOOD_REQUESTS} refused offers and ${FLOOD_REQUESTS} quote requests the daemons' memory returns within ${FLOOD_MEMORY_SLACK_MIB} MiB of rest`, async () => {
   const seller = bench.net.sellers[0]
   const node = bench.net.nodes[0]
@@ -48,8 +51,11 @@ test(`after ${FLOOD_REQUESTS} refused offers and ${FLOOD_REQUESTS} quote request
   const errors = new Map<string, number>()
   const inFlight = { offers: 0, attests: 0 }
   let failures = 0
-  // Stops at FLOOD_REQUESTS answers, or when the daemon keeps not answering (the assertion below then says so).
-  const more = (what: 'offers' | 'attests'): boolean => sent[what] + inFlight[what] < FLOOD_REQUESTS && failures < FLOOD_REQUESTS
+  // Stops at FLOOD_REQUESTS answers, or when the daemon keeps not answering (the assertion below then says so). The
+  // daemons' stream limits refuse part of the flood (DialFailedError, reset streams: 1,500 of them in most runs, also
+  // before this bound was raised), so the failures allowed are a multiple of the answers wanted: with one
+  // FLOOD_REQUESTS the flood sometimes gave up at 535-848 answered quote requests on a quiet machine.
+  const more = (what: 'offers' | 'attests'): boolean => sent[what] + inFlight[what] < FLOOD_REQUESTS && failures < FLOOD_FAILURES_ALLOWED
   const w = Wallet.createRandom()
   const flood = async (target: TestnetDaemon, kind: 'offer' | 'attest'): Promise<void> => {
     const h = await attackerHost(bench.net, { bootstrap: false })
