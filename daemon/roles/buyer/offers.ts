@@ -9,6 +9,9 @@ import { log } from './log.ts'
 import { readRegistry } from './registry.ts'
 import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
 
+/** Why an offer of a peer struck from the trade (its enclave failed attestation for it) is not taken. */
+export const UNATTESTED_PEER = 'its enclave failed attestation for this trade'
+
 /**
  * Whether an offer may take a slot, checked before it does (and outside the trade's lock): signed by
  * the account it names for this network, this demand and the peer that sent it; this peer still
@@ -19,6 +22,7 @@ import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
 export async function checkOffer (ctx: RoleContext, t: BuyerTrade, remotePeer: string, offer: Offer): Promise<string | null> {
   const d = demandOf(t)
   if (offer.demandId !== d.demandId) return 'offer for another demand'
+  if (t.data.unattestedPeers?.includes(remotePeer) === true) return UNATTESTED_PEER
   const fromPeer = [...t.data.sellerOffers, ...t.data.nodeOffers].filter(o => o.peerId === remotePeer).length
   if (fromPeer >= MAX_OFFERS_PER_PEER) return `this peer already has ${MAX_OFFERS_PER_PEER} offers recorded`
   try {
@@ -45,6 +49,7 @@ export async function checkOffer (ctx: RoleContext, t: BuyerTrade, remotePeer: s
 export async function recordOffer (ctx: RoleContext, tradeId: string, remotePeer: string, offer: Offer): Promise<boolean> {
   const t = await ctx.trades.require<BuyerTradeData>('buyer', tradeId)
   if (t.state !== 'demanded') return false
+  if (t.data.unattestedPeers?.includes(remotePeer) === true) return false
   if (t.data.sellerOffers.length + t.data.nodeOffers.length >= MAX_OFFERS_PER_TRADE) return false
   // Checked before the lock: offers of the same peer checked meanwhile may have filled its share.
   if ([...t.data.sellerOffers, ...t.data.nodeOffers].filter(o => o.peerId === remotePeer).length >= MAX_OFFERS_PER_PEER) return false
@@ -65,7 +70,8 @@ export async function recordOffer (ctx: RoleContext, tradeId: string, remotePeer
 export async function solicitOffers (ctx: RoleContext, t: BuyerTrade): Promise<void> {
   const d = demandOf(t)
   const keys = [datasetKey(d.tag), ...ctx.network.measurements.map(enclaveKey)]
-  const offered = new Set([...t.data.sellerOffers, ...t.data.nodeOffers].map(o => o.peerId))
+  // Not asked again: those that offered already, and those whose enclave failed attestation for this trade.
+  const offered = new Set([...t.data.sellerOffers, ...t.data.nodeOffers].map(o => o.peerId).concat(t.data.unattestedPeers ?? []))
   const found = (await Promise.all(keys.map(async k => await ctx.p2p.findProviders(k, { limit: MAX_SOLICITED_PEERS, timeoutMs: FIND_PROVIDERS_TIMEOUT_MS }).catch(() => []))))
     .flat().filter(p => !offered.has(p.peerId) && p.peerId !== ctx.p2p.peerId)
   const unique = [...new Map(found.map(p => [p.peerId, p])).values()].slice(0, MAX_SOLICITED_PEERS)

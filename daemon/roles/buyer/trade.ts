@@ -25,6 +25,11 @@ export interface BuyerTradeData {
   chosenSellers?: SellerOffer[]
   chosenNodes?: ChosenNode[]
   rejected?: Refusal[]
+  /**
+   * Peers whose enclave failed attestation for this trade: struck from it (their offers are not taken again nor
+   * solicited; the buyer collects others instead: index.ts attestAndEscrow). At most MAX_OFFERS_PER_TRADE.
+   */
+  unattestedPeers?: string[]
   deposit?: string
   deadline?: number
   /** The openTrade transaction (a reorganisation that drops it is repaired: escrow.ts reopenVanishedEscrow). */
