@@ -254,7 +254,7 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
       requireStarted('subscribe')
       checkTopic(topic)
       if (subscriptions.has(topic)) throw new P2PStateError(`already subscribed to ${topic}`)
-      const topicValidator: TopicValidatorFn = async (_peer, msg) => {
+      const topicValidator: TopicValidatorFn = async (peer, msg) => {
         const count = (verdict: GossipVerdict | 'error'): void => { validations.inc({ topic, verdict }) }
         // StrictSign already refused unsigned messages; this keeps the type narrow.
         if (msg.type !== 'signed' || msg.data.byteLength > opts.maxGossipMessageBytes) {
@@ -267,7 +267,7 @@ export function createGossip (node: SdteLibp2p, opts: ResolvedP2PHostOptions, lo
         }
         let verdict: GossipVerdict
         try {
-          verdict = await validator({ from: msg.from.toString(), topic, data: msg.data })
+          verdict = await validator({ from: msg.from.toString(), topic, data: msg.data, receivedFrom: peer.toString() })
         } catch (err) {
           log.warn('gossip validator threw; ignoring the message', { topic, error: err })
           count('error')

@@ -239,6 +239,11 @@ export async function createP2PHost (options: P2PHostOptions, components: P2PHos
       await node.unhandle(protocol)
     },
 
+    async hangUp (peerId) {
+      requireStarted('hangUp')
+      await node.hangUp(parsePeerId(peerId))
+    },
+
     async dialProtocol (peerId, protocol, { signal } = {}) {
       requireStarted('dialProtocol')
       const id = parsePeerId(peerId)

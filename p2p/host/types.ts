@@ -20,6 +20,11 @@ export interface GossipMessage {
   from: string
   topic: string
   data: Uint8Array
+  /**
+   * The peer this copy came from: the author, or a peer forwarding it. Given to validators (they see the first
+   * copy; later copies are dropped as seen), not to handlers.
+   */
+  receivedFrom?: string
 }
 
 export type GossipVerdict = 'accept' | 'ignore' | 'reject'
@@ -92,6 +97,8 @@ export interface P2PHost {
   /** Connected peers with their listen addresses (from identify) or connection addresses. */
   peers: () => PeerSummary[]
   connect: (address: string, options?: { signal?: AbortSignal }) => Promise<{ peerId: string }>
+  /** Closes every connection to a peer (it may dial again, or be dialled). */
+  hangUp: (peerId: string) => Promise<void>
   /** `${protocolPrefix}/${name}/${version}`, e.g. protocolId('offer', 1) = '/sdte/offer/1'. */
   protocolId: (name: string, version: string | number) => string
   publish: (topic: string, data: Uint8Array) => Promise<{ recipients: number }>

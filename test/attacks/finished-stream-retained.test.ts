@@ -37,6 +37,8 @@ const IN_FLIGHT = 16
  * Measured before the fix: 16,226 bytes (its signals, timers and their sets until the timers fire); after: about 540.
  */
 const MAX_RETAINED_BYTES_PER_STREAM = 4096
+/** Exchanges whose stream may be lost (reset, connection dropped on a loaded machine) and be sent again. */
+const MAX_LOST_EXCHANGES = 50
 /** Message timeout and exchange deadline on both sides: far longer than the test, so a timer-held stream stays held. */
 const LONG_MS = 120_000
 
@@ -44,7 +46,9 @@ const hosts: P2PHost[] = []
 test.after(async () => { await Promise.allSettled(hosts.map(async h => { await h.stop() })) })
 
 async function host (): Promise<P2PHost> {
-  const h = await createP2PHost({ bootstrap: [], handlerTimeoutMs: LONG_MS }, { privateKey: await generateKeyPair('Ed25519') })
+  // No liveness pings within the test: on a loaded machine a missed ping closed the connection under the
+  // exchanges once (an offer stream reset); the test is about memory, not liveness.
+  const h = await createP2PHost({ bootstrap: [], handlerTimeoutMs: LONG_MS, connectionPingIntervalMs: LONG_MS }, { privateKey: await generateKeyPair('Ed25519') })
   hosts.push(h)
   await h.start()
   return h
@@ -81,13 +85,20 @@ test(`finished streams are garbage at once, not held until their timers fire (at
   const w = Wallet.createRandom()
   const offer = signOffer({ type: 'offer', demandId: hexlify(randomBytes(32)), kind: 'node', account: w.address.toLowerCase(), measurement: hexlify(randomBytes(32)) },
     { chainId: 31337, dtmc: '0x' + '11'.repeat(20), peerId: client.peerId }, w.privateKey)
+  let lost = 0
   const exchanges = async (n: number): Promise<number> => {
     let refused = 0
     let sent = 0
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
       while (sent < n) {
         sent++
-        await offers.sendOffer(server.peerId, offer).then(() => {}, (err: Error) => { if (err instanceof RequestRefusedError) refused++; else throw err })
+        await offers.sendOffer(server.peerId, offer).then(() => {}, async (err: Error) => {
+          if (err instanceof RequestRefusedError) { refused++; return }
+          // A stream lost under load (a reset, the connection dropped): sent again, bounded, and said below.
+          if (++lost > MAX_LOST_EXCHANGES) throw err
+          sent--
+          await client.connect(server.addresses()[0])
+        })
       }
     }))
     return refused
@@ -99,6 +110,7 @@ test(`finished streams are garbage at once, not held until their timers fire (at
   const after = await retainedHeap()
   const perStream = Math.max(0, after - before) / STREAMS
   const alive = served.filter(r => r.deref() !== undefined).length
+  if (lost > 0) console.log(`  ${lost} exchanges lost a stream under load and were sent again`)
   console.log(`retained after ${STREAMS} exchanges: ${((after - before) / 1024).toFixed(0)} KiB, ${perStream.toFixed(0)} bytes a stream; server-side streams alive: ${alive} of ${served.length}`)
   assert.ok(alive <= IN_FLIGHT, `${alive} finished streams are still held`)
   assert.ok(perStream <= MAX_RETAINED_BYTES_PER_STREAM, `each finished stream left ${perStream.toFixed(0)} bytes held (at most ${MAX_RETAINED_BYTES_PER_STREAM})`)

@@ -118,7 +118,10 @@ test(`under a ${SMALL_HEAP_MB} MiB run heap, each precompile called with ${HEAVY
     await stillServes(enclave)
     // All at once (the enclave runs MAX_CONCURRENT_RUNS of them at a time, the others wait).
     const tasks = await Promise.all(NAMES.map(async name => await buyerSetup(enclave, heavy(name), { gasCap: GAS_CAP })))
-    const errors = await Promise.all(tasks.map(async t => await rejectsWith(enclave.execute(t.taskId), 'RunOverBudgetError')))
+    // Each outcome named: a run that was not killed says which precompile and how it ended.
+    const errors = await Promise.all(tasks.map(async (t, i) => await rejectsWith(enclave.execute(t.taskId).then(r => {
+      throw new Error(`${NAMES[i]} was not killed: it ended with status ${String(r.resultInfo.status)}`)
+    }), 'RunOverBudgetError')))
     const listed = await enclave.tasks()
     NAMES.forEach((name, i) => {
       assert.match(errors[i].message, new RegExp(`heap budget of ${SMALL_HEAP_MB} MiB`), name)
