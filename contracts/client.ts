@@ -1307,6 +1307,8 @@ export class ChainClient {
   private readonly polled = (n: number): void => { for (const l of [...this.headListeners]) l(n) }
   /** The latest change to ethers' block poll (subscribe, unsubscribe, restart), each made after the one before. */
   private blockPoll: Promise<void> = Promise.resolve()
+  /** Set by close(): from then on nothing of the block watch starts (onBlock is a no-op). */
+  private closed = false
 
   private constructor (opts: ChainClientOptions, provider: JsonRpcProvider, signer?: Signer) {
     this.provider = provider
@@ -1390,9 +1392,12 @@ export class ChainClient {
    * WebSocket (heads.ts: at once when mined; opened again after a drop), and ethers polling eth_blockNumber
    * over HTTP: every `pollingIntervalMs` (100 ms on a devnet) while the socket is down or the node has none,
    * every PUSHED_HEADS_POLL_MS while it is up (the safety net for a push that stalls). A listener that throws
-   * is logged by nobody: catch inside.
+   * is logged by nobody: catch inside. After close() it is a no-op (no socket, no poll; the unsubscribe does
+   * nothing): a role may still be subscribing while the daemon shuts down, and a throw there would only turn
+   * a shutdown into a crash.
    */
   onBlock (listener: (blockNumber: number) => void): () => void {
+    if (this.closed) return () => {}
     let last = -1
     const fn = (n: number): void => {
       if (n <= last) return
@@ -1428,9 +1433,16 @@ export class ChainClient {
     }).catch(() => {}) // off/on on a destroyed provider (closed meanwhile): nothing left to poll
   }
 
-  /** Starts ethers' block poll, unless the client was closed meanwhile (ethers would start it on a destroyed provider, failing forever). */
+  /**
+   * Starts ethers' block poll, unless the client was closed meanwhile (ethers would start it on a destroyed
+   * provider, failing forever: a live timer, the process never exits). ethers' on() awaits before it starts
+   * the poller, so close() may come in those microtasks: close() pauses the provider, which makes on() stop
+   * the poller it starts (see close()), and the poller ethers kept is dropped here.
+   */
   private async pollBlocks (): Promise<void> {
-    if (!this.provider.destroyed) await this.provider.on('block', this.polled)
+    if (this.closed) return
+    await this.provider.on('block', this.polled)
+    if (this.closed) await this.provider.removeAllListeners()
   }
 
   private onHeadsState (state: HeadsState): void {
@@ -1473,12 +1485,21 @@ export class ChainClient {
     return (await this.blockNumber()) - (this.confirmations - 1)
   }
 
+  /**
+   * Stops everything: the heads socket, the block poll, the reorganisation checks; then nothing of them starts
+   * again (onBlock is a no-op). Paused before it is destroyed: ethers' destroy() stops only the pollers it
+   * holds now, and an on() under way (pollBlocks) may start one it no longer holds; on a paused provider that
+   * poller is paused (stopped) at once, and no timer it sets runs (ethers keeps the timers of a paused provider
+   * unscheduled).
+   */
   close (): void {
+    this.closed = true
     clearInterval(this.reorgTimer)
     this.heads?.stop()
     this.heads = undefined
     this.headsUp = false
     this.headListeners.clear()
+    this.provider.pause()
     this.provider.destroy()
   }
 }

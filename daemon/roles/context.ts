@@ -174,13 +174,15 @@ export async function newTradesOf (chain: ChainClient, account: string, role: 's
  * Each scan goes back MAX_REORG_DEPTH blocks before it: a trade whose opening a reorganisation moved into
  * a block at a height already scanned (or that was gone when `take` looked) is seen again.
  */
-export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string, openedBlock: number | undefined) => Promise<void>): Promise<void> {
+export async function scanNewTrades (ctx: RoleContext, role: 'seller' | 'node', take: (tradeId: string, openedBlock: number | undefined) => Promise<void>, known?: (tradeId: string, openedBlock: number | undefined) => Promise<void>): Promise<void> {
   const key = `${role}:scannedBlock`
   const scanned = ((await ctx.store.meta.get(key)) as number | undefined) ?? ctx.network.deployBlock
   const from = Math.max(ctx.network.deployBlock, scanned - MAX_REORG_DEPTH)
   const { tradeIds, openedBlocks, toBlock } = await newTradesOf(ctx.chain, ctx.keys.ethAddress, role, from)
   for (const tradeId of tradeIds) {
+    // `known`: a trade we hold a record of, seen opened (again, after a reorganisation) in the scanned blocks.
     if (await ctx.trades.get(role, tradeId) === undefined) await take(tradeId, openedBlocks.get(tradeId))
+    else await known?.(tradeId, openedBlocks.get(tradeId))
   }
   await ctx.store.meta.put(key, Math.max(scanned, toBlock + 1))
 }

@@ -48,13 +48,13 @@ async function nonces (address: string): Promise<{ latest: number, pending: numb
  * A stranger's trade one wei below the price on a new dataset with one place in its maxTrades; the seller refuses it
  * and its decline waits in the pool when a reorganisation opens the same trade id again with sellerCap `reopenedCap`.
  */
-async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) => bigint, o: { withoutSeller?: boolean } = {}): Promise<{ tradeId: string, datasetId: string, price: bigint }> {
+async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) => bigint, o: { withoutSeller?: boolean, reservesNothing?: boolean } = {}): Promise<{ tradeId: string, datasetId: string, price: bigint }> {
   const rpcUrl = net.network.rpcUrl
   const seller = net.sellers[0]
   const path = join(seller.datadir, `${tag}.csv`)
   const data = sampleDataset(200, 1)
   writeFileSync(path, data)
-  const { datasetId } = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', { path, tag, unitPrice: '10', policy: { mode: 'any', maxTrades: 1 } })
+  const { datasetId } = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', { path, tag, unitPrice: '10', policy: { mode: 'any', ...(o.reservesNothing !== true && { maxTrades: 1 }) } })
   const price = 10n * BigInt(data.length)
   const attacker = await fundedAccount(net.network)
   const root = new Wallet(readKeyFile(join(net.networkPath, '..', 'attestation-root.key')))
@@ -80,7 +80,9 @@ async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) =>
     const { receipt } = await opening
     const openBlock = receipt.blockNumber
     assert.is((await chain.dtmc.trade(tradeId))!.sellers[0].fee, price - 1n, 'a fee one wei below the price')
-    await waitFor('the seller\'s decline in the pool', async () => { const n = await nonces(seller.info.ethAddress); return n.pending > n.latest ? true : undefined }, WAIT_MS, 100)
+    // A dataset that reserves nothing is not declined (that costs gas, waiting costs nothing): the refusal is the record.
+    if (o.reservesNothing === true) await waitFor('the seller\'s refusal', async () => (await sellerPart(tradeId))?.state === 'failed' ? true : undefined, WAIT_MS, 100)
+    else await waitFor('the seller\'s decline in the pool', async () => { const n = await nonces(seller.info.ethAddress); return n.pending > n.latest ? true : undefined }, WAIT_MS, 100)
 
     // The competing chain: the same opening (same salt, so the same trade id) at another seller cap.
     const openTx = await rpc<{ from: string, to: string, input: string, value: string }>(rpcUrl, 'eth_getTransactionByHash', [receipt.hash])
@@ -163,6 +165,19 @@ test('a refused trade opened again without the seller\'s offer ends the seller\'
   assert.is(judgedAgain(), 1, 'judged again once')
   const declined = await chain.dtmc.contract.queryFilter(chain.dtmc.contract.filters.TradeDeclined(tradeId), 0)
   assert.is(declined.length, 0, 'nothing declined on the trade as it is (not ours)')
+  assert.is((await chain.dtmc.trade(tradeId))?.state, 'open')
+})
+
+// Review finding: on a dataset that reserves nothing (no private budget, no maxTrades) a refusal has no release
+// entry, whose decline found a change of terms for the others: the trade opened again at the full price stayed
+// refused, never judged again. The seller's scan now judges again a refused trade it sees opened again with other terms.
+test('a refused trade on a dataset that reserves nothing, opened again with terms the seller accepts, is judged again', async () => {
+  const { tradeId } = await refusedThenReopened('reopened-reserves-nothing', price => price, { reservesNothing: true })
+  const mine = await waitFor('the seller to judge the reopened trade again', async () => {
+    const m = await sellerPart(tradeId)
+    return m !== undefined && m.state !== 'failed' ? m : undefined
+  }, WAIT_MS, 200)
+  assert.ok(mine.timeline.some(e => e.note?.startsWith('judged again') === true), JSON.stringify(mine))
   assert.is((await chain.dtmc.trade(tradeId))?.state, 'open')
 })
 

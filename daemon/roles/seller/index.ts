@@ -124,6 +124,12 @@ const PRIVACY_MASTER_PURPOSE = 'seller-privacy-master'
  */
 const RESERVATION_RELEASE_PREFIX = 'seller:budgetRelease:'
 
+/** The start of the reason of a record our checks refused (the problem follows). */
+const REFUSED_REASON_PREFIX = 'checks: '
+/** The reasons a refused trade's record ends with when judged again, found opened again without our offer, or gone. */
+const REOPENED_WITHOUT_US = 'the trade was opened again (after a reorganisation) without our offer: nothing of ours in it'
+const REOPENED_THEN_GONE = 'the trade was opened again (after a reorganisation) with other terms, then left the chain again: nothing of ours in it'
+
 /** What `releaseReservations` needs of a trade that reserved something on one of our datasets. */
 interface ReservationRelease {
   sellerIndex: number
@@ -280,7 +286,8 @@ export class SellerRole implements Role {
 
   /** Step 6, Checks: trades DTMC opened with our offers; each is checked before anything is delivered. */
   private async discoverTrades (): Promise<void> {
-    await scanNewTrades(this.ctx, 'seller', async (tradeId, openedBlock) => { await this.checkTrade(tradeId, openedBlock) })
+    await scanNewTrades(this.ctx, 'seller', async (tradeId, openedBlock) => { await this.checkTrade(tradeId, openedBlock) },
+      async (tradeId) => { await this.judgeAgain(tradeId, { ifReopened: true }) })
   }
 
   /**
@@ -339,7 +346,7 @@ export class SellerRole implements Role {
     } else if (previous !== undefined) await this.ctx.store.meta.delete(releaseKey)
     if (problem !== null) {
       log.warn('trade refused', { tradeId, problem })
-      await this.ctx.trades.transition(t, 'failed', { reason: `checks: ${problem}` })
+      await this.ctx.trades.transition(t, 'failed', { reason: `${REFUSED_REASON_PREFIX}${problem}` })
     } else if (ds !== undefined) {
       // Read again: a delisting since our read must not be written over.
       const now = await this.ctx.store.datasets.get(ds.datasetId) as DatasetRecord
@@ -487,20 +494,35 @@ export class SellerRole implements Role {
    * Opened again without our offer, or gone again: it reserves nothing of ours, so its release entry goes (else every
    * tick would try the decline again, up to its deadline and claim window) and the record ends saying why.
    */
-  private async judgeAgain (tradeId: string): Promise<void> {
+  private async judgeAgain (tradeId: string, o: { ifReopened?: boolean } = {}): Promise<void> {
     await this.ctx.trades.locked('seller', tradeId, async () => {
       const t = await this.ctx.trades.get<SellerTradeData>('seller', tradeId)
       if (t === undefined || t.state !== 'failed') return
+      if (o.ifReopened === true && !await this.reopenedSinceRefusal(t)) return
       log.warn('a trade we refused was opened again with other terms: judged again', { tradeId })
       // From the deploy block: the opening may be in another block than the first one's.
       const found = await this.checkTrade(tradeId, undefined, t)
       if (found === 'recorded') return
       await this.ctx.store.meta.delete(RESERVATION_RELEASE_PREFIX + tradeId)
-      const reason = found === 'not ours'
-        ? 'the trade was opened again (after a reorganisation) without our offer: nothing of ours in it'
-        : 'the trade was opened again (after a reorganisation) with other terms, then left the chain again: nothing of ours in it'
+      const reason = found === 'not ours' ? REOPENED_WITHOUT_US : REOPENED_THEN_GONE
       await this.ctx.trades.transition(t, 'failed', { reason, note: `judged again: ${found === 'not ours' ? 'opened again without us' : 'gone again'}` })
     })
+  }
+
+  /**
+   * Whether a failed record of ours is a refusal that a trade now on the chain naming us (the scan saw it opened,
+   * again after a reorganisation) has outlived, so that it must be judged again, whatever the dataset reserves
+   * (one that reserves nothing has no release entry, whose decline would otherwise find the change): a refusal by
+   * our checks whose terms digest is not the chain's now; or a refusal whose trade left the chain or came back
+   * without our offer (its release entry went then) and now names us again. Not a trade we accepted whose terms
+   * changed (`refuseOtherTerms`): that one stays refused.
+   */
+  private async reopenedSinceRefusal (t: TradeRecord<SellerTradeData>): Promise<boolean> {
+    const reason = t.reason ?? ''
+    if (reason === REOPENED_WITHOUT_US || reason === REOPENED_THEN_GONE) return true
+    if (!reason.startsWith(REFUSED_REASON_PREFIX)) return false
+    const terms = await this.ctx.chain.dtmc.termsDigestOf(t.tradeId)
+    return terms !== null && terms !== t.data.terms
   }
 
   /** Step 7, Data delivery, to every node of the trade not served yet: attest its enclave ourselves, wrap the key to it, stream the data. */

@@ -2,6 +2,10 @@
 // consumes is stopped by its own signal, not only by breaking out of the loop. libp2p hands the host
 // its content routers' merged iterator (it-merge), whose return() answers at once while kad-dht's
 // query, parked on a peer's response, goes on with its dials and streams: the fake below does the same.
+// Only a lookup that reaches its limit breaks out of a query still running: a pass that finds fewer ends
+// because its query ended (done or failed) or because the lookup's own signal (deadline, caller, host
+// lifetime) aborted it, and that signal was handed to the query before the fix too. So that case cannot
+// tell the fix from the old code and is not tested here (a case for it passed on both).
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -72,20 +76,6 @@ test('a lookup that found its limit leaves no query running', async () => {
   assert.ok(routing.signals[0].aborted, 'the query\'s signal is aborted once findProviders returned')
   await Promise.resolve()
   assert.is(routing.running(), 0, 'no query left running')
-})
-
-test('a lookup that found fewer than its limit ends its query too', async () => {
-  const [self, a] = await Promise.all([peer(), peer()])
-  const routing = parkedQuery([a])
-  const dht = dhtOver(routing, self.toString())
-  // The query stays parked after its one provider; the lookup's deadline ends it.
-  // AbortSignal.timeout's timer does not hold the process open (a daemon has its sockets): this one does.
-  const keepAlive = setInterval(() => {}, 1000)
-  const found = await dht.findProviders('sdte:dataset:stall', { limit: 5, timeoutMs: 200 }).finally(() => clearInterval(keepAlive))
-  assert.equal(found.map(p => p.peerId), [a.toString()])
-  assert.ok(routing.signals.every(s => s.aborted))
-  await Promise.resolve()
-  assert.is(routing.running(), 0)
 })
 
 test.run()
