@@ -8,15 +8,25 @@
 import { SdteError } from '../config/index.ts'
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, scrypt as nodeScrypt } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson, getAddress } from 'ethers'
+import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson, getAddress, scrypt } from 'ethers'
 import { logger } from './log.ts'
 import type { KeyOptions } from '../config/index.ts'
 
 const log = logger('sdte:keys')
+
+// The keystore's scrypt runs on Node's (OpenSSL's, on libuv's thread pool) instead of ethers' JavaScript one:
+// the same bytes, without holding the main thread (ethers' took 21 ms at N=1024 and 370 ms at its default 2^17
+// on the bench machine, Node's 3 ms and 260 ms; issue 13, BENCHMARKS.md "start to admin_info"). ethers lets a
+// program register its scrypt (scrypt.register), so the keystore format and its checks stay ethers'. Once per
+// process: this module is loaded once.
+scrypt.register(async (password, salt, N, r, p, dkLen) => await new Promise<Uint8Array>((resolve, reject) => {
+  // OpenSSL refuses to use more than maxmem; scrypt needs about 128 * N * r * p bytes (twice that is headroom).
+  nodeScrypt(password, salt, dkLen, { N, r, p, maxmem: 256 * N * r * p }, (err, key) => { err === null ? resolve(key) : reject(err) })
+}))
 
 export const PEER_KEY_FILE = 'peer-key'
 export const KEYSTORE_FILE = 'keystore.json'
