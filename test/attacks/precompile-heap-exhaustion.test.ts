@@ -23,17 +23,22 @@ import { PRECOMPILE_ADDRESSES, type PrecompileName } from '../../enclave/precomp
 import { buyer, buyerSetup, random32, rejectsWith, startEnclave } from '../helpers/enclave.ts'
 import type { EnclaveHost } from '../../enclave/index.ts'
 
-/** Elements each heavy call turns into JS values (csvColumn: CSV_RECORDS_PER_VALUE times as many one-digit records). */
-const HEAVY_VALUES = 300_000
+/**
+ * Elements each heavy call turns into JS values (csvColumn: CSV_RECORDS_PER_VALUE times as many one-digit records).
+ * Far past SMALL_HEAP_MB, not just past it: the heap a call peaks at depends on when V8 collects, which a loaded
+ * machine shifts. At 300,000 every precompile's run fitted in 48 MiB and was killed at 32, and once under load
+ * one fitted in 32 (a call resolved); at 700,000 each is killed at 32 MiB and csvColumn even at 96 (measured).
+ */
+const HEAVY_VALUES = 700_000
 const CSV_RECORDS_PER_VALUE = 4
 /**
  * A run's heap budget that holds the EVM and a small analysis (16 MiB does not; 24 does, but not always on a
  * loaded machine, where V8 collects later: seen once) but not HEAVY_VALUES 250-bit bigints (measured: each
- * precompile's run is killed at 24 and 32 MiB).
+ * precompile's run is killed at 24 and 32 MiB, and runs to its end at 48 with 300,000: see HEAVY_VALUES).
  */
 const SMALL_HEAP_MB = 32
-/** Gas cap of the heavy analyses: pays the memory (quadratic), the fill loop and the precompile. */
-const GAS_CAP = 400_000_000n
+/** Gas cap of the heavy analyses: pays the memory (quadratic: ~0.96 Ggas for HEAVY_VALUES words), the fill and the precompile; within MAX_GAS_CAP. */
+const GAS_CAP = 1_800_000_000n
 /** JUMPDEST; PUSH1 0; JUMP: a small analysis that ends out of gas. */
 const LOOP = getBytes('0x5b600056')
 
