@@ -20,7 +20,7 @@ import { runInNewContext } from 'node:vm'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Wallet, hexlify, randomBytes } from 'ethers'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { createP2PHost, offerProtocol, signOffer, RefuseRequest, RequestRefusedError, type P2PHost } from '../../p2p/index.ts'
+import { createP2PHost, offerProtocol, signOffer, DialFailedError, RefuseRequest, RequestRefusedError, type P2PHost } from '../../p2p/index.ts'
 import { protocolEndpoint, answerRequest } from '../../p2p/messages/index.ts'
 import { OfferRequest } from '../../p2p/offer/index.ts'
 import * as offerConstants from '../../p2p/offer/constants.ts'
@@ -37,8 +37,13 @@ const IN_FLIGHT = 16
  * Measured before the fix: 16,226 bytes (its signals, timers and their sets until the timers fire); after: about 540.
  */
 const MAX_RETAINED_BYTES_PER_STREAM = 4096
-/** Exchanges whose stream may be lost (reset, connection dropped on a loaded machine) and be sent again. */
-const MAX_LOST_EXCHANGES = 50
+/**
+ * Opens of a stream the server may refuse (over the whole test) before the test gives up: a reset or an end of stream
+ * during protocol negotiation, before any request was sent (the server's libp2p aborts a stream past its per-protocol
+ * inbound limit, offer MAX_INBOUND_STREAMS = 2 x IN_FLIGHT, which counts a stream until its close has run on the
+ * server). That is the network refusing, not memory held: such an open is counted, printed and retried, up to this many.
+ */
+const MAX_RESET_OPENS = STREAMS / 4
 /** Message timeout and exchange deadline on both sides: far longer than the test, so a timer-held stream stays held. */
 const LONG_MS = 120_000
 
@@ -46,9 +51,7 @@ const hosts: P2PHost[] = []
 test.after(async () => { await Promise.allSettled(hosts.map(async h => { await h.stop() })) })
 
 async function host (): Promise<P2PHost> {
-  // No liveness pings within the test: on a loaded machine a missed ping closed the connection under the
-  // exchanges once (an offer stream reset); the test is about memory, not liveness.
-  const h = await createP2PHost({ bootstrap: [], handlerTimeoutMs: LONG_MS, connectionPingIntervalMs: LONG_MS }, { privateKey: await generateKeyPair('Ed25519') })
+  const h = await createP2PHost({ bootstrap: [], handlerTimeoutMs: LONG_MS }, { privateKey: await generateKeyPair('Ed25519') })
   hosts.push(h)
   await h.start()
   return h
@@ -85,24 +88,32 @@ test(`finished streams are garbage at once, not held until their timers fire (at
   const w = Wallet.createRandom()
   const offer = signOffer({ type: 'offer', demandId: hexlify(randomBytes(32)), kind: 'node', account: w.address.toLowerCase(), measurement: hexlify(randomBytes(32)) },
     { chainId: 31337, dtmc: '0x' + '11'.repeat(20), peerId: client.peerId }, w.privateKey)
-  let lost = 0
+  let resetOpens = 0
+  const resetAtOpen = (err: Error): boolean => err instanceof DialFailedError &&
+    ['StreamResetError', 'UnexpectedEOFError'].includes((err.cause as Error | undefined)?.name ?? '')
   const exchanges = async (n: number): Promise<number> => {
     let refused = 0
     let sent = 0
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
       while (sent < n) {
         sent++
-        await offers.sendOffer(server.peerId, offer).then(() => {}, async (err: Error) => {
-          if (err instanceof RequestRefusedError) { refused++; return }
-          // A stream lost under load (a reset, the connection dropped): sent again, bounded, and said below.
-          if (++lost > MAX_LOST_EXCHANGES) throw err
-          sent--
-          await client.connect(server.addresses()[0])
+        await offers.sendOffer(server.peerId, offer).then(() => {}, (err: Error) => {
+          if (err instanceof RequestRefusedError) refused++
+          else if (resetAtOpen(err) && resetOpens < MAX_RESET_OPENS) {
+            resetOpens++
+            sent--
+          } else throw err
         })
       }
     }))
     return refused
   }
+  // One exchange alone first: the client's connect() returns once its own side of the connection is up, and until the
+  // server's side is (its upgrade done, libp2p listening for the muxer's streams) the muxer holds inbound streams as
+  // "early" ones and aborts the whole connection past 10 of them (@libp2p/utils AbstractStreamMuxer maxEarlyStreams).
+  // IN_FLIGHT streams opened at once right after connect() did that on a loaded machine (5 of 8 runs with two busy
+  // loops; a fresh-clone CI once): every stream reset, the muxer closed. Once one exchange is answered, it is up.
+  assert.is(await exchanges(1), 1, 'the first offer was answered with a refusal')
   // Warm-up (JIT, libp2p's lazily built state), then the measured streams.
   assert.is(await exchanges(WARM_UP), WARM_UP, 'every warm-up offer was answered with a refusal')
   const before = await retainedHeap()
@@ -110,7 +121,7 @@ test(`finished streams are garbage at once, not held until their timers fire (at
   const after = await retainedHeap()
   const perStream = Math.max(0, after - before) / STREAMS
   const alive = served.filter(r => r.deref() !== undefined).length
-  if (lost > 0) console.log(`  ${lost} exchanges lost a stream under load and were sent again`)
+  console.log(`opens refused by the server and retried: ${resetOpens} (at most ${MAX_RESET_OPENS})`)
   console.log(`retained after ${STREAMS} exchanges: ${((after - before) / 1024).toFixed(0)} KiB, ${perStream.toFixed(0)} bytes a stream; server-side streams alive: ${alive} of ${served.length}`)
   assert.ok(alive <= IN_FLIGHT, `${alive} finished streams are still held`)
   assert.ok(perStream <= MAX_RETAINED_BYTES_PER_STREAM, `each finished stream left ${perStream.toFixed(0)} bytes held (at most ${MAX_RETAINED_BYTES_PER_STREAM})`)
