@@ -179,7 +179,7 @@ export class BuyerRole implements Role {
       // would: such a node offering fast on every demand would otherwise fail every trade it is a candidate
       // of (test/attacks/forged-enclave-offers-first.test.ts). The refused are struck from the trade and the
       // buyer collects again, with the window's solicitation, until the demand nearly expires. Bounded: each
-      // round strikes at least one peer, and struck peers count against MAX_OFFERS_PER_TRADE (recordOffer).
+      // round strikes at least one peer, and a trade records at most MAX_OFFERS_PER_TRADE offers.
       const unattestedPeers = [...new Set([...(t.data.unattestedPeers ?? []), ...refused.map(r => r.peerId)])]
       if (refused.length > 0 && Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {
         await this.ctx.trades.transition(t, 'demanded', {

@@ -50,8 +50,7 @@ export async function recordOffer (ctx: RoleContext, tradeId: string, remotePeer
   const t = await ctx.trades.require<BuyerTradeData>('buyer', tradeId)
   if (t.state !== 'demanded') return false
   if (t.data.unattestedPeers?.includes(remotePeer) === true) return false
-  // Peers struck after a failed attestation keep their slot: rounds of forged offers cannot go on past the table.
-  if (t.data.sellerOffers.length + t.data.nodeOffers.length + (t.data.unattestedPeers?.length ?? 0) >= MAX_OFFERS_PER_TRADE) return false
+  if (t.data.sellerOffers.length + t.data.nodeOffers.length >= MAX_OFFERS_PER_TRADE) return false
   // Checked before the lock: offers of the same peer checked meanwhile may have filled its share.
   if ([...t.data.sellerOffers, ...t.data.nodeOffers].filter(o => o.peerId === remotePeer).length >= MAX_OFFERS_PER_PEER) return false
   if (offer.kind === 'seller' && offer.offerId !== undefined) {

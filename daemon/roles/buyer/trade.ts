@@ -27,8 +27,7 @@ export interface BuyerTradeData {
   rejected?: Refusal[]
   /**
    * Peers whose enclave failed attestation for this trade: struck from it (their offers are not taken again nor
-   * solicited; the buyer collects others instead: index.ts attestAndEscrow). They count against MAX_OFFERS_PER_TRADE
-   * with the offers recorded (offers.ts recordOffer), so a trade has at most that many.
+   * solicited; the buyer collects others instead: index.ts attestAndEscrow). At most MAX_OFFERS_PER_TRADE.
    */
   unattestedPeers?: string[]
   deposit?: string
