@@ -74,7 +74,10 @@ export function enclaveRunMsFromLog (log: string, tradeId: string): number | und
 
 export function tradePhases (buyer: PartyRecord, seller: PartyRecord, nodes: PartyRecord[], enclaveRunsMs: number[]): TradePhases {
   const created = Date.parse(buyer.createdAt)
-  const attesting = stepAt(buyer, 'attesting')
+  // The last `attesting` entry: a round whose enclaves did not attest sends the trade back to collecting offers
+  // (buyer/index.ts attestAndEscrow), and discovery lasts until the round that went on to the escrow.
+  const lastAttesting = buyer.timeline.findLast(x => x.state === 'attesting')
+  const attesting = lastAttesting === undefined ? stepAt(buyer, 'attesting') : Date.parse(lastAttesting.at)
   const escrowed = stepAt(buyer, 'escrowed')
   const escrowMs = buyer.phaseMs?.escrow ?? 0
   const dataIn = Math.max(...nodes.map(n => stepAt(n, 'executing')))

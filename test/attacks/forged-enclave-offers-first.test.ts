@@ -35,7 +35,10 @@ const bench = attackTestnet(test, 'forged-first', {
 })
 writeFileSync(join(bench.dir, 'forged-root.key'), Wallet.createRandom().privateKey + '\n', { mode: 0o600 })
 
-interface BuyerRecord { role: string, state: string, reason?: string, timeline: Array<{ state: string, note?: string }>, rejected?: Array<{ peerId: string, why: string }>, chosenNodes?: Array<{ peerId: string }> }
+interface BuyerRecord {
+  role: string, state: string, reason?: string, timeline: Array<{ state: string, note?: string }>, rejected?: Array<{ peerId: string, why: string }>,
+  chosenNodes?: Array<{ peerId: string }>, unattestedPeers?: string[], unattestedAccounts?: string[]
+}
 
 async function buyerRecord (tradeId: string): Promise<BuyerRecord> {
   const v = await bench.net.buyers[0].rpc.call<{ records: BuyerRecord[] }>('trade_get', { tradeId })
@@ -62,7 +65,9 @@ test('a forged enclave offering first does not fail the trade: the buyer collect
     return (attested && (refused || r.state === 'failed')) ? r : undefined
   }, 60_000, 100)
   assert.is.not(afterAttesting.state, 'failed', `the trade failed on one forged enclave: ${afterAttesting.reason ?? ''}`)
-  assert.ok(afterAttesting.rejected?.some(x => x.peerId === forged.info.peerId && /attestation|Quote/i.test(x.why)), 'the refusal names the attestation')
+  assert.ok(afterAttesting.rejected?.some(x => x.peerId === forged.info.peerId && x.why.startsWith('QuoteSignatureError')), `the refusal names the forged quote: ${JSON.stringify(afterAttesting.rejected)}`)
+  assert.equal(afterAttesting.unattestedPeers, [forged.info.peerId], 'the forged node\'s peer is struck from the trade')
+  assert.equal(afterAttesting.unattestedAccounts, [forged.info.ethAddress.toLowerCase()], 'and its account (it could register another peer id)')
 
   // An honest node comes online; the buyer's window (or its next one) finds it.
   const honest = await net.add('node2', 'node', {}, { config: CONFIG })
@@ -75,9 +80,10 @@ test('a forged enclave offering first does not fail the trade: the buyer collect
   const result = await net.buyers[0].rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
   assert.ok(result.verified)
   assert.equal(getBytes(result.result), referenceOutput('Stats', [dataset]))
-  // The forged node was struck from this trade: it was attested once, not chosen again on the way.
+  // The forged node was struck from this trade: a second round came, without it, and its refusal stayed on record.
   const states = done.timeline.map(e => e.state)
   assert.ok(states.filter(s => s === 'attesting').length >= 2, `attested again after the refusal: ${states.join(' ')}`)
+  assert.ok(done.rejected?.some(x => x.peerId === forged.info.peerId && x.why.startsWith('QuoteSignatureError')), 'the forged node\'s refusal is still on record after the next choice')
 })
 
 test.run()

@@ -9,6 +9,11 @@ export const MAX_OFFERS_PER_TRADE = 64
  * checkOffer), so filling the table takes MAX_OFFERS_PER_TRADE / MAX_OFFERS_PER_PEER registrations.
  */
 export const MAX_OFFERS_PER_PEER = 4
+/**
+ * Node accounts a trade may strike after failed attestations (index.ts attestAndEscrow) before it fails: each needs a
+ * CISC registration with an accepted measurement, and each costs the buyer an attestation and a round of offers.
+ */
+export const MAX_UNATTESTED_PER_TRADE = 16
 /** Peers found in the DHT that one offer window solicits. */
 export const MAX_SOLICITED_PEERS = 32
 /** How long one DHT provider lookup for a trade's candidates may take. */

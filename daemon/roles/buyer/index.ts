@@ -24,7 +24,7 @@ import { openEscrow, reopenVanishedEscrow } from './escrow.ts'
 import { log } from './log.ts'
 import { releaseHeldFees } from './held-fees.ts'
 import { checkOffer, chooseCandidates, enoughOffers, recordOffer } from './offers.ts'
-import { EXPIRY_MARGIN_SECONDS } from './constants.ts'
+import { EXPIRY_MARGIN_SECONDS, MAX_UNATTESTED_PER_TRADE } from './constants.ts'
 import { rateSeller } from './rating.ts'
 import { fetchResult, readResult } from './result.ts'
 import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
@@ -178,19 +178,27 @@ export class BuyerRole implements Role {
       // A node whose enclave does not attest (forged, or down) must not end the trade when others offer or
       // would: such a node offering fast on every demand would otherwise fail every trade it is a candidate
       // of (test/attacks/forged-enclave-offers-first.test.ts). The refused are struck from the trade and the
-      // buyer collects again, with the window's solicitation, until the demand nearly expires. Bounded: each
-      // round strikes at least one peer, and a trade records at most MAX_OFFERS_PER_TRADE offers.
+      // buyer collects again, with the window's solicitation, until the demand nearly expires. The peer and its
+      // account are struck (an account can register another peer id). Bounded: each round strikes at least one,
+      // and at MAX_UNATTESTED_PER_TRADE struck accounts the trade fails.
       const unattestedPeers = [...new Set([...(t.data.unattestedPeers ?? []), ...refused.map(r => r.peerId)])]
-      if (refused.length > 0 && Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {
+      const unattestedAccounts = [...new Set([...(t.data.unattestedAccounts ?? []),
+        ...t.data.nodeOffers.filter(o => refused.some(r => r.peerId === o.peerId)).map(o => o.account.toLowerCase())])]
+      if (refused.length > 0 && unattestedAccounts.length < MAX_UNATTESTED_PER_TRADE && Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {
         await this.ctx.trades.transition(t, 'demanded', {
-          data: { rejected, unattestedPeers, nodeOffers: t.data.nodeOffers.filter(o => !unattestedPeers.includes(o.peerId)) },
+          data: {
+            rejected,
+            unattestedPeers,
+            unattestedAccounts,
+            nodeOffers: t.data.nodeOffers.filter(o => !unattestedPeers.includes(o.peerId) && !unattestedAccounts.includes(o.account.toLowerCase()))
+          },
           note: `${why}: the refused struck from the trade; collecting offers again`
         })
         log.info('collecting offers again', { tradeId: t.tradeId, why, struck: refused.length })
         this.ctx.wake('buyer')
         return
       }
-      await this.ctx.trades.transition(t, 'failed', { data: { rejected, unattestedPeers }, reason: why })
+      await this.ctx.trades.transition(t, 'failed', { data: { rejected, unattestedPeers, unattestedAccounts }, reason: why })
       return
     }
     const chosen = valid.slice(0, d.nodes)

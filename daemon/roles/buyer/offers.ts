@@ -9,8 +9,13 @@ import { log } from './log.ts'
 import { readRegistry } from './registry.ts'
 import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
 
-/** Why an offer of a peer struck from the trade (its enclave failed attestation for it) is not taken. */
+/** Why an offer of a peer or account struck from the trade (its enclave failed attestation for it) is not taken. */
 export const UNATTESTED_PEER = 'its enclave failed attestation for this trade'
+
+/** Whether the offer's peer or account was struck from the trade after a failed attestation. */
+function struck (t: BuyerTrade, remotePeer: string, offer: Offer): boolean {
+  return t.data.unattestedPeers?.includes(remotePeer) === true || t.data.unattestedAccounts?.includes(offer.account.toLowerCase()) === true
+}
 
 /**
  * Whether an offer may take a slot, checked before it does (and outside the trade's lock): signed by
@@ -22,7 +27,7 @@ export const UNATTESTED_PEER = 'its enclave failed attestation for this trade'
 export async function checkOffer (ctx: RoleContext, t: BuyerTrade, remotePeer: string, offer: Offer): Promise<string | null> {
   const d = demandOf(t)
   if (offer.demandId !== d.demandId) return 'offer for another demand'
-  if (t.data.unattestedPeers?.includes(remotePeer) === true) return UNATTESTED_PEER
+  if (struck(t, remotePeer, offer)) return UNATTESTED_PEER
   const fromPeer = [...t.data.sellerOffers, ...t.data.nodeOffers].filter(o => o.peerId === remotePeer).length
   if (fromPeer >= MAX_OFFERS_PER_PEER) return `this peer already has ${MAX_OFFERS_PER_PEER} offers recorded`
   try {
@@ -49,7 +54,7 @@ export async function checkOffer (ctx: RoleContext, t: BuyerTrade, remotePeer: s
 export async function recordOffer (ctx: RoleContext, tradeId: string, remotePeer: string, offer: Offer): Promise<boolean> {
   const t = await ctx.trades.require<BuyerTradeData>('buyer', tradeId)
   if (t.state !== 'demanded') return false
-  if (t.data.unattestedPeers?.includes(remotePeer) === true) return false
+  if (struck(t, remotePeer, offer)) return false
   if (t.data.sellerOffers.length + t.data.nodeOffers.length >= MAX_OFFERS_PER_TRADE) return false
   // Checked before the lock: offers of the same peer checked meanwhile may have filled its share.
   if ([...t.data.sellerOffers, ...t.data.nodeOffers].filter(o => o.peerId === remotePeer).length >= MAX_OFFERS_PER_PEER) return false
@@ -120,7 +125,10 @@ export async function chooseCandidates (ctx: RoleContext, t0: BuyerTrade, o: { s
   const t = await ctx.trades.require<BuyerTradeData>('buyer', t0.tradeId)
   const d = demandOf(t)
   const offers = { sellers: t.data.sellerOffers, nodes: t.data.nodeOffers }
-  const { sellers, nodes, rejected, enough } = selectCandidates(d, offers, await readRegistry(ctx, d, offers))
+  const choice = selectCandidates(d, offers, await readRegistry(ctx, d, offers))
+  const { sellers, nodes, enough } = choice
+  // The refusals of earlier attestation rounds stay on record beside this choice's.
+  const rejected = [...(t.data.rejected ?? []).filter(r => t.data.unattestedPeers?.includes(r.peerId) === true), ...choice.rejected]
   const phaseMs = { discovery: Date.now() - Date.parse(t.createdAt) }
   if (!enough) {
     if (Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {

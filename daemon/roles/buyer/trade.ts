@@ -26,10 +26,12 @@ export interface BuyerTradeData {
   chosenNodes?: ChosenNode[]
   rejected?: Refusal[]
   /**
-   * Peers whose enclave failed attestation for this trade: struck from it (their offers are not taken again nor
-   * solicited; the buyer collects others instead: index.ts attestAndEscrow). At most MAX_OFFERS_PER_TRADE.
+   * Peers whose enclave failed attestation for this trade, and their node accounts (lowercase; an account can
+   * register another peer id): struck from it (offers of either are not taken again, the peers not solicited;
+   * the buyer collects others instead: index.ts attestAndEscrow). At most MAX_UNATTESTED_PER_TRADE, then it fails.
    */
   unattestedPeers?: string[]
+  unattestedAccounts?: string[]
   deposit?: string
   deadline?: number
   /** The openTrade transaction (a reorganisation that drops it is repaired: escrow.ts reopenVanishedEscrow). */

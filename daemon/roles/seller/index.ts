@@ -287,7 +287,12 @@ export class SellerRole implements Role {
   /** Step 6, Checks: trades DTMC opened with our offers; each is checked before anything is delivered. */
   private async discoverTrades (): Promise<void> {
     await scanNewTrades(this.ctx, 'seller', async (tradeId, openedBlock) => { await this.checkTrade(tradeId, openedBlock) },
-      async (tradeId) => { await this.judgeAgain(tradeId, { ifReopened: true }) })
+      async (tradeId, openedBlock) => {
+        // Caught here: a failure must not hold up the scan (its scanned block would not move on: no new trade taken).
+        await this.judgeAgain(tradeId, { ifReopened: true, openedBlock }).catch((err: unknown) => {
+          log.warn('a refused trade seen opened again could not be judged again yet', { tradeId, err: err as Error })
+        })
+      })
   }
 
   /**
@@ -494,14 +499,14 @@ export class SellerRole implements Role {
    * Opened again without our offer, or gone again: it reserves nothing of ours, so its release entry goes (else every
    * tick would try the decline again, up to its deadline and claim window) and the record ends saying why.
    */
-  private async judgeAgain (tradeId: string, o: { ifReopened?: boolean } = {}): Promise<void> {
+  private async judgeAgain (tradeId: string, o: { ifReopened?: boolean, openedBlock?: number } = {}): Promise<void> {
     await this.ctx.trades.locked('seller', tradeId, async () => {
       const t = await this.ctx.trades.get<SellerTradeData>('seller', tradeId)
       if (t === undefined || t.state !== 'failed') return
       if (o.ifReopened === true && !await this.reopenedSinceRefusal(t)) return
       log.warn('a trade we refused was opened again with other terms: judged again', { tradeId })
-      // From the deploy block: the opening may be in another block than the first one's.
-      const found = await this.checkTrade(tradeId, undefined, t)
+      // From the block the scan saw it opened in, when it did; else from the deploy block (the opening may be in another block than the first one's).
+      const found = await this.checkTrade(tradeId, o.openedBlock, t)
       if (found === 'recorded') return
       await this.ctx.store.meta.delete(RESERVATION_RELEASE_PREFIX + tradeId)
       const reason = found === 'not ours' ? REOPENED_WITHOUT_US : REOPENED_THEN_GONE
