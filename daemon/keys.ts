@@ -24,7 +24,8 @@ const log = logger('sdte:keys')
 // program register its scrypt (scrypt.register), so the keystore format and its checks stay ethers'. Once per
 // process: this module is loaded once.
 scrypt.register(async (password, salt, N, r, p, dkLen) => await new Promise<Uint8Array>((resolve, reject) => {
-  // OpenSSL refuses to use more than maxmem; scrypt needs about 128 * N * r * p bytes (twice that is headroom).
+  // OpenSSL refuses to use more than maxmem; scrypt needs about 128 * r * (N + p) bytes, so 256 * N * r * p is
+  // headroom (256 MiB at ethers' default N = 2^17, r = 8, p = 1, of which about 128 MiB is used).
   nodeScrypt(password, salt, dkLen, { N, r, p, maxmem: 256 * N * r * p }, (err, key) => { err === null ? resolve(key) : reject(err) })
 }))
 
