@@ -10,7 +10,7 @@ import { readRegistry } from './registry.ts'
 import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
 
 /** Why an offer of a peer or account struck from the trade (its enclave failed attestation for it) is not taken. */
-export const UNATTESTED_PEER = 'its enclave failed attestation for this trade'
+const UNATTESTED_PEER = 'its enclave failed attestation for this trade'
 
 /** Whether the offer's peer or account was struck from the trade after a failed attestation. */
 function struck (t: BuyerTrade, remotePeer: string, offer: Offer): boolean {
