@@ -77,13 +77,13 @@ const explanation = object({
 }, { description: 'how the trade ended without an output (docs/trade.md "Ends"); null while it goes on or when it succeeded' })
 
 /**
- * What of a role's record is shown: everything but sealed material and a node's commitment nonce. The record's own
+ * What of a role's record is shown: everything but sealed material (the buyer's code, its code envelopes) and a node's commitment nonce. The record's own
  * fields come last, so no data field hides one: `reason` is why the trade ended (the dashboard and `sdte trade`
  * show it). A node's data has a `reason` of its own, the enclave run's outcome in words ('ok' for one that produced
  * an output): it is shown apart, as `runReason`, instead of over the record's.
  */
 export function publicView (t: TradeRecord): Record<string, unknown> {
-  const { sealedCode: _code, commitNonce: _nonce, reason: runReason, ...data } = t.data as Record<string, unknown>
+  const { sealedCode: _code, codeEnvelopes: _envelopes, commitNonce: _nonce, reason: runReason, ...data } = t.data as Record<string, unknown>
   return {
     ...data,
     ...(runReason !== undefined && { runReason }),

@@ -41,15 +41,45 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
   return { valid, refused }
 }
 
-/** The bytecode and the trade's result public key, ECIES-encrypted to each chosen enclave's task key and signed by the buyer. */
-export async function deliverCode (ctx: RoleContext, t: BuyerTrade, chosen: ChosenNode[]): Promise<void> {
+/**
+ * The code envelope of each task (the bytecode and the trade's result public key, ECIES-encrypted to the task key and
+ * signed by the buyer), made once per task and kept in the trade record before it is sent: an enclave keeps the first
+ * code delivered to a task and refuses another envelope (a new encryption of the same code), so a delivery tried again
+ * (another round after a node was struck, a restart) must send the same bytes.
+ */
+export async function keepCodeEnvelopes (ctx: RoleContext, t: BuyerTrade, nodes: ChosenNode[]): Promise<BuyerTrade> {
+  const kept = t.data.codeEnvelopes ?? {}
+  const missing = nodes.filter(n => kept[n.quote.taskId] === undefined)
+  if (missing.length === 0) return t
   const d = demandOf(t)
   const code = openLocal(localKey(ctx), new Uint8Array(Buffer.from(t.data.sealedCode, 'base64')), `code/${t.tradeId}`)
   const resultPublicKey = resultKey(ctx, t.tradeId).publicKey
   const salt = resultSalt(ctx, t.tradeId)
-  await Promise.all(chosen.map(async n => {
+  const made = Object.fromEntries(missing.map(n => {
     const envelope = encryptCodeForEnclave(n.enclavePublicKey, n.quote.taskId, { code, resultPublicKey, gasCap: BigInt(t.data.gasCap), outputCap: d.outputCap, resultSalt: salt })
     const signature = signCodeDelivery(ctx.keys.ethWallet.privateKey, networkDomainOf(ctx.network), n.quote.taskId, envelope)
-    await ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: hexlify(envelope), salt: t.data.salt, signature })
+    return [n.quote.taskId, { envelope: hexlify(envelope), signature }]
   }))
+  return await ctx.trades.update(t, { codeEnvelopes: { ...kept, ...made } })
+}
+
+/**
+ * Sends each node its task's kept envelope (keepCodeEnvelopes first), all at once, each within the attestation
+ * timeout. A node that does not take it (refuses, fails, is too slow) is a refusal, as a failed attestation is: one
+ * such node must not hold up the others or the trade (test/attacks/code-refused-after-attestation.test.ts).
+ */
+export async function deliverCode (ctx: RoleContext, t: BuyerTrade, nodes: ChosenNode[]): Promise<{ delivered: ChosenNode[], refused: Refusal[] }> {
+  const sent = await Promise.allSettled(nodes.map(async n => {
+    const kept = t.data.codeEnvelopes?.[n.quote.taskId]
+    if (kept === undefined) throw new Error(`no code envelope kept for task ${n.quote.taskId}`)
+    await ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: kept.envelope, salt: t.data.salt, signature: kept.signature },
+      { signal: AbortSignal.timeout(ctx.options.trade.attestTimeoutMs) })
+  }))
+  const delivered = nodes.filter((_, i) => sent[i].status === 'fulfilled')
+  const refused = nodes.flatMap((n, i) => {
+    const s = sent[i]
+    return s.status === 'rejected' ? [{ peerId: n.peerId, why: `code delivery failed: ${(s.reason as Error).message}` }] : []
+  })
+  for (const r of refused) log.warn('enclave did not take the code', { tradeId: t.tradeId, peer: r.peerId, why: r.why })
+  return { delivered, refused }
 }

@@ -17,7 +17,7 @@ import { appError } from '../../rpc/errors.ts'
 import type { RpcServer } from '../../rpc/server.ts'
 import * as r from '../../rpc/results.ts'
 import { advanceActive, withdrawCredit, type Role, type RoleContext } from '../context.ts'
-import { attestNodes, deliverCode } from './attestation.ts'
+import { attestNodes, deliverCode, keepCodeEnvelopes } from './attestation.ts'
 import { followConsensus } from './consensus.ts'
 import { postDemand, publishDemand, type PostDemandParams } from './demand.ts'
 import { openEscrow, reopenVanishedEscrow } from './escrow.ts'
@@ -27,7 +27,7 @@ import { checkOffer, chooseCandidates, enoughOffers, recordOffer } from './offer
 import { EXPIRY_MARGIN_SECONDS, MAX_UNATTESTED_PER_TRADE } from './constants.ts'
 import { rateSeller } from './rating.ts'
 import { fetchResult, readResult } from './result.ts'
-import { demandOf, type BuyerTrade, type BuyerTradeData } from './trade.ts'
+import { demandOf, type BuyerTrade, type BuyerTradeData, type ChosenNode } from './trade.ts'
 
 export type { BuyerTradeData, ChosenNode } from './trade.ts'
 export type { PostDemandParams } from './demand.ts'
@@ -162,7 +162,7 @@ export class BuyerRole implements Role {
     this.timers.delete(tradeId)
   }
 
-  /** Steps 4 and 5: attest every candidate, keep the n fastest valid, deliver the code, escrow. */
+  /** Steps 4 and 5: attest every candidate, deliver the code to the n fastest valid ones that take it, escrow. */
   private async attestAndEscrow (t: BuyerTrade): Promise<void> {
     // A restart after openTrade was sent: the chain has the trade; take the chosen parties from it.
     if (await this.ctx.chain.dtmc.trade(t.tradeId) !== null) {
@@ -170,17 +170,40 @@ export class BuyerRole implements Role {
       return
     }
     const d = demandOf(t)
+    // A step that keeps failing after the choice (the escrow reverting, say) is tried again at each look, attesting
+    // again: not past the demand's expiry, when its sellers' and nodes' offers are stale.
+    if (Date.now() / 1000 >= d.expiresAt) {
+      await this.ctx.trades.transition(t, 'failed', { reason: 'the demand expired before the escrow was opened' })
+      return
+    }
     const started = Date.now()
-    const { valid, refused } = await attestNodes(this.ctx, t, this.seenNonces)
+    const { valid, refused: unattested } = await attestNodes(this.ctx, t, this.seenNonces)
+    let refused = unattested
+    let chosen: ChosenNode[] = []
+    if (valid.length >= d.nodes) {
+      // The fastest valid ones get the code; one that does not take it is replaced by the next fastest.
+      for (let next = 0; chosen.length < d.nodes && next < valid.length;) {
+        const batch = valid.slice(next, next + d.nodes - chosen.length)
+        next += batch.length
+        t = await keepCodeEnvelopes(this.ctx, t, batch)
+        const sent = await deliverCode(this.ctx, t, batch)
+        chosen = [...chosen, ...sent.delivered]
+        refused = [...refused, ...sent.refused]
+      }
+    }
     const rejected = [...(t.data.rejected ?? []), ...refused]
-    if (valid.length < d.nodes) {
-      const why = `only ${valid.length} of ${d.nodes} enclaves attested`
-      // A node whose enclave does not attest (forged, or down) must not end the trade when others offer or
-      // would: such a node offering fast on every demand would otherwise fail every trade it is a candidate
-      // of (test/attacks/forged-enclave-offers-first.test.ts). The refused are struck from the trade and the
-      // buyer collects again, with the window's solicitation, until the demand nearly expires. The peer and its
-      // account are struck (an account can register another peer id). Bounded: each round strikes at least one,
-      // and at MAX_UNATTESTED_PER_TRADE struck accounts the trade fails.
+    if (chosen.length < d.nodes) {
+      const why = valid.length < d.nodes
+        ? `only ${valid.length} of ${d.nodes} enclaves attested`
+        : `only ${chosen.length} of ${d.nodes} attested enclaves took the code`
+      // A node whose enclave does not attest (forged, or down) or does not take the code must not end the trade when
+      // others offer or would: such a node offering fast on every demand would otherwise fail every trade it is a
+      // candidate of (test/attacks/forged-enclave-offers-first.test.ts), or hold it in `attesting` for good
+      // (code-refused-after-attestation.test.ts). The refused are struck from the trade and the buyer collects again,
+      // with the window's solicitation, until the demand nearly expires; the code the others took stays theirs (the
+      // kept envelopes are sent again as they are). The peer and its account are struck (an account can register
+      // another peer id). Bounded: each round strikes at least one, and at MAX_UNATTESTED_PER_TRADE struck accounts
+      // the trade fails.
       const unattestedPeers = [...new Set([...(t.data.unattestedPeers ?? []), ...refused.map(r => r.peerId)])]
       const unattestedAccounts = [...new Set([...(t.data.unattestedAccounts ?? []),
         ...t.data.nodeOffers.filter(o => refused.some(r => r.peerId === o.peerId)).map(o => o.account.toLowerCase())])]
@@ -201,8 +224,6 @@ export class BuyerRole implements Role {
       await this.ctx.trades.transition(t, 'failed', { data: { rejected, unattestedPeers, unattestedAccounts }, reason: why })
       return
     }
-    const chosen = valid.slice(0, d.nodes)
-    await deliverCode(this.ctx, t, chosen)
     t = await this.ctx.trades.update(t, { chosenNodes: chosen, rejected, phaseMs: { ...t.data.phaseMs, attestation: Date.now() - started } })
     await openEscrow(this.ctx, t, chosen)
   }

@@ -24,6 +24,11 @@ export interface BuyerTradeData {
   nodeOffers: NodeOffer[]
   chosenSellers?: SellerOffer[]
   chosenNodes?: ChosenNode[]
+  /**
+   * The code envelope sent to each task (by task id; hex, and the buyer's signature over it), kept so that a delivery
+   * tried again sends the same bytes (attestation.ts keepCodeEnvelopes). Ciphertext to the enclave; not shown by trade_get.
+   */
+  codeEnvelopes?: Record<string, { envelope: string, signature: string }>
   rejected?: Refusal[]
   /**
    * Peers whose enclave failed attestation for this trade, and their node accounts (lowercase; an account can
