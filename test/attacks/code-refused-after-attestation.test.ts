@@ -115,6 +115,67 @@ test('a node that attests but refuses the code does not stall the trade: it is s
   assert.ok(result.verified)
   assert.equal(getBytes(result.result), referenceOutput('Stats', [dataset]))
   assert.is(codeRefused, 1, 'the struck attacker was not sent the code again')
+  // Struck from that trade only: it would offer on the next test's demand too.
+  await attacker.stop()
+})
+
+// The same attacker's other way to stall: it relays the quotes of a node that offers too (node2) and takes the code
+// (passing it on to node2, which gets the very envelope the buyer kept for that task). The buyer had two valid
+// quotes of one enclave among its candidates and chose both; DTMC refused the escrow (DuplicateEnclave), and the
+// buyer attested, delivered and sent openTrade again at every look, until the demand expired. Now a second quote of an
+// enclave already attested is refused (the slower: a relay answers after the enclave it relays), its node struck.
+test('a node relaying the quotes of another offering node does not stall the trade with a duplicate enclave', async () => {
+  const net = bench.net
+  const [, relayedNode, third] = net.nodes
+  const attacker = await attackerHost(net)
+  bench.hosts.push(attacker)
+  const account = await fundedAccount(net.network)
+  await account.chain.cisc.registerNode({ peerId: attacker.peerId, measurement: net.network.measurements[0], pricePerGas: NODE_PRICE, maxGas: 10n ** 12n })
+  account.chain.close()
+  await attacker.connect(relayedNode.info.addresses[0])
+  const attest = attestProtocol(attacker)
+  let relayed = 0
+  let codeTaken = 0
+  await attest.start({
+    onAttest: async (_buyer, req) => {
+      const reply = await attest.attest(relayedNode.info.peerId, { tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce })
+      relayed++
+      return reply
+    },
+    onCode: async (_buyer, req) => {
+      codeTaken++
+      await attest.sendCode(relayedNode.info.peerId, { taskId: req.taskId, envelope: req.envelope, salt: req.salt, signature: req.signature }).catch(() => {})
+    }
+  })
+  listenForDemands(attacker, (d) => {
+    const offer = signOffer({ type: 'offer', demandId: d.demandId, kind: 'node', account: account.wallet.address.toLowerCase(), measurement: net.network.measurements[0].toLowerCase() },
+      { chainId: d.chainId, dtmc: d.dtmc, peerId: attacker.peerId }, account.wallet.privateKey)
+    void offerProtocol(attacker).sendOffer(d.buyerPeer, offer).catch(() => {})
+  })
+  // Three nodes asked for, three offering (node2, node3, the attacker): the attacker is certain to be a candidate.
+  const { tradeId } = await net.buyers[0].rpc.call<{ tradeId: string }>('buyer_postDemand', {
+    tag: TAG, codePath: join(ARTIFACTS_DIR, 'StatsFast.json'), nodes: 3, sellers: 1,
+    sellerPrice: '10', sellerCap: '1000000', nodePrice: String(NODE_PRICE), nodeCap: '100000000', outputPrice: '5', outputCap: '2048', deadlineSeconds: 600
+  })
+  const struck = await waitFor('the duplicate enclave judged', async () => {
+    const r = await buyerRecord(tradeId)
+    return ((r.unattestedPeers?.length ?? 0) > 0 || ['failed', 'escrowed', 'delivered'].includes(r.state)) ? r : undefined
+  }, 120_000, 200)
+  assert.ok(relayed >= 1, 'the attacker relayed a quote')
+  assert.equal(struck.unattestedPeers, [attacker.peerId], `the relaying peer is struck (its quote came after the enclave's own): ${struck.state} ${struck.reason ?? ''} ${JSON.stringify(struck.rejected)}`)
+  assert.ok(struck.rejected?.some(x => x.peerId === attacker.peerId && x.why.includes(relayedNode.info.peerId)), `the refusal names the node whose enclave it is: ${JSON.stringify(struck.rejected)}`)
+  assert.is(codeTaken, 0, 'the relaying peer was not sent the code')
+
+  const fourth = await net.add('node4', 'node', {}, { config: { trade: TRADE } })
+  const done = await waitFor('the trade to end', async () => {
+    const r = await buyerRecord(tradeId)
+    return ['delivered', 'failed', 'refunded'].includes(r.state) ? r : undefined
+  }, 120_000, 250)
+  assert.is(done.state, 'delivered', `${done.reason ?? ''} ${JSON.stringify(done.rejected)}`)
+  assert.equal(done.chosenNodes?.map(n => n.peerId).sort(), [relayedNode.info.peerId, third.info.peerId, fourth.info.peerId].sort(), 'the three honest nodes ran it')
+  const result = await net.buyers[0].rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
+  assert.ok(result.verified)
+  assert.equal(getBytes(result.result), referenceOutput('Stats', [dataset]))
 })
 
 test.run()
