@@ -35,8 +35,20 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
       return { peerId: o.peerId, why: err instanceof QuoteError ? `${err.name}: ${err.message}` : `attestation failed: ${(err as Error).message}` }
     }
   }))
-  const valid = attested.filter((a): a is ChosenNode => 'quote' in a).sort((a, b) => a.attestMs - b.attestMs)
-  const refused = attested.filter((a): a is Refusal => 'why' in a)
+  // One enclave counts once. A second valid quote of an enclave already attested comes from a peer relaying that
+  // enclave's attestation (a quote is not bound to the peer that hands it over); DTMC refuses an escrow that names an
+  // enclave twice (DuplicateEnclave), so choosing both would fail the escrow at every try. The slower is refused: a
+  // relay asks the enclave only after the buyer's own request reached it, so it answers later
+  // (test/attacks/code-refused-after-attestation.test.ts).
+  const byEnclave = new Map<string, ChosenNode>()
+  const duplicates: Refusal[] = []
+  for (const a of attested.filter((a): a is ChosenNode => 'quote' in a).sort((a, b) => a.attestMs - b.attestMs)) {
+    const first = byEnclave.get(a.quote.enclaveAddress.toLowerCase())
+    if (first === undefined) byEnclave.set(a.quote.enclaveAddress.toLowerCase(), a)
+    else duplicates.push({ peerId: a.peerId, why: `the quote of an enclave already attested through peer ${first.peerId} (a relayed quote)` })
+  }
+  const valid = [...byEnclave.values()]
+  const refused = [...attested.filter((a): a is Refusal => 'why' in a), ...duplicates]
   for (const r of refused) log.warn('enclave refused', { tradeId: t.tradeId, peer: r.peerId, why: r.why })
   return { valid, refused }
 }
