@@ -193,8 +193,10 @@ export function openCodeEnvelope (taskPrivateKey: Uint8Array, taskId: string, en
 export interface DataKeyDelivery {
   /** The one-time AES-256 data key (32 bytes). */
   key: Uint8Array
-  /** SHA-256 of the dataset's plaintext (datasetCommitment). */
+  /** The dataset's commitment, SHA-256(commitmentSalt ‖ plaintext) (datasetCommitment). */
   commitment: string
+  /** The seller's secret salt of the commitment (32 bytes): the enclave checks the plaintext against the commitment with it. */
+  commitmentSalt: Uint8Array
   /** Plaintext size in bytes. */
   size: number
   /** The output cap the seller accepts (the enclave enforces the smallest of buyer's and sellers'). Default MAX_OUTPUT_CAP. */
@@ -206,35 +208,35 @@ export interface DataKeyDelivery {
   privacy?: PrivacyTerms
 }
 
-/** Bytes of the plaintext of a data key envelope without privacy terms: abi.encode of four static words. */
-const PLAIN_DATA_KEY_BYTES = 128
+/** Bytes of the plaintext of a data key envelope without privacy terms: abi.encode of five static words. */
+const PLAIN_DATA_KEY_BYTES = 160
+/** The data key envelope's fields before the privacy terms (docs/protocol.md "Data delivery"). */
+const DATA_KEY_FIELDS = ['bytes32', 'bytes32', 'bytes32', 'uint64', 'uint64']
 
 export function wrapDataKey (enclavePublicKey: BytesLike, taskId: string, sellerIndex: number, d: DataKeyDelivery): Uint8Array {
   if (d.key.length !== 32) throw new InvalidRequestError('data key must be 32 bytes')
+  if (d.commitmentSalt.length !== 32) throw new InvalidRequestError('commitment salt must be 32 bytes')
+  const fields = [d.key, d.commitment, d.commitmentSalt, d.size, d.outputCap ?? MAX_OUTPUT_CAP]
   const plain = d.privacy === undefined
-    ? getBytes(abi.encode(['bytes32', 'bytes32', 'uint64', 'uint64'], [d.key, d.commitment, d.size, d.outputCap ?? MAX_OUTPUT_CAP]))
-    : getBytes(abi.encode(['bytes32', 'bytes32', 'uint64', 'uint64', 'bytes'], [d.key, d.commitment, d.size, d.outputCap ?? MAX_OUTPUT_CAP, encodePrivacyTerms(d.privacy)]))
+    ? getBytes(abi.encode(DATA_KEY_FIELDS, fields))
+    : getBytes(abi.encode([...DATA_KEY_FIELDS, 'bytes'], [...fields, encodePrivacyTerms(d.privacy)]))
   return eciesEncrypt(enclavePublicKey, plain, dataKeyEnvelopeContext(taskId, sellerIndex))
 }
 
-export interface OpenedDataKey { key: Uint8Array, commitment: string, size: number, outputCap: bigint, privacy?: PrivacyTerms }
+export interface OpenedDataKey { key: Uint8Array, commitment: string, commitmentSalt: Uint8Array, size: number, outputCap: bigint, privacy?: PrivacyTerms }
 
 export function unwrapDataKey (taskPrivateKey: Uint8Array, taskId: string, sellerIndex: number, envelope: Uint8Array): OpenedDataKey {
   const plain = eciesDecrypt(taskPrivateKey, envelope, dataKeyEnvelopeContext(taskId, sellerIndex))
   let opened: OpenedDataKey
   let terms: Uint8Array | undefined
   try {
-    // The plain format is exactly four words; anything longer must be the private format (a fifth field, bytes).
-    if (plain.length === PLAIN_DATA_KEY_BYTES) {
-      const [key, commitment, size, outputCap] = abi.decode(['bytes32', 'bytes32', 'uint64', 'uint64'], plain)
-      opened = { key: getBytes(key), commitment: String(commitment).toLowerCase(), size: Number(size), outputCap }
-    } else {
-      const [key, commitment, size, outputCap, privacy] = abi.decode(['bytes32', 'bytes32', 'uint64', 'uint64', 'bytes'], plain)
-      opened = { key: getBytes(key), commitment: String(commitment).toLowerCase(), size: Number(size), outputCap }
-      terms = getBytes(privacy)
-    }
+    // The plain format is exactly five words; anything longer must be the private format (a sixth field, bytes).
+    const privateFormat = plain.length !== PLAIN_DATA_KEY_BYTES
+    const [key, commitment, commitmentSalt, size, outputCap, privacy] = abi.decode(privateFormat ? [...DATA_KEY_FIELDS, 'bytes'] : DATA_KEY_FIELDS, plain)
+    opened = { key: getBytes(key), commitment: String(commitment).toLowerCase(), commitmentSalt: getBytes(commitmentSalt), size: Number(size), outputCap }
+    if (privateFormat) terms = getBytes(privacy)
   } catch {
-    throw new EnvelopeError('data key envelope is not abi.encode(bytes32, bytes32, uint64, uint64[, bytes privacyTerms])')
+    throw new EnvelopeError('data key envelope is not abi.encode(bytes32 key, bytes32 commitment, bytes32 commitmentSalt, uint64 size, uint64 outputCap[, bytes privacyTerms])')
   }
   if (terms !== undefined) opened.privacy = decodePrivacyTerms(terms)
   return opened
@@ -364,14 +366,21 @@ export function decryptChunk (key: Uint8Array, commitment: string, chunk: Uint8A
   return { index, last, plaintext: out }
 }
 
-/** SHA-256 of a dataset's plaintext: its commitment (bytes32 hex). */
-export function datasetCommitment (data: Uint8Array): string {
-  return '0x' + createHash('sha256').update(data).digest('hex')
+/**
+ * A dataset's commitment (bytes32 hex), published in CISC: SHA-256(salt ‖ plaintext), with a secret 32-byte salt of
+ * the seller's that only the enclaves it delivers to learn (inside the wrapped data key). Unsalted, the public
+ * commitment let anyone confirm a guess of a small or predictable dataset (test/attacks/commitment-guess.test.ts).
+ */
+export function datasetCommitment (data: Uint8Array, salt: Uint8Array): string {
+  const h = commitmentHasher(salt)
+  h.update(data)
+  return h.digest()
 }
 
-/** An incremental commitment, for data that arrives or is read in parts. */
-export function commitmentHasher (): { update: (part: Uint8Array) => void, digest: () => string } {
-  const h = createHash('sha256')
+/** An incremental commitment (datasetCommitment), for data that arrives or is read in parts. */
+export function commitmentHasher (salt: Uint8Array): { update: (part: Uint8Array) => void, digest: () => string } {
+  if (salt.length !== 32) throw new InvalidRequestError('commitment salt must be 32 bytes')
+  const h = createHash('sha256').update(salt)
   return { update: (part) => { h.update(part) }, digest: () => '0x' + h.digest('hex') }
 }
 
@@ -380,23 +389,26 @@ export interface EncryptedDataset {
   key: Uint8Array
   /** Encrypted chunks in order; the last one carries the last-chunk flag. */
   chunks: Uint8Array[]
-  /** datasetCommitment(plaintext). */
+  /** datasetCommitment(plaintext, commitmentSalt). */
   commitment: string
+  /** The commitment's salt (given, or fresh). */
+  commitmentSalt: Uint8Array
   size: number
 }
 
 /** Encrypts a whole dataset held in memory into chunks under a fresh one-time key. */
-export function encryptDataset (data: Uint8Array, opts: { chunkSize?: number, key?: Uint8Array } = {}): EncryptedDataset {
+export function encryptDataset (data: Uint8Array, opts: { chunkSize?: number, key?: Uint8Array, commitmentSalt?: Uint8Array } = {}): EncryptedDataset {
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) throw new InvalidRequestError(`chunkSize must be 1..${MAX_CHUNK_SIZE}`)
   const key = opts.key ?? randomBytes(32)
-  const commitment = datasetCommitment(data)
+  const commitmentSalt = opts.commitmentSalt ?? randomBytes(32)
+  const commitment = datasetCommitment(data, commitmentSalt)
   const chunks: Uint8Array[] = []
   const count = Math.max(1, Math.ceil(data.length / chunkSize))
   for (let i = 0; i < count; i++) {
     chunks.push(encryptChunk(key, commitment, i, i === count - 1, data.subarray(i * chunkSize, (i + 1) * chunkSize)))
   }
-  return { key, chunks, commitment, size: data.length }
+  return { key, chunks, commitment, commitmentSalt, size: data.length }
 }
 
 /**

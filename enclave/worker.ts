@@ -101,6 +101,8 @@ interface SellerSlot {
   receipt?: string
   /** Whether the seller acknowledged the receipt: the task runs only when every complete delivery is acknowledged. */
   acked: boolean
+  /** The seller's commitment salt (from its wrapped key): commitment = SHA-256(salt ‖ plaintext). */
+  commitmentSalt: Uint8Array
   /** Running commitment hash of the plaintext; rebuilt from the stored chunks after a restart. */
   hasher?: ReturnType<typeof commitmentHasher>
   /** The seller's privacy terms, when its wrapped key carried them: the task then runs only in the private mode. */
@@ -177,7 +179,7 @@ async function saveIndex (): Promise<void> { await putSealed(K.index(), { tasks:
 
 function slotJson (s: SellerSlot): Record<string, unknown> {
   return {
-    key: hexlify(s.key), commitment: s.commitment, size: s.size, outputCap: String(s.outputCap), nextChunk: s.nextChunk, received: s.received, complete: s.complete, invalid: s.invalid,
+    key: hexlify(s.key), commitment: s.commitment, commitmentSalt: hexlify(s.commitmentSalt), size: s.size, outputCap: String(s.outputCap), nextChunk: s.nextChunk, received: s.received, complete: s.complete, invalid: s.invalid,
     seller: s.seller, receipt: s.receipt, acked: s.acked, privacy: s.privacy === undefined ? undefined : privacyTermsJson(s.privacy)
   }
 }
@@ -228,7 +230,7 @@ function newTask (tradeId: string, codeHash: string, privateKey: Uint8Array, tas
  * and the byte count (the sealed slot notes progress only now and then; the chunks are the truth).
  */
 async function rehash (t: Task, index: number, s: SellerSlot): Promise<void> {
-  const h = commitmentHasher()
+  const h = commitmentHasher(s.commitmentSalt)
   let n = 0
   let received = 0
   for (;;) {
@@ -260,7 +262,7 @@ async function loadSealedState (): Promise<void> {
         const sj = await getSealed<any>(K.data(taskId, i))
         if (sj === undefined) continue
         const s: SellerSlot = {
-          key: getBytes(sj.key), commitment: sj.commitment, size: sj.size, outputCap: BigInt(sj.outputCap), nextChunk: sj.nextChunk, received: sj.received, complete: sj.complete, invalid: sj.invalid,
+          key: getBytes(sj.key), commitment: sj.commitment, commitmentSalt: getBytes(sj.commitmentSalt), size: sj.size, outputCap: BigInt(sj.outputCap), nextChunk: sj.nextChunk, received: sj.received, complete: sj.complete, invalid: sj.invalid,
           seller: sj.seller, receipt: sj.receipt, acked: sj.acked === true
         }
         if (sj.privacy !== undefined) s.privacy = privacyTermsFromJson(sj.privacy)
@@ -393,14 +395,14 @@ async function openData (p: OpenDataRequest): Promise<SellerDataStatus> {
   const old = t.sellers.get(index)
   // The same delivery again (after a restart of either side): continue where it stopped.
   const sameTerms = JSON.stringify(old?.privacy === undefined ? null : privacyTermsJson(old.privacy)) === JSON.stringify(d.privacy === undefined ? null : privacyTermsJson(d.privacy))
-  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment && old.seller === seller && sameTerms) {
+  if (old !== undefined && old.invalid === undefined && hexlify(old.key) === hexlify(d.key) && old.commitment === commitment && hexlify(old.commitmentSalt) === hexlify(d.commitmentSalt) && old.seller === seller && sameTerms) {
     old.wrappedKeyHash = keccak256(wrapped)
     return slotStatus(index, old)
   }
   // A delivery the seller acknowledged is final: the task may already count on it.
   if (old?.acked === true) throw new TaskStateError(`the delivery of seller ${index} is complete and acknowledged`)
   if (old !== undefined) await deleteChunks(t, index, old.nextChunk)
-  const s: SellerSlot = { key: d.key, commitment, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, seller, acked: false, wrappedKeyHash: keccak256(wrapped), hasher: commitmentHasher() }
+  const s: SellerSlot = { key: d.key, commitment, commitmentSalt: d.commitmentSalt, size: d.size, outputCap: d.outputCap, nextChunk: 0, received: 0, complete: false, seller, acked: false, wrappedKeyHash: keccak256(wrapped), hasher: commitmentHasher(d.commitmentSalt) }
   if (d.privacy !== undefined) s.privacy = d.privacy
   t.sellers.set(index, s)
   await saveSlot(t, index, s)

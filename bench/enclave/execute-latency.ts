@@ -39,7 +39,7 @@ try {
     const envelope = encryptCodeForEnclave(a.enclavePublicKey, a.taskId, { code, resultPublicKey: generateKeyPair().publicKey, resultSalt: hexlify(randomBytes(32)) })
     await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, domain, a.taskId, envelope) })
     const ds = encryptDataset(data, { chunkSize: 4096 })
-    const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+    const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
     const st = await enclave.deliverData(a.taskId, {
       sellerIndex: 0, commitment: ds.commitment, wrappedKey, sellerSignature: signDataKeyDelivery(seller.privateKey, domain, a.taskId, 0, ds.commitment, wrappedKey),
       chunks: ds.chunks.map(c => signChunk(seller.privateKey, domain, a.taskId, 0, wrappedKey, c))

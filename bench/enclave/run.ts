@@ -163,7 +163,7 @@ if (big) {
   c.update(data); c.final(); c.getAuthTag()
   const oneShot = (performance.now() - t) / 1000
   t = performance.now()
-  const commitment = datasetCommitment(data)
+  const commitment = datasetCommitment(data, randomBytes(32))
   const commit = (performance.now() - t) / 1000
   t = performance.now()
   const chunkSize = 64 * 1024
@@ -193,7 +193,7 @@ if (big) {
     await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, domain, a.taskId, envelope) })
     // In the chunks the daemon's seller sends (DEFAULT_CHUNK_SIZE): each chunk costs a signature and a recovery.
     const delivered = encryptDataset(data, { chunkSize: DEFAULT_CHUNK_SIZE, key })
-    const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: delivered.key, commitment: delivered.commitment, size: delivered.size })
+    const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key: delivered.key, commitment: delivered.commitment, commitmentSalt: delivered.commitmentSalt, size: delivered.size })
     t = performance.now()
     // The seller signs its key delivery and each chunk (docs/protocol.md "Delivery receipts"): part of the path measured.
     const seller = Wallet.createRandom()

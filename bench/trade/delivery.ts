@@ -49,8 +49,9 @@ async function once (plain: Uint8Array): Promise<{ deliverWall: number, deliverC
     await enclave.deliverCode(a.taskId, envelope, { salt, signature: signCodeDelivery(buyer.privateKey, domain, a.taskId, envelope) })
     const seller = Wallet.createRandom()
     const key = randomBytes(32)
-    const commitment = datasetCommitment(plain)
-    const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key, commitment, size: plain.length })
+    const commitmentSalt = randomBytes(32)
+    const commitment = datasetCommitment(plain, commitmentSalt)
+    const wrappedKey = wrapDataKey(a.enclavePublicKey, a.taskId, 0, { key, commitment, commitmentSalt, size: plain.length })
     const chunks = Math.max(1, Math.ceil(plain.length / DEFAULT_CHUNK_SIZE))
     // As the seller: each chunk encrypted and signed when the stream asks for it.
     async function * stream (): AsyncGenerator<Uint8Array> {

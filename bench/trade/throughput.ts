@@ -166,7 +166,7 @@ export async function measureThroughput (o: ThroughputOptions = {}): Promise<Thr
   // The payload: one random buffer; chunk i is a view into it (no copy), like the seller's subarray of the file.
   const plain = new Uint8Array(randomBytes(chunks * chunkBytes))
   const key = new Uint8Array(randomBytes(32))
-  const commitment = datasetCommitment(plain.subarray(0, 1024))
+  const commitment = datasetCommitment(plain.subarray(0, 1024), new Uint8Array(randomBytes(32)))
   const plainChunk: ChunkSource = (i) => plain.subarray(i * chunkBytes, (i + 1) * chunkBytes)
   const sealedChunk: ChunkSource = (i, last) => encryptChunk(key, commitment, i, last, plain.subarray(i * chunkBytes, (i + 1) * chunkBytes))
   const bytes = chunks * chunkBytes

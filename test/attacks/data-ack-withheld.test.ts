@@ -69,7 +69,7 @@ async function serveData (node: P2PHost, acks: string[]): Promise<string> {
 /** The seller's delivery of `data` to `task`: its open and its signed chunk frames, as the seller daemon makes them. */
 function delivery (task: BuyerTask, data: Uint8Array): { open: Omit<DataOpen, 'type'>, frames: Uint8Array[] } {
   const ds = encryptDataset(data, { chunkSize: 4096 })
-  const wrapped = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const wrapped = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   return {
     open: {
       tradeId: task.tradeId,

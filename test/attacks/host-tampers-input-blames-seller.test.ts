@@ -32,7 +32,7 @@ test.after(async () => {
 
 function prepared (task: { taskId: string, enclavePublicKey: string }) {
   const ds = encryptDataset(data, { chunkSize: 1024 })
-  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   return { ds, wrappedKey, d: { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks } }
 }
 

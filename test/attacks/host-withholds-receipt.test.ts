@@ -23,7 +23,7 @@ test.after(async () => { await enclave?.close() })
 test('the enclave runs nothing before the seller acknowledges its receipt, and only the seller can', async () => {
   const task = await buyerSetup(enclave, code)
   const ds = encryptDataset(data, { chunkSize: 4096 })
-  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   const st = await enclave.deliverData(task.taskId, signedDelivery(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks }))
   assert.ok(st.complete)
   assert.is(st.acked, false)
@@ -48,7 +48,7 @@ test('the enclave runs nothing before the seller acknowledges its receipt, and o
 test('a data-key delivery not signed by its sender is refused; an acknowledged delivery cannot be replaced', async () => {
   const task = await buyerSetup(enclave, code)
   const ds = encryptDataset(data, { chunkSize: 4096 })
-  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   const d = signedDelivery(task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks })
   await rejectsWith(enclave.deliverData(task.taskId, { ...d, sellerSignature: '0x' + '00'.repeat(65) }), 'DataKeyAuthorizationError')
   const st = await enclave.deliverData(task.taskId, d)
@@ -58,7 +58,7 @@ test('a data-key delivery not signed by its sender is refused; an acknowledged d
   // A host re-opening the slot with a key delivery of its own (so that it could acknowledge) is refused.
   const host = new Wallet(Wallet.createRandom().privateKey)
   const again = encryptDataset(data, { chunkSize: 4096 })
-  const wk2 = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: again.key, commitment: again.commitment, size: again.size })
+  const wk2 = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: again.key, commitment: again.commitment, commitmentSalt: again.commitmentSalt, size: again.size })
   await rejectsWith(enclave.deliverData(task.taskId, signedDelivery(task.taskId, { sellerIndex: 0, commitment: again.commitment, wrappedKey: wk2, chunks: again.chunks }, host)), 'TaskStateError')
 })
 

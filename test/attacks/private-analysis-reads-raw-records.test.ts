@@ -25,7 +25,7 @@ async function privateTask () {
   await deliverSigned(e, task.taskId, {
     sellerIndex: 0,
     commitment: ds.commitment,
-    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size, privacy: terms }),
+    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size, privacy: terms }),
     chunks: ds.chunks
   })
   return task

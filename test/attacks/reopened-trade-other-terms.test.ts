@@ -124,7 +124,7 @@ test('the enclave returns its sealed private run only to a repeat with the same 
   await deliverSigned(enclave, task.taskId, {
     sellerIndex: 0,
     commitment: ds.commitment,
-    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size, privacy: terms }),
+    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size, privacy: terms }),
     chunks: ds.chunks
   })
   const first = await enclave.execute(task.taskId, { sellerCount: 1, privacy: { epsilon: String(epsilon) } })

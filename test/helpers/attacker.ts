@@ -132,7 +132,7 @@ export async function attackerTrade (a: NodeTradeAttacker, terms: AttackerTradeT
   })
   if (terms.withholdCode !== true) await a.attest.sendCode(a.node.info.peerId, { taskId, envelope: hexlify(envelope), salt, signature: signCodeDelivery(a.buyer.wallet.privateKey, a.domain, taskId, envelope) })
   const sellerKey = a.seller.wallet.privateKey
-  const wrapped = wrapDataKey(reply.enclavePublicKey, taskId, 0, { key: a.ds.key, commitment: a.ds.commitment, size: a.ds.size, outputCap: terms.outputCap })
+  const wrapped = wrapDataKey(reply.enclavePublicKey, taskId, 0, { key: a.ds.key, commitment: a.ds.commitment, commitmentSalt: a.ds.commitmentSalt, size: a.ds.size, outputCap: terms.outputCap })
   const open = {
     tradeId, taskId, sellerIndex: 0, commitment: a.ds.commitment, wrappedKey: hexlify(wrapped),
     sellerSignature: signDataKeyDelivery(sellerKey, a.domain, taskId, 0, a.ds.commitment, wrapped), size: a.ds.size, chunks: a.ds.chunks.length

@@ -84,12 +84,12 @@ export async function buyerSetup (enclave: EnclaveHost, code: Uint8Array, caps: 
 }
 
 /** Step 7 for one seller, from a dataset in memory. */
-export async function sellerDeliver (enclave: EnclaveHost, task: { taskId: string, enclavePublicKey: string }, sellerIndex: number, data: Uint8Array, chunkSize = 4096) {
-  const ds = encryptDataset(data, { chunkSize })
+export async function sellerDeliver (enclave: EnclaveHost, task: { taskId: string, enclavePublicKey: string }, sellerIndex: number, data: Uint8Array, chunkSize = 4096, commitmentSalt?: Uint8Array) {
+  const ds = encryptDataset(data, { chunkSize, ...(commitmentSalt !== undefined && { commitmentSalt }) })
   return await deliverSigned(enclave, task.taskId, {
     sellerIndex,
     commitment: ds.commitment,
-    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, sellerIndex, { key: ds.key, commitment: ds.commitment, size: ds.size }),
+    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, sellerIndex, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size }),
     chunks: ds.chunks
   })
 }

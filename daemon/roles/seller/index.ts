@@ -2,6 +2,7 @@
 // answers matching demands with offers (Offers), and for every trade DTMC opens with one of its
 // offers checks the terms (Checks: its dataset's policy, policy.ts), attests each chosen enclave and
 // streams its encrypted data to it (Data delivery); then withdraws its pay (Consensus and payment).
+import { createHash } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import {
@@ -108,6 +109,7 @@ export interface SellerTradeData {
 }
 
 const DATA_KEY_PURPOSE = 'seller-data-key'
+const COMMITMENT_SALT_PURPOSE = 'seller-commitment-salt'
 /**
  * The seller's privacy master secret (32 bytes), derived from its account key like its data keys: nothing more to
  * store or back up, the same after a restart (a retried delivery to a trade's enclave carries the same secret, so the
@@ -189,6 +191,17 @@ export class SellerRole implements Role {
     return (await this.ctx.store.datasets.list()).map(([, v]) => v as DatasetRecord)
   }
 
+  /**
+   * A dataset's commitment and its secret salt (enclave/crypto.ts datasetCommitment). The salt is derived from our
+   * account key and the data's own SHA-256, so it needs no storage (nothing the API or a backup could show), is the
+   * same at every delivery, and differs between datasets; one more hash of the file at listing and at delivery.
+   */
+  private commitmentOf (plain: Uint8Array): { commitment: string, commitmentSalt: Uint8Array } {
+    const commitmentSalt = deriveSecret(this.ctx.keys.ethWallet.privateKey, networkDomainOf(this.ctx.network), COMMITMENT_SALT_PURPOSE,
+      createHash('sha256').update(plain).digest('hex'))
+    return { commitment: datasetCommitment(plain, commitmentSalt), commitmentSalt }
+  }
+
   /** seller_addDataset: reads the file, commits to it, lists it in CISC and announces its tag. */
   async addDataset (p: { path: string, tag: string, unitPrice: bigint, policy?: Record<string, unknown> }): Promise<DatasetRecord> {
     if (!TAG_PATTERN.test(p.tag)) throw appError('Rejected', 'tag must be 1..64 of letters, digits, . _ -', { param: 'tag' })
@@ -207,7 +220,7 @@ export class SellerRole implements Role {
       throw appError('Rejected', 'policy.expiresAt must be in the future (chain time)', { param: 'policy' })
     }
     if (policy.mode === 'none') log.warn('dataset listed without a policy: no analysis may use it', { path })
-    const commitment = datasetCommitment(readFileSync(path))
+    const { commitment } = this.commitmentOf(readFileSync(path))
     const { offerId } = await this.ctx.chain.cisc.listDataset({ tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: chainPolicyOf(policy) })
     const record: DatasetRecord = {
       datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString(), delisted: false, trades: 0
@@ -546,7 +559,8 @@ export class SellerRole implements Role {
     let t = t0.state === 'delivering' ? t0 : await this.ctx.trades.transition(t0, 'delivering')
     const ds = await this.ctx.store.datasets.get(t.data.offerId) as DatasetRecord
     const plain = readFileSync(ds.path)
-    if (datasetCommitment(plain) !== ds.commitment) {
+    const { commitment, commitmentSalt } = this.commitmentOf(plain)
+    if (commitment !== ds.commitment) {
       await this.ctx.trades.transition(t, 'failed', { reason: `dataset file ${ds.path} changed since it was listed` })
       return
     }
@@ -595,7 +609,7 @@ export class SellerRole implements Role {
         taskId: n.taskId
       })
       const wrapped = wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
-        key, commitment: ds.commitment, size: plain.length, outputCap: BigInt(ds.policy.outputCap), ...(privacy !== undefined && { privacy })
+        key, commitment: ds.commitment, commitmentSalt, size: plain.length, outputCap: BigInt(ds.policy.outputCap), ...(privacy !== undefined && { privacy })
       })
       const open = {
         tradeId: t.tradeId,

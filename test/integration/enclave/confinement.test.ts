@@ -79,7 +79,7 @@ async function signedRun (code: Uint8Array, caps: { gasCap?: bigint, outputCap?:
   if (sellerCap === undefined) await sellerDeliver(enclave, task, 0, input[0])
   else {
     const ds = encryptDataset(input[0])
-    await deliverSigned(enclave, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size, outputCap: sellerCap }), chunks: ds.chunks })
+    await deliverSigned(enclave, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size, outputCap: sellerCap }), chunks: ds.chunks })
   }
   const r = await enclave.execute(task.taskId)
   assert.is(recoverDigest(resultDigestOf(domain, r.resultInfo), r.signature).toLowerCase(), task.enclaveAddress, 'signed by the task key')

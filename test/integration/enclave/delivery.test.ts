@@ -31,7 +31,7 @@ test.after(async () => {
 
 function prepared (task: BuyerTask, chunkSize = 2048) {
   const ds = encryptDataset(data, { chunkSize })
-  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   return { ds, wrappedKey }
 }
 
@@ -125,10 +125,10 @@ test('a data key wrapped to another enclave is refused', async () => {
   const task = await buyerSetup(enclave, code)
   const elsewhere = await buyerSetup(other, code, {}, task.salt)
   const ds = encryptDataset(data)
-  const wrappedKey = wrapDataKey(elsewhere.enclavePublicKey, elsewhere.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const wrappedKey = wrapDataKey(elsewhere.enclavePublicKey, elsewhere.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   await rejectsWith(deliverSigned(enclave, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks }), 'EnvelopeError')
   // Wrapped to the right key but for another seller position: refused too.
-  const asSeller1 = wrapDataKey(task.enclavePublicKey, task.taskId, 1, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const asSeller1 = wrapDataKey(task.enclavePublicKey, task.taskId, 1, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   await rejectsWith(deliverSigned(enclave, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: asSeller1, chunks: ds.chunks }), 'EnvelopeError')
   assert.equal((await enclave.tasks()).find(t => t.taskId === task.taskId)?.sellers, [])
   await rejectsWith(enclave.execute(task.taskId, { sellerCount: 1 }), 'TaskStateError')
@@ -144,7 +144,7 @@ test('a wrong commitment is refused: announced, wrapped, or not matching the dat
   const lie = encryptDataset(data)
   const key = lie.key
   const chunks = [encryptChunk(key, bogus, 0, true, data)]
-  const lyingKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key, commitment: bogus, size: data.length })
+  const lyingKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key, commitment: bogus, commitmentSalt: lie.commitmentSalt, size: data.length })
   await rejectsWith(deliverSigned(enclave, task.taskId, { sellerIndex: 0, commitment: bogus, wrappedKey: lyingKey, chunks }), 'CommitmentMismatchError')
   await expectInputInvalid(task)
 })

@@ -100,7 +100,7 @@ test('a thread that holds a task is not stopped: the trade goes on to its result
   }
   assert.is(log.stops(), 0)
   const ds = encryptDataset(data, { chunkSize: 1024 })
-  const st = await deliverSigned(e, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  const st = await deliverSigned(e, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size }), chunks: ds.chunks })
   assert.ok(st.complete && st.acked)
   const r = await e.execute(task.taskId)
   assert.is(r.resultInfo.status, ResultStatus.Ok)

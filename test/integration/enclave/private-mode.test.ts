@@ -36,7 +36,7 @@ async function deliverPrivate (e: EnclaveHost, task: BuyerTask, seller: number, 
   const st = await deliverSigned(e, task.taskId, {
     sellerIndex: seller,
     commitment: ds.commitment,
-    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, seller, { key: ds.key, commitment: ds.commitment, size: ds.size, privacy: terms }),
+    wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, seller, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size, privacy: terms }),
     chunks: ds.chunks
   })
   assert.ok(st.complete && st.acked && st.private === true, 'the delivery is complete and marked private')

@@ -24,7 +24,7 @@ test('killed mid-delivery, the restarted enclave continues the task from its sea
   const first = await start(store)
   const task = await buyerSetup(first, artifactCode('HistogramFast'))
   const ds = encryptDataset(data, { chunkSize: 1024 })
-  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size })
+  const wrappedKey = wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size })
   const half = Math.floor(ds.chunks.length / 2)
 
   // The seller's stream reaches half way, then the worker dies in the middle of the delivery.
@@ -69,7 +69,7 @@ test('killed mid-execution, the restarted enclave runs the task again to the sam
   const first = await start(store)
   const task = await buyerSetup(first, artifactCode('StatsPlain'))
   const ds = encryptDataset(data)
-  await deliverSigned(first, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  await deliverSigned(first, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size }), chunks: ds.chunks })
   // Caught at once: the rejection arrives while close() runs, before anything awaits it.
   const running = first.execute(task.taskId).then(() => undefined, (err: Error) => err)
   await new Promise(resolve => setTimeout(resolve, 150))
@@ -98,7 +98,7 @@ test('an execution over the host\'s timeout fails, but stops nothing: the run fi
   const first = await start(store, { executeTimeoutMs: 100 })
   const task = await buyerSetup(first, artifactCode('LinearFitPlain'))
   const ds = encryptDataset(data)
-  await deliverSigned(first, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  await deliverSigned(first, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size }), chunks: ds.chunks })
   await rejectsWith(first.execute(task.taskId), 'EnclaveTimeoutError')
   // The run goes on in its own thread, and the worker still answers; the run's result gets sealed.
   for (;;) {
@@ -160,7 +160,7 @@ test('dropTask deletes the sealed state of a task', async () => {
   const e = await start(store)
   const task = await buyerSetup(e, artifactCode('StatsFast'))
   const ds = encryptDataset(data, { chunkSize: 8192 })
-  await deliverSigned(e, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, size: ds.size }), chunks: ds.chunks })
+  await deliverSigned(e, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey: wrapDataKey(task.enclavePublicKey, task.taskId, 0, { key: ds.key, commitment: ds.commitment, commitmentSalt: ds.commitmentSalt, size: ds.size }), chunks: ds.chunks })
   await e.dropTask(task.taskId)
   assert.equal([...store.blobs.keys()], [`enclave/${e.measurement.slice(2)}/index`])
   assert.equal(await e.tasks(), [])

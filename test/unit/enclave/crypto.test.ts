@@ -32,7 +32,9 @@ test('streamed chunk encryption equals in-memory encryption; every chunk decrypt
   const streamed: Uint8Array[] = []
   for await (const c of encryptChunks(parts, { key: whole.key, commitment: whole.commitment, chunkSize: 1000 })) streamed.push(c)
   assert.equal(streamed.map(hexlify), whole.chunks.map(hexlify))
-  assert.is(whole.commitment, '0x' + createHash('sha256').update(data).digest('hex'))
+  assert.is(whole.commitment, '0x' + createHash('sha256').update(whole.commitmentSalt).update(data).digest('hex'), 'the commitment is SHA-256(salt ‖ data)')
+  assert.is.not(whole.commitment, '0x' + createHash('sha256').update(data).digest('hex'), 'not the plain hash a guess could be checked against')
+  assert.is.not(encryptDataset(data).commitment, whole.commitment, 'a fresh salt each time none is given')
   const back = whole.chunks.map(c => decryptChunk(whole.key, whole.commitment, c))
   assert.equal(back.map(b => b.index), whole.chunks.map((_, i) => i))
   assert.equal(back.map(b => b.last), whole.chunks.map((_, i) => i === whole.chunks.length - 1))
@@ -68,13 +70,15 @@ test('a result decrypts for its task, result hash and salt only, with the gas it
   throwsWith(() => decryptResult(envelope, generateKeyPair().privateKey, { taskId, resultHash, resultSalt }), 'ResultDecryptionError')
 })
 
-test('a wrapped data key carries privacy terms only when given; without them its plaintext is the old 128 bytes', () => {
+test('a wrapped data key carries the commitment salt, and privacy terms only when given; without them its plaintext is 160 bytes', () => {
   const k = generateKeyPair()
   const taskId = keccak256(toUtf8Bytes('task'))
-  const d = { key: randomBytes(32), commitment: keccak256(toUtf8Bytes('c')), size: 10 }
+  const d = { key: randomBytes(32), commitment: keccak256(toUtf8Bytes('c')), commitmentSalt: randomBytes(32), size: 10 }
   const plain = wrapDataKey(k.publicKey, taskId, 0, d)
-  assert.is(open(k.privateKey, plain, dataKeyEnvelopeContext(taskId, 0)).length, 128)
+  assert.is(open(k.privateKey, plain, dataKeyEnvelopeContext(taskId, 0)).length, 160)
   assert.is(unwrapDataKey(k.privateKey, taskId, 0, plain).privacy, undefined)
+  assert.is(hexlify(unwrapDataKey(k.privateKey, taskId, 0, plain).commitmentSalt), hexlify(d.commitmentSalt))
+  throwsWith(() => wrapDataKey(k.publicKey, taskId, 0, { ...d, commitmentSalt: randomBytes(31) }), 'InvalidRequestError')
   const terms = { secret: randomBytes(32), epsilon: 1_500_000n, skipHeader: true, columns: [{ column: 3, decimals: 2, lo: -5n, hi: 5n }, { column: 1, decimals: 0, lo: 0n, hi: 9n }] }
   const opened = unwrapDataKey(k.privateKey, taskId, 0, wrapDataKey(k.publicKey, taskId, 0, { ...d, privacy: terms }))
   assert.is(hexlify(opened.privacy!.secret), hexlify(terms.secret))
