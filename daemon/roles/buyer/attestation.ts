@@ -3,6 +3,7 @@
 import { hexlify, randomBytes } from 'ethers'
 import { verifyQuote, encryptCodeForEnclave, signCodeDelivery, QuoteError } from '../../../enclave/index.ts'
 import { networkDomainOf } from '../../../contracts/index.ts'
+import { RequestRefusedError } from '../../../p2p/index.ts'
 import { openLocal } from '../../local-secrets.ts'
 import type { RoleContext } from '../context.ts'
 import type { Refusal } from './candidates.ts'
@@ -11,11 +12,21 @@ import { localKey, resultKey, resultSalt } from './secrets.ts'
 import { demandOf, type BuyerTrade, type ChosenNode } from './trade.ts'
 
 /**
- * Attests every candidate node in parallel. `seenNonces` holds the nonce of every quote this buyer
- * accepted: a replayed quote is refused. Returns the valid ones, fastest first, and the refusals.
+ * Whether a failed exchange with a node is only a missed answer (a timeout, a dial or stream failure: an honest node
+ * under load, or a network fault) rather than an answer: a quote that does not verify, or the node's own refusal.
  */
-export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: Set<string>): Promise<{ valid: ChosenNode[], refused: Refusal[] }> {
+export function isUnanswered (err: unknown): boolean {
+  return !(err instanceof QuoteError) && !(err instanceof RequestRefusedError)
+}
+
+/**
+ * Attests every candidate node in parallel. `seenNonces` holds the nonce of every quote this buyer
+ * accepted: a replayed quote is refused. Returns the valid ones, fastest first, the refusals, and the peers of
+ * those refusals that were only unanswered (isUnanswered).
+ */
+export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: Set<string>): Promise<{ valid: ChosenNode[], refused: Refusal[], unanswered: string[] }> {
   const d = demandOf(t)
+  const unanswered: string[] = []
   const attested = await Promise.all(t.data.nodeOffers.map(async (o): Promise<ChosenNode | Refusal> => {
     const nonce = hexlify(randomBytes(32)).toLowerCase()
     const t1 = performance.now()
@@ -32,6 +43,7 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
       })
       return { peerId: o.peerId, payee: o.account, quote, enclavePublicKey: reply.enclavePublicKey, attestMs: Math.round(performance.now() - t1) }
     } catch (err) {
+      if (isUnanswered(err)) unanswered.push(o.peerId)
       return { peerId: o.peerId, why: err instanceof QuoteError ? `${err.name}: ${err.message}` : `attestation failed: ${(err as Error).message}` }
     }
   }))
@@ -50,7 +62,7 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
   const valid = [...byEnclave.values()]
   const refused = [...attested.filter((a): a is Refusal => 'why' in a), ...duplicates]
   for (const r of refused) log.warn('enclave refused', { tradeId: t.tradeId, peer: r.peerId, why: r.why })
-  return { valid, refused }
+  return { valid, refused, unanswered }
 }
 
 /**
@@ -80,7 +92,7 @@ export async function keepCodeEnvelopes (ctx: RoleContext, t: BuyerTrade, nodes:
  * timeout. A node that does not take it (refuses, fails, is too slow) is a refusal, as a failed attestation is: one
  * such node must not hold up the others or the trade (test/attacks/code-refused-after-attestation.test.ts).
  */
-export async function deliverCode (ctx: RoleContext, t: BuyerTrade, nodes: ChosenNode[]): Promise<{ delivered: ChosenNode[], refused: Refusal[] }> {
+export async function deliverCode (ctx: RoleContext, t: BuyerTrade, nodes: ChosenNode[]): Promise<{ delivered: ChosenNode[], refused: Refusal[], unanswered: string[] }> {
   const sent = await Promise.allSettled(nodes.map(async n => {
     const kept = t.data.codeEnvelopes?.[n.quote.taskId]
     if (kept === undefined) throw new Error(`no code envelope kept for task ${n.quote.taskId}`)
@@ -92,6 +104,7 @@ export async function deliverCode (ctx: RoleContext, t: BuyerTrade, nodes: Chose
     const s = sent[i]
     return s.status === 'rejected' ? [{ peerId: n.peerId, why: `code delivery failed: ${(s.reason as Error).message}` }] : []
   })
+  const unanswered = nodes.filter((_, i) => { const s = sent[i]; return s.status === 'rejected' && isUnanswered(s.reason) }).map(n => n.peerId)
   for (const r of refused) log.warn('enclave did not take the code', { tradeId: t.tradeId, peer: r.peerId, why: r.why })
-  return { delivered, refused }
+  return { delivered, refused, unanswered }
 }

@@ -177,8 +177,9 @@ export class BuyerRole implements Role {
       return
     }
     const started = Date.now()
-    const { valid, refused: unattested } = await attestNodes(this.ctx, t, this.seenNonces)
+    const { valid, refused: unattested, unanswered: unansweredAttestations } = await attestNodes(this.ctx, t, this.seenNonces)
     let refused = unattested
+    let unanswered = unansweredAttestations
     let chosen: ChosenNode[] = []
     if (valid.length >= d.nodes) {
       // The fastest valid ones get the code; one that does not take it is replaced by the next fastest.
@@ -189,6 +190,7 @@ export class BuyerRole implements Role {
         const sent = await deliverCode(this.ctx, t, batch)
         chosen = [...chosen, ...sent.delivered]
         refused = [...refused, ...sent.refused]
+        unanswered = [...unanswered, ...sent.unanswered]
       }
     }
     const rejected = [...(t.data.rejected ?? []), ...refused]
@@ -204,24 +206,33 @@ export class BuyerRole implements Role {
       // kept envelopes are sent again as they are). The peer and its account are struck (an account can register
       // another peer id). Bounded: each round strikes at least one, and at MAX_UNATTESTED_PER_TRADE struck accounts
       // the trade fails.
-      const unattestedPeers = [...new Set([...(t.data.unattestedPeers ?? []), ...refused.map(r => r.peerId)])]
+      //
+      // A node that only did not answer in time (a timeout, a failed stream: an honest node under load looks the same)
+      // gets one more round: it is struck at its second miss in the trade, at once for a refusal or a bad quote.
+      // Bounded as before: a node spared now is struck at its next miss, so each round still strikes or spares one.
+      const missedBefore = new Set(t.data.unansweredPeers ?? [])
+      const spared = new Set(unanswered.filter(p => !missedBefore.has(p)))
+      const struck = refused.filter(r => !spared.has(r.peerId))
+      const unansweredPeers = [...new Set([...missedBefore, ...unanswered])]
+      const unattestedPeers = [...new Set([...(t.data.unattestedPeers ?? []), ...struck.map(r => r.peerId)])]
       const unattestedAccounts = [...new Set([...(t.data.unattestedAccounts ?? []),
-        ...t.data.nodeOffers.filter(o => refused.some(r => r.peerId === o.peerId)).map(o => o.account.toLowerCase())])]
+        ...t.data.nodeOffers.filter(o => struck.some(r => r.peerId === o.peerId)).map(o => o.account.toLowerCase())])]
       if (refused.length > 0 && unattestedAccounts.length < MAX_UNATTESTED_PER_TRADE && Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {
         await this.ctx.trades.transition(t, 'demanded', {
           data: {
             rejected,
             unattestedPeers,
             unattestedAccounts,
+            unansweredPeers,
             nodeOffers: t.data.nodeOffers.filter(o => !unattestedPeers.includes(o.peerId) && !unattestedAccounts.includes(o.account.toLowerCase()))
           },
-          note: `${why}: the refused struck from the trade; collecting offers again`
+          note: `${why}: ${struck.length} struck from the trade, ${spared.size} unanswered given another round; collecting offers again`
         })
-        log.info('collecting offers again', { tradeId: t.tradeId, why, struck: refused.length })
+        log.info('collecting offers again', { tradeId: t.tradeId, why, struck: struck.length, spared: spared.size })
         this.ctx.wake('buyer')
         return
       }
-      await this.ctx.trades.transition(t, 'failed', { data: { rejected, unattestedPeers, unattestedAccounts }, reason: why })
+      await this.ctx.trades.transition(t, 'failed', { data: { rejected, unattestedPeers, unattestedAccounts, unansweredPeers }, reason: why })
       return
     }
     t = await this.ctx.trades.update(t, { chosenNodes: chosen, rejected, phaseMs: { ...t.data.phaseMs, attestation: Date.now() - started } })

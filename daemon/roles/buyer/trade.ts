@@ -37,6 +37,11 @@ export interface BuyerTradeData {
    */
   unattestedPeers?: string[]
   unattestedAccounts?: string[]
+  /**
+   * Peers that did not answer an attestation or a code delivery in time once in this trade (a timeout, a failed
+   * stream): spared that once, struck at a second miss (index.ts attestAndEscrow).
+   */
+  unansweredPeers?: string[]
   deposit?: string
   deadline?: number
   /** The openTrade transaction (a reorganisation that drops it is repaired: escrow.ts reopenVanishedEscrow). */
