@@ -4,7 +4,7 @@
 // enclaveAddress)) — plus what only the verifier knows: the nonce it sent, that the nonce was not
 // seen before, and (for a seller) the enclave key and task recorded on DTMC. Each failure has its
 // own error class.
-import { getAddress } from 'ethers'
+import { computeAddress, getAddress } from 'ethers'
 import { SdteError } from '../config/index.ts'
 import { quoteSignerOf, taskIdOf, type NetworkDomain } from '../contracts/index.ts'
 import type { Quote } from '../contracts/index.ts'
@@ -17,7 +17,7 @@ export class QuoteError extends SdteError {
 export class QuoteNonceError extends QuoteError { override name = 'QuoteNonceError'; override code = 'ERR_QUOTE_NONCE' }
 /** The nonce was already used: a replayed quote. */
 export class QuoteReplayError extends QuoteError { override name = 'QuoteReplayError'; override code = 'ERR_QUOTE_REPLAY' }
-/** The enclave key is not the expected one (the one on DTMC for this trade). */
+/** The enclave key is not the expected one (the one on DTMC for this trade), or the task key handed over with the quote is not the quote's. */
 export class QuoteEnclaveKeyError extends QuoteError { override name = 'QuoteEnclaveKeyError'; override code = 'ERR_QUOTE_ENCLAVE_KEY' }
 /** The task id is not the expected one (the one on DTMC for this trade). */
 export class QuoteTaskError extends QuoteError { override name = 'QuoteTaskError'; override code = 'ERR_QUOTE_TASK' }
@@ -41,6 +41,12 @@ export interface QuoteExpectations {
   nonce: string
   /** Nonces already used; a valid quote's nonce is added to it. Pass one set per verifier, kept across trades. */
   seenNonces?: Set<string>
+  /**
+   * The task public key that came with the quote, which the verifier will encrypt to (the code, a data key): it must
+   * be the quote's enclave key. The quote signs only its address, so a host could otherwise hand over a key of its
+   * own and read what is encrypted to it.
+   */
+  enclavePublicKey: string
   /** For a seller: the enclave address DTMC holds for this trade. */
   enclaveAddress?: string
   /** For a seller: the task id DTMC holds for this trade. */
@@ -52,7 +58,7 @@ function same (a: string, b: string): boolean { return a.toLowerCase() === b.toL
 /**
  * Verifies a quote; returns it normalised (lowercase hex) or throws the QuoteError subclass of the
  * first check that fails, in this order: nonce, replay, enclave key, task, binding to
- * (tradeId, codeHash), root signature, measurement. The quote's form (field lengths, hex) is checked
+ * (tradeId, codeHash), root signature, measurement, the task key handed over with the quote. The quote's form (field lengths, hex) is checked
  * once, where it enters: its wire schema (QuoteSchema, p2p/attest/schema.ts); a malformed signature
  * that gets here anyway fails as a signature.
  */
@@ -85,6 +91,13 @@ export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
   let accepted = false
   for (const m of ex.acceptedMeasurements) if (same(m, q.measurement)) { accepted = true; break }
   if (!accepted) throw new QuoteMeasurementError('quote is from an enclave build that is not accepted')
+  let handedOver: string
+  try {
+    handedOver = computeAddress(ex.enclavePublicKey)
+  } catch {
+    throw new QuoteEnclaveKeyError('the task key handed over with the quote is not a public key')
+  }
+  if (!same(handedOver, q.enclaveAddress)) throw new QuoteEnclaveKeyError('the task key handed over with the quote is not the quote\'s enclave key')
   ex.seenNonces?.add(q.nonce)
   return q
 }

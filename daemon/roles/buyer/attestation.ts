@@ -3,7 +3,8 @@
 import { hexlify, randomBytes } from 'ethers'
 import { verifyQuote, encryptCodeForEnclave, signCodeDelivery, QuoteError } from '../../../enclave/index.ts'
 import { networkDomainOf } from '../../../contracts/index.ts'
-import { RequestRefusedError } from '../../../p2p/index.ts'
+import { FrameTooLargeError, MalformedFrameError, MessageSchemaError, ProtocolViolationError, RequestRefusedError } from '../../../p2p/index.ts'
+import { SdteError } from '../../../config/index.ts'
 import { openLocal } from '../../local-secrets.ts'
 import type { RoleContext } from '../context.ts'
 import type { Refusal } from './candidates.ts'
@@ -11,20 +12,35 @@ import { log } from './log.ts'
 import { localKey, resultKey, resultSalt } from './secrets.ts'
 import { demandOf, type BuyerTrade, type ChosenNode } from './trade.ts'
 
+/** The buyer holds no code envelope for a task it is about to send code to (a bug of ours, not the node's doing). */
+export class MissingCodeEnvelopeError extends SdteError {
+  override name = 'MissingCodeEnvelopeError'
+  override code = 'ERR_MISSING_CODE_ENVELOPE'
+}
+
 /**
- * Whether a failed exchange with a node is only a missed answer (a timeout, a dial or stream failure: an honest node
- * under load, or a network fault) rather than an answer: a quote that does not verify, or the node's own refusal.
+ * Refusals an honest node gives under load (trusted-node enclaveCall passes its enclave's error names on): its
+ * enclave busy or restarting, its task table full for now, a task it dropped meanwhile. Not a verdict on the node.
+ */
+const TRANSIENT_REFUSALS: ReadonlySet<string> = new Set(['EnclaveTimeoutError', 'EnclaveClosedError', 'TooManyTasks', 'TaskStateError', 'UnknownTaskError'])
+
+/**
+ * Whether a failed exchange with a node is only a missed answer (a timeout, a dial or stream failure, a transient
+ * refusal: an honest node under load looks the same) rather than an answer that judges the node: a quote that does not
+ * verify, any other refusal, or a reply that breaks the protocol. A failure of ours is neither: it counts as missed.
  */
 export function isUnanswered (err: unknown): boolean {
-  return !(err instanceof QuoteError) && !(err instanceof RequestRefusedError)
+  if (err instanceof QuoteError) return false
+  if (err instanceof RequestRefusedError) return TRANSIENT_REFUSALS.has(err.reason)
+  return !(err instanceof MessageSchemaError || err instanceof MalformedFrameError || err instanceof FrameTooLargeError || err instanceof ProtocolViolationError)
 }
 
 /**
  * Attests every candidate node in parallel. `seenNonces` holds the nonce of every quote this buyer
- * accepted: a replayed quote is refused. Returns the valid ones, fastest first, the refusals, and the peers of
- * those refusals that were only unanswered (isUnanswered).
+ * accepted: a replayed quote is refused. Returns the valid ones, fastest first, the refusals, the peers of those
+ * refusals that were only unanswered (isUnanswered), and those refused as a second quote of one enclave.
  */
-export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: Set<string>): Promise<{ valid: ChosenNode[], refused: Refusal[], unanswered: string[] }> {
+export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: Set<string>): Promise<{ valid: ChosenNode[], refused: Refusal[], unanswered: string[], duplicates: string[] }> {
   const d = demandOf(t)
   const unanswered: string[] = []
   const attested = await Promise.all(t.data.nodeOffers.map(async (o): Promise<ChosenNode | Refusal> => {
@@ -39,7 +55,9 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
         tradeId: t.tradeId,
         codeHash: d.codeHash,
         nonce,
-        seenNonces
+        seenNonces,
+        // The key the code is encrypted to must be the quote's enclave: a host could hand over a key of its own.
+        enclavePublicKey: reply.enclavePublicKey
       })
       return { peerId: o.peerId, payee: o.account, quote, enclavePublicKey: reply.enclavePublicKey, attestMs: Math.round(performance.now() - t1) }
     } catch (err) {
@@ -62,7 +80,7 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
   const valid = [...byEnclave.values()]
   const refused = [...attested.filter((a): a is Refusal => 'why' in a), ...duplicates]
   for (const r of refused) log.warn('enclave refused', { tradeId: t.tradeId, peer: r.peerId, why: r.why })
-  return { valid, refused, unanswered }
+  return { valid, refused, unanswered, duplicates: duplicates.map(r => r.peerId) }
 }
 
 /**
@@ -95,7 +113,7 @@ export async function keepCodeEnvelopes (ctx: RoleContext, t: BuyerTrade, nodes:
 export async function deliverCode (ctx: RoleContext, t: BuyerTrade, nodes: ChosenNode[]): Promise<{ delivered: ChosenNode[], refused: Refusal[], unanswered: string[] }> {
   const sent = await Promise.allSettled(nodes.map(async n => {
     const kept = t.data.codeEnvelopes?.[n.quote.taskId]
-    if (kept === undefined) throw new Error(`no code envelope kept for task ${n.quote.taskId}`)
+    if (kept === undefined) throw new MissingCodeEnvelopeError(`no code envelope kept for task ${n.quote.taskId}`)
     await ctx.attest.sendCode(n.peerId, { taskId: n.quote.taskId, envelope: kept.envelope, salt: t.data.salt, signature: kept.signature },
       { signal: AbortSignal.timeout(ctx.options.trade.attestTimeoutMs) })
   }))

@@ -606,7 +606,8 @@ export class SellerRole implements Role {
         codeHash: t.data.codeHash,
         nonce,
         enclaveAddress: n.enclave,
-        taskId: n.taskId
+        taskId: n.taskId,
+        enclavePublicKey: reply.enclavePublicKey
       })
       const wrapped = wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {
         key, commitment: ds.commitment, commitmentSalt, size: plain.length, outputCap: BigInt(ds.policy.outputCap), ...(privacy !== undefined && { privacy })

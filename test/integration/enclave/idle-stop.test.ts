@@ -71,7 +71,7 @@ test('an idle enclave without tasks stops its thread, answers tasks without it, 
   const codeHash = random32()
   const q = await e.attest({ tradeId, codeHash, nonce })
   assert.is(store.starts, 2)
-  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [e.measurement], tradeId, codeHash, nonce })
+  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [e.measurement], tradeId, codeHash, nonce, enclavePublicKey: q.enclavePublicKey })
   assert.is((await e.tasks()).length, 1)
   await e.dropTask(q.taskId)
   await waitFor('the thread to stop again', () => log.stops() === 2, WAIT_MS, 20)

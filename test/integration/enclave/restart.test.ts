@@ -54,7 +54,7 @@ test('killed mid-delivery, the restarted enclave continues the task from its sea
   const nonce = random32()
   const q = await second.attest({ tradeId: task.tradeId, codeHash: task.codeHash, nonce })
   assert.is(q.taskId, task.taskId)
-  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [second.measurement], tradeId: task.tradeId, codeHash: task.codeHash, nonce, enclaveAddress: task.enclaveAddress, taskId: task.taskId })
+  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [second.measurement], tradeId: task.tradeId, codeHash: task.codeHash, nonce, enclaveAddress: task.enclaveAddress, taskId: task.taskId, enclavePublicKey: q.enclavePublicKey })
   // ... and sends the rest (chunks the enclave already holds are skipped).
   const st = await deliverSigned(second, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks.slice(held) })
   assert.ok(st.complete)
