@@ -40,7 +40,7 @@ export async function openEscrow (ctx: RoleContext, t: BuyerTrade, chosen: Chose
   const { deposit, receipt } = opened
   log.info('escrowed', { tradeId: t.tradeId, deposit, nodes: chosen.length })
   await ctx.trades.transition(t, 'escrowed', {
-    data: { deposit: deposit.toString(), deadline, escrowTx: receipt.hash, openedBlock: receipt.blockNumber, phaseMs: { ...t.data.phaseMs, escrow: Date.now() - started } },
+    data: { codeEnvelopes: undefined, deposit: deposit.toString(), deadline, escrowTx: receipt.hash, openedBlock: receipt.blockNumber, phaseMs: { ...t.data.phaseMs, escrow: Date.now() - started } },
     note: `deposit ${deposit} wei; nodes chosen in ${chosen.map(n => `${n.attestMs} ms`).join(', ')}`
   })
 }

@@ -171,13 +171,14 @@ export class BuyerRole implements Role {
     }
     const d = demandOf(t)
     // A step that keeps failing after the choice (the escrow reverting, say) is tried again at each look, attesting
-    // again: not past the demand's expiry, when its sellers' and nodes' offers are stale.
-    if (Date.now() / 1000 >= d.expiresAt) {
-      await this.ctx.trades.transition(t, 'failed', { reason: 'the demand expired before the escrow was opened' })
+    // again: not past the demand's expiry, when its sellers' and nodes' offers are stale. Not while a transaction of
+    // ours is pending either: it may be this trade's openTrade, sent before a restart, which DTMC would still open.
+    if (Date.now() / 1000 >= d.expiresAt && !await this.hasPendingTransactions()) {
+      await this.ctx.trades.transition(t, 'failed', { data: { codeEnvelopes: undefined }, reason: 'the demand expired before the escrow was opened' })
       return
     }
     const started = Date.now()
-    const { valid, refused: unattested, unanswered: unansweredAttestations } = await attestNodes(this.ctx, t, this.seenNonces)
+    const { valid, refused: unattested, unanswered: unansweredAttestations, duplicates } = await attestNodes(this.ctx, t, this.seenNonces)
     let refused = unattested
     let unanswered = unansweredAttestations
     let chosen: ChosenNode[] = []
@@ -207,23 +208,27 @@ export class BuyerRole implements Role {
       // another peer id). Bounded: each round strikes at least one, and at MAX_UNATTESTED_PER_TRADE struck accounts
       // the trade fails.
       //
-      // A node that only did not answer in time (a timeout, a failed stream: an honest node under load looks the same)
-      // gets one more round: it is struck at its second miss in the trade, at once for a refusal or a bad quote.
-      // Bounded as before: a node spared now is struck at its next miss, so each round still strikes or spares one.
-      const missedBefore = new Set(t.data.unansweredPeers ?? [])
-      const spared = new Set(unanswered.filter(p => !missedBefore.has(p)))
+      // A node that only did not answer in time (a timeout, a failed stream, a busy enclave: an honest node under load
+      // looks the same) gets one more round: it is struck at its second miss in the trade, at once for a refusal or a
+      // bad quote. Counted by account, so that a new peer id of the same account gets no second spare. Bounded as
+      // before: an account spared now is struck at its next miss.
+      // A second quote of one enclave strikes its peer only: the quote binds the node's account (so a relay of another
+      // account's enclave is a bad quote), and the same account offering through two peers keeps the faster one.
+      const accountOf = (peerId: string): string | undefined => t.data.nodeOffers.find(o => o.peerId === peerId)?.account.toLowerCase()
+      const missedBefore = new Set(t.data.unansweredAccounts ?? [])
+      const spared = new Set(unanswered.filter(p => { const a = accountOf(p); return a !== undefined && !missedBefore.has(a) }))
       const struck = refused.filter(r => !spared.has(r.peerId))
-      const unansweredPeers = [...new Set([...missedBefore, ...unanswered])]
+      const unansweredAccounts = [...new Set([...missedBefore, ...unanswered.flatMap(p => accountOf(p) ?? [])])]
       const unattestedPeers = [...new Set([...(t.data.unattestedPeers ?? []), ...struck.map(r => r.peerId)])]
       const unattestedAccounts = [...new Set([...(t.data.unattestedAccounts ?? []),
-        ...t.data.nodeOffers.filter(o => struck.some(r => r.peerId === o.peerId)).map(o => o.account.toLowerCase())])]
+        ...struck.filter(r => !duplicates.includes(r.peerId)).flatMap(r => accountOf(r.peerId) ?? [])])]
       if (refused.length > 0 && unattestedAccounts.length < MAX_UNATTESTED_PER_TRADE && Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {
         await this.ctx.trades.transition(t, 'demanded', {
           data: {
             rejected,
             unattestedPeers,
             unattestedAccounts,
-            unansweredPeers,
+            unansweredAccounts,
             nodeOffers: t.data.nodeOffers.filter(o => !unattestedPeers.includes(o.peerId) && !unattestedAccounts.includes(o.account.toLowerCase()))
           },
           note: `${why}: ${struck.length} struck from the trade, ${spared.size} unanswered given another round; collecting offers again`
@@ -232,11 +237,20 @@ export class BuyerRole implements Role {
         this.ctx.wake('buyer')
         return
       }
-      await this.ctx.trades.transition(t, 'failed', { data: { rejected, unattestedPeers, unattestedAccounts, unansweredPeers }, reason: why })
+      await this.ctx.trades.transition(t, 'failed', { data: { rejected, unattestedPeers, unattestedAccounts, unansweredAccounts, codeEnvelopes: undefined }, reason: why })
       return
     }
     t = await this.ctx.trades.update(t, { chosenNodes: chosen, rejected, phaseMs: { ...t.data.phaseMs, attestation: Date.now() - started } })
     await openEscrow(this.ctx, t, chosen)
+  }
+
+  /** Whether a transaction of ours is sent but not mined yet. */
+  private async hasPendingTransactions (): Promise<boolean> {
+    const address = this.ctx.keys.ethAddress
+    const [pending, mined] = await Promise.all([
+      this.ctx.chain.provider.getTransactionCount(address, 'pending'), this.ctx.chain.provider.getTransactionCount(address, 'latest')
+    ])
+    return pending > mined
   }
 
   /** buyer_result: step 10. */

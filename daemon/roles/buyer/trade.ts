@@ -27,6 +27,8 @@ export interface BuyerTradeData {
   /**
    * The code envelope sent to each task (by task id; hex, and the buyer's signature over it), kept so that a delivery
    * tried again sends the same bytes (attestation.ts keepCodeEnvelopes). Ciphertext to the enclave; not shown by trade_get.
+   * Each is at most MAX_ENVELOPE_SIZE (enclave/constants.ts) as hex; one per task sent the code (the chosen, and those that did not take it);
+   * dropped once the escrow is open (the code is with the chosen) or the trade failed.
    */
   codeEnvelopes?: Record<string, { envelope: string, signature: string }>
   rejected?: Refusal[]
@@ -38,10 +40,10 @@ export interface BuyerTradeData {
   unattestedPeers?: string[]
   unattestedAccounts?: string[]
   /**
-   * Peers that did not answer an attestation or a code delivery in time once in this trade (a timeout, a failed
-   * stream): spared that once, struck at a second miss (index.ts attestAndEscrow).
+   * Node accounts (lowercase) whose peer did not answer an attestation or a code delivery in time once in this trade
+   * (a timeout, a failed stream, a busy enclave): spared that once, struck at a second miss (index.ts attestAndEscrow).
    */
-  unansweredPeers?: string[]
+  unansweredAccounts?: string[]
   deposit?: string
   deadline?: number
   /** The openTrade transaction (a reorganisation that drops it is repaired: escrow.ts reopenVanishedEscrow). */
