@@ -48,7 +48,7 @@ contract DTMC {
     uint256 public constant MAX_TRADE_DURATION = 7 days;
     /// @notice Largest deposit of one trade (it is stored in 96 bits; about 79 billion ether).
     uint256 public constant MAX_DEPOSIT = type(uint96).max;
-    bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v2");
+    bytes32 public constant QUOTE_TAG = keccak256("SDTE.Quote.v3");
     bytes32 public constant RESULT_TAG = keccak256("SDTE.ResultInfo.v3");
     /// @notice Domain tag of an enclave's delivery receipt (docs/protocol.md "Delivery receipts").
     bytes32 public constant RECEIPT_TAG = keccak256("SDTE.DeliveryReceipt.v1");
@@ -552,17 +552,18 @@ contract DTMC {
             address enclave = n.quote.enclave;
             if (n.payee == address(0) || enclave == address(0)) revert ZeroAddress();
             for (uint256 j; j < i; ++j) if (nodes[j].quote.enclave == enclave) revert DuplicateEnclave(enclave);
-            _checkQuote(i, tradeId, codeHash, n.quote, root);
+            _checkQuote(i, tradeId, codeHash, n.quote, n.payee, root);
             refs[i] = NodeRef(n.payee, enclave);
             emit TradeNode(tradeId, n.payee, enclave, uint8(i), n.quote.measurement, n.quote.taskId);
         }
     }
 
-    /// @dev The quote checks of docs/protocol.md, in the order the custom errors report them.
-    function _checkQuote(uint256 i, bytes32 tradeId, bytes32 codeHash, Quote calldata q, address root) private view {
+    /// @dev The quote checks of docs/protocol.md, in the order the custom errors report them. The report data names the
+    /// node's account (its payee): a quote of another node's enclave, handed over by a peer as its own, does not verify.
+    function _checkQuote(uint256 i, bytes32 tradeId, bytes32 codeHash, Quote calldata q, address payee, address root) private view {
         if (q.taskId != keccak256(abi.encode(tradeId, codeHash, q.enclave))) revert QuoteCodeHashMismatch(i);
         if (!acceptedMeasurement[q.measurement]) revert MeasurementNotAccepted(i, q.measurement);
-        bytes32 reportData = keccak256(abi.encode(q.enclave, q.taskId, tradeId, codeHash, q.nonce));
+        bytes32 reportData = keccak256(abi.encode(q.enclave, q.taskId, tradeId, codeHash, q.nonce, payee));
         bytes32 digest = keccak256(abi.encode(QUOTE_TAG, block.chainid, address(this), q.measurement, reportData));
         if (_recover(digest, q.signature) != root) revert QuoteNotFromRoot(i);
     }

@@ -18,8 +18,8 @@ import { recoverAddress } from 'ethers/transaction'
 
 const abi = AbiCoder.defaultAbiCoder()
 
-/** keccak256("SDTE.Quote.v2"): domain tag of the attestation root's quote signature. */
-export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v2'))
+/** keccak256("SDTE.Quote.v3"): domain tag of the attestation root's quote signature (v3: the report data names the node's account). */
+export const QUOTE_TAG: string = keccak256(toUtf8Bytes('SDTE.Quote.v3'))
 /** keccak256("SDTE.ResultInfo.v3"): domain tag of the enclave's result signature. */
 export const RESULT_TAG: string = keccak256(toUtf8Bytes('SDTE.ResultInfo.v3'))
 
@@ -99,11 +99,15 @@ export function taskIdOf (tradeId: string, codeHash: string, enclaveAddress: str
   return lower(keccak256(abi.encode(['bytes32', 'bytes32', 'address'], [tradeId, codeHash, enclaveAddress])))
 }
 
-/** reportData = keccak256(abi.encode(address enclaveAddress, bytes32 taskId, bytes32 tradeId, bytes32 codeHash, bytes32 nonce)). */
-export function reportDataOf (enclaveAddress: string, taskId: string, tradeId: string, codeHash: string, nonce: string): string {
+/**
+ * reportData = keccak256(abi.encode(address enclaveAddress, bytes32 taskId, bytes32 tradeId, bytes32 codeHash, bytes32 nonce,
+ * address operator)). The operator is the account of the node whose host runs the enclave (told at its start): a quote is
+ * valid only for that account's offer and payee, so a peer cannot hand over another node's quote as its own.
+ */
+export function reportDataOf (enclaveAddress: string, taskId: string, tradeId: string, codeHash: string, nonce: string, operator: string): string {
   return lower(keccak256(abi.encode(
-    ['address', 'bytes32', 'bytes32', 'bytes32', 'bytes32'],
-    [enclaveAddress, taskId, tradeId, codeHash, nonce]
+    ['address', 'bytes32', 'bytes32', 'bytes32', 'bytes32', 'address'],
+    [enclaveAddress, taskId, tradeId, codeHash, nonce, operator]
   )))
 }
 
@@ -190,9 +194,9 @@ export function recoverDigest (digest: string, signature: string): string {
 /** secp256k1 n / 2: signatures with s above it are rejected (malleability), on chain and off. */
 export const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n
 
-/** The address that signed a quote for (domain, tradeId, codeHash), recomputing taskId and reportData from the context. */
-export function quoteSignerOf (quote: Quote, domain: NetworkDomain, tradeId: string, codeHash: string): string {
-  const reportData = reportDataOf(quote.enclaveAddress, quote.taskId, tradeId, codeHash, quote.nonce)
+/** The address that signed a quote for (domain, tradeId, codeHash, operator), recomputing reportData from the context. */
+export function quoteSignerOf (quote: Quote, domain: NetworkDomain, tradeId: string, codeHash: string, operator: string): string {
+  const reportData = reportDataOf(quote.enclaveAddress, quote.taskId, tradeId, codeHash, quote.nonce, operator)
   return recoverDigest(quoteDigestOf(domain, quote.measurement, reportData), quote.signature)
 }
 

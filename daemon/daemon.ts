@@ -146,7 +146,7 @@ export class SdteDaemon {
       // start, on the other core; the node role takes it when it starts (and its stop closes it).
       let enclaveAhead: Promise<EnclaveHost> | undefined
       if (nodeRole !== undefined && this.network !== null) {
-        const opening = nodeRole.TrustedNodeRole.openEnclave({ options: o, network: this.network, store: this.store })
+        const opening = nodeRole.TrustedNodeRole.openEnclave({ options: o, network: this.network, store: this.store, keys: this.keys })
         // A failure surfaces where the role awaits it; until then it is not an unhandled rejection.
         opening.catch(() => {})
         enclaveAhead = opening

@@ -23,6 +23,11 @@ export interface EnclaveOptions {
   attestationKey: string
   /** The deployment (chain id, DTMC address) the enclave's tasks are for: in every digest it signs. Required. */
   domain: NetworkDomain
+  /**
+   * The account of the node that runs the enclave (its payee on DTMC), named in every quote's report data: a quote
+   * verifies only for that account, so a peer cannot hand over this enclave's quotes as its own. Required.
+   */
+  operator: string
   /** The per-machine 32-byte platform secret (bytes or hex). Required. */
   platformSecret: Uint8Array | string
   /** Where sealed state goes. Default: a MemoryBlobStore (lost on exit). */
@@ -266,6 +271,7 @@ async function startThread (init: WorkerInit, store: SealedBlobStore, resourceLi
  */
 export async function createEnclave (options: EnclaveOptions, components: EnclaveComponents = {}): Promise<EnclaveHost> {
   if (typeof options.attestationKey !== 'string') throw new InvalidRequestError('attestationKey (hex private key) is required')
+  if (typeof options.operator !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(options.operator)) throw new InvalidRequestError('operator (the node\'s account address) is required')
   const platformSecret = toBytes(options.platformSecret, 'platformSecret')
   if (!(platformSecret instanceof Uint8Array) || platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
   try {
@@ -287,6 +293,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     attestationKey: options.attestationKey,
     platformSecret: Uint8Array.from(platformSecret),
     domain: { chainId: options.domain.chainId, verifyingContract: options.domain.verifyingContract },
+    operator: options.operator.toLowerCase(),
     variant: typeof variant === 'function' ? variant() : variant,
     faultWrongResult: options.faultWrongResult === true,
     runBudget

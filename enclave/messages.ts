@@ -19,6 +19,11 @@ export interface WorkerInit {
    * code authorization is over it too, so a task gets code only for the buyer's deployment.
    */
   domain: NetworkDomain
+  /**
+   * The node's account, named in every quote (contracts/formats.ts reportDataOf). The host chooses it, but cannot lie
+   * usefully: a quote naming another account is valid only for that account's offer and payee, whose fees it is.
+   */
+  operator: string
   /** Non-empty only to simulate another enclave build (tests): changes the measurement. */
   variant: string
   /**

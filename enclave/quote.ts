@@ -37,6 +37,11 @@ export interface QuoteExpectations {
   acceptedMeasurements: Iterable<string>
   tradeId: string
   codeHash: string
+  /**
+   * The account of the node the quote is for (its offer's account, its payee on DTMC): the report data names it, so
+   * another node's quote handed over as this one's fails its signature check.
+   */
+  operator: string
   /** The nonce this verifier sent with its attestation request. */
   nonce: string
   /** Nonces already used; a valid quote's nonce is added to it. Pass one set per verifier, kept across trades. */
@@ -83,11 +88,11 @@ export function verifyQuote (quote: Quote, ex: QuoteExpectations): Quote {
   if (q.taskId !== boundTask) throw new QuoteCodeHashError('quote task is not bound to this tradeId, codeHash and enclave key')
   let signer: string
   try {
-    signer = quoteSignerOf(q, ex.domain, ex.tradeId, ex.codeHash)
+    signer = quoteSignerOf(q, ex.domain, ex.tradeId, ex.codeHash, ex.operator)
   } catch (err) {
     throw new QuoteSignatureError(`quote signature is malformed (${(err as Error).message})`)
   }
-  if (getAddress(signer) !== getAddress(ex.expectedRoot)) throw new QuoteSignatureError('quote is not signed by the attestation root')
+  if (getAddress(signer) !== getAddress(ex.expectedRoot)) throw new QuoteSignatureError('quote is not signed by the attestation root for this node\'s account')
   let accepted = false
   for (const m of ex.acceptedMeasurements) if (same(m, q.measurement)) { accepted = true; break }
   if (!accepted) throw new QuoteMeasurementError('quote is from an enclave build that is not accepted')

@@ -130,6 +130,8 @@ interface Task {
 const tasks = new Map<string, Task>()
 let measurement = ''
 let attestationKey: SigningKey
+/** The node's account (WorkerInit.operator), in every quote. */
+let operator: string
 /** Test-only fault switch (WorkerInit.faultWrongResult). */
 let faultWrongResult = false
 /** The deployment the host started this enclave for (WorkerInit.domain); new tasks take it. */
@@ -326,7 +328,7 @@ async function attest (p: AttestRequest): Promise<AttestResponse> {
   // The run's thread can start loading now, a second or so before the code arrives: its heap limit is the budget of
   // the default gas cap (what most trades keep); the code delivery starts another if the trade's cap differs.
   if (t.code === undefined) prewarmRunThread(runBudgetOf(DEFAULT_GAS_CAP, runBudget))
-  const reportData = reportDataOf(t.address, t.taskId, tradeId, codeHash, nonce)
+  const reportData = reportDataOf(t.address, t.taskId, tradeId, codeHash, nonce, operator)
   const signature = signDigest(attestationKey, quoteDigestOf(t.domain, measurement, reportData))
   return {
     quote: { measurement, enclaveAddress: t.address, taskId: t.taskId, nonce, signature },
@@ -769,6 +771,7 @@ async function start (): Promise<void> {
   const init = workerData as WorkerInit
   try {
     attestationKey = new SigningKey(init.attestationKey)
+    operator = init.operator
     if (!(init.platformSecret instanceof Uint8Array) || init.platformSecret.length !== 32) throw new InvalidRequestError('platformSecret must be 32 bytes')
     measurement = computeMeasurement(init.variant)
     faultWrongResult = init.faultWrongResult === true

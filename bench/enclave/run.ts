@@ -182,7 +182,7 @@ if (big) {
   // One delivery of the same 64 MiB through the worker, with the in-memory store.
   const root = Wallet.createRandom()
   const domain = { chainId: 31337n, verifyingContract: Wallet.createRandom().address }
-  const enclave = await createEnclave({ attestationKey: root.privateKey, domain, platformSecret: randomBytes(32), store: new MemoryBlobStore() })
+  const enclave = await createEnclave({ attestationKey: root.privateKey, domain, operator: Wallet.createRandom().address, platformSecret: randomBytes(32), store: new MemoryBlobStore() })
   let delivery = 0
   try {
     const code = getBytes(loadArtifact('StatsFast').deployedBytecode)

@@ -39,7 +39,7 @@ async function once (plain: Uint8Array): Promise<{ deliverWall: number, deliverC
   const store = await Store.open(dir)
   const root = Wallet.createRandom()
   const domain = { chainId: 31337n, verifyingContract: Wallet.createRandom().address }
-  const enclave = await createEnclave({ attestationKey: root.privateKey, domain, platformSecret: randomBytes(32), store: store.sealed })
+  const enclave = await createEnclave({ attestationKey: root.privateKey, domain, operator: Wallet.createRandom().address, platformSecret: randomBytes(32), store: store.sealed })
   try {
     const code = getBytes(loadArtifact('StatsFast').deployedBytecode)
     const buyer = Wallet.createRandom()

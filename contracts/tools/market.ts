@@ -102,17 +102,17 @@ export interface Enclave {
   quote: Quote
 }
 
-/** The quote `chain`'s attestation root signs for an enclave of a task on `chain`'s deployment. */
-export function makeQuote (chain: Pick<Chain, 'root' | 'network'>, enclave: string, tradeId: string, codeHash: string, measurement = MEASUREMENT): Quote {
+/** The quote `chain`'s attestation root signs for an enclave of a task on `chain`'s deployment, run by node account `operator`. */
+export function makeQuote (chain: Pick<Chain, 'root' | 'network'>, enclave: string, tradeId: string, codeHash: string, operator: string, measurement = MEASUREMENT): Quote {
   const taskId = taskIdOf(tradeId, codeHash, enclave)
   const nonce = rand32()
-  const digest = quoteDigestOf(networkDomainOf(chain.network), measurement, reportDataOf(enclave, taskId, tradeId, codeHash, nonce))
+  const digest = quoteDigestOf(networkDomainOf(chain.network), measurement, reportDataOf(enclave, taskId, tradeId, codeHash, nonce, operator))
   return { measurement, enclaveAddress: enclave, taskId, nonce, signature: signDigest(chain.root.signingKey, digest) }
 }
 
-export function makeEnclave (chain: Chain, tradeId: string, codeHash = CODE_HASH): Enclave {
+export function makeEnclave (chain: Chain, tradeId: string, operator: string, codeHash = CODE_HASH): Enclave {
   const key = new Wallet(Wallet.createRandom().privateKey)
-  return { key, quote: makeQuote(chain, key.address, tradeId, codeHash) }
+  return { key, quote: makeQuote(chain, key.address, tradeId, codeHash, operator) }
 }
 
 export interface Seller extends Account {
@@ -206,7 +206,8 @@ export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> 
   const salt = overrides.salt ?? rand32()
   const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
   const codeHash = overrides.codeHash ?? CODE_HASH
-  const enclaves = m.nodes.map(() => makeEnclave(m.chain, tradeId, codeHash))
+  const payeeOf = (i: number): string => payees?.[i] ?? m.nodes[i].address
+  const enclaves = m.nodes.map((_, i) => makeEnclave(m.chain, tradeId, payeeOf(i), codeHash))
   const params: OpenTradeParams = {
     salt,
     tagHash: TAG_HASH,
@@ -214,7 +215,7 @@ export async function openTrade (m: Market, overrides: Partial<OpenTradeParams> 
     deadline: (await latestTimestamp(m.chain)) + 3600,
     ...DEFAULT_TERMS,
     offerIds: m.sellers.map(s => s.offerId),
-    nodes: m.nodes.map((n, i) => ({ payee: payees?.[i] ?? n.address, quote: enclaves[i].quote })),
+    nodes: m.nodes.map((_, i) => ({ payee: payeeOf(i), quote: enclaves[i].quote })),
     ...overrides
   }
   const { tradeId: opened, deposit, receipt } = await m.buyer.client.dtmc.openTrade(params)

@@ -65,7 +65,7 @@ test('a result signed for deployment A is not accepted on deployment B', async (
   const b = await onB(a)
   // The same enclave key, honestly attested on B too (one node serving both deployments).
   const key = ta.enclaves[0].key
-  const quoteB = makeQuote(chainB, key.address, ta.tradeId, CODE_HASH)
+  const quoteB = makeQuote(chainB, key.address, ta.tradeId, CODE_HASH, a.nodes[0].address)
   const opened = await b.buyer.client.dtmc.openTrade({ ...ta.terms, offerIds: b.sellers.map(s => s.offerId), nodes: [{ payee: a.nodes[0].address, quote: quoteB }] })
   assert.is(opened.tradeId, ta.tradeId, 'same buyer and salt: the same trade id on both deployments')
   const tb: OpenedTrade = { ...ta, enclaves: [{ key, quote: quoteB }], domain: { chainId: BigInt(chainB.network.chainId), verifyingContract: chainB.network.contracts.DTMC } }

@@ -73,7 +73,7 @@ async function refusedThenReopened (tag: string, reopenedCap: (price: bigint) =>
   try {
     const opening = attacker.chain.dtmc.openTrade({
       salt, tagHash: id(tag), codeHash, deadline, sellerCap: price - 1n, nodePrice: 1n, nodeCap: 1000n, outputPrice: 10n, outputCap: 16n, gasCap: 1000n, epsilon: 0n, offerIds: [BigInt(datasetId)],
-      nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, Wallet.createRandom().address, tradeId, codeHash, net.network.measurements[0]) }]
+      nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, Wallet.createRandom().address, tradeId, codeHash, attacker.wallet.address, net.network.measurements[0]) }]
     })
     await waitFor('the opening in the pool', async () => { const n = await nonces(attacker.wallet.address); return n.pending > n.latest ? true : undefined }, WAIT_MS, 50)
     await rpc(rpcUrl, 'evm_mine', [])

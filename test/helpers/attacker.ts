@@ -4,13 +4,15 @@ import { Wallet, getBytes, hexlify, keccak256, randomBytes } from 'ethers'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { attestProtocol, createP2PHost, dataProtocol, type P2PHost } from '../../p2p/index.ts'
 import type { RequestRefusedError } from '../../p2p/messages/exchange.ts'
-import { ChainClient, fundDevAccount, networkDomainOf, tagHashOf, type NetworkFile, type TradeView } from '../../contracts/index.ts'
+import { ChainClient, fundDevAccount, networkDomainOf, readKeyFile, tagHashOf, type NetworkFile, type TradeView } from '../../contracts/index.ts'
 import {
   encryptCodeForEnclave, encryptDataset, generateKeyPair as generateResultKeyPair, signChunk, signCodeDelivery, signDataKeyDelivery, signReceiptAck, wrapDataKey
 } from '../../enclave/index.ts'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 import { DEMAND_TOPIC, decodeDemand, type Demand } from '../../p2p/demand/index.ts'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { createEnclave, type EnclaveHost } from '../../enclave/index.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LocalTestnet, type LocalTestnetOptions } from '../../daemon/tools/testnet.ts'
@@ -26,6 +28,20 @@ export async function attackerHost (net: LocalTestnet, o: { bootstrap?: boolean 
 export function listenForDemands (host: P2PHost, onDemand: (d: Demand) => void): void {
   host.subscribe(DEMAND_TOPIC, (msg) => {
     try { onDemand(decodeDemand(msg.data).demand) } catch {}
+  })
+}
+
+/**
+ * A real enclave of the attacker's (this build, in this process): the testnet's simulated attestation root signs its
+ * quotes, which name `operator`, the attacker's node account. It stands for a node with a genuine enclave behind a
+ * host of its own, which does with the enclave's answers what it likes. Close it after use.
+ */
+export async function attackerEnclave (net: LocalTestnet, operator: string): Promise<EnclaveHost> {
+  return await createEnclave({
+    attestationKey: readKeyFile(join(dirname(net.networkPath), 'attestation-root.key')),
+    domain: networkDomainOf(net.network),
+    operator,
+    platformSecret: randomBytes(32)
   })
 }
 

@@ -25,14 +25,14 @@ export type QuoteProblem = 'QuoteCodeHashMismatch' | 'MeasurementNotAccepted' | 
  */
 export function quoteProblemOf (
   quote: Quote,
-  expect: { domain: NetworkDomain, tradeId: string, codeHash: string, attestationRoot: string, measurements?: string[] }
+  expect: { domain: NetworkDomain, tradeId: string, codeHash: string, operator: string, attestationRoot: string, measurements?: string[] }
 ): QuoteProblem | null {
   const lower = (hex: string): string => hex.toLowerCase()
   if (lower(quote.taskId) !== taskIdOf(expect.tradeId, expect.codeHash, quote.enclaveAddress)) return 'QuoteCodeHashMismatch'
   if (expect.measurements !== undefined && !expect.measurements.some(m => lower(m) === lower(quote.measurement))) return 'MeasurementNotAccepted'
   let signer: string
   try {
-    signer = quoteSignerOf(quote, expect.domain, expect.tradeId, expect.codeHash)
+    signer = quoteSignerOf(quote, expect.domain, expect.tradeId, expect.codeHash, expect.operator)
   } catch {
     return 'InvalidSignature'
   }

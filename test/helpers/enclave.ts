@@ -10,6 +10,8 @@ import { tradeIdOf, type NetworkDomain } from '../../contracts/formats.ts'
 import type { DataDelivery, EnclaveHost, EnclaveOptions, KeyPair, SellerDataStatus } from '../../enclave/index.ts'
 
 export const root = new Wallet('0x' + '11'.repeat(32))
+/** The account of the node that runs the test enclaves: every quote names it. */
+export const nodeOperator = new Wallet('0x' + '66'.repeat(32))
 export const platformSecret = getBytes('0x' + '22'.repeat(32))
 /** The buyer of every test trade: trade ids are keccak(buyer, salt), and it signs its code deliveries. */
 export const buyer = new Wallet('0x' + '33'.repeat(32))
@@ -41,7 +43,7 @@ export async function deliverSigned (enclave: EnclaveHost, taskId: string, d: Pa
 }
 
 export async function startEnclave (opts: Partial<EnclaveOptions> = {}): Promise<EnclaveHost> {
-  return await createEnclave({ attestationKey: root.privateKey, domain, platformSecret, store: new MemoryBlobStore(), ...opts })
+  return await createEnclave({ attestationKey: root.privateKey, domain, operator: nodeOperator.address, platformSecret, store: new MemoryBlobStore(), ...opts })
 }
 
 export function artifactCode (name: string): Uint8Array {

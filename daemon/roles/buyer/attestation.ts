@@ -56,6 +56,8 @@ export async function attestNodes (ctx: RoleContext, t: BuyerTrade, seenNonces: 
         codeHash: d.codeHash,
         nonce,
         seenNonces,
+        // The offering account: a quote of another node's enclave (a peer relaying it) does not verify for it.
+        operator: o.account,
         // The key the code is encrypted to must be the quote's enclave: a host could hand over a key of its own.
         enclavePublicKey: reply.enclavePublicKey
       })

@@ -607,6 +607,7 @@ export class SellerRole implements Role {
         nonce,
         enclaveAddress: n.enclave,
         taskId: n.taskId,
+        operator: n.payee,
         enclavePublicKey: reply.enclavePublicKey
       })
       const wrapped = wrapDataKey(reply.enclavePublicKey, n.taskId, t.data.sellerIndex, {

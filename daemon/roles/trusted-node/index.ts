@@ -119,7 +119,7 @@ export interface NodeTradeData {
 }
 
 /** What opening the node's enclave needs: the daemon has it once its store is open. */
-export type EnclaveContext = Pick<RoleContext, 'options' | 'network' | 'store'>
+export type EnclaveContext = Pick<RoleContext, 'options' | 'network' | 'store' | 'keys'>
 
 export class TrustedNodeRole implements Role {
   readonly name = 'node' as const
@@ -184,6 +184,8 @@ export class TrustedNodeRole implements Role {
     return await createEnclave({
       attestationKey: TrustedNodeRole.attestationKey(ctx),
       domain: networkDomainOf(ctx.network),
+      // The node's account, as CISC registers it and DTMC pays it: every quote names it.
+      operator: ctx.keys.ethAddress,
       platformSecret: TrustedNodeRole.platformSecret(ctx),
       store: ctx.store.sealed,
       faultWrongResult: ctx.options.enclave.faultWrongResult,

@@ -38,8 +38,8 @@ test('a quote not signed by the attestation root: QuoteNotFromRoot', async () =>
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
     const fake = stranger()
     const enclave = stranger()
-    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
-    nodes[1] = { payee: m.nodes[1].address, quote: makeQuote({ ...chain, root: fake }, enclave.address, tradeId, CODE_HASH) }
+    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH, n.address) }))
+    nodes[1] = { payee: m.nodes[1].address, quote: makeQuote({ ...chain, root: fake }, enclave.address, tradeId, CODE_HASH, m.nodes[1].address) }
     const err = await reverts(openTrade(m, { salt, nodes }), 'QuoteNotFromRoot')
     assert.equal(err.args, [1n])
     assert.is(err.contract, 'DTMC')
@@ -52,12 +52,12 @@ test('a quote for another codeHash: QuoteCodeHashMismatch', async () => {
   await balanced(async () => {
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
-    nodes[2] = { payee: m.nodes[2].address, quote: makeQuote(chain, stranger().address, tradeId, keccak256('0x6001')) }
+    const nodes = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH, n.address) }))
+    nodes[2] = { payee: m.nodes[2].address, quote: makeQuote(chain, stranger().address, tradeId, keccak256('0x6001'), m.nodes[2].address) }
     const err = await reverts(openTrade(m, { salt, nodes }), 'QuoteCodeHashMismatch')
     assert.equal(err.args, [2n])
     // a quote for this codeHash but another trade is refused the same way
-    const other = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, rand32(), CODE_HASH) }))
+    const other = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, rand32(), CODE_HASH, n.address) }))
     await reverts(openTrade(m, { salt, nodes: other }), 'QuoteCodeHashMismatch')
   })
 })
@@ -66,9 +66,9 @@ test('quotes: unaccepted measurement, high-s signature, duplicate enclave; a rot
   await balanced(async () => {
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const good = () => m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
+    const good = () => m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH, n.address) }))
     const nodes = good()
-    nodes[0].quote = makeQuote(chain, stranger().address, tradeId, CODE_HASH, keccak256('0x01'))
+    nodes[0].quote = makeQuote(chain, stranger().address, tradeId, CODE_HASH, nodes[0].payee, keccak256('0x01'))
     await reverts(openTrade(m, { salt, nodes }), 'MeasurementNotAccepted')
     const malleable = good()
     malleable[0].quote = { ...malleable[0].quote, signature: highS(malleable[0].quote.signature) }
@@ -86,9 +86,9 @@ test('quotes: unaccepted measurement, high-s signature, duplicate enclave; a rot
     assert.is(await m.buyer.client.dtmc.attestationRoot(), newRoot.address)
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const old = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
+    const old = m.nodes.map(n => ({ payee: n.address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH, n.address) }))
     await reverts(openTrade(m, { salt, nodes: old }), 'QuoteNotFromRoot')
-    const fresh = m.nodes.map(n => ({ payee: n.address, quote: makeQuote({ ...chain, root: newRoot }, stranger().address, tradeId, CODE_HASH) }))
+    const fresh = m.nodes.map(n => ({ payee: n.address, quote: makeQuote({ ...chain, root: newRoot }, stranger().address, tradeId, CODE_HASH, n.address) }))
     await openTrade(m, { salt, nodes: fresh })
   } finally {
     await chain.admin.dtmc.setAttestationRoot(chain.root.address)
@@ -108,7 +108,7 @@ test('openTrade terms: deposit, counts, deadline, duplicates, trade id reuse', a
     await reverts(openTrade(m, { offerIds: [999n] }), 'UnknownOffer')
     const salt = rand32()
     const tradeId = m.buyer.client.dtmc.tradeIdOf(m.buyer.address, salt)
-    const ten = Array.from({ length: 10 }, () => ({ payee: m.nodes[0].address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH) }))
+    const ten = Array.from({ length: 10 }, () => ({ payee: m.nodes[0].address, quote: makeQuote(chain, stranger().address, tradeId, CODE_HASH, m.nodes[0].address) }))
     await reverts(openTrade(m, { salt, nodes: ten }), 'BadNodeCount')
   })
 })

@@ -152,7 +152,7 @@ async function openAttackTrade (
   const codeHash = rand32()
   await attacker.chain.dtmc.openTrade({
     salt, tagHash: id(tag), codeHash, deadline, sellerCap, nodePrice: 1n, nodeCap: 1000n, outputPrice: 10n, outputCap: 16n, gasCap: 1000n, epsilon, offerIds,
-    nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, Wallet.createRandom().address, tradeId, codeHash, net.network.measurements[0]) }]
+    nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, Wallet.createRandom().address, tradeId, codeHash, attacker.wallet.address, net.network.measurements[0]) }]
   })
   return tradeId
 }
@@ -182,7 +182,7 @@ test('trades that reserved a private dataset\'s whole budget or a dataset\'s onl
       await attacker.chain.dtmc.openTrade({
         salt, tagHash: id(tag), codeHash, deadline, sellerCap: 10n * BigInt(sampleDataset(200, 1).length), nodePrice: 1n, nodeCap: 1000n,
         outputPrice: 10n, outputCap: 16n, gasCap: 1000n, epsilon, offerIds,
-        nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, enclave.address, tradeId, codeHash, net.network.measurements[0]) }]
+        nodes: [{ payee: attacker.wallet.address, quote: makeQuote({ root, network: net.network }, enclave.address, tradeId, codeHash, attacker.wallet.address, net.network.measurements[0]) }]
       })
       return tradeId
     }

@@ -11,7 +11,7 @@ import type { ComponentLogger } from '../../../config/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
 import { referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
 import { waitFor } from '../../../daemon/tools/child-daemons.ts'
-import { artifactCode, buyerSetup, deliverSigned, domain, platformSecret, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
+import { artifactCode, buyerSetup, deliverSigned, domain, nodeOperator, platformSecret, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
 
 /** Short, so the test is quick; the waits below are bounded conditions, not sleeps of this length. */
 const IDLE_MS = 300
@@ -48,7 +48,7 @@ function recordingLogger (onStop = (): void => {}): { logger: ComponentLogger, s
 
 const open: EnclaveHost[] = []
 async function start (store: MemoryBlobStore, logger: ComponentLogger, opts = {}): Promise<EnclaveHost> {
-  const e = await createEnclave({ attestationKey: root.privateKey, domain, platformSecret, store, idleStopMs: IDLE_MS, ...opts }, { logger })
+  const e = await createEnclave({ attestationKey: root.privateKey, domain, operator: nodeOperator.address, platformSecret, store, idleStopMs: IDLE_MS, ...opts }, { logger })
   open.push(e)
   return e
 }
@@ -71,7 +71,7 @@ test('an idle enclave without tasks stops its thread, answers tasks without it, 
   const codeHash = random32()
   const q = await e.attest({ tradeId, codeHash, nonce })
   assert.is(store.starts, 2)
-  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [e.measurement], tradeId, codeHash, nonce, enclavePublicKey: q.enclavePublicKey })
+  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [e.measurement], tradeId, codeHash, nonce, enclavePublicKey: q.enclavePublicKey, operator: nodeOperator.address })
   assert.is((await e.tasks()).length, 1)
   await e.dropTask(q.taskId)
   await waitFor('the thread to stop again', () => log.stops() === 2, WAIT_MS, 20)

@@ -7,7 +7,7 @@ import type { Quote } from '../../../contracts/formats.ts'
 import { computeMeasurement } from '../../../enclave/measurement.ts'
 import { generateKeyPair, verifyQuote } from '../../../enclave/index.ts'
 import type { EnclaveHost } from '../../../enclave/index.ts'
-import { domain, random32, root, startEnclave, throwsWith } from '../../helpers/enclave.ts'
+import { domain, nodeOperator, random32, root, startEnclave, throwsWith } from '../../helpers/enclave.ts'
 
 let enclave: EnclaveHost
 let other: EnclaveHost
@@ -24,7 +24,7 @@ test.after(async () => {
 })
 
 function expectations (enclavePublicKey: string, tradeId: string, nonce: string, extra: Record<string, unknown> = {}) {
-  return { domain, expectedRoot: root.address, acceptedMeasurements: [enclave.measurement], tradeId, codeHash, nonce, enclavePublicKey, seenNonces: new Set<string>(), ...extra }
+  return { domain, expectedRoot: root.address, acceptedMeasurements: [enclave.measurement], tradeId, codeHash, nonce, enclavePublicKey, operator: nodeOperator.address, seenNonces: new Set<string>(), ...extra }
 }
 
 test('a fresh quote verifies, binds taskId to (tradeId, codeHash, enclave key), and records its nonce', async () => {
@@ -77,6 +77,12 @@ test('a task key handed over with the quote that is not the quote\'s enclave key
   verifyQuote(a.quote, expectations(a.enclavePublicKey, tradeId, nonce))
 })
 
+test('a quote handed over for another node account (a peer relaying another node\'s enclave) is refused', async () => {
+  const tradeId = random32(); const nonce = random32()
+  const a = await enclave.attest({ tradeId, codeHash, nonce })
+  throwsWith(() => verifyQuote(a.quote, expectations(a.enclavePublicKey, tradeId, nonce, { operator: Wallet.createRandom().address })), 'QuoteSignatureError')
+})
+
 test('another task is refused', async () => {
   const tradeId = random32(); const nonce = random32()
   const a = await enclave.attest({ tradeId, codeHash, nonce })
@@ -105,7 +111,7 @@ test('a signature not from the attestation root is refused', async () => {
   const impostor = Wallet.createRandom()
   const forged: Quote = {
     ...a.quote,
-    signature: signDigest(impostor.privateKey, quoteDigestOf(domain, a.quote.measurement, reportDataOf(a.quote.enclaveAddress, a.quote.taskId, tradeId, codeHash, nonce)))
+    signature: signDigest(impostor.privateKey, quoteDigestOf(domain, a.quote.measurement, reportDataOf(a.quote.enclaveAddress, a.quote.taskId, tradeId, codeHash, nonce, nodeOperator.address)))
   }
   throwsWith(() => verifyQuote(forged, expectations(a.enclavePublicKey, tradeId, nonce)), 'QuoteSignatureError')
   // The root's signature over something else does not carry over either.

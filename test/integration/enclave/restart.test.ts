@@ -8,7 +8,7 @@ import { decryptResult, encryptDataset, MemoryBlobStore, verifyQuote, wrapDataKe
 import type { EnclaveHost } from '../../../enclave/index.ts'
 import { referenceOutput, sampleDataset } from '../../../enclave/examples.ts'
 import { DATA_CHUNKS_IN_FLIGHT } from '../../../enclave/constants.ts'
-import { artifactCode, buyerSetup, deliverSigned, domain, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
+import { artifactCode, buyerSetup, deliverSigned, domain, nodeOperator, random32, rejectsWith, root, startEnclave } from '../../helpers/enclave.ts'
 
 const data = sampleDataset(3000, 3)
 const open: EnclaveHost[] = []
@@ -54,7 +54,7 @@ test('killed mid-delivery, the restarted enclave continues the task from its sea
   const nonce = random32()
   const q = await second.attest({ tradeId: task.tradeId, codeHash: task.codeHash, nonce })
   assert.is(q.taskId, task.taskId)
-  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [second.measurement], tradeId: task.tradeId, codeHash: task.codeHash, nonce, enclaveAddress: task.enclaveAddress, taskId: task.taskId, enclavePublicKey: q.enclavePublicKey })
+  verifyQuote(q.quote, { domain, expectedRoot: root.address, acceptedMeasurements: [second.measurement], tradeId: task.tradeId, codeHash: task.codeHash, nonce, enclaveAddress: task.enclaveAddress, taskId: task.taskId, enclavePublicKey: q.enclavePublicKey, operator: nodeOperator.address })
   // ... and sends the rest (chunks the enclave already holds are skipped).
   const st = await deliverSigned(second, task.taskId, { sellerIndex: 0, commitment: ds.commitment, wrappedKey, chunks: ds.chunks.slice(held) })
   assert.ok(st.complete)

@@ -24,13 +24,14 @@ const buyer = '0x' + '11'.repeat(20)
 const salt = '0x' + 'ab'.repeat(32)
 const codeHash = '0x' + 'c0'.repeat(32)
 const enclave = '0x' + '2f'.repeat(20)
+const operator = '0x' + '3e'.repeat(20)
 const nonce = '0x' + '07'.repeat(32)
 const measurement = '0x' + 'ee'.repeat(32)
 const domain: NetworkDomain = { chainId: 31337n, verifyingContract: '0x' + '5d'.repeat(20) }
 const dwords = [word(31337n), word(domain.verifyingContract)]
 
 test('tags are the keccak of their strings', () => {
-  assert.is(QUOTE_TAG, utf8kec('SDTE.Quote.v2'))
+  assert.is(QUOTE_TAG, utf8kec('SDTE.Quote.v3'))
   assert.is(RESULT_TAG, utf8kec('SDTE.ResultInfo.v3'))
   assert.is(CODE_TAG, utf8kec('SDTE.CodeDelivery.v2'))
 })
@@ -40,8 +41,8 @@ test('tradeId, taskId, reportData, quoteDigest match a hand-made encoding', () =
   assert.is(tradeId, kec(word(buyer), word(salt)))
   const taskId = taskIdOf(tradeId, codeHash, enclave)
   assert.is(taskId, kec(word(tradeId), word(codeHash), word(enclave)))
-  const rd = reportDataOf(enclave, taskId, tradeId, codeHash, nonce)
-  assert.is(rd, kec(word(enclave), word(taskId), word(tradeId), word(codeHash), word(nonce)))
+  const rd = reportDataOf(enclave, taskId, tradeId, codeHash, nonce, operator)
+  assert.is(rd, kec(word(enclave), word(taskId), word(tradeId), word(codeHash), word(nonce), word(operator)))
   assert.is(quoteDigestOf(domain, measurement, rd), kec(word(QUOTE_TAG), ...dwords, word(measurement), word(rd)))
   assert.is.not(quoteDigestOf({ ...domain, chainId: 1n }, measurement, rd), quoteDigestOf(domain, measurement, rd))
 })
@@ -128,12 +129,13 @@ test('quote checks: root, measurement, codeHash binding, signature shape', () =>
   const tradeId = tradeIdOf(buyer, salt)
   const make = (ch: string, signer = root): Quote => {
     const taskId = taskIdOf(tradeId, ch, enclave)
-    const digest = quoteDigestOf(domain, measurement, reportDataOf(enclave, taskId, tradeId, ch, nonce))
+    const digest = quoteDigestOf(domain, measurement, reportDataOf(enclave, taskId, tradeId, ch, nonce, operator))
     return { measurement, enclaveAddress: enclave, taskId, nonce, signature: signDigest(signer.signingKey, digest) }
   }
-  const expect = { domain, tradeId, codeHash, attestationRoot: root.address, measurements: [measurement] }
+  const expect = { domain, tradeId, codeHash, operator, attestationRoot: root.address, measurements: [measurement] }
   const good = make(codeHash)
-  assert.is(quoteSignerOf(good, domain, tradeId, codeHash), root.address)
+  assert.is(quoteSignerOf(good, domain, tradeId, codeHash, operator), root.address)
+  assert.is(quoteProblemOf(good, { ...expect, operator: '0x' + '7a'.repeat(20) }), 'QuoteNotFromRoot', 'a quote names its node account')
   assert.is(quoteProblemOf(good, { ...expect, domain: { ...domain, verifyingContract: '0x' + '5e'.repeat(20) } }), 'QuoteNotFromRoot')
   assert.is(quoteProblemOf(good, expect), null)
   assert.is(quoteProblemOf(make('0x' + 'dd'.repeat(32)), expect), 'QuoteCodeHashMismatch')

@@ -161,7 +161,7 @@ test('the test vectors of the digests are what contracts/formats.ts computes fro
   const enclave = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8'
   const tradeId = tradeIdOf('0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266', salt)
   const taskId = taskIdOf(tradeId, codeHash, enclave)
-  const reportData = reportDataOf(enclave, taskId, tradeId, codeHash, nonce)
+  const reportData = reportDataOf(enclave, taskId, tradeId, codeHash, nonce, '0x90f79bf6eb2c4f870365e785982e1f101e93b906')
   const inputHash = inputHashOf([commitment])
   const resultHash = resultHashOf(b32('99'), toUtf8Bytes('42'))
   const resultDigest = resultDigestOf(domain, { tradeId, taskId, inputHash, resultHash, resultSize: 2n, status: 0 })
