@@ -10,19 +10,22 @@
 // node account that runs the enclave (reportData's operator): the relayed quote does not verify for the relayer.
 // (3) The defence's false positive: a node that misses one attestation (a timeout, as an honest node under load would)
 // was struck like a forged one. Now a missed answer is spared once per account, struck at a second miss.
+// (4) A host handing over a task key of its own with its enclave's genuine quote, to read the code.
 //
 // Real parts: anvil, a relay, a buyer, a seller and node daemons as separate processes. Each attacker is a libp2p host
-// with an account of its own registered in CISC as a node, offering on every demand; (1) and (3) run a real enclave
+// with an account of its own registered in CISC as a node, offering on every demand; (1), (3) and (4) run a real enclave
 // of their own (this build, the testnet's attestation root, the attacker's account as operator), as a node with a
 // genuine enclave behind a host of its own would.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { getBytes } from 'ethers'
+import { getBytes, hexlify } from 'ethers'
 import { waitFor } from '../../daemon/tools/child-daemons.ts'
 import { DEFAULT_ATTEST_TIMEOUT_MS } from '../../config/daemon-defaults.ts'
 import { sampleDataset, referenceOutput } from '../../enclave/examples.ts'
+import { generateKeyPair } from '../../enclave/index.ts'
+import { openCodeEnvelope } from '../../enclave/crypto.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/compile.ts'
 import { RefuseRequest, attestProtocol, datasetKey, offerProtocol, signOffer, type AttestHandlers, type P2PHost } from '../../p2p/index.ts'
 import { attackerEnclave, attackerHost, attackTestnet, fundedAccount, listenForDemands } from '../helpers/attacker.ts'
@@ -198,7 +201,7 @@ test('a node that misses one attestation is given another round, not struck', as
     const tradeId = await postDemand(4)
     const missed = await waitFor('the missed attestation judged', async () => {
       const r = await buyerRecord(tradeId)
-      return (r.rejected?.some(x => x.peerId === slow.host.peerId) === true || r.state === 'failed') ? r : undefined
+      return (r.unansweredAccounts?.includes(slow.account) === true || r.unattestedPeers?.includes(slow.host.peerId) === true || r.state === 'failed') ? r : undefined
     }, 90_000, 200).catch(async (err: Error) => {
       const r = await buyerRecord(tradeId)
       throw new Error(`${err.message}; the trade is ${r.state} (${r.timeline.map(e => `${e.state}${e.note !== undefined ? `: ${e.note}` : ''}`).join('; ')}), ` +
@@ -217,6 +220,40 @@ test('a node that misses one attestation is given another round, not struck', as
     assert.ok(asked >= 2, 'attested again')
   } finally {
     await slow.host.stop()
+    await enclave?.close()
+  }
+})
+
+// (4) A host that hands over a task key of its own with its enclave's genuine quote: the quote signs only the enclave's
+// address, and the buyer encrypted the code to whatever key came with it, so the host read the buyer's code (and a
+// seller's data key the same way). Now the key must be the quote's enclave key (verifyQuote enclavePublicKey).
+test('a host handing over a task key of its own with a genuine quote gets no code', async () => {
+  const net = bench.net
+  const ownKey = generateKeyPair()
+  let enclave: Awaited<ReturnType<typeof attackerEnclave>> | undefined
+  let codeRead: Uint8Array | undefined
+  const substituting = await registeredNode((_host, account) => ({
+    onAttest: async (_buyer, req) => {
+      enclave ??= await attackerEnclave(net, account)
+      const r = await enclave.attest({ tradeId: req.tradeId, codeHash: req.codeHash, nonce: req.nonce })
+      return { type: 'quote', quote: r.quote, enclavePublicKey: hexlify(ownKey.publicKey) }
+    },
+    onCode: async (_buyer, req) => {
+      codeRead = openCodeEnvelope(ownKey.privateKey, req.taskId, getBytes(req.envelope)).code
+    }
+  }))
+  try {
+    // Four nodes asked for, four offering: the substituting node is certain to be a candidate, and needed.
+    const tradeId = await postDemand(4)
+    const judged = await waitFor('the handed-over key judged', async () => {
+      const r = await buyerRecord(tradeId)
+      return (r.rejected?.some(x => x.peerId === substituting.host.peerId) === true || r.chosenNodes !== undefined || r.state === 'failed') ? r : undefined
+    }, 90_000, 200)
+    assert.is(codeRead, undefined, 'the host read the buyer\'s code')
+    assert.ok(judged.rejected?.some(x => x.peerId === substituting.host.peerId && x.why.startsWith('QuoteEnclaveKeyError')), `refused for its key: ${JSON.stringify(judged.rejected)}`)
+    assert.ok(judged.unattestedPeers?.includes(substituting.host.peerId), 'and struck')
+  } finally {
+    await substituting.host.stop()
     await enclave?.close()
   }
 })

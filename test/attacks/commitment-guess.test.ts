@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert'
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { getBytes, toBeHex, toUtf8Bytes, zeroPadValue } from 'ethers'
 import { ChainClient } from '../../contracts/index.ts'
 import { attackTestnet } from '../helpers/attacker.ts'
 
@@ -33,9 +34,12 @@ test('the public commitment of a small dataset does not confirm a guess of its c
   try {
     const offer = await reader.cisc.offer(BigInt(listed.datasetId))
     assert.is(offer.commitment.toLowerCase(), listed.commitment.toLowerCase(), 'the attacker reads the listed commitment from CISC')
-    const sha256 = (b: Uint8Array): string => '0x' + createHash('sha256').update(b).digest('hex')
-    const confirmed = Array.from({ length: 256 }, (_, a) => a).filter(a => sha256(answerSheet(a)) === offer.commitment.toLowerCase())
-    assert.equal(confirmed, [], `the commitment confirmed the seller's answers ${confirmed.map(a => a.toString(2).padStart(8, '0')).join(', ')} by plain hashing`)
+    // The guesses: each candidate file hashed alone, and after each public fact of the listing a salt could have been
+    // made of (the seller's account, its offer id, the tag): a salt must be a secret to hide the data.
+    const publicPrefixes = [new Uint8Array(0), getBytes(offer.seller), getBytes(zeroPadValue(toBeHex(BigInt(listed.datasetId)), 32)), toUtf8Bytes('survey')]
+    const sha256 = (prefix: Uint8Array, b: Uint8Array): string => '0x' + createHash('sha256').update(prefix).update(b).digest('hex')
+    const confirmed = publicPrefixes.flatMap(prefix => Array.from({ length: 256 }, (_, a) => a).filter(a => sha256(prefix, answerSheet(a)) === offer.commitment.toLowerCase()))
+    assert.equal(confirmed, [], `the commitment confirmed the seller's answers ${confirmed.map(a => a.toString(2).padStart(8, '0')).join(', ')} by hashing`)
   } finally {
     reader.close()
   }

@@ -127,8 +127,11 @@ export async function chooseCandidates (ctx: RoleContext, t0: BuyerTrade, o: { s
   const offers = { sellers: t.data.sellerOffers, nodes: t.data.nodeOffers }
   const choice = selectCandidates(d, offers, await readRegistry(ctx, d, offers))
   const { sellers, nodes, enough } = choice
-  // The refusals of earlier attestation rounds stay on record beside this choice's.
-  const rejected = [...(t.data.rejected ?? []).filter(r => t.data.unattestedPeers?.includes(r.peerId) === true), ...choice.rejected]
+  // The refusals of earlier attestation rounds (of the struck, and of the spared: index.ts attestAndEscrow) stay on
+  // record beside this choice's.
+  const missed = new Set(t.data.unansweredAccounts ?? [])
+  const spared = new Set(t.data.nodeOffers.filter(n => missed.has(n.account.toLowerCase())).map(n => n.peerId))
+  const rejected = [...(t.data.rejected ?? []).filter(r => t.data.unattestedPeers?.includes(r.peerId) === true || spared.has(r.peerId)), ...choice.rejected]
   const phaseMs = { discovery: Date.now() - Date.parse(t.createdAt) }
   if (!enough) {
     if (Date.now() / 1000 < d.expiresAt - EXPIRY_MARGIN_SECONDS) {

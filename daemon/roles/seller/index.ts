@@ -80,7 +80,16 @@ export interface DatasetRecord {
   delisted?: boolean
   /** Trades on the dataset we accepted at our checks (a statistic: policy.maxTrades bounds CISC's count, read there). */
   trades?: number
+  /**
+   * The commitment is salted (commitmentOf). Absent in records listed before: their commitment is the plain SHA-256,
+   * which an enclave of this build cannot check (it hashes with the salt), so such a dataset is neither offered nor
+   * traded (UNSALTED_COMMITMENT): its seller delists it and lists it again.
+   */
+  saltedCommitment?: boolean
 }
+
+/** Why a dataset listed before commitments were salted is not offered nor traded. */
+const UNSALTED_COMMITMENT = 'the dataset was listed with an unsalted commitment (before this version): delist it and list it again'
 
 export interface SellerTradeData {
   offerId: string
@@ -166,7 +175,10 @@ export class SellerRole implements Role {
 
   async start (): Promise<void> {
     await this.register()
-    for (const d of await this.datasets()) void this.announce(d.tag)
+    for (const d of await this.datasets()) {
+      if (d.saltedCommitment !== true && d.delisted !== true) log.warn(UNSALTED_COMMITMENT, { datasetId: d.datasetId, path: d.path })
+      void this.announce(d.tag)
+    }
   }
 
   async stop (): Promise<void> {}
@@ -223,7 +235,8 @@ export class SellerRole implements Role {
     const { commitment } = this.commitmentOf(readFileSync(path))
     const { offerId } = await this.ctx.chain.cisc.listDataset({ tag: p.tag, size: BigInt(size), unitPrice: p.unitPrice, commitment, policy: chainPolicyOf(policy) })
     const record: DatasetRecord = {
-      datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString(), delisted: false, trades: 0
+      datasetId: offerId.toString(), tag: p.tag, path, size, commitment, unitPrice: p.unitPrice.toString(), policy, addedAt: new Date().toISOString(), delisted: false, trades: 0,
+      saltedCommitment: true
     }
     await this.ctx.store.datasets.put(record.datasetId, record)
     log.info('dataset listed', { datasetId: record.datasetId, tag: p.tag, size })
@@ -259,7 +272,7 @@ export class SellerRole implements Role {
       // A private dataset's budget and a maximum of trades are counted on chain (CISC reserves them for every trade
       // and gives back those of trades that never got the data): read what is used there.
       const onChain = reservesOnChain(ds) ? await this.ctx.chain.cisc.offer(BigInt(ds.datasetId)) : undefined
-      const why = judgePolicy({ ...ds, epsilonSpent: onChain?.epsilonSpent, trades: onChain?.trades }, {
+      const why = ds.saltedCommitment !== true ? UNSALTED_COMMITMENT : judgePolicy({ ...ds, epsilonSpent: onChain?.epsilonSpent, trades: onChain?.trades }, {
         codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now, epsilon: d.epsilon
       })
       if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
@@ -341,6 +354,7 @@ export class SellerRole implements Role {
     const others = onChain === undefined ? {} : { epsilonSpent: onChain.epsilonSpent - view.epsilon, trades: onChain.maxTrades !== 0 ? onChain.trades - 1 : 0 }
     const problem = ds === undefined ? 'the offer is not one of our datasets'
       : ds.commitment !== mine.commitment ? 'the trade commits to other data'
+        : ds.saltedCommitment !== true ? UNSALTED_COMMITMENT
         // Judged now, at our check: a trade that opened before a delisting or expiry but reaches us after is refused.
         : judgePolicy({ ...ds, ...others }, {
           codeHash: data.codeHash, outputCap: view.outputCap, outputPrice: view.outputPrice, dataFee: mine.fee, buyer: view.buyer, now: checkedAt, epsilon: view.epsilon
@@ -709,8 +723,9 @@ export class SellerRole implements Role {
         }, { optional: ['epsilonBudget', 'clamps'] }),
         addedAt: r.string('ISO 8601'),
         delisted: r.boolean(),
-        trades: r.integer('trades accepted on the dataset')
-      }, { optional: ['delisted', 'trades'] })),
+        trades: r.integer('trades accepted on the dataset'),
+        saltedCommitment: r.boolean('the commitment is salted; absent: listed before, neither offered nor traded (delist it and list it again)')
+      }, { optional: ['delisted', 'trades', 'saltedCommitment'] })),
       errors: [],
       handler: async () => await this.datasets()
     })
