@@ -179,7 +179,7 @@ export const QUANTILE_SCALE = 1_000_000n
 /** Domain labels: each ECIES envelope and each AES-GCM chunk is bound to what it is for. */
 export const ECIES_INFO = 'SDTE.ECIES.v1'
 export const CODE_ENVELOPE_TAG = 'SDTE.CodeEnvelope.v1'
-export const DATA_KEY_ENVELOPE_TAG = 'SDTE.DataKeyEnvelope.v1'
+export const DATA_KEY_ENVELOPE_TAG = 'SDTE.DataKeyEnvelope.v2'
 export const RESULT_ENVELOPE_TAG = 'SDTE.ResultEnvelope.v1'
 export const DIAGNOSIS_ENVELOPE_TAG = 'SDTE.DiagnosisEnvelope.v1'
 export const DIAGNOSIS_TAG = 'SDTE.Diagnosis.v1'
@@ -199,3 +199,6 @@ export const SEALED_BLOB_VERSION = 1
 
 /** Most decimals a CSV column may be parsed with (the analytics precompiles, and a private column's terms). */
 export const MAX_CSV_DECIMALS = 18
+
+/** Bytes of a dataset's commitment salt (crypto.ts datasetCommitment): the seller's secret, carried in the wrapped data key. */
+export const COMMITMENT_SALT_BYTES = 32

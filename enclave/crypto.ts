@@ -25,6 +25,7 @@ import { AbiCoder } from 'ethers/abi'
 import { SigningKey, keccak256 } from 'ethers/crypto'
 import { getBytes, hexlify, toUtf8Bytes } from 'ethers/utils'
 import {
+  COMMITMENT_SALT_BYTES,
   CODE_ENVELOPE_TAG, DATA_CHUNK_TAG, DATA_KEY_ENVELOPE_TAG, DIAGNOSIS_ENVELOPE_TAG, DIAGNOSIS_PAD_BYTES, DIAGNOSIS_TAG, MAX_DIAGNOSIS_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_GAS_CAP, DEFAULT_OUTPUT_CAP,
   ECIES_INFO, ENVELOPE_VERSION, MAX_CHUNK_SIZE, MAX_OUTPUT_CAP, RESULT_ENVELOPE_TAG, SEALED_BLOB_VERSION, SEAL_INFO, SELLER_SIGNATURE_BYTES
 } from './constants.ts'
@@ -215,7 +216,7 @@ const DATA_KEY_FIELDS = ['bytes32', 'bytes32', 'bytes32', 'uint64', 'uint64']
 
 export function wrapDataKey (enclavePublicKey: BytesLike, taskId: string, sellerIndex: number, d: DataKeyDelivery): Uint8Array {
   if (d.key.length !== 32) throw new InvalidRequestError('data key must be 32 bytes')
-  if (d.commitmentSalt.length !== 32) throw new InvalidRequestError('commitment salt must be 32 bytes')
+  if (d.commitmentSalt.length !== COMMITMENT_SALT_BYTES) throw new InvalidRequestError(`commitment salt must be ${COMMITMENT_SALT_BYTES} bytes`)
   const fields = [d.key, d.commitment, d.commitmentSalt, d.size, d.outputCap ?? MAX_OUTPUT_CAP]
   const plain = d.privacy === undefined
     ? getBytes(abi.encode(DATA_KEY_FIELDS, fields))
@@ -379,7 +380,7 @@ export function datasetCommitment (data: Uint8Array, salt: Uint8Array): string {
 
 /** An incremental commitment (datasetCommitment), for data that arrives or is read in parts. */
 export function commitmentHasher (salt: Uint8Array): { update: (part: Uint8Array) => void, digest: () => string } {
-  if (salt.length !== 32) throw new InvalidRequestError('commitment salt must be 32 bytes')
+  if (salt.length !== COMMITMENT_SALT_BYTES) throw new InvalidRequestError(`commitment salt must be ${COMMITMENT_SALT_BYTES} bytes`)
   const h = createHash('sha256').update(salt)
   return { update: (part) => { h.update(part) }, digest: () => '0x' + h.digest('hex') }
 }
@@ -401,7 +402,7 @@ export function encryptDataset (data: Uint8Array, opts: { chunkSize?: number, ke
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) throw new InvalidRequestError(`chunkSize must be 1..${MAX_CHUNK_SIZE}`)
   const key = opts.key ?? randomBytes(32)
-  const commitmentSalt = opts.commitmentSalt ?? randomBytes(32)
+  const commitmentSalt = opts.commitmentSalt ?? randomBytes(COMMITMENT_SALT_BYTES)
   const commitment = datasetCommitment(data, commitmentSalt)
   const chunks: Uint8Array[] = []
   const count = Math.max(1, Math.ceil(data.length / chunkSize))

@@ -9,7 +9,7 @@
 //   index                       { tasks: taskId[] }
 //   task/<taskId>               { tradeId, codeHash, privateKey }
 //   code/<taskId>               { code, resultPublicKey, gasCap, outputCap, resultSalt, envelopeHash }
-//   data/<taskId>/<seller>      { key, commitment, size, outputCap, nextChunk, received, complete, invalid?, seller, receipt?, acked, privacy? }
+//   data/<taskId>/<seller>      { key, commitment, commitmentSalt, size, outputCap, nextChunk, received, complete, invalid?, seller, receipt?, acked, privacy? }
 //   chunk/<taskId>/<seller>/<n> the n-th chunk as the seller sent it
 //   result/<taskId>             the execute response (signed result info, encrypted result)
 import { parentPort, workerData } from 'node:worker_threads'
