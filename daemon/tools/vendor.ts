@@ -111,5 +111,6 @@ export async function buildVendor (dir = VENDOR_DIR): Promise<VendorManifest> {
 
 if (process.argv[1] !== undefined && new URL(import.meta.url).pathname === process.argv[1]) {
   const m = await buildVendor()
-  process.stdout.write(`the package bundle: ${Object.keys(m.specifiers).length} package specifiers in ${VENDOR_DIR}\n`)
+  // On stderr, as npm's own lines about the script: `npm pack --json` prints its JSON on stdout after it.
+  process.stderr.write(`the package bundle: ${Object.keys(m.specifiers).length} package specifiers in ${VENDOR_DIR}\n`)
 }
