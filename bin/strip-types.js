@@ -16,7 +16,8 @@ import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, r
 import { createHash } from 'node:crypto'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { isMainThread } from 'node:worker_threads'
 
 /** The oldest Node that has module.registerHooks (22.15) and module.stripTypeScriptTypes (22.13). */
 const MIN_NODE = [22, 15]
@@ -95,7 +96,36 @@ function strip (url) {
   return source
 }
 
+/**
+ * The bundle of the packages the daemon's main thread imports (daemon/tools/vendor.ts, built by `npm ci`): the
+ * package specifiers our files import, mapped to its files, when it was built from node_modules as they are now
+ * (npm rewrites node_modules/.package-lock.json whenever it changes them); else none, and packages load from
+ * node_modules. Loading about 90 files instead of about 1,000 is most of what it saves (issue 13, start to admin_info).
+ * The main thread only: the enclave's threads load node_modules as before. SDTE_VENDOR=0 turns it off;
+ * SDTE_VENDOR_DIR names another bundle (tests).
+ */
+function vendorBundle () {
+  if (!isMainThread || process.env.SDTE_VENDOR === '0') return undefined
+  const dir = process.env.SDTE_VENDOR_DIR !== undefined ? pathToFileURL(`${process.env.SDTE_VENDOR_DIR}/`) : new URL('.sdte-vendor/', DEPENDENCIES)
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('manifest.json', dir), 'utf8'))
+    const lock = statSync(new URL('.package-lock.json', DEPENDENCIES))
+    if (manifest.lock?.size !== lock.size || manifest.lock?.mtimeMs !== lock.mtimeMs) return undefined
+    return new Map(Object.entries(manifest.specifiers).map(([specifier, file]) => [specifier, new URL(file, dir).href]))
+  } catch {
+    return undefined
+  }
+}
+const vendor = vendorBundle()
+
 nodeModule.registerHooks({
+  resolve (specifier, context, nextResolve) {
+    const url = vendor?.get(specifier)
+    if (url !== undefined && context.parentURL?.startsWith(ROOT) === true && !context.parentURL.startsWith(DEPENDENCIES)) {
+      return { url, format: 'module', shortCircuit: true }
+    }
+    return nextResolve(specifier, context)
+  },
   load (url, context, nextLoad) {
     if (url.startsWith(ROOT) && !url.startsWith(DEPENDENCIES) && url.endsWith('.ts')) {
       return { format: 'module', source: strip(url), shortCircuit: true }

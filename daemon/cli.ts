@@ -152,9 +152,12 @@ async function cmdDaemon (o: DaemonFlags): Promise<void> {
   await daemon.start()
   out(`sdte daemon ${VERSION} started\n  peer id:     ${daemon.keys.peerId}\n  eth address: ${daemon.keys.ethAddress}\n  roles:       ${options.roles.join(', ')}\n  listening:   ${daemon.p2p.addresses().join('\n               ')}\n  control API: ${daemon.rpc.address} (token in ${options.datadir}/api-token)${daemon.monitor !== null ? `\n  metrics:     ${daemon.monitor.url}/metrics (health: /health, /ready)` : ''}`)
   await daemon.stopped
-  out('sdte daemon stopped')
-  // Whatever a library left open must not keep a stopped daemon alive.
+  // Whatever a library left open must not keep a stopped daemon alive (main sets the exit code meanwhile).
   setTimeout(() => process.exit(process.exitCode ?? 0), 1000).unref()
+  // A role whose boot failed after the start (a node's enclave or CISC registration) stopped the daemon: exit 1
+  // with its error, as a start that fails does.
+  if (daemon.failure !== undefined) throw daemon.failure
+  out('sdte daemon stopped')
 }
 
 /** `sdte init`: checks the options and the network file, then writes config.json and makes the keys. Starts nothing. */

@@ -73,12 +73,24 @@ export class SdteDaemon {
   /** Resolves once the daemon has stopped (after `stop()` or `admin_shutdown`). */
   readonly stopped: Promise<void>
   private resolveStopped!: () => void
+  /**
+   * Resolves once every role's boot (Role.boot: a node's enclave and CISC registration, run after the control API
+   * opened) has ended well; rejects with the boot's error, or if the daemon stops first.
+   */
+  readonly booted: Promise<void>
+  private resolveBooted!: () => void
+  private rejectBooted!: (err: Error) => void
+  /** Why a started daemon stopped by itself: a role's boot failed (the CLI exits with it, as with a failed start). */
+  failure: Error | undefined
   /** Stop steps of started parts, run in reverse order of start. */
   private readonly closers: Array<{ name: string, close: () => Promise<void> | void }> = []
 
   constructor (options: DaemonOptions) {
     this.options = options
     this.stopped = new Promise(resolve => { this.resolveStopped = resolve })
+    this.booted = new Promise((resolve, reject) => { this.resolveBooted = resolve; this.rejectBooted = reject })
+    // Nobody need wait for it (a relay's, or a daemon that stops): its rejection is not an unhandled one.
+    this.booted.catch(() => {})
   }
 
   get version (): string { return VERSION }
@@ -188,9 +200,34 @@ export class SdteDaemon {
     } catch (err) {
       await this.closeParts()
       this.status = 'stopped'
+      this.rejectBooted(err as Error)
       this.resolveStopped()
       throw err
     }
+    void this.bootRoles(phase)
+  }
+
+  /**
+   * The roles' boots (Role.boot), after the control API opened, so that it answers without waiting for them. A boot
+   * that fails stops the daemon with its error (`failure`; the CLI exits 1 with it, as it does when start() fails).
+   */
+  private async bootRoles (phase: (name: string) => void): Promise<void> {
+    try {
+      await Promise.all(this.roles.map(async r => await r.boot?.()))
+    } catch (err) {
+      this.rejectBooted(err as Error)
+      if (this.status !== 'started') return
+      this.failure = err as Error
+      log.error('a role\'s boot failed after the control API opened (a node: its enclave or CISC registration): stopping', { err: err as Error })
+      await this.stop()
+      return
+    }
+    if (this.status !== 'started') {
+      this.rejectBooted(new DaemonStateError('the daemon stopped before its roles booted'))
+      return
+    }
+    phase('roles booted')
+    this.resolveBooted()
   }
 
   /** The roles, the trade protocols they serve, the demand topic, and the ticker that advances trades. */
@@ -424,6 +461,7 @@ export class SdteDaemon {
   async stop (): Promise<void> {
     if (this.status === 'stopping' || this.status === 'stopped') return await this.stopped
     this.status = 'stopping'
+    this.rejectBooted(new DaemonStateError('the daemon stopped before its roles booted'))
     log.info('stopping')
     await this.closeParts()
     this.status = 'stopped'

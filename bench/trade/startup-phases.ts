@@ -1,6 +1,8 @@
 // Where a daemon's start-up goes (issue 13, start to admin_info): each role's daemon restarted on one datadir,
 // its `start phase` debug lines (daemon/daemon.ts: ms since the process began at the end of each phase) read
 // from its stderr, with the spawn-to-admin_info time the probe sees (as bench/trade/daemon.ts measures it).
+// A node boots its enclave and registers after admin_info (Role.boot): its daemon is stopped only once its
+// `roles booted` phase is logged, which the figures include.
 //
 //   node bench/trade/startup-phases.ts [--runs R] [--roles relay,buyer,seller,node]
 //
@@ -21,6 +23,9 @@ const { values: flags } = parseArgs({ options: { runs: { type: 'string', default
 const RUNS = Number(flags.runs)
 const ROLES = flags.roles.split(',') as RoleName[]
 const say = (msg: string): void => { process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`) }
+
+/** The daemon's phase logged once its roles' boots (a node's enclave and CISC registration) ended well. */
+const BOOTED_PHASE = 'roles booted'
 
 interface Run { phases: Record<string, number>, answeredMs: number }
 
@@ -47,6 +52,12 @@ async function startOnce (datadir: string, role: RoleName, networkPath: string, 
           break
         } catch {}
       }
+      await new Promise(resolve => setTimeout(resolve, STARTUP_POLL_MS))
+    }
+    // A node's boot follows admin_info: wait for its end (bounded), so that it is measured and not cut short.
+    while (role === 'node' && !stderr.includes(`"phase":"${BOOTED_PHASE}"`)) {
+      if (exited) throw new Error(`the ${role} daemon exited before its roles booted:\n${stderr}`)
+      if (performance.now() - t0 > STARTUP_TIMEOUT_MS) throw new Error(`the ${role} daemon did not boot in ${STARTUP_TIMEOUT_MS} ms`)
       await new Promise(resolve => setTimeout(resolve, STARTUP_POLL_MS))
     }
     const phases: Record<string, number> = {}

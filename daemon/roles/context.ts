@@ -58,6 +58,12 @@ export interface Role {
   /** Which role it is (config/options.ts RoleName, less the relay, which runs no trades). */
   readonly name: TradeRole
   start: () => Promise<void>
+  /**
+   * Work of the role's start that the control API does not wait for (a node's enclave boot and CISC registration):
+   * the daemon runs it once the API answers, and stops with its error if it fails, as when start() fails.
+   * Until it ends well the role offers and runs nothing and is not ready. Absent: start() did it all.
+   */
+  boot?: () => Promise<void>
   stop: () => Promise<void>
   /** Advances every active trade one step where it can; must be idempotent. */
   tick: () => Promise<void>

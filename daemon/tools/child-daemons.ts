@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { RpcClient } from '../index.ts'
+import { APP_ERRORS, RpcClient, RpcError } from '../index.ts'
 import { DAEMON_NODE_OPTIONS, DAEMON_PROCESS_ENV } from '../../config/index.ts'
 
 export const ROOT = new URL('../..', import.meta.url).pathname
@@ -120,4 +120,32 @@ export async function startDaemon (datadir: string, opts: StartOptions = {}): Pr
     throw err
   }
   return { datadir, child, rpc: RpcClient.fromDatadir(datadir), output: readOutput, exited, stop }
+}
+
+/** How often waitNodeBooted asks a starting node's node_enclave (ms). */
+export const NODE_BOOT_POLL_MS = 20
+
+/**
+ * Waits, up to `timeoutMs`, until a node daemon's enclave booted and it registered in CISC (node_enclave answers
+ * instead of Unavailable): a node answers admin_info before that, and offers nothing until then. A node whose boot
+ * failed exits with its error: this throws it with the daemon's output. On a timeout the daemon is killed.
+ */
+export async function waitNodeBooted (p: DaemonProcess, timeoutMs: number): Promise<void> {
+  let exitCode: number | null | undefined
+  void p.exited.then(c => { exitCode = c })
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await p.rpc.call('node_enclave')
+      return
+    } catch (err) {
+      if (exitCode !== undefined) throw new Error(`the node in ${p.datadir} exited with ${exitCode} before it booted:\n${p.output()}`)
+      if (!(err instanceof RpcError && err.code === APP_ERRORS.Unavailable)) throw err
+      if (Date.now() > until) {
+        await p.stop('SIGKILL')
+        throw new Error(`the node in ${p.datadir} did not boot its enclave and register within ${timeoutMs} ms (see its output)`)
+      }
+    }
+    await new Promise(resolve => setTimeout(resolve, NODE_BOOT_POLL_MS))
+  }
 }

@@ -7,7 +7,7 @@ import { devnetDown, devnetUp } from '../../contracts/tools/index.ts'
 import type { NetworkFile } from '../../contracts/index.ts'
 import type { RoleName } from '../../config/index.ts'
 import { computeMeasurement } from '../../enclave/index.ts'
-import { startDaemon, type DaemonProcess } from './child-daemons.ts'
+import { startDaemon, waitNodeBooted, type DaemonProcess } from './child-daemons.ts'
 import type { RpcClient } from '../index.ts'
 
 export interface LocalTestnetOptions {
@@ -113,6 +113,8 @@ export class LocalTestnet {
       }
     }
     const info = await p.rpc.call<Info>('admin_info')
+    // A node answers admin_info before its enclave booted and it registered in CISC: a testnet's node is one that can offer.
+    if (role === 'node') await waitNodeBooted(p, o.startTimeoutMs ?? 60_000)
     const d: TestnetDaemon = Object.assign(p, { name, role, info })
     const i = this.daemons.findIndex(x => x.name === name)
     if (i >= 0) this.daemons[i] = d

@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import { getBytes, keccak256 } from 'ethers'
 import { tradeIdOf, ResultStatus } from '../../contracts/formats.ts'
 import { LocalTestnet } from '../../daemon/tools/testnet.ts'
-import { startDaemon, waitFor, type DaemonProcess } from '../../daemon/tools/child-daemons.ts'
+import { startDaemon, waitFor, waitNodeBooted, type DaemonProcess } from '../../daemon/tools/child-daemons.ts'
 import { MAX_RUN_ATTEMPTS } from '../../daemon/roles/trusted-node/index.ts'
 import { computeMeasurement } from '../../enclave/measurement.ts'
 import { sampleDataset } from '../../enclave/index.ts'
@@ -90,6 +90,7 @@ test('a daemon whose node runs a runaway task: its buyer role goes on meanwhile;
       config: { keys: { scryptN: 1024 }, enclave: { runBudget: { wallMsPerMgas: 0, minWallMs: 15_000 } } },
       timeoutMs: 60_000
     })
+    await waitNodeBooted(both, 60_000)
     const seller = net.sellers[0]
     const path = join(seller.datadir, 'data.csv')
     writeFileSync(path, sampleDataset(100, 7))

@@ -67,6 +67,7 @@ test.before(async () => {
   daemon = new SdteDaemon(resolveOptions(join(dir, 'a'), { roles: ['node'], network: join(dir, 'devnet', 'network.json'), keys: { scryptN: 1024 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] } }, {}))
   peer = new SdteDaemon(resolveOptions(join(dir, 'b'), { roles: ['relay'], keys: { scryptN: 1024 }, p2p: { listen: ['/ip4/127.0.0.1/tcp/0'] } }, {}))
   await daemon.start()
+  await daemon.booted // the node's enclave and CISC registration, after the start returned
   await peer.start()
   await daemon.p2p.connect(peer.p2p.addresses()[0])
 

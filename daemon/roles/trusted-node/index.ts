@@ -23,6 +23,7 @@ import { SdteError } from '../../../config/index.ts'
 import { componentLogger, logger } from '../../log.ts'
 import { writeSecretFile } from '../../keys.ts'
 import type { RpcServer } from '../../rpc/server.ts'
+import { appError } from '../../rpc/errors.ts'
 import * as r from '../../rpc/results.ts'
 import type { TradeRecord } from '../../trades.ts'
 import { explainRun } from '../../ends.ts'
@@ -132,6 +133,14 @@ export class TrustedNodeRole implements Role {
   private enclaveBuildChanged = false
   private stopping = false
   /**
+   * The enclave's boot, its measurement check and the CISC registration (boot()), which the daemon runs after its
+   * control API opened (issue 13: admin_info answers without waiting for the enclave's thread). Until it ends well
+   * the node offers nothing, runs nothing, is not ready and node_enclave answers Unavailable; if it fails, the
+   * daemon stops with its error (daemon.ts bootRoles), as a failed start does.
+   */
+  private booting: Promise<void> = Promise.resolve()
+  private booted = false
+  /**
    * Tasks attested but not (yet) in a trade on DTMC: who asked, since when, and whether a demand on
    * BDBC backs the request (`paid`, see isPaid). Bounded per peer and in all, expired.
    */
@@ -238,14 +247,30 @@ export class TrustedNodeRole implements Role {
     }
   }
 
+  /** What the operator can get wrong is checked before the control API opens; the enclave follows in boot(). */
   async start (): Promise<void> {
     TrustedNodeRole.checkOptions(this.ctx.options, this.ctx.network)
+    TrustedNodeRole.attestationKey(this.ctx)
+  }
+
+  /** The enclave, its measurement against the network's, the CISC registration, then the protocols it serves. */
+  async boot (): Promise<void> {
+    this.booting = this.bootSteps()
+    await this.booting
+    if (this.stopping) return
+    this.booted = true
+    log.info('node booted: enclave started and registered in CISC', { measurement: this.enclave.measurement })
+  }
+
+  private async bootSteps (): Promise<void> {
     this.enclave = await (this.enclaveAhead ?? TrustedNodeRole.openEnclave(this.ctx))
     const m = this.enclave.measurement.toLowerCase()
     if (!this.ctx.network.measurements.includes(m)) {
       log.warn('this enclave build is not among the network\'s accepted measurements: buyers and DTMC will refuse it', { measurement: m })
     }
+    if (this.stopping) return
     await this.register()
+    if (this.stopping) return
     // Step 4, Attestation: a quote for a new task, then the buyer's code for it.
     await this.ctx.attest.start({
       onAttest: async (remote, req) => {
@@ -315,6 +340,8 @@ export class TrustedNodeRole implements Role {
 
   async stop (): Promise<void> {
     this.stopping = true
+    // A boot in flight ends first (its failure is the daemon's to report), so that nothing it opens outlives the stop.
+    await this.booting.catch(() => {})
     await this.ctx.result.stop()
     await this.ctx.data.stop()
     await this.ctx.attest.stop()
@@ -465,7 +492,7 @@ export class TrustedNodeRole implements Role {
   }
 
   private offerFor (d: Demand): Offer | null {
-    if (this.enclaveBuildChanged) return null
+    if (!this.booted || this.enclaveBuildChanged) return null
     if (d.nodePrice < this.pricePerGas || d.chainId !== this.ctx.network.chainId) return null
     // Every node runs with exactly the trade's gas cap: a node that would have to lower it does not offer.
     const gasCap = tradeGasCapOf(d.nodePrice, d.nodeCap)
@@ -636,8 +663,8 @@ export class TrustedNodeRole implements Role {
   }
 
   async tick (): Promise<void> {
-    // Nothing the node can do with the enclave until the daemon restarts (logged once, when it was found).
-    if (this.enclaveBuildChanged) return
+    // Nothing the node can do with the enclave before its boot, nor until the daemon restarts once its build changed (logged once, when it was found).
+    if (!this.booted || this.enclaveBuildChanged) return
     try {
       await this.reopenEnclaveIfLost()
       await this.discoverTrades()
@@ -904,7 +931,7 @@ export class TrustedNodeRole implements Role {
    * the daemon restarts).
    */
   async ready (): Promise<boolean> {
-    if (this.enclave === undefined || this.enclaveLost || this.enclaveBuildChanged || this.stopping) return false
+    if (!this.booted || this.enclaveLost || this.enclaveBuildChanged || this.stopping) return false
     try {
       await this.enclave.tasks()
       return true
@@ -927,14 +954,17 @@ export class TrustedNodeRole implements Role {
         accepted: r.boolean('DTMC accepts this measurement'),
         tasks: r.integer('tasks the enclave holds')
       }),
-      errors: [],
-      handler: async () => ({
-        mode: this.enclave.mode,
-        measurement: this.enclave.measurement,
-        attestationRoot: this.enclave.attestationRoot,
-        accepted: this.ctx.network.measurements.includes(this.enclave.measurement.toLowerCase()),
-        tasks: (await this.enclave.tasks()).length
-      })
+      errors: ['Unavailable'],
+      handler: async () => {
+        if (!this.booted) throw appError('Unavailable', 'the node\'s enclave is still booting (the daemon stops with the error if its boot or CISC registration fails)')
+        return {
+          mode: this.enclave.mode,
+          measurement: this.enclave.measurement,
+          attestationRoot: this.enclave.attestationRoot,
+          accepted: this.ctx.network.measurements.includes(this.enclave.measurement.toLowerCase()),
+          tasks: (await this.enclave.tasks()).length
+        }
+      }
     })
   }
 }

@@ -199,6 +199,8 @@ test('a node whose enclave is down is not ready (a daemon in this process)', asy
   const daemon = new SdteDaemon(options)
   await daemon.start()
   try {
+    // The node's enclave boots and it registers after the start returned (admin_info answers first).
+    await daemon.booted
     const url = daemon.monitor!.url
     assert.is((await get(`${url}/ready`)).status, 200)
     const role = daemon.roles.find(r => r.name === 'node') as TrustedNodeRole

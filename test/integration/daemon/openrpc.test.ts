@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
-import { startDaemon, type DaemonProcess } from '../../helpers/daemon-process.ts'
+import { startDaemon, waitNodeBooted, type DaemonProcess } from '../../helpers/daemon-process.ts'
 import { devnetDown, devnetUp } from '../../../contracts/tools/index.ts'
 import { computeMeasurement } from '../../../enclave/measurement.ts'
 import { RpcClient, API_TOKEN_READONLY_FILE } from '../../../daemon/rpc/client.ts'
@@ -48,6 +48,7 @@ test.before(async () => {
     startDaemon(join(dir, 'all'), { args: ['--role', 'buyer,seller,node', '--network', network], config: CONFIG, timeoutMs: 60_000 }),
     startDaemon(join(dir, 'relay'), { args: ['--role', 'relay'], config: CONFIG, timeoutMs: 60_000 })
   ])
+  await waitNodeBooted(all, 60_000) // node_enclave answers its result, not Unavailable
 })
 
 test.after(async () => {

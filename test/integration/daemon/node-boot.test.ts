@@ -1,0 +1,79 @@
+// A node answers admin_info before its enclave has booted and it has registered in CISC (issue 13: a faster
+// start); a boot that fails afterwards must still end the daemon as a failed start does: the one-line error on
+// stderr, exit 1, nothing left behind. Two failures: the enclave cannot open (a platform secret of the wrong
+// length in the datadir), and the CISC registration cannot be paid (an unfunded account on a network that is not a
+// devnet, so the daemon does not fund itself). Separate daemon processes on one devnet (anvil + contracts).
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { spawn } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { devnetDown, devnetUp } from '../../../contracts/tools/index.ts'
+import { computeMeasurement } from '../../../enclave/measurement.ts'
+import { CLI, ROOT } from '../../helpers/daemon-process.ts'
+import { PLATFORM_SECRET_FILE } from '../../../daemon/roles/trusted-node/index.ts'
+import { API_FILE } from '../../../daemon/rpc/client.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'sdte-node-boot-'))
+const devnetDir = join(dir, 'devnet')
+const networkPath = join(devnetDir, 'network.json')
+/** How long a failing node may take to exit (a loaded machine). */
+const EXIT_TIMEOUT_MS = 60_000
+
+test.before(async () => {
+  await devnetUp({ dir: devnetDir, measurements: [await computeMeasurement()] })
+})
+
+test.after(async () => {
+  await devnetDown(devnetDir)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** Runs `sdte daemon` to its exit (killed past EXIT_TIMEOUT_MS: then the test fails on its code). */
+async function daemonRun (args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  return await new Promise(resolve => {
+    const child = spawn(process.execPath, [CLI, 'daemon', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, EXIT_TIMEOUT_MS)
+    child.on('close', code => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+  })
+}
+
+/** Exit 1, the error as the last stderr line (no stack), after the control API had opened; its files gone. */
+function failedAfterStart (r: { code: number | null, stdout: string, stderr: string }, datadir: string, error: RegExp): void {
+  assert.is(r.code, 1, r.stdout + r.stderr)
+  const last = r.stderr.trimEnd().split('\n').at(-1) ?? ''
+  assert.match(last, /^sdte: /)
+  assert.match(last, error)
+  assert.not.match(r.stderr, /^\s+at /m, 'no stack trace')
+  assert.match(r.stdout, /control API: http/, 'the control API opened before the boot failed')
+  assert.not.match(r.stdout, /sdte daemon stopped/)
+  assert.not.ok(existsSync(join(datadir, API_FILE)), 'the api file was removed')
+}
+
+test('a node whose enclave cannot open exits 1 with the error, after its control API had answered', async () => {
+  const d = join(dir, 'bad-secret')
+  mkdirSync(d, { mode: 0o700 })
+  writeFileSync(join(d, 'config.json'), JSON.stringify({ keys: { scryptN: 1024 } }))
+  writeFileSync(join(d, PLATFORM_SECRET_FILE), new Uint8Array(31), { mode: 0o600 })
+  const r = await daemonRun(['--datadir', d, '--role', 'node', '--network', networkPath, '--listen', '/ip4/127.0.0.1/tcp/0'])
+  failedAfterStart(r, d, /enclave-platform-secret must hold 32 bytes/)
+})
+
+test('a node whose CISC registration fails (an unfunded account, not a devnet) exits 1 with the error', async () => {
+  const network = JSON.parse(readFileSync(networkPath, 'utf8')) as Record<string, unknown>
+  const path = join(dir, 'not-a-devnet.json')
+  writeFileSync(path, JSON.stringify({ ...network, devnet: false }))
+  copyFileSync(join(devnetDir, 'attestation-root.key'), join(dir, 'root.key'))
+  const d = join(dir, 'unfunded')
+  mkdirSync(d, { mode: 0o700 })
+  writeFileSync(join(d, 'config.json'), JSON.stringify({ keys: { scryptN: 1024 }, enclave: { attestationKeyFile: join(dir, 'root.key') } }))
+  const r = await daemonRun(['--datadir', d, '--role', 'node', '--network', path, '--listen', '/ip4/127.0.0.1/tcp/0'])
+  failedAfterStart(r, d, /insufficient funds for intrinsic transaction cost/)
+})
+
+test.run()
