@@ -5,10 +5,11 @@
 #   docker run -d --name sdte -v sdte-data:/data -p 4001:4001 --stop-timeout 20 sdte daemon --role relay
 FROM node:22-bookworm-slim
 
-# npm pack needs no dependencies (there is no prepack script); the install takes them from the registry.
+# npm pack needs no dependencies (--ignore-scripts: its `prepare` would build the package bundle of a checkout,
+# which an installed package does not use); the install takes them from the registry.
 COPY . /src
 RUN cd /src \
- && npm pack --pack-destination /tmp \
+ && npm pack --ignore-scripts --pack-destination /tmp \
  && npm install -g --omit=dev --no-audit --no-fund /tmp/sdte-*.tgz \
  && rm -rf /src /tmp/sdte-*.tgz /root/.npm
 

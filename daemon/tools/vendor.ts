@@ -5,7 +5,8 @@
 // load as they are, so an edit never runs a stale copy, and the enclave's thread (measured code) loads node_modules
 // as before.
 //
-//   node daemon/tools/vendor.ts        (npm's `prepare` runs it: `npm ci` and `npm install` build it)
+//   node daemon/tools/vendor.ts        (npm's `prepare` runs it through bin/prepare.js: `npm ci` and `npm install` without
+//                                       arguments build it; `npm install X`, `uninstall`, `update` leave it stale, unused)
 //
 // The format bin/strip-types.js reads (it is plain JavaScript and cannot import this file; keep the two in step):
 // VENDOR_DIR/manifest.json is { lock: { size, mtimeMs }, specifiers: { "<package specifier>": "<file in VENDOR_DIR>" } },
@@ -13,9 +14,10 @@
 // changes node_modules, and a bundle whose `lock` differs is stale, so not used.
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
-const ROOT = new URL('../..', import.meta.url).pathname
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 /** Where the bundle goes: inside node_modules, so that it lives and dies with the packages it was made of. */
 export const VENDOR_DIR = join(ROOT, 'node_modules', '.sdte-vendor')
 /** npm's record of what node_modules holds (rewritten by every npm command that changes it). */
@@ -109,7 +111,7 @@ export async function buildVendor (dir = VENDOR_DIR): Promise<VendorManifest> {
   return manifest
 }
 
-if (process.argv[1] !== undefined && new URL(import.meta.url).pathname === process.argv[1]) {
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const m = await buildVendor()
   // On stderr, as npm's own lines about the script: `npm pack --json` prints its JSON on stdout after it.
   process.stderr.write(`the package bundle: ${Object.keys(m.specifiers).length} package specifiers in ${VENDOR_DIR}\n`)

@@ -247,7 +247,10 @@ export class TrustedNodeRole implements Role {
     }
   }
 
-  /** What the operator can get wrong is checked before the control API opens; the enclave follows in boot(). */
+  /**
+   * The options and the attestation key are checked before the control API opens; the enclave (its platform secret
+   * too), the measurement and the registration follow in boot(), whose failure stops the daemon (exit 1).
+   */
   async start (): Promise<void> {
     TrustedNodeRole.checkOptions(this.ctx.options, this.ctx.network)
     TrustedNodeRole.attestationKey(this.ctx)

@@ -111,7 +111,7 @@ test('/health answers while the daemon starts and /ready says not ready until it
   const ready = await waitFor('/ready', async () => {
     const r = await get(`${base}/ready`)
     return r.status === 200 ? r : undefined
-  }, 10_000, 200)
+  }, 60_000, 200) // the node's enclave boot and CISC registration come after the API opens (Role.boot)
   assert.is(ready.body, 'ready\n')
 })
 
