@@ -52,10 +52,10 @@ test('stop cancels a pending collection', async () => {
 
 test('the receive collector frees dropped young buffers once every so many bytes, not before', async () => {
   const collect = receiveCollector(1024)
-  let buffers: Buffer[] | null = Array.from({ length: 64 }, () => Buffer.alloc(64 * 1024, 1))
+  const held: { buffers: Buffer[] | null } = { buffers: Array.from({ length: 64 }, () => Buffer.alloc(64 * 1024, 1)) }
   await sleep(10)
   const before = process.memoryUsage().arrayBuffers
-  buffers = null
+  held.buffers = null
   // Synchronous from here to the reading: nothing else allocates, so nothing else starts a collection.
   collect(1023)
   assert.is(process.memoryUsage().arrayBuffers, before, 'collected before the byte count was reached')
