@@ -23,7 +23,7 @@ import { registerChainMethods } from './methods/chain.ts'
 import { registerTradeMethods } from './methods/trade.ts'
 import { componentLogger, logger } from './log.ts'
 import { lockDatadir } from './lock.ts'
-import { memoryReleaser } from './memory.ts'
+import { memoryReleaser, receiveCollector } from './memory.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
@@ -245,7 +245,8 @@ export class SdteDaemon {
       attest: attestProtocol(this.p2p),
       data: dataProtocol(this.p2p),
       result: resultProtocol(this.p2p),
-      wake: (role) => { const r = this.roles.find(x => x.name === role); if (r !== undefined) this.advanceRole(r) }
+      wake: (role) => { const r = this.roles.find(x => x.name === role); if (r !== undefined) this.advanceRole(r) },
+      received: receiveCollector()
     }
     for (const name of this.options.roles) {
       // Each role's code is loaded only by a daemon that runs it (a relay loads none; the roles' graphs

@@ -12,14 +12,24 @@ import type { Logger } from '../config/index.ts'
 /** How long after the last trade transition the daemon waits before it collects (ms): a run of transitions makes one collection. */
 export const MEMORY_RELEASE_QUIET_MS = 2000
 
-/** V8's full garbage collection, or null where it cannot be had. */
-function fullCollection (): (() => void) | null {
-  const exposed = (globalThis as { gc?: () => void }).gc
+/**
+ * Bytes a node receives between two young-generation collections it asks for while data comes in (receiveCollector).
+ * A scavenge of a heap that is mostly garbage takes well under a millisecond; once a MiB keeps what waits to be freed
+ * to about a MiB of transport buffers.
+ */
+export const RECEIVE_COLLECTION_BYTES = 1024 * 1024
+
+/** V8's `gc` (with --expose-gc): a full collection, or with `{ type: 'minor' }` a young-generation one. */
+type Collect = (options?: { type: 'major' | 'minor' }) => void
+
+/** V8's garbage collection, or null where it cannot be had. */
+function fullCollection (): Collect | null {
+  const exposed = (globalThis as { gc?: Collect }).gc
   if (typeof exposed === 'function') return exposed
   try {
     setFlagsFromString('--expose-gc')
     const gc: unknown = runInNewContext('gc')
-    return typeof gc === 'function' ? gc as () => void : null
+    return typeof gc === 'function' ? gc as Collect : null
   } catch {
     return null
   }
@@ -49,5 +59,28 @@ export function memoryReleaser (log: Logger, quietMs = MEMORY_RELEASE_QUIET_MS):
       timer.unref()
     },
     stop: () => { clearTimeout(timer); timer = undefined }
+  }
+}
+
+/**
+ * For a node's data receive: call it with each chunk's size; every RECEIVE_COLLECTION_BYTES it asks V8 for a
+ * young-generation collection. Why: to receive 64 MiB the node's main thread allocates about 4,700 buffers of
+ * 48-64 KiB in glibc's main heap (Node's 64 KiB socket reads, two per noise frame in Node's decryption, noise's
+ * joins of frames that straddle two reads: BENCHMARKS.md "fewer transport buffers"), each dead within
+ * milliseconds, but freed only when a collection finds it so. Left to V8, a delivery ran mostly old-generation
+ * cycles, started by the external memory they add up to (about one per 64 MiB of buffers), so tens of MiB of them
+ * sat in the heap at once, and glibc kept the heap that size after the trade (it gives back only its top, and a
+ * few small live allocations sat above the freed buffers). Collected young, once a MiB, they are freed before
+ * the heap has to grow for them.
+ */
+export function receiveCollector (everyBytes = RECEIVE_COLLECTION_BYTES): (bytes: number) => void {
+  const gc = fullCollection()
+  if (gc === null) return () => {}
+  let since = 0
+  return (bytes) => {
+    since += bytes
+    if (since < everyBytes) return
+    since = 0
+    gc({ type: 'minor' })
   }
 }

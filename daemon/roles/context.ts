@@ -51,6 +51,11 @@ export interface RoleContext {
    * one more. The daemon also wakes every role on each new block and a role on its own trades' state changes.
    */
   wake: (role: TradeRole) => void
+  /**
+   * Told the size of each data chunk the node receives, so that the transport's buffers it leaves behind are
+   * collected while they are young (daemon/memory.ts receiveCollector). Absent: nothing is asked of V8.
+   */
+  received?: (bytes: number) => void
 }
 
 /** A role's behaviour: started after the daemon's parts, ticked to advance its trades, stopped before them. */

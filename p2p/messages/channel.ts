@@ -122,7 +122,25 @@ export function messageChannel (stream: Stream, options: MessageChannelOptions =
   const maxBufferedBytes = positiveInteger('maxBufferedBytes', options.maxBufferedBytes ?? 2 * maxMessageBytes + MAX_VARINT_BYTES)
   const channelSignal = options.signal
 
-  const buffer = new Uint8ArrayList()
+  // What arrived and the reader has not taken yet. Frames are decoded as their bytes arrive: `head` holds the bytes
+  // before the next frame's body is known or whole (a length prefix, a small frame still coming in); a frame whose
+  // body is not all there yet is copied, as it arrives, into `body`, a buffer of the frame's own length; `frames`
+  // are the whole bodies in order; `decodeError` is a bad length prefix, thrown once the reader reaches it.
+  // Why copy on arrival rather than keep the pieces and join them when the reader asks: the pieces are the
+  // transport's buffers (a node's 1 MiB data chunk arrives as about 16 decrypted noise frames of up to 64 KiB, each
+  // its own malloc'd buffer). Held until the reader took the whole frame, up to maxBufferedBytes of them outlived
+  // young-generation collections and were freed only by a full one, so the main thread's malloc heap grew by tens
+  // of MiB during a large delivery and glibc kept that memory afterwards (BENCHMARKS.md "fewer transport buffers
+  // held"). Copied at once, a piece is garbage right after its message event; the frame's own buffer, from the
+  // size glibc maps on its own (config/daemon-defaults.ts MALLOC_MMAP_THRESHOLD_), goes back to the system when
+  // freed. The bytes are copied once either way (joining the pieces at the read copied them too).
+  const head = new Uint8ArrayList()
+  let body: { bytes: Uint8Array, filled: number } | undefined
+  const frames: Uint8Array[] = []
+  let framesBytes = 0
+  let decodeError: Error | undefined
+  /** Bytes received so far: a read waits for this to move. */
+  let received = 0
   let remoteEnded = false
   let closedError: Error | undefined
   let failure: Error | undefined
@@ -130,15 +148,67 @@ export function messageChannel (stream: Stream, options: MessageChannelOptions =
   // One read at a time: frames are ordered, so concurrent reads would race for the same bytes.
   let reading = false
 
+  const buffered = (): number => head.byteLength + (body?.filled ?? 0) + framesBytes
+
+  /** Moves the first `n` bytes of `head` into `body`. */
+  const copyToBody = (into: { bytes: Uint8Array, filled: number }, n: number): void => {
+    let left = n
+    for (const piece of head) {
+      const take = Math.min(piece.byteLength, left)
+      into.bytes.set(take === piece.byteLength ? piece : piece.subarray(0, take), into.filled)
+      into.filled += take
+      left -= take
+      if (left === 0) break
+    }
+    head.consume(n)
+  }
+
+  /** Decodes the frames `head` now completes. */
+  const decode = (): void => {
+    while (decodeError === undefined) {
+      if (body !== undefined) {
+        copyToBody(body, Math.min(head.byteLength, body.bytes.byteLength - body.filled))
+        if (body.filled < body.bytes.byteLength) return
+        frames.push(body.bytes)
+        framesBytes += body.bytes.byteLength
+        body = undefined
+        continue
+      }
+      if (head.byteLength === 0) return
+      const r = decodeVarint(head.subarray(0, Math.min(head.byteLength, MAX_VARINT_BYTES)))
+      if (r.kind === 'incomplete') return
+      if (r.kind === 'overlong') { decodeError = new MalformedFrameError(`length prefix longer than ${MAX_VARINT_BYTES} bytes`); return }
+      if (r.kind === 'non-canonical') { decodeError = new MalformedFrameError('length prefix is not minimally encoded'); return }
+      // Refused before the body arrives: a peer must not make us buffer more than the limit.
+      if (r.value > maxMessageBytes) { decodeError = new FrameTooLargeError(r.value, maxMessageBytes); return }
+      if (head.byteLength >= r.bytes + r.value) {
+        // Whole already (a small message, or a frame within one piece): a view where it is in one piece.
+        frames.push(head.subarray(r.bytes, r.bytes + r.value))
+        framesBytes += r.value
+        head.consume(r.bytes + r.value)
+        continue
+      }
+      head.consume(r.bytes)
+      // Uninitialised: every byte is written before the frame is handed out, and a frame that never completes is
+      // dropped unread. Not zero-filled, so its pages are touched only as the body's bytes arrive.
+      body = { bytes: Buffer.allocUnsafeSlow(r.value), filled: 0 }
+    }
+  }
+
   const notify = (): void => {
     const w = wake
     wake = undefined
     w?.()
   }
   const onMessage = (evt: StreamMessageEvent): void => {
-    buffer.append(evt.data)
+    received += evt.data.byteLength
+    // After a bad length prefix nothing more is decoded (the read that reaches it fails the stream): drop the rest.
+    if (decodeError === undefined) {
+      head.append(evt.data)
+      decode()
+    }
     // Backpressure: stop the remote (yamux stops granting window) until the reader catches up.
-    if (buffer.byteLength > maxBufferedBytes && stream.readStatus === 'readable') stream.pause()
+    if (buffered() > maxBufferedBytes && stream.readStatus === 'readable') stream.pause()
     notify()
   }
   const onRemoteCloseWrite = (): void => { remoteEnded = true; notify() }
@@ -153,13 +223,13 @@ export function messageChannel (stream: Stream, options: MessageChannelOptions =
   if (stream.remoteWriteStatus !== 'writable') remoteEnded = true
 
   const resumeIfDrained = (): void => {
-    if (stream.readStatus === 'paused' && buffer.byteLength <= maxBufferedBytes / 2) stream.resume()
+    if (stream.readStatus === 'paused' && buffered() <= maxBufferedBytes / 2) stream.resume()
   }
 
   /** Waits for more bytes; false when no more will come. */
   async function fill (signal: AbortSignal): Promise<boolean> {
-    const before = buffer.byteLength
-    while (buffer.byteLength === before) {
+    const before = received
+    while (received === before) {
       if (closedError != null) throw closedError
       if (remoteEnded) return false
       signal.throwIfAborted()
@@ -175,31 +245,21 @@ export function messageChannel (stream: Stream, options: MessageChannelOptions =
 
   /** One frame body, or undefined at a clean end between frames. */
   async function readFrame (signal: AbortSignal): Promise<Uint8Array | undefined> {
-    let length: number
-    let prefixBytes: number
     while (true) {
-      const head = buffer.byteLength === 0 ? new Uint8Array(0) : buffer.subarray(0, Math.min(buffer.byteLength, MAX_VARINT_BYTES))
-      const r = decodeVarint(head)
-      if (r.kind === 'value') { length = r.value; prefixBytes = r.bytes; break }
-      if (r.kind === 'overlong') throw new MalformedFrameError(`length prefix longer than ${MAX_VARINT_BYTES} bytes`)
-      if (r.kind === 'non-canonical') throw new MalformedFrameError('length prefix is not minimally encoded')
+      const frame = frames.shift()
+      if (frame !== undefined) {
+        framesBytes -= frame.byteLength
+        resumeIfDrained()
+        return frame
+      }
+      if (decodeError !== undefined) throw decodeError
       if (!await fill(signal)) {
-        if (buffer.byteLength === 0) return undefined
-        throw new TruncatedFrameError(`stream ended inside a length prefix (${buffer.byteLength} bytes)`)
+        if (body !== undefined) throw new TruncatedFrameError(`stream ended after ${body.filled} of ${body.bytes.byteLength} frame bytes`)
+        if (head.byteLength === 0) return undefined
+        // A whole prefix would have started a body: what is left is part of one.
+        throw new TruncatedFrameError(`stream ended inside a length prefix (${head.byteLength} bytes)`)
       }
     }
-    // Refuse before the body arrives: a peer must not make us buffer more than the limit.
-    if (length > maxMessageBytes) throw new FrameTooLargeError(length, maxMessageBytes)
-    buffer.consume(prefixBytes)
-    while (buffer.byteLength < length) {
-      if (!await fill(signal)) {
-        throw new TruncatedFrameError(`stream ended after ${buffer.byteLength} of ${length} frame bytes`)
-      }
-    }
-    const body = buffer.subarray(0, length)
-    buffer.consume(length)
-    resumeIfDrained()
-    return body
   }
 
   function fail (err: Error): Error {

@@ -3,7 +3,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Logger } from '../../../config/index.ts'
-import { memoryReleaser } from '../../../daemon/memory.ts'
+import { memoryReleaser, receiveCollector } from '../../../daemon/memory.ts'
 
 function recordingLogger (): { log: Logger, lines: string[] } {
   const lines: string[] = []
@@ -48,6 +48,19 @@ test('stop cancels a pending collection', async () => {
   releaser.stop()
   await sleep(200)
   assert.equal(lines, [])
+})
+
+test('the receive collector frees dropped young buffers once every so many bytes, not before', async () => {
+  const collect = receiveCollector(1024)
+  const held: { buffers: Buffer[] | null } = { buffers: Array.from({ length: 64 }, () => Buffer.alloc(64 * 1024, 1)) }
+  await sleep(10)
+  const before = process.memoryUsage().arrayBuffers
+  held.buffers = null
+  // Synchronous from here to the reading: nothing else allocates, so nothing else starts a collection.
+  collect(1023)
+  assert.is(process.memoryUsage().arrayBuffers, before, 'collected before the byte count was reached')
+  collect(1)
+  assert.ok(await eventually(() => before - process.memoryUsage().arrayBuffers >= 3 * 2 ** 20), 'the 4 MiB of dropped buffers are still held')
 })
 
 test.run()
