@@ -49,7 +49,11 @@ export async function runTrade (net: LocalTestnet, o: { tag: string, datasets: U
   const view = await waitFor('the end of the trade', async () => {
     const v = await buyer.rpc.call<BuyerView>('trade_get', { tradeId })
     return ['delivered', 'failed', 'refunded'].includes(v.records[0].state) ? v : undefined
-  }, o.timeoutMs, 500)
+  }, o.timeoutMs, 500).catch(async (err: Error) => {
+    // Where it stood, for the reader of a failed run: the buyer's timeline and the chain's view.
+    const v = await buyer.rpc.call<BuyerView & { records: Array<{ timeline?: Array<{ state: string, at?: string, note?: string }> }>, chain?: unknown }>('trade_get', { tradeId }).catch(() => undefined)
+    throw new Error(`${err.message}: the buyer's record ${JSON.stringify(v?.records[0].timeline?.map(e => [e.state, e.note]) ?? null)}, on chain ${JSON.stringify(v?.chain ?? null)}`)
+  })
   const result = view.records[0].state === 'delivered'
     ? await buyer.rpc.call<{ result: string, verified: boolean }>('buyer_result', { tradeId })
     : { result: '0x', verified: false }
