@@ -205,8 +205,8 @@ export class BuyerRole implements Role {
       // (code-refused-after-attestation.test.ts). The refused are struck from the trade and the buyer collects again,
       // with the window's solicitation, until the demand nearly expires; the code the others took stays theirs (the
       // kept envelopes are sent again as they are). The peer and its account are struck (an account can register
-      // another peer id). Bounded: each round strikes at least one, and at MAX_UNATTESTED_PER_TRADE struck accounts
-      // the trade fails.
+      // another peer id). Bounded: each round strikes or spares (below) at least one, at MAX_UNATTESTED_PER_TRADE
+      // struck accounts the trade fails, and it never collects past the demand's expiry margin.
       //
       // A node that only did not answer in time (a timeout, a failed stream, a busy enclave: an honest node under load
       // looks the same) gets one more round: it is struck at its second miss in the trade, at once for a refusal or a
