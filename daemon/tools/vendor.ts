@@ -5,8 +5,8 @@
 // load as they are, so an edit never runs a stale copy, and the enclave's thread (measured code) loads node_modules
 // as before.
 //
-//   node daemon/tools/vendor.ts        (npm's `prepare` runs it through bin/prepare.js: `npm ci` and `npm install` without
-//                                       arguments build it; `npm install X`, `uninstall`, `update` leave it stale, unused)
+// bin/prepare.js (npm's `prepare`: `npm ci`, `npm install` without arguments, `npm run prepare`) calls buildVendor;
+// `npm install X`, `uninstall`, `update` leave the bundle stale, so unused.
 //
 // The format bin/strip-types.js reads (it is plain JavaScript and cannot import this file; keep the two in step):
 // VENDOR_DIR/manifest.json is { lock: { size, mtimeMs }, specifiers: { "<package specifier>": "<file in VENDOR_DIR>" } },
@@ -109,10 +109,4 @@ export async function buildVendor (dir = VENDOR_DIR): Promise<VendorManifest> {
   rmSync(dir, { recursive: true, force: true })
   renameSync(tmp, dir)
   return manifest
-}
-
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const m = await buildVendor()
-  // On stderr, as npm's own lines about the script: `npm pack --json` prints its JSON on stdout after it.
-  process.stderr.write(`the package bundle: ${Object.keys(m.specifiers).length} package specifiers in ${VENDOR_DIR}\n`)
 }
