@@ -25,10 +25,10 @@ export const NPM_LOCK = join(ROOT, 'node_modules', '.package-lock.json')
 /** What the daemon's main thread starts from (the CLI loads daemon.ts and the roles by import(), which esbuild follows). */
 const ENTRY = join(ROOT, 'daemon', 'cli.ts')
 /**
- * Packages left out: native addons (classic-level loads a .node file beside its own files), which the bundle imports
- * from node_modules.
+ * Packages left out: native addons (classic-level loads a .node file beside its own files, koffi one from its
+ * platform's package), which the bundle imports from node_modules.
  */
-const EXTERNAL = ['classic-level']
+const EXTERNAL = ['classic-level', 'koffi']
 
 export interface VendorManifest {
   lock: { size: number, mtimeMs: number }
