@@ -23,7 +23,7 @@ import { registerChainMethods } from './methods/chain.ts'
 import { registerTradeMethods } from './methods/trade.ts'
 import { componentLogger, logger } from './log.ts'
 import { lockDatadir } from './lock.ts'
-import { memoryReleaser, receiveCollector } from './memory.ts'
+import { memoryReleaser, receiveCollector, type MemoryReleaser } from './memory.ts'
 import { loadOrCreateKeys, writeSecretFile, type DaemonKeys } from './keys.ts'
 import { Store } from './store.ts'
 import { RpcServer } from './rpc/server.ts'
@@ -82,6 +82,10 @@ export class SdteDaemon {
   private rejectBooted!: (err: Error) => void
   /** Why a started daemon stopped by itself: a role's boot failed (the CLI exits with it, as with a failed start). */
   failure: Error | undefined
+  /** Gives the memory of ended work back once the daemon is quiet (daemon/memory.ts); made once the store is open. */
+  private releaser: MemoryReleaser | undefined
+  /** Work ended whose memory is free now (a trade transition, a node's idle enclave thread stopped). */
+  private readonly released = (): void => { this.releaser?.poke() }
   /** Stop steps of started parts, run in reverse order of start. */
   private readonly closers: Array<{ name: string, close: () => Promise<void> | void }> = []
 
@@ -152,13 +156,16 @@ export class SdteDaemon {
 
       this.trades = new TradeBook(this.store.trades, this.metrics, logger('sdte:trades'))
       this.metrics.watchTrades(async () => await this.trades.list())
+      const releaser = memoryReleaser(logger('sdte:memory'))
+      this.releaser = releaser
+      this.closers.push({ name: 'memory release', close: () => { releaser.stop() } })
       phase('store')
 
       // A node's enclave worker boots (its thread loads the EVM) while the chain client and the p2p host
       // start, on the other core; the node role takes it when it starts (and its stop closes it).
       let enclaveAhead: Promise<EnclaveHost> | undefined
       if (nodeRole !== undefined && this.network !== null) {
-        const opening = nodeRole.TrustedNodeRole.openEnclave({ options: o, network: this.network, store: this.store, keys: this.keys })
+        const opening = nodeRole.TrustedNodeRole.openEnclave({ options: o, network: this.network, store: this.store, keys: this.keys, released: this.released })
         // A failure surfaces where the role awaits it; until then it is not an unhandled rejection.
         opening.catch(() => {})
         enclaveAhead = opening
@@ -246,7 +253,8 @@ export class SdteDaemon {
       data: dataProtocol(this.p2p),
       result: resultProtocol(this.p2p),
       wake: (role) => { const r = this.roles.find(x => x.name === role); if (r !== undefined) this.advanceRole(r) },
-      received: receiveCollector()
+      received: receiveCollector(),
+      released: this.released
     }
     for (const name of this.options.roles) {
       // Each role's code is loaded only by a daemon that runs it (a relay loads none; the roles' graphs
@@ -317,9 +325,8 @@ export class SdteDaemon {
 
     // Trade work that ended leaves garbage (a delivery's dataset, the chunks a node passed on) that an idle
     // daemon would keep: one full collection once its trades have not changed state for a while (daemon/memory.ts).
-    const releaser = memoryReleaser(logger('sdte:memory'))
-    const unlistenRelease = this.trades.onChange((t) => { if (t.updatedAt === t.timeline.at(-1)?.at) releaser.poke() })
-    this.closers.push({ name: 'memory release', close: () => { unlistenRelease(); releaser.stop() } })
+    const unlistenRelease = this.trades.onChange((t) => { if (t.updatedAt === t.timeline.at(-1)?.at) this.released() })
+    this.closers.push({ name: 'memory release on transitions', close: () => { unlistenRelease() } })
 
     // Whatever DTMC credits this account and nobody withdrew is withdrawn now and then: a withdrawal a chain
     // reorganisation dropped after its trade was recorded paid (the roles withdraw once, when the trade ends).

@@ -65,6 +65,11 @@ export interface EnclaveOptions {
    * own: a second V8 isolate with the enclave's code (issue 13). Default: never (the thread lives as long as the host).
    */
   idleStopMs?: number
+  /**
+   * Called each time the thread stopped while idle (idleStopMs): what it held is freed then, long after the trade's
+   * last step, and the daemon gives it back to the system (daemon/memory.ts memoryReleaser). Default: nothing.
+   */
+  onIdleStop?: () => void
 }
 
 /** What the daemon hands the enclave host, as js-libp2p hands its components (createP2PHost's second argument). */
@@ -382,6 +387,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     thread = undefined
     await (await current).terminate('enclave thread stopped while idle')
     log.debug('enclave thread stopped while idle', { idleStopMs })
+    options.onIdleStop?.()
   }
 
   /** Runs one request on the thread, starting it first if it stopped while idle. */

@@ -56,6 +56,12 @@ export interface RoleContext {
    * collected while they are young (daemon/memory.ts receiveCollector). Absent: nothing is asked of V8.
    */
   received?: (bytes: number) => void
+  /**
+   * Told that work ended outside the trade book's transitions whose memory is now free (a node's idle enclave thread
+   * stopped): the daemon gives it back once quiet, as after a transition (daemon/memory.ts memoryReleaser). Absent:
+   * nothing is done.
+   */
+  released?: () => void
 }
 
 /** A role's behaviour: started after the daemon's parts, ticked to advance its trades, stopped before them. */

@@ -120,7 +120,7 @@ export interface NodeTradeData {
 }
 
 /** What opening the node's enclave needs: the daemon has it once its store is open. */
-export type EnclaveContext = Pick<RoleContext, 'options' | 'network' | 'store' | 'keys'>
+export type EnclaveContext = Pick<RoleContext, 'options' | 'network' | 'store' | 'keys' | 'released'>
 
 export class TrustedNodeRole implements Role {
   readonly name = 'node' as const
@@ -199,7 +199,9 @@ export class TrustedNodeRole implements Role {
       store: ctx.store.sealed,
       faultWrongResult: ctx.options.enclave.faultWrongResult,
       runBudget: ctx.options.enclave.runBudget,
-      idleStopMs: ENCLAVE_IDLE_STOP_MS
+      idleStopMs: ENCLAVE_IDLE_STOP_MS,
+      // The stopped thread's memory is freed some 30 s after the trade's last step: the daemon gives it back then too.
+      onIdleStop: ctx.released
     }, { logger: componentLogger })
   }
 

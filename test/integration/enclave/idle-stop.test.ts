@@ -57,9 +57,13 @@ test.after(async () => { for (const e of open) await e.close() })
 test('an idle enclave without tasks stops its thread, answers tasks without it, and starts it again for a request', async () => {
   const store = new CountingStore()
   const log = recordingLogger()
-  const e = await start(store, log.logger)
+  // onIdleStop: the daemon gives the stopped thread's memory back (daemon/memory.ts); told once per stop.
+  let told = 0
+  const e = await start(store, log.logger, { onIdleStop: () => { told++ } })
   assert.is(store.starts, 1)
+  assert.is(told, 0)
   await waitFor('the idle thread to stop', () => log.stops() === 1, WAIT_MS, 20)
+  assert.is(told, 1)
   // The node's tick asks for the tasks: no thread starts for that, and the answer is right (it stopped with none).
   assert.equal(await e.tasks(), [])
   assert.equal(await e.resume(), [])
@@ -82,6 +86,7 @@ test('an idle enclave without tasks stops its thread, answers tasks without it, 
   await waitFor('warm() to start the thread', () => store.starts === 3, WAIT_MS, 20)
   await waitFor('the warmed thread to stop', () => log.stops() === 3, WAIT_MS, 20)
   assert.is(store.starts, 3)
+  assert.is(told, 3, 'onIdleStop once per stop')
 })
 
 test('a thread that holds a task is not stopped: the trade goes on to its result, then the thread stops', async () => {
