@@ -87,12 +87,20 @@ export function memoryReleaser (log: Logger, quietMs = MEMORY_RELEASE_QUIET_MS, 
   const gc = fullCollection()
   let timer: ReturnType<typeof setTimeout> | undefined
   let stopped = false
+  let saidNoTrim = false
   const giveBack = async (): Promise<void> => {
-    const trimNow = loadTrim === null ? null : await loadTrim()
+    if (loadTrim === null) return
+    const trimNow = await loadTrim()
+    if (trimNow === null && !saidNoTrim) {
+      saidNoTrim = true
+      log.debug('no malloc_trim here (not glibc, or koffi cannot load): memory is only collected')
+    }
     if (trimNow === null || stopped) return
     const before = process.memoryUsage.rss()
+    const started = performance.now()
     const released = trimNow()
-    log.debug('gave the allocator\'s free pages back', { released, rssBeforeMiB: MiB(before), rssMiB: MiB(process.memoryUsage.rss()) })
+    const ms = Math.round((performance.now() - started) * 10) / 10
+    log.debug('gave the allocator\'s free pages back', { released, ms, rssBeforeMiB: MiB(before), rssMiB: MiB(process.memoryUsage.rss()) })
   }
   const collect = (): void => {
     timer = undefined
