@@ -324,7 +324,8 @@ export class SdteDaemon {
     this.closers.push({ name: 'ticker', close: () => clearInterval(timer) })
 
     // Trade work that ended leaves garbage (a delivery's dataset, the chunks a node passed on) that an idle
-    // daemon would keep: one full collection once its trades have not changed state for a while (daemon/memory.ts).
+    // daemon would keep: one full collection and a trim of the allocator once its trades have not changed state
+    // for a while (daemon/memory.ts).
     const unlistenRelease = this.trades.onChange((t) => { if (t.updatedAt === t.timeline.at(-1)?.at) this.released() })
     this.closers.push({ name: 'memory release on transitions', close: () => { unlistenRelease() } })
 

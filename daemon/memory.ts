@@ -21,9 +21,9 @@ export const MEMORY_RELEASE_QUIET_MS = 2000
 export const RECEIVE_COLLECTION_BYTES = 1024 * 1024
 
 /**
- * How long after its full collection the daemon asks glibc for its free pages (ms). V8 frees the memory of the
- * ArrayBuffers a collection found dead on a helper thread after the collection (concurrent array buffer sweeping),
- * so a trim at once would find some of it still held.
+ * How long after its full collection the daemon asks glibc for its free pages (ms): a margin. V8 may free the memory
+ * of the ArrayBuffers a collection found dead on a helper thread after the collection (concurrent array buffer
+ * sweeping), which a trim at once would find still held (not seen in the unit test's pattern, where 0 gave as much).
  */
 export const ALLOCATOR_TRIM_DELAY_MS = 100
 
@@ -72,7 +72,10 @@ export async function allocatorTrim (): Promise<AllocatorTrim | null> {
 }
 
 export interface MemoryReleaser {
-  /** Something finished (a trade transition): collect once nothing else has for MEMORY_RELEASE_QUIET_MS. */
+  /**
+   * Something finished (a trade transition, an idle enclave thread stopped): once nothing else has for
+   * MEMORY_RELEASE_QUIET_MS, collect, then trim the allocator. Nothing after stop().
+   */
   poke: () => void
   stop: () => void
 }
@@ -117,7 +120,7 @@ export function memoryReleaser (log: Logger, quietMs = MEMORY_RELEASE_QUIET_MS, 
   }
   return {
     poke: () => {
-      if (gc === null && loadTrim === null) return
+      if (stopped || (gc === null && loadTrim === null)) return
       clearTimeout(timer)
       timer = setTimeout(collect, quietMs)
       timer.unref()

@@ -387,7 +387,7 @@ export async function createEnclave (options: EnclaveOptions, components: Enclav
     thread = undefined
     await (await current).terminate('enclave thread stopped while idle')
     log.debug('enclave thread stopped while idle', { idleStopMs })
-    options.onIdleStop?.()
+    if (!closed) options.onIdleStop?.()
   }
 
   /** Runs one request on the thread, starting it first if it stopped while idle. */

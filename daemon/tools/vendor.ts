@@ -26,7 +26,9 @@ export const NPM_LOCK = join(ROOT, 'node_modules', '.package-lock.json')
 const ENTRY = join(ROOT, 'daemon', 'cli.ts')
 /**
  * Packages left out: native addons (classic-level loads a .node file beside its own files, koffi one from its
- * platform's package), which the bundle imports from node_modules.
+ * platform's package). The bundle imports them from node_modules; one our files import (koffi) is not an entry of
+ * the bundle either, so that building it never loads the addon (which may be absent: `npm ci --omit=optional`, a
+ * platform without koffi's prebuilt binary, where the daemon does without it) and it resolves from node_modules.
  */
 const EXTERNAL = ['classic-level', 'koffi']
 
@@ -42,7 +44,7 @@ async function importedSpecifiers (): Promise<string[]> {
   })
   const specifiers = new Set<string>()
   for (const o of Object.values(metafile.outputs)) {
-    for (const i of o.imports) if (i.external && !i.path.startsWith('node:')) specifiers.add(i.path)
+    for (const i of o.imports) if (i.external && !i.path.startsWith('node:') && !EXTERNAL.includes(i.path)) specifiers.add(i.path)
   }
   return [...specifiers].sort()
 }

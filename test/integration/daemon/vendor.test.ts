@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url'
 import { buildVendor, freshVendor, type VendorManifest } from '../../../daemon/tools/vendor.ts'
 import { ROOT, STRIP_TYPES } from '../../../daemon/tools/child-daemons.ts'
 
-// Under node_modules, as the real one is: the bundle imports its native package (classic-level) from there.
+// Under node_modules, as the real one is: the bundle imports its native packages (classic-level, koffi) from there.
 const dir = join(ROOT, 'node_modules', `.sdte-vendor-test-${process.pid}`)
 let manifest: VendorManifest
 
@@ -44,7 +44,9 @@ async function resolved (specifier: string, env: Record<string, string>): Promis
 
 test('the bundle holds the packages the daemon imports, and is fresh', () => {
   for (const spec of ['ethers', 'libp2p', '@libp2p/kad-dht', '@libp2p/gossipsub', 'level', 'commander']) assert.ok(manifest.specifiers[spec] !== undefined, spec)
+  // Native addons stay out: the daemon loads them from node_modules (koffi only at its first memory release).
   assert.not.ok('classic-level' in manifest.specifiers)
+  assert.not.ok('koffi' in manifest.specifiers)
   assert.ok(freshVendor(dir) !== undefined)
 })
 
