@@ -11,6 +11,8 @@
 // (3) The defence's false positive: a node that misses one attestation (a timeout, as an honest node under load would)
 // was struck like a forged one. Now a missed answer is spared once per account, struck at a second miss.
 // (4) A host handing over a task key of its own with its enclave's genuine quote, to read the code.
+// (5) The spare's bound: a node that never answers is spared once, then struck at its second miss (not spared again
+// and again, which would let one silent node hold every round of a trade up by the attestation timeout).
 //
 // Real parts: anvil, a relay, a buyer, a seller and node daemons as separate processes. Each attacker is a libp2p host
 // with an account of its own registered in CISC as a node, offering on every demand; (1), (3) and (4) run a real enclave
@@ -255,6 +257,45 @@ test('a host handing over a task key of its own with a genuine quote gets no cod
   } finally {
     await substituting.host.stop()
     await enclave?.close()
+  }
+})
+
+test('a node that misses its attestation twice is struck at the second miss, and the trade collects again without it', async () => {
+  let asked = 0
+  const silent = await registeredNode(() => ({
+    onAttest: async () => {
+      asked++
+      // Never answers in time: waits past the buyer's attestation timeout (trade.attestTimeoutMs, the default).
+      await new Promise(resolve => setTimeout(resolve, DEFAULT_ATTEST_TIMEOUT_MS + 1_000))
+      throw new RefuseRequest('TooLate', 'no answer')
+    },
+    onCode: async () => {}
+  }))
+  try {
+    // Four nodes asked for, four offering (three honest, the silent one): the silent node is needed in every round.
+    const tradeId = await postDemand(4)
+    const struck = await waitFor('the second miss judged', async () => {
+      const r = await buyerRecord(tradeId)
+      return (r.unattestedPeers?.includes(silent.host.peerId) === true || r.state === 'failed') ? r : undefined
+    }, 120_000, 200).catch(async (err: Error) => {
+      const r = await buyerRecord(tradeId)
+      throw new Error(`${err.message}; the trade is ${r.state} (${r.timeline.map(e => e.state).join(', ')}), asked ${asked} times, ${JSON.stringify(r.rejected)}`)
+    })
+    assert.is.not(struck.state, 'failed', struck.reason)
+    assert.ok(asked >= 2, `asked ${asked} times: struck before its second miss`)
+    const misses = struck.rejected?.filter(x => x.peerId === silent.host.peerId) ?? []
+    assert.is(misses.length, 2, `one refusal on record per miss: ${JSON.stringify(struck.rejected)}`)
+    assert.ok(struck.unattestedAccounts?.includes(silent.account), 'its account is struck too')
+    // Struck, it is neither asked again nor does it stop the trade: the buyer goes back to collecting offers.
+    const askedWhenStruck = asked
+    const collecting = await waitFor('the trade collecting again', async () => {
+      const r = await buyerRecord(tradeId)
+      return (r.timeline.filter(e => e.state === 'demanded').length >= 3 || r.state === 'failed') ? r : undefined
+    }, 60_000, 200)
+    assert.is.not(collecting.state, 'failed', collecting.reason)
+    assert.is(asked, askedWhenStruck, 'the struck node was asked again')
+  } finally {
+    await silent.host.stop()
   }
 })
 
