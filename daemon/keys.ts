@@ -12,7 +12,7 @@ import { randomBytes, scrypt as nodeScrypt } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
-import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson, getAddress, scrypt } from 'ethers'
+import { Wallet, encryptKeystoreJson, decryptKeystoreJson, isKeystoreJson, isError, getAddress, scrypt } from 'ethers'
 import { logger } from './log.ts'
 import type { KeyOptions } from '../config/index.ts'
 
@@ -103,6 +103,20 @@ function readPassword (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv
   return password
 }
 
+/**
+ * Why a keystore did not open, told apart: ethers refuses a wrong password (the MAC does not match) and a malformed
+ * keystore as invalid arguments, the first named `password`; anything else came from the key derivation itself
+ * (Node's scrypt: its parameters, or the memory they need), which a different password would not change.
+ */
+function keystoreDecryptError (path: string, err: unknown): KeyStoreError {
+  if (isError(err, 'INVALID_ARGUMENT')) {
+    return err.argument === 'password'
+      ? new KeyStoreError(`${path}: wrong password (give the one the keystore was made with: --password-file or SDTE_PASSWORD)`, 'ERR_KEYSTORE_DECRYPT_FAILED')
+      : new KeyStoreError(`${path}: corrupt keystore (${err.shortMessage}): restore it from a backup`, 'ERR_KEYSTORE_INVALID')
+  }
+  return new KeyStoreError(`${path}: could not derive the keystore's key (${(err as Error).message}): check its kdfparams, or free memory for scrypt`, 'ERR_KEYSTORE_KDF')
+}
+
 export async function loadOrCreateEthWallet (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv = process.env): Promise<Wallet> {
   const path = join(datadir, KEYSTORE_FILE)
   if (existsSync(path)) {
@@ -113,8 +127,8 @@ export async function loadOrCreateEthWallet (datadir: string, opts: KeyOptions, 
     let account
     try {
       account = await decryptKeystoreJson(json, password)
-    } catch {
-      throw new KeyStoreError(`${path}: wrong password or corrupt keystore`, 'ERR_KEYSTORE_DECRYPT_FAILED')
+    } catch (err) {
+      throw keystoreDecryptError(path, err)
     }
     return new Wallet(account.privateKey)
   }

@@ -57,6 +57,45 @@ test('keys: password from a file or env; a wrong password is refused', async () 
   }
 })
 
+test('keys: a keystore that does not open says why: wrong password, corrupt, or a key derivation that failed', async () => {
+  const dir = tmp()
+  try {
+    const a = await loadOrCreateKeys(dir, FAST, { SDTE_PASSWORD: 'correct horse' })
+    const path = join(dir, KEYSTORE_FILE)
+    const original = readFileSync(path, 'utf8')
+    const withKdf = (n: number): void => {
+      const k = JSON.parse(original)
+      const c = k.crypto ?? k.Crypto
+      c.kdfparams.n = n
+      writeFileSync(path, JSON.stringify(k), { mode: 0o600 })
+    }
+    const refusal = async (): Promise<KeyStoreError> => {
+      try {
+        await loadOrCreateKeys(dir, FAST, { SDTE_PASSWORD: 'correct horse' })
+      } catch (err) {
+        assert.instance(err, KeyStoreError)
+        return err as KeyStoreError
+      }
+      throw new Error('the keystore opened')
+    }
+    // N not a power of two: malformed, whatever the password.
+    withKdf(1000)
+    const corrupt = await refusal()
+    assert.is(corrupt.code, 'ERR_KEYSTORE_INVALID')
+    assert.match(corrupt.message, /corrupt keystore/)
+    // N = 2^30: scrypt cannot get the 1 TiB it needs, before any password check: not a wrong password.
+    withKdf(2 ** 30)
+    const kdf = await refusal()
+    assert.is(kdf.code, 'ERR_KEYSTORE_KDF', kdf.message)
+    assert.not.match(kdf.message, /wrong password/)
+    // Restored, it opens with its password.
+    writeFileSync(path, original, { mode: 0o600 })
+    assert.is((await loadOrCreateKeys(dir, FAST, { SDTE_PASSWORD: 'correct horse' })).ethAddress, a.ethAddress)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('keys: a key file readable by others is refused', async () => {
   const dir = tmp()
   try {
