@@ -224,6 +224,27 @@ function daemonPid (dir: string): number | undefined {
   }
 }
 
+/**
+ * Whether process `pid` still runs. The lock file goes when the daemon closes its parts, a little before its process
+ * exits (its last log lines, the exit itself): `sdte stop` waits for the process. An exited process its parent has
+ * not reaped yet (a zombie) counts as exited; /proc says so on Linux, elsewhere a signal 0 is all there is.
+ */
+function processRunning (pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state !== 'Z' && state !== 'X'
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && existsSync('/proc/self/stat')) return false
+  }
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 function notRunning (dir: string): DaemonNotRunningError {
   return new DaemonNotRunningError(`no daemon running in ${dir} (start one with: sdte daemon --datadir ${dir})`)
 }
@@ -271,8 +292,9 @@ async function cmdStop (o: { datadir?: string }): Promise<void> {
     throw err
   }
   const until = Date.now() + STOP_WAIT_MS
-  while (pid !== undefined && daemonPid(dir) === pid && Date.now() < until) await sleep(100)
-  if (pid !== undefined && daemonPid(dir) === pid) throw new SdteError(`the daemon (pid ${pid}) was asked to stop but still runs after ${STOP_WAIT_MS / 1000} s`)
+  const running = (): boolean => pid !== undefined && (daemonPid(dir) === pid || processRunning(pid))
+  while (running() && Date.now() < until) await sleep(50)
+  if (running()) throw new SdteError(`the daemon (pid ${pid}) was asked to stop but still runs after ${STOP_WAIT_MS / 1000} s`)
   out(`sdte daemon in ${dir} stopped${pid !== undefined ? ` (pid ${pid})` : ''}`)
 }
 

@@ -208,6 +208,9 @@ test('init makes keys and config (nothing started); id and config show (with sou
     const stop = await sdte(['stop', '--datadir', d])
     assert.is(stop.code, 0, stop.stderr)
     assert.match(stop.stdout, /stopped/)
+    // `stop` returns once the process has exited (this test, its parent, may not have reaped it yet: a zombie).
+    const state = (() => { try { const s = readFileSync(`/proc/${child.pid}/stat`, 'utf8'); return s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3) } catch { return 'gone' } })()
+    assert.ok(state === 'gone' || state === 'Z', `the daemon's process is still running (state ${state}) after sdte stop returned`)
     assert.is(await exited, 0, 'the daemon stopped gracefully')
     const after = await sdte(['status', '--datadir', d, '--json'])
     assert.is(after.code, 1)
