@@ -104,17 +104,17 @@ function readPassword (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv
 }
 
 /**
- * Why a keystore did not open, told apart: ethers refuses a wrong password (the MAC does not match) and a malformed
- * keystore as invalid arguments, the first named `password`; anything else came from the key derivation itself
+ * Why a keystore did not open, told apart: ethers refuses a wrong password (the MAC does not match: an altered
+ * ciphertext looks the same) and a malformed keystore as invalid arguments, the first named `password`; anything else came from the key derivation itself
  * (Node's scrypt: its parameters, or the memory they need), which a different password would not change.
  */
 function keystoreDecryptError (path: string, err: unknown): KeyStoreError {
   if (isError(err, 'INVALID_ARGUMENT')) {
     return err.argument === 'password'
-      ? new KeyStoreError(`${path}: wrong password (give the one the keystore was made with: --password-file or SDTE_PASSWORD)`, 'ERR_KEYSTORE_DECRYPT_FAILED')
+      ? new KeyStoreError(`${path}: wrong password, or the keystore was altered (give the password it was made with: --password-file or SDTE_PASSWORD)`, 'ERR_KEYSTORE_DECRYPT_FAILED')
       : new KeyStoreError(`${path}: corrupt keystore (${err.shortMessage}): restore it from a backup`, 'ERR_KEYSTORE_INVALID')
   }
-  return new KeyStoreError(`${path}: could not derive the keystore's key (${(err as Error).message}): check its kdfparams, or free memory for scrypt`, 'ERR_KEYSTORE_KDF')
+  return new KeyStoreError(`${path}: could not derive the keystore's key (${err instanceof Error ? err.message : String(err)}): check its kdfparams, or free memory for scrypt`, 'ERR_KEYSTORE_KDF')
 }
 
 export async function loadOrCreateEthWallet (datadir: string, opts: KeyOptions, env: NodeJS.ProcessEnv = process.env): Promise<Wallet> {
