@@ -2,15 +2,15 @@
 // one buyer, two sellers and three trusted nodes as separate processes; example datasets; a demand
 // with an example analysis; the trade printed as it goes; then the result (checked against the same
 // computation in plain TypeScript), the payments and refund on chain, and the time of each phase.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { delimiter, join, relative, resolve } from 'node:path'
 import { AbiCoder, getBytes } from 'ethers'
 import { sampleDataset, referenceOutput, EXAMPLE_ANALYSES, type ExampleAnalysis } from '../../enclave/index.ts'
 import { ARTIFACTS_DIR } from '../../contracts/tools/index.ts'
 import { datasetKey } from '../../p2p/index.ts'
 import { LocalTestnet, type TestnetDaemon } from './testnet.ts'
-import { waitFor } from './child-daemons.ts'
+import { ROOT, waitFor } from './child-daemons.ts'
 import { PHASES, tradePhases, type PartyRecord } from './phases.ts'
 
 export interface DemoOptions {
@@ -163,11 +163,12 @@ export async function runDemo (o: DemoOptions): Promise<void> {
     ok = true
   } finally {
     if (o.keep && ok) {
+      const sdte = cliCommand()
       o.out('\nThe testnet stays up (--keep). Try:')
-      o.out(`  sdte rpc --datadir ${net.buyers[0].datadir} trade_list`)
-      o.out(`  sdte rpc --datadir ${net.sellers[0].datadir} seller_datasets`)
-      o.out(`  sdte rpc --datadir ${net.nodes[0].datadir} node_enclave`)
-      o.out(`Stop it with: kill ${net.daemons.map(d => d.child.pid).join(' ')} && sdte devnet down --dir ${join(dir, 'devnet')}`)
+      o.out(`  ${sdte} rpc --datadir ${net.buyers[0].datadir} trade_list`)
+      o.out(`  ${sdte} rpc --datadir ${net.sellers[0].datadir} seller_datasets`)
+      o.out(`  ${sdte} rpc --datadir ${net.nodes[0].datadir} node_enclave`)
+      o.out(`Stop it with: kill ${net.daemons.map(d => d.child.pid).join(' ')} && ${sdte} devnet down --dir ${join(dir, 'devnet')}`)
       for (const d of net.daemons) d.child.unref()
     } else {
       say('stopping the testnet')
@@ -175,6 +176,22 @@ export async function runDemo (o: DemoOptions): Promise<void> {
       if (o.dir === undefined) rmSync(dir, { recursive: true, force: true })
     }
   }
+}
+
+/**
+ * How the user runs the CLI, for the hints: `sdte` when it is on PATH (installed), else this checkout's bin/sdte as
+ * a path from the current directory (`npm start` in a checkout puts nothing on PATH).
+ */
+function cliCommand (): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue
+    try {
+      accessSync(join(dir, 'sdte'), constants.X_OK)
+      return 'sdte'
+    } catch {}
+  }
+  const path = relative(process.cwd(), join(ROOT, 'bin', 'sdte'))
+  return path.startsWith('.') || path.startsWith('/') ? path : `./${path}`
 }
 
 export function parseAnalysis (s: string | undefined): ExampleAnalysis {
