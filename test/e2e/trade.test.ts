@@ -258,6 +258,10 @@ test('a seller offers only for its full price and an output price no lower than 
     }
     assert.is(await refused(await ask({ sellerCap: 1n })), 'NoOffer', 'a token seller cap gets no offer')
     assert.is(await refused(await ask({ outputPrice: UNIT_PRICE - 1n })), 'NoOffer', 'output cheaper than the data gets no offer')
+    // The seller's operator sees why, at the default log level (the buyer only sees "not enough offers").
+    assert.match(seller.output(), /info +sdte:seller no offer for a demand of this dataset's tag .*the output price is below the dataset policy/)
+    assert.is(await refused(await ask({ sellerPrice: UNIT_PRICE - 1n })), 'NoOffer', 'a seller price under the unit price gets no offer')
+    assert.match(seller.output(), /no offer for a demand of this dataset's tag .*seller price is below the dataset's unit price/)
     assert.is(await refused(await ask({}, false)), 'InvalidDemand', 'a demand not posted to BDBC gets no offer')
     assert.is(await refused(await ask({ buyerPeer: net.buyers[0].info.peerId })), 'InvalidDemand', 'nor one solicited by another peer than its buyer\'s')
     assert.is(await refused(await ask({ expiresAt: 1 })), 'InvalidDemand', 'a solicited demand is checked like a gossiped one')

@@ -88,6 +88,12 @@ export interface DatasetRecord {
   saltedCommitment?: boolean
 }
 
+/**
+ * How many (demand, dataset) pairs the seller remembers having said at info why it made no offer (sayNoOffer): a
+ * buyer soliciting its demand again gets the same reason at debug. About 100 bytes each.
+ */
+export const NO_OFFER_PAIRS_LOGGED = 256
+
 /** Why a dataset listed before commitments were salted is not offered nor traded. */
 const UNSALTED_COMMITMENT = 'the dataset was listed with an unsalted commitment (before this version): delist it and list it again'
 
@@ -166,6 +172,8 @@ export class SellerRole implements Role {
   readonly name = 'seller' as const
   private readonly ctx: RoleContext
   private readonly delivering = new Set<string>()
+  /** The (demand, dataset) pairs whose refusal was logged at info (sayNoOffer), oldest first. */
+  private readonly noOfferLogged = new Set<string>()
 
   constructor (ctx: RoleContext) {
     this.ctx = ctx
@@ -266,7 +274,8 @@ export class SellerRole implements Role {
     const now = await chainTime(this.ctx.chain)
     const out: DatasetRecord[] = []
     for (const ds of await this.datasets()) {
-      if (ds.tag !== d.tag || BigInt(ds.unitPrice) > d.sellerPrice) continue
+      if (ds.tag !== d.tag) continue
+      if (BigInt(ds.unitPrice) > d.sellerPrice) { this.sayNoOffer(d, ds, 'the demand\'s seller price is below the dataset\'s unit price'); continue }
       // DTMC would pay min(unitPrice × size, sellerCap) for the data.
       const fullPrice = fullPriceOf(ds)
       // A private dataset's budget and a maximum of trades are counted on chain (CISC reserves them for every trade
@@ -275,10 +284,27 @@ export class SellerRole implements Role {
       const why = ds.saltedCommitment !== true ? UNSALTED_COMMITMENT : judgePolicy({ ...ds, epsilonSpent: onChain?.epsilonSpent, trades: onChain?.trades }, {
         codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now, epsilon: d.epsilon
       })
-      if (why !== null) log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
+      if (why !== null) this.sayNoOffer(d, ds, why)
       else out.push(ds)
     }
     return out
+  }
+
+  /**
+   * Why a demand of one of our datasets' tags gets no offer, at info the first time for a (demand, dataset) pair: the
+   * operator's side of a buyer's "not enough offers". Every demand was posted to BDBC (the gossip validator, and the
+   * same checks for a solicitation), but a buyer may solicit its demand again and again: the pairs said are
+   * remembered (at most NO_OFFER_PAIRS_LOGGED) and repeats go to debug.
+   */
+  private sayNoOffer (d: Demand, ds: DatasetRecord, why: string): void {
+    const pair = `${d.demandId}/${ds.datasetId}`
+    if (this.noOfferLogged.has(pair)) {
+      log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
+      return
+    }
+    this.noOfferLogged.add(pair)
+    if (this.noOfferLogged.size > NO_OFFER_PAIRS_LOGGED) this.noOfferLogged.delete(this.noOfferLogged.values().next().value as string)
+    log.info('no offer for a demand of this dataset\'s tag', { demandId: d.demandId, datasetId: ds.datasetId, tag: ds.tag, why })
   }
 
   /** Signed by our account for this demand's network and our peer id (p2p/offer/signature.ts). */
