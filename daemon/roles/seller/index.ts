@@ -276,12 +276,14 @@ export class SellerRole implements Role {
     for (const ds of await this.datasets()) {
       if (ds.tag !== d.tag) continue
       if (BigInt(ds.unitPrice) > d.sellerPrice) { this.sayNoOffer(d, ds, 'the demand\'s seller price is below the dataset\'s unit price'); continue }
+      // Before any read of CISC: a dataset listed with an unsalted commitment is never offered.
+      if (ds.saltedCommitment !== true) { this.sayNoOffer(d, ds, UNSALTED_COMMITMENT); continue }
       // DTMC would pay min(unitPrice × size, sellerCap) for the data.
       const fullPrice = fullPriceOf(ds)
       // A private dataset's budget and a maximum of trades are counted on chain (CISC reserves them for every trade
       // and gives back those of trades that never got the data): read what is used there.
       const onChain = reservesOnChain(ds) ? await this.ctx.chain.cisc.offer(BigInt(ds.datasetId)) : undefined
-      const why = ds.saltedCommitment !== true ? UNSALTED_COMMITMENT : judgePolicy({ ...ds, epsilonSpent: onChain?.epsilonSpent, trades: onChain?.trades }, {
+      const why = judgePolicy({ ...ds, epsilonSpent: onChain?.epsilonSpent, trades: onChain?.trades }, {
         codeHash: d.codeHash, outputCap: d.outputCap, outputPrice: d.outputPrice, dataFee: d.sellerCap < fullPrice ? d.sellerCap : fullPrice, buyer: d.buyer, now, epsilon: d.epsilon
       })
       if (why !== null) this.sayNoOffer(d, ds, why)

@@ -5,7 +5,9 @@
 // budget and clamps reach CISC; and the epsilon a buyer's trade reserved on it, or the place in a dataset's
 // maxTrades, comes back when that trade ends without the seller's data (the seller daemon ends the trade and
 // releases it itself: issue 15's budget drain and maxTrades drain), or at once when its checks refused the trade
-// (it declines it: a stranger's trades at a fee below the price).
+// (it declines it: a stranger's trades at a fee below the price). Last, a dataset listed before commitments were salted
+// (its record without `saltedCommitment`) is neither offered nor hidden: the seller says so at start, in
+// seller_datasets and when a demand of its tag comes.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -20,6 +22,11 @@ import { readKeyFile, rpc as anvilRpc } from '../../../contracts/devnet-accounts
 import { makeQuote, rand32 } from '../../../contracts/tools/market.ts'
 import { sampleDataset } from '../../../enclave/examples.ts'
 import { fundedAccount } from '../../helpers/attacker.ts'
+import { Store } from '../../../daemon/store.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { createP2PHost } from '../../../p2p/host/index.ts'
+import { offerProtocol, type RequestRefusedError } from '../../../p2p/index.ts'
+import { demandHashOf, signDemand } from '../../../p2p/demand/index.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sdte-seller-terms-'))
 let net: LocalTestnet
@@ -206,6 +213,56 @@ test('trades that reserved a private dataset\'s whole budget or a dataset\'s onl
     assert.equal((await chain.dtmc.claimsOf(countedId)).held, [])
   } finally {
     attacker.chain.close()
+  }
+})
+
+test('a dataset listed with an unsalted commitment (an older version) is said so and not offered; restarted as it was', async () => {
+  let seller = net.sellers[0]
+  const path = join(seller.datadir, 'old.csv')
+  writeFileSync(path, sampleDataset(100, 7))
+  const listed = await seller.rpc.call<{ datasetId: string }>('seller_addDataset', { path, tag: 'unsalted', unitPrice: '10', policy: { mode: 'any' } })
+
+  // A buyer's host soliciting a posted demand of the tag (checked as a gossiped one: posted to BDBC, asked by its buyer peer).
+  const host = await createP2PHost({ bootstrap: [net.relay.info.addresses[0]] }, { privateKey: await generateKeyPair('Ed25519') })
+  await host.start()
+  const asker = await fundedAccount(net.network)
+  const solicit = async (): Promise<string> => {
+    const d = signDemand({
+      chainId: net.network.chainId, dtmc: net.network.contracts.DTMC.toLowerCase(), buyerPeer: host.peerId, tag: 'unsalted',
+      codeHash: keccak256(toUtf8Bytes('an analysis')), nodes: 1, sellers: 1, sellerPrice: 20n, sellerCap: 10n ** 9n, nodePrice: 1n, nodeCap: 10n ** 8n,
+      outputPrice: 10n, outputCap: 1024n, expiresAt: Math.floor(Date.now() / 1000) + 120, tradeSeconds: 600
+    }, { address: asker.wallet.address, privateKey: asker.wallet.privateKey })
+    const { signature: _s, ...unsigned } = d
+    await asker.chain.bdbc.postDemand(demandHashOf(unsigned))
+    await host.connect(seller.info.addresses[0])
+    try {
+      const offer = await offerProtocol(host).solicit(seller.info.peerId, d)
+      return offer.kind
+    } catch (err) {
+      return (err as RequestRefusedError).reason ?? String(err)
+    }
+  }
+  try {
+    assert.is(await solicit(), 'seller', 'a salted listing is offered')
+
+    // The record as an older version left it: no saltedCommitment (its commitment was then the file's plain hash).
+    await seller.stop('SIGTERM')
+    const store = await Store.open(seller.datadir)
+    const record = await store.datasets.get(listed.datasetId) as Record<string, unknown>
+    assert.is(record.saltedCommitment, true)
+    delete record.saltedCommitment
+    await store.datasets.put(listed.datasetId, record)
+    await store.close()
+    seller = await net.add(seller.name, 'seller', {})
+
+    assert.match(seller.output(), /warn +sdte:seller the dataset was listed with an unsalted commitment .*delist it and list it again/, 'said at start')
+    const shown = (await seller.rpc.call<Array<{ datasetId: string, saltedCommitment?: boolean }>>('seller_datasets')).find(x => x.datasetId === listed.datasetId)
+    assert.ok(shown !== undefined && shown.saltedCommitment === undefined, `seller_datasets shows it unsalted: ${JSON.stringify(shown)}`)
+    assert.is(await solicit(), 'NoOffer', 'an unsalted listing is not offered')
+    assert.match(seller.output(), /no offer for a demand of this dataset's tag .*unsalted commitment/, 'and the seller says why')
+  } finally {
+    asker.chain.close()
+    await host.stop()
   }
 })
 
