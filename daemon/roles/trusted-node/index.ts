@@ -136,10 +136,11 @@ export class TrustedNodeRole implements Role {
    * The enclave's boot, its measurement check and the CISC registration (boot()), which the daemon runs after its
    * control API opened (issue 13: admin_info answers without waiting for the enclave's thread). Until it ends well
    * the node offers nothing, runs nothing, is not ready and node_enclave answers Unavailable; if it fails, the
-   * daemon stops with its error (daemon.ts bootRoles), as a failed start does.
+   * daemon stops with its error (daemon.ts bootRoles), as a failed start does. Whether it ended well:
    */
-  private booting: Promise<void> = Promise.resolve()
   private booted = false
+  /** The boot's first step, the enclave's opening: what a stop waits for (stop()). */
+  private enclaveOpening: Promise<EnclaveHost> | undefined
   /**
    * Tasks attested but not (yet) in a trade on DTMC: who asked, since when, and whether a demand on
    * BDBC backs the request (`paid`, see isPaid). Bounded per peer and in all, expired.
@@ -260,15 +261,15 @@ export class TrustedNodeRole implements Role {
 
   /** The enclave, its measurement against the network's, the CISC registration, then the protocols it serves. */
   async boot (): Promise<void> {
-    this.booting = this.bootSteps()
-    await this.booting
+    await this.bootSteps()
     if (this.stopping) return
     this.booted = true
     log.info('node booted: enclave started and registered in CISC', { measurement: this.enclave.measurement })
   }
 
   private async bootSteps (): Promise<void> {
-    this.enclave = await (this.enclaveAhead ?? TrustedNodeRole.openEnclave(this.ctx))
+    this.enclaveOpening = this.enclaveAhead ?? TrustedNodeRole.openEnclave(this.ctx)
+    this.enclave = await this.enclaveOpening
     const m = this.enclave.measurement.toLowerCase()
     if (!this.ctx.network.measurements.includes(m)) {
       log.warn('this enclave build is not among the network\'s accepted measurements: buyers and DTMC will refuse it', { measurement: m })
@@ -353,8 +354,10 @@ export class TrustedNodeRole implements Role {
 
   async stop (): Promise<void> {
     this.stopping = true
-    // A boot in flight ends first (its failure is the daemon's to report), so that nothing it opens outlives the stop.
-    await this.booting.catch(() => {})
+    // A boot in flight: its enclave, once open, is closed below (its failure is the daemon's to report). Its CISC
+    // registration is not waited for: a transaction a stalled chain does not mine held a SIGTERM until the forced exit
+    // (node-boot.test.ts). Every step after it checks `stopping`, and the chain client closes after the roles.
+    await this.enclaveOpening?.catch(() => {})
     await this.ctx.result.stop()
     await this.ctx.data.stop()
     await this.ctx.attest.stop()

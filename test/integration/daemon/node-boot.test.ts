@@ -2,7 +2,9 @@
 // start); a boot that fails afterwards must still end the daemon as a failed start does: the one-line error on
 // stderr, exit 1, nothing left behind. Two failures: the enclave cannot open (a platform secret of the wrong
 // length in the datadir), and the CISC registration cannot be paid (an unfunded account on a network that is not a
-// devnet, so the daemon does not fund itself). Separate daemon processes on one devnet (anvil + contracts).
+// devnet, so the daemon does not fund itself). Separate daemon processes on one devnet (anvil + contracts). And while
+// the boot is under way (its registration pending: the devnet stops mining) the node is not ready, answers node_enclave
+// with Unavailable, and a SIGTERM then stops it as any graceful stop does.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { spawn } from 'node:child_process'
@@ -11,7 +13,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { devnetDown, devnetUp } from '../../../contracts/tools/index.ts'
 import { computeMeasurement } from '../../../enclave/measurement.ts'
-import { CLI, ROOT } from '../../helpers/daemon-process.ts'
+import { CLI, ROOT, startDaemon, waitFor } from '../../helpers/daemon-process.ts'
+import { rpc as anvilRpc } from '../../../contracts/devnet-accounts.ts'
+import { RpcError } from '../../../daemon/rpc/errors.ts'
+import { createServer } from 'node:net'
 import { PLATFORM_SECRET_FILE } from '../../../daemon/roles/trusted-node/index.ts'
 import { API_FILE } from '../../../daemon/rpc/client.ts'
 
@@ -74,6 +79,56 @@ test('a node whose CISC registration fails (an unfunded account, not a devnet) e
   writeFileSync(join(d, 'config.json'), JSON.stringify({ keys: { scryptN: 1024 }, enclave: { attestationKeyFile: join(dir, 'root.key') } }))
   const r = await daemonRun(['--datadir', d, '--role', 'node', '--network', path, '--listen', '/ip4/127.0.0.1/tcp/0'])
   failedAfterStart(r, d, /insufficient funds for intrinsic transaction cost/)
+})
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => { resolve(port) })
+    })
+  })
+}
+
+test('until its boot ends a node is not ready and has no enclave to show; a SIGTERM during the boot stops it cleanly', async () => {
+  const { rpcUrl } = JSON.parse(readFileSync(networkPath, 'utf8')) as { rpcUrl: string }
+  const pending = async (): Promise<number> => (await anvilRpc<{ transactions: unknown[] }>(rpcUrl, 'eth_getBlockByNumber', ['pending', false])).transactions.length
+  // No block is mined from here: the node's CISC registration stays pending, so its boot cannot end.
+  await anvilRpc(rpcUrl, 'evm_setAutomine', [false])
+  const d = join(dir, 'booting')
+  const port = await freePort()
+  try {
+    const node = await startDaemon(d, {
+      args: ['--role', 'node', '--network', networkPath, '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics', '--metrics-port', String(port)],
+      config: { keys: { scryptN: 1024 } },
+      timeoutMs: 60_000
+    })
+    try {
+      // The boot reached its last step: the registration sent, not mined.
+      await waitFor('the registration to be pending', async () => (await pending()) > 0 ? true : undefined, 60_000, 100)
+      assert.is((await node.rpc.call<{ peerId: string }>('admin_info')).peerId.length > 0, true, 'admin_info answers during the boot')
+      const ready = await fetch(`http://127.0.0.1:${port}/ready`)
+      assert.is(ready.status, 503, 'ready before its boot ended')
+      try {
+        await node.rpc.call('node_enclave')
+        assert.unreachable('node_enclave answered during the boot')
+      } catch (err) {
+        assert.instance(err, RpcError)
+        assert.is((err as RpcError).data?.name, 'Unavailable', (err as Error).message)
+      }
+      assert.not.match(node.output(), /roles booted|registered in CISC/, 'the boot ended while no block was mined')
+      const code = await node.stop('SIGTERM')
+      assert.is(code, 0, node.output())
+      assert.match(node.output(), /sdte daemon stopped/)
+      assert.not.ok(existsSync(join(d, API_FILE)), 'the api file was removed')
+    } finally {
+      await node.stop('SIGKILL')
+    }
+  } finally {
+    await anvilRpc(rpcUrl, 'evm_setAutomine', [true])
+  }
 })
 
 test.run()
