@@ -89,8 +89,9 @@ export interface DatasetRecord {
 }
 
 /**
- * How many (demand, dataset) pairs the seller remembers having said at info why it made no offer (sayNoOffer): a
- * buyer soliciting its demand again gets the same reason at debug. About 100 bytes each.
+ * How many (demand, dataset) pairs the seller remembers having said at info why it made no offer (sayNoOffer), each
+ * until its demand expires: a buyer soliciting its demand again, or more pairs at once, get the reason at debug.
+ * About 100 bytes each.
  */
 export const NO_OFFER_PAIRS_LOGGED = 256
 
@@ -172,8 +173,8 @@ export class SellerRole implements Role {
   readonly name = 'seller' as const
   private readonly ctx: RoleContext
   private readonly delivering = new Set<string>()
-  /** The (demand, dataset) pairs whose refusal was logged at info (sayNoOffer), oldest first. */
-  private readonly noOfferLogged = new Set<string>()
+  /** The (demand, dataset) pairs whose refusal was logged at info (sayNoOffer), with their demand's expiry (unix s). */
+  private readonly noOfferLogged = new Map<string, number>()
 
   constructor (ctx: RoleContext) {
     this.ctx = ctx
@@ -295,17 +296,19 @@ export class SellerRole implements Role {
   /**
    * Why a demand of one of our datasets' tags gets no offer, at info the first time for a (demand, dataset) pair: the
    * operator's side of a buyer's "not enough offers". Every demand was posted to BDBC (the gossip validator, and the
-   * same checks for a solicitation), but a buyer may solicit its demand again and again: the pairs said are
-   * remembered (at most NO_OFFER_PAIRS_LOGGED) and repeats go to debug.
+   * same checks for a solicitation), but a buyer may solicit its demands again and again: the pairs said are
+   * remembered until their demand expires, at most NO_OFFER_PAIRS_LOGGED of them; a repeat, or a pair past that
+   * bound, goes to debug (so no round of solicitations makes more info lines than the bound while they last).
    */
   private sayNoOffer (d: Demand, ds: DatasetRecord, why: string): void {
     const pair = `${d.demandId}/${ds.datasetId}`
-    if (this.noOfferLogged.has(pair)) {
+    const now = Date.now() / 1000
+    if (this.noOfferLogged.size >= NO_OFFER_PAIRS_LOGGED) for (const [k, expiresAt] of this.noOfferLogged) if (expiresAt < now) this.noOfferLogged.delete(k)
+    if (this.noOfferLogged.has(pair) || this.noOfferLogged.size >= NO_OFFER_PAIRS_LOGGED) {
       log.debug('no offer', { demandId: d.demandId, datasetId: ds.datasetId, why })
       return
     }
-    this.noOfferLogged.add(pair)
-    if (this.noOfferLogged.size > NO_OFFER_PAIRS_LOGGED) this.noOfferLogged.delete(this.noOfferLogged.values().next().value as string)
+    this.noOfferLogged.set(pair, d.expiresAt)
     log.info('no offer for a demand of this dataset\'s tag', { demandId: d.demandId, datasetId: ds.datasetId, tag: ds.tag, why })
   }
 

@@ -139,8 +139,9 @@ export class TrustedNodeRole implements Role {
    * daemon stops with its error (daemon.ts bootRoles), as a failed start does. Whether it ended well:
    */
   private booted = false
-  /** The boot's first step, the enclave's opening: what a stop waits for (stop()). */
+  /** The boot's first step, the enclave's opening, and its last, the protocols' start: what a stop waits for (stop()). */
   private enclaveOpening: Promise<EnclaveHost> | undefined
+  private serving: Promise<void> | undefined
   /**
    * Tasks attested but not (yet) in a trade on DTMC: who asked, since when, and whether a demand on
    * BDBC backs the request (`paid`, see isPaid). Bounded per peer and in all, expired.
@@ -215,6 +216,8 @@ export class TrustedNodeRole implements Role {
     this.enclaveLost = false
     await this.enclave.close().catch(() => {})
     this.enclave = await TrustedNodeRole.openEnclave(this.ctx)
+    // A stop that came meanwhile closed the lost one only: this one is ours to close.
+    if (this.stopping) { await this.enclave.close().catch(() => {}); return }
     log.warn('enclave restarted from its sealed state', { tasks: (await this.enclave.tasks()).length })
   }
 
@@ -277,6 +280,15 @@ export class TrustedNodeRole implements Role {
     if (this.stopping) return
     await this.register()
     if (this.stopping) return
+    this.serving = this.serve(m)
+    await this.serving
+  }
+
+  /**
+   * The boot's last step: the node's protocols started and its enclave announced. Quick and local, and a stop waits
+   * for it, so that nothing it starts outlives the stop (unlike the registration before it: stop()).
+   */
+  private async serve (m: string): Promise<void> {
     // Step 4, Attestation: a quote for a new task, then the buyer's code for it.
     await this.ctx.attest.start({
       onAttest: async (remote, req) => {
@@ -356,8 +368,9 @@ export class TrustedNodeRole implements Role {
     this.stopping = true
     // A boot in flight: its enclave, once open, is closed below (its failure is the daemon's to report). Its CISC
     // registration is not waited for: a transaction a stalled chain does not mine held a SIGTERM until the forced exit
-    // (node-boot.test.ts). Every step after it checks `stopping`, and the chain client closes after the roles.
+    // (node-boot.test.ts). The step after it checks `stopping`, and the chain client closes after the roles.
     await this.enclaveOpening?.catch(() => {})
+    await this.serving?.catch(() => {})
     await this.ctx.result.stop()
     await this.ctx.data.stop()
     await this.ctx.attest.stop()
