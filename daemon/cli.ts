@@ -214,20 +214,18 @@ async function cmdConfigShow (o: DaemonFlags & { json?: boolean }): Promise<void
 
 /** The pid in DIR/daemon.lock, if a process of that pid runs. */
 function daemonPid (dir: string): number | undefined {
+  let pid: number
   try {
-    const pid = Number.parseInt(readFileSync(join(dir, LOCK_FILE), 'utf8'), 10)
-    if (!Number.isInteger(pid) || pid <= 0) return undefined
-    process.kill(pid, 0)
-    return pid
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? Number.parseInt(readFileSync(join(dir, LOCK_FILE), 'utf8'), 10) : undefined
+    pid = Number.parseInt(readFileSync(join(dir, LOCK_FILE), 'utf8'), 10)
+  } catch {
+    return undefined
   }
+  return Number.isInteger(pid) && pid > 0 && processRunning(pid) ? pid : undefined
 }
 
 /**
- * Whether process `pid` still runs. The lock file goes when the daemon closes its parts, a little before its process
- * exits (its last log lines, the exit itself): `sdte stop` waits for the process. An exited process its parent has
- * not reaped yet (a zombie) counts as exited; /proc says so on Linux, elsewhere a signal 0 is all there is.
+ * Whether process `pid` still runs. An exited process its parent has not reaped yet (a zombie) counts as exited;
+ * /proc says so on Linux, elsewhere a signal 0 is all there is (EPERM: it runs, as another user).
  */
 function processRunning (pid: number): boolean {
   try {
@@ -292,7 +290,8 @@ async function cmdStop (o: { datadir?: string }): Promise<void> {
     throw err
   }
   const until = Date.now() + STOP_WAIT_MS
-  const running = (): boolean => pid !== undefined && (daemonPid(dir) === pid || processRunning(pid))
+  // The process, not the lock file: the daemon removes its lock before its process exits.
+  const running = (): boolean => pid !== undefined && processRunning(pid)
   while (running() && Date.now() < until) await sleep(50)
   if (running()) throw new SdteError(`the daemon (pid ${pid}) was asked to stop but still runs after ${STOP_WAIT_MS / 1000} s`)
   out(`sdte daemon in ${dir} stopped${pid !== undefined ? ` (pid ${pid})` : ''}`)

@@ -8,12 +8,11 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { devnetDown, devnetUp } from '../../../contracts/tools/index.ts'
 import { computeMeasurement } from '../../../enclave/measurement.ts'
-import { startDaemon, waitFor, type DaemonProcess } from '../../helpers/daemon-process.ts'
+import { freePort, startDaemon, waitFor, type DaemonProcess } from '../../helpers/daemon-process.ts'
 import { resolveOptions } from '../../../config/options.ts'
 import { SdteDaemon } from '../../../daemon/daemon.ts'
 import { configureLogging } from '../../../daemon/log.ts'
@@ -38,17 +37,6 @@ const OUR_METRICS = [
   'sdte_chain_transactions_total', 'sdte_chain_gas_used_total', 'sdte_chain_errors_total',
   'sdte_gossip_validation_total', 'sdte_p2p_peers'
 ]
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => { resolve(port) })
-    })
-  })
-}
 
 async function get (url: string, init: RequestInit = {}): Promise<{ status: number, body: string, headers: Headers }> {
   const res = await fetch(url, init)

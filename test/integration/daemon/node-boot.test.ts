@@ -13,10 +13,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { devnetDown, devnetUp } from '../../../contracts/tools/index.ts'
 import { computeMeasurement } from '../../../enclave/measurement.ts'
-import { CLI, ROOT, startDaemon, waitFor } from '../../helpers/daemon-process.ts'
+import { CLI, ROOT, freePort, startDaemon, waitFor } from '../../helpers/daemon-process.ts'
 import { rpc as anvilRpc } from '../../../contracts/devnet-accounts.ts'
 import { RpcError } from '../../../daemon/rpc/errors.ts'
-import { createServer } from 'node:net'
 import { PLATFORM_SECRET_FILE } from '../../../daemon/roles/trusted-node/index.ts'
 import { API_FILE } from '../../../daemon/rpc/client.ts'
 
@@ -80,17 +79,6 @@ test('a node whose CISC registration fails (an unfunded account, not a devnet) e
   const r = await daemonRun(['--datadir', d, '--role', 'node', '--network', path, '--listen', '/ip4/127.0.0.1/tcp/0'])
   failedAfterStart(r, d, /insufficient funds for intrinsic transaction cost/)
 })
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => { resolve(port) })
-    })
-  })
-}
 
 test('until its boot ends a node is not ready and has no enclave to show; a SIGTERM during the boot stops it cleanly', async () => {
   const { rpcUrl } = JSON.parse(readFileSync(networkPath, 'utf8')) as { rpcUrl: string }
